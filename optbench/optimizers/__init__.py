@@ -1,0 +1,20 @@
+"""Hand-written, line-by-line re-implementations of every torch.optim algorithm.
+
+Each class is a drop-in `torch.optim.Optimizer` with the same name, arguments and state keys as
+its torch twin; `optbench verify` certifies that they compute the same numbers.
+"""
+
+import importlib
+
+from .registry import ALGORITHMS, PRESETS, Algorithm, get
+
+__all__ = [algorithm.class_name for algorithm in ALGORITHMS.values()] + \
+    ["ALGORITHMS", "PRESETS", "Algorithm", "get"]
+_MODULE_OF = {algorithm.class_name: algorithm.module for algorithm in ALGORITHMS.values()}
+
+
+def __getattr__(name):
+    # Imported on first use so `import optbench` stays fast and one module's error stays local.
+    if name in _MODULE_OF:
+        return getattr(importlib.import_module(f".{_MODULE_OF[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

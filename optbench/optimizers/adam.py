@@ -1,0 +1,83 @@
+r"""Adam, as `torch.optim.Adam` (and, with decoupled weight decay, AdamW).
+
+Pseudocode (torch.optim.Adam documentation; the decoupled line is torch's code, the
+documented form of which lives in AdamW's docs)::
+
+    input: γ (lr), β1, β2 (betas), θ_0 (params), f(θ) (objective),
+           λ (weight decay), amsgrad, maximize, ε (epsilon), decoupled_weight_decay
+    initialize: m_0 ← 0 (first moment), v_0 ← 0 (second moment), v_0^max ← 0
+    for t = 1 to ... do
+        if maximize: g_t ← -∇_θ f_t(θ_{t-1})
+        else:        g_t ←  ∇_θ f_t(θ_{t-1})
+        if λ ≠ 0:
+            if decoupled_weight_decay: θ_{t-1} ← θ_{t-1} - γ λ θ_{t-1}
+            else:                      g_t ← g_t + λ θ_{t-1}
+        m_t ← β1 m_{t-1} + (1 - β1) g_t
+        v_t ← β2 v_{t-1} + (1 - β2) g_t²
+        m̂_t ← m_t / (1 - β1^t)
+        if amsgrad:
+            v_t^max ← max(v_{t-1}^max, v_t)
+            v̂_t ← v_t^max / (1 - β2^t)
+        else:
+            v̂_t ← v_t / (1 - β2^t)
+        θ_t ← θ_{t-1} - γ m̂_t / (√v̂_t + ε)
+    return θ_t
+
+State: `step` (t), `exp_avg` (m), `exp_avg_sq` (v), `max_exp_avg_sq` (v^max, amsgrad only).
+Tensor hyperparameters: lr, betas, eps, weight_decay.
+"""
+
+import torch
+
+from .base import PseudocodeOptimizer, check_range, is_zero, new_step_counter
+
+
+class Adam(PseudocodeOptimizer):
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, amsgrad=False,
+                 *, foreach=None, maximize=False, capturable=False, differentiable=False, fused=None,
+                 decoupled_weight_decay=False):
+        check_adam_arguments(lr, betas, eps, weight_decay)
+        defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
+                        maximize=maximize, decoupled_weight_decay=decoupled_weight_decay)
+        super().__init__(params, defaults, dict(foreach=foreach, capturable=capturable,
+                                                differentiable=differentiable, fused=fused))
+
+    def init_state(self, theta, group):
+        state = dict(step=new_step_counter(),
+                     exp_avg=torch.zeros_like(theta, memory_format=torch.preserve_format),
+                     exp_avg_sq=torch.zeros_like(theta, memory_format=torch.preserve_format))
+        if group["amsgrad"]:
+            state["max_exp_avg_sq"] = torch.zeros_like(theta, memory_format=torch.preserve_format)
+        return state
+
+    def update(self, theta, g, state, group):
+        γ, (β1, β2), ε, λ = group["lr"], group["betas"], group["eps"], group["weight_decay"]
+        m, v = state["exp_avg"], state["exp_avg_sq"]
+        state["step"] += 1
+        t = state["step"].item()
+        if group["maximize"]:
+            g = -g                                      # g_t ← -∇f_t(θ_{t-1})
+        if not is_zero(λ):
+            if group["decoupled_weight_decay"]:
+                theta.mul_(1 - γ * λ)                   # θ_{t-1} ← θ_{t-1} - γλθ_{t-1}
+            else:
+                g = g + λ * theta                       # g_t ← g_t + λ θ_{t-1}
+        m.mul_(β1).add_((1 - β1) * g)                   # m_t ← β1 m_{t-1} + (1 - β1) g_t
+        v.mul_(β2).add_((1 - β2) * g * g)               # v_t ← β2 v_{t-1} + (1 - β2) g_t²
+        m_hat = m / (1 - β1 ** t)                       # m̂_t ← m_t / (1 - β1^t)
+        if group["amsgrad"]:
+            v_max = state["max_exp_avg_sq"]
+            torch.maximum(v_max, v, out=v_max)          # v_t^max ← max(v_{t-1}^max, v_t)
+            v_hat = v_max / (1 - β2 ** t)               # v̂_t ← v_t^max / (1 - β2^t)
+        else:
+            v_hat = v / (1 - β2 ** t)                   # v̂_t ← v_t / (1 - β2^t)
+        theta.sub_(γ * m_hat / (v_hat.sqrt() + ε))      # θ_t ← θ_{t-1} - γ m̂_t / (√v̂_t + ε)
+
+
+def check_adam_arguments(lr, betas, eps, weight_decay):
+    """torch.optim's checks for the Adam family, elementwise when a hyperparameter is a tensor."""
+    check_range(lr, "Invalid learning rate: {}", low=0.0)
+    check_range(eps, "Invalid epsilon value: {}", low=0.0)
+    check_range(betas[0], "Invalid beta parameter at index 0: {}", low=0.0, high=1.0)
+    check_range(betas[1], "Invalid beta parameter at index 1: {}", low=0.0, high=1.0)
+    check_range(weight_decay, "Invalid weight_decay value: {}", low=0.0)

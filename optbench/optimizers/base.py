@@ -1,0 +1,142 @@
+"""What every readable optimizer shares, so each algorithm's module holds only its maths.
+
+`PseudocodeOptimizer.step()` walks the param groups, hands each parameter with a gradient to
+the subclass's `update(theta, g, state, group)`, and takes care of the plumbing that is not part
+of any pseudocode: closures, lazy state, complex parameters (updated as their real view,
+exactly as torch.optim does) and `torch.no_grad()`.
+
+Hyperparameters may be Python numbers or tensors that broadcast against the parameter
+(`lr` of shape `[trials, 1]` for a `[trials, 2]` parameter): update lines are written as plain
+tensor arithmetic (`theta -= lr * m`) so both work. `check_range` validates either kind.
+"""
+
+from __future__ import annotations
+
+import torch
+
+# Implementation switches torch.optim accepts. They choose *how* torch computes an update
+# (for-loop, foreach, fused kernels, CUDA-graph capture, autograd through the step), never
+# *what* it computes, so ours accepts and records them and always runs the readable path.
+IMPLEMENTATION_SWITCHES = ("foreach", "fused", "capturable", "differentiable")
+
+
+def scalar_dtype() -> torch.dtype:
+    """The dtype torch.optim uses for its `step` counters (float64 only under a float64 default)."""
+    return torch.float64 if torch.get_default_dtype() == torch.float64 else torch.float32
+
+
+def new_step_counter() -> torch.Tensor:
+    """`state['step']` as torch.optim stores it: a 0-d CPU tensor, so state_dicts compare directly."""
+    return torch.tensor(0.0, dtype=scalar_dtype())
+
+
+def _all(condition) -> bool:
+    return bool(torch.all(condition)) if isinstance(condition, torch.Tensor) else bool(condition)
+
+
+def check_range(value, message: str, low=None, high=None, high_inclusive=False, low_inclusive=True):
+    """Raise ValueError(message.format(value)) unless low <= value (<|<=) high, elementwise for tensors.
+
+    Same messages and exception type as torch.optim, so misuse reads the same with either.
+    """
+    ok = True
+    if low is not None:
+        ok = _all(value >= low) if low_inclusive else _all(value > low)
+    if ok and high is not None:
+        ok = _all(value <= high) if high_inclusive else _all(value < high)
+    if not ok:
+        raise ValueError(message.format(value))
+
+
+def is_zero(value) -> bool:
+    """`value == 0` for a number; for a tensor hyperparameter, zero everywhere.
+
+    Pseudocode branches such as "if λ ≠ 0" take the general path as soon as any trial needs it;
+    with λ = 0 in the other trials that path computes the same numbers.
+    """
+    if isinstance(value, torch.Tensor):
+        return bool(torch.all(value == 0))
+    return value == 0
+
+
+def real_view(tensor):
+    """A complex tensor as its real view `[..., 2]`; anything else unchanged."""
+    if isinstance(tensor, torch.Tensor) and torch.is_complex(tensor):
+        return torch.view_as_real(tensor)
+    return tensor
+
+
+class PseudocodeOptimizer(torch.optim.Optimizer):
+    """Base for optbench's hand-written optimizers.
+
+    Subclasses implement `update(theta, g, state, group)` (one parameter, in place) and may
+    override `init_state(theta, group)` (the pseudocode's "initialize" line, run once per
+    parameter) and `supports_complex`.
+    """
+
+    supports_complex = True
+
+    def __init__(self, params, defaults: dict, switches: dict | None = None):
+        defaults = dict(defaults)
+        for name, value in (switches or {}).items():
+            if name not in IMPLEMENTATION_SWITCHES:
+                raise TypeError(f"unexpected keyword argument '{name}'")
+            defaults[name] = value
+        super().__init__(params, defaults)
+
+    def init_state(self, theta: torch.Tensor, group: dict) -> dict:
+        return {}
+
+    def update(self, theta: torch.Tensor, g: torch.Tensor, state: dict, group: dict) -> None:
+        raise NotImplementedError
+
+    def prepare_group(self, group: dict) -> None:
+        """Hook run once per group per step before its parameters (e.g. group-wide checks)."""
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        """Perform one optimization step; `closure` re-evaluates the model and returns the loss."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            self.prepare_group(group)
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                self._step_one(p, group)
+        return loss
+
+    def _step_one(self, p: torch.Tensor, group: dict) -> None:
+        if p.grad.is_sparse and not getattr(self, "supports_sparse", False):
+            raise RuntimeError(f"{type(self).__name__} does not support sparse gradients")
+        state = self.state[p]
+        if torch.is_complex(p):
+            if not self.supports_complex:
+                raise RuntimeError(f"{type(self).__name__} does not support complex parameters")
+            self._step_complex(p, state, group)
+        else:
+            if len(state) == 0:
+                state.update(self.init_state(p, group))
+            self.update(p, p.grad, state, group)
+        if len(state) == 0:
+            del self.state[p]  # stateless (e.g. SGD without momentum): keep state_dict as torch's
+
+    def _step_complex(self, p: torch.Tensor, state: dict, group: dict) -> None:
+        # torch.optim treats a complex number as a pair of reals (view_as_real); so do we.
+        # States shaped like p are viewed too; a state the update replaces is stored back as complex.
+        if len(state) == 0:
+            state.update(self.init_state(p, group))
+        viewed = {key: real_view(value) if _shaped_like(value, p) else value
+                  for key, value in state.items()}
+        before = dict(viewed)
+        self.update(torch.view_as_real(p), torch.view_as_real(p.grad), viewed, group)
+        for key, value in viewed.items():
+            if value is not before.get(key):
+                complex_shaped = isinstance(value, torch.Tensor) and value.shape == p.shape + (2,)
+                state[key] = torch.view_as_complex(value) if complex_shaped else value
+
+
+def _shaped_like(value, p) -> bool:
+    return isinstance(value, torch.Tensor) and value.shape == p.shape and torch.is_complex(value)

@@ -1,0 +1,147 @@
+"""One table of every algorithm: our class, torch's twin, and the flag space the certificate enumerates.
+
+Everything that needs "all optimizers" reads this table: the equivalence tests, `optbench verify`,
+`optbench list`, and the spec parser that turns `adam:lr=0.1` into an optimizer.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import itertools
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+
+from ..errors import did_you_mean
+
+
+@dataclass(frozen=True)
+class Algorithm:
+    name: str                     # the CLI name: 'adam', 'rmsprop', ...
+    class_name: str               # 'Adam': our class and torch.optim's share it
+    module: str                   # our module under optbench.optimizers
+    flags: dict                   # behavioural flag -> values to cross in the certificate
+    test_hparams: dict = field(default_factory=dict)  # fixed non-default settings the certificate uses
+    valid: Callable[[dict], bool] = lambda combo: True  # combos torch itself rejects are skipped
+    tensor_hparams: tuple = ()    # hyperparameters that may be tensors broadcast against the parameter
+    elementwise: bool = True      # False: reduces across a tensor, so trials need separate parameters
+    param_shapes: tuple = ((4, 3), (5,), (2, 3, 2))   # shapes of the certificate's parameters
+    param_groups: int = 2         # LBFGS supports only one
+    sparse_grad: bool = False     # SparseAdam steps on sparse gradients
+    complex_ok: bool = True       # torch supports complex parameters for this algorithm
+
+    @property
+    def ours(self) -> type:
+        return getattr(importlib.import_module(f"optbench.optimizers.{self.module}"), self.class_name)
+
+    @property
+    def theirs(self) -> type:
+        return getattr(torch.optim, self.class_name)
+
+    def defaults(self) -> dict:
+        """Constructor defaults, read from torch's signature (ours has the same)."""
+        signature = inspect.signature(self.theirs.__init__)
+        return {name: p.default for name, p in signature.parameters.items()
+                if p.default is not inspect.Parameter.empty and name not in IMPLEMENTATION_ONLY}
+
+    def combinations(self) -> list[dict]:
+        """Every valid crossing of the flag space, in a fixed order."""
+        names = list(self.flags)
+        combos = [dict(zip(names, values)) for values in itertools.product(*self.flags.values())]
+        return [combo for combo in combos if self.valid(combo)]
+
+
+IMPLEMENTATION_ONLY = {"foreach", "fused", "capturable", "differentiable"}
+BOOL = (False, True)
+MATRICES = ((4, 3), (3, 5), (6, 2))
+
+ALGORITHMS: dict[str, Algorithm] = {a.name: a for a in [
+    Algorithm("sgd", "SGD", "sgd",
+              flags=dict(momentum=(0.0, 0.9), dampening=(0.0, 0.3), nesterov=BOOL,
+                         weight_decay=(0.0, 0.1), maximize=BOOL),
+              test_hparams=dict(lr=0.05),
+              valid=lambda c: not c["nesterov"] or (c["momentum"] > 0 and c["dampening"] == 0),
+              tensor_hparams=("lr", "momentum", "dampening", "weight_decay")),
+    Algorithm("adam", "Adam", "adam",
+              flags=dict(amsgrad=BOOL, weight_decay=(0.0, 0.1), decoupled_weight_decay=BOOL,
+                         maximize=BOOL),
+              test_hparams=dict(lr=0.05, betas=(0.8, 0.95)),
+              valid=lambda c: c["weight_decay"] > 0 or not c["decoupled_weight_decay"],
+              tensor_hparams=("lr", "betas", "eps", "weight_decay")),
+    Algorithm("adamw", "AdamW", "adamw",
+              flags=dict(amsgrad=BOOL, weight_decay=(0.0, 0.1), maximize=BOOL),
+              test_hparams=dict(lr=0.05, betas=(0.8, 0.95)),
+              tensor_hparams=("lr", "betas", "eps", "weight_decay")),
+    Algorithm("rmsprop", "RMSprop", "rmsprop",
+              flags=dict(centered=BOOL, momentum=(0.0, 0.9), weight_decay=(0.0, 0.1), maximize=BOOL),
+              test_hparams=dict(lr=0.01, alpha=0.9),
+              tensor_hparams=("lr", "alpha", "eps", "weight_decay", "momentum")),
+    Algorithm("adagrad", "Adagrad", "adagrad",
+              flags=dict(lr_decay=(0.0, 0.05), weight_decay=(0.0, 0.1),
+                         initial_accumulator_value=(0.0, 0.1), maximize=BOOL),
+              test_hparams=dict(lr=0.1),
+              tensor_hparams=("lr", "lr_decay", "weight_decay", "eps")),
+    Algorithm("adadelta", "Adadelta", "adadelta",
+              flags=dict(weight_decay=(0.0, 0.1), rho=(0.9, 0.5), maximize=BOOL),
+              test_hparams=dict(lr=1.0),
+              tensor_hparams=("lr", "rho", "eps", "weight_decay")),
+    Algorithm("adamax", "Adamax", "adamax",
+              flags=dict(weight_decay=(0.0, 0.1), maximize=BOOL),
+              test_hparams=dict(lr=0.05, betas=(0.8, 0.95)),
+              tensor_hparams=("lr", "betas", "eps", "weight_decay")),
+    Algorithm("nadam", "NAdam", "nadam",
+              flags=dict(weight_decay=(0.0, 0.1), decoupled_weight_decay=BOOL,
+                         momentum_decay=(0.004, 0.05), maximize=BOOL),
+              test_hparams=dict(lr=0.05, betas=(0.8, 0.95)),
+              valid=lambda c: c["weight_decay"] > 0 or not c["decoupled_weight_decay"],
+              tensor_hparams=("lr", "betas", "eps", "weight_decay", "momentum_decay")),
+    Algorithm("radam", "RAdam", "radam",
+              flags=dict(weight_decay=(0.0, 0.1), decoupled_weight_decay=BOOL, maximize=BOOL),
+              # beta2 = 0.9 makes the variance rectification switch on within the run (rho_t > 5 at t >= 6)
+              test_hparams=dict(lr=0.05, betas=(0.8, 0.9)),
+              valid=lambda c: c["weight_decay"] > 0 or not c["decoupled_weight_decay"],
+              tensor_hparams=("lr", "eps", "weight_decay")),
+    Algorithm("asgd", "ASGD", "asgd",
+              flags=dict(lambd=(1e-4, 0.05), t0=(1e6, 4.0), weight_decay=(0.0, 0.1), maximize=BOOL),
+              test_hparams=dict(lr=0.05, alpha=0.75),
+              tensor_hparams=("lr", "lambd", "alpha", "t0", "weight_decay")),
+    Algorithm("rprop", "Rprop", "rprop",
+              flags=dict(etas=((0.5, 1.2), (0.3, 1.5)), step_sizes=((1e-6, 50.0), (1e-3, 0.05)),
+                         maximize=BOOL),
+              test_hparams=dict(lr=0.01),
+              tensor_hparams=("lr", "etas", "step_sizes")),
+    Algorithm("adafactor", "Adafactor", "adafactor",
+              flags=dict(beta2_decay=(-0.8, -0.5), eps=((None, 1e-3), (1e-20, 1e-2)), d=(1.0, 0.5),
+                         weight_decay=(0.0, 0.1), maximize=BOOL),
+              test_hparams=dict(lr=0.05),
+              elementwise=False, complex_ok=False),
+    Algorithm("lbfgs", "LBFGS", "lbfgs",
+              flags=dict(line_search_fn=(None, "strong_wolfe"), history_size=(100, 3), max_iter=(20, 4)),
+              test_hparams=dict(lr=0.5),
+              elementwise=False, param_groups=1),
+    Algorithm("muon", "Muon", "muon",
+              flags=dict(nesterov=BOOL, weight_decay=(0.0, 0.1), ns_steps=(5, 3),
+                         adjust_lr_fn=(None, "original", "match_rms_adamw")),
+              test_hparams=dict(lr=0.02, momentum=0.9),
+              elementwise=False, param_shapes=MATRICES, complex_ok=False),
+    Algorithm("sparseadam", "SparseAdam", "sparse_adam",
+              flags=dict(maximize=BOOL),
+              test_hparams=dict(lr=0.05, betas=(0.8, 0.95)),
+              param_shapes=MATRICES, sparse_grad=True, complex_ok=False),
+]}
+
+# Common names for an algorithm at particular settings, usable wherever a name is.
+PRESETS: dict[str, tuple[str, dict]] = {
+    "momentum": ("sgd", dict(momentum=0.9)),
+    "nesterov": ("sgd", dict(momentum=0.9, nesterov=True)),
+}
+
+
+def get(name: str) -> Algorithm:
+    """The algorithm called `name` (case-insensitive), or an OptbenchError listing the valid names."""
+    key = name.lower().replace("-", "").replace("_", "")
+    if key not in ALGORITHMS:
+        raise did_you_mean("optimizer", name, list(ALGORITHMS) + list(PRESETS))
+    return ALGORITHMS[key]

@@ -1,0 +1,58 @@
+r"""Stochastic gradient descent, optionally with (Nesterov) momentum, as `torch.optim.SGD`.
+
+Pseudocode (torch.optim.SGD documentation)::
+
+    input: γ (lr), θ_0 (params), f(θ) (objective), λ (weight decay),
+           μ (momentum), τ (dampening), nesterov, maximize
+    for t = 1 to ... do
+        if maximize: g_t ← -∇_θ f_t(θ_{t-1})
+        else:        g_t ←  ∇_θ f_t(θ_{t-1})
+        if λ ≠ 0:    g_t ← g_t + λ θ_{t-1}
+        if μ ≠ 0:
+            if t > 1: b_t ← μ b_{t-1} + (1 - τ) g_t
+            else:     b_t ← g_t
+            if nesterov: g_t ← g_t + μ b_t
+            else:        g_t ← b_t
+        θ_t ← θ_{t-1} - γ g_t
+    return θ_t
+
+State: `momentum_buffer` (b), created on the first step only when μ ≠ 0, as in torch.
+Tensor hyperparameters: lr, momentum, dampening, weight_decay.
+"""
+
+from .base import PseudocodeOptimizer, check_range, is_zero
+
+
+class SGD(PseudocodeOptimizer):
+    supports_sparse = False
+
+    def __init__(self, params, lr=1e-3, momentum=0, dampening=0, weight_decay=0, nesterov=False,
+                 *, maximize=False, foreach=None, differentiable=False, fused=None):
+        check_range(lr, "Invalid learning rate: {}", low=0.0)
+        check_range(momentum, "Invalid momentum value: {}", low=0.0)
+        check_range(weight_decay, "Invalid weight_decay value: {}", low=0.0)
+        if nesterov and (is_zero(momentum) or not is_zero(dampening)):
+            raise ValueError("Nesterov momentum requires a momentum and zero dampening")
+        defaults = dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
+                        nesterov=nesterov, maximize=maximize)
+        super().__init__(params, defaults,
+                         dict(foreach=foreach, differentiable=differentiable, fused=fused))
+
+    def update(self, theta, g, state, group):
+        γ, μ, τ, λ = group["lr"], group["momentum"], group["dampening"], group["weight_decay"]
+        if group["maximize"]:
+            g = -g                                      # g_t ← -∇f_t(θ_{t-1})
+        if not is_zero(λ):
+            g = g + λ * theta                           # g_t ← g_t + λ θ_{t-1}
+        if not is_zero(μ):
+            if "momentum_buffer" in state:
+                b = state["momentum_buffer"]
+                b.mul_(μ).add_((1 - τ) * g)             # b_t ← μ b_{t-1} + (1 - τ) g_t
+            else:
+                b = state["momentum_buffer"] = g.detach().clone()  # b_t ← g_t
+            if group["nesterov"]:
+                g = g + μ * b                           # g_t ← g_t + μ b_t
+            else:
+                g = b                                   # g_t ← b_t
+        theta.sub_(γ * g)                               # θ_t ← θ_{t-1} - γ g_t
+

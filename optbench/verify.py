@@ -1,0 +1,187 @@
+"""The equivalence certificate: ours and torch.optim run side by side and must agree.
+
+For one algorithm and one combination of its flags, `compare_with_torch` builds identical
+parameters for both implementations (two param groups with different learning rates), steps a
+non-quadratic objective, halves the learning rate mid-run through a `torch.optim.lr_scheduler`,
+checkpoints and restores both optimizers (and schedulers) through `state_dict`, and reports the
+worst relative deviation of parameters and optimizer state seen at any step.
+
+`certify` runs that for every combination in the registry's flag table; the pytest suite and
+`optbench verify` are both thin callers of it.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import torch
+
+from .optimizers.registry import ALGORITHMS, Algorithm
+
+TOLERANCE = {torch.float64: 1e-9, torch.float32: 1e-4, torch.complex128: 1e-9}
+STEPS = 12
+LR_MILESTONES = (3, 9)       # the scheduler halves lr after these steps
+CHECKPOINT_AFTER = 6         # state_dict save / fresh optimizer / load_state_dict here
+
+
+@dataclass
+class Check:
+    algorithm: str
+    flags: dict
+    dtype: str
+    deviation: float          # worst relative deviation over steps, parameters and state
+    tolerance: float
+    error: str | None = None  # set when one side raised and the other did not
+
+    @property
+    def passed(self) -> bool:
+        return self.error is None and self.deviation <= self.tolerance
+
+
+def relative_deviation(ours, theirs) -> float:
+    """max|a - b| / max|b| (normwise), recursing into lists, tuples and dicts; 0 for equal non-tensors."""
+    if isinstance(theirs, torch.Tensor):
+        if not isinstance(ours, torch.Tensor) or ours.shape != theirs.shape:
+            return float("inf")
+        if theirs.is_sparse:
+            ours, theirs = ours.to_dense(), theirs.to_dense()
+        a, b = ours.detach().to(torch.complex128 if theirs.is_complex() else torch.float64), \
+            theirs.detach().to(torch.complex128 if theirs.is_complex() else torch.float64)
+        if torch.equal(a, b):
+            return 0.0
+        scale = b.abs().max().item() if b.numel() else 0.0
+        return (a - b).abs().max().item() / max(scale, 1e-300)
+    if isinstance(theirs, dict):
+        if not isinstance(ours, dict) or set(ours) != set(theirs):
+            return float("inf")
+        return max([relative_deviation(ours[k], theirs[k]) for k in theirs], default=0.0)
+    if isinstance(theirs, (list, tuple)):
+        if not isinstance(ours, (list, tuple)) or len(ours) != len(theirs):
+            return float("inf")
+        return max([relative_deviation(a, b) for a, b in zip(ours, theirs)], default=0.0)
+    if isinstance(theirs, float) and isinstance(ours, (int, float)):
+        return abs(ours - theirs) / max(abs(theirs), 1e-300) if ours != theirs else 0.0
+    return 0.0 if ours == theirs else float("inf")
+
+
+def objective(params: list[torch.Tensor], maximize: bool) -> torch.Tensor:
+    """Smooth, non-quadratic, bounded below; couples coordinates within each tensor.
+
+    With `maximize` the optimizer climbs -f, so both directions stay bounded.
+    """
+    total = 0
+    for k, p in enumerate(params):
+        x = torch.view_as_real(p) if p.is_complex() else p
+        target = torch.linspace(-1.0, 1.5, x.numel(), dtype=x.dtype).reshape(x.shape)
+        total = total + torch.log(torch.cosh(1.3 * x - target)).sum() + 0.05 * (x ** 4).sum() \
+            + 0.1 * torch.sin(x.sum()) * (k + 1)
+    return -total if maximize else total
+
+
+def initial_params(algorithm: Algorithm, dtype: torch.dtype, seed: int = 0) -> list[torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    return [torch.randn(shape, generator=generator, dtype=torch.float64).to(dtype)
+            for shape in algorithm.param_shapes]
+
+
+def param_groups(params: list[torch.Tensor], algorithm: Algorithm, lr: float) -> list[dict]:
+    if algorithm.param_groups == 1:
+        return [{"params": params, "lr": lr}]
+    half = (len(params) + 1) // 2
+    return [{"params": params[:half], "lr": lr}, {"params": params[half:], "lr": lr * 0.4}]
+
+
+class _Side:
+    """One implementation's parameters, optimizer and scheduler, stepped in lockstep with the other."""
+
+    def __init__(self, cls, algorithm, start, hparams, maximize_objective):
+        self.cls, self.algorithm, self.hparams = cls, algorithm, hparams
+        self.maximize_objective = maximize_objective
+        self.params = [p.clone().requires_grad_(True) for p in start]
+        lr = hparams.get("lr", algorithm.defaults().get("lr"))
+        self.groups_lr = lr
+        self.optimizer = cls(param_groups(self.params, algorithm, lr),
+                             **{k: v for k, v in hparams.items() if k != "lr"})
+        self.scheduler = torch.optim.lr_scheduler.MultiStepLR(self.optimizer, list(LR_MILESTONES), 0.5)
+        self.step_index = 0
+
+    def closure(self):
+        self.optimizer.zero_grad()
+        loss = objective(self.params, self.maximize_objective)
+        loss.backward()
+        if self.algorithm.sparse_grad:
+            for p in self.params:
+                p.grad = _sparsify(p.grad, self.step_index)
+        return loss
+
+    def step(self):
+        self.optimizer.step(self.closure)
+        self.scheduler.step()
+        self.step_index += 1
+
+    def checkpoint_and_restore(self):
+        """Save, rebuild from scratch, load: what a resumed training run does."""
+        saved = copy.deepcopy((self.optimizer.state_dict(), self.scheduler.state_dict()))
+        self.optimizer = self.cls(param_groups(self.params, self.algorithm, self.groups_lr),
+                                  **{k: v for k, v in self.hparams.items() if k != "lr"})
+        self.optimizer.load_state_dict(saved[0])
+        self.scheduler = torch.optim.lr_scheduler.MultiStepLR(self.optimizer, list(LR_MILESTONES), 0.5)
+        self.scheduler.load_state_dict(saved[1])
+
+
+def _sparsify(grad: torch.Tensor, step: int) -> torch.Tensor:
+    """Keep a step-dependent subset of rows, as an embedding's gradient would."""
+    rows = torch.arange(grad.shape[0])
+    keep = ((rows + step) % 3 != 0).to(grad.dtype).reshape(-1, *([1] * (grad.dim() - 1)))
+    return (grad * keep).to_sparse(sparse_dim=1)
+
+
+def compare_with_torch(algorithm: Algorithm, flags: dict, dtype=torch.float64,
+                       steps: int = STEPS, ours_cls=None, ours_hparams=None) -> Check:
+    """Run ours and torch.optim in lockstep; return the worst relative deviation."""
+    hparams = {**algorithm.test_hparams, **flags}
+    maximize = bool(hparams.get("maximize", False))
+    start = initial_params(algorithm, dtype)
+    check = Check(algorithm.name, flags, str(dtype).replace("torch.", ""), 0.0, TOLERANCE[dtype])
+    try:
+        theirs = _Side(algorithm.theirs, algorithm, start, hparams, maximize)
+        ours = _Side(ours_cls or algorithm.ours, algorithm, start, {**hparams, **(ours_hparams or {})},
+                     maximize)
+        for step in range(steps):
+            theirs.step()
+            ours.step()
+            if step + 1 == CHECKPOINT_AFTER:
+                theirs.checkpoint_and_restore()
+                ours.checkpoint_and_restore()
+            deviation = max(relative_deviation(o.detach(), t.detach())
+                            for o, t in zip(ours.params, theirs.params))
+            deviation = max(deviation, _state_deviation(ours.optimizer, theirs.optimizer))
+            check.deviation = max(check.deviation, deviation)
+            if deviation != deviation:  # NaN: no point going on
+                break
+    except Exception as error:  # noqa: BLE001 - a certificate reports failures, it does not crash
+        check.error = f"{type(error).__name__}: {error}"
+    return check
+
+
+def _state_deviation(ours, theirs) -> float:
+    a, b = ours.state_dict(), theirs.state_dict()
+    deviation = relative_deviation(a["state"], b["state"])
+    lrs_ours = [g["lr"] for g in a["param_groups"]]
+    lrs_theirs = [g["lr"] for g in b["param_groups"]]
+    return max(deviation, relative_deviation(lrs_ours, lrs_theirs))
+
+
+def certify(names=None, dtypes=(torch.float64,), progress=None) -> list[Check]:
+    """Every flag combination of every named algorithm (all by default), in each dtype."""
+    checks = []
+    for name in names or ALGORITHMS:
+        algorithm = ALGORITHMS[name]
+        for dtype in dtypes:
+            combos = algorithm.combinations() if dtype == torch.float64 else [{}]
+            for flags in combos:
+                checks.append(compare_with_torch(algorithm, flags, dtype))
+                if progress:
+                    progress(checks[-1])
+    return checks
