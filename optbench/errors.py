@@ -9,11 +9,29 @@ class OptbenchError(Exception):
     """A problem with the user's input (names, numbers, files), not a bug in optbench."""
 
 
-def did_you_mean(kind: str, name: str, valid) -> OptbenchError:
-    """'unknown optimizer 'adma'; did you mean 'adam'? (valid: ...)'."""
-    import difflib
+def edit_distance(a: str, b: str) -> int:
+    """Optimal string alignment distance: typos, missing letters and swapped neighbours cost 1."""
+    rows = [[i + j if i * j == 0 else 0 for j in range(len(b) + 1)] for i in range(len(a) + 1)]
+    for i in range(1, len(a) + 1):
+        for j in range(1, len(b) + 1):
+            cost = a[i - 1] != b[j - 1]
+            rows[i][j] = min(rows[i - 1][j] + 1, rows[i][j - 1] + 1, rows[i - 1][j - 1] + cost)
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                rows[i][j] = min(rows[i][j], rows[i - 2][j - 2] + 1)
+    return rows[len(a)][len(b)]
 
+
+def closest(name: str, valid) -> str | None:
+    """The valid name a typo most likely meant, or None when nothing is close."""
+    scored = sorted((edit_distance(name.lower(), v.lower()), v) for v in valid)
+    if scored and scored[0][0] <= max(1, len(name) // 3):
+        return scored[0][1]
+    return None
+
+
+def did_you_mean(kind: str, name: str, valid) -> OptbenchError:
+    """"unknown optimizer 'adma'; did you mean 'adam'? (valid: ...)"."""
     valid = sorted(valid)
-    close = difflib.get_close_matches(name, valid, n=1)
-    hint = f"; did you mean '{close[0]}'?" if close else ""
+    guess = closest(name, valid)
+    hint = f"; did you mean '{guess}'?" if guess else ""
     return OptbenchError(f"unknown {kind} '{name}'{hint} (valid: {', '.join(valid)})")

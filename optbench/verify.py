@@ -185,3 +185,81 @@ def certify(names=None, dtypes=(torch.float64,), progress=None) -> list[Check]:
                 if progress:
                     progress(checks[-1])
     return checks
+
+
+# Trial values for the batched check: three settings per hyperparameter, all valid for every
+# algorithm that uses the name. Tuples (betas, etas, step_sizes) become tuples of tensors.
+TRIAL_VALUES = {
+    "lr": (1.0, 0.5, 1.5),               # multiplies the algorithm's test lr
+    "betas": ((0.8, 0.95), (0.9, 0.999), (0.5, 0.9)),
+    "momentum": (0.9, 0.5, 0.7),
+    "dampening": (0.0, 0.1, 0.3),
+    "weight_decay": (0.0, 0.1, 0.05),
+    "eps": (1e-8, 1e-3, 1e-6),
+    "alpha": (0.9, 0.99, 0.5),
+    "lr_decay": (0.0, 0.05, 0.01),
+    "rho": (0.9, 0.5, 0.95),
+    "momentum_decay": (0.004, 0.05, 0.01),
+    "lambd": (1e-4, 0.05, 0.01),
+    "t0": (1e6, 4.0, 2.0),
+    "etas": ((0.5, 1.2), (0.3, 1.5), (0.6, 1.1)),
+    "step_sizes": ((1e-6, 50.0), (1e-3, 0.05), (1e-4, 1.0)),
+}
+
+
+def rowwise_objective(x: torch.Tensor) -> torch.Tensor:
+    """Non-quadratic and coupling the coordinates of each row, but never two rows (two trials)."""
+    target = torch.linspace(-1.0, 1.5, x.shape[-1], dtype=x.dtype)
+    return (torch.log(torch.cosh(1.3 * x - target)) + 0.05 * x ** 4).sum() + 0.1 * torch.sin(x.sum(-1)).sum()
+
+
+def _trial_setting(algorithm: Algorithm, name: str, trial: int):
+    value = TRIAL_VALUES[name][trial]
+    return value * algorithm.test_hparams.get("lr", 1.0) if name == "lr" else value
+
+
+def batched_equals_separate(algorithm: Algorithm, trials: int = 3, steps: int = STEPS) -> Check:
+    """Tensor hyperparameters of shape [trials, 1] on a [trials, 2] parameter == `trials` separate runs."""
+    names = algorithm.tensor_hparams
+    check = Check(algorithm.name, {"tensor": ",".join(names)}, "float64", 0.0, TOLERANCE[torch.float64])
+    if not names:
+        check.error = "not element-wise: trials need separate parameters"
+        return check
+    start = torch.randn(trials, 2, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    base = {k: v for k, v in algorithm.test_hparams.items() if k not in names}
+
+    def as_column(values):
+        return torch.tensor(values, dtype=torch.float64).reshape(-1, 1)
+
+    batched = {}
+    for name in names:
+        values = [_trial_setting(algorithm, name, i) for i in range(trials)]
+        batched[name] = tuple(as_column(v) for v in zip(*values)) if isinstance(values[0], tuple) \
+            else as_column(values)
+    try:
+        together = _run_alone(algorithm.ours, start.clone(), {**base, **batched}, steps)
+        for i in range(trials):
+            single = {name: _trial_setting(algorithm, name, i) for name in names}
+            alone = _run_alone(algorithm.theirs, start[i:i + 1].clone(), {**base, **single}, steps)
+            check.deviation = max(check.deviation, relative_deviation(together[i:i + 1], alone))
+    except Exception as error:  # noqa: BLE001
+        check.error = f"{type(error).__name__}: {error}"
+    return check
+
+
+def _run_alone(cls, x: torch.Tensor, hparams: dict, steps: int) -> torch.Tensor:
+    x.requires_grad_(True)
+    optimizer = cls([x], **hparams)
+    for _ in range(steps):
+        optimizer.zero_grad()
+        rowwise_objective(x).backward()
+        optimizer.step()
+    return x.detach()
+
+
+def doc_discrepancies(algorithm: Algorithm) -> list[str]:
+    """Where torch's documented pseudocode and its code disagree (listed in our module)."""
+    import importlib
+
+    module = importlib.import_module(f"optbench.optimizers.{algorithm.module}")
+    return list(getattr(module, "DOC_DISCREPANCIES", []))

@@ -113,7 +113,8 @@ ALGORITHMS: dict[str, Algorithm] = {a.name: a for a in [
               test_hparams=dict(lr=0.01),
               tensor_hparams=("lr", "etas", "step_sizes")),
     Algorithm("adafactor", "Adafactor", "adafactor",
-              flags=dict(beta2_decay=(-0.8, -0.5), eps=((None, 1e-3), (1e-20, 1e-2)), d=(1.0, 0.5),
+              # torch requires d >= 1: d = 1 clips some updates on the certificate's objective, d = 2 none
+              flags=dict(beta2_decay=(-0.8, -0.5), eps=((None, 1e-3), (1e-20, 1e-2)), d=(1.0, 2.0),
                          weight_decay=(0.0, 0.1), maximize=BOOL),
               test_hparams=dict(lr=0.05),
               elementwise=False, complex_ok=False),
@@ -140,8 +141,11 @@ PRESETS: dict[str, tuple[str, dict]] = {
 
 
 def get(name: str) -> Algorithm:
-    """The algorithm called `name` (case-insensitive), or an OptbenchError listing the valid names."""
+    """The algorithm called `name` (case-insensitive; a preset gives its algorithm), or an
+    OptbenchError listing the valid names."""
     key = name.lower().replace("-", "").replace("_", "")
+    if key in PRESETS:
+        return ALGORITHMS[PRESETS[key][0]]
     if key not in ALGORITHMS:
         raise did_you_mean("optimizer", name, list(ALGORITHMS) + list(PRESETS))
     return ALGORITHMS[key]

@@ -1,0 +1,71 @@
+"""The `optbench` command: parse, call, report. The only package that imports click and rich.
+
+Each command lives in its own module here and is registered below. A user error
+(`OptbenchError`, or a click usage error) prints one red line on stderr and exits with
+status 2; `--debug` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import rich_click as click
+
+from ..errors import OptbenchError
+from .common import console_err
+
+click.rich_click.USE_MARKDOWN = True
+
+COMMANDS = ["list", "verify", "compare", "grid", "plot", "train", "sweep"]
+
+
+class OptbenchGroup(click.RichGroup):
+    def list_commands(self, ctx):
+        return [name for name in COMMANDS if name in self.commands]
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except OptbenchError as error:
+            if ctx.obj and ctx.obj.get("debug"):
+                raise
+            console_err.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+            sys.exit(2)
+
+
+@click.group(cls=OptbenchGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--debug", is_flag=True, help="Show full tracebacks instead of one-line errors.")
+@click.version_option(package_name="optbench")
+@click.pass_context
+def main(ctx, debug):
+    """Benchmark and visualize gradient-based optimizers, certified equal to torch.optim."""
+    ctx.ensure_object(dict)["debug"] = debug
+
+
+def _register():
+    import importlib
+
+    for module in ("listing", "verify", "compare", "grid", "plot", "train", "sweep"):
+        try:
+            mod = importlib.import_module(f".{module}", __name__)
+        except ModuleNotFoundError as error:
+            if error.name == f"{__name__}.{module}":
+                continue  # that command is not built yet
+            raise
+        main.add_command(mod.command)
+
+
+_register()
+
+
+def entry(argv=None):
+    """Console-script entry point: click's usage errors become one line too, exit status 2."""
+    try:
+        code = main.main(args=argv, standalone_mode=False)
+    except click.exceptions.Abort:
+        console_err.print("[bold red]aborted[/]")
+        sys.exit(130)
+    except click.exceptions.ClickException as error:
+        console_err.print(f"[bold red]error:[/] {error.format_message()}", highlight=False, soft_wrap=True)
+        sys.exit(error.exit_code)
+    sys.exit(code if isinstance(code, int) else 0)

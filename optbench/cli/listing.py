@@ -1,0 +1,50 @@
+"""`optbench list`: the optimizers (and surfaces, tasks once they exist) with their defaults."""
+
+from __future__ import annotations
+
+import rich_click as click
+from rich.table import Table
+
+from ..optimizers.registry import ALGORITHMS, PRESETS
+from .common import console
+
+
+def _show_default(value) -> str:
+    return "/".join(map(str, value)) if isinstance(value, tuple) else str(value)
+
+
+@click.command("list")
+def command():
+    """List the optimizers with their default hyperparameters."""
+    table = Table(title="optimizers (ours = torch.optim twins)", title_justify="left")
+    for column in ("name", "class", "defaults", "tensor hyperparameters"):
+        table.add_column(column)
+    for algorithm in ALGORITHMS.values():
+        defaults = ", ".join(f"{k}={_show_default(v)}" for k, v in algorithm.defaults().items())
+        batched = ", ".join(algorithm.tensor_hparams) or "- (one parameter per trial)"
+        table.add_row(algorithm.name, algorithm.class_name, defaults, batched)
+    for name, (base, settings) in PRESETS.items():
+        table.add_row(name, f"preset of {base}", ", ".join(f"{k}={v}" for k, v in settings.items()), "")
+    console.print(table)
+    for title, columns, rows in _extras():
+        extra = Table(title=title, title_justify="left")
+        for column in columns:
+            extra.add_column(column)
+        for row in rows:
+            extra.add_row(*map(str, row))
+        console.print(extra)
+
+
+def _extras():
+    """Surfaces and tasks: each module's `describe()` gives (title, columns, rows)."""
+    import importlib
+
+    for module in ("optbench.objectives", "optbench.data"):
+        try:
+            describe = getattr(importlib.import_module(module), "describe", None)
+        except ModuleNotFoundError as error:
+            if error.name == module:
+                continue
+            raise
+        if describe:
+            yield describe()

@@ -1,0 +1,59 @@
+r"""Adadelta, as `torch.optim.Adadelta`.
+
+Pseudocode (torch.optim.Adadelta documentation; the maximize line is torch's code)::
+
+    input: γ (lr), θ_0 (params), f(θ) (objective), ρ (decay), λ (weight decay),
+           ε (epsilon), maximize
+    initialize: v_0 ← 0 (square avg), u_0 ← 0 (accumulate variables)
+    for t = 1 to ... do
+        g_t ← ∇_θ f_t(θ_{t-1})
+        if maximize: g_t ← -g_t             (torch's code; not in the documented pseudocode)
+        if λ ≠ 0:    g_t ← g_t + λ θ_{t-1}
+        v_t ← v_{t-1} ρ + g_t² (1 - ρ)
+        Δx_t ← √(u_{t-1} + ε) / √(v_t + ε) · g_t
+        u_t ← u_{t-1} ρ + Δx_t² (1 - ρ)
+        θ_t ← θ_{t-1} - γ Δx_t
+    return θ_t
+
+State: `step` (t, counted though unused), `square_avg` (v), `acc_delta` (u).
+Tensor hyperparameters: lr, rho, eps, weight_decay.
+"""
+
+import torch
+
+from .base import PseudocodeOptimizer, check_range, is_zero, new_step_counter
+
+DOC_DISCREPANCIES = [
+    "Adadelta: the documented pseudocode has no maximize line; torch's code negates g_t "
+    "before weight decay when maximize=True.",
+]
+
+
+class Adadelta(PseudocodeOptimizer):
+    def __init__(self, params, lr=1.0, rho=0.9, eps=1e-6, weight_decay=0, foreach=None,
+                 *, capturable=False, maximize=False, differentiable=False):
+        check_range(lr, "Invalid learning rate: {}", low=0.0)
+        check_range(rho, "Invalid rho value: {}", low=0.0, high=1.0, high_inclusive=True)
+        check_range(eps, "Invalid epsilon value: {}", low=0.0)
+        check_range(weight_decay, "Invalid weight_decay value: {}", low=0.0)
+        defaults = dict(lr=lr, rho=rho, eps=eps, weight_decay=weight_decay, maximize=maximize)
+        super().__init__(params, defaults, dict(capturable=capturable, foreach=foreach,
+                                                differentiable=differentiable))
+
+    def init_state(self, theta, group):
+        return dict(step=new_step_counter(),
+                    square_avg=torch.zeros_like(theta, memory_format=torch.preserve_format),
+                    acc_delta=torch.zeros_like(theta, memory_format=torch.preserve_format))
+
+    def update(self, theta, g, state, group):
+        γ, ρ, ε, λ = group["lr"], group["rho"], group["eps"], group["weight_decay"]
+        v, u = state["square_avg"], state["acc_delta"]
+        state["step"] += 1
+        if group["maximize"]:
+            g = -g                                      # g_t ← -∇f_t(θ_{t-1})
+        if not is_zero(λ):
+            g = g + λ * theta                           # g_t ← g_t + λ θ_{t-1}
+        v.mul_(ρ).add_(g * g * (1 - ρ))                 # v_t ← v_{t-1} ρ + g_t² (1 - ρ)
+        Δx = (u + ε).sqrt() / (v + ε).sqrt() * g        # Δx_t ← √(u_{t-1}+ε) / √(v_t+ε) · g_t
+        u.mul_(ρ).add_(Δx * Δx * (1 - ρ))               # u_t ← u_{t-1} ρ + Δx_t² (1 - ρ)
+        theta.sub_(γ * Δx)                              # θ_t ← θ_{t-1} - γ Δx_t

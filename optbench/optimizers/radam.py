@@ -1,0 +1,79 @@
+r"""RAdam: Adam with a rectified (variance-corrected) adaptive learning rate, as `torch.optim.RAdam`.
+
+Pseudocode (torch.optim.RAdam documentation)::
+
+    input: γ (lr), β1, β2 (betas), θ_0 (params), f(θ) (objective), λ (weight decay),
+           maximize, ε (epsilon), decoupled_weight_decay
+    initialize: m_0 ← 0 (first moment), v_0 ← 0 (second moment),
+                ρ_∞ ← 2 / (1 - β2) - 1
+    for t = 1 to ... do
+        if maximize: g_t ← -∇_θ f_t(θ_{t-1})
+        else:        g_t ←  ∇_θ f_t(θ_{t-1})
+        θ_t ← θ_{t-1}
+        if λ ≠ 0:
+            if decoupled_weight_decay: θ_t ← θ_t - γ λ θ_t
+            else:                      g_t ← g_t + λ θ_t
+        m_t ← β1 m_{t-1} + (1 - β1) g_t
+        v_t ← β2 v_{t-1} + (1 - β2) g_t²
+        m̂_t ← m_t / (1 - β1^t)
+        ρ_t ← ρ_∞ - 2 t β2^t / (1 - β2^t)
+        if ρ_t > 5:
+            l_t ← √(1 - β2^t) / (√v_t + ε)
+            r_t ← √( (ρ_t - 4)(ρ_t - 2) ρ_∞ / ((ρ_∞ - 4)(ρ_∞ - 2) ρ_t) )
+            θ_t ← θ_t - γ m̂_t r_t l_t
+        else:
+            θ_t ← θ_t - γ m̂_t
+    return θ_t
+
+State: `step` (t), `exp_avg` (m), `exp_avg_sq` (v).
+Tensor hyperparameters: lr, eps, weight_decay. Not betas: "if ρ_t > 5" is one branch for the whole
+tensor, so β2 must be the same number in every trial.
+"""
+
+import torch
+
+from .adam import check_adam_arguments
+from .base import PseudocodeOptimizer, is_zero, new_step_counter
+
+DOC_DISCREPANCIES = []
+
+
+class RAdam(PseudocodeOptimizer):
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0,
+                 decoupled_weight_decay=False, *, foreach=None, maximize=False, capturable=False,
+                 differentiable=False):
+        check_adam_arguments(lr, betas, eps, weight_decay)
+        defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, maximize=maximize,
+                        decoupled_weight_decay=decoupled_weight_decay)
+        super().__init__(params, defaults,
+                         dict(foreach=foreach, capturable=capturable, differentiable=differentiable))
+
+    def init_state(self, theta, group):
+        return dict(step=new_step_counter(),
+                    exp_avg=torch.zeros_like(theta, memory_format=torch.preserve_format),
+                    exp_avg_sq=torch.zeros_like(theta, memory_format=torch.preserve_format))
+
+    def update(self, theta, g, state, group):
+        γ, (β1, β2), ε, λ = group["lr"], group["betas"], group["eps"], group["weight_decay"]
+        m, v = state["exp_avg"], state["exp_avg_sq"]
+        state["step"] += 1
+        t = state["step"].item()
+        if group["maximize"]:
+            g = -g                                      # g_t ← -∇f_t(θ_{t-1})
+        if not is_zero(λ):
+            if group["decoupled_weight_decay"]:
+                theta.mul_(1 - γ * λ)                   # θ_t ← θ_t - γλθ_t
+            else:
+                g = g + λ * theta                       # g_t ← g_t + λ θ_t
+        m.mul_(β1).add_((1 - β1) * g)                   # m_t ← β1 m_{t-1} + (1 - β1) g_t
+        v.mul_(β2).add_((1 - β2) * g * g)               # v_t ← β2 v_{t-1} + (1 - β2) g_t²
+        m_hat = m / (1 - β1 ** t)                       # m̂_t ← m_t / (1 - β1^t)
+        ρ_inf = 2 / (1 - β2) - 1                        # ρ_∞ ← 2 / (1 - β2) - 1
+        ρ_t = ρ_inf - 2 * t * β2 ** t / (1 - β2 ** t)   # ρ_t ← ρ_∞ - 2tβ2^t / (1 - β2^t)
+        if ρ_t > 5:
+            l_t = (1 - β2 ** t) ** 0.5 / (v.sqrt() + ε)  # l_t ← √(1 - β2^t) / (√v_t + ε)
+            # r_t ← √((ρ_t - 4)(ρ_t - 2)ρ_∞ / ((ρ_∞ - 4)(ρ_∞ - 2)ρ_t))
+            r_t = ((ρ_t - 4) * (ρ_t - 2) * ρ_inf / ((ρ_inf - 4) * (ρ_inf - 2) * ρ_t)) ** 0.5
+            theta.sub_(γ * m_hat * r_t * l_t)           # θ_t ← θ_t - γ m̂_t r_t l_t
+        else:
+            theta.sub_(γ * m_hat)                       # θ_t ← θ_t - γ m̂_t

@@ -1,0 +1,81 @@
+r"""RMSprop, optionally centered and with momentum, as `torch.optim.RMSprop`.
+
+Pseudocode (torch.optim.RMSprop documentation; the maximize line is torch's code)::
+
+    input: α (alpha), γ (lr), θ_0 (params), f(θ) (objective),
+           λ (weight decay), μ (momentum), centered, ε (epsilon), maximize
+    initialize: v_0 ← 0 (square average), b_0 ← 0 (buffer), g^ave_0 ← 0
+    for t = 1 to ... do
+        g_t ← ∇_θ f_t(θ_{t-1})
+        if maximize: g_t ← -g_t             (torch's code; not in the documented pseudocode)
+        if λ ≠ 0:    g_t ← g_t + λ θ_{t-1}
+        v_t ← α v_{t-1} + (1 - α) g_t²
+        ṽ_t ← v_t
+        if centered:
+            g^ave_t ← α g^ave_{t-1} + (1 - α) g_t
+            ṽ_t ← ṽ_t - (g^ave_t)²
+        if μ > 0:
+            b_t ← μ b_{t-1} + g_t / (√ṽ_t + ε)
+            θ_t ← θ_{t-1} - γ b_t
+        else:
+            θ_t ← θ_{t-1} - γ g_t / (√ṽ_t + ε)
+    return θ_t
+
+State: `step` (t, counted though unused), `square_avg` (v), `momentum_buffer` (b, only when
+μ > 0), `grad_avg` (g^ave, only when centered), created as torch creates them.
+Tensor hyperparameters: lr, alpha, eps, weight_decay, momentum.
+"""
+
+import torch
+
+from .base import PseudocodeOptimizer, check_range, is_zero, new_step_counter
+
+DOC_DISCREPANCIES = [
+    "RMSprop: the documented pseudocode has no maximize line; torch's code negates g_t "
+    "before weight decay when maximize=True.",
+]
+
+
+class RMSprop(PseudocodeOptimizer):
+    def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0, momentum=0, centered=False,
+                 capturable=False, foreach=None, maximize=False, differentiable=False):
+        check_range(lr, "Invalid learning rate: {}", low=0.0)
+        check_range(eps, "Invalid epsilon value: {}", low=0.0)
+        check_range(momentum, "Invalid momentum value: {}", low=0.0)
+        check_range(weight_decay, "Invalid weight_decay value: {}", low=0.0)
+        check_range(alpha, "Invalid alpha value: {}", low=0.0)
+        defaults = dict(lr=lr, momentum=momentum, alpha=alpha, eps=eps, centered=centered,
+                        weight_decay=weight_decay, maximize=maximize)
+        super().__init__(params, defaults, dict(capturable=capturable, foreach=foreach,
+                                                differentiable=differentiable))
+
+    def init_state(self, theta, group):
+        state = dict(step=new_step_counter(),
+                     square_avg=torch.zeros_like(theta, memory_format=torch.preserve_format))
+        if not is_zero(group["momentum"]):
+            state["momentum_buffer"] = torch.zeros_like(theta, memory_format=torch.preserve_format)
+        if group["centered"]:
+            state["grad_avg"] = torch.zeros_like(theta, memory_format=torch.preserve_format)
+        return state
+
+    def update(self, theta, g, state, group):
+        γ, α, ε = group["lr"], group["alpha"], group["eps"]
+        λ, μ = group["weight_decay"], group["momentum"]
+        v = state["square_avg"]
+        state["step"] += 1
+        if group["maximize"]:
+            g = -g                                      # g_t ← -∇f_t(θ_{t-1})
+        if not is_zero(λ):
+            g = g + λ * theta                           # g_t ← g_t + λ θ_{t-1}
+        v.mul_(α).add_((1 - α) * g * g)                 # v_t ← α v_{t-1} + (1 - α) g_t²
+        v_tilde = v                                     # ṽ_t ← v_t
+        if group["centered"]:
+            g_ave = state["grad_avg"]
+            g_ave.mul_(α).add_((1 - α) * g)             # g^ave_t ← α g^ave_{t-1} + (1 - α) g_t
+            v_tilde = v_tilde - g_ave * g_ave           # ṽ_t ← ṽ_t - (g^ave_t)²
+        if not is_zero(μ):
+            b = state["momentum_buffer"]
+            b.mul_(μ).add_(g / (v_tilde.sqrt() + ε))    # b_t ← μ b_{t-1} + g_t / (√ṽ_t + ε)
+            theta.sub_(γ * b)                           # θ_t ← θ_{t-1} - γ b_t
+        else:
+            theta.sub_(γ * g / (v_tilde.sqrt() + ε))    # θ_t ← θ_{t-1} - γ g_t / (√ṽ_t + ε)

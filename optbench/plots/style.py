@@ -1,0 +1,89 @@
+"""The look every optbench figure shares: palette, line styles, fonts, saving.
+
+One colour per optimizer *family* everywhere (Okabe–Ito, colour-blind safe), with a line style
+as a second cue, so "adam" is the same blue in a trajectory plot, a loss curve and a sweep.
+Style is applied with `plt.style.context(STYLE)`, never by editing global rcParams.
+"""
+
+from __future__ import annotations
+
+import io
+from contextlib import contextmanager
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from ..results import atomic_write_bytes  # noqa: E402
+
+OKABE_ITO = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000"]
+LINESTYLES = ["-", "--", "-.", ":"]
+
+# Fixed family -> (colour, line style); the order puts the classic trio in the clearest colours.
+_FAMILIES = ["sgd", "adam", "rmsprop", "adagrad", "adamw", "nadam", "radam", "adamax", "adadelta",
+             "asgd", "rprop", "adafactor", "lbfgs", "muon", "sparseadam"]
+FAMILY_STYLE = {name: (OKABE_ITO[i % 8], LINESTYLES[i // 8 % 4]) for i, name in enumerate(_FAMILIES)}
+
+STYLE = {
+    "figure.dpi": 110,
+    "savefig.dpi": 200,
+    "savefig.bbox": "tight",
+    "font.size": 10,
+    "axes.titlesize": 11,
+    "axes.labelsize": 10,
+    "legend.fontsize": 9,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "lines.linewidth": 1.6,
+    "legend.frameon": False,
+    "pdf.fonttype": 42,   # embed TrueType so text in PDFs stays editable
+    "svg.fonttype": "none",
+}
+
+
+def color_for(label: str, family: str | None = None, index: int = 0) -> tuple[str, str]:
+    """(colour, linestyle) for a curve: by family when known, else cycled by index.
+
+    Several specs of one family in one figure (adam at two learning rates) get the family colour
+    with different line styles.
+    """
+    if family in FAMILY_STYLE:
+        colour, _ = FAMILY_STYLE[family]
+        return colour, LINESTYLES[index % len(LINESTYLES)]
+    return OKABE_ITO[index % 8], LINESTYLES[index // 8 % 4]
+
+
+def assign_styles(labels_and_families) -> dict[str, tuple[str, str]]:
+    """Map each (label, family) to a (colour, linestyle); repeated families get new line styles."""
+    seen: dict[str, int] = {}
+    styles = {}
+    for i, (label, family) in enumerate(labels_and_families):
+        if family in FAMILY_STYLE:
+            styles[label] = color_for(label, family, seen.get(family, 0))
+            seen[family] = seen.get(family, 0) + 1
+        else:
+            styles[label] = color_for(label, None, i)
+    return styles
+
+
+@contextmanager
+def style():
+    with plt.style.context(STYLE):
+        yield
+
+
+def save(fig, stem: Path, formats=("png",)) -> list[Path]:
+    """Write `stem.png`, `stem.pdf`, ... atomically; returns the paths written."""
+    paths = []
+    for fmt in formats:
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format=fmt)
+        path = Path(f"{stem}.{fmt}")
+        atomic_write_bytes(path, buffer.getvalue())
+        paths.append(path)
+    plt.close(fig)
+    return paths

@@ -1,0 +1,150 @@
+"""Parsing what users type: optimizer specs (`adam:lr=0.5,betas=0.9/0.99`) and number lists.
+
+An optimizer spec is `[torch:]NAME[:key=value,...]`. NAME is an algorithm from the registry or a
+preset (`momentum` = SGD with momentum 0.9). `torch:` runs torch.optim's class instead of ours,
+for a side-by-side check. Values are numbers, `true`/`false`, `none`, or `/`-separated tuples.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from dataclasses import dataclass, field
+
+import torch
+
+from .errors import OptbenchError, did_you_mean
+from .optimizers.registry import ALGORITHMS, IMPLEMENTATION_ONLY, PRESETS, Algorithm
+
+
+@dataclass(frozen=True)
+class OptimizerSpec:
+    text: str                  # what the user typed, used as the label in tables and plots
+    algorithm: Algorithm
+    hparams: dict = field(default_factory=dict)   # preset values overridden by the user's
+    use_torch: bool = False
+
+    @property
+    def name(self) -> str:
+        """The display name: the spec as typed, e.g. 'adam' or 'torch:adam:lr=0.1'."""
+        return self.text
+
+    @property
+    def family(self) -> str:
+        """The algorithm's registry name, used for colours: 'sgd' for 'momentum'."""
+        return self.algorithm.name
+
+    @property
+    def cls(self) -> type:
+        return self.algorithm.theirs if self.use_torch else self.algorithm.ours
+
+    def resolved(self, defaults: dict | None = None) -> dict:
+        """Every hyperparameter as the optimizer will get it: class defaults < `defaults` < spec."""
+        return {**self.algorithm.defaults(), **(defaults or {}), **self.hparams}
+
+    def build(self, params, defaults: dict | None = None, **overrides) -> torch.optim.Optimizer:
+        """Construct the optimizer; torch's own argument errors become one-line user errors."""
+        hparams = {**(defaults or {}), **self.hparams, **overrides}
+        try:
+            return self.cls(params, **hparams)
+        except (ValueError, TypeError) as error:
+            raise OptbenchError(f"{self.text}: {error}") from None
+
+
+def parse_value(text: str):
+    lowered = text.strip().lower()
+    if lowered in ("true", "yes"):
+        return True
+    if lowered in ("false", "no"):
+        return False
+    if lowered in ("none", "null"):
+        return None
+    if "/" in text:
+        return tuple(parse_value(part) for part in text.split("/"))
+    try:
+        number = float(text)
+    except ValueError:
+        return text.strip()  # a string option such as line_search_fn=strong_wolfe
+    return int(number) if number.is_integer() and "." not in text and "e" not in lowered else number
+
+
+def parse_optimizer(text: str) -> OptimizerSpec:
+    """'torch:adam:lr=0.1,betas=0.9/0.99' -> OptimizerSpec; bad names and values are user errors."""
+    rest, use_torch = text.strip(), False
+    if rest.lower().startswith("torch:"):
+        rest, use_torch = rest[len("torch:"):], True
+    name, _, settings = rest.partition(":")
+    if not name:
+        raise OptbenchError(f"empty optimizer name in '{text}'")
+    key = name.lower()
+    if key in PRESETS:
+        base_name, hparams = PRESETS[key]
+        algorithm = ALGORITHMS[base_name]
+        hparams = dict(hparams)
+    else:
+        from .optimizers.registry import get
+        algorithm, hparams = get(name), {}
+    allowed = [n for n in inspect.signature(algorithm.theirs.__init__).parameters
+               if n not in ("self", "params") and n not in IMPLEMENTATION_ONLY]
+    for item in filter(None, settings.split(",")) if settings else []:
+        hname, eq, raw = item.partition("=")
+        hname = hname.strip()
+        if not eq or not raw.strip():
+            raise OptbenchError(f"malformed setting '{item}' in '{text}': expected name=value")
+        if hname not in allowed:
+            raise did_you_mean(f"hyperparameter of {algorithm.name}", hname, allowed)
+        value = parse_value(raw)
+        if isinstance(value, str) and hname not in STRING_OPTIONS:
+            raise OptbenchError(f"{hname}={raw} in '{text}' is not a number")
+        hparams[hname] = value
+    return OptimizerSpec(text.strip(), algorithm, hparams, use_torch)
+
+
+STRING_OPTIONS = {"line_search_fn", "adjust_lr_fn"}
+
+
+def parse_number_list(text: str, kind=float, name: str = "value", positive: bool = False) -> list:
+    """'16,64,256' -> [16, 64, 256]; empty items, non-numbers and (if asked) non-positive numbers are errors."""
+    items = [item.strip() for item in str(text).split(",")]
+    if not text or any(item == "" for item in items):
+        raise OptbenchError(f"malformed list for {name}: '{text}' has an empty item")
+    values = []
+    for item in items:
+        try:
+            value = kind(float(item)) if kind is int else kind(item)
+        except ValueError:
+            raise OptbenchError(f"malformed list for {name}: '{item}' is not a number") from None
+        if kind is int and float(item) != int(float(item)):
+            raise OptbenchError(f"malformed list for {name}: '{item}' is not a whole number")
+        if not math.isfinite(value):
+            raise OptbenchError(f"malformed list for {name}: '{item}' is not finite")
+        if positive and value <= 0:
+            raise OptbenchError(f"{name} must be positive, got {item}")
+        values.append(value)
+    return values
+
+
+def parse_range(text: str, name: str = "range") -> list[float]:
+    """'START:STOP:NUM[:log|lin]' -> NUM values from START to STOP inclusive.
+
+    Log-spaced by default when 0 < START and STOP/START >= 100 (learning rates), else linear.
+    """
+    parts = str(text).split(":")
+    if len(parts) not in (3, 4):
+        raise OptbenchError(f"malformed {name} '{text}': expected START:STOP:NUM[:log|lin]")
+    try:
+        start, stop, num = float(parts[0]), float(parts[1]), int(parts[2])
+    except ValueError:
+        raise OptbenchError(f"malformed {name} '{text}': START and STOP must be numbers, NUM a whole number") from None
+    if num < 2:
+        raise OptbenchError(f"{name} '{text}' needs at least 2 points")
+    if not stop > start:
+        raise OptbenchError(f"{name} '{text}': STOP must be larger than START")
+    scale = parts[3].lower() if len(parts) == 4 else ("log" if start > 0 and stop / start >= 100 else "lin")
+    if scale not in ("log", "lin"):
+        raise OptbenchError(f"{name} '{text}': spacing must be 'log' or 'lin', not '{parts[3]}'")
+    if scale == "log":
+        if start <= 0:
+            raise OptbenchError(f"{name} '{text}': a log range needs START > 0")
+        return torch.logspace(math.log10(start), math.log10(stop), num, dtype=torch.float64).tolist()
+    return torch.linspace(start, stop, num, dtype=torch.float64).tolist()
