@@ -14,7 +14,7 @@ import rich_click as click
 from ..errors import OptbenchError
 from .common import console_err
 
-click.rich_click.USE_MARKDOWN = True
+click.rich_click.TEXT_MARKUP = "markdown"
 
 COMMANDS = ["list", "verify", "compare", "grid", "plot", "train", "sweep"]
 

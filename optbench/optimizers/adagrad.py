@@ -80,4 +80,4 @@ class Adagrad(PseudocodeOptimizer):
             g = g.to_dense()                            # omitted entries: g_t = 0, nothing changes
         γ_tilde = γ / (1 + (t - 1) * η)                 # γ̃ ← γ / (1 + (t - 1) η)
         state_sum.add_(g * g)                           # state_sum_t ← state_sum_{t-1} + g_t²
-        theta.sub_(γ_tilde * g / (state_sum.sqrt() + ε))  # θ_t ← θ_{t-1} - γ̃ g_t / (√state_sum_t+ε)
+        theta.sub_(γ_tilde * g / (state_sum.sqrt() + ε))  # θ_t ← θ_{t-1} - γ̃ g_t/(√state_sum_t + ε)

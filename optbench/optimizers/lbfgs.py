@@ -19,8 +19,8 @@ One step (torch.optim.LBFGS.step)::
         if k = 1:
             d ← -g;  memory ← ∅;  γ ← 1
         else:
-            s_k ← t d;  y_k ← g - g_prev                    (the step just taken, s_k = θ_{k+1} - θ_k)
-            if y_kᵀs_k > 1e-10:                             (curvature condition, else skip the pair)
+            s_k ← t d;  y_k ← g - g_prev                    (the last step: s_k = θ_{k+1} - θ_k)
+            if y_kᵀs_k > 1e-10:                             (curvature condition, else skip)
                 if the memory holds m pairs: forget the oldest
                 remember s_k, y_k, ρ_k ← 1 / y_kᵀs_k
                 γ ← s_kᵀy_k / y_kᵀy_k                       (H_k⁰ = γ I, N&W eq. 7.20)
@@ -35,7 +35,8 @@ One step (torch.optim.LBFGS.step)::
             θ ← θ + t d
             if iteration < max_iter: f ← f(θ), g ← ∇f(θ)
         stop if iteration = max_iter, or max_eval closure calls were made in this step,
-             or ‖g‖_∞ ≤ tolerance_grad, or ‖t d‖_∞ ≤ tolerance_change, or |f - f_prev| < tolerance_change
+             or ‖g‖_∞ ≤ tolerance_grad, or ‖t d‖_∞ ≤ tolerance_change,
+             or |f - f_prev| < tolerance_change
     return the f computed first in this step
 
 Two-loop recursion (Nocedal & Wright, Algorithm 7.4), the memory holding i = k-m, ..., k-1::
@@ -63,9 +64,9 @@ Bracketing: from t, extrapolate by cubic interpolation into [t + 0.01 (t - t_pre
 a step satisfies both (done), or an interval [t_prev, t] must contain one (f rose, or the slope
 turned non-negative). Zoom: shrink that interval by cubic interpolation, moving a trial point
 that falls within 0.1 × the interval's width of an end (twice running, or outside it) to that
-distance from the end; stop when the interval is shorter than tolerance_change / ‖d‖_∞. Both
-phases together make at most max_eval - (closure calls so far) evaluations. The result is the
-lowest point of the bracket.
+distance from the end; stop when the interval is shorter than 1e-9 / ‖d‖_∞ (torch's line
+search keeps its own tolerance_change = 1e-9, whatever the group's). Both phases together make
+at most max_eval - (closure calls so far) evaluations. The result is the bracket's lowest point.
 
 State (global, filed under the first parameter, as in torch): `func_evals` and `n_iter` (k,
 counted over all steps), `d`, `t`, `old_stps` (the s_i), `old_dirs` (the y_i: torch's name),
@@ -82,8 +83,8 @@ from .base import PseudocodeOptimizer, check_range, real_view
 DOC_DISCREPANCIES = [
     "torch's docstring says LBFGS parameters 'must be real'; its code supports complex parameters "
     "through view_as_real (followed here)",
-    "torch's docstring gives max_eval's default as max_iter * 1.25; its code uses max_iter * 5 // 4 "
-    "(followed here)",
+    "torch's docstring gives max_eval's default as max_iter * 1.25; its code uses "
+    "max_iter * 5 // 4 (followed here)",
 ]
 
 
@@ -125,7 +126,7 @@ class LBFGS(PseudocodeOptimizer):
         g = self._flat_grad()                               # g ← ∇f(θ)
         evals = 1
         state["func_evals"] += 1
-        if g.abs().max() <= tolerance_grad:                 # ‖g‖_∞ ≤ tolerance_grad: optimal already
+        if g.abs().max() <= tolerance_grad:                 # ‖g‖_∞ ≤ tolerance_grad: optimal
             return orig_loss
 
         d, t, γ = state.get("d"), state.get("t"), state.get("H_diag")
@@ -166,7 +167,7 @@ class LBFGS(PseudocodeOptimizer):
                     raise RuntimeError("only 'strong_wolfe' is supported")
                 θ = [p.clone() for p in group["params"]]
 
-                def φ(t):                                   # f and ∇f at θ + t d, θ left unchanged
+                def φ(t):                                   # f, ∇f at θ + t d; θ unchanged
                     return self._evaluate_along(closure, θ, t, d)
 
                 f, g, t, ls_evals = strong_wolfe(φ, t, d, f, g, gtd, max_ls=max_eval - evals)
@@ -204,11 +205,14 @@ class LBFGS(PseudocodeOptimizer):
         return torch.cat(grads)
 
     def _move(self, t, d):
-        """θ ← θ + t d, the flat d cut back into the parameters' (real-view) shapes."""
+        """θ ← θ + t d, the flat d cut back into the parameters' (real-view) shapes.
+
+        `alpha=t` rounds θ + t·d once, exactly as torch does (see two_loop_recursion).
+        """
         offset = 0
         for p in self.param_groups[0]["params"]:
             theta = real_view(p)
-            theta.add_(t * d[offset:offset + theta.numel()].view_as(theta))
+            theta.add_(d[offset:offset + theta.numel()].view_as(theta), alpha=t)
             offset += theta.numel()
 
     def _evaluate_along(self, closure, θ, t, d):
@@ -225,16 +229,18 @@ def two_loop_recursion(g, s, y, ρ, α, γ):
     """d = -H_k g, H_k the L-BFGS inverse Hessian of the memory s, y, ρ over H_k⁰ = γ I.
 
     Nocedal & Wright Algorithm 7.4, started from q = -g as in torch; α (torch's `al`) is the
-    caller's list of slots for the α_i, filled in place.
+    caller's list of slots for the α_i, filled in place. The `add_(x, alpha=a)` form (a + α·x
+    rounded once, as torch computes it) is kept on purpose: written `q - α_i * y_i` it rounds
+    twice, and over a 100-pair memory those last bits grow to ~1e-5 relative (measured).
     """
     q = -g                                                  # q ← -g
     for i in reversed(range(len(s))):                       # for i = k-1, ..., k-m:
         α[i] = ρ[i] * s[i].dot(q)                           #   α_i ← ρ_i s_iᵀ q
-        q.add_(y[i], alpha=-α[i])                                 #   q ← q - α_i y_i
+        q.add_(y[i], alpha=-α[i])                           #   q ← q - α_i y_i
     r = γ * q                                               # r ← H_k⁰ q
     for i in range(len(s)):                                 # for i = k-m, ..., k-1:
         β = ρ[i] * y[i].dot(r)                              #   β ← ρ_i y_iᵀ r
-        r.add_(s[i], alpha=α[i] - β)                           #   r ← r + s_i (α_i - β)
+        r.add_(s[i], alpha=α[i] - β)                        #   r ← r + s_i (α_i - β)
     return r                                                # d ← r
 
 
@@ -245,12 +251,13 @@ def cubic_interpolate(x1, f1, g1, x2, f2, g2, bounds=None):
     the cubic has no minimiser.
     """
     lo, hi = bounds if bounds is not None else ((x1, x2) if x1 <= x2 else (x2, x1))
-    d1 = g1 + g2 - 3 * (f1 - f2) / (x1 - x2)               # d1 ← g1 + g2 - 3 (f1 - f2) / (x1 - x2)
+    d1 = g1 + g2 - 3 * (f1 - f2) / (x1 - x2)                # d1 ← g1 + g2 - 3 (f1-f2)/(x1-x2)
     d2_square = d1 ** 2 - g1 * g2
     if d2_square < 0:
         return (lo + hi) / 2.0
     d2 = d2_square.sqrt()                                   # d2 ← √(d1² - g1 g2)
-    if x1 <= x2:                                            # x ← x2 - (x2 - x1) (g2 + d2 - d1) / (g2 - g1 + 2 d2)
+    # x ← x2 - (x2 - x1) (g2 + d2 - d1) / (g2 - g1 + 2 d2), x2 being the right end
+    if x1 <= x2:
         x = x2 - (x2 - x1) * ((g2 + d2 - d1) / (g2 - g1 + 2 * d2))
     else:
         x = x1 - (x1 - x2) * ((g1 + d2 - d1) / (g1 - g2 + 2 * d2))
@@ -263,7 +270,7 @@ def strong_wolfe(φ, t, d, f, g, gtd, c1=1e-4, c2=0.9, tolerance_change=1e-9, ma
     φ(t) returns (f, g) at θ + t d; f, g and gtd = gᵀd are at t = 0. Returns f, g and t at the
     bracket's lowest point, and the number of φ evaluations. A point is [t, f, g, gᵀd] along d.
     """
-    def armijo_fails(t, f_t):                               # not  f(θ + t d) ≤ f(θ) + c1 t gᵀd
+    def armijo_fails(t, f_t):                               # not f(θ + t d) ≤ f(θ) + c1 t gᵀd
         return f_t > f + c1 * t * gtd
 
     def curvature_holds(gtd_t):                             # |∇f(θ + t d)ᵀd| ≤ c2 |gᵀd|
@@ -279,21 +286,22 @@ def strong_wolfe(φ, t, d, f, g, gtd, c1=1e-4, c2=0.9, tolerance_change=1e-9, ma
     done = False
     while ls_iter < max_ls:                                 # bracketing (N&W Algorithm 3.5)
         if armijo_fails(new[0], new[1]) or (ls_iter > 1 and new[1] >= prev[1]):
-            bracket = [prev, new]                           # f rose: a minimiser lies in [t_prev, t]
+            bracket = [prev, new]                           # f rose: a minimiser is in between
             break
         if curvature_holds(new[3]):
             bracket, done = [new], True                     # both conditions hold at t
             break
         if new[3] >= 0:
-            bracket = [prev, new]                           # slope turned: a minimiser lies in [t_prev, t]
+            bracket = [prev, new]                           # slope turned: one is in between
             break
-        t_prev, t = prev[0], new[0]                         # extrapolate into [t + 0.01 (t - t_prev), 10 t]
-        t = cubic_interpolate(prev[0], prev[1], prev[3], new[0], new[1], new[3],
+        # Extrapolate: the cubic's minimiser, kept within [t + 0.01 (t - t_prev), 10 t].
+        (t_prev, f_prev, _, gtd_prev), (t, f_t, _, gtd_t) = prev, new
+        t = cubic_interpolate(t_prev, f_prev, gtd_prev, t, f_t, gtd_t,
                               bounds=(t + 0.01 * (t - t_prev), t * 10))
         prev, new = new, evaluate(t)
         evals, ls_iter = evals + 1, ls_iter + 1
     if ls_iter == max_ls:
-        bracket = [[0, f, g, gtd], new]                     # out of evaluations: the better of 0 and t
+        bracket = [[0, f, g, gtd], new]                     # out of evaluations: best of 0, t
 
     low, high = (0, 1) if bracket[0][1] <= bracket[-1][1] else (1, 0)
     insufficient_progress = False

@@ -63,7 +63,7 @@ class Rprop(PseudocodeOptimizer):
         state["step"] += 1
         if group["maximize"]:
             g = -g                                      # g_t ← -∇f_t(θ_{t-1})
-        s = (g * g_prev).sign()
+        s = (g * g_prev).sign()                         # sign(g_prev g_t), coordinate by coordinate
         # η_t ← η_{t-1}·η+ where g_prev g_t > 0, η_{t-1}·η- where < 0, η_{t-1} where = 0; then clamped
         # (ones_like, not 1: a bare 1 would make the factors float32 whatever the parameter's dtype)
         factor = torch.where(s > 0, η_plus, torch.where(s < 0, η_minus, torch.ones_like(s)))

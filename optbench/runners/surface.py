@@ -1,0 +1,317 @@
+"""Batched trajectories on analytic surfaces: thousands of runs as one tensor, one optimizer.
+
+Every trial of one optimizer configuration (many starts, or a grid of hyperparameters) lives in
+one `[trials, dim]` tensor stepped by ONE optimizer built with `OptimizerSpec.build`. A grid is
+passed as per-trial hyperparameters, which become `[trials, 1]` tensors broadcast against the
+parameter, so an lr × momentum grid of 4096 cells is a single tensor program. That is exact for
+element-wise algorithms only: LBFGS, Muon and Adafactor reduce across a tensor (`elementwise=False`
+in the registry), so for them each trial gets its own parameter and optimizer, stepped in a loop
+(slower; `per_trial` is True in the result).
+
+What is recorded
+- `trajectory`: one row per (trial, recorded step): optimizer, settings, hyperparameters, trial,
+  step, coordinates (`x`, `y` on 2-D surfaces, `x0..x{n-1}` beyond), loss, grad_norm (of the exact
+  gradient at that point), diverged. Step 0 is the start. When trials × (steps + 1) exceeds
+  `MAX_RECORDED_POINTS`, only every k-th step is kept (k is the smallest stride that fits, stored
+  as `record_every`); the last step is always kept. Metrics are computed from every step regardless.
+- `metrics`: one row per trial: final loss, distance to the nearest minimum, steps until
+  f - f_min first falls below the surface's tolerance, path length (sum of step lengths until
+  divergence), and the step at which the run diverged (NaN/inf, or left a box 1000 windows wide).
+
+Default hyperparameters (`default_hparams`) are per surface and per family, chosen so each
+optimizer is near its best plain setting on that surface; anything in a spec overrides them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import pandas as pd
+import torch
+
+from ..errors import OptbenchError
+from ..objectives import Surface, noisy
+from ..specs import OptimizerSpec
+
+MAX_RECORDED_POINTS = 1_000_000     # trial-steps kept in the trajectory table before striding
+BUFFER_ELEMENTS = 1 << 22           # positions + losses buffered between metric updates
+ESCAPE_WINDOWS = 1000.0             # a run this many window-widths away from the window diverged
+
+# Per-surface learning rates for the families whose scale differs (others use class defaults).
+# sgd-like: near 1/λ_max where λ_max is the Hessian's largest eigenvalue (the fastest stable lr
+# for a quadratic); sign-like (adam family, rprop): about (distance to travel) / (steps / 2);
+# rmsprop takes 1/sqrt(1 - alpha) = 10x larger first steps (no bias correction), hence a smaller lr.
+_SCALES = {
+    #                    sgd     adam   rmsprop adagrad
+    "elliptic":        (0.09,    2.0,   0.3,    10.0),
+    "bowl":            (0.2,     0.2,   0.03,   1.0),
+    "saddle":          (0.05,    0.1,   0.01,   0.5),
+    "monkey-saddle":   (0.02,    0.05,  0.005,  0.3),
+    "rosenbrock":      (0.001,   0.05,  0.003,  0.5),
+    "beale":           (0.01,    0.05,  0.005,  0.5),
+    "himmelblau":      (0.01,    0.1,   0.01,   1.0),
+    "rastrigin":       (0.002,   0.05,  0.005,  0.5),
+    "quadratic":       (0.9,     0.05,  0.005,  0.5),
+}
+_FAMILY_SCALE = {"sgd": 0, "asgd": 0, "adam": 1, "adamw": 1, "nadam": 1, "radam": 1, "adamax": 1,
+                 "rprop": 1, "muon": 1, "rmsprop": 2, "adagrad": 3}
+
+
+def default_hparams(surface: Surface, family: str) -> dict:
+    """The built-in settings for `family` on `surface` (overridden by the user's spec)."""
+    key = surface.name.partition(":")[0]
+    if key == "quadratic":   # lr scales with the curvature: 1/λ_max for SGD
+        sgd = 1.0 / max(surface.hessian_eigenvalues)
+        scales = (sgd,) + _SCALES[key][1:]
+    else:
+        scales = _SCALES.get(key)
+    if scales is None or family not in _FAMILY_SCALE:
+        return {}
+    return {"lr": scales[_FAMILY_SCALE[family]]}
+
+
+@dataclass
+class SurfaceRun:
+    trajectory: pd.DataFrame
+    metrics: pd.DataFrame
+    record_every: int
+    per_trial: bool
+
+
+def coordinate_names(dim: int) -> list[str]:
+    return ["x", "y"] if dim == 2 else [f"x{i}" for i in range(dim)]
+
+
+def random_starts(surface: Surface, trials: int, seed: int, dtype=torch.float64) -> torch.Tensor:
+    """`trials` starts uniform in the middle half of the plot window (seeded)."""
+    generator = torch.Generator().manual_seed(seed)
+    low = torch.tensor([lo + (hi - lo) / 4 for lo, hi in surface.window], dtype=dtype)
+    high = torch.tensor([hi - (hi - lo) / 4 for lo, hi in surface.window], dtype=dtype)
+    return low + (high - low) * torch.rand(trials, surface.dim, generator=generator, dtype=dtype)
+
+
+def run_surface(spec: OptimizerSpec, surface: Surface, starts: torch.Tensor, steps: int, *,
+                grid: dict | None = None, noise: float = 0.0, seed: int = 0,
+                defaults: dict | None = None, record_every: int | None = None,
+                dtype=torch.float64) -> SurfaceRun:
+    """Run `spec` from every row of `starts` for `steps` steps; returns trajectory and metrics tables.
+
+    grid: hyperparameter name -> one value per trial (`beta1`/`beta2` address `betas`).
+    defaults: settings under the spec's (by default `default_hparams(surface, spec.family)`).
+    """
+    if steps < 0:
+        raise OptbenchError(f"steps must be >= 0, got {steps}")
+    starts = torch.as_tensor(starts, dtype=dtype).reshape(-1, surface.dim).clone()
+    trials = starts.shape[0]
+    grid = {name: torch.as_tensor(values, dtype=dtype).reshape(-1) for name, values in (grid or {}).items()}
+    for name, values in grid.items():
+        if values.numel() != trials:
+            raise OptbenchError(f"grid '{name}' has {values.numel()} values for {trials} trials")
+    defaults = default_hparams(surface, spec.family) if defaults is None else defaults
+    if record_every is None:
+        record_every = max(1, math.ceil(trials * (steps + 1) / MAX_RECORDED_POINTS))
+    evaluate = noisy(surface.evaluate, noise, torch.Generator().manual_seed(seed))
+
+    per_trial = not spec.algorithm.elementwise
+    stepper = (PerTrialStepper if per_trial else BatchedStepper)(spec, starts, grid, defaults, evaluate)
+    recorder = Recorder(surface, trials, steps, record_every, dtype)
+    for t in range(steps + 1):
+        points = stepper.points()
+        value, gradient = evaluate(points)
+        recorder.observe(t, points, value, surface, gradient)
+        if t < steps:
+            stepper.step(gradient)
+    hparams = _hparam_columns(spec, defaults, grid, trials)
+    return SurfaceRun(*recorder.tables(spec, hparams, surface), record_every, per_trial)
+
+
+# --- stepping: one optimizer for the batch, or one per trial ------------------------------------
+
+def _with_grid(hparams: dict, grid: dict, index=None) -> dict:
+    """Put grid values into the optimizer's keyword arguments: a [trials, 1] tensor, or trial `index`."""
+    hparams = dict(hparams)
+    for name, values in grid.items():
+        value = values[:, None] if index is None else float(values[index])
+        if name in ("beta1", "beta2"):
+            betas = list(hparams.get("betas", (0.9, 0.999)))
+            betas[name == "beta2"] = value
+            hparams["betas"] = tuple(betas)
+        else:
+            hparams[name] = value
+    return hparams
+
+
+class BatchedStepper:
+    """All trials as one leaf tensor [trials, dim], stepped by one optimizer."""
+
+    def __init__(self, spec, starts, grid, defaults, evaluate):
+        self.theta = starts.clone()
+        if grid and spec.use_torch:
+            raise OptbenchError("a grid passes hyperparameters as tensors, which torch.optim does not "
+                                f"accept; run '{spec.text.partition(':')[2]}' (ours) instead")
+        self.optimizer = spec.build([self.theta], defaults, **_with_grid({}, grid))
+
+    def points(self):
+        return self.theta
+
+    def step(self, gradient):
+        self.theta.grad = gradient
+        self.optimizer.step()
+
+
+class PerTrialStepper:
+    """One parameter and one optimizer per trial, for algorithms that reduce across a tensor."""
+
+    def __init__(self, spec, starts, grid, defaults, evaluate):
+        matrix = spec.family == "muon"   # Muon orthogonalises 2-D parameters: each trial is [1, dim]
+        self.evaluate = evaluate
+        self.thetas = [row.clone().reshape(1, -1) if matrix else row.clone() for row in starts]
+        self.optimizers = [spec.build([theta], defaults, **_with_grid({}, grid, i))
+                           for i, theta in enumerate(self.thetas)]
+
+    def points(self):
+        return torch.stack([theta.reshape(-1) for theta in self.thetas])
+
+    def step(self, gradient):
+        for theta, optimizer, g in zip(self.thetas, self.optimizers, gradient):
+            def closure(theta=theta):   # LBFGS re-evaluates during its line search
+                value, grad = self.evaluate(theta.reshape(1, -1))
+                theta.grad = grad.reshape(theta.shape)
+                return float(value[0])
+            theta.grad = g.reshape(theta.shape).clone()
+            optimizer.step(closure)
+
+
+# --- recording ---------------------------------------------------------------------------------
+
+class Recorder:
+    """Keeps every k-th step for the table and folds every step into the per-trial metrics.
+
+    Positions and losses are buffered for a chunk of steps and reduced chunk by chunk, so the
+    per-step cost is two tensor copies, and memory stays bounded however long the run.
+    """
+
+    def __init__(self, surface, trials, steps, record_every, dtype):
+        self.steps, self.record_every, self.dim = steps, record_every, surface.dim
+        self.chunk = max(1, min(steps + 1, BUFFER_ELEMENTS // max(1, trials * (surface.dim + 1))))
+        self.positions = torch.empty(self.chunk, trials, surface.dim, dtype=dtype)
+        self.losses = torch.empty(self.chunk, trials, dtype=dtype)
+        self.recorded_steps = [t for t in range(0, steps + 1, record_every)]
+        if self.recorded_steps[-1] != steps:
+            self.recorded_steps.append(steps)
+        self.recorded = set(self.recorded_steps)
+        self.kept_positions, self.kept_losses, self.kept_grad_norms = [], [], []
+        self.f_min, self.tolerance = surface.minimum_value, surface.tolerance
+        centre = torch.tensor([(lo + hi) / 2 for lo, hi in surface.window], dtype=dtype)
+        width = torch.tensor([hi - lo for lo, hi in surface.window], dtype=dtype)
+        self.centre, self.escape = centre, ESCAPE_WINDOWS * width
+        self.path_length = torch.zeros(trials, dtype=dtype)
+        self.converged_at = torch.full((trials,), math.nan, dtype=dtype)
+        self.diverged_at = torch.full((trials,), math.nan, dtype=dtype)
+        self.previous = None          # last position of the previous chunk, for step lengths
+        self.filled, self.first_step = 0, 0
+
+    def observe(self, t, points, value, surface, gradient):
+        self.positions[self.filled].copy_(points)
+        self.losses[self.filled].copy_(value)
+        self.filled += 1
+        if t in self.recorded:
+            self.kept_positions.append(points.clone())
+            self.kept_losses.append(value.clone())
+            exact = surface.gradient(points) if gradient is None else gradient
+            self.kept_grad_norms.append(exact.norm(dim=1))
+        if self.filled == self.chunk or t == self.steps:
+            self._fold()
+
+    def _fold(self):
+        positions, losses = self.positions[:self.filled], self.losses[:self.filled]
+        steps = torch.arange(self.first_step, self.first_step + self.filled, dtype=losses.dtype)[:, None]
+        bad = (~torch.isfinite(losses)) | (~torch.isfinite(positions).all(dim=2)) | \
+            ((positions - self.centre).abs() > self.escape).any(dim=2)
+        _first(self.diverged_at, bad, steps)
+        if self.tolerance is not None:
+            _first(self.converged_at, (losses - self.f_min) <= self.tolerance, steps)
+        chain = positions if self.previous is None else torch.cat([self.previous[None], positions])
+        lengths = (chain[1:] - chain[:-1]).norm(dim=2)
+        alive = steps[-lengths.shape[0]:] <= torch.nan_to_num(self.diverged_at, nan=math.inf)
+        self.path_length += torch.where(alive & torch.isfinite(lengths), lengths, 0).sum(dim=0)
+        self.previous = positions[-1].clone()
+        self.first_step += self.filled
+        self.filled = 0
+
+    def tables(self, spec: OptimizerSpec, hparams: dict, surface: Surface):
+        trials = self.path_length.shape[0]
+        kept = len(self.recorded_steps)
+        positions = torch.stack(self.kept_positions)          # [kept, trials, dim]
+        losses = torch.stack(self.kept_losses)
+        step = torch.tensor(self.recorded_steps, dtype=torch.float64)[:, None].expand(kept, trials)
+        diverged = step >= torch.nan_to_num(self.diverged_at, nan=math.inf).to(torch.float64)
+        trial = torch.arange(trials)[None].expand(kept, trials)
+        columns = {"optimizer": spec.name, "family": spec.family, **_settings(hparams)}
+        trajectory = pd.DataFrame({
+            **{name: _repeat(values, kept) for name, values in hparams.items()},
+            "trial": trial.reshape(-1).numpy(), "step": step.reshape(-1).numpy().astype("int64"),
+            **{name: positions[:, :, i].reshape(-1).numpy() for i, name in enumerate(coordinate_names(self.dim))},
+            "loss": losses.reshape(-1).numpy(),
+            "grad_norm": torch.stack(self.kept_grad_norms).reshape(-1).numpy(),
+            "diverged": diverged.reshape(-1).numpy()})
+        trajectory = _prepend_constant(trajectory, columns)
+        final = positions[-1]
+        metrics = pd.DataFrame({
+            **{name: _repeat(values, 1) for name, values in hparams.items()},
+            "trial": torch.arange(trials).numpy(),
+            **{f"start_{name}": positions[0, :, i].numpy() for i, name in enumerate(coordinate_names(self.dim))},
+            **{f"final_{name}": final[:, i].numpy() for i, name in enumerate(coordinate_names(self.dim))},
+            "final_loss": losses[-1].numpy(),
+            "distance_to_minimum": surface.distance_to_nearest_minimum(final).numpy(),
+            "steps_to_tolerance": self.converged_at.numpy(),
+            "path_length": self.path_length.numpy(),
+            "diverged_at": self.diverged_at.numpy(),
+            "diverged": torch.isfinite(self.diverged_at).numpy(),
+            "steps": self.steps})
+        return trajectory, _prepend_constant(metrics, columns)
+
+
+def _first(target, condition, steps):
+    """Fill target[trial] with the first step where `condition` holds, where not yet set."""
+    hit = condition.any(dim=0)
+    first = torch.where(condition, steps, math.inf).min(dim=0).values
+    update = hit & torch.isnan(target)
+    target[update] = first[update].to(target.dtype)
+
+
+def _repeat(values, times):
+    """A per-trial hyperparameter column repeated for each recorded step (trial varies fastest)."""
+    if isinstance(values, torch.Tensor):
+        return values.to(torch.float64).repeat(times).numpy()
+    return values
+
+
+def _prepend_constant(table: pd.DataFrame, columns: dict) -> pd.DataFrame:
+    for position, (name, value) in enumerate(columns.items()):
+        table.insert(position, name, value)
+    return table
+
+
+def _hparam_columns(spec: OptimizerSpec, defaults: dict, grid: dict, trials: int) -> dict:
+    """Numeric hyperparameters as table columns: floats, or per-trial tensors for grid axes."""
+    resolved = spec.resolved(defaults)
+    columns = {}
+    for name, value in resolved.items():
+        if isinstance(value, tuple):
+            names = ("beta1", "beta2") if name == "betas" else [f"{name}{i}" for i in range(len(value))]
+            for sub, item in zip(names, value):
+                if isinstance(item, (int, float)) and not isinstance(item, bool):
+                    columns[sub] = float(item)
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            columns[name] = float(value)
+    for name, values in grid.items():
+        columns[name] = values
+    return columns
+
+
+def _settings(hparams: dict) -> dict:
+    """A readable 'lr=0.09, momentum=0' string of the fixed hyperparameters, for legends."""
+    fixed = [f"{name}={value:g}" for name, value in hparams.items() if not isinstance(value, torch.Tensor)]
+    return {"settings": ", ".join(fixed)}
