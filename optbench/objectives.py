@@ -207,9 +207,15 @@ def noisy(evaluate: Evaluate, sigma: float, generator: torch.Generator) -> Evalu
 
     def evaluate_noisy(points):
         value, gradient = evaluate(points)
-        noise = torch.randn(gradient.shape, generator=generator, dtype=gradient.dtype)
-        return value, gradient + sigma * noise
+        return value, add_gradient_noise(gradient, sigma, generator)
     return evaluate_noisy
+
+
+def add_gradient_noise(gradient: torch.Tensor, sigma: float, generator: torch.Generator) -> torch.Tensor:
+    """gradient + σ·N(0, 1), drawn from `generator` (so a seed fixes the whole noise sequence)."""
+    if sigma == 0:
+        return gradient
+    return gradient + sigma * torch.randn(gradient.shape, generator=generator, dtype=gradient.dtype)
 
 
 def describe():

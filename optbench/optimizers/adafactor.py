@@ -72,7 +72,7 @@ class Adafactor(PseudocodeOptimizer):
         state = dict(step=new_step_counter())
         if theta.dim() > 1:
             state["row_var"] = theta.new_zeros(theta.shape[:-1] + (1,))                  # R_0 ← 0
-            state["col_var"] = theta.new_zeros(theta.shape[:-2] + (1, theta.shape[-1]))  # C_0 ← 0
+            state["col_var"] = theta.new_zeros(theta.shape[:-2] + (1, theta.shape[-1])) # C_0 ← 0
         else:
             state["variance"] = torch.zeros_like(theta, memory_format=torch.preserve_format)  # V̂_0 ← 0
         return state
@@ -92,12 +92,15 @@ class Adafactor(PseudocodeOptimizer):
             theta.mul_(1 - γ * λ)                       # θ_t ← θ_{t-1} - γλθ_{t-1}
         if G.dim() > 1:
             R, C = state["row_var"], state["col_var"]
-            R.mul_(β2_hat).add_((1 - β2_hat) * (G * G).mean(dim=-1, keepdim=True))  # R_t ← β̂2 R + (1-β̂2) mean_row(G⊙G)
-            C.mul_(β2_hat).add_((1 - β2_hat) * (G * G).mean(dim=-2, keepdim=True))  # C_t ← β̂2 C + (1-β̂2) mean_col(G⊙G)
-            V_hat = R @ C / R.mean(dim=-2, keepdim=True).clamp(min=ε1)  # V̂_t ← R_t·C_t / max(mean(R_t), ε1)
+            row_mean = (G * G).mean(dim=-1, keepdim=True)   # (G_t ⊙ G_t) · 1_m / m
+            col_mean = (G * G).mean(dim=-2, keepdim=True)   # 1ᵀ_n · (G_t ⊙ G_t) / n
+            R.mul_(β2_hat).add_((1 - β2_hat) * row_mean)    # R_t ← β̂2_t R_{t-1} + (1 - β̂2_t) row mean
+            C.mul_(β2_hat).add_((1 - β2_hat) * col_mean)    # C_t ← β̂2_t C_{t-1} + (1 - β̂2_t) column mean
+            R_mean = R.mean(dim=-2, keepdim=True)           # 1ᵀ_n · R_t / n
+            V_hat = R @ C / R_mean.clamp(min=ε1)            # V̂_t ← R_t · C_t / max(1ᵀ_n · R_t / n, ε1)
         else:
             V_hat = state["variance"]
-            V_hat.mul_(β2_hat).add_((1 - β2_hat) * G * G)  # V̂_t ← β̂2 V̂_{t-1} + (1-β̂2) G⊙G
+            V_hat.mul_(β2_hat).add_((1 - β2_hat) * G * G)   # V̂_t ← β̂2_t V̂_{t-1} + (1 - β̂2_t) G_t ⊙ G_t
         U = G / V_hat.clamp(min=ε1 * ε1).sqrt()         # U_t ← G_t / max(√V̂_t, ε1)
         U_hat = U / max(1.0, rms(U) / d)                # Û_t ← U_t / max(1, RMS(U_t)/d)
         theta.sub_(α * U_hat)                           # θ_t ← θ_t - α_t Û_t

@@ -47,7 +47,7 @@ DOC_DISCREPANCIES = [
     "nesterov: torch uses B̃_t ← (1 - μ) g_t + μ B_t; the docs write B̃_t ← g_t + μ B_t",
 ]
 
-# The Newton–Schulz coefficients, ε and step count of Keller Jordan's Muon, torch's defaults.
+# Keller Jordan's Newton–Schulz coefficients (a, b, c), torch's default.
 DEFAULT_NS_COEFFICIENTS = (3.4445, -4.7750, 2.0315)
 
 
@@ -74,7 +74,8 @@ class Muon(PseudocodeOptimizer):
                                      f"with size: {p.size()}")
 
     def init_state(self, theta, group):
-        return dict(momentum_buffer=torch.zeros_like(theta, memory_format=torch.preserve_format))  # B_0 ← 0
+        B = torch.zeros_like(theta, memory_format=torch.preserve_format)  # B_0 ← 0
+        return dict(momentum_buffer=B)
 
     def update(self, theta, g, state, group):
         γ, λ, μ = group["lr"], group["weight_decay"], group["momentum"]
@@ -84,16 +85,17 @@ class Muon(PseudocodeOptimizer):
             B_tilde = (1 - μ) * g + μ * B               # B̃_t ← (1 - μ) g_t + μ B_t
         else:
             B_tilde = B                                 # B̃_t ← B_t
-        O = newton_schulz(B_tilde, group["ns_coefficients"], group["ns_steps"], group["eps"])  # O_t ← NS(B̃_t; ε)
+        a_b_c, k, ε = group["ns_coefficients"], group["ns_steps"], group["eps"]
+        O = newton_schulz(B_tilde, a_b_c, k, ε)         # O_t ← NS^{(a,b,c)}_k(B̃_t; ε)
         theta.mul_(1 - γ * λ)                           # θ_t ← θ_{t-1} - γλθ_{t-1}
-        γ_adjusted = adjust_lr(γ, group["adjust_lr_fn"], theta.shape)  # γ ← AdjustLR(γ; shape(θ_t))
+        γ_adjusted = adjust_lr(γ, group["adjust_lr_fn"], theta.shape)   # γ ← AdjustLR(γ; shape(θ_t))
         theta.sub_(γ_adjusted * O.to(theta.dtype))      # θ_t ← θ_t - γ O_t
 
 
 def newton_schulz(G, coefficients, k, ε):
     """NS^{(a,b,c)}_k(G; ε): k quintic Newton–Schulz steps towards the orthogonal factor of G.
 
-    In bfloat16, like torch; `torch.addmm(M, P, Q, beta=β, alpha=α)` is β M + α P Q in one rounding,
+    In bfloat16, like torch. `torch.addmm(M, P, Q, beta=β, alpha=α)` is β M + α P Q rounded once,
     which is how torch forms B and X (separate products round differently in bfloat16).
     """
     if k >= 100:
@@ -104,7 +106,9 @@ def newton_schulz(G, coefficients, k, ε):
         raise ValueError("Coefficients must be a tuple of exactly 3 values")
     a, b, c = coefficients
     transposed = G.size(0) > G.size(1)
-    X = G.bfloat16().T if transposed else G.bfloat16()  # X ← G, wide side first: X Xᵀ is the smaller Gram matrix
+    X = G.bfloat16()                                # X ← G (in bfloat16)
+    if transposed:
+        X = X.T                                     # wide side first: X Xᵀ is the smaller Gram matrix
     X = X / X.norm().clamp(min=ε)                   # X ← X / max(‖X‖_F, ε)   (spectral norm ≤ 1)
     for _ in range(k):
         A = X @ X.T                                 # A ← X Xᵀ

@@ -130,6 +130,7 @@ ALGORITHMS: dict[str, Algorithm] = {a.name: a for a in [
     Algorithm("sparseadam", "SparseAdam", "sparse_adam",
               flags=dict(maximize=BOOL),
               test_hparams=dict(lr=0.05, betas=(0.8, 0.95)),
+              tensor_hparams=("lr", "betas", "eps"),
               param_shapes=MATRICES, sparse_grad=True, complex_ok=False),
 ]}
 

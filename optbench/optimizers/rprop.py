@@ -64,8 +64,8 @@ class Rprop(PseudocodeOptimizer):
         if group["maximize"]:
             g = -g                                      # g_t ← -∇f_t(θ_{t-1})
         s = (g * g_prev).sign()                         # sign(g_prev g_t), coordinate by coordinate
-        # η_t ← η_{t-1}·η+ where g_prev g_t > 0, η_{t-1}·η- where < 0, η_{t-1} where = 0; then clamped
-        # (ones_like, not 1: a bare 1 would make the factors float32 whatever the parameter's dtype)
+        # η_t ← η_{t-1}·η+ where g_prev g_t > 0, η_{t-1}·η- where < 0, η_{t-1} where = 0, then
+        # clamped. ones_like, not a bare 1: where() of two Python numbers would make float32 factors.
         factor = torch.where(s > 0, η_plus, torch.where(s < 0, η_minus, torch.ones_like(s)))
         η.mul_(factor).clamp_(Γ_min, Γ_max)             # η_t ← clamp(η_{t-1}·factor, Γ_min, Γ_max)
         g = torch.where(s < 0, 0.0, g)                  # g_t ← 0 where g_prev g_t < 0

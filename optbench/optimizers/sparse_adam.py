@@ -46,23 +46,26 @@ class SparseAdam(PseudocodeOptimizer):
         check_range(betas[0], "Invalid beta parameter at index 0: {}", low=0.0, high=1.0)
         check_range(betas[1], "Invalid beta parameter at index 1: {}", low=0.0, high=1.0)
         super().__init__(params, dict(lr=lr, betas=betas, eps=eps, maximize=maximize))
-        positions = [(i, j) for i, group in enumerate(self.param_groups) for j in range(len(group["params"]))]
-        sparse = [[i, j] for i, j in positions if self.param_groups[i]["params"][j].is_sparse]
-        complex_ = [[i, j] for i, j in positions if self.param_groups[i]["params"][j].is_complex()]
+        positions = [([i, j], p) for i, group in enumerate(self.param_groups)
+                     for j, p in enumerate(group["params"])]
+        sparse = [index for index, p in positions if p.is_sparse]
+        complex_ = [index for index, p in positions if p.is_complex()]
         if sparse:
-            raise ValueError(f"Sparse params at indices {sparse}: SparseAdam requires dense parameter tensors")
+            raise ValueError(f"Sparse params at indices {sparse}: "
+                             "SparseAdam requires dense parameter tensors")
         if complex_:
             raise ValueError(f"Complex params at indices {complex_}: "
                              "SparseAdam does not support complex parameters")
 
     def init_state(self, theta, group):
         return dict(step=0,
-                    exp_avg=torch.zeros_like(theta, memory_format=torch.preserve_format),     # m_0 ← 0
+                    exp_avg=torch.zeros_like(theta, memory_format=torch.preserve_format),  # m_0 ← 0
                     exp_avg_sq=torch.zeros_like(theta, memory_format=torch.preserve_format))  # v_0 ← 0
 
     def update(self, theta, g, state, group):
         if not g.is_sparse:
-            raise RuntimeError("SparseAdam does not support dense gradients, please consider Adam instead")
+            raise RuntimeError("SparseAdam does not support dense gradients, "
+                               "please consider Adam instead")
         m, v = state["exp_avg"], state["exp_avg_sq"]
         state["step"] += 1
         t = state["step"]
@@ -76,8 +79,8 @@ class SparseAdam(PseudocodeOptimizer):
         γ, (β1, β2), ε = (at(h, S, theta) for h in (group["lr"], group["betas"], group["eps"]))
         m[S] = β1 * m[S] + (1 - β1) * g                 # m_{t,i} ← β1 m_{t-1,i} + (1 - β1) g_{t,i}
         v[S] = β2 * v[S] + (1 - β2) * g * g             # v_{t,i} ← β2 v_{t-1,i} + (1 - β2) g_{t,i}²
-        step_size = γ * (1 - β2 ** t) ** 0.5 / (1 - β1 ** t)
-        theta[S] -= step_size * m[S] / (v[S].sqrt() + ε)  # θ_{t,i} ← θ_{t-1,i} - γ √(1-β2^t)/(1-β1^t) m_{t,i}/(√v_{t,i} + ε)
+        step_size = γ * (1 - β2 ** t) ** 0.5 / (1 - β1 ** t)  # γ √(1 - β2^t) / (1 - β1^t)
+        theta[S] -= step_size * m[S] / (v[S].sqrt() + ε)  # θ_{t,i} ← θ_{t-1,i} - step size · m_{t,i}/(√v_{t,i} + ε)
 
 
 def at(h, S, theta):

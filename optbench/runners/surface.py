@@ -31,7 +31,7 @@ import pandas as pd
 import torch
 
 from ..errors import OptbenchError
-from ..objectives import Surface, noisy
+from ..objectives import Surface, add_gradient_noise, noisy
 from ..specs import OptimizerSpec
 
 MAX_RECORDED_POINTS = 1_000_000     # trial-steps kept in the trajectory table before striding
@@ -39,20 +39,22 @@ BUFFER_ELEMENTS = 1 << 22           # positions + losses buffered between metric
 ESCAPE_WINDOWS = 1000.0             # a run this many window-widths away from the window diverged
 
 # Per-surface learning rates for the families whose scale differs (others use class defaults).
-# sgd-like: near 1/λ_max where λ_max is the Hessian's largest eigenvalue (the fastest stable lr
-# for a quadratic); sign-like (adam family, rprop): about (distance to travel) / (steps / 2);
-# rmsprop takes 1/sqrt(1 - alpha) = 10x larger first steps (no bias correction), hence a smaller lr.
+# sgd-like: on quadratics 2 / (λ_min + λ_max), the best fixed step for gradient descent (it still
+# zig-zags along the steep axis: that is the point of `elliptic`), elsewhere the
+# best of an lr sweep; adaptive families: the lr that reaches the minimum within the default steps
+# without wild overshoot (chosen from the same sweep; rmsprop's first steps are 1/sqrt(1 - alpha) =
+# 10x larger than its lr, having no bias correction, hence its smaller values).
 _SCALES = {
     #                    sgd     adam   rmsprop adagrad
-    "elliptic":        (0.09,    2.0,   0.3,    10.0),
-    "bowl":            (0.2,     0.2,   0.03,   1.0),
+    "elliptic":        (0.09,    3.0,   1.0,    10.0),
+    "bowl":            (0.4,     0.5,   0.1,    1.0),
     "saddle":          (0.05,    0.1,   0.01,   0.5),
-    "monkey-saddle":   (0.02,    0.05,  0.005,  0.3),
-    "rosenbrock":      (0.001,   0.05,  0.003,  0.5),
-    "beale":           (0.01,    0.05,  0.005,  0.5),
-    "himmelblau":      (0.01,    0.1,   0.01,   1.0),
+    "monkey-saddle":   (0.002,   0.05,  0.005,  0.3),
+    "rosenbrock":      (0.002,   0.2,   0.03,   1.0),
+    "beale":           (0.03,    0.2,   0.03,   1.0),
+    "himmelblau":      (0.01,    0.1,   0.03,   1.0),
     "rastrigin":       (0.002,   0.05,  0.005,  0.5),
-    "quadratic":       (0.9,     0.05,  0.005,  0.5),
+    "quadratic":       (None,    0.05,  0.005,  0.5),
 }
 _FAMILY_SCALE = {"sgd": 0, "asgd": 0, "adam": 1, "adamw": 1, "nadam": 1, "radam": 1, "adamax": 1,
                  "rprop": 1, "muon": 1, "rmsprop": 2, "adagrad": 3}
@@ -61,8 +63,8 @@ _FAMILY_SCALE = {"sgd": 0, "asgd": 0, "adam": 1, "adamw": 1, "nadam": 1, "radam"
 def default_hparams(surface: Surface, family: str) -> dict:
     """The built-in settings for `family` on `surface` (overridden by the user's spec)."""
     key = surface.name.partition(":")[0]
-    if key == "quadratic":   # lr scales with the curvature: 1/λ_max for SGD
-        sgd = 1.0 / max(surface.hessian_eigenvalues)
+    if key == "quadratic":   # lr scales with the curvature: 2 / (λ_min + λ_max) for SGD
+        sgd = 2.0 / (min(surface.hessian_eigenvalues) + max(surface.hessian_eigenvalues))
         scales = (sgd,) + _SCALES[key][1:]
     else:
         scales = _SCALES.get(key)
@@ -111,19 +113,22 @@ def run_surface(spec: OptimizerSpec, surface: Surface, starts: torch.Tensor, ste
     defaults = default_hparams(surface, spec.family) if defaults is None else defaults
     if record_every is None:
         record_every = max(1, math.ceil(trials * (steps + 1) / MAX_RECORDED_POINTS))
-    evaluate = noisy(surface.evaluate, noise, torch.Generator().manual_seed(seed))
+    _check_grid(spec, grid)
+    noise_generator = torch.Generator().manual_seed(seed)
 
     per_trial = not spec.algorithm.elementwise
-    stepper = (PerTrialStepper if per_trial else BatchedStepper)(spec, starts, grid, defaults, evaluate)
+    stepper = (PerTrialStepper if per_trial else BatchedStepper)(
+        spec, starts, grid, defaults, noisy(surface.evaluate, noise, noise_generator))
     recorder = Recorder(surface, trials, steps, record_every, dtype)
     for t in range(steps + 1):
         points = stepper.points()
-        value, gradient = evaluate(points)
-        recorder.observe(t, points, value, surface, gradient)
+        value, gradient = surface.evaluate(points)
+        recorder.observe(t, points, value, gradient)
         if t < steps:
-            stepper.step(gradient)
+            stepper.step(add_gradient_noise(gradient, noise, noise_generator))
     hparams = _hparam_columns(spec, defaults, grid, trials)
-    return SurfaceRun(*recorder.tables(spec, hparams, surface), record_every, per_trial)
+    label = {"optimizer": spec.name, "family": spec.family, "settings": settings(spec, defaults, grid)}
+    return SurfaceRun(*recorder.tables(label, hparams, surface), record_every, per_trial)
 
 
 # --- stepping: one optimizer for the batch, or one per trial ------------------------------------
@@ -212,15 +217,14 @@ class Recorder:
         self.previous = None          # last position of the previous chunk, for step lengths
         self.filled, self.first_step = 0, 0
 
-    def observe(self, t, points, value, surface, gradient):
+    def observe(self, t, points, value, gradient):
         self.positions[self.filled].copy_(points)
         self.losses[self.filled].copy_(value)
         self.filled += 1
         if t in self.recorded:
             self.kept_positions.append(points.clone())
             self.kept_losses.append(value.clone())
-            exact = surface.gradient(points) if gradient is None else gradient
-            self.kept_grad_norms.append(exact.norm(dim=1))
+            self.kept_grad_norms.append(gradient.norm(dim=1))
         if self.filled == self.chunk or t == self.steps:
             self._fold()
 
@@ -240,7 +244,7 @@ class Recorder:
         self.first_step += self.filled
         self.filled = 0
 
-    def tables(self, spec: OptimizerSpec, hparams: dict, surface: Surface):
+    def tables(self, columns: dict, hparams: dict, surface: Surface):
         trials = self.path_length.shape[0]
         kept = len(self.recorded_steps)
         positions = torch.stack(self.kept_positions)          # [kept, trials, dim]
@@ -248,7 +252,6 @@ class Recorder:
         step = torch.tensor(self.recorded_steps, dtype=torch.float64)[:, None].expand(kept, trials)
         diverged = step >= torch.nan_to_num(self.diverged_at, nan=math.inf).to(torch.float64)
         trial = torch.arange(trials)[None].expand(kept, trials)
-        columns = {"optimizer": spec.name, "family": spec.family, **_settings(hparams)}
         trajectory = pd.DataFrame({
             **{name: _repeat(values, kept) for name, values in hparams.items()},
             "trial": trial.reshape(-1).numpy(), "step": step.reshape(-1).numpy().astype("int64"),
@@ -311,7 +314,27 @@ def _hparam_columns(spec: OptimizerSpec, defaults: dict, grid: dict, trials: int
     return columns
 
 
-def _settings(hparams: dict) -> dict:
-    """A readable 'lr=0.09, momentum=0' string of the fixed hyperparameters, for legends."""
-    fixed = [f"{name}={value:g}" for name, value in hparams.items() if not isinstance(value, torch.Tensor)]
-    return {"settings": ", ".join(fixed)}
+def settings(spec: OptimizerSpec, defaults: dict, grid: dict) -> str:
+    """'lr=0.09, momentum=0.9': the settings that differ from the class defaults, for legends."""
+    class_defaults = spec.algorithm.defaults()
+    shown = []
+    for name, value in spec.resolved(defaults).items():
+        if name in class_defaults and class_defaults[name] == value:
+            continue
+        shown.append(f"{name}={'/'.join(map(str, value)) if isinstance(value, tuple) else _short(value)}")
+    return ", ".join(shown + [f"{name}=grid" for name in grid])
+
+
+def _short(value):
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _check_grid(spec: OptimizerSpec, grid: dict) -> None:
+    """Only hyperparameters the algorithm accepts as tensors can be grid axes (any, per trial)."""
+    allowed = set(spec.algorithm.tensor_hparams) if spec.algorithm.elementwise else set(spec.resolved())
+    if "betas" in allowed:
+        allowed |= {"beta1", "beta2"}
+    for name in grid:
+        if name not in allowed:
+            raise OptbenchError(f"{spec.family} cannot vary '{name}' in a grid "
+                                f"(valid: {', '.join(sorted(allowed)) or 'none'})")
