@@ -118,10 +118,10 @@ def _channel_stats(images):
 
 def _as_tensors(images: np.ndarray, labels) -> tuple[torch.Tensor, torch.Tensor]:
     """uint8 [N, C, H, W] (or already-scaled floats) -> float32 in [0, 1], int64 labels."""
-    x = torch.from_numpy(np.ascontiguousarray(images)).float()
+    x = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32))   # a writable copy
     if images.dtype == np.uint8:
         x /= 255.0
-    return x, torch.as_tensor(np.asarray(labels), dtype=torch.int64)
+    return x, torch.from_numpy(np.asarray(labels, dtype=np.int64).copy())
 
 
 # --- scikit-learn digits ----------------------------------------------------------------------

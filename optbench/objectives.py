@@ -68,14 +68,19 @@ class Surface:
 
 # --- the surfaces ----------------------------------------------------------------------------
 
+def row_sum(values: torch.Tensor) -> torch.Tensor:
+    """Σ over the last (coordinate) axis as a matrix-vector product: torch's `sum(dim=-1)` over a
+    2-wide axis is ~10x slower on CPU, and this sits in every step of the batched runner."""
+    return values @ torch.ones(values.shape[-1], dtype=values.dtype)
+
+
 def diagonal_quadratic(coefficients) -> Evaluate:
     """f(x) = Σ c_i x_i²; gradient 2 c ⊙ x."""
     c = torch.tensor(coefficients, dtype=torch.float64)
 
     def evaluate(points):
         scale = c.to(points.dtype)
-        gradient = 2 * scale * points
-        return 0.5 * (gradient * points).sum(dim=1), gradient
+        return (points * points) @ scale, (2 * scale) * points
     return evaluate
 
 
@@ -115,7 +120,7 @@ def himmelblau(points):
 
 def rastrigin(points, a=10.0):
     angle = 2 * math.pi * points
-    value = a * points.shape[1] + (points ** 2 - a * torch.cos(angle)).sum(dim=1)
+    value = a * points.shape[1] + row_sum(points ** 2 - a * torch.cos(angle))
     return value, 2 * points + 2 * math.pi * a * torch.sin(angle)
 
 

@@ -21,7 +21,8 @@ Tensor hyperparameters: lr, rho, eps, weight_decay.
 
 import torch
 
-from .base import PseudocodeOptimizer, check_range, is_zero, new_step_counter
+from .base import (PseudocodeOptimizer, add_product_, add_scaled, add_scaled_, check_range, is_zero,
+                   new_step_counter)
 
 DOC_DISCREPANCIES = [
     "Adadelta: the documented pseudocode has no maximize line; torch's code negates g_t "
@@ -52,8 +53,8 @@ class Adadelta(PseudocodeOptimizer):
         if group["maximize"]:
             g = -g                                      # g_t ← -∇f_t(θ_{t-1})
         if not is_zero(λ):
-            g = g + λ * theta                           # g_t ← g_t + λ θ_{t-1}
-        v.mul_(ρ).add_(g * g * (1 - ρ))                 # v_t ← v_{t-1} ρ + g_t² (1 - ρ)
-        Δx = (u + ε).sqrt() / (v + ε).sqrt() * g        # Δx_t ← √(u_{t-1}+ε) / √(v_t+ε) · g_t
-        u.mul_(ρ).add_(Δx * Δx * (1 - ρ))               # u_t ← u_{t-1} ρ + Δx_t² (1 - ρ)
-        theta.sub_(γ * Δx)                              # θ_t ← θ_{t-1} - γ Δx_t
+            g = add_scaled(g, theta, λ)                 # g_t ← g_t + λ θ_{t-1}
+        add_product_(v.mul_(ρ), g, g, 1 - ρ)            # v_t ← v_{t-1} ρ + g_t² (1 - ρ)
+        Δx = (u + ε).sqrt_().div_((v + ε).sqrt_()).mul_(g)  # Δx_t ← √(u_{t-1}+ε) / √(v_t+ε) · g_t
+        add_product_(u.mul_(ρ), Δx, Δx, 1 - ρ)          # u_t ← u_{t-1} ρ + Δx_t² (1 - ρ)
+        add_scaled_(theta, Δx, -γ)                      # θ_t ← θ_{t-1} - γ Δx_t

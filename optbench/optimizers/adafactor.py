@@ -41,7 +41,7 @@ across each tensor (RMS, row and column means), so a batch of trials needs one p
 
 import torch
 
-from .base import PseudocodeOptimizer, check_range, is_zero, new_step_counter
+from .base import PseudocodeOptimizer, add_scaled_, check_range, is_zero, lerp_, new_step_counter
 
 DOC_DISCREPANCIES = [
     "R_t, C_t are row and column means of G⊙G, and the V̂_t denominator the mean of R_t, "
@@ -92,19 +92,19 @@ class Adafactor(PseudocodeOptimizer):
             theta.mul_(1 - γ * λ)                       # θ_t ← θ_{t-1} - γλθ_{t-1}
         if G.dim() > 1:
             R, C = state["row_var"], state["col_var"]
-            row_mean = (G * G).mean(dim=-1, keepdim=True)   # (G_t ⊙ G_t) · 1_m / m
-            col_mean = (G * G).mean(dim=-2, keepdim=True)   # 1ᵀ_n · (G_t ⊙ G_t) / n
-            R.mul_(β2_hat).add_((1 - β2_hat) * row_mean)    # R_t ← β̂2_t R_{t-1} + (1 - β̂2_t) row mean
-            C.mul_(β2_hat).add_((1 - β2_hat) * col_mean)    # C_t ← β̂2_t C_{t-1} + (1 - β̂2_t) column mean
+            G2 = G * G                                      # G_t ⊙ G_t
+            row_mean = G2.mean(dim=-1, keepdim=True)        # (G_t ⊙ G_t) · 1_m / m
+            col_mean = G2.mean(dim=-2, keepdim=True)        # 1ᵀ_n · (G_t ⊙ G_t) / n
+            lerp_(R, row_mean, 1 - β2_hat)                  # R_t ← β̂2_t R_{t-1} + (1 - β̂2_t) row mean
+            lerp_(C, col_mean, 1 - β2_hat)                  # C_t ← β̂2_t C_{t-1} + (1 - β̂2_t) column mean
             R_mean = R.mean(dim=-2, keepdim=True)           # 1ᵀ_n · R_t / n
-            V_hat = R @ C / R_mean.clamp(min=ε1)            # V̂_t ← R_t · C_t / max(1ᵀ_n · R_t / n, ε1)
+            V_hat = (R @ C).div_(R_mean.clamp(min=ε1))      # V̂_t ← R_t · C_t / max(1ᵀ_n · R_t / n, ε1)
         else:
             V_hat = state["variance"]
-            V_hat.mul_(β2_hat).add_((1 - β2_hat) * G * G)   # V̂_t ← β̂2_t V̂_{t-1} + (1 - β̂2_t) G_t ⊙ G_t
-        U = G / V_hat.clamp(min=ε1 * ε1).sqrt()         # U_t ← G_t / max(√V̂_t, ε1)
-        U_hat = U / max(1.0, rms(U) / d)                # Û_t ← U_t / max(1, RMS(U_t)/d)
-        theta.sub_(α * U_hat)                           # θ_t ← θ_t - α_t Û_t
-
+            lerp_(V_hat, G * G, 1 - β2_hat)                 # V̂_t ← β̂2_t V̂_{t-1} + (1 - β̂2_t) G_t ⊙ G_t
+        U = V_hat.clamp(min=ε1 * ε1).rsqrt_().mul_(G)   # U_t ← G_t / max(√V̂_t, ε1)
+        # Û_t ← U_t / max(1, RMS(U_t)/d) is U_t times a number, folded into the step size
+        add_scaled_(theta, U, -α / max(1.0, rms(U) / d))  # θ_t ← θ_t - α_t Û_t
 
 def rms(x):
     """RMS(x) = ‖x‖₂ / √numel(x), as a Python number (torch's code reads it with .item())."""

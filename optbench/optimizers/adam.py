@@ -29,7 +29,8 @@ Tensor hyperparameters: lr, betas, eps, weight_decay.
 
 import torch
 
-from .base import PseudocodeOptimizer, check_range, is_zero, new_step_counter
+from .base import (PseudocodeOptimizer, add_product_, add_quotient_, add_scaled, check_range, is_zero,
+                   lerp_, new_step_counter)
 
 
 class Adam(PseudocodeOptimizer):
@@ -61,17 +62,17 @@ class Adam(PseudocodeOptimizer):
             if group["decoupled_weight_decay"]:
                 theta.mul_(1 - γ * λ)                   # θ_{t-1} ← θ_{t-1} - γλθ_{t-1}
             else:
-                g = g + λ * theta                       # g_t ← g_t + λ θ_{t-1}
-        m.mul_(β1).add_((1 - β1) * g)                   # m_t ← β1 m_{t-1} + (1 - β1) g_t
-        v.mul_(β2).add_((1 - β2) * g * g)               # v_t ← β2 v_{t-1} + (1 - β2) g_t²
-        m_hat = m / (1 - β1 ** t)                       # m̂_t ← m_t / (1 - β1^t)
+                g = add_scaled(g, theta, λ)             # g_t ← g_t + λ θ_{t-1}
+        lerp_(m, g, 1 - β1)                             # m_t ← β1 m_{t-1} + (1 - β1) g_t
+        add_product_(v.mul_(β2), g, g, 1 - β2)          # v_t ← β2 v_{t-1} + (1 - β2) g_t²
         if group["amsgrad"]:
             v_max = state["max_exp_avg_sq"]
             torch.maximum(v_max, v, out=v_max)          # v_t^max ← max(v_{t-1}^max, v_t)
-            v_hat = v_max / (1 - β2 ** t)               # v̂_t ← v_t^max / (1 - β2^t)
-        else:
-            v_hat = v / (1 - β2 ** t)                   # v̂_t ← v_t / (1 - β2^t)
-        theta.sub_(γ * m_hat / (v_hat.sqrt() + ε))      # θ_t ← θ_{t-1} - γ m̂_t / (√v̂_t + ε)
+            v = v_max                                   # (v̂_t below is then v_t^max / (1 - β2^t))
+        # The bias corrections are numbers: m̂_t ← m_t / (1 - β1^t) is folded into the step size and
+        # v̂_t ← v_t / (1 - β2^t) into the denominator, as torch does, so no m̂_t or v̂_t is stored.
+        denominator = v.sqrt().div_((1 - β2 ** t) ** 0.5).add_(ε)   # √v̂_t + ε
+        add_quotient_(theta, m, denominator, -γ / (1 - β1 ** t))    # θ_t ← θ_{t-1} - γ m̂_t / (√v̂_t + ε)
 
 
 def check_adam_arguments(lr, betas, eps, weight_decay):

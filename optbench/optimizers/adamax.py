@@ -21,7 +21,7 @@ Tensor hyperparameters: lr, betas, eps, weight_decay.
 import torch
 
 from .adam import check_adam_arguments
-from .base import PseudocodeOptimizer, is_zero, new_step_counter
+from .base import PseudocodeOptimizer, add_quotient_, add_scaled, is_zero, lerp_, new_step_counter
 
 DOC_DISCREPANCIES = [
     "Adamax: the documented pseudocode has no maximize line; torch's code negates g_t "
@@ -50,7 +50,7 @@ class Adamax(PseudocodeOptimizer):
         if group["maximize"]:
             g = -g                                      # g_t ← -∇f_t(θ_{t-1})
         if not is_zero(λ):
-            g = g + λ * theta                           # g_t ← g_t + λ θ_{t-1}
-        m.mul_(β1).add_((1 - β1) * g)                   # m_t ← β1 m_{t-1} + (1 - β1) g_t
-        torch.maximum(u * β2, g.abs() + ε, out=u)       # u_t ← max(β2 u_{t-1}, |g_t| + ε)
-        theta.sub_(γ * m / ((1 - β1 ** t) * u))         # θ_t ← θ_{t-1} - γ m_t / ((1 - β1^t) u_t)
+            g = add_scaled(g, theta, λ)                 # g_t ← g_t + λ θ_{t-1}
+        lerp_(m, g, 1 - β1)                             # m_t ← β1 m_{t-1} + (1 - β1) g_t
+        torch.maximum(u.mul_(β2), g.abs().add_(ε), out=u)  # u_t ← max(β2 u_{t-1}, |g_t| + ε)
+        add_quotient_(theta, m, u, -γ / (1 - β1 ** t))  # θ_t ← θ_{t-1} - γ m_t / ((1 - β1^t) u_t)

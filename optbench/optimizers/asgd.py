@@ -24,7 +24,8 @@ Tensor hyperparameters: lr, lambd, alpha, t0, weight_decay (η and μ then hold 
 
 import torch
 
-from .base import PseudocodeOptimizer, check_range, is_zero, new_step_counter, scalar_dtype
+from .base import (PseudocodeOptimizer, add_scaled, add_scaled_, check_range, is_zero, new_step_counter,
+                   scalar_dtype)
 
 DOC_DISCREPANCIES = [
     "ASGD: torch documents no pseudocode; the pseudocode here is transcribed from its code.",
@@ -58,13 +59,13 @@ class ASGD(PseudocodeOptimizer):
         if group["maximize"]:
             g = -g                                      # g_t ← -∇f_t(θ_{t-1})
         if not is_zero(wd):
-            g = g + wd * theta                          # g_t ← g_t + wd θ_{t-1}
+            g = add_scaled(g, theta, wd)                # g_t ← g_t + wd θ_{t-1}
         theta.mul_(1 - λ * η)                           # θ_t ← θ_{t-1} (1 - λ η_{t-1})
-        theta.sub_(η * g)                               # θ_t ← θ_t - η_{t-1} g_t
+        add_scaled_(theta, g, -η)                       # θ_t ← θ_t - η_{t-1} g_t
         if bool(torch.all(μ == 1)):
             ax.copy_(theta)                             # ā_t ← θ_t
         else:
-            ax.add_(μ * (theta - ax))                   # ā_t ← ā_{t-1} + μ_{t-1} (θ_t - ā_{t-1})
+            add_scaled_(ax, theta - ax, μ)              # ā_t ← ā_{t-1} + μ_{t-1} (θ_t - ā_{t-1})
         state["eta"] = _refill(state["eta"], γ / (1 + λ * γ * t) ** α)      # η_t ← γ / (1 + λγt)^α
         t_minus_t0 = torch.as_tensor(t - t0, dtype=torch.float64)
         state["mu"] = _refill(state["mu"], 1 / t_minus_t0.clamp(min=1))     # μ_t ← 1 / max(1, t - t0)

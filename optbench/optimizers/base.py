@@ -6,8 +6,10 @@ of any pseudocode: closures, lazy state, complex parameters (updated as their re
 exactly as torch.optim does) and `torch.no_grad()`.
 
 Hyperparameters may be Python numbers or tensors that broadcast against the parameter
-(`lr` of shape `[trials, 1]` for a `[trials, 2]` parameter): update lines are written as plain
-tensor arithmetic (`theta -= lr * m`) so both work. `check_range` validates either kind.
+(`lr` of shape `[trials, 1]` for a `[trials, 2]` parameter). Update lines run in place, one kernel
+each and without full-size temporaries where the pseudocode allows, as torch's own for-loop path
+does; the maths helpers below (`add_scaled_`, `add_product_`, `add_quotient_`, `lerp_`) make that
+work for both kinds. `check_range` validates either kind.
 """
 
 from __future__ import annotations
@@ -57,6 +59,45 @@ def is_zero(value) -> bool:
     if isinstance(value, torch.Tensor):
         return bool(torch.all(value == 0))
     return value == 0
+
+
+# The update helpers. torch's one-kernel forms (`x.add_(y, alpha=a)`, `x.addcmul_(y, z, value=a)`,
+# `x.addcdiv_(y, z, value=a)`) take `a` only as a Python number; these take a number or a tensor
+# broadcasting against x, in one kernel either way (a tensor `a` costs one small extra product).
+# A one-element tensor is read as a number, as torch.optim reads tensor hyperparameters.
+
+def _number(a):
+    return a.item() if isinstance(a, torch.Tensor) and a.dim() == 0 else a
+
+
+def add_scaled_(x: torch.Tensor, y: torch.Tensor, a) -> torch.Tensor:
+    """x ← x + a·y, in place."""
+    a = _number(a)
+    return x.addcmul_(y, a) if isinstance(a, torch.Tensor) else x.add_(y, alpha=a)
+
+
+def add_scaled(x: torch.Tensor, y: torch.Tensor, a) -> torch.Tensor:
+    """x + a·y as a new tensor (for g_t ← g_t + λθ, which must not touch the gradient)."""
+    a = _number(a)
+    return torch.addcmul(x, y, a) if isinstance(a, torch.Tensor) else torch.add(x, y, alpha=a)
+
+
+def add_product_(x: torch.Tensor, y: torch.Tensor, z: torch.Tensor, a=1) -> torch.Tensor:
+    """x ← x + a·y·z, in place."""
+    a = _number(a)
+    return x.addcmul_(y, z * a) if isinstance(a, torch.Tensor) else x.addcmul_(y, z, value=a)
+
+
+def add_quotient_(x: torch.Tensor, y: torch.Tensor, z: torch.Tensor, a=1) -> torch.Tensor:
+    """x ← x + a·y/z, in place."""
+    a = _number(a)
+    return x.addcdiv_(y * a, z) if isinstance(a, torch.Tensor) else x.addcdiv_(y, z, value=a)
+
+
+def lerp_(x: torch.Tensor, y: torch.Tensor, w) -> torch.Tensor:
+    """x ← (1 - w)·x + w·y, in place (an exponential moving average of y with weight w)."""
+    w = _number(w)
+    return x.lerp_(y, w.to(x.dtype) if isinstance(w, torch.Tensor) else w)
 
 
 def real_view(tensor):

@@ -253,7 +253,7 @@ def cubic_interpolate(x1, f1, g1, x2, f2, g2, bounds=None):
     lo, hi = bounds if bounds is not None else ((x1, x2) if x1 <= x2 else (x2, x1))
     d1 = g1 + g2 - 3 * (f1 - f2) / (x1 - x2)                # d1 ← g1 + g2 - 3 (f1-f2)/(x1-x2)
     d2_square = d1 ** 2 - g1 * g2
-    if d2_square < 0:
+    if not d2_square >= 0:                                  # (NaN included, as in torch)
         return (lo + hi) / 2.0
     d2 = d2_square.sqrt()                                   # d2 ← √(d1² - g1 g2)
     # x ← x2 - (x2 - x1) (g2 + d2 - d1) / (g2 - g1 + 2 d2), x2 being the right end

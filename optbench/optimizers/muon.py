@@ -40,7 +40,7 @@ each matrix, so a batch of trials needs one parameter per trial.
 
 import torch
 
-from .base import PseudocodeOptimizer, check_range
+from .base import PseudocodeOptimizer, add_scaled_, check_range, lerp_
 
 DOC_DISCREPANCIES = [
     "momentum: torch averages, B_t ← μ B_{t-1} + (1 - μ) g_t; the docs write B_t ← μ B_{t-1} + g_t",
@@ -80,7 +80,7 @@ class Muon(PseudocodeOptimizer):
     def update(self, theta, g, state, group):
         γ, λ, μ = group["lr"], group["weight_decay"], group["momentum"]
         B = state["momentum_buffer"]
-        B.mul_(μ).add_((1 - μ) * g)                     # B_t ← μ B_{t-1} + (1 - μ) g_t
+        lerp_(B, g, 1 - μ)                              # B_t ← μ B_{t-1} + (1 - μ) g_t
         if group["nesterov"]:
             B_tilde = (1 - μ) * g + μ * B               # B̃_t ← (1 - μ) g_t + μ B_t
         else:
@@ -89,7 +89,7 @@ class Muon(PseudocodeOptimizer):
         O = newton_schulz(B_tilde, a_b_c, k, ε)         # O_t ← NS^{(a,b,c)}_k(B̃_t; ε)
         theta.mul_(1 - γ * λ)                           # θ_t ← θ_{t-1} - γλθ_{t-1}
         γ_adjusted = adjust_lr(γ, group["adjust_lr_fn"], theta.shape)   # γ ← AdjustLR(γ; shape(θ_t))
-        theta.sub_(γ_adjusted * O.to(theta.dtype))      # θ_t ← θ_t - γ O_t
+        add_scaled_(theta, O, -γ_adjusted)              # θ_t ← θ_t - γ O_t
 
 
 def newton_schulz(G, coefficients, k, ε):

@@ -30,7 +30,8 @@ momentum_decay, `mu_product` takes their shape, one product per trial).
 import torch
 
 from .adam import check_adam_arguments
-from .base import PseudocodeOptimizer, check_range, is_zero, new_step_counter, scalar_dtype
+from .base import (PseudocodeOptimizer, add_product_, add_quotient_, add_scaled, check_range, is_zero,
+                   lerp_, new_step_counter, scalar_dtype)
 
 DOC_DISCREPANCIES = []
 
@@ -64,7 +65,7 @@ class NAdam(PseudocodeOptimizer):
             if group["decoupled_weight_decay"]:
                 theta.mul_(1 - γ * λ)                   # θ_t ← θ_{t-1} - γλθ_{t-1}
             else:
-                g = g + λ * theta                       # g_t ← g_t + λ θ_{t-1}
+                g = add_scaled(g, theta, λ)             # g_t ← g_t + λ θ_{t-1}
         μ = β1 * (1 - 0.5 * 0.96 ** (t * ψ))            # μ_t ← β1 (1 - ½·0.96^(tψ))
         μ_next = β1 * (1 - 0.5 * 0.96 ** ((t + 1) * ψ))  # μ_{t+1} ← β1 (1 - ½·0.96^((t+1)ψ))
         # ∏_{i=1}^{t} μ_i is stored in the step counter's dtype. μ_t is rounded to it before multiplying,
@@ -74,9 +75,11 @@ class NAdam(PseudocodeOptimizer):
         state["mu_product"] = product * torch.as_tensor(μ, dtype=product.dtype)  # ∏_{i=1}^{t} μ_i
         Π = state["mu_product"].double()
         Π_next = Π * μ_next                             # ∏_{i=1}^{t+1} μ_i
-        m.mul_(β1).add_((1 - β1) * g)                   # m_t ← β1 m_{t-1} + (1 - β1) g_t
-        v.mul_(β2).add_((1 - β2) * g * g)               # v_t ← β2 v_{t-1} + (1 - β2) g_t²
-        # m̂_t ← μ_{t+1} m_t / (1 - ∏_{i=1}^{t+1} μ_i) + (1 - μ_t) g_t / (1 - ∏_{i=1}^{t} μ_i)
-        m_hat = μ_next * m / (1 - Π_next) + (1 - μ) * g / (1 - Π)
-        v_hat = v / (1 - β2 ** t)                       # v̂_t ← v_t / (1 - β2^t)
-        theta.sub_(γ * m_hat / (v_hat.sqrt() + ε))      # θ_t ← θ_t - γ m̂_t / (√v̂_t + ε)
+        lerp_(m, g, 1 - β1)                             # m_t ← β1 m_{t-1} + (1 - β1) g_t
+        add_product_(v.mul_(β2), g, g, 1 - β2)          # v_t ← β2 v_{t-1} + (1 - β2) g_t²
+        denominator = v.div(1 - β2 ** t).sqrt_().add_(ε)  # √v̂_t + ε, with v̂_t ← v_t / (1 - β2^t)
+        # θ_t ← θ_t - γ m̂_t / (√v̂_t + ε), with
+        # m̂_t ← μ_{t+1} m_t / (1 - ∏_{i=1}^{t+1} μ_i) + (1 - μ_t) g_t / (1 - ∏_{i=1}^{t} μ_i),
+        # one term of m̂_t at a time (its coefficients are numbers, so m̂_t is never stored)
+        add_quotient_(theta, g, denominator, -γ * (1 - μ) / (1 - Π))
+        add_quotient_(theta, m, denominator, -γ * μ_next / (1 - Π_next))

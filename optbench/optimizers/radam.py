@@ -33,7 +33,8 @@ tensor, so β2 must be the same number in every trial.
 import torch
 
 from .adam import check_adam_arguments
-from .base import PseudocodeOptimizer, is_zero, new_step_counter
+from .base import (PseudocodeOptimizer, add_product_, add_quotient_, add_scaled, add_scaled_, is_zero,
+                   lerp_, new_step_counter)
 
 DOC_DISCREPANCIES = []
 
@@ -64,16 +65,19 @@ class RAdam(PseudocodeOptimizer):
             if group["decoupled_weight_decay"]:
                 theta.mul_(1 - γ * λ)                   # θ_t ← θ_t - γλθ_t
             else:
-                g = g + λ * theta                       # g_t ← g_t + λ θ_t
-        m.mul_(β1).add_((1 - β1) * g)                   # m_t ← β1 m_{t-1} + (1 - β1) g_t
-        v.mul_(β2).add_((1 - β2) * g * g)               # v_t ← β2 v_{t-1} + (1 - β2) g_t²
-        m_hat = m / (1 - β1 ** t)                       # m̂_t ← m_t / (1 - β1^t)
+                g = add_scaled(g, theta, λ)             # g_t ← g_t + λ θ_t
+        lerp_(m, g, 1 - β1)                             # m_t ← β1 m_{t-1} + (1 - β1) g_t
+        add_product_(v.mul_(β2), g, g, 1 - β2)          # v_t ← β2 v_{t-1} + (1 - β2) g_t²
+        # m̂_t ← m_t / (1 - β1^t): a number times m_t, folded into the step sizes below
+        bias_correction1 = 1 - β1 ** t
         ρ_inf = 2 / (1 - β2) - 1                        # ρ_∞ ← 2 / (1 - β2) - 1
         ρ_t = ρ_inf - 2 * t * β2 ** t / (1 - β2 ** t)   # ρ_t ← ρ_∞ - 2tβ2^t / (1 - β2^t)
         if ρ_t > 5:
-            l_t = (1 - β2 ** t) ** 0.5 / (v.sqrt() + ε)  # l_t ← √(1 - β2^t) / (√v_t + ε)
             # r_t ← √((ρ_t - 4)(ρ_t - 2)ρ_∞ / ((ρ_∞ - 4)(ρ_∞ - 2)ρ_t))
             r_t = ((ρ_t - 4) * (ρ_t - 2) * ρ_inf / ((ρ_inf - 4) * (ρ_inf - 2) * ρ_t)) ** 0.5
-            theta.sub_(γ * m_hat * r_t * l_t)           # θ_t ← θ_t - γ m̂_t r_t l_t
+            # l_t ← √(1 - β2^t) / (√v_t + ε): its numerator is a number, folded into the step size
+            denominator = v.sqrt().add_(ε)              # √v_t + ε
+            # θ_t ← θ_t - γ m̂_t r_t l_t
+            add_quotient_(theta, m, denominator, -γ * r_t * (1 - β2 ** t) ** 0.5 / bias_correction1)
         else:
-            theta.sub_(γ * m_hat)                       # θ_t ← θ_t - γ m̂_t
+            add_scaled_(theta, m, -γ / bias_correction1)  # θ_t ← θ_t - γ m̂_t

@@ -28,7 +28,8 @@ Tensor hyperparameters: lr, alpha, eps, weight_decay, momentum.
 
 import torch
 
-from .base import PseudocodeOptimizer, check_range, is_zero, new_step_counter
+from .base import (PseudocodeOptimizer, add_product_, add_quotient_, add_scaled, add_scaled_, check_range,
+                   is_zero, lerp_, new_step_counter)
 
 DOC_DISCREPANCIES = [
     "RMSprop: the documented pseudocode has no maximize line; torch's code negates g_t "
@@ -66,16 +67,18 @@ class RMSprop(PseudocodeOptimizer):
         if group["maximize"]:
             g = -g                                      # g_t ← -∇f_t(θ_{t-1})
         if not is_zero(λ):
-            g = g + λ * theta                           # g_t ← g_t + λ θ_{t-1}
-        v.mul_(α).add_((1 - α) * g * g)                 # v_t ← α v_{t-1} + (1 - α) g_t²
-        v_tilde = v                                     # ṽ_t ← v_t
+            g = add_scaled(g, theta, λ)                 # g_t ← g_t + λ θ_{t-1}
+        add_product_(v.mul_(α), g, g, 1 - α)            # v_t ← α v_{t-1} + (1 - α) g_t²
         if group["centered"]:
             g_ave = state["grad_avg"]
-            g_ave.mul_(α).add_((1 - α) * g)             # g^ave_t ← α g^ave_{t-1} + (1 - α) g_t
-            v_tilde = v_tilde - g_ave * g_ave           # ṽ_t ← ṽ_t - (g^ave_t)²
+            lerp_(g_ave, g, 1 - α)                      # g^ave_t ← α g^ave_{t-1} + (1 - α) g_t
+            v_tilde = v.addcmul(g_ave, g_ave, value=-1)  # ṽ_t ← v_t - (g^ave_t)²
+            denominator = v_tilde.sqrt_().add_(ε)       # √ṽ_t + ε
+        else:
+            denominator = v.sqrt().add_(ε)              # √ṽ_t + ε, with ṽ_t ← v_t
         if not is_zero(μ):
             b = state["momentum_buffer"]
-            b.mul_(μ).add_(g / (v_tilde.sqrt() + ε))    # b_t ← μ b_{t-1} + g_t / (√ṽ_t + ε)
-            theta.sub_(γ * b)                           # θ_t ← θ_{t-1} - γ b_t
+            add_quotient_(b.mul_(μ), g, denominator)    # b_t ← μ b_{t-1} + g_t / (√ṽ_t + ε)
+            add_scaled_(theta, b, -γ)                   # θ_t ← θ_{t-1} - γ b_t
         else:
-            theta.sub_(γ * g / (v_tilde.sqrt() + ε))    # θ_t ← θ_{t-1} - γ g_t / (√ṽ_t + ε)
+            add_quotient_(theta, g, denominator, -γ)    # θ_t ← θ_{t-1} - γ g_t / (√ṽ_t + ε)

@@ -20,7 +20,7 @@ State: `momentum_buffer` (b), created on the first step only when μ ≠ 0, as i
 Tensor hyperparameters: lr, momentum, dampening, weight_decay.
 """
 
-from .base import PseudocodeOptimizer, check_range, is_zero
+from .base import PseudocodeOptimizer, add_scaled, add_scaled_, check_range, is_zero
 
 
 class SGD(PseudocodeOptimizer):
@@ -43,16 +43,15 @@ class SGD(PseudocodeOptimizer):
         if group["maximize"]:
             g = -g                                      # g_t ← -∇f_t(θ_{t-1})
         if not is_zero(λ):
-            g = g + λ * theta                           # g_t ← g_t + λ θ_{t-1}
+            g = add_scaled(g, theta, λ)                 # g_t ← g_t + λ θ_{t-1}
         if not is_zero(μ):
             if "momentum_buffer" in state:
                 b = state["momentum_buffer"]
-                b.mul_(μ).add_((1 - τ) * g)             # b_t ← μ b_{t-1} + (1 - τ) g_t
+                add_scaled_(b.mul_(μ), g, 1 - τ)        # b_t ← μ b_{t-1} + (1 - τ) g_t
             else:
                 b = state["momentum_buffer"] = g.detach().clone()  # b_t ← g_t
             if group["nesterov"]:
-                g = g + μ * b                           # g_t ← g_t + μ b_t
+                g = add_scaled(g, b, μ)                 # g_t ← g_t + μ b_t
             else:
                 g = b                                   # g_t ← b_t
-        theta.sub_(γ * g)                               # θ_t ← θ_{t-1} - γ g_t
-
+        add_scaled_(theta, g, -γ)                       # θ_t ← θ_{t-1} - γ g_t

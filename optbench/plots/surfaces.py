@@ -7,9 +7,8 @@ folder from its saved tables (`optbench plot DIR`).
 
 from __future__ import annotations
 
+import io
 import math
-import os
-import tempfile
 from pathlib import Path
 
 import matplotlib.colors as mcolors
@@ -20,7 +19,7 @@ import torch
 from matplotlib.patches import Patch
 
 from ..objectives import Surface, get_surface
-from ..results import read_metadata, read_table
+from ..results import atomic_write_bytes, read_metadata, read_table
 from .style import assign_styles, save, style
 
 START_STYLE = dict(marker="o", s=60, facecolor="white", edgecolor="black", linewidth=1.4, zorder=6)
@@ -37,7 +36,7 @@ def _gap(surface: Surface, loss):
     return loss - surface.minimum_value if surface.minimum_value is not None else loss
 
 
-def draw_contours(ax, surface: Surface, resolution: int = 300) -> None:
+def draw_contours(ax, surface: Surface, resolution: int = 200) -> None:
     (x0, x1), (y0, y1) = surface.window[:2]
     xs, ys = np.linspace(x0, x1, resolution), np.linspace(y0, y1, resolution)
     grid_x, grid_y = np.meshgrid(xs, ys)
@@ -133,7 +132,7 @@ def plot_grid(metrics: pd.DataFrame, surface: Surface, x_name: str, y_name: str,
                                    else gap, mask=bad)
         x_log, y_log = _is_log(xs), _is_log(ys)
         ax.pcolormesh(_edges(xs, x_log), _edges(ys, y_log), np.ma.masked_array(np.ones_like(gap), ~bad),
-                      cmap=mcolors.ListedColormap(["0.82"]), hatch="xx", edgecolor="0.6", linewidth=0)
+                      cmap=mcolors.ListedColormap(["0.82"]), linewidth=0)
         low = max(float(shown.min()), -16.0) if shown.count() else 0
         mesh = ax.pcolormesh(_edges(xs, x_log), _edges(ys, y_log), shown, cmap="viridis",
                              vmin=low, vmax=float(shown.max()) if shown.count() else 1)
@@ -151,7 +150,7 @@ def plot_grid(metrics: pd.DataFrame, surface: Surface, x_name: str, y_name: str,
         optimizer = metrics["optimizer"].iloc[0]
         steps = int(metrics["steps"].iloc[0])
         ax.set_title(f"{optimizer} on {surface.name} after {steps} steps")
-        handles = [Patch(facecolor="0.82", hatch="xx", edgecolor="0.6", label="diverged")]
+        handles = [Patch(facecolor="0.82", label="diverged (NaN/inf or escaped)")]
         if shown.count():
             handles.append(ax.collections[-1])
         ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(0.0, -0.12), ncol=2)
@@ -176,63 +175,79 @@ def _edges(values: np.ndarray, log: bool) -> np.ndarray:
     return 10 ** edges if log else edges
 
 
-def animate(trajectory: pd.DataFrame, surface: Surface, path: Path, frames: int = 60, fps: int = 15) -> Path:
-    """A GIF of the trajectories moving over the contour (matplotlib's Pillow writer; no ffmpeg)."""
-    from matplotlib.animation import FuncAnimation, PillowWriter
+def animate(trajectory: pd.DataFrame, surface: Surface, path: Path, frames: int = 50, fps: int = 12) -> Path:
+    """A GIF of the trajectories moving over the contour, written with Pillow (no ffmpeg needed).
+
+    The contour is drawn once and only the lines and heads are redrawn per frame (blitting);
+    matplotlib's PillowWriter redraws the whole figure for every frame, about 10x slower.
+    """
+    from PIL import Image
 
     steps = np.sort(trajectory["step"].unique())
     shown_steps = steps[np.unique(np.linspace(0, len(steps) - 1, min(frames, len(steps))).astype(int))]
+    styles = optimizer_styles(trajectory)
+    runs = [(styles[name], run["step"].to_numpy(), run["x"].to_numpy(), run["y"].to_numpy())
+            for (name, _), run in trajectory.groupby(["optimizer", "trial"], sort=False)]
     with style():
         fig, ax = plt.subplots(figsize=(7.2, 4.6), dpi=80)
-        draw_contours(ax, surface, resolution=200)
-        styles = optimizer_styles(trajectory)
-        runs = [(styles[name], run) for (name, _), run in trajectory.groupby(["optimizer", "trial"], sort=False)]
-        lines = [ax.plot([], [], color=c, linestyle=ls, linewidth=1.4)[0] for (c, ls), _ in runs]
-        heads = [ax.plot([], [], "o", color=c, markersize=5)[0] for (c, _), _ in runs]
+        draw_contours(ax, surface, resolution=150)
+        lines = [ax.plot([], [], color=c, linestyle=ls, linewidth=1.4, animated=True)[0] for (c, ls), *_ in runs]
+        heads = [ax.plot([], [], "o", color=c, markersize=5, animated=True)[0] for (c, _), *_ in runs]
         starts = trajectory[trajectory["step"] == 0][["x", "y"]].drop_duplicates().to_numpy()
         handles = [plt.Line2D([], [], color=styles[n][0], linestyle=styles[n][1], label=n)
                    for n in trajectory["optimizer"].unique()] + mark_start_and_minima(ax, surface, starts)
         ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0))
-        title = ax.set_title("")
+        ax.set_title(f"{surface.name}: f = {surface.formula}")
+        counter = ax.text(0.02, 0.95, "", transform=ax.transAxes, animated=True)
 
         def frame(step):
-            for line, head, (_, run) in zip(lines, heads, runs):
-                seen = run[run["step"] <= step]
-                line.set_data(seen["x"], seen["y"])
-                head.set_data(seen["x"].iloc[-1:], seen["y"].iloc[-1:])
-            title.set_text(f"{surface.name}: step {int(step)}")
-            return lines + heads + [title]
+            for line, head, (_, run_steps, xs, ys) in zip(lines, heads, runs):
+                seen = np.searchsorted(run_steps, step, side="right")
+                line.set_data(xs[:seen], ys[:seen])
+                head.set_data(xs[seen - 1:seen], ys[seen - 1:seen])
+            counter.set_text(f"step {int(step)}")
+            return lines + heads + [counter]
 
         fig.tight_layout()
-        movie = FuncAnimation(fig, frame, frames=shown_steps, blit=False)
-        path = Path(path)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".gif")
-        os.close(fd)
-        try:
-            movie.save(tmp, writer=PillowWriter(fps=fps))
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        fig.canvas.draw()
+        background = fig.canvas.copy_from_bbox(fig.bbox)
+        images = []
+        for step in shown_steps:
+            fig.canvas.restore_region(background)
+            for artist in frame(step):
+                ax.draw_artist(artist)
+            fig.canvas.blit(fig.bbox)
+            rgba = np.asarray(fig.canvas.buffer_rgba())
+            images.append(Image.fromarray(rgba[:, :, :3].copy()).convert("P", palette=Image.ADAPTIVE))
         plt.close(fig)
+    images += [images[-1]] * fps   # hold the last frame for a second before looping
+    buffer = io.BytesIO()
+    images[0].save(buffer, format="GIF", save_all=True, append_images=images[1:],
+                   duration=int(1000 / fps), loop=0)
+    atomic_write_bytes(Path(path), buffer.getvalue())
     return path
 
 
 # --- whole results folders ---------------------------------------------------------------------
 
+def _save(fig, stem, formats) -> list:
+    with style():   # savefig reads the style too (tight bounding box keeps outside legends)
+        return save(fig, stem, formats)
+
+
 def draw_compare(folder: Path, trajectory: pd.DataFrame, surface: Surface, formats, gif: bool = False) -> list:
     folder = Path(folder)
     written = []
     if surface.dim == 2:
-        written += save(plot_trajectories(trajectory, surface), folder / "trajectories", formats)
-    written += save(plot_loss(trajectory, surface), folder / "loss", formats)
+        written += _save(plot_trajectories(trajectory, surface), folder / "trajectories", formats)
+    written += _save(plot_loss(trajectory, surface), folder / "loss", formats)
     if gif and surface.dim == 2:
         written.append(animate(trajectory, surface, folder / "trajectories.gif"))
     return written
 
 
 def draw_grid(folder: Path, metrics: pd.DataFrame, surface: Surface, axes, formats) -> list:
-    return save(plot_grid(metrics, surface, *axes), Path(folder) / "grid", formats)
+    return _save(plot_grid(metrics, surface, *axes), Path(folder) / "grid", formats)
 
 
 def redraw_compare(folder, formats) -> list:

@@ -24,6 +24,7 @@ from ..specs import OptimizerSpec, parse_optimizer
 
 TRUE_W = (2.0, -3.4)
 TRUE_B = 4.2
+DIVERGENCE_FACTOR = 1e8
 
 
 def scalar_trace(optimizer: str | OptimizerSpec = "sgd:lr=0.1", steps: int = 3, a: float = 1.0,
@@ -86,8 +87,8 @@ def linear_regression(optimizer: str | OptimizerSpec = "sgd", data: LinearData |
 
     Columns: optimizer, family, epoch, step, loss (the mini-batch loss the step used), full_loss
     (f over all samples after the step), suboptimality (full_loss - f*), w0, w1, ..., b, lr, diverged.
-    `defaults` sits under the user's settings (lr 0.03 when neither gives one). A non-finite
-    loss stops the run and is recorded as diverged.
+    `defaults` sits under the user's settings (lr 0.03 when neither gives one). A loss that is
+    non-finite or 10^8 times the first one stops the run and is recorded as diverged.
     """
     spec = parse_optimizer(optimizer) if isinstance(optimizer, str) else optimizer
     data = data or make_linear_data(seed=seed)
@@ -114,7 +115,10 @@ def linear_regression(optimizer: str | OptimizerSpec = "sgd", data: LinearData |
             loss = opt.step(closure)
             with torch.no_grad():
                 full = mse(data, w, b).item()
-            diverged = not (math.isfinite(loss.item()) and math.isfinite(full))
+            if step == 0:
+                start_loss = max(loss.item(), f_star, 1e-12)
+            # float64 overflows late, so a loss 10^8 times the starting one already counts as diverged
+            diverged = not (math.isfinite(full) and full < DIVERGENCE_FACTOR * start_loss)
             rows.append(dict(optimizer=spec.name, family=spec.family, epoch=epoch, step=step,
                              loss=loss.item(), full_loss=full, suboptimality=full - f_star,
                              **{f"w{i}": value for i, value in enumerate(w.tolist())}, b=b.item(),

@@ -15,8 +15,9 @@ What is recorded
   `MAX_RECORDED_POINTS`, only every k-th step is kept (k is the smallest stride that fits, stored
   as `record_every`); the last step is always kept. Metrics are computed from every step regardless.
 - `metrics`: one row per trial: final loss, distance to the nearest minimum, steps until
-  f - f_min first falls below the surface's tolerance, path length (sum of step lengths until
-  divergence), and the step at which the run diverged (NaN/inf, or left a box 1000 windows wide).
+  f - f_min first falls below the surface's tolerance, path length (sum of step lengths; NaN for a
+  diverged run), and the step at which the run diverged: f - f_min became NaN/inf or grew beyond
+  10^6 (f(start) - f_min + 1); on surfaces unbounded below (saddles), only NaN/inf counts.
 
 Default hyperparameters (`default_hparams`) are per surface and per family, chosen so each
 optimizer is near its best plain setting on that surface; anything in a spec overrides them.
@@ -31,12 +32,12 @@ import pandas as pd
 import torch
 
 from ..errors import OptbenchError
-from ..objectives import Surface, add_gradient_noise, noisy
+from ..objectives import Surface, add_gradient_noise, noisy, row_sum
 from ..specs import OptimizerSpec
 
-MAX_RECORDED_POINTS = 1_000_000     # trial-steps kept in the trajectory table before striding
-BUFFER_ELEMENTS = 1 << 22           # positions + losses buffered between metric updates
-ESCAPE_WINDOWS = 1000.0             # a run this many window-widths away from the window diverged
+MAX_RECORDED_POINTS = 250_000       # trial-steps kept in the trajectory table before striding
+BUFFER_ELEMENTS = 1 << 19           # positions + losses buffered between metric updates (cache-sized)
+DIVERGENCE_FACTOR = 1e6             # f - f_min above 1e6 (f(start) - f_min + 1) counts as diverged
 
 # Per-surface learning rates for the families whose scale differs (others use class defaults).
 # sgd-like: on quadratics 2 / (λ_min + λ_max), the best fixed step for gradient descent (it still
@@ -208,9 +209,7 @@ class Recorder:
         self.recorded = set(self.recorded_steps)
         self.kept_positions, self.kept_losses, self.kept_grad_norms = [], [], []
         self.f_min, self.tolerance = surface.minimum_value, surface.tolerance
-        centre = torch.tensor([(lo + hi) / 2 for lo, hi in surface.window], dtype=dtype)
-        width = torch.tensor([hi - lo for lo, hi in surface.window], dtype=dtype)
-        self.centre, self.escape = centre, ESCAPE_WINDOWS * width
+        self.limit = None             # f beyond this counts as diverged (set from the starting loss)
         self.path_length = torch.zeros(trials, dtype=dtype)
         self.converged_at = torch.full((trials,), math.nan, dtype=dtype)
         self.diverged_at = torch.full((trials,), math.nan, dtype=dtype)
@@ -229,17 +228,30 @@ class Recorder:
             self._fold()
 
     def _fold(self):
+        """Reduce the buffered steps into the metrics: about ten passes over [chunk, trials] scalars."""
         positions, losses = self.positions[:self.filled], self.losses[:self.filled]
-        steps = torch.arange(self.first_step, self.first_step + self.filled, dtype=losses.dtype)[:, None]
-        bad = (~torch.isfinite(losses)) | (~torch.isfinite(positions).all(dim=2)) | \
-            ((positions - self.centre).abs() > self.escape).any(dim=2)
-        _first(self.diverged_at, bad, steps)
+        if self.limit is None:   # first chunk: f above this counts as diverged (from the starting loss)
+            if self.f_min is not None:
+                self.limit = self.f_min + DIVERGENCE_FACTOR * ((losses[0] - self.f_min).abs() + 1)
+            else:                # unbounded below: only NaN/inf counts
+                self.limit = torch.full_like(losses[0], torch.finfo(losses.dtype).max)
+        # Column reductions (no elementwise passes) find the trials with a new event in this chunk;
+        # only those few columns are then searched for the step.
+        if self.f_min is not None:   # f >= f_min, so the largest f decides (NaN propagates through amax)
+            blew_up = ~(losses.amax(dim=0) <= self.limit)
+        else:
+            blew_up = ~(torch.maximum(losses.amax(dim=0), -losses.amin(dim=0)) <= self.limit)
+        size = (lambda f: f) if self.f_min is not None else torch.abs
+        _first(self.diverged_at, blew_up,
+               lambda columns: ~(size(losses[:, columns]) <= self.limit[columns]), self.first_step)
         if self.tolerance is not None:
-            _first(self.converged_at, (losses - self.f_min) <= self.tolerance, steps)
-        chain = positions if self.previous is None else torch.cat([self.previous[None], positions])
-        lengths = (chain[1:] - chain[:-1]).norm(dim=2)
-        alive = steps[-lengths.shape[0]:] <= torch.nan_to_num(self.diverged_at, nan=math.inf)
-        self.path_length += torch.where(alive & torch.isfinite(lengths), lengths, 0).sum(dim=0)
+            threshold = self.f_min + self.tolerance
+            _first(self.converged_at, losses.amin(dim=0) <= threshold,
+                   lambda columns: losses[:, columns] <= threshold, self.first_step)
+        if self.previous is not None:
+            self.path_length += row_sum((positions[0] - self.previous) ** 2).sqrt()
+        step = positions[1:] - positions[:-1]
+        self.path_length += row_sum(step * step).sqrt().sum(dim=0)
         self.previous = positions[-1].clone()
         self.first_step += self.filled
         self.filled = 0
@@ -269,19 +281,22 @@ class Recorder:
             "final_loss": losses[-1].numpy(),
             "distance_to_minimum": surface.distance_to_nearest_minimum(final).numpy(),
             "steps_to_tolerance": self.converged_at.numpy(),
-            "path_length": self.path_length.numpy(),
+            "path_length": torch.where(torch.isnan(self.diverged_at), self.path_length, math.nan).numpy(),
             "diverged_at": self.diverged_at.numpy(),
             "diverged": torch.isfinite(self.diverged_at).numpy(),
             "steps": self.steps})
         return trajectory, _prepend_constant(metrics, columns)
 
 
-def _first(target, condition, steps):
-    """Fill target[trial] with the first step where `condition` holds, where not yet set."""
-    hit = condition.any(dim=0)
-    first = torch.where(condition, steps, math.inf).min(dim=0).values
-    update = hit & torch.isnan(target)
-    target[update] = first[update].to(target.dtype)
+def _first(target, happened, condition, offset: int):
+    """Fill target[trial] with the first step of this chunk where `condition` holds, if not yet set.
+
+    happened: [trials] bool, the event occurs somewhere in the chunk; condition(columns) gives the
+    [chunk, len(columns)] condition for just those trials (argmax returns the first maximum).
+    """
+    columns = torch.nonzero(happened & torch.isnan(target)).reshape(-1)
+    if len(columns):
+        target[columns] = (condition(columns).view(torch.uint8).argmax(dim=0) + offset).to(target.dtype)
 
 
 def _repeat(values, times):

@@ -110,6 +110,27 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
+def check(spec: TrainSpec, dataset: Dataset | None = None, world: int = 1) -> Dataset:
+    """Every user mistake in `spec` as an OptbenchError, before any training; returns the data set.
+
+    Callers that train several specs (several optimizers, a sweep) check them all first, so a typo
+    in the last one does not surface after an hour of work.
+    """
+    resolve_device(spec.device)
+    _dtype(spec)
+    optimizer = parse_optimizer(spec.optimizer)
+    dataset = dataset or load(spec.task, spec.data_dir)
+    check_batch_size(spec.batch_size, len(dataset.train[1]), world)
+    if spec.epochs < 1:
+        raise OptbenchError(f"epochs must be at least 1, got {spec.epochs}")
+    if spec.warmup_epochs < 0 or (spec.early_stop is not None and spec.early_stop < 1):
+        raise OptbenchError("warm-up epochs must be >= 0 and early-stop patience >= 1")
+    network = build_model(spec.model, dataset.input_shape, dataset.num_classes)
+    probe = optimizer.build(network.parameters(), training_defaults(optimizer))
+    build_scheduler(spec.schedule, probe, max(1, spec.epochs - spec.warmup_epochs))
+    return dataset
+
+
 def train(spec: TrainSpec, dataset: Dataset | None = None,
           progress: Callable[[Update], None] | None = None) -> TrainResult:
     """Train `spec.model` on `spec.task` with `spec.optimizer`; see the module docstring."""
@@ -117,12 +138,10 @@ def train(spec: TrainSpec, dataset: Dataset | None = None,
     device = _device_for_rank(resolve_device(spec.device))
     dtype = _dtype(spec)
     optimizer_spec = parse_optimizer(spec.optimizer)
-    dataset = dataset or load(spec.task, spec.data_dir)
+    dataset = check(spec, dataset, world)
     n_train = len(dataset.train[1])
-    local_batch = check_batch_size(spec.batch_size, n_train, world)
+    local_batch = spec.batch_size // world
     steps_per_epoch = n_train // spec.batch_size
-    if spec.epochs < 1:
-        raise OptbenchError(f"epochs must be at least 1, got {spec.epochs}")
 
     torch.manual_seed(spec.seed)
     network = build_model(spec.model, dataset.input_shape, dataset.num_classes).to(device, dtype)
@@ -161,7 +180,7 @@ def train(spec: TrainSpec, dataset: Dataset | None = None,
                 optimizer.zero_grad(set_to_none=True)
                 with autocast():
                     logits = model(inputs)
-                loss = F.cross_entropy(logits.float(), targets)
+                loss = F.cross_entropy(_full_precision(logits), targets)
                 loss.backward()
                 evaluations.append((loss.detach(), logits.detach()))
                 return loss
@@ -247,7 +266,7 @@ def evaluate(network, split, device, dtype=torch.float32, autocast=nullcontext,
         targets = labels[start:start + EVAL_BATCH].to(device)
         with autocast():
             logits = network(inputs)
-        total_loss += F.cross_entropy(logits.float(), targets, reduction="sum").double()
+        total_loss += F.cross_entropy(_full_precision(logits), targets, reduction="sum").double()
         correct += (logits.argmax(1) == targets).sum()
     network.train(was_training)
     return total_loss.item() / len(labels), correct.item() / len(labels)
@@ -376,6 +395,11 @@ def _all_finite(losses) -> bool:
 def _synchronize(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+def _full_precision(logits: torch.Tensor) -> torch.Tensor:
+    """bf16 logits from autocast are scored in float32; float32/float64 stay as they are."""
+    return logits if logits.dtype in (torch.float32, torch.float64) else logits.float()
 
 
 def _as_float(value) -> float:

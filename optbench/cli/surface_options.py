@@ -1,0 +1,47 @@
+"""Options `compare` and `grid` share: the surface, steps, start, noise; checked before any work."""
+
+from __future__ import annotations
+
+import rich_click as click
+import torch
+
+from ..errors import OptbenchError
+from ..objectives import Surface, get_surface
+from ..specs import parse_number_list
+
+
+def surface_options(function):
+    for option in reversed([
+        click.option("--surface", default="elliptic", show_default=True,
+                     help="Surface name (see `optbench list`); quadratic:dim=N,condition=K."),
+        click.option("--steps", type=int, default=None, help="Steps per run (default: the surface's)."),
+        click.option("--start", default=None, help="Start point 'X,Y' (default: the surface's)."),
+        click.option("--noise", type=float, default=0.0, show_default=True,
+                     help="Std of Gaussian noise added to every gradient coordinate (seeded)."),
+    ]):
+        function = option(function)
+    return function
+
+
+def resolve_surface(surface: str, steps: int | None, start: str | None, noise: float):
+    """(Surface, steps, start tuple or None) with every user mistake raised as one line."""
+    resolved = get_surface(surface)
+    steps = resolved.steps if steps is None else steps
+    if steps < 0:
+        raise OptbenchError(f"--steps must be >= 0, got {steps}")
+    if not noise >= 0:
+        raise OptbenchError(f"--noise must be >= 0, got {noise}")
+    point = None
+    if start is not None:
+        point = tuple(parse_number_list(start, float, "--start"))
+        if len(point) != resolved.dim:
+            raise OptbenchError(f"--start needs {resolved.dim} coordinates for {resolved.name}, got {len(point)}")
+        if not resolved.contains(point):
+            window = " x ".join(f"[{lo:g}, {hi:g}]" for lo, hi in resolved.window[:2])
+            raise OptbenchError(f"--start {start} is outside the plot window of {resolved.name} ({window}"
+                                f"{' ...' if resolved.dim > 2 else ''})")
+    return resolved, steps, point
+
+
+def start_tensor(surface: Surface, point, trials: int) -> torch.Tensor:
+    return torch.tensor([point if point is not None else surface.start] * trials, dtype=torch.float64)

@@ -1,0 +1,261 @@
+"""Figures of a batch-size sweep: loss curves per batch size (against steps and against samples),
+steps-to-target against batch size with the perfect-scaling line, final accuracy per scaling rule,
+and the lr each cell used. `redraw(folder, formats)` merges every finished cell in the folder (all
+shards) and draws them again (`optbench plot DIR`).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.colors import LogNorm
+
+from .style import LINESTYLES, OKABE_ITO, save, style
+
+RULE_COLOURS = {"linear": OKABE_ITO[1], "sqrt": OKABE_ITO[0], "none": OKABE_ITO[2], "best rule": "black"}
+RULE_LABELS = {"linear": "linear (lr ∝ B)", "sqrt": "sqrt (lr ∝ √B)", "none": "none (lr fixed)"}
+BATCH_COLOURS = "viridis"
+_NOT_SETTINGS = {"cell", "task", "optimizer", "family", "optimizer_spec", "lr_scale", "batch_size",
+                 "base_batch_size", "base_lr", "lr", "seed", "steps", "samples", "final_loss", "final_accuracy",
+                 "best_accuracy", "steps_to_target", "samples_to_target", "target_accuracy", "target_loss",
+                 "wall_time", "train_time", "samples_per_s", "diverged", "noise_scale_start", "noise_scale_end"}
+
+
+def redraw(folder, formats=("png", "pdf")) -> list[Path]:
+    """Merge the finished cells of a sweep folder (any shards) into its tables and draw every figure."""
+    from ..runners.sweep import load_folder, merge
+
+    spec, cells = load_folder(Path(folder))
+    table, summary, critical = merge(Path(folder), cells, spec)
+    return draw(Path(folder), table, summary, critical, formats)
+
+
+def draw(folder: Path, table: pd.DataFrame, summary: pd.DataFrame, critical: pd.DataFrame,
+         formats=("png", "pdf")) -> list[Path]:
+    if table.empty:
+        return []
+    folder = Path(folder)
+    paths = []
+    groups = _groups(summary)
+    for index, (label, keys) in enumerate(groups):
+        suffix = "" if len(groups) == 1 else f"_{index + 1}"
+        cells = table[table["cell"].isin(keys)]
+        paths += save(loss_curves(cells, label), folder / f"sweep_loss_curves{suffix}", formats)
+    if summary["steps_to_target"].notna().any():
+        paths += save(steps_to_target(summary, critical), folder / "sweep_steps_to_target", formats)
+    paths += save(final_metric(summary), folder / "sweep_final_accuracy", formats)
+    paths += save(lr_used(summary), folder / "sweep_lr", formats)
+    return paths
+
+
+def _setting_columns(summary: pd.DataFrame) -> list[str]:
+    return ["optimizer"] + [c for c in summary.columns if c not in _NOT_SETTINGS]
+
+
+def _groups(summary: pd.DataFrame) -> list[tuple[str, list]]:
+    """(label, cell keys) per optimizer setting (optimizer and extra hyperparameters)."""
+    columns = _setting_columns(summary)
+    groups = []
+    for keys, rows in summary.groupby(columns, sort=False, dropna=False):
+        keys = keys if isinstance(keys, tuple) else (keys,)
+        label = keys[0] + "".join(f", {name}={value}" for name, value in zip(columns[1:], keys[1:]))
+        groups.append((label, rows["cell"].tolist()))
+    return groups
+
+
+def _series_label(summary: pd.DataFrame, keys) -> str:
+    return ", ".join(str(k) for k in keys)
+
+
+# --- loss curves ---------------------------------------------------------------------------------
+
+def _curve(cells: pd.DataFrame) -> tuple[str, pd.DataFrame]:
+    """Which loss to draw: the evaluated loss where it exists at every step (surfaces, regression),
+    else the mini-batch loss smoothed by a running mean (training), averaged over seeds."""
+    dense = cells["eval_loss"].notna().mean() > 0.5
+    column = "eval_loss" if dense else "loss"
+    mean = cells.groupby(["lr_scale", "batch_size", "step"], sort=False)[column].mean().reset_index()
+    if not dense:   # a window of 1/25 of each curve's length smooths mini-batch noise alike for every B
+        mean[column] = mean.groupby(["lr_scale", "batch_size"], sort=False)[column].transform(
+            lambda values: values.rolling(max(1, len(values) // 25), min_periods=1).mean())
+    return ("loss (exact/full data)" if dense else "training loss (running mean)"), mean.rename(columns={column: "y"})
+
+
+def loss_curves(cells: pd.DataFrame, label: str):
+    ylabel, curves = _curve(cells)
+    rules = [r for r in RULE_COLOURS if r in set(curves["lr_scale"])]
+    batch_sizes = sorted(curves["batch_size"].unique())
+    norm = LogNorm(vmin=min(batch_sizes), vmax=max(batch_sizes) * 1.6 if len(batch_sizes) > 1 else 2)
+    cmap = plt.get_cmap(BATCH_COLOURS)
+    curves["y"] = curves["y"].where(np.isfinite(curves["y"]) & (curves["y"] > 0))
+    starts = curves.groupby(["lr_scale", "batch_size"])["y"].first()
+    top = 10 * starts.max() if starts.notna().any() else np.nan   # diverging curves leave through the top
+    finite = curves["y"][curves["y"] <= top]
+    with style():
+        fig, axes = plt.subplots(len(rules), 2, figsize=(10, 2.9 * len(rules)), squeeze=False,
+                                 sharey=True, constrained_layout=True)
+        for row, rule in enumerate(rules):
+            for col, x_name in enumerate(("step", "samples")):
+                ax = axes[row, col]
+                for b in batch_sizes:
+                    part = curves[(curves["lr_scale"] == rule) & (curves["batch_size"] == b)]
+                    x = part["step"] * (b if x_name == "samples" else 1)
+                    ax.plot(x, part["y"].clip(upper=top * 10), color=cmap(norm(b)), label=f"B={b}")
+                ax.set_xscale("log")
+                ax.set_yscale("log")
+                if len(finite):
+                    ax.set_ylim(max(finite.min() * 0.7, top * 1e-8), top)
+                ax.set_title(f"{RULE_LABELS.get(rule, rule)}: loss vs {'optimizer steps' if col == 0 else 'samples seen'}")
+                ax.set_xlabel("optimizer steps" if col == 0 else "training samples seen")
+                if col == 0:
+                    ax.set_ylabel(ylabel)
+        axes[0, 1].legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), title="batch size")
+        fig.suptitle(f"{label}: loss curves per batch size", fontsize=11)
+    return fig
+
+
+# --- steps to target -----------------------------------------------------------------------------
+
+def _median_by(summary: pd.DataFrame, column: str) -> pd.DataFrame:
+    """Median over seeds per (setting, rule, batch); NaN where any seed missed (for steps)."""
+    keys = _setting_columns(summary) + ["lr_scale", "batch_size"]
+
+    def median(values):
+        return math.nan if values.isna().any() else float(values.median())
+    agg = summary.groupby(keys, sort=False, dropna=False)
+    return agg[column].agg(median if column == "steps_to_target" else "median").reset_index()
+
+
+def steps_to_target(summary: pd.DataFrame, critical: pd.DataFrame):
+    medians = _median_by(summary, "steps_to_target")
+    settings = _setting_columns(summary)
+    target = _target_text(summary)
+    with style():
+        fig, ax = plt.subplots(figsize=(7.5, 4.8), constrained_layout=True)
+        for s_index, (keys, group) in enumerate(medians.groupby(settings, sort=False, dropna=False)):
+            keys = keys if isinstance(keys, tuple) else (keys,)
+            prefix = f"{_series_label(summary, keys)}: " if medians[settings].drop_duplicates().shape[0] > 1 else ""
+            dash = LINESTYLES[s_index % len(LINESTYLES)]
+            for rule, part in group.groupby("lr_scale", sort=False):
+                part = part.sort_values("batch_size")
+                ax.plot(part["batch_size"], part["steps_to_target"], marker="o", linestyle=dash,
+                        color=RULE_COLOURS.get(rule), label=prefix + RULE_LABELS.get(rule, rule))
+            best = group.groupby("batch_size")["steps_to_target"].min().dropna()
+            if len(best):
+                b_first, s_first = best.index[0], best.iloc[0]
+                xs = np.array(sorted(group["batch_size"].unique()), dtype=float)
+                ax.plot(xs, s_first * b_first / xs, color="grey", linestyle=":", linewidth=1.2,
+                        label=prefix + "perfect scaling (steps ∝ 1/B)")
+            fit = _critical_row(critical, keys, settings)
+            if fit is not None and np.isfinite(fit["critical_batch_size"]):
+                xs = np.logspace(np.log10(group["batch_size"].min()), np.log10(group["batch_size"].max()), 100)
+                ax.plot(xs, fit["s_min"] * (1 + fit["critical_batch_size"] / xs), color="black",
+                        linestyle="--", linewidth=1.0,
+                        label=prefix + f"fit S_min(1 + B_crit/B): B_crit ≈ {fit['critical_batch_size']:.0f}")
+                if not fit["at_edge"]:
+                    ax.axvline(fit["critical_batch_size"], color="black", linewidth=0.8, alpha=0.5)
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        _mark_missed(ax, medians)
+        ax.set_xlabel("batch size B")
+        ax.set_ylabel(f"optimizer steps to reach {target}")
+        ax.set_title(f"Steps to {target} vs batch size")
+        ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    return fig
+
+
+def _mark_missed(ax, medians):
+    """Settings that never reached the target: an x on the top edge in the rule's colour."""
+    missed = medians[medians["steps_to_target"].isna()]
+    if missed.empty:
+        return
+    top = ax.get_ylim()[1]
+    for rule, part in missed.groupby("lr_scale"):
+        ax.scatter(part["batch_size"], [top] * len(part), marker="x", color=RULE_COLOURS.get(rule), clip_on=False,
+                   zorder=5)
+    ax.set_ylim(top=top)
+    ax.annotate("x on top edge: target never reached", xy=(0.01, 0.01), xycoords="axes fraction",
+                ha="left", va="bottom", fontsize=8, color="dimgrey")
+
+
+def _critical_row(critical: pd.DataFrame, keys, settings):
+    if critical is None or critical.empty:
+        return None
+    rows = critical[critical["lr_scale"] == "best rule"]
+    for name, value in zip(settings, keys):
+        if name in rows:
+            rows = rows[rows[name].astype(str) == str(value)]
+    return rows.iloc[0] if len(rows) else None
+
+
+def _target_text(summary: pd.DataFrame) -> str:
+    parts = []
+    accuracy, loss = summary["target_accuracy"].iloc[0], summary["target_loss"].iloc[0]
+    if accuracy is not None and accuracy == accuracy:
+        parts.append(f"accuracy {accuracy:g}")
+    if loss is not None and loss == loss:
+        parts.append(f"loss {loss:g}")
+    return " and ".join(parts) or "target"
+
+
+# --- final metric and lr per cell ------------------------------------------------------------------
+
+def final_metric(summary: pd.DataFrame):
+    has_accuracy = summary["final_accuracy"].notna().any()
+    column = "final_accuracy" if has_accuracy else "final_loss"
+    medians = _median_by(summary, column)
+    settings = _setting_columns(summary)
+    with style():
+        fig, ax = plt.subplots(figsize=(7.5, 4.5), constrained_layout=True)
+        _rule_lines(ax, medians, settings, column)
+        ax.set_xscale("log", base=2)
+        if not has_accuracy:
+            ax.set_yscale("log")
+        ax.set_xlabel("batch size B")
+        ax.set_ylabel("final validation accuracy" if has_accuracy else "final loss")
+        budget = _budget_text(summary)
+        ax.set_title(f"Final {'accuracy' if has_accuracy else 'loss'} vs batch size per lr-scaling rule{budget}")
+        ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    return fig
+
+
+def _budget_text(summary: pd.DataFrame) -> str:
+    steps = summary["steps"].unique()
+    return f" ({int(steps[0])} steps each)" if len(steps) == 1 else ""
+
+
+def lr_used(summary: pd.DataFrame):
+    settings = _setting_columns(summary)
+    cells = summary.groupby(settings + ["lr_scale", "batch_size"], sort=False, dropna=False) \
+        .agg(lr=("lr", "first"), diverged=("diverged", "any")).reset_index()
+    with style():
+        fig, ax = plt.subplots(figsize=(7.5, 4.5), constrained_layout=True)
+        _rule_lines(ax, cells, settings, "lr")
+        bad = cells[cells["diverged"]]
+        if len(bad):
+            ax.scatter(bad["batch_size"], bad["lr"], s=110, facecolor="none", edgecolor="red", linewidth=1.5,
+                       zorder=6, label="diverged")
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xlabel("batch size B")
+        ax.set_ylabel("learning rate used")
+        b0 = int(summary["base_batch_size"].iloc[0])
+        ax.set_title(f"Learning rate per cell (scaled from B0 = {b0})")
+        ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    return fig
+
+
+def _rule_lines(ax, table: pd.DataFrame, settings: list, column: str) -> None:
+    several = table[settings].drop_duplicates().shape[0] > 1
+    for s_index, (keys, group) in enumerate(table.groupby(settings, sort=False, dropna=False)):
+        keys = keys if isinstance(keys, tuple) else (keys,)
+        prefix = f"{', '.join(map(str, keys))}: " if several else ""
+        for rule, part in group.groupby("lr_scale", sort=False):
+            part = part.sort_values("batch_size")
+            ax.plot(part["batch_size"], part[column], marker="o", color=RULE_COLOURS.get(rule),
+                    linestyle=LINESTYLES[s_index % len(LINESTYLES)], label=prefix + RULE_LABELS.get(rule, rule))
+

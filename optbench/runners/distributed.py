@@ -1,0 +1,86 @@
+"""Data-parallel training on torch.distributed, started the way torchrun starts it.
+
+`launch(spec, nproc)` spawns `nproc` local processes, each with the environment torchrun gives
+its workers (RANK, LOCAL_RANK, WORLD_SIZE, LOCAL_WORLD_SIZE, MASTER_ADDR, MASTER_PORT); each joins
+the process group (gloo on CPU, nccl on GPU) and runs the ordinary `training.train`, which splits
+every global batch across the processes and lets DDP average the gradients. Only rank 0 hands
+results back.
+
+On several machines, start the same command with torchrun instead of `--nproc`; `process_group()`
+picks up the environment torchrun sets (see the README's "Several machines" section).
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import socket
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+
+from ..errors import OptbenchError
+from .training import TrainResult, TrainSpec, resolve_device, train
+
+TORCHRUN_VARIABLES = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+
+
+def started_by_torchrun() -> bool:
+    return all(name in os.environ for name in TORCHRUN_VARIABLES) and int(os.environ["WORLD_SIZE"]) > 1
+
+
+@contextmanager
+def process_group(device: str = "auto"):
+    """Join the process group described by the torchrun environment variables; leave it after."""
+    import torch.distributed as dist
+
+    backend = "nccl" if resolve_device(device).type == "cuda" else "gloo"
+    dist.init_process_group(backend=backend, init_method="env://")
+    try:
+        yield dist.get_rank(), dist.get_world_size()
+    finally:
+        dist.destroy_process_group()
+
+
+def launch(spec: TrainSpec, nproc: int) -> TrainResult:
+    """Train `spec` data-parallel on `nproc` local processes; returns rank 0's result."""
+    if nproc < 1:
+        raise OptbenchError(f"--nproc must be at least 1, got {nproc}")
+    device = resolve_device(spec.device)
+    if device.type == "cuda" and nproc > torch.cuda.device_count():
+        raise OptbenchError(f"--nproc {nproc} needs {nproc} GPUs; this machine has {torch.cuda.device_count()}")
+    with tempfile.TemporaryDirectory(prefix="optbench-ddp-") as folder:
+        try:
+            torch.multiprocessing.start_processes(
+                _worker, args=(spec, nproc, _free_port(), folder), nprocs=nproc, start_method="spawn")
+        except torch.multiprocessing.ProcessRaisedException:
+            errors = sorted(Path(folder).glob("error-*.txt"))
+            if errors:   # a user error in a worker: report its one line, like in one process
+                raise OptbenchError(errors[0].read_text()) from None
+            raise
+        with open(Path(folder) / "result.pkl", "rb") as handle:
+            return pickle.load(handle)
+
+
+def _worker(local_rank: int, spec: TrainSpec, world: int, port: int, folder: str) -> None:
+    os.environ.update(RANK=str(local_rank), LOCAL_RANK=str(local_rank), WORLD_SIZE=str(world),
+                      LOCAL_WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    if resolve_device(spec.device).type == "cpu":   # share the cores instead of oversubscribing them
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))
+    try:
+        with process_group(spec.device) as (rank, _):
+            result = train(spec)
+    except OptbenchError as error:
+        Path(folder, f"error-{local_rank}.txt").write_text(str(error))
+        raise
+    if rank == 0:
+        with open(Path(folder) / "result.pkl", "wb") as handle:
+            pickle.dump(result, handle)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]

@@ -1,0 +1,229 @@
+"""The sweep runner: grid expansion, lr-scaling rules, cell keys, resume, shards, noise scale."""
+
+import math
+import os
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from optbench.errors import OptbenchError
+from optbench.runners import noise_scale
+from optbench.runners.sweep import (SweepSpec, cell_path, critical_batch_sizes, expand, fit_critical_batch,
+                                    merge, run_sweep, scaled_lr, shard_cells, steps_to_target)
+
+SURFACE = SweepSpec(batch_sizes=(1, 4, 16), lr_scales=("linear", "sqrt", "none"), optimizers=("sgd",),
+                    task="surface:elliptic", steps=60, noise=20.0, base_lr=0.005, target_loss=50.0)
+VOLATILE = ["wall_time", "samples_per_s"]   # timings: the only columns allowed to differ between runs
+
+
+def test_lr_rules_match_their_formulas():
+    assert scaled_lr("linear", 0.1, 64, 16) == pytest.approx(0.4)
+    assert scaled_lr("sqrt", 0.1, 64, 16) == pytest.approx(0.2)
+    assert scaled_lr("none", 0.1, 64, 16) == 0.1
+    cells = expand(SURFACE)
+    assert len(cells) == 3 * 3
+    for cell in cells:
+        expected = {"linear": 0.005 * cell["batch_size"], "sqrt": 0.005 * math.sqrt(cell["batch_size"]),
+                    "none": 0.005}[cell["lr_scale"]]
+        assert cell["lr"] == pytest.approx(expected)
+        assert cell["optimizer_hparams"]["lr"] == pytest.approx(expected)
+
+
+def test_grid_crosses_every_axis():
+    spec = replace(SURFACE, optimizers=("sgd", "adam"), hparams={"weight_decay": [0, 0.1]}, seeds=2)
+    cells = expand(spec)
+    assert len(cells) == 2 * 2 * 3 * 3 * 2
+    assert len({c["key"] for c in cells}) == len(cells)
+
+
+def test_cell_keys_do_not_depend_on_order_or_spelling():
+    base = expand(SURFACE)
+    reordered = expand(replace(SURFACE, batch_sizes=(16, 1, 4), lr_scales=("none", "linear", "sqrt")))
+    assert sorted(c["key"] for c in base) == sorted(c["key"] for c in reordered)
+    # the same settings reached through a preset, or with numbers spelled differently, hash alike
+    a = expand(replace(SURFACE, optimizers=("momentum",)))
+    b = expand(replace(SURFACE, optimizers=("sgd:momentum=0.9",)))
+    c = expand(replace(SURFACE, optimizers=("sgd",), hparams={"momentum": [0.9]}))
+    assert {x["key"] for x in a} == {x["key"] for x in b} == {x["key"] for x in c}
+    assert expand(replace(SURFACE, hparams={"momentum": [0]}))[0]["key"] == \
+        expand(replace(SURFACE, hparams={"momentum": [0.0]}))[0]["key"]
+    # ...while any real change makes a different cell
+    assert not {x["key"] for x in base} & {x["key"] for x in expand(replace(SURFACE, steps=61))}
+
+
+@pytest.mark.parametrize("count", [1, 2, 3, 4, 7])
+def test_shards_cover_every_cell_exactly_once(count):
+    cells = expand(replace(SURFACE, seeds=2))
+    keys = [c["key"] for i in range(1, count + 1) for c in shard_cells(cells, (i, count))]
+    assert sorted(keys) == sorted(c["key"] for c in cells)
+
+
+def test_sharded_runs_merge_to_the_whole_sweep(tmp_path):
+    whole = run_sweep(SURFACE, tmp_path / "whole")
+    for i in (1, 2, 3):
+        part = run_sweep(SURFACE, tmp_path / "sharded", shard=(i, 3))
+        assert len(part.computed) == 3
+    table, _, _ = merge(tmp_path / "sharded", expand(SURFACE), SURFACE)
+    _assert_same_table(table, whole.table)
+
+
+def test_rerun_skips_finished_cells_and_recomputes_missing_ones(tmp_path):
+    first = run_sweep(SURFACE, tmp_path)
+    assert len(first.computed) == 9
+    victim = cell_path(tmp_path, first.cells[4]["key"])
+    kept = cell_path(tmp_path, first.cells[0]["key"])
+    mtime = kept.stat().st_mtime_ns
+    victim.unlink()
+    second = run_sweep(SURFACE, tmp_path)
+    assert second.computed == [first.cells[4]["key"]] and len(second.skipped) == 8
+    assert kept.stat().st_mtime_ns == mtime
+    _assert_same_table(second.table, first.table)
+
+
+def test_changed_spec_is_refused_unless_forced(tmp_path):
+    run_sweep(SURFACE, tmp_path)
+    with pytest.raises(OptbenchError, match="different sweep .*batch_sizes.*--force"):
+        run_sweep(replace(SURFACE, batch_sizes=(1, 4, 16, 64)), tmp_path)
+    forced = run_sweep(replace(SURFACE, batch_sizes=(1, 4, 16, 64)), tmp_path, force=True)
+    assert len(forced.computed) == 3 and len(forced.skipped) == 9   # shared cells kept
+    # the target is analysis only: changing it reruns nothing
+    again = run_sweep(replace(SURFACE, batch_sizes=(1, 4, 16, 64), target_loss=10.0), tmp_path)
+    assert again.computed == []
+
+
+def test_corrupt_cell_is_named_and_force_redoes_it(tmp_path):
+    first = run_sweep(SURFACE, tmp_path)
+    broken = cell_path(tmp_path, first.cells[2]["key"])
+    broken.write_bytes(b"not parquet")
+    with pytest.raises(OptbenchError, match=f"{broken.name}.*--force"):
+        run_sweep(SURFACE, tmp_path)
+    redone = run_sweep(SURFACE, tmp_path, force=True)
+    assert redone.computed == [first.cells[2]["key"]]
+    _assert_same_table(redone.table, first.table)
+
+
+def test_crashing_cell_is_not_recorded(tmp_path, monkeypatch):
+    from optbench.runners import sweep
+
+    real = sweep._surface_cell
+
+    def flaky(cell, data_dir):
+        if cell["batch_size"] == 4 and cell["lr_scale"] == "sqrt":
+            raise RuntimeError("simulated crash")
+        return real(cell, data_dir)
+    monkeypatch.setattr(sweep, "_surface_cell", flaky)
+    outcome = run_sweep(SURFACE, tmp_path)
+    assert len(outcome.failed) == 1 and "simulated crash" in next(iter(outcome.failed.values()))
+    assert not cell_path(tmp_path, next(iter(outcome.failed))).exists()
+    assert len(list((tmp_path / "cells").glob("*.parquet"))) == 8
+    monkeypatch.setattr(sweep, "_surface_cell", real)
+    assert len(run_sweep(SURFACE, tmp_path).computed) == 1
+
+
+def test_diverged_cell_is_a_result(tmp_path):
+    outcome = run_sweep(replace(SURFACE, batch_sizes=(64,), lr_scales=("linear",), base_batch_size=1), tmp_path)
+    assert outcome.failed == {} and bool(outcome.summary["diverged"].iloc[0])
+
+
+def test_parallel_jobs_give_the_same_table(tmp_path):
+    spec = replace(SURFACE, task="regression", steps=30, noise=1.0, target_loss=1.0, base_lr=0.01)
+    serial = run_sweep(spec, tmp_path / "serial")
+    parallel = run_sweep(spec, tmp_path / "parallel", jobs=2)
+    _assert_same_table(parallel.table, serial.table)
+
+
+def test_training_cell_on_digits(tmp_path):
+    spec = SweepSpec(batch_sizes=(32, 128), lr_scales=("linear",), optimizers=("momentum",), steps=12,
+                     base_lr=0.01, target_accuracy=0.2, device="cpu")
+    outcome = run_sweep(spec, tmp_path)
+    summary = outcome.summary.sort_values("batch_size")
+    assert summary["steps"].tolist() == [12, 12]
+    assert summary["lr"].tolist() == pytest.approx([0.01, 0.04])
+    assert (summary["noise_scale_start"] > 0).all() and (summary["noise_scale_end"] > 0).all()
+    evaluated = outcome.table.dropna(subset=["eval_accuracy"])
+    assert set(evaluated.groupby("batch_size")["step"].max()) == {12}
+
+
+def test_steps_to_target_interpolates_between_evaluations():
+    evaluated = pd.DataFrame({"step": [10, 20, 30], "eval_accuracy": [0.5, 0.7, 0.9], "eval_loss": [3, 2, 1.0]})
+    assert steps_to_target(evaluated, target_accuracy=0.8) == pytest.approx(25)
+    assert steps_to_target(evaluated, target_loss=1.5) == pytest.approx(25)
+    assert steps_to_target(evaluated, target_accuracy=0.6, target_loss=1.5) == pytest.approx(25)
+    assert steps_to_target(evaluated, target_accuracy=0.4) == 10
+    assert math.isnan(steps_to_target(evaluated, target_accuracy=0.95))
+
+
+def test_critical_batch_fit_recovers_the_model():
+    batch_sizes = [8, 16, 32, 64, 128, 256, 512, 1024]
+    steps = [1000 * (1 + 100 / b) for b in batch_sizes]
+    s_min, b_crit, at_edge = fit_critical_batch(batch_sizes, steps)
+    assert s_min == pytest.approx(1000, rel=0.01) and b_crit == pytest.approx(100, rel=0.01) and not at_edge
+
+
+def test_critical_batch_table_uses_the_best_rule_per_batch_size():
+    rows = []
+    for b in (1, 2, 4, 8, 16, 32):
+        for rule, factor in (("linear", 1.0), ("none", 3.0)):
+            rows.append(dict(cell=f"{rule}{b}", task="t", optimizer="sgd", family="sgd", optimizer_spec="sgd",
+                             lr_scale=rule, batch_size=b, base_batch_size=1, base_lr=0.1, lr=0.1, seed=0,
+                             steps_to_target=factor * 50 * (1 + 4 / b), noise_scale_start=1.0,
+                             noise_scale_end=2.0, diverged=False))
+    critical = critical_batch_sizes(pd.DataFrame(rows))
+    best = critical[critical["lr_scale"] == "best rule"].iloc[0]
+    assert best["critical_batch_size"] == pytest.approx(4, rel=0.01) and best["s_min"] == pytest.approx(50, rel=0.01)
+
+
+def test_noise_scale_estimator_matches_the_closed_form():
+    """Noisy gradients G + N(0, σ²/B I): B_simple = dim σ² / |G|² exactly."""
+    gradient = torch.tensor([3.0, -4.0, 1.0, 2.0], dtype=torch.float64)
+    sigma = 2.0
+
+    def batch_gradient(batch, generator):
+        return gradient + sigma / math.sqrt(batch) * torch.randn(4, generator=generator, dtype=torch.float64)
+    measured = noise_scale.estimate(batch_gradient, small=2, big=64, repeats=4000, seed=1)
+    truth = 4 * sigma ** 2 / gradient.pow(2).sum().item()
+    assert measured.b_simple == pytest.approx(truth, rel=0.05)
+    assert measured.trace_sigma == pytest.approx(4 * sigma ** 2, rel=0.05)
+
+
+def test_noise_scale_of_a_classifier_matches_per_sample_gradients():
+    """Finite population: the estimate from batch norms equals tr(Σ)/|G|² from all per-sample gradients."""
+    torch.manual_seed(0)
+    network = torch.nn.Linear(5, 3).double()
+    images, labels = torch.randn(40, 5, dtype=torch.float64), torch.randint(0, 3, (40,))
+    per_sample = []
+    for i in range(40):
+        network.zero_grad()
+        torch.nn.functional.cross_entropy(network(images[i:i + 1]), labels[i:i + 1]).backward()
+        per_sample.append(torch.cat([p.grad.reshape(-1) for p in network.parameters()]).clone())
+    per_sample = torch.stack(per_sample)
+    mean = per_sample.mean(0)
+    trace = per_sample.var(0, unbiased=True).sum().item()
+    truth = trace / mean.pow(2).sum().item()
+    measured = noise_scale.for_classifier(network, images, labels, small=8, repeats=3000)
+    assert measured.b_simple == pytest.approx(truth, rel=0.08)
+    assert measured.grad_norm_sq == pytest.approx(mean.pow(2).sum().item(), rel=1e-9)
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(batch_sizes=(16, 0)), "batch size must be a whole number >= 1, got 0"),
+    (dict(lr_scales=("quadratic",)), "unknown lr-scale rule 'quadratic'"),
+    (dict(seeds=0), "seeds must be"),
+    (dict(optimizers=("adma",)), "did you mean 'adam'"),
+    (dict(optimizers=("momentum", "sgd:momentum=0.9")), "are the same setting"),
+    (dict(epochs=3), "a surface has no epochs"),
+    (dict(target_accuracy=0.9), "has no accuracy"),
+])
+def test_bad_specs_are_user_errors(change, message):
+    with pytest.raises(OptbenchError, match=message):
+        expand(replace(SURFACE, **change))
+
+
+def _assert_same_table(a: pd.DataFrame, b: pd.DataFrame):
+    key = ["cell", "step"]
+    a = a.drop(columns=VOLATILE).sort_values(key).reset_index(drop=True)
+    b = b.drop(columns=VOLATILE).sort_values(key).reset_index(drop=True)
+    pd.testing.assert_frame_equal(a, b)
