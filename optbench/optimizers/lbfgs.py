@@ -73,7 +73,8 @@ counted over all steps), `d`, `t`, `old_stps` (the s_i), `old_dirs` (the y_i: to
 `ro` (the ρ_i), `H_diag` (γ), `al` (the α_i, a list of history_size slots), `prev_flat_grad`
 (g_prev), `prev_loss` (f_prev).
 Tensor hyperparameters: none that broadcast (lr may be a 1-element tensor, as in torch). L-BFGS
-reduces over the whole parameter vector (dot products), so trials need separate parameters.
+takes dot products over all its parameters together, so independent trials need separate
+optimizers, not just separate parameters.
 """
 
 import torch
@@ -89,9 +90,10 @@ DOC_DISCREPANCIES = [
 
 
 class LBFGS(PseudocodeOptimizer):
-    # A PseudocodeOptimizer for what the family shares (construction, complex handling by real
-    # views, isinstance checks across optbench); torch's LBFGS accepts none of the implementation
-    # switches, and its step needs the closure and the whole parameter vector, so step() is ours.
+    # A PseudocodeOptimizer so that every optbench optimizer is one (isinstance checks, one
+    # family). Its per-parameter update() plumbing does not fit L-BFGS, which needs the closure
+    # and the whole parameter vector, so step() is overridden; torch's LBFGS takes none of the
+    # implementation switches, so none are passed.
 
     def __init__(self, params, lr=1, max_iter=20, max_eval=None, tolerance_grad=1e-7,
                  tolerance_change=1e-9, history_size=100, line_search_fn=None):
