@@ -64,8 +64,8 @@ IMAGE_TASKS = {t.name: t for t in [
     Task("cifar10", "CIFAR-10 colour images", "3x32x32", 10, "--data-dir (cifar-10-batches-py)"),
 ]}
 REGRESSION_TASKS = {
-    "scalar": "y = a*x, one sample (x=2, y=4): the worked SGD example, --trace prints each iteration",
-    "linreg": "y = Xw + b + noise, 1,000 samples, w=[2,-3.4], b=4.2: stochastic linear regression",
+    "scalar": "y = a*x, x=2, y=4: the worked SGD example (--trace)",
+    "linreg": "y = Xw + b + noise, 1,000 samples",
 }
 
 
@@ -95,10 +95,9 @@ def load(task: str, data_dir: str | Path | None = None, val_fraction: float | No
 
 def describe():
     """(title, columns, rows) for `optbench list`."""
-    rows = [(t.name, "classification", t.shape, t.classes, t.source, t.description)
-            for t in IMAGE_TASKS.values()]
-    rows += [(name, "regression", "-", "-", "generated", text) for name, text in REGRESSION_TASKS.items()]
-    return ("tasks (optbench train --task)", ("name", "kind", "input", "classes", "data", "what"), rows)
+    rows = [(t.name, t.shape, t.classes, t.source, t.description) for t in IMAGE_TASKS.values()]
+    rows += [(name, "-", "-", "generated", text) for name, text in REGRESSION_TASKS.items()]
+    return ("tasks (optbench train --task)", ("name", "input", "classes", "data", "what"), rows)
 
 
 # --- splitting and normalising -----------------------------------------------------------------

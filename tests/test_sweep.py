@@ -203,9 +203,9 @@ def test_noise_scale_of_a_classifier_matches_per_sample_gradients():
     mean = per_sample.mean(0)
     trace = per_sample.var(0, unbiased=True).sum().item()
     truth = trace / mean.pow(2).sum().item()
-    measured = noise_scale.for_classifier(network, images, labels, small=8, repeats=3000)
-    assert measured.b_simple == pytest.approx(truth, rel=0.08)
-    assert measured.grad_norm_sq == pytest.approx(mean.pow(2).sum().item(), rel=1e-9)
+    measured = noise_scale.for_classifier(network, images, labels, small=8, repeats=1500)
+    assert measured.b_simple == pytest.approx(truth, rel=0.1)
+    assert measured.grad_norm_sq == pytest.approx(mean.pow(2).sum().item(), rel=1e-6)   # float32 loss
 
 
 @pytest.mark.parametrize("change, message", [

@@ -134,7 +134,7 @@ def test_test_split_is_evaluated_where_it_exists(tmp_path):
 
 
 @pytest.mark.parametrize("change, message", [
-    (dict(batch_size=5000), "batch size 5000 is larger than the 1437 training samples"),
+    (dict(batch_size=5000), "batch size 5000 is larger than the 1438 training samples"),
     (dict(model="vgg"), "unknown model 'vgg'"),
     (dict(task="imagenet"), "unknown task 'imagenet'"),
     (dict(schedule="cosin"), "unknown schedule"),

@@ -78,7 +78,8 @@ def metrics_table(metrics, surface, steps) -> Table:
     table = Table(title=f"{surface.name}, {steps} steps{suffix}", title_justify="left")
     for column in ("optimizer", "settings", "final loss", "distance to min", "steps to tol",
                    "path length", "diverged"):
-        table.add_column(column, justify="left" if column in ("optimizer", "settings") else "right")
+        label = column in ("optimizer", "settings")
+        table.add_column(column, justify="left" if label else "right", no_wrap=column == "optimizer")
     for name, runs in metrics.groupby("optimizer", sort=False):
         diverged = int(runs["diverged"].sum())
         reached = runs["steps_to_tolerance"].notna().sum()

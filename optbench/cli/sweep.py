@@ -59,7 +59,7 @@ def command(ctx, config_path, **flags):
     Extra hyperparameters are grid axes: `--momentum 0,0.9`, `--weight-decay 0,5e-4`, `--lr 0.01,0.1`
     (an lr list replaces --base-lr).
     """
-    from ..runners.sweep import run_sweep, shard_cells, expand
+    from ..runners.sweep import check_folder, expand, finished_keys, run_sweep, shard_cells
 
     options = resolve_options(ctx, config_path, flags)
     spec = build_spec(options)
@@ -68,6 +68,8 @@ def command(ctx, config_path, **flags):
     from ..results import output_folder
     folder = output_folder(options["out"], "sweep")
     cells = shard_cells(expand(spec), shard)
+    check_folder(folder, spec, options["force"])        # refusals and corrupt cells: before the bar
+    finished_keys(folder, cells, options["force"])
 
     with progress_bar() as bar:
         task = bar.add_task("sweep", total=len(cells), status="")

@@ -150,7 +150,7 @@ def plot_grid(metrics: pd.DataFrame, surface: Surface, x_name: str, y_name: str,
         optimizer = metrics["optimizer"].iloc[0]
         steps = int(metrics["steps"].iloc[0])
         ax.set_title(f"{optimizer} on {surface.name} after {steps} steps")
-        handles = [Patch(facecolor="0.82", label="diverged (NaN/inf or escaped)")]
+        handles = [Patch(facecolor="0.82", label="diverged (NaN/inf, or f grew 10⁶-fold)")]
         if shown.count():
             handles.append(ax.collections[-1])
         ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(0.0, -0.12), ncol=2)

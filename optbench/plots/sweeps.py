@@ -89,7 +89,7 @@ def loss_curves(cells: pd.DataFrame, label: str):
     ylabel, curves = _curve(cells)
     rules = [r for r in RULE_COLOURS if r in set(curves["lr_scale"])]
     batch_sizes = sorted(curves["batch_size"].unique())
-    norm = LogNorm(vmin=min(batch_sizes), vmax=max(batch_sizes) * 1.6 if len(batch_sizes) > 1 else 2)
+    norm = LogNorm(vmin=min(batch_sizes), vmax=max(batch_sizes) * 1.6 if len(batch_sizes) > 1 else min(batch_sizes) * 2)
     cmap = plt.get_cmap(BATCH_COLOURS)
     curves["y"] = curves["y"].where(np.isfinite(curves["y"]) & (curves["y"] > 0))
     starts = curves.groupby(["lr_scale", "batch_size"])["y"].first()

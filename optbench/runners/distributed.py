@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from ..errors import OptbenchError
-from .training import TrainResult, TrainSpec, resolve_device, train
+from .training import TrainResult, TrainSpec, check, resolve_device, train
 
 TORCHRUN_VARIABLES = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
 
@@ -48,6 +48,7 @@ def launch(spec: TrainSpec, nproc: int) -> TrainResult:
     """Train `spec` data-parallel on `nproc` local processes; returns rank 0's result."""
     if nproc < 1:
         raise OptbenchError(f"--nproc must be at least 1, got {nproc}")
+    check(spec, world=nproc)   # user errors surface here as one line, before any process starts
     device = resolve_device(spec.device)
     if device.type == "cuda" and nproc > torch.cuda.device_count():
         raise OptbenchError(f"--nproc {nproc} needs {nproc} GPUs; this machine has {torch.cuda.device_count()}")

@@ -232,7 +232,7 @@ def train(spec: TrainSpec, dataset: Dataset | None = None,
         elif spec.early_stop is not None and epoch - best_epoch >= spec.early_stop:
             stopped_early = True
             break
-        if scheduler is not None and epoch >= spec.warmup_epochs:
+        if scheduler is not None and epoch > spec.warmup_epochs:   # the warm-up epochs are not scheduled
             if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
                 scheduler.step(val_loss)
             else:

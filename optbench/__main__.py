@@ -1,0 +1,5 @@
+"""`python -m optbench ...` (and `torchrun -m optbench train ...`) run the CLI."""
+
+from .cli import entry
+
+entry()
