@@ -343,7 +343,7 @@ def settings(spec: OptimizerSpec, defaults: dict, grid: dict) -> str:
 
 
 def _short(value):
-    return f"{value:g}" if isinstance(value, float) else str(value)
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
 
 
 def _check_grid(spec: OptimizerSpec, grid: dict) -> None:
