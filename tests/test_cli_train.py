@@ -12,14 +12,6 @@ from optbench.cli import main
 from optbench.results import read_metadata
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def run(*args):
     return CliRunner().invoke(main, ["train", *args], catch_exceptions=False)
 

@@ -170,3 +170,26 @@ def test_unknown_name_suggests_the_closest():
 
     with pytest.raises(OptbenchError, match="did you mean 'adam'"):
         registry.get("adma")
+
+
+@pytest.mark.parametrize("composite", ["SequentialLR", "ChainedScheduler"])
+def test_composite_schedulers_drive_ours_like_torch(composite):
+    lr_sequences = []
+    for cls in (ALGORITHMS["adam"].ours, ALGORITHMS["adam"].theirs):
+        x = torch.tensor([1.0, -2.0], dtype=torch.float64, requires_grad=True)
+        optimizer = cls([x], lr=0.1)
+        warmup = torch.optim.lr_scheduler.LinearLR(optimizer, start_factor=0.1, total_iters=3)
+        decay = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=0.7)
+        if composite == "SequentialLR":
+            schedule = torch.optim.lr_scheduler.SequentialLR(optimizer, [warmup, decay], milestones=[3])
+        else:
+            schedule = torch.optim.lr_scheduler.ChainedScheduler([warmup, decay])
+        lrs = []
+        for _ in range(8):
+            optimizer.zero_grad()
+            verify.rowwise_objective(x).backward()
+            optimizer.step()
+            schedule.step()
+            lrs.append(optimizer.param_groups[0]["lr"])
+        lr_sequences.append(lrs)
+    assert lr_sequences[0] == pytest.approx(lr_sequences[1], rel=1e-12)

@@ -10,15 +10,6 @@ from optbench.errors import OptbenchError
 from optbench.runners.training import TrainSpec, build_scheduler, check, train
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # tiny models: a second thread only adds contention when tests run side by side
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def digits():
     return load("digits")

@@ -105,8 +105,12 @@ def _print_table(rows):
 
 
 def _print_discrepancies(algorithms):
-    found = [(a.name, d) for a in algorithms for d in certificate.doc_discrepancies(a)]
-    if not found:
-        console.print("no documented-pseudocode vs code discrepancies recorded")
-    for name, text in found:
-        console.print(f"[yellow]{name}[/]: {text}")
+    table = Table(title="where torch's documented pseudocode and its code disagree "
+                        "(ours follows the code; both lines are in our docstrings)", title_justify="left")
+    table.add_column("algorithm")
+    table.add_column("discrepancy")
+    for algorithm in algorithms:
+        for text in certificate.doc_discrepancies(algorithm):
+            prefix = f"{algorithm.class_name}: "
+            table.add_row(algorithm.name, text[len(prefix):] if text.startswith(prefix) else text)
+    console.print(table if table.row_count else "no documented-pseudocode vs code discrepancies recorded")
