@@ -3,21 +3,28 @@
     python benchmarks/step_cost.py                    # LeNet-5 and ResNet-18 parameter shapes
     python benchmarks/step_cost.py --shapes resnet18 --algorithms adam,sgd --repeats 30
 
-For every algorithm: ours, torch's for-loop (foreach=False), torch foreach and torch fused where
+For every algorithm: ours (the readable path), ours on the fast path (`optbench.optimizers.fast`,
+element-wise algorithms only), torch's for-loop (foreach=False), torch foreach and torch fused where
 torch has them on this device; and the memory-bandwidth floor = bytes the step must read and
 write (parameter, gradient, each state tensor the size of the parameter) / measured copy bandwidth.
-Prints a markdown table of milliseconds and the ratio ours / torch for-loop (target <= 1.0).
+
+The variants are timed round-robin (one step of each in turn, `--repeats` rounds) and each cell is
+the fastest round: on a shared machine the minimum is the least disturbed estimate of the cost,
+and round-robin keeps slow phases of the machine from favouring one column.
+Prints a markdown table of milliseconds and the ratios ours / torch for-loop (target <= 1.0),
+fast / floor (target <= 1.3) and fast / foreach (LeNet target <= 0.5); "fast 1st" is the first
+step of the fast path, which gathers the parameters and state into contiguous buffers.
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
 from datetime import date
 
 import torch
 
+from optbench.optimizers import FAST_ALGORITHMS, fast
 from optbench.optimizers.registry import ALGORITHMS
 
 
@@ -56,31 +63,41 @@ def make_params(shapes, device, sparse):
 
 
 def copy_bandwidth(numel, device, repeats=20) -> float:
-    """Bytes per second of dst.copy_(src): one read and one write of numel floats."""
-    src = torch.randn(numel, device=device)
-    dst = torch.empty_like(src)
-    seconds = time_call(lambda: dst.copy_(src), device, repeats)
-    return 2 * 4 * numel / seconds
+    """Bytes per second of the fastest plain streaming kernel: dst.copy_(src) (read 1, write 1)
+    or torch.add(a, b, out=c) (read 2, write 1), whichever moves more bytes per second here."""
+    a, b = torch.randn(numel, device=device), torch.randn(numel, device=device)
+    c = torch.empty_like(a)
+    samples = time_calls({"copy": lambda: c.copy_(a), "add": lambda: torch.add(a, b, out=c)}, device, repeats)
+    return max(2 * 4 * numel / min(samples["copy"]), 3 * 4 * numel / min(samples["add"]))
 
 
-def time_call(function, device, repeats) -> float:
+def time_once(function, device) -> float:
+    if device == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    function()
+    if device == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - start
+
+
+def time_calls(functions: dict, device, repeats) -> dict:
+    """Seconds of each call, `repeats` rounds of every function in turn, after 3 warm-up rounds."""
     for _ in range(3):
-        function()
-    samples = []
+        for function in functions.values():
+            function()
+    samples = {label: [] for label in functions}
     for _ in range(repeats):
-        if device == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        function()
-        if device == "cuda":
-            torch.cuda.synchronize()
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples)
+        for label, function in functions.items():
+            samples[label].append(time_once(function, device))
+    return samples
 
 
 def variants(algorithm):
     """(label, class, extra kwargs) for ours and torch's implementations that exist for it."""
     yield "ours", algorithm.ours, {}
+    if algorithm.name in FAST_ALGORITHMS:
+        yield "fast", fast(algorithm.ours), {}
     import inspect
 
     accepted = inspect.signature(algorithm.theirs.__init__).parameters
@@ -105,23 +122,32 @@ def measure(algorithm, shapes, device, repeats, bandwidth):
         shapes = as_matrices(shapes)
     hparams = dict(algorithm.test_hparams)
     row = {"algorithm": algorithm.name}
+    steps = {}
     floor_states = None
     for label, cls, extra in variants(algorithm):
         params = make_params(shapes, device, algorithm.sparse_grad)
         try:
             optimizer = cls(params, **hparams, **extra)
-            optimizer.step()
+            first = time_once(optimizer.step, device)
         except (RuntimeError, ValueError) as error:  # e.g. fused not available on this device
             row[label] = None
             row[label + " note"] = str(error).splitlines()[0][:60]
             continue
-        row[label] = time_call(optimizer.step, device, repeats) * 1e3
+        if label == "fast":
+            row["fast 1st"] = first * 1e3
+        steps[label] = optimizer.step
         if floor_states is None:
             floor_states = state_tensors_per_param(optimizer, params)
+    for label, samples in time_calls(steps, device, repeats).items():
+        row[label] = min(samples) * 1e3
     numel = sum(int(torch.tensor(s).prod()) for s in shapes)
     bytes_moved = numel * 4 * (3 + 2 * (floor_states or 0))   # read p, g, states; write p, states
     row["floor"] = bytes_moved / bandwidth * 1e3
     return row
+
+
+def ratio(row, a, b) -> str:
+    return f"{row[a] / row[b]:.2f}" if row.get(a) and row.get(b) else "-"
 
 
 def main():
@@ -133,21 +159,25 @@ def main():
     args = parser.parse_args()
     device = args.device
     machine = torch.cuda.get_device_name(0) if device == "cuda" else f"CPU, {torch.get_num_threads()} threads"
-    print(f"# step cost, {date.today()}, torch {torch.__version__}, {machine}\n")
+    print(f"# step cost, {date.today()}, torch {torch.__version__}, {machine}, "
+          f"{args.repeats} round-robin rounds, fastest round\n")
     for shape_name in args.shapes.split(","):
         shapes = SHAPES[shape_name]()
         numel = sum(int(torch.tensor(s).prod()) for s in shapes)
-        bandwidth = copy_bandwidth(max(numel, 1 << 22), device)
+        bandwidth = copy_bandwidth(max(numel, 1 << 24), device)
         print(f"## {shape_name}: {len(shapes)} tensors, {numel / 1e6:.2f} M parameters, "
-              f"copy bandwidth {bandwidth / 1e9:.1f} GB/s\n")
-        columns = ["floor", "ours", "torch for-loop", "torch foreach", "torch fused"]
-        print("| algorithm | " + " | ".join(f"{c} (ms)" for c in columns) + " | ours / for-loop |")
-        print("|---" * (len(columns) + 2) + "|")
+              f"streaming bandwidth {bandwidth / 1e9:.1f} GB/s\n")
+        columns = ["floor", "ours", "fast", "fast 1st", "torch for-loop", "torch foreach", "torch fused"]
+        ratios = [("ours", "torch for-loop"), ("fast", "floor"), ("fast", "torch foreach"),
+                  ("fast", "torch fused")]
+        print("| algorithm | " + " | ".join(f"{c} (ms)" for c in columns) + " | "
+              + " | ".join(f"{a} / {b}" for a, b in ratios) + " |")
+        print("|---" * (len(columns) + len(ratios) + 1) + "|")
         for name in args.algorithms.split(","):
             row = measure(ALGORITHMS[name], shapes, device, args.repeats, bandwidth)
             cells = [f"{row[c]:.3f}" if row.get(c) is not None else "-" for c in columns]
-            ratio = row["ours"] / row["torch for-loop"] if row.get("torch for-loop") else float("nan")
-            print(f"| {name} | " + " | ".join(cells) + f" | {ratio:.2f} |", flush=True)
+            cells += [ratio(row, a, b) for a, b in ratios]
+            print(f"| {name} | " + " | ".join(cells) + " |", flush=True)
         print()
 
 

@@ -71,7 +71,7 @@ class Surface:
 def row_sum(values: torch.Tensor) -> torch.Tensor:
     """Σ over the last (coordinate) axis as a matrix-vector product: torch's `sum(dim=-1)` over a
     2-wide axis is ~10x slower on CPU, and this sits in every step of the batched runner."""
-    return values @ torch.ones(values.shape[-1], dtype=values.dtype)
+    return values @ torch.ones(values.shape[-1], dtype=values.dtype, device=values.device)
 
 
 def diagonal_quadratic(coefficients) -> Evaluate:
@@ -79,7 +79,7 @@ def diagonal_quadratic(coefficients) -> Evaluate:
     c = torch.tensor(coefficients, dtype=torch.float64)
 
     def evaluate(points):
-        scale = c.to(points.dtype)
+        scale = c.to(points)
         return (points * points) @ scale, (2 * scale) * points
     return evaluate
 
@@ -220,7 +220,8 @@ def add_gradient_noise(gradient: torch.Tensor, sigma: float, generator: torch.Ge
     """gradient + σ·N(0, 1), drawn from `generator` (so a seed fixes the whole noise sequence)."""
     if sigma == 0:
         return gradient
-    return gradient + sigma * torch.randn(gradient.shape, generator=generator, dtype=gradient.dtype)
+    # drawn on the CPU generator whatever the device, so a GPU run sees the very same noise
+    return gradient + sigma * torch.randn(gradient.shape, generator=generator, dtype=gradient.dtype).to(gradient)
 
 
 def describe():

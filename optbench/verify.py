@@ -7,7 +7,9 @@ checkpoints and restores both optimizers (and schedulers) through `state_dict`, 
 worst relative deviation of parameters and optimizer state seen at any step.
 
 `certify` runs that for every combination in the registry's flag table; the pytest suite and
-`optbench verify` are both thin callers of it.
+`optbench verify` are both thin callers of it. `certify_fast` does the same for the fast path
+(`optbench.optimizers.fast`): fast == torch.optim for every combination in float64 and float32,
+and fast == our readable path.
 """
 
 from __future__ import annotations
@@ -138,14 +140,14 @@ def _sparsify(grad: torch.Tensor, step: int) -> torch.Tensor:
 
 
 def compare_with_torch(algorithm: Algorithm, flags: dict, dtype=torch.float64,
-                       steps: int = STEPS, ours_cls=None, ours_hparams=None) -> Check:
-    """Run ours and torch.optim in lockstep; return the worst relative deviation."""
+                       steps: int = STEPS, ours_cls=None, ours_hparams=None, reference_cls=None) -> Check:
+    """Run ours and torch.optim (or `reference_cls`) in lockstep; return the worst relative deviation."""
     hparams = {**algorithm.test_hparams, **flags}
     maximize = bool(hparams.get("maximize", False))
     start = initial_params(algorithm, dtype)
     check = Check(algorithm.name, flags, str(dtype).replace("torch.", ""), 0.0, TOLERANCE[dtype])
     try:
-        theirs = _Side(algorithm.theirs, algorithm, start, hparams, maximize)
+        theirs = _Side(reference_cls or algorithm.theirs, algorithm, start, hparams, maximize)
         ours = _Side(ours_cls or algorithm.ours, algorithm, start, {**hparams, **(ours_hparams or {})},
                      maximize)
         for step in range(steps):
@@ -185,6 +187,54 @@ def certify(names=None, dtypes=(torch.float64,), progress=None) -> list[Check]:
                 if progress:
                     progress(checks[-1])
     return checks
+
+
+def certify_fast(names=None, dtypes=(torch.float64, torch.float32), progress=None,
+                 chunk: int = 7) -> list[Check]:
+    """The certificate for the fast path, for every named algorithm that has one (all by default).
+
+    float64: every flag combination, fast vs torch.optim, with the buffers cut into slices of
+    `chunk` elements so slices straddle parameter boundaries (the sliced path large models take);
+    other dtypes: default flags, whole buffers. Plus fast vs our readable path in float64 (flag
+    `reference=readable`). A check fails if the fast path was not actually taken.
+    """
+    from .optimizers import fast_path
+
+    checks = []
+    for name in names or fast_path.FAST_ALGORITHMS:
+        algorithm = ALGORITHMS[name]
+        for dtype in dtypes:
+            combos = algorithm.combinations() if dtype == torch.float64 else [{}]
+            for flags in combos:
+                sliced = chunk if dtype == torch.float64 else fast_path.CHUNK
+                checks.append(_compare_fast(algorithm, flags, dtype, sliced))
+                if progress:
+                    progress(checks[-1])
+        checks.append(_compare_fast(algorithm, {}, torch.float64, chunk, reference_cls=algorithm.ours))
+        checks[-1].flags = {"reference": "readable"}
+        if progress:
+            progress(checks[-1])
+    return checks
+
+
+def _compare_fast(algorithm: Algorithm, flags: dict, dtype, chunk: int, reference_cls=None) -> Check:
+    from .optimizers import fast_path
+
+    built = []
+
+    class Recorded(fast_path.fast(algorithm.ours)):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            built.append(self)
+
+    saved, fast_path.CHUNK = fast_path.CHUNK, chunk
+    try:
+        check = compare_with_torch(algorithm, flags, dtype, ours_cls=Recorded, reference_cls=reference_cls)
+    finally:
+        fast_path.CHUNK = saved
+    if check.error is None and not any(getattr(o, "flat_group_steps", 0) for o in built):
+        check.error = "the fast path was not taken"
+    return check
 
 
 # Trial values for the batched check: three settings per hyperparameter, all valid for every

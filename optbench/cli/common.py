@@ -38,6 +38,8 @@ def format_number(value) -> str:
         return "inf" if value > 0 else "-inf"
     if value == int(value) and abs(value) < 1e6:
         return str(int(value))
+    if 1e3 <= abs(value) < 1e7:
+        return str(round(value))   # 5990, not 5.99e+03
     return f"{value:.3g}"
 
 

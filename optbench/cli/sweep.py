@@ -38,11 +38,11 @@ LIST_HELP = "comma-separated"
               help="The lr at --base-batch-size (default: the optimizer spec's lr, else the task's default).")
 @click.option("--base-batch-size", type=int, default=None, help="B0 of the scaling rules (default: smallest batch).")
 @click.option("--warmup-epochs", type=int, default=0, show_default=True, help="Linear lr warm-up (training tasks).")
-@click.option("--epochs", type=int, default=None, help="Epochs per cell (training default 10).")
-@click.option("--steps", type=int, default=None, help="Optimizer steps per cell (the same for every batch size).")
+@click.option("--epochs", type=int, default=None, help="Epochs per cell (instead of --steps).")
+@click.option("--steps", type=int, default=None, help="Optimizer steps per cell, the same for every batch size (training default 400).")
 @click.option("--seeds", type=int, default=1, show_default=True, help="Seeds per setting: seed, seed+1, ...")
 @click.option("--seed", type=int, default=0, show_default=True, help="First seed.")
-@click.option("--target-accuracy", type=float, default=None, help="Count steps until validation accuracy reaches this.")
+@click.option("--target-accuracy", type=float, default=None, help="Count steps until validation accuracy reaches this (image tasks default 0.9).")
 @click.option("--target-loss", type=float, default=None, help="Count steps until the evaluated loss falls to this.")
 @click.option("--noise", type=float, default=1.0, show_default=True,
               help="surface tasks: per-sample gradient noise std (batch B divides the variance by B).")
@@ -182,7 +182,7 @@ def _hparam_values(name: str, values) -> list:
 
 
 def build_spec(options: dict):
-    from ..runners.sweep import SweepSpec
+    from ..runners.sweep import SweepSpec, task_kind
 
     rules = [item.strip().lower() for item in str(options["lr_scale"]).split(",")]
     if any(rule == "" for rule in rules):
@@ -194,7 +194,14 @@ def build_spec(options: dict):
         base_batch_size=options["base_batch_size"], warmup_epochs=options["warmup_epochs"],
         epochs=options["epochs"], steps=options["steps"], seeds=options["seeds"], seed=options["seed"],
         noise=options["noise"], device=options["device"], data_dir=options["data_dir"],
-        target_accuracy=options["target_accuracy"], target_loss=options["target_loss"])
+        target_accuracy=_default_target(options, task_kind(options["task"])), target_loss=options["target_loss"])
+
+
+def _default_target(options: dict, kind: str):
+    """Steps-to-target is the point of a batch-size study: classification gets 90% unless told."""
+    if kind == "training" and options["target_accuracy"] is None and options["target_loss"] is None:
+        return 0.9
+    return options["target_accuracy"]
 
 
 def parse_shard(text: str | None) -> tuple[int, int]:
@@ -218,12 +225,16 @@ def summary_table(summary, spec) -> Table:
                f"loss <= {spec.target_loss:g}" if spec.target_loss is not None else ""]
     target = " and ".join(t for t in targets if t) or "no target given"
     title = f"sweep on {spec.task}: target {target}" + (f" (median of {seeds} seeds)" if seeds > 1 else "")
-    table = Table(title=title, title_justify="left")
+    table = Table(title=title, title_justify="left", pad_edge=False)
     has_accuracy = summary["final_accuracy"].notna().any()
-    columns = ["optimizer", "rule", "batch", "lr", "final acc" if has_accuracy else "final loss",
-               "steps→target", "samples→target", "time s", "samples/s", "diverged"]
+    # Short two-line headings keep every column readable in an 80-column terminal;
+    # samples/s and the rest are in summary.parquet.
+    columns = ["optimizer", "rule", "B", "lr", "final\nacc" if has_accuracy else "final\nloss",
+               "steps\n→target", "samples\n→target", "time\n(s)", "diverged"]
     for column in columns:
-        table.add_column(column, justify="left" if column in ("optimizer", "rule") else "right")
+        width = max(map(len, column.split("\n")))
+        table.add_column(column, justify="left" if column in ("optimizer", "rule") else "right",
+                         no_wrap=True, min_width=width)
     extra = [c for c in summary.columns if c not in _KNOWN]
     for keys, rows in summary.groupby(["optimizer", *extra, "lr_scale", "batch_size"], sort=False, dropna=False):
         keys = keys if isinstance(keys, tuple) else (keys,)
@@ -234,7 +245,7 @@ def summary_table(summary, spec) -> Table:
             format_number(rows["final_accuracy" if has_accuracy else "final_loss"].median()),
             format_number(round(rows["steps_to_target"].median(), 1)) if reached else "never",
             format_number(round(rows["samples_to_target"].median())) if reached else "never",
-            format_number(rows["wall_time"].median()), format_number(rows["samples_per_s"].median()),
+            format_number(rows["wall_time"].median()),
             f"{int(rows['diverged'].sum())}/{len(rows)}" if rows["diverged"].any() else "no")
     return table
 

@@ -6,10 +6,11 @@ its torch twin; `optbench verify` certifies that they compute the same numbers.
 
 import importlib
 
+from .fast_path import FAST_ALGORITHMS, fast
 from .registry import ALGORITHMS, PRESETS, Algorithm, get
 
 __all__ = [algorithm.class_name for algorithm in ALGORITHMS.values()] + \
-    ["ALGORITHMS", "PRESETS", "Algorithm", "get"]
+    ["ALGORITHMS", "PRESETS", "Algorithm", "get", "fast", "FAST_ALGORITHMS"]
 _MODULE_OF = {algorithm.class_name: algorithm.module for algorithm in ALGORITHMS.values()}
 
 

@@ -143,11 +143,15 @@ class PseudocodeOptimizer(torch.optim.Optimizer):
                 loss = closure()
         for group in self.param_groups:
             self.prepare_group(group)
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                self._step_one(p, group)
+            self.step_group(group)
         return loss
+
+    def step_group(self, group: dict) -> None:
+        """One parameter at a time, as the pseudocode reads (the fast path overrides this)."""
+        for p in group["params"]:
+            if p.grad is None:
+                continue
+            self._step_one(p, group)
 
     def _step_one(self, p: torch.Tensor, group: dict) -> None:
         if p.grad.is_sparse and not getattr(self, "supports_sparse", False):

@@ -96,8 +96,13 @@ def _label(runs: pd.DataFrame) -> str:
     return f"{name} ({settings})" if settings and "=" not in name else name
 
 
-def plot_loss(trajectory: pd.DataFrame, surface: Surface, ax=None):
-    """Loss (f - f_min where known) versus step on a log axis; median and 10–90% band over trials."""
+def plot_loss(trajectory: pd.DataFrame, surface: Surface, ax=None, rates: pd.DataFrame | None = None):
+    """Loss (f - f_min where known) versus step on a log axis; median and 10–90% band over trials.
+
+    rates (from `optbench.theory.rate_table`): where an analytic rate exists, a dotted line of slope
+    ρ² per step (the theory) is drawn through the run's median at mid-run, and the legend gives the
+    measured ρ next to the analytic one.
+    """
     with style():
         fig, ax = (plt.subplots(figsize=(7.2, 4.0)) if ax is None else (ax.figure, ax))
         styles = optimizer_styles(trajectory)
@@ -105,18 +110,73 @@ def plot_loss(trajectory: pd.DataFrame, surface: Surface, ax=None):
             colour, linestyle = styles[name]
             gap = runs.assign(gap=_gap(surface, runs["loss"])).groupby("step")["gap"]
             median = gap.median()
-            ax.plot(median.index, median.to_numpy(), color=colour, linestyle=linestyle, label=_label(runs))
+            label = _label(runs)
+            theory = _rates_for(rates, name)
+            if theory is not None:
+                label += f"\n  rate measured {theory[0]:.4f}, theory {theory[1]:.4f}"
+            ax.plot(median.index, median.to_numpy(), color=colour, linestyle=linestyle, label=label)
             if runs["trial"].nunique() > 1:
                 ax.fill_between(median.index, gap.quantile(0.1).to_numpy(), gap.quantile(0.9).to_numpy(),
                                 color=colour, alpha=0.15, linewidth=0)
+            if theory is not None and len(median) > 2:
+                _draw_rate_line(ax, median, theory[1], colour)
         known = surface.minimum_value is not None
         ax.set_yscale("log" if known else "symlog")
         ax.set_xlabel("step")
         ax.set_ylabel("f - f_min" if known else "f")
         ax.set_title(f"{surface.name}: loss per step" + (" (median, 10–90% band)"
                                                         if trajectory["trial"].nunique() > 1 else ""))
-        ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0))
+        handles, _ = ax.get_legend_handles_labels()
+        if rates is not None and rates["analytic_rate"].notna().any():
+            handles.append(plt.Line2D([], [], color="0.3", linestyle=":", label="analytic rate (slope ρ²/step)"))
+        ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0))
         return fig
+
+
+def _rates_for(rates: pd.DataFrame | None, name: str):
+    """(median measured rate, analytic rate) for an optimizer, or None where there is no theory."""
+    if rates is None:
+        return None
+    rows = rates[rates["optimizer"] == name]
+    if rows.empty or rows["analytic_rate"].isna().all():
+        return None
+    return float(rows["measured_rate"].median()), float(rows["analytic_rate"].iloc[0])
+
+
+def _draw_rate_line(ax, median: pd.Series, rate: float, colour) -> None:
+    """gap(t) = gap(t0)·ρ^(2(t - t0)) through the median at mid-run, over the steps where it stays visible."""
+    steps, gaps = median.index.to_numpy(dtype=float), median.to_numpy(dtype=float)
+    usable = np.isfinite(gaps) & (gaps > 1e-250)
+    if usable.sum() < 3 or not rate > 0:
+        return
+    steps, gaps = steps[usable], gaps[usable]
+    anchor = len(steps) // 2
+    line = gaps[anchor] * rate ** (2 * (steps - steps[anchor]))
+    ax.plot(steps, line, color=colour, linestyle=":", linewidth=1.3, alpha=0.9)
+
+
+def stability_limits(metrics: pd.DataFrame, surface: Surface, x_name: str, y_name: str):
+    """(lr values, momentum values) of the heavy-ball stability limit lr = 2(1 + μ)/λ_max across the grid.
+
+    Only for torch's SGD (heavy ball; not Nesterov, no dampening) on a quadratic with lr an axis;
+    momentum is the other axis or a constant column. None where the theory does not apply.
+    """
+    from ..theory import stability_limit
+
+    if surface.hessian_eigenvalues is None or surface.minimum_value is None or "lr" not in (x_name, y_name):
+        return None
+    first = metrics.iloc[0]
+    if first.get("family") != "sgd" or first.get("dampening", 0) or "nesterov=True" in str(first.get("settings")):
+        return None
+    eigenvalues = np.asarray(surface.hessian_eigenvalues) + float(first.get("weight_decay", 0.0) or 0.0)
+    other = y_name if x_name == "lr" else x_name
+    if other == "momentum":
+        momenta = np.linspace(metrics["momentum"].min(), metrics["momentum"].max(), 200)
+    elif "momentum" in metrics and metrics["momentum"].nunique() == 1:
+        momenta = np.full(2, float(first["momentum"]))
+    else:
+        return None
+    return np.array([stability_limit(eigenvalues, m) for m in momenta]), momenta
 
 
 def plot_grid(metrics: pd.DataFrame, surface: Surface, x_name: str, y_name: str, ax=None):
@@ -125,8 +185,10 @@ def plot_grid(metrics: pd.DataFrame, surface: Surface, x_name: str, y_name: str,
         fig, ax = (plt.subplots(figsize=(6.4, 5.0)) if ax is None else (ax.figure, ax))
         xs, ys = np.sort(metrics[x_name].unique()), np.sort(metrics[y_name].unique())
         table = metrics.assign(gap=_gap(surface, metrics["final_loss"]))
-        gap = table.pivot_table(index=y_name, columns=x_name, values="gap", aggfunc="median").to_numpy()
-        diverged = table.pivot_table(index=y_name, columns=x_name, values="diverged", aggfunc="max").to_numpy()
+        gap = table.pivot_table(index=y_name, columns=x_name, values="gap", aggfunc="median",
+                                  dropna=False).to_numpy()
+        diverged = table.pivot_table(index=y_name, columns=x_name, values="diverged", aggfunc="max",
+                                       dropna=False).to_numpy()
         bad = diverged.astype(bool) | ~np.isfinite(gap)
         shown = np.ma.masked_array(np.log10(np.maximum(gap, 1e-300)) if surface.minimum_value is not None
                                    else gap, mask=bad)
@@ -153,6 +215,21 @@ def plot_grid(metrics: pd.DataFrame, surface: Surface, x_name: str, y_name: str,
         handles = [Patch(facecolor="0.82", label="diverged (NaN/inf, or f grew 10⁶-fold)")]
         if shown.count():
             handles.append(ax.collections[-1])
+        limits = stability_limits(metrics, surface, x_name, y_name)
+        if limits is not None:
+            lrs, momenta = limits
+            other = y_name if x_name == "lr" else x_name
+            if other == "momentum":
+                xs_line, ys_line = (lrs, momenta) if x_name == "lr" else (momenta, lrs)
+                ax.plot(xs_line, ys_line, color="crimson", linewidth=2.0, linestyle="--", zorder=4,
+                        label="stability limit lr = 2(1+μ)/λ_max")
+            else:
+                line = ax.axvline if x_name == "lr" else ax.axhline
+                line(lrs[0], color="crimson", linewidth=2.0, linestyle="--", zorder=4,
+                     label=f"stability limit lr = 2(1+μ)/λ_max = {lrs[0]:.3g}")
+            ax.set_xlim(_edges(xs, x_log)[[0, -1]])
+            ax.set_ylim(_edges(ys, y_log)[[0, -1]])
+            handles.append(ax.get_lines()[-1])
         ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(0.0, -0.12), ncol=2)
         return fig
 
@@ -235,26 +312,32 @@ def _save(fig, stem, formats) -> list:
         return save(fig, stem, formats)
 
 
-def draw_compare(folder: Path, trajectory: pd.DataFrame, surface: Surface, formats, gif: bool = False) -> list:
+def draw_compare(folder: Path, trajectory: pd.DataFrame, surface: Surface, formats, gif: bool = False,
+                 rates: pd.DataFrame | None = None) -> list:
     folder = Path(folder)
     written = []
     if surface.dim == 2:
         written += _save(plot_trajectories(trajectory, surface), folder / "trajectories", formats)
-    written += _save(plot_loss(trajectory, surface), folder / "loss", formats)
+    written += _save(plot_loss(trajectory, surface, rates=rates), folder / "loss", formats)
     if gif and surface.dim == 2:
         written.append(animate(trajectory, surface, folder / "trajectories.gif"))
     return written
 
 
-def draw_grid(folder: Path, metrics: pd.DataFrame, surface: Surface, axes, formats) -> list:
-    return _save(plot_grid(metrics, surface, *axes), Path(folder) / "grid", formats)
+def draw_grid(folder: Path, metrics: pd.DataFrame, surface: Surface, axes, formats, stem: str = "grid") -> list:
+    return _save(plot_grid(metrics, surface, *axes), Path(folder) / stem, formats)
 
 
 def redraw_compare(folder, formats) -> list:
     meta = read_metadata(folder)
+    if meta["spec"].get("tune") or meta["spec"]["surface"] == "linreg":
+        from .fair import redraw
+        return redraw(folder, formats)
     trajectory = read_table(Path(folder) / "trajectory.parquet", ("optimizer", "trial", "step", "loss"))
     gif = (Path(folder) / "trajectories.gif").exists()
-    return draw_compare(folder, trajectory, get_surface(meta["spec"]["surface"]), formats, gif)
+    rates = read_table(Path(folder) / "rates.parquet", ("optimizer",)) \
+        if (Path(folder) / "rates.parquet").exists() else None
+    return draw_compare(folder, trajectory, get_surface(meta["spec"]["surface"]), formats, gif, rates=rates)
 
 
 def redraw_grid(folder, formats) -> list:

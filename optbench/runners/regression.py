@@ -14,6 +14,7 @@ are the same code paths training uses, on problems whose answer is known.
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import pandas as pd
@@ -128,3 +129,106 @@ def linear_regression(optimizer: str | OptimizerSpec = "sgd", data: LinearData |
                 return pd.DataFrame(rows)
     return pd.DataFrame(rows)
 
+
+
+# --- the noise floor: batched mini-batch runs against the exact optimum --------------------------
+
+def design_matrix(data: LinearData) -> torch.Tensor:
+    """[X, 1]: the parameters θ = (w, b) act on it linearly."""
+    return torch.cat([data.X, torch.ones(len(data.y), 1, dtype=data.X.dtype)], dim=1)
+
+
+def minibatch_runs(spec: OptimizerSpec, data: LinearData, lrs, batch_size: int, steps: int,
+                   seeds: int = 1, seed: int = 0, record_every: int = 1,
+                   from_optimum: bool = False) -> pd.DataFrame:
+    """Every lr × seed as one [trials, d+1] parameter stepped by one optimizer (lr a [trials, 1] tensor).
+
+    Mini-batches are drawn with replacement, independently per trial and step (i.i.d. sampling, the
+    setting the noise-floor formula assumes); the gradient of the batch's mean squared error is exact.
+    One row per (lr, seed, recorded step): suboptimality = f(θ) - f* over all samples. Runs start at
+    θ = 0, or with `from_optimum` at θ* itself, so that only the gradient noise moves them (the noise
+    floor without the transient).
+    """
+    if spec.use_torch:
+        raise OptbenchError(f"{spec.name}: the lr grid runs as one tensor, which torch.optim does not accept")
+    A, y = design_matrix(data), data.y
+    n, p = A.shape
+    if not 1 <= batch_size <= n:
+        raise OptbenchError(f"batch size {batch_size} must be between 1 and the {n} samples")
+    lrs = torch.as_tensor(lrs, dtype=torch.float64)
+    lr_per_trial = lrs.repeat_interleave(seeds)
+    trials = len(lr_per_trial)
+    solution = least_squares(data)
+    optimum = torch.tensor(solution["w"] + [solution["b"]], dtype=torch.float64)
+    theta = optimum.repeat(trials, 1) if from_optimum else torch.zeros(trials, p, dtype=torch.float64)
+    opt = spec.build([theta], {}, lr=lr_per_trial[:, None])
+    with single_thread():   # tiny per-step tensors: a second intra-op thread only adds hand-off latency
+        recorded, gaps = _minibatch_loop(opt, theta, A, y, optimum, batch_size, steps, seed, record_every)
+    gap = torch.stack(gaps)                                               # [recorded, trials]
+    kept = len(recorded)
+    return pd.DataFrame({
+        "optimizer": spec.name, "family": spec.family, "batch_size": batch_size,
+        "lr": lr_per_trial.repeat(kept).numpy(), "seed": torch.arange(seeds).repeat(len(lrs)).repeat(kept).numpy(),
+        "step": torch.tensor(recorded).repeat_interleave(trials).numpy(),
+        "suboptimality": gap.reshape(-1).numpy(),
+        "diverged": ~torch.isfinite(gap.reshape(-1)).numpy() | (gap.reshape(-1) > 1e12).numpy()})
+
+
+@contextmanager
+def single_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _minibatch_loop(opt, theta, A, y, optimum, batch_size, steps, seed, record_every):
+    n, trials = A.shape[0], theta.shape[0]
+    half_hessian = A.T @ A / n                      # f(θ) - f* = (θ - θ*)ᵀ (AᵀA/n) (θ - θ*)
+    generator = torch.Generator().manual_seed(seed)
+    recorded, gaps = [], []
+
+    def record(t):
+        error = theta - optimum
+        recorded.append(t)
+        gaps.append(((error @ half_hessian) * error).sum(dim=1).clone())
+
+    record(0)
+    for t in range(1, steps + 1):
+        batch = torch.randint(n, (trials, batch_size), generator=generator)
+        rows = A[batch]                                                   # [trials, B, p]
+        residual = (rows @ theta[:, :, None])[:, :, 0] - y[batch]        # [trials, B]
+        theta.grad = 2.0 / batch_size * (rows * residual[:, :, None]).sum(dim=1)
+        opt.step()
+        if t % record_every == 0 or t == steps:
+            record(t)
+    return recorded, gaps
+
+
+def sgd_noise_floor(data: LinearData, lr: float, batch_size: int) -> float:
+    """E[f - f*] where plain SGD with constant lr and i.i.d. batches of `batch_size` settles (inf if unstable).
+
+    With e = θ - θ*, H = 2AᵀA/n and residuals r_i at the optimum, the per-sample gradient is
+    g_i = 2a_i(a_iᵀe + r_i), and the second moment P = E[e eᵀ] obeys, exactly,
+        P ← (I - lr H) P (I - lr H) + lr²/B · [(4/n) Σ a_i a_iᵀ (a_iᵀ P a_i + r_i²) - H P H].
+    Its fixed point gives E[f - f*] = tr(H P)/2. To first order this is lr·σ²·(d+1)/(B(1 - lr·λ)) for
+    noise std σ and X ~ N(0, I): proportional to lr, inversely to the batch size.
+    """
+    A, y = design_matrix(data), data.y
+    n, p = A.shape
+    solution = least_squares(data)
+    r = A @ torch.tensor(solution["w"] + [solution["b"]], dtype=torch.float64) - y
+    H = 2.0 * A.T @ A / n
+    M = torch.eye(p, dtype=torch.float64) - lr * H
+    # vec(P) -> vec of the right-hand side, as a p² x p² matrix (p = 3 here, so 9 x 9)
+    outer = torch.einsum("ni,nj->nij", A, A)                                 # a_i a_iᵀ
+    kron = torch.kron(M, M) - lr ** 2 / batch_size * torch.kron(H, H)
+    fourth = 4.0 / n * torch.einsum("nij,nkl->ijkl", outer, outer).reshape(p * p, p * p)
+    linear = kron + lr ** 2 / batch_size * fourth
+    constant = lr ** 2 / batch_size * (4.0 / n * (outer * (r ** 2)[:, None, None]).sum(dim=0)).reshape(-1)
+    if float(torch.linalg.eigvals(linear).abs().max()) >= 1.0:
+        return math.inf
+    P = torch.linalg.solve(torch.eye(p * p, dtype=torch.float64) - linear, constant).reshape(p, p)
+    return float(torch.trace(H @ P) / 2)

@@ -98,17 +98,24 @@ def random_starts(surface: Surface, trials: int, seed: int, dtype=torch.float64)
 def run_surface(spec: OptimizerSpec, surface: Surface, starts: torch.Tensor, steps: int, *,
                 grid: dict | None = None, noise: float = 0.0, seed: int = 0,
                 defaults: dict | None = None, record_every: int | None = None,
+                clip_grad_norm: float | None = None, device: str = "cpu",
                 dtype=torch.float64) -> SurfaceRun:
     """Run `spec` from every row of `starts` for `steps` steps; returns trajectory and metrics tables.
 
     grid: hyperparameter name -> one value per trial (`beta1`/`beta2` address `betas`).
     defaults: settings under the spec's (by default `default_hparams(surface, spec.family)`).
+    clip_grad_norm: None (the default) never touches a gradient; a number rescales each trial's gradient
+    to at most that norm, as `torch.nn.utils.clip_grad_norm_` would, and is recorded as a column.
+    device: where the optimizer steps ('cuda' for a reproducibility check); tables are always on the CPU.
     """
     if steps < 0:
         raise OptbenchError(f"steps must be >= 0, got {steps}")
-    starts = torch.as_tensor(starts, dtype=dtype).reshape(-1, surface.dim).clone()
+    if clip_grad_norm is not None and not clip_grad_norm > 0:
+        raise OptbenchError(f"gradient clipping norm must be > 0, got {clip_grad_norm}")
+    starts = torch.as_tensor(starts, dtype=dtype).reshape(-1, surface.dim).clone().to(device)
     trials = starts.shape[0]
-    grid = {name: torch.as_tensor(values, dtype=dtype).reshape(-1) for name, values in (grid or {}).items()}
+    grid = {name: torch.as_tensor(values, dtype=dtype).reshape(-1).to(device)
+            for name, values in (grid or {}).items()}
     for name, values in grid.items():
         if values.numel() != trials:
             raise OptbenchError(f"grid '{name}' has {values.numel()} values for {trials} trials")
@@ -120,17 +127,40 @@ def run_surface(spec: OptimizerSpec, surface: Surface, starts: torch.Tensor, ste
 
     per_trial = not spec.algorithm.elementwise
     stepper = (PerTrialStepper if per_trial else BatchedStepper)(
-        spec, starts, grid, defaults, noisy(surface.evaluate, noise, noise_generator))
+        spec, starts, grid, defaults, clipped(noisy(surface.evaluate, noise, noise_generator), clip_grad_norm))
     recorder = Recorder(surface, trials, steps, record_every, dtype)
+    on_cpu = torch.device(device).type == "cpu"
     for t in range(steps + 1):
         points = stepper.points()
         value, gradient = surface.evaluate(points)
-        recorder.observe(t, points, value, gradient)
+        if on_cpu:
+            recorder.observe(t, points, value, gradient)
+        else:
+            recorder.observe(t, points.cpu(), value.cpu(), gradient.cpu())
         if t < steps:
-            stepper.step(add_gradient_noise(gradient, noise, noise_generator))
-    hparams = _hparam_columns(spec, defaults, grid, trials)
-    label = {"optimizer": spec.name, "family": spec.family, "settings": settings(spec, defaults, grid)}
+            stepper.step(clip_rows(add_gradient_noise(gradient, noise, noise_generator), clip_grad_norm))
+    hparams = _hparam_columns(spec, defaults, {n: v.cpu() for n, v in grid.items()}, trials)
+    if clip_grad_norm is not None:
+        hparams["clip_grad_norm"] = float(clip_grad_norm)
+    label = {"optimizer": spec.name, "family": spec.family, "settings": settings(spec, defaults, grid)
+             + (f", clip_grad_norm={clip_grad_norm:g}" if clip_grad_norm is not None else "")}
     return SurfaceRun(*recorder.tables(label, hparams, surface), record_every, per_trial)
+
+
+# --- gradient clipping: only when asked, per trial ---------------------------------------------
+
+def clip_rows(gradient: torch.Tensor, max_norm: float | None) -> torch.Tensor:
+    """Each trial's gradient rescaled to norm <= max_norm (torch's clip_grad_norm_ rule); None: untouched."""
+    if max_norm is None:
+        return gradient
+    norm = gradient.norm(dim=1, keepdim=True)
+    return gradient * torch.clamp(max_norm / (norm + 1e-6), max=1.0)
+
+
+def clipped(evaluate, max_norm: float | None):
+    if max_norm is None:
+        return evaluate
+    return lambda points: (lambda value, gradient: (value, clip_rows(gradient, max_norm)))(*evaluate(points))
 
 
 # --- stepping: one optimizer for the batch, or one per trial ------------------------------------

@@ -68,6 +68,9 @@ NOISE_METHOD = {
 }
 
 
+DEFAULT_TRAINING_STEPS = 400
+
+
 @dataclass
 class SweepSpec:
     """Everything that decides a sweep; lists are crossed as a grid."""
@@ -80,8 +83,9 @@ class SweepSpec:
     base_lr: float | None = None          # default: the optimizer spec's lr, else the task's default
     base_batch_size: int | None = None    # default: the smallest batch size
     warmup_epochs: int = 0
-    epochs: int | None = None             # budget per cell (training default 10)
-    steps: int | None = None              # budget per cell in optimizer steps (caps epochs)
+    epochs: int | None = None             # budget per cell in epochs
+    steps: int | None = None              # budget per cell in optimizer steps (caps epochs);
+                                          # training default: 400 steps for every batch size
     seeds: int = 1
     seed: int = 0                         # seeds are seed, seed+1, ..., seed+seeds-1
     noise: float = 1.0                    # surface tasks: per-sample gradient noise std
@@ -99,7 +103,8 @@ class SweepSpec:
             "lr_scales": [r for r in RULES if r in self.lr_scales],
             "hparams": {k: sorted(map(_jsonable, v), key=repr) for k, v in sorted(self.hparams.items())},
             "base_lr": self.base_lr, "base_batch_size": self.resolved_base_batch_size(),
-            "warmup_epochs": self.warmup_epochs, "epochs": self.resolved_epochs(), "steps": self.steps,
+            "warmup_epochs": self.warmup_epochs, "epochs": self.resolved_epochs(),
+            "steps": self.resolved_steps(),
             "seeds": list(range(self.seed, self.seed + self.seeds)),
             "noise": self.noise if kind == "surface" else None,
             "device": self.device if kind == "training" else None,
@@ -121,9 +126,14 @@ class SweepSpec:
         return self.base_batch_size or min(self.batch_sizes)
 
     def resolved_epochs(self) -> int | None:
-        if task_kind(self.task) != "training":
-            return self.epochs
-        return self.epochs if self.epochs is not None else (None if self.steps else 10)
+        return self.epochs
+
+    def resolved_steps(self) -> int | None:
+        """A batch-size study compares equal numbers of steps: with an epoch budget instead, the
+        largest batches would get only a handful of steps. So training defaults to 400 steps."""
+        if task_kind(self.task) == "training" and self.epochs is None and self.steps is None:
+            return DEFAULT_TRAINING_STEPS
+        return self.steps
 
 
 def task_kind(task: str) -> str:
@@ -250,7 +260,7 @@ def expand(spec: SweepSpec) -> list[dict]:
                             "grid_hparams": _jsonable({k: v for k, v in combo.items()}),
                             "lr_scale": rule, "batch_size": batch_size, "base_batch_size": b0,
                             "base_lr": base_lr, "lr": lr, "warmup_epochs": spec.warmup_epochs,
-                            "epochs": spec.resolved_epochs(), "steps": spec.steps, "seed": seed,
+                            "epochs": spec.resolved_epochs(), "steps": spec.resolved_steps(), "seed": seed,
                             "noise": spec.noise if kind == "surface" else None,
                             "device": spec.device if kind == "training" else None}
                         cells.append({**settings, "key": cell_key(settings)})

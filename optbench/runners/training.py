@@ -93,7 +93,12 @@ class TrainResult:
 
 
 def training_defaults(optimizer: OptimizerSpec) -> dict:
-    return dict(TRAINING_DEFAULTS.get(optimizer.family, {}))
+    defaults = dict(TRAINING_DEFAULTS.get(optimizer.family, {}))
+    momentum = optimizer.hparams.get("momentum", 0) or 0
+    if optimizer.family == "sgd" and momentum > 0:
+        # Heavy-ball momentum μ lengthens the steady-state step to lr/(1 - μ): keep that at 0.1.
+        defaults["lr"] = defaults["lr"] * (1 - momentum)
+    return defaults
 
 
 def resolve_device(name: str) -> torch.device:

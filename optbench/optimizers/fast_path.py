@@ -1,0 +1,261 @@
+"""The fast path: the same readable update, run once per param group over contiguous buffers.
+
+    from optbench.optimizers import Adam, fast
+    optimizer = fast(Adam)(model.parameters(), lr=1e-3)     # or: FastAdam = fast(Adam)
+
+`fast(Adam)` is a subclass of our `Adam` with the same constructor, state keys and maths. On its first
+step it moves each param group's parameters, gradients and per-parameter state into one contiguous
+buffer each (every tensor you passed becomes a view into its buffer: same object, same values), and
+from then on calls the algorithm's own `update()` once per group on the whole buffers. Every line of
+the pseudocode is then one kernel over all parameters instead of one per tensor, which removes
+the per-tensor overhead that dominates small models. It is the readable code, not a second
+implementation, so it computes the same numbers; `optbench.verify.certify_fast` checks that it
+equals torch.optim (and the readable path) in float64 and float32 for every flag combination.
+
+Why not a `fast=True` keyword: our constructors keep torch's exact signatures (a drop-in, tested).
+
+What a user should know:
+- `zero_grad()` zeroes the gradient buffer in place whatever `set_to_none` says (the gradients live
+  in it; `backward()` then accumulates into the views). A parameter that receives no gradient is
+  therefore stepped with g = 0, exactly as torch.optim does after `zero_grad(set_to_none=False)`.
+  If a gradient is replaced (`p.grad = ...`, `model.zero_grad()`), it is copied into the buffer
+  (correct, one extra copy); a parameter whose gradient is None makes its group take the readable
+  per-parameter path for that step, as torch skips such a parameter.
+- A group takes the readable per-parameter path whenever flattening cannot be exact: complex or
+  sparse parameters, mixed dtypes or devices, non-contiguous parameters, tensor hyperparameters
+  with more than one element (a `[trials, 1]` lr broadcasts against a `[trials, d]` parameter,
+  not against a flat buffer), or parameters whose step counters differ after `load_state_dict`.
+- Element-wise algorithms only (SGD, Adam, AdamW, RMSprop, Adagrad, Adadelta, Adamax, NAdam, RAdam,
+  ASGD, Rprop). Adafactor (per-tensor RMS and row/column statistics), LBFGS (dot products over all
+  parameters), Muon (orthogonalises each matrix) and SparseAdam (sparse rows) reduce within each
+  tensor, so flattening would change their maths: they keep the readable path only.
+- Compiling the update with torch.compile was measured and is not used: see benchmarks/README.md.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .base import PseudocodeOptimizer
+
+FAST_ALGORITHMS = ("sgd", "adam", "adamw", "rmsprop", "adagrad", "adadelta", "adamax", "nadam",
+                   "radam", "asgd", "rprop")
+
+_FAST_CLASSES: dict[type, type] = {}
+
+# Elements per slice of the buffers that `update()` runs on at a time (see step_in_chunks).
+CHUNK = 1 << 20
+
+
+def fast(cls: type) -> type:
+    """`cls` (one of our element-wise optimizer classes) with the flat-buffer fast path."""
+    if cls in _FAST_CLASSES:
+        return _FAST_CLASSES[cls]
+    from .registry import ALGORITHMS
+
+    supported = {ALGORITHMS[name].ours for name in FAST_ALGORITHMS}
+    if cls not in supported:
+        raise TypeError(f"{cls.__name__} has no fast path (element-wise algorithms only: "
+                        f"{', '.join(c.__name__ for c in supported)})")
+    fast_cls = type(f"Fast{cls.__name__}", (FlatBuffers, cls),
+                    {"__doc__": f"{cls.__name__} on the flat-buffer fast path (optbench.optimizers.fast_path)."})
+    _FAST_CLASSES[cls] = fast_cls
+    return fast_cls
+
+
+class FlatBuffers(PseudocodeOptimizer):
+    """Mixin: `step_group` runs `update()` once on a group's contiguous buffers when it can."""
+
+    def step_group(self, group: dict) -> None:
+        buffers = self._buffers(group)
+        if buffers is None:
+            super().step_group(group)
+        else:
+            buffers.step(self, group)
+            self.flat_group_steps = getattr(self, "flat_group_steps", 0) + 1
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for buffers in getattr(self, "_flat", {}).values():
+            buffers.grad.zero_()
+        flat_params = {id(p) for b in getattr(self, "_flat", {}).values() for p in b.params}
+        for group in self.param_groups:
+            for p in group["params"]:
+                if id(p) not in flat_params and p.grad is not None:
+                    if set_to_none:
+                        p.grad = None
+                    else:
+                        p.grad.detach_().requires_grad_(False).zero_()
+
+    def _buffers(self, group: dict) -> GroupBuffers | None:
+        flat = self.__dict__.setdefault("_flat", {})
+        buffers = flat.get(id(group))
+        if buffers is not None:
+            if buffers.still_valid(self, group):
+                return buffers
+            buffers.release(self)
+            del flat[id(group)]
+        if not flattenable(self, group):
+            return None
+        buffers = GroupBuffers.gather(self, group)
+        if buffers is not None:
+            flat[id(group)] = buffers
+        return buffers
+
+
+def flattenable(optimizer, group: dict) -> bool:
+    params = group["params"]
+    if not params or any(p.grad is None or p.grad.is_sparse or p.is_complex() or not p.is_contiguous()
+                         for p in params):
+        return False
+    if len({(p.dtype, p.device) for p in params}) != 1:
+        return False
+    hyperparameters = [v for value in group.values() if value is not params
+                       for v in (value if isinstance(value, (tuple, list)) else (value,))]
+    return not any(isinstance(v, torch.Tensor) and v.numel() > 1 for v in hyperparameters)
+
+
+def _shaped_like_buffer(value, numel: int) -> bool:
+    return isinstance(value, torch.Tensor) and value.dim() == 1 and value.numel() == numel
+
+
+class GroupBuffers:
+    """One param group's parameters, gradients and state, each as one contiguous buffer.
+
+    `state` is what `update()` sees: buffers for the per-element state, and one shared object
+    for each per-parameter scalar (the step counter...), which every parameter's state holds too.
+    """
+
+    def __init__(self, params, theta, grad, state, offsets):
+        self.params, self.theta, self.grad, self.state, self.offsets = params, theta, grad, state, offsets
+        self.grad_views = [self.view(grad, i) for i in range(len(params))]
+        self.data_ptrs = [p.data_ptr() for p in params]
+        self.distributed: dict = {}
+
+    def view(self, buffer: torch.Tensor, i: int) -> torch.Tensor:
+        start, stop = self.offsets[i], self.offsets[i + 1]
+        return buffer[start:stop].view(self.params[i].shape)
+
+    @classmethod
+    def gather(cls, optimizer, group: dict) -> GroupBuffers | None:
+        params = list(group["params"])
+        offsets = [0]
+        for p in params:
+            offsets.append(offsets[-1] + p.numel())
+        states = [optimizer.state.get(p, {}) for p in params]
+        keys = {tuple(sorted(s)) for s in states}
+        if len(keys) != 1:
+            return None
+        state = {}
+        for key in next(iter(keys)):
+            values = [s[key] for s in states]
+            if all(isinstance(v, torch.Tensor) and v.shape == p.shape for v, p in zip(values, params)) \
+                    and not all(v.dim() == 0 for v in values):
+                state[key] = torch.cat([v.detach().reshape(-1) for v in values])
+            elif all(_equal(v, values[0]) for v in values):
+                state[key] = values[0]
+            else:
+                return None  # e.g. step counters that differ: the readable path steps them apart
+        with torch.no_grad():
+            theta = torch.cat([p.detach().reshape(-1) for p in params])
+            grad = torch.cat([p.grad.detach().reshape(-1) for p in params])
+        buffers = cls(params, theta, grad, state, offsets)
+        for i, p in enumerate(params):
+            p.data = buffers.view(theta, i)
+            p.grad = buffers.grad_views[i]
+        buffers.data_ptrs = [p.data_ptr() for p in params]
+        buffers.distribute(optimizer)
+        return buffers
+
+    def distribute(self, optimizer) -> None:
+        """Give every parameter's state a view of each buffer and the shared scalars."""
+        if not self.state:
+            for p in self.params:
+                optimizer.state.pop(p, None)  # stateless (SGD without momentum), as torch keeps it
+            self.distributed = {}
+            return
+        numel = self.offsets[-1]
+        for i, p in enumerate(self.params):
+            optimizer.state[p] = {key: self.view(value, i) if _shaped_like_buffer(value, numel) else value
+                                  for key, value in self.state.items()}
+        self.distributed = dict(self.state)
+
+    def still_valid(self, optimizer, group: dict) -> bool:
+        """Cheap per-step check that nobody replaced a parameter, a gradient or the state."""
+        params = group["params"]
+        if len(params) != len(self.params) or any(p is not q for p, q in zip(params, self.params)):
+            return False
+        for i, p in enumerate(params):
+            if p.data_ptr() != self.data_ptrs[i] or p.grad is None:
+                return False
+            if p.grad is not self.grad_views[i]:
+                if p.grad.is_sparse or p.grad.shape != p.shape:
+                    return False
+                self.grad_views[i].copy_(p.grad)   # a replaced gradient: copied into the buffer
+                p.grad = self.grad_views[i]
+            state = optimizer.state.get(p)
+            if self.state and (state is None or state.get("step", None) is not self.state.get("step", None)):
+                return False
+        if self.state:
+            numel = self.offsets[-1]
+            first = optimizer.state[params[0]]
+            for key, value in self.state.items():
+                if _shaped_like_buffer(value, numel) and first.get(key) is not None \
+                        and first[key].data_ptr() != value.data_ptr():
+                    return False
+        return True
+
+    def release(self, optimizer) -> None:
+        """Give each parameter its own copy of the shared scalars before the per-parameter path runs,
+        which steps each parameter's counter on its own."""
+        numel = self.offsets[-1]
+        for p in self.params:
+            state = optimizer.state.get(p, {})
+            for key, value in state.items():
+                if value is self.state.get(key) and isinstance(value, torch.Tensor) \
+                        and not _shaped_like_buffer(value, numel):
+                    state[key] = value.clone()
+
+    def step(self, optimizer, group: dict) -> None:
+        if not self.state or not self.distributed:
+            # first step: whole buffers, so state the update creates lazily (SGD's b_1 ← g_1) is whole
+            if not self.state:
+                self.state.update(optimizer.init_state(self.theta, group))
+            optimizer.update(self.theta, self.grad, self.state, group)
+        else:
+            self.step_in_chunks(optimizer, group)
+        if any(self.distributed.get(k) is not v for k, v in self.state.items()) \
+                or len(self.distributed) != len(self.state):
+            self.distribute(optimizer)
+
+    def step_in_chunks(self, optimizer, group: dict) -> None:
+        """`update()` on consecutive slices of the buffers, each small enough to stay in cache
+        between the pseudocode's lines (and to keep the lines' temporaries small).
+
+        Element-wise maths makes slices independent; the per-parameter scalars (step counter...)
+        are the same for every slice, so each slice steps its own copy and the first slice's
+        result is kept.
+        """
+        numel = self.offsets[-1]
+        kept = None
+        for start in range(0, numel, CHUNK):
+            stop = min(start + CHUNK, numel)
+            chunk = {key: value[start:stop] if _shaped_like_buffer(value, numel)
+                     else value.clone() if isinstance(value, torch.Tensor) else value
+                     for key, value in self.state.items()}
+            optimizer.update(self.theta[start:stop], self.grad[start:stop], chunk, group)
+            if kept is None:
+                kept = chunk
+        for key, value in kept.items():
+            shared = self.state[key]
+            if _shaped_like_buffer(shared, numel):
+                continue
+            if isinstance(shared, torch.Tensor) and isinstance(value, torch.Tensor) \
+                    and shared.shape == value.shape and shared.dtype == value.dtype:
+                shared.copy_(value)       # in place: every parameter's state holds this object
+            else:
+                self.state[key] = value
+
+def _equal(a, b) -> bool:
+    if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor):
+        return a.shape == b.shape and bool(torch.equal(a, b))
+    return a == b

@@ -1,0 +1,120 @@
+"""Convergence theory for quadratics, to draw next to what the optimizers actually do.
+
+On f(θ) = ½ θᵀ H θ with Hessian eigenvalues λ_i (condition number k = λ_max / λ_min):
+
+- gradient descent θ ← θ - lr·∇f contracts eigen-direction i by (1 - lr·λ_i) per step, so its
+  linear rate is max_i |1 - lr·λ_i|; it diverges for lr > 2/λ_max; the best lr is 2/(λ_min + λ_max),
+  with rate (k - 1)/(k + 1).
+- torch's SGD with momentum, b ← μ·b + g, θ ← θ - lr·b, is Polyak's heavy ball with step lr:
+  since lr·b_t = θ_{t-1} - θ_t, the update is θ_{t+1} = θ_t - lr·g_t + μ(θ_t - θ_{t-1}). Per eigenvalue
+  the error obeys e_{t+1} = (1 + μ - lr·λ) e_t - μ e_{t-1}, whose roots z solve z² - (1 + μ - lr·λ) z + μ = 0;
+  the rate is the largest |z| over all λ_i. Both roots lie inside the unit circle iff 0 < lr·λ < 2(1 + μ)
+  (for 0 <= μ < 1), hence the stability limit lr < 2(1 + μ)/λ_max. The best choice,
+  lr = 4/(√λ_max + √λ_min)², μ = ((√k - 1)/(√k + 1))², gives rate (√k - 1)/(√k + 1).
+
+A "rate" here is the per-step contraction of the distance to the minimum, ‖θ_t - θ*‖ ≈ C ρ^t; the loss gap
+f - f* shrinks by ρ² per step. `measured_rate` fits ρ to a recorded run.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+def gradient_descent_rate(lr: float, eigenvalues) -> float:
+    """max_i |1 - lr·λ_i|: the per-step contraction of plain gradient descent."""
+    return float(np.max(np.abs(1.0 - lr * np.asarray(eigenvalues, dtype=float))))
+
+
+def heavy_ball_rate(lr: float, momentum: float, eigenvalues) -> float:
+    """Spectral radius of torch's SGD-with-momentum iteration on the quadratic (μ = 0: gradient descent)."""
+    if momentum == 0:
+        return gradient_descent_rate(lr, eigenvalues)
+    worst = 0.0
+    for lam in np.asarray(eigenvalues, dtype=float):
+        trace = 1.0 + momentum - lr * lam            # z² - trace·z + μ = 0
+        roots = np.roots([1.0, -trace, momentum])
+        worst = max(worst, float(np.max(np.abs(roots))))
+    return worst
+
+
+def condition_number(eigenvalues) -> float:
+    eigenvalues = np.asarray(eigenvalues, dtype=float)
+    return float(eigenvalues.max() / eigenvalues.min())
+
+
+def optimal_gradient_descent(eigenvalues) -> dict:
+    """{'lr': 2/(λ_min + λ_max), 'rate': (k - 1)/(k + 1)}."""
+    low, high = float(np.min(eigenvalues)), float(np.max(eigenvalues))
+    k = high / low
+    return {"lr": 2.0 / (low + high), "rate": (k - 1) / (k + 1)}
+
+
+def optimal_heavy_ball(eigenvalues) -> dict:
+    """{'lr': 4/(√λ_max + √λ_min)², 'momentum': ((√k - 1)/(√k + 1))², 'rate': (√k - 1)/(√k + 1)}."""
+    low, high = float(np.min(eigenvalues)), float(np.max(eigenvalues))
+    root_k = math.sqrt(high / low)
+    rate = (root_k - 1) / (root_k + 1)
+    return {"lr": 4.0 / (math.sqrt(high) + math.sqrt(low)) ** 2, "momentum": rate ** 2, "rate": rate}
+
+
+def stability_limit(eigenvalues, momentum: float = 0.0) -> float:
+    """The largest stable lr: 2(1 + μ)/λ_max (gradient descent: μ = 0)."""
+    return 2.0 * (1.0 + momentum) / float(np.max(eigenvalues))
+
+
+def analytic_rate(family: str, hparams: dict, eigenvalues) -> float | None:
+    """The theoretical rate for a resolved optimizer on a quadratic, or None where no formula applies.
+
+    Covers torch's SGD (any momentum) without Nesterov, dampening or maximize; weight decay adds wd to
+    every eigenvalue (the minimum of a centred quadratic stays at 0). Adaptive methods have no such
+    closed form and get None.
+    """
+    if family != "sgd" or eigenvalues is None:
+        return None
+    if hparams.get("nesterov") or hparams.get("dampening", 0) or hparams.get("maximize"):
+        return None
+    lr, momentum = hparams.get("lr"), hparams.get("momentum", 0.0) or 0.0
+    if not isinstance(lr, (int, float)) or not isinstance(momentum, (int, float)):
+        return None
+    shifted = np.asarray(eigenvalues, dtype=float) + float(hparams.get("weight_decay", 0.0) or 0.0)
+    return heavy_ball_rate(float(lr), float(momentum), shifted)
+
+
+def measured_rate(steps, gaps, floor: float = 1e-250) -> float:
+    """ρ fitted to ‖θ_t - θ*‖ ≈ C ρ^t from loss gaps f - f* (which shrink by ρ² per step).
+
+    Least squares slope of log(gap)/2 against the step over the second half of the run, using only
+    finite gaps above `floor` (float64 underflow); heavy ball's oscillation averages out over the
+    window. NaN when fewer than 3 usable points remain.
+    """
+    steps, gaps = np.asarray(steps, dtype=float), np.asarray(gaps, dtype=float)
+    usable = np.isfinite(gaps) & (gaps > floor)
+    steps, gaps = steps[usable], gaps[usable]
+    if len(steps) < 3:
+        return math.nan
+    late = steps >= (steps[0] + steps[-1]) / 2
+    if late.sum() < 3:
+        late = np.ones_like(steps, dtype=bool)
+    slope = np.polyfit(steps[late], np.log(gaps[late]) / 2, 1)[0]
+    return float(math.exp(slope))
+
+
+def rate_table(trajectory, surface, resolved_hparams: dict) -> "pd.DataFrame":
+    """Per (optimizer, trial): the measured rate next to the analytic one (quadratics; NaN elsewhere).
+
+    resolved_hparams: optimizer label -> (family, its resolved hyperparameters).
+    """
+    import pandas as pd
+
+    rows = []
+    eigenvalues = surface.hessian_eigenvalues if surface.minimum_value is not None else None
+    for (name, trial), run in trajectory.groupby(["optimizer", "trial"], sort=False):
+        family, hparams = resolved_hparams[name]
+        theory = analytic_rate(family, hparams, eigenvalues) if eigenvalues else None
+        measured = measured_rate(run["step"], run["loss"] - surface.minimum_value) if eigenvalues else math.nan
+        rows.append({"optimizer": name, "trial": int(trial), "measured_rate": measured,
+                     "analytic_rate": math.nan if theory is None else theory})
+    return pd.DataFrame(rows)
