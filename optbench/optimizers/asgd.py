@@ -24,8 +24,8 @@ Tensor hyperparameters: lr, lambd, alpha, t0, weight_decay (η and μ then hold 
 
 import torch
 
-from .base import (PseudocodeOptimizer, add_scaled, add_scaled_, check_range, is_zero, new_step_counter,
-                   scalar_dtype)
+from .base import (PseudocodeOptimizer, add_scaled, add_scaled_, as_number, check_range, is_zero,
+                   new_step_counter, scalar_dtype)
 
 DOC_DISCREPANCIES = [
     "ASGD: torch documents no pseudocode; the pseudocode here is transcribed from its code.",
@@ -55,20 +55,22 @@ class ASGD(PseudocodeOptimizer):
         state["step"] += 1
         t = state["step"].item()
         # η and μ may be stored in float32 (the step counter's dtype); torch reads them at full precision
-        η, μ = state["eta"].double(), state["mu"].double()
+        η, μ = as_number(state["eta"]), as_number(state["mu"])
         if group["maximize"]:
             g = -g                                      # g_t ← -∇f_t(θ_{t-1})
         if not is_zero(wd):
             g = add_scaled(g, theta, wd)                # g_t ← g_t + wd θ_{t-1}
         theta.mul_(1 - λ * η)                           # θ_t ← θ_{t-1} (1 - λ η_{t-1})
         add_scaled_(theta, g, -η)                       # θ_t ← θ_t - η_{t-1} g_t
-        if bool(torch.all(μ == 1)):
+        if is_zero(μ - 1):
             ax.copy_(theta)                             # ā_t ← θ_t
         else:
             add_scaled_(ax, theta - ax, μ)              # ā_t ← ā_{t-1} + μ_{t-1} (θ_t - ā_{t-1})
         state["eta"] = _refill(state["eta"], γ / (1 + λ * γ * t) ** α)      # η_t ← γ / (1 + λγt)^α
-        t_minus_t0 = torch.as_tensor(t - t0, dtype=torch.float64)
-        state["mu"] = _refill(state["mu"], 1 / t_minus_t0.clamp(min=1))     # μ_t ← 1 / max(1, t - t0)
+        if isinstance(t0, torch.Tensor):
+            state["mu"] = _refill(state["mu"], 1 / (t - t0).clamp(min=1))  # μ_t ← 1 / max(1, t - t0)
+        else:
+            state["mu"] = _refill(state["mu"], 1 / max(1, t - t0))         # μ_t ← 1 / max(1, t - t0)
 
 
 def _refill(stored: torch.Tensor, value) -> torch.Tensor:

@@ -64,7 +64,15 @@ def is_zero(value) -> bool:
 # The update helpers. torch's one-kernel forms (`x.add_(y, alpha=a)`, `x.addcmul_(y, z, value=a)`,
 # `x.addcdiv_(y, z, value=a)`) take `a` only as a Python number; these take a number or a tensor
 # broadcasting against x, in one kernel either way (a tensor `a` costs one small extra product).
-# A one-element tensor is read as a number, as torch.optim reads tensor hyperparameters.
+# A 0-d tensor is read as a number, as torch.optim reads tensor hyperparameters.
+
+def as_number(a):
+    """A 0-d tensor as a Python number at full precision (torch.optim's `.item()`); a tensor with
+    a trial dimension as float64; anything else unchanged."""
+    if isinstance(a, torch.Tensor):
+        return a.item() if a.dim() == 0 else a.double()
+    return a
+
 
 def _number(a):
     return a.item() if isinstance(a, torch.Tensor) and a.dim() == 0 else a

@@ -29,7 +29,7 @@ Tensor hyperparameters: lr, etas, step_sizes.
 
 import torch
 
-from .base import PseudocodeOptimizer, check_range, new_step_counter, real_view
+from .base import PseudocodeOptimizer, add_product_, check_range, new_step_counter, real_view
 
 DOC_DISCREPANCIES = [
     "Rprop: the documented pseudocode has no `maximize`; torch negates the gradient first when it is set.",
@@ -63,11 +63,12 @@ class Rprop(PseudocodeOptimizer):
         state["step"] += 1
         if group["maximize"]:
             g = -g                                      # g_t ← -∇f_t(θ_{t-1})
-        s = (g * g_prev).sign()                         # sign(g_prev g_t), coordinate by coordinate
+        s = g.mul(g_prev).sign_()                       # sign(g_prev g_t), coordinate by coordinate
+        shrink = s < 0
         # η_t ← η_{t-1}·η+ where g_prev g_t > 0, η_{t-1}·η- where < 0, η_{t-1} where = 0, then
-        # clamped. ones_like, not a bare 1: where() of two Python numbers would make float32 factors.
-        factor = torch.where(s > 0, η_plus, torch.where(s < 0, η_minus, torch.ones_like(s)))
+        # clamped. A 0-d one, not a bare 1: where() of two Python numbers would make float32 factors.
+        factor = torch.where(s > 0, η_plus, torch.where(shrink, η_minus, s.new_ones(())))
         η.mul_(factor).clamp_(Γ_min, Γ_max)             # η_t ← clamp(η_{t-1}·factor, Γ_min, Γ_max)
-        g = torch.where(s < 0, 0.0, g)                  # g_t ← 0 where g_prev g_t < 0
-        theta.sub_(η * g.sign())                        # θ_t ← θ_{t-1} - η_t sign(g_t)
+        g = g.masked_fill(shrink, 0)                    # g_t ← 0 where g_prev g_t < 0
+        add_product_(theta, η, g.sign(), -1)            # θ_t ← θ_{t-1} - η_t sign(g_t)
         g_prev.copy_(g)                                 # g_prev ← g_t

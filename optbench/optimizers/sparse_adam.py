@@ -28,7 +28,7 @@ indices; torch itself takes only a one-element lr tensor).
 
 import torch
 
-from .base import PseudocodeOptimizer, check_range
+from .base import PseudocodeOptimizer, add_product_, add_quotient_, check_range, lerp_
 
 DOC_DISCREPANCIES = [
     "the docs call it masked Adam, whose step is γ m̂/(√v̂ + ε); torch's code steps "
@@ -77,10 +77,13 @@ class SparseAdam(PseudocodeOptimizer):
         if g.numel() == 0:
             return
         γ, (β1, β2), ε = (at(h, S, theta) for h in (group["lr"], group["betas"], group["eps"]))
-        m[S] = β1 * m[S] + (1 - β1) * g                 # m_{t,i} ← β1 m_{t-1,i} + (1 - β1) g_{t,i}
-        v[S] = β2 * v[S] + (1 - β2) * g * g             # v_{t,i} ← β2 v_{t-1,i} + (1 - β2) g_{t,i}²
+        m_S, v_S = m[S], v[S]                           # the rows i ∈ S, gathered once
+        lerp_(m_S, g, 1 - β1)                           # m_{t,i} ← β1 m_{t-1,i} + (1 - β1) g_{t,i}
+        add_product_(v_S.mul_(β2), g, g, 1 - β2)        # v_{t,i} ← β2 v_{t-1,i} + (1 - β2) g_{t,i}²
+        m[S], v[S] = m_S, v_S
         step_size = γ * (1 - β2 ** t) ** 0.5 / (1 - β1 ** t)  # γ √(1 - β2^t) / (1 - β1^t)
-        theta[S] -= step_size * m[S] / (v[S].sqrt() + ε)  # θ_{t,i} ← θ_{t-1,i} - step size · m_{t,i}/(√v_{t,i} + ε)
+        # θ_{t,i} ← θ_{t-1,i} - step size · m_{t,i} / (√v_{t,i} + ε)
+        theta[S] = add_quotient_(theta[S], m_S, v_S.sqrt_().add_(ε), -step_size)
 
 
 def at(h, S, theta):
