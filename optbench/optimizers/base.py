@@ -164,17 +164,23 @@ class PseudocodeOptimizer(torch.optim.Optimizer):
     def _step_one(self, p: torch.Tensor, group: dict) -> None:
         if p.grad.is_sparse and not getattr(self, "supports_sparse", False):
             raise RuntimeError(f"{type(self).__name__} does not support sparse gradients")
-        state = self.state[p]
-        if torch.is_complex(p):
+        state = self.state.get(p)
+        stored = state is not None
+        if not stored:
+            state = {}
+        if p.is_complex():
             if not self.supports_complex:
                 raise RuntimeError(f"{type(self).__name__} does not support complex parameters")
             self._step_complex(p, state, group)
         else:
-            if len(state) == 0:
+            if not state:
                 state.update(self.init_state(p, group))
             self.update(p, p.grad, state, group)
-        if len(state) == 0:
-            del self.state[p]  # stateless (e.g. SGD without momentum): keep state_dict as torch's
+        # stateless (e.g. SGD without momentum) keeps no entry, so state_dict is torch's
+        if state and not stored:
+            self.state[p] = state
+        elif not state and stored:
+            del self.state[p]
 
     def _step_complex(self, p: torch.Tensor, state: dict, group: dict) -> None:
         # torch.optim treats a complex number as a pair of reals (view_as_real); so do we.

@@ -21,10 +21,24 @@ from ..results import atomic_write_bytes  # noqa: E402
 OKABE_ITO = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000"]
 LINESTYLES = ["-", "--", "-.", ":"]
 
-# Fixed family -> (colour, line style); the order puts the classic trio in the clearest colours.
-_FAMILIES = ["sgd", "adam", "rmsprop", "adagrad", "adamw", "nadam", "radam", "adamax", "adadelta",
-             "asgd", "rprop", "adafactor", "lbfgs", "muon", "sparseadam"]
+# Fixed name -> (colour, line style). Presets (momentum, nesterov) are optimizers in their own right
+# to a reader, so they get their own colours; the classic ones take the clearest colours, and
+# yellow (hard to see on white) goes to a rarely compared algorithm.
+_FAMILIES = ["sgd", "adam", "rmsprop", "momentum", "adagrad", "nesterov", "adafactor", "adamw",
+             "nadam", "radam", "adamax", "adadelta", "asgd", "rprop", "lbfgs", "muon", "sparseadam"]
 FAMILY_STYLE = {name: (OKABE_ITO[i % 8], LINESTYLES[i // 8 % 4]) for i, name in enumerate(_FAMILIES)}
+
+
+def style_key(label: str, family: str | None) -> str | None:
+    """The name a curve's colour follows: a preset ('momentum:lr=0.01' -> 'momentum'), else its family."""
+    base = str(label).removeprefix("torch:").split(":")[0].split(" ")[0].lower()
+    return base if base in FAMILY_STYLE and base not in ALGORITHM_NAMES else family
+
+
+ALGORITHM_NAMES = {"sgd", "adam", "rmsprop", "adagrad", "adafactor", "adamw", "nadam", "radam", "adamax",
+                   "adadelta", "asgd", "rprop", "lbfgs", "muon", "sparseadam"}
+
+STYLE = {name: (OKABE_ITO[i % 8], LINESTYLES[i // 8 % 4]) for i, name in enumerate(_FAMILIES)}
 
 STYLE = {
     "figure.dpi": 110,
@@ -62,6 +76,7 @@ def assign_styles(labels_and_families) -> dict[str, tuple[str, str]]:
     seen: dict[str, int] = {}
     styles = {}
     for i, (label, family) in enumerate(labels_and_families):
+        family = style_key(label, family)
         if family in FAMILY_STYLE:
             styles[label] = color_for(label, family, seen.get(family, 0))
             seen[family] = seen.get(family, 0) + 1
