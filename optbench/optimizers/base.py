@@ -8,8 +8,8 @@ exactly as torch.optim does) and `torch.no_grad()`.
 Hyperparameters may be Python numbers or tensors that broadcast against the parameter
 (`lr` of shape `[trials, 1]` for a `[trials, 2]` parameter). Update lines run in place, one kernel
 each and without full-size temporaries where the pseudocode allows, as torch's own for-loop path
-does; the maths helpers below (`add_scaled_`, `add_product_`, `add_quotient_`, `lerp_`) make that
-work for both kinds. `check_range` validates either kind.
+does; the maths helpers below (`add_scaled_`, `add_scaled`, `add_product_`, `add_quotient_`, `lerp_`,
+`as_number`) make that work for both kinds. `check_range` validates either kind.
 """
 
 from __future__ import annotations
@@ -74,38 +74,47 @@ def as_number(a):
     return a
 
 
-def _number(a):
-    return a.item() if isinstance(a, torch.Tensor) and a.dim() == 0 else a
-
-
 def add_scaled_(x: torch.Tensor, y: torch.Tensor, a) -> torch.Tensor:
     """x ← x + a·y, in place."""
-    a = _number(a)
-    return x.addcmul_(y, a) if isinstance(a, torch.Tensor) else x.add_(y, alpha=a)
+    if isinstance(a, torch.Tensor):
+        if a.dim():
+            return x.addcmul_(y, a)
+        a = a.item()
+    return x.add_(y, alpha=a)
 
 
 def add_scaled(x: torch.Tensor, y: torch.Tensor, a) -> torch.Tensor:
     """x + a·y as a new tensor (for g_t ← g_t + λθ, which must not touch the gradient)."""
-    a = _number(a)
-    return torch.addcmul(x, y, a) if isinstance(a, torch.Tensor) else torch.add(x, y, alpha=a)
+    if isinstance(a, torch.Tensor):
+        if a.dim():
+            return torch.addcmul(x, y, a)
+        a = a.item()
+    return torch.add(x, y, alpha=a)
 
 
 def add_product_(x: torch.Tensor, y: torch.Tensor, z: torch.Tensor, a=1) -> torch.Tensor:
     """x ← x + a·y·z, in place."""
-    a = _number(a)
-    return x.addcmul_(y, z * a) if isinstance(a, torch.Tensor) else x.addcmul_(y, z, value=a)
+    if isinstance(a, torch.Tensor):
+        if a.dim():
+            return x.addcmul_(y, z * a)
+        a = a.item()
+    return x.addcmul_(y, z, value=a)
 
 
 def add_quotient_(x: torch.Tensor, y: torch.Tensor, z: torch.Tensor, a=1) -> torch.Tensor:
     """x ← x + a·y/z, in place."""
-    a = _number(a)
-    return x.addcdiv_(y * a, z) if isinstance(a, torch.Tensor) else x.addcdiv_(y, z, value=a)
+    if isinstance(a, torch.Tensor):
+        if a.dim():
+            return x.addcdiv_(y * a, z)
+        a = a.item()
+    return x.addcdiv_(y, z, value=a)
 
 
 def lerp_(x: torch.Tensor, y: torch.Tensor, w) -> torch.Tensor:
     """x ← (1 - w)·x + w·y, in place (an exponential moving average of y with weight w)."""
-    w = _number(w)
-    return x.lerp_(y, w.to(x.dtype) if isinstance(w, torch.Tensor) else w)
+    if isinstance(w, torch.Tensor):
+        w = w.to(x.dtype) if w.dim() else w.item()
+    return x.lerp_(y, w)
 
 
 def real_view(tensor):

@@ -6,13 +6,15 @@
 `fast(Adam)` is a subclass of our `Adam` with the same constructor, state keys and maths. On its first
 step it moves each param group's parameters, gradients and per-parameter state into one contiguous
 buffer each (every tensor you passed becomes a view into its buffer: same object, same values), and
-from then on calls the algorithm's own `update()` once per group on the whole buffers. Every line of
-the pseudocode is then one kernel over all parameters instead of one per tensor, which removes
-the per-tensor overhead that dominates small models. It is the readable code, not a second
-implementation, so it computes the same numbers; `optbench.verify.certify_fast` checks that it
+from then on calls the algorithm's own `update()` on the group's buffers, in slices of `CHUNK`
+(2^20) elements. Every line of the pseudocode is then one kernel over a slice of all parameters
+instead of one per tensor, which removes the per-tensor overhead that dominates small models, and a
+slice stays in the CPU's cache from one line to the next, which saves memory traffic on large ones.
+It is the readable code, not a second implementation, so it computes the same numbers; `optbench.verify.certify_fast` checks that it
 equals torch.optim (and the readable path) in float64 and float32 for every flag combination.
 
-Why not a `fast=True` keyword: our constructors keep torch's exact signatures (a drop-in, tested).
+Why a class factory and not a `fast=True` keyword: our constructors keep torch's exact signatures
+(a drop-in, tested); `fast(Adam)` keeps them too.
 
 What a user should know:
 - `zero_grad()` zeroes the gradient buffer in place whatever `set_to_none` says (the gradients live
@@ -29,7 +31,8 @@ What a user should know:
   ASGD, Rprop). Adafactor (per-tensor RMS and row/column statistics), LBFGS (dot products over all
   parameters), Muon (orthogonalises each matrix) and SparseAdam (sparse rows) reduce within each
   tensor, so flattening would change their maths: they keep the readable path only.
-- Compiling the update with torch.compile was measured and is not used: see benchmarks/README.md.
+- No torch.compile: compiling the update was measured and was slower than the slices, recompiled when
+  the learning rate changed, and took seconds to compile (benchmarks/README.md, "step cost").
 """
 
 from __future__ import annotations
@@ -83,8 +86,12 @@ class FlatBuffers(PseudocodeOptimizer):
                 if id(p) not in flat_params and p.grad is not None:
                     if set_to_none:
                         p.grad = None
-                    else:
-                        p.grad.detach_().requires_grad_(False).zero_()
+                    else:  # as torch.optim.Optimizer.zero_grad does
+                        if p.grad.grad_fn is not None:
+                            p.grad.detach_()
+                        else:
+                            p.grad.requires_grad_(False)
+                        p.grad.zero_()
 
     def _buffers(self, group: dict) -> GroupBuffers | None:
         flat = self.__dict__.setdefault("_flat", {})

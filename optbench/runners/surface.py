@@ -33,7 +33,7 @@ import pandas as pd
 import torch
 
 from ..errors import OptbenchError
-from ..objectives import Surface, add_gradient_noise, noisy, row_sum
+from ..objectives import Surface, add_gradient_noise, noisy
 from ..specs import OptimizerSpec
 
 MAX_RECORDED_POINTS = 250_000       # trial-steps kept in the trajectory table before striding
@@ -225,91 +225,126 @@ class PerTrialStepper:
 class Recorder:
     """Keeps every k-th step for the table and folds every step into the per-trial metrics.
 
-    Positions and losses are buffered for a chunk of steps and reduced chunk by chunk, so the
-    per-step cost is two tensor copies, and memory stays bounded however long the run.
+    Per step the recorder copies the positions and the losses into a buffer (two small copies
+    while the data is still in cache); every `chunk` steps, a few vectorised passes over the buffered [chunk, trials] block update the metrics. All buffers are
+    allocated once: fresh multi-megabyte temporaries would cost page faults on every fold. Memory
+    stays bounded however long the run, and the buffer stays cache-sized.
     """
 
     def __init__(self, surface, trials, steps, record_every, dtype):
         self.steps, self.record_every, self.dim = steps, record_every, surface.dim
         self.chunk = max(1, min(steps + 1, BUFFER_ELEMENTS // max(1, trials * (surface.dim + 1))))
-        self.positions = torch.empty(self.chunk, trials, surface.dim, dtype=dtype)
+        # Row 0 holds the last position of the previous chunk, so the step lengths across a chunk
+        # boundary come from the same subtraction as the others.
+        self.positions = torch.empty(self.chunk + 1, trials, surface.dim, dtype=dtype)
         self.losses = torch.empty(self.chunk, trials, dtype=dtype)
+        self.position_rows, self.loss_rows = self.positions.unbind(0), self.losses.unbind(0)  # made once
+        self.step_squares = torch.empty(self.chunk, trials, surface.dim, dtype=dtype)
+        self.step_lengths = torch.empty(self.chunk, trials, dtype=dtype)
         self.recorded_steps = [t for t in range(0, steps + 1, record_every)]
         if self.recorded_steps[-1] != steps:
             self.recorded_steps.append(steps)
-        self.recorded = set(self.recorded_steps)
-        self.kept_positions, self.kept_losses, self.kept_grad_norms = [], [], []
+        # The kept steps go straight into their table columns: coordinates stored coordinate-major,
+        # so each column is one contiguous block the DataFrame takes without copying.
+        self.kept_row = {t: row for row, t in enumerate(self.recorded_steps)}
+        kept = len(self.recorded_steps)
+        self.kept_coordinates = torch.empty(surface.dim, kept, trials, dtype=dtype)
+        self.kept_losses = torch.empty(kept, trials, dtype=dtype)
+        self.kept_grad_norms = torch.empty(kept, trials, dtype=dtype)
         self.f_min, self.tolerance = surface.minimum_value, surface.tolerance
         self.limit = None             # f beyond this counts as diverged (set from the starting loss)
         self.path_length = torch.zeros(trials, dtype=dtype)
         self.converged_at = torch.full((trials,), math.nan, dtype=dtype)
         self.diverged_at = torch.full((trials,), math.nan, dtype=dtype)
-        self.previous = None          # last position of the previous chunk, for step lengths
         self.filled, self.first_step = 0, 0
 
     def observe(self, t, points, value, gradient):
-        self.positions[self.filled].copy_(points)
-        self.losses[self.filled].copy_(value)
+        self.loss_rows[self.filled].copy_(value)
         self.filled += 1
-        if t in self.recorded:
-            self.kept_positions.append(points.clone())
-            self.kept_losses.append(value.clone())
-            self.kept_grad_norms.append(gradient.norm(dim=1))
+        self.position_rows[self.filled].copy_(points)
+        row = self.kept_row.get(t)
+        if row is not None:
+            self.kept_coordinates[:, row].copy_(points.T)
+            self.kept_losses[row].copy_(value)
+            self.kept_grad_norms[row].copy_(gradient.norm(dim=1))
         if self.filled == self.chunk or t == self.steps:
             self._fold()
 
     def _fold(self):
-        """Reduce the buffered steps into the metrics: about ten passes over [chunk, trials] scalars."""
-        positions, losses = self.positions[:self.filled], self.losses[:self.filled]
+        """Reduce the buffered steps into the metrics: a few passes over [chunk, trials] scalars."""
+        filled = self.filled
+        losses = self.losses[:filled]
         if self.limit is None:   # first chunk: f above this counts as diverged (from the starting loss)
             if self.f_min is not None:
                 self.limit = self.f_min + DIVERGENCE_FACTOR * ((losses[0] - self.f_min).abs() + 1)
             else:                # unbounded below: only NaN/inf counts
                 self.limit = torch.full_like(losses[0], torch.finfo(losses.dtype).max)
         # Column reductions (no elementwise passes) find the trials with a new event in this chunk;
-        # only those few columns are then searched for the step.
+        # only those few columns are then searched for the step. The bookkeeping on [trials]
+        # vectors is numpy's: for arrays this small a torch call costs several times more.
+        rows, limit = losses.numpy(), self.limit.numpy()
         if self.f_min is not None:   # f >= f_min, so the largest f decides (NaN propagates through amax)
-            blew_up = ~(losses.amax(dim=0) <= self.limit)
+            blew_up = ~(losses.amax(dim=0).numpy() <= limit)
         else:
-            blew_up = ~(torch.maximum(losses.amax(dim=0), -losses.amin(dim=0)) <= self.limit)
-        size = (lambda f: f) if self.f_min is not None else torch.abs
-        _first(self.diverged_at, blew_up,
-               lambda columns: ~(size(losses[:, columns]) <= self.limit[columns]), self.first_step)
+            blew_up = ~(np.maximum(losses.amax(dim=0).numpy(), -losses.amin(dim=0).numpy()) <= limit)
+        size = (lambda f: f) if self.f_min is not None else np.abs
+        _first(self.diverged_at.numpy(), blew_up,
+               lambda columns: ~(size(rows[:, columns]) <= limit[columns]), self.first_step)
         if self.tolerance is not None:
             threshold = self.f_min + self.tolerance
-            _first(self.converged_at, losses.amin(dim=0) <= threshold,
-                   lambda columns: losses[:, columns] <= threshold, self.first_step)
-        chain = positions if self.previous is None else torch.cat([self.previous[None], positions])
-        step = chain[1:] - chain[:-1]
+            _first(self.converged_at.numpy(), losses.amin(dim=0).numpy() <= threshold,
+                   lambda columns: rows[:, columns] <= threshold, self.first_step)
+        self._add_step_lengths(first=1 if self.first_step == 0 else 0, last=filled)
+        self.positions[0].copy_(self.positions[filled])
+        self.first_step += filled
+        self.filled = 0
+
+    def _add_step_lengths(self, first, last):
+        """path_length += the lengths of the steps ending at buffer rows first+1 .. last.
+
+        Written into preallocated buffers, in the order the lengths have always been computed
+        (square each coordinate difference, add the squares, sqrt, sum over the chunk's steps), so
+        the floating-point result does not depend on how it is buffered.
+        """
+        count = last - first
+        if count == 0:
+            return
+        squares = torch.sub(self.positions[first + 1:last + 1], self.positions[first:last],
+                            out=self.step_squares[:count])
+        squares.mul_(squares)
+        lengths = self.step_lengths[:count]
+        if self.dim == 2:   # the two squares added directly: exact as row_sum, and a cheaper pass
+            torch.add(squares[..., 0], squares[..., 1], out=lengths)
+        else:
+            torch.matmul(squares, torch.ones(self.dim, dtype=squares.dtype), out=lengths)
         # numpy's sqrt: torch parallelises sqrt on a few thousand elements, and on a busy machine
         # its threads' hand-off costs milliseconds per call (measured: 12 ms for 20k values).
-        self.path_length += torch.from_numpy(np.sqrt(row_sum(step * step).numpy()).sum(axis=0))
-        self.previous = positions[-1].clone()
-        self.first_step += self.filled
-        self.filled = 0
+        np.sqrt(lengths.numpy(), out=lengths.numpy())
+        self.path_length += torch.from_numpy(lengths.numpy().sum(axis=0))
 
     def tables(self, columns: dict, hparams: dict, surface: Surface):
         trials = self.path_length.shape[0]
         kept = len(self.recorded_steps)
-        positions = torch.stack(self.kept_positions)          # [kept, trials, dim]
-        losses = torch.stack(self.kept_losses)
-        step = torch.tensor(self.recorded_steps, dtype=torch.float64)[:, None].expand(kept, trials)
-        diverged = step >= torch.nan_to_num(self.diverged_at, nan=math.inf).to(torch.float64)
-        trial = torch.arange(trials)[None].expand(kept, trials)
+        coordinates, losses = self.kept_coordinates, self.kept_losses   # [dim, kept, trials], [kept, trials]
+        step = np.array(self.recorded_steps, dtype=np.int64)
+        diverged_at = torch.nan_to_num(self.diverged_at, nan=math.inf).to(torch.float64).numpy()
+        names = coordinate_names(self.dim)
+        # copy=False: the columns are already laid out as the table needs them (pandas would copy
+        # each one and then again to consolidate them, ~10 ms per 250,000 rows).
         trajectory = pd.DataFrame({
             **{name: _repeat(values, kept) for name, values in hparams.items()},
-            "trial": trial.reshape(-1).numpy(), "step": step.reshape(-1).numpy().astype("int64"),
-            **{name: positions[:, :, i].reshape(-1).numpy() for i, name in enumerate(coordinate_names(self.dim))},
+            "trial": np.tile(np.arange(trials, dtype=np.int64), kept), "step": np.repeat(step, trials),
+            **{name: coordinates[i].reshape(-1).numpy() for i, name in enumerate(names)},
             "loss": losses.reshape(-1).numpy(),
-            "grad_norm": torch.stack(self.kept_grad_norms).reshape(-1).numpy(),
-            "diverged": diverged.reshape(-1).numpy()})
+            "grad_norm": self.kept_grad_norms.reshape(-1).numpy(),
+            "diverged": (step.astype(np.float64)[:, None] >= diverged_at).reshape(-1)}, copy=False)
         trajectory = _prepend_constant(trajectory, columns)
-        final = positions[-1]
+        final = coordinates[:, -1].T.contiguous()          # [trials, dim]
         metrics = pd.DataFrame({
             **{name: _repeat(values, 1) for name, values in hparams.items()},
             "trial": torch.arange(trials).numpy(),
-            **{f"start_{name}": positions[0, :, i].numpy() for i, name in enumerate(coordinate_names(self.dim))},
-            **{f"final_{name}": final[:, i].numpy() for i, name in enumerate(coordinate_names(self.dim))},
+            **{f"start_{name}": coordinates[i, 0].numpy() for i, name in enumerate(names)},
+            **{f"final_{name}": coordinates[i, -1].numpy() for i, name in enumerate(names)},
             "final_loss": losses[-1].numpy(),
             "distance_to_minimum": surface.distance_to_nearest_minimum(final).numpy(),
             "steps_to_tolerance": self.converged_at.numpy(),
@@ -320,15 +355,16 @@ class Recorder:
         return trajectory, _prepend_constant(metrics, columns)
 
 
-def _first(target, happened, condition, offset: int):
+def _first(target: np.ndarray, happened: np.ndarray, condition, offset: int):
     """Fill target[trial] with the first step of this chunk where `condition` holds, if not yet set.
 
-    happened: [trials] bool, the event occurs somewhere in the chunk; condition(columns) gives the
-    [chunk, len(columns)] condition for just those trials (argmax returns the first maximum).
+    target: a numpy view of the metric tensor (written in place); happened: [trials] bool, the
+    event occurs somewhere in the chunk; condition(columns) gives the [chunk, len(columns)]
+    condition for just those trials (argmax returns the first maximum).
     """
-    columns = torch.nonzero(happened & torch.isnan(target)).reshape(-1)
+    columns = np.flatnonzero(happened & np.isnan(target))
     if len(columns):
-        target[columns] = (condition(columns).view(torch.uint8).argmax(dim=0) + offset).to(target.dtype)
+        target[columns] = condition(columns).argmax(axis=0) + offset
 
 
 def _repeat(values, times):
@@ -340,8 +376,24 @@ def _repeat(values, times):
 
 def _prepend_constant(table: pd.DataFrame, columns: dict) -> pd.DataFrame:
     for position, (name, value) in enumerate(columns.items()):
-        table.insert(position, name, value)
+        table.insert(position, name, _constant_column(value, len(table)))
     return table
+
+
+def _constant_column(value, length: int):
+    """`value` as a column of `length` rows, with the dtype pandas gives it when broadcasting.
+
+    A string is built by pyarrow in one call where pandas stores strings in pyarrow: pandas' own
+    broadcast gathers row by row (~3 ms per 250,000 rows, per column). Anything else is left to pandas.
+    """
+    if not isinstance(value, str):
+        return value
+    dtype = pd.Series([value]).dtype
+    if not (isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow"):
+        return value
+    import pyarrow as pa
+    strings = pa.repeat(pa.scalar(value, pa.large_string()), length)
+    return pd.arrays.ArrowStringArray(pa.chunked_array([strings]), dtype=dtype)
 
 
 def _hparam_columns(spec: OptimizerSpec, defaults: dict, grid: dict, trials: int) -> dict:
