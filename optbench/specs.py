@@ -42,11 +42,23 @@ class OptimizerSpec:
         """Every hyperparameter as the optimizer will get it: class defaults < `defaults` < spec."""
         return {**self.algorithm.defaults(), **(defaults or {}), **self.hparams}
 
-    def build(self, params, defaults: dict | None = None, **overrides) -> torch.optim.Optimizer:
-        """Construct the optimizer; torch's own argument errors become one-line user errors."""
+    @property
+    def has_fast_path(self) -> bool:
+        from .optimizers.fast_path import FAST_ALGORITHMS
+
+        return not self.use_torch and self.algorithm.name in FAST_ALGORITHMS
+
+    def build(self, params, defaults: dict | None = None, fast: bool = False,
+              **overrides) -> torch.optim.Optimizer:
+        """Construct the optimizer (on the fast path when asked and the algorithm has one);
+        torch's own argument errors become one-line user errors."""
         hparams = {**(defaults or {}), **self.hparams, **overrides}
+        cls = self.cls
+        if fast and self.has_fast_path:
+            from .optimizers.fast_path import fast as fast_class
+            cls = fast_class(cls)
         try:
-            return self.cls(params, **hparams)
+            return cls(params, **hparams)
         except (ValueError, TypeError) as error:
             raise OptbenchError(f"{self.text}: {error}") from None
 

@@ -131,3 +131,13 @@ def test_fast_class_keeps_the_signature_and_is_cached():
     assert fast(adam.ours) is fast(adam.ours)
     assert issubclass(fast(adam.ours), adam.ours)
     assert inspect.signature(fast(adam.ours).__init__) == inspect.signature(adam.ours.__init__)
+
+
+def test_training_on_the_fast_path_gives_the_same_numbers():
+    from dataclasses import replace
+
+    from optbench.runners.training import TrainSpec, train
+
+    spec = TrainSpec(optimizer="adam", task="digits", model="mlp", epochs=1, max_steps=15, seed=3)
+    readable, fast = train(spec), train(replace(spec, fast=True))
+    assert readable.steps["loss"].tolist() == fast.steps["loss"].tolist()

@@ -27,13 +27,16 @@ def command(names, as_json, discrepancies):
     """Prove ours == torch.optim for every flag combination of each algorithm (all by default).
 
     Each combination runs 12 steps in float64 with two param groups, an lr scheduler and a
-    state_dict round trip; plus a float32 run and a batched tensor-hyperparameter check.
+    state_dict round trip; plus a float32 run, a batched tensor-hyperparameter check and, for
+    the element-wise algorithms, the same certificate for the fast path (`fast(Adam)`).
     Exit status 1 if any algorithm disagrees.
     """
+    from ..optimizers.fast_path import FAST_ALGORITHMS
+
     algorithms = [get(name) for name in names] or list(ALGORITHMS.values())
     rows = []
     with progress_bar(transient=True) as progress:
-        total = sum(len(a.combinations()) + 2 for a in algorithms)
+        total = sum(len(a.combinations()) * (2 if a.name in FAST_ALGORITHMS else 1) + 2 for a in algorithms)
         task = progress.add_task("certifying", total=total, status="")
         for algorithm in algorithms:
             progress.update(task, status=algorithm.name)
@@ -44,7 +47,9 @@ def command(names, as_json, discrepancies):
             float32 = certificate.compare_with_torch(algorithm, {}, torch.float32)
             batched = certificate.batched_equals_separate(algorithm)
             progress.advance(task, 2)
-            rows.append(_summarize(algorithm, checks, float32, batched))
+            fast = certificate.certify_fast([algorithm.name], progress=lambda _: progress.advance(task)) \
+                if algorithm.name in FAST_ALGORITHMS else []
+            rows.append(_summarize(algorithm, checks, float32, batched, fast))
     ok = all(row["equivalent"] for row in rows)
     if as_json:
         print(json.dumps({"torch": torch.__version__, "equivalent": ok, "algorithms": rows}, indent=2))
@@ -57,8 +62,9 @@ def command(names, as_json, discrepancies):
         sys.exit(1)
 
 
-def _summarize(algorithm, checks, float32, batched) -> dict:
+def _summarize(algorithm, checks, float32, batched, fast) -> dict:
     failures = [c for c in checks if not c.passed]
+    fast_failures = [c for c in fast if not c.passed]
     batched_applies = bool(algorithm.tensor_hparams)
     return {
         "algorithm": algorithm.name,
@@ -74,7 +80,12 @@ def _summarize(algorithm, checks, float32, batched) -> dict:
         "batched_tensor_hparams": list(algorithm.tensor_hparams),
         "batched_deviation": batched.deviation if batched_applies else None,
         "batched_error": batched.error if batched_applies else None,
-        "equivalent": not failures and float32.passed and (batched.passed or not batched_applies),
+        "fast_path_checks": len(fast),
+        "fast_path_worst_deviation": max((c.deviation for c in fast), default=None),
+        "fast_path_failures": [{"flags": c.flags, "dtype": c.dtype, "deviation": c.deviation,
+                                "error": c.error} for c in fast_failures],
+        "equivalent": not failures and not fast_failures and float32.passed
+                      and (batched.passed or not batched_applies),
     }
 
 
@@ -86,20 +97,23 @@ def _print_table(rows):
     table = Table(title=f"ours vs torch.optim {torch.__version__} (relative deviation, worst over steps)",
                   title_justify="left")
     for column, justify in [("algorithm", "left"), ("combinations", "right"), ("float64", "right"),
-                            ("float32", "right"), ("batched", "right"), ("verdict", "left")]:
+                            ("float32", "right"), ("batched", "right"), ("fast path", "right"),
+                            ("verdict", "left")]:
         table.add_column(column, justify=justify)
     for row in rows:
         combos = f"{row['combinations'] - len(row['failed_combinations'])}/{row['combinations']}"
         table.add_row(row["algorithm"], combos, _fmt(row["worst_deviation_float64"]),
                       _fmt(row["deviation_float32"]) if row["float32_error"] is None else "error",
                       _fmt(row["batched_deviation"]) if row["batched_error"] is None else "error",
+                      _fmt(row["fast_path_worst_deviation"]) if not row["fast_path_failures"] else "DIFFERS",
                       _verdict(row["equivalent"]))
     console.print(table)
     console.print(f"tolerances: float64 {certificate.TOLERANCE[torch.float64]:.0e}, float32 "
                   f"{certificate.TOLERANCE[torch.float32]:.0e}; batched = tensor hyperparameters "
-                  "[3,1] on a [3,2] parameter vs 3 separate torch.optim runs ('-': not element-wise).")
+                  "[3,1] on a [3,2] parameter vs 3 separate torch.optim runs; fast path = fast(Cls) "
+                  "vs torch.optim, every combination, float64 and float32 ('-': not element-wise).")
     for row in rows:
-        for failure in row["failed_combinations"][:3]:
+        for failure in (row["failed_combinations"] + row["fast_path_failures"])[:3]:
             console.print(f"[red]{row['algorithm']} {failure['flags']}: "
                           f"{failure['error'] or _fmt(failure['deviation'])}[/]")
 

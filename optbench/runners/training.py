@@ -62,6 +62,7 @@ class TrainSpec:
     device: str = "auto"                 # 'auto' (cuda when available), 'cpu', 'cuda', 'cuda:1'
     bf16: bool = False                   # bfloat16 autocast for the forward pass
     channels_last: bool = False
+    fast: bool = False                   # our optimizers' fast path (element-wise algorithms)
     dtype: str = "float32"               # 'float64' for exact comparisons
     seed: int = 0                        # initial weights and batch order
     data_dir: str | None = None
@@ -156,7 +157,7 @@ def train(spec: TrainSpec, dataset: Dataset | None = None,
     if world > 1:
         from torch.nn.parallel import DistributedDataParallel
         model = DistributedDataParallel(network, device_ids=[device.index] if device.type == "cuda" else None)
-    optimizer = optimizer_spec.build(model.parameters(), training_defaults(optimizer_spec))
+    optimizer = optimizer_spec.build(model.parameters(), training_defaults(optimizer_spec), fast=spec.fast)
     scheduler = build_scheduler(spec.schedule, optimizer, max(1, spec.epochs - spec.warmup_epochs))
     autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if spec.bf16 else nullcontext
 
