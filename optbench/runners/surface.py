@@ -234,12 +234,13 @@ class Recorder:
     def __init__(self, surface, trials, steps, record_every, dtype):
         self.steps, self.record_every, self.dim = steps, record_every, surface.dim
         self.chunk = max(1, min(steps + 1, BUFFER_ELEMENTS // max(1, trials * (surface.dim + 1))))
+        # Row 0 holds the last position of the previous chunk, so the step lengths across a chunk
+        # boundary come from the same subtraction as the others.
+        self.positions = torch.empty(self.chunk + 1, trials, surface.dim, dtype=dtype)
         self.losses = torch.empty(self.chunk, trials, dtype=dtype)
-        self.steps_taken = torch.empty(self.chunk, trials, surface.dim, dtype=dtype)  # θ_t - θ_{t-1}
-        self.loss_rows, self.step_rows = self.losses.unbind(0), self.steps_taken.unbind(0)  # views made once
-        self.previous = torch.empty(trials, surface.dim, dtype=dtype)   # θ_{t-1}
+        self.position_rows, self.loss_rows = self.positions.unbind(0), self.losses.unbind(0)  # made once
+        self.step_squares = torch.empty(self.chunk, trials, surface.dim, dtype=dtype)
         self.step_lengths = torch.empty(self.chunk, trials, dtype=dtype)
-        self.taken = 0                # steps buffered in this chunk
         self.recorded_steps = [t for t in range(0, steps + 1, record_every)]
         if self.recorded_steps[-1] != steps:
             self.recorded_steps.append(steps)
@@ -260,10 +261,7 @@ class Recorder:
     def observe(self, t, points, value, gradient):
         self.loss_rows[self.filled].copy_(value)
         self.filled += 1
-        if t > 0:   # the difference is taken now, while both positions are in cache
-            torch.sub(points, self.previous, out=self.step_rows[self.taken])
-            self.taken += 1
-        self.previous.copy_(points)
+        self.position_rows[self.filled].copy_(points)
         row = self.kept_row.get(t)
         if row is not None:
             self.kept_coordinates[:, row].copy_(points.T)
@@ -296,21 +294,23 @@ class Recorder:
             threshold = self.f_min + self.tolerance
             _first(self.converged_at.numpy(), losses.amin(dim=0).numpy() <= threshold,
                    lambda columns: rows[:, columns] <= threshold, self.first_step)
-        self._add_step_lengths(self.taken)
-        self.taken = 0
+        self._add_step_lengths(first=1 if self.first_step == 0 else 0, last=filled)
+        self.positions[0].copy_(self.positions[filled])
         self.first_step += filled
         self.filled = 0
 
-    def _add_step_lengths(self, count):
-        """path_length += the lengths of the `count` buffered steps.
+    def _add_step_lengths(self, first, last):
+        """path_length += the lengths of the steps ending at buffer rows first+1 .. last.
 
-        Computed in preallocated buffers, in the order the lengths have always been computed
+        Written into preallocated buffers, in the order the lengths have always been computed
         (square each coordinate difference, add the squares, sqrt, sum over the chunk's steps), so
         the floating-point result does not depend on how it is buffered.
         """
+        count = last - first
         if count == 0:
             return
-        squares = self.steps_taken[:count]
+        squares = torch.sub(self.positions[first + 1:last + 1], self.positions[first:last],
+                            out=self.step_squares[:count])
         squares.mul_(squares)
         lengths = self.step_lengths[:count]
         if self.dim == 2:   # the two squares added directly: exact as row_sum, and a cheaper pass
