@@ -1,6 +1,6 @@
 """Trial-steps per second of the batched surface runner, against torch.optim, in one process.
 
-    .venv/bin/python benchmarks/surface_throughput.py [--trials 10000] [--steps 1000]
+    .venv/bin/python benchmarks/surface_throughput.py [--trials 10000] [--steps 1000] [--threads 1,2]
 
 For SGD and Adam on `elliptic` (float64, the runner's default), 10,000 trials x 1,000 steps:
   ours/runner     run_surface: our optimizer stepping one [trials, 2] tensor, plus recording
@@ -11,6 +11,8 @@ For SGD and Adam on `elliptic` (float64, the runner's default), 10,000 trials x 
 Every variant computes the same analytic gradient each step. Baseline (b) would take hours at full
 size, so it times a small sample of trials and steps and extrapolates per trial-step (printed as such).
 Prints ns per trial-step and the ratios the issue sets targets for: runner / (a) <= 1.5, (b) / runner >= 1000.
+The variants take turns within each repeat (runner, bare, torch, runner, ...) and the best of the
+repeats counts, so a change in the machine's load during the run affects them alike.
 """
 
 from __future__ import annotations
@@ -50,8 +52,13 @@ def per_trial_loop(optimizer_class, surface, starts, steps, hparams) -> float:
     return time.perf_counter() - begin
 
 
-def best_of(repeats, function, *args) -> float:
-    return min(function(*args) for _ in range(repeats))
+def best_of_interleaved(repeats, variants: dict) -> dict:
+    """{label: best seconds} for {label: (function, *args)}: each repeat runs every variant once, in turn."""
+    best = dict.fromkeys(variants, float("inf"))
+    for _ in range(repeats):
+        for label, (function, *args) in variants.items():
+            best[label] = min(best[label], function(*args))
+    return best
 
 
 def main():
@@ -60,31 +67,38 @@ def main():
     parser.add_argument("--steps", type=int, default=1_000)
     parser.add_argument("--sample-trials", type=int, default=20)
     parser.add_argument("--sample-steps", type=int, default=100)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", default=None,
+                        help="torch threads, or a comma-separated list run in turn, e.g. 1,2 (default: torch's)")
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    for threads in ([int(n) for n in args.threads.split(",")] if args.threads else [None]):
+        if threads:
+            torch.set_num_threads(threads)
+        measure(args)
+
+
+def measure(args):
     surface = get_surface("elliptic")
     starts = random_starts(surface, args.trials, seed=0)
     trial_steps = args.trials * args.steps
-    print(f"torch {torch.__version__}, {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-          f"threads={torch.get_num_threads()}, load average {os.getloadavg()[0]:.2f}")
+    print(f"\n{time.strftime('%Y-%m-%d %H:%M %Z')}  torch {torch.__version__}, "
+          f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+          f"threads={torch.get_num_threads()}, load average {_load()}")
     print(f"{args.trials} trials x {args.steps} steps on {surface.name}, float64; "
-          f"best of {args.repeats}; ns per trial-step")
+          f"best of {args.repeats}, interleaved; ns per trial-step")
     for name in ("sgd", "adam"):
         spec = parse_optimizer(name)
         hparams = default_hparams(surface, spec.family)
         ours_cls, torch_cls = spec.algorithm.ours, spec.algorithm.theirs
         bare_loop(torch_cls, surface, starts, 5, hparams)      # warm up lazy imports
-        runner = best_of(args.repeats, lambda: _timed(run_surface, spec, surface, starts, args.steps))
-        ours = best_of(args.repeats, bare_loop, ours_cls, surface, starts, args.steps, hparams)
-        batched = best_of(args.repeats, bare_loop, torch_cls, surface, starts, args.steps, hparams)
+        best = best_of_interleaved(args.repeats, {
+            "ours/runner": (_timed, run_surface, spec, surface, starts, args.steps),
+            "ours/bare": (bare_loop, ours_cls, surface, starts, args.steps, hparams),
+            "torch/batched": (bare_loop, torch_cls, surface, starts, args.steps, hparams)})
         sample = starts[:args.sample_trials]
-        loop = per_trial_loop(torch_cls, surface, sample, args.sample_steps, hparams)
-        per = {"ours/runner": runner / trial_steps, "ours/bare": ours / trial_steps,
-               "torch/batched": batched / trial_steps,
-               "torch/loop": loop / (args.sample_trials * args.sample_steps)}
+        loop = min(per_trial_loop(torch_cls, surface, sample, args.sample_steps, hparams) for _ in range(2))
+        per = {label: seconds / trial_steps for label, seconds in best.items()}
+        per["torch/loop"] = loop / (args.sample_trials * args.sample_steps)
         print(f"\n{name} ({', '.join(f'{k}={v}' for k, v in hparams.items())})")
         for label, seconds in per.items():
             extra = (f"  (extrapolated from {args.sample_trials} trials x {args.sample_steps} steps)"
@@ -93,6 +107,11 @@ def main():
         print(f"  runner / torch batched (a): {per['ours/runner'] / per['torch/batched']:.2f}x   "
               f"ours bare / torch batched: {per['ours/bare'] / per['torch/batched']:.2f}x   "
               f"torch loop (b) / runner: {per['torch/loop'] / per['ours/runner']:.0f}x")
+    print(f"load average at the end: {_load()}")
+
+
+def _load() -> str:
+    return " ".join(f"{value:.2f}" for value in os.getloadavg())
 
 
 def _timed(function, *args) -> float:

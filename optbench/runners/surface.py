@@ -160,7 +160,11 @@ def clip_rows(gradient: torch.Tensor, max_norm: float | None) -> torch.Tensor:
 def clipped(evaluate, max_norm: float | None):
     if max_norm is None:
         return evaluate
-    return lambda points: (lambda value, gradient: (value, clip_rows(gradient, max_norm)))(*evaluate(points))
+
+    def evaluate_clipped(points):
+        value, gradient = evaluate(points)
+        return value, clip_rows(gradient, max_norm)
+    return evaluate_clipped
 
 
 # --- stepping: one optimizer for the batch, or one per trial ------------------------------------
@@ -225,27 +229,33 @@ class PerTrialStepper:
 class Recorder:
     """Keeps every k-th step for the table and folds every step into the per-trial metrics.
 
-    Per step the recorder copies the positions and the losses into a buffer (two small copies
-    while the data is still in cache); every `chunk` steps, a few vectorised passes over the buffered [chunk, trials] block update the metrics. All buffers are
-    allocated once: fresh multi-megabyte temporaries would cost page faults on every fold. Memory
-    stays bounded however long the run, and the buffer stays cache-sized.
+    Per step (the only per-step work the runner adds to the optimizer's): the loss is copied into
+    a buffer, and the step just taken, θ_t - θ_{t-1}, is taken while both are in cache (the
+    optimizer updates θ in place, so θ_t is also kept for the next step). Every `chunk` steps a
+    few vectorised passes over the buffered [chunk, trials] block update the metrics. Buffers are
+    allocated once (fresh multi-megabyte temporaries cost page faults on every fold), memory stays
+    bounded however long the run, and the block stays cache-sized.
+
+    The passes over a block are numpy's: they run on the calling thread. torch would split these
+    arrays across its threads, and on a busy machine a parallel region waits for a descheduled
+    thread (measured: milliseconds per call, several times the whole run with 2 threads).
     """
 
     def __init__(self, surface, trials, steps, record_every, dtype):
         self.steps, self.record_every, self.dim = steps, record_every, surface.dim
         self.chunk = max(1, min(steps + 1, BUFFER_ELEMENTS // max(1, trials * (surface.dim + 1))))
-        # Row 0 holds the last position of the previous chunk, so the step lengths across a chunk
-        # boundary come from the same subtraction as the others.
-        self.positions = torch.empty(self.chunk + 1, trials, surface.dim, dtype=dtype)
         self.losses = torch.empty(self.chunk, trials, dtype=dtype)
-        self.position_rows, self.loss_rows = self.positions.unbind(0), self.losses.unbind(0)  # made once
-        self.step_squares = torch.empty(self.chunk, trials, surface.dim, dtype=dtype)
+        self.steps_taken = torch.empty(self.chunk, trials, surface.dim, dtype=dtype)
         self.step_lengths = torch.empty(self.chunk, trials, dtype=dtype)
+        self.loss_rows, self.step_rows = self.losses.unbind(0), self.steps_taken.unbind(0)  # views made once
+        self.previous = torch.empty(trials, surface.dim, dtype=dtype)   # θ_{t-1}
+        self.filled = self.taken = 0  # steps observed / step lengths buffered in this chunk
+        self.first_step = 0           # the step the buffer's first row belongs to
         self.recorded_steps = [t for t in range(0, steps + 1, record_every)]
         if self.recorded_steps[-1] != steps:
             self.recorded_steps.append(steps)
-        # The kept steps go straight into their table columns: coordinates stored coordinate-major,
-        # so each column is one contiguous block the DataFrame takes without copying.
+        # Kept steps go straight into their table columns, coordinates stored coordinate-major, so
+        # that each column is one contiguous block the DataFrame takes without copying.
         self.kept_row = {t: row for row, t in enumerate(self.recorded_steps)}
         kept = len(self.recorded_steps)
         self.kept_coordinates = torch.empty(surface.dim, kept, trials, dtype=dtype)
@@ -256,71 +266,67 @@ class Recorder:
         self.path_length = torch.zeros(trials, dtype=dtype)
         self.converged_at = torch.full((trials,), math.nan, dtype=dtype)
         self.diverged_at = torch.full((trials,), math.nan, dtype=dtype)
-        self.filled, self.first_step = 0, 0
 
     def observe(self, t, points, value, gradient):
         self.loss_rows[self.filled].copy_(value)
         self.filled += 1
-        self.position_rows[self.filled].copy_(points)
+        if t > 0:
+            torch.sub(points, self.previous, out=self.step_rows[self.taken])
+            self.taken += 1
+        self.previous.copy_(points)
         row = self.kept_row.get(t)
         if row is not None:
             self.kept_coordinates[:, row].copy_(points.T)
             self.kept_losses[row].copy_(value)
             self.kept_grad_norms[row].copy_(gradient.norm(dim=1))
         if self.filled == self.chunk or t == self.steps:
-            self._fold()
+            with np.errstate(over="ignore", invalid="ignore"):   # NaN/inf is a result, not a warning
+                self._fold()
 
     def _fold(self):
         """Reduce the buffered steps into the metrics: a few passes over [chunk, trials] scalars."""
-        filled = self.filled
-        losses = self.losses[:filled]
+        losses = self.losses[:self.filled].numpy()
         if self.limit is None:   # first chunk: f above this counts as diverged (from the starting loss)
             if self.f_min is not None:
-                self.limit = self.f_min + DIVERGENCE_FACTOR * ((losses[0] - self.f_min).abs() + 1)
+                self.limit = self.f_min + DIVERGENCE_FACTOR * (np.abs(losses[0] - self.f_min) + 1)
             else:                # unbounded below: only NaN/inf counts
-                self.limit = torch.full_like(losses[0], torch.finfo(losses.dtype).max)
+                self.limit = np.full_like(losses[0], np.finfo(losses.dtype).max)
         # Column reductions (no elementwise passes) find the trials with a new event in this chunk;
-        # only those few columns are then searched for the step. The bookkeeping on [trials]
-        # vectors is numpy's: for arrays this small a torch call costs several times more.
-        rows, limit = losses.numpy(), self.limit.numpy()
-        if self.f_min is not None:   # f >= f_min, so the largest f decides (NaN propagates through amax)
-            blew_up = ~(losses.amax(dim=0).numpy() <= limit)
+        # only those few columns are then searched for the step. NaN propagates through max/min.
+        largest, limit = losses.max(axis=0), self.limit
+        if self.f_min is not None:   # f >= f_min, so the largest f decides
+            blew_up = ~(largest <= limit)
+            _first(self.diverged_at.numpy(), blew_up,
+                   lambda columns: ~(losses[:, columns] <= limit[columns]), self.first_step)
         else:
-            blew_up = ~(np.maximum(losses.amax(dim=0).numpy(), -losses.amin(dim=0).numpy()) <= limit)
-        size = (lambda f: f) if self.f_min is not None else np.abs
-        _first(self.diverged_at.numpy(), blew_up,
-               lambda columns: ~(size(rows[:, columns]) <= limit[columns]), self.first_step)
+            blew_up = ~(np.maximum(largest, -losses.min(axis=0)) <= limit)
+            _first(self.diverged_at.numpy(), blew_up,
+                   lambda columns: ~(np.abs(losses[:, columns]) <= limit[columns]), self.first_step)
         if self.tolerance is not None:
             threshold = self.f_min + self.tolerance
-            _first(self.converged_at.numpy(), losses.amin(dim=0).numpy() <= threshold,
-                   lambda columns: rows[:, columns] <= threshold, self.first_step)
-        self._add_step_lengths(first=1 if self.first_step == 0 else 0, last=filled)
-        self.positions[0].copy_(self.positions[filled])
-        self.first_step += filled
-        self.filled = 0
+            _first(self.converged_at.numpy(), losses.min(axis=0) <= threshold,
+                   lambda columns: losses[:, columns] <= threshold, self.first_step)
+        self._add_step_lengths(self.taken)
+        self.first_step += self.filled
+        self.filled = self.taken = 0
 
-    def _add_step_lengths(self, first, last):
-        """path_length += the lengths of the steps ending at buffer rows first+1 .. last.
+    def _add_step_lengths(self, count):
+        """path_length += the lengths of the `count` buffered steps.
 
-        Written into preallocated buffers, in the order the lengths have always been computed
-        (square each coordinate difference, add the squares, sqrt, sum over the chunk's steps), so
-        the floating-point result does not depend on how it is buffered.
+        In the order the lengths have always been computed (square each coordinate difference, add
+        the squares, sqrt, sum over the chunk's steps), so the floating-point result is unchanged.
         """
-        count = last - first
         if count == 0:
             return
-        squares = torch.sub(self.positions[first + 1:last + 1], self.positions[first:last],
-                            out=self.step_squares[:count])
-        squares.mul_(squares)
-        lengths = self.step_lengths[:count]
-        if self.dim == 2:   # the two squares added directly: exact as row_sum, and a cheaper pass
-            torch.add(squares[..., 0], squares[..., 1], out=lengths)
-        else:
-            torch.matmul(squares, torch.ones(self.dim, dtype=squares.dtype), out=lengths)
-        # numpy's sqrt: torch parallelises sqrt on a few thousand elements, and on a busy machine
-        # its threads' hand-off costs milliseconds per call (measured: 12 ms for 20k values).
-        np.sqrt(lengths.numpy(), out=lengths.numpy())
-        self.path_length += torch.from_numpy(lengths.numpy().sum(axis=0))
+        squares, lengths = self.steps_taken[:count].numpy(), self.step_lengths[:count].numpy()
+        np.multiply(squares, squares, out=squares)
+        if self.dim == 2:   # the two squares added directly: the same sum as row_sum's, in one pass
+            np.add(squares[..., 0], squares[..., 1], out=lengths)
+        else:               # row_sum (torch's matrix-vector product), exactly as before
+            torch.matmul(self.steps_taken[:count], torch.ones(self.dim, dtype=self.steps_taken.dtype),
+                         out=self.step_lengths[:count])
+        np.sqrt(lengths, out=lengths)
+        self.path_length.numpy()[:] += lengths.sum(axis=0)
 
     def tables(self, columns: dict, hparams: dict, surface: Surface):
         trials = self.path_length.shape[0]
