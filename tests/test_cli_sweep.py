@@ -81,6 +81,7 @@ def test_plot_redraws_a_sweep(tmp_path):
     (["--momentun", "0.9"], "unknown hyperparameter of sgd 'momentun'; did you mean 'momentum'?"),
     (["--batch-sizes", "4"], "no such option '--batch-sizes'; did you mean '--batch-size'?"),
     (["--shard", "3/2"], "--shard must be I/N"),
+    (["--evaluations", "10"], "--evaluations needs a training task"),
 ])
 def test_bad_input_is_one_line_exit_2(tmp_path, args, expected):
     base = ["sweep", "--task", "surface:elliptic", "--optimizer", "sgd", "--steps", "5", "--out", str(tmp_path)]

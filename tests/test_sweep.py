@@ -147,6 +147,85 @@ def test_training_cell_on_digits(tmp_path):
     assert set(evaluated.groupby("batch_size")["step"].max()) == {12}
 
 
+def test_training_cells_evaluate_within_epochs(tmp_path):
+    """Steps-to-target needs evaluations between epoch ends: `evaluations` per cell, evenly spaced,
+    every step by default for short budgets; the number is part of the cell key."""
+    spec = SweepSpec(batch_sizes=(32,), lr_scales=("none",), optimizers=("momentum",), steps=12,
+                     base_lr=0.01, device="cpu", evaluations=4)
+    outcome = run_sweep(spec, tmp_path)
+    evaluated = outcome.table.dropna(subset=["eval_accuracy"])
+    assert evaluated["step"].tolist() == [3, 6, 9, 12]
+    assert evaluated["eval_loss"].notna().all()
+    default = replace(spec, evaluations=None)
+    assert expand(default)[0]["evaluations"] == 400                   # 12 steps: every step
+    assert expand(default)[0]["key"] != outcome.cells[0]["key"]
+    with pytest.raises(OptbenchError, match="different sweep .*evaluations"):
+        run_sweep(default, tmp_path)
+    with pytest.raises(OptbenchError, match="--evaluations needs a training task"):
+        expand(replace(SURFACE, evaluations=10))
+
+
+def test_identical_cells_share_one_computation(tmp_path, monkeypatch):
+    """At the base batch size linear, sqrt and none give the same lr: one run, listed under each rule."""
+    from optbench.runners import sweep
+
+    cells = expand(SURFACE)
+    at_b0 = [c for c in cells if c["batch_size"] == 1]
+    assert len({c["computation"] for c in at_b0}) == 1 and len({c["key"] for c in at_b0}) == 3
+    assert len({c["computation"] for c in cells}) == 7
+    real, calls = sweep._surface_cell, []
+
+    def counted(cell, data_dir):
+        calls.append(cell["key"])
+        return real(cell, data_dir)
+    monkeypatch.setattr(sweep, "_surface_cell", counted)
+    outcome = run_sweep(SURFACE, tmp_path)
+    assert len(calls) == 7 and len(outcome.computed) == 9 and len(outcome.shared) == 2
+    assert len(outcome.summary) == 9
+    rows = outcome.table[outcome.table["batch_size"] == 1]
+    assert sorted(rows["lr_scale"].unique()) == ["linear", "none", "sqrt"]
+    per_rule = [part.drop(columns=["cell", "lr_scale"]).reset_index(drop=True)
+                for _, part in rows.groupby("lr_scale")]
+    pd.testing.assert_frame_equal(per_rule[0], per_rule[1])
+    pd.testing.assert_frame_equal(per_rule[0], per_rule[2])
+
+    # a lost copy is rewritten from its finished twin, not recomputed
+    copy = next(c for c in at_b0 if c["key"] in outcome.shared)
+    cell_path(tmp_path, copy["key"]).unlink()
+    calls.clear()
+    again = run_sweep(SURFACE, tmp_path)
+    assert calls == [] and again.computed == again.shared == [copy["key"]]
+    _assert_same_table(again.table, outcome.table)
+
+
+def test_shards_share_a_computation_through_the_folder(tmp_path, monkeypatch):
+    from optbench.runners import sweep
+
+    real, calls = sweep._surface_cell, []
+    monkeypatch.setattr(sweep, "_surface_cell", lambda cell, data_dir: calls.append(cell) or real(cell, data_dir))
+    first = run_sweep(SURFACE, tmp_path, shard=(1, 2))   # linear and none at B=1 (one run), and 3 more
+    assert len(calls) == 4 and len(first.computed) == 5 and len(first.shared) == 1
+    second = run_sweep(SURFACE, tmp_path, shard=(2, 2))  # sqrt at B=1: copied from shard 1's file
+    assert len(calls) == 7 == len({c["computation"] for c in expand(SURFACE)})
+    assert len(second.computed) == 4 and [c["lr_scale"] for c in second.cells if c["key"] in second.shared] == ["sqrt"]
+    _assert_same_table(second.table, run_sweep(SURFACE, tmp_path / "whole").table)
+
+
+def test_a_failed_computation_fails_every_cell_that_shares_it(tmp_path, monkeypatch):
+    from optbench.runners import sweep
+
+    real = sweep._surface_cell
+
+    def flaky(cell, data_dir):
+        if cell["batch_size"] == 1:
+            raise RuntimeError("simulated crash")
+        return real(cell, data_dir)
+    monkeypatch.setattr(sweep, "_surface_cell", flaky)
+    outcome = run_sweep(SURFACE, tmp_path)
+    assert len(outcome.failed) == 3 and len(outcome.computed) == 6
+    assert not any(cell_path(tmp_path, key).exists() for key in outcome.failed)
+
+
 def test_steps_to_target_interpolates_between_evaluations():
     evaluated = pd.DataFrame({"step": [10, 20, 30], "eval_accuracy": [0.5, 0.7, 0.9], "eval_loss": [3, 2, 1.0]})
     assert steps_to_target(evaluated, target_accuracy=0.8) == pytest.approx(25)

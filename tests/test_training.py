@@ -56,6 +56,31 @@ def test_epoch_metrics_agree_with_a_separate_evaluation(digits):
     assert row["samples_per_s"] > 0 and row["epoch_time"] > 0 and not row["diverged"]
 
 
+def test_evaluations_inside_epochs_change_no_training_number(digits):
+    """`eval_every_steps` adds validation rows every k steps; the training itself is untouched, the
+    per-epoch table is the same, and each row is the validation metric of the weights after k steps."""
+    spec = TrainSpec(optimizer="momentum:lr=0.02", model="mlp", epochs=2, device="cpu")
+    per_epoch, dense = train(spec, digits), train(TrainSpec(**{**spec.__dict__, "eval_every_steps": 5}), digits)
+    steps_per_epoch = len(digits.train[1]) // 64                      # 22
+    assert per_epoch.evaluations["step"].tolist() == [steps_per_epoch, 2 * steps_per_epoch]
+    assert dense.steps["loss"].tolist() == per_epoch.steps["loss"].tolist()
+    volatile = ["epoch_time", "samples_per_s", "elapsed"]
+    assert dense.epochs.drop(columns=volatile).equals(per_epoch.epochs.drop(columns=volatile))
+    expected = sorted(set(range(5, 2 * steps_per_epoch + 1, 5)) | {steps_per_epoch, 2 * steps_per_epoch})
+    assert dense.evaluations["step"].tolist() == expected              # no step evaluated twice
+    at_epoch_end = dense.evaluations.set_index("step").loc[[steps_per_epoch, 2 * steps_per_epoch]]
+    assert at_epoch_end["val_accuracy"].tolist() == per_epoch.epochs["val_accuracy"].tolist()
+    # mid-epoch: the same numbers as evaluating a separate run stopped after 15 steps
+    from optbench.models import build_model
+    from optbench.runners.training import evaluate
+    stopped = train(TrainSpec(**{**spec.__dict__, "max_steps": 15}), digits)
+    model = build_model("mlp", digits.input_shape, 10)
+    model.load_state_dict(stopped.state_dict)
+    row = dense.evaluations.set_index("step").loc[15]
+    assert (row["val_loss"], row["val_accuracy"]) == pytest.approx(evaluate(model, digits.val, torch.device("cpu")))
+    assert row["epoch"] == 1
+
+
 def test_cosine_schedule_with_warmup_follows_the_formulas(digits):
     spec = TrainSpec(optimizer="sgd:lr=0.1", model="mlp", epochs=5, warmup_epochs=1, schedule="cosine",
                      device="cpu")
@@ -133,6 +158,7 @@ def test_test_split_is_evaluated_where_it_exists(tmp_path):
     (dict(epochs=0), "epochs must be at least 1"),
     (dict(dtype="float64", bf16=True), "bf16"),
     (dict(device="tpu"), "device 'tpu'"),
+    (dict(eval_every_steps=0), "eval-every-steps must be a whole number >= 1, got 0"),
 ])
 def test_bad_specs_are_user_errors(change, message, digits):
     with pytest.raises(OptbenchError, match=message):

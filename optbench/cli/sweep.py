@@ -44,6 +44,8 @@ LIST_HELP = "comma-separated"
 @click.option("--seed", type=int, default=0, show_default=True, help="First seed.")
 @click.option("--target-accuracy", type=float, default=None, help="Count steps until validation accuracy reaches this (image tasks default 0.9).")
 @click.option("--target-loss", type=float, default=None, help="Count steps until the evaluated loss falls to this.")
+@click.option("--evaluations", type=int, default=None,
+              help="Image tasks: validation evaluations per cell, evenly spaced (default 400; every step for shorter budgets).")
 @click.option("--noise", type=float, default=1.0, show_default=True,
               help="surface tasks: per-sample gradient noise std (batch B divides the variance by B).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N (training tasks).")
@@ -82,7 +84,9 @@ def command(ctx, config_path, **flags):
 
     console_err.print(f"{len(outcome.computed)} cell(s) computed, {len(outcome.skipped)} already finished "
                       f"(skipped), {len(outcome.failed)} failed; {len(outcome.cells)} in this "
-                      f"{'shard' if shard != (1, 1) else 'sweep'}")
+                      f"{'shard' if shard != (1, 1) else 'sweep'}"
+                      + (f"; {len(outcome.shared)} of the computed copied the run of a cell with the same settings"
+                         if outcome.shared else ""))
     if not outcome.summary.empty:
         console.print(summary_table(outcome.summary, spec))
         for line in critical_lines(outcome.critical):
@@ -194,6 +198,7 @@ def build_spec(options: dict):
         base_batch_size=options["base_batch_size"], warmup_epochs=options["warmup_epochs"],
         epochs=options["epochs"], steps=options["steps"], seeds=options["seeds"], seed=options["seed"],
         noise=options["noise"], device=options["device"], data_dir=options["data_dir"],
+        evaluations=options["evaluations"],
         target_accuracy=_default_target(options, task_kind(options["task"])), target_loss=options["target_loss"])
 
 

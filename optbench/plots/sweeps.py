@@ -75,8 +75,9 @@ def _series_label(summary: pd.DataFrame, keys) -> str:
 
 def _curve(cells: pd.DataFrame) -> tuple[str, pd.DataFrame]:
     """Which loss to draw: the evaluated loss where it exists at every step (surfaces, regression),
-    else the mini-batch loss smoothed by a running mean (training), averaged over seeds."""
-    dense = cells["eval_loss"].notna().mean() > 0.5
+    else (training, where it is the validation loss) the mini-batch loss smoothed by a running mean;
+    averaged over seeds."""
+    dense = cells["eval_accuracy"].isna().all() and cells["eval_loss"].notna().mean() > 0.5
     column = "eval_loss" if dense else "loss"
     mean = cells.groupby(["lr_scale", "batch_size", "step"], sort=False)[column].mean().reset_index()
     if not dense:   # a window of 1/25 of each curve's length smooths mini-batch noise alike for every B
@@ -160,6 +161,9 @@ def steps_to_target(summary: pd.DataFrame, critical: pd.DataFrame):
                     ax.axvline(fit["critical_batch_size"], color="black", linewidth=0.8, alpha=0.5)
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
+        lowest = medians["steps_to_target"].min()
+        if np.isfinite(lowest) and lowest > 0:   # the perfect-scaling line may leave through the bottom
+            ax.set_ylim(bottom=max(ax.get_ylim()[0], lowest / 4))
         _mark_missed(ax, medians)
         ax.set_xlabel("batch size B")
         ax.set_ylabel(f"optimizer steps to reach {target}")

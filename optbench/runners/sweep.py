@@ -10,6 +10,10 @@ depend on the order in which lists or flags were given. The lr of a cell is scal
 
 Every finished cell is written at once, atomically, as `OUT/cells/<key>.parquet`; a cell that
 crashed leaves no file, so a rerun of the same sweep skips finished cells and redoes only the rest.
+Cells that differ only in how they were asked for resolve to the same computation (the base batch
+size has the same lr under every rule): each such group is computed once and its table is written,
+relabelled, under every cell of the group (`computation` is the hash without the rule, base lr and
+base batch size; a finished twin in the folder is copied instead of recomputed).
 `meta.json` records the spec; a different spec in the same folder is refused unless `force`.
 `jobs` runs cells in spawned processes; `shard=(i, n)` runs every n-th cell starting at the i-th
 (1-based), so an array job can spread a sweep over machines writing into one shared folder.
@@ -22,8 +26,9 @@ Tables (tidy, long):
 - the cell table / `sweep.parquet`: one row per optimizer step of every cell: settings, `step`
   (updates done), `samples` (step x B), `loss` (the mini-batch loss of that step), `step_lr`, and
   `eval_loss` / `eval_accuracy` where the task evaluated after that step (training: the validation
-  split after every epoch; regression: the full-data loss after every step; surface: the exact
-  loss), cell wall time, samples/s, `diverged`, the gradient noise scale at the start and the end;
+  split about `evaluations` times per cell, evenly spaced, and after every epoch; regression: the
+  full-data loss after every step; surface: the exact loss), cell wall time, samples/s, `diverged`,
+  the gradient noise scale at the start and the end;
 - `summary.parquet`: one row per cell, with steps and samples to reach the target;
 - `critical.parquet`: the critical batch size per optimizer and rule (see `critical_batch_sizes`).
 """
@@ -69,6 +74,10 @@ NOISE_METHOD = {
 
 
 DEFAULT_TRAINING_STEPS = 400
+# Validation evaluations per training cell, evenly spaced (every step when the budget is shorter).
+# Steps-to-target is read off these; one evaluation of the digits split costs about one small-batch
+# step, so 400 keep the 400-step cells resolved to the step.
+DEFAULT_EVALUATIONS = 400
 
 
 @dataclass
@@ -91,6 +100,7 @@ class SweepSpec:
     noise: float = 1.0                    # surface tasks: per-sample gradient noise std
     device: str = "auto"
     data_dir: str | None = None
+    evaluations: int | None = None        # training: validation evaluations per cell (default 400)
     target_accuracy: float | None = None  # analysis only: changing it never reruns a cell
     target_loss: float | None = None
 
@@ -108,6 +118,7 @@ class SweepSpec:
             "seeds": list(range(self.seed, self.seed + self.seeds)),
             "noise": self.noise if kind == "surface" else None,
             "device": self.device if kind == "training" else None,
+            "evaluations": self.resolved_evaluations(),
         }
 
     def to_dict(self) -> dict:
@@ -124,6 +135,11 @@ class SweepSpec:
 
     def resolved_base_batch_size(self) -> int:
         return self.base_batch_size or min(self.batch_sizes)
+
+    def resolved_evaluations(self) -> int | None:
+        if task_kind(self.task) != "training":
+            return None      # regression and surfaces evaluate after every step
+        return self.evaluations or DEFAULT_EVALUATIONS
 
     def resolved_epochs(self) -> int | None:
         return self.epochs
@@ -163,7 +179,7 @@ def validate(spec: SweepSpec) -> None:
     if not spec.optimizers:
         raise OptbenchError("give at least one optimizer")
     _positive("seeds", spec.seeds, whole=True)
-    for name in ("base_batch_size", "epochs", "steps"):
+    for name in ("base_batch_size", "epochs", "steps", "evaluations"):
         if getattr(spec, name) is not None:
             _positive(name.replace("_", "-"), getattr(spec, name), whole=True)
     if spec.base_lr is not None:
@@ -182,6 +198,8 @@ def validate(spec: SweepSpec) -> None:
     else:
         if spec.warmup_epochs:
             raise OptbenchError(f"--warmup-epochs needs a training task, not '{spec.task}'")
+        if spec.evaluations is not None:
+            raise OptbenchError(f"--evaluations needs a training task ('{spec.task}' is evaluated at every step)")
         if spec.target_accuracy is not None:
             raise OptbenchError(f"task '{spec.task}' has no accuracy; use --target-loss")
     if kind == "surface":
@@ -262,19 +280,24 @@ def expand(spec: SweepSpec) -> list[dict]:
                             "base_lr": base_lr, "lr": lr, "warmup_epochs": spec.warmup_epochs,
                             "epochs": spec.resolved_epochs(), "steps": spec.resolved_steps(), "seed": seed,
                             "noise": spec.noise if kind == "surface" else None,
-                            "device": spec.device if kind == "training" else None}
-                        cells.append({**settings, "key": cell_key(settings)})
+                            "device": spec.device if kind == "training" else None,
+                            "evaluations": spec.resolved_evaluations()}
+                        cells.append({**settings, "key": cell_key(settings),
+                                      "computation": cell_key(settings, NOT_COMPUTED)})
     return cells
 
 
 # Labels and the spec text are how a cell was asked for, not what it is: they stay out of the key.
-NOT_HASHED = ("optimizer", "optimizer_spec", "grid_hparams", "key")
+NOT_HASHED = ("optimizer", "optimizer_spec", "grid_hparams", "key", "computation")
+# ...and the rule with its base pair only decide the lr, which is hashed itself: cells equal but for
+# these (the base batch size under linear, sqrt and none) are one computation, listed under each rule.
+NOT_COMPUTED = NOT_HASHED + ("lr_scale", "base_lr", "base_batch_size")
 
 
-def cell_key(settings: dict) -> str:
+def cell_key(settings: dict, leave_out: tuple = NOT_HASHED) -> str:
     """A hash of the fully resolved settings: the same cell has the same key however it was asked
     for (flag order, list order, `momentum=0` or `momentum=0.0`, a preset or its expansion)."""
-    hashed = _canonical({k: v for k, v in settings.items() if k not in NOT_HASHED})
+    hashed = _canonical({k: v for k, v in settings.items() if k not in leave_out})
     text = json.dumps(hashed, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -356,9 +379,7 @@ def finished_keys(folder: Path, cells: list[dict], force: bool) -> set[str]:
         if not path.exists():
             continue
         try:
-            table = read_table(path, ["cell", "step"])
-            if table.empty or (table["cell"] != cell["key"]).any():
-                raise OptbenchError(f"corrupt cell file {path}: it does not hold cell {cell['key']}")
+            _check_cell_file(path, cell["key"])
         except OptbenchError as error:
             if not force:
                 raise OptbenchError(f"{error}; rerun with --force to redo that cell") from None
@@ -368,17 +389,41 @@ def finished_keys(folder: Path, cells: list[dict], force: bool) -> set[str]:
     return done
 
 
+def _check_cell_file(path: Path, key: str) -> None:
+    table = read_table(path, ["cell", "step"])
+    if table.empty or (table["cell"] != key).any():
+        raise OptbenchError(f"corrupt cell file {path}: it does not hold cell {key}")
+
+
+def _finished_twin(folder: Path, cell: dict, all_cells: list[dict], done: set, todo: set) -> dict | None:
+    """A finished cell of the grid with the same computation (in any shard), or None."""
+    for other in all_cells:
+        if other["computation"] != cell["computation"] or other["key"] in todo:
+            continue
+        path = cell_path(folder, other["key"])
+        if other["key"] in done:
+            return other
+        if path.exists():   # another shard's cell: checked here, never deleted (that shard owns it)
+            try:
+                _check_cell_file(path, other["key"])
+                return other
+            except OptbenchError:
+                continue
+    return None
+
+
 # --- running -------------------------------------------------------------------------------------
 
 @dataclass
 class SweepOutcome:
     cells: list            # the cells of this run (after sharding)
-    computed: list         # keys computed now
+    computed: list         # keys finished now (computed, or copied from an identical cell)
     skipped: list          # keys already finished
     failed: dict           # key -> error message (no file written)
     table: pd.DataFrame    # every finished cell of the whole grid, merged
     summary: pd.DataFrame
     critical: pd.DataFrame
+    shared: list = field(default_factory=list)   # keys of `computed` copied from an identical cell
 
 
 def run_sweep(spec: SweepSpec, folder: Path, jobs: int = 1, shard: tuple[int, int] = (1, 1),
@@ -386,6 +431,8 @@ def run_sweep(spec: SweepSpec, folder: Path, jobs: int = 1, shard: tuple[int, in
     """Run the unfinished cells of this shard; then merge every finished cell of the grid.
 
     `progress(cell, status)` is called once per cell: status 'skipped', 'done' or 'failed: ...'.
+    Cells of one computation (see the module docstring) are computed once: the first is run, the
+    others are written from its table as soon as it finishes, or from a finished twin in the folder.
     """
     if not (isinstance(jobs, int) and jobs >= 1):
         raise OptbenchError(f"jobs must be a whole number >= 1, got {jobs}")
@@ -399,38 +446,59 @@ def run_sweep(spec: SweepSpec, folder: Path, jobs: int = 1, shard: tuple[int, in
     for cell in cells:
         if cell["key"] in done and progress:
             progress(cell, "skipped")
-    computed, failed = [], {}
+    computed, failed, shared = [], {}, []
 
-    def finish(cell, error):
+    def finish(cell, error, copied=False):
         if error is None:
             computed.append(cell["key"])
+            if copied:
+                shared.append(cell["key"])
         else:
             failed[cell["key"]] = error
         if progress:
             progress(cell, "done" if error is None else f"failed: {error}")
         _maybe_simulate_crash(len(computed))
 
-    if jobs == 1 or len(todo) <= 1:
-        for cell in todo:
-            finish(cell, run_cell_to_file(cell, str(folder), spec.data_dir))
+    groups: dict[str, list[dict]] = {}
+    for cell in todo:
+        groups.setdefault(cell["computation"], []).append(cell)
+    runs = []   # (the cell that is computed, the cells that copy its table)
+    todo_keys = {c["key"] for c in todo}
+    for group in groups.values():
+        twin = _finished_twin(folder, group[0], all_cells, done, todo_keys)
+        if twin is None:
+            runs.append((group[0], group[1:]))
+            continue
+        for cell in group:
+            finish(cell, copy_cell(folder, twin, cell), copied=True)
+
+    def computed_run(first, copies, error):
+        finish(first, error)
+        for cell in copies:   # a failed computation fails its copies too: none is recorded as finished
+            finish(cell, error if error is not None else copy_cell(folder, first, cell), copied=error is None)
+
+    if jobs == 1 or len(runs) <= 1:
+        for first, copies in runs:
+            computed_run(first, copies, run_cell_to_file(first, str(folder), spec.data_dir))
     else:
         import multiprocessing
         threads = max(1, (os.cpu_count() or 1) // jobs)
         with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
                                  initializer=_init_worker, initargs=(threads,)) as pool:
-            futures = {pool.submit(run_cell_to_file, cell, str(folder), spec.data_dir): cell for cell in todo}
+            futures = {pool.submit(run_cell_to_file, first, str(folder), spec.data_dir): (first, copies)
+                       for first, copies in runs}
             try:
                 for future in as_completed(futures):
                     try:
                         error = future.result()
                     except Exception as crash:   # a worker died (killed, out of memory)
                         error = f"{type(crash).__name__}: {crash}"
-                    finish(futures[future], error)
+                    computed_run(*futures[future], error)
             except BaseException:
                 pool.shutdown(wait=False, cancel_futures=True)
                 raise
     table, summary, critical = merge(folder, all_cells, spec)
-    return SweepOutcome(cells, computed, sorted(done), failed, table, summary, critical)
+    return SweepOutcome(cells, computed, sorted(done), failed, table, summary, critical, shared)
 
 
 def _check_cells_buildable(spec: SweepSpec, cells: list[dict]) -> None:
@@ -472,6 +540,18 @@ def run_cell_to_file(cell: dict, folder: str, data_dir: str | None = None) -> st
     return None
 
 
+def copy_cell(folder: Path, source: dict, target: dict) -> str | None:
+    """Write `source`'s finished table as `target`'s (the same computation, other labels);
+    returns None, or the error message (no file)."""
+    try:
+        table = read_table(cell_path(folder, source["key"]))
+        measured = table.drop(columns=list(_setting_columns(source)))
+        write_table(_labelled(measured, target), cell_path(folder, target["key"]))
+    except (OptbenchError, KeyError, OSError) as error:
+        return f"copying the identical cell {source['key']}: {error}"
+    return None
+
+
 def run_cell(cell: dict, data_dir: str | None = None) -> pd.DataFrame:
     """One cell's table: one row per step, settings and cell-level measurements as columns."""
     kind = task_kind(cell["task"])
@@ -482,19 +562,28 @@ def run_cell(cell: dict, data_dir: str | None = None) -> pd.DataFrame:
                    "surface": _surface_cell}[kind](cell, data_dir)
     wall_time = time.perf_counter() - started
     rows["samples"] = rows["step"] * cell["batch_size"]
-    columns = {"cell": cell["key"], "task": cell["task"], "optimizer": cell["optimizer"],
-               "family": cell["family"], "optimizer_spec": cell["optimizer_spec"],
-               **{name: _column_value(v) for name, v in cell["grid_hparams"].items()},
-               "lr_scale": cell["lr_scale"], "batch_size": cell["batch_size"],
-               "base_batch_size": cell["base_batch_size"], "base_lr": cell["base_lr"], "lr": cell["lr"],
-               "seed": cell["seed"]}
-    for position, (name, value) in enumerate(columns.items()):
-        rows.insert(position, name, value)
     rows["wall_time"] = wall_time
     for name, value in extra.items():
         rows[name] = value
     if "samples_per_s" not in extra:
         rows["samples_per_s"] = rows["samples"].max() / wall_time if wall_time > 0 else math.nan
+    return _labelled(rows, cell)
+
+
+def _setting_columns(cell: dict) -> dict:
+    """The columns that say which cell a table belongs to, first in every cell table."""
+    return {"cell": cell["key"], "task": cell["task"], "optimizer": cell["optimizer"],
+            "family": cell["family"], "optimizer_spec": cell["optimizer_spec"],
+            **{name: _column_value(v) for name, v in cell["grid_hparams"].items()},
+            "lr_scale": cell["lr_scale"], "batch_size": cell["batch_size"],
+            "base_batch_size": cell["base_batch_size"], "base_lr": cell["base_lr"], "lr": cell["lr"],
+            "seed": cell["seed"]}
+
+
+def _labelled(measured: pd.DataFrame, cell: dict) -> pd.DataFrame:
+    rows = measured.copy()
+    for position, (name, value) in enumerate(_setting_columns(cell).items()):
+        rows.insert(position, name, value)
     return rows
 
 
@@ -519,20 +608,21 @@ def _training_cell(cell: dict, data_dir):
     if max_steps is not None:
         needed = math.ceil(max_steps / steps_per_epoch)
         epochs = needed if epochs is None else min(epochs, needed)
+    budget = epochs * steps_per_epoch if max_steps is None else min(max_steps, epochs * steps_per_epoch)
     spec = TrainSpec(optimizer=cell["optimizer_spec"], task=cell["task"], model=cell["model"],
                      epochs=epochs, batch_size=cell["batch_size"], warmup_epochs=cell["warmup_epochs"],
-                     device=cell["device"], seed=cell["seed"], data_dir=data_dir, max_steps=max_steps)
+                     device=cell["device"], seed=cell["seed"], data_dir=data_dir, max_steps=max_steps,
+                     eval_every_steps=max(1, round(budget / cell["evaluations"])))
     result = train(spec, dataset)
     steps = result.steps
     rows = pd.DataFrame({"step": steps["step"].to_numpy() + 1, "epoch": steps["epoch"].to_numpy(),
                          "loss": steps["loss"].to_numpy(), "step_lr": steps["lr"].to_numpy()})
-    epoch_end = rows.groupby("epoch")["step"].max()
-    evaluated = result.epochs.set_index("epoch")
-    rows["eval_loss"], rows["eval_accuracy"] = math.nan, math.nan
-    for epoch, step in epoch_end.items():
-        at = rows["step"] == step
-        rows.loc[at, "eval_loss"] = evaluated.loc[epoch, "val_loss"]
-        rows.loc[at, "eval_accuracy"] = evaluated.loc[epoch, "val_accuracy"]
+    # an evaluation after k updates sits on step k; a diverged run's last one (after the first
+    # non-finite loss, where the step table ends) on its last step
+    evaluated = result.evaluations.assign(step=result.evaluations["step"].clip(upper=rows["step"].max()))
+    evaluated = evaluated.drop_duplicates("step", keep="last").set_index("step")
+    rows["eval_loss"] = rows["step"].map(evaluated["val_loss"]).astype(float)
+    rows["eval_accuracy"] = rows["step"].map(evaluated["val_accuracy"]).astype(float)
     summary = result.summary.iloc[0]
 
     # gradient noise scale at the initial and the final weights, on a fixed subset of the training split
@@ -658,8 +748,8 @@ _PER_CELL = ["wall_time", "train_time", "samples_per_s", "diverged", "noise_scal
 def steps_to_target(evaluated: pd.DataFrame, target_accuracy=None, target_loss=None) -> float:
     """Steps until every given target holds, interpolated linearly between evaluations; NaN if never.
 
-    Training tasks evaluate after each epoch, so with many steps per epoch the interpolation is
-    what keeps small batches from being rounded up to a whole epoch.
+    Training tasks evaluate about `SweepSpec.evaluations` times per cell (every step for the default
+    400-step budget), so the crossing is resolved to a step or a few.
     """
     if target_accuracy is None and target_loss is None:
         return math.nan

@@ -3,6 +3,8 @@
     result = train(TrainSpec(optimizer="sgd:lr=0.1,momentum=0.9", task="digits", model="lenet"))
     result.steps    # one row per optimizer step: loss, lr
     result.epochs   # one row per epoch: train/val loss and accuracy, time, samples/s, diverged
+    result.evaluations  # one row per validation evaluation: after every epoch, and every
+                        # `eval_every_steps` steps when that is given
     result.summary  # one row: best and final accuracy, test accuracy where the data set has a test split
 
 The whole data set lives on the device as tensors and is batched by index (no DataLoader), so
@@ -17,6 +19,10 @@ Conventions:
 - schedules step once per epoch after the warm-up (their arguments count epochs); the warm-up
   ramps the lr linearly per step from lr/warmup_steps to lr;
 - a non-finite loss stops the run and is recorded (`diverged`), never raised;
+- `eval_every_steps` adds validation evaluations inside epochs (a batch-size sweep needs them:
+  steps-to-target between two epoch ends is otherwise a guess). They change no training number
+  (evaluation draws no random numbers and updates no state), and their time is left out of
+  `epoch_time` and `samples_per_s`;
 - same spec and seed -> same numbers on CPU.
 """
 
@@ -67,6 +73,8 @@ class TrainSpec:
     seed: int = 0                        # initial weights and batch order
     data_dir: str | None = None
     max_steps: int | None = None         # stop after this many steps (smoke tests)
+    eval_every_steps: int | None = None  # also evaluate on the validation split every N steps
+                                         # (None: only after each epoch)
 
     def resolved(self) -> dict:
         """The spec with the optimizer's hyperparameters as they will be used (for metadata and keys)."""
@@ -91,6 +99,8 @@ class TrainResult:
     epochs: pd.DataFrame
     summary: pd.DataFrame
     state_dict: dict = field(repr=False)   # final weights, on the CPU
+    evaluations: pd.DataFrame = field(default_factory=pd.DataFrame)
+    # ^ one row per validation evaluation: epoch, step (updates done), val_loss, val_accuracy
 
 
 def training_defaults(optimizer: OptimizerSpec) -> dict:
@@ -131,6 +141,9 @@ def check(spec: TrainSpec, dataset: Dataset | None = None, world: int = 1) -> Da
         raise OptbenchError(f"epochs must be at least 1, got {spec.epochs}")
     if spec.warmup_epochs < 0 or (spec.early_stop is not None and spec.early_stop < 1):
         raise OptbenchError("warm-up epochs must be >= 0 and early-stop patience >= 1")
+    if spec.eval_every_steps is not None and not (isinstance(spec.eval_every_steps, int)
+                                                  and spec.eval_every_steps >= 1):
+        raise OptbenchError(f"eval-every-steps must be a whole number >= 1, got {spec.eval_every_steps}")
     network = build_model(spec.model, dataset.input_shape, dataset.num_classes)
     probe = optimizer.build(network.parameters(), training_defaults(optimizer))
     build_scheduler(spec.schedule, probe, max(1, spec.epochs - spec.warmup_epochs))
@@ -165,7 +178,7 @@ def train(spec: TrainSpec, dataset: Dataset | None = None,
     x_train = x_train.to(dtype)
     order_generator = torch.Generator().manual_seed(spec.seed)
     warmup_steps = spec.warmup_epochs * steps_per_epoch
-    step_rows, epoch_rows = [], []
+    step_rows, epoch_rows, evaluation_rows = [], [], []
     best_accuracy, best_epoch, diverged, stopped_early, global_step = -1.0, 0, False, False, 0
     started = time.perf_counter()
 
@@ -175,6 +188,7 @@ def train(spec: TrainSpec, dataset: Dataset | None = None,
         epoch_start = time.perf_counter()
         order = torch.randperm(n_train, generator=order_generator).to(device)
         losses, lrs, correct = [], [], torch.zeros((), device=device, dtype=torch.int64)
+        eval_time = 0.0      # spent on evaluations inside the epoch: not training time
         for i in range(steps_per_epoch):
             start = i * spec.batch_size + rank * local_batch
             batch = order[start:start + local_batch]
@@ -211,8 +225,15 @@ def train(spec: TrainSpec, dataset: Dataset | None = None,
                 break
             if global_step == spec.max_steps:
                 break
+            if spec.eval_every_steps and global_step % spec.eval_every_steps == 0 and i + 1 < steps_per_epoch:
+                _synchronize(device)   # pending training work is training time
+                eval_start = time.perf_counter()
+                loss_now, accuracy_now = evaluate(network, dataset.val, device, dtype, autocast, memory_format)
+                evaluation_rows.append(dict(optimizer=optimizer_spec.name, family=optimizer_spec.family, epoch=epoch,
+                                            step=global_step, val_loss=loss_now, val_accuracy=accuracy_now))
+                eval_time += time.perf_counter() - eval_start
         _synchronize(device)
-        epoch_time = time.perf_counter() - epoch_start
+        epoch_time = time.perf_counter() - epoch_start - eval_time
 
         step_losses = _global_mean(torch.stack(losses).double(), world).tolist()
         first_bad = next((k for k, value in enumerate(step_losses) if not math.isfinite(value)), None)
@@ -223,6 +244,8 @@ def train(spec: TrainSpec, dataset: Dataset | None = None,
         seen = len(losses) * spec.batch_size
         train_correct = _global_sum(correct.double(), world).item()
         val_loss, val_accuracy = evaluate(network, dataset.val, device, dtype, autocast, memory_format)
+        evaluation_rows.append(dict(optimizer=optimizer_spec.name, family=optimizer_spec.family, epoch=epoch,
+                                    step=global_step, val_loss=val_loss, val_accuracy=val_accuracy))
         row = dict(optimizer=optimizer_spec.name, family=optimizer_spec.family, epoch=epoch,
                    train_loss=sum(step_losses[:keep]) / keep, train_accuracy=train_correct / seen,
                    val_loss=val_loss, val_accuracy=val_accuracy, lr=lrs[-1], epoch_time=epoch_time,
@@ -255,7 +278,7 @@ def train(spec: TrainSpec, dataset: Dataset | None = None,
         samples_per_s=global_step * spec.batch_size / epochs["epoch_time"].sum(),
         diverged=diverged, stopped_early=stopped_early, device=str(device), processes=world)])
     state = {name: tensor.detach().cpu().clone() for name, tensor in network.state_dict().items()}
-    return TrainResult(pd.DataFrame(step_rows), epochs, summary, state)
+    return TrainResult(pd.DataFrame(step_rows), epochs, summary, state, pd.DataFrame(evaluation_rows))
 
 
 @torch.no_grad()
