@@ -111,3 +111,18 @@ def test_corrupt_cell_and_changed_spec_are_one_line_errors(tmp_path):
     assert optbench(*QUICK, "--out", str(out), "--force").returncode == 0
     changed = optbench(*QUICK[:-2], "--steps", "41", "--out", str(out))
     assert changed.returncode == 2 and "different sweep (steps: 40 -> 41)" in changed.stderr
+
+
+def test_diverged_cells_are_drawn_not_a_crash(tmp_path):
+    """A linear rule that blows up (final loss 1e199 or inf) is an x on the plot, never a traceback."""
+    from click.testing import CliRunner
+
+    from optbench.cli import main
+
+    result = CliRunner().invoke(main, ["sweep", "--task", "surface:elliptic", "--noise", "20",
+                                       "--batch-size", "1,16,64", "--lr-scale", "linear,none",
+                                       "--optimizer", "sgd:lr=0.09", "--out", str(tmp_path), "--format", "png"])
+    assert result.exit_code == 0, result.output
+    summary = pd.read_parquet(tmp_path / "summary.parquet")
+    assert summary["diverged"].any() and not summary["diverged"].all()
+    assert (tmp_path / "sweep_final_accuracy.png").stat().st_size > 0

@@ -232,12 +232,14 @@ def summary_table(summary, spec) -> Table:
     title = f"sweep on {spec.task}: target {target}" + (f" (median of {seeds} seeds)" if seeds > 1 else "")
     table = Table(title=title, title_justify="left", pad_edge=False)
     has_accuracy = summary["final_accuracy"].notna().any()
-    # Short two-line headings keep every column readable in an 80-column terminal;
-    # samples/s and the rest are in summary.parquet.
+    has_target = spec.target_accuracy is not None or spec.target_loss is not None
+    # Short two-line headings keep every column readable in an 80-column terminal; without a target
+    # the →target columns would only say "never". samples/s and the rest are in summary.parquet.
     columns = ["optimizer", "rule", "B", "lr", "final\nacc" if has_accuracy else "final\nloss",
-               "steps\n→target", "samples\n→target", "time\n(s)", "diverged"]
+               *(["steps\n→target", "samples\n→target"] if has_target else []), "time\n(s)", "diverged"]
+    widths = {"B": 4, "lr": 6, "final\nloss": 8}
     for column in columns:
-        width = max(map(len, column.split("\n")))
+        width = max(max(map(len, column.split("\n"))), widths.get(column, 0))
         table.add_column(column, justify="left" if column in ("optimizer", "rule") else "right",
                          no_wrap=True, min_width=width)
     extra = [c for c in summary.columns if c not in _KNOWN]
@@ -245,11 +247,12 @@ def summary_table(summary, spec) -> Table:
         keys = keys if isinstance(keys, tuple) else (keys,)
         label = keys[0] + "".join(f" {name}={value}" for name, value in zip(extra, keys[1:-2]))
         reached = rows["steps_to_target"].notna().all()
+        to_target = [format_number(round(rows["steps_to_target"].median(), 1)) if reached else "never",
+                     format_number(round(rows["samples_to_target"].median())) if reached else "never"]
         table.add_row(
             label, keys[-2], str(keys[-1]), format_number(rows["lr"].iloc[0]),
             format_number(rows["final_accuracy" if has_accuracy else "final_loss"].median()),
-            format_number(round(rows["steps_to_target"].median(), 1)) if reached else "never",
-            format_number(round(rows["samples_to_target"].median())) if reached else "never",
+            *(to_target if has_target else []),
             format_number(rows["wall_time"].median()),
             f"{int(rows['diverged'].sum())}/{len(rows)}" if rows["diverged"].any() else "no")
     return table

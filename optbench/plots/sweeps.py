@@ -211,7 +211,11 @@ def _target_text(summary: pd.DataFrame) -> str:
 def final_metric(summary: pd.DataFrame):
     has_accuracy = summary["final_accuracy"].notna().any()
     column = "final_accuracy" if has_accuracy else "final_loss"
+    # A diverged cell's final loss (NaN, inf or 1e289) has no place on the axis: x on the top edge.
+    summary = summary.assign(**{column: summary[column].where(~summary["diverged"].astype(bool))})
     medians = _median_by(summary, column)
+    diverged = _median_by(summary.assign(diverged=summary["diverged"].astype(float)), "diverged")
+    diverged = medians[(diverged["diverged"] >= 0.5).to_numpy()]
     settings = _setting_columns(summary)
     with style():
         fig, ax = plt.subplots(figsize=(7.5, 4.5), constrained_layout=True)
@@ -219,12 +223,24 @@ def final_metric(summary: pd.DataFrame):
         ax.set_xscale("log", base=2)
         if not has_accuracy:
             ax.set_yscale("log")
+        if len(diverged):
+            _mark_diverged(ax, diverged)
         ax.set_xlabel("batch size B")
         ax.set_ylabel("final validation accuracy" if has_accuracy else "final loss")
         budget = _budget_text(summary)
         ax.set_title(f"Final {'accuracy' if has_accuracy else 'loss'} vs batch size per lr-scaling rule{budget}")
         ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0))
     return fig
+
+
+def _mark_diverged(ax, rows: pd.DataFrame) -> None:
+    """Diverged cells as x on the top edge, in their rule's colour."""
+    top = ax.get_ylim()[1]
+    for rule, part in rows.groupby("lr_scale"):
+        ax.scatter(part["batch_size"], [top] * len(part), marker="x", color=RULE_COLOURS.get(rule),
+                   clip_on=False, zorder=5)
+    ax.set_ylim(top=top)
+    ax.text(0.01, 0.01, "x on top edge: diverged", transform=ax.transAxes, fontsize=8, color="0.4")
 
 
 def _budget_text(summary: pd.DataFrame) -> str:

@@ -247,6 +247,10 @@ def default_lr(spec: SweepSpec, optimizer) -> float:
         from ..objectives import get_surface
         from .surface import default_hparams
         defaults = default_hparams(get_surface(spec.task.partition(":")[2]), optimizer.family)
+        momentum = optimizer.hparams.get("momentum", 0) or 0
+        if optimizer.family == "sgd" and momentum > 0 and "lr" in defaults:
+            # the surface defaults are tuned for plain SGD: keep the effective step lr/(1 - μ)
+            defaults = {**defaults, "lr": defaults["lr"] * (1 - momentum)}
     return float(optimizer.resolved(defaults)["lr"])
 
 
