@@ -51,9 +51,9 @@ def plan_tuning(specs, surface, tune_over: str, tune_range, tune_starts: int, cr
         raise OptbenchError(f"--tune-starts must be >= 1, got {tune_starts}")
     if criterion == "steps-to-tol" and surface.tolerance is None:
         raise OptbenchError(f"{surface.name} has no known minimum, so no tolerance: use --criterion final-loss")
+    for spec in specs:   # a name the optimizer lacks is the clearer message: check it first
+        check_tunable(spec, names)
     axes = tuning_axes(names, ranges)
-    for spec in specs:
-        check_tunable(spec, axes)
     return TuningPlan(names, axes, ranges, tune_starts, criterion)
 
 
