@@ -193,3 +193,12 @@ def test_composite_schedulers_drive_ours_like_torch(composite):
             lrs.append(optimizer.param_groups[0]["lr"])
         lr_sequences.append(lrs)
     assert lr_sequences[0] == pytest.approx(lr_sequences[1], rel=1e-12)
+
+
+@pytest.mark.parametrize("name", list(ALGORITHMS))
+def test_each_module_carries_its_pseudocode_and_discrepancy_list(name):
+    import importlib
+
+    module = importlib.import_module(f"optbench.optimizers.{ALGORITHMS[name].module}")
+    assert "←" in module.__doc__, "the pseudocode, with its update arrows, belongs in the docstring"
+    assert isinstance(module.DOC_DISCREPANCIES, list)

@@ -32,6 +32,11 @@ import torch
 from .base import (PseudocodeOptimizer, add_product_, add_quotient_, add_scaled, check_range, is_zero,
                    lerp_, new_step_counter)
 
+DOC_DISCREPANCIES = [
+    "Adam: the documented pseudocode has no decoupled_weight_decay line; torch's code then shrinks "
+    "θ_{t-1} ← θ_{t-1} - γλθ_{t-1} instead of adding λθ_{t-1} to g_t (AdamW's documented line).",
+]
+
 
 class Adam(PseudocodeOptimizer):
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, amsgrad=False,

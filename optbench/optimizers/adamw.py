@@ -27,6 +27,8 @@ Tensor hyperparameters: lr, betas, eps, weight_decay.
 
 from .adam import Adam
 
+DOC_DISCREPANCIES = []  # AdamW's documented pseudocode is what torch's Adam computes with decoupled decay
+
 
 class AdamW(Adam):
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False,

@@ -22,6 +22,8 @@ Tensor hyperparameters: lr, momentum, dampening, weight_decay.
 
 from .base import PseudocodeOptimizer, add_scaled, add_scaled_, check_range, is_zero
 
+DOC_DISCREPANCIES = []  # torch's documented SGD pseudocode and its code agree
+
 
 class SGD(PseudocodeOptimizer):
     supports_sparse = False
