@@ -202,3 +202,22 @@ def test_each_module_carries_its_pseudocode_and_discrepancy_list(name):
     module = importlib.import_module(f"optbench.optimizers.{ALGORITHMS[name].module}")
     assert "←" in module.__doc__, "the pseudocode, with its update arrows, belongs in the docstring"
     assert isinstance(module.DOC_DISCREPANCIES, list)
+
+
+@pytest.mark.parametrize("name, momentum", [("sgd", 0.0), ("sgd", 0.9), ("adagrad", 0.0)])
+def test_sparse_embedding_gradients_match_torch(name, momentum):
+    """SGD and Adagrad accept sparse gradients in torch (nn.Embedding(sparse=True)); so do ours."""
+    algorithm = ALGORITHMS[name]
+    extra = {"momentum": momentum} if name == "sgd" else {}
+    weights = []
+    for cls in (algorithm.ours, algorithm.theirs):
+        embedding = torch.nn.Embedding(6, 3, sparse=True, dtype=torch.float64)
+        embedding.weight.data = torch.linspace(-1, 1, 18, dtype=torch.float64).reshape(6, 3)
+        optimizer = cls(embedding.parameters(), lr=0.1, **extra)
+        for step in range(6):
+            optimizer.zero_grad()
+            rows = torch.tensor([step % 6, (2 * step + 1) % 6, step % 6])  # a repeated row too
+            embedding(rows).sin().sum().backward()
+            optimizer.step()
+        weights.append(embedding.weight.detach().clone())
+    assert verify.relative_deviation(*weights) <= 1e-12

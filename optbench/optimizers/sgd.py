@@ -26,7 +26,7 @@ DOC_DISCREPANCIES = []  # torch's documented SGD pseudocode and its code agree
 
 
 class SGD(PseudocodeOptimizer):
-    supports_sparse = False
+    supports_sparse = True    # as torch.optim.SGD: an nn.Embedding(sparse=True) trains with it
 
     def __init__(self, params, lr=1e-3, momentum=0, dampening=0, weight_decay=0, nesterov=False,
                  *, maximize=False, foreach=None, differentiable=False, fused=None):
