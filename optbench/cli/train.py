@@ -127,12 +127,14 @@ def _status(row) -> str:
 
 
 def _print_summary(summary: pd.DataFrame) -> None:
-    table = Table(title="training summary (validation accuracy)", title_justify="left")
+    table = Table(title="training summary (validation accuracy; test where the data set has it)",
+                  title_justify="left", pad_edge=False)
     has_test = summary["test_accuracy"].notna().any()
     for column in ["optimizer", "epochs", "best", "final", *(["test"] if has_test else []),
-                   "time (s)", "samples/s", "outcome"]:
-        table.add_column(column, justify="left" if column in ("optimizer", "outcome") else "right",
-                         overflow="fold")
+                   "time\n(s)", "samples\n/s", "outcome"]:
+        text = column in ("optimizer", "outcome")
+        table.add_column(column, justify="left" if text else "right", overflow="fold",
+                         min_width=max(map(len, column.split("\n"))), no_wrap=not text)
     for row in summary.itertuples():
         outcome = "[red]diverged" if row.diverged else ("stopped early" if row.stopped_early else "ok")
         table.add_row(row.optimizer, str(row.epochs_run), f"{100 * row.best_val_accuracy:.2f}%",

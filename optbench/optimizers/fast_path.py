@@ -31,8 +31,16 @@ What a user should know:
   ASGD, Rprop). Adafactor (per-tensor RMS and row/column statistics), LBFGS (dot products over all
   parameters), Muon (orthogonalises each matrix) and SparseAdam (sparse rows) reduce within each
   tensor, so flattening would change their maths: they keep the readable path only.
-- No torch.compile: compiling the update was measured and was slower than the slices, recompiled when
-  the learning rate changed, and took seconds to compile (benchmarks/README.md, "step cost").
+- torch.compile, opt-in and Adam/AdamW only: `fast(Adam, compiled=True)` (and `fast(AdamW, compiled=True)`)
+  runs steps 2, 3, ... of each group as one compiled kernel (`adam_kernel` below: the same lines,
+  fused by inductor into one pass over θ, g, m, v). The per-step numbers (-γ/(1-β1^t), √(1-β2^t),
+  1-β1, ...) are computed in Python from the readable formulas and passed as 0-d tensors, so the
+  graph is the same at every step and every learning rate: no recompilation when lr changes.
+  Costs: the first compiled step compiles (about 10 s cold on a 2-core CPU, 0.1 s with inductor's
+  on-disk cache warm; one compile per group size and dtype, as the kernel is compiled with
+  dynamic=False) and needs a C++ compiler. amsgrad and tensor hyperparameters take the eager slices.
+  Measured: benchmarks/README.md, "Why the fast path does not use torch.compile" (by default).
+  Compiling the readable `update()` itself was slower than the slices (same section).
 """
 
 from __future__ import annotations
@@ -44,25 +52,36 @@ from .base import PseudocodeOptimizer
 FAST_ALGORITHMS = ("sgd", "adam", "adamw", "rmsprop", "adagrad", "adadelta", "adamax", "nadam",
                    "radam", "asgd", "rprop")
 
-_FAST_CLASSES: dict[type, type] = {}
+_FAST_CLASSES: dict[tuple, type] = {}
 
 # Elements per slice of the buffers that `update()` runs on at a time (see step_in_chunks).
 CHUNK = 1 << 20
 
 
-def fast(cls: type) -> type:
-    """`cls` (one of our element-wise optimizer classes) with the flat-buffer fast path."""
-    if cls in _FAST_CLASSES:
-        return _FAST_CLASSES[cls]
+def fast(cls: type, compiled: bool = False) -> type:
+    """`cls` (one of our element-wise optimizer classes) with the flat-buffer fast path.
+
+    compiled=True (Adam and AdamW only, opt-in): steps run as one torch.compile'd kernel per group,
+    see the module docstring for the compile cost."""
+    if (cls, compiled) in _FAST_CLASSES:
+        return _FAST_CLASSES[cls, compiled]
     from .registry import ALGORITHMS
 
     supported = {ALGORITHMS[name].ours for name in FAST_ALGORITHMS}
     if cls not in supported:
         raise TypeError(f"{cls.__name__} has no fast path (element-wise algorithms only: "
                         f"{', '.join(c.__name__ for c in supported)})")
-    fast_cls = type(f"Fast{cls.__name__}", (FlatBuffers, cls),
-                    {"__doc__": f"{cls.__name__} on the flat-buffer fast path (optbench.optimizers.fast_path)."})
-    _FAST_CLASSES[cls] = fast_cls
+    if compiled:
+        compilable = {ALGORITHMS[name].ours for name in COMPILED_ALGORITHMS}
+        if cls not in compilable:
+            raise TypeError(f"{cls.__name__} has no compiled fast path (only "
+                            f"{', '.join(c.__name__ for c in compilable)})")
+        fast_cls = type(f"FastCompiled{cls.__name__}", (CompiledAdamKernel, FlatBuffers, cls),
+                        {"__doc__": f"{cls.__name__} on the compiled fast path (optbench.optimizers.fast_path)."})
+    else:
+        fast_cls = type(f"Fast{cls.__name__}", (FlatBuffers, cls),
+                        {"__doc__": f"{cls.__name__} on the flat-buffer fast path (optbench.optimizers.fast_path)."})
+    _FAST_CLASSES[cls, compiled] = fast_cls
     return fast_cls
 
 
@@ -228,7 +247,7 @@ class GroupBuffers:
             if not self.state:
                 self.state.update(optimizer.init_state(self.theta, group))
             optimizer.update(self.theta, self.grad, self.state, group)
-        else:
+        elif not getattr(optimizer, "step_compiled", lambda buffers, group: False)(self, group):
             self.step_in_chunks(optimizer, group)
         if any(self.distributed.get(k) is not v for k, v in self.state.items()) \
                 or len(self.distributed) != len(self.state):
@@ -266,3 +285,61 @@ def _equal(a, b) -> bool:
     if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor):
         return a.shape == b.shape and bool(torch.equal(a, b))
     return a == b
+
+
+# ---- The opt-in compiled kernel (fast(Adam, compiled=True)) ---------------------------------------
+
+COMPILED_ALGORITHMS = ("adam", "adamw")
+
+
+def adam_kernel(theta, g, m, v, maximize: bool, coupled: bool, decoupled: bool, weight_decay, theta_scale,
+                one_minus_beta1, beta2, one_minus_beta2, bias_correction2_sqrt, eps, step_size):
+    """Adam's lines (optbench/optimizers/adam.py) on whole buffers; every number is a 0-d tensor
+    computed by `CompiledAdamKernel.step_compiled`, the flags are Python constants."""
+    if maximize:
+        g = -g                                          # g_t ← -∇f_t(θ_{t-1})
+    if decoupled:
+        theta.mul_(theta_scale)                         # θ_{t-1} ← θ_{t-1} - γλθ_{t-1}   (scale 1 - γλ)
+    if coupled:
+        g = g + weight_decay * theta                    # g_t ← g_t + λ θ_{t-1}
+    m.lerp_(g, one_minus_beta1)                         # m_t ← β1 m_{t-1} + (1 - β1) g_t
+    v.mul_(beta2).add_(one_minus_beta2 * g * g)         # v_t ← β2 v_{t-1} + (1 - β2) g_t²
+    denominator = v.sqrt() / bias_correction2_sqrt + eps   # √v̂_t + ε, v̂_t ← v_t / (1 - β2^t)
+    theta.add_(step_size * m / denominator)             # θ_t ← θ_{t-1} - γ m̂_t / (√v̂_t + ε), m̂_t folded
+
+
+_COMPILED_KERNELS: dict = {}
+
+
+def _compiled(kernel):
+    if kernel not in _COMPILED_KERNELS:
+        _COMPILED_KERNELS[kernel] = torch.compile(kernel, backend="inductor", dynamic=False, fullgraph=True)
+    return _COMPILED_KERNELS[kernel]
+
+
+class CompiledAdamKernel:
+    """Mixin for fast(Adam/AdamW, compiled=True): a group's steady-state step is one compiled kernel."""
+
+    def step_compiled(self, buffers: GroupBuffers, group: dict) -> bool:
+        numbers = [group["lr"], *group["betas"], group["eps"], group["weight_decay"]]
+        if group["amsgrad"] or any(isinstance(x, torch.Tensor) for x in numbers):
+            return False                                # the eager slices handle these
+        state = buffers.state
+        γ, (β1, β2), ε, λ = group["lr"], group["betas"], group["eps"], group["weight_decay"]
+        decoupled = bool(group.get("decoupled_weight_decay", False)) and λ != 0
+        state["step"] += 1
+        t = state["step"].item()
+        dtype = buffers.theta.dtype
+
+        def number(x):
+            return torch.tensor(float(x), dtype=dtype)
+
+        _compiled(adam_kernel)(
+            buffers.theta, buffers.grad, state["exp_avg"], state["exp_avg_sq"],
+            bool(group["maximize"]), λ != 0 and not decoupled, decoupled,
+            weight_decay=number(λ), theta_scale=number(1 - γ * λ),
+            one_minus_beta1=number(1 - β1), beta2=number(β2), one_minus_beta2=number(1 - β2),
+            bias_correction2_sqrt=number((1 - β2 ** t) ** 0.5), eps=number(ε),
+            step_size=number(-γ / (1 - β1 ** t)))
+        self.compiled_group_steps = getattr(self, "compiled_group_steps", 0) + 1
+        return True
