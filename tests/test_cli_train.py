@@ -93,3 +93,13 @@ def test_cuda_without_cuda_from_the_real_entry_point(tmp_path):
     assert process.returncode == 2
     lines = process.stderr.strip().splitlines()
     assert len(lines) == 1 and "CUDA is not available" in lines[0]
+
+
+def test_eval_every_writes_the_evaluations_table(tmp_path):
+    result = run("--optimizer", "adam", "--epochs", "1", "--eval-every", "5", "--out", str(tmp_path),
+                 "--format", "png")
+    assert result.exit_code == 0, result.output
+    evaluations = pd.read_parquet(tmp_path / "evaluations.parquet")
+    assert evaluations["step"].tolist() == [5, 10, 15, 20, 22]   # every 5 steps, and the epoch's end
+    epochs = pd.read_parquet(tmp_path / "epochs.parquet")
+    assert evaluations["val_accuracy"].iloc[-1] == epochs["val_accuracy"].iloc[-1]

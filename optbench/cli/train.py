@@ -31,6 +31,8 @@ from .common import console, console_err, format_number, formats_option, out_opt
 @click.option("--device", default="auto", show_default=True, help="auto (cuda when available), cpu, cuda, cuda:N.")
 @click.option("--bf16", is_flag=True, help="bfloat16 autocast for the forward pass.")
 @click.option("--channels-last", is_flag=True, help="channels_last memory format for images and weights.")
+@click.option("--eval-every", type=int, default=None, metavar="STEPS",
+              help="Also evaluate the validation split every STEPS steps (evaluations.parquet).")
 @click.option("--fast", is_flag=True,
               help="Step our element-wise optimizers on the fast path (fast(Cls)): same numbers, less time.")
 @click.option("--nproc", type=int, default=1, show_default=True,
@@ -41,7 +43,7 @@ from .common import console, console_err, format_number, formats_option, out_opt
 @seed_option
 @formats_option
 def command(task, model, optimizers, epochs, batch_size, schedule, warmup_epochs, early_stop, device, bf16,
-            channels_last, fast, nproc, data_dir, trace, out, seed, formats):
+            channels_last, eval_every, fast, nproc, data_dir, trace, out, seed, formats):
     """Train with one or more optimizers; tables, curves and meta.json go to --out.
 
     `optbench train --task digits --model lenet --optimizer sgd --optimizer adam --epochs 10`
@@ -56,7 +58,8 @@ def command(task, model, optimizers, epochs, batch_size, schedule, warmup_epochs
 
     base = TrainSpec(task=task, model=model, epochs=epochs or 10, batch_size=batch_size or 64,
                      schedule=schedule, warmup_epochs=warmup_epochs, early_stop=early_stop, device=device,
-                     bf16=bf16, channels_last=channels_last, fast=fast, seed=seed, data_dir=data_dir)
+                     bf16=bf16, channels_last=channels_last, fast=fast, seed=seed, data_dir=data_dir,
+                     eval_every_steps=eval_every)
     specs = [replace(base, optimizer=text) for text in optimizers]
     if fast:
         from ..specs import parse_optimizer
@@ -99,7 +102,7 @@ def _train_all(specs, check, world, writer, out, seed, formats):
                 result = train(spec, dataset, progress=_progress_updater(bar, task_id, steps_per_epoch))
             results.append(result)
             if writer:   # after every run, so finished work is never lost
-                for name in ("steps", "epochs", "summary"):
+                for name in ("steps", "epochs", "summary", "evaluations"):
                     write_table(pd.concat([getattr(r, name) for r in results], ignore_index=True),
                                 folder / f"{name}.parquet")
     if not writer:

@@ -1,0 +1,73 @@
+"""The opt-in compiled fast path, fast(Adam/AdamW, compiled=True), certified against torch.optim.
+
+Skipped unless OPTBENCH_TEST_COMPILE=1: torch.compile takes ~10 s per kernel cold on a 2-core CPU
+(benchmarks/README.md, "Why the fast path does not use torch.compile"), too slow for the suite.
+
+    OPTBENCH_TEST_COMPILE=1 .venv/bin/pytest tests/test_fast_compiled.py
+"""
+
+import os
+
+import pytest
+import torch
+
+from optbench import verify
+from optbench.optimizers import ALGORITHMS, fast
+
+pytestmark = pytest.mark.skipif(os.environ.get("OPTBENCH_TEST_COMPILE") != "1",
+                                reason="compiles with torch.compile; set OPTBENCH_TEST_COMPILE=1")
+
+TOLERANCE = {torch.float64: 1e-9, torch.float32: 1e-5}
+
+
+def _spy(cls):
+    """cls, counting the group steps that ran the compiled kernel."""
+    calls = []
+
+    class Spy(cls):
+        def step_compiled(self, buffers, group):
+            taken = super().step_compiled(buffers, group)
+            calls.append(taken)
+            return taken
+
+    return Spy, calls
+
+
+@pytest.mark.parametrize("name", ["adam", "adamw"])
+def test_compiled_equals_torch(name):
+    """Every flag combination (float64) and default flags (float32) through optbench.verify's lockstep
+    run: two groups, lr halved twice by a scheduler, state_dict checkpoint and restore."""
+    algorithm = ALGORITHMS[name]
+    for dtype in (torch.float64, torch.float32):
+        for flags in (algorithm.combinations() if dtype == torch.float64 else [{}]):
+            cls, calls = _spy(fast(algorithm.ours, compiled=True))
+            check = verify.compare_with_torch(algorithm, flags, dtype, ours_cls=cls)
+            assert check.error is None, check.error
+            assert check.deviation <= TOLERANCE[dtype], (flags, dtype, check.deviation)
+            if not flags.get("amsgrad"):
+                assert any(calls), (flags, dtype, "the compiled kernel was not used")
+
+
+def test_lr_change_does_not_recompile():
+    torch.manual_seed(0)
+    params = [torch.randn(1000, requires_grad=True), torch.randn(10, 100, requires_grad=True)]
+    optimizer = fast(ALGORITHMS["adam"].ours, compiled=True)(params, lr=0.01)
+    scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=0.9)
+
+    def step():
+        optimizer.zero_grad()
+        sum((p ** 2).sum() for p in params).backward()
+        optimizer.step()
+        scheduler.step()
+
+    step()
+    step()                                   # compiles here (step 1 is the readable update)
+    with torch._dynamo.config.patch(error_on_recompile=True):
+        for _ in range(5):
+            step()
+    assert optimizer.compiled_group_steps == 6
+
+
+def test_compiled_rejects_other_algorithms():
+    with pytest.raises(TypeError):
+        fast(ALGORITHMS["sgd"].ours, compiled=True)
