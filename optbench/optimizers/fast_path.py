@@ -38,7 +38,8 @@ What a user should know:
   graph is the same at every step and every learning rate: no recompilation when lr changes.
   Costs: the first compiled step compiles (about 10 s cold on a 2-core CPU, 0.1 s with inductor's
   on-disk cache warm; one compile per group size and dtype, as the kernel is compiled with
-  dynamic=False) and needs a C++ compiler. amsgrad and tensor hyperparameters take the eager slices.
+  dynamic=False; past torch's recompile limit, 8, a group falls back to the eager slices) and needs
+  a C++ compiler. amsgrad and tensor hyperparameters take the eager slices.
   Measured: benchmarks/README.md, "Why the fast path does not use torch.compile" (by default).
   Compiling the readable `update()` itself was slower than the slices (same section).
 """
@@ -292,16 +293,15 @@ def _equal(a, b) -> bool:
 COMPILED_ALGORITHMS = ("adam", "adamw")
 
 
-def adam_kernel(theta, g, m, v, maximize: bool, coupled: bool, decoupled: bool, weight_decay, theta_scale,
-                one_minus_beta1, beta2, one_minus_beta2, bias_correction2_sqrt, eps, step_size):
-    """Adam's lines (optbench/optimizers/adam.py) on whole buffers; every number is a 0-d tensor
-    computed by `CompiledAdamKernel.step_compiled`, the flags are Python constants."""
-    if maximize:
-        g = -g                                          # g_t ← -∇f_t(θ_{t-1})
-    if decoupled:
-        theta.mul_(theta_scale)                         # θ_{t-1} ← θ_{t-1} - γλθ_{t-1}   (scale 1 - γλ)
-    if coupled:
-        g = g + weight_decay * theta                    # g_t ← g_t + λ θ_{t-1}
+def adam_kernel(theta, g, m, v, sign, coupled, weight_decay, theta_scale, one_minus_beta1, beta2,
+                one_minus_beta2, bias_correction2_sqrt, eps, step_size):
+    """Adam's lines (optbench/optimizers/adam.py) on whole buffers. Every argument after the buffers
+    is a 0-d tensor computed by `CompiledAdamKernel.step_compiled`, flags included (sign = ±1,
+    coupled a bool, theta_scale = 1 without decoupled decay: exact), so one graph serves every
+    flag combination, step and learning rate."""
+    g = sign * g                                        # g_t ← ±∇f_t(θ_{t-1})  (maximize: -)
+    theta.mul_(theta_scale)                             # θ_{t-1} ← θ_{t-1} - γλθ_{t-1}  (decoupled: 1 - γλ)
+    g = torch.where(coupled, g + weight_decay * theta, g)   # g_t ← g_t + λ θ_{t-1}  (coupled decay only)
     m.lerp_(g, one_minus_beta1)                         # m_t ← β1 m_{t-1} + (1 - β1) g_t
     v.mul_(beta2).add_(one_minus_beta2 * g * g)         # v_t ← β2 v_{t-1} + (1 - β2) g_t²
     denominator = v.sqrt() / bias_correction2_sqrt + eps   # √v̂_t + ε, v̂_t ← v_t / (1 - β2^t)
@@ -324,22 +324,29 @@ class CompiledAdamKernel:
         numbers = [group["lr"], *group["betas"], group["eps"], group["weight_decay"]]
         if group["amsgrad"] or any(isinstance(x, torch.Tensor) for x in numbers):
             return False                                # the eager slices handle these
+        if getattr(buffers, "compile_failed", False):
+            return False
         state = buffers.state
         γ, (β1, β2), ε, λ = group["lr"], group["betas"], group["eps"], group["weight_decay"]
         decoupled = bool(group.get("decoupled_weight_decay", False)) and λ != 0
-        state["step"] += 1
-        t = state["step"].item()
+        t = state["step"].item() + 1
         dtype = buffers.theta.dtype
 
         def number(x):
-            return torch.tensor(float(x), dtype=dtype)
+            return torch.tensor(x, dtype=dtype)
 
-        _compiled(adam_kernel)(
-            buffers.theta, buffers.grad, state["exp_avg"], state["exp_avg_sq"],
-            bool(group["maximize"]), λ != 0 and not decoupled, decoupled,
-            weight_decay=number(λ), theta_scale=number(1 - γ * λ),
-            one_minus_beta1=number(1 - β1), beta2=number(β2), one_minus_beta2=number(1 - β2),
-            bias_correction2_sqrt=number((1 - β2 ** t) ** 0.5), eps=number(ε),
-            step_size=number(-γ / (1 - β1 ** t)))
+        try:
+            _compiled(adam_kernel)(
+                buffers.theta, buffers.grad, state["exp_avg"], state["exp_avg_sq"],
+                sign=number(-1.0 if group["maximize"] else 1.0),
+                coupled=torch.tensor(λ != 0 and not decoupled),
+                weight_decay=number(λ), theta_scale=number(1 - γ * λ if decoupled else 1.0),
+                one_minus_beta1=number(1 - β1), beta2=number(β2), one_minus_beta2=number(1 - β2),
+                bias_correction2_sqrt=number((1 - β2 ** t) ** 0.5), eps=number(ε),
+                step_size=number(-γ / (1 - β1 ** t)))
+        except torch._dynamo.exc.TorchDynamoException:  # e.g. recompile limit: more than 8 group sizes
+            buffers.compile_failed = True   # compilation fails before the kernel touches the buffers
+            return False
+        state["step"] += 1
         self.compiled_group_steps = getattr(self, "compiled_group_steps", 0) + 1
         return True

@@ -61,7 +61,10 @@ def draw_contours(ax, surface: Surface, resolution: int = 200) -> None:
 
 
 def mark_start_and_minima(ax, surface: Surface, starts: np.ndarray) -> list:
-    handles = [ax.scatter(starts[:, 0], starts[:, 1], label="start", **START_STYLE)]
+    style = dict(START_STYLE)
+    if len(starts) > 20:   # many random starts: small rings, so the paths stay visible
+        style.update(s=style["s"] * 20 / len(starts) + 8, linewidth=0.8)
+    handles = [ax.scatter(starts[:, 0], starts[:, 1], label="start", **style)]
     if surface.minima:
         minima = np.array(surface.minima)
         handles.append(ax.scatter(minima[:, 0], minima[:, 1], label="minimum", **MINIMUM_STYLE))
