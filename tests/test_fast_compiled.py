@@ -71,3 +71,22 @@ def test_lr_change_does_not_recompile():
 def test_compiled_rejects_other_algorithms():
     with pytest.raises(TypeError):
         fast(ALGORITHMS["sgd"].ours, compiled=True)
+
+
+def test_past_the_recompile_limit_falls_back_to_the_eager_slices():
+    torch.manual_seed(0)
+    start = [torch.randn(n, dtype=torch.float64) for n in (17, 23, 31)]
+    ours = [p.clone().requires_grad_() for p in start]
+    theirs = [p.clone().requires_grad_() for p in start]
+    cls, calls = _spy(fast(ALGORITHMS["adam"].ours, compiled=True))
+    optimizers = [cls([{"params": [p]} for p in ours], lr=0.1),
+                  torch.optim.Adam([{"params": [p]} for p in theirs], lr=0.1)]
+    with torch._dynamo.config.patch(recompile_limit=1):
+        for _ in range(4):
+            for params, optimizer in zip((ours, theirs), optimizers):
+                optimizer.zero_grad()
+                sum((p ** 3).sum() for p in params).backward()
+                optimizer.step()
+    assert not all(calls)                    # some groups could not compile a new graph
+    for a, b in zip(ours, theirs):
+        assert verify.relative_deviation(a, b) <= 1e-9

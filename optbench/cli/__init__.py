@@ -10,11 +10,13 @@ from __future__ import annotations
 import sys
 
 import rich_click as click
+from rich.markup import escape
 
 from ..errors import OptbenchError
 from .common import console_err
 
 click.rich_click.TEXT_MARKUP = "markdown"
+click.rich_click.TEXT_EMOJIS = False   # ":100:" in a range like 1e-4:100:49 must stay text
 
 COMMANDS = ["list", "verify", "compare", "grid", "plot", "train", "sweep"]
 
@@ -29,7 +31,7 @@ class OptbenchGroup(click.RichGroup):
         except OptbenchError as error:
             if ctx.obj and ctx.obj.get("debug"):
                 raise
-            console_err.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+            console_err.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
             sys.exit(2)
 
 
@@ -66,6 +68,7 @@ def entry(argv=None):
         console_err.print("[bold red]aborted[/]")
         sys.exit(130)
     except click.exceptions.ClickException as error:
-        console_err.print(f"[bold red]error:[/] {error.format_message()}", highlight=False, soft_wrap=True)
+        console_err.print(f"[bold red]error:[/] {escape(error.format_message())}", highlight=False,
+                          soft_wrap=True)
         sys.exit(error.exit_code)
     sys.exit(code if isinstance(code, int) else 0)

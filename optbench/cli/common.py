@@ -9,8 +9,9 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
 
 from ..errors import OptbenchError
 
-console = Console()                   # results: stdout
-console_err = Console(stderr=True)    # progress and errors: stderr
+# emoji=False: ranges such as 1e-4:100:49 must not turn into pictures
+console = Console(emoji=False)                   # results: stdout
+console_err = Console(stderr=True, emoji=False)  # progress and errors: stderr
 
 
 def progress_bar(transient: bool = False) -> Progress:

@@ -344,7 +344,8 @@ class CompiledAdamKernel:
                 one_minus_beta1=number(1 - β1), beta2=number(β2), one_minus_beta2=number(1 - β2),
                 bias_correction2_sqrt=number((1 - β2 ** t) ** 0.5), eps=number(ε),
                 step_size=number(-γ / (1 - β1 ** t)))
-        except torch._dynamo.exc.TorchDynamoException:  # e.g. recompile limit: more than 8 group sizes
+        except (torch._dynamo.exc.TorchDynamoException,          # e.g. no C++ compiler
+                torch._dynamo.exc.FailOnRecompileLimitHit):      # more than 8 group sizes and dtypes
             buffers.compile_failed = True   # compilation fails before the kernel touches the buffers
             return False
         state["step"] += 1
