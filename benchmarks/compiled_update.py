@@ -14,6 +14,11 @@ buffers with the per-step numbers passed as 0-d tensors (compiled with dynamic=F
 fullgraph=True: no recompiles across steps and lr changes, checked with error_on_recompile), against
 the fast path, torch fused and foreach at ResNet-18 shapes; compile time with a cold and a warm
 inductor cache; and equality with torch.optim in float32 and float64 (benchmarks/README.md).
+
+`--experiment products`: the product classes fast(cls, compiled=True).step against fast(cls).step
+(the default fast path), torch foreach and fused (where torch has one) at ResNet-18 shapes, for the
+variants in PRODUCTS (RMSprop plain, centered, momentum, both; Adagrad; NAdam; Adam for reference).
+Equality with torch.optim for every flag combination is tests/test_fast_compiled.py.
 """
 
 from __future__ import annotations
@@ -247,18 +252,67 @@ def kernels(families, repeats):
         print(f"  max relative error vs torch.optim (6 steps, lr halved at 4): float32 {f32:.1e}, float64 {f64:.1e}")
         torch._dynamo.reset()
 
+PRODUCTS = {
+    # label: (algorithm, hyperparameters), the same for ours and torch's
+    "adam": ("adam", dict(lr=0.05, betas=(0.8, 0.95))),
+    "rmsprop": ("rmsprop", dict(lr=0.01, alpha=0.9)),
+    "rmsprop centered": ("rmsprop", dict(lr=0.01, alpha=0.9, centered=True)),
+    "rmsprop momentum": ("rmsprop", dict(lr=0.01, alpha=0.9, momentum=0.9)),
+    "rmsprop centered+momentum": ("rmsprop", dict(lr=0.01, alpha=0.9, centered=True, momentum=0.9)),
+    "adagrad": ("adagrad", dict(lr=0.1)),
+    "nadam": ("nadam", dict(lr=0.05, betas=(0.8, 0.95))),
+}
+
+
+def products(labels, repeats):
+    from step_cost import make_params
+
+    from optbench.optimizers import fast, registry
+
+    shapes = resnet18_shapes()
+    numel = sum(int(torch.tensor(s).prod()) for s in shapes)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {numel / 1e6:.2f} M parameters")
+    for label in labels:
+        name, hparams = PRODUCTS[label]
+        algorithm = registry.ALGORITHMS[name]
+        compiled = fast(algorithm.ours, compiled=True)(make_params(shapes, "cpu", False), **hparams)
+        compiled.step()                                     # step 1: gather, readable update
+        first = time_once(compiled.step, "cpu")             # step 2: compiles (or inductor's cache)
+        default = fast(algorithm.ours)(make_params(shapes, "cpu", False), **hparams)
+        steps = {"fast(cls, compiled=True)": compiled.step, "fast(cls) (eager slices)": default.step}
+        try:
+            steps["torch fused"] = algorithm.theirs(make_params(shapes, "cpu", False), **hparams, fused=True).step
+            steps["torch fused"]()
+        except (RuntimeError, ValueError, TypeError):     # no fused kernel for this algorithm
+            steps.pop("torch fused", None)
+        steps["torch foreach"] = algorithm.theirs(make_params(shapes, "cpu", False), **hparams, foreach=True).step
+        samples = time_calls(steps, "cpu", repeats)
+        best = {k: min(v) for k, v in samples.items()}
+        print(f"\n{label}: first compiled step {first:.1f} s; compiled group steps "
+              f"{compiled.compiled_group_steps}")
+        for step_label, seconds in samples.items():
+            print(f"  {step_label}: {min(seconds) * 1e3:.2f} ms "
+                  f"(median {sorted(seconds)[len(seconds) // 2] * 1e3:.2f})")
+        print(f"  fast / compiled = {best['fast(cls) (eager slices)'] / best['fast(cls, compiled=True)']:.2f}x"
+              f" (median {sorted(samples['fast(cls) (eager slices)'])[repeats // 2] / sorted(samples['fast(cls, compiled=True)'])[repeats // 2]:.2f}x)")
+
+
 if __name__ == "__main__":
     import argparse
 
     parser = argparse.ArgumentParser()
-    parser.add_argument("--experiment", choices=["readable", "kernels"], default="readable",
-                        help="readable: compile Adam.update (below); kernels: one compiled kernel per family")
+    parser.add_argument("--experiment", choices=["readable", "kernels", "products"], default="readable",
+                        help="readable: compile Adam.update (below); kernels: one compiled kernel per family; "
+                             "products: fast(cls, compiled=True) against fast(cls)")
     parser.add_argument("--families", default="adam,sgd,rmsprop")
+    parser.add_argument("--products", default=",".join(PRODUCTS))
     parser.add_argument("--repeats", type=int, default=20)
     args = parser.parse_args()
     start = time.perf_counter()
     if args.experiment == "readable":
         main()
-    else:
+    elif args.experiment == "kernels":
         kernels(args.families.split(","), args.repeats)
+    else:
+        products(args.products.split(","), args.repeats)
     print(f"total {time.perf_counter() - start:.0f} s")

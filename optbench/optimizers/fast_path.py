@@ -31,15 +31,18 @@ What a user should know:
   ASGD, Rprop). Adafactor (per-tensor RMS and row/column statistics), LBFGS (dot products over all
   parameters), Muon (orthogonalises each matrix) and SparseAdam (sparse rows) reduce within each
   tensor, so flattening would change their maths: they keep the readable path only.
-- torch.compile, opt-in and Adam/AdamW only: `fast(Adam, compiled=True)` (and `fast(AdamW, compiled=True)`)
-  runs steps 2, 3, ... of each group as one compiled kernel (`adam_kernel` below: the same lines,
-  fused by inductor into one pass over θ, g, m, v). The per-step numbers (-γ/(1-β1^t), √(1-β2^t),
-  1-β1, ...) are computed in Python from the readable formulas and passed as 0-d tensors, so the
-  graph is the same at every step and every learning rate: no recompilation when lr changes.
-  Costs: the first compiled step compiles (about 10 s cold on a 2-core CPU, 0.1 s with inductor's
-  on-disk cache warm; one compile per group size and dtype, as the kernel is compiled with
-  dynamic=False; past torch's recompile limit, 8, a group falls back to the eager slices) and needs
-  a C++ compiler. amsgrad and tensor hyperparameters take the eager slices.
+- torch.compile, opt-in, for Adam, AdamW, RMSprop (plain, centered, momentum), Adagrad and NAdam:
+  `fast(cls, compiled=True)` runs each group's steady-state steps as one compiled kernel per
+  algorithm (`adam_kernel`, `rmsprop_kernel`, ... below: the same lines, fused by inductor into one
+  pass over the buffers), run by one mixin, `CompiledKernel`. The per-step numbers (-γ/(1-β1^t),
+  √(1-β2^t), γ̃, NAdam's μ_t and ∏μ_i, ...) are computed in Python from the readable formulas and
+  passed as 0-d tensors, flags too, so the graph is the same at every step, learning rate and flag
+  combination: no recompilation when lr changes (RMSprop's optional buffers, centered and momentum,
+  select one of four graphs). Costs: the first compiled step compiles (about 10 s cold on a 2-core
+  CPU, 0.1-1 s with inductor's on-disk cache warm; one compile per group size, dtype and buffer set,
+  as the kernel is compiled with dynamic=False; past torch's recompile limit, 8 per kernel, a group
+  falls back to the eager slices) and needs a C++ compiler. Adam's amsgrad and tensor
+  hyperparameters take the eager slices.
   Measured: benchmarks/README.md, "Why the fast path does not use torch.compile" (by default).
   Compiling the readable `update()` itself was slower than the slices (same section).
 """
@@ -62,8 +65,8 @@ CHUNK = 1 << 20
 def fast(cls: type, compiled: bool = False) -> type:
     """`cls` (one of our element-wise optimizer classes) with the flat-buffer fast path.
 
-    compiled=True (Adam and AdamW only, opt-in): steps run as one torch.compile'd kernel per group,
-    see the module docstring for the compile cost."""
+    compiled=True (opt-in; Adam, AdamW, RMSprop, Adagrad, NAdam): steps run as one torch.compile'd
+    kernel per group, see the module docstring for the compile cost."""
     if (cls, compiled) in _FAST_CLASSES:
         return _FAST_CLASSES[cls, compiled]
     from .registry import ALGORITHMS
@@ -77,8 +80,10 @@ def fast(cls: type, compiled: bool = False) -> type:
         if cls not in compilable:
             raise TypeError(f"{cls.__name__} has no compiled fast path (only "
                             f"{', '.join(c.__name__ for c in compilable)})")
-        fast_cls = type(f"FastCompiled{cls.__name__}", (CompiledAdamKernel, FlatBuffers, cls),
-                        {"__doc__": f"{cls.__name__} on the compiled fast path (optbench.optimizers.fast_path)."})
+        name = next(n for n in COMPILED_ALGORITHMS if ALGORITHMS[n].ours is cls)
+        fast_cls = type(f"FastCompiled{cls.__name__}", (CompiledKernel, FlatBuffers, cls),
+                        {"__doc__": f"{cls.__name__} on the compiled fast path (optbench.optimizers.fast_path).",
+                         "compiled_kernel": COMPILED[name]})
     else:
         fast_cls = type(f"Fast{cls.__name__}", (FlatBuffers, cls),
                         {"__doc__": f"{cls.__name__} on the flat-buffer fast path (optbench.optimizers.fast_path)."})
@@ -288,17 +293,22 @@ def _equal(a, b) -> bool:
     return a == b
 
 
-# ---- The opt-in compiled kernel (fast(Adam, compiled=True)) ---------------------------------------
-
-COMPILED_ALGORITHMS = ("adam", "adamw")
+# ---- The opt-in compiled kernels (fast(cls, compiled=True)) -------------------------------------
+#
+# One small kernel per algorithm over a group's flat buffers, and one `*_arguments` function per
+# algorithm that computes every per-step number in Python from the readable formulas. The kernels
+# take those numbers as 0-d tensors (flags too: ±1 signs, 0-d bools read by torch.where), so one
+# graph serves every step, learning rate and flag combination; only the set of state buffers (e.g.
+# RMSprop's momentum_buffer and grad_avg, passed as None when absent) selects a different graph.
+# `CompiledKernel` is the one mechanism running them; `COMPILED` maps an algorithm to its pair.
 
 
 def adam_kernel(theta, g, m, v, sign, coupled, weight_decay, theta_scale, one_minus_beta1, beta2,
                 one_minus_beta2, bias_correction2_sqrt, eps, step_size):
     """Adam's lines (optbench/optimizers/adam.py) on whole buffers. Every argument after the buffers
-    is a 0-d tensor computed by `CompiledAdamKernel.step_compiled`, flags included (sign = ±1,
-    coupled a bool, theta_scale = 1 without decoupled decay: exact), so one graph serves every
-    flag combination, step and learning rate."""
+    is a 0-d tensor computed by `adam_arguments`, flags included (sign = ±1, coupled a bool,
+    theta_scale = 1 without decoupled decay: exact), so one graph serves every flag combination,
+    step and learning rate."""
     g = sign * g                                        # g_t ← ±∇f_t(θ_{t-1})  (maximize: -)
     theta.mul_(theta_scale)                             # θ_{t-1} ← θ_{t-1} - γλθ_{t-1}  (decoupled: 1 - γλ)
     g = torch.where(coupled, g + weight_decay * theta, g)   # g_t ← g_t + λ θ_{t-1}  (coupled decay only)
@@ -307,6 +317,102 @@ def adam_kernel(theta, g, m, v, sign, coupled, weight_decay, theta_scale, one_mi
     denominator = v.sqrt() / bias_correction2_sqrt + eps   # √v̂_t + ε, v̂_t ← v_t / (1 - β2^t)
     theta.add_(step_size * m / denominator)             # θ_t ← θ_{t-1} - γ m̂_t / (√v̂_t + ε), m̂_t folded
 
+
+def adam_arguments(state, group, t):
+    if group["amsgrad"]:
+        return None                                     # the eager slices handle amsgrad
+    γ, (β1, β2), ε, λ = group["lr"], group["betas"], group["eps"], group["weight_decay"]
+    decoupled = bool(group.get("decoupled_weight_decay", False)) and λ != 0
+    return ((state["exp_avg"], state["exp_avg_sq"]),
+            dict(sign=-1.0 if group["maximize"] else 1.0, coupled=λ != 0 and not decoupled,
+                 weight_decay=λ, theta_scale=1 - γ * λ if decoupled else 1.0,
+                 one_minus_beta1=1 - β1, beta2=β2, one_minus_beta2=1 - β2,
+                 bias_correction2_sqrt=(1 - β2 ** t) ** 0.5, eps=ε,
+                 step_size=-γ / (1 - β1 ** t)), {})
+
+
+def rmsprop_kernel(theta, g, v, g_ave, b, sign, coupled, weight_decay, alpha, one_minus_alpha, eps,
+                   momentum, minus_lr):
+    """RMSprop's lines (optbench/optimizers/rmsprop.py). g_ave is None unless centered, b None
+    unless μ > 0 (each a graph of its own); the numbers are 0-d tensors from `rmsprop_arguments`."""
+    g = sign * g                                        # g_t ← ±∇f_t(θ_{t-1})  (maximize: -)
+    g = torch.where(coupled, g + weight_decay * theta, g)   # g_t ← g_t + λ θ_{t-1}  (λ ≠ 0)
+    v.mul_(alpha).add_(one_minus_alpha * g * g)         # v_t ← α v_{t-1} + (1 - α) g_t²
+    if g_ave is not None:                               # centered:
+        g_ave.lerp_(g, one_minus_alpha)                 # g^ave_t ← α g^ave_{t-1} + (1 - α) g_t
+        denominator = (v - g_ave * g_ave).sqrt() + eps  # √ṽ_t + ε, ṽ_t ← v_t - (g^ave_t)²
+    else:
+        denominator = v.sqrt() + eps                    # √ṽ_t + ε, ṽ_t ← v_t
+    if b is not None:                                   # μ > 0:
+        b.mul_(momentum).add_(g / denominator)          # b_t ← μ b_{t-1} + g_t / (√ṽ_t + ε)
+        theta.add_(minus_lr * b)                        # θ_t ← θ_{t-1} - γ b_t
+    else:
+        theta.add_(minus_lr * (g / denominator))        # θ_t ← θ_{t-1} - γ g_t / (√ṽ_t + ε)
+
+
+def rmsprop_arguments(state, group, t):
+    γ, α, ε, λ, μ = group["lr"], group["alpha"], group["eps"], group["weight_decay"], group["momentum"]
+    if (μ != 0 and "momentum_buffer" not in state) or (group["centered"] and "grad_avg" not in state):
+        return None                                     # the readable update says what is missing
+    return ((state["square_avg"], state["grad_avg"] if group["centered"] else None,
+             state["momentum_buffer"] if μ != 0 else None),
+            dict(sign=-1.0 if group["maximize"] else 1.0, coupled=λ != 0, weight_decay=λ, alpha=α,
+                 one_minus_alpha=1 - α, eps=ε, momentum=μ, minus_lr=-γ), {})
+
+
+def adagrad_kernel(theta, g, state_sum, sign, coupled, weight_decay, eps, minus_lr):
+    """Adagrad's lines (optbench/optimizers/adagrad.py); minus_lr = -γ̃ from `adagrad_arguments`."""
+    g = sign * g                                        # g_t ← ±∇f_t(θ_{t-1})  (maximize: -)
+    g = torch.where(coupled, g + weight_decay * theta, g)   # g_t ← g_t + λ θ_{t-1}  (λ ≠ 0)
+    state_sum.add_(g * g)                               # state_sum_t ← state_sum_{t-1} + g_t²
+    theta.add_(minus_lr * (g / (state_sum.sqrt() + eps)))   # θ_t ← θ_{t-1} - γ̃ g_t / (√state_sum_t + ε)
+
+
+def adagrad_arguments(state, group, t):
+    γ, η, λ, ε = group["lr"], group["lr_decay"], group["weight_decay"], group["eps"]
+    return ((state["sum"],),
+            dict(sign=-1.0 if group["maximize"] else 1.0, coupled=λ != 0, weight_decay=λ, eps=ε,
+                 minus_lr=-γ / (1 + (t - 1) * η)), {})      # γ̃ ← γ / (1 + (t - 1) η)
+
+
+def nadam_kernel(theta, g, m, v, sign, coupled, weight_decay, theta_scale, one_minus_beta1, beta2,
+                 one_minus_beta2, bias_correction2, eps, g_step, m_step):
+    """NAdam's lines (optbench/optimizers/nadam.py); μ_t, ∏μ_i and the two step sizes of m̂_t's
+    terms are computed in Python by `nadam_arguments`."""
+    g = sign * g                                        # g_t ← ±∇f_t(θ_{t-1})  (maximize: -)
+    theta.mul_(theta_scale)                             # θ_t ← θ_{t-1} - γλθ_{t-1}  (decoupled only)
+    g = torch.where(coupled, g + weight_decay * theta, g)   # g_t ← g_t + λ θ_{t-1}  (coupled only)
+    m.lerp_(g, one_minus_beta1)                         # m_t ← β1 m_{t-1} + (1 - β1) g_t
+    v.mul_(beta2).add_(one_minus_beta2 * g * g)         # v_t ← β2 v_{t-1} + (1 - β2) g_t²
+    denominator = (v / bias_correction2).sqrt() + eps   # √v̂_t + ε, v̂_t ← v_t / (1 - β2^t)
+    theta.add_(g_step * (g / denominator))              # θ_t ← θ_t - γ (1 - μ_t) g_t / (1 - ∏^t μ_i) / (...)
+    theta.add_(m_step * (m / denominator))              #       - γ μ_{t+1} m_t / (1 - ∏^{t+1} μ_i) / (...)
+
+
+def nadam_arguments(state, group, t):
+    γ, (β1, β2), ε, λ, ψ = (group["lr"], group["betas"], group["eps"], group["weight_decay"],
+                            group["momentum_decay"])
+    decoupled = bool(group["decoupled_weight_decay"]) and λ != 0
+    μ = β1 * (1 - 0.5 * 0.96 ** (t * ψ))                # μ_t ← β1 (1 - ½·0.96^(tψ))
+    μ_next = β1 * (1 - 0.5 * 0.96 ** ((t + 1) * ψ))      # μ_{t+1}
+    product = state["mu_product"]                       # rounded as in NAdam.update
+    product = product * torch.as_tensor(μ, dtype=product.dtype)   # ∏_{i=1}^{t} μ_i
+    Π = product.item()
+    Π_next = Π * μ_next                                 # ∏_{i=1}^{t+1} μ_i
+    return ((state["exp_avg"], state["exp_avg_sq"]),
+            dict(sign=-1.0 if group["maximize"] else 1.0, coupled=λ != 0 and not decoupled,
+                 weight_decay=λ, theta_scale=1 - γ * λ if decoupled else 1.0,
+                 one_minus_beta1=1 - β1, beta2=β2, one_minus_beta2=1 - β2,
+                 bias_correction2=1 - β2 ** t, eps=ε,
+                 g_step=-γ * (1 - μ) / (1 - Π), m_step=-γ * μ_next / (1 - Π_next)),
+            {"mu_product": product})
+
+
+# algorithm -> (kernel, arguments(state, group, t) -> (buffers, numbers, state updates) or None)
+COMPILED = {"adam": (adam_kernel, adam_arguments), "adamw": (adam_kernel, adam_arguments),
+            "rmsprop": (rmsprop_kernel, rmsprop_arguments), "adagrad": (adagrad_kernel, adagrad_arguments),
+            "nadam": (nadam_kernel, nadam_arguments)}
+COMPILED_ALGORITHMS = tuple(COMPILED)
 
 _COMPILED_KERNELS: dict = {}
 
@@ -317,37 +423,38 @@ def _compiled(kernel):
     return _COMPILED_KERNELS[kernel]
 
 
-class CompiledAdamKernel:
-    """Mixin for fast(Adam/AdamW, compiled=True): a group's steady-state step is one compiled kernel."""
+def _has_tensor(value) -> bool:
+    if isinstance(value, (tuple, list)):
+        return any(_has_tensor(x) for x in value)
+    return isinstance(value, torch.Tensor)
+
+
+class CompiledKernel:
+    """Mixin for fast(cls, compiled=True): a group's steady-state step is one compiled kernel,
+    `compiled_kernel = (kernel, arguments)` from `COMPILED` (set by `fast`)."""
+
+    compiled_kernel: tuple
 
     def step_compiled(self, buffers: GroupBuffers, group: dict) -> bool:
-        numbers = [group["lr"], *group["betas"], group["eps"], group["weight_decay"]]
-        if group["amsgrad"] or any(isinstance(x, torch.Tensor) for x in numbers):
-            return False                                # the eager slices handle these
-        if getattr(buffers, "compile_failed", False):
-            return False
+        if getattr(buffers, "compile_failed", False) \
+                or any(_has_tensor(v) for k, v in group.items() if k != "params"):
+            return False                                # tensor hyperparameters: the eager slices
+        kernel, arguments = self.compiled_kernel
         state = buffers.state
-        γ, (β1, β2), ε, λ = group["lr"], group["betas"], group["eps"], group["weight_decay"]
-        decoupled = bool(group.get("decoupled_weight_decay", False)) and λ != 0
-        t = state["step"].item() + 1
+        call = arguments(state, group, state["step"].item() + 1)
+        if call is None:
+            return False
+        tensors, numbers, updates = call
         dtype = buffers.theta.dtype
-
-        def number(x):
-            return torch.tensor(x, dtype=dtype)
-
+        numbers = {k: torch.tensor(x, dtype=torch.bool if isinstance(x, bool) else dtype)
+                   for k, x in numbers.items()}
         try:
-            _compiled(adam_kernel)(
-                buffers.theta, buffers.grad, state["exp_avg"], state["exp_avg_sq"],
-                sign=number(-1.0 if group["maximize"] else 1.0),
-                coupled=torch.tensor(λ != 0 and not decoupled),
-                weight_decay=number(λ), theta_scale=number(1 - γ * λ if decoupled else 1.0),
-                one_minus_beta1=number(1 - β1), beta2=number(β2), one_minus_beta2=number(1 - β2),
-                bias_correction2_sqrt=number((1 - β2 ** t) ** 0.5), eps=number(ε),
-                step_size=number(-γ / (1 - β1 ** t)))
+            _compiled(kernel)(buffers.theta, buffers.grad, *tensors, **numbers)
         except (torch._dynamo.exc.TorchDynamoException,          # e.g. no C++ compiler
                 torch._dynamo.exc.FailOnRecompileLimitHit):      # more than 8 group sizes and dtypes
             buffers.compile_failed = True   # compilation fails before the kernel touches the buffers
             return False
+        state.update(updates)
         state["step"] += 1
         self.compiled_group_steps = getattr(self, "compiled_group_steps", 0) + 1
         return True
