@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import torch
 
 from .errors import OptbenchError, did_you_mean
-from .optimizers.registry import ALGORITHMS, IMPLEMENTATION_ONLY, PRESETS, Algorithm
+from .optimizers.registry import ALGORITHMS, IMPLEMENTATION_ONLY, PRESETS, Algorithm, get
 
 
 @dataclass(frozen=True)
@@ -94,7 +94,6 @@ def parse_optimizer(text: str) -> OptimizerSpec:
         algorithm = ALGORITHMS[base_name]
         hparams = dict(hparams)
     else:
-        from .optimizers.registry import get
         algorithm, hparams = get(name), {}
     allowed = [n for n in inspect.signature(algorithm.theirs.__init__).parameters
                if n not in ("self", "params") and n not in IMPLEMENTATION_ONLY]

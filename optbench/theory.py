@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 
 
 def gradient_descent_rate(lr: float, eigenvalues) -> float:
@@ -102,12 +103,11 @@ def measured_rate(steps, gaps, floor: float = 1e-250) -> float:
     return float(math.exp(slope))
 
 
-def rate_table(trajectory, surface, resolved_hparams: dict) -> "pd.DataFrame":
+def rate_table(trajectory, surface, resolved_hparams: dict) -> pd.DataFrame:
     """Per (optimizer, trial): the measured rate next to the analytic one (quadratics; NaN elsewhere).
 
     resolved_hparams: optimizer label -> (family, its resolved hyperparameters).
     """
-    import pandas as pd
 
     rows = []
     eigenvalues = surface.hessian_eigenvalues if surface.minimum_value is not None else None

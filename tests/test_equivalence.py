@@ -108,6 +108,21 @@ SCHEDULERS = [
 ]
 
 
+def _run_scheduled(cls, hparams, make_schedule, steps):
+    """`steps` steps of the row-wise objective under a scheduler: (final x, lr after each step)."""
+    x = torch.tensor([1.0, -2.0], dtype=torch.float64, requires_grad=True)
+    optimizer = cls([x], **hparams)
+    schedule = make_schedule(optimizer)
+    lrs = []
+    for _ in range(steps):
+        optimizer.zero_grad()
+        verify.rowwise_objective(x).backward()
+        optimizer.step()
+        schedule.step()
+        lrs.append(optimizer.param_groups[0]["lr"])
+    return x.detach().clone(), lrs
+
+
 @pytest.mark.parametrize("scheduler", SCHEDULERS, ids=[s[0] for s in SCHEDULERS])
 @pytest.mark.parametrize("name", ["sgd", "adam", "rmsprop"])
 def test_every_lr_scheduler_drives_ours_like_torch(name, scheduler):
@@ -116,20 +131,11 @@ def test_every_lr_scheduler_drives_ours_like_torch(name, scheduler):
     hparams = dict(algorithm.test_hparams)
     if scheduler_name == "CyclicLR" and name == "sgd":
         hparams["momentum"] = 0.9  # CyclicLR cycles momentum too
-    trajectories = []
-    for cls in (algorithm.ours, algorithm.theirs):
-        x = torch.tensor([1.0, -2.0], dtype=torch.float64, requires_grad=True)
-        optimizer = cls([x], **hparams)
-        schedule = getattr(torch.optim.lr_scheduler, scheduler_name)(optimizer, **copy.copy(kwargs))
-        lrs = []
-        for _ in range(10):
-            optimizer.zero_grad()
-            verify.rowwise_objective(x).backward()
-            optimizer.step()
-            schedule.step()
-            lrs.append(optimizer.param_groups[0]["lr"])
-        trajectories.append((x.detach().clone(), lrs))
-    (x_ours, lr_ours), (x_theirs, lr_theirs) = trajectories
+    def make_schedule(optimizer):
+        return getattr(torch.optim.lr_scheduler, scheduler_name)(optimizer, **copy.copy(kwargs))
+
+    (x_ours, lr_ours), (x_theirs, lr_theirs) = [_run_scheduled(cls, hparams, make_schedule, 10)
+                                                for cls in (algorithm.ours, algorithm.theirs)]
     assert lr_ours == pytest.approx(lr_theirs, rel=1e-12)
     assert verify.relative_deviation(x_ours, x_theirs) <= 1e-9
 
@@ -174,25 +180,16 @@ def test_unknown_name_suggests_the_closest():
 
 @pytest.mark.parametrize("composite", ["SequentialLR", "ChainedScheduler"])
 def test_composite_schedulers_drive_ours_like_torch(composite):
-    lr_sequences = []
-    for cls in (ALGORITHMS["adam"].ours, ALGORITHMS["adam"].theirs):
-        x = torch.tensor([1.0, -2.0], dtype=torch.float64, requires_grad=True)
-        optimizer = cls([x], lr=0.1)
+    def make_schedule(optimizer):
         warmup = torch.optim.lr_scheduler.LinearLR(optimizer, start_factor=0.1, total_iters=3)
         decay = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=0.7)
         if composite == "SequentialLR":
-            schedule = torch.optim.lr_scheduler.SequentialLR(optimizer, [warmup, decay], milestones=[3])
-        else:
-            schedule = torch.optim.lr_scheduler.ChainedScheduler([warmup, decay])
-        lrs = []
-        for _ in range(8):
-            optimizer.zero_grad()
-            verify.rowwise_objective(x).backward()
-            optimizer.step()
-            schedule.step()
-            lrs.append(optimizer.param_groups[0]["lr"])
-        lr_sequences.append(lrs)
-    assert lr_sequences[0] == pytest.approx(lr_sequences[1], rel=1e-12)
+            return torch.optim.lr_scheduler.SequentialLR(optimizer, [warmup, decay], milestones=[3])
+        return torch.optim.lr_scheduler.ChainedScheduler([warmup, decay])
+
+    (_, lr_ours), (_, lr_theirs) = [_run_scheduled(cls, dict(lr=0.1), make_schedule, 8)
+                                    for cls in (ALGORITHMS["adam"].ours, ALGORITHMS["adam"].theirs)]
+    assert lr_ours == pytest.approx(lr_theirs, rel=1e-12)
 
 
 @pytest.mark.parametrize("name", list(ALGORITHMS))

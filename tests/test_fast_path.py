@@ -53,31 +53,31 @@ def test_parameters_gradients_and_state_become_views_of_one_buffer():
     assert optimizer.flat_group_steps == 5
 
 
-def test_a_parameter_without_gradient_is_skipped_like_torch():
-    """A parameter whose gradient is None sends its group down the readable path for that step."""
+def _fast_and_torch_parameters(name, before_step, **hparams):
+    """The final parameters of fast(ours) and of torch.optim, from the same start and interventions."""
+    algorithm = ALGORITHMS[name]
     start = _start()
     results = []
-    for cls in (fast(ALGORITHMS["adam"].ours), torch.optim.Adam):
+    for cls in (fast(algorithm.ours), algorithm.theirs):
         params = [p.clone().requires_grad_() for p in start]
-
-        def drop_grad(step, params):
-            if step == 2:
-                params[1].grad = None
-        _run(cls, params, before_step=drop_grad, lr=0.1)
+        _run(cls, params, before_step=before_step, **hparams)
         results.append([p.detach() for p in params])
+    return results
+
+
+def test_a_parameter_without_gradient_is_skipped_like_torch():
+    """A parameter whose gradient is None sends its group down the readable path for that step."""
+    def drop_grad(step, params):
+        if step == 2:
+            params[1].grad = None
+    results = _fast_and_torch_parameters("adam", drop_grad, lr=0.1)
     assert verify.relative_deviation(*results) <= 1e-12
 
 
 def test_a_replaced_gradient_is_copied_into_the_buffer():
-    start = _start()
-    results = []
-    for cls in (fast(ALGORITHMS["rmsprop"].ours), torch.optim.RMSprop):
-        params = [p.clone().requires_grad_() for p in start]
-
-        def replace_grad(step, params):
-            params[0].grad = params[0].grad * 2.0
-        _run(cls, params, before_step=replace_grad, lr=0.01, momentum=0.9)
-        results.append([p.detach() for p in params])
+    def replace_grad(step, params):
+        params[0].grad = params[0].grad * 2.0
+    results = _fast_and_torch_parameters("rmsprop", replace_grad, lr=0.01, momentum=0.9)
     assert verify.relative_deviation(*results) <= 1e-12
 
 

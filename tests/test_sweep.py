@@ -1,10 +1,8 @@
 """The sweep runner: grid expansion, lr-scaling rules, cell keys, resume, shards, noise scale."""
 
 import math
-import os
 from dataclasses import replace
 
-import numpy as np
 import pandas as pd
 import pytest
 import torch

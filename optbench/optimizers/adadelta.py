@@ -19,10 +19,9 @@ State: `step` (t, counted though unused), `square_avg` (v), `acc_delta` (u).
 Tensor hyperparameters: lr, rho, eps, weight_decay.
 """
 
-import torch
 
 from .base import (PseudocodeOptimizer, add_product_, add_scaled, add_scaled_, check_range, is_zero,
-                   new_step_counter)
+                   new_step_counter, zeros)
 
 DOC_DISCREPANCIES = [
     "Adadelta: the documented pseudocode has no maximize line; torch's code negates g_t "
@@ -43,8 +42,8 @@ class Adadelta(PseudocodeOptimizer):
 
     def init_state(self, theta, group):
         return dict(step=new_step_counter(),
-                    square_avg=torch.zeros_like(theta, memory_format=torch.preserve_format),
-                    acc_delta=torch.zeros_like(theta, memory_format=torch.preserve_format))
+                    square_avg=zeros(theta),
+                    acc_delta=zeros(theta))
 
     def update(self, theta, g, state, group):
         γ, ρ, ε, λ = group["lr"], group["rho"], group["eps"], group["weight_decay"]

@@ -41,7 +41,7 @@ across each tensor (RMS, row and column means), so a batch of trials needs one p
 
 import torch
 
-from .base import PseudocodeOptimizer, add_scaled_, check_range, is_zero, lerp_, new_step_counter
+from .base import PseudocodeOptimizer, add_scaled_, check_range, is_zero, lerp_, new_step_counter, zeros
 
 DOC_DISCREPANCIES = [
     "R_t, C_t are row and column means of G⊙G, and the V̂_t denominator the mean of R_t, "
@@ -74,7 +74,7 @@ class Adafactor(PseudocodeOptimizer):
             state["row_var"] = theta.new_zeros(theta.shape[:-1] + (1,))                  # R_0 ← 0
             state["col_var"] = theta.new_zeros(theta.shape[:-2] + (1, theta.shape[-1])) # C_0 ← 0
         else:
-            state["variance"] = torch.zeros_like(theta, memory_format=torch.preserve_format)  # V̂_0 ← 0
+            state["variance"] = zeros(theta)  # V̂_0 ← 0
         return state
 
     def update(self, theta, g, state, group):

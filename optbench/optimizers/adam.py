@@ -29,8 +29,8 @@ Tensor hyperparameters: lr, betas, eps, weight_decay.
 
 import torch
 
-from .base import (PseudocodeOptimizer, add_product_, add_quotient_, add_scaled, check_range, is_zero,
-                   lerp_, new_step_counter)
+from .base import (PseudocodeOptimizer, add_product_, add_quotient_, check_range, lerp_,
+                   new_step_counter, weight_decayed, zeros)
 
 DOC_DISCREPANCIES = [
     "Adam: the documented pseudocode has no decoupled_weight_decay line; torch's code then shrinks "
@@ -50,10 +50,10 @@ class Adam(PseudocodeOptimizer):
 
     def init_state(self, theta, group):
         state = dict(step=new_step_counter(),
-                     exp_avg=torch.zeros_like(theta, memory_format=torch.preserve_format),
-                     exp_avg_sq=torch.zeros_like(theta, memory_format=torch.preserve_format))
+                     exp_avg=zeros(theta),
+                     exp_avg_sq=zeros(theta))
         if group["amsgrad"]:
-            state["max_exp_avg_sq"] = torch.zeros_like(theta, memory_format=torch.preserve_format)
+            state["max_exp_avg_sq"] = zeros(theta)
         return state
 
     def update(self, theta, g, state, group):
@@ -63,11 +63,8 @@ class Adam(PseudocodeOptimizer):
         t = state["step"].item()
         if group["maximize"]:
             g = -g                                      # g_t ← -∇f_t(θ_{t-1})
-        if not is_zero(λ):
-            if group["decoupled_weight_decay"]:
-                theta.mul_(1 - γ * λ)                   # θ_{t-1} ← θ_{t-1} - γλθ_{t-1}
-            else:
-                g = add_scaled(g, theta, λ)             # g_t ← g_t + λ θ_{t-1}
+        # if λ ≠ 0: θ_{t-1} ← θ_{t-1} - γλθ_{t-1} (decoupled), else g_t ← g_t + λ θ_{t-1}
+        g = weight_decayed(g, theta, γ, λ, group["decoupled_weight_decay"])
         lerp_(m, g, 1 - β1)                             # m_t ← β1 m_{t-1} + (1 - β1) g_t
         add_product_(v.mul_(β2), g, g, 1 - β2)          # v_t ← β2 v_{t-1} + (1 - β2) g_t²
         if group["amsgrad"]:

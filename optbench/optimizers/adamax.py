@@ -21,7 +21,7 @@ Tensor hyperparameters: lr, betas, eps, weight_decay.
 import torch
 
 from .adam import check_adam_arguments
-from .base import PseudocodeOptimizer, add_quotient_, add_scaled, is_zero, lerp_, new_step_counter
+from .base import PseudocodeOptimizer, add_quotient_, add_scaled, is_zero, lerp_, new_step_counter, zeros
 
 DOC_DISCREPANCIES = [
     "Adamax: the documented pseudocode has no maximize line; torch's code negates g_t "
@@ -39,8 +39,8 @@ class Adamax(PseudocodeOptimizer):
 
     def init_state(self, theta, group):
         return dict(step=new_step_counter(),
-                    exp_avg=torch.zeros_like(theta, memory_format=torch.preserve_format),
-                    exp_inf=torch.zeros_like(theta, memory_format=torch.preserve_format))
+                    exp_avg=zeros(theta),
+                    exp_inf=zeros(theta))
 
     def update(self, theta, g, state, group):
         γ, (β1, β2), ε, λ = group["lr"], group["betas"], group["eps"], group["weight_decay"]

@@ -25,7 +25,7 @@ Tensor hyperparameters: lr, lambd, alpha, t0, weight_decay (η and μ then hold 
 import torch
 
 from .base import (PseudocodeOptimizer, add_scaled, add_scaled_, as_number, check_range, is_zero,
-                   new_step_counter, scalar_dtype)
+                   new_step_counter, scalar_dtype, zeros)
 
 DOC_DISCREPANCIES = [
     "ASGD: torch documents no pseudocode; the pseudocode here is transcribed from its code.",
@@ -47,7 +47,7 @@ class ASGD(PseudocodeOptimizer):
         return dict(step=new_step_counter().to(theta.device),
                     eta=torch.as_tensor(group["lr"], dtype=scalar_dtype(), device=theta.device).clone(),
                     mu=torch.ones((), dtype=scalar_dtype(), device=theta.device),
-                    ax=torch.zeros_like(theta, memory_format=torch.preserve_format))
+                    ax=zeros(theta))
 
     def update(self, theta, g, state, group):
         γ, λ, α, t0, wd = group["lr"], group["lambd"], group["alpha"], group["t0"], group["weight_decay"]

@@ -32,6 +32,11 @@ def new_step_counter() -> torch.Tensor:
     return torch.tensor(0.0, dtype=scalar_dtype())
 
 
+def zeros(theta: torch.Tensor) -> torch.Tensor:
+    """A state tensor initialised to 0, laid out like θ (torch's `preserve_format`)."""
+    return torch.zeros_like(theta, memory_format=torch.preserve_format)
+
+
 def _all(condition) -> bool:
     return bool(torch.all(condition)) if isinstance(condition, torch.Tensor) else bool(condition)
 
@@ -90,6 +95,19 @@ def add_scaled(x: torch.Tensor, y: torch.Tensor, a) -> torch.Tensor:
             return torch.addcmul(x, y, a)
         a = a.item()
     return torch.add(x, y, alpha=a)
+
+
+def weight_decayed(g: torch.Tensor, theta: torch.Tensor, γ, λ, decoupled: bool) -> torch.Tensor:
+    """The Adam family's "if λ ≠ 0" line, in either form; returns g_t.
+
+    decoupled: θ ← θ - γλθ (in place; g_t unchanged), else g_t ← g_t + λθ (a new tensor).
+    """
+    if is_zero(λ):
+        return g
+    if decoupled:
+        theta.mul_(1 - γ * λ)
+        return g
+    return add_scaled(g, theta, λ)
 
 
 def add_product_(x: torch.Tensor, y: torch.Tensor, z: torch.Tensor, a=1) -> torch.Tensor:

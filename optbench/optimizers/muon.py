@@ -40,7 +40,7 @@ each matrix, so a batch of trials needs one parameter per trial.
 
 import torch
 
-from .base import PseudocodeOptimizer, add_scaled_, check_range, lerp_
+from .base import PseudocodeOptimizer, add_scaled_, check_range, lerp_, zeros
 
 DOC_DISCREPANCIES = [
     "momentum: torch averages, B_t ← μ B_{t-1} + (1 - μ) g_t; the docs write B_t ← μ B_{t-1} + g_t",
@@ -74,7 +74,7 @@ class Muon(PseudocodeOptimizer):
                                      f"with size: {p.size()}")
 
     def init_state(self, theta, group):
-        B = torch.zeros_like(theta, memory_format=torch.preserve_format)  # B_0 ← 0
+        B = zeros(theta)  # B_0 ← 0
         return dict(momentum_buffer=B)
 
     def update(self, theta, g, state, group):

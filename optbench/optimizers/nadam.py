@@ -30,8 +30,8 @@ momentum_decay, `mu_product` takes their shape, one product per trial).
 import torch
 
 from .adam import check_adam_arguments
-from .base import (PseudocodeOptimizer, add_product_, add_quotient_, add_scaled, as_number, check_range,
-                   is_zero, lerp_, new_step_counter, scalar_dtype)
+from .base import (PseudocodeOptimizer, add_product_, add_quotient_, as_number, check_range,
+                   lerp_, new_step_counter, scalar_dtype, weight_decayed, zeros)
 
 DOC_DISCREPANCIES = []
 
@@ -50,8 +50,8 @@ class NAdam(PseudocodeOptimizer):
     def init_state(self, theta, group):
         return dict(step=new_step_counter(),
                     mu_product=torch.tensor(1.0, dtype=scalar_dtype()),
-                    exp_avg=torch.zeros_like(theta, memory_format=torch.preserve_format),
-                    exp_avg_sq=torch.zeros_like(theta, memory_format=torch.preserve_format))
+                    exp_avg=zeros(theta),
+                    exp_avg_sq=zeros(theta))
 
     def update(self, theta, g, state, group):
         γ, (β1, β2), ε, λ, ψ = (group["lr"], group["betas"], group["eps"], group["weight_decay"],
@@ -61,11 +61,8 @@ class NAdam(PseudocodeOptimizer):
         t = state["step"].item()
         if group["maximize"]:
             g = -g                                      # g_t ← -∇f_t(θ_{t-1})
-        if not is_zero(λ):
-            if group["decoupled_weight_decay"]:
-                theta.mul_(1 - γ * λ)                   # θ_t ← θ_{t-1} - γλθ_{t-1}
-            else:
-                g = add_scaled(g, theta, λ)             # g_t ← g_t + λ θ_{t-1}
+        # if λ ≠ 0: θ_t ← θ_{t-1} - γλθ_{t-1} (decoupled), else g_t ← g_t + λ θ_{t-1}
+        g = weight_decayed(g, theta, γ, λ, group["decoupled_weight_decay"])
         μ = β1 * (1 - 0.5 * 0.96 ** (t * ψ))            # μ_t ← β1 (1 - ½·0.96^(tψ))
         μ_next = β1 * (1 - 0.5 * 0.96 ** ((t + 1) * ψ))  # μ_{t+1} ← β1 (1 - ½·0.96^((t+1)ψ))
         # ∏_{i=1}^{t} μ_i is stored in the step counter's dtype. μ_t is rounded to it before multiplying,

@@ -30,11 +30,10 @@ Tensor hyperparameters: lr, eps, weight_decay. Not betas: "if ρ_t > 5" is one b
 tensor, so β2 must be the same number in every trial.
 """
 
-import torch
 
 from .adam import check_adam_arguments
-from .base import (PseudocodeOptimizer, add_product_, add_quotient_, add_scaled, add_scaled_, is_zero,
-                   lerp_, new_step_counter)
+from .base import (PseudocodeOptimizer, add_product_, add_quotient_, add_scaled_, lerp_,
+                   new_step_counter, weight_decayed, zeros)
 
 DOC_DISCREPANCIES = []
 
@@ -51,8 +50,8 @@ class RAdam(PseudocodeOptimizer):
 
     def init_state(self, theta, group):
         return dict(step=new_step_counter(),
-                    exp_avg=torch.zeros_like(theta, memory_format=torch.preserve_format),
-                    exp_avg_sq=torch.zeros_like(theta, memory_format=torch.preserve_format))
+                    exp_avg=zeros(theta),
+                    exp_avg_sq=zeros(theta))
 
     def update(self, theta, g, state, group):
         γ, (β1, β2), ε, λ = group["lr"], group["betas"], group["eps"], group["weight_decay"]
@@ -61,11 +60,8 @@ class RAdam(PseudocodeOptimizer):
         t = state["step"].item()
         if group["maximize"]:
             g = -g                                      # g_t ← -∇f_t(θ_{t-1})
-        if not is_zero(λ):
-            if group["decoupled_weight_decay"]:
-                theta.mul_(1 - γ * λ)                   # θ_t ← θ_t - γλθ_t
-            else:
-                g = add_scaled(g, theta, λ)             # g_t ← g_t + λ θ_t
+        # if λ ≠ 0: θ_t ← θ_t - γλθ_t (decoupled), else g_t ← g_t + λ θ_t
+        g = weight_decayed(g, theta, γ, λ, group["decoupled_weight_decay"])
         lerp_(m, g, 1 - β1)                             # m_t ← β1 m_{t-1} + (1 - β1) g_t
         add_product_(v.mul_(β2), g, g, 1 - β2)          # v_t ← β2 v_{t-1} + (1 - β2) g_t²
         # m̂_t ← m_t / (1 - β1^t): a number times m_t, folded into the step sizes below

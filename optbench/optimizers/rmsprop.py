@@ -26,10 +26,9 @@ State: `step` (t, counted though unused), `square_avg` (v), `momentum_buffer` (b
 Tensor hyperparameters: lr, alpha, eps, weight_decay, momentum.
 """
 
-import torch
 
 from .base import (PseudocodeOptimizer, add_product_, add_quotient_, add_scaled, add_scaled_, check_range,
-                   is_zero, lerp_, new_step_counter)
+                   is_zero, lerp_, new_step_counter, zeros)
 
 DOC_DISCREPANCIES = [
     "RMSprop: the documented pseudocode has no maximize line; torch's code negates g_t "
@@ -52,11 +51,11 @@ class RMSprop(PseudocodeOptimizer):
 
     def init_state(self, theta, group):
         state = dict(step=new_step_counter(),
-                     square_avg=torch.zeros_like(theta, memory_format=torch.preserve_format))
+                     square_avg=zeros(theta))
         if not is_zero(group["momentum"]):
-            state["momentum_buffer"] = torch.zeros_like(theta, memory_format=torch.preserve_format)
+            state["momentum_buffer"] = zeros(theta)
         if group["centered"]:
-            state["grad_avg"] = torch.zeros_like(theta, memory_format=torch.preserve_format)
+            state["grad_avg"] = zeros(theta)
         return state
 
     def update(self, theta, g, state, group):

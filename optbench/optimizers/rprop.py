@@ -29,7 +29,7 @@ Tensor hyperparameters: lr, etas, step_sizes.
 
 import torch
 
-from .base import PseudocodeOptimizer, add_product_, check_range, new_step_counter, real_view
+from .base import PseudocodeOptimizer, add_product_, check_range, new_step_counter, real_view, zeros
 
 DOC_DISCREPANCIES = [
     "Rprop: the documented pseudocode has no `maximize`; torch negates the gradient first when it is set.",
@@ -54,7 +54,7 @@ class Rprop(PseudocodeOptimizer):
         η = torch.empty_like(theta, memory_format=torch.preserve_format)
         real_view(η)[...] = group["lr"]                 # η_0 ← lr (real and imaginary parts alike)
         return dict(step=new_step_counter(),
-                    prev=torch.zeros_like(theta, memory_format=torch.preserve_format),
+                    prev=zeros(theta),
                     step_size=η)
 
     def update(self, theta, g, state, group):

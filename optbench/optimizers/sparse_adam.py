@@ -28,7 +28,7 @@ indices; torch itself takes only a one-element lr tensor).
 
 import torch
 
-from .base import PseudocodeOptimizer, add_product_, add_quotient_, check_range, lerp_
+from .base import PseudocodeOptimizer, add_product_, add_quotient_, check_range, lerp_, zeros
 
 DOC_DISCREPANCIES = [
     "the docs call it masked Adam, whose step is γ m̂/(√v̂ + ε); torch's code steps "
@@ -59,8 +59,8 @@ class SparseAdam(PseudocodeOptimizer):
 
     def init_state(self, theta, group):
         return dict(step=0,
-                    exp_avg=torch.zeros_like(theta, memory_format=torch.preserve_format),  # m_0 ← 0
-                    exp_avg_sq=torch.zeros_like(theta, memory_format=torch.preserve_format))  # v_0 ← 0
+                    exp_avg=zeros(theta),  # m_0 ← 0
+                    exp_avg_sq=zeros(theta))  # v_0 ← 0
 
     def update(self, theta, g, state, group):
         if not g.is_sparse:

@@ -16,6 +16,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from ..optimizers.registry import PRESETS  # noqa: E402
 from ..results import atomic_write_bytes  # noqa: E402
 
 OKABE_ITO = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000"]
@@ -32,13 +33,8 @@ FAMILY_STYLE = {name: (OKABE_ITO[i % 8], LINESTYLES[i // 8 % 4]) for i, name in 
 def style_key(label: str, family: str | None) -> str | None:
     """The name a curve's colour follows: a preset ('momentum:lr=0.01' -> 'momentum'), else its family."""
     base = str(label).removeprefix("torch:").split(":")[0].split(" ")[0].lower()
-    return base if base in FAMILY_STYLE and base not in ALGORITHM_NAMES else family
+    return base if base in PRESETS else family
 
-
-ALGORITHM_NAMES = {"sgd", "adam", "rmsprop", "adagrad", "adafactor", "adamw", "nadam", "radam", "adamax",
-                   "adadelta", "asgd", "rprop", "lbfgs", "muon", "sparseadam"}
-
-STYLE = {name: (OKABE_ITO[i % 8], LINESTYLES[i // 8 % 4]) for i, name in enumerate(_FAMILIES)}
 
 STYLE = {
     "figure.dpi": 110,

@@ -169,18 +169,32 @@ def clipped(evaluate, max_norm: float | None):
 
 # --- stepping: one optimizer for the batch, or one per trial ------------------------------------
 
-def _with_grid(hparams: dict, grid: dict, index=None) -> dict:
-    """Put grid values into the optimizer's keyword arguments: a [trials, 1] tensor, or trial `index`."""
+BETA_AXES = ("beta1", "beta2")   # grids and tuning may vary one coefficient of `betas` at a time
+
+
+def with_beta_axes(names) -> set:
+    """Hyperparameter names, plus beta1/beta2 where `betas` is one of them."""
+    names = set(names)
+    return names | set(BETA_AXES) if "betas" in names else names
+
+
+def set_hyperparameters(hparams: dict, values: dict, betas=(0.9, 0.999)) -> dict:
+    """`hparams` with `values` set; beta1/beta2 replace one coefficient of `betas` (default `betas`)."""
     hparams = dict(hparams)
-    for name, values in grid.items():
-        value = values[:, None] if index is None else float(values[index])
-        if name in ("beta1", "beta2"):
-            betas = list(hparams.get("betas", (0.9, 0.999)))
-            betas[name == "beta2"] = value
-            hparams["betas"] = tuple(betas)
+    for name, value in values.items():
+        if name in BETA_AXES:
+            pair = list(hparams.get("betas", betas))
+            pair[name == "beta2"] = value
+            hparams["betas"] = tuple(pair)
         else:
             hparams[name] = value
     return hparams
+
+
+def _with_grid(hparams: dict, grid: dict, index=None) -> dict:
+    """Put grid values into the optimizer's keyword arguments: a [trials, 1] tensor, or trial `index`."""
+    return set_hyperparameters(hparams, {name: values[:, None] if index is None else float(values[index])
+                                         for name, values in grid.items()})
 
 
 class BatchedStepper:
@@ -436,9 +450,7 @@ def _short(value):
 
 def _check_grid(spec: OptimizerSpec, grid: dict) -> None:
     """Only hyperparameters the algorithm accepts as tensors can be grid axes (any, per trial)."""
-    allowed = set(spec.algorithm.tensor_hparams) if spec.algorithm.elementwise else set(spec.resolved())
-    if "betas" in allowed:
-        allowed |= {"beta1", "beta2"}
+    allowed = with_beta_axes(spec.algorithm.tensor_hparams if spec.algorithm.elementwise else spec.resolved())
     for name in grid:
         if name not in allowed:
             raise OptbenchError(f"{spec.family} cannot vary '{name}' in a grid "

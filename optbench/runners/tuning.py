@@ -27,7 +27,7 @@ import torch
 from ..errors import OptbenchError
 from ..objectives import Surface
 from ..specs import OptimizerSpec, parse_range
-from .surface import run_surface
+from .surface import run_surface, set_hyperparameters, with_beta_axes
 
 CRITERIA = ("final-loss", "steps-to-tol")
 RESOLUTION = 1e-6        # final-loss scores are floored at RESOLUTION x surface.tolerance
@@ -79,9 +79,7 @@ def check_tunable(spec: OptimizerSpec, axes) -> None:
     if spec.use_torch:
         raise OptbenchError(f"{spec.name}: tuning runs the grid as one tensor, which torch.optim does not "
                             f"accept; tune '{spec.text.partition(':')[2]}' (ours, certified equal) instead")
-    names = set(spec.resolved())
-    if "betas" in names:
-        names |= {"beta1", "beta2"}
+    names = with_beta_axes(spec.resolved())
     for axis in axes:
         if axis not in names:
             raise OptbenchError(f"--tune-over {axis}: {spec.name} has no hyperparameter '{axis}' "
@@ -179,12 +177,5 @@ def sensitivity(cells: pd.DataFrame, x_axis: str = "lr") -> pd.DataFrame:
 
 def tuned_spec(spec: OptimizerSpec, values: dict) -> OptimizerSpec:
     """The spec with the winning values set (beta1/beta2 go into betas); the label stays the spec."""
-    hparams = dict(spec.hparams)
-    for name, value in values.items():
-        if name in ("beta1", "beta2"):
-            betas = list(hparams.get("betas", spec.resolved().get("betas", (0.9, 0.999))))
-            betas[name == "beta2"] = value
-            hparams["betas"] = tuple(betas)
-        else:
-            hparams[name] = value
-    return replace(spec, hparams=hparams)
+    defaults = spec.resolved().get("betas", (0.9, 0.999))
+    return replace(spec, hparams=set_hyperparameters(spec.hparams, values, defaults))
