@@ -48,8 +48,9 @@ def relative_deviation(ours, theirs) -> float:
             return float("inf")
         if theirs.is_sparse:
             ours, theirs = ours.to_dense(), theirs.to_dense()
-        a, b = ours.detach().to(torch.complex128 if theirs.is_complex() else torch.float64), \
-            theirs.detach().to(torch.complex128 if theirs.is_complex() else torch.float64)
+        # on the CPU: torch keeps `step` on the device where ours keeps it on the CPU (capturable, fused)
+        wide = torch.complex128 if theirs.is_complex() else torch.float64
+        a, b = ours.detach().to("cpu", wide), theirs.detach().to("cpu", wide)
         if torch.equal(a, b):
             return 0.0
         scale = b.abs().max().item() if b.numel() else 0.0
@@ -75,7 +76,7 @@ def objective(params: list[torch.Tensor], maximize: bool) -> torch.Tensor:
     total = 0
     for k, p in enumerate(params):
         x = torch.view_as_real(p) if p.is_complex() else p
-        target = torch.linspace(-1.0, 1.5, x.numel(), dtype=x.dtype).reshape(x.shape)
+        target = torch.linspace(-1.0, 1.5, x.numel(), dtype=x.dtype, device=x.device).reshape(x.shape)
         total = total + torch.log(torch.cosh(1.3 * x - target)).sum() + 0.05 * (x ** 4).sum() \
             + 0.1 * torch.sin(x.sum()) * (k + 1)
     return -total if maximize else total
@@ -134,17 +135,22 @@ class _Side:
 
 def _sparsify(grad: torch.Tensor, step: int) -> torch.Tensor:
     """Keep a step-dependent subset of rows, as an embedding's gradient would."""
-    rows = torch.arange(grad.shape[0])
+    rows = torch.arange(grad.shape[0], device=grad.device)
     keep = ((rows + step) % 3 != 0).to(grad.dtype).reshape(-1, *([1] * (grad.dim() - 1)))
     return (grad * keep).to_sparse(sparse_dim=1)
 
 
 def compare_with_torch(algorithm: Algorithm, flags: dict, dtype=torch.float64,
-                       steps: int = STEPS, ours_cls=None, ours_hparams=None, reference_cls=None) -> Check:
-    """Run ours and torch.optim (or `reference_cls`) in lockstep; return the worst relative deviation."""
+                       steps: int = STEPS, ours_cls=None, ours_hparams=None, reference_cls=None,
+                       device: str | torch.device = "cpu") -> Check:
+    """Run ours and torch.optim (or `reference_cls`) in lockstep; return the worst relative deviation.
+
+    device: where both sides' parameters live ('cuda' certifies ours against torch's CUDA kernels);
+    the starting point is drawn on the CPU, so it is the same on every device.
+    """
     hparams = {**algorithm.test_hparams, **flags}
     maximize = bool(hparams.get("maximize", False))
-    start = initial_params(algorithm, dtype)
+    start = [p.to(device) for p in initial_params(algorithm, dtype)]
     check = Check(algorithm.name, flags, str(dtype).replace("torch.", ""), 0.0, TOLERANCE[dtype])
     try:
         theirs = _Side(reference_cls or algorithm.theirs, algorithm, start, hparams, maximize)
