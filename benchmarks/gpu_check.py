@@ -20,7 +20,8 @@ markdown file (`--out`) line by line as they come, so a run cut short keeps what
 
 A section that raises records the tail of its traceback and the next one runs. A section stops
 starting new items once its box is spent (soft), and is interrupted at its box plus a grace period
-(hard, SIGALRM). Runs from the source tree with whatever Python and torch the machine has, records
+(hard, SIGALRM); the whole run ends within WHOLE_RUN_S of its start, a late section shortening the
+boxes of the ones after it. Runs from the source tree with whatever Python and torch the machine has, records
 their versions, installs and downloads nothing, and never imports `optbench.cli` (the GPU machine
 has no rich-click).
 """
@@ -47,6 +48,7 @@ if str(ROOT) not in sys.path:      # the source tree's optbench, whatever is ins
 import torch  # noqa: E402
 
 TRACEBACK_LINES = 12
+WHOLE_RUN_S = 285     # from main()'s start; with Python's start and torch's import, under 5 minutes
 
 
 @dataclass(frozen=True)
@@ -220,7 +222,7 @@ def _nvidia_smi(field: str) -> str:
 def sections() -> list[Section]:
     from benchmarks.gpu_sections import equivalence, extras, step_cost_table, training
 
-    # boxes sum to 265 s: with Python's start, CUDA's and the grace of one late item, under 5 minutes
+    # the boxes sum to 265 s, leaving 20 s of WHOLE_RUN_S for the environment and a late item
     return [Section("equivalence", "1. Equivalence on the device", 80, equivalence.run),
             Section("step-cost", "2. Step cost at ResNet-18 and 10x ResNet-18 shapes", 90, step_cost_table.run),
             Section("training", "3. Training loop against a bare fused loop", 70, training.run),
@@ -250,11 +252,20 @@ def main(argv=None) -> int:
     for name, value in environment(settings):
         row([name, value])
     started = time.monotonic()
+    deadline = started + WHOLE_RUN_S
     statuses = {}
     for section in sections():
         if args.only and section.name not in args.only:
             continue
-        statuses[section.name] = run_section(section, settings, report)
+        # a section that overran shortens the next ones: the whole run keeps its limit
+        left = deadline - time.monotonic()
+        if left <= 0:
+            report.write(f"\n## {section.title}\n\nnot run: the run's {WHOLE_RUN_S} s are spent "
+                         f"(rerun it with --only {section.name})")
+            statuses[section.name] = "not run"
+            continue
+        box = min(section.box, left)
+        statuses[section.name] = run_section(section, settings, report, box, min(grace(box), left - box))
     report.write(f"\n_whole run: {time.monotonic() - started:.1f} s; "
                  + ", ".join(f"{name} {status}" for name, status in statuses.items()) + "_")
     return 0 if all(status == "done" for status in statuses.values()) else 1

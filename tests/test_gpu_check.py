@@ -176,3 +176,12 @@ def test_dry_run_with_the_compiled_path(tmp_path):
     adam = next(row for row in tables_under(text, "## 2. Step cost at ResNet-18 and 10x ResNet-18 shapes")[0]
                 if row["algorithm"] == "adam")
     assert number(adam["compiled (ms)"]) > 0 and number(adam["compile (s)"]) > 0
+
+
+def test_a_section_left_no_time_is_listed_as_not_run(tmp_path, monkeypatch):
+    monkeypatch.setattr(gpu_check, "WHOLE_RUN_S", 0)
+    out = tmp_path / "out.md"
+    assert gpu_check.main(["--dry-run", "--only", "extras", "--out", str(out)]) == 1
+    text = out.read_text()
+    assert "not run: the run's 0 s are spent (rerun it with --only extras)" in text
+    assert "extras not run" in text
