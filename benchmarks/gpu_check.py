@@ -229,6 +229,21 @@ def sections() -> list[Section]:
             Section("extras", "4. Everything else", 25, extras.run)]
 
 
+def parse_boxes(items: list[str], names: list[str], parser) -> dict[str, float]:
+    boxes = {}
+    for item in items:
+        name, _, seconds = item.partition("=")
+        if name not in names:
+            parser.error(f"--box {item}: unknown section '{name}' (valid: {', '.join(names)})")
+        try:
+            boxes[name] = float(seconds)
+        except ValueError:
+            parser.error(f"--box {item}: '{seconds}' is not a number of seconds")
+        if not boxes[name] > 0:
+            parser.error(f"--box {item}: the box must be positive")
+    return boxes
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     names = [s.name for s in sections()]
@@ -240,7 +255,10 @@ def main(argv=None) -> int:
     parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
                         help="time and certify the compiled fast path (default: on, off with --tiny)")
     parser.add_argument("--data-dir", default=None, help="a cifar-10-batches-py folder (else generated data)")
+    parser.add_argument("--box", action="append", default=[], metavar="SECTION=SECONDS",
+                        help="another time box for a section, e.g. to rerun one with more room (repeatable)")
     args = parser.parse_args(argv)
+    boxes = parse_boxes(args.box, names, parser)
     device = "cpu" if args.dry_run else args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():
         parser.error(f"--device {device}: CUDA is not available on this machine")
@@ -264,7 +282,7 @@ def main(argv=None) -> int:
                          f"(rerun it with --only {section.name})")
             statuses[section.name] = "not run"
             continue
-        box = min(section.box, left)
+        box = min(boxes.get(section.name, section.box), left)
         statuses[section.name] = run_section(section, settings, report, box, min(grace(box), left - box))
     report.write(f"\n_whole run: {time.monotonic() - started:.1f} s; "
                  + ", ".join(f"{name} {status}" for name, status in statuses.items()) + "_")

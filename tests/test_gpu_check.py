@@ -185,3 +185,13 @@ def test_a_section_left_no_time_is_listed_as_not_run(tmp_path, monkeypatch):
     text = out.read_text()
     assert "not run: the run's 0 s are spent (rerun it with --only extras)" in text
     assert "extras not run" in text
+
+
+def test_a_bad_box_is_one_line_and_status_2(tmp_path, capsys):
+    out = tmp_path / "out.md"
+    with pytest.raises(SystemExit) as exit_:
+        gpu_check.main(["--dry-run", "--box", "extra=10", "--out", str(out)])
+    assert exit_.value.code == 2
+    assert "--box extra=10: unknown section 'extra' (valid: equivalence, step-cost, training, extras)" \
+        in capsys.readouterr().err
+    assert not out.exists()
