@@ -36,10 +36,10 @@ import subprocess
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:      # the source tree's optbench, whatever is installed
@@ -170,21 +170,21 @@ def environment(settings: Settings) -> list[tuple[str, str]]:
             ("host", f"{platform.node()} ({platform.machine()}, {os.cpu_count()} CPUs)"),
             ("python", f"{platform.python_version()} ({sys.executable})"),
             ("torch", f"{torch.__version__} ({torch.get_num_threads()} CPU threads)"),
-            ("optbench", f"{optbench.__version__} from {Path(optbench.__file__).parent}, "
-                         f"commit {_git_commit(settings.root)}"),
+            ("optbench", (f"{optbench.__version__} from {Path(optbench.__file__).parent}, "
+                          f"commit {_git_commit(settings.root)}")),
             ("device", settings.device + (" (dry run: tiny sizes)" if settings.tiny else ""))]
     for module in ("numpy", "pandas", "pyarrow", "triton"):
         rows.append((module, _version(module)))
     if settings.device.startswith("cuda"):
-        properties = torch.cuda.get_device_properties(0)
-        rows += [("GPU", f"{properties.name}, {properties.multi_processor_count} SMs, "
-                         f"{properties.total_memory / 2**30:.0f} GiB, compute capability "
-                         f"{properties.major}.{properties.minor}"),
+        properties = torch.cuda.get_device_properties(torch.device(settings.device).index or 0)
+        rows += [("GPU", (f"{properties.name}, {properties.multi_processor_count} SMs, "
+                          f"{properties.total_memory / 2**30:.0f} GiB, compute capability "
+                          f"{properties.major}.{properties.minor}")),
                  ("CUDA (torch built with)", str(torch.version.cuda)),
                  ("cuDNN", str(torch.backends.cudnn.version())),
                  ("driver", _nvidia_smi("driver_version")),
-                 ("TF32", f"matmul {torch.backends.cuda.matmul.allow_tf32}, "
-                          f"cuDNN {torch.backends.cudnn.allow_tf32}")]
+                 ("TF32", (f"matmul {torch.backends.cuda.matmul.allow_tf32}, "
+                           f"cuDNN {torch.backends.cudnn.allow_tf32}"))]
     return rows
 
 
@@ -200,9 +200,9 @@ def _version(module: str) -> str:
 def _git_commit(root: Path) -> str:
     try:
         head = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True,
-                              text=True, timeout=10)
+                              text=True, timeout=10, check=False)
         dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain"], capture_output=True,
-                               text=True, timeout=10)
+                               text=True, timeout=10, check=False)
     except (OSError, subprocess.SubprocessError):
         return "unknown (no git)"
     if head.returncode:
@@ -213,7 +213,7 @@ def _git_commit(root: Path) -> str:
 def _nvidia_smi(field: str) -> str:
     try:
         answer = subprocess.run(["nvidia-smi", f"--query-gpu={field}", "--format=csv,noheader"],
-                                capture_output=True, text=True, timeout=20)
+                                capture_output=True, text=True, timeout=20, check=False)
     except (OSError, subprocess.SubprocessError):
         return "unknown (no nvidia-smi)"
     return answer.stdout.strip() or "unknown"
@@ -267,7 +267,11 @@ def main(argv=None) -> int:
     report = Report(Path(args.out))
     report.write(f"\n# optbench GPU check ({'dry run, ' if tiny else ''}{device})\n")
     row = report.table(["what", "value"])
-    for name, value in environment(settings):
+    try:
+        rows = environment(settings)
+    except Exception as error:  # noqa: BLE001 - the sections are worth running without it
+        rows = [("environment", f"not recorded: {type(error).__name__}: {error}")]
+    for name, value in rows:
         row([name, value])
     started = time.monotonic()
     deadline = started + WHOLE_RUN_S

@@ -38,20 +38,30 @@ OPTIM_DB_SHARE = 0.4      # of the section's box, at most, for the optim_db test
 
 
 def run(settings, report, budget) -> None:
+    write_amp_steps(settings, report)
+    write_certificate(settings, report, budget)
+    report.write("\n### optim_db-driven test\n")
+    report.write(optim_db(settings, budget))
+
+
+def write_amp_steps(settings, report) -> None:
     device = settings.device
     report.write("### AMP step (autocast + GradScaler)\n")
     row = report.table(["algorithm", "ours", "reference", "autocast dtype", "steps taken (ours, torch)",
                         "max relative deviation", "tolerance", "passed"])
-    for name in AMP_ALGORITHMS:
-        for ours_label, ours in our_paths(ALGORITHMS[name], settings.compile)[:2]:
-            for label, reference, refusal in references(ALGORITHMS[name], device)[:2]:
+    for name, settings_for_amp in AMP_ALGORITHMS.items():
+        algorithm = ALGORITHMS[name]
+        for ours_label, ours in our_paths(algorithm, settings.compile)[:2]:
+            for label, reference, refusal in references(algorithm, device)[:2]:
                 if refusal:
                     row([name, ours_label, label, "-", "-", "-", "-", f"torch refuses: {refusal}"])
                     continue
-                result = amp_check(ours, reference, {**ALGORITHMS[name].test_hparams, **AMP_ALGORITHMS[name]},
-                                   device)
+                result = amp_check(ours, reference, {**algorithm.test_hparams, **settings_for_amp}, device)
                 row([name, ours_label, label, *result])
 
+
+def write_certificate(settings, report, budget) -> None:
+    device = settings.device
     report.write("\n### Certificate on the device (optbench.verify.compare_with_torch)\n")
     report.write("float64: every flag combination of the registry; float32: default flags. "
                  f"Tolerances (relative, normwise): {verify.TOLERANCE[torch.float64]:g} and "
@@ -81,22 +91,19 @@ def run(settings, report, budget) -> None:
     if skipped:
         report.write(f"\nnot run, time box spent: {', '.join(skipped)}")
 
-    report.write("\n### optim_db-driven test\n")
-    report.write(optim_db(settings, budget))
-
 
 def our_paths(algorithm, compiled: bool) -> list[tuple[str, type]]:
     """(label, class) for our readable path, the fast path and the compiled fast path it has."""
     paths = [("readable", algorithm.ours)]
     if algorithm.name in FAST_ALGORITHMS:
         paths.append(("fast", fast(algorithm.ours)))
-        compiled_class = _compiled_class(algorithm) if compiled else None
-        if compiled_class is not None:
-            paths.append(("compiled", compiled_class))
+        compiled_path = compiled_class(algorithm) if compiled else None
+        if compiled_path is not None:
+            paths.append(("compiled", compiled_path))
     return paths
 
 
-def _compiled_class(algorithm):
+def compiled_class(algorithm):
     """The compiled fast path, where `fast` offers one as an opt-in for this algorithm."""
     if "compiled" not in inspect.signature(fast).parameters:
         return None
@@ -220,7 +227,7 @@ def optim_db(settings, budget) -> str:
     started = time.monotonic()
     try:
         answer = subprocess.run(command, cwd=settings.root, env=environment, capture_output=True, text=True,
-                                timeout=limit)
+                                timeout=limit, check=False)
     except subprocess.TimeoutExpired as expired:
         output = (expired.stdout or b"").decode() if isinstance(expired.stdout, bytes) else (expired.stdout or "")
         return (f"cut: not finished within {limit:.0f} s (OPTBENCH_TEST_DEVICE={settings.device}).\n\n```\n"

@@ -38,7 +38,7 @@ def run(settings, report, budget) -> None:
     row = report.table(["optimizer", "first differing step", "difference there", "max difference", "steps"])
     for record in check_repro(settings.device, trials, steps).to_dict("records"):
         first = record["first_step"]
-        same = first is None or first != first
+        same = pd.isna(first)
         row([record["optimizer"], "identical" if same else int(first),
              None if same else record["difference_there"], record["max_difference"], record["steps"]])
 

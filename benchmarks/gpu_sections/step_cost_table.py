@@ -14,7 +14,7 @@ import time
 from benchmarks import step_cost
 from optbench.optimizers.registry import ALGORITHMS
 
-from .equivalence import _compiled_class
+from .equivalence import compiled_class
 
 # Algorithms with a torch fused kernel first: they carry the issue's targets.
 ORDER = ("adam", "adamw", "sgd", "adagrad", "rmsprop", "nadam", "adamax", "radam", "adadelta", "asgd",
@@ -64,7 +64,7 @@ def run(settings, report, budget) -> None:
 def measure(algorithm, shapes, device, repeats, bandwidth, compiled: bool) -> dict:
     """step_cost's row, plus the compiled fast path's steady state (ms) and compile time (s)."""
     result = step_cost.measure(algorithm, shapes, device, repeats, bandwidth)
-    cls = _compiled_class(algorithm) if compiled and "compiled" not in result else None
+    cls = compiled_class(algorithm) if compiled and "compiled" not in result else None
     if cls is not None:
         params = step_cost.make_params(shapes, device, algorithm.sparse_grad)
         optimizer = cls(params, **algorithm.test_hparams)

@@ -28,10 +28,11 @@ from optbench.runners.training import TrainSpec, train, training_defaults
 from optbench.specs import parse_optimizer
 
 OPTIMIZERS = ("sgd:lr=0.05,momentum=0.9,nesterov=true,weight_decay=5e-4", "adamw:lr=2e-3,weight_decay=5e-4")
-PRECISIONS = {"fp32": dict(bf16=False, channels_last=False), "bf16 + channels_last": dict(bf16=True, channels_last=True)}
+PRECISIONS = {"fp32": {"bf16": False, "channels_last": False},
+              "bf16 + channels_last": {"bf16": True, "channels_last": True}}
 TARGET = 0.9
-FULL = dict(model="resnet20", train=30720, val=2048, batch_size=512, epochs=3, rounds=2)
-TINY = dict(model="resnet", train=32, val=16, batch_size=16, epochs=2, rounds=1)
+FULL = {"model": "resnet20", "train": 30720, "val": 2048, "batch_size": 512, "epochs": 3, "rounds": 2}
+TINY = {"model": "resnet", "train": 32, "val": 16, "batch_size": 16, "epochs": 2, "rounds": 1}
 
 
 def run(settings, report, budget) -> None:
