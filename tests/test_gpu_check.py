@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from benchmarks import gpu_check
-from benchmarks.gpu_sections import extras, training
+from benchmarks.gpu_sections import equivalence, extras, training
 from optbench.optimizers.registry import ALGORITHMS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -195,3 +195,15 @@ def test_a_bad_box_is_one_line_and_status_2(tmp_path, capsys):
     assert "--box extra=10: unknown section 'extra' (valid: equivalence, step-cost, training, extras)" \
         in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_the_optim_db_test_runs_with_the_device_in_its_environment(tmp_path):
+    (tmp_path / "tests").mkdir()
+    (tmp_path / equivalence.OPTIM_DB_TEST).write_text(
+        "import os\n\n"
+        "def test_device():\n    assert os.environ['OPTBENCH_TEST_DEVICE'] == 'cpu'\n\n"
+        "def test_skipped():\n    import pytest\n    pytest.skip('no such dtype here')\n")
+    settings = gpu_check.Settings("cpu", tiny=True, compile=False, data_dir=None, root=tmp_path)
+    text = equivalence.optim_db(settings, gpu_check.Budget(120))
+    assert "with OPTBENCH_TEST_DEVICE=cpu: exit status 0, **1 passed, 1 skipped in" in text
+    assert "SKIPPED [1]" in text and "no such dtype here" in text

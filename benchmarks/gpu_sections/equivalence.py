@@ -223,16 +223,18 @@ def optim_db(settings, budget) -> str:
     limit = max(5.0, budget.left())
     environment = {**os.environ, "OPTBENCH_TEST_DEVICE": settings.device,
                    "PYTHONPATH": os.pathsep.join([str(settings.root), os.environ.get("PYTHONPATH", "")])}
-    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(path)]
+    command = [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", str(path)]
     started = time.monotonic()
     try:
         answer = subprocess.run(command, cwd=settings.root, env=environment, capture_output=True, text=True,
                                 timeout=limit, check=False)
     except subprocess.TimeoutExpired as expired:
-        output = (expired.stdout or b"").decode() if isinstance(expired.stdout, bytes) else (expired.stdout or "")
+        output = expired.stdout.decode() if isinstance(expired.stdout, bytes) else (expired.stdout or "")
         return (f"cut: not finished within {limit:.0f} s (OPTBENCH_TEST_DEVICE={settings.device}).\n\n```\n"
                 + "\n".join(output.rstrip().splitlines()[-8:]) + "\n```")
+    # pytest's last line: "12 passed, 3 skipped in 4.1s"; all skipped also exits 0, so it is quoted as is
+    printed = answer.stdout.rstrip().splitlines()
+    summary = printed[-1].strip("= ") if printed else "no output"
     tail = "\n".join((answer.stdout + answer.stderr).rstrip().splitlines()[-12:])
-    verdict = "passed" if answer.returncode == 0 else f"**exit status {answer.returncode}**"
-    return (f"`pytest {OPTIM_DB_TEST}` with OPTBENCH_TEST_DEVICE={settings.device}: {verdict} "
-            f"in {time.monotonic() - started:.1f} s\n\n```\n{tail}\n```")
+    return (f"`pytest {OPTIM_DB_TEST}` with OPTBENCH_TEST_DEVICE={settings.device}: exit status "
+            f"{answer.returncode}, **{summary}** ({time.monotonic() - started:.1f} s)\n\n```\n{tail}\n```")
