@@ -106,8 +106,11 @@ class Budget:
         return cost <= self.left()
 
 
-class SectionTimeout(Exception):
-    """Raised by SIGALRM when a section outlives its box plus the grace period."""
+class SectionTimeout(BaseException):
+    """Raised by SIGALRM when a section outlives its box plus the grace period.
+
+    A BaseException, like KeyboardInterrupt, so that the `except Exception` of code that records
+    failures as results (the certificate does) cannot swallow it."""
 
 
 @dataclass(frozen=True)
@@ -141,9 +144,13 @@ def run_section(section: Section, settings: Settings, report: Report, box: float
     alarm = hasattr(signal, "setitimer")
     if alarm:
         previous = signal.signal(signal.SIGALRM, interrupt)
-        signal.setitimer(signal.ITIMER_REAL, hard)
+        signal.setitimer(signal.ITIMER_REAL, max(hard, 1e-3))   # 0 would disarm the timer
     try:
-        section.run(settings, report, budget)
+        try:
+            section.run(settings, report, budget)
+        finally:
+            if alarm:
+                signal.setitimer(signal.ITIMER_REAL, 0)
         status = "done"
     except SectionTimeout:
         status = "cut"
@@ -153,7 +160,6 @@ def run_section(section: Section, settings: Settings, report: Report, box: float
         report.write("\nfailed; traceback (last lines):\n\n```\n" + "\n".join(tail) + "\n```")
     finally:
         if alarm:
-            signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, previous)
     if status == "cut":
         report.write(f"\n**cut**: interrupted at its hard limit ({hard:.1f} s); the rows above "

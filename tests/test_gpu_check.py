@@ -207,3 +207,19 @@ def test_the_optim_db_test_runs_with_the_device_in_its_environment(tmp_path):
     text = equivalence.optim_db(settings, gpu_check.Budget(120))
     assert "with OPTBENCH_TEST_DEVICE=cpu: exit status 0, **1 passed, 1 skipped in" in text
     assert "SKIPPED [1]" in text and "no such dtype here" in text
+
+
+def swallowing(settings, report, budget):
+    while True:
+        try:
+            time.sleep(0.01)
+        except Exception:  # noqa: BLE001 - what the certificate does with a failing check
+            report.write("swallowed")
+
+
+def test_the_hard_limit_is_not_swallowed_by_code_that_records_failures(tmp_path):
+    report = gpu_check.Report(tmp_path / "out.md", echo=False)
+    settings = gpu_check.Settings("cpu", tiny=True, compile=False, data_dir=None)
+    section = gpu_check.Section("greedy", "greedy", 0.05, swallowing)
+    assert gpu_check.run_section(section, settings, report, grace_s=0.2) == "cut"
+    assert "swallowed" not in report.path.read_text()
