@@ -6,7 +6,8 @@ slice, zero_grad, forward, loss, backward, `torch.optim.X(..., fused=True).step(
 `optbench.runners.training.train`, once with our optimizer on its fast path (what a user gets)
 and once with torch's default implementation (`torch:NAME`, foreach on CUDA: the loop's own cost).
 Throughput is the fastest epoch after the first (which pays for warm-up), over `rounds` rounds
-that run the three loops in turn. Target: optbench's loop at least 0.9x the bare loop.
+that run the three loops in turn. Target: optbench's loop with our fast path at least 0.9x the
+bare fused loop (the torch-default column separates the loop's cost from the optimizer's).
 
 With no CIFAR-10 files (`--data-dir`), the data are generated CIFAR-shaped images: a random
 prototype per class plus unit noise, so accuracy rising above 10 % shows the loops train.
@@ -42,8 +43,9 @@ def run(settings, report, budget) -> None:
                  f"({source}), {size['epochs']} epochs per run, fastest epoch after the first, "
                  f"{size['rounds']} round(s); samples/s.\n")
     row = report.table(["optimizer", "precision", "bare loop, torch fused", "optbench, ours fast",
-                        "ratio", "optbench, torch default", "ratio", "val accuracy (optbench, ours fast)",
-                        f"target >= {TARGET}x"])
+                        "ours fast / bare", "optbench, torch default", "torch default / bare",
+                        "val accuracy (optbench, ours fast)",
+                        f"ours fast >= {TARGET}x"])
     skipped, last = [], 0.0
     for text in OPTIMIZERS[:1] if settings.tiny else OPTIMIZERS:
         for precision, flags in PRECISIONS.items():
@@ -63,7 +65,7 @@ def run(settings, report, budget) -> None:
                 torch_side = train(replace(spec, optimizer="torch:" + text, fast=False), dataset)
                 best["torch"] = max(best["torch"], torch_side.epochs["samples_per_s"].iloc[1:].max())
             ratios = [best["fast"] / best["bare"], best["torch"] / best["bare"]]
-            verdict = "met" if min(ratios) >= TARGET else "**missed**"
+            verdict = "met" if ratios[0] >= TARGET else "**missed**"
             row([text, precision, round(best["bare"]), round(best["fast"]), ratios[0], round(best["torch"]),
                  ratios[1], accuracy, verdict])
             last = time.monotonic() - started
