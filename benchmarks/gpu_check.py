@@ -47,6 +47,8 @@ if str(ROOT) not in sys.path:      # the source tree's optbench, whatever is ins
 
 import torch  # noqa: E402
 
+from benchmarks.gpu_sections import FAILED  # noqa: E402
+
 TRACEBACK_LINES = 12
 WHOLE_RUN_S = 285     # from main()'s start; with Python's start and torch's import, under 5 minutes
 
@@ -66,6 +68,7 @@ class Report:
     def __init__(self, path: Path, echo: bool = True):
         self.path = Path(path)
         self.echo = echo
+        self.failed_items = 0       # rows written for items that raised (gpu_sections.failure)
         self.path.parent.mkdir(parents=True, exist_ok=True)
 
     def write(self, text: str = "") -> None:
@@ -78,7 +81,13 @@ class Report:
         """Write a table header; returns the function that writes one row."""
         self.write("| " + " | ".join(columns) + " |")
         self.write("|" + "---|" * len(columns))
-        return lambda cells: self.write("| " + " | ".join(_cell(c) for c in cells) + " |")
+
+        def row(cells: list) -> None:
+            texts = [_cell(c) for c in cells]
+            self.failed_items += any(text.startswith(FAILED) for text in texts)
+            self.write("| " + " | ".join(texts) + " |")
+
+        return row
 
 
 def _cell(value) -> str:
@@ -128,7 +137,8 @@ def grace(box: float) -> float:
 
 def run_section(section: Section, settings: Settings, report: Report, box: float | None = None,
                 grace_s: float | None = None) -> str:
-    """Run one section in its time box; returns 'done', 'failed' or 'cut'. Never raises.
+    """Run one section in its time box; returns 'done', 'done, N items failed', 'failed' or 'cut'.
+    Never raises.
 
     box: seconds after which the section starts no new item (default: the section's own);
     grace_s: seconds after the box at which SIGALRM interrupts it (default: `grace(box)`).
@@ -137,6 +147,7 @@ def run_section(section: Section, settings: Settings, report: Report, box: float
     hard = box + (grace(box) if grace_s is None else grace_s)
     report.write(f"\n## {section.title}\n")
     budget = Budget(box)
+    failed_before = report.failed_items
 
     def interrupt(signum, frame):
         raise SectionTimeout()
@@ -151,7 +162,8 @@ def run_section(section: Section, settings: Settings, report: Report, box: float
         finally:
             if alarm:
                 signal.setitimer(signal.ITIMER_REAL, 0)
-        status = "done"
+        failed = report.failed_items - failed_before
+        status = f"done, {failed} item{'s' if failed > 1 else ''} failed" if failed else "done"
     except SectionTimeout:
         status = "cut"
     except Exception:  # noqa: BLE001 - a failed section is a result; the next one runs

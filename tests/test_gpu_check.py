@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from benchmarks import gpu_check
-from benchmarks.gpu_sections import equivalence, extras, training
+from benchmarks.gpu_sections import equivalence, extras, failure, training
 from optbench.optimizers.registry import ALGORITHMS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -224,3 +224,23 @@ def test_the_hard_limit_is_not_swallowed_by_code_that_records_failures(tmp_path)
     section = gpu_check.Section("greedy", "greedy", 0.05, swallowing)
     assert gpu_check.run_section(section, settings, report, grace_s=0.2) == "cut"
     assert "swallowed" not in report.path.read_text()
+
+
+def one_item_fails(settings, report, budget):
+    row = report.table(["item", "result"])
+    row(["good", 1.0])
+    try:
+        raise RuntimeError("CUDA error: an illegal memory access was encountered\nmore lines")
+    except RuntimeError as error:
+        row(["bad", failure(error)])
+    row(["after", 2.0])
+
+
+def test_an_item_that_raised_is_its_row_and_counted(tmp_path):
+    report = gpu_check.Report(tmp_path / "out.md", echo=False)
+    settings = gpu_check.Settings("cpu", tiny=True, compile=False, data_dir=None)
+    section = gpu_check.Section("items", "items", 10, one_item_fails)
+    assert gpu_check.run_section(section, settings, report) == "done, 1 item failed"
+    text = report.path.read_text()
+    assert "| bad | **failed**: RuntimeError: CUDA error: an illegal memory access was encountered |" in text
+    assert "| after | 2.000 |" in text

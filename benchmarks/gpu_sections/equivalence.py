@@ -24,6 +24,8 @@ import torch
 import torch.nn.functional as F
 
 from optbench import verify
+
+from . import failure
 from optbench.optimizers import FAST_ALGORITHMS, fast
 from optbench.optimizers.registry import ALGORITHMS
 
@@ -56,7 +58,10 @@ def write_amp_steps(settings, report) -> None:
                 if refusal:
                     row([name, ours_label, label, "-", "-", "-", "-", f"torch refuses: {refusal}"])
                     continue
-                result = amp_check(ours, reference, {**algorithm.test_hparams, **settings_for_amp}, device)
+                try:
+                    result = amp_check(ours, reference, {**algorithm.test_hparams, **settings_for_amp}, device)
+                except Exception as error:  # noqa: BLE001 - one item's failure is its row
+                    result = ["-", "-", "-", "-", failure(error)]
                 row([name, ours_label, label, *result])
 
 
@@ -72,9 +77,13 @@ def write_certificate(settings, report, budget) -> None:
                         "steps on path", "first failure"])
     skipped, items, last = [], [], 0.0
     for algorithm in ALGORITHMS.values():
-        for ours_label, ours in our_paths(algorithm, settings.compile):
-            for label, reference, refusal in references(algorithm, device):
-                items.append((algorithm, ours_label, ours, label, reference, refusal))
+        try:
+            paths, configurations = our_paths(algorithm, settings.compile), references(algorithm, device)
+        except Exception as error:  # noqa: BLE001 - e.g. a class this torch does not have
+            row([algorithm.name, "-", "-", 0, "-", "-", "-", "-", failure(error)])
+            continue
+        items += [(algorithm, ours_label, ours, label, reference, refusal)
+                  for ours_label, ours in paths for label, reference, refusal in configurations]
     # readable first, then fast, then compiled: the certificate of the readable path matters most
     items.sort(key=lambda item: ["readable", "fast", "compiled"].index(item[1]))
     for algorithm, ours_label, ours, label, reference, refusal in items:
@@ -85,8 +94,11 @@ def write_certificate(settings, report, budget) -> None:
             skipped.append(f"{algorithm.name}/{ours_label}/{label}")
             continue
         started = time.monotonic()
-        row([algorithm.name, ours_label, label,
-             *certificate(algorithm, ours_label, ours, reference, device, settings.tiny)])
+        try:
+            cells = certificate(algorithm, ours_label, ours, reference, device, settings.tiny)
+        except Exception as error:  # noqa: BLE001 - one item's failure is its row
+            cells = [0, "-", "-", "-", "-", failure(error)]
+        row([algorithm.name, ours_label, label, *cells])
         last = time.monotonic() - started
     if skipped:
         report.write(f"\nnot run, time box spent: {', '.join(skipped)}")

@@ -14,6 +14,7 @@ import time
 from benchmarks import step_cost
 from optbench.optimizers.registry import ALGORITHMS
 
+from . import failure
 from .equivalence import compiled_class
 
 # Algorithms with a torch fused kernel first: they carry the targets.
@@ -53,9 +54,13 @@ def run(settings, report, budget) -> None:
                 skipped.append(name)
                 continue
             started = time.monotonic()
-            result = measure(ALGORITHMS[name], shapes, device, repeats, bandwidth, settings.compile)
-            row([name, *(result.get(c) for c in COLUMNS), result.get("compile"),
-                 *(_ratio(result, a, b) for a, b in RATIOS)])
+            try:
+                result = measure(ALGORITHMS[name], shapes, device, repeats, bandwidth, settings.compile)
+            except Exception as error:  # noqa: BLE001 - one algorithm's failure is its row
+                row([name, failure(error), *[None] * (len(COLUMNS) + len(RATIOS))])
+            else:
+                row([name, *(result.get(c) for c in COLUMNS), result.get("compile"),
+                     *(_ratio(result, a, b) for a, b in RATIOS)])
             last = time.monotonic() - started
         if skipped:
             report.write(f"\nnot run, time box spent: {', '.join(skipped)}")
