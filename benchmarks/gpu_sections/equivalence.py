@@ -24,10 +24,10 @@ import torch
 import torch.nn.functional as F
 
 from optbench import verify
-
-from . import failure
 from optbench.optimizers import FAST_ALGORITHMS, fast
 from optbench.optimizers.registry import ALGORITHMS
+
+from . import failure
 
 # name -> settings: a small lr, so that the parameters' last-bit differences between implementations
 # stay below what flips a float16 rounding of the next forward pass
