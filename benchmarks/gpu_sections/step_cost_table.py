@@ -9,6 +9,7 @@ fastest of the same number of steady-state steps.
 
 from __future__ import annotations
 
+import math
 import time
 
 from benchmarks import step_cost
@@ -39,7 +40,7 @@ def run(settings, report, budget) -> None:
     device = settings.device
     repeats = 3 if settings.tiny else 20
     for index, (label, shapes) in enumerate(shape_sets(settings.tiny)):
-        numel = sum(_numel(shape) for shape in shapes)
+        numel = sum(math.prod(shape) for shape in shapes)
         bandwidth = step_cost.copy_bandwidth(max(numel, 1 << (16 if settings.tiny else 24)), device)
         report.write(f"\n### {label}: {len(shapes)} tensors, {numel / 1e6:.2f} M parameters, "
                      f"copy bandwidth {bandwidth / 1e9:.1f} GB/s (read + write), {repeats} rounds\n")
@@ -85,9 +86,3 @@ def _ratio(result: dict, a: str, b: str):
     numbers = [result.get(a), result.get(b)]
     return numbers[0] / numbers[1] if all(isinstance(x, float) and x > 0 for x in numbers) else None
 
-
-def _numel(shape) -> int:
-    count = 1
-    for size in shape:
-        count *= size
-    return count
