@@ -113,6 +113,9 @@ def test_dry_run_step_cost_and_training_tables(dry_run):
         assert bare > 0 and ours > 0
         expected = "met" if number(row["ours fast / bare"]) >= training.TARGET else "**missed**"
         assert row["ours fast >= 0.9x"] == expected
+    contiguous = {row["precision"]: row["parameters contiguous"] for row in train_table}
+    assert contiguous["fp32"] == "yes"
+    assert contiguous["bf16 + channels_last"].startswith("no (")     # the conv weights
 
 
 def test_dry_run_cpu_runs_are_identical(dry_run):
