@@ -187,7 +187,7 @@ def environment(settings: Settings) -> list[tuple[str, str]]:
     rows = [("date (UTC)", datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")),
             ("host", f"{platform.node()} ({platform.machine()}, {os.cpu_count()} CPUs)"),
             ("python", f"{platform.python_version()} ({sys.executable})"),
-            ("torch", f"{torch.__version__} ({torch.get_num_threads()} CPU threads)"),
+            ("torch", f"{torch.__version__} (intra-op threads: {torch.get_num_threads()})"),
             ("optbench", (f"{optbench.__version__} from {Path(optbench.__file__).parent}, "
                           f"commit {_git_commit(settings.root)}")),
             ("device", settings.device + (" (dry run: tiny sizes)" if settings.tiny else ""))]
