@@ -1,0 +1,138 @@
+"""Regenerate every image that the README and the docs show, from the command that makes it.
+
+    python docs/make_images.py                 # every image (a few minutes on 2 cores)
+    python docs/make_images.py sweep_lr ...    # only these images (and the commands behind them)
+    python docs/make_images.py --check         # runs nothing: see below
+
+Each recipe is an `optbench` command, run as a user would type it into a fresh folder, and the
+figures it writes that the docs show. Running the commands (rather than copying figures by hand) is
+what keeps a picture from going stale when the code that draws it changes.
+
+`--check` reads README.md and docs/*.md and fails (exit status 1, one line per problem) when an image
+is shown that no recipe makes, a recipe makes an image that nothing shows, an image file is missing,
+or one page shows an image twice. CI runs it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+IMAGES = ROOT / "docs" / "images"
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+IMAGE_LINK = re.compile(r"!\[[^\]]*\]\((?:docs/)?images/([^)\s]+)\)")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    command: str  # what follows `optbench`, as typed; `--out DIR --format png` are added
+    figures: dict[str, str]  # figure file in the command's --out folder -> image name in docs/images
+
+
+RECIPES = [
+    Recipe(
+        "compare sgd adam rmsprop --surface elliptic",
+        {"trajectories.png": "surfaces_elliptic_trajectories.png", "loss.png": "surfaces_elliptic_loss.png"},
+    ),
+    Recipe(
+        "grid sgd --surface elliptic --lr 1e-4:1:64 --momentum 0:0.99:64",
+        {"grid.png": "fair_grid_stability.png"},
+    ),
+    Recipe(
+        "compare sgd momentum adam rmsprop --surface elliptic --tune",
+        {
+            "trajectories.png": "fair_elliptic_tuned_trajectories.png",
+            "loss.png": "fair_elliptic_tuned_loss.png",
+            "sensitivity.png": "fair_sensitivity.png",
+        },
+    ),
+    Recipe(
+        "compare sgd momentum:lr=0.003 adam --surface linreg --trials 4",
+        {"suboptimality.png": "fair_linreg_suboptimality.png", "noise_floor.png": "fair_noise_floor.png"},
+    ),
+    Recipe(
+        "train --optimizer sgd --optimizer momentum --optimizer adam --optimizer rmsprop --epochs 10",
+        {"training.png": "train_digits_lenet.png"},
+    ),
+    Recipe("train --task scalar --trace", {"trace.png": "train_scalar_trace.png"}),
+    Recipe(
+        "train --task linreg --optimizer sgd --optimizer momentum:lr=0.01 --optimizer adam:lr=0.05"
+        " --optimizer sgd:lr=1.5",
+        {"regression.png": "train_linreg.png"},
+    ),
+    Recipe(
+        "sweep --batch-size 16,32,64,128,256,512,1024 --lr-scale linear,sqrt,none --optimizer momentum"
+        " --base-lr 0.01 --steps 400 --target-accuracy 0.9 --jobs 2",
+        {
+            "sweep_steps_to_target.png": "sweep_steps_to_target.png",
+            "sweep_final_accuracy.png": "sweep_final_accuracy.png",
+            "sweep_loss_curves.png": "sweep_loss_curves.png",
+            "sweep_lr.png": "sweep_lr.png",
+        },
+    ),
+]
+
+
+def shown_images() -> dict[Path, list[str]]:
+    """Page -> the image names it shows, in order (repeats kept)."""
+    return {page: IMAGE_LINK.findall(page.read_text(encoding="utf-8")) for page in PAGES}
+
+
+def check() -> list[str]:
+    made = {image for recipe in RECIPES for image in recipe.figures.values()}
+    shown = shown_images()
+    problems = []
+    for page, images in shown.items():
+        name = page.relative_to(ROOT)
+        repeated = {image for image in images if images.count(image) > 1}
+        problems += [f"{name} shows {image} twice" for image in sorted(repeated)]
+        problems += [f"{name} shows {image}, which no recipe makes" for image in sorted(set(images) - made)]
+    everywhere = {image for images in shown.values() for image in images}
+    problems += [f"a recipe makes {image}, which no page shows" for image in sorted(made - everywhere)]
+    problems += [f"docs/images/{image} is missing" for image in sorted(made) if not (IMAGES / image).exists()]
+    return problems
+
+
+def regenerate(wanted: set[str]) -> None:
+    unknown = wanted - {image for recipe in RECIPES for image in recipe.figures.values()}
+    if unknown:
+        raise SystemExit(f"no recipe makes {', '.join(sorted(unknown))}")
+    for recipe in RECIPES:
+        figures = {name: image for name, image in recipe.figures.items() if not wanted or image in wanted}
+        if not figures:
+            continue
+        with tempfile.TemporaryDirectory() as scratch:
+            out = Path(scratch) / "out"
+            command = [sys.executable, "-m", "optbench", *shlex.split(recipe.command), "--out", str(out)]
+            print("+ optbench", recipe.command, file=sys.stderr)
+            # This checkout's optbench, whatever else is installed: the images document this code.
+            path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+            env = {**os.environ, "PYTHONPATH": path}
+            subprocess.run(
+                [*command, "--format", "png"], check=True, cwd=scratch, env=env, stdout=subprocess.DEVNULL
+            )
+            for name, image in figures.items():
+                shutil.copyfile(out / name, IMAGES / image)
+                print(f"  {name} -> docs/images/{image}", file=sys.stderr)
+
+
+def main(arguments: list[str]) -> int:
+    if arguments == ["--check"]:
+        problems = check()
+        for problem in problems:
+            print(problem, file=sys.stderr)
+        return 1 if problems else 0
+    regenerate(set(arguments))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
