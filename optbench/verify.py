@@ -103,8 +103,7 @@ class _Side:
         self.params = [p.clone().requires_grad_(True) for p in start]
         lr = hparams.get("lr", algorithm.defaults().get("lr"))
         self.groups_lr = lr
-        self.optimizer = cls(param_groups(self.params, algorithm, lr),
-                             **{k: v for k, v in hparams.items() if k != "lr"})
+        self.optimizer = ready(cls(param_groups(self.params, algorithm, lr), **hparams))
         self.scheduler = torch.optim.lr_scheduler.MultiStepLR(self.optimizer, list(LR_MILESTONES), 0.5)
         self.step_index = 0
 
@@ -125,11 +124,18 @@ class _Side:
     def checkpoint_and_restore(self):
         """Save, rebuild from scratch, load: what a resumed training run does."""
         saved = copy.deepcopy((self.optimizer.state_dict(), self.scheduler.state_dict()))
-        self.optimizer = self.cls(param_groups(self.params, self.algorithm, self.groups_lr),
-                                  **{k: v for k, v in self.hparams.items() if k != "lr"})
+        self.optimizer = self.cls(param_groups(self.params, self.algorithm, self.groups_lr), **self.hparams)
         self.optimizer.load_state_dict(saved[0])
+        ready(self.optimizer)
         self.scheduler = torch.optim.lr_scheduler.MultiStepLR(self.optimizer, list(LR_MILESTONES), 0.5)
         self.scheduler.load_state_dict(saved[1])
+
+
+def ready(optimizer):
+    """Put an optimizer with a train/eval mode (Schedule-Free) in train mode; others unchanged."""
+    if callable(getattr(optimizer, "train", None)):
+        optimizer.train()
+    return optimizer
 
 
 def _sparsify(grad: torch.Tensor, step: int) -> torch.Tensor:
@@ -158,7 +164,8 @@ def compare_with_torch(algorithm: Algorithm, flags: dict, dtype=torch.float64,
                 ours.checkpoint_and_restore()
             deviation = max(relative_deviation(o.detach(), t.detach())
                             for o, t in zip(ours.params, theirs.params))
-            deviation = max(deviation, _state_deviation(ours.optimizer, theirs.optimizer))
+            deviation = max(deviation, _state_deviation(ours.optimizer, theirs.optimizer,
+                                                        getattr(algorithm, "group_state", ())))
             check.deviation = max(check.deviation, deviation)
             if deviation != deviation:  # NaN: no point going on
                 break
@@ -167,12 +174,13 @@ def compare_with_torch(algorithm: Algorithm, flags: dict, dtype=torch.float64,
     return check
 
 
-def _state_deviation(ours, theirs) -> float:
+def _state_deviation(ours, theirs, group_state=()) -> float:
     a, b = ours.state_dict(), theirs.state_dict()
     deviation = relative_deviation(a["state"], b["state"])
-    lrs_ours = [g["lr"] for g in a["param_groups"]]
-    lrs_theirs = [g["lr"] for g in b["param_groups"]]
-    return max(deviation, relative_deviation(lrs_ours, lrs_theirs))
+    keys = ("lr",) + tuple(group_state)
+    groups_ours = [[g.get(k) for k in keys] for g in a["param_groups"]]
+    groups_theirs = [[g.get(k) for k in keys] for g in b["param_groups"]]
+    return max(deviation, relative_deviation(groups_ours, groups_theirs))
 
 
 def certify(names=None, dtypes=(torch.float64,), progress=None) -> list[Check]:
@@ -301,7 +309,7 @@ def batched_equals_separate(algorithm: Algorithm, trials: int = 3, steps: int = 
 
 def _run_alone(cls, x: torch.Tensor, hparams: dict, steps: int, sparse: bool = False) -> torch.Tensor:
     x.requires_grad_(True)
-    optimizer = cls([x], **hparams)
+    optimizer = ready(cls([x], **hparams))
     for _ in range(steps):
         optimizer.zero_grad()
         rowwise_objective(x).backward()

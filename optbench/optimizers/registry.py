@@ -150,3 +150,68 @@ def get(name: str) -> Algorithm:
     if key not in ALGORITHMS:
         raise did_you_mean("optimizer", name, list(ALGORITHMS) + list(PRESETS))
     return ALGORITHMS[key]
+
+
+# ---- Newer algorithms, certified against their reference packages (issue 15) ----------------------
+# Their twins are not in torch.optim but in optional packages (`pip install "optbench[zoo]"`), pinned
+# in pyproject.toml; optbench runs without them, only `verify` needs them.
+
+@dataclass(frozen=True)
+class ReferencedAlgorithm(Algorithm):
+    reference: str = ""           # 'module:Class' of the reference implementation
+    distribution: str = ""        # the PyPI name that provides it, e.g. 'lion-pytorch'
+    group_state: tuple = ()       # per-group entries that are optimizer state (certified like `state`)
+    complex_ok: bool = False
+
+    @property
+    def theirs(self) -> type:
+        module_name, class_name = self.reference.split(":")
+        try:
+            return getattr(importlib.import_module(module_name), class_name)
+        except ImportError:
+            from ..errors import OptbenchError
+            raise OptbenchError(f"the reference for '{self.name}' needs {self.distribution}, which is not "
+                                f"installed: pip install \"optbench[zoo]\"") from None
+
+    @property
+    def reference_version(self) -> str | None:
+        """The installed version of the reference package, or None when it is not installed."""
+        from importlib.metadata import PackageNotFoundError, version
+        try:
+            return version(self.distribution)
+        except PackageNotFoundError:
+            return None
+
+    def defaults(self) -> dict:
+        """Constructor defaults, read from our class (the reference's signature may carry extras)."""
+        signature = inspect.signature(self.ours.__init__)
+        return {name: p.default for name, p in signature.parameters.items()
+                if p.default is not inspect.Parameter.empty and name not in IMPLEMENTATION_ONLY}
+
+
+SCHEDULE_FREE_STATE = ("k", "weight_sum", "lr_max", "scheduled_lr", "train_mode")
+
+REFERENCED_ALGORITHMS: dict[str, ReferencedAlgorithm] = {a.name: a for a in [
+    ReferencedAlgorithm("lion", "Lion", "lion",
+                        flags=dict(weight_decay=(0.0, 0.1), decoupled_weight_decay=BOOL,
+                                   betas=((0.9, 0.99), (0.95, 0.98))),
+                        test_hparams=dict(lr=0.01),
+                        valid=lambda c: c["weight_decay"] > 0 or not c["decoupled_weight_decay"],
+                        tensor_hparams=("lr", "betas", "weight_decay"),
+                        reference="lion_pytorch:Lion", distribution="lion-pytorch"),
+    ReferencedAlgorithm("adamwschedulefree", "AdamWScheduleFree", "schedule_free",
+                        flags=dict(weight_decay=(0.0, 0.1), warmup_steps=(0, 4), r=(0.0, 1.0),
+                                   weight_lr_power=(2.0, 0.0)),
+                        test_hparams=dict(lr=0.05, betas=(0.8, 0.95)),
+                        tensor_hparams=("lr", "betas", "eps", "weight_decay"),
+                        reference="schedulefree:AdamWScheduleFree", distribution="schedulefree",
+                        group_state=SCHEDULE_FREE_STATE),
+    ReferencedAlgorithm("sgdschedulefree", "SGDScheduleFree", "schedule_free",
+                        flags=dict(weight_decay=(0.0, 0.1), warmup_steps=(0, 4), r=(0.0, 1.0),
+                                   momentum=(0.9, 0.5)),
+                        test_hparams=dict(lr=0.05),
+                        tensor_hparams=("lr", "momentum", "weight_decay"),
+                        reference="schedulefree:SGDScheduleFree", distribution="schedulefree",
+                        group_state=SCHEDULE_FREE_STATE),
+]}
+ALGORITHMS.update(REFERENCED_ALGORITHMS)
