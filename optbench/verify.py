@@ -14,8 +14,10 @@ and fast == our readable path.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
+import io
 import inspect
 import itertools
 from dataclasses import dataclass
@@ -94,7 +96,8 @@ def param_groups(params: list[torch.Tensor], algorithm: Algorithm, lr: float) ->
     if algorithm.param_groups == 1:
         return [{"params": params, "lr": lr}]
     half = (len(params) + 1) // 2
-    return [{"params": params[:half], "lr": lr}, {"params": params[half:], "lr": lr * 0.4}]
+    ratio = getattr(algorithm, "second_group_lr_ratio", 0.4)
+    return [{"params": params[:half], "lr": lr}, {"params": params[half:], "lr": lr * ratio}]
 
 
 class _Side:
@@ -106,7 +109,7 @@ class _Side:
         self.params = [p.clone().requires_grad_(True) for p in start]
         lr = hparams.get("lr", algorithm.defaults().get("lr"))
         self.groups_lr = lr
-        self.optimizer = ready(cls(param_groups(self.params, algorithm, lr), **hparams))
+        self.optimizer = ready(quietly(cls, param_groups(self.params, algorithm, lr), hparams))
         self.scheduler = torch.optim.lr_scheduler.MultiStepLR(self.optimizer, list(LR_MILESTONES), 0.5)
         self.step_index = 0
 
@@ -127,11 +130,18 @@ class _Side:
     def checkpoint_and_restore(self):
         """Save, rebuild from scratch, load: what a resumed training run does."""
         saved = copy.deepcopy((self.optimizer.state_dict(), self.scheduler.state_dict()))
-        self.optimizer = self.cls(param_groups(self.params, self.algorithm, self.groups_lr), **self.hparams)
+        self.optimizer = quietly(self.cls, param_groups(self.params, self.algorithm, self.groups_lr), self.hparams)
         self.optimizer.load_state_dict(saved[0])
         ready(self.optimizer)
         self.scheduler = torch.optim.lr_scheduler.MultiStepLR(self.optimizer, list(LR_MILESTONES), 0.5)
         self.scheduler.load_state_dict(saved[1])
+
+
+def quietly(cls, params, hparams: dict):
+    """cls(params, **hparams) with anything it prints discarded (prodigyopt prints on construction,
+    which would corrupt `optbench verify --json`)."""
+    with contextlib.redirect_stdout(io.StringIO()):
+        return cls(params, **hparams)
 
 
 def ready(optimizer):
@@ -313,7 +323,7 @@ def batched_equals_separate(algorithm: Algorithm, trials: int = 3, steps: int = 
 
 def _run_alone(cls, x: torch.Tensor, hparams: dict, steps: int, sparse: bool = False) -> torch.Tensor:
     x.requires_grad_(True)
-    optimizer = ready(cls([x], **hparams))
+    optimizer = ready(quietly(cls, [x], hparams))
     for _ in range(steps):
         optimizer.zero_grad()
         rowwise_objective(x).backward()
@@ -420,7 +430,7 @@ def certify_classes(ours_cls: type, reference_cls: type, flags: dict | None = No
 
 def _constructs(cls: type, hparams: dict) -> bool:
     try:
-        cls([torch.zeros(2, requires_grad=True)], **hparams)
+        quietly(cls, [torch.zeros(2, requires_grad=True)], hparams)
     except Exception:  # noqa: BLE001 - any refusal means "not a valid combination"
         return False
     return True

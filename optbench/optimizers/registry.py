@@ -162,6 +162,7 @@ class ReferencedAlgorithm(Algorithm):
     distribution: str = ""        # the PyPI name that provides it, e.g. 'lion-pytorch'
     group_state: tuple = ()       # per-group entries that are optimizer state (certified like `state`)
     complex_ok: bool = False
+    second_group_lr_ratio: float = 0.4   # the certificate's second param group runs at this × lr
 
     @property
     def theirs(self) -> type:
@@ -213,5 +214,35 @@ REFERENCED_ALGORITHMS: dict[str, ReferencedAlgorithm] = {a.name: a for a in [
                         tensor_hparams=("lr", "momentum", "weight_decay"),
                         reference="schedulefree:SGDScheduleFree", distribution="schedulefree",
                         group_state=SCHEDULE_FREE_STATE),
+    ReferencedAlgorithm("adopt", "ADOPT", "adopt",
+                        flags=dict(weight_decay=(0.0, 0.1), weight_decouple=BOOL, fixed_decay=BOOL,
+                                   maximize=BOOL),
+                        test_hparams=dict(lr=0.05, betas=(0.8, 0.95)),
+                        valid=lambda c: (c["weight_decay"] > 0 or not c["weight_decouple"])
+                        and (c["weight_decouple"] or not c["fixed_decay"]),
+                        tensor_hparams=("lr", "betas", "eps", "weight_decay"),
+                        reference="pytorch_optimizer:ADOPT", distribution="pytorch-optimizer",
+                        group_state=("step",), complex_ok=True),
+    ReferencedAlgorithm("lamb", "Lamb", "lamb",
+                        flags=dict(weight_decay=(0.0, 0.1), weight_decouple=BOOL, fixed_decay=BOOL,
+                                   grad_averaging=BOOL, adam=BOOL, maximize=BOOL),
+                        test_hparams=dict(lr=0.05, betas=(0.8, 0.95)),
+                        valid=lambda c: (c["weight_decay"] > 0 or c["weight_decouple"])
+                        and (c["weight_decouple"] or not c["fixed_decay"])
+                        and (c["weight_decay"] > 0 or not c["fixed_decay"]),
+                        elementwise=False,
+                        reference="pytorch_optimizer:Lamb", distribution="pytorch-optimizer",
+                        group_state=("step",)),
+    # prodigyopt refuses groups with different lrs, so both groups run at one lr
+    ReferencedAlgorithm("prodigy", "Prodigy", "prodigy",
+                        flags=dict(weight_decay=(0.0, 0.1), decouple=BOOL, use_bias_correction=BOOL,
+                                   safeguard_warmup=BOOL, betas=((0.8, 0.95), (0.0, 0.95)),
+                                   growth_rate=(float("inf"), 1.5)),
+                        test_hparams=dict(lr=1.0, d0=1e-3),
+                        valid=lambda c: c["weight_decay"] > 0 or c["decouple"],
+                        elementwise=False,
+                        reference="prodigyopt:Prodigy", distribution="prodigyopt",
+                        group_state=("d", "d_max", "d_numerator", "d_denom", "d_hat", "k"),
+                        second_group_lr_ratio=1.0),
 ]}
 ALGORITHMS.update(REFERENCED_ALGORITHMS)
