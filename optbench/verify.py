@@ -190,6 +190,8 @@ def compare_with_torch(algorithm: Algorithm, flags: dict, dtype=torch.float64,
 
 def _state_deviation(ours, theirs, group_state=()) -> float:
     a, b = ours.state_dict(), theirs.state_dict()
+    if "state" not in b:   # a wrapper's own layout (Lookahead): compare all of it
+        return relative_deviation(a, b)
     deviation = relative_deviation(a["state"], b["state"])
     keys = ("lr",) + tuple(group_state)
     groups_ours = [[g.get(k) for k in keys] for g in a["param_groups"]]

@@ -6,6 +6,7 @@ Everything that needs "all optimizers" reads this table: the equivalence tests, 
 
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
 import itertools
@@ -163,16 +164,29 @@ class ReferencedAlgorithm(Algorithm):
     group_state: tuple = ()       # per-group entries that are optimizer state (certified like `state`)
     complex_ok: bool = False
     second_group_lr_ratio: float = 0.4   # the certificate's second param group runs at this × lr
+    inner: str = ""               # a wrapper (Lookahead): the registry algorithm it wraps, built from params
 
     @property
-    def theirs(self) -> type:
+    def ours(self):
+        wrapper = super().ours
+        if not self.inner:
+            return wrapper
+        return functools.partial(importlib.import_module("optbench.optimizers.lookahead").over_inner,
+                                 wrapper, ALGORITHMS[self.inner].ours)
+
+    @property
+    def theirs(self):
         module_name, class_name = self.reference.split(":")
         try:
-            return getattr(importlib.import_module(module_name), class_name)
+            wrapper = getattr(importlib.import_module(module_name), class_name)
         except ImportError:
             from ..errors import OptbenchError
             raise OptbenchError(f"the reference for '{self.name}' needs {self.distribution}, which is not "
                                 f"installed: pip install \"optbench[zoo]\"") from None
+        if not self.inner:
+            return wrapper
+        return functools.partial(importlib.import_module("optbench.optimizers.lookahead").over_inner,
+                                 wrapper, ALGORITHMS[self.inner].theirs)
 
     @property
     def reference_version(self) -> str | None:
@@ -184,10 +198,12 @@ class ReferencedAlgorithm(Algorithm):
             return None
 
     def defaults(self) -> dict:
-        """Constructor defaults, read from our class (the reference's signature may carry extras)."""
-        signature = inspect.signature(self.ours.__init__)
-        return {name: p.default for name, p in signature.parameters.items()
-                if p.default is not inspect.Parameter.empty and name not in IMPLEMENTATION_ONLY}
+        """Constructor defaults, read from our class (the reference's signature may carry extras); a
+        wrapper's come after its inner algorithm's."""
+        signature = inspect.signature(self.ours if self.inner else self.ours.__init__)
+        own = {name: p.default for name, p in signature.parameters.items()
+               if p.default is not inspect.Parameter.empty and name not in IMPLEMENTATION_ONLY}
+        return {**ALGORITHMS[self.inner].defaults(), **own} if self.inner else own
 
 
 SCHEDULE_FREE_STATE = ("k", "weight_sum", "lr_max", "scheduled_lr", "train_mode")
@@ -233,6 +249,13 @@ REFERENCED_ALGORITHMS: dict[str, ReferencedAlgorithm] = {a.name: a for a in [
                         elementwise=False,
                         reference="pytorch_optimizer:Lamb", distribution="pytorch-optimizer",
                         group_state=("step",)),
+    ReferencedAlgorithm("lookahead", "Lookahead", "lookahead",
+                        flags=dict(k=(5, 2), alpha=(0.5, 0.8), pullback_momentum=("none", "reset", "pullback"),
+                                   momentum=(0.0, 0.9)),
+                        test_hparams=dict(lr=0.05),
+                        tensor_hparams=("lr", "momentum", "alpha"),
+                        reference="pytorch_optimizer:Lookahead", distribution="pytorch-optimizer",
+                        inner="sgd"),
     # prodigyopt refuses groups with different lrs, so both groups run at one lr
     ReferencedAlgorithm("prodigy", "Prodigy", "prodigy",
                         flags=dict(weight_decay=(0.0, 0.1), decouple=BOOL, use_bias_correction=BOOL,
