@@ -135,8 +135,9 @@ def _import_file(path_text: str):
     path = Path(path_text).expanduser().resolve()
     if not path.is_file():
         raise OptbenchError(f"optimizer file '{path_text}' not found")
-    # A stable module name per file, registered so pickling and forked workers find the class.
-    digest = hashlib.sha256(str(path).encode()).hexdigest()[:12]
+    # One module name per file path and content, registered so pickling and forked workers find the
+    # class; an edited file is a new module, never the stale one.
+    digest = hashlib.sha256(str(path).encode() + b"\0" + path.read_bytes()).hexdigest()[:12]
     module_name = f"optbench_user_{path.stem}_{digest}"
     if module_name in sys.modules:
         return sys.modules[module_name]

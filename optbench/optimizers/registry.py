@@ -206,6 +206,8 @@ class ReferencedAlgorithm(Algorithm):
         return {**ALGORITHMS[self.inner].defaults(), **own} if self.inner else own
 
 
+TORCH_ALGORITHMS: dict[str, Algorithm] = dict(ALGORITHMS)   # the torch.optim twins alone
+
 SCHEDULE_FREE_STATE = ("k", "weight_sum", "lr_max", "scheduled_lr", "train_mode")
 
 REFERENCED_ALGORITHMS: dict[str, ReferencedAlgorithm] = {a.name: a for a in [
