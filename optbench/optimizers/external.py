@@ -16,6 +16,7 @@ file, module or class; not a `torch.optim.Optimizer`; an unknown hyperparameter)
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib
 import importlib.util
@@ -172,6 +173,11 @@ def _find_class(module, name: str, fuzzy: bool, where: str):
                         f"(optimizers there: {', '.join(sorted(optimizers)) or 'none'})")
 
 
+@functools.cache
+def _distributions_by_module() -> dict:
+    return packages_distributions()     # scans every installed package: once per process
+
+
 def _origin(spec: str, cls: type) -> Origin:
     try:
         file = inspect.getsourcefile(cls)
@@ -179,7 +185,7 @@ def _origin(spec: str, cls: type) -> Origin:
         file = None
     sha = hashlib.sha256(Path(file).read_bytes()).hexdigest() if file and Path(file).is_file() else None
     top_level = cls.__module__.split(".")[0]
-    distributions = packages_distributions().get(top_level) or []
+    distributions = _distributions_by_module().get(top_level) or []
     distribution = distributions[0] if distributions else None
     try:
         package_version = version(distribution) if distribution else None
