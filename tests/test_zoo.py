@@ -75,7 +75,7 @@ def test_complex_parameters_match_the_reference(name):
 
 def _broken(name):
     """One wrong detail per algorithm, each of which the certificate must catch."""
-    from optbench.optimizers import adopt, lamb, lion, lookahead, prodigy, schedule_free
+    from optbench.optimizers import adopt, lamb, lion, lookahead, prodigy, schedule_free, soap
 
     class LionSwappedBetas(lion.Lion):
         def update(self, theta, g, state, group):
@@ -112,8 +112,14 @@ def _broken(name):
             super()._outer_update(group)
             self.alpha = saved
 
+    class SOAPWithoutEigenbasisRefresh(soap.SOAP):
+        @staticmethod
+        def _update_preconditioner(g, state, t, group):
+            soap.SOAP._update_preconditioner(g, state, t if t % state["precondition_frequency"] else 0, group)
+
     import functools
     return {
+        "soap": SOAPWithoutEigenbasisRefresh,
         "lion": LionSwappedBetas,
         "adamwschedulefree": ScheduleFreeAveragingOneStepLate,
         "sgdschedulefree": SGDScheduleFreeWrongSum,
@@ -236,7 +242,7 @@ def test_each_module_has_pseudocode_discrepancies_and_reference_names(name):
 
 
 def test_reductions_get_one_optimizer_per_trial():
-    for name in ("lamb", "prodigy"):
+    for name in ("lamb", "prodigy", "soap"):
         assert not ALGORITHMS[name].elementwise and not ALGORITHMS[name].tensor_hparams
     for name in ("lion", "adamwschedulefree", "sgdschedulefree", "adopt"):
         assert ALGORITHMS[name].elementwise and "lr" in ALGORITHMS[name].tensor_hparams

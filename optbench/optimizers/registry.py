@@ -258,6 +258,20 @@ REFERENCED_ALGORITHMS: dict[str, ReferencedAlgorithm] = {a.name: a for a in [
                         tensor_hparams=("lr", "momentum", "alpha"),
                         reference="pytorch_optimizer:Lookahead", distribution="pytorch-optimizer",
                         inner="sgd"),
+    # max_precondition_dim=4 leaves the size-5 vector unrotated even with precondition_1d; maximize and
+    # the small limit are crossed with the settings they interact with only, to keep 128 runs to 52
+    ReferencedAlgorithm("soap", "SOAP", "soap",
+                        flags=dict(weight_decay=(0.0, 0.1), precondition_frequency=(10, 2),
+                                   max_precondition_dim=(10000, 4), precondition_1d=BOOL, correct_bias=BOOL,
+                                   normalize_gradient=BOOL, maximize=BOOL),
+                        test_hparams=dict(lr=0.05, betas=(0.8, 0.95)),
+                        valid=lambda c: (not c["maximize"] or (c["weight_decay"] > 0
+                                                               and c["precondition_frequency"] == 2))
+                        and (c["max_precondition_dim"] == 10000 or (c["precondition_1d"]
+                                                                    and c["precondition_frequency"] == 2)),
+                        elementwise=False,
+                        reference="pytorch_optimizer:SOAP", distribution="pytorch-optimizer",
+                        group_state=("step",)),
     # prodigyopt refuses groups with different lrs, so both groups run at one lr
     ReferencedAlgorithm("prodigy", "Prodigy", "prodigy",
                         flags=dict(weight_decay=(0.0, 0.1), decouple=BOOL, use_bias_correction=BOOL,
