@@ -169,10 +169,7 @@ class ReferencedAlgorithm(Algorithm):
     @property
     def ours(self):
         wrapper = super().ours
-        if not self.inner:
-            return wrapper
-        return functools.partial(importlib.import_module("optbench.optimizers.lookahead").over_inner,
-                                 wrapper, ALGORITHMS[self.inner].ours)
+        return _built_over(wrapper, ALGORITHMS[self.inner].ours) if self.inner else wrapper
 
     @property
     def theirs(self):
@@ -183,10 +180,7 @@ class ReferencedAlgorithm(Algorithm):
             from ..errors import OptbenchError
             raise OptbenchError(f"the reference for '{self.name}' needs {self.distribution}, which is not "
                                 f"installed: pip install \"optbench[zoo]\"") from None
-        if not self.inner:
-            return wrapper
-        return functools.partial(importlib.import_module("optbench.optimizers.lookahead").over_inner,
-                                 wrapper, ALGORITHMS[self.inner].theirs)
+        return _built_over(wrapper, ALGORITHMS[self.inner].theirs) if self.inner else wrapper
 
     @property
     def reference_version(self) -> str | None:
@@ -204,6 +198,11 @@ class ReferencedAlgorithm(Algorithm):
         own = {name: p.default for name, p in signature.parameters.items()
                if p.default is not inspect.Parameter.empty and name not in IMPLEMENTATION_ONLY}
         return {**ALGORITHMS[self.inner].defaults(), **own} if self.inner else own
+
+
+def _built_over(wrapper: type, inner: type):
+    """A wrapper class (Lookahead) as a factory taking params, like every other optimizer."""
+    return functools.partial(importlib.import_module("optbench.optimizers.lookahead").over_inner, wrapper, inner)
 
 
 TORCH_ALGORITHMS: dict[str, Algorithm] = dict(ALGORITHMS)   # the torch.optim twins alone
@@ -232,15 +231,13 @@ REFERENCED_ALGORITHMS: dict[str, ReferencedAlgorithm] = {a.name: a for a in [
                         tensor_hparams=("lr", "momentum", "weight_decay"),
                         reference="schedulefree:SGDScheduleFree", distribution="schedulefree",
                         group_state=SCHEDULE_FREE_STATE),
-    ReferencedAlgorithm("adopt", "ADOPT", "adopt",
-                        flags=dict(weight_decay=(0.0, 0.1), weight_decouple=BOOL, fixed_decay=BOOL,
-                                   maximize=BOOL),
-                        test_hparams=dict(lr=0.05, betas=(0.8, 0.95)),
-                        valid=lambda c: (c["weight_decay"] > 0 or not c["weight_decouple"])
-                        and (c["weight_decouple"] or not c["fixed_decay"]),
-                        tensor_hparams=("lr", "betas", "eps", "weight_decay"),
-                        reference="pytorch_optimizer:ADOPT", distribution="pytorch-optimizer",
-                        group_state=("step",), complex_ok=True),
+    ReferencedAlgorithm("lookahead", "Lookahead", "lookahead",
+                        flags=dict(k=(5, 2), alpha=(0.5, 0.8), pullback_momentum=("none", "reset", "pullback"),
+                                   momentum=(0.0, 0.9)),
+                        test_hparams=dict(lr=0.05),
+                        tensor_hparams=("lr", "momentum", "alpha"),
+                        reference="pytorch_optimizer:Lookahead", distribution="pytorch-optimizer",
+                        inner="sgd"),
     ReferencedAlgorithm("lamb", "Lamb", "lamb",
                         flags=dict(weight_decay=(0.0, 0.1), weight_decouple=BOOL, fixed_decay=BOOL,
                                    grad_averaging=BOOL, adam=BOOL, maximize=BOOL),
@@ -251,13 +248,26 @@ REFERENCED_ALGORITHMS: dict[str, ReferencedAlgorithm] = {a.name: a for a in [
                         elementwise=False,
                         reference="pytorch_optimizer:Lamb", distribution="pytorch-optimizer",
                         group_state=("step",)),
-    ReferencedAlgorithm("lookahead", "Lookahead", "lookahead",
-                        flags=dict(k=(5, 2), alpha=(0.5, 0.8), pullback_momentum=("none", "reset", "pullback"),
-                                   momentum=(0.0, 0.9)),
-                        test_hparams=dict(lr=0.05),
-                        tensor_hparams=("lr", "momentum", "alpha"),
-                        reference="pytorch_optimizer:Lookahead", distribution="pytorch-optimizer",
-                        inner="sgd"),
+    # prodigyopt refuses groups with different lrs, so both groups run at one lr
+    ReferencedAlgorithm("prodigy", "Prodigy", "prodigy",
+                        flags=dict(weight_decay=(0.0, 0.1), decouple=BOOL, use_bias_correction=BOOL,
+                                   safeguard_warmup=BOOL, betas=((0.8, 0.95), (0.0, 0.95)),
+                                   growth_rate=(float("inf"), 1.5)),
+                        test_hparams=dict(lr=1.0, d0=1e-3),
+                        valid=lambda c: c["weight_decay"] > 0 or c["decouple"],
+                        elementwise=False,
+                        reference="prodigyopt:Prodigy", distribution="prodigyopt",
+                        group_state=("d", "d_max", "d_numerator", "d_denom", "d_hat", "k"),
+                        second_group_lr_ratio=1.0),
+    ReferencedAlgorithm("adopt", "ADOPT", "adopt",
+                        flags=dict(weight_decay=(0.0, 0.1), weight_decouple=BOOL, fixed_decay=BOOL,
+                                   maximize=BOOL),
+                        test_hparams=dict(lr=0.05, betas=(0.8, 0.95)),
+                        valid=lambda c: (c["weight_decay"] > 0 or not c["weight_decouple"])
+                        and (c["weight_decouple"] or not c["fixed_decay"]),
+                        tensor_hparams=("lr", "betas", "eps", "weight_decay"),
+                        reference="pytorch_optimizer:ADOPT", distribution="pytorch-optimizer",
+                        group_state=("step",), complex_ok=True),
     # max_precondition_dim=4 leaves the size-5 vector unrotated even with precondition_1d; maximize and
     # the small limit are crossed with the settings they interact with only, to keep 128 runs to 52
     ReferencedAlgorithm("soap", "SOAP", "soap",
@@ -272,16 +282,5 @@ REFERENCED_ALGORITHMS: dict[str, ReferencedAlgorithm] = {a.name: a for a in [
                         elementwise=False,
                         reference="pytorch_optimizer:SOAP", distribution="pytorch-optimizer",
                         group_state=("step",)),
-    # prodigyopt refuses groups with different lrs, so both groups run at one lr
-    ReferencedAlgorithm("prodigy", "Prodigy", "prodigy",
-                        flags=dict(weight_decay=(0.0, 0.1), decouple=BOOL, use_bias_correction=BOOL,
-                                   safeguard_warmup=BOOL, betas=((0.8, 0.95), (0.0, 0.95)),
-                                   growth_rate=(float("inf"), 1.5)),
-                        test_hparams=dict(lr=1.0, d0=1e-3),
-                        valid=lambda c: c["weight_decay"] > 0 or c["decouple"],
-                        elementwise=False,
-                        reference="prodigyopt:Prodigy", distribution="prodigyopt",
-                        group_state=("d", "d_max", "d_numerator", "d_denom", "d_hat", "k"),
-                        second_group_lr_ratio=1.0),
 ]}
 ALGORITHMS.update(REFERENCED_ALGORITHMS)
