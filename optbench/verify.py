@@ -9,17 +9,23 @@ worst relative deviation of parameters and optimizer state seen at any step.
 `certify` runs that for every combination in the registry's flag table; the pytest suite and
 `optbench verify` are both thin callers of it. `certify_fast` does the same for the fast path
 (`optbench.optimizers.fast`): fast == torch.optim for every combination in float64 and float32,
-and fast == our readable path.
+and fast == our readable path. `certify_classes` runs the same certificate for any optimizer class
+against any reference class (the newer algorithms' reference packages, a user's class).
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import dataclasses
+import io
+import inspect
+import itertools
 from dataclasses import dataclass
 
 import torch
 
-from .optimizers.registry import ALGORITHMS, Algorithm
+from .optimizers.registry import ALGORITHMS, IMPLEMENTATION_ONLY, Algorithm
 
 TOLERANCE = {torch.float64: 1e-9, torch.float32: 1e-4, torch.complex128: 1e-9}
 STEPS = 12
@@ -92,7 +98,8 @@ def param_groups(params: list[torch.Tensor], algorithm: Algorithm, lr: float) ->
     if algorithm.param_groups == 1:
         return [{"params": params, "lr": lr}]
     half = (len(params) + 1) // 2
-    return [{"params": params[:half], "lr": lr}, {"params": params[half:], "lr": lr * 0.4}]
+    ratio = getattr(algorithm, "second_group_lr_ratio", 0.4)
+    return [{"params": params[:half], "lr": lr}, {"params": params[half:], "lr": lr * ratio}]
 
 
 class _Side:
@@ -104,8 +111,7 @@ class _Side:
         self.params = [p.clone().requires_grad_(True) for p in start]
         lr = hparams.get("lr", algorithm.defaults().get("lr"))
         self.groups_lr = lr
-        self.optimizer = cls(param_groups(self.params, algorithm, lr),
-                             **{k: v for k, v in hparams.items() if k != "lr"})
+        self.optimizer = ready(quietly(cls, param_groups(self.params, algorithm, lr), hparams))
         self.scheduler = torch.optim.lr_scheduler.MultiStepLR(self.optimizer, list(LR_MILESTONES), 0.5)
         self.step_index = 0
 
@@ -126,11 +132,25 @@ class _Side:
     def checkpoint_and_restore(self):
         """Save, rebuild from scratch, load: what a resumed training run does."""
         saved = copy.deepcopy((self.optimizer.state_dict(), self.scheduler.state_dict()))
-        self.optimizer = self.cls(param_groups(self.params, self.algorithm, self.groups_lr),
-                                  **{k: v for k, v in self.hparams.items() if k != "lr"})
+        self.optimizer = quietly(self.cls, param_groups(self.params, self.algorithm, self.groups_lr), self.hparams)
         self.optimizer.load_state_dict(saved[0])
+        ready(self.optimizer)
         self.scheduler = torch.optim.lr_scheduler.MultiStepLR(self.optimizer, list(LR_MILESTONES), 0.5)
         self.scheduler.load_state_dict(saved[1])
+
+
+def quietly(cls, params, hparams: dict):
+    """cls(params, **hparams) with anything it prints discarded (prodigyopt prints on construction,
+    which would corrupt `optbench verify --json`)."""
+    with contextlib.redirect_stdout(io.StringIO()):
+        return cls(params, **hparams)
+
+
+def ready(optimizer):
+    """Put an optimizer with a train/eval mode (Schedule-Free) in train mode; others unchanged."""
+    if callable(getattr(optimizer, "train", None)):
+        optimizer.train()
+    return optimizer
 
 
 def _sparsify(grad: torch.Tensor, step: int) -> torch.Tensor:
@@ -164,7 +184,9 @@ def compare_with_torch(algorithm: Algorithm, flags: dict, dtype=torch.float64,
                 ours.checkpoint_and_restore()
             deviation = max(relative_deviation(o.detach(), t.detach())
                             for o, t in zip(ours.params, theirs.params))
-            deviation = max(deviation, _state_deviation(ours.optimizer, theirs.optimizer))
+            if getattr(algorithm, "compare_state", True):
+                deviation = max(deviation, _state_deviation(ours.optimizer, theirs.optimizer,
+                                                            getattr(algorithm, "group_state", ())))
             check.deviation = max(check.deviation, deviation)
             if deviation != deviation:  # NaN: no point going on
                 break
@@ -173,12 +195,15 @@ def compare_with_torch(algorithm: Algorithm, flags: dict, dtype=torch.float64,
     return check
 
 
-def _state_deviation(ours, theirs) -> float:
+def _state_deviation(ours, theirs, group_state=()) -> float:
     a, b = ours.state_dict(), theirs.state_dict()
+    if "state" not in b:   # a wrapper's own layout (Lookahead): compare all of it
+        return relative_deviation(a, b)
     deviation = relative_deviation(a["state"], b["state"])
-    lrs_ours = [g["lr"] for g in a["param_groups"]]
-    lrs_theirs = [g["lr"] for g in b["param_groups"]]
-    return max(deviation, relative_deviation(lrs_ours, lrs_theirs))
+    keys = ("lr",) + tuple(group_state)
+    groups_ours = [[g.get(k) for k in keys] for g in a["param_groups"]]
+    groups_theirs = [[g.get(k) for k in keys] for g in b["param_groups"]]
+    return max(deviation, relative_deviation(groups_ours, groups_theirs))
 
 
 def certify(names=None, dtypes=(torch.float64,), progress=None) -> list[Check]:
@@ -307,7 +332,7 @@ def batched_equals_separate(algorithm: Algorithm, trials: int = 3, steps: int = 
 
 def _run_alone(cls, x: torch.Tensor, hparams: dict, steps: int, sparse: bool = False) -> torch.Tensor:
     x.requires_grad_(True)
-    optimizer = cls([x], **hparams)
+    optimizer = ready(quietly(cls, [x], hparams))
     for _ in range(steps):
         optimizer.zero_grad()
         rowwise_objective(x).backward()
@@ -323,3 +348,98 @@ def doc_discrepancies(algorithm: Algorithm) -> list[str]:
 
     module = importlib.import_module(f"optbench.optimizers.{algorithm.module}")
     return list(getattr(module, "DOC_DISCREPANCIES", []))
+
+
+# ---- Any class against any reference class (`optbench verify A --against B`) ----------------------
+
+MAX_INTROSPECTED_COMBINATIONS = 64
+
+
+@dataclass(frozen=True)
+class ClassPair(Algorithm):
+    """Two given classes in the registry's shape, so the one certificate machinery runs them."""
+
+    ours_class: type | None = None
+    reference_class: type | None = None
+    group_state: tuple = ()
+    compare_state: bool = True    # False: parameters only (the two classes name their state differently)
+
+    @property
+    def ours(self) -> type:
+        return self.ours_class
+
+    @property
+    def theirs(self) -> type:
+        return self.reference_class
+
+    def defaults(self) -> dict:
+        signature = inspect.signature(self.reference_class.__init__)
+        return {n: p.default for n, p in signature.parameters.items() if p.default is not inspect.Parameter.empty}
+
+
+def introspect_flags(ours_cls: type, reference_cls: type) -> dict:
+    """The flag space both constructors share: every boolean argument, and weight_decay at 0 and 0.1.
+
+    Returned as {name: values}; crossed in full by `certify_classes` up to MAX_INTROSPECTED_COMBINATIONS,
+    beyond that each flag is varied alone.
+    """
+    def keyword_defaults(cls):
+        return {n: p.default for n, p in inspect.signature(cls.__init__).parameters.items()
+                if p.default is not inspect.Parameter.empty}
+
+    ours, theirs = keyword_defaults(ours_cls), keyword_defaults(reference_cls)
+    flags = {}
+    for name, default in theirs.items():
+        if name not in ours or name in IMPLEMENTATION_ONLY:
+            continue
+        if isinstance(default, bool):
+            flags[name] = (default, not default)
+        elif name == "weight_decay" and isinstance(default, (int, float)):
+            flags[name] = (default, 0.1 if default == 0 else 0.0)
+    return flags
+
+
+def flag_combinations(flags: dict) -> list[dict]:
+    """Every crossing of `flags`, or, when that exceeds MAX_INTROSPECTED_COMBINATIONS, each flag alone."""
+    full = [dict(zip(flags, values)) for values in itertools.product(*flags.values())]
+    if len(full) <= MAX_INTROSPECTED_COMBINATIONS:
+        return full
+    base = {name: values[0] for name, values in flags.items()}
+    return [base] + [{**base, name: value} for name, values in flags.items() for value in values[1:]]
+
+
+def certify_classes(ours_cls: type, reference_cls: type, flags: dict | None = None,
+                    hparams: dict | None = None, name: str | None = None, group_state: tuple = (),
+                    compare_state: bool = True, param_groups: int = 2, dtypes=(torch.float64,),
+                    progress=None) -> list[Check]:
+    """The certificate of `ours_cls` against `reference_cls`, both `torch.optim.Optimizer` classes.
+
+    flags: {argument: values to cross} (default: `introspect_flags`); hparams: fixed settings (default:
+    the reference's own lr); compare_state=False compares parameters only, for classes whose state
+    keys differ. Combinations the reference refuses to construct are left out. Same runs,
+    tolerances and state_dict round trip as the torch certificate; returns one Check per combination
+    and dtype (float64 crosses the flags, other dtypes run the first combination).
+    """
+    flags = introspect_flags(ours_cls, reference_cls) if flags is None else flags
+    pair = ClassPair(name or f"{ours_cls.__name__} vs {reference_cls.__name__}", ours_cls.__name__, "",
+                     flags, ours_class=ours_cls, reference_class=reference_cls, group_state=group_state,
+                     compare_state=compare_state, param_groups=param_groups)
+    fixed = dict(hparams or {})
+    fixed.setdefault("lr", pair.defaults().get("lr", 1e-3))
+    pair = dataclasses.replace(pair, test_hparams=fixed)
+    combos = [c for c in flag_combinations(flags) if _constructs(reference_cls, {**fixed, **c})]
+    checks = []
+    for dtype in dtypes:
+        for combo in combos if dtype == torch.float64 else combos[:1]:
+            checks.append(compare_with_torch(pair, combo, dtype))
+            if progress:
+                progress(checks[-1])
+    return checks
+
+
+def _constructs(cls: type, hparams: dict) -> bool:
+    try:
+        quietly(cls, [torch.zeros(2, requires_grad=True)], hparams)
+    except Exception:  # noqa: BLE001 - any refusal means "not a valid combination"
+        return False
+    return True

@@ -10,7 +10,7 @@ import torch
 
 from optbench import verify
 from optbench.optimizers import registry
-from optbench.optimizers.registry import ALGORITHMS
+from optbench.optimizers.registry import TORCH_ALGORITHMS as ALGORITHMS  # the zoo's: test_zoo.py
 
 CASES = [(a.name, flags) for a in ALGORITHMS.values() for flags in a.combinations()]
 
