@@ -95,6 +95,11 @@ def random_starts(surface: Surface, trials: int, seed: int, dtype=torch.float64)
     return low + (high - low) * torch.rand(trials, surface.dim, generator=generator, dtype=dtype)
 
 
+def fixed_starts(surface: Surface, point=None, trials: int = 1, dtype=torch.float64) -> torch.Tensor:
+    """`trials` copies of `point` (the surface's start when None), as a [trials, dim] tensor."""
+    return torch.tensor([point if point is not None else surface.start] * trials, dtype=dtype)
+
+
 def run_surface(spec: OptimizerSpec, surface: Surface, starts: torch.Tensor, steps: int, *,
                 grid: dict | None = None, noise: float = 0.0, seed: int = 0,
                 defaults: dict | None = None, record_every: int | None = None,
