@@ -78,8 +78,7 @@ def test_stability_limit_is_the_edge_of_divergence():
     limits = 2 * (1 + run.metrics["momentum"]) / lam
     assert not run.metrics[run.metrics["lr"] < 0.98 * limits]["diverged"].any()
     assert run.metrics[run.metrics["lr"] > 1.15 * limits]["diverged"].all()
-    from optbench.plots.surfaces import stability_limits
-    line_lrs, line_momenta = stability_limits(run.metrics, surface, "lr", "momentum")
+    line_lrs, line_momenta = theory.stability_limits(run.metrics, surface, "lr", "momentum")
     np.testing.assert_allclose(line_lrs, 2 * (1 + line_momenta) / lam)
 
 
