@@ -6,8 +6,17 @@ The Python API: `compare`, `grid` and `noise_floor` run experiments and return r
 
 __version__ = "0.1.0"
 
-from .experiments import (Comparison, GridMap, NoiseFloorStudy, TuningPlan, compare, grid, load,  # noqa: E402
-                          noise_floor, plan_tuning)
+from .experiments import (  # noqa: E402  (after __version__, which results.py reads)
+    Comparison,
+    GridMap,
+    NoiseFloorStudy,
+    TuningPlan,
+    compare,
+    grid,
+    load,
+    noise_floor,
+    plan_tuning,
+)
 
 __all__ = ["Comparison", "GridMap", "NoiseFloorStudy", "TuningPlan", "compare", "grid", "load", "noise_floor",
            "plan_tuning"]

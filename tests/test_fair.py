@@ -156,7 +156,7 @@ def test_bad_fair_input_is_one_line_exit_2(tmp_path, args, message):
     assert result.exit_code == 2, result.output
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert len(lines) == 1 and message in lines[0], result.output
-    assert not (tmp_path / "out" / "meta.json").exists()
+    assert not (tmp_path / "out").exists()
 
 
 def test_clipping_only_when_asked_and_recorded():

@@ -13,8 +13,17 @@ from ..experiments.compare import CPU_VS_CUDA
 from ..experiments.noise_floor import DEFAULT_STEPS as LINREG_STEPS
 from ..results import atomic_write_bytes
 from ..specs import parse_number_list, parse_optimizer, parse_range
-from .common import (console, console_err, formats_option, out_option, parse_formats, results_folder, seed_option,
-                     split_assignment, write_figures)
+from .common import (
+    console,
+    console_err,
+    formats_option,
+    out_option,
+    parse_formats,
+    results_folder,
+    seed_option,
+    split_assignment,
+    write_figures,
+)
 from .compare_tables import metrics_table, noise_floor_table, rates_table, repro_table, theory_caption, tuning_table
 from .surface_options import resolve_surface, surface_options
 

@@ -51,11 +51,11 @@ def rates_table(rates) -> Table:
 def theory_caption(surface) -> str:
     eigenvalues = surface.hessian_eigenvalues
     gd, hb = optimal_gradient_descent(eigenvalues), optimal_heavy_ball(eigenvalues)
-    return (f"theory (λ from {min(eigenvalues):.3g} to {max(eigenvalues):.3g}, k = {condition_number(eigenvalues):.3g}; "
-            f"rate = per-step contraction of ‖θ - θ*‖): gradient descent stable for lr < {2 / max(eigenvalues):.3g}, "
-            f"best lr {gd['lr']:.3g} -> (k-1)/(k+1) = {gd['rate']:.4f}; heavy ball (torch SGD momentum) "
-            f"stable for lr < 2(1+μ)/λ_max, best lr {hb['lr']:.3g}, momentum {hb['momentum']:.3g} -> "
-            f"(√k-1)/(√k+1) = {hb['rate']:.4f}")
+    return (f"theory (λ from {min(eigenvalues):.3g} to {max(eigenvalues):.3g}, "
+            f"k = {condition_number(eigenvalues):.3g}; rate = per-step contraction of ‖θ - θ*‖): "
+            f"gradient descent stable for lr < {2 / max(eigenvalues):.3g}, best lr {gd['lr']:.3g} -> "
+            f"(k-1)/(k+1) = {gd['rate']:.4f}; heavy ball (torch SGD momentum) stable for lr < 2(1+μ)/λ_max, "
+            f"best lr {hb['lr']:.3g}, momentum {hb['momentum']:.3g} -> (√k-1)/(√k+1) = {hb['rate']:.4f}")
 
 
 def tuning_table(summary, tune: dict, surface) -> Table:

@@ -8,8 +8,17 @@ import rich_click as click
 from ..errors import OptbenchError
 from ..experiments import grid
 from ..specs import parse_optimizer, parse_range
-from .common import (console, format_number, formats_option, out_option, parse_formats, results_folder, seed_option,
-                     split_assignment, write_figures)
+from .common import (
+    console,
+    format_number,
+    formats_option,
+    out_option,
+    parse_formats,
+    results_folder,
+    seed_option,
+    split_assignment,
+    write_figures,
+)
 from .surface_options import resolve_surface, surface_options
 
 
@@ -30,14 +39,12 @@ def command(optimizer, lr_range, momentum_range, vary, surface, steps, start, no
     """
     spec = parse_optimizer(optimizer)
     axes = {}
-    given = [("lr", lr_range), ("momentum", momentum_range)] + [split_assignment(item, "--vary") for item in vary]
-    for name, text in given:
+    varied = [split_assignment(item, "--vary") for item in vary]
+    for name, text in [("lr", lr_range), ("momentum", momentum_range), *varied]:
         if text is not None:
             if name in axes:
                 raise OptbenchError(f"'{name}' given twice")
             axes[name] = parse_range(text, f"--{name}" if name in ("lr", "momentum") else name)
-    if len(axes) != 2:
-        raise OptbenchError(f"a grid needs exactly two axes (got {len(axes)}): e.g. --lr 1e-4:1:64 --momentum 0:0.99:64")
     resolved, steps, point = resolve_surface(surface, steps, start, noise)
     formats = parse_formats(formats)
     with results_folder(out, "grid") as folder:

@@ -26,8 +26,8 @@ from ..plots.surfaces import animate, plot_grid, plot_loss, plot_trajectories
 from ..results import read_metadata, read_table, write_metadata, write_table
 from ..runners.repro import compare_runs
 from ..runners.surface import default_hparams, fixed_starts, random_starts, run_surface
-from ..runners.tuning import (CRITERIA, Tuning, check_tunable, sensitivity, summarise, tuned_spec, tuning_axes,
-                              tune as run_tuning)
+from ..runners.tuning import CRITERIA, Tuning, check_tunable, sensitivity, summarise, tuned_spec, tuning_axes
+from ..runners.tuning import tune as run_tuning
 from ..theory import rate_table, stability_limits
 from .inputs import as_specs, as_surface, check_start
 

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import torch
 
 from ..errors import OptbenchError
@@ -416,7 +417,6 @@ def _constant_column(value, length: int):
     dtype = pd.Series([value]).dtype
     if not (isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow"):
         return value
-    import pyarrow as pa
     strings = pa.repeat(pa.scalar(value, pa.large_string()), length)
     return pd.arrays.ArrowStringArray(pa.chunked_array([strings]), dtype=dtype)
 

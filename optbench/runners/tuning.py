@@ -9,9 +9,9 @@ hyperparameter the algorithm has) times the starts run as ONE batched tensor thr
   "solved" and tie: otherwise 10⁻¹⁰⁰ would beat 10⁻³⁰, a difference no one can use;
 - `steps-to-tol`: the first step with f - f_min below the surface's tolerance; never reached scores +inf.
 
-The lowest score wins; ties go to fewer median steps to tolerance, then to the lower final loss. If no cell reaches the tolerance, the winner
-is chosen by final loss instead, and the summary says so. A winner on the edge of the grid is
-flagged: the range should be widened before trusting the comparison.
+The lowest score wins; ties go to fewer median steps to tolerance, then to the lower final loss. If no
+cell reaches the tolerance, the winner is chosen by final loss instead, and the summary says so. A winner
+on the edge of the grid is flagged: the range should be widened before trusting the comparison.
 """
 
 from __future__ import annotations
@@ -33,7 +33,8 @@ CRITERIA = ("final-loss", "steps-to-tol")
 RESOLUTION = 1e-6        # final-loss scores are floored at RESOLUTION x surface.tolerance
 
 # The default search range per hyperparameter: the same for every optimizer, so nobody's grid is
-# centred on a value someone already knew to be good. lr spans 1e-4..100 (8 points a decade) to cover SGD and adaptive scales.
+# centred on a value someone already knew to be good. lr spans 1e-4..100 (8 points a decade) to cover
+# SGD and adaptive scales.
 DEFAULT_RANGES = {
     "lr": "1e-4:100:49:log",
     "momentum": "0:0.99:12:lin",
