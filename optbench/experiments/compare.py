@@ -23,13 +23,14 @@ from ..errors import OptbenchError
 from ..objectives import Surface, get_surface
 from ..plots.fair import plot_sensitivity
 from ..plots.surfaces import animate, plot_grid, plot_loss, plot_trajectories
-from ..results import read_metadata, read_table, write_metadata, write_table
+from ..results import read_metadata, read_table
 from ..runners.repro import compare_runs
 from ..runners.surface import default_hparams, fixed_starts, random_starts, run_surface
 from ..runners.tuning import CRITERIA, Tuning, check_tunable, sensitivity, summarise, tuned_spec, tuning_axes
 from ..runners.tuning import tune as run_tuning
 from ..theory import rate_table, stability_limits
 from .inputs import as_specs, as_surface, check_start
+from .result import Result
 
 TUNING_SEED_OFFSET = 1   # tuning starts come from seed + 1, so they differ from the comparison's starts
 CPU_RUNS, CPU_VS_CUDA = "cpu run 1 vs run 2", "cpu vs cuda"
@@ -75,9 +76,10 @@ def plan_tuning(optimizers, surface: Surface | str, over=("lr",), ranges: dict |
     return TuningPlan(over, tuning_axes(list(over), ranges), ranges, starts, criterion)
 
 
-@dataclass
-class Comparison:
+@dataclass(repr=False)
+class Comparison(Result):
     """The tables of one comparison; `meta` is what `save` records in meta.json (its "spec")."""
+    kind = "compare"
     surface: Surface
     trajectory: pd.DataFrame        # one row per (optimizer, trial, recorded step); see runners.surface
     metrics: pd.DataFrame           # one row per (optimizer, trial)
@@ -95,13 +97,6 @@ class Comparison:
         tables["repro"] = self.repro
         return {stem: table for stem, table in tables.items() if table is not None}
 
-    def save(self, folder) -> Path:
-        """Write every table as parquet and meta.json into `folder` (atomically); returns the folder."""
-        folder = Path(folder)
-        for stem, table in self.tables().items():
-            write_table(table, folder / f"{stem}.parquet")
-        write_metadata(folder, "compare", self.meta, self.seed)
-        return folder
 
     @classmethod
     def load(cls, folder) -> Comparison:

@@ -18,16 +18,18 @@ import torch
 from ..errors import OptbenchError
 from ..objectives import Surface, get_surface
 from ..plots.surfaces import plot_grid
-from ..results import read_metadata, read_table, write_metadata, write_table
+from ..results import read_metadata, read_table
 from ..runners.surface import fixed_starts, run_surface
 from ..specs import OptimizerSpec
 from ..theory import stability_limits
 from .inputs import as_spec, as_surface, check_start
+from .result import Result
 
 
-@dataclass
-class GridMap:
+@dataclass(repr=False)
+class GridMap(Result):
     """The tables of one grid; `meta` is what `save` records in meta.json (its "spec")."""
+    kind = "grid"
     surface: Surface
     trajectory: pd.DataFrame | None   # one row per (cell, recorded step); None when loaded without it
     metrics: pd.DataFrame             # one row per cell: the two axis columns, final_loss, diverged, ...
@@ -47,12 +49,6 @@ class GridMap:
         tables = {"trajectory": self.trajectory, "metrics": self.metrics}
         return {stem: table for stem, table in tables.items() if table is not None}
 
-    def save(self, folder) -> Path:
-        folder = Path(folder)
-        for stem, table in self.tables().items():
-            write_table(table, folder / f"{stem}.parquet")
-        write_metadata(folder, "grid", self.meta, self.seed)
-        return folder
 
     @classmethod
     def load(cls, folder) -> GridMap:

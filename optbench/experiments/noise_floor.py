@@ -17,10 +17,11 @@ import pandas as pd
 
 from ..errors import OptbenchError
 from ..plots.fair import plot_noise_floor, plot_suboptimality
-from ..results import read_metadata, read_table, write_metadata, write_table
+from ..results import read_metadata, read_table
 from ..runners.regression import least_squares, make_linear_data, minibatch_runs, sgd_noise_floor
 from ..specs import OptimizerSpec, parse_range
 from .inputs import as_specs
+from .result import Result
 
 DEFAULT_LR = 0.03        # the lr of a spec that sets none: stable for every batch size on this problem
 DEFAULT_STEPS = 2000
@@ -28,9 +29,10 @@ DEFAULT_BATCH_SIZES = (1, 10, 100)
 DEFAULT_FLOOR_LRS = tuple(parse_range("1e-3:0.3:8"))
 
 
-@dataclass
-class NoiseFloorStudy:
+@dataclass(repr=False)
+class NoiseFloorStudy(Result):
     """The tables of one study; `meta` is what `save` records in meta.json (its "spec")."""
+    kind = "compare"
     curves: pd.DataFrame     # one row per (optimizer, batch_size, seed, recorded step): suboptimality, theory_floor
     floors: pd.DataFrame     # one row per (optimizer, batch_size, lr): measured, theory (inf: unstable), diverged
     meta: dict
@@ -52,12 +54,6 @@ class NoiseFloorStudy:
     def tables(self) -> dict[str, pd.DataFrame]:
         return {"suboptimality": self.curves, "noise_floor": self.floors}
 
-    def save(self, folder) -> Path:
-        folder = Path(folder)
-        for stem, table in self.tables().items():
-            write_table(table, folder / f"{stem}.parquet")
-        write_metadata(folder, "compare", self.meta, self.seed)
-        return folder
 
     @classmethod
     def load(cls, folder) -> NoiseFloorStudy:
