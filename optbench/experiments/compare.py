@@ -97,7 +97,6 @@ class Comparison(Result):
         tables["repro"] = self.repro
         return {stem: table for stem, table in tables.items() if table is not None}
 
-
     @classmethod
     def load(cls, folder) -> Comparison:
         """The comparison saved in `folder`; raises OptbenchError for a missing or foreign file."""

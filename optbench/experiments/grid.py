@@ -49,7 +49,6 @@ class GridMap(Result):
         tables = {"trajectory": self.trajectory, "metrics": self.metrics}
         return {stem: table for stem, table in tables.items() if table is not None}
 
-
     @classmethod
     def load(cls, folder) -> GridMap:
         """The grid saved in `folder` (its metrics only: the heat map needs no trajectories)."""

@@ -54,7 +54,6 @@ class NoiseFloorStudy(Result):
     def tables(self) -> dict[str, pd.DataFrame]:
         return {"suboptimality": self.curves, "noise_floor": self.floors}
 
-
     @classmethod
     def load(cls, folder) -> NoiseFloorStudy:
         folder = Path(folder)
