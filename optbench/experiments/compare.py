@@ -26,7 +26,16 @@ from ..plots.surfaces import animate, plot_grid, plot_loss, plot_trajectories
 from ..results import read_metadata, read_table
 from ..runners.repro import compare_runs
 from ..runners.surface import default_hparams, fixed_starts, random_starts, run_surface
-from ..runners.tuning import CRITERIA, Tuning, check_tunable, sensitivity, summarise, tuned_spec, tuning_axes
+from ..runners.tuning import (
+    CRITERIA,
+    Tuning,
+    cell_scores,
+    check_tunable,
+    sensitivity,
+    summarise,
+    tuned_spec,
+    tuning_axes,
+)
 from ..runners.tuning import tune as run_tuning
 from ..theory import rate_table, stability_limits
 from .inputs import as_specs, as_surface, check_start
@@ -114,8 +123,7 @@ class Comparison(Result):
             over = spec["tune"]["over"]
             metrics = read_table(folder / "tuning.parquet", ("optimizer", "cell", "start", "final_loss", *over))
             summary = read_table(folder / "tuned.parquet", ("optimizer", "score", "starts", *over))
-            cells = summarise(metrics, surface, over, spec["tune"]["criterion"]).cells
-            tuning = Tuning(metrics, cells, summary)
+            tuning = Tuning(metrics, cell_scores(metrics, surface, over, spec["tune"]["criterion"]), summary)
         return cls(surface, read_table(folder / "trajectory.parquet", ("optimizer", "trial", "step", "loss")),
                    read_table(folder / "metrics.parquet", ("optimizer", "trial", "final_loss")),
                    optional("rates", ("optimizer", "measured_rate", "analytic_rate")), tuning,

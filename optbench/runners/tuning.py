@@ -117,8 +117,9 @@ def scores(metrics: pd.DataFrame, surface: Surface, criterion: str) -> np.ndarra
     return score
 
 
-def summarise(metrics: pd.DataFrame, surface: Surface, axes: list[str], criterion: str) -> Tuning:
-    """Cell scores (median over starts) and the winner per optimizer."""
+def cell_scores(metrics: pd.DataFrame, surface: Surface, axes: list[str], criterion: str) -> pd.DataFrame:
+    """One row per (optimizer, cell): its axis values and the medians over starts of the score (lower is
+    better), the final-loss score, the final gap and the steps to tolerance; starts reached / diverged."""
     if criterion not in CRITERIA:
         raise OptbenchError(f"unknown criterion '{criterion}' (valid: {', '.join(CRITERIA)})")
     table = metrics.assign(score=scores(metrics, surface, criterion),
@@ -127,12 +128,17 @@ def summarise(metrics: pd.DataFrame, surface: Surface, axes: list[str], criterio
                            to_tol=scores(metrics, surface, "steps-to-tol") if surface.tolerance is not None
                            else math.inf,
                            converged=metrics["steps_to_tolerance"].notna() & ~metrics["diverged"])
-    cells = (table.groupby(["optimizer", "cell"], sort=False)
-             .agg(family=("family", "first"), **{a: (a, "first") for a in axes},
-                  score=("score", "median"), loss_score=("loss_score", "median"),
-                  final_gap=("final_gap", "median"), to_tol=("to_tol", "median"),
-                  reached=("converged", "sum"), starts=("start", "count"), diverged=("diverged", "sum"))
-             .reset_index())
+    return (table.groupby(["optimizer", "cell"], sort=False)
+            .agg(family=("family", "first"), **{a: (a, "first") for a in axes},
+                 score=("score", "median"), loss_score=("loss_score", "median"),
+                 final_gap=("final_gap", "median"), to_tol=("to_tol", "median"),
+                 reached=("converged", "sum"), starts=("start", "count"), diverged=("diverged", "sum"))
+            .reset_index())
+
+
+def summarise(metrics: pd.DataFrame, surface: Surface, axes: list[str], criterion: str) -> Tuning:
+    """Cell scores (`cell_scores`) and the winner per optimizer."""
+    cells = cell_scores(metrics, surface, axes, criterion)
     rows = []
     for name, group in cells.groupby("optimizer", sort=False):
         chosen_by, notes = criterion, []
