@@ -108,7 +108,6 @@ def rate_table(trajectory, surface, resolved_hparams: dict) -> pd.DataFrame:
 
     resolved_hparams: optimizer label -> (family, its resolved hyperparameters).
     """
-
     rows = []
     eigenvalues = surface.hessian_eigenvalues if surface.minimum_value is not None else None
     for (name, trial), run in trajectory.groupby(["optimizer", "trial"], sort=False):
@@ -118,3 +117,27 @@ def rate_table(trajectory, surface, resolved_hparams: dict) -> pd.DataFrame:
         rows.append({"optimizer": name, "trial": int(trial), "measured_rate": measured,
                      "analytic_rate": math.nan if theory is None else theory})
     return pd.DataFrame(rows)
+
+
+def stability_limits(metrics: pd.DataFrame, surface, x_name: str, y_name: str):
+    """(lr values, momentum values) along the heavy-ball stability limit lr = 2(1 + μ)/λ_max, for a grid map.
+
+    metrics: a grid's per-trial table (columns family, settings, the two axes; momentum, dampening,
+    weight_decay where the optimizer has them). Only for torch's SGD (heavy ball; not Nesterov, no
+    dampening) on a quadratic with lr as an axis; momentum is the other axis or a constant column.
+    None where the theory does not apply.
+    """
+    if surface.hessian_eigenvalues is None or surface.minimum_value is None or "lr" not in (x_name, y_name):
+        return None
+    first = metrics.iloc[0]
+    if first.get("family") != "sgd" or first.get("dampening", 0) or "nesterov=True" in str(first.get("settings")):
+        return None
+    eigenvalues = np.asarray(surface.hessian_eigenvalues) + float(first.get("weight_decay", 0.0) or 0.0)
+    other = y_name if x_name == "lr" else x_name
+    if other == "momentum":
+        momenta = np.linspace(metrics["momentum"].min(), metrics["momentum"].max(), 200)
+    elif "momentum" in metrics and metrics["momentum"].nunique() == 1:
+        momenta = np.full(2, float(first["momentum"]))
+    else:
+        return None
+    return np.array([stability_limit(eigenvalues, m) for m in momenta]), momenta

@@ -11,6 +11,7 @@ worst relative deviation of parameters and optimizer state seen at any step.
 (`optbench.optimizers.fast`): fast == torch.optim for every combination in float64 and float32,
 and fast == our readable path. `certify_classes` runs the same certificate for any optimizer class
 against any reference class (the newer algorithms' reference packages, a user's class).
+`certificate` runs every check for one algorithm and decides whether it is equivalent.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
+import importlib
 import io
 import inspect
 import itertools
@@ -25,6 +27,7 @@ from dataclasses import dataclass
 
 import torch
 
+from .optimizers import fast_path
 from .optimizers.registry import ALGORITHMS, IMPLEMENTATION_ONLY, Algorithm
 
 TOLERANCE = {torch.float64: 1e-9, torch.float32: 1e-4, torch.complex128: 1e-9}
@@ -229,8 +232,6 @@ def certify_fast(names=None, dtypes=(torch.float64, torch.float32), progress=Non
     other dtypes: default flags, whole buffers. Plus fast vs our readable path in float64 (flag
     `reference=readable`). A check fails if the fast path was not actually taken.
     """
-    from .optimizers import fast_path
-
     checks = []
     for name in names or fast_path.FAST_ALGORITHMS:
         algorithm = ALGORITHMS[name]
@@ -249,8 +250,6 @@ def certify_fast(names=None, dtypes=(torch.float64, torch.float32), progress=Non
 
 
 def _compare_fast(algorithm: Algorithm, flags: dict, dtype, chunk: int, reference_cls=None) -> Check:
-    from .optimizers import fast_path
-
     built = []
 
     class Recorded(fast_path.fast(algorithm.ours)):
@@ -344,12 +343,11 @@ def _run_alone(cls, x: torch.Tensor, hparams: dict, steps: int, sparse: bool = F
 
 def doc_discrepancies(algorithm: Algorithm) -> list[str]:
     """Where torch's documented pseudocode and its code disagree (listed in our module)."""
-    import importlib
-
     module = importlib.import_module(f"optbench.optimizers.{algorithm.module}")
     return list(getattr(module, "DOC_DISCREPANCIES", []))
 
 
+from .optimizers import fast_path
 # ---- Any class against any reference class (`optbench verify A --against B`) ----------------------
 
 MAX_INTROSPECTED_COMBINATIONS = 64

@@ -86,7 +86,7 @@ def test_bad_input_is_one_line_exit_2(tmp_path, args, message):
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert len(lines) == 1 and message in lines[0], result.output
     assert "Traceback" not in result.output
-    assert not (tmp_path / "out" / "meta.json").exists()
+    assert not (tmp_path / "out").exists()   # nothing written, not even an empty folder
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root can write anywhere")

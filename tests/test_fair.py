@@ -78,8 +78,7 @@ def test_stability_limit_is_the_edge_of_divergence():
     limits = 2 * (1 + run.metrics["momentum"]) / lam
     assert not run.metrics[run.metrics["lr"] < 0.98 * limits]["diverged"].any()
     assert run.metrics[run.metrics["lr"] > 1.15 * limits]["diverged"].all()
-    from optbench.plots.surfaces import stability_limits
-    line_lrs, line_momenta = stability_limits(run.metrics, surface, "lr", "momentum")
+    line_lrs, line_momenta = theory.stability_limits(run.metrics, surface, "lr", "momentum")
     np.testing.assert_allclose(line_lrs, 2 * (1 + line_momenta) / lam)
 
 
@@ -157,7 +156,7 @@ def test_bad_fair_input_is_one_line_exit_2(tmp_path, args, message):
     assert result.exit_code == 2, result.output
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert len(lines) == 1 and message in lines[0], result.output
-    assert not (tmp_path / "out" / "meta.json").exists()
+    assert not (tmp_path / "out").exists()
 
 
 def test_clipping_only_when_asked_and_recorded():

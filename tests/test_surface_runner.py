@@ -8,6 +8,7 @@ import torch
 
 from optbench.errors import OptbenchError
 from optbench.objectives import get_surface
+from optbench.runners import recorder
 from optbench.runners import surface as runner
 from optbench.runners.surface import default_hparams, random_starts, run_surface
 from optbench.specs import parse_optimizer
@@ -145,7 +146,7 @@ def test_metric_chunks_do_not_change_metrics(monkeypatch):
     surface = get_surface("rosenbrock")
     starts = random_starts(surface, 3, seed=0)
     whole = run_surface(parse_optimizer("adam"), surface, starts, 50).metrics
-    monkeypatch.setattr(runner, "BUFFER_ELEMENTS", 20)   # fold every few steps
+    monkeypatch.setattr(recorder, "BUFFER_ELEMENTS", 20)   # fold every few steps
     chunked = run_surface(parse_optimizer("adam"), surface, starts, 50).metrics
     pd.testing.assert_frame_equal(whole, chunked)
 

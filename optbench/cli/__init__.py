@@ -1,4 +1,5 @@
-"""The `optbench` command: parse, call, report. The only package that imports click and rich.
+"""The `optbench` command: parse, call, report. The only package that imports click and rich, and the
+only place that chooses a matplotlib backend (in `entry`, never at import).
 
 Each command lives in its own module here and is registered below. A user error
 (`OptbenchError`, or a click usage error) prints one red line on stderr and exits with
@@ -9,21 +10,23 @@ from __future__ import annotations
 
 import sys
 
+import matplotlib
 import rich_click as click
 from rich.markup import escape
 
 from ..errors import OptbenchError
+from . import compare, grid, listing, plot, sweep, train, verify
 from .common import console_err
 
 click.rich_click.TEXT_MARKUP = "markdown"
 click.rich_click.TEXT_EMOJIS = False   # ":100:" in a range like 1e-4:100:49 must stay text
 
-COMMANDS = ["list", "verify", "compare", "grid", "plot", "train", "sweep"]
+COMMANDS = [listing, verify, compare, grid, plot, train, sweep]
 
 
 class OptbenchGroup(click.RichGroup):
     def list_commands(self, ctx):
-        return [name for name in COMMANDS if name in self.commands]
+        return [module.command.name for module in COMMANDS]
 
     def invoke(self, ctx):
         try:
@@ -44,24 +47,17 @@ def main(ctx, debug):
     ctx.ensure_object(dict)["debug"] = debug
 
 
-def _register():
-    import importlib
-
-    for module in ("listing", "verify", "compare", "grid", "plot", "train", "sweep"):
-        try:
-            mod = importlib.import_module(f".{module}", __name__)
-        except ModuleNotFoundError as error:
-            if error.name == f"{__name__}.{module}":
-                continue  # that command is not built yet
-            raise
-        main.add_command(mod.command)
-
-
-_register()
+for module in COMMANDS:
+    main.add_command(module.command)
 
 
 def entry(argv=None):
-    """Console-script entry point: click's usage errors become one line too, exit status 2."""
+    """Console-script entry point: click's usage errors become one line too, exit status 2.
+
+    The command only writes figure files, so it draws with Agg; chosen here, at run time, so that
+    importing optbench.cli leaves a notebook's backend alone.
+    """
+    matplotlib.use("Agg")
     try:
         code = main.main(args=argv, standalone_mode=False)
     except click.exceptions.Abort:

@@ -1,13 +1,17 @@
-"""Pieces every command shares: consoles, option types for specs and lists, progress bars."""
+"""Pieces every command shares: consoles, options, number formatting, progress bars, the results folder."""
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+from pathlib import Path
+
 import rich_click as click
 from rich.console import Console
-from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                           TimeElapsedColumn, TimeRemainingColumn)
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from ..errors import OptbenchError
+from ..plots.style import save_figures
+from ..results import output_folder
 
 # emoji=False: ranges such as 1e-4:100:49 must not turn into pictures
 console = Console(emoji=False)                   # results: stdout
@@ -19,10 +23,6 @@ def progress_bar(transient: bool = False) -> Progress:
     return Progress(TextColumn("[progress.description]{task.description}"), BarColumn(),
                     MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
                     TextColumn("{task.fields[status]}"), console=console_err, transient=transient)
-
-
-def user_error(message: str) -> OptbenchError:
-    return OptbenchError(message)
 
 
 def format_number(value) -> str:
@@ -59,3 +59,31 @@ def parse_formats(text: str) -> list[str]:
     if bad or not formats:
         raise OptbenchError(f"unknown figure format '{(bad or [text])[0]}' (valid: png, pdf, svg)")
     return formats
+
+
+@contextmanager
+def results_folder(out: str | None, command: str):
+    """`output_folder` (created and proven writable before any work); removed again if the work raises a
+    user error before writing anything, so bad input leaves nothing behind."""
+    created = out is None or not Path(out).exists()
+    folder = output_folder(out, command)
+    try:
+        yield folder
+    except OptbenchError:
+        if created and not any(folder.iterdir()):
+            folder.rmdir()
+        raise
+
+
+def write_figures(figures: dict, folder: Path, formats) -> None:
+    """Save each figure in every format and say where."""
+    for path in save_figures(figures, folder, formats):
+        console.print(f"wrote {path}")
+
+
+def split_assignment(item: str, option: str) -> tuple[str, str]:
+    """'NAME=VALUE' -> (NAME, VALUE); raises OptbenchError naming `option` when malformed."""
+    name, eq, text = item.partition("=")
+    if not eq or not name.strip():
+        raise OptbenchError(f"malformed {option} '{item}': expected NAME=START:STOP:NUM")
+    return name.strip(), text

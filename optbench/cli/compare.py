@@ -1,20 +1,31 @@
-"""`optbench compare sgd adam rmsprop --surface elliptic`: trajectories side by side, table and plots.
+"""`optbench compare sgd adam rmsprop --surface elliptic`: parse, call `optbench.compare`, save, print.
 
-With `--tune`, each optimizer is first tuned at an equal budget (`optbench.runners.tuning`);
-with `--check-repro`, the comparison is run again (and on the GPU where there is one) and the first
-differing step is reported; `--surface linreg` is the stochastic regression problem with a known optimum.
+`--tune` and `--check-repro` are arguments of the same call; `--surface linreg` calls `optbench.noise_floor`.
 """
 
 from __future__ import annotations
 
 import rich_click as click
-from rich.table import Table
 
 from ..errors import OptbenchError
-from ..results import output_folder, write_metadata, write_table
-from ..specs import parse_optimizer
-from .common import console, console_err, format_number, formats_option, out_option, parse_formats, seed_option
-from .surface_options import resolve_surface, start_tensor, surface_options
+from ..experiments import compare, noise_floor, plan_tuning
+from ..experiments.compare import CPU_VS_CUDA
+from ..experiments.noise_floor import DEFAULT_STEPS as LINREG_STEPS
+from ..results import atomic_write_bytes
+from ..specs import parse_number_list, parse_optimizer, parse_range
+from .common import (
+    console,
+    console_err,
+    formats_option,
+    out_option,
+    parse_formats,
+    results_folder,
+    seed_option,
+    split_assignment,
+    write_figures,
+)
+from .compare_tables import metrics_table, noise_floor_table, rates_table, repro_table, theory_caption, tuning_table
+from .surface_options import resolve_surface, surface_options
 
 
 @click.command("compare")
@@ -53,139 +64,59 @@ def command(optimizers, surface, steps, start, noise, trials, tune, tune_over, t
     `--tune` the winners of an equal-budget search. `--surface linreg` runs stochastic linear regression
     against its exact least-squares optimum and plots f - f* and the noise floor set by lr and batch size.
     """
-    import pandas as pd
-    import torch
-
-    from ..runners.surface import default_hparams, random_starts, run_surface
-    from ..theory import rate_table
-
     specs = [parse_optimizer(text) for text in optimizers]
-    labels = [spec.name for spec in specs]
-    if len(set(labels)) != len(labels):
-        raise OptbenchError("each optimizer may be given once (add a setting to tell two apart)")
     if trials < 1:
         raise OptbenchError(f"--trials must be >= 1, got {trials}")
     if clip_grad_norm is not None and not clip_grad_norm > 0:
         raise OptbenchError(f"--clip-grad-norm must be > 0, got {clip_grad_norm}")
     formats = parse_formats(formats)
     if surface.strip().lower() == "linreg":
-        from .fair import run_linreg
         if tune or check_repro or clip_grad_norm is not None or start:
             raise OptbenchError("--surface linreg takes --steps, --trials (seeds), --batch-size and --floor-lrs only")
-        return run_linreg(specs, steps, trials, batch_sizes, floor_lrs, seed, formats, out)
+        sizes = parse_number_list(batch_sizes, int, "--batch-size", positive=True)
+        lrs = parse_range(floor_lrs, "--floor-lrs")
+        with results_folder(out, "compare") as folder:
+            study = noise_floor(specs, steps=LINREG_STEPS if steps is None else steps, seeds=trials,
+                                batch_sizes=sizes, floor_lrs=lrs, seed=seed)
+            study.save(folder)
+        console.print(noise_floor_table(study))
+        write_figures(study.plot(), folder, formats)
+        console.print(f"results in {folder}")
+        return
 
     resolved, steps, point = resolve_surface(surface, steps, start, noise)
-    tuning_plan = None
+    plan = None
     if tune:
-        from .fair import plan_tuning
-        tuning_plan = plan_tuning(specs, resolved, tune_over, tune_range, tune_starts, criterion)
-    folder = output_folder(out, "compare")
+        over = [name.strip() for name in tune_over.split(",")]
+        if not all(over):
+            raise OptbenchError(f"malformed --tune-over '{tune_over}': expected names such as lr,momentum")
+        ranges = dict(split_assignment(item, "--tune-range") for item in tune_range)
+        if tune_starts < 1:
+            raise OptbenchError(f"--tune-starts must be >= 1, got {tune_starts}")
+        plan = plan_tuning(specs, resolved, over, ranges, tune_starts, criterion)
+    with results_folder(out, "compare") as folder:
+        if plan is not None:
+            console_err.print(f"tuning {', '.join(plan.over)}: {plan.cells} cells x {plan.starts} starts x {steps} "
+                              "steps per optimizer, each grid one batched tensor", highlight=False)
+        result = compare(specs, resolved, steps=steps, start=point, trials=trials, noise=noise, seed=seed,
+                         clip_grad_norm=clip_grad_norm, tune=plan, check_repro=check_repro)
+        result.save(folder)
 
-    tuning = None
-    if tuning_plan is not None:
-        from .fair import run_tuning
-        tuning, specs = run_tuning(specs, resolved, steps, tuning_plan, noise, seed, clip_grad_norm, folder)
-
-    if trials > 1 and point is None:
-        starts = random_starts(resolved, trials, seed)
-    else:
-        starts = start_tensor(resolved, point, trials)
-
-    def compare_once(device="cpu"):
-        runs = []
-        for spec in specs:
-            torch.manual_seed(seed)
-            runs.append(run_surface(spec, resolved, starts, steps, noise=noise, seed=seed,
-                                    clip_grad_norm=clip_grad_norm, device=device))
-        return runs
-
-    runs = compare_once()
-    trajectory = pd.concat([run.trajectory for run in runs], ignore_index=True)
-    metrics = pd.concat([run.metrics for run in runs], ignore_index=True)
-    hparams = {spec.name: (spec.family, spec.resolved(default_hparams(resolved, spec.family))) for spec in specs}
-    rates = rate_table(trajectory, resolved, hparams) if resolved.hessian_eigenvalues else None
-    write_table(trajectory, folder / "trajectory.parquet")
-    write_table(metrics, folder / "metrics.parquet")
-    if rates is not None:
-        write_table(rates, folder / "rates.parquet")
-    repro = None
-    if check_repro:
-        from .fair import check_reproducibility
-        repro = check_reproducibility(runs, compare_once, folder)
-    write_metadata(folder, "compare", {
-        "surface": resolved.name, "optimizers": labels, "steps": steps, "trials": trials,
-        "start": list(point) if point else (list(resolved.start) if trials == 1 else "random"),
-        "noise": noise, "record_every": max(run.record_every for run in runs),
-        "tolerance": resolved.tolerance, "clip_grad_norm": clip_grad_norm,
-        "resolved": {name: {k: v for k, v in h.items() if isinstance(v, (int, float, bool, str, tuple))}
-                     for name, (_, h) in hparams.items()},
-        "tune": tuning_plan.meta(steps) if tuning_plan else None,
-        "check_repro": repro,
-        "per_trial": [spec.name for spec, run in zip(specs, runs) if run.per_trial]}, seed)
-    if tuning is not None:
-        from .fair import tuning_table
-        console.print(tuning_table(tuning, tuning_plan, resolved, steps))
-    console.print(metrics_table(metrics, resolved, steps))
-    if rates is not None:
-        console.print(rates_table(rates))
+    if result.tuning is not None:
+        console.print(tuning_table(result.tuning.summary, result.meta["tune"], resolved))
+    console.print(metrics_table(result.metrics, resolved, steps))
+    if result.rates is not None:
+        console.print(rates_table(result.rates))
         console.print(theory_caption(resolved))
-    for spec, run in zip(specs, runs):
-        if run.per_trial:
-            console_err.print(f"note: {spec.name} reduces across a tensor, so each trial ran as its own "
-                              "parameter and optimizer (exact, slower)")
-
-    from ..plots.surfaces import draw_compare
-    written = draw_compare(folder, trajectory, resolved, formats, gif=animate, rates=rates)
-    if tuning is not None:
-        from ..plots.fair import draw_tuning
-        written += draw_tuning(folder, tuning, resolved, tuning_plan.names, criterion, steps, formats)
-    for path in written:
-        console.print(f"wrote {path}")
+    if result.repro is not None:
+        console.print(repro_table(result.repro))
+        if CPU_VS_CUDA not in set(result.repro["comparison"]):
+            console_err.print("no GPU here: CPU vs GPU not checked", highlight=False)
+    for name in result.meta["per_trial"]:
+        console_err.print(f"note: {name} reduces across a tensor, so each trial ran as its own "
+                          "parameter and optimizer (exact, slower)")
+    write_figures(result.plot(), folder, formats)
+    if animate and resolved.dim == 2:
+        atomic_write_bytes(folder / "trajectories.gif", result.animation())
+        console.print(f"wrote {folder / 'trajectories.gif'}")
     console.print(f"results in {folder}")
-
-
-def metrics_table(metrics, surface, steps) -> Table:
-    trials = metrics["trial"].nunique()
-    suffix = f" (median of {trials} trials)" if trials > 1 else ""
-    table = Table(title=f"{surface.name}, {steps} steps{suffix}", title_justify="left")
-    for column in ("optimizer", "settings", "final loss", "distance to min", "steps to tol",
-                   "path length", "diverged"):
-        label = column in ("optimizer", "settings")
-        table.add_column(column, justify="left" if label else "right", no_wrap=column == "optimizer")
-    for name, runs in metrics.groupby("optimizer", sort=False):
-        diverged = int(runs["diverged"].sum())
-        reached = runs["steps_to_tolerance"].notna().sum()
-        table.add_row(
-            name, runs["settings"].iloc[0], format_number(runs["final_loss"].median()),
-            format_number(runs["distance_to_minimum"].median()),
-            format_number(runs["steps_to_tolerance"].median()) if reached else "never",
-            format_number(runs["path_length"].median()),
-            (f"{diverged}/{trials}" if trials > 1 else f"step {int(runs['diverged_at'].iloc[0])}")
-            if diverged else "no")
-    return table
-
-
-def rates_table(rates) -> Table:
-    """Measured linear rate (median over trials) next to the analytic one, per optimizer."""
-    table = Table(title="linear convergence rate ρ (‖θ_t - θ*‖ ≈ C ρ^t; fitted over the 2nd half)",
-                  title_justify="left")
-    for column in ("optimizer", "measured", "analytic", "difference"):
-        table.add_column(column, justify="left" if column == "optimizer" else "right")
-    for name, rows in rates.groupby("optimizer", sort=False):
-        measured, analytic = rows["measured_rate"].median(), rows["analytic_rate"].iloc[0]
-        known = analytic == analytic
-        table.add_row(name, f"{measured:.4f}", f"{analytic:.4f}" if known else "no formula",
-                      f"{(measured - analytic) / analytic:+.2%}" if known else "-")
-    return table
-
-
-def theory_caption(surface) -> str:
-    from ..theory import condition_number, optimal_gradient_descent, optimal_heavy_ball
-
-    eigenvalues = surface.hessian_eigenvalues
-    gd, hb = optimal_gradient_descent(eigenvalues), optimal_heavy_ball(eigenvalues)
-    return (f"theory (λ from {min(eigenvalues):.3g} to {max(eigenvalues):.3g}, k = {condition_number(eigenvalues):.3g}; "
-            f"rate = per-step contraction of ‖θ - θ*‖): gradient descent stable for lr < {2 / max(eigenvalues):.3g}, "
-            f"best lr {gd['lr']:.3g} -> (k-1)/(k+1) = {gd['rate']:.4f}; heavy ball (torch SGD momentum) "
-            f"stable for lr < 2(1+μ)/λ_max, best lr {hb['lr']:.3g}, momentum {hb['momentum']:.3g} -> "
-            f"(√k-1)/(√k+1) = {hb['rate']:.4f}")

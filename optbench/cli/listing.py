@@ -1,10 +1,11 @@
-"""`optbench list`: the optimizers (and surfaces, tasks once they exist) with their defaults."""
+"""`optbench list`: the optimizers with their defaults, the surfaces and the data sets."""
 
 from __future__ import annotations
 
 import rich_click as click
 from rich.table import Table
 
+from .. import data, objectives
 from ..optimizers.registry import ALGORITHMS, PRESETS
 from .common import console
 
@@ -26,25 +27,10 @@ def command():
     for name, (base, settings) in PRESETS.items():
         table.add_row(name, f"preset of {base}", ", ".join(f"{k}={v}" for k, v in settings.items()), "")
     console.print(table)
-    for title, columns, rows in _extras():
+    for title, columns, rows in (objectives.describe(), data.describe()):
         extra = Table(title=title, title_justify="left")
         for column in columns:
             extra.add_column(column)
         for row in rows:
             extra.add_row(*map(str, row))
         console.print(extra)
-
-
-def _extras():
-    """Surfaces and tasks: each module's `describe()` gives (title, columns, rows)."""
-    import importlib
-
-    for module in ("optbench.objectives", "optbench.data"):
-        try:
-            describe = getattr(importlib.import_module(module), "describe", None)
-        except ModuleNotFoundError as error:
-            if error.name == module:
-                continue
-            raise
-        if describe:
-            yield describe()

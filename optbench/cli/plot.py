@@ -2,22 +2,31 @@
 
 from __future__ import annotations
 
-import importlib
+from pathlib import Path
 
 import rich_click as click
 
 from ..errors import OptbenchError
-from ..results import read_metadata
+from ..experiments import load
+from ..plots import sweeps, training
+from ..plots.style import save_figures
+from ..results import atomic_write_bytes, read_metadata
 from .common import console, formats_option, parse_formats
 
-# Results kind (meta.json "kind") -> the function that redraws that kind's figures from the folder.
-# Each takes (folder: Path, formats: list[str]) and returns the list of files written.
-REDRAW = {
-    "compare": "optbench.plots.surfaces:redraw_compare",
-    "grid": "optbench.plots.surfaces:redraw_grid",
-    "train": "optbench.plots.training:redraw",
-    "sweep": "optbench.plots.sweeps:redraw",
-}
+
+def redraw_experiment(folder: Path, formats) -> list[Path]:
+    """A compare or grid folder: its result loaded back, every figure drawn again (and its GIF, if it had one)."""
+    result = load(folder)
+    written = save_figures(result.plot(), folder, formats)
+    gif = folder / "trajectories.gif"
+    if gif.exists():
+        atomic_write_bytes(gif, result.animation())
+        written.append(gif)
+    return written
+
+
+# Results kind (meta.json "kind") -> redraw(folder, formats) -> the files written.
+REDRAW = {"compare": redraw_experiment, "grid": redraw_experiment, "train": training.redraw, "sweep": sweeps.redraw}
 
 
 @click.command("plot")
@@ -25,14 +34,10 @@ REDRAW = {
 @formats_option
 def command(folders, formats):
     """Redraw the figures of saved results folders without re-running anything."""
-    from pathlib import Path
-
     formats = parse_formats(formats)
     for folder in map(Path, folders):
         kind = read_metadata(folder)["kind"]
         if kind not in REDRAW:
             raise OptbenchError(f"{folder}: don't know how to plot results of kind '{kind}'")
-        module, function = REDRAW[kind].split(":")
-        written = getattr(importlib.import_module(module), function)(folder, formats)
-        for path in written:
+        for path in REDRAW[kind](folder, formats):
             console.print(f"wrote {path}")

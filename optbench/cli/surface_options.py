@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import rich_click as click
-import torch
 
 from ..errors import OptbenchError
-from ..objectives import Surface, get_surface
+from ..objectives import get_surface
 from ..specs import parse_number_list
 
 
@@ -41,7 +40,3 @@ def resolve_surface(surface: str, steps: int | None, start: str | None, noise: f
             raise OptbenchError(f"--start {start} is outside the plot window of {resolved.name} ({window}"
                                 f"{' ...' if resolved.dim > 2 else ''})")
     return resolved, steps, point
-
-
-def start_tensor(surface: Surface, point, trials: int) -> torch.Tensor:
-    return torch.tensor([point if point is not None else surface.start] * trials, dtype=torch.float64)

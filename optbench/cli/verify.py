@@ -31,23 +31,13 @@ def command(names, as_json, discrepancies):
     the element-wise algorithms, the same certificate for the fast path (`fast(Adam)`).
     Exit status 1 if any algorithm disagrees.
     """
-    from ..optimizers.fast_path import FAST_ALGORITHMS
-
     algorithms = [get(name) for name in names] or list(ALGORITHMS.values())
     rows = []
     with progress_bar(transient=True) as progress:
-        # per algorithm: its combinations + float32 + batched; the fast path again with one readable check
-        total = sum((len(a.combinations()) + 2) * (2 if a.name in FAST_ALGORITHMS else 1) for a in algorithms)
-        task = progress.add_task("certifying", total=total, status="")
+        task = progress.add_task("certifying", total=sum(map(certificate.certificate_size, algorithms)), status="")
         for algorithm in algorithms:
             progress.update(task, status=algorithm.name)
-            advance = lambda _check: progress.advance(task)  # noqa: E731
-            *checks, float32 = certificate.certify([algorithm.name], (torch.float64, torch.float32), advance)
-            batched = certificate.batched_equals_separate(algorithm)
-            progress.advance(task)
-            fast = certificate.certify_fast([algorithm.name], progress=advance) \
-                if algorithm.name in FAST_ALGORITHMS else []
-            rows.append(_summarize(algorithm, checks, float32, batched, fast))
+            rows.append(certificate.certificate(algorithm, lambda _check: progress.advance(task)))
     ok = all(row["equivalent"] for row in rows)
     if as_json:
         print(json.dumps({"torch": torch.__version__, "equivalent": ok, "algorithms": rows}, indent=2))
@@ -58,33 +48,6 @@ def command(names, as_json, discrepancies):
     if not ok:
         console_err.print("[bold red]some algorithms differ from torch.optim[/]")
         sys.exit(1)
-
-
-def _summarize(algorithm, checks, float32, batched, fast) -> dict:
-    failures = [c for c in checks if not c.passed]
-    fast_failures = [c for c in fast if not c.passed]
-    batched_applies = bool(algorithm.tensor_hparams)
-    return {
-        "algorithm": algorithm.name,
-        "class": algorithm.class_name,
-        "combinations": len(checks),
-        "failed_combinations": [{"flags": c.flags, "deviation": c.deviation, "error": c.error}
-                                for c in failures],
-        "worst_deviation_float64": max(c.deviation for c in checks),
-        "tolerance_float64": checks[0].tolerance,
-        "deviation_float32": float32.deviation if float32.error is None else None,
-        "float32_error": float32.error,
-        "tolerance_float32": float32.tolerance,
-        "batched_tensor_hparams": list(algorithm.tensor_hparams),
-        "batched_deviation": batched.deviation if batched_applies else None,
-        "batched_error": batched.error if batched_applies else None,
-        "fast_path_checks": len(fast),
-        "fast_path_worst_deviation": max((c.deviation for c in fast), default=None),
-        "fast_path_failures": [{"flags": c.flags, "dtype": c.dtype, "deviation": c.deviation,
-                                "error": c.error} for c in fast_failures],
-        "equivalent": not failures and not fast_failures and float32.passed
-                      and (batched.passed or not batched_applies),
-    }
 
 
 def _fmt(value) -> str:

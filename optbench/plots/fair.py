@@ -6,35 +6,31 @@
   the exact noise floor of plain SGD dashed.
 - `plot_noise_floor`: where each optimizer settles (mean f - f* over the second half) against lr,
   one line per batch size, the exact SGD floor drawn through it.
+
+Each takes the tables `optbench.experiments` computed and returns a figure.
 """
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from ..objectives import Surface, get_surface
-from ..results import read_metadata, read_table
-from .style import assign_styles, style
-from .surfaces import _save, draw_compare, draw_grid
+from .style import optimizer_styles, style
 
 CRITERION_LABEL = {"final-loss": "median final f - f_min", "steps-to-tol": "median steps to tolerance"}
 
 
-def _styles(table: pd.DataFrame) -> dict:
-    pairs = table[["optimizer", "family"]].drop_duplicates("optimizer")
-    return assign_styles(list(pairs.itertuples(index=False, name=None)))
-
-
 def plot_sensitivity(profile: pd.DataFrame, summary: pd.DataFrame, criterion: str, steps: int,
                      surface_name: str, other_axes=(), ax=None):
-    """Criterion against lr per optimizer; stars mark the tuned values, x marks lrs where every run diverged."""
+    """Criterion against lr per optimizer; stars mark the tuned values, x marks lrs where every run diverged.
+
+    profile: one row per (optimizer, lr) with family and score (`runners.tuning.sensitivity`);
+    summary: the tuning winners, one row per optimizer (lr, score, starts).
+    """
     with style():
         fig, ax = (plt.subplots(figsize=(7.2, 4.2)) if ax is None else (ax.figure, ax))
-        styles = _styles(profile)
+        styles = optimizer_styles(profile)
         finite = profile["score"][np.isfinite(profile["score"])]
         if criterion == "steps-to-tol":
             top = float(steps) * 1.08
@@ -77,7 +73,7 @@ def plot_suboptimality(curves: pd.DataFrame):
     with style():
         fig, axes = plt.subplots(1, len(batch_sizes), figsize=(3.4 * len(batch_sizes) + 1.6, 3.6),
                                  sharey=True, squeeze=False, layout="constrained")
-        styles = _styles(curves)
+        styles = optimizer_styles(curves)
         for ax, batch in zip(axes[0], batch_sizes):
             for name, run in curves[curves["batch_size"] == batch].groupby("optimizer", sort=False):
                 colour, linestyle = styles[name]
@@ -127,50 +123,3 @@ def plot_noise_floor(floors: pd.DataFrame):
         fig.legend(handles=handles, loc="outside right center", title="batch size")
         fig.suptitle("noise floor: f - f* where a constant-lr run settles, ∝ lr / batch size for SGD")
         return fig
-
-
-# --- whole results folders ---------------------------------------------------------------------
-
-def draw_tuning(folder: Path, tuning, surface: Surface, axes: list[str], criterion: str, steps: int,
-                formats) -> list:
-    """sensitivity.(png|pdf), and with two tuned axes a heat map per optimizer (stability line included)."""
-    from ..runners.tuning import sensitivity
-
-    folder = Path(folder)
-    written = []
-    if "lr" in axes:
-        others = [a for a in axes if a != "lr"]
-        fig = plot_sensitivity(sensitivity(tuning.cells), tuning.summary, criterion, steps, surface.name, others)
-        written += _save(fig, folder / "sensitivity", formats)
-    if len(axes) == 2:
-        for name, metrics in tuning.metrics.groupby("optimizer", sort=False):
-            stem = "tune_grid_" + "".join(c if c.isalnum() else "_" for c in name)
-            written += draw_grid(folder, metrics, surface, axes, formats, stem=stem)
-    return written
-
-
-def draw_regression(folder: Path, curves: pd.DataFrame, floors: pd.DataFrame, formats) -> list:
-    folder = Path(folder)
-    return (_save(plot_suboptimality(curves), folder / "suboptimality", formats)
-            + _save(plot_noise_floor(floors), folder / "noise_floor", formats))
-
-
-def redraw(folder, formats) -> list:
-    """A compare folder made with --tune or --surface linreg (called from `redraw_compare`)."""
-    from ..runners.tuning import summarise
-
-    folder = Path(folder)
-    spec = read_metadata(folder)["spec"]
-    if spec["surface"] == "linreg":
-        curves = read_table(folder / "suboptimality.parquet", ("optimizer", "batch_size", "step", "suboptimality",
-                                                                       "theory_floor"))
-        floors = read_table(folder / "noise_floor.parquet", ("optimizer", "batch_size", "lr", "measured"))
-        return draw_regression(folder, curves, floors, formats)
-    surface = get_surface(spec["surface"])
-    tune = spec["tune"]
-    metrics = read_table(folder / "tuning.parquet", ("optimizer", "cell", "start", "final_loss", *tune["over"]))
-    tuning = summarise(metrics, surface, tune["over"], tune["criterion"])
-    trajectory = read_table(folder / "trajectory.parquet", ("optimizer", "trial", "step", "loss"))
-    rates = read_table(folder / "rates.parquet", ("optimizer",)) if (folder / "rates.parquet").exists() else None
-    return (draw_tuning(folder, tuning, surface, tune["over"], tune["criterion"], tune["steps"], formats)
-            + draw_compare(folder, trajectory, surface, formats, rates=rates))

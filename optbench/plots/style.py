@@ -2,7 +2,8 @@
 
 One colour per optimizer *family* everywhere (Okabe–Ito, colour-blind safe), with a line style
 as a second cue, so "adam" is the same blue in a trajectory plot, a loss curve and a sweep.
-Style is applied with `plt.style.context(STYLE)`, never by editing global rcParams.
+Style is applied with `plt.style.context(STYLE)`, never by editing global rcParams, and no module
+here chooses a backend: the CLI does, in its entry function, so a notebook keeps its own.
 """
 
 from __future__ import annotations
@@ -11,13 +12,11 @@ import io
 from contextlib import contextmanager
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from ..optimizers.registry import PRESETS  # noqa: E402
-from ..results import atomic_write_bytes  # noqa: E402
+from ..optimizers.registry import PRESETS
+from ..results import atomic_write_bytes
 
 OKABE_ITO = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000"]
 LINESTYLES = ["-", "--", "-.", ":"]
@@ -81,6 +80,12 @@ def assign_styles(labels_and_families) -> dict[str, tuple[str, str]]:
     return styles
 
 
+def optimizer_styles(table: pd.DataFrame) -> dict[str, tuple[str, str]]:
+    """(colour, linestyle) per optimizer of a table with `optimizer` and `family` columns, in table order."""
+    pairs = table[["optimizer", "family"]].drop_duplicates("optimizer")
+    return assign_styles(list(pairs.itertuples(index=False, name=None)))
+
+
 @contextmanager
 def style():
     with plt.style.context(STYLE):
@@ -97,4 +102,14 @@ def save(fig, stem: Path, formats=("png",)) -> list[Path]:
         atomic_write_bytes(path, buffer.getvalue())
         paths.append(path)
     plt.close(fig)
+    return paths
+
+
+def save_figures(figures: dict, folder: Path, formats=("png",)) -> list[Path]:
+    """Write each {stem: figure} as `folder/stem.<format>` (in the shared style, which savefig reads too:
+    dpi, tight bounding box); closes the figures; returns the paths written."""
+    paths = []
+    with style():
+        for stem, fig in figures.items():
+            paths += save(fig, Path(folder) / stem, formats)
     return paths

@@ -1,15 +1,13 @@
 """Figures of surface runs: contour + trajectories, loss versus step, grid heat map, GIF animation.
 
 Every function takes tables written by `optbench.runners.surface` (and the `Surface` they ran
-on) and returns a figure; `redraw_compare` / `redraw_grid` rebuild every figure of a results
-folder from its saved tables (`optbench plot DIR`).
+on) and returns a figure (the animation: GIF bytes); none computes a result or writes a file.
 """
 
 from __future__ import annotations
 
 import io
 import math
-from pathlib import Path
 
 import matplotlib.colors as mcolors
 import matplotlib.pyplot as plt
@@ -17,18 +15,13 @@ import numpy as np
 import pandas as pd
 import torch
 from matplotlib.patches import Patch
+from PIL import Image
 
-from ..objectives import Surface, get_surface
-from ..results import atomic_write_bytes, read_metadata, read_table
-from .style import assign_styles, save, style
+from ..objectives import Surface
+from .style import optimizer_styles, style
 
 START_STYLE = dict(marker="o", s=60, facecolor="white", edgecolor="black", linewidth=1.4, zorder=6)
 MINIMUM_STYLE = dict(marker="*", s=180, color="gold", edgecolor="black", linewidth=0.8, zorder=6)
-
-
-def optimizer_styles(table: pd.DataFrame) -> dict:
-    pairs = table[["optimizer", "family"]].drop_duplicates("optimizer")
-    return assign_styles(list(pairs.itertuples(index=False, name=None)))
 
 
 def _gap(surface: Surface, loss):
@@ -158,32 +151,12 @@ def _draw_rate_line(ax, median: pd.Series, rate: float, colour) -> None:
     ax.plot(steps, line, color=colour, linestyle=":", linewidth=1.3, alpha=0.9)
 
 
-def stability_limits(metrics: pd.DataFrame, surface: Surface, x_name: str, y_name: str):
-    """(lr values, momentum values) of the heavy-ball stability limit lr = 2(1 + μ)/λ_max across the grid.
+def plot_grid(metrics: pd.DataFrame, surface: Surface, x_name: str, y_name: str, ax=None, stability=None):
+    """Heat map of the final loss over a 2-D hyperparameter grid; diverged cells hatched grey.
 
-    Only for torch's SGD (heavy ball; not Nesterov, no dampening) on a quadratic with lr an axis;
-    momentum is the other axis or a constant column. None where the theory does not apply.
+    stability: (lr values, momentum values) of a stability limit to draw as a dashed line
+    (`optbench.theory.stability_limits`), or None.
     """
-    from ..theory import stability_limit
-
-    if surface.hessian_eigenvalues is None or surface.minimum_value is None or "lr" not in (x_name, y_name):
-        return None
-    first = metrics.iloc[0]
-    if first.get("family") != "sgd" or first.get("dampening", 0) or "nesterov=True" in str(first.get("settings")):
-        return None
-    eigenvalues = np.asarray(surface.hessian_eigenvalues) + float(first.get("weight_decay", 0.0) or 0.0)
-    other = y_name if x_name == "lr" else x_name
-    if other == "momentum":
-        momenta = np.linspace(metrics["momentum"].min(), metrics["momentum"].max(), 200)
-    elif "momentum" in metrics and metrics["momentum"].nunique() == 1:
-        momenta = np.full(2, float(first["momentum"]))
-    else:
-        return None
-    return np.array([stability_limit(eigenvalues, m) for m in momenta]), momenta
-
-
-def plot_grid(metrics: pd.DataFrame, surface: Surface, x_name: str, y_name: str, ax=None):
-    """Heat map of the final loss over a 2-D hyperparameter grid; diverged cells hatched grey."""
     with style():
         fig, ax = (plt.subplots(figsize=(6.4, 5.0)) if ax is None else (ax.figure, ax))
         xs, ys = np.sort(metrics[x_name].unique()), np.sort(metrics[y_name].unique())
@@ -218,9 +191,8 @@ def plot_grid(metrics: pd.DataFrame, surface: Surface, x_name: str, y_name: str,
         handles = [Patch(facecolor="0.82", label="diverged (NaN/inf, or f grew 10⁶-fold)")]
         if shown.count():
             handles.append(ax.collections[-1])
-        limits = stability_limits(metrics, surface, x_name, y_name)
-        if limits is not None:
-            lrs, momenta = limits
+        if stability is not None:
+            lrs, momenta = stability
             other = y_name if x_name == "lr" else x_name
             if other == "momentum":
                 xs_line, ys_line = (lrs, momenta) if x_name == "lr" else (momenta, lrs)
@@ -255,14 +227,12 @@ def _edges(values: np.ndarray, log: bool) -> np.ndarray:
     return 10 ** edges if log else edges
 
 
-def animate(trajectory: pd.DataFrame, surface: Surface, path: Path, frames: int = 50, fps: int = 12) -> Path:
-    """A GIF of the trajectories moving over the contour, written with Pillow (no ffmpeg needed).
+def animate(trajectory: pd.DataFrame, surface: Surface, frames: int = 50, fps: int = 12) -> bytes:
+    """A GIF of the trajectories moving over the contour, made with Pillow (no ffmpeg needed).
 
     The contour is drawn once and only the lines and heads are redrawn per frame (blitting);
     matplotlib's PillowWriter redraws the whole figure for every frame, about 10x slower.
     """
-    from PIL import Image
-
     steps = np.sort(trajectory["step"].unique())
     shown_steps = steps[np.unique(np.linspace(0, len(steps) - 1, min(frames, len(steps))).astype(int))]
     styles = optimizer_styles(trajectory)
@@ -304,47 +274,4 @@ def animate(trajectory: pd.DataFrame, surface: Surface, path: Path, frames: int 
     buffer = io.BytesIO()
     images[0].save(buffer, format="GIF", save_all=True, append_images=images[1:],
                    duration=int(1000 / fps), loop=0)
-    atomic_write_bytes(Path(path), buffer.getvalue())
-    return path
-
-
-# --- whole results folders ---------------------------------------------------------------------
-
-def _save(fig, stem, formats) -> list:
-    with style():   # savefig reads the style too (tight bounding box keeps outside legends)
-        return save(fig, stem, formats)
-
-
-def draw_compare(folder: Path, trajectory: pd.DataFrame, surface: Surface, formats, gif: bool = False,
-                 rates: pd.DataFrame | None = None) -> list:
-    folder = Path(folder)
-    written = []
-    if surface.dim == 2:
-        written += _save(plot_trajectories(trajectory, surface), folder / "trajectories", formats)
-    written += _save(plot_loss(trajectory, surface, rates=rates), folder / "loss", formats)
-    if gif and surface.dim == 2:
-        written.append(animate(trajectory, surface, folder / "trajectories.gif"))
-    return written
-
-
-def draw_grid(folder: Path, metrics: pd.DataFrame, surface: Surface, axes, formats, stem: str = "grid") -> list:
-    return _save(plot_grid(metrics, surface, *axes), Path(folder) / stem, formats)
-
-
-def redraw_compare(folder, formats) -> list:
-    meta = read_metadata(folder)
-    if meta["spec"].get("tune") or meta["spec"]["surface"] == "linreg":
-        from .fair import redraw
-        return redraw(folder, formats)
-    trajectory = read_table(Path(folder) / "trajectory.parquet", ("optimizer", "trial", "step", "loss"))
-    gif = (Path(folder) / "trajectories.gif").exists()
-    rates = read_table(Path(folder) / "rates.parquet", ("optimizer",)) \
-        if (Path(folder) / "rates.parquet").exists() else None
-    return draw_compare(folder, trajectory, get_surface(meta["spec"]["surface"]), formats, gif, rates=rates)
-
-
-def redraw_grid(folder, formats) -> list:
-    meta = read_metadata(folder)
-    axes = meta["spec"]["axes"]
-    metrics = read_table(Path(folder) / "metrics.parquet", ("optimizer", "final_loss", "diverged", *axes))
-    return draw_grid(folder, metrics, get_surface(meta["spec"]["surface"]), axes, formats)
+    return buffer.getvalue()

@@ -73,10 +73,14 @@ def mse(data: LinearData, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (data.X @ w + b - data.y).pow(2).mean()
 
 
+def design_matrix(data: LinearData) -> torch.Tensor:
+    """[X, 1]: the parameters θ = (w, b) act on it linearly."""
+    return torch.cat([data.X, torch.ones(len(data.y), 1, dtype=data.X.dtype)], dim=1)
+
+
 def least_squares(data: LinearData) -> dict:
     """The exact minimiser of the mean squared error: {'w': [...], 'b': ..., 'loss': f*}."""
-    design = torch.cat([data.X, torch.ones(len(data.y), 1, dtype=data.X.dtype)], dim=1)
-    solution = torch.linalg.lstsq(design, data.y[:, None]).solution[:, 0]
+    solution = torch.linalg.lstsq(design_matrix(data), data.y[:, None]).solution[:, 0]
     w, b = solution[:-1], solution[-1]
     return {"w": w.tolist(), "b": b.item(), "loss": mse(data, w, b).item()}
 
@@ -130,13 +134,7 @@ def linear_regression(optimizer: str | OptimizerSpec = "sgd", data: LinearData |
     return pd.DataFrame(rows)
 
 
-
 # --- the noise floor: batched mini-batch runs against the exact optimum --------------------------
-
-def design_matrix(data: LinearData) -> torch.Tensor:
-    """[X, 1]: the parameters θ = (w, b) act on it linearly."""
-    return torch.cat([data.X, torch.ones(len(data.y), 1, dtype=data.X.dtype)], dim=1)
-
 
 def minibatch_runs(spec: OptimizerSpec, data: LinearData, lrs, batch_size: int, steps: int,
                    seeds: int = 1, seed: int = 0, record_every: int = 1,

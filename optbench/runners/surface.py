@@ -28,17 +28,15 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import numpy as np
 import pandas as pd
 import torch
 
 from ..errors import OptbenchError
 from ..objectives import Surface, add_gradient_noise, noisy
 from ..specs import OptimizerSpec
+from .recorder import Recorder
 
 MAX_RECORDED_POINTS = 250_000       # trial-steps kept in the trajectory table before striding
-BUFFER_ELEMENTS = 1 << 19           # positions + losses buffered between metric updates (cache-sized)
-DIVERGENCE_FACTOR = 1e6             # f - f_min above 1e6 (f(start) - f_min + 1) counts as diverged
 
 # Per-surface learning rates for the families whose scale differs (others use class defaults).
 # sgd-like: on quadratics 2 / (λ_min + λ_max), the best fixed step for gradient descent (it still
@@ -83,16 +81,17 @@ class SurfaceRun:
     per_trial: bool
 
 
-def coordinate_names(dim: int) -> list[str]:
-    return ["x", "y"] if dim == 2 else [f"x{i}" for i in range(dim)]
-
-
 def random_starts(surface: Surface, trials: int, seed: int, dtype=torch.float64) -> torch.Tensor:
     """`trials` starts uniform in the middle half of the plot window (seeded)."""
     generator = torch.Generator().manual_seed(seed)
     low = torch.tensor([lo + (hi - lo) / 4 for lo, hi in surface.window], dtype=dtype)
     high = torch.tensor([hi - (hi - lo) / 4 for lo, hi in surface.window], dtype=dtype)
     return low + (high - low) * torch.rand(trials, surface.dim, generator=generator, dtype=dtype)
+
+
+def fixed_starts(surface: Surface, point=None, trials: int = 1, dtype=torch.float64) -> torch.Tensor:
+    """`trials` copies of `point` (the surface's start when None), as a [trials, dim] tensor."""
+    return torch.tensor([point if point is not None else surface.start] * trials, dtype=dtype)
 
 
 def run_surface(spec: OptimizerSpec, surface: Surface, starts: torch.Tensor, steps: int, *,
@@ -236,184 +235,6 @@ class PerTrialStepper:
                 return float(value[0])
             theta.grad = g.reshape(theta.shape).clone()
             optimizer.step(closure)
-
-
-# --- recording ---------------------------------------------------------------------------------
-
-class Recorder:
-    """Keeps every k-th step for the table and folds every step into the per-trial metrics.
-
-    Per step (the only per-step work the runner adds to the optimizer's): the loss is copied into
-    a buffer, and the step just taken, θ_t - θ_{t-1}, is taken while both are in cache (the
-    optimizer updates θ in place, so θ_t is also kept for the next step). Every `chunk` steps a
-    few vectorised passes over the buffered [chunk, trials] block update the metrics. Buffers are
-    allocated once (fresh multi-megabyte temporaries cost page faults on every fold), memory stays
-    bounded however long the run, and the block stays cache-sized.
-
-    The passes over a block are numpy's: they run on the calling thread. torch would split these
-    arrays across its threads, and on a busy machine a parallel region waits for a descheduled
-    thread (measured: milliseconds per call, several times the whole run with 2 threads).
-    """
-
-    def __init__(self, surface, trials, steps, record_every, dtype):
-        self.steps, self.record_every, self.dim = steps, record_every, surface.dim
-        self.chunk = max(1, min(steps + 1, BUFFER_ELEMENTS // max(1, trials * (surface.dim + 1))))
-        self.losses = torch.empty(self.chunk, trials, dtype=dtype)
-        self.steps_taken = torch.empty(self.chunk, trials, surface.dim, dtype=dtype)
-        self.step_lengths = torch.empty(self.chunk, trials, dtype=dtype)
-        self.loss_rows, self.step_rows = self.losses.unbind(0), self.steps_taken.unbind(0)  # views made once
-        self.previous = torch.empty(trials, surface.dim, dtype=dtype)   # θ_{t-1}
-        self.filled = self.taken = 0  # steps observed / step lengths buffered in this chunk
-        self.first_step = 0           # the step the buffer's first row belongs to
-        self.recorded_steps = [t for t in range(0, steps + 1, record_every)]
-        if self.recorded_steps[-1] != steps:
-            self.recorded_steps.append(steps)
-        # Kept steps go straight into their table columns, coordinates stored coordinate-major, so
-        # that each column is one contiguous block the DataFrame takes without copying.
-        self.kept_row = {t: row for row, t in enumerate(self.recorded_steps)}
-        kept = len(self.recorded_steps)
-        self.kept_coordinates = torch.empty(surface.dim, kept, trials, dtype=dtype)
-        self.kept_losses = torch.empty(kept, trials, dtype=dtype)
-        self.kept_grad_norms = torch.empty(kept, trials, dtype=dtype)
-        self.f_min, self.tolerance = surface.minimum_value, surface.tolerance
-        self.limit = None             # f beyond this counts as diverged (set from the starting loss)
-        self.path_length = torch.zeros(trials, dtype=dtype)
-        self.converged_at = torch.full((trials,), math.nan, dtype=dtype)
-        self.diverged_at = torch.full((trials,), math.nan, dtype=dtype)
-
-    def observe(self, t, points, value, gradient):
-        self.loss_rows[self.filled].copy_(value)
-        self.filled += 1
-        if t > 0:
-            torch.sub(points, self.previous, out=self.step_rows[self.taken])
-            self.taken += 1
-        self.previous.copy_(points)
-        row = self.kept_row.get(t)
-        if row is not None:
-            self.kept_coordinates[:, row].copy_(points.T)
-            self.kept_losses[row].copy_(value)
-            self.kept_grad_norms[row].copy_(gradient.norm(dim=1))
-        if self.filled == self.chunk or t == self.steps:
-            with np.errstate(over="ignore", invalid="ignore"):   # NaN/inf is a result, not a warning
-                self._fold()
-
-    def _fold(self):
-        """Reduce the buffered steps into the metrics: a few passes over [chunk, trials] scalars."""
-        losses = self.losses[:self.filled].numpy()
-        if self.limit is None:   # first chunk: f above this counts as diverged (from the starting loss)
-            if self.f_min is not None:
-                self.limit = self.f_min + DIVERGENCE_FACTOR * (np.abs(losses[0] - self.f_min) + 1)
-            else:                # unbounded below: only NaN/inf counts
-                self.limit = np.full_like(losses[0], np.finfo(losses.dtype).max)
-        # Column reductions (no elementwise passes) find the trials with a new event in this chunk;
-        # only those few columns are then searched for the step. NaN propagates through max/min.
-        largest, limit = losses.max(axis=0), self.limit
-        if self.f_min is not None:   # f >= f_min, so the largest f decides
-            blew_up = ~(largest <= limit)
-            _first(self.diverged_at.numpy(), blew_up,
-                   lambda columns: ~(losses[:, columns] <= limit[columns]), self.first_step)
-        else:
-            blew_up = ~(np.maximum(largest, -losses.min(axis=0)) <= limit)
-            _first(self.diverged_at.numpy(), blew_up,
-                   lambda columns: ~(np.abs(losses[:, columns]) <= limit[columns]), self.first_step)
-        if self.tolerance is not None:
-            threshold = self.f_min + self.tolerance
-            _first(self.converged_at.numpy(), losses.min(axis=0) <= threshold,
-                   lambda columns: losses[:, columns] <= threshold, self.first_step)
-        self._add_step_lengths(self.taken)
-        self.first_step += self.filled
-        self.filled = self.taken = 0
-
-    def _add_step_lengths(self, count):
-        """path_length += the lengths of the `count` buffered steps.
-
-        In the order the lengths have always been computed (square each coordinate difference, add
-        the squares, sqrt, sum over the chunk's steps), so the floating-point result is unchanged.
-        """
-        if count == 0:
-            return
-        squares, lengths = self.steps_taken[:count].numpy(), self.step_lengths[:count].numpy()
-        np.multiply(squares, squares, out=squares)
-        if self.dim == 2:   # the two squares added directly: the same sum as row_sum's, in one pass
-            np.add(squares[..., 0], squares[..., 1], out=lengths)
-        else:               # row_sum (torch's matrix-vector product), exactly as before
-            torch.matmul(self.steps_taken[:count], torch.ones(self.dim, dtype=self.steps_taken.dtype),
-                         out=self.step_lengths[:count])
-        np.sqrt(lengths, out=lengths)
-        self.path_length.numpy()[:] += lengths.sum(axis=0)
-
-    def tables(self, columns: dict, hparams: dict, surface: Surface):
-        trials = self.path_length.shape[0]
-        kept = len(self.recorded_steps)
-        coordinates, losses = self.kept_coordinates, self.kept_losses   # [dim, kept, trials], [kept, trials]
-        step = np.array(self.recorded_steps, dtype=np.int64)
-        diverged_at = torch.nan_to_num(self.diverged_at, nan=math.inf).to(torch.float64).numpy()
-        names = coordinate_names(self.dim)
-        # copy=False: the columns are already laid out as the table needs them (pandas would copy
-        # each one and then again to consolidate them, ~10 ms per 250,000 rows).
-        trajectory = pd.DataFrame({
-            **{name: _repeat(values, kept) for name, values in hparams.items()},
-            "trial": np.tile(np.arange(trials, dtype=np.int64), kept), "step": np.repeat(step, trials),
-            **{name: coordinates[i].reshape(-1).numpy() for i, name in enumerate(names)},
-            "loss": losses.reshape(-1).numpy(),
-            "grad_norm": self.kept_grad_norms.reshape(-1).numpy(),
-            "diverged": (step.astype(np.float64)[:, None] >= diverged_at).reshape(-1)}, copy=False)
-        trajectory = _prepend_constant(trajectory, columns)
-        final = coordinates[:, -1].T.contiguous()          # [trials, dim]
-        metrics = pd.DataFrame({
-            **{name: _repeat(values, 1) for name, values in hparams.items()},
-            "trial": torch.arange(trials).numpy(),
-            **{f"start_{name}": coordinates[i, 0].numpy() for i, name in enumerate(names)},
-            **{f"final_{name}": coordinates[i, -1].numpy() for i, name in enumerate(names)},
-            "final_loss": losses[-1].numpy(),
-            "distance_to_minimum": surface.distance_to_nearest_minimum(final).numpy(),
-            "steps_to_tolerance": self.converged_at.numpy(),
-            "path_length": torch.where(torch.isnan(self.diverged_at), self.path_length, math.nan).numpy(),
-            "diverged_at": self.diverged_at.numpy(),
-            "diverged": torch.isfinite(self.diverged_at).numpy(),
-            "steps": self.steps})
-        return trajectory, _prepend_constant(metrics, columns)
-
-
-def _first(target: np.ndarray, happened: np.ndarray, condition, offset: int):
-    """Fill target[trial] with the first step of this chunk where `condition` holds, if not yet set.
-
-    target: a numpy view of the metric tensor (written in place); happened: [trials] bool, the
-    event occurs somewhere in the chunk; condition(columns) gives the [chunk, len(columns)]
-    condition for just those trials (argmax returns the first maximum).
-    """
-    columns = np.flatnonzero(happened & np.isnan(target))
-    if len(columns):
-        target[columns] = condition(columns).argmax(axis=0) + offset
-
-
-def _repeat(values, times):
-    """A per-trial hyperparameter column repeated for each recorded step (trial varies fastest)."""
-    if isinstance(values, torch.Tensor):
-        return values.to(torch.float64).repeat(times).numpy()
-    return values
-
-
-def _prepend_constant(table: pd.DataFrame, columns: dict) -> pd.DataFrame:
-    for position, (name, value) in enumerate(columns.items()):
-        table.insert(position, name, _constant_column(value, len(table)))
-    return table
-
-
-def _constant_column(value, length: int):
-    """`value` as a column of `length` rows, with the dtype pandas gives it when broadcasting.
-
-    A string is built by pyarrow in one call where pandas stores strings in pyarrow: pandas' own
-    broadcast gathers row by row (~3 ms per 250,000 rows, per column). Anything else is left to pandas.
-    """
-    if not isinstance(value, str):
-        return value
-    dtype = pd.Series([value]).dtype
-    if not (isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow"):
-        return value
-    import pyarrow as pa
-    strings = pa.repeat(pa.scalar(value, pa.large_string()), length)
-    return pd.arrays.ArrowStringArray(pa.chunked_array([strings]), dtype=dtype)
 
 
 def _hparam_columns(spec: OptimizerSpec, defaults: dict, grid: dict, trials: int) -> dict:

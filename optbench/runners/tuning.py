@@ -9,9 +9,9 @@ hyperparameter the algorithm has) times the starts run as ONE batched tensor thr
   "solved" and tie: otherwise 10⁻¹⁰⁰ would beat 10⁻³⁰, a difference no one can use;
 - `steps-to-tol`: the first step with f - f_min below the surface's tolerance; never reached scores +inf.
 
-The lowest score wins; ties go to fewer median steps to tolerance, then to the lower final loss. If no cell reaches the tolerance, the winner
-is chosen by final loss instead, and the summary says so. A winner on the edge of the grid is
-flagged: the range should be widened before trusting the comparison.
+The lowest score wins; ties go to fewer median steps to tolerance, then to the lower final loss. If no
+cell reaches the tolerance, the winner is chosen by final loss instead, and the summary says so. A winner
+on the edge of the grid is flagged: the range should be widened before trusting the comparison.
 """
 
 from __future__ import annotations
@@ -33,7 +33,8 @@ CRITERIA = ("final-loss", "steps-to-tol")
 RESOLUTION = 1e-6        # final-loss scores are floored at RESOLUTION x surface.tolerance
 
 # The default search range per hyperparameter: the same for every optimizer, so nobody's grid is
-# centred on a value someone already knew to be good. lr spans 1e-4..100 (8 points a decade) to cover SGD and adaptive scales.
+# centred on a value someone already knew to be good. lr spans 1e-4..100 (8 points a decade) to cover
+# SGD and adaptive scales.
 DEFAULT_RANGES = {
     "lr": "1e-4:100:49:log",
     "momentum": "0:0.99:12:lin",
@@ -116,8 +117,9 @@ def scores(metrics: pd.DataFrame, surface: Surface, criterion: str) -> np.ndarra
     return score
 
 
-def summarise(metrics: pd.DataFrame, surface: Surface, axes: list[str], criterion: str) -> Tuning:
-    """Cell scores (median over starts) and the winner per optimizer."""
+def cell_scores(metrics: pd.DataFrame, surface: Surface, axes: list[str], criterion: str) -> pd.DataFrame:
+    """One row per (optimizer, cell): its axis values and the medians over starts of the score (lower is
+    better), the final-loss score, the final gap and the steps to tolerance; starts reached / diverged."""
     if criterion not in CRITERIA:
         raise OptbenchError(f"unknown criterion '{criterion}' (valid: {', '.join(CRITERIA)})")
     table = metrics.assign(score=scores(metrics, surface, criterion),
@@ -126,12 +128,17 @@ def summarise(metrics: pd.DataFrame, surface: Surface, axes: list[str], criterio
                            to_tol=scores(metrics, surface, "steps-to-tol") if surface.tolerance is not None
                            else math.inf,
                            converged=metrics["steps_to_tolerance"].notna() & ~metrics["diverged"])
-    cells = (table.groupby(["optimizer", "cell"], sort=False)
-             .agg(family=("family", "first"), **{a: (a, "first") for a in axes},
-                  score=("score", "median"), loss_score=("loss_score", "median"),
-                  final_gap=("final_gap", "median"), to_tol=("to_tol", "median"),
-                  reached=("converged", "sum"), starts=("start", "count"), diverged=("diverged", "sum"))
-             .reset_index())
+    return (table.groupby(["optimizer", "cell"], sort=False)
+            .agg(family=("family", "first"), **{a: (a, "first") for a in axes},
+                 score=("score", "median"), loss_score=("loss_score", "median"),
+                 final_gap=("final_gap", "median"), to_tol=("to_tol", "median"),
+                 reached=("converged", "sum"), starts=("start", "count"), diverged=("diverged", "sum"))
+            .reset_index())
+
+
+def summarise(metrics: pd.DataFrame, surface: Surface, axes: list[str], criterion: str) -> Tuning:
+    """Cell scores (`cell_scores`) and the winner per optimizer."""
+    cells = cell_scores(metrics, surface, axes, criterion)
     rows = []
     for name, group in cells.groupby("optimizer", sort=False):
         chosen_by, notes = criterion, []

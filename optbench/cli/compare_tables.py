@@ -1,0 +1,103 @@
+"""The tables `optbench compare` prints: metrics, rates against theory, tuning winners, reproducibility,
+and the linreg noise floor. Each turns a result's DataFrame into a rich Table; none computes a result."""
+
+from __future__ import annotations
+
+import math
+
+from rich.table import Table
+
+from ..theory import condition_number, optimal_gradient_descent, optimal_heavy_ball
+from .common import format_number
+
+
+def _table(title: str, columns, left=("optimizer",)) -> Table:
+    table = Table(title=title, title_justify="left")
+    for column in columns:
+        table.add_column(column, justify="left" if column in left else "right", no_wrap=column == "optimizer")
+    return table
+
+
+def metrics_table(metrics, surface, steps) -> Table:
+    trials = metrics["trial"].nunique()
+    suffix = f" (median of {trials} trials)" if trials > 1 else ""
+    table = _table(f"{surface.name}, {steps} steps{suffix}", ("optimizer", "settings", "final loss",
+                   "distance to min", "steps to tol", "path length", "diverged"), left=("optimizer", "settings"))
+    for name, runs in metrics.groupby("optimizer", sort=False):
+        diverged = int(runs["diverged"].sum())
+        reached = runs["steps_to_tolerance"].notna().sum()
+        table.add_row(
+            name, runs["settings"].iloc[0], format_number(runs["final_loss"].median()),
+            format_number(runs["distance_to_minimum"].median()),
+            format_number(runs["steps_to_tolerance"].median()) if reached else "never",
+            format_number(runs["path_length"].median()),
+            (f"{diverged}/{trials}" if trials > 1 else f"step {int(runs['diverged_at'].iloc[0])}")
+            if diverged else "no")
+    return table
+
+
+def rates_table(rates) -> Table:
+    """Measured linear rate (median over trials) next to the analytic one, per optimizer."""
+    table = _table("linear convergence rate ρ (‖θ_t - θ*‖ ≈ C ρ^t; fitted over the 2nd half)",
+                   ("optimizer", "measured", "analytic", "difference"))
+    for name, rows in rates.groupby("optimizer", sort=False):
+        measured, analytic = rows["measured_rate"].median(), rows["analytic_rate"].iloc[0]
+        known = analytic == analytic
+        table.add_row(name, f"{measured:.4f}", f"{analytic:.4f}" if known else "no formula",
+                      f"{(measured - analytic) / analytic:+.2%}" if known else "-")
+    return table
+
+
+def theory_caption(surface) -> str:
+    eigenvalues = surface.hessian_eigenvalues
+    gd, hb = optimal_gradient_descent(eigenvalues), optimal_heavy_ball(eigenvalues)
+    return (f"theory (λ from {min(eigenvalues):.3g} to {max(eigenvalues):.3g}, "
+            f"k = {condition_number(eigenvalues):.3g}; rate = per-step contraction of ‖θ - θ*‖): "
+            f"gradient descent stable for lr < {2 / max(eigenvalues):.3g}, best lr {gd['lr']:.3g} -> "
+            f"(k-1)/(k+1) = {gd['rate']:.4f}; heavy ball (torch SGD momentum) stable for lr < 2(1+μ)/λ_max, "
+            f"best lr {hb['lr']:.3g}, momentum {hb['momentum']:.3g} -> (√k-1)/(√k+1) = {hb['rate']:.4f}")
+
+
+def tuning_table(summary, tune: dict, surface) -> Table:
+    """summary: the tuning winners (`Tuning.summary`); tune: `TuningPlan.meta(steps)`."""
+    over, criterion = tune["over"], tune["criterion"]
+    title = (f"tuning on {surface.name}: the same {tune['cells']} cells x {tune['starts']} starts x {tune['steps']} "
+             f"steps for every optimizer; criterion {criterion} (median over starts, lowest wins)")
+    table = _table(title, ("optimizer", "winner", criterion, "converged (starts)", "lr converging", "note"),
+                   left=("optimizer", "winner", "note"))
+    for row in summary.itertuples(index=False):
+        winner = ", ".join(f"{name}={format_number(getattr(row, name))}" for name in over)
+        if math.isfinite(row.score):
+            score = format_number(row.score)
+        else:
+            score = "never reached" if criterion == "steps-to-tol" else "diverged"
+        low, high = row.lr_converging_low, row.lr_converging_high
+        lr_range = (f"{low:.3g} - {high:.3g}" if low == low else "none") if "lr" in over else "-"
+        table.add_row(row.optimizer, winner, score, f"{row.reached}/{row.starts}", lr_range, row.note or "")
+    return table
+
+
+def repro_table(report) -> Table:
+    table = _table("reproducibility: first recorded step at which the trajectories differ",
+                   ("optimizer", "comparison", "first differing step", "difference there", "max difference"),
+                   left=("optimizer", "comparison"))
+    for row in report.itertuples(index=False):
+        same = row.first_step is None or row.first_step != row.first_step
+        table.add_row(row.optimizer, row.comparison, f"identical for all {row.steps} steps" if same
+                      else str(int(row.first_step)), "-" if same else f"{row.difference_there:.3g}",
+                      f"{row.max_difference:.3g}")
+    return table
+
+
+def noise_floor_table(study) -> Table:
+    meta = study.meta
+    steps = meta["steps"]
+    table = _table(f"stochastic linear regression (1,000 samples, f* = {meta['least_squares']['loss']:.3g}): "
+                   f"f - f* settled over steps {steps // 2}-{steps}, mean of {meta['seeds']} seed(s)",
+                   ("optimizer", "lr", "batch size", "settled f - f*", "exact SGD floor", "ratio"))
+    for row in study.settled().itertuples(index=False):
+        known = row.theory_floor == row.theory_floor
+        table.add_row(row.optimizer, format_number(row.lr), str(row.batch_size), format_number(row.settled),
+                      format_number(row.theory_floor) if known else "-",
+                      f"{row.ratio:.2f}" if row.ratio == row.ratio else "-")
+    return table

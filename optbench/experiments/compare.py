@@ -1,0 +1,233 @@
+"""`compare`: optimizers side by side on one analytic surface, optionally tuned first, optionally run twice.
+
+    >>> result = optbench.compare(["sgd", "adam"], "elliptic", tune=plan_tuning(...), check_repro=True)
+    >>> result.metrics              # one row per (optimizer, trial)
+    >>> result.save("results/cmp")  # tables + meta.json, re-plotted by `optbench plot`
+    >>> figures = result.plot()     # {"trajectories": Figure, "loss": Figure, ...}
+
+With a `TuningPlan`, every optimizer is first tuned on the same grid, starts and steps (an equal budget,
+`optbench.runners.tuning`) and compared at its winning values. With `check_repro`, the comparison runs a
+second time (and on CUDA where present) and `repro` says where the trajectories first differ.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from ..errors import OptbenchError
+from ..objectives import Surface, get_surface
+from ..plots.fair import plot_sensitivity
+from ..plots.surfaces import animate, plot_grid, plot_loss, plot_trajectories
+from ..results import read_metadata, read_table
+from ..runners.repro import compare_runs
+from ..runners.surface import default_hparams, fixed_starts, random_starts, run_surface
+from ..runners.tuning import (
+    CRITERIA,
+    Tuning,
+    cell_scores,
+    check_tunable,
+    sensitivity,
+    summarise,
+    tuned_spec,
+    tuning_axes,
+)
+from ..runners.tuning import tune as run_tuning
+from ..theory import rate_table, stability_limits
+from .inputs import as_specs, as_surface, check_start
+from .result import Result
+
+TUNING_SEED_OFFSET = 1   # tuning starts come from seed + 1, so they differ from the comparison's starts
+CPU_RUNS, CPU_VS_CUDA = "cpu run 1 vs run 2", "cpu vs cuda"
+
+
+@dataclass(frozen=True)
+class TuningPlan:
+    """What `compare` tunes before comparing: the same grid, starts and criterion for every optimizer."""
+    over: tuple[str, ...]          # hyperparameter names, e.g. ("lr", "momentum")
+    axes: dict                     # name -> grid values
+    ranges: dict                   # name -> the range text given (defaults not included)
+    starts: int                    # seeded random starts per cell; a cell scores the median over them
+    criterion: str                 # "final-loss" or "steps-to-tol"
+
+    @property
+    def cells(self) -> int:
+        return math.prod(len(values) for values in self.axes.values())
+
+    def meta(self, steps: int) -> dict:
+        return {"over": list(self.over), "ranges": self.axes, "range_text": self.ranges, "starts": self.starts,
+                "criterion": self.criterion, "steps": steps, "cells": self.cells,
+                "gradient_evaluations_per_optimizer": self.cells * self.starts * steps}
+
+
+def plan_tuning(optimizers, surface: Surface | str, over=("lr",), ranges: dict | None = None, starts: int = 5,
+                criterion: str = "final-loss") -> TuningPlan:
+    """Check a tuning request against the optimizers and the surface before any work.
+
+    ranges: name -> "START:STOP:NUM[:log|lin]" overriding `runners.tuning.DEFAULT_RANGES`.
+    Raises OptbenchError for a name an optimizer lacks, a range of < 2 points, starts < 1, an unknown
+    criterion, or steps-to-tol on a surface without a known minimum.
+    """
+    specs, surface, over = as_specs(optimizers), as_surface(surface), tuple(over)
+    if starts < 1:
+        raise OptbenchError(f"tuning starts must be >= 1, got {starts}")
+    if criterion not in CRITERIA:
+        raise OptbenchError(f"unknown criterion '{criterion}' (valid: {', '.join(CRITERIA)})")
+    if criterion == "steps-to-tol" and surface.tolerance is None:
+        raise OptbenchError(f"{surface.name} has no known minimum, so no tolerance: tune by final loss")
+    for spec in specs:   # a name the optimizer lacks is the clearer message: check it first
+        check_tunable(spec, over)
+    ranges = dict(ranges or {})
+    return TuningPlan(over, tuning_axes(list(over), ranges), ranges, starts, criterion)
+
+
+@dataclass(repr=False)
+class Comparison(Result):
+    """The tables of one comparison; `meta` is what `save` records in meta.json (its "spec")."""
+    kind = "compare"
+    surface: Surface
+    trajectory: pd.DataFrame        # one row per (optimizer, trial, recorded step); see runners.surface
+    metrics: pd.DataFrame           # one row per (optimizer, trial)
+    rates: pd.DataFrame | None      # measured vs analytic linear rate per (optimizer, trial); quadratics only
+    tuning: Tuning | None           # per-trial tuning metrics, cell scores and winners (with a TuningPlan)
+    repro: pd.DataFrame | None      # first differing step per (optimizer, comparison) (with check_repro)
+    meta: dict
+    seed: int
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        """File stem -> table, as `save` writes them."""
+        tables = {"trajectory": self.trajectory, "metrics": self.metrics, "rates": self.rates}
+        if self.tuning is not None:
+            tables |= {"tuning": self.tuning.metrics, "tuned": self.tuning.summary}
+        tables["repro"] = self.repro
+        return {stem: table for stem, table in tables.items() if table is not None}
+
+    @classmethod
+    def load(cls, folder) -> Comparison:
+        """The comparison saved in `folder`; raises OptbenchError for a missing or foreign file."""
+        folder = Path(folder)
+        meta = read_metadata(folder)
+        spec = meta["spec"]
+        surface = get_surface(spec["surface"])
+
+        def optional(stem, columns):
+            path = folder / f"{stem}.parquet"
+            return read_table(path, columns) if path.exists() else None
+
+        tuning = None
+        if spec.get("tune"):
+            over = spec["tune"]["over"]
+            metrics = read_table(folder / "tuning.parquet", ("optimizer", "cell", "start", "final_loss", *over))
+            summary = read_table(folder / "tuned.parquet", ("optimizer", "score", "starts", *over))
+            tuning = Tuning(metrics, cell_scores(metrics, surface, over, spec["tune"]["criterion"]), summary)
+        return cls(surface, read_table(folder / "trajectory.parquet", ("optimizer", "trial", "step", "loss")),
+                   read_table(folder / "metrics.parquet", ("optimizer", "trial", "final_loss")),
+                   optional("rates", ("optimizer", "measured_rate", "analytic_rate")), tuning,
+                   optional("repro", ("optimizer", "comparison", "first_step")), spec, meta.get("seed", 0))
+
+    def plot(self) -> dict:
+        """File stem -> matplotlib Figure: trajectories (2-D surfaces), loss, and with tuning the
+        lr sensitivity and, for two tuned axes, one heat map per optimizer."""
+        figures = {}
+        if self.surface.dim == 2:
+            figures["trajectories"] = plot_trajectories(self.trajectory, self.surface)
+        figures["loss"] = plot_loss(self.trajectory, self.surface, rates=self.rates)
+        if self.tuning is None:
+            return figures
+        tune = self.meta["tune"]
+        over = tune["over"]
+        if "lr" in over:
+            figures["sensitivity"] = plot_sensitivity(
+                sensitivity(self.tuning.cells), self.tuning.summary, tune["criterion"], tune["steps"],
+                self.surface.name, [axis for axis in over if axis != "lr"])
+        if len(over) == 2:
+            for name, metrics in self.tuning.metrics.groupby("optimizer", sort=False):
+                stem = "tune_grid_" + "".join(c if c.isalnum() else "_" for c in name)
+                figures[stem] = plot_grid(metrics, self.surface, *over,
+                                          stability=stability_limits(metrics, self.surface, *over))
+        return figures
+
+    def animation(self) -> bytes:
+        """The trajectories as a GIF (2-D surfaces only)."""
+        if self.surface.dim != 2:
+            raise OptbenchError(f"{self.surface.name} has {self.surface.dim} dimensions: only 2-D runs animate")
+        return animate(self.trajectory, self.surface)
+
+
+def compare(optimizers, surface: Surface | str = "elliptic", *, steps: int | None = None, start=None,
+            trials: int = 1, noise: float = 0.0, seed: int = 0, clip_grad_norm: float | None = None,
+            tune: TuningPlan | None = None, check_repro: bool = False) -> Comparison:
+    """Run each optimizer from the same starts for the same steps; returns a `Comparison`.
+
+    optimizers: specs or their text ("sgd", "adam:lr=0.5"); unset learning rates take the surface's
+    defaults (`runners.surface.default_hparams`), or with `tune` the winners of the tuning.
+    start: a point (one coordinate per dimension) or None: the surface's start, or with trials > 1
+    seeded random starts in the middle half of the plot window.
+    noise: std of Gaussian noise added to every gradient coordinate (seeded).
+    clip_grad_norm: None leaves gradients alone; a number clips each trial's gradient to that norm.
+    Raises OptbenchError for a repeated label, trials < 1, a start of the wrong dimension.
+    """
+    specs, surface = as_specs(optimizers), as_surface(surface)
+    steps = surface.steps if steps is None else steps
+    point = check_start(surface, start)
+    if trials < 1:
+        raise OptbenchError(f"trials must be >= 1, got {trials}")
+    if clip_grad_norm is not None and not clip_grad_norm > 0:
+        raise OptbenchError(f"gradient clipping norm must be > 0, got {clip_grad_norm}")
+    labels = [spec.name for spec in specs]
+
+    tuning = None
+    if tune is not None:
+        tuning_starts = random_starts(surface, tune.starts, seed + TUNING_SEED_OFFSET)
+        metrics = pd.concat([run_tuning(spec, surface, tuning_starts, steps, tune.axes, noise=noise, seed=seed,
+                                        clip_grad_norm=clip_grad_norm) for spec in specs], ignore_index=True)
+        tuning = summarise(metrics, surface, list(tune.over), tune.criterion)
+        winners = tuning.summary.set_index("optimizer")
+        specs = [tuned_spec(spec, {name: float(winners.loc[spec.name, name]) for name in tune.over})
+                 for spec in specs]
+
+    starts = random_starts(surface, trials, seed) if trials > 1 and point is None \
+        else fixed_starts(surface, point, trials)
+
+    def compare_once(device="cpu") -> list:
+        runs = []
+        for spec in specs:
+            torch.manual_seed(seed)
+            runs.append(run_surface(spec, surface, starts, steps, noise=noise, seed=seed,
+                                    clip_grad_norm=clip_grad_norm, device=device))
+        return runs
+
+    runs = compare_once()
+    trajectory = pd.concat([run.trajectory for run in runs], ignore_index=True)
+    metrics = pd.concat([run.metrics for run in runs], ignore_index=True)
+    hparams = {spec.name: (spec.family, spec.resolved(default_hparams(surface, spec.family))) for spec in specs}
+    rates = rate_table(trajectory, surface, hparams) if surface.hessian_eigenvalues else None
+    repro = _reproducibility(trajectory, compare_once) if check_repro else None
+    meta = {
+        "surface": surface.name, "optimizers": labels, "steps": steps, "trials": trials,
+        "start": list(point) if point else (list(surface.start) if trials == 1 else "random"),
+        "noise": noise, "record_every": max(run.record_every for run in runs),
+        "tolerance": surface.tolerance, "clip_grad_norm": clip_grad_norm,
+        "resolved": {name: {k: v for k, v in h.items() if isinstance(v, (int, float, bool, str, tuple))}
+                     for name, (_, h) in hparams.items()},
+        "tune": tune.meta(steps) if tune else None,
+        "check_repro": repro.to_dict("records") if repro is not None else None,
+        "per_trial": [spec.name for spec, run in zip(specs, runs) if run.per_trial]}
+    return Comparison(surface, trajectory, metrics, rates, tuning, repro, meta, seed)
+
+
+def _reproducibility(trajectory: pd.DataFrame, compare_once) -> pd.DataFrame:
+    """Run again (and on CUDA where available); one row per optimizer and pair: where they first differ."""
+    columns = [c for c in trajectory.columns if c in ("x", "y", "loss") or (c.startswith("x") and c[1:].isdigit())]
+
+    def again(device="cpu"):
+        return pd.concat([run.trajectory for run in compare_once(device)], ignore_index=True)
+
+    reports = [compare_runs(trajectory, again(), CPU_RUNS, columns)]
+    if torch.cuda.is_available():
+        reports.append(compare_runs(trajectory, again("cuda"), CPU_VS_CUDA, columns))
+    return pd.concat(reports, ignore_index=True)

@@ -1,0 +1,93 @@
+"""`grid`: a stability map, the final loss over two hyperparameters, run as one batched tensor.
+
+    >>> result = optbench.grid("sgd", {"lr": lrs, "momentum": momenta}, "elliptic")
+    >>> result.best()        # the cell with the lowest final loss among those that did not diverge
+
+Every cell is a trial whose hyperparameters are `[trials, 1]` tensors stepped by one optimizer
+(`runners.surface`); the first axis is the heat map's x axis.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from ..errors import OptbenchError
+from ..objectives import Surface, get_surface
+from ..plots.surfaces import plot_grid
+from ..results import read_metadata, read_table
+from ..runners.surface import fixed_starts, run_surface
+from ..specs import OptimizerSpec
+from ..theory import stability_limits
+from .inputs import as_spec, as_surface, check_start
+from .result import Result
+
+
+@dataclass(repr=False)
+class GridMap(Result):
+    """The tables of one grid; `meta` is what `save` records in meta.json (its "spec")."""
+    kind = "grid"
+    surface: Surface
+    trajectory: pd.DataFrame | None   # one row per (cell, recorded step); None when loaded without it
+    metrics: pd.DataFrame             # one row per cell: the two axis columns, final_loss, diverged, ...
+    meta: dict
+    seed: int
+
+    @property
+    def axes(self) -> list[str]:
+        return list(self.meta["axes"])
+
+    def best(self) -> pd.Series | None:
+        """The row of `metrics` with the lowest final loss among cells that did not diverge (None: all did)."""
+        finite = self.metrics[~self.metrics["diverged"]]
+        return finite.loc[finite["final_loss"].idxmin()] if len(finite) else None
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        tables = {"trajectory": self.trajectory, "metrics": self.metrics}
+        return {stem: table for stem, table in tables.items() if table is not None}
+
+    @classmethod
+    def load(cls, folder) -> GridMap:
+        """The grid saved in `folder` (its metrics only: the heat map needs no trajectories)."""
+        folder = Path(folder)
+        meta = read_metadata(folder)
+        spec = meta["spec"]
+        metrics = read_table(folder / "metrics.parquet", ("optimizer", "final_loss", "diverged", *spec["axes"]))
+        return cls(get_surface(spec["surface"]), None, metrics, spec, meta.get("seed", 0))
+
+    def plot(self) -> dict:
+        """{"grid": Figure}: the final loss per cell, diverged cells marked, SGD's stability limit where known."""
+        return {"grid": plot_grid(self.metrics, self.surface, *self.axes,
+                                  stability=stability_limits(self.metrics, self.surface, *self.axes))}
+
+
+def grid(optimizer: OptimizerSpec | str, axes: dict, surface: Surface | str = "elliptic", *,
+         steps: int | None = None, start=None, noise: float = 0.0, seed: int = 0) -> GridMap:
+    """Run `optimizer` once per cell of the two axes (name -> values; x axis first); returns a `GridMap`.
+
+    Any tensor hyperparameter of the algorithm may be an axis (`beta1`/`beta2` address `betas`).
+    Raises OptbenchError unless exactly two axes with values are given, or for a name the algorithm
+    cannot take per trial.
+    """
+    spec, surface = as_spec(optimizer), as_surface(surface)
+    steps = surface.steps if steps is None else steps
+    point = check_start(surface, start)
+    if len(axes) != 2:
+        raise OptbenchError(f"a grid needs exactly two axes (got {len(axes)}: {', '.join(axes) or 'none'})")
+    (x_name, x_values), (y_name, y_values) = axes.items()
+    if not len(x_values) or not len(y_values):
+        raise OptbenchError("each grid axis needs at least one value")
+    x_grid, y_grid = torch.meshgrid(torch.tensor(x_values, dtype=torch.float64),
+                                    torch.tensor(y_values, dtype=torch.float64), indexing="xy")
+    trials = x_grid.numel()
+    torch.manual_seed(seed)
+    run = run_surface(spec, surface, fixed_starts(surface, point, trials), steps,
+                      grid={x_name: x_grid.reshape(-1), y_name: y_grid.reshape(-1)}, noise=noise, seed=seed)
+    meta = {"surface": surface.name, "optimizer": spec.name, "axes": [x_name, y_name],
+            "ranges": {x_name: list(x_values), y_name: list(y_values)}, "steps": steps,
+            "start": list(point or surface.start), "noise": noise, "record_every": run.record_every,
+            "per_trial": run.per_trial}
+    return GridMap(surface, run.trajectory, run.metrics, meta, seed)

@@ -1,0 +1,117 @@
+"""`noise_floor`: stochastic linear regression against its exact optimum (`optbench compare --surface linreg`).
+
+Each optimizer runs mini-batch SGD-style steps on 1,000 samples of y = X w + b + noise
+(`runners.regression`), every seed as one batched tensor. Two tables:
+- `curves`: f - f* per recorded step from θ = 0, at the optimizer's lr, one run per batch size;
+- `floors`: where runs started at θ* itself settle (mean f - f* over the second half of the steps), over
+  a grid of learning rates, next to the exact stationary value for plain SGD (`sgd_noise_floor`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from ..errors import OptbenchError
+from ..plots.fair import plot_noise_floor, plot_suboptimality
+from ..results import read_metadata, read_table
+from ..runners.regression import least_squares, make_linear_data, minibatch_runs, sgd_noise_floor
+from ..specs import OptimizerSpec, parse_range
+from .inputs import as_specs
+from .result import Result
+
+DEFAULT_LR = 0.03        # the lr of a spec that sets none: stable for every batch size on this problem
+DEFAULT_STEPS = 2000
+DEFAULT_BATCH_SIZES = (1, 10, 100)
+DEFAULT_FLOOR_LRS = tuple(parse_range("1e-3:0.3:8"))
+
+
+@dataclass(repr=False)
+class NoiseFloorStudy(Result):
+    """The tables of one study; `meta` is what `save` records in meta.json (its "spec")."""
+    kind = "compare"
+    curves: pd.DataFrame     # one row per (optimizer, batch_size, seed, recorded step): suboptimality, theory_floor
+    floors: pd.DataFrame     # one row per (optimizer, batch_size, lr): measured, theory (inf: unstable), diverged
+    meta: dict
+    seed: int
+
+    def settled(self) -> pd.DataFrame:
+        """Per (optimizer, batch size) of `curves`: its lr, the mean f - f* over the second half, the exact
+        SGD floor (NaN where it does not apply) and their ratio."""
+        steps = self.meta["steps"]
+        rows = []
+        for (name, batch), run in self.curves.groupby(["optimizer", "batch_size"], sort=False):
+            settled = float(run[run["step"] >= steps / 2]["suboptimality"].mean())
+            floor = float(run["theory_floor"].iloc[0])
+            rows.append({"optimizer": name, "lr": float(run["lr"].iloc[0]), "batch_size": int(batch),
+                         "settled": settled, "theory_floor": floor,
+                         "ratio": settled / floor if math.isfinite(floor) and floor > 0 else math.nan})
+        return pd.DataFrame(rows)
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        return {"suboptimality": self.curves, "noise_floor": self.floors}
+
+    @classmethod
+    def load(cls, folder) -> NoiseFloorStudy:
+        folder = Path(folder)
+        meta = read_metadata(folder)
+        curves = read_table(folder / "suboptimality.parquet",
+                            ("optimizer", "batch_size", "lr", "step", "suboptimality", "theory_floor"))
+        floors = read_table(folder / "noise_floor.parquet", ("optimizer", "batch_size", "lr", "measured"))
+        return cls(curves, floors, meta["spec"], meta.get("seed", 0))
+
+    def plot(self) -> dict:
+        """File stem -> Figure: f - f* per step per batch size, and the settled floor against lr."""
+        return {"suboptimality": plot_suboptimality(self.curves), "noise_floor": plot_noise_floor(self.floors)}
+
+
+def noise_floor(optimizers, *, steps: int = DEFAULT_STEPS, seeds: int = 1, batch_sizes=DEFAULT_BATCH_SIZES,
+                floor_lrs=DEFAULT_FLOOR_LRS, seed: int = 0) -> NoiseFloorStudy:
+    """Run the study for each optimizer (ours only: the lr grid is one tensor); returns a `NoiseFloorStudy`.
+
+    batch_sizes: mini-batch sizes, each from 1 to the 1,000 samples; floor_lrs: the lr grid of `floors`.
+    Raises OptbenchError for steps < 2, a batch size out of range, or a torch.optim spec.
+    """
+    specs = as_specs(optimizers)
+    sizes = [int(size) for size in batch_sizes]
+    lrs = [float(lr) for lr in floor_lrs]
+    if steps < 2:
+        raise OptbenchError(f"linreg needs steps >= 2, got {steps}")
+    data = make_linear_data(seed=seed)
+    if not sizes or min(sizes) < 1 or max(sizes) > len(data.y):
+        raise OptbenchError(f"batch sizes must be between 1 and the {len(data.y)} samples, got {sizes}")
+    if not lrs:
+        raise OptbenchError("no learning rate given for the noise floor")
+    for spec in specs:
+        if spec.use_torch:
+            raise OptbenchError(f"{spec.name}: linreg runs every lr and seed as one tensor, which torch.optim "
+                                "does not accept; use ours (certified equal)")
+    solution = least_squares(data)
+
+    def theory(spec: OptimizerSpec, lr: float, batch: int) -> float:
+        hparams = spec.resolved()
+        plain = spec.family == "sgd" and not any(hparams.get(name) for name in
+                                                 ("momentum", "nesterov", "weight_decay", "dampening"))
+        return sgd_noise_floor(data, lr, batch) if plain else math.nan
+
+    curves, floors = [], []
+    for spec in specs:
+        lr = float(spec.resolved({"lr": DEFAULT_LR})["lr"])
+        for batch in sizes:
+            run = minibatch_runs(spec, data, [lr], batch, steps, seeds=seeds, seed=seed,
+                                 record_every=max(1, steps // 400))
+            curves.append(run.assign(theory_floor=theory(spec, lr, batch)))
+            grid = minibatch_runs(spec, data, lrs, batch, steps, seeds=seeds, seed=seed,
+                                  record_every=max(1, steps // 200), from_optimum=True)
+            late = grid[grid["step"] >= steps / 2]
+            for value, cell in late.groupby("lr", sort=True):
+                diverged = bool(grid[grid["lr"] == value]["diverged"].any())
+                floors.append({"optimizer": spec.name, "family": spec.family, "batch_size": batch, "lr": value,
+                               "measured": math.nan if diverged else float(cell["suboptimality"].mean()),
+                               "theory": theory(spec, value, batch), "diverged": diverged})
+    meta = {"surface": "linreg", "optimizers": [spec.name for spec in specs], "steps": steps, "seeds": seeds,
+            "batch_sizes": sizes, "floor_lrs": lrs, "least_squares": solution, "sampling": "with replacement"}
+    return NoiseFloorStudy(pd.concat(curves, ignore_index=True), pd.DataFrame(floors), meta, seed)
