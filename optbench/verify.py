@@ -347,7 +347,6 @@ def doc_discrepancies(algorithm: Algorithm) -> list[str]:
     return list(getattr(module, "DOC_DISCREPANCIES", []))
 
 
-from .optimizers import fast_path
 # ---- Any class against any reference class (`optbench verify A --against B`) ----------------------
 
 MAX_INTROSPECTED_COMBINATIONS = 64
@@ -441,3 +440,49 @@ def _constructs(cls: type, hparams: dict) -> bool:
     except Exception:  # noqa: BLE001 - any refusal means "not a valid combination"
         return False
     return True
+
+
+def certificate_size(algorithm: Algorithm) -> int:
+    """How many checks `certificate` runs: the combinations, float32 and batched, then the fast path's
+    combinations, its float32 and its readable-path check where it has one."""
+    size = len(algorithm.combinations()) + 2
+    return 2 * size if algorithm.name in fast_path.FAST_ALGORITHMS else size
+
+
+def certificate(algorithm: Algorithm, progress=None) -> dict:
+    """Every check for one algorithm, and the verdict (`equivalent`).
+
+    Equivalent means: every flag combination agrees with torch.optim in float64, the float32 run
+    agrees within its tolerance, tensor hyperparameters batched as [trials, 1] equal separate runs
+    (for algorithms that take any), and the fast path, where it exists, passes its own certificate.
+    progress: called with each finished `Check`. Deviations are relative (`relative_deviation`).
+    """
+    *checks, float32 = certify([algorithm.name], (torch.float64, torch.float32), progress)
+    batched = batched_equals_separate(algorithm)
+    if progress:
+        progress(batched)
+    fast = certify_fast([algorithm.name], progress=progress) if algorithm.name in fast_path.FAST_ALGORITHMS else []
+    failures = [c for c in checks if not c.passed]
+    fast_failures = [c for c in fast if not c.passed]
+    batched_applies = bool(algorithm.tensor_hparams)
+    return {
+        "algorithm": algorithm.name,
+        "class": algorithm.class_name,
+        "combinations": len(checks),
+        "failed_combinations": [{"flags": c.flags, "deviation": c.deviation, "error": c.error}
+                                for c in failures],
+        "worst_deviation_float64": max(c.deviation for c in checks),
+        "tolerance_float64": checks[0].tolerance,
+        "deviation_float32": float32.deviation if float32.error is None else None,
+        "float32_error": float32.error,
+        "tolerance_float32": float32.tolerance,
+        "batched_tensor_hparams": list(algorithm.tensor_hparams),
+        "batched_deviation": batched.deviation if batched_applies else None,
+        "batched_error": batched.error if batched_applies else None,
+        "fast_path_checks": len(fast),
+        "fast_path_worst_deviation": max((c.deviation for c in fast), default=None),
+        "fast_path_failures": [{"flags": c.flags, "dtype": c.dtype, "deviation": c.deviation,
+                                "error": c.error} for c in fast_failures],
+        "equivalent": not failures and not fast_failures and float32.passed
+                      and (batched.passed or not batched_applies),
+    }
