@@ -7,7 +7,8 @@ import torch
 
 from optbench.data import load
 from optbench.errors import OptbenchError
-from optbench.runners.training import TrainSpec, build_scheduler, check, train
+from optbench.runners.schedules import build_scheduler
+from optbench.runners.training import TrainSpec, check, train
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +38,7 @@ def test_our_sgd_trains_exactly_like_torch_sgd(digits):
     spec = TrainSpec(optimizer="sgd:lr=0.05,momentum=0.9,nesterov=true", model="lenet", epochs=1,
                      device="cpu", dtype="float64", max_steps=8)
     ours = train(spec, digits)
-    theirs = train(TrainSpec(**{**spec.__dict__, "optimizer": "torch:" + spec.optimizer}), digits)
+    theirs = train(TrainSpec(**{**spec.__dict__, "optimizer": "torch:" + spec.optimizer.text}), digits)
     for name, tensor in ours.state_dict.items():
         torch.testing.assert_close(tensor, theirs.state_dict[name], rtol=1e-12, atol=1e-12)
 

@@ -39,7 +39,7 @@ def _extras():
     """Surfaces and tasks: each module's `describe()` gives (title, columns, rows)."""
     import importlib
 
-    for module in ("optbench.objectives", "optbench.data"):
+    for module in ("optbench.objectives", "optbench.tasks"):
         try:
             describe = getattr(importlib.import_module(module), "describe", None)
         except ModuleNotFoundError as error:

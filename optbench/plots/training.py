@@ -97,24 +97,36 @@ def plot_scalar_trace(trace: pd.DataFrame):
         return fig
 
 
+TABLE_COLUMNS = {   # the tables a training results folder holds -> the columns the figures read
+    "epochs": ["optimizer", "family", "epoch", "val_loss", "val_accuracy", "train_accuracy", "diverged"],
+    "steps": ["optimizer", "epoch", "step", "loss"],
+    "regression": ["optimizer", "family", "step", "suboptimality", "diverged"],
+    "trace": ["optimizer", "family", "a", "a_next"],
+}
+
+
+def training_figures(tables: dict[str, pd.DataFrame], f_star: float | None = None) -> dict:
+    """Figure name -> figure for whichever training tables are present: 'training' (epochs, with
+    steps if given), 'regression' (f - f*, with the least-squares loss f_star), 'trace' (scalar)."""
+    figures = {}
+    if tables.get("epochs") is not None:
+        figures["training"] = plot_training(tables["epochs"], tables.get("steps"))
+    if tables.get("regression") is not None:
+        figures["regression"] = plot_regression(tables["regression"], f_star)
+    if tables.get("trace") is not None:
+        figures["trace"] = plot_scalar_trace(tables["trace"])
+    return figures
+
+
 def redraw(folder, formats) -> list[Path]:
     """Every figure of an `optbench train` results folder, from its saved tables."""
     folder = Path(folder)
+    tables = {name: read_table(folder / f"{name}.parquet", columns)
+              for name, columns in TABLE_COLUMNS.items() if (folder / f"{name}.parquet").exists()}
+    f_star = read_metadata(folder).get("spec", {}).get("least_squares", {}).get("loss")
     written = []
-    if (folder / "epochs.parquet").exists():
-        epochs = read_table(folder / "epochs.parquet", ["optimizer", "family", "epoch", "val_loss",
-                                                        "val_accuracy", "train_accuracy", "diverged"])
-        steps = read_table(folder / "steps.parquet", ["optimizer", "epoch", "step", "loss"]) \
-            if (folder / "steps.parquet").exists() else None
-        written += save(plot_training(epochs, steps), folder / "training", formats)
-    if (folder / "regression.parquet").exists():
-        steps = read_table(folder / "regression.parquet", ["optimizer", "family", "step", "suboptimality",
-                                                           "diverged"])
-        f_star = read_metadata(folder).get("spec", {}).get("least_squares", {}).get("loss")
-        written += save(plot_regression(steps, f_star), folder / "regression", formats)
-    if (folder / "trace.parquet").exists():
-        trace = read_table(folder / "trace.parquet", ["optimizer", "family", "a", "a_next"])
-        written += save(plot_scalar_trace(trace), folder / "trace", formats)
+    for name, figure in training_figures(tables, f_star).items():
+        written += save(figure, folder / name, formats)
     return written
 
 

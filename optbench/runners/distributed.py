@@ -20,9 +20,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
 
 from ..errors import OptbenchError
-from .training import TrainResult, TrainSpec, check, resolve_device, train
+from .training import TrainResult, TrainSpec, resolve_device, train
 
 TORCHRUN_VARIABLES = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
 
@@ -34,8 +35,6 @@ def started_by_torchrun() -> bool:
 @contextmanager
 def process_group(device: str = "auto"):
     """Join the process group described by the torchrun environment variables; leave it after."""
-    import torch.distributed as dist
-
     backend = "nccl" if resolve_device(device).type == "cuda" else "gloo"
     dist.init_process_group(backend=backend, init_method="env://")
     try:
@@ -45,10 +44,13 @@ def process_group(device: str = "auto"):
 
 
 def launch(spec: TrainSpec, nproc: int) -> TrainResult:
-    """Train `spec` data-parallel on `nproc` local processes; returns rank 0's result."""
+    """Train `spec` data-parallel on `nproc` local processes; returns rank 0's result.
+
+    Check the spec first (`training.check(spec, world=nproc)`) to have user errors before any process
+    starts; a user error inside a worker is still raised here as one OptbenchError line.
+    """
     if nproc < 1:
         raise OptbenchError(f"--nproc must be at least 1, got {nproc}")
-    check(spec, world=nproc)   # user errors surface here as one line, before any process starts
     device = resolve_device(spec.device)
     if device.type == "cuda" and nproc > torch.cuda.device_count():
         raise OptbenchError(f"--nproc {nproc} needs {nproc} GPUs; this machine has {torch.cuda.device_count()}")
