@@ -103,3 +103,113 @@ def test_eval_every_writes_the_evaluations_table(tmp_path):
     assert evaluations["step"].tolist() == [5, 10, 15, 20, 22]   # every 5 steps, and the epoch's end
     epochs = pd.read_parquet(tmp_path / "epochs.parquet")
     assert evaluations["val_accuracy"].iloc[-1] == epochs["val_accuracy"].iloc[-1]
+
+
+# --- the Python API, resuming, and the regression alias ---------------------------------------
+
+TIMING = ["epoch_time", "samples_per_s", "elapsed", "train_time"]
+
+
+def tables_of(folder):
+    return {path.stem: pd.read_parquet(path).drop(columns=TIMING, errors="ignore")
+            for path in sorted(folder.glob("*.parquet"))}
+
+
+@pytest.mark.parametrize("args, call", [
+    (["--model", "mlp", "--optimizer", "sgd", "--optimizer", "adam", "--epochs", "1", "--eval-every", "7"],
+     dict(optimizers=["sgd", "adam"], task="digits", model="mlp", epochs=1, eval_every_steps=7)),
+    (["--task", "linreg", "--optimizer", "sgd", "--optimizer", "adam:lr=0.05", "--seed", "3"],
+     dict(optimizers=["sgd", "adam:lr=0.05"], task="linreg", seed=3)),
+    (["--task", "scalar", "--optimizer", "sgd", "--optimizer", "torch:sgd:lr=0.2", "--epochs", "4"],
+     dict(optimizers=["sgd", "torch:sgd:lr=0.2"], task="scalar", epochs=4)),
+])
+def test_the_api_reproduces_the_cli_tables(tmp_path, args, call):
+    from optbench.api.train import train
+
+    assert run(*args, "--device", "cpu", "--out", str(tmp_path / "cli"), "--format", "png").exit_code == 0
+    result = train(**call, device="cpu")
+    result.save(tmp_path / "api")
+    cli, api = tables_of(tmp_path / "cli"), tables_of(tmp_path / "api")
+    assert sorted(cli) == sorted(api) and cli
+    for name in cli:
+        pd.testing.assert_frame_equal(cli[name], api[name], check_exact=True)
+        pd.testing.assert_frame_equal(getattr(result, name).drop(columns=TIMING, errors="ignore"), api[name])
+    assert read_metadata(tmp_path / "api")["spec"] == read_metadata(tmp_path / "cli")["spec"]
+
+
+def test_the_api_result_plots_its_tables():
+    from optbench.api.train import train
+
+    figures = train(["sgd", "adam:lr=0.05"], task="linreg", epochs=1).plot()
+    assert list(figures) == ["regression"]
+    ax = figures["regression"].axes[0]
+    assert [line.get_label() for line in ax.get_lines()] == ["sgd", "adam:lr=0.05"]
+    assert ax.get_yscale() == "log" and "f*" in ax.get_ylabel()
+    assert ax.get_lines()[0].get_color() != ax.get_lines()[1].get_color()
+
+
+def test_task_regression_is_linreg(tmp_path):
+    for task in ("regression", "linreg"):
+        result = run("--task", task, "--optimizer", "momentum:lr=0.01", "--out", str(tmp_path / task),
+                     "--format", "png")
+        assert result.exit_code == 0, result.output
+        assert "least squares" in result.output
+    pd.testing.assert_frame_equal(*(pd.read_parquet(tmp_path / task / "regression.parquet")
+                                    for task in ("regression", "linreg")))
+
+
+def test_a_rerun_skips_finished_runs_and_recomputes_an_unfinished_one(tmp_path, monkeypatch):
+    import optbench.api.train as api
+
+    args = ["--model", "mlp", "--optimizer", "sgd", "--optimizer", "adam", "--epochs", "1", "--device", "cpu",
+            "--out", str(tmp_path), "--format", "png"]
+    assert run(*args).exit_code == 0
+    first = tables_of(tmp_path)
+    done = sorted((tmp_path / "cells").glob("*.done"))
+    assert len(done) == 2
+    trained = []
+    real = api.train_one
+    monkeypatch.setattr(api, "train_one", lambda spec, *a, **k: trained.append(spec.optimizer.name) or real(spec, *a, **k))
+    assert run(*args).exit_code == 0          # everything finished: nothing is trained again
+    assert trained == []
+    summary = pd.read_parquet(tmp_path / "summary.parquet")
+    adam_cell = next(p for p in done if pd.read_parquet(p.with_suffix(".summary.parquet"))["optimizer"].item() == "adam")
+    adam_cell.unlink()                        # as if killed while adam was training
+    assert run(*args).exit_code == 0
+    assert trained == ["adam"]
+    again = tables_of(tmp_path)
+    for name in first:
+        pd.testing.assert_frame_equal(first[name], again[name])
+    assert summary["optimizer"].tolist() == ["sgd", "adam"]
+
+
+def test_a_different_run_into_the_same_folder_is_refused_unless_forced(tmp_path):
+    base = ["--task", "linreg", "--optimizer", "sgd", "--out", str(tmp_path), "--format", "png"]
+    assert run(*base).exit_code == 0
+    before = (tmp_path / "regression.parquet").read_bytes()
+    refused = CliRunner().invoke(main, ["train", *base, "--epochs", "1"])
+    assert refused.exit_code == 2
+    assert "holds results of a different train run" in refused.output and "--force" in refused.output
+    assert (tmp_path / "regression.parquet").read_bytes() == before
+    forced = run(*base, "--epochs", "1", "--force")
+    assert forced.exit_code == 0, forced.output
+    assert len(pd.read_parquet(tmp_path / "regression.parquet")) == 100    # one epoch of 10-sample batches
+    assert len(list((tmp_path / "cells").glob("*.done"))) == 1             # the old run's cell is gone
+    assert read_metadata(tmp_path)["spec"]["epochs"] == 1
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--optimizer", "sgd", "--optimizer", "sgd"], "optimizer 'sgd' is given twice"),
+    (["--epochs", "0"], "epochs must be at least 1, got 0"),
+    (["--batch-size", "0"], "batch size must be at least 1, got 0"),
+    (["--nproc", "0"], "nproc must be at least 1, got 0"),
+    (["--task", "linreg", "--model", "mlp"], "model does not apply to task 'linreg'"),
+    (["--task", "scalar", "--batch-size", "4"], "batch size does not apply to task 'scalar'"),
+    (["--task", "linreg", "--batch-size", "5000"], "batch size 5000 is larger than the 1000 regression samples"),
+    (["--task", "surface:elliptic"], "use `optbench compare --surface`"),
+])
+def test_settings_that_cannot_apply_are_refused_before_anything_is_written(tmp_path, args, message):
+    result = CliRunner().invoke(main, ["train", *args, "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2, result.output
+    assert message in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "out").exists()
