@@ -92,7 +92,7 @@ def load(task: str, data_dir: str | Path | None = None, val_fraction: float | No
     if key == "fashionmnist":
         key = "fashion-mnist"
     if key not in IMAGE_TASKS:
-        raise did_you_mean("image data set", task, IMAGE_TASKS)
+        raise did_you_mean("task", task, IMAGE_TASKS)
     info = IMAGE_TASKS[key]
     if key == "digits":
         train, test = _digits(), None

@@ -58,9 +58,10 @@ class OptimizerSpec:
     Frozen and hashable; `parse(text)` reads `[torch:]NAME[:key=value,...]` and `to_text()` writes
     a spec that parses back to the same algorithm, hyperparameters and class.
     """
-    text: str                  # what the user typed, used as the label in tables and plots
-    algorithm: Algorithm = field(compare=False, repr=False)   # identified by its name, in `family`
-    hparams: Mapping = field(default_factory=Hyperparameters)   # preset values overridden by the user's
+
+    text: str  # what the user typed, used as the label in tables and plots
+    algorithm: Algorithm = field(compare=False, repr=False)  # identified by its name, in `family`
+    hparams: Mapping = field(default_factory=Hyperparameters)  # preset values overridden by the user's
     use_torch: bool = False
 
     def __post_init__(self):
@@ -71,8 +72,11 @@ class OptimizerSpec:
         return hash((self.text, self.algorithm.name, self.hparams, self.use_torch))
 
     def __eq__(self, other):
-        return (isinstance(other, OptimizerSpec) and self.algorithm.name == other.algorithm.name
-                and (self.text, self.hparams, self.use_torch) == (other.text, other.hparams, other.use_torch))
+        return (
+            isinstance(other, OptimizerSpec)
+            and self.algorithm.name == other.algorithm.name
+            and (self.text, self.hparams, self.use_torch) == (other.text, other.hparams, other.use_torch)
+        )
 
     def __reduce__(self):
         # the registry's Algorithm holds lambdas, which pickle cannot carry to a spawned process
@@ -89,7 +93,9 @@ class OptimizerSpec:
         head = ("torch:" if self.use_torch else "") + self.algorithm.name
         if not self.hparams:
             return head
-        return f"{head}:" + ",".join(f"{name}={format_value(value)}" for name, value in sorted(self.hparams.items()))
+        return f"{head}:" + ",".join(
+            f"{name}={format_value(value)}" for name, value in sorted(self.hparams.items())
+        )
 
     @property
     def name(self) -> str:
@@ -115,14 +121,16 @@ class OptimizerSpec:
 
         return not self.use_torch and self.algorithm.name in FAST_ALGORITHMS
 
-    def build(self, params, defaults: dict | None = None, fast: bool = False,
-              **overrides) -> torch.optim.Optimizer:
+    def build(
+        self, params, defaults: dict | None = None, fast: bool = False, **overrides
+    ) -> torch.optim.Optimizer:
         """Construct the optimizer (on the fast path when asked and the algorithm has one);
         torch's own argument errors become one-line user errors."""
         hparams = {**(defaults or {}), **self.hparams, **overrides}
         cls = self.cls
         if fast and self.has_fast_path:
             from .optimizers.fast_path import fast as fast_class
+
             cls = fast_class(cls)
         try:
             return cls(params, **hparams)
@@ -175,7 +183,7 @@ def parse_optimizer(text: str) -> OptimizerSpec:
     """'torch:adam:lr=0.1,betas=0.9/0.99' -> OptimizerSpec; bad names and values are user errors."""
     rest, use_torch = text.strip(), False
     if rest.lower().startswith("torch:"):
-        rest, use_torch = rest[len("torch:"):], True
+        rest, use_torch = rest[len("torch:") :], True
     name, _, settings = rest.partition(":")
     if not name:
         raise OptbenchError(f"empty optimizer name in '{text}'")
@@ -186,8 +194,11 @@ def parse_optimizer(text: str) -> OptimizerSpec:
         hparams = dict(hparams)
     else:
         algorithm, hparams = get(name), {}
-    allowed = [n for n in inspect.signature(algorithm.theirs.__init__).parameters
-               if n not in ("self", "params") and n not in IMPLEMENTATION_ONLY]
+    allowed = [
+        n
+        for n in inspect.signature(algorithm.theirs.__init__).parameters
+        if n not in ("self", "params") and n not in IMPLEMENTATION_ONLY
+    ]
     for item in filter(None, settings.split(",")) if settings else []:
         hname, eq, raw = item.partition("=")
         hname = hname.strip()
@@ -206,7 +217,8 @@ STRING_OPTIONS = {"line_search_fn", "adjust_lr_fn"}
 
 
 def parse_number_list(text: str, kind=float, name: str = "value", positive: bool = False) -> list:
-    """'16,64,256' -> [16, 64, 256]; empty items, non-numbers and (if asked) non-positive numbers are errors."""
+    """'16,64,256' -> [16, 64, 256]; empty items, non-numbers and (if asked) non-positive numbers
+    are errors."""
     items = [item.strip() for item in str(text).split(",")]
     if not text or any(item == "" for item in items):
         raise OptbenchError(f"malformed list for {name}: '{text}' has an empty item")
@@ -237,7 +249,9 @@ def parse_range(text: str, name: str = "range") -> list[float]:
     try:
         start, stop, num = float(parts[0]), float(parts[1]), int(parts[2])
     except ValueError:
-        raise OptbenchError(f"malformed {name} '{text}': START and STOP must be numbers, NUM a whole number") from None
+        raise OptbenchError(
+            f"malformed {name} '{text}': START and STOP must be numbers, NUM a whole number"
+        ) from None
     if num < 2:
         raise OptbenchError(f"{name} '{text}' needs at least 2 points")
     if not stop > start:

@@ -22,13 +22,19 @@ def test_every_task_declares_data_model_loss_metric_and_target():
     assert {f"surface:{name}" for name in SURFACES} <= set(TASKS)
 
 
-@pytest.mark.parametrize("name, expected, kind", [
-    ("digits", "digits", "classification"), ("Fashion_MNIST", "fashion-mnist", "classification"),
-    ("fashionmnist", "fashion-mnist", "classification"), ("regression", "linreg", "regression"),
-    ("linreg", "linreg", "regression"), ("scalar", "scalar", "regression"),
-    ("surface:elliptic", "surface:elliptic", "surface"),
-    ("surface:quadratic:dim=20,condition=1000", "surface:quadratic", "surface"),
-])
+@pytest.mark.parametrize(
+    "name, expected, kind",
+    [
+        ("digits", "digits", "classification"),
+        ("Fashion_MNIST", "fashion-mnist", "classification"),
+        ("fashionmnist", "fashion-mnist", "classification"),
+        ("regression", "linreg", "regression"),
+        ("linreg", "linreg", "regression"),
+        ("scalar", "scalar", "regression"),
+        ("surface:elliptic", "surface:elliptic", "surface"),
+        ("surface:quadratic:dim=20,condition=1000", "surface:quadratic", "surface"),
+    ],
+)
 def test_names_and_aliases_resolve_to_one_task(name, expected, kind):
     assert get_task(name).name == expected
     assert task_kind(name) == kind
@@ -44,7 +50,11 @@ def test_unknown_task_lists_the_valid_ones():
 def test_classification_defaults_are_the_training_runners():
     digits = get_task("digits")
     spec = TrainSpec()
-    assert (digits.defaults["epochs"], digits.defaults["batch_size"]) == (spec.epochs, spec.batch_size) == (10, 64)
+    assert (
+        (digits.defaults["epochs"], digits.defaults["batch_size"])
+        == (spec.epochs, spec.batch_size)
+        == (10, 64)
+    )
     assert digits.defaults["target_accuracy"] == TRAINING["target_accuracy"] == 0.9
 
 
@@ -53,7 +63,7 @@ def test_training_lr_is_scaled_by_one_minus_momentum():
     assert training_defaults(parse_optimizer("sgd")) == {"lr": 0.1}
     assert training_defaults(parse_optimizer("momentum"))["lr"] == pytest.approx(0.1 * (1 - 0.9))
     assert training_defaults(parse_optimizer("sgd:momentum=0.5"))["lr"] == pytest.approx(0.05)
-    assert training_defaults(parse_optimizer("adam")) == {}      # torch's own 1e-3
+    assert training_defaults(parse_optimizer("adam")) == {}  # torch's own 1e-3
     assert training_defaults(parse_optimizer("rmsprop")) == {"lr": 1e-3}
 
 
@@ -87,7 +97,7 @@ def test_every_tuning_range_parses_to_at_least_two_points():
         assert len(values) >= 2 and values[0] < values[-1], name
     lr = parse_range(TUNING_RANGES["lr"])
     assert (lr[0], lr[-1], len(lr)) == pytest.approx((1e-4, 100.0, 49))
-    assert lr[1] / lr[0] == pytest.approx(10 ** (1 / 8))   # 8 points a decade
+    assert lr[1] / lr[0] == pytest.approx(10 ** (1 / 8))  # 8 points a decade
 
 
 def test_a_non_classification_task_is_refused_by_the_training_runner():
@@ -95,3 +105,22 @@ def test_a_non_classification_task_is_refused_by_the_training_runner():
 
     with pytest.raises(OptbenchError, match="'linreg' is not a classification task"):
         check(TrainSpec(task="linreg"))
+
+
+def test_optbench_list_shows_every_task_with_its_kind():
+    from click.testing import CliRunner
+
+    from optbench.cli import main
+    from optbench.tasks import describe
+
+    title, columns, rows = describe()
+    assert "task" in title and all(len(row) == len(columns) for row in rows)
+    names = {row[0].split()[0] for row in rows}
+    assert names >= {"digits", "mnist", "fashion-mnist", "cifar10", "scalar", "linreg", "surface:NAME"}
+    assert ("linreg (regression)", "regression") == rows[[r[0] for r in rows].index("linreg (regression)")][
+        :2
+    ]
+    listed = CliRunner().invoke(main, ["list"], terminal_width=200)
+    assert listed.exit_code == 0
+    for name in ("fashion-mnist", "linreg (regression)", "classification", "surface:NAME"):
+        assert name in listed.output

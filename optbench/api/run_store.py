@@ -21,8 +21,15 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import OptbenchError
-from ..results import (META_FILE, atomic_write_bytes, output_folder, read_metadata, read_table, write_metadata,
-                       write_table)
+from ..results import (
+    META_FILE,
+    atomic_write_bytes,
+    output_folder,
+    read_metadata,
+    read_table,
+    write_metadata,
+    write_table,
+)
 
 CELLS = "cells"
 
@@ -37,15 +44,22 @@ class RunStore:
         self.folder = Path(folder)
 
     @classmethod
-    def open(cls, folder, kind: str, spec: dict, seed: int, force: bool = False, writer: bool = True) -> RunStore:
+    def open(
+        cls, folder, kind: str, spec: dict, seed: int, force: bool = False, writer: bool = True
+    ) -> RunStore:
         """Check `folder` against `spec`, clean it first with `force`, record the spec (if `writer`)."""
         folder = Path(folder)
         if (folder / META_FILE).exists() and not force:
             meta = read_metadata(folder)
-            if meta.get("kind") != kind or _canonical_json(meta.get("spec")) != _canonical_json(spec) \
-                    or meta.get("seed") != seed:
-                raise OptbenchError(f"{folder} holds results of a different {kind} run; use another --out, "
-                                    "or --force to replace them")
+            if (
+                meta.get("kind") != kind
+                or _canonical_json(meta.get("spec")) != _canonical_json(spec)
+                or meta.get("seed") != seed
+            ):
+                raise OptbenchError(
+                    f"{folder} holds results of a different {kind} run; use another --out, "
+                    "or --force to replace them"
+                )
         if writer:
             output_folder(folder, kind)
             if force:
@@ -72,7 +86,9 @@ def clean(folder: Path) -> None:
         return
     shutil.rmtree(folder / CELLS, ignore_errors=True)
     for path in folder.iterdir():
-        if path.is_file() and (path.name == META_FILE or path.suffix in (".parquet", ".png", ".pdf", ".svg", ".gif")):
+        if path.is_file() and (
+            path.name == META_FILE or path.suffix in (".parquet", ".png", ".pdf", ".svg", ".gif")
+        ):
             path.unlink()
 
 

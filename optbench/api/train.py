@@ -14,10 +14,10 @@ same folder skips the runs already there; another spec is refused unless `force`
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Sequence
 
 import pandas as pd
 
@@ -41,14 +41,15 @@ class TrainingResult:
     tables: 'steps', 'epochs', 'summary', 'evaluations' for classification; 'regression' for linreg;
     'trace' for scalar. runs: each classification run computed now (final weights in `state_dict`).
     """
+
     task: str
     tables: dict[str, pd.DataFrame]
     spec: dict
     seed: int
     runs: dict[str, TrainResult] = field(default_factory=dict, repr=False)
-    rank: int = 0                  # under torch.distributed, only rank 0 should save
+    rank: int = 0  # under torch.distributed, only rank 0 should save
 
-    def __getattr__(self, name):   # result.epochs, result.summary, result.regression, ...
+    def __getattr__(self, name):  # result.epochs, result.summary, result.regression, ...
         tables = self.__dict__.get("tables", {})
         if name in tables:
             return tables[name]
@@ -69,13 +70,29 @@ class TrainingResult:
         return training_figures(self.tables, self.spec.get("least_squares", {}).get("loss"))
 
 
-def train(optimizers: str | OptimizerSpec | Sequence[str | OptimizerSpec] = ("sgd",), task: str = "digits", *,
-          model: str | None = None, epochs: int | None = None, batch_size: int | None = None,
-          schedule: str | None = None, warmup_epochs: int = 0, early_stop: int | None = None,
-          device: str = "auto", bf16: bool = False, channels_last: bool = False, fast: bool = False,
-          dtype: str = "float32", seed: int = 0, data_dir: str | None = None, eval_every_steps: int | None = None,
-          nproc: int = 1, out: str | Path | None = None, force: bool = False,
-          progress: Callable[[Update], None] | None = None) -> TrainingResult:
+def train(
+    optimizers: str | OptimizerSpec | Sequence[str | OptimizerSpec] = ("sgd",),
+    task: str = "digits",
+    *,
+    model: str | None = None,
+    epochs: int | None = None,
+    batch_size: int | None = None,
+    schedule: str | None = None,
+    warmup_epochs: int = 0,
+    early_stop: int | None = None,
+    device: str = "auto",
+    bf16: bool = False,
+    channels_last: bool = False,
+    fast: bool = False,
+    dtype: str = "float32",
+    seed: int = 0,
+    data_dir: str | None = None,
+    eval_every_steps: int | None = None,
+    nproc: int = 1,
+    out: str | Path | None = None,
+    force: bool = False,
+    progress: Callable[[Update], None] | None = None,
+) -> TrainingResult:
     """Train each optimizer on `task`; see the module docstring.
 
     epochs, batch_size: None takes the task's defaults (`optbench.tasks.defaults`); for `scalar`,
@@ -92,22 +109,42 @@ def train(optimizers: str | OptimizerSpec | Sequence[str | OptimizerSpec] = ("sg
         if value is not None and value < 1:
             raise OptbenchError(f"{name} must be at least 1, got {value}")
     if kind == "regression":
-        classification_only = dict(model=model, schedule=schedule, warmup_epochs=warmup_epochs or None,
-                                   early_stop=early_stop, bf16=bf16 or None, channels_last=channels_last or None,
-                                   fast=fast or None, data_dir=data_dir, eval_every_steps=eval_every_steps,
-                                   nproc=nproc if nproc != 1 else None, dtype=None if dtype == "float32" else dtype,
-                                   device=None if device in ("auto", "cpu") else device)
+        classification_only = dict(
+            model=model,
+            schedule=schedule,
+            warmup_epochs=warmup_epochs or None,
+            early_stop=early_stop,
+            bf16=bf16 or None,
+            channels_last=channels_last or None,
+            fast=fast or None,
+            data_dir=data_dir,
+            eval_every_steps=eval_every_steps,
+            nproc=nproc if nproc != 1 else None,
+            dtype=None if dtype == "float32" else dtype,
+            device=None if device in ("auto", "cpu") else device,
+        )
         given = [name for name, value in classification_only.items() if value is not None]
         if given:
             raise OptbenchError(f"{given[0]} does not apply to task '{task}' (a regression example)")
         return _regression(specs, get_task(task).name, epochs, batch_size, seed, out, force)
-    base = TrainSpec(task=task, model=model or "lenet", epochs=epochs or TRAINING["epochs"],
-                     batch_size=batch_size or TRAINING["batch_size"], schedule=schedule,
-                     warmup_epochs=warmup_epochs, early_stop=early_stop, device=device, bf16=bf16,
-                     channels_last=channels_last, fast=fast, dtype=dtype, seed=seed, data_dir=data_dir,
-                     eval_every_steps=eval_every_steps)
-    return _classification([replace(base, optimizer=spec) for spec in specs],
-                           nproc, out, force, progress)
+    base = TrainSpec(
+        task=task,
+        model=model or "lenet",
+        epochs=epochs or TRAINING["epochs"],
+        batch_size=batch_size or TRAINING["batch_size"],
+        schedule=schedule,
+        warmup_epochs=warmup_epochs,
+        early_stop=early_stop,
+        device=device,
+        bf16=bf16,
+        channels_last=channels_last,
+        fast=fast,
+        dtype=dtype,
+        seed=seed,
+        data_dir=data_dir,
+        eval_every_steps=eval_every_steps,
+    )
+    return _classification([replace(base, optimizer=spec) for spec in specs], nproc, out, force, progress)
 
 
 def _parse_optimizers(optimizers) -> list[OptimizerSpec]:
@@ -138,7 +175,9 @@ def _classification(specs: list[TrainSpec], nproc: int, out, force: bool, progre
             key = key_of({**spec.resolved(), "processes": world})
             finished = store.finished(key, CLASSIFICATION_TABLES) if store and not (force and rank) else None
             if finished is None:
-                run = launch(spec, world) if world > 1 and not torchrun else train_one(spec, dataset, progress)
+                run = (
+                    launch(spec, world) if world > 1 and not torchrun else train_one(spec, dataset, progress)
+                )
                 finished = {name: getattr(run, name) for name in CLASSIFICATION_TABLES}
                 runs[spec.optimizer.name] = run
                 if store and rank == 0:
@@ -155,10 +194,14 @@ def _report_finished(progress, spec: TrainSpec, epochs: pd.DataFrame, n_train: i
     """Runs that did not report step by step (resumed, or in worker processes) report their epochs."""
     steps_per_epoch = n_train // spec.batch_size
     for row in epochs.to_dict("records"):
-        progress(Update(spec.optimizer.name, int(row["epoch"]), spec.epochs, steps_per_epoch, steps_per_epoch, row))
+        progress(
+            Update(spec.optimizer.name, int(row["epoch"]), spec.epochs, steps_per_epoch, steps_per_epoch, row)
+        )
 
 
-def _regression(specs: list[OptimizerSpec], task: str, epochs, batch_size, seed: int, out, force) -> TrainingResult:
+def _regression(
+    specs: list[OptimizerSpec], task: str, epochs, batch_size, seed: int, out, force
+) -> TrainingResult:
     names = [spec.name for spec in specs]
     if task == "scalar":
         if batch_size is not None:
@@ -173,18 +216,33 @@ def _regression(specs: list[OptimizerSpec], task: str, epochs, batch_size, seed:
         data = make_linear_data(seed=seed)
         batch_size, epochs = batch_size or REGRESSION["batch_size"], epochs or REGRESSION["epochs"]
         if batch_size > len(data.y):
-            raise OptbenchError(f"batch size {batch_size} is larger than the {len(data.y)} regression samples")
-        record = {"task": task, "optimizers": names, "least_squares": least_squares(data),
-                  "batch_size": batch_size, "epochs": epochs}
+            raise OptbenchError(
+                f"batch size {batch_size} is larger than the {len(data.y)} regression samples"
+            )
+        record = {
+            "task": task,
+            "optimizers": names,
+            "least_squares": least_squares(data),
+            "batch_size": batch_size,
+            "epochs": epochs,
+        }
         table_name, settings = "regression", {"batch_size": batch_size, "epochs": epochs, "seed": seed}
 
         def run(spec):
             return linear_regression(spec, data, batch_size=batch_size, epochs=epochs, seed=seed)
+
     store = RunStore.open(out, "train", record, seed, force) if out else None
     parts = []
     for spec in specs:
-        key = key_of({"task": task, "optimizer": spec.name, "hparams": spec.resolved(), "use_torch": spec.use_torch,
-                      **settings})
+        key = key_of(
+            {
+                "task": task,
+                "optimizer": spec.name,
+                "hparams": spec.resolved(),
+                "use_torch": spec.use_torch,
+                **settings,
+            }
+        )
         finished = store.finished(key, [table_name]) if store else None
         if finished is None:
             finished = {table_name: run(spec)}

@@ -13,42 +13,109 @@ from ..errors import OptbenchError
 from ..plots.training import redraw
 from ..results import default_folder
 from ..specs import parse_optimizer
-from .common import (console, console_err, format_number, formats_option, out_option, parse_formats, progress_bar,
-                     seed_option)
+from .common import (
+    console,
+    console_err,
+    format_number,
+    formats_option,
+    out_option,
+    parse_formats,
+    progress_bar,
+    seed_option,
+)
 
 
 @click.command("train")
-@click.option("--task", default="digits", show_default=True,
-              help="digits (built in), mnist, fashion-mnist, cifar10, or the regression examples scalar, "
-                   "linreg (= regression).")
+@click.option(
+    "--task",
+    default="digits",
+    show_default=True,
+    help="digits (built in), mnist, fashion-mnist, cifar10, or the regression examples scalar, "
+    "linreg (= regression).",
+)
 @click.option("--model", default=None, help="mlp, lenet, resnet (ResNet-8), resnet20 (default lenet).")
-@click.option("--optimizer", "optimizers", multiple=True, default=("sgd",), show_default=True,
-              help="Optimizer spec such as `sgd:lr=0.1,momentum=0.9` or `torch:adam`; repeat to compare.")
-@click.option("--epochs", type=int, default=None, help="Epochs (default 10; 3 for linreg; iterations for scalar).")
+@click.option(
+    "--optimizer",
+    "optimizers",
+    multiple=True,
+    default=("sgd",),
+    show_default=True,
+    help="Optimizer spec such as `sgd:lr=0.1,momentum=0.9` or `torch:adam`; repeat to compare.",
+)
+@click.option(
+    "--epochs", type=int, default=None, help="Epochs (default 10; 3 for linreg; iterations for scalar)."
+)
 @click.option("--batch-size", type=int, default=None, help="Global batch size (default 64; 10 for linreg).")
-@click.option("--schedule", default=None,
-              help="A torch.optim.lr_scheduler, stepped per epoch: `cosine`, `step:step_size=5,gamma=0.5`.")
+@click.option(
+    "--schedule",
+    default=None,
+    help="A torch.optim.lr_scheduler, stepped per epoch: `cosine`, `step:step_size=5,gamma=0.5`.",
+)
 @click.option("--warmup-epochs", type=int, default=0, show_default=True, help="Linear lr warm-up, per step.")
-@click.option("--early-stop", type=int, default=None, metavar="PATIENCE",
-              help="Stop after PATIENCE epochs without a better validation accuracy.")
-@click.option("--device", default="auto", show_default=True, help="auto (cuda when available), cpu, cuda, cuda:N.")
+@click.option(
+    "--early-stop",
+    type=int,
+    default=None,
+    metavar="PATIENCE",
+    help="Stop after PATIENCE epochs without a better validation accuracy.",
+)
+@click.option(
+    "--device", default="auto", show_default=True, help="auto (cuda when available), cpu, cuda, cuda:N."
+)
 @click.option("--bf16", is_flag=True, help="bfloat16 autocast for the forward pass.")
 @click.option("--channels-last", is_flag=True, help="channels_last memory format for images and weights.")
-@click.option("--eval-every", type=int, default=None, metavar="STEPS",
-              help="Also evaluate the validation split every STEPS steps (evaluations.parquet).")
-@click.option("--fast", is_flag=True,
-              help="Step our element-wise optimizers on the fast path (fast(Cls)): same numbers, less time.")
-@click.option("--nproc", type=int, default=1, show_default=True,
-              help="Data-parallel processes on this machine (torch.distributed; gloo on CPU, nccl on GPU).")
+@click.option(
+    "--eval-every",
+    type=int,
+    default=None,
+    metavar="STEPS",
+    help="Also evaluate the validation split every STEPS steps (evaluations.parquet).",
+)
+@click.option(
+    "--fast",
+    is_flag=True,
+    help="Step our element-wise optimizers on the fast path (fast(Cls)): same numbers, less time.",
+)
+@click.option(
+    "--nproc",
+    type=int,
+    default=1,
+    show_default=True,
+    help="Data-parallel processes on this machine (torch.distributed; gloo on CPU, nccl on GPU).",
+)
 @click.option("--data-dir", type=click.Path(), default=None, help="Folder with the data set's files.")
 @click.option("--trace", is_flag=True, help="With --task scalar: print every iteration's numbers.")
-@click.option("--force", is_flag=True, help="Replace the results of a different run in --out (default: refuse; "
-                                            "the same run resumes, skipping finished optimizers).")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Replace the results of a different run in --out (default: refuse; "
+    "the same run resumes, skipping finished optimizers).",
+)
 @out_option
 @seed_option
 @formats_option
-def command(task, model, optimizers, epochs, batch_size, schedule, warmup_epochs, early_stop, device, bf16,
-            channels_last, eval_every, fast, nproc, data_dir, trace, force, out, seed, formats):
+def command(
+    task,
+    model,
+    optimizers,
+    epochs,
+    batch_size,
+    schedule,
+    warmup_epochs,
+    early_stop,
+    device,
+    bf16,
+    channels_last,
+    eval_every,
+    fast,
+    nproc,
+    data_dir,
+    trace,
+    force,
+    out,
+    seed,
+    formats,
+):
     """Train with one or more optimizers; tables, curves and meta.json go to --out.
 
     `optbench train --task digits --model lenet --optimizer sgd --optimizer adam --epochs 10`
@@ -59,14 +126,33 @@ def command(task, model, optimizers, epochs, batch_size, schedule, warmup_epochs
     specs = [parse_optimizer(text) for text in optimizers]
     for spec in specs if fast else []:
         if not spec.has_fast_path:
-            console_err.print(f"note: {spec.name} has no fast path (torch.optim's class, or an algorithm "
-                              "that reduces across a tensor); it runs the readable path")
+            console_err.print(
+                f"note: {spec.name} has no fast path (torch.optim's class, or an algorithm "
+                "that reduces across a tensor); it runs the readable path"
+            )
     folder = out or default_folder("train")
     with _ProgressBars() as bars:
-        result = train(specs, task, model=model, epochs=epochs, batch_size=batch_size, schedule=schedule,
-                       warmup_epochs=warmup_epochs, early_stop=early_stop, device=device, bf16=bf16,
-                       channels_last=channels_last, fast=fast, seed=seed, data_dir=data_dir,
-                       eval_every_steps=eval_every, nproc=nproc, out=folder, force=force, progress=bars.update)
+        result = train(
+            specs,
+            task,
+            model=model,
+            epochs=epochs,
+            batch_size=batch_size,
+            schedule=schedule,
+            warmup_epochs=warmup_epochs,
+            early_stop=early_stop,
+            device=device,
+            bf16=bf16,
+            channels_last=channels_last,
+            fast=fast,
+            seed=seed,
+            data_dir=data_dir,
+            eval_every_steps=eval_every,
+            nproc=nproc,
+            out=folder,
+            force=force,
+            progress=bars.update,
+        )
     if result.rank != 0:
         return
     result.save(folder)
@@ -93,8 +179,9 @@ class _ProgressBars:
         if self.bar is None:
             self.bar = progress_bar().__enter__()
         if event.optimizer not in self.tasks:
-            self.tasks[event.optimizer] = self.bar.add_task(event.optimizer, status="",
-                                                            total=event.epochs * event.steps_per_epoch)
+            self.tasks[event.optimizer] = self.bar.add_task(
+                event.optimizer, status="", total=event.epochs * event.steps_per_epoch
+            )
         done = (event.epoch - 1) * event.steps_per_epoch + event.step
         status = {} if event.metrics is None else {"status": _status(event.metrics)}
         self.bar.update(self.tasks[event.optimizer], completed=done, **status)
@@ -103,8 +190,10 @@ class _ProgressBars:
 def _status(row) -> str:
     if row["diverged"]:
         return "[red]diverged"
-    return (f"epoch {int(row['epoch'])} loss {format_number(row['val_loss'])} "
-            f"acc {100 * row['val_accuracy']:.1f}%")
+    return (
+        f"epoch {int(row['epoch'])} loss {format_number(row['val_loss'])} "
+        f"acc {100 * row['val_accuracy']:.1f}%"
+    )
 
 
 def _print(result: TrainingResult, trace: bool) -> None:
@@ -123,20 +212,42 @@ def _print(result: TrainingResult, trace: bool) -> None:
 
 
 def _print_summary(summary: pd.DataFrame) -> None:
-    table = Table(title="training summary (validation accuracy; test where the data set has it)",
-                  title_justify="left", pad_edge=False)
+    table = Table(
+        title="training summary (validation accuracy; test where the data set has it)",
+        title_justify="left",
+        pad_edge=False,
+    )
     has_test = summary["test_accuracy"].notna().any()
-    for column in ["optimizer", "epochs", "best", "final", *(["test"] if has_test else []),
-                   "time\n(s)", "samples\n/s", "outcome"]:
+    for column in [
+        "optimizer",
+        "epochs",
+        "best",
+        "final",
+        *(["test"] if has_test else []),
+        "time\n(s)",
+        "samples\n/s",
+        "outcome",
+    ]:
         text = column in ("optimizer", "outcome")
-        table.add_column(column, justify="left" if text else "right", overflow="fold",
-                         min_width=max(map(len, column.split("\n"))), no_wrap=not text)
+        table.add_column(
+            column,
+            justify="left" if text else "right",
+            overflow="fold",
+            min_width=max(map(len, column.split("\n"))),
+            no_wrap=not text,
+        )
     for row in summary.itertuples():
         outcome = "[red]diverged" if row.diverged else ("stopped early" if row.stopped_early else "ok")
-        table.add_row(row.optimizer, str(row.epochs_run), f"{100 * row.best_val_accuracy:.2f}%",
-                      f"{100 * row.final_val_accuracy:.2f}%",
-                      *([f"{100 * row.test_accuracy:.2f}%"] if has_test else []),
-                      f"{row.train_time:.2f}", format_number(round(row.samples_per_s)), outcome)
+        table.add_row(
+            row.optimizer,
+            str(row.epochs_run),
+            f"{100 * row.best_val_accuracy:.2f}%",
+            f"{100 * row.final_val_accuracy:.2f}%",
+            *([f"{100 * row.test_accuracy:.2f}%"] if has_test else []),
+            f"{row.train_time:.2f}",
+            format_number(round(row.samples_per_s)),
+            outcome,
+        )
     console.print(table)
 
 
@@ -146,23 +257,44 @@ def _print_trace(table: pd.DataFrame) -> None:
         for column in ("iteration", "a", "a·x", "loss", "gradient", "update", "new a"):
             out.add_column(column, justify="right")
         for row in run.itertuples():
-            out.add_row(str(row.iteration), f"{row.a:.6g}", f"{row.prediction:.6g}", f"{row.loss:.6g}",
-                        f"{row.gradient:.6g}", f"{row.update:+.6g}", f"{row.a_next:.6g}")
+            out.add_row(
+                str(row.iteration),
+                f"{row.a:.6g}",
+                f"{row.prediction:.6g}",
+                f"{row.loss:.6g}",
+                f"{row.gradient:.6g}",
+                f"{row.update:+.6g}",
+                f"{row.a_next:.6g}",
+            )
         console.print(out)
 
 
 def _print_regression(table: pd.DataFrame, solution: dict) -> None:
-    out = Table(title="stochastic linear regression: recovered parameters (true w = [2, -3.4], b = 4.2)",
-                title_justify="left")
+    out = Table(
+        title="stochastic linear regression: recovered parameters (true w = [2, -3.4], b = 4.2)",
+        title_justify="left",
+    )
     for column in ("optimizer", "steps", "w", "b", "f - f*", "outcome"):
         out.add_column(column, overflow="fold", no_wrap=column in ("w", "b"))
-    out.add_row("least squares", "-", ", ".join(f"{v:.4f}" for v in solution["w"]), f"{solution['b']:.4f}",
-                "0", "exact")
+    out.add_row(
+        "least squares",
+        "-",
+        ", ".join(f"{v:.4f}" for v in solution["w"]),
+        f"{solution['b']:.4f}",
+        "0",
+        "exact",
+    )
     for name, run in table.groupby("optimizer", sort=False):
         last = run.iloc[-1]
         w = ", ".join(_parameter(last[c]) for c in run.columns if c.startswith("w") and c[1:].isdigit())
-        out.add_row(name, str(len(run)), w, _parameter(last["b"]), format_number(last["suboptimality"]),
-                    "[red]diverged" if last["diverged"] else "ok")
+        out.add_row(
+            name,
+            str(len(run)),
+            w,
+            _parameter(last["b"]),
+            format_number(last["suboptimality"]),
+            "[red]diverged" if last["diverged"] else "ok",
+        )
     console.print(out)
 
 

@@ -23,7 +23,8 @@ import torch
 import torch.distributed as dist
 
 from ..errors import OptbenchError
-from .training import TrainResult, TrainSpec, resolve_device, train
+from .devices import resolve_device
+from .training import TrainResult, TrainSpec, train
 
 TORCHRUN_VARIABLES = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
 
@@ -53,14 +54,17 @@ def launch(spec: TrainSpec, nproc: int) -> TrainResult:
         raise OptbenchError(f"--nproc must be at least 1, got {nproc}")
     device = resolve_device(spec.device)
     if device.type == "cuda" and nproc > torch.cuda.device_count():
-        raise OptbenchError(f"--nproc {nproc} needs {nproc} GPUs; this machine has {torch.cuda.device_count()}")
+        raise OptbenchError(
+            f"--nproc {nproc} needs {nproc} GPUs; this machine has {torch.cuda.device_count()}"
+        )
     with tempfile.TemporaryDirectory(prefix="optbench-ddp-") as folder:
         try:
             torch.multiprocessing.start_processes(
-                _worker, args=(spec, nproc, _free_port(), folder), nprocs=nproc, start_method="spawn")
+                _worker, args=(spec, nproc, _free_port(), folder), nprocs=nproc, start_method="spawn"
+            )
         except torch.multiprocessing.ProcessRaisedException:
             errors = sorted(Path(folder).glob("error-*.txt"))
-            if errors:   # a user error in a worker: report its one line, like in one process
+            if errors:  # a user error in a worker: report its one line, like in one process
                 raise OptbenchError(errors[0].read_text()) from None
             raise
         with open(Path(folder) / "result.pkl", "rb") as handle:
@@ -68,9 +72,15 @@ def launch(spec: TrainSpec, nproc: int) -> TrainResult:
 
 
 def _worker(local_rank: int, spec: TrainSpec, world: int, port: int, folder: str) -> None:
-    os.environ.update(RANK=str(local_rank), LOCAL_RANK=str(local_rank), WORLD_SIZE=str(world),
-                      LOCAL_WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    if resolve_device(spec.device).type == "cpu":   # share the cores instead of oversubscribing them
+    os.environ.update(
+        RANK=str(local_rank),
+        LOCAL_RANK=str(local_rank),
+        WORLD_SIZE=str(world),
+        LOCAL_WORLD_SIZE=str(world),
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+    )
+    if resolve_device(spec.device).type == "cpu":  # share the cores instead of oversubscribing them
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))
     try:
         with process_group(spec.device) as (rank, _):

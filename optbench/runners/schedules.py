@@ -15,10 +15,17 @@ from ..errors import OptbenchError, did_you_mean
 from ..specs import parse_value
 
 SCHEDULE_ALIASES = {
-    "cosine": "CosineAnnealingLR", "step": "StepLR", "multistep": "MultiStepLR",
-    "exponential": "ExponentialLR", "plateau": "ReduceLROnPlateau", "linear": "LinearLR",
-    "polynomial": "PolynomialLR", "constant": "ConstantLR", "onecycle": "OneCycleLR",
-    "cosine_restarts": "CosineAnnealingWarmRestarts", "cyclic": "CyclicLR",
+    "cosine": "CosineAnnealingLR",
+    "step": "StepLR",
+    "multistep": "MultiStepLR",
+    "exponential": "ExponentialLR",
+    "plateau": "ReduceLROnPlateau",
+    "linear": "LinearLR",
+    "polynomial": "PolynomialLR",
+    "constant": "ConstantLR",
+    "onecycle": "OneCycleLR",
+    "cosine_restarts": "CosineAnnealingWarmRestarts",
+    "cyclic": "CyclicLR",
 }
 NEEDS_CODE = {"LambdaLR", "MultiplicativeLR", "SequentialLR", "ChainedScheduler"}
 
@@ -26,10 +33,14 @@ NEEDS_CODE = {"LambdaLR", "MultiplicativeLR", "SequentialLR", "ChainedScheduler"
 def schedule_names() -> dict[str, str]:
     """Every name `--schedule` accepts -> the torch.optim.lr_scheduler class name."""
     module = torch.optim.lr_scheduler
-    classes = [name for name in dir(module) if isinstance(getattr(module, name), type)
-               and name not in NEEDS_CODE and name not in ("LRScheduler", "_LRScheduler")
-               and (issubclass(getattr(module, name), module.LRScheduler)
-                    or name == "ReduceLROnPlateau")]
+    classes = [
+        name
+        for name in dir(module)
+        if isinstance(getattr(module, name), type)
+        and name not in NEEDS_CODE
+        and name not in ("LRScheduler", "_LRScheduler")
+        and (issubclass(getattr(module, name), module.LRScheduler) or name == "ReduceLROnPlateau")
+    ]
     return {**{name.lower(): name for name in classes}, **SCHEDULE_ALIASES}
 
 
@@ -46,8 +57,9 @@ def build_scheduler(text: str | None, optimizer, epochs: int):
     key = name.lower()
     if key not in names:
         if name in NEEDS_CODE or key in {n.lower() for n in NEEDS_CODE}:
-            raise OptbenchError(f"schedule '{name}' needs Python functions or schedulers as arguments; "
-                                "use it from Python")
+            raise OptbenchError(
+                f"schedule '{name}' needs Python functions or schedulers as arguments; use it from Python"
+            )
         raise did_you_mean("schedule", name, names)
     class_name = names[key]
     kwargs = {}
@@ -58,14 +70,15 @@ def build_scheduler(text: str | None, optimizer, epochs: int):
         value = parse_value(raw)
         kwargs[hname.strip()] = list(value) if isinstance(value, tuple) else value
     lr = optimizer.param_groups[0]["lr"]
-    defaults = {"CosineAnnealingLR": {"T_max": epochs}, "PolynomialLR": {"total_iters": epochs},
-                "OneCycleLR": {"total_steps": epochs, "max_lr": lr},
-                "CyclicLR": {"base_lr": lr / 10, "max_lr": lr}}.get(class_name, {})
+    defaults = {
+        "CosineAnnealingLR": {"T_max": epochs},
+        "PolynomialLR": {"total_iters": epochs},
+        "OneCycleLR": {"total_steps": epochs, "max_lr": lr},
+        "CyclicLR": {"base_lr": lr / 10, "max_lr": lr},
+    }.get(class_name, {})
     if class_name == "MultiStepLR" and not isinstance(kwargs.get("milestones", []), list):
-        kwargs["milestones"] = [kwargs["milestones"]]   # 'milestones=5' means one milestone
+        kwargs["milestones"] = [kwargs["milestones"]]  # 'milestones=5' means one milestone
     try:
         return getattr(torch.optim.lr_scheduler, class_name)(optimizer, **{**defaults, **kwargs})
     except (TypeError, ValueError, KeyError) as error:
         raise OptbenchError(f"schedule '{text}' ({class_name}): {error}") from None
-
-
