@@ -66,6 +66,7 @@ from .common import (
 @click.option("--channels-last", is_flag=True, help="channels_last memory format for images and weights.")
 @click.option(
     "--eval-every",
+    "eval_every_steps",
     type=int,
     default=None,
     metavar="STEPS",
@@ -94,37 +95,18 @@ from .common import (
 @out_option
 @seed_option
 @formats_option
-def command(
-    task,
-    model,
-    optimizers,
-    epochs,
-    batch_size,
-    schedule,
-    warmup_epochs,
-    early_stop,
-    device,
-    bf16,
-    channels_last,
-    eval_every,
-    fast,
-    nproc,
-    data_dir,
-    trace,
-    force,
-    out,
-    seed,
-    formats,
-):
+def command(optimizers, task, trace, out, formats, **settings):
     """Train with one or more optimizers; tables, curves and meta.json go to --out.
 
     `optbench train --task digits --model lenet --optimizer sgd --optimizer adam --epochs 10`
+
+    The other options are `optbench.train`'s settings, under the same names.
     """
     formats = parse_formats(formats)
     if trace and task != "scalar":
         raise OptbenchError("--trace applies to --task scalar only")
     specs = [parse_optimizer(text) for text in optimizers]
-    for spec in specs if fast else []:
+    for spec in specs if settings["fast"] else []:
         if not spec.has_fast_path:
             console_err.print(
                 f"note: {spec.name} has no fast path (torch.optim's class, or an algorithm "
@@ -132,27 +114,7 @@ def command(
             )
     folder = out or default_folder("train")
     with _ProgressBars() as bars:
-        result = train(
-            specs,
-            task,
-            model=model,
-            epochs=epochs,
-            batch_size=batch_size,
-            schedule=schedule,
-            warmup_epochs=warmup_epochs,
-            early_stop=early_stop,
-            device=device,
-            bf16=bf16,
-            channels_last=channels_last,
-            fast=fast,
-            seed=seed,
-            data_dir=data_dir,
-            eval_every_steps=eval_every,
-            nproc=nproc,
-            out=folder,
-            force=force,
-            progress=bars.update,
-        )
+        result = train(specs, task, out=folder, progress=bars.update, **settings)
     if result.rank != 0:
         return
     result.save(folder)
