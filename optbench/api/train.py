@@ -53,7 +53,7 @@ class TrainingResult:
         tables = self.__dict__.get("tables", {})
         if name in tables:
             return tables[name]
-        raise AttributeError(name)
+        raise AttributeError(f"no table or attribute '{name}' (tables: {', '.join(tables)})")
 
     def save(self, folder) -> Path:
         """Write every table as FOLDER/NAME.parquet and meta.json; returns the folder."""
@@ -65,7 +65,7 @@ class TrainingResult:
 
     def plot(self) -> dict:
         """Figure name -> matplotlib figure (see `plots.training.training_figures`)."""
-        from ..plots.training import training_figures
+        from ..plots.training import training_figures  # matplotlib loads only when figures are asked for
 
         return training_figures(self.tables, self.spec.get("least_squares", {}).get("loss"))
 
