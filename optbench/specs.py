@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import torch
@@ -17,12 +18,84 @@ from .errors import OptbenchError, did_you_mean
 from .optimizers.registry import ALGORITHMS, IMPLEMENTATION_ONLY, PRESETS, Algorithm, get
 
 
+class Hyperparameters(Mapping):
+    """A read-only name -> value mapping, hashable so that a spec can key a dict or a cache.
+
+    Values are numbers, booleans, None, strings, tuples of these, or (in batched runs) tensors.
+    """
+
+    __slots__ = ("_values",)
+
+    def __init__(self, values=()):
+        self._values = dict(values)
+
+    def __getitem__(self, name):
+        return self._values[name]
+
+    def __iter__(self):
+        return iter(self._values)
+
+    def __len__(self):
+        return len(self._values)
+
+    def __hash__(self):
+        return hash(tuple(sorted((name, _hashable(value)) for name, value in self._values.items())))
+
+    def __eq__(self, other):
+        return isinstance(other, Mapping) and dict(self) == dict(other)
+
+    def __repr__(self):
+        return f"Hyperparameters({self._values!r})"
+
+    def __reduce__(self):
+        return (Hyperparameters, (self._values,))
+
+
 @dataclass(frozen=True)
 class OptimizerSpec:
-    text: str                  # what the user typed, used as the label in tables and plots
-    algorithm: Algorithm
-    hparams: dict = field(default_factory=dict)   # preset values overridden by the user's
+    """A parsed optimizer spec: parse it once where the user's text comes in, then pass this object.
+
+    Frozen and hashable; `parse(text)` reads `[torch:]NAME[:key=value,...]` and `to_text()` writes
+    a spec that parses back to the same algorithm, hyperparameters and class.
+    """
+
+    text: str  # what the user typed, used as the label in tables and plots
+    algorithm: Algorithm = field(compare=False, repr=False)  # identified by its name, in `family`
+    hparams: Mapping = field(default_factory=Hyperparameters)  # preset values overridden by the user's
     use_torch: bool = False
+
+    def __post_init__(self):
+        if not isinstance(self.hparams, Hyperparameters):
+            object.__setattr__(self, "hparams", Hyperparameters(self.hparams))
+
+    def __hash__(self):
+        return hash((self.text, self.algorithm.name, self.hparams, self.use_torch))
+
+    def __eq__(self, other):
+        return (
+            isinstance(other, OptimizerSpec)
+            and self.algorithm.name == other.algorithm.name
+            and (self.text, self.hparams, self.use_torch) == (other.text, other.hparams, other.use_torch)
+        )
+
+    def __reduce__(self):
+        # the registry's Algorithm holds lambdas, which pickle cannot carry to a spawned process
+        return (_rebuild, (self.text, self.algorithm.name, dict(self.hparams), self.use_torch))
+
+    @classmethod
+    def parse(cls, text: str) -> OptimizerSpec:
+        """'torch:adam:lr=0.1,betas=0.9/0.99' -> OptimizerSpec; see `parse_optimizer`."""
+        return parse_optimizer(text)
+
+    def to_text(self) -> str:
+        """A spec text that `parse` reads back to this algorithm, class and hyperparameters
+        (presets are written out: 'momentum' -> 'sgd:momentum=0.9')."""
+        head = ("torch:" if self.use_torch else "") + self.algorithm.name
+        if not self.hparams:
+            return head
+        return f"{head}:" + ",".join(
+            f"{name}={format_value(value)}" for name, value in sorted(self.hparams.items())
+        )
 
     @property
     def name(self) -> str:
@@ -48,19 +121,45 @@ class OptimizerSpec:
 
         return not self.use_torch and self.algorithm.name in FAST_ALGORITHMS
 
-    def build(self, params, defaults: dict | None = None, fast: bool = False,
-              **overrides) -> torch.optim.Optimizer:
+    def build(
+        self, params, defaults: dict | None = None, fast: bool = False, **overrides
+    ) -> torch.optim.Optimizer:
         """Construct the optimizer (on the fast path when asked and the algorithm has one);
         torch's own argument errors become one-line user errors."""
         hparams = {**(defaults or {}), **self.hparams, **overrides}
         cls = self.cls
         if fast and self.has_fast_path:
             from .optimizers.fast_path import fast as fast_class
+
             cls = fast_class(cls)
         try:
             return cls(params, **hparams)
         except (ValueError, TypeError) as error:
             raise OptbenchError(f"{self.text}: {error}") from None
+
+
+def as_spec(optimizer: str | OptimizerSpec) -> OptimizerSpec:
+    """The spec itself, or the text parsed: for functions that accept either."""
+    return optimizer if isinstance(optimizer, OptimizerSpec) else parse_optimizer(optimizer)
+
+
+def _rebuild(text: str, algorithm: str, hparams: dict, use_torch: bool) -> OptimizerSpec:
+    return OptimizerSpec(text, ALGORITHMS[algorithm], hparams, use_torch)
+
+
+def _hashable(value):
+    return tuple(map(_hashable, value)) if isinstance(value, list) else value
+
+
+def format_value(value) -> str:
+    """A hyperparameter value as `parse_value` reads it back: 0.1 -> '0.1', (0.9, 0.99) -> '0.9/0.99'."""
+    if isinstance(value, (tuple, list)):
+        return "/".join(format_value(v) for v in value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "none"
+    return repr(float(value)) if isinstance(value, float) else str(value)
 
 
 def parse_value(text: str):
@@ -84,7 +183,7 @@ def parse_optimizer(text: str) -> OptimizerSpec:
     """'torch:adam:lr=0.1,betas=0.9/0.99' -> OptimizerSpec; bad names and values are user errors."""
     rest, use_torch = text.strip(), False
     if rest.lower().startswith("torch:"):
-        rest, use_torch = rest[len("torch:"):], True
+        rest, use_torch = rest[len("torch:") :], True
     name, _, settings = rest.partition(":")
     if not name:
         raise OptbenchError(f"empty optimizer name in '{text}'")
@@ -95,8 +194,11 @@ def parse_optimizer(text: str) -> OptimizerSpec:
         hparams = dict(hparams)
     else:
         algorithm, hparams = get(name), {}
-    allowed = [n for n in inspect.signature(algorithm.theirs.__init__).parameters
-               if n not in ("self", "params") and n not in IMPLEMENTATION_ONLY]
+    allowed = [
+        n
+        for n in inspect.signature(algorithm.theirs.__init__).parameters
+        if n not in ("self", "params") and n not in IMPLEMENTATION_ONLY
+    ]
     for item in filter(None, settings.split(",")) if settings else []:
         hname, eq, raw = item.partition("=")
         hname = hname.strip()
@@ -115,7 +217,8 @@ STRING_OPTIONS = {"line_search_fn", "adjust_lr_fn"}
 
 
 def parse_number_list(text: str, kind=float, name: str = "value", positive: bool = False) -> list:
-    """'16,64,256' -> [16, 64, 256]; empty items, non-numbers and (if asked) non-positive numbers are errors."""
+    """'16,64,256' -> [16, 64, 256]; empty items, non-numbers and (if asked) non-positive numbers
+    are errors."""
     items = [item.strip() for item in str(text).split(",")]
     if not text or any(item == "" for item in items):
         raise OptbenchError(f"malformed list for {name}: '{text}' has an empty item")
@@ -146,7 +249,9 @@ def parse_range(text: str, name: str = "range") -> list[float]:
     try:
         start, stop, num = float(parts[0]), float(parts[1]), int(parts[2])
     except ValueError:
-        raise OptbenchError(f"malformed {name} '{text}': START and STOP must be numbers, NUM a whole number") from None
+        raise OptbenchError(
+            f"malformed {name} '{text}': START and STOP must be numbers, NUM a whole number"
+        ) from None
     if num < 2:
         raise OptbenchError(f"{name} '{text}' needs at least 2 points")
     if not stop > start:

@@ -173,12 +173,6 @@ def test_unknown_task_suggests_a_name():
         data.load("digts")
 
 
-def test_describe_lists_every_task():
-    title, columns, rows = data.describe()
-    assert "task" in title and len(columns) == len(rows[0])
-    assert {row[0] for row in rows} >= {"digits", "mnist", "fashion-mnist", "cifar10", "scalar", "linreg"}
-
-
 @pytest.mark.skipif(not (data.FASHION_MNIST_SYSTEM_DIR / "train-images-idx3-ubyte.gz").exists(),
                     reason="Debian package dataset-fashion-mnist not installed")
 def test_fashion_mnist_from_the_debian_package():

@@ -103,3 +103,30 @@ def test_unwritable_output_folder_is_reported(tmp_path):
     blocker.write_text("")
     with pytest.raises(OptbenchError, match="cannot write to output folder"):
         results.output_folder(blocker / "sub", "compare")
+
+
+@pytest.mark.parametrize("text", ["sgd", "momentum:lr=0.05", "torch:adam:betas=0.9/0.99,lr=1e-3,amsgrad=true",
+                                  "lbfgs:line_search_fn=strong_wolfe,history_size=5", "adagrad:lr=1e-2,eps=1e-10"])
+def test_to_text_parses_back_to_the_same_optimizer(text):
+    spec = parse_optimizer(text)
+    again = parse_optimizer(spec.to_text())
+    assert (again.algorithm.name, dict(again.hparams), again.use_torch) == \
+        (spec.algorithm.name, dict(spec.hparams), spec.use_torch)
+    assert again.build([torch.zeros(2, requires_grad=True)]).defaults == \
+        spec.build([torch.zeros(2, requires_grad=True)]).defaults
+
+
+def test_a_spec_is_frozen_hashable_and_pickles_for_spawned_processes():
+    import dataclasses
+    import pickle
+
+    spec = parse_optimizer("momentum:lr=0.05")
+    assert spec.to_text() == "sgd:lr=0.05,momentum=0.9"
+    assert {spec: 1}[parse_optimizer("momentum:lr=0.05")] == 1
+    assert spec != parse_optimizer("momentum:lr=0.06") and spec != parse_optimizer("torch:momentum:lr=0.05")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        spec.text = "adam"
+    with pytest.raises(TypeError):
+        spec.hparams["lr"] = 1.0
+    assert pickle.loads(pickle.dumps(spec)) == spec
+    assert dataclasses.replace(spec, hparams={"lr": 0.2}).hparams == {"lr": 0.2}

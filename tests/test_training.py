@@ -7,7 +7,8 @@ import torch
 
 from optbench.data import load
 from optbench.errors import OptbenchError
-from optbench.runners.training import TrainSpec, build_scheduler, check, train
+from optbench.runners.schedules import build_scheduler
+from optbench.runners.training import TrainSpec, check, train
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +22,7 @@ def test_default_sgd_reaches_95_percent_on_digits(digits):
     assert result.summary["final_val_accuracy"].item() >= 0.95
     assert result.epochs["epoch"].tolist() == list(range(1, 11))
     assert len(result.steps) == 10 * (len(digits.train[1]) // 64)
-    assert (result.steps["lr"] == 0.1).all()   # optbench's training default for plain SGD
+    assert (result.steps["lr"] == 0.1).all()  # optbench's training default for plain SGD
 
 
 def test_same_seed_same_numbers_other_seed_other_numbers(digits):
@@ -34,17 +35,23 @@ def test_same_seed_same_numbers_other_seed_other_numbers(digits):
 
 
 def test_our_sgd_trains_exactly_like_torch_sgd(digits):
-    spec = TrainSpec(optimizer="sgd:lr=0.05,momentum=0.9,nesterov=true", model="lenet", epochs=1,
-                     device="cpu", dtype="float64", max_steps=8)
+    spec = TrainSpec(
+        optimizer="sgd:lr=0.05,momentum=0.9,nesterov=true",
+        model="lenet",
+        epochs=1,
+        device="cpu",
+        dtype="float64",
+        max_steps=8,
+    )
     ours = train(spec, digits)
-    theirs = train(TrainSpec(**{**spec.__dict__, "optimizer": "torch:" + spec.optimizer}), digits)
+    theirs = train(TrainSpec(**{**spec.__dict__, "optimizer": "torch:" + spec.optimizer.text}), digits)
     for name, tensor in ours.state_dict.items():
         torch.testing.assert_close(tensor, theirs.state_dict[name], rtol=1e-12, atol=1e-12)
 
 
 def test_epoch_metrics_agree_with_a_separate_evaluation(digits):
     from optbench.models import build_model
-    from optbench.runners.training import evaluate
+    from optbench.runners.training_loop import evaluate
 
     result = train(TrainSpec(optimizer="momentum:lr=0.02", model="mlp", epochs=2, device="cpu"), digits)
     model = build_model("mlp", digits.input_shape, 10).double()
@@ -60,30 +67,37 @@ def test_evaluations_inside_epochs_change_no_training_number(digits):
     """`eval_every_steps` adds validation rows every k steps; the training itself is untouched, the
     per-epoch table is the same, and each row is the validation metric of the weights after k steps."""
     spec = TrainSpec(optimizer="momentum:lr=0.02", model="mlp", epochs=2, device="cpu")
-    per_epoch, dense = train(spec, digits), train(TrainSpec(**{**spec.__dict__, "eval_every_steps": 5}), digits)
-    steps_per_epoch = len(digits.train[1]) // 64                      # 22
+    per_epoch, dense = (
+        train(spec, digits),
+        train(TrainSpec(**{**spec.__dict__, "eval_every_steps": 5}), digits),
+    )
+    steps_per_epoch = len(digits.train[1]) // 64  # 22
     assert per_epoch.evaluations["step"].tolist() == [steps_per_epoch, 2 * steps_per_epoch]
     assert dense.steps["loss"].tolist() == per_epoch.steps["loss"].tolist()
     volatile = ["epoch_time", "samples_per_s", "elapsed"]
     assert dense.epochs.drop(columns=volatile).equals(per_epoch.epochs.drop(columns=volatile))
     expected = sorted(set(range(5, 2 * steps_per_epoch + 1, 5)) | {steps_per_epoch, 2 * steps_per_epoch})
-    assert dense.evaluations["step"].tolist() == expected              # no step evaluated twice
+    assert dense.evaluations["step"].tolist() == expected  # no step evaluated twice
     at_epoch_end = dense.evaluations.set_index("step").loc[[steps_per_epoch, 2 * steps_per_epoch]]
     assert at_epoch_end["val_accuracy"].tolist() == per_epoch.epochs["val_accuracy"].tolist()
     # mid-epoch: the same numbers as evaluating a separate run stopped after 15 steps
     from optbench.models import build_model
-    from optbench.runners.training import evaluate
+    from optbench.runners.training_loop import evaluate
+
     stopped = train(TrainSpec(**{**spec.__dict__, "max_steps": 15}), digits)
     model = build_model("mlp", digits.input_shape, 10)
     model.load_state_dict(stopped.state_dict)
     row = dense.evaluations.set_index("step").loc[15]
-    assert (row["val_loss"], row["val_accuracy"]) == pytest.approx(evaluate(model, digits.val, torch.device("cpu")))
+    assert (row["val_loss"], row["val_accuracy"]) == pytest.approx(
+        evaluate(model, digits.val, torch.device("cpu"))
+    )
     assert row["epoch"] == 1
 
 
 def test_cosine_schedule_with_warmup_follows_the_formulas(digits):
-    spec = TrainSpec(optimizer="sgd:lr=0.1", model="mlp", epochs=5, warmup_epochs=1, schedule="cosine",
-                     device="cpu")
+    spec = TrainSpec(
+        optimizer="sgd:lr=0.1", model="mlp", epochs=5, warmup_epochs=1, schedule="cosine", device="cpu"
+    )
     result = train(spec, digits)
     per_epoch = len(digits.train[1]) // 64
     warmup = result.steps["lr"].iloc[:per_epoch].tolist()
@@ -94,14 +108,24 @@ def test_cosine_schedule_with_warmup_follows_the_formulas(digits):
 
 
 def test_step_schedule_with_arguments(digits):
-    result = train(TrainSpec(optimizer="adam:lr=0.01", model="mlp", epochs=4, schedule="step:step_size=2,gamma=0.5",
-                             device="cpu"), digits)
+    result = train(
+        TrainSpec(
+            optimizer="adam:lr=0.01",
+            model="mlp",
+            epochs=4,
+            schedule="step:step_size=2,gamma=0.5",
+            device="cpu",
+        ),
+        digits,
+    )
     assert result.epochs["lr"].tolist() == pytest.approx([0.01, 0.01, 0.005, 0.005])
 
 
 def test_plateau_and_multistep_schedules_build():
     opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
-    assert isinstance(build_scheduler("plateau:patience=1", opt, 10), torch.optim.lr_scheduler.ReduceLROnPlateau)
+    assert isinstance(
+        build_scheduler("plateau:patience=1", opt, 10), torch.optim.lr_scheduler.ReduceLROnPlateau
+    )
     multistep = build_scheduler("multistep:milestones=2/4", opt, 10)
     assert list(multistep.milestones) == [2, 4]
 
@@ -117,7 +141,9 @@ def test_unknown_or_unusable_schedules_are_user_errors():
 
 
 def test_early_stopping_on_validation_accuracy(digits):
-    result = train(TrainSpec(optimizer="sgd:lr=1e-6", model="mlp", epochs=30, early_stop=2, device="cpu"), digits)
+    result = train(
+        TrainSpec(optimizer="sgd:lr=1e-6", model="mlp", epochs=30, early_stop=2, device="cpu"), digits
+    )
     summary = result.summary.iloc[0]
     assert summary["stopped_early"] and summary["epochs_run"] < 30
     assert summary["epochs_run"] - summary["best_epoch"] == 2
@@ -133,8 +159,18 @@ def test_divergence_is_recorded_not_raised(digits):
 
 def test_bf16_autocast_and_channels_last_train_on_cpu(digits):
     plain = train(TrainSpec(optimizer="adam", model="lenet", epochs=1, device="cpu", max_steps=5), digits)
-    fast = train(TrainSpec(optimizer="adam", model="lenet", epochs=1, device="cpu", max_steps=5, bf16=True,
-                           channels_last=True), digits)
+    fast = train(
+        TrainSpec(
+            optimizer="adam",
+            model="lenet",
+            epochs=1,
+            device="cpu",
+            max_steps=5,
+            bf16=True,
+            channels_last=True,
+        ),
+        digits,
+    )
     assert len(fast.steps) == 5 and fast.steps["loss"].notna().all()
     # the first loss is computed by the same initial weights; bf16 rounds it a little
     assert fast.steps["loss"].iloc[0] == pytest.approx(plain.steps["loss"].iloc[0], rel=0.05)
@@ -144,22 +180,34 @@ def test_test_split_is_evaluated_where_it_exists(tmp_path):
     from test_data import make_idx_folder
 
     make_idx_folder(tmp_path, n_train=120, n_test=30)
-    result = train(TrainSpec(optimizer="adam", task="mnist", model="mlp", epochs=1, batch_size=16,
-                             data_dir=str(tmp_path), device="cpu"))
+    result = train(
+        TrainSpec(
+            optimizer="adam",
+            task="mnist",
+            model="mlp",
+            epochs=1,
+            batch_size=16,
+            data_dir=str(tmp_path),
+            device="cpu",
+        )
+    )
     assert 0 <= result.summary["test_accuracy"].item() <= 1
 
 
-@pytest.mark.parametrize("change, message", [
-    (dict(batch_size=5000), "batch size 5000 is larger than the 1438 training samples"),
-    (dict(model="vgg"), "unknown model 'vgg'"),
-    (dict(task="imagenet"), "unknown task 'imagenet'"),
-    (dict(schedule="cosin"), "unknown schedule"),
-    (dict(optimizer="adma"), "unknown optimizer 'adma'"),
-    (dict(epochs=0), "epochs must be at least 1"),
-    (dict(dtype="float64", bf16=True), "bf16"),
-    (dict(device="tpu"), "device 'tpu'"),
-    (dict(eval_every_steps=0), "eval-every-steps must be a whole number >= 1, got 0"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (dict(batch_size=5000), "batch size 5000 is larger than the 1438 training samples"),
+        (dict(model="vgg"), "unknown model 'vgg'"),
+        (dict(task="imagenet"), "unknown task 'imagenet'"),
+        (dict(schedule="cosin"), "unknown schedule"),
+        (dict(optimizer="adma"), "unknown optimizer 'adma'"),
+        (dict(epochs=0), "epochs must be at least 1"),
+        (dict(dtype="float64", bf16=True), "bf16"),
+        (dict(device="tpu"), "device 'tpu'"),
+        (dict(eval_every_steps=0), "eval-every-steps must be a whole number >= 1, got 0"),
+    ],
+)
 def test_bad_specs_are_user_errors(change, message, digits):
     with pytest.raises(OptbenchError, match=message):
         check(TrainSpec(**{"device": "cpu", **change}), digits if "task" not in change else None)
@@ -174,3 +222,57 @@ def test_cuda_without_cuda_is_a_user_error():
 def test_batch_must_split_evenly_across_processes(digits):
     with pytest.raises(OptbenchError, match="does not split evenly across 3 processes"):
         check(TrainSpec(batch_size=64, device="cpu"), digits, world=3)
+
+
+def test_training_figures_come_from_tables_alone():
+    import pandas as pd
+
+    from optbench.plots.training import training_figures
+
+    epochs = pd.DataFrame(
+        dict(
+            optimizer=["sgd", "sgd", "adam:lr=10", "adam:lr=10"],
+            family=["sgd", "sgd", "adam", "adam"],
+            epoch=[1, 2, 1, 2],
+            val_loss=[1.0, 0.5, 2.0, float("nan")],
+            val_accuracy=[0.6, 0.8, 0.2, 0.1],
+            train_accuracy=[0.5, 0.7, 0.2, 0.1],
+            diverged=[False, False, False, True],
+        )
+    )
+    figures = training_figures({"epochs": epochs})
+    assert list(figures) == ["training"]
+    loss_ax, accuracy_ax = figures["training"].axes[:2]
+    assert loss_ax.get_xlabel() == "epoch" and "loss" in loss_ax.get_ylabel()
+    assert accuracy_ax.get_ylabel() == "accuracy (%)"
+    labels = [line.get_label() for line in accuracy_ax.get_lines() if not line.get_label().startswith("_")]
+    assert labels == ["sgd", "adam:lr=10 (diverged)"]
+    validation = [line for line in accuracy_ax.get_lines() if line.get_marker() == "o"]
+    assert validation[0].get_color() != validation[1].get_color()
+    assert list(validation[0].get_ydata()) == [60.0, 80.0]
+    assert any(line.get_marker() == "x" for line in loss_ax.get_lines())  # where the diverged run left
+
+
+def test_each_spec_is_checked_once_and_training_builds_one_model(monkeypatch):
+    # check() builds a probe model and optimizer; train() must not repeat it (it did, once per run)
+    import optbench.api.train as api
+    from optbench.runners import training, training_loop
+
+    built = []
+
+    def counting(module):
+        real = module.build_model
+        monkeypatch.setattr(
+            module, "build_model", lambda *a, **k: built.append(module.__name__) or real(*a, **k)
+        )
+
+    counting(training)
+    counting(training_loop)
+    checked = []
+    real_check = api.check
+    monkeypatch.setattr(
+        api, "check", lambda spec, *a, **k: checked.append(spec.optimizer.name) or real_check(spec, *a, **k)
+    )
+    api.train(["sgd", "adam"], model="mlp", epochs=1, device="cpu")
+    assert checked == ["sgd", "adam"]
+    assert built == ["optbench.runners.training"] * 2 + ["optbench.runners.training_loop"] * 2

@@ -5,7 +5,7 @@ from __future__ import annotations
 import rich_click as click
 from rich.table import Table
 
-from .. import data, objectives
+from .. import objectives, tasks
 from ..optimizers.registry import ALGORITHMS, PRESETS
 from .common import console
 
@@ -27,7 +27,7 @@ def command():
     for name, (base, settings) in PRESETS.items():
         table.add_row(name, f"preset of {base}", ", ".join(f"{k}={v}" for k, v in settings.items()), "")
     console.print(table)
-    for title, columns, rows in (objectives.describe(), data.describe()):
+    for title, columns, rows in (objectives.describe(), tasks.describe()):
         extra = Table(title=title, title_justify="left")
         for column in columns:
             extra.add_column(column)

@@ -20,9 +20,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
 
 from ..errors import OptbenchError
-from .training import TrainResult, TrainSpec, check, resolve_device, train
+from .devices import resolve_device
+from .training import TrainResult, TrainSpec, train
 
 TORCHRUN_VARIABLES = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
 
@@ -34,8 +36,6 @@ def started_by_torchrun() -> bool:
 @contextmanager
 def process_group(device: str = "auto"):
     """Join the process group described by the torchrun environment variables; leave it after."""
-    import torch.distributed as dist
-
     backend = "nccl" if resolve_device(device).type == "cuda" else "gloo"
     dist.init_process_group(backend=backend, init_method="env://")
     try:
@@ -45,20 +45,26 @@ def process_group(device: str = "auto"):
 
 
 def launch(spec: TrainSpec, nproc: int) -> TrainResult:
-    """Train `spec` data-parallel on `nproc` local processes; returns rank 0's result."""
+    """Train `spec` data-parallel on `nproc` local processes; returns rank 0's result.
+
+    Check the spec first (`training.check(spec, world=nproc)`) to have user errors before any process
+    starts; a user error inside a worker is still raised here as one OptbenchError line.
+    """
     if nproc < 1:
         raise OptbenchError(f"--nproc must be at least 1, got {nproc}")
-    check(spec, world=nproc)   # user errors surface here as one line, before any process starts
     device = resolve_device(spec.device)
     if device.type == "cuda" and nproc > torch.cuda.device_count():
-        raise OptbenchError(f"--nproc {nproc} needs {nproc} GPUs; this machine has {torch.cuda.device_count()}")
+        raise OptbenchError(
+            f"--nproc {nproc} needs {nproc} GPUs; this machine has {torch.cuda.device_count()}"
+        )
     with tempfile.TemporaryDirectory(prefix="optbench-ddp-") as folder:
         try:
             torch.multiprocessing.start_processes(
-                _worker, args=(spec, nproc, _free_port(), folder), nprocs=nproc, start_method="spawn")
+                _worker, args=(spec, nproc, _free_port(), folder), nprocs=nproc, start_method="spawn"
+            )
         except torch.multiprocessing.ProcessRaisedException:
             errors = sorted(Path(folder).glob("error-*.txt"))
-            if errors:   # a user error in a worker: report its one line, like in one process
+            if errors:  # a user error in a worker: report its one line, like in one process
                 raise OptbenchError(errors[0].read_text()) from None
             raise
         with open(Path(folder) / "result.pkl", "rb") as handle:
@@ -66,9 +72,15 @@ def launch(spec: TrainSpec, nproc: int) -> TrainResult:
 
 
 def _worker(local_rank: int, spec: TrainSpec, world: int, port: int, folder: str) -> None:
-    os.environ.update(RANK=str(local_rank), LOCAL_RANK=str(local_rank), WORLD_SIZE=str(world),
-                      LOCAL_WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    if resolve_device(spec.device).type == "cpu":   # share the cores instead of oversubscribing them
+    os.environ.update(
+        RANK=str(local_rank),
+        LOCAL_RANK=str(local_rank),
+        WORLD_SIZE=str(world),
+        LOCAL_WORLD_SIZE=str(world),
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+    )
+    if resolve_device(spec.device).type == "cpu":  # share the cores instead of oversubscribing them
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))
     try:
         with process_group(spec.device) as (rank, _):

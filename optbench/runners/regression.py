@@ -21,19 +21,20 @@ import pandas as pd
 import torch
 
 from ..errors import OptbenchError
-from ..specs import OptimizerSpec, parse_optimizer
+from ..specs import OptimizerSpec, as_spec
+from ..tasks.defaults import REGRESSION, SCALAR
 
 TRUE_W = (2.0, -3.4)
 TRUE_B = 4.2
 DIVERGENCE_FACTOR = 1e8
 
 
-def scalar_trace(optimizer: str | OptimizerSpec = "sgd:lr=0.1", steps: int = 3, a: float = 1.0,
+def scalar_trace(optimizer: str | OptimizerSpec = "sgd", steps: int = SCALAR["iterations"], a: float = 1.0,
                  x: float = 2.0, y: float = 4.0) -> pd.DataFrame:
     """One row per iteration: a, the forward value a*x, the loss (y - a*x)^2, dloss/da, the update, new a."""
-    spec = parse_optimizer(optimizer) if isinstance(optimizer, str) else optimizer
+    spec = as_spec(optimizer)
     parameter = torch.tensor([a], dtype=torch.float64, requires_grad=True)
-    opt = spec.build([parameter], {"lr": 0.1})
+    opt = spec.build([parameter], {"lr": SCALAR["lr"]})
     rows = []
     for iteration in range(steps):
         a_before = parameter.item()
@@ -79,23 +80,28 @@ def design_matrix(data: LinearData) -> torch.Tensor:
 
 
 def least_squares(data: LinearData) -> dict:
-    """The exact minimiser of the mean squared error: {'w': [...], 'b': ..., 'loss': f*}."""
-    solution = torch.linalg.lstsq(design_matrix(data), data.y[:, None]).solution[:, 0]
+    """The exact minimiser of the mean squared error: {'w': [...], 'b': ..., 'loss': f*}.
+
+    Solved through the QR factorisation [X, 1] = QR as R θ = Qᵀy (as well conditioned as lstsq, and,
+    unlike torch.linalg.lstsq on the CPU, the same to the last bit from call to call).
+    """
+    Q, R = torch.linalg.qr(design_matrix(data))
+    solution = torch.linalg.solve_triangular(R, (Q.T @ data.y)[:, None], upper=True)[:, 0]
     w, b = solution[:-1], solution[-1]
     return {"w": w.tolist(), "b": b.item(), "loss": mse(data, w, b).item()}
 
 
 def linear_regression(optimizer: str | OptimizerSpec = "sgd", data: LinearData | None = None,
-                      batch_size: int = 10, epochs: int = 3, seed: int = 0,
+                      batch_size: int = REGRESSION["batch_size"], epochs: int = REGRESSION["epochs"], seed: int = 0,
                       defaults: dict | None = None) -> pd.DataFrame:
     """Fit w, b from zero by mini-batches (reshuffled each epoch); one row per step.
 
     Columns: optimizer, family, epoch, step, loss (the mini-batch loss the step used), full_loss
     (f over all samples after the step), suboptimality (full_loss - f*), w0, w1, ..., b, lr, diverged.
-    `defaults` sits under the user's settings (lr 0.03 when neither gives one). A loss that is
+    `defaults` sits under the user's settings (`tasks.defaults.REGRESSION`'s lr when neither gives one). A loss that is
     non-finite or 10^8 times the first one stops the run and is recorded as diverged.
     """
-    spec = parse_optimizer(optimizer) if isinstance(optimizer, str) else optimizer
+    spec = as_spec(optimizer)
     data = data or make_linear_data(seed=seed)
     n, d = data.X.shape
     if not 1 <= batch_size <= n:
@@ -103,7 +109,7 @@ def linear_regression(optimizer: str | OptimizerSpec = "sgd", data: LinearData |
     f_star = least_squares(data)["loss"]
     w = torch.zeros(d, dtype=torch.float64, requires_grad=True)
     b = torch.zeros((), dtype=torch.float64, requires_grad=True)
-    opt = spec.build([w, b], {"lr": 0.03, **(defaults or {})})
+    opt = spec.build([w, b], {"lr": REGRESSION["lr"], **(defaults or {})})
     generator = torch.Generator().manual_seed(seed)
     rows, step = [], 0
     for epoch in range(epochs):

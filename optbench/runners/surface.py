@@ -20,7 +20,8 @@ What is recorded
   10^6 (f(start) - f_min + 1); on surfaces unbounded below (saddles), only NaN/inf counts.
 
 Default hyperparameters (`default_hparams`) are per surface and per family, chosen so each
-optimizer is near its best plain setting on that surface; anything in a spec overrides them.
+optimizer is near its best plain setting on that surface (the table is `tasks.defaults.SURFACE_LR`);
+anything in a spec overrides them.
 """
 
 from __future__ import annotations
@@ -34,43 +35,15 @@ import torch
 from ..errors import OptbenchError
 from ..objectives import Surface, add_gradient_noise, noisy
 from ..specs import OptimizerSpec
+from ..tasks.defaults import surface_defaults
 from .recorder import Recorder
 
 MAX_RECORDED_POINTS = 250_000       # trial-steps kept in the trajectory table before striding
 
-# Per-surface learning rates for the families whose scale differs (others use class defaults).
-# sgd-like: on quadratics 2 / (λ_min + λ_max), the best fixed step for gradient descent (it still
-# zig-zags along the steep axis: that is the point of `elliptic`), elsewhere the
-# best of an lr sweep; adaptive families: the lr that reaches the minimum within the default steps
-# without wild overshoot (chosen from the same sweep; rmsprop's first steps are 1/sqrt(1 - alpha) =
-# 10x larger than its lr, having no bias correction, hence its smaller values).
-_SCALES = {
-    #                    sgd     adam   rmsprop adagrad
-    "elliptic":        (0.09,    3.0,   1.0,    10.0),
-    "bowl":            (0.4,     0.5,   0.1,    1.0),
-    "saddle":          (0.05,    0.1,   0.01,   0.5),
-    "monkey-saddle":   (0.002,   0.05,  0.005,  0.3),
-    "rosenbrock":      (0.002,   0.2,   0.03,   1.0),
-    "beale":           (0.03,    0.2,   0.03,   1.0),
-    "himmelblau":      (0.01,    0.1,   0.03,   1.0),
-    "rastrigin":       (0.002,   0.05,  0.005,  0.5),
-    "quadratic":       (None,    0.05,  0.005,  0.5),
-}
-_FAMILY_SCALE = {"sgd": 0, "asgd": 0, "adam": 1, "adamw": 1, "nadam": 1, "radam": 1, "adamax": 1,
-                 "rprop": 1, "muon": 1, "rmsprop": 2, "adagrad": 3}
-
-
 def default_hparams(surface: Surface, family: str) -> dict:
-    """The built-in settings for `family` on `surface` (overridden by the user's spec)."""
-    key = surface.name.partition(":")[0]
-    if key == "quadratic":   # lr scales with the curvature: 2 / (λ_min + λ_max) for SGD
-        sgd = 2.0 / (min(surface.hessian_eigenvalues) + max(surface.hessian_eigenvalues))
-        scales = (sgd,) + _SCALES[key][1:]
-    else:
-        scales = _SCALES.get(key)
-    if scales is None or family not in _FAMILY_SCALE:
-        return {}
-    return {"lr": scales[_FAMILY_SCALE[family]]}
+    """The built-in settings for `family` on `surface` (overridden by the user's spec); the table
+    and its reasons are in `optbench.tasks.defaults`."""
+    return surface_defaults(surface, family)
 
 
 @dataclass

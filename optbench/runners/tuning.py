@@ -27,27 +27,13 @@ import torch
 from ..errors import OptbenchError
 from ..objectives import Surface
 from ..specs import OptimizerSpec, parse_range
+from ..tasks.defaults import TUNING_RANGES
 from .surface import run_surface, set_hyperparameters, with_beta_axes
 
 CRITERIA = ("final-loss", "steps-to-tol")
 RESOLUTION = 1e-6        # final-loss scores are floored at RESOLUTION x surface.tolerance
 
-# The default search range per hyperparameter: the same for every optimizer, so nobody's grid is
-# centred on a value someone already knew to be good. lr spans 1e-4..100 (8 points a decade) to cover
-# SGD and adaptive scales.
-DEFAULT_RANGES = {
-    "lr": "1e-4:100:49:log",
-    "momentum": "0:0.99:12:lin",
-    "beta1": "0:0.99:12:lin",
-    "beta2": "0.9:0.9999:12:lin",
-    "alpha": "0.5:0.999:12:lin",
-    "rho": "0.5:0.999:12:lin",
-    "dampening": "0:0.9:10:lin",
-    "weight_decay": "1e-5:1e-1:9:log",
-    "eps": "1e-10:1e-2:9:log",
-    "lr_decay": "1e-5:1e-1:9:log",
-    "momentum_decay": "1e-3:1e-1:9:log",
-}
+DEFAULT_RANGES = TUNING_RANGES   # each range with its reason: optbench.tasks.defaults
 
 
 @dataclass

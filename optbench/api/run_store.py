@@ -1,0 +1,97 @@
+"""A results folder whose runs are cells: a rerun of the same spec skips the runs already finished.
+
+    store = RunStore.open(folder, "train", spec, seed, force=False)
+    if (tables := store.finished(key)) is None:
+        tables = compute()
+        store.finish(key, tables)
+
+`meta.json` records the resolved spec; opening the folder with another spec is refused unless
+`force`, which first removes what an earlier run wrote there. A run's tables are written to
+`cells/KEY.NAME.parquet` (each atomically) and then `cells/KEY.done`, so a run interrupted while
+writing is computed again, never read half-written. The folder's merged tables are the caller's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import pandas as pd
+
+from ..errors import OptbenchError
+from ..results import (
+    META_FILE,
+    atomic_write_bytes,
+    output_folder,
+    read_metadata,
+    read_table,
+    write_metadata,
+    write_table,
+)
+
+CELLS = "cells"
+
+
+def key_of(settings: dict) -> str:
+    """A short hash of a run's resolved settings, independent of key order."""
+    return hashlib.sha256(_canonical_json(settings).encode()).hexdigest()[:16]
+
+
+class RunStore:
+    def __init__(self, folder: Path):
+        self.folder = Path(folder)
+
+    @classmethod
+    def open(
+        cls, folder, kind: str, spec: dict, seed: int, force: bool = False, writer: bool = True
+    ) -> RunStore:
+        """Check `folder` against `spec`, clean it first with `force`, record the spec (if `writer`)."""
+        folder = Path(folder)
+        if (folder / META_FILE).exists() and not force:
+            meta = read_metadata(folder)
+            if (
+                meta.get("kind") != kind
+                or _canonical_json(meta.get("spec")) != _canonical_json(spec)
+                or meta.get("seed") != seed
+            ):
+                raise OptbenchError(
+                    f"{folder} holds results of a different {kind} run; use another --out, "
+                    "or --force to replace them"
+                )
+        if writer:
+            output_folder(folder, kind)
+            if force:
+                clean(folder)
+            write_metadata(folder, kind, spec, seed)
+        return cls(folder)
+
+    def finished(self, key: str, names) -> dict[str, pd.DataFrame] | None:
+        """The tables of a finished run, or None when it has not finished."""
+        if not (self.folder / CELLS / f"{key}.done").exists():
+            return None
+        return {name: read_table(self.folder / CELLS / f"{key}.{name}.parquet") for name in names}
+
+    def finish(self, key: str, tables: dict[str, pd.DataFrame]) -> None:
+        for name, table in tables.items():
+            write_table(table, self.folder / CELLS / f"{key}.{name}.parquet")
+        atomic_write_bytes(self.folder / CELLS / f"{key}.done", b"")
+
+
+def clean(folder: Path) -> None:
+    """Remove what optbench wrote into `folder` (meta.json, cells, tables, figures); nothing else."""
+    folder = Path(folder)
+    if not (folder / META_FILE).exists() and not (folder / CELLS).exists():
+        return
+    shutil.rmtree(folder / CELLS, ignore_errors=True)
+    for path in folder.iterdir():
+        if path.is_file() and (
+            path.name == META_FILE or path.suffix in (".parquet", ".png", ".pdf", ".svg", ".gif")
+        ):
+            path.unlink()
+
+
+def _canonical_json(value) -> str:
+    """JSON as meta.json stores it, so a spec compares equal to its saved copy."""
+    return json.dumps(json.loads(json.dumps(value, default=str)), sort_keys=True)

@@ -1,0 +1,252 @@
+"""`optbench.train(...)`: train with one or more optimizers on one task; tidy tables back.
+
+    result = train(["sgd", "adam:lr=1e-3"], task="digits", model="lenet", epochs=10)
+    result.epochs, result.summary     # DataFrames (classification)
+    result.save("results/digits")     # tables and meta.json, as `optbench train --out` writes them
+    result.plot()                     # {"training": Figure}
+
+Classification tasks train a model (`runners/training.py`, data-parallel with `nproc` > 1 or under
+torchrun); `scalar` and `linreg` (alias `regression`) are the hand-checkable regression problems
+(`runners/regression.py`). Every check runs before the first run starts. With `out`, each
+optimizer's run is stored as a cell as soon as it finishes, and a rerun of the same spec into the
+same folder skips the runs already there; another spec is refused unless `force`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import pandas as pd
+
+from ..errors import OptbenchError
+from ..results import write_metadata, write_table
+from ..runners.distributed import launch, process_group, started_by_torchrun
+from ..runners.regression import least_squares, linear_regression, make_linear_data, scalar_trace
+from ..runners.training import TrainResult, TrainSpec, Update, check
+from ..runners.training import train as train_one
+from ..specs import OptimizerSpec, as_spec
+from ..tasks import REGRESSION, SCALAR, TRAINING, get_task
+from .run_store import RunStore, key_of
+
+CLASSIFICATION_TABLES = ("steps", "epochs", "summary", "evaluations")
+
+
+@dataclass
+class TrainingResult:
+    """What `train` returns: the tables (tidy, one row per step/epoch/run), the resolved spec, the seed.
+
+    tables: 'steps', 'epochs', 'summary', 'evaluations' for classification; 'regression' for linreg;
+    'trace' for scalar. runs: each classification run computed now (final weights in `state_dict`).
+    """
+
+    task: str
+    tables: dict[str, pd.DataFrame]
+    spec: dict
+    seed: int
+    runs: dict[str, TrainResult] = field(default_factory=dict, repr=False)
+    rank: int = 0  # under torch.distributed, only rank 0 should save
+
+    def __getattr__(self, name):  # result.epochs, result.summary, result.regression, ...
+        tables = self.__dict__.get("tables", {})
+        if name in tables:
+            return tables[name]
+        raise AttributeError(f"no table or attribute '{name}' (tables: {', '.join(tables)})")
+
+    def save(self, folder) -> Path:
+        """Write every table as FOLDER/NAME.parquet and meta.json; returns the folder."""
+        folder = Path(folder)
+        write_metadata(folder, "train", self.spec, self.seed)
+        for name, table in self.tables.items():
+            write_table(table, folder / f"{name}.parquet")
+        return folder
+
+    def plot(self) -> dict:
+        """Figure name -> matplotlib figure (see `plots.training.training_figures`)."""
+        from ..plots.training import training_figures  # matplotlib loads only when figures are asked for
+
+        return training_figures(self.tables, self.spec.get("least_squares", {}).get("loss"))
+
+
+def train(
+    optimizers: str | OptimizerSpec | Sequence[str | OptimizerSpec] = ("sgd",),
+    task: str = "digits",
+    *,
+    model: str | None = None,
+    epochs: int | None = None,
+    batch_size: int | None = None,
+    schedule: str | None = None,
+    warmup_epochs: int = 0,
+    early_stop: int | None = None,
+    device: str = "auto",
+    bf16: bool = False,
+    channels_last: bool = False,
+    fast: bool = False,
+    dtype: str = "float32",
+    seed: int = 0,
+    data_dir: str | None = None,
+    eval_every_steps: int | None = None,
+    nproc: int = 1,
+    out: str | Path | None = None,
+    force: bool = False,
+    progress: Callable[[Update], None] | None = None,
+) -> TrainingResult:
+    """Train each optimizer on `task`; see the module docstring.
+
+    epochs, batch_size: None takes the task's defaults (`optbench.tasks.defaults`); for `scalar`,
+    epochs counts iterations. The other settings are those of `runners.training.TrainSpec` and apply
+    to classification tasks only. Raises OptbenchError for any bad setting, before any work.
+    """
+    specs = _parse_optimizers(optimizers)
+    kind = get_task(task).kind
+    if kind == "surface":
+        raise OptbenchError(f"task '{task}' is an analytic surface: use `optbench compare --surface` for it")
+    if nproc < 1:
+        raise OptbenchError(f"nproc must be at least 1, got {nproc}")
+    for name, value in (("epochs", epochs), ("batch size", batch_size)):
+        if value is not None and value < 1:
+            raise OptbenchError(f"{name} must be at least 1, got {value}")
+    if kind == "regression":
+        classification_only = dict(
+            model=model,
+            schedule=schedule,
+            warmup_epochs=warmup_epochs or None,
+            early_stop=early_stop,
+            bf16=bf16 or None,
+            channels_last=channels_last or None,
+            fast=fast or None,
+            data_dir=data_dir,
+            eval_every_steps=eval_every_steps,
+            nproc=nproc if nproc != 1 else None,
+            dtype=None if dtype == "float32" else dtype,
+            device=None if device in ("auto", "cpu") else device,
+        )
+        given = [name for name, value in classification_only.items() if value is not None]
+        if given:
+            raise OptbenchError(f"{given[0]} does not apply to task '{task}' (a regression example)")
+        return _regression(specs, get_task(task).name, epochs, batch_size, seed, out, force)
+    base = TrainSpec(
+        task=task,
+        model=model or "lenet",
+        epochs=epochs or TRAINING["epochs"],
+        batch_size=batch_size or TRAINING["batch_size"],
+        schedule=schedule,
+        warmup_epochs=warmup_epochs,
+        early_stop=early_stop,
+        device=device,
+        bf16=bf16,
+        channels_last=channels_last,
+        fast=fast,
+        dtype=dtype,
+        seed=seed,
+        data_dir=data_dir,
+        eval_every_steps=eval_every_steps,
+    )
+    return _classification([replace(base, optimizer=spec) for spec in specs], nproc, out, force, progress)
+
+
+def _parse_optimizers(optimizers) -> list[OptimizerSpec]:
+    items = [optimizers] if isinstance(optimizers, (str, OptimizerSpec)) else list(optimizers)
+    if not items:
+        raise OptbenchError("give at least one optimizer")
+    specs = [as_spec(item) for item in items]
+    names = [spec.name for spec in specs]
+    repeated = next((name for name in names if names.count(name) > 1), None)
+    if repeated is not None:
+        raise OptbenchError(f"optimizer '{repeated}' is given twice: its rows could not be told apart")
+    return specs
+
+
+def _classification(specs: list[TrainSpec], nproc: int, out, force: bool, progress) -> TrainingResult:
+    torchrun = started_by_torchrun()
+    if torchrun and nproc != 1:
+        raise OptbenchError("nproc cannot be combined with torchrun: torchrun already started the processes")
+    with process_group(specs[0].device) if torchrun else nullcontext((0, nproc)) as (rank, world):
+        dataset = check(specs[0], world=world)
+        for spec in specs[1:]:
+            check(spec, dataset, world)
+        spec_record = {"runs": [spec.resolved() for spec in specs], "processes": world}
+        seed = specs[0].seed
+        store = RunStore.open(out, "train", spec_record, seed, force, writer=rank == 0) if out else None
+        tables, runs = {name: [] for name in CLASSIFICATION_TABLES}, {}
+        for spec in specs:
+            key = key_of({**spec.resolved(), "processes": world})
+            finished = store.finished(key, CLASSIFICATION_TABLES) if store and not (force and rank) else None
+            if finished is None:
+                run = (
+                    launch(spec, world) if world > 1 and not torchrun else train_one(spec, dataset, progress)
+                )
+                finished = {name: getattr(run, name) for name in CLASSIFICATION_TABLES}
+                runs[spec.optimizer.name] = run
+                if store and rank == 0:
+                    store.finish(key, finished)
+            if progress and (spec.optimizer.name not in runs or (world > 1 and not torchrun)):
+                _report_finished(progress, spec, finished["epochs"], len(dataset.train[1]))
+            for name in CLASSIFICATION_TABLES:
+                tables[name].append(finished[name])
+    merged = {name: pd.concat(parts, ignore_index=True) for name, parts in tables.items()}
+    return TrainingResult(specs[0].task, merged, spec_record, seed, runs, rank)
+
+
+def _report_finished(progress, spec: TrainSpec, epochs: pd.DataFrame, n_train: int) -> None:
+    """Runs that did not report step by step (resumed, or in worker processes) report their epochs."""
+    steps_per_epoch = n_train // spec.batch_size
+    for row in epochs.to_dict("records"):
+        progress(
+            Update(spec.optimizer.name, int(row["epoch"]), spec.epochs, steps_per_epoch, steps_per_epoch, row)
+        )
+
+
+def _regression(
+    specs: list[OptimizerSpec], task: str, epochs, batch_size, seed: int, out, force
+) -> TrainingResult:
+    names = [spec.name for spec in specs]
+    if task == "scalar":
+        if batch_size is not None:
+            raise OptbenchError("batch size does not apply to task 'scalar' (one sample)")
+        iterations = epochs or SCALAR["iterations"]
+        record = {"task": task, "optimizers": names, "iterations": iterations}
+        table_name, settings = "trace", {"iterations": iterations}
+
+        def run(spec):
+            return scalar_trace(spec, steps=iterations)
+    else:
+        data = make_linear_data(seed=seed)
+        batch_size, epochs = batch_size or REGRESSION["batch_size"], epochs or REGRESSION["epochs"]
+        if batch_size > len(data.y):
+            raise OptbenchError(
+                f"batch size {batch_size} is larger than the {len(data.y)} regression samples"
+            )
+        record = {
+            "task": task,
+            "optimizers": names,
+            "least_squares": least_squares(data),
+            "batch_size": batch_size,
+            "epochs": epochs,
+        }
+        table_name, settings = "regression", {"batch_size": batch_size, "epochs": epochs, "seed": seed}
+
+        def run(spec):
+            return linear_regression(spec, data, batch_size=batch_size, epochs=epochs, seed=seed)
+
+    store = RunStore.open(out, "train", record, seed, force) if out else None
+    parts = []
+    for spec in specs:
+        key = key_of(
+            {
+                "task": task,
+                "optimizer": spec.name,
+                "hparams": spec.resolved(),
+                "use_torch": spec.use_torch,
+                **settings,
+            }
+        )
+        finished = store.finished(key, [table_name]) if store else None
+        if finished is None:
+            finished = {table_name: run(spec)}
+            if store:
+                store.finish(key, finished)
+        parts.append(finished[table_name])
+    return TrainingResult(task, {table_name: pd.concat(parts, ignore_index=True)}, record, seed)
