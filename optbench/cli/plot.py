@@ -16,7 +16,7 @@ REDRAW = {
     "compare": "optbench.plots.surfaces:redraw_compare",
     "grid": "optbench.plots.surfaces:redraw_grid",
     "train": "optbench.plots.training:redraw",
-    "sweep": "optbench.plots.sweeps:redraw",
+    "sweep": "optbench.sweeps.api:redraw",
 }
 
 
