@@ -1,4 +1,4 @@
-"""`optbench sweep` end to end: a kill mid-sweep loses nothing, config files, one-line errors."""
+"""`optbench sweep` end to end: config files, redrawing, one-line errors with nothing written."""
 
 import os
 import subprocess
@@ -6,8 +6,10 @@ import sys
 
 import pandas as pd
 import pytest
+import torch
+from click.testing import CliRunner
 
-from optbench.runners.sweep import CRASH_AFTER_ENV
+from optbench.cli import main
 
 QUICK = ["sweep", "--task", "surface:elliptic", "--optimizer", "sgd", "--batch-size", "1,4,16",
          "--lr-scale", "linear,sqrt", "--base-lr", "0.005", "--noise", "20", "--steps", "40",
@@ -17,35 +19,6 @@ QUICK = ["sweep", "--task", "surface:elliptic", "--optimizer", "sgd", "--batch-s
 def optbench(*args, env=None):
     return subprocess.run([sys.executable, "-c", "from optbench.cli import entry; entry()", *args],
                           capture_output=True, text=True, env={**os.environ, "COLUMNS": "200", **(env or {})})
-
-
-def _cells(folder):
-    return {path.name: path.stat().st_mtime_ns for path in (folder / "cells").glob("*.parquet")}
-
-
-def test_killed_sweep_resumes_without_recomputing(tmp_path):
-    interrupted, clean = tmp_path / "interrupted", tmp_path / "clean"
-    killed = optbench(*QUICK, "--out", str(interrupted), env={CRASH_AFTER_ENV: "1"})
-    assert killed.returncode == -9                       # SIGKILL after the first cell: no cleanup ran
-    first = _cells(interrupted)
-    assert len(first) == 1
-    assert not (interrupted / "sweep.parquet").exists()
-
-    resumed = optbench(*QUICK, "--out", str(interrupted))
-    assert resumed.returncode == 0, resumed.stderr
-    assert "5 cell(s) computed, 1 already finished (skipped)" in resumed.stderr
-    after = _cells(interrupted)
-    assert len(after) == 6
-    name, mtime = next(iter(first.items()))
-    assert after[name] == mtime                           # the finished cell was not rewritten
-
-    assert optbench(*QUICK, "--out", str(clean)).returncode == 0
-    volatile = ["wall_time", "samples_per_s"]
-    tables = [pd.read_parquet(folder / "sweep.parquet").drop(columns=volatile).sort_values(["cell", "step"])
-              .reset_index(drop=True) for folder in (interrupted, clean)]
-    pd.testing.assert_frame_equal(*tables)
-    for image in ("sweep_loss_curves", "sweep_steps_to_target", "sweep_final_accuracy", "sweep_lr"):
-        assert (clean / f"{image}.png").stat().st_size > 10_000
 
 
 def test_config_file_and_flag_override(tmp_path):
@@ -115,10 +88,6 @@ def test_corrupt_cell_and_changed_spec_are_one_line_errors(tmp_path):
 
 def test_diverged_cells_are_drawn_not_a_crash(tmp_path):
     """A linear rule that blows up (final loss 1e199 or inf) is an x on the plot, never a traceback."""
-    from click.testing import CliRunner
-
-    from optbench.cli import main
-
     result = CliRunner().invoke(main, ["sweep", "--task", "surface:elliptic", "--noise", "20",
                                        "--batch-size", "1,16,64", "--lr-scale", "linear,none",
                                        "--optimizer", "sgd:lr=0.09", "--out", str(tmp_path), "--format", "png"])
@@ -126,3 +95,56 @@ def test_diverged_cells_are_drawn_not_a_crash(tmp_path):
     summary = pd.read_parquet(tmp_path / "summary.parquet")
     assert summary["diverged"].any() and not summary["diverged"].all()
     assert (tmp_path / "sweep_final_accuracy.png").stat().st_size > 0
+
+
+SURFACE = ["sweep", "--task", "surface:elliptic", "--optimizer", "sgd", "--steps", "5"]
+DIGITS = ["sweep", "--task", "digits", "--steps", "5"]
+
+
+@pytest.mark.parametrize("args, expected", [
+    (DIGITS + ["--model", "resnet99"], "unknown model 'resnet99'"),
+    (DIGITS + ["--device", "gpu"], "unknown device 'gpu'"),
+    pytest.param(DIGITS + ["--device", "cuda"], "CUDA is not available",
+                 marks=pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")),
+    (["sweep", "--task", "mnist", "--steps", "5", "--data-dir", "/nonexistent"], "/nonexistent"),
+    (DIGITS + ["--batch-size", "5000"], "5000"),
+    (SURFACE + ["--lr", "-0.1"], "-0.1"),
+    (SURFACE + ["--momentum", "0,-1"], "-1"),
+    (SURFACE + ["--jobs", "0"], "jobs must be a whole number >= 1, got 0"),
+    (SURFACE + ["--threads", "0"], "threads must be a whole number >= 1, got 0"),
+    (SURFACE + ["--batch-size", "inf"], "'inf' is not finite"),
+    (SURFACE + ["--batch-size", "1.5"], "'1.5' is not a whole number"),
+    (SURFACE + ["--seeds", "100000000"], "this sweep has 300000000 cells"),
+    (SURFACE + ["--device", "cpu"], "--device needs a training task"),
+    (SURFACE + ["--data-dir", "/tmp"], "--data-dir needs a training task"),
+    (SURFACE + ["--noise", "inf"], "noise must be a finite number >= 0, got inf"),
+    (SURFACE + ["--target-loss", "nan"], "target-loss must be a finite number, got nan"),
+    (["sweep", "--task", "surface:nowhere", "--steps", "5"], "nowhere"),
+])
+def test_a_bad_sweep_writes_nothing(tmp_path, args, expected):
+    """Everything is checked before the first cell: one line, exit 2, and not even meta.json written,
+    so the corrected command may use the same --out."""
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, [*args, "--out", str(out)])
+    assert result.exit_code == 2, result.output
+    assert expected in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "Traceback" not in result.output
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("config, expected", [
+    ("task: 5\n", "unknown task '5'"),
+    ("noise: loud\n", "noise: 'loud' is not a valid float"),
+    ("optimizer: {name: sgd}\n", "optimizer must be a spec such as 'adam:lr=0.01'"),
+    ("steps: [1, 2]\n", "steps must be a single value"),
+    ("jobs: true\n", "jobs must be a single value"),
+    ("hparams:\n  momentum: [0, fast]\n", "'fast' is not a number"),
+])
+def test_bad_config_values_are_named(tmp_path, config, expected):
+    path = tmp_path / "sweep.yaml"
+    path.write_text("task: surface:elliptic\nsteps: 5\n" + config)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["sweep", "--config", str(path), "--out", str(out)])
+    assert result.exit_code == 2, result.output
+    assert expected in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert not out.exists()

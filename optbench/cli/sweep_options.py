@@ -81,7 +81,7 @@ def _config_value(ctx, file: Path, raw_key, key: str, value, param):
     try:
         return param.type_cast_value(ctx, value)
     except click.BadParameter as error:
-        raise OptbenchError(f"{file}: {raw_key}: {error.format_message()}") from None
+        raise OptbenchError(f"{file}: {raw_key}: {error.message}") from None
 
 
 def parse_extra_args(args: list[str], known: set) -> dict:
