@@ -148,3 +148,12 @@ def test_bad_config_values_are_named(tmp_path, config, expected):
     assert result.exit_code == 2, result.output
     assert expected in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert not out.exists()
+
+
+def test_plot_of_a_sweep_with_no_finished_cell_says_so(tmp_path):
+    out = tmp_path / "out"
+    assert CliRunner().invoke(main, [*SURFACE, "--batch-size", "2", "--out", str(out), "--format", "png"]).exit_code == 0
+    for path in [*out.glob("*.parquet"), *(out / "cells").glob("*.parquet")]:
+        path.unlink()
+    result = CliRunner().invoke(main, ["plot", str(out)])
+    assert result.exit_code == 2 and "no finished sweep cell yet: nothing to draw" in result.stderr

@@ -303,3 +303,24 @@ def _assert_same_table(a: pd.DataFrame, b: pd.DataFrame):
     a = a.drop(columns=VOLATILE).sort_values(key).reset_index(drop=True)
     b = b.drop(columns=VOLATILE).sort_values(key).reset_index(drop=True)
     pd.testing.assert_frame_equal(a, b)
+
+
+def test_a_result_saved_elsewhere_loads_back(tmp_path):
+    """`save(folder)` into another folder writes the tables and a meta.json that `load` reads back;
+    the sweep's own folder is not touched."""
+    result = run_sweep(replace(SURFACE, batch_sizes=(1, 4)), tmp_path / "sweep")
+    written = result.save(tmp_path / "copy", formats=("png",))
+    assert {p.name for p in written} >= {"sweep.parquet", "summary.parquet", "critical.parquet", "sweep_lr.png"}
+    assert not (tmp_path / "sweep" / "sweep.parquet").exists()
+    loaded = load(tmp_path / "copy")
+    pd.testing.assert_frame_equal(loaded.summary, result.summary)
+    pd.testing.assert_frame_equal(load(tmp_path / "sweep").table, result.table)
+
+
+def test_cells_are_frozen_and_typed():
+    cell = expand(SURFACE)[0]
+    with pytest.raises(AttributeError):
+        cell.lr = 1.0
+    assert {cell: 1}[replace(cell)] == 1 and replace(cell).key == cell.key
+    assert replace(cell, threads=2).key != cell.key          # threads change the bits: another cell
+    assert replace(cell, lr_scale="none").computation == cell.computation

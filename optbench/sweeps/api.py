@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import OptbenchError
-from ..results import output_folder, read_metadata, read_table
+from ..results import output_folder, read_metadata, read_table, write_metadata, write_table
 from .adapters import check_runnable
 from .analysis import critical_batch_sizes, summarize
 from .cells import Cell, expand, shard_cells
@@ -48,6 +48,7 @@ class SweepResult:
 
     def plot(self) -> dict:
         """{file stem: matplotlib Figure} for every figure of the sweep (none for an empty table)."""
+        # imported when drawing, so that running a sweep never imports matplotlib
         from ..plots.sweeps import figures
         return figures(self.table, self.summary, self.critical)
 
@@ -57,17 +58,18 @@ class SweepResult:
         returns the paths written. Nothing is written for an empty table."""
         if self.table.empty:
             return []
-        store = SweepStore(self.folder)
+        from ..plots.style import save   # see plot()
+
         target = Path(folder) if folder is not None else self.folder
+        store = SweepStore(target)
         try:
-            if target != self.folder:
-                SweepStore(target).open(self.spec)
-            paths = store.write_tables(dict(zip(TABLES, (self.table, self.summary, self.critical))), target)
-            if formats:
-                from ..plots.style import save
-                with store.folder_lock():
-                    for stem, figure in self.plot().items():
-                        paths += save(figure, target / stem, formats)
+            with store.folder_lock():
+                if target != self.folder:
+                    write_metadata(target, "sweep", self.spec.to_dict(), self.spec.seed)
+                tables = dict(zip(TABLES, (self.table, self.summary, self.critical)))
+                paths = [write_table(table, target / f"{name}.parquet") for name, table in tables.items()]
+                for stem, figure in (self.plot().items() if formats else ()):
+                    paths += save(figure, target / stem, formats)
         finally:
             store.close()
         return paths

@@ -2,13 +2,13 @@
 
     OUT/meta.json              the spec (a different spec is refused unless force), threads, versions
     OUT/cells/<key>.parquet    one finished cell, written atomically the moment it finishes
-    OUT/cells/.claims          an empty file whose byte ranges are locks (see below)
+    OUT/.claims                an empty file whose byte ranges are locks (see below)
     OUT/sweep.parquet, summary.parquet, critical.parquet, figures   merged from the cells
 
 A file in `cells/` is a finished cell: an interrupted write leaves only a `.<name>.XXXX.tmp`
 file, so a rerun of the same sweep skips finished cells and redoes only the rest.
 
-Locks are POSIX record locks (`fcntl.lockf`) on single bytes of `cells/.claims`: byte 0 guards the
+Locks are POSIX record locks (`fcntl.lockf`) on single bytes of `.claims`: byte 0 guards the
 folder's own files (meta.json, the merged tables, the figures); byte 1 + the first 60 bits of a
 computation's hash claims that computation. Whoever holds a claim is the only writer of that
 computation's cell files, so it may delete their leftover temporary files, and two sweeps on one
@@ -104,12 +104,6 @@ class SweepStore:
         measured = table.drop(columns=list(source.setting_columns()))
         self.write_cell(target, target.labelled(measured))
 
-    def write_tables(self, tables: dict[str, pd.DataFrame], folder: Path | None = None) -> list[Path]:
-        """Write `{name: table}` as `name.parquet` in the folder (or `folder`), under the folder lock."""
-        folder = Path(folder) if folder is not None else self.folder
-        with self.folder_lock():
-            return [write_table(table, folder / f"{name}.parquet") for name, table in tables.items()]
-
     # --- reading -------------------------------------------------------------------------------
 
     def read_cells(self, cells: list[Cell]) -> pd.DataFrame:
@@ -164,8 +158,8 @@ class SweepStore:
         if fcntl is None:
             return True
         if self._claims_fd is None:
-            self.cells.mkdir(parents=True, exist_ok=True)
-            self._claims_fd = os.open(self.cells / CLAIMS, os.O_RDWR | os.O_CREAT, 0o666)
+            self.folder.mkdir(parents=True, exist_ok=True)
+            self._claims_fd = os.open(self.folder / CLAIMS, os.O_RDWR | os.O_CREAT, 0o666)
         try:
             fcntl.lockf(self._claims_fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB), 1, offset)
         except (BlockingIOError, PermissionError):
