@@ -18,7 +18,7 @@ QUICK = ["sweep", "--task", "surface:elliptic", "--optimizer", "sgd", "--batch-s
 
 def optbench(*args, env=None):
     return subprocess.run([sys.executable, "-c", "from optbench.cli import entry; entry()", *args],
-                          capture_output=True, text=True, env={**os.environ, "COLUMNS": "200", **(env or {})})
+                          capture_output=True, text=True, check=False, env={**os.environ, "COLUMNS": "200", **(env or {})})
 
 
 def test_config_file_and_flag_override(tmp_path):
@@ -76,7 +76,7 @@ def test_config_unknown_key_is_named(tmp_path):
 def test_corrupt_cell_and_changed_spec_are_one_line_errors(tmp_path):
     out = tmp_path / "out"
     assert optbench(*QUICK, "--out", str(out)).returncode == 0
-    victim = sorted((out / "cells").glob("*.parquet"))[0]
+    victim = min((out / "cells").glob("*.parquet"))
     victim.write_bytes(b"garbage")
     corrupt = optbench(*QUICK, "--out", str(out))
     assert corrupt.returncode == 2 and victim.name in corrupt.stderr and "--force" in corrupt.stderr
@@ -157,3 +157,16 @@ def test_plot_of_a_sweep_with_no_finished_cell_says_so(tmp_path):
         path.unlink()
     result = CliRunner().invoke(main, ["plot", str(out)])
     assert result.exit_code == 2 and "no finished sweep cell yet: nothing to draw" in result.stderr
+
+
+def test_the_api_reproduces_the_command_tables(tmp_path):
+    from optbench.sweeps import SweepSpec, sweep
+
+    assert CliRunner().invoke(main, [*QUICK, "--out", str(tmp_path / "cli")]).exit_code == 0
+    spec = SweepSpec(task="surface:elliptic", optimizers=("sgd",), batch_sizes=(1, 4, 16), lr_scales=("linear", "sqrt"),
+                     base_lr=0.005, noise=20.0, steps=40, target_loss=100.0)
+    sweep(spec, tmp_path / "api").save()
+    for name in ("sweep", "summary", "critical"):
+        tables = [pd.read_parquet(tmp_path / folder / f"{name}.parquet").drop(
+            columns=["wall_time", "samples_per_s"], errors="ignore") for folder in ("cli", "api")]
+        pd.testing.assert_frame_equal(*tables, check_exact=True)

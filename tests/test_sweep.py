@@ -243,10 +243,10 @@ def test_critical_batch_table_uses_the_best_rule_per_batch_size():
     rows = []
     for b in (1, 2, 4, 8, 16, 32):
         for rule, factor in (("linear", 1.0), ("none", 3.0)):
-            rows.append(dict(cell=f"{rule}{b}", task="t", optimizer="sgd", family="sgd", optimizer_spec="sgd",
-                             lr_scale=rule, batch_size=b, base_batch_size=1, base_lr=0.1, lr=0.1, seed=0,
-                             steps_to_target=factor * 50 * (1 + 4 / b), noise_scale_start=1.0,
-                             noise_scale_end=2.0, diverged=False))
+            rows.append({"cell": f"{rule}{b}", "task": "t", "optimizer": "sgd", "family": "sgd", "optimizer_spec": "sgd",
+                             "lr_scale": rule, "batch_size": b, "base_batch_size": 1, "base_lr": 0.1, "lr": 0.1, "seed": 0,
+                             "steps_to_target": factor * 50 * (1 + 4 / b), "noise_scale_start": 1.0,
+                             "noise_scale_end": 2.0, "diverged": False})
     critical = critical_batch_sizes(pd.DataFrame(rows))
     best = critical[critical["lr_scale"] == "best rule"].iloc[0]
     assert best["critical_batch_size"] == pytest.approx(4, rel=0.01) and best["s_min"] == pytest.approx(50, rel=0.01)
@@ -285,13 +285,13 @@ def test_noise_scale_of_a_classifier_matches_per_sample_gradients():
 
 
 @pytest.mark.parametrize("change, message", [
-    (dict(batch_sizes=(16, 0)), "batch size must be a whole number >= 1, got 0"),
-    (dict(lr_scales=("quadratic",)), "unknown lr-scale rule 'quadratic'"),
-    (dict(seeds=0), "seeds must be"),
-    (dict(optimizers=("adma",)), "did you mean 'adam'"),
-    (dict(optimizers=("momentum", "sgd:momentum=0.9")), "are the same setting"),
-    (dict(epochs=3), "a surface has no epochs"),
-    (dict(target_accuracy=0.9), "has no accuracy"),
+    ({"batch_sizes": (16, 0)}, "batch size must be a whole number >= 1, got 0"),
+    ({"lr_scales": ("quadratic",)}, "unknown lr-scale rule 'quadratic'"),
+    ({"seeds": 0}, "seeds must be"),
+    ({"optimizers": ("adma",)}, "did you mean 'adam'"),
+    ({"optimizers": ("momentum", "sgd:momentum=0.9")}, "are the same setting"),
+    ({"epochs": 3}, "a surface has no epochs"),
+    ({"target_accuracy": 0.9}, "has no accuracy"),
 ])
 def test_bad_specs_are_user_errors(change, message):
     with pytest.raises(OptbenchError, match=message):

@@ -130,11 +130,10 @@ def summary_table(summary, spec) -> Table:
     return table
 
 
-
 def critical_lines(critical) -> list[str]:
     if critical.empty:
-        return ["critical batch size: no target given or too few batch sizes reached it "
-                "(give --target-accuracy or --target-loss)"]
+        return [("critical batch size: no target given or too few batch sizes reached it "
+                 "(give --target-accuracy or --target-loss)")]
     lines = []
     for _, row in critical.iterrows():
         if row["lr_scale"] != "best rule":

@@ -181,9 +181,9 @@ def _critical_row(critical: pd.DataFrame, keys, settings):
 def _target_text(summary: pd.DataFrame) -> str:
     parts = []
     accuracy, loss = summary["target_accuracy"].iloc[0], summary["target_loss"].iloc[0]
-    if accuracy is not None and accuracy == accuracy:
+    if pd.notna(accuracy):
         parts.append(f"accuracy {accuracy:g}")
-    if loss is not None and loss == loss:
+    if pd.notna(loss):
         parts.append(f"loss {loss:g}")
     return " and ".join(parts) or "target"
 

@@ -58,7 +58,7 @@ class SweepResult:
         returns the paths written. Nothing is written for an empty table."""
         if self.table.empty:
             return []
-        from ..plots.style import save   # see plot()
+        from ..plots.style import save  # see plot()
 
         target = Path(folder) if folder is not None else self.folder
         store = SweepStore(target)
@@ -87,7 +87,7 @@ class SweepPlan:
 
     @classmethod
     def prepare(cls, spec: SweepSpec, folder=None, jobs: int = 1, shard: tuple[int, int] = (1, 1),
-                force: bool = False) -> "SweepPlan":
+                force: bool = False) -> SweepPlan:
         """Check the spec, the data, every optimizer and the folder; raises OptbenchError naming the
         first problem. Reads only."""
         if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:

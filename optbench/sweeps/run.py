@@ -139,7 +139,7 @@ def compute(store: SweepStore, cell: Cell, data_dir) -> str | None:
         table = cell.labelled(run_cell(cell, data_dir))
     except OptbenchError as error:
         return str(error)
-    except Exception as error:   # a bug or a broken setting: reported, never recorded as finished
+    except Exception as error:  # noqa: BLE001 - a bug or a broken setting: reported, never recorded as finished
         return f"{type(error).__name__}: {error}"
     store.write_cell(cell, table)
     return None

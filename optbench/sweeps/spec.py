@@ -85,7 +85,7 @@ class SweepSpec:
                 "spec": jsonable(asdict(self))}
 
     @classmethod
-    def from_dict(cls, saved: dict) -> "SweepSpec":
+    def from_dict(cls, saved: dict) -> SweepSpec:
         """The spec recorded by `to_dict` (in a folder's meta.json); a damaged record is a user error."""
         try:
             values = dict(saved["spec"])
