@@ -170,3 +170,11 @@ def test_the_api_reproduces_the_command_tables(tmp_path):
         tables = [pd.read_parquet(tmp_path / folder / f"{name}.parquet").drop(
             columns=["wall_time", "samples_per_s"], errors="ignore") for folder in ("cli", "api")]
         pd.testing.assert_frame_equal(*tables, check_exact=True)
+
+
+def test_an_unwritable_out_is_refused_before_the_bar(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    result = CliRunner().invoke(main, [*SURFACE, "--out", str(blocker / "out")])
+    assert result.exit_code == 2 and result.stderr.strip().splitlines() == [
+        f"error: cannot write to output folder {blocker / 'out'}: {blocker} is not a writable folder"]

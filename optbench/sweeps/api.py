@@ -96,8 +96,6 @@ class SweepPlan:
         cells = shard_cells(all_cells, shard)
         check_runnable(spec, cells)
         if folder is not None:
-            if Path(folder).exists() and not Path(folder).is_dir():
-                raise OptbenchError(f"--out {folder} is a file, not a folder")
             SweepStore(folder).check(spec, cells, force)
         return cls(spec, Path(folder) if folder is not None else None, all_cells, cells, jobs, force)
 
@@ -116,7 +114,7 @@ class SweepPlan:
             if progress:
                 progress(cell, status)
         try:
-            store.open(self.spec)
+            store.open(self.spec, self.force)
             todo = []
             for cell in self.cells:
                 if store.finished(cell):

@@ -53,8 +53,23 @@ class SweepStore:
     # --- before any write ----------------------------------------------------------------------
 
     def check(self, spec: SweepSpec, cells: list[Cell], force: bool) -> None:
-        """Refuse a folder holding another kind of results or a different sweep (unless force), and
-        a corrupt cell file of this sweep (unless force, which recomputes it). Reads only."""
+        """Refuse a folder that cannot be written, holds another kind of results or a different sweep
+        (unless force), or a corrupt cell file of this sweep (unless force, which recomputes it).
+        Reads only."""
+        existing = next(p for p in (self.folder, *self.folder.absolute().parents) if p.exists())
+        if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+            raise OptbenchError(f"cannot write to output folder {self.folder}: {existing} is not a writable folder")
+        self._check_spec(spec, force)
+        if force:
+            return
+        for cell in cells:
+            if self.cell_path(cell.key).exists():
+                try:
+                    self._check_cell_file(cell)
+                except OptbenchError as error:
+                    raise OptbenchError(f"{error}; rerun with --force to redo that cell") from None
+
+    def _check_spec(self, spec: SweepSpec, force: bool) -> None:
         if not (self.folder / "meta.json").exists():
             return
         meta = read_metadata(self.folder)
@@ -69,20 +84,15 @@ class SweepStore:
                 f"{self.folder} holds a different sweep ({first}: {old.get(first)} -> {new.get(first)}"
                 f"{f' and {len(changed) - 1} more' if len(changed) > 1 else ''}); "
                 "use a new --out, or --force to run this spec there (finished cells it shares are kept)")
-        if not force:
-            for cell in cells:
-                if self.cell_path(cell.key).exists():
-                    try:
-                        self._check_cell_file(cell)
-                    except OptbenchError as error:
-                        raise OptbenchError(f"{error}; rerun with --force to redo that cell") from None
 
     # --- writing -------------------------------------------------------------------------------
 
-    def open(self, spec: SweepSpec) -> None:
-        """Create the folder and record the spec (and the threads per cell) in meta.json."""
+    def open(self, spec: SweepSpec, force: bool) -> None:
+        """Create the folder and record the spec (and the threads per cell) in meta.json; the spec is
+        checked again under the lock, against a sweep started meanwhile."""
         self.cells.mkdir(parents=True, exist_ok=True)
         with self.folder_lock():
+            self._check_spec(spec, force)
             write_metadata(self.folder, "sweep", spec.to_dict(), spec.seed)
 
     def finished(self, cell: Cell) -> bool:
