@@ -110,8 +110,9 @@ class SweepPlan:
         outcome = Outcome()
 
         def report(cell: Cell, status: str) -> None:
+            first = cell.key not in outcome.statuses
             outcome.statuses[cell.key] = status
-            if progress:
+            if progress and first:
                 progress(cell, status)
         try:
             store.open(self.spec, self.force)
@@ -131,7 +132,7 @@ class SweepPlan:
         finally:
             store.close()
         result = _merged(self.spec, folder, self.all_cells, store)
-        result.cells = self.cells
+        result.cells = self.cells      # this run's share of the grid, whose table `result` merges
         result.skipped = outcome.keys(SKIPPED)
         result.shared = outcome.keys(SHARED)
         result.failed = outcome.failed

@@ -80,8 +80,9 @@ def plan_runs(todo: list[Cell], all_cells: list[Cell]) -> list[Run]:
 
 def run_cells(store: SweepStore, runs: list[Run], jobs: int, threads: int, data_dir: str | None,
               report: Callable[[Cell, str], None]) -> None:
-    """Compute every run, here (jobs 1) or in `jobs` worker processes; `report(cell, status)` once per
-    cell. SIGINT and SIGTERM raise SweepInterrupted after the workers are gone."""
+    """Compute every run, here (jobs 1) or in `jobs` worker processes; `report(cell, status)` at least
+    once per cell (a later report of the same cell replaces 'skipped' with what its computer did).
+    SIGINT and SIGTERM raise SweepInterrupted after the workers are gone."""
     with _signals_interrupt():
         if jobs == 1 or len(runs) <= 1:
             work(store, runs, threads, data_dir, report)
@@ -203,9 +204,10 @@ def _run_in_workers(store, runs, jobs, threads, data_dir, report) -> None:
                 except EOFError:
                     workers.pop(receiver).join()
                     continue
-                if key not in reported or status != SKIPPED:
-                    reported.add(key)
-                    report(by_key[key], status)
+                if key in reported and status == SKIPPED:
+                    continue        # a sibling looked at a run after the worker that computed it
+                reported.add(key)
+                report(by_key[key], status)
     finally:
         _stop(workers.values())
     for key, cell in by_key.items():
