@@ -1,4 +1,4 @@
-"""The sweep runner: grid expansion, lr-scaling rules, cell keys, resume, shards, noise scale."""
+"""The sweeps package: grid expansion, lr-scaling rules, cell keys, resume, shards, analysis, noise scale."""
 
 import math
 from dataclasses import replace
@@ -8,9 +8,17 @@ import pytest
 import torch
 
 from optbench.errors import OptbenchError
-from optbench.runners import noise_scale
-from optbench.runners.sweep import (SweepSpec, cell_path, critical_batch_sizes, expand, fit_critical_batch,
-                                    merge, run_sweep, scaled_lr, shard_cells, steps_to_target)
+from optbench.sweeps import SweepSpec, load, noise_scale
+from optbench.sweeps import sweep as run_sweep
+from optbench.sweeps.adapters import ADAPTERS
+from optbench.sweeps.analysis import critical_batch_sizes, fit_critical_batch, steps_to_target
+from optbench.sweeps.cells import expand, shard_cells
+from optbench.sweeps.spec import scaled_lr
+from optbench.sweeps.store import SweepStore
+
+
+def cell_path(folder, key):
+    return SweepStore(folder).cell_path(key)
 
 SURFACE = SweepSpec(batch_sizes=(1, 4, 16), lr_scales=("linear", "sqrt", "none"), optimizers=("sgd",),
                     task="surface:elliptic", steps=60, noise=20.0, base_lr=0.005, target_loss=50.0)
@@ -24,39 +32,39 @@ def test_lr_rules_match_their_formulas():
     cells = expand(SURFACE)
     assert len(cells) == 3 * 3
     for cell in cells:
-        expected = {"linear": 0.005 * cell["batch_size"], "sqrt": 0.005 * math.sqrt(cell["batch_size"]),
-                    "none": 0.005}[cell["lr_scale"]]
-        assert cell["lr"] == pytest.approx(expected)
-        assert cell["optimizer_hparams"]["lr"] == pytest.approx(expected)
+        expected = {"linear": 0.005 * cell.batch_size, "sqrt": 0.005 * math.sqrt(cell.batch_size),
+                    "none": 0.005}[cell.lr_scale]
+        assert cell.lr == pytest.approx(expected)
+        assert dict(cell.optimizer_hparams)["lr"] == pytest.approx(expected)
 
 
 def test_grid_crosses_every_axis():
     spec = replace(SURFACE, optimizers=("sgd", "adam"), hparams={"weight_decay": [0, 0.1]}, seeds=2)
     cells = expand(spec)
     assert len(cells) == 2 * 2 * 3 * 3 * 2
-    assert len({c["key"] for c in cells}) == len(cells)
+    assert len({c.key for c in cells}) == len(cells)
 
 
 def test_cell_keys_do_not_depend_on_order_or_spelling():
     base = expand(SURFACE)
     reordered = expand(replace(SURFACE, batch_sizes=(16, 1, 4), lr_scales=("none", "linear", "sqrt")))
-    assert sorted(c["key"] for c in base) == sorted(c["key"] for c in reordered)
+    assert sorted(c.key for c in base) == sorted(c.key for c in reordered)
     # the same settings reached through a preset, or with numbers spelled differently, hash alike
     a = expand(replace(SURFACE, optimizers=("momentum",)))
     b = expand(replace(SURFACE, optimizers=("sgd:momentum=0.9",)))
     c = expand(replace(SURFACE, optimizers=("sgd",), hparams={"momentum": [0.9]}))
-    assert {x["key"] for x in a} == {x["key"] for x in b} == {x["key"] for x in c}
-    assert expand(replace(SURFACE, hparams={"momentum": [0]}))[0]["key"] == \
-        expand(replace(SURFACE, hparams={"momentum": [0.0]}))[0]["key"]
+    assert {x.key for x in a} == {x.key for x in b} == {x.key for x in c}
+    assert expand(replace(SURFACE, hparams={"momentum": [0]}))[0].key == \
+        expand(replace(SURFACE, hparams={"momentum": [0.0]}))[0].key
     # ...while any real change makes a different cell
-    assert not {x["key"] for x in base} & {x["key"] for x in expand(replace(SURFACE, steps=61))}
+    assert not {x.key for x in base} & {x.key for x in expand(replace(SURFACE, steps=61))}
 
 
 @pytest.mark.parametrize("count", [1, 2, 3, 4, 7])
 def test_shards_cover_every_cell_exactly_once(count):
     cells = expand(replace(SURFACE, seeds=2))
-    keys = [c["key"] for i in range(1, count + 1) for c in shard_cells(cells, (i, count))]
-    assert sorted(keys) == sorted(c["key"] for c in cells)
+    keys = [c.key for i in range(1, count + 1) for c in shard_cells(cells, (i, count))]
+    assert sorted(keys) == sorted(c.key for c in cells)
 
 
 def test_sharded_runs_merge_to_the_whole_sweep(tmp_path):
@@ -64,19 +72,18 @@ def test_sharded_runs_merge_to_the_whole_sweep(tmp_path):
     for i in (1, 2, 3):
         part = run_sweep(SURFACE, tmp_path / "sharded", shard=(i, 3))
         assert len(part.computed) == 3
-    table, _, _ = merge(tmp_path / "sharded", expand(SURFACE), SURFACE)
-    _assert_same_table(table, whole.table)
+    _assert_same_table(load(tmp_path / "sharded").table, whole.table)
 
 
 def test_rerun_skips_finished_cells_and_recomputes_missing_ones(tmp_path):
     first = run_sweep(SURFACE, tmp_path)
     assert len(first.computed) == 9
-    victim = cell_path(tmp_path, first.cells[4]["key"])
-    kept = cell_path(tmp_path, first.cells[0]["key"])
+    victim = cell_path(tmp_path, first.cells[4].key)
+    kept = cell_path(tmp_path, first.cells[0].key)
     mtime = kept.stat().st_mtime_ns
     victim.unlink()
     second = run_sweep(SURFACE, tmp_path)
-    assert second.computed == [first.cells[4]["key"]] and len(second.skipped) == 8
+    assert second.computed == [first.cells[4].key] and len(second.skipped) == 8
     assert kept.stat().st_mtime_ns == mtime
     _assert_same_table(second.table, first.table)
 
@@ -94,30 +101,28 @@ def test_changed_spec_is_refused_unless_forced(tmp_path):
 
 def test_corrupt_cell_is_named_and_force_redoes_it(tmp_path):
     first = run_sweep(SURFACE, tmp_path)
-    broken = cell_path(tmp_path, first.cells[2]["key"])
+    broken = cell_path(tmp_path, first.cells[2].key)
     broken.write_bytes(b"not parquet")
     with pytest.raises(OptbenchError, match=f"{broken.name}.*--force"):
         run_sweep(SURFACE, tmp_path)
     redone = run_sweep(SURFACE, tmp_path, force=True)
-    assert redone.computed == [first.cells[2]["key"]]
+    assert redone.computed == [first.cells[2].key]
     _assert_same_table(redone.table, first.table)
 
 
 def test_crashing_cell_is_not_recorded(tmp_path, monkeypatch):
-    from optbench.runners import sweep
-
-    real = sweep._surface_cell
+    real = ADAPTERS["surface"]
 
     def flaky(cell, data_dir):
-        if cell["batch_size"] == 4 and cell["lr_scale"] == "sqrt":
+        if cell.batch_size == 4 and cell.lr_scale == "sqrt":
             raise RuntimeError("simulated crash")
         return real(cell, data_dir)
-    monkeypatch.setattr(sweep, "_surface_cell", flaky)
+    monkeypatch.setitem(ADAPTERS, "surface", flaky)
     outcome = run_sweep(SURFACE, tmp_path)
     assert len(outcome.failed) == 1 and "simulated crash" in next(iter(outcome.failed.values()))
     assert not cell_path(tmp_path, next(iter(outcome.failed))).exists()
     assert len(list((tmp_path / "cells").glob("*.parquet"))) == 8
-    monkeypatch.setattr(sweep, "_surface_cell", real)
+    monkeypatch.setitem(ADAPTERS, "surface", real)
     assert len(run_sweep(SURFACE, tmp_path).computed) == 1
 
 
@@ -155,8 +160,8 @@ def test_training_cells_evaluate_within_epochs(tmp_path):
     assert evaluated["step"].tolist() == [3, 6, 9, 12]
     assert evaluated["eval_loss"].notna().all()
     default = replace(spec, evaluations=None)
-    assert expand(default)[0]["evaluations"] == 400                   # 12 steps: every step
-    assert expand(default)[0]["key"] != outcome.cells[0]["key"]
+    assert expand(default)[0].evaluations == 400                   # 12 steps: every step
+    assert expand(default)[0].key != outcome.cells[0].key
     with pytest.raises(OptbenchError, match="different sweep .*evaluations"):
         run_sweep(default, tmp_path)
     with pytest.raises(OptbenchError, match="--evaluations needs a training task"):
@@ -165,18 +170,16 @@ def test_training_cells_evaluate_within_epochs(tmp_path):
 
 def test_identical_cells_share_one_computation(tmp_path, monkeypatch):
     """At the base batch size linear, sqrt and none give the same lr: one run, listed under each rule."""
-    from optbench.runners import sweep
-
     cells = expand(SURFACE)
-    at_b0 = [c for c in cells if c["batch_size"] == 1]
-    assert len({c["computation"] for c in at_b0}) == 1 and len({c["key"] for c in at_b0}) == 3
-    assert len({c["computation"] for c in cells}) == 7
-    real, calls = sweep._surface_cell, []
+    at_b0 = [c for c in cells if c.batch_size == 1]
+    assert len({c.computation for c in at_b0}) == 1 and len({c.key for c in at_b0}) == 3
+    assert len({c.computation for c in cells}) == 7
+    real, calls = ADAPTERS["surface"], []
 
     def counted(cell, data_dir):
-        calls.append(cell["key"])
+        calls.append(cell.key)
         return real(cell, data_dir)
-    monkeypatch.setattr(sweep, "_surface_cell", counted)
+    monkeypatch.setitem(ADAPTERS, "surface", counted)
     outcome = run_sweep(SURFACE, tmp_path)
     assert len(calls) == 7 and len(outcome.computed) == 9 and len(outcome.shared) == 2
     assert len(outcome.summary) == 9
@@ -188,37 +191,33 @@ def test_identical_cells_share_one_computation(tmp_path, monkeypatch):
     pd.testing.assert_frame_equal(per_rule[0], per_rule[2])
 
     # a lost copy is rewritten from its finished twin, not recomputed
-    copy = next(c for c in at_b0 if c["key"] in outcome.shared)
-    cell_path(tmp_path, copy["key"]).unlink()
+    copy = next(c for c in at_b0 if c.key in outcome.shared)
+    cell_path(tmp_path, copy.key).unlink()
     calls.clear()
     again = run_sweep(SURFACE, tmp_path)
-    assert calls == [] and again.computed == again.shared == [copy["key"]]
+    assert calls == [] and again.computed == again.shared == [copy.key]
     _assert_same_table(again.table, outcome.table)
 
 
 def test_shards_share_a_computation_through_the_folder(tmp_path, monkeypatch):
-    from optbench.runners import sweep
-
-    real, calls = sweep._surface_cell, []
-    monkeypatch.setattr(sweep, "_surface_cell", lambda cell, data_dir: calls.append(cell) or real(cell, data_dir))
+    real, calls = ADAPTERS["surface"], []
+    monkeypatch.setitem(ADAPTERS, "surface", lambda cell, data_dir: calls.append(cell) or real(cell, data_dir))
     first = run_sweep(SURFACE, tmp_path, shard=(1, 2))   # linear and none at B=1 (one run), and 3 more
     assert len(calls) == 4 and len(first.computed) == 5 and len(first.shared) == 1
     second = run_sweep(SURFACE, tmp_path, shard=(2, 2))  # sqrt at B=1: copied from shard 1's file
-    assert len(calls) == 7 == len({c["computation"] for c in expand(SURFACE)})
-    assert len(second.computed) == 4 and [c["lr_scale"] for c in second.cells if c["key"] in second.shared] == ["sqrt"]
+    assert len(calls) == 7 == len({c.computation for c in expand(SURFACE)})
+    assert len(second.computed) == 4 and [c.lr_scale for c in second.cells if c.key in second.shared] == ["sqrt"]
     _assert_same_table(second.table, run_sweep(SURFACE, tmp_path / "whole").table)
 
 
 def test_a_failed_computation_fails_every_cell_that_shares_it(tmp_path, monkeypatch):
-    from optbench.runners import sweep
-
-    real = sweep._surface_cell
+    real = ADAPTERS["surface"]
 
     def flaky(cell, data_dir):
-        if cell["batch_size"] == 1:
+        if cell.batch_size == 1:
             raise RuntimeError("simulated crash")
         return real(cell, data_dir)
-    monkeypatch.setattr(sweep, "_surface_cell", flaky)
+    monkeypatch.setitem(ADAPTERS, "surface", flaky)
     outcome = run_sweep(SURFACE, tmp_path)
     assert len(outcome.failed) == 3 and len(outcome.computed) == 6
     assert not any(cell_path(tmp_path, key).exists() for key in outcome.failed)
@@ -244,10 +243,10 @@ def test_critical_batch_table_uses_the_best_rule_per_batch_size():
     rows = []
     for b in (1, 2, 4, 8, 16, 32):
         for rule, factor in (("linear", 1.0), ("none", 3.0)):
-            rows.append(dict(cell=f"{rule}{b}", task="t", optimizer="sgd", family="sgd", optimizer_spec="sgd",
-                             lr_scale=rule, batch_size=b, base_batch_size=1, base_lr=0.1, lr=0.1, seed=0,
-                             steps_to_target=factor * 50 * (1 + 4 / b), noise_scale_start=1.0,
-                             noise_scale_end=2.0, diverged=False))
+            rows.append({"cell": f"{rule}{b}", "task": "t", "optimizer": "sgd", "family": "sgd", "optimizer_spec": "sgd",
+                             "lr_scale": rule, "batch_size": b, "base_batch_size": 1, "base_lr": 0.1, "lr": 0.1, "seed": 0,
+                             "steps_to_target": factor * 50 * (1 + 4 / b), "noise_scale_start": 1.0,
+                             "noise_scale_end": 2.0, "diverged": False})
     critical = critical_batch_sizes(pd.DataFrame(rows))
     best = critical[critical["lr_scale"] == "best rule"].iloc[0]
     assert best["critical_batch_size"] == pytest.approx(4, rel=0.01) and best["s_min"] == pytest.approx(50, rel=0.01)
@@ -286,13 +285,13 @@ def test_noise_scale_of_a_classifier_matches_per_sample_gradients():
 
 
 @pytest.mark.parametrize("change, message", [
-    (dict(batch_sizes=(16, 0)), "batch size must be a whole number >= 1, got 0"),
-    (dict(lr_scales=("quadratic",)), "unknown lr-scale rule 'quadratic'"),
-    (dict(seeds=0), "seeds must be"),
-    (dict(optimizers=("adma",)), "did you mean 'adam'"),
-    (dict(optimizers=("momentum", "sgd:momentum=0.9")), "are the same setting"),
-    (dict(epochs=3), "a surface has no epochs"),
-    (dict(target_accuracy=0.9), "has no accuracy"),
+    ({"batch_sizes": (16, 0)}, "batch size must be a whole number >= 1, got 0"),
+    ({"lr_scales": ("quadratic",)}, "unknown lr-scale rule 'quadratic'"),
+    ({"seeds": 0}, "seeds must be"),
+    ({"optimizers": ("adma",)}, "did you mean 'adam'"),
+    ({"optimizers": ("momentum", "sgd:momentum=0.9")}, "are the same setting"),
+    ({"epochs": 3}, "a surface has no epochs"),
+    ({"target_accuracy": 0.9}, "has no accuracy"),
 ])
 def test_bad_specs_are_user_errors(change, message):
     with pytest.raises(OptbenchError, match=message):
@@ -304,3 +303,24 @@ def _assert_same_table(a: pd.DataFrame, b: pd.DataFrame):
     a = a.drop(columns=VOLATILE).sort_values(key).reset_index(drop=True)
     b = b.drop(columns=VOLATILE).sort_values(key).reset_index(drop=True)
     pd.testing.assert_frame_equal(a, b)
+
+
+def test_a_result_saved_elsewhere_loads_back(tmp_path):
+    """`save(folder)` into another folder writes the tables and a meta.json that `load` reads back;
+    the sweep's own folder is not touched."""
+    result = run_sweep(replace(SURFACE, batch_sizes=(1, 4)), tmp_path / "sweep")
+    written = result.save(tmp_path / "copy", formats=("png",))
+    assert {p.name for p in written} >= {"sweep.parquet", "summary.parquet", "critical.parquet", "sweep_lr.png"}
+    assert not (tmp_path / "sweep" / "sweep.parquet").exists()
+    loaded = load(tmp_path / "copy")
+    pd.testing.assert_frame_equal(loaded.summary, result.summary)
+    pd.testing.assert_frame_equal(load(tmp_path / "sweep").table, result.table)
+
+
+def test_cells_are_frozen_and_typed():
+    cell = expand(SURFACE)[0]
+    with pytest.raises(AttributeError):
+        cell.lr = 1.0
+    assert {cell: 1}[replace(cell)] == 1 and replace(cell).key == cell.key
+    assert replace(cell, threads=2).key != cell.key          # threads change the bits: another cell
+    assert replace(cell, lr_scale="none").computation == cell.computation

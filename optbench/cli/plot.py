@@ -8,7 +8,8 @@ import rich_click as click
 
 from ..errors import OptbenchError
 from ..experiments import load
-from ..plots import sweeps, training
+from .. import sweeps
+from ..plots import training
 from ..plots.style import save_figures
 from ..results import atomic_write_bytes, read_metadata
 from .common import console, formats_option, parse_formats
@@ -26,7 +27,7 @@ def redraw_experiment(folder: Path, formats) -> list[Path]:
 
 
 # Results kind (meta.json "kind") -> redraw(folder, formats) -> the files written.
-REDRAW = {"compare": redraw_experiment, "grid": redraw_experiment, "train": training.redraw, "sweep": sweeps.redraw}
+REDRAW = {"compare": redraw_experiment, "grid": redraw_experiment, "train": training.redraw, "sweep": sweeps.api.redraw}
 
 
 @click.command("plot")

@@ -1,74 +1,55 @@
-"""Figures of a batch-size sweep: loss curves per batch size (against steps and against samples),
-steps-to-target against batch size with the perfect-scaling line, final accuracy per scaling rule,
-and the lr each cell used. `redraw(folder, formats)` merges every finished cell in the folder (all
-shards) and draws them again (`optbench plot DIR`).
+"""Figures of a batch-size sweep, from its tables: loss curves per batch size (against steps and
+against samples), steps-to-target against batch size with the perfect-scaling line and the fitted
+critical batch size, final accuracy per scaling rule, and the lr each cell used.
+
+`figures(table, summary, critical)` returns them by file stem; it computes nothing beyond what a
+figure shows (medians over seeds) and writes nothing. Figures are built without pyplot, so drawing
+never touches the user's matplotlib backend.
 """
 
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
-import matplotlib.pyplot as plt
+import matplotlib
 import numpy as np
 import pandas as pd
 from matplotlib.colors import LogNorm
+from matplotlib.figure import Figure
 
-from .style import LINESTYLES, OKABE_ITO, save, style
+from ..sweeps.columns import optimizer_setting_columns
+from .style import LINESTYLES, OKABE_ITO, style
 
 RULE_COLOURS = {"linear": OKABE_ITO[1], "sqrt": OKABE_ITO[0], "none": OKABE_ITO[2], "best rule": "black"}
 RULE_LABELS = {"linear": "linear (lr ∝ B)", "sqrt": "sqrt (lr ∝ √B)", "none": "none (lr fixed)"}
 BATCH_COLOURS = "viridis"
-_NOT_SETTINGS = {"cell", "task", "optimizer", "family", "optimizer_spec", "lr_scale", "batch_size",
-                 "base_batch_size", "base_lr", "lr", "seed", "steps", "samples", "final_loss", "final_accuracy",
-                 "best_accuracy", "steps_to_target", "samples_to_target", "target_accuracy", "target_loss",
-                 "wall_time", "train_time", "samples_per_s", "diverged", "noise_scale_start", "noise_scale_end"}
 
 
-def redraw(folder, formats=("png", "pdf")) -> list[Path]:
-    """Merge the finished cells of a sweep folder (any shards) into its tables and draw every figure."""
-    from ..runners.sweep import load_folder, merge
-
-    spec, cells = load_folder(Path(folder))
-    table, summary, critical = merge(Path(folder), cells, spec)
-    return draw(Path(folder), table, summary, critical, formats)
-
-
-def draw(folder: Path, table: pd.DataFrame, summary: pd.DataFrame, critical: pd.DataFrame,
-         formats=("png", "pdf")) -> list[Path]:
+def figures(table: pd.DataFrame, summary: pd.DataFrame, critical: pd.DataFrame) -> dict[str, Figure]:
+    """{file stem: Figure} for a sweep's cell table, summary and critical-batch table; {} if empty."""
     if table.empty:
-        return []
-    folder = Path(folder)
-    paths = []
+        return {}
+    drawn = {}
     groups = _groups(summary)
     for index, (label, keys) in enumerate(groups):
         suffix = "" if len(groups) == 1 else f"_{index + 1}"
-        cells = table[table["cell"].isin(keys)]
-        paths += save(loss_curves(cells, label), folder / f"sweep_loss_curves{suffix}", formats)
+        drawn[f"sweep_loss_curves{suffix}"] = loss_curves(table[table["cell"].isin(keys)], label)
     if summary["steps_to_target"].notna().any():
-        paths += save(steps_to_target(summary, critical), folder / "sweep_steps_to_target", formats)
-    paths += save(final_metric(summary), folder / "sweep_final_accuracy", formats)
-    paths += save(lr_used(summary), folder / "sweep_lr", formats)
-    return paths
-
-
-def _setting_columns(summary: pd.DataFrame) -> list[str]:
-    return ["optimizer"] + [c for c in summary.columns if c not in _NOT_SETTINGS]
+        drawn["sweep_steps_to_target"] = steps_to_target(summary, critical)
+    drawn["sweep_final_accuracy"] = final_metric(summary)
+    drawn["sweep_lr"] = lr_used(summary)
+    return drawn
 
 
 def _groups(summary: pd.DataFrame) -> list[tuple[str, list]]:
     """(label, cell keys) per optimizer setting (optimizer and extra hyperparameters)."""
-    columns = _setting_columns(summary)
+    columns = optimizer_setting_columns(summary)
     groups = []
     for keys, rows in summary.groupby(columns, sort=False, dropna=False):
         keys = keys if isinstance(keys, tuple) else (keys,)
         label = keys[0] + "".join(f", {name}={value}" for name, value in zip(columns[1:], keys[1:]))
         groups.append((label, rows["cell"].tolist()))
     return groups
-
-
-def _series_label(summary: pd.DataFrame, keys) -> str:
-    return ", ".join(str(k) for k in keys)
 
 
 # --- loss curves ---------------------------------------------------------------------------------
@@ -91,14 +72,14 @@ def loss_curves(cells: pd.DataFrame, label: str):
     rules = [r for r in RULE_COLOURS if r in set(curves["lr_scale"])]
     batch_sizes = sorted(curves["batch_size"].unique())
     norm = LogNorm(vmin=min(batch_sizes), vmax=max(batch_sizes) * 1.6 if len(batch_sizes) > 1 else min(batch_sizes) * 2)
-    cmap = plt.get_cmap(BATCH_COLOURS)
+    cmap = matplotlib.colormaps[BATCH_COLOURS]
     curves["y"] = curves["y"].where(np.isfinite(curves["y"]) & (curves["y"] > 0))
     starts = curves.groupby(["lr_scale", "batch_size"])["y"].first()
     top = 10 * starts.max() if starts.notna().any() else np.nan   # diverging curves leave through the top
     finite = curves["y"][curves["y"] <= top]
     with style():
-        fig, axes = plt.subplots(len(rules), 2, figsize=(10, 2.9 * len(rules)), squeeze=False,
-                                 sharey=True, constrained_layout=True)
+        fig = Figure(figsize=(10, 2.9 * len(rules)), layout="constrained")
+        axes = fig.subplots(len(rules), 2, squeeze=False, sharey=True)
         for row, rule in enumerate(rules):
             for col, x_name in enumerate(("step", "samples")):
                 ax = axes[row, col]
@@ -123,7 +104,7 @@ def loss_curves(cells: pd.DataFrame, label: str):
 
 def _median_by(summary: pd.DataFrame, column: str) -> pd.DataFrame:
     """Median over seeds per (setting, rule, batch); NaN where any seed missed (for steps)."""
-    keys = _setting_columns(summary) + ["lr_scale", "batch_size"]
+    keys = optimizer_setting_columns(summary) + ["lr_scale", "batch_size"]
 
     def median(values):
         return math.nan if values.isna().any() else float(values.median())
@@ -133,13 +114,14 @@ def _median_by(summary: pd.DataFrame, column: str) -> pd.DataFrame:
 
 def steps_to_target(summary: pd.DataFrame, critical: pd.DataFrame):
     medians = _median_by(summary, "steps_to_target")
-    settings = _setting_columns(summary)
+    settings = optimizer_setting_columns(summary)
     target = _target_text(summary)
     with style():
-        fig, ax = plt.subplots(figsize=(7.5, 4.8), constrained_layout=True)
+        fig = Figure(figsize=(7.5, 4.8), layout="constrained")
+        ax = fig.subplots()
         for s_index, (keys, group) in enumerate(medians.groupby(settings, sort=False, dropna=False)):
             keys = keys if isinstance(keys, tuple) else (keys,)
-            prefix = f"{_series_label(summary, keys)}: " if medians[settings].drop_duplicates().shape[0] > 1 else ""
+            prefix = ", ".join(map(str, keys)) + ": " if medians[settings].drop_duplicates().shape[0] > 1 else ""
             dash = LINESTYLES[s_index % len(LINESTYLES)]
             for rule, part in group.groupby("lr_scale", sort=False):
                 part = part.sort_values("batch_size")
@@ -199,9 +181,9 @@ def _critical_row(critical: pd.DataFrame, keys, settings):
 def _target_text(summary: pd.DataFrame) -> str:
     parts = []
     accuracy, loss = summary["target_accuracy"].iloc[0], summary["target_loss"].iloc[0]
-    if accuracy is not None and accuracy == accuracy:
+    if pd.notna(accuracy):
         parts.append(f"accuracy {accuracy:g}")
-    if loss is not None and loss == loss:
+    if pd.notna(loss):
         parts.append(f"loss {loss:g}")
     return " and ".join(parts) or "target"
 
@@ -216,9 +198,10 @@ def final_metric(summary: pd.DataFrame):
     medians = _median_by(summary, column)
     diverged = _median_by(summary.assign(diverged=summary["diverged"].astype(float)), "diverged")
     diverged = medians[(diverged["diverged"] >= 0.5).to_numpy()]
-    settings = _setting_columns(summary)
+    settings = optimizer_setting_columns(summary)
     with style():
-        fig, ax = plt.subplots(figsize=(7.5, 4.5), constrained_layout=True)
+        fig = Figure(figsize=(7.5, 4.5), layout="constrained")
+        ax = fig.subplots()
         _rule_lines(ax, medians, settings, column)
         ax.set_xscale("log", base=2)
         if not has_accuracy:
@@ -249,11 +232,12 @@ def _budget_text(summary: pd.DataFrame) -> str:
 
 
 def lr_used(summary: pd.DataFrame):
-    settings = _setting_columns(summary)
+    settings = optimizer_setting_columns(summary)
     cells = summary.groupby(settings + ["lr_scale", "batch_size"], sort=False, dropna=False) \
         .agg(lr=("lr", "first"), diverged=("diverged", "any")).reset_index()
     with style():
-        fig, ax = plt.subplots(figsize=(7.5, 4.5), constrained_layout=True)
+        fig = Figure(figsize=(7.5, 4.5), layout="constrained")
+        ax = fig.subplots()
         _rule_lines(ax, cells, settings, "lr")
         bad = cells[cells["diverged"]]
         if len(bad):

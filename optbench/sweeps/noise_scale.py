@@ -16,8 +16,8 @@ batch is the whole training set, c_big = 0 and |G_big|² is |G|² exactly.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 import torch.nn.functional as F

@@ -1,0 +1,244 @@
+"""What decides a sweep (`SweepSpec`), its checks, and the lr-scaling rules.
+
+The lr of a cell is scaled from the pair (base_lr, base_batch_size = B0) by one of three rules
+(Goyal et al. 2017 for linear; Krizhevsky 2014 and Hoffer et al. 2017 for sqrt):
+
+    linear: lr = base_lr * B / B0      sqrt: lr = base_lr * sqrt(B / B0)      none: lr = base_lr
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+from ..data import IMAGE_TASKS
+from ..errors import OptbenchError, did_you_mean
+from ..models import MODELS
+from ..objectives import get_surface
+from ..specs import parse_optimizer
+
+RULES = ("linear", "sqrt", "none")
+REGRESSION_TASK_NAMES = ("regression", "linreg")
+
+# A batch-size study compares equal numbers of steps: with an epoch budget instead, the largest
+# batches would get only a handful of steps. So training cells default to 400 steps.
+DEFAULT_TRAINING_STEPS = 400
+# Validation evaluations per training cell, evenly spaced (every step when the budget is shorter).
+# Steps-to-target is read off these; one evaluation of the digits split costs about one small-batch
+# step, so 400 keep the 400-step cells resolved to the step.
+DEFAULT_EVALUATIONS = 400
+# torch intra-op threads per cell. A reduction's result depends on how many threads split it, so
+# the count is fixed by the spec (never derived from --jobs or the machine) and is part of each
+# cell's key: `--jobs 1` and `--jobs 4` write the same bits. Parallelism comes from --jobs.
+DEFAULT_THREADS = 1
+# A grid larger than this is a typo (--seeds 100000000), not a study: refused before it is expanded.
+MAX_CELLS = 100_000
+
+
+@dataclass
+class SweepSpec:
+    """Everything that decides a sweep; lists are crossed as a grid."""
+    batch_sizes: tuple = (16, 64, 256)
+    lr_scales: tuple = ("linear",)
+    optimizers: tuple = ("momentum",)
+    hparams: dict = field(default_factory=dict)   # extra axes: name -> list of values (lr too)
+    task: str = "digits"
+    model: str = "lenet"
+    base_lr: float | None = None          # default: the optimizer spec's lr, else the task's default
+    base_batch_size: int | None = None    # default: the smallest batch size
+    warmup_epochs: int = 0
+    epochs: int | None = None             # budget per cell in epochs
+    steps: int | None = None              # budget per cell in optimizer steps (caps epochs)
+    seeds: int = 1
+    seed: int = 0                         # seeds are seed, seed+1, ..., seed+seeds-1
+    noise: float = 1.0                    # surface tasks: per-sample gradient noise std
+    device: str = "auto"
+    data_dir: str | None = None
+    evaluations: int | None = None        # training: validation evaluations per cell
+    threads: int = DEFAULT_THREADS        # torch threads per cell
+    target_accuracy: float | None = None  # analysis only: changing it never reruns a cell
+    target_loss: float | None = None
+
+    @property
+    def kind(self) -> str:
+        return task_kind(self.task)
+
+    def grid(self) -> dict:
+        """The settings that decide the cells, in canonical order (for the changed-spec check)."""
+        training = self.kind == "training"
+        return {
+            "task": self.task, "model": self.model if training else None,
+            "optimizers": sorted(self.optimizers), "batch_sizes": sorted(self.batch_sizes),
+            "lr_scales": [r for r in RULES if r in self.lr_scales],
+            "hparams": {k: sorted(map(jsonable, v), key=repr) for k, v in sorted(self.hparams.items())},
+            "base_lr": self.base_lr, "base_batch_size": self.resolved_base_batch_size(),
+            "warmup_epochs": self.warmup_epochs, "epochs": self.epochs, "steps": self.resolved_steps(),
+            "seeds": list(self.seed_values()),
+            "noise": self.noise if self.kind == "surface" else None,
+            "device": self.device if training else None,
+            "evaluations": self.resolved_evaluations(), "threads": self.threads,
+        }
+
+    def to_dict(self) -> dict:
+        return {"grid": self.grid(), "analysis": {"target_accuracy": self.target_accuracy,
+                                                  "target_loss": self.target_loss},
+                "spec": jsonable(asdict(self))}
+
+    @classmethod
+    def from_dict(cls, saved: dict) -> SweepSpec:
+        """The spec recorded by `to_dict` (in a folder's meta.json); a damaged record is a user error."""
+        try:
+            values = dict(saved["spec"])
+            for name in ("batch_sizes", "lr_scales", "optimizers"):
+                values[name] = tuple(values[name])
+            return cls(**values)
+        except (KeyError, TypeError, ValueError) as error:
+            raise OptbenchError(f"the recorded sweep spec is damaged ({type(error).__name__}: {error})") from None
+
+    def seed_values(self) -> range:
+        return range(self.seed, self.seed + self.seeds)
+
+    def resolved_base_batch_size(self) -> int:
+        return self.base_batch_size or min(self.batch_sizes)
+
+    def resolved_evaluations(self) -> int | None:
+        if self.kind != "training":
+            return None      # regression and surfaces evaluate after every step
+        return self.evaluations or DEFAULT_EVALUATIONS
+
+    def resolved_steps(self) -> int | None:
+        if self.kind == "training" and self.epochs is None and self.steps is None:
+            return DEFAULT_TRAINING_STEPS
+        return self.steps
+
+
+def task_kind(task: str) -> str:
+    """'training' (an image data set), 'regression' or 'surface' (surface:NAME)."""
+    if task.lower() in REGRESSION_TASK_NAMES:
+        return "regression"
+    if task.lower().startswith("surface:"):
+        return "surface"
+    return "training"
+
+
+def scaled_lr(rule: str, base_lr: float, batch_size: int, base_batch_size: int) -> float:
+    ratio = batch_size / base_batch_size
+    return {"linear": base_lr * ratio, "sqrt": base_lr * math.sqrt(ratio), "none": base_lr}[rule]
+
+
+def validate(spec: SweepSpec) -> None:
+    """Every mistake that the spec shows by itself, as one OptbenchError naming the value.
+
+    What needs the data or an optimizer instance (a batch larger than the data set, lr=-0.1) is
+    checked by `adapters.check_runnable`; both run before anything is written.
+    """
+    if not isinstance(spec.task, str):
+        raise OptbenchError(f"task must be a name, got {spec.task!r}")
+    if not spec.batch_sizes:
+        raise OptbenchError("give at least one batch size")
+    for b in spec.batch_sizes:
+        if isinstance(b, bool) or not isinstance(b, int) or b < 1:
+            raise OptbenchError(f"batch size must be a whole number >= 1, got {b}")
+    if not spec.lr_scales:
+        raise OptbenchError("give at least one lr-scale rule")
+    for rule in spec.lr_scales:
+        if rule not in RULES:
+            raise did_you_mean("lr-scale rule", str(rule), RULES)
+    if not spec.optimizers:
+        raise OptbenchError("give at least one optimizer")
+    for text in spec.optimizers:
+        if not isinstance(text, str):
+            raise OptbenchError(f"an optimizer is given as text such as 'adam:lr=0.01', got {text!r}")
+    _whole("seeds", spec.seeds, minimum=1)
+    _whole("seed", spec.seed, minimum=0)
+    _whole("threads", spec.threads, minimum=1)
+    for name in ("base_batch_size", "epochs", "steps", "evaluations"):
+        if getattr(spec, name) is not None:
+            _whole(name.replace("_", "-"), getattr(spec, name), minimum=1)
+    if spec.base_lr is not None:
+        _positive("base-lr", spec.base_lr)
+    _whole("warmup-epochs", spec.warmup_epochs, minimum=0)
+    if spec.target_accuracy is not None and not (_is_number(spec.target_accuracy) and 0 < spec.target_accuracy <= 1):
+        raise OptbenchError(f"target-accuracy must be in (0, 1], got {spec.target_accuracy}")
+    if spec.target_loss is not None and not (_is_number(spec.target_loss) and math.isfinite(spec.target_loss)):
+        raise OptbenchError(f"target-loss must be a finite number, got {spec.target_loss}")
+    _validate_task(spec)
+    for name, values in spec.hparams.items():
+        if not isinstance(values, (list, tuple)) or not values:
+            raise OptbenchError(f"--{name.replace('_', '-')} needs a list of at least one value")
+    count = len(spec.optimizers) * len(set(spec.lr_scales)) * len(set(spec.batch_sizes)) * spec.seeds
+    for values in spec.hparams.values():
+        count *= len(values)
+    if count > MAX_CELLS:
+        raise OptbenchError(f"this sweep has {count} cells, more than the {MAX_CELLS} one sweep may hold "
+                            "(cells = optimizers x grid values x lr-scale rules x batch sizes x seeds)")
+    seen = {}
+    for text in spec.optimizers:
+        optimizer = parse_optimizer(text)
+        same = (optimizer.family, optimizer.use_torch, repr(sorted(optimizer.resolved().items())))
+        if same in seen:
+            raise OptbenchError(f"optimizers '{seen[same]}' and '{text}' are the same setting; give it once")
+        seen[same] = text
+        for name, values in spec.hparams.items():   # names and values the optimizer accepts
+            for value in values:
+                parse_optimizer(f"{optimizer.family}:{name}={format_value(value)}")
+
+
+def _validate_task(spec: SweepSpec) -> None:
+    kind = spec.kind
+    if kind == "training":
+        if spec.task.lower().replace("_", "-") not in IMAGE_TASKS:
+            raise did_you_mean("task", spec.task, list(IMAGE_TASKS) + ["regression", "surface:NAME"])
+        model = str(spec.model).lower().replace("-", "").replace("_", "")
+        if model not in MODELS and model != "lenet5":
+            raise did_you_mean("model", str(spec.model), MODELS)
+        from ..runners.training import resolve_device
+        resolve_device(str(spec.device))
+        return
+    for name, value, default in (("--warmup-epochs", spec.warmup_epochs, 0), ("--evaluations", spec.evaluations, None),
+                                 ("--data-dir", spec.data_dir, None), ("--device", spec.device, "auto")):
+        if value != default:
+            raise OptbenchError(f"{name} needs a training task ('{spec.task}' runs on the CPU and is "
+                                f"evaluated at every step), got {name} {value}")
+    if spec.target_accuracy is not None:
+        raise OptbenchError(f"task '{spec.task}' has no accuracy; use --target-loss")
+    if kind == "surface":
+        get_surface(spec.task.partition(":")[2])
+        if spec.epochs is not None:
+            raise OptbenchError("a surface has no epochs; give --steps")
+        if not (_is_number(spec.noise) and math.isfinite(spec.noise) and spec.noise >= 0):
+            raise OptbenchError(f"noise must be a finite number >= 0, got {spec.noise}")
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _whole(name, value, minimum: int) -> None:
+    if not (_is_number(value) and math.isfinite(value) and int(value) == value and value >= minimum):
+        raise OptbenchError(f"{name} must be a whole number >= {minimum}, got {value}")
+
+
+def _positive(name, value) -> None:
+    if not (_is_number(value) and math.isfinite(value) and value > 0):
+        raise OptbenchError(f"{name} must be a finite number > 0, got {value}")
+
+
+def format_value(value) -> str:
+    """A hyperparameter value as `parse_optimizer` reads it back exactly."""
+    if isinstance(value, (tuple, list)):
+        return "/".join(format_value(v) for v in value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "none"
+    return repr(float(value)) if isinstance(value, float) else str(value)
+
+
+def jsonable(value):
+    """Tuples as lists and keys as text, so a spec survives a JSON round trip unchanged."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (tuple, list)):
+        return [jsonable(v) for v in value]
+    return value
