@@ -1,7 +1,8 @@
 """optbench: see how gradient-based optimizers behave, exactly as torch.optim runs them.
 
-The Python API: `compare`, `grid` and `noise_floor` run experiments and return result objects
-(tables, `.save(folder)`, `.plot()`); `load(folder)` reads one back. See `optbench.experiments`.
+The Python API: `compare`, `grid`, `noise_floor`, `train` and `sweep` run experiments and return
+result objects (tidy tables, `.save(folder)`, `.plot()`); `load(folder)` reads a saved one back.
+See `optbench.experiments` and `optbench.sweeps`.
 """
 
 __version__ = "0.1.0"
@@ -10,13 +11,27 @@ from .experiments import (  # noqa: E402  (after __version__, which results.py r
     Comparison,
     GridMap,
     NoiseFloorStudy,
+    TrainingResult,
     TuningPlan,
     compare,
     grid,
-    load,
     noise_floor,
     plan_tuning,
+    train,
 )
+from .experiments import load as _load_experiment  # noqa: E402
+from .results import read_metadata  # noqa: E402
+from .sweeps import SweepResult, SweepSpec, sweep  # noqa: E402
+from .sweeps import load as _load_sweep  # noqa: E402
 
-__all__ = ["Comparison", "GridMap", "NoiseFloorStudy", "TuningPlan", "compare", "grid", "load", "noise_floor",
-           "plan_tuning"]
+
+def load(folder):
+    """The result saved in `folder` by any command or API call (compare, grid, train, sweep).
+
+    Raises OptbenchError when `folder` is not an optbench results folder.
+    """
+    return _load_sweep(folder) if read_metadata(folder)["kind"] == "sweep" else _load_experiment(folder)
+
+
+__all__ = ["Comparison", "GridMap", "NoiseFloorStudy", "SweepResult", "SweepSpec", "TrainingResult", "TuningPlan",
+           "compare", "grid", "load", "noise_floor", "plan_tuning", "sweep", "train"]

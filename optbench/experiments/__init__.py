@@ -12,13 +12,15 @@ from ..results import read_metadata
 from .compare import Comparison, TuningPlan, compare, plan_tuning
 from .grid import GridMap, grid
 from .noise_floor import NoiseFloorStudy, noise_floor
+from .train import TrainingResult, train
 
-__all__ = ["Comparison", "GridMap", "NoiseFloorStudy", "TuningPlan", "compare", "grid", "load",
-           "noise_floor", "plan_tuning"]
+__all__ = ["Comparison", "GridMap", "NoiseFloorStudy", "TrainingResult", "TuningPlan", "compare", "grid", "load",
+           "noise_floor", "plan_tuning", "train"]
 
 
-def load(folder) -> Comparison | GridMap | NoiseFloorStudy:
-    """The result saved in `folder` by `compare`, `noise_floor` or `grid`.
+def load(folder) -> Comparison | GridMap | NoiseFloorStudy | TrainingResult:
+    """The result saved in `folder` by `compare`, `noise_floor`, `grid` or `train`
+    (a sweep folder: `optbench.sweeps.load`).
 
     Raises OptbenchError for a folder that is not an optbench results folder or holds another kind.
     """
@@ -27,4 +29,6 @@ def load(folder) -> Comparison | GridMap | NoiseFloorStudy:
         return GridMap.load(folder)
     if meta["kind"] == "compare":
         return NoiseFloorStudy.load(folder) if meta["spec"].get("surface") == "linreg" else Comparison.load(folder)
-    raise OptbenchError(f"{folder}: results of kind '{meta['kind']}' are not a compare or grid experiment")
+    if meta["kind"] == "train":
+        return TrainingResult.load(folder)
+    raise OptbenchError(f"{folder}: results of kind '{meta['kind']}' are not a compare, grid or train experiment")

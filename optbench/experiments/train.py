@@ -22,7 +22,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import OptbenchError
-from ..results import write_metadata, write_table
+from ..results import read_metadata, read_table, write_metadata, write_table
 from ..runners.distributed import launch, process_group, started_by_torchrun
 from ..runners.regression import least_squares, linear_regression, make_linear_data, scalar_trace
 from ..runners.training import TrainResult, TrainSpec, Update, check
@@ -62,6 +62,14 @@ class TrainingResult:
         for name, table in self.tables.items():
             write_table(table, folder / f"{name}.parquet")
         return folder
+
+    @classmethod
+    def load(cls, folder) -> TrainingResult:
+        """The result `save` wrote to `folder` (its tables and meta.json), without the per-run weights."""
+        folder = Path(folder)
+        meta = read_metadata(folder)
+        tables = {path.stem: read_table(path) for path in sorted(folder.glob("*.parquet"))}
+        return cls(task=meta["spec"].get("task", ""), tables=tables, spec=meta["spec"], seed=meta.get("seed", 0))
 
     def plot(self) -> dict:
         """Figure name -> matplotlib figure (see `plots.training.training_figures`)."""
