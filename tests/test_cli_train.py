@@ -194,7 +194,7 @@ def tables_of(folder):
     ],
 )
 def test_the_api_reproduces_the_cli_tables(tmp_path, args, call):
-    from optbench.experiments.train import train
+    from optbench.experiments.training import train
 
     assert run(*args, "--device", "cpu", "--out", str(tmp_path / "cli"), "--format", "png").exit_code == 0
     result = train(**call, device="cpu")
@@ -208,7 +208,7 @@ def test_the_api_reproduces_the_cli_tables(tmp_path, args, call):
 
 
 def test_the_api_result_plots_its_tables():
-    from optbench.experiments.train import train
+    from optbench.experiments.training import train
 
     figures = train(["sgd", "adam:lr=0.05"], task="linreg", epochs=1).plot()
     assert list(figures) == ["regression"]
@@ -238,7 +238,7 @@ def test_task_regression_is_linreg(tmp_path):
 
 
 def test_a_rerun_skips_finished_runs_and_recomputes_an_unfinished_one(tmp_path, monkeypatch):
-    import optbench.experiments.train as api
+    import optbench.experiments.training as api
 
     args = [
         "--model",

@@ -114,8 +114,8 @@ def test_api_errors_are_one_clear_line(tmp_path):
         optbench.plan_tuning(["sgd"], get_surface("saddle"), criterion="steps-to-tol")
     with pytest.raises(OptbenchError, match="torch.optim does not accept"):
         optbench.noise_floor(["torch:sgd"], steps=10)
-    write_metadata(tmp_path, "train", {}, 0)
-    with pytest.raises(OptbenchError, match="not a compare or grid"):
+    write_metadata(tmp_path, "bogus", {}, 0)
+    with pytest.raises(OptbenchError, match="not a compare, grid or train"):
         optbench.load(tmp_path)
 
 

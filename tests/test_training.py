@@ -255,7 +255,7 @@ def test_training_figures_come_from_tables_alone():
 
 def test_each_spec_is_checked_once_and_training_builds_one_model(monkeypatch):
     # check() builds a probe model and optimizer; train() must not repeat it (it did, once per run)
-    import optbench.experiments.train as api
+    import optbench.experiments.training as api
     from optbench.runners import training, training_loop
 
     built = []

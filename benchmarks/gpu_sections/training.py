@@ -26,7 +26,6 @@ from optbench.data import Dataset, load
 from optbench.errors import OptbenchError
 from optbench.models import build_model
 from optbench.runners.training import TrainSpec, train, training_defaults
-from optbench.specs import parse_optimizer
 
 from . import failure
 
@@ -76,7 +75,7 @@ def compare_loops(spec: TrainSpec, dataset: Dataset, rounds: int) -> list:
         result = train(spec, dataset)
         best["fast"] = max(best["fast"], result.epochs["samples_per_s"].iloc[1:].max())
         accuracy = result.summary["final_val_accuracy"].iloc[0]
-        torch_side = train(replace(spec, optimizer="torch:" + spec.optimizer, fast=False), dataset)
+        torch_side = train(replace(spec, optimizer="torch:" + spec.optimizer.text, fast=False), dataset)
         best["torch"] = max(best["torch"], torch_side.epochs["samples_per_s"].iloc[1:].max())
     ratios = [best["fast"] / best["bare"], best["torch"] / best["bare"]]
     verdict = "met" if ratios[0] >= TARGET else "**missed**"
@@ -116,7 +115,7 @@ def cifar_shaped(data_dir: str | None, n_train: int, n_val: int, seed: int = 0) 
 def bare_loop(spec: TrainSpec, dataset: Dataset) -> list[float]:
     """Samples per second of each epoch of the hand-written loop with torch's fused optimizer."""
     device = torch.device(spec.device)
-    optimizer_spec = parse_optimizer(spec.optimizer)
+    optimizer_spec = spec.optimizer
     torch.manual_seed(spec.seed)
     memory_format = torch.channels_last if spec.channels_last else torch.contiguous_format
     model = build_model(spec.model, dataset.input_shape, dataset.num_classes).to(device)

@@ -8,7 +8,7 @@ import pandas as pd
 import rich_click as click
 from rich.table import Table
 
-from ..experiments.train import TrainingResult, train
+from ..experiments.training import TrainingResult, train
 from ..errors import OptbenchError
 from ..plots.training import redraw
 from ..results import default_folder

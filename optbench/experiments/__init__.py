@@ -12,7 +12,7 @@ from ..results import read_metadata
 from .compare import Comparison, TuningPlan, compare, plan_tuning
 from .grid import GridMap, grid
 from .noise_floor import NoiseFloorStudy, noise_floor
-from .train import TrainingResult, train
+from .training import TrainingResult, train
 
 __all__ = ["Comparison", "GridMap", "NoiseFloorStudy", "TrainingResult", "TuningPlan", "compare", "grid", "load",
            "noise_floor", "plan_tuning", "train"]
