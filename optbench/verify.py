@@ -190,50 +190,61 @@ def certify(names=None, dtypes=(torch.float64,), progress=None) -> list[Check]:
 
 
 def certify_fast(names=None, dtypes=(torch.float64, torch.float32), progress=None,
-                 chunk: int = 7) -> list[Check]:
+                 chunk: int = 7, compiled: bool = False) -> list[Check]:
     """The certificate for the fast path, for every named algorithm that has one (all by default).
 
-    float64: every flag combination, fast vs torch.optim, with the buffers cut into slices of
-    `chunk` elements so slices straddle parameter boundaries (the sliced path large models take);
-    other dtypes: default flags, whole buffers. Plus fast vs our readable path in float64 (flag
-    `reference=readable`). A check fails if the fast path was not actually taken.
+    Eager slices (compiled=False): float64, every flag combination, fast vs torch.optim, with the
+    buffers cut into slices of `chunk` elements so slices straddle parameter boundaries; other
+    dtypes, default flags, whole buffers; plus fast vs our readable path in float64 (flag
+    `reference=readable`). compiled=True: the compiled path (algorithms that have one), every flag
+    combination in every dtype, plus compiled vs the eager slices in each dtype (flag
+    `reference=eager slices`: the compiled-vs-eager bound). A check fails if the path was not taken.
     """
-    from .optimizers import fast_path
+    from .optimizers.fast_path import COMPILED_ALGORITHMS, FAST_ALGORITHMS
 
     checks = []
-    for name in names or fast_path.FAST_ALGORITHMS:
+    for name in names or (COMPILED_ALGORITHMS if compiled else FAST_ALGORITHMS):
         algorithm = ALGORITHMS[name]
         for dtype in dtypes:
-            combos = algorithm.combinations() if dtype == torch.float64 else [{}]
+            combos = algorithm.combinations() if dtype == torch.float64 or compiled else [{}]
             for flags in combos:
-                sliced = chunk if dtype == torch.float64 else fast_path.CHUNK
-                checks.append(_compare_fast(algorithm, flags, dtype, sliced))
+                sliced = chunk if dtype == torch.float64 and not compiled else 1 << 20
+                checks.append(_compare_fast(algorithm, flags, dtype, sliced, compiled))
                 if progress:
                     progress(checks[-1])
-        checks.append(_compare_fast(algorithm, {}, torch.float64, chunk, reference_cls=algorithm.ours))
-        checks[-1].flags = {"reference": "readable"}
-        if progress:
-            progress(checks[-1])
+        references = [(torch.float64, algorithm.ours, "readable")] if not compiled else \
+            [(dtype, _fast_class(algorithm, 1 << 20, False, []), "eager slices") for dtype in dtypes]
+        for dtype, reference_cls, label in references:
+            checks.append(_compare_fast(algorithm, {}, dtype, chunk, compiled, reference_cls=reference_cls))
+            checks[-1].flags = {"reference": label}
+            if progress:
+                progress(checks[-1])
     return checks
 
 
-def _compare_fast(algorithm: Algorithm, flags: dict, dtype, chunk: int, reference_cls=None) -> Check:
-    from .optimizers import fast_path
+def _fast_class(algorithm: Algorithm, chunk: int, compiled: bool, built: list):
+    """fast(algorithm) on the eager slices of `chunk` elements or compiled; records its instances."""
+    from .optimizers.fast_path import fast
 
-    built = []
+    class Recorded(fast(algorithm.ours, compiled=compiled)):
+        chunk_size = chunk
 
-    class Recorded(fast_path.fast(algorithm.ours)):
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **kwargs)
             built.append(self)
 
-    saved, fast_path.CHUNK = fast_path.CHUNK, chunk
-    try:
-        check = compare_with_torch(algorithm, flags, dtype, ours_cls=Recorded, reference_cls=reference_cls)
-    finally:
-        fast_path.CHUNK = saved
-    if check.error is None and not any(getattr(o, "flat_group_steps", 0) for o in built):
-        check.error = "the fast path was not taken"
+    return Recorded
+
+
+def _compare_fast(algorithm: Algorithm, flags: dict, dtype, chunk: int, compiled: bool,
+                  reference_cls=None) -> Check:
+    built = []
+    ours_cls = _fast_class(algorithm, chunk, compiled, built)
+    check = compare_with_torch(algorithm, flags, dtype, ours_cls=ours_cls, reference_cls=reference_cls)
+    expected = "compiled" if compiled else "eager slices"
+    if check.error is None and not any(getattr(o, "flat_group_steps", 0) and o.fast_path == expected
+                                       for o in built):
+        check.error = f"the fast path ({expected}) was not taken"
     return check
 
 
