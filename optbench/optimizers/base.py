@@ -84,7 +84,7 @@ def as_number(a):
     a trial dimension as float64; anything else unchanged."""
     if isinstance(a, torch.Tensor):
         if _traced_number(a):
-            return a
+            return a.double()
         return a.item() if a.dim() == 0 else a.double()
     return a
 
