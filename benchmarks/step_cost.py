@@ -4,8 +4,8 @@
     python benchmarks/step_cost.py --shapes resnet18 --algorithms adam,sgd --repeats 30 --runs 3
 
 For every algorithm: ours (the readable path), ours on the fast path as `fast(cls)` gives it by
-default ("fast": compiled where a compiler exists, see its "path" column) and on its eager slices
-(`fast(cls, compiled=False)`), torch's for-loop (foreach=False), torch foreach and torch fused where
+default ("fast": compiled for large models where a compiler exists, see its "path" column), on
+its eager slices (`fast(cls, compiled=False)`) and compiled (`fast(cls, compiled=True)`), torch's for-loop (foreach=False), torch foreach and torch fused where
 torch has them on this device; and the memory-bandwidth floor = bytes the step must read and
 write (parameter, gradient, each state tensor the size of the parameter) / measured copy bandwidth.
 
@@ -29,6 +29,7 @@ from datetime import date
 import torch
 
 from optbench.optimizers import FAST_ALGORITHMS, fast
+from optbench.optimizers.fast_path import COMPILED_ALGORITHMS
 from optbench.optimizers.registry import ALGORITHMS
 
 
@@ -103,6 +104,8 @@ def variants(algorithm):
     if algorithm.name in FAST_ALGORITHMS:
         yield "fast", fast(algorithm.ours), {}
         yield "fast eager", fast(algorithm.ours, compiled=False), {}
+    if algorithm.name in COMPILED_ALGORITHMS:
+        yield "fast compiled", fast(algorithm.ours, compiled=True), {}
     import inspect
 
     accepted = inspect.signature(algorithm.theirs.__init__).parameters
@@ -185,7 +188,11 @@ def main():
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads (1 gives steadier ratios on a machine shared with other jobs)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     device = args.device
     machine = torch.cuda.get_device_name(0) if device == "cuda" else f"CPU, {torch.get_num_threads()} threads"
     print(f"# step cost, {date.today()}, torch {torch.__version__}, {machine}, "
@@ -196,8 +203,8 @@ def main():
         bandwidth = copy_bandwidth(max(numel, 1 << 24), device)
         print(f"## {shape_name}: {len(shapes)} tensors, {numel / 1e6:.2f} M parameters, "
               f"streaming bandwidth {bandwidth / 1e9:.1f} GB/s\n")
-        columns = ["floor", "ours", "fast", "fast eager", "fast 1st", "torch for-loop", "torch foreach",
-                   "torch fused"]
+        columns = ["floor", "ours", "fast", "fast eager", "fast compiled", "fast 1st", "torch for-loop",
+                   "torch foreach", "torch fused"]
         ratios = [("ours", "torch for-loop"), ("fast", "floor"), ("fast", "torch foreach"),
                   ("fast", "torch fused"), ("fast eager", "floor")]
         print("| algorithm | path | " + " | ".join(f"{c} (ms)" for c in columns) + " | "

@@ -11,6 +11,7 @@ import torch
 
 from optbench import verify
 from optbench.optimizers import ALGORITHMS, fast
+from optbench.optimizers import fast_path
 from optbench.optimizers.fast_path import COMPILED_ALGORITHMS, compiled
 
 pytestmark = pytest.mark.skipif(not compiled.compiler_available(torch.device("cpu")),
@@ -18,10 +19,13 @@ pytestmark = pytest.mark.skipif(not compiled.compiler_available(torch.device("cp
 
 
 def test_the_path_is_chosen_once_and_shown():
-    params = [torch.zeros(3, requires_grad=True)]
-    assert fast(ALGORITHMS["adam"].ours)(params).fast_path == "compiled"
-    assert fast(ALGORITHMS["adam"].ours, compiled=False)(params).fast_path == "eager slices"
-    assert fast(ALGORITHMS["radam"].ours)(params).fast_path == "eager slices"
+    large = [torch.zeros(fast_path.COMPILE_FROM_NUMEL, requires_grad=True)]
+    small = [torch.zeros(3, requires_grad=True)]
+    assert fast(ALGORITHMS["adam"].ours)(large).fast_path == "compiled"
+    assert fast(ALGORITHMS["adam"].ours)(small).fast_path == "eager slices"
+    assert fast(ALGORITHMS["adam"].ours, compiled=True)(small).fast_path == "compiled"
+    assert fast(ALGORITHMS["adam"].ours, compiled=False)(large).fast_path == "eager slices"
+    assert fast(ALGORITHMS["radam"].ours)(large).fast_path == "eager slices"
     with pytest.raises(TypeError, match="no compiled fast path"):
         fast(ALGORITHMS["asgd"].ours, compiled=True)
 

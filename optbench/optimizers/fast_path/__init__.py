@@ -10,12 +10,12 @@ contiguous buffer each (every tensor you passed becomes a view into its buffer: 
 values; `buffers.py`), and from then on runs the algorithm's own `update()` on runs of parameters
 at once, in one of two ways, chosen once per optimizer and never switched:
 
-- "compiled" (the default where inductor can build kernels: a C++ compiler on CPU, Triton on
-  CUDA; `compiled.py`): the readable `update()` compiled by torch.compile into one pass over the
+- "compiled" (the default where inductor can build kernels, a C++ compiler on CPU or Triton on
+  CUDA, for optimizers of at least `COMPILE_FROM_NUMEL` parameter elements; `compiled.py`): the readable `update()` compiled by torch.compile into one pass over the
   buffers. The first step of each graph compiles (seconds; inductor's on-disk cache makes later
   processes fast); a learning-rate schedule never recompiles.
-- "eager slices" (`fast(cls, compiled=False)`, algorithms without a compiled path, machines
-  without a compiler): the readable `update()` on 2^20-element slices (`chunk_size`), each line one
+- "eager slices" (`fast(cls, compiled=False)`, small models, algorithms without a compiled path,
+  machines without a compiler): the readable `update()` on 2^20-element slices (`chunk_size`), each line one
   kernel over a slice that stays in cache from one line to the next.
 
 Both are the readable code, not a second implementation; `optbench verify` certifies the eager
@@ -51,6 +51,10 @@ from .compiled import NumberTensors, compiled_update, compiler_available
 FAST_ALGORITHMS = ("sgd", "adam", "adamw", "rmsprop", "adagrad", "adadelta", "adamax", "nadam",
                    "radam", "asgd", "rprop")
 COMPILED_ALGORITHMS = ("sgd", "adam", "adamw", "rmsprop", "adagrad", "adadelta", "adamax", "nadam", "rprop")
+# Below this many parameter elements a compiled call's fixed cost (guards, wrapper, ~0.1-0.3 ms on
+# a 2-core CPU) outweighs one fused pass: at LeNet-5 shapes (62 k) the eager slices were 2x faster,
+# at ResNet-18 shapes (11.7 M) the compiled update 2-4x faster (benchmarks/README.md, "Step cost").
+COMPILE_FROM_NUMEL = 1 << 20
 
 _PREFIX = {True: "FastCompiled", False: "FastEager", None: "Fast"}
 _FAST_CLASSES: dict[tuple, type] = {}
@@ -74,7 +78,7 @@ def fast(cls: type, compiled: bool | None = None) -> type:
     fast_cls = type(class_name, (FastPath, cls), {
         "__doc__": f"{cls.__name__} on the flat-buffer fast path (optbench.optimizers.fast_path).",
         "__module__": __name__, "__qualname__": class_name,
-        "compiled": compiled, "algorithm": name})
+        "compiled": compiled, "algorithm": name, "algorithm_class": cls})
     _FAST_CLASSES[cls, compiled] = fast_cls
     return fast_cls
 
@@ -105,6 +109,7 @@ class FastPath(PseudocodeOptimizer):
 
     compiled: bool | None = None
     algorithm: str = ""
+    algorithm_class: type = PseudocodeOptimizer
     chunk_size: int = 1 << 20
 
     @property
@@ -118,7 +123,10 @@ class FastPath(PseudocodeOptimizer):
     def _choose_path(self) -> str:
         if self.compiled is False or self.algorithm not in COMPILED_ALGORITHMS:
             return "eager slices"
-        devices = {p.device for group in self.param_groups for p in group["params"]}
+        params = [p for group in self.param_groups for p in group["params"]]
+        if self.compiled is None and sum(p.numel() for p in params) < COMPILE_FROM_NUMEL:
+            return "eager slices"
+        devices = {p.device for p in params}
         missing = [str(device) for device in devices if not compiler_available(device)]
         if not missing:
             return "compiled"
@@ -139,9 +147,7 @@ class FastPath(PseudocodeOptimizer):
 
     def _run_update(self):
         if self.fast_path == "compiled":
-            from ..registry import ALGORITHMS
-
-            compiled = compiled_update(ALGORITHMS[self.algorithm].ours)
+            compiled = compiled_update(self.algorithm_class)
             numbers = self.__dict__.setdefault("_numbers", NumberTensors())
             return lambda theta, g, state, group: compiled(theta, g, state, numbers(group))
         return in_slices(self.update, self.chunk_size)
