@@ -9,7 +9,8 @@ worst relative deviation of parameters and optimizer state seen at any step.
 `certify` runs that for every combination in the registry's flag table; the pytest suite and
 `optbench verify` are both thin callers of it. `certify_fast` does the same for the fast path
 (`optbench.optimizers.fast`): fast == torch.optim for every combination in float64 and float32,
-and fast == our readable path.
+and fast == our readable path; with `compiled=True`, the same for the compiled fast path and its
+bound against the eager slices.
 """
 
 from __future__ import annotations
