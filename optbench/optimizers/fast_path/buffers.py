@@ -53,7 +53,8 @@ class GroupBuffers:
         self.grad = torch.zeros_like(self.theta)
         self.flat: dict[str, torch.Tensor] = {}
         self.dicts: list[dict | None] = [None] * len(self.params)
-        self.tags: list[tuple | None] = [None] * len(self.params)
+        self.tags: list = [None] * len(self.params)
+        self.cohorts = 0              # runs stepped so far: a run's parameters share a fresh tag
         for i, p in enumerate(self.params):
             state = optimizer.state.get(p)
             if state:
@@ -66,6 +67,7 @@ class GroupBuffers:
                 p.grad = self.grad_views[i]
             if self.dicts[i] is not None:
                 optimizer.state[p] = self.dicts[i]
+        self.registered = [d is not None for d in self.dicts]
         self.data_ptrs = [p.data_ptr() for p in self.params]
 
     def view(self, buffer: torch.Tensor, i: int) -> torch.Tensor:
@@ -98,7 +100,8 @@ class GroupBuffers:
         self.tags[i] = self._tag(own)
 
     def _tag(self, state: dict) -> tuple:
-        """What a run's parameters must share: the state keys and the scalar state's values."""
+        """What parameters with adopted state must share to step as one run: the state keys and
+        the scalar state's values. (Parameters stepped in one run share its cohort number.)"""
         return tuple((key, value.item() if isinstance(value, torch.Tensor) else value)
                      if key not in self.flat else (key,) for key, value in state.items())
 
@@ -115,8 +118,7 @@ class GroupBuffers:
                 if state:
                     return False
             elif state is not self.dicts[i] or any(
-                    key in state and state[key].data_ptr() != buffer.data_ptr() + self.offsets[i] * buffer.element_size()
-                    for key, buffer in self.flat.items()):
+                    key in state and state[key]._base is not buffer for key, buffer in self.flat.items()):
                 return False
         return True
 
@@ -192,21 +194,24 @@ class GroupBuffers:
         """Put a run's updated state back: per-element tensors into the buffers (a new one, e.g.
         SGD's momentum buffer b_1 ← g_1, gets a buffer), scalars into each parameter's own."""
         lo, hi = self.offsets[first], self.offsets[stop]
+        before = self.dicts[first]
         targets, sources = [], []
         for key, value in state.items():
-            if isinstance(value, torch.Tensor) and value.dim() == 1 and value.numel() == hi - lo \
-                    and (key in self.flat or not any(key in d for d in self.dicts if d is not None)):
+            if key in self.flat or key not in before and _per_element(value, hi - lo):
                 buffer = self._buffer(key, value)
                 if value.data_ptr() != buffer[lo:].data_ptr():
                     buffer[lo:hi].copy_(value)
-                for i in range(first, stop):
-                    if key not in self.dicts[i]:
+                if key not in before:
+                    for i in range(first, stop):
                         self.dicts[i][key] = self.view(buffer, i)
+                continue
+            if isinstance(value, torch.Tensor) and value is before.get(key):   # stepped in place
+                others = [self.dicts[i][key] for i in range(first + 1, stop)]
+                targets += others
+                sources += [value] * len(others)
                 continue
             for i in range(first, stop):
                 own = self.dicts[i].get(key)
-                if value is own:
-                    continue
                 if isinstance(value, torch.Tensor) and isinstance(own, torch.Tensor) \
                         and own.shape == value.shape and own.dtype == value.dtype:
                     targets.append(own)
@@ -215,13 +220,16 @@ class GroupBuffers:
                     self.dicts[i][key] = value.clone() if isinstance(value, torch.Tensor) else value
         if targets:
             torch._foreach_copy_(targets, sources)
-        tag = self._tag(self.dicts[first])
+        self.cohorts += 1
         for i in range(first, stop):
-            self.tags[i] = tag
+            self.tags[i] = self.cohorts
             if not self.dicts[i]:
-                optimizer.state.pop(self.params[i], None)    # stateless (SGD without momentum), as torch
-            elif optimizer.state.get(self.params[i]) is not self.dicts[i]:
+                if self.registered[i]:
+                    optimizer.state.pop(self.params[i], None)    # stateless (SGD without momentum), as torch
+                    self.registered[i] = False
+            elif not self.registered[i]:
                 optimizer.state[self.params[i]] = self.dicts[i]
+                self.registered[i] = True
 
 
 def in_slices(update, size: int):
