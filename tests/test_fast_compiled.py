@@ -10,8 +10,7 @@ import pytest
 import torch
 
 from optbench import verify
-from optbench.optimizers import ALGORITHMS, fast
-from optbench.optimizers import fast_path
+from optbench.optimizers import ALGORITHMS, fast, fast_path
 from optbench.optimizers.fast_path import COMPILED_ALGORITHMS, compiled
 
 pytestmark = pytest.mark.skipif(not compiled.compiler_available(torch.device("cpu")),

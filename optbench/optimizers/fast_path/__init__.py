@@ -42,8 +42,6 @@ What a user should know:
 
 from __future__ import annotations
 
-import torch
-
 from ..base import PseudocodeOptimizer
 from .buffers import GroupBuffers, NotFlat, flattenable, in_slices
 from .compiled import NumberTensors, compiled_update, compiler_available
