@@ -1,10 +1,11 @@
 """Time one `step()` of each algorithm: optbench's readable path against torch.optim, in one process.
 
     python benchmarks/step_cost.py                    # LeNet-5 and ResNet-18 parameter shapes
-    python benchmarks/step_cost.py --shapes resnet18 --algorithms adam,sgd --repeats 30
+    python benchmarks/step_cost.py --shapes resnet18 --algorithms adam,sgd --repeats 30 --runs 3
 
-For every algorithm: ours (the readable path), ours on the fast path (`optbench.optimizers.fast`,
-element-wise algorithms only), torch's for-loop (foreach=False), torch foreach and torch fused where
+For every algorithm: ours (the readable path), ours on the fast path as `fast(cls)` gives it by
+default ("fast": compiled for large models where a compiler exists, see its "path" column), on
+its eager slices (`fast(cls, compiled=False)`) and compiled (`fast(cls, compiled=True)`), torch's for-loop (foreach=False), torch foreach and torch fused where
 torch has them on this device; and the memory-bandwidth floor = bytes the step must read and
 write (parameter, gradient, each state tensor the size of the parameter) / measured copy bandwidth.
 
@@ -12,8 +13,11 @@ The variants are timed round-robin (one step of each in turn, `--repeats` rounds
 the fastest round: on a shared machine the minimum is the least disturbed estimate of the cost,
 and round-robin keeps slow phases of the machine from favouring one column.
 Prints a markdown table of milliseconds and the ratios ours / torch for-loop (target <= 1.0),
-fast / floor (target <= 1.3) and fast / foreach (LeNet target <= 0.5); "fast 1st" is the first
-step of the fast path, which gathers the parameters and state into contiguous buffers.
+fast / floor (target <= 1.3), fast / foreach (LeNet target <= 0.5) and fast / fused (target
+<= 1.1); "fast 1st" is the first step of the fast path, which gathers the parameters and state
+into contiguous buffers and, on the compiled path, compiles (or loads inductor's on-disk cache).
+With --runs N the whole measurement is repeated N times in the process and each cell is the median
+of the runs, each ratio the median with the runs' range.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from datetime import date
 import torch
 
 from optbench.optimizers import FAST_ALGORITHMS, fast
+from optbench.optimizers.fast_path import COMPILED_ALGORITHMS
 from optbench.optimizers.registry import ALGORITHMS
 
 
@@ -98,6 +103,9 @@ def variants(algorithm):
     yield "ours", algorithm.ours, {}
     if algorithm.name in FAST_ALGORITHMS:
         yield "fast", fast(algorithm.ours), {}
+        yield "fast eager", fast(algorithm.ours, compiled=False), {}
+    if algorithm.name in COMPILED_ALGORITHMS:
+        yield "fast compiled", fast(algorithm.ours, compiled=True), {}
     import inspect
 
     accepted = inspect.signature(algorithm.theirs.__init__).parameters
@@ -135,6 +143,7 @@ def measure(algorithm, shapes, device, repeats, bandwidth):
             continue
         if label == "fast":
             row["fast 1st"] = first * 1e3
+            row["path"] = optimizer.fast_path
         steps[label] = optimizer.step
         if floor_states is None:
             floor_states = state_tensors_per_param(optimizer, params)
@@ -150,34 +159,61 @@ def ratio(row, a, b) -> str:
     return f"{row[a] / row[b]:.2f}" if row.get(a) and row.get(b) else "-"
 
 
+def median(values):
+    values = sorted(values)
+    return values[len(values) // 2] if len(values) % 2 else (values[len(values) // 2 - 1] + values[len(values) // 2]) / 2
+
+
+def combine(rows: list[dict], columns, ratios) -> list[str]:
+    """One table row from the runs: each cell the median over runs, each ratio median (min-max)."""
+    cells = []
+    for column in columns:
+        values = [row[column] for row in rows if row.get(column) is not None]
+        cells.append(f"{median(values):.3f}" if values else "-")
+    for a, b in ratios:
+        values = [row[a] / row[b] for row in rows if row.get(a) and row.get(b)]
+        if not values:
+            cells.append("-")
+        elif len(values) == 1:
+            cells.append(f"{values[0]:.2f}")
+        else:
+            cells.append(f"{median(values):.2f} ({min(values):.2f}-{max(values):.2f})")
+    return cells
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--shapes", default="lenet5,resnet18")
     parser.add_argument("--algorithms", default=",".join(a for a in ALGORITHMS if a != "lbfgs"))
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads (1 gives steadier ratios on a machine shared with other jobs)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     device = args.device
     machine = torch.cuda.get_device_name(0) if device == "cuda" else f"CPU, {torch.get_num_threads()} threads"
     print(f"# step cost, {date.today()}, torch {torch.__version__}, {machine}, "
-          f"{args.repeats} round-robin rounds, fastest round\n")
+          f"{args.repeats} round-robin rounds, fastest round, {args.runs} run(s)\n")
     for shape_name in args.shapes.split(","):
         shapes = SHAPES[shape_name]()
         numel = sum(int(torch.tensor(s).prod()) for s in shapes)
         bandwidth = copy_bandwidth(max(numel, 1 << 24), device)
         print(f"## {shape_name}: {len(shapes)} tensors, {numel / 1e6:.2f} M parameters, "
               f"streaming bandwidth {bandwidth / 1e9:.1f} GB/s\n")
-        columns = ["floor", "ours", "fast", "fast 1st", "torch for-loop", "torch foreach", "torch fused"]
+        columns = ["floor", "ours", "fast", "fast eager", "fast compiled", "fast 1st", "torch for-loop",
+                   "torch foreach", "torch fused"]
         ratios = [("ours", "torch for-loop"), ("fast", "floor"), ("fast", "torch foreach"),
-                  ("fast", "torch fused")]
-        print("| algorithm | " + " | ".join(f"{c} (ms)" for c in columns) + " | "
+                  ("fast", "torch fused"), ("fast eager", "floor")]
+        print("| algorithm | path | " + " | ".join(f"{c} (ms)" for c in columns) + " | "
               + " | ".join(f"{a} / {b}" for a, b in ratios) + " |")
-        print("|---" * (len(columns) + len(ratios) + 1) + "|")
+        print("|---" * (len(columns) + len(ratios) + 2) + "|")
         for name in args.algorithms.split(","):
-            row = measure(ALGORITHMS[name], shapes, device, args.repeats, bandwidth)
-            cells = [f"{row[c]:.3f}" if row.get(c) is not None else "-" for c in columns]
-            cells += [ratio(row, a, b) for a, b in ratios]
-            print(f"| {name} | " + " | ".join(cells) + " |", flush=True)
+            rows = [measure(ALGORITHMS[name], shapes, device, args.repeats, bandwidth) for _ in range(args.runs)]
+            path = rows[0].get("path", "-")
+            print(f"| {name} | {path} | " + " | ".join(combine(rows, columns, ratios)) + " |", flush=True)
         print()
 
 

@@ -8,8 +8,9 @@ worst relative deviation of parameters and optimizer state seen at any step.
 
 `certify` runs that for every combination in the registry's flag table; the pytest suite and
 `optbench verify` are both thin callers of it. `certify_fast` does the same for the fast path
-(`optbench.optimizers.fast`): fast == torch.optim for every combination in float64 and float32,
-and fast == our readable path. `certify_classes` runs the same certificate for any optimizer class
+(`optbench.optimizers.fast_path`): fast == torch.optim for every combination in float64 and float32,
+and fast == our readable path; with `compiled=True`, the same for the compiled fast path and its
+bound against the eager slices. `certify_classes` runs the same certificate for any optimizer class
 against any reference class (the newer algorithms' reference packages, a user's class).
 `certificate` runs every check for one algorithm and decides whether it is equivalent.
 """
@@ -27,7 +28,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .optimizers import fast_path
+from .optimizers.fast_path import COMPILED_ALGORITHMS, FAST_ALGORITHMS, fast
 from .optimizers.registry import ALGORITHMS, IMPLEMENTATION_ONLY, Algorithm
 
 TOLERANCE = {torch.float64: 1e-9, torch.float32: 1e-4, torch.complex128: 1e-9}
@@ -224,46 +225,57 @@ def certify(names=None, dtypes=(torch.float64,), progress=None) -> list[Check]:
 
 
 def certify_fast(names=None, dtypes=(torch.float64, torch.float32), progress=None,
-                 chunk: int = 7) -> list[Check]:
+                 chunk: int = 7, compiled: bool = False) -> list[Check]:
     """The certificate for the fast path, for every named algorithm that has one (all by default).
 
-    float64: every flag combination, fast vs torch.optim, with the buffers cut into slices of
-    `chunk` elements so slices straddle parameter boundaries (the sliced path large models take);
-    other dtypes: default flags, whole buffers. Plus fast vs our readable path in float64 (flag
-    `reference=readable`). A check fails if the fast path was not actually taken.
+    Eager slices (compiled=False): float64, every flag combination, fast vs torch.optim, with the
+    buffers cut into slices of `chunk` elements so slices straddle parameter boundaries; other
+    dtypes, default flags, whole buffers; plus fast vs our readable path in float64 (flag
+    `reference=readable`). compiled=True: the compiled path (algorithms that have one), every flag
+    combination in every dtype, plus compiled vs the eager slices in each dtype (flag
+    `reference=eager slices`: the compiled-vs-eager bound). A check fails if the path was not taken.
     """
     checks = []
-    for name in names or fast_path.FAST_ALGORITHMS:
+    for name in names or (COMPILED_ALGORITHMS if compiled else FAST_ALGORITHMS):
         algorithm = ALGORITHMS[name]
         for dtype in dtypes:
-            combos = algorithm.combinations() if dtype == torch.float64 else [{}]
+            combos = algorithm.combinations() if dtype == torch.float64 or compiled else [{}]
             for flags in combos:
-                sliced = chunk if dtype == torch.float64 else fast_path.CHUNK
-                checks.append(_compare_fast(algorithm, flags, dtype, sliced))
+                sliced = chunk if dtype == torch.float64 and not compiled else 1 << 20
+                checks.append(_compare_fast(algorithm, flags, dtype, sliced, compiled))
                 if progress:
                     progress(checks[-1])
-        checks.append(_compare_fast(algorithm, {}, torch.float64, chunk, reference_cls=algorithm.ours))
-        checks[-1].flags = {"reference": "readable"}
-        if progress:
-            progress(checks[-1])
+        references = [(torch.float64, algorithm.ours, "readable")] if not compiled else \
+            [(dtype, _fast_class(algorithm, 1 << 20, False, []), "eager slices") for dtype in dtypes]
+        for dtype, reference_cls, label in references:
+            checks.append(_compare_fast(algorithm, {}, dtype, chunk, compiled, reference_cls=reference_cls))
+            checks[-1].flags = {"reference": label}
+            if progress:
+                progress(checks[-1])
     return checks
 
 
-def _compare_fast(algorithm: Algorithm, flags: dict, dtype, chunk: int, reference_cls=None) -> Check:
-    built = []
+def _fast_class(algorithm: Algorithm, chunk: int, compiled: bool, built: list):
+    """fast(algorithm) on the eager slices of `chunk` elements or compiled; records its instances."""
+    class Recorded(fast(algorithm.ours, compiled=compiled)):
+        chunk_size = chunk
 
-    class Recorded(fast_path.fast(algorithm.ours)):
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **kwargs)
             built.append(self)
 
-    saved, fast_path.CHUNK = fast_path.CHUNK, chunk
-    try:
-        check = compare_with_torch(algorithm, flags, dtype, ours_cls=Recorded, reference_cls=reference_cls)
-    finally:
-        fast_path.CHUNK = saved
-    if check.error is None and not any(getattr(o, "flat_group_steps", 0) for o in built):
-        check.error = "the fast path was not taken"
+    return Recorded
+
+
+def _compare_fast(algorithm: Algorithm, flags: dict, dtype, chunk: int, compiled: bool,
+                  reference_cls=None) -> Check:
+    built = []
+    ours_cls = _fast_class(algorithm, chunk, compiled, built)
+    check = compare_with_torch(algorithm, flags, dtype, ours_cls=ours_cls, reference_cls=reference_cls)
+    expected = "compiled" if compiled else "eager slices"
+    if check.error is None and not any(getattr(o, "flat_group_steps", 0) and o.fast_path == expected
+                                       for o in built):
+        check.error = f"the fast path ({expected}) was not taken"
     return check
 
 
@@ -442,28 +454,36 @@ def _constructs(cls: type, hparams: dict) -> bool:
     return True
 
 
-def certificate_size(algorithm: Algorithm) -> int:
-    """How many checks `certificate` runs: the combinations, float32 and batched, then the fast path's
-    combinations, its float32 and its readable-path check where it has one."""
+def certificate_size(algorithm: Algorithm, compiled: bool = False) -> int:
+    """How many checks `certificate` runs: the combinations, float32 and batched; then the fast path's
+    combinations, its float32 and its readable-path check where it has one; then, with `compiled`,
+    the compiled path's combinations in both dtypes and its two checks against the eager slices."""
     size = len(algorithm.combinations()) + 2
-    return 2 * size if algorithm.name in fast_path.FAST_ALGORITHMS else size
+    total = 2 * size if algorithm.name in FAST_ALGORITHMS else size
+    if compiled and algorithm.name in COMPILED_ALGORITHMS:
+        total += 2 * len(algorithm.combinations()) + 2
+    return total
 
 
-def certificate(algorithm: Algorithm, progress=None) -> dict:
+def certificate(algorithm: Algorithm, progress=None, compiled: bool = False) -> dict:
     """Every check for one algorithm, and the verdict (`equivalent`).
 
     Equivalent means: every flag combination agrees with torch.optim in float64, the float32 run
     agrees within its tolerance, tensor hyperparameters batched as [trials, 1] equal separate runs
-    (for algorithms that take any), and the fast path, where it exists, passes its own certificate.
-    progress: called with each finished `Check`. Deviations are relative (`relative_deviation`).
+    (for algorithms that take any), and the fast path, where it exists, passes its own certificate
+    (with `compiled`, the compiled fast path too; `compiled_vs_eager_bound` is its worst deviation
+    from the eager slices). progress: called with each finished `Check`. Deviations are relative
+    (`relative_deviation`).
     """
     *checks, float32 = certify([algorithm.name], (torch.float64, torch.float32), progress)
     batched = batched_equals_separate(algorithm)
     if progress:
         progress(batched)
-    fast = certify_fast([algorithm.name], progress=progress) if algorithm.name in fast_path.FAST_ALGORITHMS else []
+    fast_checks = certify_fast([algorithm.name], progress=progress) if algorithm.name in FAST_ALGORITHMS else []
+    if compiled and algorithm.name in COMPILED_ALGORITHMS:
+        fast_checks += certify_fast([algorithm.name], progress=progress, compiled=True)
     failures = [c for c in checks if not c.passed]
-    fast_failures = [c for c in fast if not c.passed]
+    fast_failures = [c for c in fast_checks if not c.passed]
     batched_applies = bool(algorithm.tensor_hparams)
     return {
         "algorithm": algorithm.name,
@@ -479,8 +499,10 @@ def certificate(algorithm: Algorithm, progress=None) -> dict:
         "batched_tensor_hparams": list(algorithm.tensor_hparams),
         "batched_deviation": batched.deviation if batched_applies else None,
         "batched_error": batched.error if batched_applies else None,
-        "fast_path_checks": len(fast),
-        "fast_path_worst_deviation": max((c.deviation for c in fast), default=None),
+        "fast_path_checks": len(fast_checks),
+        "fast_path_worst_deviation": max((c.deviation for c in fast_checks), default=None),
+        "compiled_vs_eager_bound": max((c.deviation for c in fast_checks
+                                        if c.flags.get("reference") == "eager slices"), default=None),
         "fast_path_failures": [{"flags": c.flags, "dtype": c.dtype, "deviation": c.deviation,
                                 "error": c.error} for c in fast_failures],
         "equivalent": not failures and not fast_failures and float32.passed

@@ -62,6 +62,8 @@ def is_zero(value) -> bool:
     with λ = 0 in the other trials that path computes the same numbers.
     """
     if isinstance(value, torch.Tensor):
+        if _traced_number(value):
+            return False    # the compiled fast path passes zero hyperparameters as the number 0
         return bool(torch.all(value == 0))
     return value == 0
 
@@ -69,12 +71,20 @@ def is_zero(value) -> bool:
 # The update helpers. torch's one-kernel forms (`x.add_(y, alpha=a)`, `x.addcmul_(y, z, value=a)`,
 # `x.addcdiv_(y, z, value=a)`) take `a` only as a Python number; these take a number or a tensor
 # broadcasting against x, in one kernel either way (a tensor `a` costs one small extra product).
-# A 0-d tensor is read as a number, as torch.optim reads tensor hyperparameters.
+# A 0-d tensor is read as a number, as torch.optim reads tensor hyperparameters, except while
+# torch.compile traces the update for the compiled fast path, which passes every nonzero number
+# as a 0-d tensor so that one graph serves every value (an lr schedule does not recompile).
+
+def _traced_number(a: torch.Tensor) -> bool:
+    return a.dim() == 0 and torch.compiler.is_compiling()
+
 
 def as_number(a):
     """A 0-d tensor as a Python number at full precision (torch.optim's `.item()`); a tensor with
     a trial dimension as float64; anything else unchanged."""
     if isinstance(a, torch.Tensor):
+        if _traced_number(a):
+            return a.double()
         return a.item() if a.dim() == 0 else a.double()
     return a
 
@@ -82,7 +92,7 @@ def as_number(a):
 def add_scaled_(x: torch.Tensor, y: torch.Tensor, a) -> torch.Tensor:
     """x ← x + a·y, in place."""
     if isinstance(a, torch.Tensor):
-        if a.dim():
+        if a.dim() or _traced_number(a):
             return x.addcmul_(y, a)
         a = a.item()
     return x.add_(y, alpha=a)
@@ -91,7 +101,7 @@ def add_scaled_(x: torch.Tensor, y: torch.Tensor, a) -> torch.Tensor:
 def add_scaled(x: torch.Tensor, y: torch.Tensor, a) -> torch.Tensor:
     """x + a·y as a new tensor (for g_t ← g_t + λθ, which must not touch the gradient)."""
     if isinstance(a, torch.Tensor):
-        if a.dim():
+        if a.dim() or _traced_number(a):
             return torch.addcmul(x, y, a)
         a = a.item()
     return torch.add(x, y, alpha=a)
@@ -113,7 +123,7 @@ def weight_decayed(g: torch.Tensor, theta: torch.Tensor, γ, λ, decoupled: bool
 def add_product_(x: torch.Tensor, y: torch.Tensor, z: torch.Tensor, a=1) -> torch.Tensor:
     """x ← x + a·y·z, in place."""
     if isinstance(a, torch.Tensor):
-        if a.dim():
+        if a.dim() or _traced_number(a):
             return x.addcmul_(y, z * a)
         a = a.item()
     return x.addcmul_(y, z, value=a)
@@ -122,7 +132,7 @@ def add_product_(x: torch.Tensor, y: torch.Tensor, z: torch.Tensor, a=1) -> torc
 def add_quotient_(x: torch.Tensor, y: torch.Tensor, z: torch.Tensor, a=1) -> torch.Tensor:
     """x ← x + a·y/z, in place."""
     if isinstance(a, torch.Tensor):
-        if a.dim():
+        if a.dim() or _traced_number(a):
             return x.addcdiv_(y * a, z)
         a = a.item()
     return x.addcdiv_(y, z, value=a)
@@ -131,7 +141,7 @@ def add_quotient_(x: torch.Tensor, y: torch.Tensor, z: torch.Tensor, a=1) -> tor
 def lerp_(x: torch.Tensor, y: torch.Tensor, w) -> torch.Tensor:
     """x ← (1 - w)·x + w·y, in place (an exponential moving average of y with weight w)."""
     if isinstance(w, torch.Tensor):
-        w = w.to(x.dtype) if w.dim() else w.item()
+        w = w.to(x.dtype) if w.dim() or _traced_number(w) else w.item()
     return x.lerp_(y, w)
 
 
