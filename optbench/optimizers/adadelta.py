@@ -30,6 +30,9 @@ DOC_DISCREPANCIES = [
 
 
 class Adadelta(PseudocodeOptimizer):
+    old_checkpoint_group_defaults = dict(foreach=None, maximize=False, differentiable=False, capturable=False)
+    scalar_state = ("step",)
+
     def __init__(self, params, lr=1.0, rho=0.9, eps=1e-6, weight_decay=0, foreach=None,
                  *, capturable=False, maximize=False, differentiable=False):
         check_range(lr, "Invalid learning rate: {}", low=0.0)
@@ -38,10 +41,10 @@ class Adadelta(PseudocodeOptimizer):
         check_range(weight_decay, "Invalid weight_decay value: {}", low=0.0)
         defaults = dict(lr=lr, rho=rho, eps=eps, weight_decay=weight_decay, maximize=maximize)
         super().__init__(params, defaults, dict(capturable=capturable, foreach=foreach,
-                                                differentiable=differentiable))
+                                                 differentiable=differentiable))
 
     def init_state(self, theta, group):
-        return dict(step=new_step_counter(),
+        return dict(step=new_step_counter(theta, group),
                     square_avg=zeros(theta),
                     acc_delta=zeros(theta))
 

@@ -52,6 +52,8 @@ DOC_DISCREPANCIES = [
 
 class Adafactor(PseudocodeOptimizer):
     supports_complex = False   # torch: "Adafactor does not support complex parameters"
+    old_checkpoint_group_defaults = dict(foreach=None)
+    scalar_state = ("step",)
 
     def __init__(self, params, lr=1e-2, beta2_decay=-0.8, eps=(None, 1e-3), d=1.0, weight_decay=0.0,
                  *, foreach=None, maximize=False):
@@ -69,7 +71,7 @@ class Adafactor(PseudocodeOptimizer):
         super().__init__(params, defaults, dict(foreach=foreach))
 
     def init_state(self, theta, group):
-        state = dict(step=new_step_counter())
+        state = dict(step=new_step_counter(theta, group))
         if theta.dim() > 1:
             state["row_var"] = theta.new_zeros(theta.shape[:-1] + (1,))                  # R_0 ← 0
             state["col_var"] = theta.new_zeros(theta.shape[:-2] + (1, theta.shape[-1])) # C_0 ← 0

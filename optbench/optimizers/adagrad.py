@@ -40,6 +40,9 @@ DOC_DISCREPANCIES = [
 
 class Adagrad(PseudocodeOptimizer):
     supports_sparse = True
+    old_checkpoint_group_defaults = dict(foreach=None, maximize=False, differentiable=False, fused=None)
+    scalar_state = ("step",)
+    fused_sparse_error = "`fused` does not support sparse grad or complex param"
 
     def __init__(self, params, lr=1e-2, lr_decay=0, weight_decay=0, initial_accumulator_value=0, eps=1e-10,
                  foreach=None, *, maximize=False, differentiable=False, fused=None):
@@ -62,7 +65,7 @@ class Adagrad(PseudocodeOptimizer):
     def init_state(self, theta, group):
         τ = self.defaults["initial_accumulator_value"]
         τ = complex(τ, τ) if torch.is_complex(theta) else τ
-        return dict(step=new_step_counter(),
+        return dict(step=new_step_counter(theta, group),
                     sum=torch.full_like(theta, τ, memory_format=torch.preserve_format))
 
     def update(self, theta, g, state, group):

@@ -33,6 +33,10 @@ DOC_DISCREPANCIES = [
 
 
 class ASGD(PseudocodeOptimizer):
+    old_checkpoint_group_defaults = dict(foreach=None, maximize=False, differentiable=False, capturable=False)
+    scalar_state = ("step", "eta", "mu")
+    scalar_state_on_param_device = True
+
     def __init__(self, params, lr=1e-2, lambd=1e-4, alpha=0.75, t0=1e6, weight_decay=0, foreach=None,
                  maximize=False, differentiable=False, capturable=False):
         check_range(lr, "Invalid learning rate: {}", low=0.0)
@@ -40,11 +44,11 @@ class ASGD(PseudocodeOptimizer):
         defaults = dict(lr=lr, lambd=lambd, alpha=alpha, t0=t0, weight_decay=weight_decay,
                         maximize=maximize)
         super().__init__(params, defaults, dict(foreach=foreach, differentiable=differentiable,
-                                                capturable=capturable))
+                                                 capturable=capturable))
 
     def init_state(self, theta, group):
         # torch keeps these three on the parameter's device even when not capturable
-        return dict(step=new_step_counter().to(theta.device),
+        return dict(step=new_step_counter(theta, group).to(theta.device),
                     eta=torch.as_tensor(group["lr"], dtype=scalar_dtype(), device=theta.device).clone(),
                     mu=torch.ones((), dtype=scalar_dtype(), device=theta.device),
                     ax=zeros(theta))

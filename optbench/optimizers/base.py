@@ -22,14 +22,26 @@ import torch
 IMPLEMENTATION_SWITCHES = ("foreach", "fused", "capturable", "differentiable")
 
 
-def scalar_dtype() -> torch.dtype:
-    """The dtype torch.optim uses for its `step` counters (float64 only under a float64 default)."""
+def scalar_dtype(group: dict | None = None) -> torch.dtype:
+    """The dtype torch.optim uses for its `step` counters: float32 for a fused group, else float64
+    only under a float64 default dtype (torch's `_get_scalar_dtype`)."""
+    if group is not None and group.get("fused"):
+        return torch.float32
     return torch.float64 if torch.get_default_dtype() == torch.float64 else torch.float32
 
 
-def new_step_counter() -> torch.Tensor:
-    """`state['step']` as torch.optim stores it: a 0-d CPU tensor, so state_dicts compare directly."""
-    return torch.tensor(0.0, dtype=scalar_dtype())
+def scalar_device(theta: torch.Tensor | None, group: dict | None) -> torch.device:
+    """Where torch.optim keeps a `step` counter: on the parameter's device when the group is
+    capturable or fused, on the CPU otherwise (torch's "special device hosting for step")."""
+    if theta is not None and group is not None and (group.get("capturable") or group.get("fused")):
+        return theta.device
+    return torch.device("cpu")
+
+
+def new_step_counter(theta: torch.Tensor | None = None, group: dict | None = None, value=0.0) -> torch.Tensor:
+    """`state['step']` as torch.optim stores it (a 0-d tensor, see scalar_dtype/scalar_device), so
+    state_dicts compare directly."""
+    return torch.tensor(float(value), dtype=scalar_dtype(group), device=scalar_device(theta, group))
 
 
 def zeros(theta: torch.Tensor) -> torch.Tensor:
@@ -69,20 +81,29 @@ def is_zero(value) -> bool:
 # The update helpers. torch's one-kernel forms (`x.add_(y, alpha=a)`, `x.addcmul_(y, z, value=a)`,
 # `x.addcdiv_(y, z, value=a)`) take `a` only as a Python number; these take a number or a tensor
 # broadcasting against x, in one kernel either way (a tensor `a` costs one small extra product).
-# A 0-d tensor is read as a number, as torch.optim reads tensor hyperparameters.
+# A one-element tensor of any shape is read as a number, as torch.optim reads tensor hyperparameters,
+# unless autograd must see it (differentiable=True with a hyperparameter that requires grad).
+
+def is_per_element(a) -> bool:
+    """True for a tensor hyperparameter that must broadcast against the parameter: more than one
+    element, or one element that autograd must follow."""
+    return isinstance(a, torch.Tensor) and (a.numel() > 1 or (a.requires_grad and torch.is_grad_enabled()))
+
 
 def as_number(a):
-    """A 0-d tensor as a Python number at full precision (torch.optim's `.item()`); a tensor with
-    a trial dimension as float64; anything else unchanged."""
+    """A one-element tensor as a Python number at full precision (torch.optim's `.item()`); a tensor
+    with a trial dimension as float64 (one that requires grad as it is); anything else unchanged."""
     if isinstance(a, torch.Tensor):
-        return a.item() if a.dim() == 0 else a.double()
+        if is_per_element(a):
+            return a if a.requires_grad else a.double()
+        return a.item()
     return a
 
 
 def add_scaled_(x: torch.Tensor, y: torch.Tensor, a) -> torch.Tensor:
     """x ← x + a·y, in place."""
     if isinstance(a, torch.Tensor):
-        if a.dim():
+        if is_per_element(a):
             return x.addcmul_(y, a)
         a = a.item()
     return x.add_(y, alpha=a)
@@ -91,7 +112,7 @@ def add_scaled_(x: torch.Tensor, y: torch.Tensor, a) -> torch.Tensor:
 def add_scaled(x: torch.Tensor, y: torch.Tensor, a) -> torch.Tensor:
     """x + a·y as a new tensor (for g_t ← g_t + λθ, which must not touch the gradient)."""
     if isinstance(a, torch.Tensor):
-        if a.dim():
+        if is_per_element(a):
             return torch.addcmul(x, y, a)
         a = a.item()
     return torch.add(x, y, alpha=a)
@@ -113,7 +134,7 @@ def weight_decayed(g: torch.Tensor, theta: torch.Tensor, γ, λ, decoupled: bool
 def add_product_(x: torch.Tensor, y: torch.Tensor, z: torch.Tensor, a=1) -> torch.Tensor:
     """x ← x + a·y·z, in place."""
     if isinstance(a, torch.Tensor):
-        if a.dim():
+        if is_per_element(a):
             return x.addcmul_(y, z * a)
         a = a.item()
     return x.addcmul_(y, z, value=a)
@@ -122,7 +143,7 @@ def add_product_(x: torch.Tensor, y: torch.Tensor, z: torch.Tensor, a=1) -> torc
 def add_quotient_(x: torch.Tensor, y: torch.Tensor, z: torch.Tensor, a=1) -> torch.Tensor:
     """x ← x + a·y/z, in place."""
     if isinstance(a, torch.Tensor):
-        if a.dim():
+        if is_per_element(a):
             return x.addcdiv_(y * a, z)
         a = a.item()
     return x.addcdiv_(y, z, value=a)
@@ -131,7 +152,7 @@ def add_quotient_(x: torch.Tensor, y: torch.Tensor, z: torch.Tensor, a=1) -> tor
 def lerp_(x: torch.Tensor, y: torch.Tensor, w) -> torch.Tensor:
     """x ← (1 - w)·x + w·y, in place (an exponential moving average of y with weight w)."""
     if isinstance(w, torch.Tensor):
-        w = w.to(x.dtype) if w.dim() else w.item()
+        w = w.to(x.dtype) if is_per_element(w) else w.item()
     return x.lerp_(y, w)
 
 
@@ -147,10 +168,21 @@ class PseudocodeOptimizer(torch.optim.Optimizer):
 
     Subclasses implement `update(theta, g, state, group)` (one parameter, in place) and may
     override `init_state(theta, group)` (the pseudocode's "initialize" line, run once per
-    parameter) and `supports_complex`.
+    parameter) and `supports_complex`. The class attributes below carry what torch.optim does
+    around the maths, per algorithm, so one mechanism here serves them all.
     """
 
     supports_complex = True
+    # torch's __setstate__ (run by load_state_dict and unpickling): param-group keys that older
+    # checkpoints lack, filled with these values; and values a class always sets (AdamW's decay).
+    old_checkpoint_group_defaults: dict = {}
+    checkpoint_group_values: dict = {}
+    # per-parameter state that an older checkpoint may hold as a Python number: torch makes a
+    # 0-d tensor of it (dtype and device as a new step counter; ASGD's on the parameter's device)
+    scalar_state: tuple = ()
+    scalar_state_on_param_device = False
+    # fused=True with a sparse gradient: torch's message (None: the algorithm has no fused kernel)
+    fused_sparse_error: str | None = None
 
     def __init__(self, params, defaults: dict, switches: dict | None = None):
         defaults = dict(defaults)
@@ -158,27 +190,76 @@ class PseudocodeOptimizer(torch.optim.Optimizer):
             if name not in IMPLEMENTATION_SWITCHES:
                 raise TypeError(f"unexpected keyword argument '{name}'")
             defaults[name] = value
+        if defaults.get("fused"):
+            if defaults.get("differentiable"):
+                raise RuntimeError("`fused` does not support `differentiable`")
+            if defaults.get("foreach"):
+                raise RuntimeError("`fused` and `foreach` cannot be `True` together.")
         super().__init__(params, defaults)
+
+    def add_param_group(self, param_group: dict) -> None:
+        """torch's add_param_group, then: a tensor hyperparameter with more than one element must
+        broadcast against every parameter of its group (refused here, not at step()).
+
+        Raises ValueError naming the hyperparameter and both shapes."""
+        super().add_param_group(param_group)
+        group = self.param_groups[-1]
+        for name, value in group.items():
+            for i, h in enumerate(value if isinstance(value, (tuple, list)) and name != "params" else (value,)):
+                if isinstance(h, torch.Tensor) and h.numel() > 1:
+                    label = f"{name}[{i}]" if isinstance(value, (tuple, list)) else name
+                    for p in group["params"]:
+                        _check_broadcasts(label, h, p)
+
+    def __setstate__(self, state: dict) -> None:
+        super().__setstate__(state)
+        for group in self.param_groups:
+            for key, value in self.old_checkpoint_group_defaults.items():
+                group.setdefault(key, value)
+            group.update(self.checkpoint_group_values)
+            for p in group["params"]:
+                p_state = self.state.get(p)
+                for key in self.scalar_state if p_state else ():
+                    if key in p_state and not torch.is_tensor(p_state[key]):
+                        counter = new_step_counter(p, group, p_state[key])
+                        p_state[key] = counter.to(p.device) if self.scalar_state_on_param_device else counter
 
     def init_state(self, theta: torch.Tensor, group: dict) -> dict:
         return {}
+
+    def new_state(self, theta: torch.Tensor, group: dict) -> dict:
+        """The "initialize" line for one parameter, after torch's check that a fused kernel can run on it."""
+        if group.get("fused"):
+            check_fused_supported(theta)
+        return self.init_state(theta, group)
 
     def update(self, theta: torch.Tensor, g: torch.Tensor, state: dict, group: dict) -> None:
         raise NotImplementedError
 
     def prepare_group(self, group: dict) -> None:
         """Hook run once per group per step before its parameters (e.g. group-wide checks)."""
+        if group.get("fused"):
+            with_grad = [p for p in group["params"] if p.grad is not None]
+            for p in with_grad:
+                check_fused_supported(p)
+            if self.fused_sparse_error and any(p.grad.is_sparse for p in with_grad):
+                raise RuntimeError(self.fused_sparse_error)
 
-    @torch.no_grad()
     def step(self, closure=None):
-        """Perform one optimization step; `closure` re-evaluates the model and returns the loss."""
+        """Perform one optimization step; `closure` re-evaluates the model and returns the loss.
+
+        With differentiable=True the step runs with autograd on, as torch's does, so gradients flow
+        through it (to the parameters before the step, the gradients, tensor hyperparameters that
+        require grad); otherwise under no_grad.
+        """
         loss = None
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        for group in self.param_groups:
-            self.prepare_group(group)
-            self.step_group(group)
+        with torch.set_grad_enabled(bool(self.defaults.get("differentiable", False))):
+            for group in self.param_groups:
+                self.prepare_group(group)
+                self.step_group(group)
         return loss
 
     def step_group(self, group: dict) -> None:
@@ -201,7 +282,7 @@ class PseudocodeOptimizer(torch.optim.Optimizer):
             self._step_complex(p, state, group)
         else:
             if not state:
-                state.update(self.init_state(p, group))
+                state.update(self.new_state(p, group))
             self.update(p, p.grad, state, group)
         # stateless (e.g. SGD without momentum) keeps no entry, so state_dict is torch's
         if state and not stored:
@@ -213,7 +294,7 @@ class PseudocodeOptimizer(torch.optim.Optimizer):
         # torch.optim treats a complex number as a pair of reals (view_as_real); so do we.
         # States shaped like p are viewed too; a state the update replaces is stored back as complex.
         if len(state) == 0:
-            state.update(self.init_state(p, group))
+            state.update(self.new_state(p, group))
         viewed = {key: real_view(value) if _shaped_like(value, p) else value
                   for key, value in state.items()}
         before = dict(viewed)
@@ -226,3 +307,35 @@ class PseudocodeOptimizer(torch.optim.Optimizer):
 
 def _shaped_like(value, p) -> bool:
     return isinstance(value, torch.Tensor) and value.shape == p.shape and torch.is_complex(value)
+
+
+def _check_broadcasts(name: str, h: torch.Tensor, p: torch.Tensor) -> None:
+    # a complex parameter is updated as its real view, so the hyperparameter meets that shape
+    shape = p.shape + (2,) if p.is_complex() else p.shape
+    try:
+        fits = torch.broadcast_shapes(h.shape, shape) == shape
+    except RuntimeError:
+        fits = False
+    if not fits:
+        raise ValueError(f"Tensor {name} must be 1-element or broadcast against every parameter of its "
+                         f"group: shape {list(h.shape)} against a parameter of shape {list(p.shape)}")
+
+
+FUSED_DEVICES = ("mps", "cuda", "xpu", "hpu", "cpu", "mtia")   # torch's _get_fused_kernels_supported_devices
+
+
+def check_fused_supported(p: torch.Tensor) -> None:
+    """torch's check before a fused step: floating-point parameters on a device with fused kernels
+    (meta tensors and complex parameters are refused). Raises RuntimeError with torch's message."""
+    devices = [*FUSED_DEVICES, torch._C._get_privateuse1_backend_name()]
+    if not (p.device.type in devices and torch.is_floating_point(p)):
+        raise RuntimeError("`fused=True` requires all the params to be floating point Tensors of "
+                           f"supported devices: {devices} but {p.dtype} and {p.device.type}")
+
+
+def maximum_(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """x ← max(x, y), in place; through copy_ when autograd records (out= is not differentiable),
+    as torch's differentiable path does."""
+    if torch.is_grad_enabled():
+        return x.copy_(torch.maximum(x, y))
+    return torch.maximum(x, y, out=x)

@@ -37,6 +37,10 @@ DOC_DISCREPANCIES = []
 
 
 class NAdam(PseudocodeOptimizer):
+    old_checkpoint_group_defaults = dict(maximize=False, foreach=None, capturable=False, differentiable=False,
+                                         decoupled_weight_decay=False)
+    scalar_state = ("step", "mu_product")
+
     def __init__(self, params, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, momentum_decay=4e-3,
                  decoupled_weight_decay=False, *, foreach=None, maximize=False, capturable=False,
                  differentiable=False):
@@ -48,7 +52,7 @@ class NAdam(PseudocodeOptimizer):
                          dict(foreach=foreach, capturable=capturable, differentiable=differentiable))
 
     def init_state(self, theta, group):
-        return dict(step=new_step_counter(),
+        return dict(step=new_step_counter(theta, group),
                     mu_product=torch.tensor(1.0, dtype=scalar_dtype()),
                     exp_avg=zeros(theta),
                     exp_avg_sq=zeros(theta))

@@ -39,6 +39,10 @@ DOC_DISCREPANCIES = []
 
 
 class RAdam(PseudocodeOptimizer):
+    old_checkpoint_group_defaults = dict(foreach=None, maximize=False, differentiable=False, decoupled_weight_decay=False,
+                                         capturable=False)
+    scalar_state = ("step",)
+
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0,
                  decoupled_weight_decay=False, *, foreach=None, maximize=False, capturable=False,
                  differentiable=False):
@@ -49,7 +53,7 @@ class RAdam(PseudocodeOptimizer):
                          dict(foreach=foreach, capturable=capturable, differentiable=differentiable))
 
     def init_state(self, theta, group):
-        return dict(step=new_step_counter(),
+        return dict(step=new_step_counter(theta, group),
                     exp_avg=zeros(theta),
                     exp_avg_sq=zeros(theta))
 

@@ -37,6 +37,10 @@ DOC_DISCREPANCIES = [
 
 
 class RMSprop(PseudocodeOptimizer):
+    old_checkpoint_group_defaults = dict(momentum=0, centered=False, foreach=None, maximize=False, differentiable=False,
+                                          capturable=False)
+    scalar_state = ("step",)
+
     def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0, momentum=0, centered=False,
                  capturable=False, foreach=None, maximize=False, differentiable=False):
         check_range(lr, "Invalid learning rate: {}", low=0.0)
@@ -47,10 +51,10 @@ class RMSprop(PseudocodeOptimizer):
         defaults = dict(lr=lr, momentum=momentum, alpha=alpha, eps=eps, centered=centered,
                         weight_decay=weight_decay, maximize=maximize)
         super().__init__(params, defaults, dict(capturable=capturable, foreach=foreach,
-                                                differentiable=differentiable))
+                                                 differentiable=differentiable))
 
     def init_state(self, theta, group):
-        state = dict(step=new_step_counter(),
+        state = dict(step=new_step_counter(theta, group),
                      square_avg=zeros(theta))
         if not is_zero(group["momentum"]):
             state["momentum_buffer"] = zeros(theta)

@@ -39,6 +39,9 @@ DOC_DISCREPANCIES = [
 
 
 class Rprop(PseudocodeOptimizer):
+    old_checkpoint_group_defaults = dict(foreach=None, maximize=False, differentiable=False, capturable=False)
+    scalar_state = ("step",)
+
     def __init__(self, params, lr=1e-2, etas=(0.5, 1.2), step_sizes=(1e-6, 50), *, capturable=False,
                  foreach=None, maximize=False, differentiable=False):
         check_range(lr, "Invalid learning rate: {}", low=0.0)
@@ -48,12 +51,12 @@ class Rprop(PseudocodeOptimizer):
         check_range(etas[1], eta_message, low=1.0, low_inclusive=False)
         defaults = dict(lr=lr, etas=etas, step_sizes=step_sizes, maximize=maximize)
         super().__init__(params, defaults, dict(foreach=foreach, capturable=capturable,
-                                                differentiable=differentiable))
+                                                 differentiable=differentiable))
 
     def init_state(self, theta, group):
         η = torch.empty_like(theta, memory_format=torch.preserve_format)
         real_view(η)[...] = group["lr"]                 # η_0 ← lr (real and imaginary parts alike)
-        return dict(step=new_step_counter(),
+        return dict(step=new_step_counter(theta, group),
                     prev=zeros(theta),
                     step_size=η)
 
