@@ -16,6 +16,7 @@ defaults (torch's own).
 from __future__ import annotations
 
 import copy
+import math
 import re
 import warnings
 
@@ -117,7 +118,7 @@ def numbers_reference_kwargs(dtype, kwargs):
 def assert_same(ours_value, theirs_value, where):
     if isinstance(theirs_value, torch.Tensor):
         assert isinstance(ours_value, torch.Tensor), f"{where}: {ours_value!r} is not a tensor"
-        torch.testing.assert_close(ours_value, theirs_value, msg=lambda m: f"{where}: {m}")
+        torch.testing.assert_close(ours_value, theirs_value, equal_nan=True, msg=lambda m: f"{where}: {m}")
     elif isinstance(theirs_value, dict):
         assert set(ours_value) == set(theirs_value), f"{where}: keys {set(ours_value)} != {set(theirs_value)}"
         for key in theirs_value:
@@ -127,6 +128,8 @@ def assert_same(ours_value, theirs_value, where):
             f"{where}: {ours_value!r} != {theirs_value!r}"
         for i, (a, b) in enumerate(zip(ours_value, theirs_value)):
             assert_same(a, b, f"{where}[{i}]")
+    elif isinstance(theirs_value, float) and math.isnan(theirs_value):
+        assert isinstance(ours_value, float) and math.isnan(ours_value), f"{where}: {ours_value!r} != nan"
     else:
         assert ours_value == theirs_value, f"{where}: {ours_value!r} != {theirs_value!r}"
 
