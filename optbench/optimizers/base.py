@@ -14,6 +14,8 @@ does; the maths helpers below (`add_scaled_`, `add_scaled`, `add_product_`, `add
 
 from __future__ import annotations
 
+import sys
+
 import torch
 
 # Implementation switches torch.optim accepts. They choose *how* torch computes an update
@@ -183,6 +185,13 @@ class PseudocodeOptimizer(torch.optim.Optimizer):
     scalar_state_on_param_device = False
     # fused=True with a sparse gradient: torch's message (None: the algorithm has no fused kernel)
     fused_sparse_error: str | None = None
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        # help(Adam) shows the pseudocode: an algorithm's class documents itself with its module's
+        # docstring, where the pseudocode lives beside the code that implements it line by line
+        if "__doc__" not in cls.__dict__ or cls.__doc__ is None:
+            cls.__doc__ = sys.modules[cls.__module__].__doc__
 
     def __init__(self, params, defaults: dict, switches: dict | None = None):
         defaults = dict(defaults)
