@@ -24,10 +24,10 @@ import pytest
 import torch
 
 pytest.importorskip("expecttest")   # torch's testing internals import it (the `test` extra)
-from torch.testing._internal.common_optimizers import (  # noqa: E402
+from torch.testing._internal.common_optimizers import (
     OptimizerErrorEnum, _get_optim_inputs_including_global_cliquey_kwargs, optim_db)
 
-import optbench.optimizers as ours  # noqa: E402
+import optbench.optimizers as ours
 
 STEPS = 4
 DTYPES = (torch.float32, torch.float64, torch.complex64, torch.float16, torch.bfloat16)
@@ -140,7 +140,7 @@ def outcome(action):
         warnings.simplefilter("always")
         try:
             result, error = action(), None
-        except Exception as exc:  # noqa: BLE001 -- compared with torch's, type and message
+        except Exception as exc:  # compared with torch's: type and message
             result, error = None, exc
     messages = sorted({str(w.message) for w in caught})
     # autograd names the tensor it refuses to change in place: ours updates a complex parameter

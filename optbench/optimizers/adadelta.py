@@ -21,7 +21,7 @@ Tensor hyperparameters: lr, rho, eps, weight_decay.
 
 
 from .base import (PseudocodeOptimizer, add_product_, add_scaled, add_scaled_, check_range, is_zero,
-                   new_step_counter, zeros)
+                   kept, new_step_counter, zeros)
 
 DOC_DISCREPANCIES = [
     "Adadelta: the documented pseudocode has no maximize line; torch's code negates g_t "
@@ -57,6 +57,6 @@ class Adadelta(PseudocodeOptimizer):
         if not is_zero(λ):
             g = add_scaled(g, theta, λ)                 # g_t ← g_t + λ θ_{t-1}
         add_product_(v.mul_(ρ), g, g, 1 - ρ)            # v_t ← v_{t-1} ρ + g_t² (1 - ρ)
-        Δx = (u + ε).sqrt_().div_((v + ε).sqrt_()).mul_(g)  # Δx_t ← √(u_{t-1}+ε) / √(v_t+ε) · g_t
+        Δx = kept(kept((u + ε).sqrt_()).div_((v + ε).sqrt_())).mul_(g)  # Δx_t ← √(u_{t-1}+ε) / √(v_t+ε) · g_t
         add_product_(u.mul_(ρ), Δx, Δx, 1 - ρ)          # u_t ← u_{t-1} ρ + Δx_t² (1 - ρ)
         add_scaled_(theta, Δx, -γ)                      # θ_t ← θ_{t-1} - γ Δx_t

@@ -28,7 +28,8 @@ Tensor hyperparameters: lr, lr_decay, weight_decay, eps.
 
 import torch
 
-from .base import PseudocodeOptimizer, add_quotient_, add_scaled, check_range, is_zero, new_step_counter
+from .base import (PseudocodeOptimizer, add_quotient_, add_scaled, check_range, is_zero, kept,
+                   new_step_counter)
 
 DOC_DISCREPANCIES = [
     "Adagrad: the documented pseudocode has no maximize line; torch's code negates g_t "
@@ -83,5 +84,5 @@ class Adagrad(PseudocodeOptimizer):
             g = g.to_dense()                            # omitted entries: g_t = 0, nothing changes
         γ_tilde = γ / (1 + (t - 1) * η)                 # γ̃ ← γ / (1 + (t - 1) η)
         state_sum.addcmul_(g, g)                        # state_sum_t ← state_sum_{t-1} + g_t²
-        denominator = state_sum.sqrt().add_(ε)          # √state_sum_t + ε
+        denominator = kept(state_sum.sqrt()).add_(ε)    # √state_sum_t + ε
         add_quotient_(theta, g, denominator, -γ_tilde)  # θ_t ← θ_{t-1} - γ̃ g_t / (√state_sum_t + ε)

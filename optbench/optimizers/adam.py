@@ -29,8 +29,8 @@ Tensor hyperparameters: lr, betas, eps, weight_decay.
 
 import torch
 
-from .base import (PseudocodeOptimizer, add_product_, add_quotient_, check_range, lerp_, maximum_,
-                   new_step_counter, weight_decayed, zeros)
+from .base import (PseudocodeOptimizer, add_product_, add_quotient_, check_range, kept, lerp_,
+                   maximum_, new_step_counter, weight_decayed, zeros)
 
 DOC_DISCREPANCIES = [
     "Adam: the documented pseudocode has no decoupled_weight_decay line; torch's code then shrinks "
@@ -83,7 +83,7 @@ class Adam(PseudocodeOptimizer):
             v = v_max                                   # (v̂_t below is then v_t^max / (1 - β2^t))
         # The bias corrections are numbers: m̂_t ← m_t / (1 - β1^t) is folded into the step size and
         # v̂_t ← v_t / (1 - β2^t) into the denominator, as torch does, so no m̂_t or v̂_t is stored.
-        denominator = v.sqrt().div_((1 - β2 ** t) ** 0.5).add_(ε)   # √v̂_t + ε
+        denominator = kept(v.sqrt()).div_((1 - β2 ** t) ** 0.5).add_(ε)   # √v̂_t + ε
         add_quotient_(theta, m, denominator, -γ / (1 - β1 ** t))    # θ_t ← θ_{t-1} - γ m̂_t / (√v̂_t + ε)
 
 

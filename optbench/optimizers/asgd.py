@@ -49,12 +49,14 @@ class ASGD(PseudocodeOptimizer):
     def init_state(self, theta, group):
         # torch keeps these three on the parameter's device even when not capturable
         return dict(step=new_step_counter(theta, group).to(theta.device),
-                    eta=torch.as_tensor(group["lr"], dtype=scalar_dtype(), device=theta.device).clone(),
+                    eta=torch.as_tensor(group["lr"], dtype=scalar_dtype(), device=theta.device).detach().clone(),
                     mu=torch.ones((), dtype=scalar_dtype(), device=theta.device),
                     ax=zeros(theta))
 
     def update(self, theta, g, state, group):
         γ, λ, α, t0, wd = group["lr"], group["lambd"], group["alpha"], group["t0"], group["weight_decay"]
+        if isinstance(γ, torch.Tensor):
+            γ = γ.detach()                              # torch reads lr as a number here: no gradient to it
         ax = state["ax"]
         state["step"] += 1
         t = state["step"].item()

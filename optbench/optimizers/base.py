@@ -285,6 +285,10 @@ class PseudocodeOptimizer(torch.optim.Optimizer):
         stored = state is not None
         if not stored:
             state = {}
+        if torch.is_grad_enabled():
+            # differentiable=True: autograd keeps tensors that this step reads, so the step works on
+            # copies of the state and later steps cannot change what it kept (torch clones likewise)
+            state.update({key: value.clone() for key, value in state.items() if isinstance(value, torch.Tensor)})
         if p.is_complex():
             if not self.supports_complex:
                 raise RuntimeError(f"{type(self).__name__} does not support complex parameters")
@@ -340,6 +344,12 @@ def check_fused_supported(p: torch.Tensor) -> None:
     if not (p.device.type in devices and torch.is_floating_point(p)):
         raise RuntimeError("`fused=True` requires all the params to be floating point Tensors of "
                            f"supported devices: {devices} but {p.dtype} and {p.device.type}")
+
+
+def kept(x: torch.Tensor) -> torch.Tensor:
+    """x, or a copy of it when autograd records (differentiable=True) and may keep x for the backward
+    pass (√v keeps its result): the in-place line that follows then changes the copy, same numbers."""
+    return x.clone() if torch.is_grad_enabled() and x.requires_grad else x
 
 
 def maximum_(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

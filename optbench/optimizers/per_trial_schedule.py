@@ -22,7 +22,7 @@ scalar hyperparameters; `make_scheduler` is called once per stand-in. Schedulers
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 

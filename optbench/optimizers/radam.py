@@ -32,7 +32,7 @@ tensor, so β2 must be the same number in every trial.
 
 
 from .adam import check_adam_arguments
-from .base import (PseudocodeOptimizer, add_product_, add_quotient_, add_scaled_, lerp_,
+from .base import (PseudocodeOptimizer, add_product_, add_quotient_, add_scaled_, kept, lerp_,
                    new_step_counter, weight_decayed, zeros)
 
 DOC_DISCREPANCIES = []
@@ -76,7 +76,7 @@ class RAdam(PseudocodeOptimizer):
             # r_t ← √((ρ_t - 4)(ρ_t - 2)ρ_∞ / ((ρ_∞ - 4)(ρ_∞ - 2)ρ_t))
             r_t = ((ρ_t - 4) * (ρ_t - 2) * ρ_inf / ((ρ_inf - 4) * (ρ_inf - 2) * ρ_t)) ** 0.5
             # l_t ← √(1 - β2^t) / (√v_t + ε): its numerator is a number, folded into the step size
-            denominator = v.sqrt().add_(ε)              # √v_t + ε
+            denominator = kept(v.sqrt()).add_(ε)        # √v_t + ε
             # θ_t ← θ_t - γ m̂_t r_t l_t
             add_quotient_(theta, m, denominator, -γ * r_t * (1 - β2 ** t) ** 0.5 / bias_correction1)
         else:

@@ -27,8 +27,8 @@ Tensor hyperparameters: lr, alpha, eps, weight_decay, momentum.
 """
 
 
-from .base import (PseudocodeOptimizer, add_product_, add_quotient_, add_scaled, add_scaled_, check_range,
-                   is_zero, lerp_, new_step_counter, zeros)
+from .base import (PseudocodeOptimizer, add_product_, add_quotient_, add_scaled, add_scaled_,
+                   check_range, is_zero, kept, lerp_, new_step_counter, zeros)
 
 DOC_DISCREPANCIES = [
     "RMSprop: the documented pseudocode has no maximize line; torch's code negates g_t "
@@ -76,9 +76,9 @@ class RMSprop(PseudocodeOptimizer):
             g_ave = state["grad_avg"]
             lerp_(g_ave, g, 1 - α)                      # g^ave_t ← α g^ave_{t-1} + (1 - α) g_t
             v_tilde = v.addcmul(g_ave, g_ave, value=-1)  # ṽ_t ← v_t - (g^ave_t)²
-            denominator = v_tilde.sqrt_().add_(ε)       # √ṽ_t + ε
+            denominator = kept(v_tilde.sqrt_()).add_(ε) # √ṽ_t + ε
         else:
-            denominator = v.sqrt().add_(ε)              # √ṽ_t + ε, with ṽ_t ← v_t
+            denominator = kept(v.sqrt()).add_(ε)        # √ṽ_t + ε, with ṽ_t ← v_t
         if not is_zero(μ):
             b = state["momentum_buffer"]
             add_quotient_(b.mul_(μ), g, denominator)    # b_t ← μ b_{t-1} + g_t / (√ṽ_t + ε)

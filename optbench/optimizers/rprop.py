@@ -66,7 +66,8 @@ class Rprop(PseudocodeOptimizer):
         state["step"] += 1
         if group["maximize"]:
             g = -g                                      # g_t ← -∇f_t(θ_{t-1})
-        s = g.mul(g_prev).sign_()                       # sign(g_prev g_t), coordinate by coordinate
+        with torch.no_grad():                           # sign() has derivative 0: nothing for autograd
+            s = g.mul(g_prev).sign_()                   # sign(g_prev g_t), coordinate by coordinate
         shrink = s < 0
         # η_t ← η_{t-1}·η+ where g_prev g_t > 0, η_{t-1}·η- where < 0, η_{t-1} where = 0, then
         # clamped. A 0-d one, not a bare 1: where() of two Python numbers would make float32 factors.
