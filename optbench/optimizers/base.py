@@ -273,6 +273,7 @@ class PseudocodeOptimizer(torch.optim.Optimizer):
 
     def step_group(self, group: dict) -> None:
         """One parameter at a time, as the pseudocode reads (the fast path overrides this)."""
+        group = with_scalar_tensors_squeezed(group)
         for p in group["params"]:
             if p.grad is None:
                 continue
@@ -346,6 +347,17 @@ def check_fused_supported(p: torch.Tensor) -> None:
                            f"supported devices: {devices} but {p.dtype} and {p.device.type}")
 
 
+def with_scalar_tensors_squeezed(group: dict) -> dict:
+    """The group as update() reads it: a one-element tensor hyperparameter of any shape (lr
+    `[[1e-3]]`) as a 0-d tensor, which broadcasts against every parameter, as torch's `_to_scalar`
+    makes it. The group itself, and so state_dict(), keeps the tensor as given."""
+    def squeezed(value):
+        if isinstance(value, tuple):
+            return tuple(squeezed(v) for v in value)
+        return value.reshape(()) if isinstance(value, torch.Tensor) and value.numel() == 1 else value
+    return {key: value if key == "params" else squeezed(value) for key, value in group.items()}
+
+
 def kept(x: torch.Tensor) -> torch.Tensor:
     """x, or a copy of it when autograd records (differentiable=True) and may keep x for the backward
     pass (√v keeps its result): the in-place line that follows then changes the copy, same numbers."""
@@ -356,5 +368,5 @@ def maximum_(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """x ← max(x, y), in place; through copy_ when autograd records (out= is not differentiable),
     as torch's differentiable path does."""
     if torch.is_grad_enabled():
-        return x.copy_(torch.maximum(x, y))
+        return x.copy_(torch.maximum(x.clone(), y))   # maximum keeps its inputs: not x itself
     return torch.maximum(x, y, out=x)

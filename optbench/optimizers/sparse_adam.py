@@ -69,7 +69,7 @@ class SparseAdam(PseudocodeOptimizer):
         m, v = state["exp_avg"], state["exp_avg_sq"]
         state["step"] += 1
         t = state["step"]
-        if group["maximize"]:
+        if group.get("maximize", False):                # (older checkpoints lack the key; torch reads it so)
             g = -g                                      # g_t ← -∇f_t(θ_{t-1})
         g = g.coalesce()                                # one value per index: the update is not linear
         S = tuple(g.indices())                          # S ← the indices present in g_t
