@@ -20,7 +20,10 @@ import torch
 
 # Implementation switches torch.optim accepts. They choose *how* torch computes an update
 # (for-loop, foreach, fused kernels, CUDA-graph capture, autograd through the step), never
-# *what* it computes, so ours accepts and records them and always runs the readable path.
+# *what* it computes, so ours records them and always runs the readable path, with the effects a
+# user can see: differentiable=True steps with autograd on; fused=True refuses what torch's fused
+# kernels refuse and keeps `step` in float32 on the parameter's device. In float16/bfloat16 torch's
+# fused kernels round once per line from float32; ours rounds as torch's for-loop path does.
 IMPLEMENTATION_SWITCHES = ("foreach", "fused", "capturable", "differentiable")
 
 
