@@ -142,7 +142,10 @@ def outcome(action):
             result, error = action(), None
         except Exception as exc:  # compared with torch's: type and message
             result, error = None, exc
-    messages = sorted({str(w.message) for w in caught})
+    # torch's sparse Adagrad builds sparse tensors internally, and torch warns (once per process)
+    # that it skips their invariant checks: a note on torch's implementation, not on the optimizer
+    messages = sorted({str(w.message) for w in caught
+                       if not str(w.message).startswith("Sparse invariant checks are implicitly disabled")})
     # autograd names the tensor it refuses to change in place: ours updates a complex parameter
     # through its real view wherever torch does, and sometimes where torch changes it directly
     message = error and str(error).replace("a view of a leaf Variable", "a leaf Variable")
@@ -168,7 +171,7 @@ def test_config_matches_torch(info, dtype, sparse, kwargs):
     for step in range(STEPS):
         theirs = outcome(lambda: run_step(torch_optimizer, params_theirs, step, sparse, info))
         mine = outcome(lambda: run_step(our_optimizer, params_ours, step, sparse, info))
-        assert mine[1:3] == theirs[1:3], f"step {step}: outcome differs"
+        assert mine[1:] == theirs[1:], f"step {step}: outcome (exception, warnings) differs"
         if theirs[1] is not None:
             return
         assert_same(mine[0], theirs[0], f"step {step}: step()'s return value")
