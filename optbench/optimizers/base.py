@@ -9,7 +9,19 @@ Hyperparameters may be Python numbers or tensors that broadcast against the para
 (`lr` of shape `[trials, 1]` for a `[trials, 2]` parameter). Update lines run in place, one kernel
 each and without full-size temporaries where the pseudocode allows, as torch's own for-loop path
 does; the maths helpers below (`add_scaled_`, `add_scaled`, `add_product_`, `add_quotient_`, `lerp_`,
-`as_number`) make that work for both kinds. `check_range` validates either kind.
+`as_number`) make that work for both kinds. `check_range` validates either kind. A one-element
+tensor of any shape reads as a number, as in torch; a larger one that cannot broadcast against a
+parameter of its group is refused when the group is added (ValueError naming both shapes).
+
+Around the maths, what torch.optim does that a user can see, one mechanism for every algorithm
+(parametrized by class attributes, each taken from the algorithm's torch source):
+- loading an older or another class's checkpoint (`__setstate__`, run by `load_state_dict`): missing
+  param-group keys get torch's defaults, a `step` saved as a number becomes a tensor, AdamW stays
+  decoupled;
+- differentiable=True: the step runs with autograd on, on copies of the state, so gradients flow
+  through it as through torch's;
+- fused=True: torch's refusals (meta, complex or integer tensors, sparse gradients) and its float32
+  `step` on the parameter's device.
 """
 
 from __future__ import annotations
