@@ -271,6 +271,23 @@ def test_fused_with_differentiable_or_foreach_refused_as_torch(name):
         assert outcome(lambda: algorithm.ours(make_params(algorithm), fused=True, **{other: True})) == expected
 
 
+CAPTURABLE = [name for name in NAMES if takes(ALGORITHMS[name].theirs, "capturable")]
+
+
+@pytest.mark.parametrize("name", CAPTURABLE)
+def test_capturable_on_the_cpu_refused_as_torch(name):
+    """capturable=True is for CUDA-graph capture: torch's for-loop path refuses CPU tensors at step()."""
+    algorithm = ALGORITHMS[name]
+
+    def attempt(cls):
+        params = make_params(algorithm)
+        train(cls(params, **algorithm.test_hparams, capturable=True), params, algorithm, 1)
+
+    expected = outcome(lambda: attempt(algorithm.theirs))
+    assert expected is not None and expected[0] is AssertionError
+    assert outcome(lambda: attempt(algorithm.ours)) == expected
+
+
 # ---- tensor hyperparameters ---------------------------------------------------------------------
 
 @pytest.mark.parametrize("name", NAMES)

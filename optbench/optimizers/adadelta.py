@@ -32,6 +32,8 @@ DOC_DISCREPANCIES = [
 class Adadelta(PseudocodeOptimizer):
     old_checkpoint_group_defaults = dict(foreach=None, maximize=False, differentiable=False, capturable=False)
     scalar_state = ("step",)
+    capturable_checks = "params and state_steps"
+    capturable_on_xla = False
 
     def __init__(self, params, lr=1.0, rho=0.9, eps=1e-6, weight_decay=0, foreach=None,
                  *, capturable=False, maximize=False, differentiable=False):

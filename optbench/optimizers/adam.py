@@ -39,9 +39,10 @@ DOC_DISCREPANCIES = [
 
 
 class Adam(PseudocodeOptimizer):
-    old_checkpoint_group_defaults = dict(amsgrad=False, maximize=False, foreach=None, capturable=False, differentiable=False,
-                                         decoupled_weight_decay=False, fused=None)
+    old_checkpoint_group_defaults = dict(amsgrad=False, maximize=False, foreach=None, capturable=False,
+                                         differentiable=False, decoupled_weight_decay=False, fused=None)
     scalar_state = ("step",)
+    capturable_checks = "params and state_steps"
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, amsgrad=False,
                  *, foreach=None, maximize=False, capturable=False, differentiable=False, fused=None,

@@ -31,6 +31,7 @@ DOC_DISCREPANCIES = [
 class Adamax(PseudocodeOptimizer):
     old_checkpoint_group_defaults = dict(foreach=None, maximize=False, differentiable=False, capturable=False)
     scalar_state = ("step",)
+    capturable_checks = "params and state_steps"
 
     def __init__(self, params, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, foreach=None,
                  *, maximize=False, differentiable=False, capturable=False):

@@ -36,6 +36,7 @@ class ASGD(PseudocodeOptimizer):
     old_checkpoint_group_defaults = dict(foreach=None, maximize=False, differentiable=False, capturable=False)
     scalar_state = ("step", "eta", "mu")
     scalar_state_on_param_device = True
+    capturable_checks = "params, mus, etas, and state_steps"
 
     def __init__(self, params, lr=1e-2, lambd=1e-4, alpha=0.75, t0=1e6, weight_decay=0, foreach=None,
                  maximize=False, differentiable=False, capturable=False):

@@ -200,6 +200,10 @@ class PseudocodeOptimizer(torch.optim.Optimizer):
     scalar_state_on_param_device = False
     # fused=True with a sparse gradient: torch's message (None: the algorithm has no fused kernel)
     fused_sparse_error: str | None = None
+    # capturable=True: what torch's check names (None: no capturable argument), and whether its list
+    # of devices for CUDA-graph capture includes XLA
+    capturable_checks: str | None = None
+    capturable_on_xla = True
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -260,6 +264,15 @@ class PseudocodeOptimizer(torch.optim.Optimizer):
     def update(self, theta: torch.Tensor, g: torch.Tensor, state: dict, group: dict) -> None:
         raise NotImplementedError
 
+    def check_capturable(self, p: torch.Tensor, state: dict) -> None:
+        """torch's check before a capturable step: the parameter and its step counter on one device
+        that supports CUDA-graph capture (not the CPU). Raises AssertionError with torch's message."""
+        devices = ["cuda", "xpu", "hpu", torch._C._get_privateuse1_backend_name()]
+        devices += ["xla"] if self.capturable_on_xla else []
+        if not (p.device.type == state["step"].device.type and p.device.type in devices):
+            raise AssertionError(f"If capturable=True, {self.capturable_checks} must be on supported "
+                                 f"devices: {devices}.")
+
     def prepare_group(self, group: dict) -> None:
         """Hook run once per group per step before its parameters (e.g. group-wide checks)."""
         if group.get("fused"):
@@ -305,13 +318,15 @@ class PseudocodeOptimizer(torch.optim.Optimizer):
             # differentiable=True: autograd keeps tensors that this step reads, so the step works on
             # copies of the state and later steps cannot change what it kept (torch clones likewise)
             state.update({key: value.clone() for key, value in state.items() if isinstance(value, torch.Tensor)})
+        if p.is_complex() and not self.supports_complex:
+            raise RuntimeError(f"{type(self).__name__} does not support complex parameters")
+        if not state:
+            state.update(self.new_state(p, group))
+        if group.get("capturable") and self.capturable_checks:
+            self.check_capturable(p, state)
         if p.is_complex():
-            if not self.supports_complex:
-                raise RuntimeError(f"{type(self).__name__} does not support complex parameters")
             self._step_complex(p, state, group)
         else:
-            if not state:
-                state.update(self.new_state(p, group))
             self.update(p, p.grad, state, group)
         # stateless (e.g. SGD without momentum) keeps no entry, so state_dict is torch's
         if state and not stored:
@@ -322,8 +337,6 @@ class PseudocodeOptimizer(torch.optim.Optimizer):
     def _step_complex(self, p: torch.Tensor, state: dict, group: dict) -> None:
         # torch.optim treats a complex number as a pair of reals (view_as_real); so do we.
         # States shaped like p are viewed too; a state the update replaces is stored back as complex.
-        if len(state) == 0:
-            state.update(self.new_state(p, group))
         viewed = {key: real_view(value) if _shaped_like(value, p) else value
                   for key, value in state.items()}
         before = dict(viewed)

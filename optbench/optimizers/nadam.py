@@ -40,6 +40,7 @@ class NAdam(PseudocodeOptimizer):
     old_checkpoint_group_defaults = dict(maximize=False, foreach=None, capturable=False, differentiable=False,
                                          decoupled_weight_decay=False)
     scalar_state = ("step", "mu_product")
+    capturable_checks = "params, mu_products and state_steps"
 
     def __init__(self, params, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, momentum_decay=4e-3,
                  decoupled_weight_decay=False, *, foreach=None, maximize=False, capturable=False,

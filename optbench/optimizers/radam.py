@@ -42,6 +42,7 @@ class RAdam(PseudocodeOptimizer):
     old_checkpoint_group_defaults = dict(foreach=None, maximize=False, differentiable=False, decoupled_weight_decay=False,
                                          capturable=False)
     scalar_state = ("step",)
+    capturable_checks = "params and state_steps"
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0,
                  decoupled_weight_decay=False, *, foreach=None, maximize=False, capturable=False,

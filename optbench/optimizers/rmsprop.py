@@ -40,6 +40,7 @@ class RMSprop(PseudocodeOptimizer):
     old_checkpoint_group_defaults = dict(momentum=0, centered=False, foreach=None, maximize=False, differentiable=False,
                                           capturable=False)
     scalar_state = ("step",)
+    capturable_checks = "params and state_steps"
 
     def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0, momentum=0, centered=False,
                  capturable=False, foreach=None, maximize=False, differentiable=False):

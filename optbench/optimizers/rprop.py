@@ -41,6 +41,7 @@ DOC_DISCREPANCIES = [
 class Rprop(PseudocodeOptimizer):
     old_checkpoint_group_defaults = dict(foreach=None, maximize=False, differentiable=False, capturable=False)
     scalar_state = ("step",)
+    capturable_checks = "params and state_steps"
 
     def __init__(self, params, lr=1e-2, etas=(0.5, 1.2), step_sizes=(1e-6, 50), *, capturable=False,
                  foreach=None, maximize=False, differentiable=False):
