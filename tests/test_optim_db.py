@@ -34,7 +34,8 @@ DTYPES = (torch.float32, torch.float64, torch.complex64, torch.float16, torch.bf
 
 
 def configs():
-    """(OptimizerInfo, dtype, sparse gradients?, OptimizerInput) for every config torch tests on CPU."""
+    """(OptimizerInfo, dtype, sparse gradients?, kwargs) for every config torch tests on the CPU, and
+    in float32/float64 its CUDA-only ones."""
     cases = []
     for info in optim_db:
         for dtype in DTYPES:
@@ -51,6 +52,15 @@ def configs():
                         kwargs = {**kwargs, **info.metadata_for_sparse[0]}
                     cases.append(pytest.param(info, dtype, sparse, kwargs, id=_case_id(
                         info, dtype, sparse, config.desc)))
+                if sparse or dtype not in (torch.float32, torch.float64):
+                    continue
+                # torch tests more configs on CUDA (tensor lr and betas of odd shapes...); they run on
+                # the CPU too once `capturable`, a CUDA-graph switch, is dropped
+                for config in info.optim_inputs_func("cuda", dtype):
+                    if config.desc not in base:
+                        kwargs = {k: v for k, v in config.kwargs.items() if k != "capturable"}
+                        cases.append(pytest.param(info, dtype, sparse, kwargs, id=_case_id(
+                            info, dtype, sparse, f"{config.desc} (CUDA config, capturable dropped)")))
     return cases
 
 

@@ -54,7 +54,9 @@ class Adam(PseudocodeOptimizer):
         for i, beta in enumerate(betas):
             if isinstance(beta, torch.Tensor) and foreach and not capturable:
                 raise ValueError(f"betas[{i}] as a Tensor is not supported for capturable=False and foreach=True")
-        defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
+        # one-element tensor betas are stored 0-d, as torch stores them (its `_to_scalar`)
+        betas = tuple(β.reshape(()) if isinstance(β, torch.Tensor) and β.numel() == 1 else β for β in betas)
+        defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
                         maximize=maximize, decoupled_weight_decay=decoupled_weight_decay)
         super().__init__(params, defaults, dict(foreach=foreach, capturable=capturable,
                                                  differentiable=differentiable, fused=fused))
