@@ -25,7 +25,10 @@ import torch
 
 pytest.importorskip("expecttest")   # torch's testing internals import it (the `test` extra)
 from torch.testing._internal.common_optimizers import (
-    OptimizerErrorEnum, _get_optim_inputs_including_global_cliquey_kwargs, optim_db)
+    OptimizerErrorEnum,
+    _get_optim_inputs_including_global_cliquey_kwargs,
+    optim_db,
+)
 
 import optbench.optimizers as ours
 

@@ -27,6 +27,7 @@ Around the maths, what torch.optim does that a user can see, one mechanism for e
 from __future__ import annotations
 
 import sys
+from typing import ClassVar
 
 import torch
 
@@ -192,8 +193,8 @@ class PseudocodeOptimizer(torch.optim.Optimizer):
     supports_complex = True
     # torch's __setstate__ (run by load_state_dict and unpickling): param-group keys that older
     # checkpoints lack, filled with these values; and values a class always sets (AdamW's decay).
-    old_checkpoint_group_defaults: dict = {}
-    checkpoint_group_values: dict = {}
+    old_checkpoint_group_defaults: ClassVar[dict] = {}
+    checkpoint_group_values: ClassVar[dict] = {}
     # per-parameter state that an older checkpoint may hold as a Python number: torch makes a
     # 0-d tensor of it (dtype and device as a new step counter; ASGD's on the parameter's device)
     scalar_state: tuple = ()
