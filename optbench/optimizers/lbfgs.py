@@ -42,7 +42,7 @@ One step (torch.optim.LBFGS.step)::
 Two-loop recursion (Nocedal & Wright, Algorithm 7.4), the memory holding i = k-m, ..., k-1::
 
     q ← ∇f_k                        torch: q ← -g  (the recursion is linear in q,
-                                            so r comes out as d = -H_k ∇f_k directly)
+                                           so r comes out as d = -H_k ∇f_k directly)
     for i = k-1, k-2, ..., k-m do
         α_i ← ρ_i s_iᵀ q
         q ← q - α_i y_i
