@@ -43,7 +43,7 @@ class Adadelta(PseudocodeOptimizer):
         check_range(weight_decay, "Invalid weight_decay value: {}", low=0.0)
         defaults = dict(lr=lr, rho=rho, eps=eps, weight_decay=weight_decay, maximize=maximize)
         super().__init__(params, defaults, dict(capturable=capturable, foreach=foreach,
-                                                 differentiable=differentiable))
+                                                differentiable=differentiable))
 
     def init_state(self, theta, group):
         return dict(step=new_step_counter(theta, group),

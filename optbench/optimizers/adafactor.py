@@ -87,7 +87,7 @@ class Adafactor(PseudocodeOptimizer):
         G = -g if group["maximize"] else g              # G_t ← ∓∇f_t(θ_{t-1})
         state["step"] += 1
         t = state["step"].item()
-        one_minus_β2_hat = t ** τ                       # 1 - β̂2_t, with β̂2_t ← 1 - t^τ (kept as t^τ, as torch)
+        one_minus_β2_hat = t ** τ                       # 1 - β̂2_t, β̂2_t ← 1 - t^τ (t^τ itself, as torch)
         ρ = min(γ, 1 / t ** 0.5)                        # ρ_t ← min(γ, 1/√t)
         α = max(ε2, rms(theta)) * ρ                     # α_t ← max(ε2, RMS(θ_{t-1})) ρ_t
         if not is_zero(λ):

@@ -53,13 +53,14 @@ class Adam(PseudocodeOptimizer):
             raise ValueError("lr as a Tensor is not supported for capturable=False and foreach=True")
         for i, beta in enumerate(betas):
             if isinstance(beta, torch.Tensor) and foreach and not capturable:
-                raise ValueError(f"betas[{i}] as a Tensor is not supported for capturable=False and foreach=True")
+                raise ValueError(f"betas[{i}] as a Tensor is not supported for capturable=False and "
+                                 "foreach=True")
         # one-element tensor betas are stored 0-d, as torch stores them (its `_to_scalar`)
         betas = tuple(β.reshape(()) if isinstance(β, torch.Tensor) and β.numel() == 1 else β for β in betas)
         defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
                         maximize=maximize, decoupled_weight_decay=decoupled_weight_decay)
         super().__init__(params, defaults, dict(foreach=foreach, capturable=capturable,
-                                                 differentiable=differentiable, fused=fused))
+                                                differentiable=differentiable, fused=fused))
 
     def init_state(self, theta, group):
         state = dict(step=new_step_counter(theta, group),

@@ -38,7 +38,7 @@ class Adamax(PseudocodeOptimizer):
         check_adam_arguments(lr, betas, eps, weight_decay)
         defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, maximize=maximize)
         super().__init__(params, defaults, dict(foreach=foreach, differentiable=differentiable,
-                                                 capturable=capturable))
+                                                capturable=capturable))
 
     def init_state(self, theta, group):
         return dict(step=new_step_counter(theta, group),

@@ -45,12 +45,14 @@ class ASGD(PseudocodeOptimizer):
         defaults = dict(lr=lr, lambd=lambd, alpha=alpha, t0=t0, weight_decay=weight_decay,
                         maximize=maximize)
         super().__init__(params, defaults, dict(foreach=foreach, differentiable=differentiable,
-                                                 capturable=capturable))
+                                                capturable=capturable))
 
     def init_state(self, theta, group):
-        # torch keeps these three on the parameter's device even when not capturable
+        # torch keeps these three on the parameter's device even when not capturable; η_0 ← γ as a
+        # value (torch reads lr as a number here, so no gradient flows to it)
+        γ = group["lr"].detach() if torch.is_tensor(group["lr"]) else group["lr"]
         return dict(step=new_step_counter(theta, group).to(theta.device),
-                    eta=torch.as_tensor(group["lr"], dtype=scalar_dtype(), device=theta.device).detach().clone(),
+                    eta=torch.as_tensor(γ, dtype=scalar_dtype(), device=theta.device).clone(),
                     mu=torch.ones((), dtype=scalar_dtype(), device=theta.device),
                     ax=zeros(theta))
 

@@ -234,9 +234,10 @@ class PseudocodeOptimizer(torch.optim.Optimizer):
         super().add_param_group(param_group)
         group = self.param_groups[-1]
         for name, value in group.items():
-            for i, h in enumerate(value if isinstance(value, (tuple, list)) and name != "params" else (value,)):
+            several = isinstance(value, (tuple, list)) and name != "params"
+            for i, h in enumerate(value if several else (value,)):
                 if isinstance(h, torch.Tensor) and h.numel() > 1:
-                    label = f"{name}[{i}]" if isinstance(value, (tuple, list)) else name
+                    label = f"{name}[{i}]" if several else name
                     for p in group["params"]:
                         _check_broadcasts(label, h, p)
 
@@ -318,7 +319,7 @@ class PseudocodeOptimizer(torch.optim.Optimizer):
         if torch.is_grad_enabled():
             # differentiable=True: autograd keeps tensors that this step reads, so the step works on
             # copies of the state and later steps cannot change what it kept (torch clones likewise)
-            state.update({key: value.clone() for key, value in state.items() if isinstance(value, torch.Tensor)})
+            state.update({key: value.clone() for key, value in state.items() if torch.is_tensor(value)})
         if p.is_complex() and not self.supports_complex:
             raise RuntimeError(f"{type(self).__name__} does not support complex parameters")
         if not state:

@@ -32,15 +32,15 @@ tensor, so β2 must be the same number in every trial.
 
 
 from .adam import check_adam_arguments
-from .base import (PseudocodeOptimizer, add_product_, as_number, kept, lerp_, new_step_counter, weight_decayed,
-                   zeros)
+from .base import (PseudocodeOptimizer, add_product_, as_number, kept, lerp_, new_step_counter,
+                   weight_decayed, zeros)
 
 DOC_DISCREPANCIES = []
 
 
 class RAdam(PseudocodeOptimizer):
-    old_checkpoint_group_defaults = dict(foreach=None, maximize=False, differentiable=False, decoupled_weight_decay=False,
-                                         capturable=False)
+    old_checkpoint_group_defaults = dict(foreach=None, maximize=False, differentiable=False,
+                                         decoupled_weight_decay=False, capturable=False)
     scalar_state = ("step",)
     capturable_checks = "params and state_steps"
 

@@ -37,8 +37,8 @@ DOC_DISCREPANCIES = [
 
 
 class RMSprop(PseudocodeOptimizer):
-    old_checkpoint_group_defaults = dict(momentum=0, centered=False, foreach=None, maximize=False, differentiable=False,
-                                          capturable=False)
+    old_checkpoint_group_defaults = dict(momentum=0, centered=False, foreach=None, maximize=False,
+                                         differentiable=False, capturable=False)
     scalar_state = ("step",)
     capturable_checks = "params and state_steps"
 
@@ -52,7 +52,7 @@ class RMSprop(PseudocodeOptimizer):
         defaults = dict(lr=lr, momentum=momentum, alpha=alpha, eps=eps, centered=centered,
                         weight_decay=weight_decay, maximize=maximize)
         super().__init__(params, defaults, dict(capturable=capturable, foreach=foreach,
-                                                 differentiable=differentiable))
+                                                differentiable=differentiable))
 
     def init_state(self, theta, group):
         state = dict(step=new_step_counter(theta, group),

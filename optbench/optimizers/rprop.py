@@ -52,7 +52,7 @@ class Rprop(PseudocodeOptimizer):
         check_range(etas[1], eta_message, low=1.0, low_inclusive=False)
         defaults = dict(lr=lr, etas=etas, step_sizes=step_sizes, maximize=maximize)
         super().__init__(params, defaults, dict(foreach=foreach, capturable=capturable,
-                                                 differentiable=differentiable))
+                                                differentiable=differentiable))
 
     def init_state(self, theta, group):
         η = torch.empty_like(theta, memory_format=torch.preserve_format)
