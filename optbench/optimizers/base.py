@@ -19,7 +19,9 @@ Around the maths, what torch.optim does that a user can see, one mechanism for e
   param-group keys get torch's defaults, a `step` saved as a number becomes a tensor, AdamW stays
   decoupled;
 - differentiable=True: the step runs with autograd on, on copies of the state, so gradients flow
-  through it as through torch's;
+  through it as through torch's (one difference: where torch's kernels refuse an lr tensor that
+  requires grad, with a TypeError in RMSprop, Adagrad, Adadelta, Adamax and Rprop, ours gives its
+  gradient);
 - fused=True: torch's refusals (meta, complex or integer tensors, sparse gradients) and its float32
   `step` on the parameter's device.
 """
