@@ -7,10 +7,11 @@ its torch twin; `optbench verify` certifies that they compute the same numbers.
 import importlib
 
 from .fast_path import FAST_ALGORITHMS, fast
+from .per_trial_schedule import PerTrialSchedule
 from .registry import ALGORITHMS, PRESETS, Algorithm, get
 
 __all__ = [algorithm.class_name for algorithm in ALGORITHMS.values()] + \
-    ["ALGORITHMS", "PRESETS", "Algorithm", "get", "fast", "FAST_ALGORITHMS"]
+    ["ALGORITHMS", "PRESETS", "Algorithm", "get", "fast", "FAST_ALGORITHMS", "PerTrialSchedule"]
 _MODULE_OF = {algorithm.class_name: algorithm.module for algorithm in ALGORITHMS.values()}
 
 
@@ -19,3 +20,7 @@ def __getattr__(name):
     if name in _MODULE_OF:
         return getattr(importlib.import_module(f".{_MODULE_OF[name]}", __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

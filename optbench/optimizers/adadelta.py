@@ -21,7 +21,7 @@ Tensor hyperparameters: lr, rho, eps, weight_decay.
 
 
 from .base import (PseudocodeOptimizer, add_product_, add_scaled, add_scaled_, check_range, is_zero,
-                   new_step_counter, zeros)
+                   kept, new_step_counter, zeros)
 
 DOC_DISCREPANCIES = [
     "Adadelta: the documented pseudocode has no maximize line; torch's code negates g_t "
@@ -30,6 +30,11 @@ DOC_DISCREPANCIES = [
 
 
 class Adadelta(PseudocodeOptimizer):
+    old_checkpoint_group_defaults = dict(foreach=None, maximize=False, differentiable=False, capturable=False)
+    scalar_state = ("step",)
+    capturable_checks = "params and state_steps"
+    capturable_on_xla = False
+
     def __init__(self, params, lr=1.0, rho=0.9, eps=1e-6, weight_decay=0, foreach=None,
                  *, capturable=False, maximize=False, differentiable=False):
         check_range(lr, "Invalid learning rate: {}", low=0.0)
@@ -41,7 +46,7 @@ class Adadelta(PseudocodeOptimizer):
                                                 differentiable=differentiable))
 
     def init_state(self, theta, group):
-        return dict(step=new_step_counter(),
+        return dict(step=new_step_counter(theta, group),
                     square_avg=zeros(theta),
                     acc_delta=zeros(theta))
 
@@ -54,6 +59,6 @@ class Adadelta(PseudocodeOptimizer):
         if not is_zero(λ):
             g = add_scaled(g, theta, λ)                 # g_t ← g_t + λ θ_{t-1}
         add_product_(v.mul_(ρ), g, g, 1 - ρ)            # v_t ← v_{t-1} ρ + g_t² (1 - ρ)
-        Δx = (u + ε).sqrt_().div_((v + ε).sqrt_()).mul_(g)  # Δx_t ← √(u_{t-1}+ε) / √(v_t+ε) · g_t
+        Δx = kept(kept((u + ε).sqrt_()).div_((v + ε).sqrt_())).mul_(g)  # Δx_t ← √(u_{t-1}+ε) / √(v_t+ε) · g_t
         add_product_(u.mul_(ρ), Δx, Δx, 1 - ρ)          # u_t ← u_{t-1} ρ + Δx_t² (1 - ρ)
         add_scaled_(theta, Δx, -γ)                      # θ_t ← θ_{t-1} - γ Δx_t

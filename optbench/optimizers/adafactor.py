@@ -52,6 +52,8 @@ DOC_DISCREPANCIES = [
 
 class Adafactor(PseudocodeOptimizer):
     supports_complex = False   # torch: "Adafactor does not support complex parameters"
+    old_checkpoint_group_defaults = dict(foreach=None)
+    scalar_state = ("step",)
 
     def __init__(self, params, lr=1e-2, beta2_decay=-0.8, eps=(None, 1e-3), d=1.0, weight_decay=0.0,
                  *, foreach=None, maximize=False):
@@ -69,7 +71,7 @@ class Adafactor(PseudocodeOptimizer):
         super().__init__(params, defaults, dict(foreach=foreach))
 
     def init_state(self, theta, group):
-        state = dict(step=new_step_counter())
+        state = dict(step=new_step_counter(theta, group))
         if theta.dim() > 1:
             state["row_var"] = theta.new_zeros(theta.shape[:-1] + (1,))                  # R_0 ← 0
             state["col_var"] = theta.new_zeros(theta.shape[:-2] + (1, theta.shape[-1])) # C_0 ← 0
@@ -85,26 +87,27 @@ class Adafactor(PseudocodeOptimizer):
         G = -g if group["maximize"] else g              # G_t ← ∓∇f_t(θ_{t-1})
         state["step"] += 1
         t = state["step"].item()
-        β2_hat = 1 - t ** τ                             # β̂2_t ← 1 - t^τ
+        one_minus_β2_hat = t ** τ                       # 1 - β̂2_t, β̂2_t ← 1 - t^τ (t^τ itself, as torch)
         ρ = min(γ, 1 / t ** 0.5)                        # ρ_t ← min(γ, 1/√t)
         α = max(ε2, rms(theta)) * ρ                     # α_t ← max(ε2, RMS(θ_{t-1})) ρ_t
         if not is_zero(λ):
             theta.mul_(1 - γ * λ)                       # θ_t ← θ_{t-1} - γλθ_{t-1}
         if G.dim() > 1:
             R, C = state["row_var"], state["col_var"]
-            G2 = G * G                                      # G_t ⊙ G_t
-            row_mean = G2.mean(dim=-1, keepdim=True)        # (G_t ⊙ G_t) · 1_m / m
-            col_mean = G2.mean(dim=-2, keepdim=True)        # 1ᵀ_n · (G_t ⊙ G_t) / n
-            lerp_(R, row_mean, 1 - β2_hat)                  # R_t ← β̂2_t R_{t-1} + (1 - β̂2_t) row mean
-            lerp_(C, col_mean, 1 - β2_hat)                  # C_t ← β̂2_t C_{t-1} + (1 - β̂2_t) column mean
+            # the means of G_t ⊙ G_t along rows and columns, formed as torch does (squared norms / count)
+            row_mean = torch.norm(G, dim=-1, keepdim=True).square_().div_(G.size(-1))  # (G_t ⊙ G_t) · 1_m / m
+            lerp_(R, row_mean, one_minus_β2_hat)            # R_t ← β̂2_t R_{t-1} + (1 - β̂2_t) row mean
+            col_mean = torch.norm(G, dim=-2, keepdim=True).square_().div_(G.size(-2))  # 1ᵀ_n · (G_t ⊙ G_t) / n
+            lerp_(C, col_mean, one_minus_β2_hat)            # C_t ← β̂2_t C_{t-1} + (1 - β̂2_t) column mean
             R_mean = R.mean(dim=-2, keepdim=True)           # 1ᵀ_n · R_t / n
             V_hat = (R @ C).div_(R_mean.clamp(min=ε1))      # V̂_t ← R_t · C_t / max(1ᵀ_n · R_t / n, ε1)
         else:
             V_hat = state["variance"]
-            lerp_(V_hat, G * G, 1 - β2_hat)                 # V̂_t ← β̂2_t V̂_{t-1} + (1 - β̂2_t) G_t ⊙ G_t
+            lerp_(V_hat, G * G, one_minus_β2_hat)           # V̂_t ← β̂2_t V̂_{t-1} + (1 - β̂2_t) G_t ⊙ G_t
         U = V_hat.clamp(min=ε1 * ε1).rsqrt_().mul_(G)   # U_t ← G_t / max(√V̂_t, ε1)
         # Û_t ← U_t / max(1, RMS(U_t)/d) is U_t times a number, folded into the step size
-        add_scaled_(theta, U, -α / max(1.0, rms(U) / d))  # θ_t ← θ_t - α_t Û_t
+        clip = max(1.0, U.norm(2).item() / (U.numel() ** 0.5 * d))   # max(1, RMS(U_t)/d), as torch forms it
+        add_scaled_(theta, U, -α / clip)                # θ_t ← θ_t - α_t Û_t
 
 def rms(x):
     """RMS(x) = ‖x‖₂ / √numel(x), as a Python number (torch's code reads it with .item())."""

@@ -28,7 +28,8 @@ Tensor hyperparameters: lr, lr_decay, weight_decay, eps.
 
 import torch
 
-from .base import PseudocodeOptimizer, add_quotient_, add_scaled, check_range, is_zero, new_step_counter
+from .base import (PseudocodeOptimizer, add_quotient_, add_scaled, check_range, is_zero, kept,
+                   new_step_counter)
 
 DOC_DISCREPANCIES = [
     "Adagrad: the documented pseudocode has no maximize line; torch's code negates g_t "
@@ -40,6 +41,9 @@ DOC_DISCREPANCIES = [
 
 class Adagrad(PseudocodeOptimizer):
     supports_sparse = True
+    old_checkpoint_group_defaults = dict(foreach=None, maximize=False, differentiable=False, fused=None)
+    scalar_state = ("step",)
+    fused_sparse_error = "`fused` does not support sparse grad or complex param"
 
     def __init__(self, params, lr=1e-2, lr_decay=0, weight_decay=0, initial_accumulator_value=0, eps=1e-10,
                  foreach=None, *, maximize=False, differentiable=False, fused=None):
@@ -62,7 +66,7 @@ class Adagrad(PseudocodeOptimizer):
     def init_state(self, theta, group):
         τ = self.defaults["initial_accumulator_value"]
         τ = complex(τ, τ) if torch.is_complex(theta) else τ
-        return dict(step=new_step_counter(),
+        return dict(step=new_step_counter(theta, group),
                     sum=torch.full_like(theta, τ, memory_format=torch.preserve_format))
 
     def update(self, theta, g, state, group):
@@ -80,5 +84,5 @@ class Adagrad(PseudocodeOptimizer):
             g = g.to_dense()                            # omitted entries: g_t = 0, nothing changes
         γ_tilde = γ / (1 + (t - 1) * η)                 # γ̃ ← γ / (1 + (t - 1) η)
         state_sum.addcmul_(g, g)                        # state_sum_t ← state_sum_{t-1} + g_t²
-        denominator = state_sum.sqrt().add_(ε)          # √state_sum_t + ε
+        denominator = kept(state_sum.sqrt()).add_(ε)    # √state_sum_t + ε
         add_quotient_(theta, g, denominator, -γ_tilde)  # θ_t ← θ_{t-1} - γ̃ g_t / (√state_sum_t + ε)

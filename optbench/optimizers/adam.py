@@ -29,8 +29,8 @@ Tensor hyperparameters: lr, betas, eps, weight_decay.
 
 import torch
 
-from .base import (PseudocodeOptimizer, add_product_, add_quotient_, check_range, lerp_,
-                   new_step_counter, weight_decayed, zeros)
+from .base import (PseudocodeOptimizer, add_product_, add_quotient_, check_range, kept, lerp_,
+                   maximum_, new_step_counter, weight_decayed, zeros)
 
 DOC_DISCREPANCIES = [
     "Adam: the documented pseudocode has no decoupled_weight_decay line; torch's code then shrinks "
@@ -39,17 +39,31 @@ DOC_DISCREPANCIES = [
 
 
 class Adam(PseudocodeOptimizer):
+    old_checkpoint_group_defaults = dict(amsgrad=False, maximize=False, foreach=None, capturable=False,
+                                         differentiable=False, decoupled_weight_decay=False, fused=None)
+    scalar_state = ("step",)
+    capturable_checks = "params and state_steps"
+
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, amsgrad=False,
                  *, foreach=None, maximize=False, capturable=False, differentiable=False, fused=None,
                  decoupled_weight_decay=False):
         check_adam_arguments(lr, betas, eps, weight_decay)
-        defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
+        # torch's foreach kernels take these as numbers; it refuses tensors up front, and so do we
+        if isinstance(lr, torch.Tensor) and foreach and not capturable:
+            raise ValueError("lr as a Tensor is not supported for capturable=False and foreach=True")
+        for i, beta in enumerate(betas):
+            if isinstance(beta, torch.Tensor) and foreach and not capturable:
+                raise ValueError(f"betas[{i}] as a Tensor is not supported for capturable=False and "
+                                 "foreach=True")
+        # one-element tensor betas are stored 0-d, as torch stores them (its `_to_scalar`)
+        betas = tuple(β.reshape(()) if isinstance(β, torch.Tensor) and β.numel() == 1 else β for β in betas)
+        defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
                         maximize=maximize, decoupled_weight_decay=decoupled_weight_decay)
         super().__init__(params, defaults, dict(foreach=foreach, capturable=capturable,
                                                 differentiable=differentiable, fused=fused))
 
     def init_state(self, theta, group):
-        state = dict(step=new_step_counter(),
+        state = dict(step=new_step_counter(theta, group),
                      exp_avg=zeros(theta),
                      exp_avg_sq=zeros(theta))
         if group["amsgrad"]:
@@ -69,11 +83,11 @@ class Adam(PseudocodeOptimizer):
         add_product_(v.mul_(β2), g, g, 1 - β2)          # v_t ← β2 v_{t-1} + (1 - β2) g_t²
         if group["amsgrad"]:
             v_max = state["max_exp_avg_sq"]
-            torch.maximum(v_max, v, out=v_max)          # v_t^max ← max(v_{t-1}^max, v_t)
+            maximum_(v_max, v)                          # v_t^max ← max(v_{t-1}^max, v_t)
             v = v_max                                   # (v̂_t below is then v_t^max / (1 - β2^t))
         # The bias corrections are numbers: m̂_t ← m_t / (1 - β1^t) is folded into the step size and
         # v̂_t ← v_t / (1 - β2^t) into the denominator, as torch does, so no m̂_t or v̂_t is stored.
-        denominator = v.sqrt().div_((1 - β2 ** t) ** 0.5).add_(ε)   # √v̂_t + ε
+        denominator = kept(v.sqrt()).div_((1 - β2 ** t) ** 0.5).add_(ε)   # √v̂_t + ε
         add_quotient_(theta, m, denominator, -γ / (1 - β1 ** t))    # θ_t ← θ_{t-1} - γ m̂_t / (√v̂_t + ε)
 
 

@@ -18,10 +18,9 @@ State: `step` (t), `exp_avg` (m), `exp_inf` (u).
 Tensor hyperparameters: lr, betas, eps, weight_decay.
 """
 
-import torch
-
 from .adam import check_adam_arguments
-from .base import PseudocodeOptimizer, add_quotient_, add_scaled, is_zero, lerp_, new_step_counter, zeros
+from .base import (PseudocodeOptimizer, add_quotient_, add_scaled, is_zero, lerp_, maximum_, new_step_counter,
+                   zeros)
 
 DOC_DISCREPANCIES = [
     "Adamax: the documented pseudocode has no maximize line; torch's code negates g_t "
@@ -30,6 +29,10 @@ DOC_DISCREPANCIES = [
 
 
 class Adamax(PseudocodeOptimizer):
+    old_checkpoint_group_defaults = dict(foreach=None, maximize=False, differentiable=False, capturable=False)
+    scalar_state = ("step",)
+    capturable_checks = "params and state_steps"
+
     def __init__(self, params, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, foreach=None,
                  *, maximize=False, differentiable=False, capturable=False):
         check_adam_arguments(lr, betas, eps, weight_decay)
@@ -38,7 +41,7 @@ class Adamax(PseudocodeOptimizer):
                                                 capturable=capturable))
 
     def init_state(self, theta, group):
-        return dict(step=new_step_counter(),
+        return dict(step=new_step_counter(theta, group),
                     exp_avg=zeros(theta),
                     exp_inf=zeros(theta))
 
@@ -52,5 +55,5 @@ class Adamax(PseudocodeOptimizer):
         if not is_zero(λ):
             g = add_scaled(g, theta, λ)                 # g_t ← g_t + λ θ_{t-1}
         lerp_(m, g, 1 - β1)                             # m_t ← β1 m_{t-1} + (1 - β1) g_t
-        torch.maximum(u.mul_(β2), g.abs().add_(ε), out=u)  # u_t ← max(β2 u_{t-1}, |g_t| + ε)
+        maximum_(u.mul_(β2), g.abs().add_(ε))          # u_t ← max(β2 u_{t-1}, |g_t| + ε)
         add_quotient_(theta, m, u, -γ / (1 - β1 ** t))  # θ_t ← θ_{t-1} - γ m_t / ((1 - β1^t) u_t)

@@ -31,6 +31,8 @@ DOC_DISCREPANCIES = []  # AdamW's documented pseudocode is what torch's Adam com
 
 
 class AdamW(Adam):
+    checkpoint_group_values = dict(decoupled_weight_decay=True)   # as torch's AdamW.__setstate__
+
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False,
                  *, maximize=False, foreach=None, capturable=False, differentiable=False, fused=None):
         super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,

@@ -33,6 +33,11 @@ DOC_DISCREPANCIES = [
 
 
 class ASGD(PseudocodeOptimizer):
+    old_checkpoint_group_defaults = dict(foreach=None, maximize=False, differentiable=False, capturable=False)
+    scalar_state = ("step", "eta", "mu")
+    scalar_state_on_param_device = True
+    capturable_checks = "params, mus, etas, and state_steps"
+
     def __init__(self, params, lr=1e-2, lambd=1e-4, alpha=0.75, t0=1e6, weight_decay=0, foreach=None,
                  maximize=False, differentiable=False, capturable=False):
         check_range(lr, "Invalid learning rate: {}", low=0.0)
@@ -43,14 +48,18 @@ class ASGD(PseudocodeOptimizer):
                                                 capturable=capturable))
 
     def init_state(self, theta, group):
-        # torch keeps these three on the parameter's device even when not capturable
-        return dict(step=new_step_counter().to(theta.device),
-                    eta=torch.as_tensor(group["lr"], dtype=scalar_dtype(), device=theta.device).clone(),
+        # torch keeps these three on the parameter's device even when not capturable; η_0 ← γ as a
+        # value (torch reads lr as a number here, so no gradient flows to it)
+        γ = group["lr"].detach() if torch.is_tensor(group["lr"]) else group["lr"]
+        return dict(step=new_step_counter(theta, group).to(theta.device),
+                    eta=torch.as_tensor(γ, dtype=scalar_dtype(), device=theta.device).clone(),
                     mu=torch.ones((), dtype=scalar_dtype(), device=theta.device),
                     ax=zeros(theta))
 
     def update(self, theta, g, state, group):
         γ, λ, α, t0, wd = group["lr"], group["lambd"], group["alpha"], group["t0"], group["weight_decay"]
+        if isinstance(γ, torch.Tensor):
+            γ = γ.detach()                              # torch reads lr as a number here: no gradient to it
         ax = state["ax"]
         state["step"] += 1
         t = state["step"].item()

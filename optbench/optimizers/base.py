@@ -9,27 +9,59 @@ Hyperparameters may be Python numbers or tensors that broadcast against the para
 (`lr` of shape `[trials, 1]` for a `[trials, 2]` parameter). Update lines run in place, one kernel
 each and without full-size temporaries where the pseudocode allows, as torch's own for-loop path
 does; the maths helpers below (`add_scaled_`, `add_scaled`, `add_product_`, `add_quotient_`, `lerp_`,
-`as_number`) make that work for both kinds. `check_range` validates either kind.
+`as_number`) make that work for both kinds. `check_range` validates either kind. A one-element
+tensor of any shape reads as a number, as in torch; a larger one that cannot broadcast against a
+parameter of its group is refused when the group is added (ValueError naming both shapes).
+
+Around the maths, what torch.optim does that a user can see, one mechanism for every algorithm
+(parametrized by class attributes, each taken from the algorithm's torch source):
+- loading an older or another class's checkpoint (`__setstate__`, run by `load_state_dict`): missing
+  param-group keys get torch's defaults, a `step` saved as a number becomes a tensor, AdamW stays
+  decoupled;
+- differentiable=True: the step runs with autograd on, on copies of the state, so gradients flow
+  through it as through torch's (one difference: where torch's kernels refuse an lr tensor that
+  requires grad, with a TypeError in RMSprop, Adagrad, Adadelta, Adamax and Rprop, ours gives its
+  gradient);
+- fused=True: torch's refusals (meta, complex or integer tensors, sparse gradients) and its float32
+  `step` on the parameter's device.
 """
 
 from __future__ import annotations
+
+import sys
+from typing import ClassVar
 
 import torch
 
 # Implementation switches torch.optim accepts. They choose *how* torch computes an update
 # (for-loop, foreach, fused kernels, CUDA-graph capture, autograd through the step), never
-# *what* it computes, so ours accepts and records them and always runs the readable path.
+# *what* it computes, so ours records them and always runs the readable path, with the effects a
+# user can see: differentiable=True steps with autograd on; fused=True refuses what torch's fused
+# kernels refuse and keeps `step` in float32 on the parameter's device. In float16/bfloat16 torch's
+# fused kernels round once per line from float32; ours rounds as torch's for-loop path does.
 IMPLEMENTATION_SWITCHES = ("foreach", "fused", "capturable", "differentiable")
 
 
-def scalar_dtype() -> torch.dtype:
-    """The dtype torch.optim uses for its `step` counters (float64 only under a float64 default)."""
+def scalar_dtype(group: dict | None = None) -> torch.dtype:
+    """The dtype torch.optim uses for its `step` counters: float32 for a fused group, else float64
+    only under a float64 default dtype (torch's `_get_scalar_dtype`)."""
+    if group is not None and group.get("fused"):
+        return torch.float32
     return torch.float64 if torch.get_default_dtype() == torch.float64 else torch.float32
 
 
-def new_step_counter() -> torch.Tensor:
-    """`state['step']` as torch.optim stores it: a 0-d CPU tensor, so state_dicts compare directly."""
-    return torch.tensor(0.0, dtype=scalar_dtype())
+def scalar_device(theta: torch.Tensor | None, group: dict | None) -> torch.device:
+    """Where torch.optim keeps a `step` counter: on the parameter's device when the group is
+    capturable or fused, on the CPU otherwise (torch's "special device hosting for step")."""
+    if theta is not None and group is not None and (group.get("capturable") or group.get("fused")):
+        return theta.device
+    return torch.device("cpu")
+
+
+def new_step_counter(theta: torch.Tensor | None = None, group: dict | None = None, value=0.0) -> torch.Tensor:
+    """`state['step']` as torch.optim stores it (a 0-d tensor, see scalar_dtype/scalar_device), so
+    state_dicts compare directly."""
+    return torch.tensor(float(value), dtype=scalar_dtype(group), device=scalar_device(theta, group))
 
 
 def zeros(theta: torch.Tensor) -> torch.Tensor:
@@ -79,20 +111,31 @@ def _traced_number(a: torch.Tensor) -> bool:
     return a.dim() == 0 and torch.compiler.is_compiling()
 
 
+# Outside tracing, a one-element tensor of any shape is read as a number too, unless autograd must
+# see it (differentiable=True with a hyperparameter that requires grad).
+
+def is_per_element(a) -> bool:
+    """True for a tensor hyperparameter that must broadcast against the parameter: more than one
+    element, or one element that autograd must follow."""
+    return isinstance(a, torch.Tensor) and (a.numel() > 1 or (a.requires_grad and torch.is_grad_enabled()))
+
+
 def as_number(a):
-    """A 0-d tensor as a Python number at full precision (torch.optim's `.item()`); a tensor with
-    a trial dimension as float64; anything else unchanged."""
+    """A one-element tensor as a Python number at full precision (torch.optim's `.item()`); a tensor
+    with a trial dimension as float64 (one that requires grad as it is); anything else unchanged."""
     if isinstance(a, torch.Tensor):
         if _traced_number(a):
             return a.double()
-        return a.item() if a.dim() == 0 else a.double()
+        if is_per_element(a):
+            return a if a.requires_grad else a.double()
+        return a.item()
     return a
 
 
 def add_scaled_(x: torch.Tensor, y: torch.Tensor, a) -> torch.Tensor:
     """x ← x + a·y, in place."""
     if isinstance(a, torch.Tensor):
-        if a.dim() or _traced_number(a):
+        if is_per_element(a) or _traced_number(a):
             return x.addcmul_(y, a)
         a = a.item()
     return x.add_(y, alpha=a)
@@ -101,7 +144,7 @@ def add_scaled_(x: torch.Tensor, y: torch.Tensor, a) -> torch.Tensor:
 def add_scaled(x: torch.Tensor, y: torch.Tensor, a) -> torch.Tensor:
     """x + a·y as a new tensor (for g_t ← g_t + λθ, which must not touch the gradient)."""
     if isinstance(a, torch.Tensor):
-        if a.dim() or _traced_number(a):
+        if is_per_element(a) or _traced_number(a):
             return torch.addcmul(x, y, a)
         a = a.item()
     return torch.add(x, y, alpha=a)
@@ -123,7 +166,7 @@ def weight_decayed(g: torch.Tensor, theta: torch.Tensor, γ, λ, decoupled: bool
 def add_product_(x: torch.Tensor, y: torch.Tensor, z: torch.Tensor, a=1) -> torch.Tensor:
     """x ← x + a·y·z, in place."""
     if isinstance(a, torch.Tensor):
-        if a.dim() or _traced_number(a):
+        if is_per_element(a) or _traced_number(a):
             return x.addcmul_(y, z * a)
         a = a.item()
     return x.addcmul_(y, z, value=a)
@@ -132,7 +175,7 @@ def add_product_(x: torch.Tensor, y: torch.Tensor, z: torch.Tensor, a=1) -> torc
 def add_quotient_(x: torch.Tensor, y: torch.Tensor, z: torch.Tensor, a=1) -> torch.Tensor:
     """x ← x + a·y/z, in place."""
     if isinstance(a, torch.Tensor):
-        if a.dim() or _traced_number(a):
+        if is_per_element(a) or _traced_number(a):
             return x.addcdiv_(y * a, z)
         a = a.item()
     return x.addcdiv_(y, z, value=a)
@@ -141,7 +184,7 @@ def add_quotient_(x: torch.Tensor, y: torch.Tensor, z: torch.Tensor, a=1) -> tor
 def lerp_(x: torch.Tensor, y: torch.Tensor, w) -> torch.Tensor:
     """x ← (1 - w)·x + w·y, in place (an exponential moving average of y with weight w)."""
     if isinstance(w, torch.Tensor):
-        w = w.to(x.dtype) if w.dim() or _traced_number(w) else w.item()
+        w = w.to(x.dtype) if is_per_element(w) or _traced_number(w) else w.item()
     return x.lerp_(y, w)
 
 
@@ -157,10 +200,32 @@ class PseudocodeOptimizer(torch.optim.Optimizer):
 
     Subclasses implement `update(theta, g, state, group)` (one parameter, in place) and may
     override `init_state(theta, group)` (the pseudocode's "initialize" line, run once per
-    parameter) and `supports_complex`.
+    parameter) and `supports_complex`. The class attributes below carry what torch.optim does
+    around the maths, per algorithm, so one mechanism here serves them all.
     """
 
     supports_complex = True
+    # torch's __setstate__ (run by load_state_dict and unpickling): param-group keys that older
+    # checkpoints lack, filled with these values; and values a class always sets (AdamW's decay).
+    old_checkpoint_group_defaults: ClassVar[dict] = {}
+    checkpoint_group_values: ClassVar[dict] = {}
+    # per-parameter state that an older checkpoint may hold as a Python number: torch makes a
+    # 0-d tensor of it (dtype and device as a new step counter; ASGD's on the parameter's device)
+    scalar_state: tuple = ()
+    scalar_state_on_param_device = False
+    # fused=True with a sparse gradient: torch's message (None: the algorithm has no fused kernel)
+    fused_sparse_error: str | None = None
+    # capturable=True: what torch's check names (None: no capturable argument), and whether its list
+    # of devices for CUDA-graph capture includes XLA
+    capturable_checks: str | None = None
+    capturable_on_xla = True
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        # help(Adam) shows the pseudocode: an algorithm's class documents itself with its module's
+        # docstring, where the pseudocode lives beside the code that implements it line by line
+        if "__doc__" not in cls.__dict__ or cls.__doc__ is None:
+            cls.__doc__ = sys.modules[cls.__module__].__doc__
 
     def __init__(self, params, defaults: dict, switches: dict | None = None):
         defaults = dict(defaults)
@@ -168,31 +233,91 @@ class PseudocodeOptimizer(torch.optim.Optimizer):
             if name not in IMPLEMENTATION_SWITCHES:
                 raise TypeError(f"unexpected keyword argument '{name}'")
             defaults[name] = value
+        if defaults.get("fused"):
+            if defaults.get("differentiable"):
+                raise RuntimeError("`fused` does not support `differentiable`")
+            if defaults.get("foreach"):
+                raise RuntimeError("`fused` and `foreach` cannot be `True` together.")
         super().__init__(params, defaults)
+
+    def add_param_group(self, param_group: dict) -> None:
+        """torch's add_param_group, then: a tensor hyperparameter with more than one element must
+        broadcast against every parameter of its group (refused here, not at step()).
+
+        Raises ValueError naming the hyperparameter and both shapes."""
+        super().add_param_group(param_group)
+        group = self.param_groups[-1]
+        for name, value in group.items():
+            several = isinstance(value, (tuple, list)) and name != "params"
+            for i, h in enumerate(value if several else (value,)):
+                if isinstance(h, torch.Tensor) and h.numel() > 1:
+                    label = f"{name}[{i}]" if several else name
+                    for p in group["params"]:
+                        _check_broadcasts(label, h, p)
+
+    def __setstate__(self, state: dict) -> None:
+        super().__setstate__(state)
+        for group in self.param_groups:
+            for key, value in self.old_checkpoint_group_defaults.items():
+                group.setdefault(key, value)
+            group.update(self.checkpoint_group_values)
+            for p in group["params"]:
+                p_state = self.state.get(p)
+                for key in self.scalar_state if p_state else ():
+                    if key in p_state and not torch.is_tensor(p_state[key]):
+                        counter = new_step_counter(p, group, p_state[key])
+                        p_state[key] = counter.to(p.device) if self.scalar_state_on_param_device else counter
 
     def init_state(self, theta: torch.Tensor, group: dict) -> dict:
         return {}
 
+    def new_state(self, theta: torch.Tensor, group: dict) -> dict:
+        """The "initialize" line for one parameter, after torch's check that a fused kernel can run on it."""
+        if group.get("fused"):
+            check_fused_supported(theta)
+        return self.init_state(theta, group)
+
     def update(self, theta: torch.Tensor, g: torch.Tensor, state: dict, group: dict) -> None:
         raise NotImplementedError
 
+    def check_capturable(self, p: torch.Tensor, state: dict) -> None:
+        """torch's check before a capturable step: the parameter and its step counter on one device
+        that supports CUDA-graph capture (not the CPU). Raises AssertionError with torch's message."""
+        devices = ["cuda", "xpu", "hpu", torch._C._get_privateuse1_backend_name()]
+        devices += ["xla"] if self.capturable_on_xla else []
+        if not (p.device.type == state["step"].device.type and p.device.type in devices):
+            raise AssertionError(f"If capturable=True, {self.capturable_checks} must be on supported "
+                                 f"devices: {devices}.")
+
     def prepare_group(self, group: dict) -> None:
         """Hook run once per group per step before its parameters (e.g. group-wide checks)."""
+        if group.get("fused"):
+            with_grad = [p for p in group["params"] if p.grad is not None]
+            for p in with_grad:
+                check_fused_supported(p)
+            if self.fused_sparse_error and any(p.grad.is_sparse for p in with_grad):
+                raise RuntimeError(self.fused_sparse_error)
 
-    @torch.no_grad()
     def step(self, closure=None):
-        """Perform one optimization step; `closure` re-evaluates the model and returns the loss."""
+        """Perform one optimization step; `closure` re-evaluates the model and returns the loss.
+
+        With differentiable=True the step runs with autograd on, as torch's does, so gradients flow
+        through it (to the parameters before the step, the gradients, tensor hyperparameters that
+        require grad); otherwise under no_grad.
+        """
         loss = None
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        for group in self.param_groups:
-            self.prepare_group(group)
-            self.step_group(group)
+        with torch.set_grad_enabled(bool(self.defaults.get("differentiable", False))):
+            for group in self.param_groups:
+                self.prepare_group(group)
+                self.step_group(group)
         return loss
 
     def step_group(self, group: dict) -> None:
         """One parameter at a time, as the pseudocode reads (the fast path overrides this)."""
+        group = with_scalar_tensors_squeezed(group)
         for p in group["params"]:
             if p.grad is None:
                 continue
@@ -205,13 +330,19 @@ class PseudocodeOptimizer(torch.optim.Optimizer):
         stored = state is not None
         if not stored:
             state = {}
+        if torch.is_grad_enabled():
+            # differentiable=True: autograd keeps tensors that this step reads, so the step works on
+            # copies of the state and later steps cannot change what it kept (torch clones likewise)
+            state.update({key: value.clone() for key, value in state.items() if torch.is_tensor(value)})
+        if p.is_complex() and not self.supports_complex:
+            raise RuntimeError(f"{type(self).__name__} does not support complex parameters")
+        if not state:
+            state.update(self.new_state(p, group))
+        if group.get("capturable") and self.capturable_checks:
+            self.check_capturable(p, state)
         if p.is_complex():
-            if not self.supports_complex:
-                raise RuntimeError(f"{type(self).__name__} does not support complex parameters")
             self._step_complex(p, state, group)
         else:
-            if not state:
-                state.update(self.init_state(p, group))
             self.update(p, p.grad, state, group)
         # stateless (e.g. SGD without momentum) keeps no entry, so state_dict is torch's
         if state and not stored:
@@ -222,8 +353,6 @@ class PseudocodeOptimizer(torch.optim.Optimizer):
     def _step_complex(self, p: torch.Tensor, state: dict, group: dict) -> None:
         # torch.optim treats a complex number as a pair of reals (view_as_real); so do we.
         # States shaped like p are viewed too; a state the update replaces is stored back as complex.
-        if len(state) == 0:
-            state.update(self.init_state(p, group))
         viewed = {key: real_view(value) if _shaped_like(value, p) else value
                   for key, value in state.items()}
         before = dict(viewed)
@@ -236,3 +365,52 @@ class PseudocodeOptimizer(torch.optim.Optimizer):
 
 def _shaped_like(value, p) -> bool:
     return isinstance(value, torch.Tensor) and value.shape == p.shape and torch.is_complex(value)
+
+
+def _check_broadcasts(name: str, h: torch.Tensor, p: torch.Tensor) -> None:
+    # a complex parameter is updated as its real view, so the hyperparameter meets that shape
+    shape = p.shape + (2,) if p.is_complex() else p.shape
+    try:
+        fits = torch.broadcast_shapes(h.shape, shape) == shape
+    except RuntimeError:
+        fits = False
+    if not fits:
+        raise ValueError(f"Tensor {name} must be 1-element or broadcast against every parameter of its "
+                         f"group: shape {list(h.shape)} against a parameter of shape {list(p.shape)}")
+
+
+FUSED_DEVICES = ("mps", "cuda", "xpu", "hpu", "cpu", "mtia")   # torch's _get_fused_kernels_supported_devices
+
+
+def check_fused_supported(p: torch.Tensor) -> None:
+    """torch's check before a fused step: floating-point parameters on a device with fused kernels
+    (meta tensors and complex parameters are refused). Raises RuntimeError with torch's message."""
+    devices = [*FUSED_DEVICES, torch._C._get_privateuse1_backend_name()]
+    if not (p.device.type in devices and torch.is_floating_point(p)):
+        raise RuntimeError("`fused=True` requires all the params to be floating point Tensors of "
+                           f"supported devices: {devices} but {p.dtype} and {p.device.type}")
+
+
+def with_scalar_tensors_squeezed(group: dict) -> dict:
+    """The group as update() reads it: a one-element tensor hyperparameter of any shape (lr
+    `[[1e-3]]`) as a 0-d tensor, which broadcasts against every parameter, as torch's `_to_scalar`
+    makes it. The group itself, and so state_dict(), keeps the tensor as given."""
+    def squeezed(value):
+        if isinstance(value, tuple):
+            return tuple(squeezed(v) for v in value)
+        return value.reshape(()) if isinstance(value, torch.Tensor) and value.numel() == 1 else value
+    return {key: value if key == "params" else squeezed(value) for key, value in group.items()}
+
+
+def kept(x: torch.Tensor) -> torch.Tensor:
+    """x, or a copy of it when autograd records (differentiable=True) and may keep x for the backward
+    pass (√v keeps its result): the in-place line that follows then changes the copy, same numbers."""
+    return x.clone() if torch.is_grad_enabled() and x.requires_grad else x
+
+
+def maximum_(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """x ← max(x, y), in place; through copy_ when autograd records (out= is not differentiable),
+    as torch's differentiable path does."""
+    if torch.is_grad_enabled():
+        return x.copy_(torch.maximum(x.clone(), y))   # maximum keeps its inputs: not x itself
+    return torch.maximum(x, y, out=x)

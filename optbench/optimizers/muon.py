@@ -82,7 +82,7 @@ class Muon(PseudocodeOptimizer):
         B = state["momentum_buffer"]
         lerp_(B, g, 1 - μ)                              # B_t ← μ B_{t-1} + (1 - μ) g_t
         if group["nesterov"]:
-            B_tilde = (1 - μ) * g + μ * B               # B̃_t ← (1 - μ) g_t + μ B_t
+            B_tilde = g.lerp(B, μ)                      # B̃_t ← (1 - μ) g_t + μ B_t (rounded once, as torch)
         else:
             B_tilde = B                                 # B̃_t ← B_t
         a_b_c, k, ε = group["ns_coefficients"], group["ns_steps"], group["eps"]
@@ -109,7 +109,9 @@ def newton_schulz(G, coefficients, k, ε):
     X = G.bfloat16()                                # X ← G (in bfloat16)
     if transposed:
         X = X.T                                     # wide side first: X Xᵀ is the smaller Gram matrix
-    X = X / X.norm().clamp(min=ε)                   # X ← X / max(‖X‖_F, ε)   (spectral norm ≤ 1)
+    # X ← X / max(‖X‖_F, ε) (spectral norm ≤ 1). In place, as torch: for a bfloat16 B̃_t = B_t,
+    # G.bfloat16() is B_t itself, and torch then normalises the momentum buffer too.
+    X.div_(X.norm().clamp(min=ε))
     for _ in range(k):
         A = X @ X.T                                 # A ← X Xᵀ
         B = torch.addmm(A, A, A, beta=b, alpha=c)   # B ← b A + c A A

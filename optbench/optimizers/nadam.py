@@ -30,13 +30,18 @@ momentum_decay, `mu_product` takes their shape, one product per trial).
 import torch
 
 from .adam import check_adam_arguments
-from .base import (PseudocodeOptimizer, add_product_, add_quotient_, as_number, check_range,
+from .base import (PseudocodeOptimizer, add_product_, add_quotient_, as_number, check_range, kept,
                    lerp_, new_step_counter, scalar_dtype, weight_decayed, zeros)
 
 DOC_DISCREPANCIES = []
 
 
 class NAdam(PseudocodeOptimizer):
+    old_checkpoint_group_defaults = dict(maximize=False, foreach=None, capturable=False, differentiable=False,
+                                         decoupled_weight_decay=False)
+    scalar_state = ("step", "mu_product")
+    capturable_checks = "params, mu_products and state_steps"
+
     def __init__(self, params, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, momentum_decay=4e-3,
                  decoupled_weight_decay=False, *, foreach=None, maximize=False, capturable=False,
                  differentiable=False):
@@ -48,7 +53,7 @@ class NAdam(PseudocodeOptimizer):
                          dict(foreach=foreach, capturable=capturable, differentiable=differentiable))
 
     def init_state(self, theta, group):
-        return dict(step=new_step_counter(),
+        return dict(step=new_step_counter(theta, group),
                     mu_product=torch.tensor(1.0, dtype=scalar_dtype()),
                     exp_avg=zeros(theta),
                     exp_avg_sq=zeros(theta))
@@ -74,7 +79,7 @@ class NAdam(PseudocodeOptimizer):
         Π_next = Π * μ_next                             # ∏_{i=1}^{t+1} μ_i
         lerp_(m, g, 1 - β1)                             # m_t ← β1 m_{t-1} + (1 - β1) g_t
         add_product_(v.mul_(β2), g, g, 1 - β2)          # v_t ← β2 v_{t-1} + (1 - β2) g_t²
-        denominator = v.div(1 - β2 ** t).sqrt_().add_(ε)  # √v̂_t + ε, with v̂_t ← v_t / (1 - β2^t)
+        denominator = kept(v.div(1 - β2 ** t).sqrt_()).add_(ε)  # √v̂_t + ε, with v̂_t ← v_t / (1 - β2^t)
         # θ_t ← θ_t - γ m̂_t / (√v̂_t + ε), with
         # m̂_t ← μ_{t+1} m_t / (1 - ∏_{i=1}^{t+1} μ_i) + (1 - μ_t) g_t / (1 - ∏_{i=1}^{t} μ_i),
         # one term of m̂_t at a time (its coefficients are numbers, so m̂_t is never stored)

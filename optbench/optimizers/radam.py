@@ -32,13 +32,18 @@ tensor, so β2 must be the same number in every trial.
 
 
 from .adam import check_adam_arguments
-from .base import (PseudocodeOptimizer, add_product_, add_quotient_, add_scaled_, lerp_,
-                   new_step_counter, weight_decayed, zeros)
+from .base import (PseudocodeOptimizer, add_product_, as_number, kept, lerp_, new_step_counter,
+                   weight_decayed, zeros)
 
 DOC_DISCREPANCIES = []
 
 
 class RAdam(PseudocodeOptimizer):
+    old_checkpoint_group_defaults = dict(foreach=None, maximize=False, differentiable=False,
+                                         decoupled_weight_decay=False, capturable=False)
+    scalar_state = ("step",)
+    capturable_checks = "params and state_steps"
+
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0,
                  decoupled_weight_decay=False, *, foreach=None, maximize=False, capturable=False,
                  differentiable=False):
@@ -49,7 +54,7 @@ class RAdam(PseudocodeOptimizer):
                          dict(foreach=foreach, capturable=capturable, differentiable=differentiable))
 
     def init_state(self, theta, group):
-        return dict(step=new_step_counter(),
+        return dict(step=new_step_counter(theta, group),
                     exp_avg=zeros(theta),
                     exp_avg_sq=zeros(theta))
 
@@ -64,16 +69,17 @@ class RAdam(PseudocodeOptimizer):
         g = weight_decayed(g, theta, γ, λ, group["decoupled_weight_decay"])
         lerp_(m, g, 1 - β1)                             # m_t ← β1 m_{t-1} + (1 - β1) g_t
         add_product_(v.mul_(β2), g, g, 1 - β2)          # v_t ← β2 v_{t-1} + (1 - β2) g_t²
-        # m̂_t ← m_t / (1 - β1^t): a number times m_t, folded into the step sizes below
+        # The lines below form each product in torch's order (m̂_t, then γ m̂_t, then l_t, then r_t),
+        # so float16/bfloat16 round as torch does.
         bias_correction1 = 1 - β1 ** t
+        m_hat = m / bias_correction1                    # m̂_t ← m_t / (1 - β1^t)
         ρ_inf = 2 / (1 - β2) - 1                        # ρ_∞ ← 2 / (1 - β2) - 1
         ρ_t = ρ_inf - 2 * t * β2 ** t / (1 - β2 ** t)   # ρ_t ← ρ_∞ - 2tβ2^t / (1 - β2^t)
+        γ = as_number(γ)
         if ρ_t > 5:
             # r_t ← √((ρ_t - 4)(ρ_t - 2)ρ_∞ / ((ρ_∞ - 4)(ρ_∞ - 2)ρ_t))
             r_t = ((ρ_t - 4) * (ρ_t - 2) * ρ_inf / ((ρ_inf - 4) * (ρ_inf - 2) * ρ_t)) ** 0.5
-            # l_t ← √(1 - β2^t) / (√v_t + ε): its numerator is a number, folded into the step size
-            denominator = v.sqrt().add_(ε)              # √v_t + ε
-            # θ_t ← θ_t - γ m̂_t r_t l_t
-            add_quotient_(theta, m, denominator, -γ * r_t * (1 - β2 ** t) ** 0.5 / bias_correction1)
+            l_t = (1 - β2 ** t) ** 0.5 / kept(v.sqrt()).add_(ε)   # l_t ← √(1 - β2^t) / (√v_t + ε)
+            theta.sub_(m_hat * γ * l_t * r_t)           # θ_t ← θ_t - γ m̂_t r_t l_t
         else:
-            add_scaled_(theta, m, -γ / bias_correction1)  # θ_t ← θ_t - γ m̂_t
+            theta.sub_(m_hat * γ)                       # θ_t ← θ_t - γ m̂_t

@@ -27,8 +27,8 @@ Tensor hyperparameters: lr, alpha, eps, weight_decay, momentum.
 """
 
 
-from .base import (PseudocodeOptimizer, add_product_, add_quotient_, add_scaled, add_scaled_, check_range,
-                   is_zero, lerp_, new_step_counter, zeros)
+from .base import (PseudocodeOptimizer, add_product_, add_quotient_, add_scaled, add_scaled_,
+                   check_range, is_zero, kept, lerp_, new_step_counter, zeros)
 
 DOC_DISCREPANCIES = [
     "RMSprop: the documented pseudocode has no maximize line; torch's code negates g_t "
@@ -37,6 +37,11 @@ DOC_DISCREPANCIES = [
 
 
 class RMSprop(PseudocodeOptimizer):
+    old_checkpoint_group_defaults = dict(momentum=0, centered=False, foreach=None, maximize=False,
+                                         differentiable=False, capturable=False)
+    scalar_state = ("step",)
+    capturable_checks = "params and state_steps"
+
     def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0, momentum=0, centered=False,
                  capturable=False, foreach=None, maximize=False, differentiable=False):
         check_range(lr, "Invalid learning rate: {}", low=0.0)
@@ -50,7 +55,7 @@ class RMSprop(PseudocodeOptimizer):
                                                 differentiable=differentiable))
 
     def init_state(self, theta, group):
-        state = dict(step=new_step_counter(),
+        state = dict(step=new_step_counter(theta, group),
                      square_avg=zeros(theta))
         if not is_zero(group["momentum"]):
             state["momentum_buffer"] = zeros(theta)
@@ -72,9 +77,9 @@ class RMSprop(PseudocodeOptimizer):
             g_ave = state["grad_avg"]
             lerp_(g_ave, g, 1 - α)                      # g^ave_t ← α g^ave_{t-1} + (1 - α) g_t
             v_tilde = v.addcmul(g_ave, g_ave, value=-1)  # ṽ_t ← v_t - (g^ave_t)²
-            denominator = v_tilde.sqrt_().add_(ε)       # √ṽ_t + ε
+            denominator = kept(v_tilde.sqrt_()).add_(ε) # √ṽ_t + ε
         else:
-            denominator = v.sqrt().add_(ε)              # √ṽ_t + ε, with ṽ_t ← v_t
+            denominator = kept(v.sqrt()).add_(ε)        # √ṽ_t + ε, with ṽ_t ← v_t
         if not is_zero(μ):
             b = state["momentum_buffer"]
             add_quotient_(b.mul_(μ), g, denominator)    # b_t ← μ b_{t-1} + g_t / (√ṽ_t + ε)

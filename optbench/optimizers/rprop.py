@@ -39,6 +39,10 @@ DOC_DISCREPANCIES = [
 
 
 class Rprop(PseudocodeOptimizer):
+    old_checkpoint_group_defaults = dict(foreach=None, maximize=False, differentiable=False, capturable=False)
+    scalar_state = ("step",)
+    capturable_checks = "params and state_steps"
+
     def __init__(self, params, lr=1e-2, etas=(0.5, 1.2), step_sizes=(1e-6, 50), *, capturable=False,
                  foreach=None, maximize=False, differentiable=False):
         check_range(lr, "Invalid learning rate: {}", low=0.0)
@@ -53,7 +57,7 @@ class Rprop(PseudocodeOptimizer):
     def init_state(self, theta, group):
         η = torch.empty_like(theta, memory_format=torch.preserve_format)
         real_view(η)[...] = group["lr"]                 # η_0 ← lr (real and imaginary parts alike)
-        return dict(step=new_step_counter(),
+        return dict(step=new_step_counter(theta, group),
                     prev=zeros(theta),
                     step_size=η)
 
@@ -63,7 +67,8 @@ class Rprop(PseudocodeOptimizer):
         state["step"] += 1
         if group["maximize"]:
             g = -g                                      # g_t ← -∇f_t(θ_{t-1})
-        s = g.mul(g_prev).sign_()                       # sign(g_prev g_t), coordinate by coordinate
+        with torch.no_grad():                           # sign() has derivative 0: nothing for autograd
+            s = g.mul(g_prev).sign_()                   # sign(g_prev g_t), coordinate by coordinate
         shrink = s < 0
         # η_t ← η_{t-1}·η+ where g_prev g_t > 0, η_{t-1}·η- where < 0, η_{t-1} where = 0, then
         # clamped. A 0-d one, not a bare 1: where() of two Python numbers would make float32 factors.

@@ -27,6 +27,9 @@ DOC_DISCREPANCIES = []  # torch's documented SGD pseudocode and its code agree
 
 class SGD(PseudocodeOptimizer):
     supports_sparse = True    # as torch.optim.SGD: an nn.Embedding(sparse=True) trains with it
+    old_checkpoint_group_defaults = dict(nesterov=False, maximize=False, foreach=None, differentiable=False,
+                                         fused=False)
+    fused_sparse_error = "`_fused_sgd` does not support sparse gradients"
 
     def __init__(self, params, lr=1e-3, momentum=0, dampening=0, weight_decay=0, nesterov=False,
                  *, maximize=False, foreach=None, differentiable=False, fused=None):

@@ -28,7 +28,7 @@ indices; torch itself takes only a one-element lr tensor).
 
 import torch
 
-from .base import PseudocodeOptimizer, add_product_, add_quotient_, check_range, lerp_, zeros
+from .base import PseudocodeOptimizer, check_range, zeros
 
 DOC_DISCREPANCIES = [
     "the docs call it masked Adam, whose step is γ m̂/(√v̂ + ε); torch's code steps "
@@ -69,7 +69,7 @@ class SparseAdam(PseudocodeOptimizer):
         m, v = state["exp_avg"], state["exp_avg_sq"]
         state["step"] += 1
         t = state["step"]
-        if group["maximize"]:
+        if group.get("maximize", False):                # (older checkpoints lack the key; torch reads it so)
             g = -g                                      # g_t ← -∇f_t(θ_{t-1})
         g = g.coalesce()                                # one value per index: the update is not linear
         S = tuple(g.indices())                          # S ← the indices present in g_t
@@ -78,16 +78,19 @@ class SparseAdam(PseudocodeOptimizer):
             return
         γ, (β1, β2), ε = (at(h, S, theta) for h in (group["lr"], group["betas"], group["eps"]))
         m_S, v_S = m[S], v[S]                           # the rows i ∈ S, gathered once
-        lerp_(m_S, g, 1 - β1)                           # m_{t,i} ← β1 m_{t-1,i} + (1 - β1) g_{t,i}
-        add_product_(v_S.mul_(β2), g, g, 1 - β2)        # v_{t,i} ← β2 v_{t-1,i} + (1 - β2) g_{t,i}²
+        # The moving averages in torch's form, m + (1 - β1)(g - m), which rounds as torch does
+        m_S = (g - m_S).mul_(1 - β1).add_(m_S)          # m_{t,i} ← β1 m_{t-1,i} + (1 - β1) g_{t,i}
+        v_S = (g * g - v_S).mul_(1 - β2).add_(v_S)      # v_{t,i} ← β2 v_{t-1,i} + (1 - β2) g_{t,i}²
         m[S], v[S] = m_S, v_S
         step_size = γ * (1 - β2 ** t) ** 0.5 / (1 - β1 ** t)  # γ √(1 - β2^t) / (1 - β1^t)
         # θ_{t,i} ← θ_{t-1,i} - step size · m_{t,i} / (√v_{t,i} + ε)
-        theta[S] = add_quotient_(theta[S], m_S, v_S.sqrt_().add_(ε), -step_size)
-
+        theta[S] = theta[S] + -step_size * m_S.div(v_S.sqrt().add_(ε))
 
 def at(h, S, theta):
     """A hyperparameter's value at the indices S: a tensor is broadcast against θ, then indexed."""
     if isinstance(h, (tuple, list)):
         return tuple(at(x, S, theta) for x in h)
-    return h.expand_as(theta)[S] if isinstance(h, torch.Tensor) else h
+    if isinstance(h, torch.Tensor):
+        # a one-element tensor stays a 0-d tensor, as torch computes with it (same rounding)
+        return h.reshape(()) if h.numel() == 1 else h.expand_as(theta)[S]
+    return h
