@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import optbench.optimizers as ours
-from optbench.optimizers.registry import ALGORITHMS
+from optbench.optimizers.registry import TORCH_ALGORITHMS as ALGORITHMS
 
 NAMES = sorted(ALGORITHMS)
 # the param-group keys torch has added over the years; an older checkpoint may lack any of them

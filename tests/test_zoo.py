@@ -289,3 +289,27 @@ def test_certify_classes_against_a_zoo_reference():
     checks = verify.certify_classes(Lion, lion_pytorch.Lion, hparams={"lr": 0.01})
     assert {tuple(sorted(c.flags)) for c in checks} == {("decoupled_weight_decay", "weight_decay")}
     assert len(checks) == 4 and all(c.passed for c in checks)
+
+
+@pytest.mark.parametrize("name", sorted(REFERENCED_ALGORITHMS))
+def test_a_pickled_optimizer_resumes_like_the_uninterrupted_one(name):
+    """torch.save(optimizer) mid-run, load, go on: the same parameters as a run never saved."""
+    import io
+
+    algorithm = REFERENCED_ALGORITHMS[name]
+    torch.manual_seed(0)
+    start = torch.randn(4, 3, dtype=torch.float64)
+    saved_side, straight = (torch.nn.Parameter(start.clone()) for _ in range(2))
+    optimizers = [verify.ready(algorithm.ours([theta], **algorithm.test_hparams)) for theta in (saved_side, straight)]
+    gradients = [torch.randn(4, 3, dtype=torch.float64) for _ in range(8)]
+    for step, g in enumerate(gradients):
+        if step == 4:
+            buffer = io.BytesIO()
+            torch.save(optimizers[0], buffer)
+            buffer.seek(0)
+            optimizers[0] = torch.load(buffer, weights_only=False)
+            saved_side = optimizers[0].param_groups[0]["params"][0]
+        for theta, optimizer in zip((saved_side, straight), optimizers):
+            theta.grad = g.clone()
+            optimizer.step()
+    assert torch.equal(saved_side.detach(), straight.detach())

@@ -29,7 +29,7 @@ import math
 
 import torch
 
-from .base import (PseudocodeOptimizer, add_product_, add_scaled, add_scaled_, check_range, is_zero, lerp_,
+from .base import (PseudocodeOptimizer, state_with_attributes, add_product_, add_scaled, add_scaled_, check_range, is_zero, lerp_,
                    zeros)
 
 DOC_DISCREPANCIES = [
@@ -45,6 +45,8 @@ def default_clip(t):
 
 
 class ADOPT(PseudocodeOptimizer):
+    __getstate__ = state_with_attributes   # settings kept as attributes, as in the reference
+
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.9999), clip_lambda=default_clip, weight_decay=0.0,
                  weight_decouple=False, fixed_decay=False, foreach=None, eps=1e-6, maximize=False):
         check_range(lr, "Invalid learning rate: {}", low=0.0)

@@ -195,6 +195,14 @@ def real_view(tensor):
     return tensor
 
 
+def state_with_attributes(optimizer: torch.optim.Optimizer) -> dict:
+    """What to pickle for an optimizer that keeps settings as attributes outside its param groups (the
+    reference packages' ADOPT, SOAP and Lookahead do): torch's own `__getstate__` keeps only defaults,
+    state and param_groups, so `torch.save(optimizer)` would lose them. The step hooks stay out, as in
+    torch (its `__setstate__` makes them anew)."""
+    return {name: value for name, value in optimizer.__dict__.items() if not name.startswith("_optimizer_")}
+
+
 class PseudocodeOptimizer(torch.optim.Optimizer):
     """Base for optbench's hand-written optimizers.
 

@@ -26,7 +26,7 @@ from collections import OrderedDict, defaultdict
 
 import torch
 
-from .base import check_range, lerp_
+from .base import check_range, lerp_, state_with_attributes
 
 DOC_DISCREPANCIES = [
     "pullback_momentum ('reset' / 'pullback') is the reference's addition; the paper keeps the inner "
@@ -72,6 +72,8 @@ class Lookahead(torch.optim.Optimizer):
     @property
     def param_groups(self):
         return self.optimizer.param_groups     # one list, even after the inner optimizer loads a state_dict
+
+    __getstate__ = state_with_attributes   # the inner optimizer and k, alpha live outside param_groups
 
     def add_param_group(self, param_group):
         self.optimizer.add_param_group(param_group)

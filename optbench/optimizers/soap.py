@@ -40,7 +40,7 @@ from itertools import chain
 
 import torch
 
-from .base import PseudocodeOptimizer, check_range, is_zero, lerp_, zeros
+from .base import PseudocodeOptimizer, state_with_attributes, check_range, is_zero, lerp_, zeros
 
 DOC_DISCREPANCIES = [
     "the first gradient of each parameter only initialises the factors and eigenbases (θ does not move); "
@@ -55,6 +55,8 @@ DOC_DISCREPANCIES = [
 
 class SOAP(PseudocodeOptimizer):
     supports_complex = False
+
+    __getstate__ = state_with_attributes   # settings kept as attributes, as in the reference
 
     def __init__(self, params, lr=3e-3, betas=(0.95, 0.95), shampoo_beta=None, weight_decay=1e-2,
                  precondition_frequency=10, max_precondition_dim=10000, precondition_1d=False, correct_bias=True,
