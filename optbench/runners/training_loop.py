@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from ..data import Dataset
 from ..models import build_model
 from ..tasks import training_defaults
+from .eval_mode import evaluation_mode, has_eval_mode
 from .devices import all_finite, device_for_rank, global_mean, global_sum, resolve_device, synchronize
 from .schedules import build_scheduler
 
@@ -172,10 +173,11 @@ class TrainingRun:
         return loss, logits, used_lr
 
     def _evaluate(self, epoch: int) -> tuple[float, float]:
-        """Validation loss and accuracy now, recorded as an evaluation row."""
-        loss, accuracy = evaluate(
-            self.network, self.dataset.val, self.device, self.dtype, self.autocast, self.memory_format
-        )
+        """Validation loss and accuracy now (at the optimizer's evaluation point), recorded as a row."""
+        with evaluation_mode(self.optimizer):
+            loss, accuracy = evaluate(
+                self.network, self.dataset.val, self.device, self.dtype, self.autocast, self.memory_format
+            )
         self.evaluation_rows.append(
             dict(**self.labels, epoch=epoch, step=self.global_step, val_loss=loss, val_accuracy=accuracy)
         )
@@ -228,7 +230,11 @@ class TrainingRun:
         return True
 
     def result(self) -> TrainResult:
+        """The tables, with the test split scored and the weights saved at the optimizer's evaluation
+        point (Schedule-Free's x), where the optimizer stays."""
         spec, epochs = self.spec, pd.DataFrame(self.epoch_rows)
+        if has_eval_mode(self.optimizer):
+            self.optimizer.eval()
         test = (
             evaluate(
                 self.network, self.dataset.test, self.device, self.dtype, self.autocast, self.memory_format
