@@ -19,7 +19,13 @@ from dataclasses import dataclass, field
 import torch
 
 from .errors import OptbenchError, did_you_mean
-from .optimizers.external import ExternalAlgorithm, external_algorithm, is_external, split_spec
+from .optimizers.external import (
+    ExternalAlgorithm,
+    external_algorithm,
+    hyperparameter_names,
+    is_external,
+    split_spec,
+)
 from .optimizers.registry import ALGORITHMS, PRESETS, TORCH_ALGORITHMS, Algorithm, get
 
 
@@ -164,7 +170,8 @@ def as_spec(optimizer: str | OptimizerSpec) -> OptimizerSpec:
 def _rebuild(text: str, algorithm: str, hparams: dict, use_torch: bool, external: bool = False,
              inner: str | None = None) -> OptimizerSpec:
     found = external_algorithm(algorithm) if external else ALGORITHMS[algorithm]
-    return OptimizerSpec(text, dataclasses.replace(found, inner=inner) if inner else found, hparams, use_torch)
+    algorithm = dataclasses.replace(found, inner=inner) if inner else found
+    return OptimizerSpec(text, algorithm, hparams, use_torch)
 
 
 def _changed_inner(algorithm: Algorithm) -> str | None:
@@ -202,8 +209,6 @@ def allowed_hyperparameters(algorithm: Algorithm) -> list[str]:
     """The setting names a spec may give `algorithm`: its constructor's keyword defaults (ours, which
     for the zoo algorithms differs from the reference's signature), or an external class's names."""
     if isinstance(algorithm, ExternalAlgorithm):
-        from .optimizers.external import hyperparameter_names
-
         return hyperparameter_names(algorithm.cls)
     return list(algorithm.defaults())
 

@@ -1,4 +1,5 @@
-"""Issue 15's wiring: external classes in every command, Schedule-Free's eval point, recipes, verify --against."""
+"""Issue 15's wiring: external classes in every command, Schedule-Free's eval point, recipes and
+verify --against."""
 
 import pickle
 
@@ -98,7 +99,8 @@ def test_external_class_runs_in_compare_train_and_sweep(sign_sgd, tmp_path):
     assert run.per_trial
 
     result = train(TrainSpec(optimizer=f"{sign_sgd}:lr=0.001", model="mlp", epochs=1, max_steps=20))
-    assert not result.summary["diverged"].iloc[0] and result.steps["loss"].iloc[-1] < result.steps["loss"].iloc[0]
+    losses = result.steps["loss"]
+    assert not result.summary["diverged"].iloc[0] and losses.iloc[-1] < losses.iloc[0]
     assert TrainSpec(optimizer=sign_sgd).resolved()["optimizer_origin"]["class_name"] == "SignSGD"
 
     spec = SweepSpec(task="surface:elliptic", optimizers=(f"{sign_sgd}:lr=0.05",), batch_sizes=(1, 4),
@@ -109,8 +111,8 @@ def test_external_class_runs_in_compare_train_and_sweep(sign_sgd, tmp_path):
 
 
 def test_an_edited_optimizer_file_makes_new_sweep_cells(sign_sgd, tmp_path):
-    spec = SweepSpec(task="surface:elliptic", optimizers=(sign_sgd, "sgd"), batch_sizes=(1,), lr_scales=("none",),
-                     steps=5)
+    spec = SweepSpec(task="surface:elliptic", optimizers=(sign_sgd, "sgd"), batch_sizes=(1,),
+                     lr_scales=("none",), steps=5)
     before = {cell.optimizer: cell.key for cell in expand(spec)}
     (tmp_path / "myopt.py").write_text(SIGN_SGD + "# tuned\n")
     after = {cell.optimizer: cell.key for cell in expand(spec)}

@@ -8,8 +8,8 @@ import pandas as pd
 import rich_click as click
 from rich.table import Table
 
-from ..experiments.train import TrainingResult, train
 from ..errors import OptbenchError
+from ..experiments.train import TrainingResult, train
 from ..plots.training import redraw
 from ..results import default_folder
 from ..runners.recipes import note as recipe_note

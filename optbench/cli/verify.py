@@ -27,7 +27,8 @@ def _verdict(ok: bool) -> str:
               help="Also list where torch's documented pseudocode and its code disagree.")
 @click.option("--against", default=None, metavar="REFERENCE",
               help="Certify the one class named (module:Class, file.py:Class, zoo:name or an optbench "
-                   "algorithm) against this reference class, over their shared boolean flags and weight_decay.")
+                   "algorithm) against this reference class, over their shared boolean flags and "
+                   "weight_decay.")
 def command(names, as_json, discrepancies, against):
     """Prove ours == torch.optim for every flag combination of each algorithm (all by default).
 
@@ -64,11 +65,10 @@ def _installed(algorithms) -> list:
     kept, skipped = [], []
     for algorithm in algorithms:
         try:
-            algorithm.theirs
+            reference = algorithm.theirs
         except OptbenchError:
-            skipped.append(algorithm)
-        else:
-            kept.append(algorithm)
+            reference = None
+        (kept if reference is not None else skipped).append(algorithm)
     if skipped:
         missing = sorted({a.distribution for a in skipped})
         console_err.print(f"note: skipped {', '.join(a.name for a in skipped)}: their reference packages "
@@ -87,19 +87,21 @@ def _verify_against(names, against: str, as_json: bool) -> None:
     ours, reference = _class_of(names[0]), _class_of(against)
     flags = certificate.introspect_flags(ours, reference)
     with progress_bar(transient=True) as progress:
-        task = progress.add_task("certifying", total=len(certificate.flag_combinations(flags)), status=names[0])
+        total = len(certificate.flag_combinations(flags))
+        task = progress.add_task("certifying", total=total, status=names[0])
         checks = certificate.certify_classes(ours, reference, flags, name=f"{names[0]} vs {against}",
                                              progress=lambda _check: progress.advance(task))
     if not checks:
-        raise OptbenchError(f"'{against}' refused every flag combination at its defaults; nothing to compare")
+        raise OptbenchError(f"'{against}' refused every flag combination at its defaults; "
+                            "nothing to compare")
     failed = [c for c in checks if not c.passed]
     ok = not failed
     worst = max(c.deviation for c in checks)
     if as_json:
-        print(json.dumps({"class": names[0], "reference": against, "flags": flags, "combinations": len(checks),
-                          "worst_deviation_float64": worst, "tolerance_float64": checks[0].tolerance,
-                          "failed_combinations": [{"flags": c.flags, "deviation": c.deviation, "error": c.error}
-                                                  for c in failed],
+        failures = [{"flags": c.flags, "deviation": c.deviation, "error": c.error} for c in failed]
+        print(json.dumps({"class": names[0], "reference": against, "flags": flags,
+                          "combinations": len(checks), "worst_deviation_float64": worst,
+                          "tolerance_float64": checks[0].tolerance, "failed_combinations": failures,
                           "equivalent": ok}, indent=2, default=str))
     else:
         console.print(f"{names[0]} vs {against}: {len(checks) - len(failed)}/{len(checks)} combinations of "

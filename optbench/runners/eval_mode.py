@@ -36,5 +36,5 @@ def evaluation_mode(optimizer: torch.optim.Optimizer):
     finally:
         optimizer.train()
         with torch.no_grad():
-            for p, saved in zip(parameters, training_point):
+            for p, saved in zip(parameters, training_point, strict=True):
                 p.copy_(saved)

@@ -79,8 +79,10 @@ def describe(recipe: str | None) -> dict | None:
     if recipe == "no-decay":
         return {"recipe": recipe, "rule": "weight_decay=0 on tensors of fewer than 2 dimensions"}
     adamw = parse_optimizer("adamw")
-    return {"recipe": recipe, "rule": "muon on hidden weights of 2+ dimensions (kernels flattened); adamw on "
-            "biases, norm weights and the output layer", "adamw_hparams": adamw.resolved(training_defaults(adamw))}
+    return {"recipe": recipe,
+            "rule": "muon on hidden weights of 2+ dimensions (kernels flattened); adamw on biases, norm "
+                    "weights and the output layer",
+            "adamw_hparams": adamw.resolved(training_defaults(adamw))}
 
 
 def note(recipe: str | None) -> str | None:

@@ -222,7 +222,8 @@ class PerTrialStepper:
         return torch.stack([theta.reshape(-1) for theta in self.thetas])
 
     def evaluation_points(self):
-        evaluated = [at_evaluation_point(optimizer, [theta]) for optimizer, theta in zip(self.optimizers, self.thetas)]
+        evaluated = [at_evaluation_point(optimizer, [theta])
+                     for optimizer, theta in zip(self.optimizers, self.thetas, strict=True)]
         if evaluated[0] is None:
             return None
         return torch.stack([points[0].reshape(-1) for points in evaluated])
