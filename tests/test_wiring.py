@@ -1,6 +1,7 @@
 """Issue 15's wiring: external classes in every command, Schedule-Free's eval point, recipes and
 verify --against."""
 
+import dataclasses
 import pickle
 
 import pytest
@@ -172,3 +173,23 @@ def test_list_shows_references_and_batching():
     output = CliRunner().invoke(main, ["list"], env={"COLUMNS": "250"}).output
     assert "torch.optim.Adam" in output and "lion_pytorch.Lion" in output
     assert "one optimizer per trial" in output and "one tensor" in output
+
+
+def test_an_elementwise_external_class_batches_its_trials(sign_sgd, tmp_path):
+    (tmp_path / "batched.py").write_text(SIGN_SGD.replace("    def __init__", "    elementwise = True\n\n"
+                                                          "    def __init__"))
+    surface = get_surface("elliptic")
+    starts = fixed_starts(surface, trials=3)
+    batched = run_surface(parse_optimizer("batched.py:SignSGD:lr=0.1"), surface, starts, 5)
+    separate = run_surface(parse_optimizer(f"{sign_sgd}:lr=0.1"), surface, starts, 5)
+    assert not batched.per_trial and separate.per_trial
+    assert batched.trajectory[["x", "y"]].equals(separate.trajectory[["x", "y"]])
+
+
+def test_verify_skips_algorithms_whose_reference_is_missing(capsys):
+    from optbench.cli.verify import _installed
+    from optbench.optimizers.registry import ALGORITHMS
+
+    missing = dataclasses.replace(ALGORITHMS["lion"], reference="no_such_package:Lion", distribution="no-such")
+    assert _installed([ALGORITHMS["adam"], missing]) == [ALGORITHMS["adam"]]
+    assert "no-such" in capsys.readouterr().err
