@@ -12,6 +12,7 @@ from optbench.cli import main
 from optbench.errors import OptbenchError
 from optbench.models import build_model
 from optbench.objectives import get_surface
+from optbench.results import read_metadata
 from optbench.optimizers.adam import Adam
 from optbench.optimizers.schedule_free import SGDScheduleFree
 from optbench.runners.recipes import Combined, build_optimizer, recipe_for
@@ -109,6 +110,8 @@ def test_external_class_runs_in_compare_train_and_sweep(sign_sgd, tmp_path):
     swept = run_sweep(spec, tmp_path / "sweep")
     assert not swept.failed and len(swept.computed) == 2
     assert set(swept.summary["optimizer"]) == {f"{sign_sgd}:lr=0.05"}
+    origins = read_metadata(tmp_path / "sweep")["spec"]["origins"]
+    assert origins[f"{sign_sgd}:lr=0.05"]["class_name"] == "SignSGD"
 
 
 def test_an_edited_optimizer_file_makes_new_sweep_cells(sign_sgd, tmp_path):
