@@ -196,3 +196,13 @@ def test_verify_skips_algorithms_whose_reference_is_missing(capsys):
     missing = dataclasses.replace(ALGORITHMS["lion"], reference="no_such_package:Lion", distribution="no-such")
     assert _installed([ALGORITHMS["adam"], missing]) == [ALGORITHMS["adam"]]
     assert "no-such" in capsys.readouterr().err
+
+
+def test_train_cli_says_which_recipe_and_refuses_lbfgs(tmp_path):
+    result = CliRunner().invoke(main, ["train", "--optimizer", "muon", "--model", "mlp", "--epochs", "1",
+                                       "--device", "cpu", "--out", str(tmp_path), "--format", "png"])
+    assert result.exit_code == 0, result.output
+    assert "recipe muon" in result.output
+    assert read_metadata(tmp_path)["spec"]["runs"][0]["recipe"]["recipe"] == "muon"
+    refused = CliRunner().invoke(main, ["train", "--optimizer", "lbfgs", "--out", str(tmp_path / "x")])
+    assert refused.exit_code == 2 and "lbfgs" in refused.output and not (tmp_path / "x").exists()
