@@ -12,9 +12,9 @@ from optbench.cli import main
 from optbench.errors import OptbenchError
 from optbench.models import build_model
 from optbench.objectives import get_surface
-from optbench.results import read_metadata
 from optbench.optimizers.adam import Adam
 from optbench.optimizers.schedule_free import SGDScheduleFree
+from optbench.results import read_metadata
 from optbench.runners.recipes import Combined, build_optimizer, recipe_for
 from optbench.runners.surface import fixed_starts, run_surface
 from optbench.runners.training import TrainSpec, check, train
@@ -193,7 +193,8 @@ def test_verify_skips_algorithms_whose_reference_is_missing(capsys):
     from optbench.cli.verify import _installed
     from optbench.optimizers.registry import ALGORITHMS
 
-    missing = dataclasses.replace(ALGORITHMS["lion"], reference="no_such_package:Lion", distribution="no-such")
+    missing = dataclasses.replace(ALGORITHMS["lion"], reference="no_such_package:Lion",
+                                  distribution="no-such")
     assert _installed([ALGORITHMS["adam"], missing]) == [ALGORITHMS["adam"]]
     assert "no-such" in capsys.readouterr().err
 
@@ -206,3 +207,12 @@ def test_train_cli_says_which_recipe_and_refuses_lbfgs(tmp_path):
     assert read_metadata(tmp_path)["spec"]["runs"][0]["recipe"]["recipe"] == "muon"
     refused = CliRunner().invoke(main, ["train", "--optimizer", "lbfgs", "--out", str(tmp_path / "x")])
     assert refused.exit_code == 2 and "lbfgs" in refused.output and not (tmp_path / "x").exists()
+
+
+def test_a_training_sweep_runs_muon_with_its_recipe_and_lookahead_over_adam(tmp_path):
+    spec = SweepSpec(optimizers=("muon:lr=0.02", "lookahead:inner=adam,lr=0.001"), model="mlp",
+                     batch_sizes=(32,), lr_scales=("none",), steps=5, evaluations=1)
+    swept = run_sweep(spec, tmp_path)
+    assert not swept.failed and len(swept.computed) == 2
+    texts = swept.summary["optimizer_spec"]
+    assert any(text.startswith("lookahead:") and "inner=adam" in text for text in texts)
