@@ -3,11 +3,15 @@
 An optimizer spec is `[torch:]NAME[:key=value,...]`. NAME is an algorithm from the registry or a
 preset (`momentum` = SGD with momentum 0.9). `torch:` runs torch.optim's class instead of ours,
 for a side-by-side check. Values are numbers, `true`/`false`, `none`, or `/`-separated tuples.
+
+NAME may also be a class outside optbench (`package.module:Class`, `path/to/file.py:Class`,
+`pytorch_optimizer:lion`; see `optimizers.external`), whose settings are checked against its
+constructor. `lookahead:inner=adam` wraps another algorithm than Lookahead's default SGD.
 """
 
 from __future__ import annotations
 
-import inspect
+import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -15,7 +19,14 @@ from dataclasses import dataclass, field
 import torch
 
 from .errors import OptbenchError, did_you_mean
-from .optimizers.registry import ALGORITHMS, IMPLEMENTATION_ONLY, PRESETS, Algorithm, get
+from .optimizers.external import (
+    ExternalAlgorithm,
+    external_algorithm,
+    hyperparameter_names,
+    is_external,
+    split_spec,
+)
+from .optimizers.registry import ALGORITHMS, PRESETS, TORCH_ALGORITHMS, Algorithm, get
 
 
 class Hyperparameters(Mapping):
@@ -79,8 +90,11 @@ class OptimizerSpec:
         )
 
     def __reduce__(self):
-        # the registry's Algorithm holds lambdas, which pickle cannot carry to a spawned process
-        return (_rebuild, (self.text, self.algorithm.name, dict(self.hparams), self.use_torch))
+        # the registry's Algorithm holds lambdas, which pickle cannot carry to a spawned process; an
+        # external class is resolved again there (from its module or file)
+        inner = _changed_inner(self.algorithm)
+        return (_rebuild, (self.text, self.algorithm.name, dict(self.hparams), self.use_torch,
+                           isinstance(self.algorithm, ExternalAlgorithm), inner))
 
     @classmethod
     def parse(cls, text: str) -> OptimizerSpec:
@@ -91,10 +105,12 @@ class OptimizerSpec:
         """A spec text that `parse` reads back to this algorithm, class and hyperparameters
         (presets are written out: 'momentum' -> 'sgd:momentum=0.9')."""
         head = ("torch:" if self.use_torch else "") + self.algorithm.name
-        if not self.hparams:
+        inner = _changed_inner(self.algorithm)
+        settings = {**({"inner": inner} if inner else {}), **self.hparams}
+        if not settings:
             return head
         return f"{head}:" + ",".join(
-            f"{name}={format_value(value)}" for name, value in sorted(self.hparams.items())
+            f"{name}={format_value(value)}" for name, value in sorted(settings.items())
         )
 
     @property
@@ -110,6 +126,11 @@ class OptimizerSpec:
     @property
     def cls(self) -> type:
         return self.algorithm.theirs if self.use_torch else self.algorithm.ours
+
+    @property
+    def origin(self):
+        """Where an external class came from (`external.Origin`); None for optbench's algorithms."""
+        return getattr(self.algorithm, "origin", None)
 
     def resolved(self, defaults: dict | None = None) -> dict:
         """Every hyperparameter as the optimizer will get it: class defaults < `defaults` < spec."""
@@ -133,9 +154,12 @@ class OptimizerSpec:
 
             cls = fast_class(cls)
         try:
-            return cls(params, **hparams)
+            optimizer = cls(params, **hparams)
         except (ValueError, TypeError) as error:
             raise OptbenchError(f"{self.text}: {error}") from None
+        from .verify import ready
+
+        return ready(optimizer)   # Schedule-Free starts in eval mode and refuses to step until told
 
 
 def as_spec(optimizer: str | OptimizerSpec) -> OptimizerSpec:
@@ -143,8 +167,56 @@ def as_spec(optimizer: str | OptimizerSpec) -> OptimizerSpec:
     return optimizer if isinstance(optimizer, OptimizerSpec) else parse_optimizer(optimizer)
 
 
-def _rebuild(text: str, algorithm: str, hparams: dict, use_torch: bool) -> OptimizerSpec:
-    return OptimizerSpec(text, ALGORITHMS[algorithm], hparams, use_torch)
+def _rebuild(text: str, algorithm: str, hparams: dict, use_torch: bool, external: bool = False,
+             inner: str | None = None) -> OptimizerSpec:
+    found = external_algorithm(algorithm) if external else ALGORITHMS[algorithm]
+    algorithm = dataclasses.replace(found, inner=inner) if inner else found
+    return OptimizerSpec(text, algorithm, hparams, use_torch)
+
+
+def _changed_inner(algorithm: Algorithm) -> str | None:
+    """The inner algorithm of a wrapper (Lookahead) when it is not the registry's default, else None."""
+    inner = getattr(algorithm, "inner", "")
+    return inner if inner and inner != ALGORITHMS[algorithm.name].inner else None
+
+
+def _external(text: str, use_torch: bool) -> tuple[Algorithm, str]:
+    """A class outside optbench: ('module:Class:settings' -> its ExternalAlgorithm, 'settings')."""
+    if use_torch:
+        raise OptbenchError(f"'torch:' names torch.optim's twin of an optbench algorithm; "
+                            f"'{text}' names a class: drop 'torch:'")
+    target, settings = split_spec(text)
+    return external_algorithm(target), settings
+
+
+def _with_inner(algorithm: Algorithm, settings: str, text: str) -> tuple[Algorithm, str]:
+    """A wrapper's `inner=NAME` setting taken out of `settings` and built into its algorithm."""
+    if not getattr(algorithm, "inner", ""):
+        return algorithm, settings
+    items = [item for item in settings.split(",") if item.strip()] if settings else []
+    chosen = [item.partition("=")[2].strip() for item in items if item.partition("=")[0].strip() == "inner"]
+    if not chosen:
+        return algorithm, settings
+    inner = chosen[-1].lower()
+    if inner not in TORCH_ALGORITHMS or inner == "lbfgs":
+        raise did_you_mean(f"inner optimizer of {algorithm.name} (in '{text}')", chosen[-1],
+                           [name for name in TORCH_ALGORITHMS if name != "lbfgs"])
+    rest = [item for item in items if item.partition("=")[0].strip() != "inner"]
+    return dataclasses.replace(algorithm, inner=inner), ",".join(rest)
+
+
+def allowed_hyperparameters(algorithm: Algorithm) -> list[str]:
+    """The setting names a spec may give `algorithm`: its constructor's keyword defaults (ours, which
+    for the zoo algorithms differs from the reference's signature), or an external class's names."""
+    if isinstance(algorithm, ExternalAlgorithm):
+        return hyperparameter_names(algorithm.cls)
+    return list(algorithm.defaults())
+
+
+def _takes_text(algorithm: Algorithm, name: str) -> bool:
+    """Whether setting `name` may be a string: the known string options, any setting of a class outside
+    optbench (whose types optbench cannot know)."""
+    return name in STRING_OPTIONS or isinstance(algorithm, ExternalAlgorithm)
 
 
 def _hashable(value):
@@ -188,17 +260,16 @@ def parse_optimizer(text: str) -> OptimizerSpec:
     if not name:
         raise OptbenchError(f"empty optimizer name in '{text}'")
     key = name.lower()
-    if key in PRESETS:
+    if is_external(rest):
+        (algorithm, settings), hparams = _external(rest, use_torch), {}
+    elif key in PRESETS:
         base_name, hparams = PRESETS[key]
         algorithm = ALGORITHMS[base_name]
         hparams = dict(hparams)
     else:
         algorithm, hparams = get(name), {}
-    allowed = [
-        n
-        for n in inspect.signature(algorithm.theirs.__init__).parameters
-        if n not in ("self", "params") and n not in IMPLEMENTATION_ONLY
-    ]
+    algorithm, settings = _with_inner(algorithm, settings, text)
+    allowed = allowed_hyperparameters(algorithm)
     for item in filter(None, settings.split(",")) if settings else []:
         hname, eq, raw = item.partition("=")
         hname = hname.strip()
@@ -207,7 +278,7 @@ def parse_optimizer(text: str) -> OptimizerSpec:
         if hname not in allowed:
             raise did_you_mean(f"hyperparameter of {algorithm.name}", hname, allowed)
         value = parse_value(raw)
-        if isinstance(value, str) and hname not in STRING_OPTIONS:
+        if isinstance(value, str) and not _takes_text(algorithm, hname):
             raise OptbenchError(f"{hname}={raw} in '{text}' is not a number")
         hparams[hname] = value
     return OptimizerSpec(text.strip(), algorithm, hparams, use_torch)

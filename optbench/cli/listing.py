@@ -14,19 +14,32 @@ def _show_default(value) -> str:
     return "/".join(map(str, value)) if isinstance(value, tuple) else str(value)
 
 
+def _reference(algorithm) -> str:
+    """'torch.optim.Adam', or the reference package's class with its installed version."""
+    reference = getattr(algorithm, "reference", "")
+    if not reference:
+        return f"torch.optim.{algorithm.class_name}"
+    version = algorithm.reference_version
+    return f"{reference.replace(':', '.')} ({algorithm.distribution} {version or 'not installed'})"
+
+
 @click.command("list")
 def command():
-    """List the optimizers with their default hyperparameters."""
-    table = Table(title="optimizers (ours = torch.optim twins)", title_justify="left")
-    for column in ("name", "class", "defaults", "tensor hyperparameters"):
+    """List the optimizers with their certificate's reference, defaults and how surfaces batch trials."""
+    table = Table(title="optimizers (ours, certified equal to the reference by `optbench verify`)",
+                  title_justify="left")
+    for column in ("name", "class", "reference", "defaults", "trials on a surface"):
         table.add_column(column)
     for algorithm in ALGORITHMS.values():
         defaults = ", ".join(f"{k}={_show_default(v)}" for k, v in algorithm.defaults().items())
-        batched = ", ".join(algorithm.tensor_hparams) or "- (one parameter per trial)"
-        table.add_row(algorithm.name, algorithm.class_name, defaults, batched)
+        batched = (f"one tensor; tensor hyperparameters: {', '.join(algorithm.tensor_hparams) or 'none'}"
+                   if algorithm.elementwise else "one optimizer per trial (reduces across a tensor)")
+        table.add_row(algorithm.name, algorithm.class_name, _reference(algorithm), defaults, batched)
     for name, (base, settings) in PRESETS.items():
-        table.add_row(name, f"preset of {base}", ", ".join(f"{k}={v}" for k, v in settings.items()), "")
+        table.add_row(name, f"preset of {base}", "", ", ".join(f"{k}={v}" for k, v in settings.items()), "")
     console.print(table)
+    console.print("also: any torch.optim.Optimizer class as module:Class, path/to/file.py:Class or zoo:name "
+                  "(pytorch_optimizer:lion, heavyball:...); see docs/optimizers.md")
     for title, columns, rows in (objectives.describe(), tasks.describe()):
         extra = Table(title=title, title_justify="left")
         for column in columns:

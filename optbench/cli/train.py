@@ -12,7 +12,10 @@ from ..experiments.training import TrainingResult, train
 from ..errors import OptbenchError
 from ..plots.training import redraw
 from ..results import default_folder
+from ..runners.recipes import note as recipe_note
+from ..runners.recipes import recipe_for
 from ..specs import parse_optimizer
+from ..tasks import get_task
 from .common import (
     console,
     console_err,
@@ -85,6 +88,12 @@ from .common import (
     help="Data-parallel processes on this machine (torch.distributed; gloo on CPU, nccl on GPU).",
 )
 @click.option("--data-dir", type=click.Path(), default=None, help="Folder with the data set's files.")
+@click.option(
+    "--recipe",
+    default=None,
+    help="Parameter groups: 'muon' (Muon on hidden matrices, AdamW on the rest; the default for muon), "
+    "'no-decay' (no weight decay on biases and norm weights), 'none'.",
+)
 @click.option("--trace", is_flag=True, help="With --task scalar: print every iteration's numbers.")
 @click.option(
     "--force",
@@ -112,6 +121,11 @@ def command(optimizers, task, trace, out, formats, **settings):
                 f"note: {spec.name} has no fast path (torch.optim's class, or an algorithm "
                 "that reduces across a tensor); it runs the readable path"
             )
+    if get_task(task).kind == "classification":
+        for spec in specs:
+            line = recipe_note(recipe_for(spec, settings["recipe"]))
+            if line:
+                console_err.print(f"note: {spec.name}: {line}")
     folder = out or default_folder("train")
     with _ProgressBars() as bars:
         result = train(specs, task, out=folder, progress=bars.update, **settings)

@@ -10,6 +10,8 @@ import torch
 from rich.table import Table
 
 from .. import verify as certificate
+from ..errors import OptbenchError
+from ..optimizers.external import external_algorithm, is_external
 from ..optimizers.registry import ALGORITHMS, get
 from .common import console, console_err, progress_bar
 
@@ -26,15 +28,23 @@ def _verdict(ok: bool) -> str:
 @click.option("--compiled", is_flag=True,
               help="Also certify the compiled fast path (torch.compile), every combination in float64 "
                    "and float32, and print its bound against the eager slices (compiles: minutes).")
-def command(names, as_json, discrepancies, compiled):
+@click.option("--against", default=None, metavar="REFERENCE",
+              help="Certify the one class named (module:Class, file.py:Class, zoo:name or an optbench "
+                   "algorithm) against this reference class, over their shared boolean flags and "
+                   "weight_decay.")
+def command(names, as_json, discrepancies, compiled, against):
     """Prove ours == torch.optim for every flag combination of each algorithm (all by default).
 
     Each combination runs 12 steps in float64 with two param groups, an lr scheduler and a
     state_dict round trip; plus a float32 run, a batched tensor-hyperparameter check and, for
     the element-wise algorithms, the same certificate for the fast path (`fast(Adam)`).
-    Exit status 1 if any algorithm disagrees.
+    Exit status 1 if any algorithm disagrees. Without names, algorithms whose reference package is
+    not installed are skipped with a note (`pip install "optbench[zoo]"`).
     """
-    algorithms = [get(name) for name in names] or list(ALGORITHMS.values())
+    if against is not None:
+        _verify_against(names, against, as_json)
+        return
+    algorithms = [get(name) for name in names] or _installed(ALGORITHMS.values())
     rows = []
     with progress_bar(transient=True) as progress:
         task = progress.add_task("certifying", total=sum(certificate.certificate_size(a, compiled) for a in algorithms), status="")
@@ -50,6 +60,60 @@ def command(names, as_json, discrepancies, compiled):
             _print_discrepancies(algorithms)
     if not ok:
         console_err.print("[bold red]some algorithms differ from torch.optim[/]")
+        sys.exit(1)
+
+
+def _installed(algorithms) -> list:
+    """The algorithms whose reference class imports; a note names those skipped."""
+    kept, skipped = [], []
+    for algorithm in algorithms:
+        try:
+            reference = algorithm.theirs
+        except OptbenchError:
+            reference = None
+        (kept if reference is not None else skipped).append(algorithm)
+    if skipped:
+        missing = sorted({a.distribution for a in skipped})
+        console_err.print(f"note: skipped {', '.join(a.name for a in skipped)}: their reference packages "
+                          f"({', '.join(missing)}) are not installed; pip install \"optbench[zoo]\"")
+    return kept
+
+
+def _class_of(text: str) -> type:
+    return external_algorithm(text).cls if is_external(text) else get(text).ours
+
+
+def _verify_against(names, against: str, as_json: bool) -> None:
+    """`verify A --against B`: the certificate of class A against class B; exit status 1 if they differ."""
+    if len(names) != 1:
+        raise OptbenchError(f"--against certifies one class, got {len(names)}: {' '.join(names) or 'none'}")
+    ours, reference = _class_of(names[0]), _class_of(against)
+    flags = certificate.introspect_flags(ours, reference)
+    with progress_bar(transient=True) as progress:
+        total = len(certificate.flag_combinations(flags))
+        task = progress.add_task("certifying", total=total, status=names[0])
+        checks = certificate.certify_classes(ours, reference, flags, name=f"{names[0]} vs {against}",
+                                             progress=lambda _check: progress.advance(task))
+    if not checks:
+        raise OptbenchError(f"'{against}' refused every flag combination at its defaults; "
+                            "nothing to compare")
+    failed = [c for c in checks if not c.passed]
+    ok = not failed
+    worst = max(c.deviation for c in checks)
+    if as_json:
+        failures = [{"flags": c.flags, "deviation": c.deviation, "error": c.error} for c in failed]
+        print(json.dumps({"class": names[0], "reference": against, "flags": flags,
+                          "combinations": len(checks), "worst_deviation_float64": worst,
+                          "tolerance_float64": checks[0].tolerance, "failed_combinations": failures,
+                          "equivalent": ok}, indent=2, default=str))
+    else:
+        console.print(f"{names[0]} vs {against}: {len(checks) - len(failed)}/{len(checks)} combinations of "
+                      f"{', '.join(flags) or 'the defaults'} agree in float64; worst relative deviation "
+                      f"{_fmt(worst)} (tolerance {checks[0].tolerance:.0e}): {_verdict(ok)}")
+        for check in failed[:3]:
+            console.print(f"[red]{check.flags}: {check.error or _fmt(check.deviation)}[/]")
+    if not ok:
+        console_err.print(f"[bold red]{names[0]} differs from {against}[/]")
         sys.exit(1)
 
 

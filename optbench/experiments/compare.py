@@ -216,7 +216,8 @@ def compare(optimizers, surface: Surface | str = "elliptic", *, steps: int | Non
                      for name, (_, h) in hparams.items()},
         "tune": tune.meta(steps) if tune else None,
         "check_repro": repro.to_dict("records") if repro is not None else None,
-        "per_trial": [spec.name for spec, run in zip(specs, runs) if run.per_trial]}
+        "per_trial": [spec.name for spec, run in zip(specs, runs) if run.per_trial],
+        "origins": {spec.name: spec.origin.as_dict() for spec in specs if spec.origin is not None}}
     return Comparison(surface, trajectory, metrics, rates, tuning, repro, meta, seed)
 
 

@@ -89,5 +89,5 @@ def grid(optimizer: OptimizerSpec | str, axes: dict, surface: Surface | str = "e
     meta = {"surface": surface.name, "optimizer": spec.name, "axes": [x_name, y_name],
             "ranges": {x_name: list(x_values), y_name: list(y_values)}, "steps": steps,
             "start": list(point or surface.start), "noise": noise, "record_every": run.record_every,
-            "per_trial": run.per_trial}
+            "per_trial": run.per_trial, "origin": spec.origin.as_dict() if spec.origin is not None else None}
     return GridMap(surface, run.trajectory, run.metrics, meta, seed)

@@ -96,6 +96,7 @@ def train(
     seed: int = 0,
     data_dir: str | None = None,
     eval_every_steps: int | None = None,
+    recipe: str | None = None,
     nproc: int = 1,
     out: str | Path | None = None,
     force: bool = False,
@@ -127,6 +128,7 @@ def train(
             fast=fast or None,
             data_dir=data_dir,
             eval_every_steps=eval_every_steps,
+            recipe=recipe,
             nproc=nproc if nproc != 1 else None,
             dtype=None if dtype == "float32" else dtype,
             device=None if device in ("auto", "cpu") else device,
@@ -151,6 +153,7 @@ def train(
         seed=seed,
         data_dir=data_dir,
         eval_every_steps=eval_every_steps,
+        recipe=recipe,
     )
     return _classification([replace(base, optimizer=spec) for spec in specs], nproc, out, force, progress)
 

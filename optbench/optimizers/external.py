@@ -12,6 +12,11 @@ version and a SHA-256 of the file that defines the class, so a sweep cell keyed 
 `Origin.cache_key()` is recomputed when the optimizer's source changes. Every user mistake (no such
 file, module or class; not a `torch.optim.Optimizer`; an unknown hyperparameter) is one
 `OptbenchError` line.
+
+`external_algorithm` wraps a resolved class as an `ExternalAlgorithm`, the registry's `Algorithm`
+shape, so every runner takes it where it takes optbench's own. An external class is assumed to
+reduce across a tensor (one optimizer per trial on a surface) unless it sets the class attribute
+`elementwise = True`, which lets a surface batch its trials in one [trials, dim] tensor.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from pathlib import Path
 import torch
 
 from ..errors import OptbenchError, closest, did_you_mean
+from .registry import Algorithm
 
 # Packages of optimizers that may be named by prefix alone, with the PyPI name to install.
 ZOO_PACKAGES = {
@@ -60,6 +66,42 @@ class Origin:
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class ExternalAlgorithm(Algorithm):
+    """An external optimizer class in the registry's shape: `name` is the 'module:Class' text it was
+    resolved from, `ours` and `theirs` are both the class (there is no twin to certify it against)."""
+
+    cls: type | None = None
+    origin: Origin | None = None
+
+    @property
+    def ours(self) -> type:
+        return self.cls
+
+    @property
+    def theirs(self) -> type:
+        return self.cls
+
+    def defaults(self) -> dict:
+        """The constructor's keyword defaults, following `**kwargs` up the class hierarchy."""
+        names, defaults = hyperparameter_names(self.cls), {}
+        for klass in self.cls.__mro__:
+            if klass is torch.optim.Optimizer or "__init__" not in vars(klass):
+                continue
+            for parameter in inspect.signature(klass.__init__).parameters.values():
+                if parameter.name in names and parameter.default is not parameter.empty:
+                    defaults.setdefault(parameter.name, parameter.default)
+        return {name: defaults[name] for name in names if name in defaults}
+
+
+def external_algorithm(target: str) -> ExternalAlgorithm:
+    """'module:Class', 'file.py:Class' or 'zoo:name' (no settings) -> ExternalAlgorithm; the errors of
+    `resolve_optimizer`."""
+    cls, origin = resolve_optimizer(target)
+    return ExternalAlgorithm(target, cls.__name__, cls.__module__, flags={},
+                             elementwise=getattr(cls, "elementwise", False) is True, cls=cls, origin=origin)
 
 
 def is_external(text: str) -> bool:

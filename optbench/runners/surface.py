@@ -6,7 +6,8 @@ passed as per-trial hyperparameters, which become `[trials, 1]` tensors broadcas
 parameter, so an lr × momentum grid of 4096 cells is a single tensor program. That is exact for
 element-wise algorithms only: LBFGS, Muon and Adafactor reduce across a tensor (`elementwise=False`
 in the registry), so for them each trial gets its own parameter and optimizer, stepped in a loop
-(slower; `per_trial` is True in the result).
+(slower; `per_trial` is True in the result). A class from outside optbench is run per trial unless
+it declares `elementwise = True`.
 
 What is recorded
 - `trajectory`: one row per (trial, recorded step): optimizer, settings, hyperparameters, trial,
@@ -14,6 +15,9 @@ What is recorded
   gradient at that point), diverged. Step 0 is the start. When trials × (steps + 1) exceeds
   `MAX_RECORDED_POINTS`, only every k-th step is kept (k is the smallest stride that fits, stored
   as `record_every`); the last step is always kept. Metrics are computed from every step regardless.
+  For an optimizer with a train/eval switch (Schedule-Free), the recorded point is the one its
+  `eval()` sets, the averaged iterate x it is evaluated and saved at, while gradients are taken at
+  its training point y; the switch is undone exactly, so recording changes no step.
 - `metrics`: one row per trial: final loss, distance to the nearest minimum, steps until
   f - f_min first falls below the surface's tolerance, path length (sum of step lengths; NaN for a
   diverged run), and the step at which the run diverged: f - f_min became NaN/inf or grew beyond
@@ -36,6 +40,7 @@ from ..errors import OptbenchError
 from ..objectives import Surface, add_gradient_noise, noisy
 from ..specs import OptimizerSpec
 from ..tasks.defaults import surface_defaults
+from .eval_mode import evaluation_mode, has_eval_mode
 from .recorder import Recorder
 
 MAX_RECORDED_POINTS = 250_000       # trial-steps kept in the trajectory table before striding
@@ -105,10 +110,13 @@ def run_surface(spec: OptimizerSpec, surface: Surface, starts: torch.Tensor, ste
     for t in range(steps + 1):
         points = stepper.points()
         value, gradient = surface.evaluate(points)
+        seen = stepper.evaluation_points()
+        seen_value, seen_gradient = (value, gradient) if seen is None else surface.evaluate(seen)
+        seen = points if seen is None else seen
         if on_cpu:
-            recorder.observe(t, points, value, gradient)
+            recorder.observe(t, seen, seen_value, seen_gradient)
         else:
-            recorder.observe(t, points.cpu(), value.cpu(), gradient.cpu())
+            recorder.observe(t, seen.cpu(), seen_value.cpu(), seen_gradient.cpu())
         if t < steps:
             stepper.step(clip_rows(add_gradient_noise(gradient, noise, noise_generator), clip_grad_norm))
     hparams = _hparam_columns(spec, defaults, {n: v.cpu() for n, v in grid.items()}, trials)
@@ -169,6 +177,15 @@ def _with_grid(hparams: dict, grid: dict, index=None) -> dict:
                                          for name, values in grid.items()})
 
 
+def at_evaluation_point(optimizer: torch.optim.Optimizer, parameters: list) -> list | None:
+    """Copies of `parameters` where `optimizer.eval()` puts them (Schedule-Free's averaged iterate);
+    None for optimizers without the switch (see `eval_mode`)."""
+    if not has_eval_mode(optimizer):
+        return None
+    with evaluation_mode(optimizer), torch.no_grad():
+        return [p.clone() for p in parameters]
+
+
 class BatchedStepper:
     """All trials as one leaf tensor [trials, dim], stepped by one optimizer."""
 
@@ -181,6 +198,10 @@ class BatchedStepper:
 
     def points(self):
         return self.theta
+
+    def evaluation_points(self):
+        evaluated = at_evaluation_point(self.optimizer, [self.theta])
+        return None if evaluated is None else evaluated[0]
 
     def step(self, gradient):
         self.theta.grad = gradient
@@ -199,6 +220,13 @@ class PerTrialStepper:
 
     def points(self):
         return torch.stack([theta.reshape(-1) for theta in self.thetas])
+
+    def evaluation_points(self):
+        evaluated = [at_evaluation_point(optimizer, [theta])
+                     for optimizer, theta in zip(self.optimizers, self.thetas, strict=True)]
+        if evaluated[0] is None:
+            return None
+        return torch.stack([points[0].reshape(-1) for points in evaluated])
 
     def step(self, gradient):
         for theta, optimizer, g in zip(self.thetas, self.optimizers, gradient):

@@ -39,6 +39,7 @@ from ..models import build_model
 from ..specs import OptimizerSpec, as_spec
 from ..tasks import TRAINING, get_task, training_defaults
 from .devices import rank_and_world, resolve_device
+from .recipes import build_optimizer, describe, recipe_for
 from .schedules import build_scheduler
 from .training_loop import TrainingRun, TrainResult, Update
 
@@ -68,6 +69,7 @@ class TrainSpec:
     data_dir: str | None = None
     max_steps: int | None = None  # stop after this many steps
     eval_every_steps: int | None = None  # also evaluate every N steps (None: after epochs only)
+    recipe: str | None = None  # parameter groups (`recipes`): 'muon', 'no-decay'; None: muon's for Muon
 
     def __post_init__(self):
         object.__setattr__(self, "optimizer", as_spec(self.optimizer))
@@ -75,10 +77,13 @@ class TrainSpec:
     def resolved(self) -> dict:
         """Plain values, with the optimizer's hyperparameters as they will be used (metadata, keys)."""
         values = {f.name: getattr(self, f.name) for f in fields(self)}
+        origin = self.optimizer.origin
         return {
             **values,
             "optimizer": self.optimizer.text,
             "optimizer_hparams": self.optimizer.resolved(training_defaults(self.optimizer)),
+            **({"optimizer_origin": origin.as_dict()} if origin is not None else {}),
+            "recipe": describe(recipe_for(self.optimizer, self.recipe)),
         }
 
 
@@ -92,7 +97,8 @@ def check(spec: TrainSpec, dataset: Dataset | None = None, world: int = 1) -> Da
     dataset = _dataset(spec, dataset)
     _check_settings(spec, len(dataset.train[1]), world)
     network = build_model(spec.model, dataset.input_shape, dataset.num_classes)
-    probe = spec.optimizer.build(network.parameters(), training_defaults(spec.optimizer))
+    probe = build_optimizer(spec.optimizer, recipe_for(spec.optimizer, spec.recipe), network,
+                            training_defaults(spec.optimizer))
     build_scheduler(spec.schedule, probe, max(1, spec.epochs - spec.warmup_epochs))
     return dataset
 
@@ -135,6 +141,9 @@ def _dataset(spec: TrainSpec, dataset: Dataset | None) -> Dataset:
 
 def _check_settings(spec: TrainSpec, n_train: int, world: int) -> None:
     """The spec's numbers and names, without building anything."""
+    if spec.optimizer.family == "lbfgs":
+        raise OptbenchError("train does not run lbfgs: L-BFGS needs a deterministic full-batch closure and a "
+                            "line search, not mini-batches; compare it on a surface (optbench compare lbfgs)")
     resolve_device(spec.device)
     _dtype(spec)
     check_batch_size(spec.batch_size, n_train, world)

@@ -21,6 +21,8 @@ from ..data import Dataset
 from ..models import build_model
 from ..tasks import training_defaults
 from .devices import all_finite, device_for_rank, global_mean, global_sum, resolve_device, synchronize
+from .eval_mode import evaluation_mode, has_eval_mode
+from .recipes import build_optimizer, recipe_for
 from .schedules import build_scheduler
 
 if TYPE_CHECKING:
@@ -78,8 +80,9 @@ class TrainingRun:
 
             device_ids = [self.device.index] if self.device.type == "cuda" else None
             self.model = DistributedDataParallel(self.network, device_ids=device_ids)
-        self.optimizer = spec.optimizer.build(
-            self.model.parameters(), training_defaults(spec.optimizer), fast=spec.fast
+        self.optimizer = build_optimizer(
+            spec.optimizer, recipe_for(spec.optimizer, spec.recipe), self.network,
+            training_defaults(spec.optimizer), fast=spec.fast,
         )
         self.scheduler = build_scheduler(
             spec.schedule, self.optimizer, max(1, spec.epochs - spec.warmup_epochs)
@@ -149,33 +152,31 @@ class TrainingRun:
     def _step(self, inputs, targets):
         """One optimizer step with the warm-up's lr; returns (loss, logits) at the step's starting
         point and the lr the step used."""
-        optimizer, outputs = self.optimizer, []
-
-        def closure():
-            optimizer.zero_grad(set_to_none=True)
-            with self.autocast():
-                logits = self.model(inputs)
-            loss = F.cross_entropy(_full_precision(logits), targets)
-            loss.backward()
-            outputs.append((loss.detach(), logits.detach()))
-            return loss
-
+        optimizer = self.optimizer
         scheduled = [group["lr"] for group in optimizer.param_groups]
         if self.global_step < self.warmup_steps:  # linear warm-up on top of the schedule's lr
             for group, lr in zip(optimizer.param_groups, scheduled, strict=True):
                 group["lr"] = lr * (self.global_step + 1) / self.warmup_steps
         used_lr = _as_float(optimizer.param_groups[0]["lr"])
-        optimizer.step(closure)  # every optimizer accepts a closure; LBFGS calls it repeatedly
+        # The gradient is taken here, not through a closure, since a user's optimizer need not call
+        # one; L-BFGS, which must, is refused by `training.check`.
+        optimizer.zero_grad(set_to_none=True)
+        with self.autocast():
+            logits = self.model(inputs)
+        loss = F.cross_entropy(_full_precision(logits), targets)
+        loss.backward()
+        optimizer.step()
         for group, lr in zip(optimizer.param_groups, scheduled, strict=True):
             group["lr"] = lr
-        loss, logits = outputs[0]  # the loss at the point the step started from
+        loss, logits = loss.detach(), logits.detach()  # at the point the step started from
         return loss, logits, used_lr
 
     def _evaluate(self, epoch: int) -> tuple[float, float]:
-        """Validation loss and accuracy now, recorded as an evaluation row."""
-        loss, accuracy = evaluate(
-            self.network, self.dataset.val, self.device, self.dtype, self.autocast, self.memory_format
-        )
+        """Validation loss and accuracy now (at the optimizer's evaluation point), recorded as a row."""
+        with evaluation_mode(self.optimizer):
+            loss, accuracy = evaluate(
+                self.network, self.dataset.val, self.device, self.dtype, self.autocast, self.memory_format
+            )
         self.evaluation_rows.append(
             dict(**self.labels, epoch=epoch, step=self.global_step, val_loss=loss, val_accuracy=accuracy)
         )
@@ -228,7 +229,11 @@ class TrainingRun:
         return True
 
     def result(self) -> TrainResult:
+        """The tables, with the test split scored and the weights saved at the optimizer's evaluation
+        point (Schedule-Free's x), where the optimizer stays."""
         spec, epochs = self.spec, pd.DataFrame(self.epoch_rows)
+        if has_eval_mode(self.optimizer):
+            self.optimizer.eval()
         test = (
             evaluate(
                 self.network, self.dataset.test, self.device, self.dtype, self.autocast, self.memory_format

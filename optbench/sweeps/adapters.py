@@ -66,7 +66,7 @@ def check_runnable(spec, cells) -> None:
     """What only the data or an optimizer instance can tell, before any cell runs or any file is
     written: every optimizer builds (lr=-0.1 is refused by torch), every batch fits the data, the
     data load and the model builds."""
-    probe = torch.zeros(2, requires_grad=True)
+    probe = torch.zeros(2, 2, requires_grad=True)   # a matrix: Muon refuses anything else
     for text in sorted({c.optimizer_spec for c in cells}):
         parse_optimizer(text).build([probe])
     batch_sizes = sorted({c.batch_size for c in cells})

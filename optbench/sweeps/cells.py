@@ -8,10 +8,14 @@ so the key does not depend on the order in which lists or flags were given.
 Cells that differ only in how they were asked for resolve to the same computation (the base batch
 size has the same lr under every rule): `Cell.computation` is the hash without the rule, base lr
 and base batch size, and each computation runs once; its table is written under every cell of it.
+
+A class from outside optbench is hashed with its `Origin.cache_key()` (class, package version, source
+hash): an edited optimizer file or an upgraded package makes new cells, never reuses stale ones.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import itertools
 import json
@@ -51,6 +55,7 @@ class Cell:
     device: str | None           # training tasks only
     evaluations: int | None      # training tasks only
     threads: int
+    origin: tuple | None = None  # ((name, value), ...) of `Origin.cache_key()` for an external class
 
     @cached_property
     def key(self) -> str:
@@ -95,6 +100,10 @@ NOT_COMPUTED = NOT_HASHED + ("lr_scale", "base_lr", "base_batch_size")
 def _digest(cell: Cell, leave_out: tuple) -> str:
     settings = {f.name: getattr(cell, f.name) for f in fields(cell) if f.name not in leave_out}
     settings["optimizer_hparams"] = dict(settings["optimizer_hparams"])
+    if settings.get("origin") is None:
+        settings.pop("origin", None)   # optbench's own algorithms keep the keys they always had
+    else:
+        settings["origin"] = dict(settings["origin"])
     text = json.dumps(_canonical(settings), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -127,6 +136,7 @@ def expand(spec: SweepSpec) -> list[Cell]:
     cells = []
     for text in spec.optimizers:
         optimizer = parse_optimizer(text)
+        origin = tuple(sorted(optimizer.origin.cache_key().items())) if optimizer.origin is not None else None
         for values in itertools.product(*(spec.hparams[n] for n in names)):
             combo = dict(zip(names, values))
             base_lr = float(combo.get("lr", spec.base_lr if spec.base_lr is not None else
@@ -149,12 +159,15 @@ def expand(spec: SweepSpec) -> list[Cell]:
                             steps=spec.resolved_steps(), seed=seed,
                             noise=spec.noise if kind == "surface" else None,
                             device=spec.device if kind == "training" else None,
-                            evaluations=spec.resolved_evaluations(), threads=spec.threads))
+                            evaluations=spec.resolved_evaluations(), threads=spec.threads,
+                            origin=origin))
     return cells
 
 
 def optimizer_text(optimizer: OptimizerSpec, hparams: dict) -> str:
     """An optimizer spec that `parse_optimizer` reads back to exactly these hyperparameters."""
+    if optimizer.origin is not None or optimizer.text.split(":")[0].lower() == "lookahead":
+        return dataclasses.replace(optimizer, hparams=hparams).to_text()   # 'module:Class', inner=
     head = optimizer.text.split(":")
     name = ":".join(head[:2]) if optimizer.use_torch else head[0]
     return f"{name}:" + ",".join(f"{k}={format_value(v)}" for k, v in sorted(hparams.items()))

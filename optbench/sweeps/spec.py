@@ -82,7 +82,12 @@ class SweepSpec:
     def to_dict(self) -> dict:
         return {"grid": self.grid(), "analysis": {"target_accuracy": self.target_accuracy,
                                                   "target_loss": self.target_loss},
-                "spec": jsonable(asdict(self))}
+                "spec": jsonable(asdict(self)), "origins": self.origins()}
+
+    def origins(self) -> dict:
+        """Where each external optimizer class came from (`external.Origin`), by its spec text."""
+        specs = [parse_optimizer(text) for text in self.optimizers]
+        return {spec.text: spec.origin.as_dict() for spec in specs if spec.origin is not None}
 
     @classmethod
     def from_dict(cls, saved: dict) -> SweepSpec:
