@@ -16,7 +16,7 @@ import torch
 
 from benchmarks import gpu_check
 from benchmarks.gpu_sections import equivalence, extras, failure, training
-from optbench.optimizers.registry import ALGORITHMS
+from optbench.optimizers.registry import TORCH_ALGORITHMS as ALGORITHMS
 
 ROOT = Path(__file__).resolve().parent.parent
 WITHOUT_RICH_CLICK = """

@@ -85,8 +85,8 @@ def uninterrupted(tmp_path_factory) -> pd.DataFrame:
     return table(out)
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT, signal.SIGKILL], ids=lambda s: s.name)
+@pytest.mark.parametrize("signum", [signal.SIGTERM, pytest.param(signal.SIGINT, marks=pytest.mark.slow),
+                                    pytest.param(signal.SIGKILL, marks=pytest.mark.slow)], ids=lambda s: s.name)
 def test_a_killed_parallel_sweep_leaves_no_worker_and_resumes_exactly(tmp_path, signum, uninterrupted):
     out = tmp_path / "out"
     parent = start(*SLOW, "--jobs", "2", "--out", str(out))
@@ -121,7 +121,6 @@ def test_a_killed_parallel_sweep_leaves_no_worker_and_resumes_exactly(tmp_path, 
     pd.testing.assert_frame_equal(table(out), uninterrupted, check_exact=True)
 
 
-@pytest.mark.slow
 def test_two_identical_sweeps_on_one_folder_compute_each_cell_once(tmp_path, uninterrupted):
     out = tmp_path / "out"
     first, second = start(*SLOW, "--out", str(out)), start(*SLOW, "--out", str(out))

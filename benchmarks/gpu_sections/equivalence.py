@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 from optbench import verify
 from optbench.optimizers import FAST_ALGORITHMS, fast
-from optbench.optimizers.registry import ALGORITHMS
+from optbench.optimizers.registry import TORCH_ALGORITHMS as ALGORITHMS
 
 from . import failure
 
