@@ -16,6 +16,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 
@@ -37,7 +38,7 @@ from ..runners.tuning import (
     tuning_axes,
 )
 from ..runners.tuning import tune as run_tuning
-from ..theory import rate_table, stability_limits
+from ..theory import rate_table, stability_edge
 from .inputs import as_specs, as_surface, check_start
 from .result import Result
 
@@ -145,10 +146,17 @@ class Comparison(Result):
                 sensitivity(self.tuning.cells), self.tuning.summary, tune["criterion"], tune["steps"],
                 self.surface.name, [axis for axis in over if axis != "lr"])
         if len(over) == 2:
-            for name, metrics in self.tuning.metrics.groupby("optimizer", sort=False):
+            for name, cells in self.tuning.cells.groupby("optimizer", sort=False):
                 stem = "tune_grid_" + "".join(c if c.isalnum() else "_" for c in name)
-                figures[stem] = plot_grid(metrics, self.surface, *over,
-                                          stability=stability_limits(metrics, self.surface, *over))
+                # the map colours what the table ranked by: the criterion, or the final loss where no
+                # cell met it (the winner was then chosen by final loss)
+                value = "score" if np.isfinite(cells["score"]).any() else "loss_score"
+                winner = self.tuning.summary[self.tuning.summary["optimizer"] == name].iloc[0]
+                metrics = self.tuning.metrics[self.tuning.metrics["optimizer"] == name]
+                figures[stem] = plot_grid(cells.assign(steps=tune["steps"]), self.surface, *over, value=value,
+                                          criterion=tune["criterion"] if value == "score" else "final-loss",
+                                          best=tuple(winner[axis] for axis in over),
+                                          stability=stability_edge(metrics, self.surface, *over))
         return figures
 
     def animation(self) -> bytes:
