@@ -16,6 +16,7 @@ from ..specs import parse_optimizer
 from .common import (
     console,
     console_err,
+    print_table,
     format_number,
     formats_option,
     out_option,
@@ -210,7 +211,7 @@ def _print_summary(summary: pd.DataFrame) -> None:
             format_number(round(row.samples_per_s)),
             outcome,
         )
-    console.print(table)
+    print_table(table)
 
 
 def _print_trace(table: pd.DataFrame) -> None:
@@ -228,7 +229,7 @@ def _print_trace(table: pd.DataFrame) -> None:
                 f"{row.update:+.6g}",
                 f"{row.a_next:.6g}",
             )
-        console.print(out)
+        print_table(out)
 
 
 def _print_regression(table: pd.DataFrame, solution: dict) -> None:
@@ -257,7 +258,7 @@ def _print_regression(table: pd.DataFrame, solution: dict) -> None:
             format_number(last["suboptimality"]),
             "[red]diverged" if last["diverged"] else "ok",
         )
-    console.print(out)
+    print_table(out)
 
 
 def _parameter(value: float) -> str:

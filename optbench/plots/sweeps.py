@@ -16,9 +16,10 @@ import numpy as np
 import pandas as pd
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
+from matplotlib.ticker import FixedLocator, NullLocator, ScalarFormatter
 
 from ..sweeps.columns import optimizer_setting_columns
-from .style import LINESTYLES, OKABE_ITO, style
+from .style import LINESTYLES, MARKERS, OKABE_ITO, diverged_handle, mark_diverged, style
 
 RULE_COLOURS = {"linear": OKABE_ITO[1], "sqrt": OKABE_ITO[0], "none": OKABE_ITO[2], "best rule": "black"}
 RULE_LABELS = {"linear": "linear (lr ∝ B)", "sqrt": "sqrt (lr ∝ √B)", "none": "none (lr fixed)"}
@@ -52,19 +53,30 @@ def _groups(summary: pd.DataFrame) -> list[tuple[str, list]]:
     return groups
 
 
+def _batch_axis(ax, batch_sizes) -> None:
+    """A log2 batch-size axis ticked at the batch sizes run, written 16, 64, 256 (not 2⁴)."""
+    ax.set_xscale("log", base=2)
+    ax.xaxis.set_major_locator(FixedLocator(sorted({float(b) for b in batch_sizes})))
+    ax.xaxis.set_minor_locator(NullLocator())
+    formatter = ScalarFormatter()
+    formatter.set_scientific(False)
+    ax.xaxis.set_major_formatter(formatter)
+
+
 # --- loss curves ---------------------------------------------------------------------------------
 
 def _curve(cells: pd.DataFrame) -> tuple[str, pd.DataFrame]:
     """Which loss to draw: the evaluated loss where it exists at every step (surfaces, regression),
     else (training, where it is the validation loss) the mini-batch loss smoothed by a running mean;
-    averaged over seeds."""
+    the median over seeds (as steps to target is)."""
     dense = cells["eval_accuracy"].isna().all() and cells["eval_loss"].notna().mean() > 0.5
     column = "eval_loss" if dense else "loss"
-    mean = cells.groupby(["lr_scale", "batch_size", "step"], sort=False)[column].mean().reset_index()
+    mean = cells.groupby(["lr_scale", "batch_size", "step"], sort=False)[column].median().reset_index()
     if not dense:   # a window of 1/25 of each curve's length smooths mini-batch noise alike for every B
         mean[column] = mean.groupby(["lr_scale", "batch_size"], sort=False)[column].transform(
             lambda values: values.rolling(max(1, len(values) // 25), min_periods=1).mean())
-    return ("loss (exact/full data)" if dense else "training loss (running mean)"), mean.rename(columns={column: "y"})
+    label = "loss (exact/full data)" if dense else "training loss (running mean)"
+    return f"{label}, median over seeds", mean.rename(columns={column: "y"})
 
 
 def loss_curves(cells: pd.DataFrame, label: str):
@@ -125,7 +137,8 @@ def steps_to_target(summary: pd.DataFrame, critical: pd.DataFrame):
             dash = LINESTYLES[s_index % len(LINESTYLES)]
             for rule, part in group.groupby("lr_scale", sort=False):
                 part = part.sort_values("batch_size")
-                ax.plot(part["batch_size"], part["steps_to_target"], marker="o", linestyle=dash,
+                ax.plot(part["batch_size"], part["steps_to_target"], marker=MARKERS[s_index % len(MARKERS)],
+                        linestyle=dash,
                         color=RULE_COLOURS.get(rule), label=prefix + RULE_LABELS.get(rule, rule))
             best = group.groupby("batch_size")["steps_to_target"].min().dropna()
             if len(best):
@@ -134,6 +147,8 @@ def steps_to_target(summary: pd.DataFrame, critical: pd.DataFrame):
                 ax.plot(xs, s_first * b_first / xs, color="grey", linestyle=":", linewidth=1.2,
                         label=prefix + "perfect scaling (steps ∝ 1/B)")
             fit = _critical_row(critical, keys, settings)
+            if fit is not None and "fit_ok" in fit and not bool(fit["fit_ok"]):
+                fit = None   # the analysis found the model does not describe these points: no line
             if fit is not None and np.isfinite(fit["critical_batch_size"]):
                 xs = np.logspace(np.log10(group["batch_size"].min()), np.log10(group["batch_size"].max()), 100)
                 ax.plot(xs, fit["s_min"] * (1 + fit["critical_batch_size"] / xs), color="black",
@@ -141,7 +156,7 @@ def steps_to_target(summary: pd.DataFrame, critical: pd.DataFrame):
                         label=prefix + f"fit S_min(1 + B_crit/B): B_crit ≈ {fit['critical_batch_size']:.0f}")
                 if not fit["at_edge"]:
                     ax.axvline(fit["critical_batch_size"], color="black", linewidth=0.8, alpha=0.5)
-        ax.set_xscale("log", base=2)
+        _batch_axis(ax, medians["batch_size"])
         ax.set_yscale("log")
         lowest = medians["steps_to_target"].min()
         if np.isfinite(lowest) and lowest > 0:   # the perfect-scaling line may leave through the bottom
@@ -159,13 +174,10 @@ def _mark_missed(ax, medians):
     missed = medians[medians["steps_to_target"].isna()]
     if missed.empty:
         return
-    top = ax.get_ylim()[1]
     for rule, part in missed.groupby("lr_scale"):
-        ax.scatter(part["batch_size"], [top] * len(part), marker="x", color=RULE_COLOURS.get(rule), clip_on=False,
-                   zorder=5)
-    ax.set_ylim(top=top)
-    ax.annotate("x on top edge: target never reached", xy=(0.01, 0.01), xycoords="axes fraction",
-                ha="left", va="bottom", fontsize=8, color="dimgrey")
+        mark_diverged(ax, part["batch_size"], RULE_COLOURS.get(rule))
+    ax.annotate("x on top edge: target not reached (diverged, or budget ran out)", xy=(0.01, 0.01),
+                xycoords="axes fraction", ha="left", va="bottom", fontsize=8, color="dimgrey")
 
 
 def _critical_row(critical: pd.DataFrame, keys, settings):
@@ -193,6 +205,8 @@ def _target_text(summary: pd.DataFrame) -> str:
 def final_metric(summary: pd.DataFrame):
     has_accuracy = summary["final_accuracy"].notna().any()
     column = "final_accuracy" if has_accuracy else "final_loss"
+    if has_accuracy:   # accuracy in % in every optbench figure
+        summary = summary.assign(final_accuracy=100 * summary["final_accuracy"])
     # A diverged cell's final loss (NaN, inf or 1e289) has no place on the axis: x on the top edge.
     summary = summary.assign(**{column: summary[column].where(~summary["diverged"].astype(bool))})
     medians = _median_by(summary, column)
@@ -203,13 +217,13 @@ def final_metric(summary: pd.DataFrame):
         fig = Figure(figsize=(7.5, 4.5), layout="constrained")
         ax = fig.subplots()
         _rule_lines(ax, medians, settings, column)
-        ax.set_xscale("log", base=2)
+        _batch_axis(ax, summary["batch_size"])
         if not has_accuracy:
             ax.set_yscale("log")
         if len(diverged):
             _mark_diverged(ax, diverged)
         ax.set_xlabel("batch size B")
-        ax.set_ylabel("final validation accuracy" if has_accuracy else "final loss")
+        ax.set_ylabel("final validation accuracy (%)" if has_accuracy else "final loss")
         budget = _budget_text(summary)
         ax.set_title(f"Final {'accuracy' if has_accuracy else 'loss'} vs batch size per lr-scaling rule{budget}")
         ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0))
@@ -217,13 +231,10 @@ def final_metric(summary: pd.DataFrame):
 
 
 def _mark_diverged(ax, rows: pd.DataFrame) -> None:
-    """Diverged cells as x on the top edge, in their rule's colour."""
-    top = ax.get_ylim()[1]
+    """Diverged cells as x on the top edge, in their rule's colour (the mark of every optbench figure)."""
     for rule, part in rows.groupby("lr_scale"):
-        ax.scatter(part["batch_size"], [top] * len(part), marker="x", color=RULE_COLOURS.get(rule),
-                   clip_on=False, zorder=5)
-    ax.set_ylim(top=top)
-    ax.text(0.01, 0.01, "x on top edge: diverged", transform=ax.transAxes, fontsize=8, color="0.4")
+        mark_diverged(ax, part["batch_size"], RULE_COLOURS.get(rule))
+    ax.add_artist(ax.legend(handles=[diverged_handle()], loc="lower left", fontsize=8))
 
 
 def _budget_text(summary: pd.DataFrame) -> str:
@@ -240,16 +251,17 @@ def lr_used(summary: pd.DataFrame):
         ax = fig.subplots()
         _rule_lines(ax, cells, settings, "lr")
         bad = cells[cells["diverged"]]
-        if len(bad):
-            ax.scatter(bad["batch_size"], bad["lr"], s=110, facecolor="none", edgecolor="red", linewidth=1.5,
-                       zorder=6, label="diverged")
-        ax.set_xscale("log", base=2)
+        for rule, part in bad.groupby("lr_scale"):
+            mark_diverged(ax, part["batch_size"], RULE_COLOURS.get(rule))
+        _batch_axis(ax, cells["batch_size"])
         ax.set_yscale("log")
         ax.set_xlabel("batch size B")
         ax.set_ylabel("learning rate used")
         b0 = int(summary["base_batch_size"].iloc[0])
         ax.set_title(f"Learning rate per cell (scaled from B0 = {b0})")
-        ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0))
+        handles, _ = ax.get_legend_handles_labels()
+        ax.legend(handles=handles + ([diverged_handle()] if len(bad) else []), loc="upper left",
+                  bbox_to_anchor=(1.02, 1.0))
     return fig
 
 
@@ -260,6 +272,7 @@ def _rule_lines(ax, table: pd.DataFrame, settings: list, column: str) -> None:
         prefix = f"{', '.join(map(str, keys))}: " if several else ""
         for rule, part in group.groupby("lr_scale", sort=False):
             part = part.sort_values("batch_size")
-            ax.plot(part["batch_size"], part[column], marker="o", color=RULE_COLOURS.get(rule),
-                    linestyle=LINESTYLES[s_index % len(LINESTYLES)], label=prefix + RULE_LABELS.get(rule, rule))
+            ax.plot(part["batch_size"], part[column], marker=MARKERS[s_index % len(MARKERS)],
+                    color=RULE_COLOURS.get(rule), linestyle=LINESTYLES[s_index % len(LINESTYLES)],
+                    label=prefix + RULE_LABELS.get(rule, rule))
 
