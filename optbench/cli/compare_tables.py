@@ -18,17 +18,29 @@ def _table(title: str, columns, left=("optimizer",)) -> Table:
     return table
 
 
+def _final_point(runs) -> str | None:
+    """'(0.0577, -0.00654)': where a single run ended, for surfaces of up to 3 dimensions; else None."""
+    names = [c for c in runs.columns if c.startswith("final_") and c not in ("final_loss",)]
+    if len(runs) != 1 or not 0 < len(names) <= 3:
+        return None
+    return "(" + ", ".join(f"{float(runs[name].iloc[0]):.6g}" for name in names) + ")"
+
+
 def metrics_table(metrics, surface, steps) -> Table:
     trials = metrics["trial"].nunique()
     suffix = f" (median of {trials} trials)" if trials > 1 else ""
-    table = _table(f"{surface.name}, {steps} steps{suffix}", ("optimizer", "settings", "final loss",
-                   "distance to min", "steps to tol", "path length", "diverged"), left=("optimizer", "settings"))
+    points = {name: _final_point(runs) for name, runs in metrics.groupby("optimizer", sort=False)}
+    shown_point = all(point is not None for point in points.values())
+    columns = ("optimizer", "settings", "final loss", "distance to min", *(("final point",) if shown_point else ()),
+               "steps to tol", "path length", "diverged")
+    table = _table(f"{surface.name}, {steps} steps{suffix}", columns, left=("optimizer", "settings", "final point"))
     for name, runs in metrics.groupby("optimizer", sort=False):
         diverged = int(runs["diverged"].sum())
         reached = runs["steps_to_tolerance"].notna().sum()
         table.add_row(
             name, runs["settings"].iloc[0], format_number(runs["final_loss"].median()),
             format_number(runs["distance_to_minimum"].median()),
+            *((points[name],) if shown_point else ()),
             format_number(runs["steps_to_tolerance"].median()) if reached else "never",
             format_number(runs["path_length"].median()),
             (f"{diverged}/{trials}" if trials > 1 else f"step {int(runs['diverged_at'].iloc[0])}")
@@ -52,10 +64,13 @@ def theory_caption(surface) -> str:
     eigenvalues = surface.hessian_eigenvalues
     gd, hb = optimal_gradient_descent(eigenvalues), optimal_heavy_ball(eigenvalues)
     return (f"theory (λ from {min(eigenvalues):.3g} to {max(eigenvalues):.3g}, "
-            f"k = {condition_number(eigenvalues):.3g}; rate = per-step contraction of ‖θ - θ*‖): "
+            f"k = {condition_number(eigenvalues):.3g}; rate ρ = per-step contraction of the distance ‖θ - θ*‖, "
+            f"the loss gap f - f* shrinks by ρ²): "
             f"gradient descent stable for lr < {2 / max(eigenvalues):.3g}, best lr {gd['lr']:.3g} -> "
-            f"(k-1)/(k+1) = {gd['rate']:.4f}; heavy ball (torch SGD momentum) stable for lr < 2(1+μ)/λ_max, "
-            f"best lr {hb['lr']:.3g}, momentum {hb['momentum']:.3g} -> (√k-1)/(√k+1) = {hb['rate']:.4f}")
+            f"ρ = (k-1)/(k+1) = {gd['rate']:.4f}, loss ρ² = (k-1)²/(k+1)² = {gd['rate'] ** 2:.4f}; "
+            f"heavy ball (torch SGD momentum, dampening d) stable for lr·(1-d) < 2(1+μ)/λ_max, "
+            f"best lr {hb['lr']:.3g}, momentum {hb['momentum']:.3g} -> ρ = (√k-1)/(√k+1) = {hb['rate']:.4f}, "
+            f"loss ρ² = {hb['rate'] ** 2:.4f}")
 
 
 def tuning_table(summary, tune: dict, surface) -> Table:

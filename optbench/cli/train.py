@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 
 import pandas as pd
@@ -171,7 +172,10 @@ def _print(result: TrainingResult, trace: bool) -> None:
         _print_trace(result.trace)
     else:
         for name, run in result.trace.groupby("optimizer", sort=False):
-            console.print(f"{name}: a = {run['a_next'].iloc[-1]:.6g} after {len(run)} iterations")
+            final = float(run["a_next"].iloc[-1])
+            gone = ("diverged" in run and bool(run["diverged"].any())) or not math.isfinite(final)
+            console.print(f"{name}: a = {final:.6g} after {len(run)} iterations" + (", diverged" if gone else ""),
+                          highlight=False)
 
 
 def _print_summary(summary: pd.DataFrame) -> None:
