@@ -10,11 +10,15 @@ what keeps a picture from going stale when the code that draws it changes.
 
 `--check` reads README.md and docs/*.md and fails (exit status 1, one line per problem) when an image
 is shown that no recipe makes, a recipe makes an image that nothing shows, an image file is missing,
-or one page shows an image twice. CI runs it.
+one page shows an image twice, or an image is stale: `docs/images/made_with.json` records, per image,
+a fingerprint of its recipe and of the drawing code (optbench/plots, optbench/theory.py) it was made
+with, and a change to either since makes the image stale until it is regenerated. CI runs it.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import re
 import shlex
@@ -28,6 +32,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 IMAGES = ROOT / "docs" / "images"
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+MANIFEST = IMAGES / "made_with.json"
+DRAWING_CODE = [*sorted((ROOT / "optbench" / "plots").glob("*.py")), ROOT / "optbench" / "theory.py"]
 IMAGE_LINK = re.compile(r"!\[[^\]]*\]\((?:docs/)?images/([^)\s]+)\)")
 
 
@@ -81,6 +87,19 @@ RECIPES = [
 ]
 
 
+def fingerprint(recipe: Recipe) -> str:
+    """sha256 of the recipe's command and of every file of drawing code: what an image depends on
+    beyond the numbers (which the golden check guards)."""
+    digest = hashlib.sha256(recipe.command.encode())
+    for path in DRAWING_CODE:
+        digest.update(path.relative_to(ROOT).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def recorded() -> dict[str, str]:
+    return json.loads(MANIFEST.read_text(encoding="utf-8")) if MANIFEST.exists() else {}
+
+
 def shown_images() -> dict[Path, list[str]]:
     """Page -> the image names it shows, in order (repeats kept)."""
     return {page: IMAGE_LINK.findall(page.read_text(encoding="utf-8")) for page in PAGES}
@@ -98,6 +117,12 @@ def check() -> list[str]:
     everywhere = {image for images in shown.values() for image in images}
     problems += [f"a recipe makes {image}, which no page shows" for image in sorted(made - everywhere)]
     problems += [f"docs/images/{image} is missing" for image in sorted(made) if not (IMAGES / image).exists()]
+    made_with = recorded()
+    for recipe in RECIPES:
+        current = fingerprint(recipe)
+        problems += [f"docs/images/{image} is stale (its recipe or the drawing code changed since it was made): "
+                     f"run python docs/make_images.py {image}"
+                     for image in recipe.figures.values() if made_with.get(image) != current]
     return problems
 
 
@@ -119,9 +144,12 @@ def regenerate(wanted: set[str]) -> None:
             subprocess.run(
                 [*command, "--format", "png"], check=True, cwd=scratch, env=env, stdout=subprocess.DEVNULL
             )
+            made_with = recorded()
             for name, image in figures.items():
                 shutil.copyfile(out / name, IMAGES / image)
+                made_with[image] = fingerprint(recipe)
                 print(f"  {name} -> docs/images/{image}", file=sys.stderr)
+            MANIFEST.write_text(json.dumps(made_with, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
 def main(arguments: list[str]) -> int:

@@ -62,3 +62,16 @@ def test_compare_tables_piped_show_whole_values(tmp_path):
     assert "adam:lr=0.05,betas=0.9/0.99" in result.output
     # the final point, as the d2l book prints it
     assert "final point" in result.output
+
+
+def test_noise_floor_table_counts_diverged_runs(tmp_path):
+    import optbench
+    from optbench.cli.compare_tables import noise_floor_table
+
+    study = optbench.noise_floor(["sgd:lr=1.5", "sgd:lr=0.01"], steps=60, batch_sizes=[10], floor_lrs=[0.01, 0.1])
+    buffer = io.StringIO()
+    print_table(noise_floor_table(study), Console(file=buffer, width=200, color_system=None))
+    rows = {line.split("│")[1].strip(): line.split("│")[-2].strip() for line in buffer.getvalue().splitlines()
+            if line.startswith("│")}
+    assert rows["sgd:lr=0.01"] == "no"
+    assert rows["sgd:lr=1.5"].startswith("step ")

@@ -105,14 +105,30 @@ def repro_table(report) -> Table:
 
 
 def noise_floor_table(study) -> Table:
+    """The settled f - f* per (optimizer, batch size) next to the exact SGD floor; a seed that diverged
+    is counted in the diverged column, as in every optbench table."""
     meta = study.meta
     steps = meta["steps"]
+    curves = study.curves
     table = _table(f"stochastic linear regression (1,000 samples, f* = {meta['least_squares']['loss']:.3g}): "
                    f"f - f* settled over steps {steps // 2}-{steps}, mean of {meta['seeds']} seed(s)",
-                   ("optimizer", "lr", "batch size", "settled f - f*", "exact SGD floor", "ratio"))
+                   ("optimizer", "lr", "batch size", "settled f - f*", "exact SGD floor", "ratio", "diverged"))
     for row in study.settled().itertuples(index=False):
         known = row.theory_floor == row.theory_floor
+        run = curves[(curves["optimizer"] == row.optimizer) & (curves["batch_size"] == row.batch_size)]
         table.add_row(row.optimizer, format_number(row.lr), str(row.batch_size), format_number(row.settled),
                       format_number(row.theory_floor) if known else "-",
-                      f"{row.ratio:.2f}" if row.ratio == row.ratio else "-")
+                      f"{row.ratio:.2f}" if row.ratio == row.ratio else "-", _diverged_seeds(run))
     return table
+
+
+def _diverged_seeds(run) -> str:
+    """'no', 'step N' (one seed) or 'k/n' (seeds that diverged) from per-step rows with seed and diverged,
+    where a non-finite f - f* counts as diverged too."""
+    gone = run["diverged"].astype(bool) | ~run["suboptimality"].map(math.isfinite)
+    seeds = run["seed"].nunique() if "seed" in run else 1
+    if not gone.any():
+        return "no"
+    if seeds == 1:
+        return f"step {int(run.loc[gone, 'step'].min())}"
+    return f"{run.loc[gone, 'seed'].nunique()}/{seeds}"

@@ -134,9 +134,10 @@ class Comparison(Result):
         """File stem -> matplotlib Figure: trajectories (2-D surfaces), loss, and with tuning the
         lr sensitivity and, for two tuned axes, one heat map per optimizer."""
         figures = {}
+        noise = self.meta.get("noise") or 0.0
         if self.surface.dim == 2:
-            figures["trajectories"] = plot_trajectories(self.trajectory, self.surface)
-        figures["loss"] = plot_loss(self.trajectory, self.surface, rates=self.rates)
+            figures["trajectories"] = plot_trajectories(self.trajectory, self.surface, noise=noise)
+        figures["loss"] = plot_loss(self.trajectory, self.surface, rates=self.rates, noise=noise)
         if self.tuning is None:
             return figures
         tune = self.meta["tune"]

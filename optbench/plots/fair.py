@@ -91,7 +91,7 @@ def plot_suboptimality(curves: pd.DataFrame):
                 steps = mean.index.to_numpy() + 1
                 labels.setdefault(name, series_label(name, run["lr"].iloc[0]))
                 ax.plot(steps, shown, label=labels[name], **look.line(len(steps)))
-                gone = ~np.isfinite(run["suboptimality"]) | (run["suboptimality"] > (top or np.inf))
+                gone = ~np.isfinite(run["suboptimality"])   # the table's definition: flagged or non-finite
                 if "diverged" in run:
                     gone |= run["diverged"].astype(bool)
                 if gone.any():

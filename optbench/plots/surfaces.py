@@ -73,19 +73,18 @@ def _diverged_step(run: pd.DataFrame):
     return int(run.loc[run["diverged"].astype(bool), "step"].min())
 
 
-def _title(surface: Surface, trajectory: pd.DataFrame, what: str) -> str:
-    """'elliptic: f = ... (3 trials, 100 steps)': what ran, for any figure of a comparison."""
+def _title(surface: Surface, trajectory: pd.DataFrame, what: str, noise: float = 0.0) -> str:
+    """'elliptic: f = ... (3 trials, 100 steps, gradient noise σ = 0.5)': what ran, for any figure of a comparison."""
     trials, steps = trajectory["trial"].nunique(), int(trajectory["step"].max())
-    noise = ""
-    if "noise" in trajectory and trajectory["noise"].iloc[0]:
-        noise = f", gradient noise σ = {trajectory['noise'].iloc[0]:g}"
+    noise = f", gradient noise σ = {noise:g}" if noise else ""
     return f"{surface.name}: {what} ({trials} trial{'s' if trials > 1 else ''}, {steps} steps{noise})"
 
 
-def plot_trajectories(trajectory: pd.DataFrame, surface: Surface, ax=None):
+def plot_trajectories(trajectory: pd.DataFrame, surface: Surface, ax=None, noise: float = 0.0):
     """Contour of the surface with every trajectory; one look (colour, line style, marker) per optimizer.
 
     A diverged run ends in an x at its last point inside the window and says so in the legend.
+    noise: the std of the gradient noise the runs had, for the title.
     """
     with style():
         fig, ax = (plt.subplots(figsize=(7.2, 4.6)) if ax is None else (ax.figure, ax))
@@ -110,12 +109,13 @@ def plot_trajectories(trajectory: pd.DataFrame, surface: Surface, ax=None):
             handles.append(Line2D([], [], **look.line(), label=label if step is None else diverged_label(label, step)))
         starts = trajectory[trajectory["step"] == 0][["x", "y"]].drop_duplicates().to_numpy()
         handles += mark_start_and_minima(ax, surface, starts)
-        ax.set_title(_title(surface, trajectory, f"f = {surface.formula}"))
+        ax.set_title(_title(surface, trajectory, f"f = {surface.formula}", noise))
         ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0))
         return fig
 
 
-def plot_loss(trajectory: pd.DataFrame, surface: Surface, ax=None, rates: pd.DataFrame | None = None):
+def plot_loss(trajectory: pd.DataFrame, surface: Surface, ax=None, rates: pd.DataFrame | None = None,
+              noise: float = 0.0):
     """Loss (f - f_min where known) versus step on a log axis; median and 10–90% band over trials.
 
     rates (from `optbench.theory.rate_table`): where an analytic rate exists, a dotted line of slope
@@ -159,7 +159,8 @@ def plot_loss(trajectory: pd.DataFrame, surface: Surface, ax=None, rates: pd.Dat
         ax.set_xlabel("step")
         ax.set_ylabel("f - f_min" if known else "f")
         several = trajectory["trial"].nunique() > 1
-        ax.set_title(_title(surface, trajectory, "loss per step" + (", median and 10–90% band" if several else "")))
+        ax.set_title(_title(surface, trajectory, "loss per step" + (", median and 10–90% band" if several else ""),
+                            noise))
         handles, _ = ax.get_legend_handles_labels()
         if rates is not None and rates["analytic_rate"].notna().any():
             handles.append(Line2D([], [], color="0.3", linestyle=":", label="analytic rate (slope ρ²/step)"))

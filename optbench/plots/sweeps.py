@@ -75,8 +75,7 @@ def _curve(cells: pd.DataFrame) -> tuple[str, pd.DataFrame]:
     if not dense:   # a window of 1/25 of each curve's length smooths mini-batch noise alike for every B
         mean[column] = mean.groupby(["lr_scale", "batch_size"], sort=False)[column].transform(
             lambda values: values.rolling(max(1, len(values) // 25), min_periods=1).mean())
-    label = "loss (exact/full data)" if dense else "training loss (running mean)"
-    return f"{label}, median over seeds", mean.rename(columns={column: "y"})
+    return ("loss (exact/full data)" if dense else "training loss (running mean)"), mean.rename(columns={column: "y"})
 
 
 def loss_curves(cells: pd.DataFrame, label: str):
@@ -95,10 +94,11 @@ def loss_curves(cells: pd.DataFrame, label: str):
         for row, rule in enumerate(rules):
             for col, x_name in enumerate(("step", "samples")):
                 ax = axes[row, col]
-                for b in batch_sizes:
+                for index, b in enumerate(batch_sizes):
                     part = curves[(curves["lr_scale"] == rule) & (curves["batch_size"] == b)]
                     x = part["step"] * (b if x_name == "samples" else 1)
-                    ax.plot(x, part["y"].clip(upper=top * 10), color=cmap(norm(b)), label=f"B={b}")
+                    ax.plot(x, part["y"].clip(upper=top * 10), color=cmap(norm(b)),
+                            linestyle=LINESTYLES[index % len(LINESTYLES)], label=f"B={b}")
                 ax.set_xscale("log")
                 ax.set_yscale("log")
                 if len(finite):
@@ -108,7 +108,8 @@ def loss_curves(cells: pd.DataFrame, label: str):
                 if col == 0:
                     ax.set_ylabel(ylabel)
         axes[0, 1].legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), title="batch size")
-        fig.suptitle(f"{label}: loss curves per batch size", fontsize=11)
+        fig.suptitle(f"{label}: loss curves per batch size ({_run_text(cells.drop_duplicates('cell'))}, "
+                     "median over seeds)", fontsize=11)
     return fig
 
 
@@ -164,7 +165,7 @@ def steps_to_target(summary: pd.DataFrame, critical: pd.DataFrame):
         _mark_missed(ax, medians)
         ax.set_xlabel("batch size B")
         ax.set_ylabel(f"optimizer steps to reach {target}")
-        ax.set_title(f"Steps to {target} vs batch size")
+        ax.set_title(f"Steps to {target} vs batch size ({_run_text(summary)}, median)")
         ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0))
     return fig
 
@@ -225,7 +226,8 @@ def final_metric(summary: pd.DataFrame):
         ax.set_xlabel("batch size B")
         ax.set_ylabel("final validation accuracy (%)" if has_accuracy else "final loss")
         budget = _budget_text(summary)
-        ax.set_title(f"Final {'accuracy' if has_accuracy else 'loss'} vs batch size per lr-scaling rule{budget}")
+        ax.set_title(f"Final {'accuracy' if has_accuracy else 'loss'} vs batch size per lr-scaling rule\n"
+                     f"({_run_text(summary)}, median{budget})")
         ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0))
     return fig
 
@@ -237,9 +239,16 @@ def _mark_diverged(ax, rows: pd.DataFrame) -> None:
     ax.add_artist(ax.legend(handles=[diverged_handle()], loc="lower left", fontsize=8))
 
 
+def _run_text(summary: pd.DataFrame) -> str:
+    """'digits, 3 seeds': what a sweep ran, for its titles."""
+    seeds = summary["seed"].nunique() if "seed" in summary else 1
+    task = f"{summary['task'].iloc[0]}, " if "task" in summary else ""
+    return f"{task}{seeds} seed{'s' * (seeds > 1)}"
+
+
 def _budget_text(summary: pd.DataFrame) -> str:
     steps = summary["steps"].unique()
-    return f" ({int(steps[0])} steps each)" if len(steps) == 1 else ""
+    return f", {int(steps[0])} steps each" if len(steps) == 1 else ""
 
 
 def lr_used(summary: pd.DataFrame):
@@ -258,7 +267,7 @@ def lr_used(summary: pd.DataFrame):
         ax.set_xlabel("batch size B")
         ax.set_ylabel("learning rate used")
         b0 = int(summary["base_batch_size"].iloc[0])
-        ax.set_title(f"Learning rate per cell (scaled from B0 = {b0})")
+        ax.set_title(f"Learning rate per cell (scaled from B0 = {b0}; {_run_text(summary)})")
         handles, _ = ax.get_legend_handles_labels()
         ax.legend(handles=handles + ([diverged_handle()] if len(bad) else []), loc="upper left",
                   bbox_to_anchor=(1.02, 1.0))
