@@ -21,6 +21,7 @@ def test_changed_drawing_code_makes_its_images_stale(tmp_path, monkeypatch):
     code.parent.mkdir(parents=True)
     code.write_text("A = 1\n")
     monkeypatch.setattr(script, "ROOT", tmp_path)
+    monkeypatch.setattr(script, "PAGES", [])
     monkeypatch.setattr(script, "DRAWING_CODE", [code])
     monkeypatch.setattr(script, "MANIFEST", tmp_path / "made_with.json")
     recipe = script.RECIPES[0]
