@@ -98,7 +98,7 @@ def test_saved_results_load_back_and_plot(tmp_path):
     assert sorted(figures) == ["loss", "sensitivity", "trajectories"]
     legend = [text.get_text() for text in figures["sensitivity"].axes[0].get_legend().get_texts()]
     winner = result.tuning.summary.set_index("optimizer").loc["sgd", "lr"]
-    assert f"sgd: best lr={winner:.3g}" in legend
+    assert f"sgd (lr={winner:.3g}): tuned" in legend
 
 
 def test_api_errors_are_one_clear_line(tmp_path):

@@ -49,6 +49,8 @@ def plot_sensitivity(profile: pd.DataFrame, summary: pd.DataFrame, criterion: st
                 ax.scatter([best["lr"]], [best["score"]], marker="*", s=170, color=look.color, edgecolor="black",
                            linewidth=0.7, zorder=5)
         ax.set_xscale("log")
+        low, high = float(profile["lr"].min()), float(profile["lr"].max())
+        ax.set_xlim(low / 1.5, high * 1.5)   # also when no lr gave a finite score (nothing else sets it)
         if criterion == "final-loss":
             ax.set_yscale("log")
             clip_loss_axis(ax, finite, top=top)
