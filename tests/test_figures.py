@@ -94,6 +94,9 @@ def test_legend_label_shows_the_lr_used_also_torchs_default():
     assert plot_style.series_label("torch:adam", 0.001) == "torch:adam (lr=0.001)"
     assert plot_style.series_label("adam:lr=3", 3.0) == "adam (lr=3)"
     assert plot_style.series_label("momentum", settings="lr=0.09, momentum=0.9") == "momentum (lr=0.09, momentum=0.9)"
+    # two specs differing beyond lr keep their difference; without a known lr the typed one is shown
+    assert plot_style.series_label("adam:lr=0.05,betas=0.9/0.99", 0.05) == "adam (lr=0.05, betas=0.9/0.99)"
+    assert plot_style.series_label("torch:adam:lr=10") == "torch:adam (lr=10)"
 
 
 # --- kind 5: divergence never breaks a picture and is marked the same way ------------------------------

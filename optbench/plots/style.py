@@ -97,17 +97,18 @@ def optimizer_looks(table: pd.DataFrame) -> dict[str, Look]:
 def series_label(name: str, lr=None, settings: str | None = None) -> str:
     """One legend format for an optimizer: 'adam (lr=3)', its base name and the settings it ran with.
 
-    name: the spec as typed ('adam:lr=0.5', 'torch:adam', 'momentum'); settings: the resolved
-    settings text ('lr=0.09, momentum=0.9') where the table has it, else lr alone (the lr used,
-    also when it is torch's default).
+    name: the spec as typed ('adam:lr=0.5,betas=0.9/0.99', 'torch:adam', 'momentum'); settings: the
+    resolved settings text ('lr=0.09, momentum=0.9') where the table has it; else the spec's own
+    settings with lr set to `lr`, the lr used (also when it is torch's default).
     """
     prefix = "torch:" if str(name).startswith("torch:") else ""
-    base = prefix + str(name).removeprefix("torch:").split(":")[0]
+    base, _, typed = str(name).removeprefix("torch:").partition(":")
     if settings:
-        return f"{base} ({settings})"
+        return f"{prefix}{base} ({settings})"
+    pairs = [pair.strip() for pair in typed.split(",") if pair.strip()]
     if lr is not None and not (isinstance(lr, float) and math.isnan(lr)):
-        return f"{base} (lr={float(lr):.3g})"
-    return base
+        pairs = [f"lr={float(lr):.3g}"] + [pair for pair in pairs if not pair.startswith("lr=")]
+    return f"{prefix}{base} ({', '.join(pairs)})" if pairs else prefix + base
 
 
 def table_label(runs: pd.DataFrame) -> str:
