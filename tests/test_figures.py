@@ -284,3 +284,16 @@ def test_a_schedule_gets_an_lr_panel_and_the_title_names_task_and_model():
     assert fig._suptitle.get_text() == "digits, lenet"
     assert plot_style.DIVERGED_Y < 1   # diverged marks sit inside the axes, clear of the titles
     plt.close(fig)
+
+
+def test_noise_floor_marks_an_unstable_setting_instead_of_a_settled_point():
+    from optbench.plots.fair import plot_noise_floor
+
+    floors = pd.DataFrame({"optimizer": "sgd", "family": "sgd", "batch_size": 1, "lr": [0.01, 0.1, 0.3],
+                           "measured": [1e-6, 1e-5, 90.0], "theory": [1e-6, 1e-5, np.inf], "diverged": False})
+    ax = plot_noise_floor(floors).axes[0]
+    points = [line for line in ax.get_lines() if line.get_marker() == "o"][0]
+    np.testing.assert_allclose(np.asarray(points.get_ydata(), dtype=float), [1e-6, 1e-5, np.nan])
+    marks = diverged_marks(ax)
+    assert len(marks) == 1 and np.asarray(marks[0].get_offsets())[0, 0] == 0.3
+    plt.close("all")

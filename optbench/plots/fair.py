@@ -120,7 +120,9 @@ def plot_suboptimality(curves: pd.DataFrame):
 
 
 def plot_noise_floor(floors: pd.DataFrame):
-    """Measured settled f - f* against lr, one colour per batch size, one panel per optimizer."""
+    """Measured settled f - f* against lr, one colour per batch size, one panel per optimizer; a diverged
+    setting (flagged, non-finite, or with an infinite exact floor: unstable in mean square) is an x on the
+    top edge."""
     names = list(dict.fromkeys(floors["optimizer"]))
     batch_sizes = sorted(floors["batch_size"].unique())
     colours = plt.get_cmap("viridis")(np.linspace(0.05, 0.8, len(batch_sizes)))
@@ -132,7 +134,9 @@ def plot_noise_floor(floors: pd.DataFrame):
             table = floors[floors["optimizer"] == name]
             for colour, batch in zip(colours, batch_sizes):
                 rows = table[table["batch_size"] == batch].sort_values("lr")
-                diverged = rows["diverged"].astype(bool) | ~np.isfinite(rows["measured"])
+                # an infinite exact floor means the iteration diverges in mean square: unstable, whatever
+                # a finite run happened to reach
+                diverged = rows["diverged"].astype(bool) | ~np.isfinite(rows["measured"]) | np.isposinf(rows["theory"])
                 ax.plot(rows["lr"], rows["measured"].where(~diverged), "o", color=colour, markersize=4,
                         label=f"B = {batch}")
                 mark_diverged(ax, rows["lr"][diverged], colour)

@@ -43,9 +43,10 @@ class Look(NamedTuple):
     marker: str
 
     def line(self, points: int = 0) -> dict:
-        """`ax.plot` keywords: markers every ~1/8 of the line, so dense curves stay readable."""
+        """`ax.plot` keywords; a line of more than 12 points gets a marker every ~1/10 of its drawn
+        length (spaced on screen, so log axes too), so dense curves stay readable."""
         return dict(color=self.color, linestyle=self.linestyle, marker=self.marker, markersize=5,
-                    markevery=max(1, points // 8) if points else None)
+                    markevery=0.1 if points > 12 else None)
 
 
 FAMILY_LOOK = {name: Look(OKABE_ITO[i % 8], LINESTYLES[i // 8 % 4], MARKERS[i % len(MARKERS)])

@@ -73,8 +73,7 @@ def plot_training(epochs: pd.DataFrame, steps: pd.DataFrame | None = None, title
             accuracy_ax.plot(runs["epoch"], 100 * runs["train_accuracy"], color=look.color, alpha=0.35,
                              linestyle=look.linestyle, lw=1)
             accuracy_ax.plot(runs["epoch"], 100 * runs["val_accuracy"], label=label, **look.line(len(runs)))
-        loss_ax.set(xlabel="epoch", ylabel="cross-entropy loss",
-                    title="loss: validation (markers), training steps (faint)")
+        loss_ax.set(xlabel="epoch", ylabel="cross-entropy loss", title="loss: validation (markers),\ntraining steps (faint)")
         top = _loss_ceiling(epochs, steps)
         if _spans_decades(epochs["val_loss"]) or (steps is not None and _spans_decades(steps["loss"])):
             loss_ax.set_yscale("log")
@@ -83,8 +82,7 @@ def plot_training(epochs: pd.DataFrame, steps: pd.DataFrame | None = None, title
         diverged = epochs[epochs["diverged"].astype(bool)]
         for name, runs in diverged.groupby("optimizer", sort=False):
             mark_diverged(loss_ax, [runs["epoch"].iloc[0]], looks[name].color)
-        accuracy_ax.set(xlabel="epoch", ylabel="accuracy (%)",
-                        title="accuracy: validation (markers), training (faint)")
+        accuracy_ax.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy: validation (markers),\ntraining (faint)")
         lowest = np.nanmin(100 * epochs[["val_accuracy", "train_accuracy"]].to_numpy())
         accuracy_ax.set_ylim(max(0.0, np.floor(lowest / 10) * 10 if np.isfinite(lowest) else 0.0), 100.5)
         if schedule is not None:
@@ -104,7 +102,7 @@ def _draw_lr(ax, schedule: pd.DataFrame, looks: dict, per_epoch) -> None:
     for name, run in schedule.groupby("optimizer", sort=False):
         x = (run["step"] + 1) / per_epoch if "step" in run and per_epoch else run["epoch"]
         ax.plot(x, run["lr"], **looks[name].line(len(run)))
-    ax.set(xlabel="epoch", ylabel="learning rate", title="learning rate (schedule)")
+    ax.set(xlabel="epoch", ylabel="learning rate", title="learning rate\n(schedule)")
     if schedule["lr"].max() / max(schedule["lr"][schedule["lr"] > 0].min(), 1e-300) > 100:
         ax.set_yscale("log")
 
