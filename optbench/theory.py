@@ -35,7 +35,7 @@ def heavy_ball_rate(lr: float, momentum: float, eigenvalues) -> float:
         return gradient_descent_rate(lr, eigenvalues)
     worst = 0.0
     for lam in np.asarray(eigenvalues, dtype=float):
-        trace = 1.0 + momentum - lr * lam            # z² - trace·z + μ = 0
+        trace = 1.0 + momentum - lr * lam  # z² - trace·z + μ = 0
         roots = np.roots([1.0, -trace, momentum])
         worst = max(worst, float(np.max(np.abs(roots))))
     return worst
@@ -58,11 +58,16 @@ def optimal_heavy_ball(eigenvalues) -> dict:
     low, high = float(np.min(eigenvalues)), float(np.max(eigenvalues))
     root_k = math.sqrt(high / low)
     rate = (root_k - 1) / (root_k + 1)
-    return {"lr": 4.0 / (math.sqrt(high) + math.sqrt(low)) ** 2, "momentum": rate ** 2, "rate": rate}
+    return {"lr": 4.0 / (math.sqrt(high) + math.sqrt(low)) ** 2, "momentum": rate**2, "rate": rate}
 
 
-def stability_limit(eigenvalues, momentum: float = 0.0, dampening: float = 0.0, weight_decay: float = 0.0,
-                    nesterov: bool = False) -> float:
+def stability_limit(
+    eigenvalues,
+    momentum: float = 0.0,
+    dampening: float = 0.0,
+    weight_decay: float = 0.0,
+    nesterov: bool = False,
+) -> float:
     """The largest stable lr of torch's SGD on the quadratic (inf where no lr diverges).
 
     Heavy ball: lr·(1 - d)·λ_max < 2(1 + μ), since with dampening d the buffer b ← μ·b + (1 - d)·g is
@@ -85,7 +90,7 @@ def nesterov_rate(lr: float, momentum: float, eigenvalues) -> float:
     worst = 0.0
     for lam in np.asarray(eigenvalues, dtype=float):
         h = lr * lam
-        matrix = np.array([[1.0 - h * (1.0 + momentum), -momentum ** 2], [h, momentum]])
+        matrix = np.array([[1.0 - h * (1.0 + momentum), -(momentum**2)], [h, momentum]])
         worst = max(worst, float(np.max(np.abs(np.linalg.eigvals(matrix)))))
     return worst
 
@@ -139,9 +144,17 @@ def rate_table(trajectory, surface, resolved_hparams: dict) -> pd.DataFrame:
     for (name, trial), run in trajectory.groupby(["optimizer", "trial"], sort=False):
         family, hparams = resolved_hparams[name]
         theory = analytic_rate(family, hparams, eigenvalues) if eigenvalues else None
-        measured = measured_rate(run["step"], run["loss"] - surface.minimum_value) if eigenvalues else math.nan
-        rows.append({"optimizer": name, "trial": int(trial), "measured_rate": measured,
-                     "analytic_rate": math.nan if theory is None else theory})
+        measured = (
+            measured_rate(run["step"], run["loss"] - surface.minimum_value) if eigenvalues else math.nan
+        )
+        rows.append(
+            {
+                "optimizer": name,
+                "trial": int(trial),
+                "measured_rate": measured,
+                "analytic_rate": math.nan if theory is None else theory,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -166,14 +179,17 @@ def stability_edge(cells: pd.DataFrame, surface, x_name: str, y_name: str, point
     if first.get("family") != "sgd":
         return None
     nesterov = "nesterov=True" in str(first.get("settings")) or bool(first.get("nesterov", False))
-    constants = {name: float(first.get(name, 0.0) or 0.0) for name in EDGE_AXES if name not in (x_name, y_name)}
+    constants = {
+        name: float(first.get(name, 0.0) or 0.0) for name in EDGE_AXES if name not in (x_name, y_name)
+    }
     if "lr" in constants and constants["lr"] <= 0:
         return None
     eigenvalues = np.asarray(surface.hessian_eigenvalues, dtype=float)
 
-    def margin(values: dict) -> float:   # > 0: unstable
-        limit = stability_limit(eigenvalues, values["momentum"], values["dampening"], values["weight_decay"],
-                                nesterov)
+    def margin(values: dict) -> float:  # > 0: unstable
+        limit = stability_limit(
+            eigenvalues, values["momentum"], values["dampening"], values["weight_decay"], nesterov
+        )
         return values["lr"] / limit - 1.0
 
     x_values = _span(cells[x_name], points)
@@ -188,8 +204,9 @@ def stability_edge(cells: pd.DataFrame, surface, x_name: str, y_name: str, point
             edge[i] = y_values[j] + weight * (y_values[j + 1] - y_values[j])
     if not np.isfinite(edge).any():
         return None
-    formula = ("lr < 2(1+μ) / ((1+2μ)·(λ_max+wd))  [Nesterov]" if nesterov
-               else "lr·(1-d) < 2(1+μ) / (λ_max+wd)")
+    formula = (
+        "lr < 2(1+μ) / ((1+2μ)·(λ_max+wd))  [Nesterov]" if nesterov else "lr·(1-d) < 2(1+μ) / (λ_max+wd)"
+    )
     return x_values, edge, formula
 
 

@@ -31,7 +31,7 @@ def test_piped_output_is_as_wide_as_the_table_and_cuts_nothing():
     text = printed(terminal=False)
     assert "…" not in text
     row = next(line for line in text.splitlines() if "adam:lr=0.05" in line)
-    assert all(value in row for value in VALUES), row   # every value whole, on one line
+    assert all(value in row for value in VALUES), row  # every value whole, on one line
 
 
 def test_a_narrow_terminal_gets_the_narrow_layout_with_whole_values():
@@ -53,8 +53,22 @@ def test_a_table_that_fits_is_printed_as_a_table():
 
 
 def test_compare_tables_piped_show_whole_values(tmp_path):
-    result = CliRunner().invoke(main, ["compare", "adam:lr=0.05,betas=0.9/0.99", "momentum", "--surface", "elliptic",
-                                       "--steps", "20", "--out", str(tmp_path / "run"), "--format", "png"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "compare",
+            "adam:lr=0.05,betas=0.9/0.99",
+            "momentum",
+            "--surface",
+            "elliptic",
+            "--steps",
+            "20",
+            "--out",
+            str(tmp_path / "run"),
+            "--format",
+            "png",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "…" not in result.output
     metrics_row = next(line for line in result.output.splitlines() if line.startswith("│ momentum"))
@@ -68,10 +82,15 @@ def test_noise_floor_table_counts_diverged_runs(tmp_path):
     import optbench
     from optbench.cli.compare_tables import noise_floor_table
 
-    study = optbench.noise_floor(["sgd:lr=1.5", "sgd:lr=0.01"], steps=60, batch_sizes=[10], floor_lrs=[0.01, 0.1])
+    study = optbench.noise_floor(
+        ["sgd:lr=1.5", "sgd:lr=0.01"], steps=60, batch_sizes=[10], floor_lrs=[0.01, 0.1]
+    )
     buffer = io.StringIO()
     print_table(noise_floor_table(study), Console(file=buffer, width=200, color_system=None))
-    rows = {line.split("│")[1].strip(): line.split("│")[-2].strip() for line in buffer.getvalue().splitlines()
-            if line.startswith("│")}
+    rows = {
+        line.split("│")[1].strip(): line.split("│")[-2].strip()
+        for line in buffer.getvalue().splitlines()
+        if line.startswith("│")
+    }
     assert rows["sgd:lr=0.01"] == "no"
     assert rows["sgd:lr=1.5"].startswith("step ")

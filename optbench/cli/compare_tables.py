@@ -31,9 +31,11 @@ def metrics_table(metrics, surface, steps) -> Table:
     suffix = f" (median of {trials} trials)" if trials > 1 else ""
     points = {name: _final_point(runs) for name, runs in metrics.groupby("optimizer", sort=False)}
     shown_point = all(point is not None for point in points.values())
-    columns = ("optimizer", "settings", "final loss", "distance to min", *(("final point",) if shown_point else ()),
-               "steps to tol", "path length", "diverged")
-    table = _table(f"{surface.name}, {steps} steps{suffix}", columns, left=("optimizer", "settings", "final point"))
+    point_column = ("final point",) if shown_point else ()
+    columns = ("optimizer", "settings", "final loss", "distance to min", *point_column, "steps to tol",
+               "path length", "diverged")
+    table = _table(f"{surface.name}, {steps} steps{suffix}", columns,
+                   left=("optimizer", "settings", "final point"))
     for name, runs in metrics.groupby("optimizer", sort=False):
         diverged = int(runs["diverged"].sum())
         reached = runs["steps_to_tolerance"].notna().sum()
@@ -64,8 +66,8 @@ def theory_caption(surface) -> str:
     eigenvalues = surface.hessian_eigenvalues
     gd, hb = optimal_gradient_descent(eigenvalues), optimal_heavy_ball(eigenvalues)
     return (f"theory (λ from {min(eigenvalues):.3g} to {max(eigenvalues):.3g}, "
-            f"k = {condition_number(eigenvalues):.3g}; rate ρ = per-step contraction of the distance ‖θ - θ*‖, "
-            f"the loss gap f - f* shrinks by ρ²): "
+            f"k = {condition_number(eigenvalues):.3g}; rate ρ = per-step contraction of the distance "
+            f"‖θ - θ*‖, the loss gap f - f* shrinks by ρ²): "
             f"gradient descent stable for lr < {2 / max(eigenvalues):.3g}, best lr {gd['lr']:.3g} -> "
             f"ρ = (k-1)/(k+1) = {gd['rate']:.4f}, loss ρ² = (k-1)²/(k+1)² = {gd['rate'] ** 2:.4f}; "
             f"heavy ball (torch SGD momentum, dampening d) stable for lr·(1-d) < 2(1+μ)/λ_max, "
@@ -112,7 +114,8 @@ def noise_floor_table(study) -> Table:
     curves = study.curves
     table = _table(f"stochastic linear regression (1,000 samples, f* = {meta['least_squares']['loss']:.3g}): "
                    f"f - f* settled over steps {steps // 2}-{steps}, mean of {meta['seeds']} seed(s)",
-                   ("optimizer", "lr", "batch size", "settled f - f*", "exact SGD floor", "ratio", "diverged"))
+                   ("optimizer", "lr", "batch size", "settled f - f*", "exact SGD floor", "ratio",
+                    "diverged"))
     for row in study.settled().itertuples(index=False):
         known = row.theory_floor == row.theory_floor
         run = curves[(curves["optimizer"] == row.optimizer) & (curves["batch_size"] == row.batch_size)]

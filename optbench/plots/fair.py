@@ -16,21 +16,36 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from .style import (DIVERGED_TEXT, clip_loss_axis, diverged_handle, finite_positive, mark_diverged, optimizer_looks,
-                    series_label, style)
+from .style import (
+    DIVERGED_TEXT,
+    clip_loss_axis,
+    diverged_handle,
+    finite_positive,
+    mark_diverged,
+    optimizer_looks,
+    series_label,
+    style,
+)
 
 CRITERION_LABEL = {"final-loss": "median final f - f_min", "steps-to-tol": "median steps to tolerance"}
 
 
-def plot_sensitivity(profile: pd.DataFrame, summary: pd.DataFrame, criterion: str, steps: int,
-                     surface_name: str, other_axes=(), ax=None):
+def plot_sensitivity(
+    profile: pd.DataFrame,
+    summary: pd.DataFrame,
+    criterion: str,
+    steps: int,
+    surface_name: str,
+    other_axes=(),
+    ax=None,
+):
     """Criterion against lr per optimizer; stars mark the tuned values, x marks lrs where every run diverged.
 
     profile: one row per (optimizer, lr) with family and score (`runners.tuning.sensitivity`);
     summary: the tuning winners, one row per optimizer (lr, score, starts).
     """
     with style():
-        fig, ax = (plt.subplots(figsize=(7.2, 4.2)) if ax is None else (ax.figure, ax))
+        fig, ax = plt.subplots(figsize=(7.2, 4.2)) if ax is None else (ax.figure, ax)
         looks = optimizer_looks(profile)
         finite = profile["score"][np.isfinite(profile["score"])]
         if criterion == "steps-to-tol":
@@ -43,14 +58,24 @@ def plot_sensitivity(profile: pd.DataFrame, summary: pd.DataFrame, criterion: st
             score = curve["score"].to_numpy(dtype=float)
             shown = np.where(np.isfinite(score), score, np.nan)
             best = summary[summary["optimizer"] == name].iloc[0]
-            ax.plot(curve["lr"], shown, label=f"{series_label(name, best['lr'])}: tuned", **look.line(len(curve)))
+            ax.plot(
+                curve["lr"], shown, label=f"{series_label(name, best['lr'])}: tuned", **look.line(len(curve))
+            )
             mark_diverged(ax, curve["lr"][~np.isfinite(score)], look.color)
             if np.isfinite(best["score"]):
-                ax.scatter([best["lr"]], [best["score"]], marker="*", s=170, color=look.color, edgecolor="black",
-                           linewidth=0.7, zorder=5)
+                ax.scatter(
+                    [best["lr"]],
+                    [best["score"]],
+                    marker="*",
+                    s=170,
+                    color=look.color,
+                    edgecolor="black",
+                    linewidth=0.7,
+                    zorder=5,
+                )
         ax.set_xscale("log")
         low, high = float(profile["lr"].min()), float(profile["lr"].max())
-        ax.set_xlim(low / 1.5, high * 1.5)   # also when no lr gave a finite score (nothing else sets it)
+        ax.set_xlim(low / 1.5, high * 1.5)  # also when no lr gave a finite score (nothing else sets it)
         if criterion == "final-loss":
             ax.set_yscale("log")
             clip_loss_axis(ax, finite, top=top)
@@ -65,8 +90,19 @@ def plot_sensitivity(profile: pd.DataFrame, summary: pd.DataFrame, criterion: st
         never = diverged_handle()
         if criterion == "steps-to-tol":
             never.set_label(f"x on top edge: {DIVERGED_TEXT} or tolerance never reached")
-        handles += [plt.Line2D([], [], marker="*", color="0.4", markeredgecolor="black", linestyle="none",
-                               markersize=11, label=f"tuned value (lowest {CRITERION_LABEL[criterion]})"), never]
+        handles += [
+            plt.Line2D(
+                [],
+                [],
+                marker="*",
+                color="0.4",
+                markeredgecolor="black",
+                linestyle="none",
+                markersize=11,
+                label=f"tuned value (lowest {CRITERION_LABEL[criterion]})",
+            ),
+            never,
+        ]
         ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0))
         return fig
 
@@ -76,14 +112,20 @@ def plot_suboptimality(curves: pd.DataFrame):
     dashed: the exact SGD noise floor E[f - f*]. A diverged run leaves through the top with an x there."""
     batch_sizes = sorted(curves["batch_size"].unique())
     with style():
-        fig, axes = plt.subplots(1, len(batch_sizes), figsize=(max(6.5, 3.4 * len(batch_sizes) + 1.6), 3.6),
-                                 sharey=True, squeeze=False, layout="constrained")
+        fig, axes = plt.subplots(
+            1,
+            len(batch_sizes),
+            figsize=(max(6.5, 3.4 * len(batch_sizes) + 1.6), 3.6),
+            sharey=True,
+            squeeze=False,
+            layout="constrained",
+        )
         looks = optimizer_looks(curves)
         seeds = int(curves["seed"].nunique()) if "seed" in curves else 1
         start = finite_positive(curves.loc[curves["step"] == curves["step"].min(), "suboptimality"])
         top = 10 * float(np.nanmax(start)) if np.isfinite(start).any() else None
         labels, any_diverged = {}, False
-        for ax, batch in zip(axes[0], batch_sizes):
+        for ax, batch in zip(axes[0], batch_sizes, strict=False):
             for name, run in curves[curves["batch_size"] == batch].groupby("optimizer", sort=False):
                 look = looks[name]
                 mean = run.groupby("step")["suboptimality"].mean()
@@ -93,7 +135,7 @@ def plot_suboptimality(curves: pd.DataFrame):
                 steps = mean.index.to_numpy() + 1
                 labels.setdefault(name, series_label(name, run["lr"].iloc[0]))
                 ax.plot(steps, shown, label=labels[name], **look.line(len(steps)))
-                gone = ~np.isfinite(run["suboptimality"])   # the table's definition: flagged or non-finite
+                gone = ~np.isfinite(run["suboptimality"])  # the table's definition: flagged or non-finite
                 if "diverged" in run:
                     gone |= run["diverged"].astype(bool)
                 if gone.any():
@@ -110,12 +152,22 @@ def plot_suboptimality(curves: pd.DataFrame):
             ax.set_xlabel("step")
         axes[0][0].set_ylabel("f - f*  (mean squared error)")
         handles, labels = axes[0][0].get_legend_handles_labels()
-        handles.append(plt.Line2D([], [], color="0.3", linestyle=(0, (4, 3)), linewidth=1.0,
-                                  label="exact SGD noise floor E[f - f*]"))
+        handles.append(
+            plt.Line2D(
+                [],
+                [],
+                color="0.3",
+                linestyle=(0, (4, 3)),
+                linewidth=1.0,
+                label="exact SGD noise floor E[f - f*]",
+            )
+        )
         if any_diverged:
             handles.append(diverged_handle())
         fig.legend(handles=handles, loc="outside right center")
-        fig.suptitle(f"stochastic linear regression: suboptimality f - f* (mean over {seeds} seed{'s' * (seeds > 1)})")
+        fig.suptitle(
+            f"stochastic linear regression: suboptimality f - f* (mean over {seeds} seed{'s' * (seeds > 1)})"
+        )
         return fig
 
 
@@ -127,18 +179,34 @@ def plot_noise_floor(floors: pd.DataFrame):
     batch_sizes = sorted(floors["batch_size"].unique())
     colours = plt.get_cmap("viridis")(np.linspace(0.05, 0.8, len(batch_sizes)))
     with style():
-        fig, axes = plt.subplots(1, len(names), figsize=(max(6.5, 3.6 * len(names) + 1.6), 3.6), sharey=True,
-                                 squeeze=False, layout="constrained")
+        fig, axes = plt.subplots(
+            1,
+            len(names),
+            figsize=(max(6.5, 3.6 * len(names) + 1.6), 3.6),
+            sharey=True,
+            squeeze=False,
+            layout="constrained",
+        )
         any_diverged = False
-        for ax, name in zip(axes[0], names):
+        for ax, name in zip(axes[0], names, strict=False):
             table = floors[floors["optimizer"] == name]
-            for colour, batch in zip(colours, batch_sizes):
+            for colour, batch in zip(colours, batch_sizes, strict=False):
                 rows = table[table["batch_size"] == batch].sort_values("lr")
                 # an infinite exact floor means the iteration diverges in mean square: unstable, whatever
                 # a finite run happened to reach
-                diverged = rows["diverged"].astype(bool) | ~np.isfinite(rows["measured"]) | np.isposinf(rows["theory"])
-                ax.plot(rows["lr"], rows["measured"].where(~diverged), "o", color=colour, markersize=4,
-                        label=f"B = {batch}")
+                diverged = (
+                    rows["diverged"].astype(bool)
+                    | ~np.isfinite(rows["measured"])
+                    | np.isposinf(rows["theory"])
+                )
+                ax.plot(
+                    rows["lr"],
+                    rows["measured"].where(~diverged),
+                    "o",
+                    color=colour,
+                    markersize=4,
+                    label=f"B = {batch}",
+                )
                 mark_diverged(ax, rows["lr"][diverged], colour)
                 any_diverged = any_diverged or bool(diverged.any())
                 theory = rows["theory"].where(np.isfinite(rows["theory"]))

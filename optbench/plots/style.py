@@ -32,12 +32,30 @@ MARKERS = ["o", "s", "^", "D", "v", "P", "X", "<", ">"]
 # Presets (momentum, nesterov) are optimizers in their own right to a reader, so they get their own
 # looks; the classic ones take the clearest colours, and yellow (hard to see on white) goes to a
 # rarely compared algorithm.
-_FAMILIES = ["sgd", "adam", "rmsprop", "momentum", "adagrad", "nesterov", "adafactor", "adamw",
-             "nadam", "radam", "adamax", "adadelta", "asgd", "rprop", "lbfgs", "muon", "sparseadam"]
+_FAMILIES = [
+    "sgd",
+    "adam",
+    "rmsprop",
+    "momentum",
+    "adagrad",
+    "nesterov",
+    "adafactor",
+    "adamw",
+    "nadam",
+    "radam",
+    "adamax",
+    "adadelta",
+    "asgd",
+    "rprop",
+    "lbfgs",
+    "muon",
+    "sparseadam",
+]
 
 
 class Look(NamedTuple):
     """How one series is drawn; `line(n)` gives the keyword arguments of `ax.plot` for n points."""
+
     color: str
     linestyle: str
     marker: str
@@ -45,18 +63,25 @@ class Look(NamedTuple):
     def line(self, points: int = 0) -> dict:
         """`ax.plot` keywords; a line of more than 12 points gets a marker every ~1/10 of its drawn
         length (spaced on screen, so log axes too), so dense curves stay readable."""
-        return dict(color=self.color, linestyle=self.linestyle, marker=self.marker, markersize=5,
-                    markevery=0.1 if points > 12 else None)
+        return dict(
+            color=self.color,
+            linestyle=self.linestyle,
+            marker=self.marker,
+            markersize=5,
+            markevery=0.1 if points > 12 else None,
+        )
 
 
-FAMILY_LOOK = {name: Look(OKABE_ITO[i % 8], LINESTYLES[i // 8 % 4], MARKERS[i % len(MARKERS)])
-               for i, name in enumerate(_FAMILIES)}
+FAMILY_LOOK = {
+    name: Look(OKABE_ITO[i % 8], LINESTYLES[i // 8 % 4], MARKERS[i % len(MARKERS)])
+    for i, name in enumerate(_FAMILIES)
+}
 
 # One mark for a diverged run in every figure: an x in the run's colour on the top edge of the axes
 # (inside it, clear of the title), and "(diverged)" after the run's legend label.
 DIVERGED_MARK = dict(marker="x", s=60, linewidths=2.0, zorder=7, clip_on=False)
 DIVERGED_TEXT = "diverged"
-DIVERGED_Y = 0.97   # axes fraction of the diverged marks
+DIVERGED_Y = 0.97  # axes fraction of the diverged marks
 
 
 def style_key(label: str, family: str | None) -> str | None:
@@ -82,8 +107,11 @@ def assign_looks(labels_and_families) -> dict[str, Look]:
         look, shift = base, 0
         while look in used:
             shift += 1
-            look = Look(base.color, LINESTYLES[(LINESTYLES.index(base.linestyle) + shift) % len(LINESTYLES)],
-                        MARKERS[(MARKERS.index(base.marker) + shift) % len(MARKERS)])
+            look = Look(
+                base.color,
+                LINESTYLES[(LINESTYLES.index(base.linestyle) + shift) % len(LINESTYLES)],
+                MARKERS[(MARKERS.index(base.marker) + shift) % len(MARKERS)],
+            )
         used.add(look)
         looks[label] = look
     return looks
@@ -135,8 +163,16 @@ def mark_diverged(ax, xs, color) -> None:
 
 def diverged_handle() -> Line2D:
     """The legend entry explaining the diverged mark."""
-    return Line2D([], [], marker="x", markersize=8, markeredgewidth=2.0, color="0.3", linestyle="none",
-                  label=f"x on top edge: {DIVERGED_TEXT} (NaN/inf)")
+    return Line2D(
+        [],
+        [],
+        marker="x",
+        markersize=8,
+        markeredgewidth=2.0,
+        color="0.3",
+        linestyle="none",
+        label=f"x on top edge: {DIVERGED_TEXT} (NaN/inf)",
+    )
 
 
 def finite_positive(values) -> np.ndarray:
@@ -147,7 +183,7 @@ def finite_positive(values) -> np.ndarray:
         return np.where(np.isfinite(values) & (values > 0) & (values < 1e300), values, np.nan)
 
 
-LOSS_DECADES = 20   # a loss axis shows at most this many decades below its top
+LOSS_DECADES = 20  # a loss axis shows at most this many decades below its top
 
 
 def clip_loss_axis(ax, values, top=None) -> None:
@@ -159,7 +195,7 @@ def clip_loss_axis(ax, values, top=None) -> None:
     if not len(shown):
         return
     high = float(top) if top is not None and np.isfinite(top) else float(shown.max()) * 2
-    low = max(float(shown.min()) / 2, high * 10.0 ** -LOSS_DECADES)
+    low = max(float(shown.min()) / 2, high * 10.0**-LOSS_DECADES)
     if low < high:
         ax.set_ylim(low, high)
 
@@ -177,7 +213,7 @@ STYLE = {
     "grid.alpha": 0.3,
     "lines.linewidth": 1.6,
     "legend.frameon": False,
-    "pdf.fonttype": 42,   # embed TrueType so text in PDFs stays editable
+    "pdf.fonttype": 42,  # embed TrueType so text in PDFs stays editable
     "svg.fonttype": "none",
 }
 

@@ -19,8 +19,19 @@ from matplotlib.patches import Patch
 from PIL import Image
 
 from ..objectives import Surface
-from .style import (DIVERGED_MARK, DIVERGED_TEXT, LOSS_DECADES, clip_loss_axis, diverged_handle, diverged_label,
-                    finite_positive, mark_diverged, optimizer_looks, style, table_label)
+from .style import (
+    DIVERGED_MARK,
+    DIVERGED_TEXT,
+    LOSS_DECADES,
+    clip_loss_axis,
+    diverged_handle,
+    diverged_label,
+    finite_positive,
+    mark_diverged,
+    optimizer_looks,
+    style,
+    table_label,
+)
 
 START_STYLE = dict(marker="o", s=60, facecolor="white", edgecolor="black", linewidth=1.4, zorder=6)
 MINIMUM_STYLE = dict(marker="*", s=180, color="gold", edgecolor="black", linewidth=0.8, zorder=6)
@@ -41,10 +52,17 @@ def draw_contours(ax, surface: Surface, resolution: int = 200) -> None:
         gap = np.maximum(_gap(surface, values), 1e-12)
         low, high = np.log10(max(gap.min(), gap.max() * 1e-8)), np.log10(gap.max())
         levels = np.logspace(low, high, 25)
-        ax.contourf(grid_x, grid_y, gap, levels=levels, norm=mcolors.LogNorm(), cmap="Greys_r", alpha=0.35,
-                    extend="both")
-        ax.contour(grid_x, grid_y, gap, levels=levels, norm=mcolors.LogNorm(), colors="0.45",
-                   linewidths=0.5)
+        ax.contourf(
+            grid_x,
+            grid_y,
+            gap,
+            levels=levels,
+            norm=mcolors.LogNorm(),
+            cmap="Greys_r",
+            alpha=0.35,
+            extend="both",
+        )
+        ax.contour(grid_x, grid_y, gap, levels=levels, norm=mcolors.LogNorm(), colors="0.45", linewidths=0.5)
     else:
         ax.contourf(grid_x, grid_y, values, levels=30, cmap="Greys_r", alpha=0.35)
         ax.contour(grid_x, grid_y, values, levels=30, colors="0.45", linewidths=0.5)
@@ -57,7 +75,7 @@ def draw_contours(ax, surface: Surface, resolution: int = 200) -> None:
 
 def mark_start_and_minima(ax, surface: Surface, starts: np.ndarray) -> list:
     style = dict(START_STYLE)
-    if len(starts) > 20:   # many random starts: small rings, so the paths stay visible
+    if len(starts) > 20:  # many random starts: small rings, so the paths stay visible
         style.update(s=style["s"] * 20 / len(starts) + 8, linewidth=0.8)
     handles = [ax.scatter(starts[:, 0], starts[:, 1], label="start", **style)]
     if surface.minima:
@@ -74,7 +92,8 @@ def _diverged_step(run: pd.DataFrame):
 
 
 def _title(surface: Surface, trajectory: pd.DataFrame, what: str, noise: float = 0.0) -> str:
-    """'elliptic: f = ... (3 trials, 100 steps, gradient noise σ = 0.5)': what ran, for any figure of a comparison."""
+    """'elliptic: f = ... (3 trials, 100 steps, gradient noise σ = 0.5)': what ran, for the figures of
+    a comparison."""
     trials, steps = trajectory["trial"].nunique(), int(trajectory["step"].max())
     noise = f", gradient noise σ = {noise:g}" if noise else ""
     return f"{surface.name}: {what} ({trials} trial{'s' if trials > 1 else ''}, {steps} steps{noise})"
@@ -87,7 +106,7 @@ def plot_trajectories(trajectory: pd.DataFrame, surface: Surface, ax=None, noise
     noise: the std of the gradient noise the runs had, for the title.
     """
     with style():
-        fig, ax = (plt.subplots(figsize=(7.2, 4.6)) if ax is None else (ax.figure, ax))
+        fig, ax = plt.subplots(figsize=(7.2, 4.6)) if ax is None else (ax.figure, ax)
         draw_contours(ax, surface)
         looks = optimizer_looks(trajectory)
         trials = trajectory["trial"].nunique()
@@ -100,13 +119,24 @@ def plot_trajectories(trajectory: pd.DataFrame, surface: Surface, ax=None, noise
                 xs, ys = run["x"].to_numpy(dtype=float), run["y"].to_numpy(dtype=float)
                 inside = np.isfinite(xs) & np.isfinite(ys) & (xs >= x0) & (xs <= x1) & (ys >= y0) & (ys <= y1)
                 keep = np.isfinite(xs) & np.isfinite(ys) & (np.abs(xs) < 1e12) & (np.abs(ys) < 1e12)
-                ax.plot(np.where(keep, xs, np.nan), np.where(keep, ys, np.nan), alpha=alpha, linewidth=width,
-                        **(look.line(len(xs)) if trials <= 3 else dict(color=look.color, linestyle=look.linestyle)))
+                ax.plot(
+                    np.where(keep, xs, np.nan),
+                    np.where(keep, ys, np.nan),
+                    alpha=alpha,
+                    linewidth=width,
+                    **(
+                        look.line(len(xs))
+                        if trials <= 3
+                        else dict(color=look.color, linestyle=look.linestyle)
+                    ),
+                )
                 if _diverged_step(run) is not None and inside.any():
                     last = np.flatnonzero(inside)[-1]
                     ax.scatter([xs[last]], [ys[last]], color=look.color, **{**DIVERGED_MARK, "clip_on": True})
             label, step = table_label(runs), _diverged_step(runs)
-            handles.append(Line2D([], [], **look.line(), label=label if step is None else diverged_label(label, step)))
+            handles.append(
+                Line2D([], [], **look.line(), label=label if step is None else diverged_label(label, step))
+            )
         starts = trajectory[trajectory["step"] == 0][["x", "y"]].drop_duplicates().to_numpy()
         handles += mark_start_and_minima(ax, surface, starts)
         ax.set_title(_title(surface, trajectory, f"f = {surface.formula}", noise))
@@ -114,17 +144,19 @@ def plot_trajectories(trajectory: pd.DataFrame, surface: Surface, ax=None, noise
         return fig
 
 
-def plot_loss(trajectory: pd.DataFrame, surface: Surface, ax=None, rates: pd.DataFrame | None = None,
-              noise: float = 0.0):
+def plot_loss(
+    trajectory: pd.DataFrame, surface: Surface, ax=None, rates: pd.DataFrame | None = None, noise: float = 0.0
+):
     """Loss (f - f_min where known) versus step on a log axis; median and 10–90% band over trials.
 
     rates (from `optbench.theory.rate_table`): where an analytic rate exists, a dotted line of slope
     ρ² per step (the theory) is drawn through the run's median at mid-run, and the legend gives the
-    measured ρ (median over trials) next to the analytic one. The axis spans at most LOSS_DECADES
-    decades below the largest start; a diverged optimizer leaves through the top and gets an x there.
+    measured ρ (median over trials) next to the analytic one. The axis reaches just above the runs that
+    did not diverge and spans at most LOSS_DECADES decades; a diverged optimizer leaves through the top
+    and gets an x there.
     """
     with style():
-        fig, ax = (plt.subplots(figsize=(7.2, 4.0)) if ax is None else (ax.figure, ax))
+        fig, ax = plt.subplots(figsize=(7.2, 4.0)) if ax is None else (ax.figure, ax)
         looks = optimizer_looks(trajectory)
         known = surface.minimum_value is not None
         starts = []
@@ -133,7 +165,9 @@ def plot_loss(trajectory: pd.DataFrame, surface: Surface, ax=None, rates: pd.Dat
             look = looks[name]
             gap = runs.assign(gap=_gap(surface, runs["loss"])).groupby("step")["gap"]
             median = gap.median()
-            shown = finite_positive(median.to_numpy()) if known else np.where(np.isfinite(median), median, np.nan)
+            shown = (
+                finite_positive(median.to_numpy()) if known else np.where(np.isfinite(median), median, np.nan)
+            )
             starts.append(float(np.nan_to_num(median.iloc[0], nan=0.0, posinf=0.0)))
             label = table_label(runs)
             step = _diverged_step(runs)
@@ -153,14 +187,31 @@ def plot_loss(trajectory: pd.DataFrame, surface: Surface, ax=None, rates: pd.Dat
                 _draw_rate_line(ax, median, theory[1], look.color)
         ax.set_yscale("log" if known else "symlog")
         if known:
-            clip_loss_axis(ax, _gap(surface, trajectory["loss"]), top=10 * max(starts) if max(starts) > 0 else None)
+            # the top shows every run that did not diverge; diverged ones leave through it, with an x
+            healthy = trajectory[
+                ~trajectory["optimizer"].isin(
+                    [n for n, r in trajectory.groupby("optimizer") if _diverged_step(r) is not None]
+                )
+            ]
+            gaps = finite_positive(_gap(surface, healthy["loss"]))
+            top = (
+                2 * np.nanmax(gaps)
+                if np.isfinite(gaps).any()
+                else 10 * max(starts)
+                if max(starts) > 0
+                else None
+            )
+            clip_loss_axis(ax, _gap(surface, trajectory["loss"]), top=top)
         for step, colour in diverged:
             mark_diverged(ax, [step], colour)
         ax.set_xlabel("step")
         ax.set_ylabel("f - f_min" if known else "f")
         several = trajectory["trial"].nunique() > 1
-        ax.set_title(_title(surface, trajectory, "loss per step" + (", median and 10–90% band" if several else ""),
-                            noise))
+        ax.set_title(
+            _title(
+                surface, trajectory, "loss per step" + (", median and 10–90% band" if several else ""), noise
+            )
+        )
         handles, _ = ax.get_legend_handles_labels()
         if rates is not None and rates["analytic_rate"].notna().any():
             handles.append(Line2D([], [], color="0.3", linestyle=":", label="analytic rate (slope ρ²/step)"))
@@ -195,12 +246,24 @@ def _draw_rate_line(ax, median: pd.Series, rate: float, colour) -> None:
 
 DIVERGED_CELL = dict(facecolor="0.82", hatch="xx", edgecolor="0.55")
 NOT_REACHED_CELL = dict(facecolor="white", hatch="..", edgecolor="0.6")
-CELL_VALUE_LABEL = {"final_loss": "log10(final f - f_min)", "score": "steps to tolerance",
-                    "loss_score": "log10(final f - f_min)"}
+CELL_VALUE_LABEL = {
+    "final_loss": "log10(final f - f_min)",
+    "score": "steps to tolerance",
+    "loss_score": "log10(final f - f_min)",
+}
 
 
-def plot_grid(cells: pd.DataFrame, surface: Surface, x_name: str, y_name: str, ax=None, stability=None,
-              value: str = "final_loss", best=None, criterion: str | None = None):
+def plot_grid(
+    cells: pd.DataFrame,
+    surface: Surface,
+    x_name: str,
+    y_name: str,
+    ax=None,
+    stability=None,
+    value: str = "final_loss",
+    best=None,
+    criterion: str | None = None,
+):
     """Heat map of one value per cell of a 2-D hyperparameter grid (median over a cell's rows).
 
     value: the column coloured: "final_loss" (drawn as log10 of f - f_min), a tuning criterion
@@ -211,14 +274,25 @@ def plot_grid(cells: pd.DataFrame, surface: Surface, x_name: str, y_name: str, a
     in the axes' units (`optbench.theory.stability_edge`), drawn dashed, or None.
     """
     with style():
-        fig, ax = (plt.subplots(figsize=(6.8, 5.2)) if ax is None else (ax.figure, ax))
+        fig, ax = plt.subplots(figsize=(6.8, 5.2)) if ax is None else (ax.figure, ax)
         xs, ys = np.sort(cells[x_name].unique()), np.sort(cells[y_name].unique())
         steps_valued = value == "score" and criterion == "steps-to-tol"
-        table = cells.assign(shown=cells[value] if steps_valued else _gap(surface, cells[value])
-                             if value == "final_loss" else cells[value])
+        table = cells.assign(
+            shown=cells[value]
+            if steps_valued
+            else _gap(surface, cells[value])
+            if value == "final_loss"
+            else cells[value]
+        )
         table["diverged"] = table["diverged"].astype(float)
-        grid_of = lambda column, how: table.pivot_table(index=y_name, columns=x_name, values=column, aggfunc=how,
-                                                        dropna=False).reindex(index=ys, columns=xs).to_numpy()
+
+        def grid_of(column, how):
+            return (
+                table.pivot_table(index=y_name, columns=x_name, values=column, aggfunc=how, dropna=False)
+                .reindex(index=ys, columns=xs)
+                .to_numpy()
+            )
+
         raw = grid_of("shown", "median")
         diverged = np.nan_to_num(grid_of("diverged", "max")) > 0
         missing = ~np.isfinite(raw) & ~diverged
@@ -230,9 +304,15 @@ def plot_grid(cells: pd.DataFrame, surface: Surface, x_name: str, y_name: str, a
         x_edges, y_edges = _edges(xs, x_log), _edges(ys, y_log)
         for mask, look in ((diverged, DIVERGED_CELL), (missing, NOT_REACHED_CELL)):
             if mask.any():
-                ax.pcolor(x_edges, y_edges, np.ma.masked_array(np.ones_like(values), ~mask),
-                          cmap=mcolors.ListedColormap([look["facecolor"]]), hatch=look["hatch"],
-                          edgecolor=look["edgecolor"], linewidth=0)
+                ax.pcolor(
+                    x_edges,
+                    y_edges,
+                    np.ma.masked_array(np.ones_like(values), ~mask),
+                    cmap=mcolors.ListedColormap([look["facecolor"]]),
+                    hatch=look["hatch"],
+                    edgecolor=look["edgecolor"],
+                    linewidth=0,
+                )
         high = float(shown.max()) if shown.count() else 1.0
         low = float(shown.min()) if shown.count() else 0.0
         floor = high - LOSS_DECADES if log_scale else low
@@ -245,12 +325,26 @@ def plot_grid(cells: pd.DataFrame, surface: Surface, x_name: str, y_name: str, a
         colourbar.set_label(label)
         handles = [Patch(**DIVERGED_CELL, label=f"{DIVERGED_TEXT} (NaN/inf, or f grew 10⁶-fold)")]
         if missing.any():
-            handles.append(Patch(**NOT_REACHED_CELL, label="tolerance not reached in the budget"
-                                 if steps_valued else "no value"))
+            handles.append(
+                Patch(
+                    **NOT_REACHED_CELL,
+                    label="tolerance not reached in the budget" if steps_valued else "no value",
+                )
+            )
         if best is not None:
             chosen = f"best by {criterion or value.replace('_', ' ')}"
-            handles.append(ax.scatter([best[0]], [best[1]], marker="*", s=170, color="white", edgecolor="black",
-                                      zorder=5, label=f"{chosen}: {x_name}={best[0]:.3g}, {y_name}={best[1]:.3g}"))
+            handles.append(
+                ax.scatter(
+                    [best[0]],
+                    [best[1]],
+                    marker="*",
+                    s=170,
+                    color="white",
+                    edgecolor="black",
+                    zorder=5,
+                    label=f"{chosen}: {x_name}={best[0]:.3g}, {y_name}={best[1]:.3g}",
+                )
+            )
         ax.set_xscale("log" if x_log else "linear")
         ax.set_yscale("log" if y_log else "linear")
         ax.set_xlabel(x_name)
@@ -261,8 +355,15 @@ def plot_grid(cells: pd.DataFrame, surface: Surface, x_name: str, y_name: str, a
         ax.set_title(f"{optimizer} on {surface.name}{steps}")
         if stability is not None:
             line_x, line_y, text = stability
-            handles += ax.plot(line_x, line_y, color="crimson", linewidth=2.0, linestyle="--", zorder=4,
-                               label=f"stability edge {text}")
+            handles += ax.plot(
+                line_x,
+                line_y,
+                color="crimson",
+                linewidth=2.0,
+                linestyle="--",
+                zorder=4,
+                label=f"stability edge {text}",
+            )
         ax.set_xlim(x_edges[[0, -1]])
         ax.set_ylim(y_edges[[0, -1]])
         ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(0.0, -0.12), ncol=2)
@@ -273,7 +374,9 @@ def _is_log(values: np.ndarray) -> bool:
     if len(values) < 3 or values.min() <= 0:
         return False
     ratios = values[1:] / values[:-1]
-    return bool(np.allclose(ratios, ratios[0], rtol=1e-6)) and not np.allclose(np.diff(values), np.diff(values)[0])
+    return bool(np.allclose(ratios, ratios[0], rtol=1e-6)) and not np.allclose(
+        np.diff(values), np.diff(values)[0]
+    )
 
 
 def _edges(values: np.ndarray, log: bool) -> np.ndarray:
@@ -284,7 +387,7 @@ def _edges(values: np.ndarray, log: bool) -> np.ndarray:
     else:
         middle = (v[1:] + v[:-1]) / 2
         edges = np.concatenate([[v[0] - (middle[0] - v[0])], middle, [v[-1] + (v[-1] - middle[-1])]])
-    return 10 ** edges if log else edges
+    return 10**edges if log else edges
 
 
 def animate(trajectory: pd.DataFrame, surface: Surface, frames: int = 50, fps: int = 12) -> bytes:
@@ -296,27 +399,36 @@ def animate(trajectory: pd.DataFrame, surface: Surface, frames: int = 50, fps: i
     steps = np.sort(trajectory["step"].unique())
     shown_steps = steps[np.unique(np.linspace(0, len(steps) - 1, min(frames, len(steps))).astype(int))]
     looks = optimizer_looks(trajectory)
-    runs = [(looks[name], run["step"].to_numpy(), run["x"].to_numpy(), run["y"].to_numpy())
-            for (name, _), run in trajectory.groupby(["optimizer", "trial"], sort=False)]
+    runs = [
+        (looks[name], run["step"].to_numpy(), run["x"].to_numpy(), run["y"].to_numpy())
+        for (name, _), run in trajectory.groupby(["optimizer", "trial"], sort=False)
+    ]
     with style():
         fig, ax = plt.subplots(figsize=(7.2, 4.6), dpi=80)
         draw_contours(ax, surface, resolution=150)
-        lines = [ax.plot([], [], color=look.color, linestyle=look.linestyle, linewidth=1.4, animated=True)[0]
-                 for look, *_ in runs]
-        heads = [ax.plot([], [], look.marker, color=look.color, markersize=5, animated=True)[0] for look, *_ in runs]
+        lines = [
+            ax.plot([], [], color=look.color, linestyle=look.linestyle, linewidth=1.4, animated=True)[0]
+            for look, *_ in runs
+        ]
+        heads = [
+            ax.plot([], [], look.marker, color=look.color, markersize=5, animated=True)[0]
+            for look, *_ in runs
+        ]
         starts = trajectory[trajectory["step"] == 0][["x", "y"]].drop_duplicates().to_numpy()
-        handles = [Line2D([], [], **looks[name].line(), label=table_label(rows))
-                   for name, rows in trajectory.groupby("optimizer", sort=False)]
+        handles = [
+            Line2D([], [], **looks[name].line(), label=table_label(rows))
+            for name, rows in trajectory.groupby("optimizer", sort=False)
+        ]
         handles += mark_start_and_minima(ax, surface, starts)
         ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0))
         ax.set_title(_title(surface, trajectory, f"f = {surface.formula}"))
         counter = ax.text(0.02, 0.95, "", transform=ax.transAxes, animated=True)
 
         def frame(step):
-            for line, head, (_, run_steps, xs, ys) in zip(lines, heads, runs):
+            for line, head, (_, run_steps, xs, ys) in zip(lines, heads, runs, strict=False):
                 seen = np.searchsorted(run_steps, step, side="right")
                 line.set_data(xs[:seen], ys[:seen])
-                head.set_data(xs[seen - 1:seen], ys[seen - 1:seen])
+                head.set_data(xs[seen - 1 : seen], ys[seen - 1 : seen])
             counter.set_text(f"step {int(step)}")
             return lines + heads + [counter]
 
@@ -332,8 +444,9 @@ def animate(trajectory: pd.DataFrame, surface: Surface, frames: int = 50, fps: i
             rgba = np.asarray(fig.canvas.buffer_rgba())
             images.append(Image.fromarray(rgba[:, :, :3].copy()).convert("P", palette=Image.ADAPTIVE))
         plt.close(fig)
-    images += [images[-1]] * fps   # hold the last frame for a second before looping
+    images += [images[-1]] * fps  # hold the last frame for a second before looping
     buffer = io.BytesIO()
-    images[0].save(buffer, format="GIF", save_all=True, append_images=images[1:],
-                   duration=int(1000 / fps), loop=0)
+    images[0].save(
+        buffer, format="GIF", save_all=True, append_images=images[1:], duration=int(1000 / fps), loop=0
+    )
     return buffer.getvalue()

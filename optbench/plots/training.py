@@ -14,8 +14,17 @@ import numpy as np
 import pandas as pd
 
 from ..results import read_metadata, read_table
-from .style import (assign_looks, clip_loss_axis, diverged_handle, diverged_label, finite_positive, mark_diverged,
-                    save, series_label, style)
+from .style import (
+    assign_looks,
+    clip_loss_axis,
+    diverged_handle,
+    diverged_label,
+    finite_positive,
+    mark_diverged,
+    save,
+    series_label,
+    style,
+)
 
 
 def _looks(table: pd.DataFrame) -> dict:
@@ -35,8 +44,11 @@ def _title_of(summary: pd.DataFrame | None) -> str | None:
     """'digits, lenet' from a training summary table: what was run."""
     if summary is None or summary.empty:
         return None
-    parts = [str(summary[column].iloc[0]) for column in ("task", "model") if column in summary
-             and pd.notna(summary[column].iloc[0])]
+    parts = [
+        str(summary[column].iloc[0])
+        for column in ("task", "model")
+        if column in summary and pd.notna(summary[column].iloc[0])
+    ]
     return ", ".join(parts) or None
 
 
@@ -66,14 +78,30 @@ def plot_training(epochs: pd.DataFrame, steps: pd.DataFrame | None = None, title
             if steps is not None and len(steps):
                 own = steps[steps["optimizer"] == name]
                 per_epoch = own.groupby("epoch")["step"].count().max()
-                loss_ax.plot((own["step"] + 1) / per_epoch, finite_positive(own["loss"]), color=look.color,
-                             alpha=0.25, lw=0.8)
-            loss_ax.plot(runs["epoch"], finite_positive(runs["val_loss"]), label=label,
-                         **look.line(len(runs)))
-            accuracy_ax.plot(runs["epoch"], 100 * runs["train_accuracy"], color=look.color, alpha=0.35,
-                             linestyle=look.linestyle, lw=1)
+                loss_ax.plot(
+                    (own["step"] + 1) / per_epoch,
+                    finite_positive(own["loss"]),
+                    color=look.color,
+                    alpha=0.25,
+                    lw=0.8,
+                )
+            loss_ax.plot(
+                runs["epoch"], finite_positive(runs["val_loss"]), label=label, **look.line(len(runs))
+            )
+            accuracy_ax.plot(
+                runs["epoch"],
+                100 * runs["train_accuracy"],
+                color=look.color,
+                alpha=0.35,
+                linestyle=look.linestyle,
+                lw=1,
+            )
             accuracy_ax.plot(runs["epoch"], 100 * runs["val_accuracy"], label=label, **look.line(len(runs)))
-        loss_ax.set(xlabel="epoch", ylabel="cross-entropy loss", title="loss: validation (markers),\ntraining steps (faint)")
+        loss_ax.set(
+            xlabel="epoch",
+            ylabel="cross-entropy loss",
+            title="loss: validation (markers),\ntraining steps (faint)",
+        )
         top = _loss_ceiling(epochs, steps)
         if _spans_decades(epochs["val_loss"]) or (steps is not None and _spans_decades(steps["loss"])):
             loss_ax.set_yscale("log")
@@ -82,7 +110,9 @@ def plot_training(epochs: pd.DataFrame, steps: pd.DataFrame | None = None, title
         diverged = epochs[epochs["diverged"].astype(bool)]
         for name, runs in diverged.groupby("optimizer", sort=False):
             mark_diverged(loss_ax, [runs["epoch"].iloc[0]], looks[name].color)
-        accuracy_ax.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy: validation (markers),\ntraining (faint)")
+        accuracy_ax.set(
+            xlabel="epoch", ylabel="accuracy (%)", title="accuracy: validation (markers),\ntraining (faint)"
+        )
         lowest = np.nanmin(100 * epochs[["val_accuracy", "train_accuracy"]].to_numpy())
         accuracy_ax.set_ylim(max(0.0, np.floor(lowest / 10) * 10 if np.isfinite(lowest) else 0.0), 100.5)
         if schedule is not None:
@@ -122,7 +152,9 @@ def plot_regression(steps: pd.DataFrame, f_star: float | None = None):
             ax.plot(run["step"] + 1, gap, label=_label(name, run), **looks[name].line(len(run)))
             if run["diverged"].any():
                 diverged = True
-                mark_diverged(ax, [run.loc[run["diverged"].astype(bool), "step"].min() + 1], looks[name].color)
+                mark_diverged(
+                    ax, [run.loc[run["diverged"].astype(bool), "step"].min() + 1], looks[name].color
+                )
         ax.set_yscale("log")
         clip_loss_axis(ax, steps["suboptimality"], top=top)
         ax.set(
@@ -132,8 +164,12 @@ def plot_regression(steps: pd.DataFrame, f_star: float | None = None):
             + (f" f* = {f_star:.3g}" if f_star is not None else ""),
         )
         handles, _ = ax.get_legend_handles_labels()
-        ax.legend(handles=handles + ([diverged_handle()] if diverged else []), loc="upper left",
-                  bbox_to_anchor=(1.02, 1.0), title="optimizer")
+        ax.legend(
+            handles=handles + ([diverged_handle()] if diverged else []),
+            loc="upper left",
+            bbox_to_anchor=(1.02, 1.0),
+            title="optimizer",
+        )
         return fig
 
 
@@ -150,15 +186,25 @@ def plot_scalar_trace(trace: pd.DataFrame):
             finite = np.isfinite(a) & (np.abs(a) < 1e6)
             gone = "diverged" in run and run["diverged"].any() or not finite.all()
             label = series_label(name, run["lr"].iloc[0] if "lr" in run else None)
-            ax.plot(np.arange(len(a)), np.where(finite, a, np.nan), label=diverged_label(label) if gone else label,
-                    **look.line(len(a)))
+            ax.plot(
+                np.arange(len(a)),
+                np.where(finite, a, np.nan),
+                label=diverged_label(label) if gone else label,
+                **look.line(len(a)),
+            )
             if gone:
                 diverged = True
                 mark_diverged(ax, [int(np.argmin(finite)) if not finite.all() else len(a) - 1], look.color)
             if len(a) <= 12:
                 for i, value in enumerate(a):
-                    ax.annotate(f"{value:.4g}", (i, value), textcoords="offset points", xytext=(-6, 7), fontsize=8,
-                                ha="right")
+                    ax.annotate(
+                        f"{value:.4g}",
+                        (i, value),
+                        textcoords="offset points",
+                        xytext=(-6, 7),
+                        fontsize=8,
+                        ha="right",
+                    )
         ax.axhline(2.0, color="0.5", lw=0.8, ls=":")
         iterations = len(trace) // trace["optimizer"].nunique() + 1
         if iterations <= 12:
@@ -183,7 +229,9 @@ def training_figures(tables: dict[str, pd.DataFrame], f_star: float | None = Non
     steps if given), 'regression' (f - f*, with the least-squares loss f_star), 'trace' (scalar)."""
     figures = {}
     if tables.get("epochs") is not None:
-        figures["training"] = plot_training(tables["epochs"], tables.get("steps"), _title_of(tables.get("summary")))
+        figures["training"] = plot_training(
+            tables["epochs"], tables.get("steps"), _title_of(tables.get("summary"))
+        )
     if tables.get("regression") is not None:
         figures["regression"] = plot_regression(tables["regression"], f_star)
     if tables.get("trace") is not None:
