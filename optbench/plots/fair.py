@@ -215,7 +215,7 @@ def plot_noise_floor(floors: pd.DataFrame):
             ax.set_xscale("log")
             ax.set_yscale("log")
             ax.set_xlabel("learning rate")
-            ax.set_title(name)
+            ax.set_title(_without_lr(name) + ": lr on the x axis")
         axes[0][0].set_ylabel("settled f - f*  (from θ*, mean of 2nd half)")
         handles, _ = axes[0][0].get_legend_handles_labels()
         handles.append(plt.Line2D([], [], color="0.3", label="exact (plain SGD)"))
@@ -224,3 +224,10 @@ def plot_noise_floor(floors: pd.DataFrame):
         fig.legend(handles=handles, loc="outside right center", title="batch size")
         fig.suptitle("noise floor: f - f* where a constant-lr run settles, ∝ lr / batch size for SGD")
         return fig
+
+
+def _without_lr(name: str) -> str:
+    """'momentum (betas=...)' for a spec whose lr a noise-floor panel varies along its x axis."""
+    base, _, typed = name.partition(":")
+    kept = [pair for pair in typed.split(",") if pair.strip() and not pair.strip().startswith("lr=")]
+    return series_label(base + (":" + ",".join(kept) if kept else ""))
