@@ -55,7 +55,7 @@ RECIPES = [
     Recipe(
         "grid sgd --surface elliptic --lr 1e-4:1:64 --momentum 0:0.99:64",
         {"grid.png": "fair_grid_stability.png"},
-        drawn_by=("surfaces",),
+        drawn_by=("surfaces", "grid_map"),
     ),
     Recipe(
         "compare sgd momentum adam rmsprop --surface elliptic --tune",

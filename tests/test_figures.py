@@ -23,7 +23,8 @@ from optbench.experiments import plan_tuning  # noqa: E402
 from optbench.objectives import get_surface  # noqa: E402
 from optbench.optimizers.registry import ALGORITHMS, PRESETS  # noqa: E402
 from optbench.plots import style as plot_style  # noqa: E402
-from optbench.plots.surfaces import plot_grid, plot_loss, plot_trajectories  # noqa: E402
+from optbench.plots.grid_map import plot_grid  # noqa: E402
+from optbench.plots.surfaces import plot_loss, plot_trajectories  # noqa: E402
 from optbench.plots.sweeps import final_metric  # noqa: E402
 from optbench.plots.training import plot_training  # noqa: E402
 

@@ -23,7 +23,8 @@ import torch
 from ..errors import OptbenchError
 from ..objectives import Surface, get_surface
 from ..plots.fair import plot_sensitivity
-from ..plots.surfaces import animate, plot_grid, plot_loss, plot_trajectories
+from ..plots.grid_map import plot_grid
+from ..plots.surfaces import animate, plot_loss, plot_trajectories
 from ..results import read_metadata, read_table
 from ..runners.repro import compare_runs
 from ..runners.surface import default_hparams, fixed_starts, random_starts, run_surface

@@ -17,7 +17,7 @@ import torch
 
 from ..errors import OptbenchError
 from ..objectives import Surface, get_surface
-from ..plots.surfaces import plot_grid
+from ..plots.grid_map import plot_grid
 from ..results import read_metadata, read_table
 from ..runners.surface import fixed_starts, run_surface
 from ..specs import OptimizerSpec

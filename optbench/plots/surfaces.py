@@ -1,4 +1,5 @@
-"""Figures of surface runs: contour + trajectories, loss versus step, grid heat map, GIF animation.
+"""Figures of surface runs: contour + trajectories, loss versus step, GIF animation (the grid heat
+map is in `grid_map.py`).
 
 Every function takes tables written by `optbench.runners.surface` (and the `Surface` they ran
 on) and returns a figure (the animation: GIF bytes); none computes a result or writes a file.
@@ -15,14 +16,11 @@ import numpy as np
 import pandas as pd
 import torch
 from matplotlib.lines import Line2D
-from matplotlib.patches import Patch
 from PIL import Image
 
 from ..objectives import Surface
 from .style import (
     DIVERGED_MARK,
-    DIVERGED_TEXT,
-    LOSS_DECADES,
     clip_loss_axis,
     diverged_handle,
     diverged_label,
@@ -37,7 +35,7 @@ START_STYLE = dict(marker="o", s=60, facecolor="white", edgecolor="black", linew
 MINIMUM_STYLE = dict(marker="*", s=180, color="gold", edgecolor="black", linewidth=0.8, zorder=6)
 
 
-def _gap(surface: Surface, loss):
+def gap_to_minimum(surface: Surface, loss):
     """f - f_min where the minimum is known (what a log axis can show), else f itself."""
     return loss - surface.minimum_value if surface.minimum_value is not None else loss
 
@@ -49,7 +47,7 @@ def draw_contours(ax, surface: Surface, resolution: int = 200) -> None:
     points = torch.tensor(np.stack([grid_x.ravel(), grid_y.ravel()], axis=1))
     values = surface.value(points).numpy().reshape(grid_x.shape)
     if surface.log_contours:
-        gap = np.maximum(_gap(surface, values), 1e-12)
+        gap = np.maximum(gap_to_minimum(surface, values), 1e-12)
         low, high = np.log10(max(gap.min(), gap.max() * 1e-8)), np.log10(gap.max())
         levels = np.logspace(low, high, 25)
         ax.contourf(
@@ -163,7 +161,7 @@ def plot_loss(
         diverged = []
         for name, runs in trajectory.groupby("optimizer", sort=False):
             look = looks[name]
-            gap = runs.assign(gap=_gap(surface, runs["loss"])).groupby("step")["gap"]
+            gap = runs.assign(gap=gap_to_minimum(surface, runs["loss"])).groupby("step")["gap"]
             median = gap.median()
             shown = (
                 finite_positive(median.to_numpy()) if known else np.where(np.isfinite(median), median, np.nan)
@@ -193,7 +191,7 @@ def plot_loss(
                     [n for n, r in trajectory.groupby("optimizer") if _diverged_step(r) is not None]
                 )
             ]
-            gaps = finite_positive(_gap(surface, healthy["loss"]))
+            gaps = finite_positive(gap_to_minimum(surface, healthy["loss"]))
             top = (
                 2 * np.nanmax(gaps)
                 if np.isfinite(gaps).any()
@@ -201,7 +199,7 @@ def plot_loss(
                 if max(starts) > 0
                 else None
             )
-            clip_loss_axis(ax, _gap(surface, trajectory["loss"]), top=top)
+            clip_loss_axis(ax, gap_to_minimum(surface, trajectory["loss"]), top=top)
         for step, colour in diverged:
             mark_diverged(ax, [step], colour)
         ax.set_xlabel("step")
@@ -242,152 +240,6 @@ def _draw_rate_line(ax, median: pd.Series, rate: float, colour) -> None:
     with np.errstate(over="ignore", under="ignore"):
         line = gaps[anchor] * rate ** (2 * (steps - steps[anchor]))
     ax.plot(steps, finite_positive(line), color=colour, linestyle=":", linewidth=1.3, alpha=0.9)
-
-
-DIVERGED_CELL = dict(facecolor="0.82", hatch="xx", edgecolor="0.55")
-NOT_REACHED_CELL = dict(facecolor="white", hatch="..", edgecolor="0.6")
-CELL_VALUE_LABEL = {
-    "final_loss": "log10(final f - f_min)",
-    "score": "steps to tolerance",
-    "loss_score": "log10(final f - f_min)",
-}
-
-
-def plot_grid(
-    cells: pd.DataFrame,
-    surface: Surface,
-    x_name: str,
-    y_name: str,
-    ax=None,
-    stability=None,
-    value: str = "final_loss",
-    best=None,
-    criterion: str | None = None,
-):
-    """Heat map of one value per cell of a 2-D hyperparameter grid (median over a cell's rows).
-
-    value: the column coloured: "final_loss" (drawn as log10 of f - f_min), a tuning criterion
-    "score" (steps to tolerance when `criterion` is "steps-to-tol") or "loss_score". Diverged cells
-    are grey with an x hatch; finite-valued cells that never met the criterion are hatched dots.
-    best: the (x, y) values the caller's table chose, starred with the criterion's name; the figure
-    picks no winner of its own. stability: the stability edge as (x values, y values) of a curve
-    in the axes' units (`optbench.theory.stability_edge`), drawn dashed, or None.
-    """
-    with style():
-        fig, ax = plt.subplots(figsize=(6.8, 5.2)) if ax is None else (ax.figure, ax)
-        xs, ys = np.sort(cells[x_name].unique()), np.sort(cells[y_name].unique())
-        steps_valued = value == "score" and criterion == "steps-to-tol"
-        table = cells.assign(
-            shown=cells[value]
-            if steps_valued
-            else _gap(surface, cells[value])
-            if value == "final_loss"
-            else cells[value]
-        )
-        table["diverged"] = table["diverged"].astype(float)
-
-        def grid_of(column, how):
-            return (
-                table.pivot_table(index=y_name, columns=x_name, values=column, aggfunc=how, dropna=False)
-                .reindex(index=ys, columns=xs)
-                .to_numpy()
-            )
-
-        raw = grid_of("shown", "median")
-        diverged = np.nan_to_num(grid_of("diverged", "max")) > 0
-        missing = ~np.isfinite(raw) & ~diverged
-        log_scale = not steps_valued and (value != "final_loss" or surface.minimum_value is not None)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            values = np.log10(np.maximum(raw, 1e-300)) if log_scale else raw
-        shown = np.ma.masked_array(values, mask=diverged | missing)
-        x_log, y_log = _is_log(xs), _is_log(ys)
-        x_edges, y_edges = _edges(xs, x_log), _edges(ys, y_log)
-        for mask, look in ((diverged, DIVERGED_CELL), (missing, NOT_REACHED_CELL)):
-            if mask.any():
-                ax.pcolor(
-                    x_edges,
-                    y_edges,
-                    np.ma.masked_array(np.ones_like(values), ~mask),
-                    cmap=mcolors.ListedColormap([look["facecolor"]]),
-                    hatch=look["hatch"],
-                    edgecolor=look["edgecolor"],
-                    linewidth=0,
-                )
-        high = float(shown.max()) if shown.count() else 1.0
-        low = float(shown.min()) if shown.count() else 0.0
-        floor = high - LOSS_DECADES if log_scale else low
-        clipped = low < floor
-        mesh = ax.pcolormesh(x_edges, y_edges, shown, cmap="viridis", vmin=max(low, floor), vmax=high)
-        colourbar = fig.colorbar(mesh, ax=ax, extend="min" if clipped else "neither")
-        label = CELL_VALUE_LABEL["score" if steps_valued else value] if value in CELL_VALUE_LABEL else value
-        if clipped:
-            label += f"\n(clipped: cells below {floor:.3g} drawn at {floor:.3g})"
-        colourbar.set_label(label)
-        handles = [Patch(**DIVERGED_CELL, label=f"{DIVERGED_TEXT} (NaN/inf, or f grew 10⁶-fold)")]
-        if missing.any():
-            handles.append(
-                Patch(
-                    **NOT_REACHED_CELL,
-                    label="tolerance not reached in the budget" if steps_valued else "no value",
-                )
-            )
-        if best is not None:
-            chosen = f"best by {criterion or value.replace('_', ' ')}"
-            handles.append(
-                ax.scatter(
-                    [best[0]],
-                    [best[1]],
-                    marker="*",
-                    s=170,
-                    color="white",
-                    edgecolor="black",
-                    zorder=5,
-                    label=f"{chosen}: {x_name}={best[0]:.3g}, {y_name}={best[1]:.3g}",
-                )
-            )
-        ax.set_xscale("log" if x_log else "linear")
-        ax.set_yscale("log" if y_log else "linear")
-        ax.set_xlabel(x_name)
-        ax.set_ylabel(y_name)
-        ax.grid(False)
-        optimizer = cells["optimizer"].iloc[0]
-        steps = f" after {int(cells['steps'].iloc[0])} steps" if "steps" in cells else ""
-        ax.set_title(f"{optimizer} on {surface.name}{steps}")
-        if stability is not None:
-            line_x, line_y, text = stability
-            handles += ax.plot(
-                line_x,
-                line_y,
-                color="crimson",
-                linewidth=2.0,
-                linestyle="--",
-                zorder=4,
-                label=f"stability edge {text}",
-            )
-        ax.set_xlim(x_edges[[0, -1]])
-        ax.set_ylim(y_edges[[0, -1]])
-        ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(0.0, -0.12), ncol=2)
-        return fig
-
-
-def _is_log(values: np.ndarray) -> bool:
-    if len(values) < 3 or values.min() <= 0:
-        return False
-    ratios = values[1:] / values[:-1]
-    return bool(np.allclose(ratios, ratios[0], rtol=1e-6)) and not np.allclose(
-        np.diff(values), np.diff(values)[0]
-    )
-
-
-def _edges(values: np.ndarray, log: bool) -> np.ndarray:
-    """Cell edges halfway between grid values (in log space for log-spaced axes)."""
-    v = np.log10(values) if log else values.astype(float)
-    if len(v) == 1:
-        edges = np.array([v[0] - 0.5, v[0] + 0.5])
-    else:
-        middle = (v[1:] + v[:-1]) / 2
-        edges = np.concatenate([[v[0] - (middle[0] - v[0])], middle, [v[-1] + (v[-1] - middle[-1])]])
-    return 10**edges if log else edges
 
 
 def animate(trajectory: pd.DataFrame, surface: Surface, frames: int = 50, fps: int = 12) -> bytes:
