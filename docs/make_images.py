@@ -10,11 +10,16 @@ what keeps a picture from going stale when the code that draws it changes.
 
 `--check` reads README.md and docs/*.md and fails (exit status 1, one line per problem) when an image
 is shown that no recipe makes, a recipe makes an image that nothing shows, an image file is missing,
-or one page shows an image twice. CI runs it.
+one page shows an image twice, or an image is stale: `docs/images/made_with.json` records, per image,
+a fingerprint of its recipe and of the drawing code it was made with (the recipe's modules of
+optbench/plots, with style.py and optbench/theory.py), and a change to either since makes the image
+stale until it is regenerated. CI runs it.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import re
 import shlex
@@ -28,6 +33,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 IMAGES = ROOT / "docs" / "images"
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+MANIFEST = IMAGES / "made_with.json"
+PLOTS = ROOT / "optbench" / "plots"
+SHARED_DRAWING_CODE = [PLOTS / "style.py", ROOT / "optbench" / "theory.py"]
 IMAGE_LINK = re.compile(r"!\[[^\]]*\]\((?:docs/)?images/([^)\s]+)\)")
 
 
@@ -35,16 +43,19 @@ IMAGE_LINK = re.compile(r"!\[[^\]]*\]\((?:docs/)?images/([^)\s]+)\)")
 class Recipe:
     command: str  # what follows `optbench`, as typed; `--out DIR --format png` are added
     figures: dict[str, str]  # figure file in the command's --out folder -> image name in docs/images
+    drawn_by: tuple[str, ...]  # the modules of optbench/plots that draw them (style.py always counts)
 
 
 RECIPES = [
     Recipe(
         "compare sgd adam rmsprop --surface elliptic",
         {"trajectories.png": "surfaces_elliptic_trajectories.png", "loss.png": "surfaces_elliptic_loss.png"},
+        drawn_by=("surfaces",),
     ),
     Recipe(
         "grid sgd --surface elliptic --lr 1e-4:1:64 --momentum 0:0.99:64",
         {"grid.png": "fair_grid_stability.png"},
+        drawn_by=("surfaces", "grid_map"),
     ),
     Recipe(
         "compare sgd momentum adam rmsprop --surface elliptic --tune",
@@ -53,20 +64,24 @@ RECIPES = [
             "loss.png": "fair_elliptic_tuned_loss.png",
             "sensitivity.png": "fair_sensitivity.png",
         },
+        drawn_by=("surfaces", "fair"),
     ),
     Recipe(
         "compare sgd momentum:lr=0.003 adam --surface linreg --trials 4",
         {"suboptimality.png": "fair_linreg_suboptimality.png", "noise_floor.png": "fair_noise_floor.png"},
+        drawn_by=("fair",),
     ),
     Recipe(
         "train --optimizer sgd --optimizer momentum --optimizer adam --optimizer rmsprop --epochs 10",
         {"training.png": "train_digits_lenet.png"},
+        drawn_by=("training",),
     ),
-    Recipe("train --task scalar --trace", {"trace.png": "train_scalar_trace.png"}),
+    Recipe("train --task scalar --trace", {"trace.png": "train_scalar_trace.png"}, drawn_by=("training",)),
     Recipe(
         "train --task linreg --optimizer sgd --optimizer momentum:lr=0.01 --optimizer adam:lr=0.05"
         " --optimizer sgd:lr=1.5",
         {"regression.png": "train_linreg.png"},
+        drawn_by=("training",),
     ),
     Recipe(
         "sweep --batch-size 16,32,64,128,256,512,1024 --lr-scale linear,sqrt,none --optimizer momentum"
@@ -77,8 +92,26 @@ RECIPES = [
             "sweep_loss_curves.png": "sweep_loss_curves.png",
             "sweep_lr.png": "sweep_lr.png",
         },
+        drawn_by=("sweeps",),
     ),
 ]
+
+
+def drawing_code(recipe: Recipe) -> list[Path]:
+    return [*SHARED_DRAWING_CODE, *(PLOTS / f"{module}.py" for module in recipe.drawn_by)]
+
+
+def fingerprint(recipe: Recipe) -> str:
+    """sha256 of the recipe's command and of the code that draws its figures: what an image depends on
+    beyond the numbers (which the golden check guards)."""
+    digest = hashlib.sha256(recipe.command.encode())
+    for path in drawing_code(recipe):
+        digest.update(path.relative_to(ROOT).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def recorded() -> dict[str, str]:
+    return json.loads(MANIFEST.read_text(encoding="utf-8")) if MANIFEST.exists() else {}
 
 
 def shown_images() -> dict[Path, list[str]]:
@@ -98,6 +131,15 @@ def check() -> list[str]:
     everywhere = {image for images in shown.values() for image in images}
     problems += [f"a recipe makes {image}, which no page shows" for image in sorted(made - everywhere)]
     problems += [f"docs/images/{image} is missing" for image in sorted(made) if not (IMAGES / image).exists()]
+    made_with = recorded()
+    for recipe in RECIPES:
+        current = fingerprint(recipe)
+        problems += [
+            f"docs/images/{image} is stale (its recipe or the drawing code changed since it was made): "
+            f"run python docs/make_images.py {image}"
+            for image in recipe.figures.values()
+            if made_with.get(image) != current
+        ]
     return problems
 
 
@@ -119,9 +161,12 @@ def regenerate(wanted: set[str]) -> None:
             subprocess.run(
                 [*command, "--format", "png"], check=True, cwd=scratch, env=env, stdout=subprocess.DEVNULL
             )
+            made_with = recorded()
             for name, image in figures.items():
                 shutil.copyfile(out / name, IMAGES / image)
+                made_with[image] = fingerprint(recipe)
                 print(f"  {name} -> docs/images/{image}", file=sys.stderr)
+            MANIFEST.write_text(json.dumps(made_with, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
 def main(arguments: list[str]) -> int:

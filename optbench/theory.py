@@ -35,7 +35,7 @@ def heavy_ball_rate(lr: float, momentum: float, eigenvalues) -> float:
         return gradient_descent_rate(lr, eigenvalues)
     worst = 0.0
     for lam in np.asarray(eigenvalues, dtype=float):
-        trace = 1.0 + momentum - lr * lam            # z² - trace·z + μ = 0
+        trace = 1.0 + momentum - lr * lam  # z² - trace·z + μ = 0
         roots = np.roots([1.0, -trace, momentum])
         worst = max(worst, float(np.max(np.abs(roots))))
     return worst
@@ -58,30 +58,61 @@ def optimal_heavy_ball(eigenvalues) -> dict:
     low, high = float(np.min(eigenvalues)), float(np.max(eigenvalues))
     root_k = math.sqrt(high / low)
     rate = (root_k - 1) / (root_k + 1)
-    return {"lr": 4.0 / (math.sqrt(high) + math.sqrt(low)) ** 2, "momentum": rate ** 2, "rate": rate}
+    return {"lr": 4.0 / (math.sqrt(high) + math.sqrt(low)) ** 2, "momentum": rate**2, "rate": rate}
 
 
-def stability_limit(eigenvalues, momentum: float = 0.0) -> float:
-    """The largest stable lr: 2(1 + μ)/λ_max (gradient descent: μ = 0)."""
-    return 2.0 * (1.0 + momentum) / float(np.max(eigenvalues))
+def stability_limit(
+    eigenvalues,
+    momentum: float = 0.0,
+    dampening: float = 0.0,
+    weight_decay: float = 0.0,
+    nesterov: bool = False,
+) -> float:
+    """The largest stable lr of torch's SGD on the quadratic (inf where no lr diverges).
+
+    Heavy ball: lr·(1 - d)·λ_max < 2(1 + μ), since with dampening d the buffer b ← μ·b + (1 - d)·g is
+    heavy ball with step lr·(1 - d) after the first step. Nesterov (torch: θ ← θ - lr·(g + μ·b), d = 0):
+    per eigenvalue the iteration matrix [[1 - h(1 + μ), -μ²], [h, μ]] with h = lr·λ has both eigenvalues
+    inside the unit circle iff 0 < h < 2(1 + μ)/(1 + 2μ) (Jury's test on z² - (1+μ)(1-h)z + μ(1-h)).
+    Weight decay wd adds wd to every eigenvalue.
+    """
+    curvature = (1.0 - dampening) * (float(np.max(eigenvalues)) + weight_decay)
+    if curvature <= 0:
+        return math.inf
+    if nesterov:
+        return 2.0 * (1.0 + momentum) / ((1.0 + 2.0 * momentum) * curvature)
+    return 2.0 * (1.0 + momentum) / curvature
+
+
+def nesterov_rate(lr: float, momentum: float, eigenvalues) -> float:
+    """Spectral radius of torch's Nesterov SGD on the quadratic: max over λ of the eigenvalues of
+    [[1 - h(1 + μ), -μ²], [h, μ]], h = lr·λ (state: θ_t and lr·b_{t-1})."""
+    worst = 0.0
+    for lam in np.asarray(eigenvalues, dtype=float):
+        h = lr * lam
+        matrix = np.array([[1.0 - h * (1.0 + momentum), -(momentum**2)], [h, momentum]])
+        worst = max(worst, float(np.max(np.abs(np.linalg.eigvals(matrix)))))
+    return worst
 
 
 def analytic_rate(family: str, hparams: dict, eigenvalues) -> float | None:
     """The theoretical rate for a resolved optimizer on a quadratic, or None where no formula applies.
 
-    Covers torch's SGD (any momentum) without Nesterov, dampening or maximize; weight decay adds wd to
-    every eigenvalue (the minimum of a centred quadratic stays at 0). Adaptive methods have no such
-    closed form and get None.
+    Covers torch's SGD: heavy ball with any momentum and dampening d (step lr·(1 - d), exact after the
+    first step) and Nesterov (`nesterov_rate`); weight decay adds wd to every eigenvalue (the minimum
+    of a centred quadratic stays at 0). Not `maximize`. Adaptive methods have no such closed form and
+    get None.
     """
-    if family != "sgd" or eigenvalues is None:
-        return None
-    if hparams.get("nesterov") or hparams.get("dampening", 0) or hparams.get("maximize"):
+    if family != "sgd" or eigenvalues is None or hparams.get("maximize"):
         return None
     lr, momentum = hparams.get("lr"), hparams.get("momentum", 0.0) or 0.0
-    if not isinstance(lr, (int, float)) or not isinstance(momentum, (int, float)):
+    dampening = hparams.get("dampening", 0.0) or 0.0
+    if not all(isinstance(value, (int, float)) for value in (lr, momentum, dampening)):
         return None
     shifted = np.asarray(eigenvalues, dtype=float) + float(hparams.get("weight_decay", 0.0) or 0.0)
-    return heavy_ball_rate(float(lr), float(momentum), shifted)
+    if hparams.get("nesterov"):
+        return nesterov_rate(float(lr), float(momentum), shifted)
+    return heavy_ball_rate(float(lr) * (1.0 - float(dampening)), float(momentum), shifted)
 
 
 def measured_rate(steps, gaps, floor: float = 1e-250) -> float:
@@ -113,31 +144,76 @@ def rate_table(trajectory, surface, resolved_hparams: dict) -> pd.DataFrame:
     for (name, trial), run in trajectory.groupby(["optimizer", "trial"], sort=False):
         family, hparams = resolved_hparams[name]
         theory = analytic_rate(family, hparams, eigenvalues) if eigenvalues else None
-        measured = measured_rate(run["step"], run["loss"] - surface.minimum_value) if eigenvalues else math.nan
-        rows.append({"optimizer": name, "trial": int(trial), "measured_rate": measured,
-                     "analytic_rate": math.nan if theory is None else theory})
+        measured = (
+            measured_rate(run["step"], run["loss"] - surface.minimum_value) if eigenvalues else math.nan
+        )
+        rows.append(
+            {
+                "optimizer": name,
+                "trial": int(trial),
+                "measured_rate": measured,
+                "analytic_rate": math.nan if theory is None else theory,
+            }
+        )
     return pd.DataFrame(rows)
 
 
-def stability_limits(metrics: pd.DataFrame, surface, x_name: str, y_name: str):
-    """(lr values, momentum values) along the heavy-ball stability limit lr = 2(1 + μ)/λ_max, for a grid map.
+EDGE_AXES = ("lr", "momentum", "dampening", "weight_decay")
 
-    metrics: a grid's per-trial table (columns family, settings, the two axes; momentum, dampening,
-    weight_decay where the optimizer has them). Only for torch's SGD (heavy ball; not Nesterov, no
-    dampening) on a quadratic with lr as an axis; momentum is the other axis or a constant column.
-    None where the theory does not apply.
+
+def stability_edge(cells: pd.DataFrame, surface, x_name: str, y_name: str, points: int = 400):
+    """The curve where torch's SGD turns unstable on a quadratic, in the coordinates of a grid map.
+
+    cells: a grid's table (columns family, settings, the two axes, and lr, momentum, dampening,
+    weight_decay where constant). Both axes must be among lr, momentum, dampening and weight_decay;
+    the others are read from the table. For each of `points` x values spanning the x axis, the y
+    value where lr·(1 - d)·(λ_max + wd) reaches the limit of `stability_limit`; NaN where the edge
+    leaves the y range. Returns (x values, y values, formula text), or None where the theory does
+    not apply (another family, a non-quadratic surface, an axis the edge does not depend on).
     """
-    if surface.hessian_eigenvalues is None or surface.minimum_value is None or "lr" not in (x_name, y_name):
+    if surface.hessian_eigenvalues is None or surface.minimum_value is None:
         return None
-    first = metrics.iloc[0]
-    if first.get("family") != "sgd" or first.get("dampening", 0) or "nesterov=True" in str(first.get("settings")):
+    if x_name not in EDGE_AXES or y_name not in EDGE_AXES:
         return None
-    eigenvalues = np.asarray(surface.hessian_eigenvalues) + float(first.get("weight_decay", 0.0) or 0.0)
-    other = y_name if x_name == "lr" else x_name
-    if other == "momentum":
-        momenta = np.linspace(metrics["momentum"].min(), metrics["momentum"].max(), 200)
-    elif "momentum" in metrics and metrics["momentum"].nunique() == 1:
-        momenta = np.full(2, float(first["momentum"]))
-    else:
+    first = cells.iloc[0]
+    if first.get("family") != "sgd":
         return None
-    return np.array([stability_limit(eigenvalues, m) for m in momenta]), momenta
+    nesterov = "nesterov=True" in str(first.get("settings")) or bool(first.get("nesterov", False))
+    constants = {
+        name: float(first.get(name, 0.0) or 0.0) for name in EDGE_AXES if name not in (x_name, y_name)
+    }
+    if "lr" in constants and constants["lr"] <= 0:
+        return None
+    eigenvalues = np.asarray(surface.hessian_eigenvalues, dtype=float)
+
+    def margin(values: dict) -> float:  # > 0: unstable
+        limit = stability_limit(
+            eigenvalues, values["momentum"], values["dampening"], values["weight_decay"], nesterov
+        )
+        return values["lr"] / limit - 1.0
+
+    x_values = _span(cells[x_name], points)
+    y_values = _span(cells[y_name], points)
+    edge = np.full(len(x_values), np.nan)
+    for i, x in enumerate(x_values):
+        signs = np.array([margin({**constants, x_name: x, y_name: y}) for y in y_values])
+        crossing = np.flatnonzero(np.sign(signs[:-1]) != np.sign(signs[1:]))
+        if len(crossing):
+            j = crossing[0]
+            weight = signs[j] / (signs[j] - signs[j + 1])
+            edge[i] = y_values[j] + weight * (y_values[j + 1] - y_values[j])
+    if not np.isfinite(edge).any():
+        return None
+    formula = (
+        "lr < 2(1+μ) / ((1+2μ)·(λ_max+wd))  [Nesterov]" if nesterov else "lr·(1-d) < 2(1+μ) / (λ_max+wd)"
+    )
+    return x_values, edge, formula
+
+
+def _span(values: pd.Series, points: int) -> np.ndarray:
+    """`points` values from the smallest to the largest of a grid axis, geometric where the axis is
+    positive and spans over a decade (log-spaced grids), else evenly spaced."""
+    low, high = float(values.min()), float(values.max())
+    if low > 0 and high / low > 10:
+        return np.geomspace(low, high, points)
+    return np.linspace(low, high, points)

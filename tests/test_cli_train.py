@@ -213,7 +213,9 @@ def test_the_api_result_plots_its_tables():
     figures = train(["sgd", "adam:lr=0.05"], task="linreg", epochs=1).plot()
     assert list(figures) == ["regression"]
     ax = figures["regression"].axes[0]
-    assert [line.get_label() for line in ax.get_lines()] == ["sgd", "adam:lr=0.05"]
+    from optbench.runners.regression import REGRESSION
+
+    assert [line.get_label() for line in ax.get_lines()] == [f"sgd (lr={REGRESSION['lr']:.3g})", "adam (lr=0.05)"]
     assert ax.get_yscale() == "log" and "f*" in ax.get_ylabel()
     assert ax.get_lines()[0].get_color() != ax.get_lines()[1].get_color()
 

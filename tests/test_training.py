@@ -246,11 +246,15 @@ def test_training_figures_come_from_tables_alone():
     assert loss_ax.get_xlabel() == "epoch" and "loss" in loss_ax.get_ylabel()
     assert accuracy_ax.get_ylabel() == "accuracy (%)"
     labels = [line.get_label() for line in accuracy_ax.get_lines() if not line.get_label().startswith("_")]
-    assert labels == ["sgd", "adam:lr=10 (diverged)"]
-    validation = [line for line in accuracy_ax.get_lines() if line.get_marker() == "o"]
+    assert labels == ["sgd", "adam (lr=10), diverged"]
+    validation = [line for line in accuracy_ax.get_lines() if not line.get_label().startswith("_")]
     assert validation[0].get_color() != validation[1].get_color()
     assert list(validation[0].get_ydata()) == [60.0, 80.0]
-    assert any(line.get_marker() == "x" for line in loss_ax.get_lines())  # where the diverged run left
+    # where the diverged run left: an x on the top edge of the loss axes, as in every figure
+    from optbench.plots.style import DIVERGED_Y
+
+    marks = [c for c in loss_ax.collections if len(c.get_offsets()) and c.get_offsets()[0][1] == DIVERGED_Y]
+    assert [list(c.get_offsets()[0]) for c in marks] == [[2.0, DIVERGED_Y]]
 
 
 def test_each_spec_is_checked_once_and_training_builds_one_model(monkeypatch):

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import rich_click as click
 from rich.console import Console
+from rich.measure import Measurement
+from rich.table import Table
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from ..errors import OptbenchError
@@ -16,6 +18,35 @@ from ..results import output_folder
 # emoji=False: ranges such as 1e-4:100:49 must not turn into pictures
 console = Console(emoji=False)                   # results: stdout
 console_err = Console(stderr=True, emoji=False)  # progress and errors: stderr
+
+
+def print_table(table: Table, to: Console | None = None) -> None:
+    """Print a table with every value whole, never cut to "1.82…" or folded mid-value.
+
+    Piped or redirected (not a terminal): plain text as wide as the table needs. In a terminal the table
+    as drawn when it fits, else the narrow layout: one "column  value" line per cell, a rule between rows.
+    """
+    to = console if to is None else to
+    natural = Measurement.get(to, to.options.update_width(100_000), table).maximum
+    if natural <= to.width:
+        to.print(table)
+    elif not to.is_terminal:
+        Console(file=to.file, width=natural, emoji=False, highlight=False, color_system=None).print(table)
+    else:
+        to.print(_stacked(table))
+
+
+def _stacked(table: Table) -> Table:
+    """The narrow layout of a table: one row per cell (header, value), a section per original row."""
+    stacked = Table(title=table.title, title_justify="left", show_header=False)
+    stacked.add_column(style="bold", no_wrap=True)
+    stacked.add_column(overflow="fold")
+    headers = [column.header for column in table.columns]
+    cells = [list(column.cells) for column in table.columns]
+    for row in range(table.row_count):
+        for index, header in enumerate(headers):
+            stacked.add_row(header, cells[index][row], end_section=index == len(headers) - 1)
+    return stacked
 
 
 def progress_bar(transient: bool = False) -> Progress:

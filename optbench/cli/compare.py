@@ -16,6 +16,7 @@ from ..specs import parse_number_list, parse_optimizer, parse_range
 from .common import (
     console,
     console_err,
+    print_table,
     formats_option,
     out_option,
     parse_formats,
@@ -79,7 +80,7 @@ def command(optimizers, surface, steps, start, noise, trials, tune, tune_over, t
             study = noise_floor(specs, steps=LINREG_STEPS if steps is None else steps, seeds=trials,
                                 batch_sizes=sizes, floor_lrs=lrs, seed=seed)
             study.save(folder)
-        console.print(noise_floor_table(study))
+        print_table(noise_floor_table(study))
         write_figures(study.plot(), folder, formats)
         console.print(f"results in {folder}")
         return
@@ -103,13 +104,13 @@ def command(optimizers, surface, steps, start, noise, trials, tune, tune_over, t
         result.save(folder)
 
     if result.tuning is not None:
-        console.print(tuning_table(result.tuning.summary, result.meta["tune"], resolved))
-    console.print(metrics_table(result.metrics, resolved, steps))
+        print_table(tuning_table(result.tuning.summary, result.meta["tune"], resolved))
+    print_table(metrics_table(result.metrics, resolved, steps))
     if result.rates is not None:
-        console.print(rates_table(result.rates))
+        print_table(rates_table(result.rates))
         console.print(theory_caption(resolved))
     if result.repro is not None:
-        console.print(repro_table(result.repro))
+        print_table(repro_table(result.repro))
         if CPU_VS_CUDA not in set(result.repro["comparison"]):
             console_err.print("no GPU here: CPU vs GPU not checked", highlight=False)
     for name in result.meta["per_trial"]:

@@ -18,17 +18,31 @@ def _table(title: str, columns, left=("optimizer",)) -> Table:
     return table
 
 
+def _final_point(runs) -> str | None:
+    """'(0.0577, -0.00654)': where a single run ended, for surfaces of up to 3 dimensions; else None."""
+    names = [c for c in runs.columns if c.startswith("final_") and c not in ("final_loss",)]
+    if len(runs) != 1 or not 0 < len(names) <= 3:
+        return None
+    return "(" + ", ".join(f"{float(runs[name].iloc[0]):.6g}" for name in names) + ")"
+
+
 def metrics_table(metrics, surface, steps) -> Table:
     trials = metrics["trial"].nunique()
     suffix = f" (median of {trials} trials)" if trials > 1 else ""
-    table = _table(f"{surface.name}, {steps} steps{suffix}", ("optimizer", "settings", "final loss",
-                   "distance to min", "steps to tol", "path length", "diverged"), left=("optimizer", "settings"))
+    points = {name: _final_point(runs) for name, runs in metrics.groupby("optimizer", sort=False)}
+    shown_point = all(point is not None for point in points.values())
+    point_column = ("final point",) if shown_point else ()
+    columns = ("optimizer", "settings", "final loss", "distance to min", *point_column, "steps to tol",
+               "path length", "diverged")
+    table = _table(f"{surface.name}, {steps} steps{suffix}", columns,
+                   left=("optimizer", "settings", "final point"))
     for name, runs in metrics.groupby("optimizer", sort=False):
         diverged = int(runs["diverged"].sum())
         reached = runs["steps_to_tolerance"].notna().sum()
         table.add_row(
             name, runs["settings"].iloc[0], format_number(runs["final_loss"].median()),
             format_number(runs["distance_to_minimum"].median()),
+            *((points[name],) if shown_point else ()),
             format_number(runs["steps_to_tolerance"].median()) if reached else "never",
             format_number(runs["path_length"].median()),
             (f"{diverged}/{trials}" if trials > 1 else f"step {int(runs['diverged_at'].iloc[0])}")
@@ -52,10 +66,13 @@ def theory_caption(surface) -> str:
     eigenvalues = surface.hessian_eigenvalues
     gd, hb = optimal_gradient_descent(eigenvalues), optimal_heavy_ball(eigenvalues)
     return (f"theory (λ from {min(eigenvalues):.3g} to {max(eigenvalues):.3g}, "
-            f"k = {condition_number(eigenvalues):.3g}; rate = per-step contraction of ‖θ - θ*‖): "
+            f"k = {condition_number(eigenvalues):.3g}; rate ρ = per-step contraction of the distance "
+            f"‖θ - θ*‖, the loss gap f - f* shrinks by ρ²): "
             f"gradient descent stable for lr < {2 / max(eigenvalues):.3g}, best lr {gd['lr']:.3g} -> "
-            f"(k-1)/(k+1) = {gd['rate']:.4f}; heavy ball (torch SGD momentum) stable for lr < 2(1+μ)/λ_max, "
-            f"best lr {hb['lr']:.3g}, momentum {hb['momentum']:.3g} -> (√k-1)/(√k+1) = {hb['rate']:.4f}")
+            f"ρ = (k-1)/(k+1) = {gd['rate']:.4f}, loss ρ² = (k-1)²/(k+1)² = {gd['rate'] ** 2:.4f}; "
+            f"heavy ball (torch SGD momentum, dampening d) stable for lr·(1-d) < 2(1+μ)/λ_max, "
+            f"best lr {hb['lr']:.3g}, momentum {hb['momentum']:.3g} -> ρ = (√k-1)/(√k+1) = {hb['rate']:.4f}, "
+            f"loss ρ² = {hb['rate'] ** 2:.4f}")
 
 
 def tuning_table(summary, tune: dict, surface) -> Table:
@@ -90,14 +107,31 @@ def repro_table(report) -> Table:
 
 
 def noise_floor_table(study) -> Table:
+    """The settled f - f* per (optimizer, batch size) next to the exact SGD floor; a seed that diverged
+    is counted in the diverged column, as in every optbench table."""
     meta = study.meta
     steps = meta["steps"]
+    curves = study.curves
     table = _table(f"stochastic linear regression (1,000 samples, f* = {meta['least_squares']['loss']:.3g}): "
                    f"f - f* settled over steps {steps // 2}-{steps}, mean of {meta['seeds']} seed(s)",
-                   ("optimizer", "lr", "batch size", "settled f - f*", "exact SGD floor", "ratio"))
+                   ("optimizer", "lr", "batch size", "settled f - f*", "exact SGD floor", "ratio",
+                    "diverged"))
     for row in study.settled().itertuples(index=False):
         known = row.theory_floor == row.theory_floor
+        run = curves[(curves["optimizer"] == row.optimizer) & (curves["batch_size"] == row.batch_size)]
         table.add_row(row.optimizer, format_number(row.lr), str(row.batch_size), format_number(row.settled),
                       format_number(row.theory_floor) if known else "-",
-                      f"{row.ratio:.2f}" if row.ratio == row.ratio else "-")
+                      f"{row.ratio:.2f}" if row.ratio == row.ratio else "-", _diverged_seeds(run))
     return table
+
+
+def _diverged_seeds(run) -> str:
+    """'no', 'step N' (one seed) or 'k/n' (seeds that diverged) from per-step rows with seed and diverged,
+    where a non-finite f - f* counts as diverged too."""
+    gone = run["diverged"].astype(bool) | ~run["suboptimality"].map(math.isfinite)
+    seeds = run["seed"].nunique() if "seed" in run else 1
+    if not gone.any():
+        return "no"
+    if seeds == 1:
+        return f"step {int(run.loc[gone, 'step'].min())}"
+    return f"{run.loc[gone, 'seed'].nunique()}/{seeds}"

@@ -7,7 +7,7 @@ from rich.table import Table
 
 from .. import objectives, tasks
 from ..optimizers.registry import ALGORITHMS, PRESETS
-from .common import console
+from .common import console, print_table
 
 
 def _show_default(value) -> str:
@@ -37,7 +37,7 @@ def command():
         table.add_row(algorithm.name, algorithm.class_name, _reference(algorithm), defaults, batched)
     for name, (base, settings) in PRESETS.items():
         table.add_row(name, f"preset of {base}", "", ", ".join(f"{k}={v}" for k, v in settings.items()), "")
-    console.print(table)
+    print_table(table)
     console.print("also: any torch.optim.Optimizer class as module:Class, path/to/file.py:Class or zoo:name "
                   "(pytorch_optimizer:lion, heavyball:...); see docs/optimizers.md")
     for title, columns, rows in (objectives.describe(), tasks.describe()):
@@ -46,4 +46,4 @@ def command():
             extra.add_column(column)
         for row in rows:
             extra.add_row(*map(str, row))
-        console.print(extra)
+        print_table(extra)

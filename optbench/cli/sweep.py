@@ -14,7 +14,8 @@ from rich.table import Table
 
 from ..sweeps import SweepInterrupted, SweepPlan
 from ..sweeps.columns import grid_columns
-from .common import console, console_err, format_number, formats_option, out_option, parse_formats, progress_bar
+from .common import (console, console_err, format_number, formats_option, out_option, parse_formats, print_table,
+                     progress_bar)
 from .sweep_options import build_spec, parse_shard, resolve_options
 
 
@@ -81,7 +82,7 @@ def command(ctx, config_path, **flags):
                       + (f"; {len(result.shared)} of the computed copied the run of a cell with the same settings"
                          if result.shared else ""))
     if not result.summary.empty:
-        console.print(summary_table(result.summary, spec))
+        print_table(summary_table(result.summary, spec))
         for line in critical_lines(result.critical):
             console.print(line)
     for path in written:

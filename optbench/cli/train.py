@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 
 import pandas as pd
@@ -19,6 +20,7 @@ from ..tasks import get_task
 from .common import (
     console,
     console_err,
+    print_table,
     format_number,
     formats_option,
     out_option,
@@ -184,7 +186,10 @@ def _print(result: TrainingResult, trace: bool) -> None:
         _print_trace(result.trace)
     else:
         for name, run in result.trace.groupby("optimizer", sort=False):
-            console.print(f"{name}: a = {run['a_next'].iloc[-1]:.6g} after {len(run)} iterations")
+            final = float(run["a_next"].iloc[-1])
+            gone = ("diverged" in run and bool(run["diverged"].any())) or not math.isfinite(final)
+            console.print(f"{name}: a = {final:.6g} after {len(run)} iterations" + (", diverged" if gone else ""),
+                          highlight=False)
 
 
 def _print_summary(summary: pd.DataFrame) -> None:
@@ -224,7 +229,7 @@ def _print_summary(summary: pd.DataFrame) -> None:
             format_number(round(row.samples_per_s)),
             outcome,
         )
-    console.print(table)
+    print_table(table)
 
 
 def _print_trace(table: pd.DataFrame) -> None:
@@ -242,7 +247,7 @@ def _print_trace(table: pd.DataFrame) -> None:
                 f"{row.update:+.6g}",
                 f"{row.a_next:.6g}",
             )
-        console.print(out)
+        print_table(out)
 
 
 def _print_regression(table: pd.DataFrame, solution: dict) -> None:
@@ -271,7 +276,7 @@ def _print_regression(table: pd.DataFrame, solution: dict) -> None:
             format_number(last["suboptimality"]),
             "[red]diverged" if last["diverged"] else "ok",
         )
-    console.print(out)
+    print_table(out)
 
 
 def _parameter(value: float) -> str:

@@ -13,7 +13,7 @@ from .. import verify as certificate
 from ..errors import OptbenchError
 from ..optimizers.external import external_algorithm, is_external
 from ..optimizers.registry import ALGORITHMS, get
-from .common import console, console_err, progress_bar
+from .common import console, console_err, print_table, progress_bar
 
 
 def _verdict(ok: bool) -> str:
@@ -135,7 +135,7 @@ def _print_table(rows):
                       _fmt(row["batched_deviation"]) if row["batched_error"] is None else "error",
                       _fmt(row["fast_path_worst_deviation"]) if not row["fast_path_failures"] else "DIFFERS",
                       _verdict(row["equivalent"]))
-    console.print(table)
+    print_table(table)
     console.print(f"tolerances: float64 {certificate.TOLERANCE[torch.float64]:.0e}, float32 "
                   f"{certificate.TOLERANCE[torch.float32]:.0e}; batched = tensor hyperparameters "
                   "[3,1] on a [3,2] parameter vs 3 separate torch.optim runs; fast path = fast(Cls) "
@@ -159,4 +159,7 @@ def _print_discrepancies(algorithms):
         for text in certificate.doc_discrepancies(algorithm):
             prefix = f"{algorithm.class_name}: "
             table.add_row(algorithm.name, text[len(prefix):] if text.startswith(prefix) else text)
-    console.print(table if table.row_count else "no documented-pseudocode vs code discrepancies recorded")
+    if table.row_count:
+        print_table(table)
+    else:
+        console.print("no documented-pseudocode vs code discrepancies recorded")

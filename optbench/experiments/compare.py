@@ -16,13 +16,15 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 
 from ..errors import OptbenchError
 from ..objectives import Surface, get_surface
 from ..plots.fair import plot_sensitivity
-from ..plots.surfaces import animate, plot_grid, plot_loss, plot_trajectories
+from ..plots.grid_map import plot_grid
+from ..plots.surfaces import animate, plot_loss, plot_trajectories
 from ..results import read_metadata, read_table
 from ..runners.repro import compare_runs
 from ..runners.surface import default_hparams, fixed_starts, random_starts, run_surface
@@ -37,7 +39,7 @@ from ..runners.tuning import (
     tuning_axes,
 )
 from ..runners.tuning import tune as run_tuning
-from ..theory import rate_table, stability_limits
+from ..theory import rate_table, stability_edge
 from .inputs import as_specs, as_surface, check_start
 from .result import Result
 
@@ -133,9 +135,10 @@ class Comparison(Result):
         """File stem -> matplotlib Figure: trajectories (2-D surfaces), loss, and with tuning the
         lr sensitivity and, for two tuned axes, one heat map per optimizer."""
         figures = {}
+        noise = self.meta.get("noise") or 0.0
         if self.surface.dim == 2:
-            figures["trajectories"] = plot_trajectories(self.trajectory, self.surface)
-        figures["loss"] = plot_loss(self.trajectory, self.surface, rates=self.rates)
+            figures["trajectories"] = plot_trajectories(self.trajectory, self.surface, noise=noise)
+        figures["loss"] = plot_loss(self.trajectory, self.surface, rates=self.rates, noise=noise)
         if self.tuning is None:
             return figures
         tune = self.meta["tune"]
@@ -145,10 +148,17 @@ class Comparison(Result):
                 sensitivity(self.tuning.cells), self.tuning.summary, tune["criterion"], tune["steps"],
                 self.surface.name, [axis for axis in over if axis != "lr"])
         if len(over) == 2:
-            for name, metrics in self.tuning.metrics.groupby("optimizer", sort=False):
+            for name, cells in self.tuning.cells.groupby("optimizer", sort=False):
                 stem = "tune_grid_" + "".join(c if c.isalnum() else "_" for c in name)
-                figures[stem] = plot_grid(metrics, self.surface, *over,
-                                          stability=stability_limits(metrics, self.surface, *over))
+                # the map colours what the table ranked by: the criterion, or the final loss where no
+                # cell met it (the winner was then chosen by final loss)
+                value = "score" if np.isfinite(cells["score"]).any() else "loss_score"
+                winner = self.tuning.summary[self.tuning.summary["optimizer"] == name].iloc[0]
+                metrics = self.tuning.metrics[self.tuning.metrics["optimizer"] == name]
+                figures[stem] = plot_grid(cells.assign(steps=tune["steps"]), self.surface, *over, value=value,
+                                          criterion=tune["criterion"] if value == "score" else "final-loss",
+                                          best=tuple(winner[axis] for axis in over),
+                                          stability=stability_edge(metrics, self.surface, *over))
         return figures
 
     def animation(self) -> bytes:

@@ -17,11 +17,11 @@ import torch
 
 from ..errors import OptbenchError
 from ..objectives import Surface, get_surface
-from ..plots.surfaces import plot_grid
+from ..plots.grid_map import plot_grid
 from ..results import read_metadata, read_table
 from ..runners.surface import fixed_starts, run_surface
 from ..specs import OptimizerSpec
-from ..theory import stability_limits
+from ..theory import stability_edge
 from .inputs import as_spec, as_surface, check_start
 from .result import Result
 
@@ -60,8 +60,10 @@ class GridMap(Result):
 
     def plot(self) -> dict:
         """{"grid": Figure}: the final loss per cell, diverged cells marked, SGD's stability limit where known."""
+        best = self.best()
         return {"grid": plot_grid(self.metrics, self.surface, *self.axes,
-                                  stability=stability_limits(self.metrics, self.surface, *self.axes))}
+                                  best=None if best is None else tuple(best[axis] for axis in self.axes),
+                                  stability=stability_edge(self.metrics, self.surface, *self.axes))}
 
 
 def grid(optimizer: OptimizerSpec | str, axes: dict, surface: Surface | str = "elliptic", *,

@@ -16,9 +16,10 @@ import numpy as np
 import pandas as pd
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
+from matplotlib.ticker import FixedLocator, NullLocator, ScalarFormatter
 
 from ..sweeps.columns import optimizer_setting_columns
-from .style import LINESTYLES, OKABE_ITO, style
+from .style import LINESTYLES, MARKERS, OKABE_ITO, diverged_handle, mark_diverged, style
 
 RULE_COLOURS = {"linear": OKABE_ITO[1], "sqrt": OKABE_ITO[0], "none": OKABE_ITO[2], "best rule": "black"}
 RULE_LABELS = {"linear": "linear (lr ∝ B)", "sqrt": "sqrt (lr ∝ √B)", "none": "none (lr fixed)"}
@@ -47,35 +48,53 @@ def _groups(summary: pd.DataFrame) -> list[tuple[str, list]]:
     groups = []
     for keys, rows in summary.groupby(columns, sort=False, dropna=False):
         keys = keys if isinstance(keys, tuple) else (keys,)
-        label = keys[0] + "".join(f", {name}={value}" for name, value in zip(columns[1:], keys[1:]))
+        label = keys[0] + "".join(
+            f", {name}={value}" for name, value in zip(columns[1:], keys[1:], strict=False)
+        )
         groups.append((label, rows["cell"].tolist()))
     return groups
 
 
+def _batch_axis(ax, batch_sizes) -> None:
+    """A log2 batch-size axis ticked at the batch sizes run, written 16, 64, 256 (not 2⁴)."""
+    ax.set_xscale("log", base=2)
+    ax.xaxis.set_major_locator(FixedLocator(sorted({float(b) for b in batch_sizes})))
+    ax.xaxis.set_minor_locator(NullLocator())
+    formatter = ScalarFormatter()
+    formatter.set_scientific(False)
+    ax.xaxis.set_major_formatter(formatter)
+
+
 # --- loss curves ---------------------------------------------------------------------------------
+
 
 def _curve(cells: pd.DataFrame) -> tuple[str, pd.DataFrame]:
     """Which loss to draw: the evaluated loss where it exists at every step (surfaces, regression),
     else (training, where it is the validation loss) the mini-batch loss smoothed by a running mean;
-    averaged over seeds."""
+    the median over seeds (as steps to target is)."""
     dense = cells["eval_accuracy"].isna().all() and cells["eval_loss"].notna().mean() > 0.5
     column = "eval_loss" if dense else "loss"
-    mean = cells.groupby(["lr_scale", "batch_size", "step"], sort=False)[column].mean().reset_index()
-    if not dense:   # a window of 1/25 of each curve's length smooths mini-batch noise alike for every B
+    mean = cells.groupby(["lr_scale", "batch_size", "step"], sort=False)[column].median().reset_index()
+    if not dense:  # a window of 1/25 of each curve's length smooths mini-batch noise alike for every B
         mean[column] = mean.groupby(["lr_scale", "batch_size"], sort=False)[column].transform(
-            lambda values: values.rolling(max(1, len(values) // 25), min_periods=1).mean())
-    return ("loss (exact/full data)" if dense else "training loss (running mean)"), mean.rename(columns={column: "y"})
+            lambda values: values.rolling(max(1, len(values) // 25), min_periods=1).mean()
+        )
+    return ("loss (exact/full data)" if dense else "training loss (running mean)"), mean.rename(
+        columns={column: "y"}
+    )
 
 
 def loss_curves(cells: pd.DataFrame, label: str):
     ylabel, curves = _curve(cells)
     rules = [r for r in RULE_COLOURS if r in set(curves["lr_scale"])]
     batch_sizes = sorted(curves["batch_size"].unique())
-    norm = LogNorm(vmin=min(batch_sizes), vmax=max(batch_sizes) * 1.6 if len(batch_sizes) > 1 else min(batch_sizes) * 2)
+    norm = LogNorm(
+        vmin=min(batch_sizes), vmax=max(batch_sizes) * 1.6 if len(batch_sizes) > 1 else min(batch_sizes) * 2
+    )
     cmap = matplotlib.colormaps[BATCH_COLOURS]
     curves["y"] = curves["y"].where(np.isfinite(curves["y"]) & (curves["y"] > 0))
     starts = curves.groupby(["lr_scale", "batch_size"])["y"].first()
-    top = 10 * starts.max() if starts.notna().any() else np.nan   # diverging curves leave through the top
+    top = 10 * starts.max() if starts.notna().any() else np.nan  # diverging curves leave through the top
     finite = curves["y"][curves["y"] <= top]
     with style():
         fig = Figure(figsize=(10, 2.9 * len(rules)), layout="constrained")
@@ -83,24 +102,36 @@ def loss_curves(cells: pd.DataFrame, label: str):
         for row, rule in enumerate(rules):
             for col, x_name in enumerate(("step", "samples")):
                 ax = axes[row, col]
-                for b in batch_sizes:
+                for index, b in enumerate(batch_sizes):
                     part = curves[(curves["lr_scale"] == rule) & (curves["batch_size"] == b)]
                     x = part["step"] * (b if x_name == "samples" else 1)
-                    ax.plot(x, part["y"].clip(upper=top * 10), color=cmap(norm(b)), label=f"B={b}")
+                    ax.plot(
+                        x,
+                        part["y"].clip(upper=top * 10),
+                        color=cmap(norm(b)),
+                        linestyle=LINESTYLES[index % len(LINESTYLES)],
+                        label=f"B={b}",
+                    )
                 ax.set_xscale("log")
                 ax.set_yscale("log")
                 if len(finite):
                     ax.set_ylim(max(finite.min() * 0.7, top * 1e-8), top)
-                ax.set_title(f"{RULE_LABELS.get(rule, rule)}: loss vs {'optimizer steps' if col == 0 else 'samples seen'}")
+                against = "optimizer steps" if col == 0 else "samples seen"
+                ax.set_title(f"{RULE_LABELS.get(rule, rule)}: loss vs {against}")
                 ax.set_xlabel("optimizer steps" if col == 0 else "training samples seen")
                 if col == 0:
                     ax.set_ylabel(ylabel)
         axes[0, 1].legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), title="batch size")
-        fig.suptitle(f"{label}: loss curves per batch size", fontsize=11)
+        fig.suptitle(
+            f"{label}: loss curves per batch size ({_run_text(cells.drop_duplicates('cell'))}, "
+            "median over seeds)",
+            fontsize=11,
+        )
     return fig
 
 
 # --- steps to target -----------------------------------------------------------------------------
+
 
 def _median_by(summary: pd.DataFrame, column: str) -> pd.DataFrame:
     """Median over seeds per (setting, rule, batch); NaN where any seed missed (for steps)."""
@@ -108,6 +139,7 @@ def _median_by(summary: pd.DataFrame, column: str) -> pd.DataFrame:
 
     def median(values):
         return math.nan if values.isna().any() else float(values.median())
+
     agg = summary.groupby(keys, sort=False, dropna=False)
     return agg[column].agg(median if column == "steps_to_target" else "median").reset_index()
 
@@ -121,35 +153,58 @@ def steps_to_target(summary: pd.DataFrame, critical: pd.DataFrame):
         ax = fig.subplots()
         for s_index, (keys, group) in enumerate(medians.groupby(settings, sort=False, dropna=False)):
             keys = keys if isinstance(keys, tuple) else (keys,)
-            prefix = ", ".join(map(str, keys)) + ": " if medians[settings].drop_duplicates().shape[0] > 1 else ""
+            prefix = (
+                ", ".join(map(str, keys)) + ": " if medians[settings].drop_duplicates().shape[0] > 1 else ""
+            )
             dash = LINESTYLES[s_index % len(LINESTYLES)]
             for rule, part in group.groupby("lr_scale", sort=False):
                 part = part.sort_values("batch_size")
-                ax.plot(part["batch_size"], part["steps_to_target"], marker="o", linestyle=dash,
-                        color=RULE_COLOURS.get(rule), label=prefix + RULE_LABELS.get(rule, rule))
+                ax.plot(
+                    part["batch_size"],
+                    part["steps_to_target"],
+                    marker=MARKERS[s_index % len(MARKERS)],
+                    linestyle=dash,
+                    color=RULE_COLOURS.get(rule),
+                    label=prefix + RULE_LABELS.get(rule, rule),
+                )
             best = group.groupby("batch_size")["steps_to_target"].min().dropna()
             if len(best):
                 b_first, s_first = best.index[0], best.iloc[0]
                 xs = np.array(sorted(group["batch_size"].unique()), dtype=float)
-                ax.plot(xs, s_first * b_first / xs, color="grey", linestyle=":", linewidth=1.2,
-                        label=prefix + "perfect scaling (steps ∝ 1/B)")
+                ax.plot(
+                    xs,
+                    s_first * b_first / xs,
+                    color="grey",
+                    linestyle=":",
+                    linewidth=1.2,
+                    label=prefix + "perfect scaling (steps ∝ 1/B)",
+                )
             fit = _critical_row(critical, keys, settings)
+            if fit is not None and "fit_ok" in fit and not bool(fit["fit_ok"]):
+                fit = None  # the analysis found the model does not describe these points: no line
             if fit is not None and np.isfinite(fit["critical_batch_size"]):
-                xs = np.logspace(np.log10(group["batch_size"].min()), np.log10(group["batch_size"].max()), 100)
-                ax.plot(xs, fit["s_min"] * (1 + fit["critical_batch_size"] / xs), color="black",
-                        linestyle="--", linewidth=1.0,
-                        label=prefix + f"fit S_min(1 + B_crit/B): B_crit ≈ {fit['critical_batch_size']:.0f}")
+                xs = np.logspace(
+                    np.log10(group["batch_size"].min()), np.log10(group["batch_size"].max()), 100
+                )
+                ax.plot(
+                    xs,
+                    fit["s_min"] * (1 + fit["critical_batch_size"] / xs),
+                    color="black",
+                    linestyle="--",
+                    linewidth=1.0,
+                    label=prefix + f"fit S_min(1 + B_crit/B): B_crit ≈ {fit['critical_batch_size']:.0f}",
+                )
                 if not fit["at_edge"]:
                     ax.axvline(fit["critical_batch_size"], color="black", linewidth=0.8, alpha=0.5)
-        ax.set_xscale("log", base=2)
+        _batch_axis(ax, medians["batch_size"])
         ax.set_yscale("log")
         lowest = medians["steps_to_target"].min()
-        if np.isfinite(lowest) and lowest > 0:   # the perfect-scaling line may leave through the bottom
+        if np.isfinite(lowest) and lowest > 0:  # the perfect-scaling line may leave through the bottom
             ax.set_ylim(bottom=max(ax.get_ylim()[0], lowest / 4))
         _mark_missed(ax, medians)
         ax.set_xlabel("batch size B")
         ax.set_ylabel(f"optimizer steps to reach {target}")
-        ax.set_title(f"Steps to {target} vs batch size")
+        ax.set_title(f"Steps to {target} vs batch size ({_run_text(summary)}, median)")
         ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0))
     return fig
 
@@ -159,20 +214,24 @@ def _mark_missed(ax, medians):
     missed = medians[medians["steps_to_target"].isna()]
     if missed.empty:
         return
-    top = ax.get_ylim()[1]
     for rule, part in missed.groupby("lr_scale"):
-        ax.scatter(part["batch_size"], [top] * len(part), marker="x", color=RULE_COLOURS.get(rule), clip_on=False,
-                   zorder=5)
-    ax.set_ylim(top=top)
-    ax.annotate("x on top edge: target never reached", xy=(0.01, 0.01), xycoords="axes fraction",
-                ha="left", va="bottom", fontsize=8, color="dimgrey")
+        mark_diverged(ax, part["batch_size"], RULE_COLOURS.get(rule))
+    ax.annotate(
+        "x on top edge: target not reached (diverged, or budget ran out)",
+        xy=(0.01, 0.01),
+        xycoords="axes fraction",
+        ha="left",
+        va="bottom",
+        fontsize=8,
+        color="dimgrey",
+    )
 
 
 def _critical_row(critical: pd.DataFrame, keys, settings):
     if critical is None or critical.empty:
         return None
     rows = critical[critical["lr_scale"] == "best rule"]
-    for name, value in zip(settings, keys):
+    for name, value in zip(settings, keys, strict=False):
         if name in rows:
             rows = rows[rows[name].astype(str) == str(value)]
     return rows.iloc[0] if len(rows) else None
@@ -190,9 +249,12 @@ def _target_text(summary: pd.DataFrame) -> str:
 
 # --- final metric and lr per cell ------------------------------------------------------------------
 
+
 def final_metric(summary: pd.DataFrame):
     has_accuracy = summary["final_accuracy"].notna().any()
     column = "final_accuracy" if has_accuracy else "final_loss"
+    if has_accuracy:  # accuracy in % in every optbench figure
+        summary = summary.assign(final_accuracy=100 * summary["final_accuracy"])
     # A diverged cell's final loss (NaN, inf or 1e289) has no place on the axis: x on the top edge.
     summary = summary.assign(**{column: summary[column].where(~summary["diverged"].astype(bool))})
     medians = _median_by(summary, column)
@@ -203,53 +265,67 @@ def final_metric(summary: pd.DataFrame):
         fig = Figure(figsize=(7.5, 4.5), layout="constrained")
         ax = fig.subplots()
         _rule_lines(ax, medians, settings, column)
-        ax.set_xscale("log", base=2)
+        _batch_axis(ax, summary["batch_size"])
         if not has_accuracy:
             ax.set_yscale("log")
         if len(diverged):
             _mark_diverged(ax, diverged)
         ax.set_xlabel("batch size B")
-        ax.set_ylabel("final validation accuracy" if has_accuracy else "final loss")
+        ax.set_ylabel("final validation accuracy (%)" if has_accuracy else "final loss")
         budget = _budget_text(summary)
-        ax.set_title(f"Final {'accuracy' if has_accuracy else 'loss'} vs batch size per lr-scaling rule{budget}")
+        ax.set_title(
+            f"Final {'accuracy' if has_accuracy else 'loss'} vs batch size per lr-scaling rule\n"
+            f"({_run_text(summary)}, median{budget})"
+        )
         ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0))
     return fig
 
 
 def _mark_diverged(ax, rows: pd.DataFrame) -> None:
-    """Diverged cells as x on the top edge, in their rule's colour."""
-    top = ax.get_ylim()[1]
+    """Diverged cells as x on the top edge, in their rule's colour (the mark of every optbench figure)."""
     for rule, part in rows.groupby("lr_scale"):
-        ax.scatter(part["batch_size"], [top] * len(part), marker="x", color=RULE_COLOURS.get(rule),
-                   clip_on=False, zorder=5)
-    ax.set_ylim(top=top)
-    ax.text(0.01, 0.01, "x on top edge: diverged", transform=ax.transAxes, fontsize=8, color="0.4")
+        mark_diverged(ax, part["batch_size"], RULE_COLOURS.get(rule))
+    ax.add_artist(ax.legend(handles=[diverged_handle()], loc="lower left", fontsize=8))
+
+
+def _run_text(summary: pd.DataFrame) -> str:
+    """'digits, 3 seeds': what a sweep ran, for its titles."""
+    seeds = summary["seed"].nunique() if "seed" in summary else 1
+    task = f"{summary['task'].iloc[0]}, " if "task" in summary else ""
+    return f"{task}{seeds} seed{'s' * (seeds > 1)}"
 
 
 def _budget_text(summary: pd.DataFrame) -> str:
     steps = summary["steps"].unique()
-    return f" ({int(steps[0])} steps each)" if len(steps) == 1 else ""
+    return f", {int(steps[0])} steps each" if len(steps) == 1 else ""
 
 
 def lr_used(summary: pd.DataFrame):
     settings = optimizer_setting_columns(summary)
-    cells = summary.groupby(settings + ["lr_scale", "batch_size"], sort=False, dropna=False) \
-        .agg(lr=("lr", "first"), diverged=("diverged", "any")).reset_index()
+    cells = (
+        summary.groupby(settings + ["lr_scale", "batch_size"], sort=False, dropna=False)
+        .agg(lr=("lr", "first"), diverged=("diverged", "any"))
+        .reset_index()
+    )
     with style():
         fig = Figure(figsize=(7.5, 4.5), layout="constrained")
         ax = fig.subplots()
         _rule_lines(ax, cells, settings, "lr")
         bad = cells[cells["diverged"]]
-        if len(bad):
-            ax.scatter(bad["batch_size"], bad["lr"], s=110, facecolor="none", edgecolor="red", linewidth=1.5,
-                       zorder=6, label="diverged")
-        ax.set_xscale("log", base=2)
+        for rule, part in bad.groupby("lr_scale"):
+            mark_diverged(ax, part["batch_size"], RULE_COLOURS.get(rule))
+        _batch_axis(ax, cells["batch_size"])
         ax.set_yscale("log")
         ax.set_xlabel("batch size B")
         ax.set_ylabel("learning rate used")
         b0 = int(summary["base_batch_size"].iloc[0])
-        ax.set_title(f"Learning rate per cell (scaled from B0 = {b0})")
-        ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0))
+        ax.set_title(f"Learning rate per cell (scaled from B0 = {b0}; {_run_text(summary)})")
+        handles, _ = ax.get_legend_handles_labels()
+        ax.legend(
+            handles=handles + ([diverged_handle()] if len(bad) else []),
+            loc="upper left",
+            bbox_to_anchor=(1.02, 1.0),
+        )
     return fig
 
 
@@ -260,6 +336,11 @@ def _rule_lines(ax, table: pd.DataFrame, settings: list, column: str) -> None:
         prefix = f"{', '.join(map(str, keys))}: " if several else ""
         for rule, part in group.groupby("lr_scale", sort=False):
             part = part.sort_values("batch_size")
-            ax.plot(part["batch_size"], part[column], marker="o", color=RULE_COLOURS.get(rule),
-                    linestyle=LINESTYLES[s_index % len(LINESTYLES)], label=prefix + RULE_LABELS.get(rule, rule))
-
+            ax.plot(
+                part["batch_size"],
+                part[column],
+                marker=MARKERS[s_index % len(MARKERS)],
+                color=RULE_COLOURS.get(rule),
+                linestyle=LINESTYLES[s_index % len(LINESTYLES)],
+                label=prefix + RULE_LABELS.get(rule, rule),
+            )

@@ -1,7 +1,8 @@
 """Training curves: loss and accuracy per optimizer, and f - f* for stochastic linear regression.
 
 Every function takes result tables (as written by `optbench train`) and returns a figure; one
-colour per optimizer family, a line style per spec within a family (`style.assign_styles`).
+look (colour, line style, marker) per optimizer spec (`style.assign_looks`), labelled `adam (lr=0.001)`
+with the lr each run started from; a diverged run is marked as in every optbench figure.
 """
 
 from __future__ import annotations
@@ -13,126 +14,210 @@ import numpy as np
 import pandas as pd
 
 from ..results import read_metadata, read_table
-from .style import assign_styles, save, style
+from .style import (
+    assign_looks,
+    clip_loss_axis,
+    diverged_handle,
+    diverged_label,
+    finite_positive,
+    mark_diverged,
+    save,
+    series_label,
+    style,
+)
 
 
-def _styles(table: pd.DataFrame) -> dict:
+def _looks(table: pd.DataFrame) -> dict:
     pairs = table[["optimizer", "family"]].drop_duplicates().itertuples(index=False, name=None)
-    return assign_styles(list(pairs))
+    return assign_looks(list(pairs))
 
 
-def _label(name: str, runs: pd.DataFrame) -> str:
-    return f"{name} (diverged)" if runs["diverged"].any() else name
+def _label(name: str, runs: pd.DataFrame, lr=None) -> str:
+    """`adam (lr=0.001)` (the lr the run started from), with ', diverged' when it did."""
+    if lr is None and "lr" in runs:
+        lr = runs["lr"].iloc[0]
+    label = series_label(name, lr)
+    return diverged_label(label) if "diverged" in runs and runs["diverged"].any() else label
+
+
+def _title_of(summary: pd.DataFrame | None) -> str | None:
+    """'digits, lenet' from a training summary table: what was run."""
+    if summary is None or summary.empty:
+        return None
+    parts = [
+        str(summary[column].iloc[0])
+        for column in ("task", "model")
+        if column in summary and pd.notna(summary[column].iloc[0])
+    ]
+    return ", ".join(parts) or None
+
+
+def _scheduled(epochs: pd.DataFrame, steps: pd.DataFrame | None) -> pd.DataFrame | None:
+    """The lr per step (or per epoch) where some run's lr changes during training, else None."""
+    table = steps if steps is not None and "lr" in steps else epochs if "lr" in epochs else None
+    if table is None or not len(table):
+        return None
+    changes = table.groupby("optimizer", sort=False)["lr"].nunique()
+    return table if (changes > 1).any() else None
 
 
 def plot_training(epochs: pd.DataFrame, steps: pd.DataFrame | None = None, title: str | None = None):
-    """Two panels: loss (per step, faint, and validation per epoch) and accuracy (train and validation)."""
+    """Loss (per step, faint, and validation per epoch) and accuracy (%, train and validation) panels,
+    and a third, the learning rate per step, where a schedule changed it. Diverged runs leave the loss
+    axis through the top, with an x there."""
+    schedule = _scheduled(epochs, steps)
     with style():
-        fig, (loss_ax, accuracy_ax) = plt.subplots(1, 2, figsize=(10, 3.8), layout="constrained")
-        styles = _styles(epochs)
+        panels = 3 if schedule is not None else 2
+        fig, axes = plt.subplots(1, panels, figsize=(3.4 * panels + 1.6, 3.8), layout="constrained")
+        loss_ax, accuracy_ax = axes[0], axes[1]
+        looks = _looks(epochs)
+        per_epoch = None
         for name, runs in epochs.groupby("optimizer", sort=False):
-            colour, linestyle = styles[name]
+            look = looks[name]
+            label = _label(name, runs)
             if steps is not None and len(steps):
                 own = steps[steps["optimizer"] == name]
                 per_epoch = own.groupby("epoch")["step"].count().max()
-                loss_ax.plot((own["step"] + 1) / per_epoch, own["loss"], color=colour, alpha=0.25, lw=0.8)
+                loss_ax.plot(
+                    (own["step"] + 1) / per_epoch,
+                    finite_positive(own["loss"]),
+                    color=look.color,
+                    alpha=0.25,
+                    lw=0.8,
+                )
             loss_ax.plot(
-                runs["epoch"],
-                runs["val_loss"],
-                color=colour,
-                linestyle=linestyle,
-                marker="o",
-                ms=3,
-                label=_label(name, runs),
+                runs["epoch"], finite_positive(runs["val_loss"]), label=label, **look.line(len(runs))
             )
             accuracy_ax.plot(
                 runs["epoch"],
                 100 * runs["train_accuracy"],
-                color=colour,
+                color=look.color,
                 alpha=0.35,
-                linestyle=linestyle,
+                linestyle=look.linestyle,
                 lw=1,
             )
-            accuracy_ax.plot(
-                runs["epoch"],
-                100 * runs["val_accuracy"],
-                color=colour,
-                linestyle=linestyle,
-                marker="o",
-                ms=3,
-                label=_label(name, runs),
-            )
+            accuracy_ax.plot(runs["epoch"], 100 * runs["val_accuracy"], label=label, **look.line(len(runs)))
         loss_ax.set(
             xlabel="epoch",
             ylabel="cross-entropy loss",
-            title="loss: validation (markers), training steps (faint)",
+            title="loss: validation (markers),\ntraining steps (faint)",
         )
         top = _loss_ceiling(epochs, steps)
         if _spans_decades(epochs["val_loss"]) or (steps is not None and _spans_decades(steps["loss"])):
             loss_ax.set_yscale("log")
+            clip_loss_axis(loss_ax, epochs["val_loss"], top=top)
         loss_ax.set_ylim(top=top)
-        for name, runs in epochs[epochs["diverged"]].groupby("optimizer", sort=False):
-            # a diverged curve leaves the plot; mark where it went off the top
-            loss_ax.plot(runs["epoch"].iloc[-1], top, "x", color=styles[name][0], ms=9, mew=2, clip_on=False)
+        diverged = epochs[epochs["diverged"].astype(bool)]
+        for name, runs in diverged.groupby("optimizer", sort=False):
+            mark_diverged(loss_ax, [runs["epoch"].iloc[0]], looks[name].color)
         accuracy_ax.set(
-            xlabel="epoch", ylabel="accuracy (%)", title="accuracy: validation (markers), training (faint)"
+            xlabel="epoch", ylabel="accuracy (%)", title="accuracy: validation (markers),\ntraining (faint)"
         )
         lowest = np.nanmin(100 * epochs[["val_accuracy", "train_accuracy"]].to_numpy())
         accuracy_ax.set_ylim(max(0.0, np.floor(lowest / 10) * 10 if np.isfinite(lowest) else 0.0), 100.5)
+        if schedule is not None:
+            _draw_lr(axes[2], schedule, looks, per_epoch)
         handles, labels = accuracy_ax.get_legend_handles_labels()
+        if len(diverged):
+            handles.append(diverged_handle())
+            labels.append(handles[-1].get_label())
         fig.legend(handles, labels, loc="outside right center", title="optimizer")
         if title:
             fig.suptitle(title)
         return fig
 
 
+def _draw_lr(ax, schedule: pd.DataFrame, looks: dict, per_epoch) -> None:
+    """The learning rate each run used, per step (as epochs) or per epoch."""
+    for name, run in schedule.groupby("optimizer", sort=False):
+        x = (run["step"] + 1) / per_epoch if "step" in run and per_epoch else run["epoch"]
+        ax.plot(x, run["lr"], **looks[name].line(len(run)))
+    ax.set(xlabel="epoch", ylabel="learning rate", title="learning rate\n(schedule)")
+    if schedule["lr"].max() / max(schedule["lr"][schedule["lr"] > 0].min(), 1e-300) > 100:
+        ax.set_yscale("log")
+
+
 def plot_regression(steps: pd.DataFrame, f_star: float | None = None):
     """f(w, b) - f* over all samples after each mini-batch step, log scale."""
     with style():
-        fig, ax = plt.subplots(figsize=(6.5, 3.8), layout="constrained")
-        styles = _styles(steps)
+        fig, ax = plt.subplots(figsize=(7.5, 3.8), layout="constrained")
+        looks = _looks(steps)
+        start = finite_positive(steps.groupby("optimizer")["suboptimality"].first())
+        top = 10 * float(np.nanmax(start)) if np.isfinite(start).any() else None
+        diverged = False
         for name, run in steps.groupby("optimizer", sort=False):
-            colour, linestyle = styles[name]
-            gap = run["suboptimality"].clip(lower=1e-16)
-            ax.plot(run["step"] + 1, gap, color=colour, linestyle=linestyle, label=_label(name, run))
+            gap = finite_positive(run["suboptimality"])
+            if top is not None:
+                gap = np.where(gap <= top, gap, np.nan)
+            ax.plot(run["step"] + 1, gap, label=_label(name, run), **looks[name].line(len(run)))
+            if run["diverged"].any():
+                diverged = True
+                mark_diverged(
+                    ax, [run.loc[run["diverged"].astype(bool), "step"].min() + 1], looks[name].color
+                )
         ax.set_yscale("log")
+        clip_loss_axis(ax, steps["suboptimality"], top=top)
         ax.set(
             xlabel="mini-batch step",
             ylabel="f(w, b) − f*  (mean squared error)",
             title="linear regression: gap to the least-squares optimum"
             + (f" f* = {f_star:.3g}" if f_star is not None else ""),
         )
-        ax.legend(loc="upper right", title="optimizer")
+        handles, _ = ax.get_legend_handles_labels()
+        ax.legend(
+            handles=handles + ([diverged_handle()] if diverged else []),
+            loc="upper left",
+            bbox_to_anchor=(1.02, 1.0),
+            title="optimizer",
+        )
         return fig
 
 
 def plot_scalar_trace(trace: pd.DataFrame):
-    """The worked example: a per iteration, approaching the solution a = 2."""
+    """The worked example: a per iteration, approaching the solution a = 2 (values written beside the
+    points for short runs); a diverged run leaves the axes with an x on the top edge."""
     with style():
-        fig, ax = plt.subplots(figsize=(5, 3.4), layout="constrained")
-        styles = _styles(trace)
+        fig, ax = plt.subplots(figsize=(6.5, 3.6), layout="constrained")
+        looks = _looks(trace)
+        diverged = False
         for name, run in trace.groupby("optimizer", sort=False):
-            colour, linestyle = styles[name]
-            a = np.r_[run["a"].to_numpy(), run["a_next"].to_numpy()[-1:]]
-            ax.plot(np.arange(len(a)), a, color=colour, linestyle=linestyle, marker="o", label=name)
-            for i, value in enumerate(a):
-                ax.annotate(
-                    f"{value:.4g}",
-                    (i, value),
-                    textcoords="offset points",
-                    xytext=(-6, 7),
-                    fontsize=8,
-                    ha="right",
-                )
+            look = looks[name]
+            a = np.r_[run["a"].to_numpy(dtype=float), run["a_next"].to_numpy(dtype=float)[-1:]]
+            finite = np.isfinite(a) & (np.abs(a) < 1e6)
+            gone = "diverged" in run and run["diverged"].any() or not finite.all()
+            label = series_label(name, run["lr"].iloc[0] if "lr" in run else None)
+            ax.plot(
+                np.arange(len(a)),
+                np.where(finite, a, np.nan),
+                label=diverged_label(label) if gone else label,
+                **look.line(len(a)),
+            )
+            if gone:
+                diverged = True
+                mark_diverged(ax, [int(np.argmin(finite)) if not finite.all() else len(a) - 1], look.color)
+            if len(a) <= 12:
+                for i, value in enumerate(a):
+                    ax.annotate(
+                        f"{value:.4g}",
+                        (i, value),
+                        textcoords="offset points",
+                        xytext=(-6, 7),
+                        fontsize=8,
+                        ha="right",
+                    )
         ax.axhline(2.0, color="0.5", lw=0.8, ls=":")
-        ax.set_xticks(np.arange(len(trace) // trace["optimizer"].nunique() + 1))
+        iterations = len(trace) // trace["optimizer"].nunique() + 1
+        if iterations <= 12:
+            ax.set_xticks(np.arange(iterations))
         ax.set(xlabel="iteration", ylabel="a", title="y = a·x, one sample (x=2, y=4): solution a = 2")
-        ax.legend(loc="lower right")
+        handles, _ = ax.get_legend_handles_labels()
+        ax.legend(handles=handles + ([diverged_handle()] if diverged else []), loc="lower right")
         return fig
 
 
 TABLE_COLUMNS = {  # the tables a training results folder holds -> the columns the figures read
     "epochs": ["optimizer", "family", "epoch", "val_loss", "val_accuracy", "train_accuracy", "diverged"],
+    "summary": ["optimizer"],
     "steps": ["optimizer", "epoch", "step", "loss"],
     "regression": ["optimizer", "family", "step", "suboptimality", "diverged"],
     "trace": ["optimizer", "family", "a", "a_next"],
@@ -144,7 +229,9 @@ def training_figures(tables: dict[str, pd.DataFrame], f_star: float | None = Non
     steps if given), 'regression' (f - f*, with the least-squares loss f_star), 'trace' (scalar)."""
     figures = {}
     if tables.get("epochs") is not None:
-        figures["training"] = plot_training(tables["epochs"], tables.get("steps"))
+        figures["training"] = plot_training(
+            tables["epochs"], tables.get("steps"), _title_of(tables.get("summary"))
+        )
     if tables.get("regression") is not None:
         figures["regression"] = plot_regression(tables["regression"], f_star)
     if tables.get("trace") is not None:

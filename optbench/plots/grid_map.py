@@ -1,0 +1,163 @@
+"""The heat map of a 2-D hyperparameter grid: one value per cell (the final loss, or the tuning
+criterion the table ranked by), diverged cells hatched, the table's winner starred and the stability
+edge of `optbench.theory.stability_edge` drawn where the theory applies.
+
+Takes a grid's table and the `Surface` it ran on; returns a figure; computes no result.
+"""
+
+from __future__ import annotations
+
+import matplotlib.colors as mcolors
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.patches import Patch
+
+from ..objectives import Surface
+from .style import DIVERGED_TEXT, LOSS_DECADES, style
+from .surfaces import gap_to_minimum
+
+DIVERGED_CELL = dict(facecolor="0.82", hatch="xx", edgecolor="0.55")
+NOT_REACHED_CELL = dict(facecolor="white", hatch="..", edgecolor="0.6")
+CELL_VALUE_LABEL = {
+    "final_loss": "log10(final f - f_min)",
+    "score": "steps to tolerance",
+    "loss_score": "log10(final f - f_min)",
+}
+
+
+def plot_grid(
+    cells: pd.DataFrame,
+    surface: Surface,
+    x_name: str,
+    y_name: str,
+    ax=None,
+    stability=None,
+    value: str = "final_loss",
+    best=None,
+    criterion: str | None = None,
+):
+    """Heat map of one value per cell of a 2-D hyperparameter grid (median over a cell's rows).
+
+    value: the column coloured: "final_loss" (drawn as log10 of f - f_min), a tuning criterion
+    "score" (steps to tolerance when `criterion` is "steps-to-tol") or "loss_score". Diverged cells
+    are grey with an x hatch; finite-valued cells that never met the criterion are hatched dots.
+    best: the (x, y) values the caller's table chose, starred with the criterion's name; the figure
+    picks no winner of its own. stability: the stability edge as (x values, y values) of a curve
+    in the axes' units (`optbench.theory.stability_edge`), drawn dashed, or None.
+    """
+    with style():
+        fig, ax = plt.subplots(figsize=(6.8, 5.2)) if ax is None else (ax.figure, ax)
+        xs, ys = np.sort(cells[x_name].unique()), np.sort(cells[y_name].unique())
+        steps_valued = value == "score" and criterion == "steps-to-tol"
+        table = cells.assign(
+            shown=cells[value]
+            if steps_valued
+            else gap_to_minimum(surface, cells[value])
+            if value == "final_loss"
+            else cells[value]
+        )
+        table["diverged"] = table["diverged"].astype(float)
+
+        def grid_of(column, how):
+            return (
+                table.pivot_table(index=y_name, columns=x_name, values=column, aggfunc=how, dropna=False)
+                .reindex(index=ys, columns=xs)
+                .to_numpy()
+            )
+
+        raw = grid_of("shown", "median")
+        diverged = np.nan_to_num(grid_of("diverged", "max")) > 0
+        missing = ~np.isfinite(raw) & ~diverged
+        log_scale = not steps_valued and (value != "final_loss" or surface.minimum_value is not None)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            values = np.log10(np.maximum(raw, 1e-300)) if log_scale else raw
+        shown = np.ma.masked_array(values, mask=diverged | missing)
+        x_log, y_log = _is_log(xs), _is_log(ys)
+        x_edges, y_edges = _edges(xs, x_log), _edges(ys, y_log)
+        for mask, look in ((diverged, DIVERGED_CELL), (missing, NOT_REACHED_CELL)):
+            if mask.any():
+                ax.pcolor(
+                    x_edges,
+                    y_edges,
+                    np.ma.masked_array(np.ones_like(values), ~mask),
+                    cmap=mcolors.ListedColormap([look["facecolor"]]),
+                    hatch=look["hatch"],
+                    edgecolor=look["edgecolor"],
+                    linewidth=0,
+                )
+        high = float(shown.max()) if shown.count() else 1.0
+        low = float(shown.min()) if shown.count() else 0.0
+        floor = high - LOSS_DECADES if log_scale else low
+        clipped = low < floor
+        mesh = ax.pcolormesh(x_edges, y_edges, shown, cmap="viridis", vmin=max(low, floor), vmax=high)
+        colourbar = fig.colorbar(mesh, ax=ax, extend="min" if clipped else "neither")
+        label = CELL_VALUE_LABEL["score" if steps_valued else value] if value in CELL_VALUE_LABEL else value
+        if clipped:
+            label += f"\n(clipped: cells below {floor:.3g} drawn at {floor:.3g})"
+        colourbar.set_label(label)
+        handles = [Patch(**DIVERGED_CELL, label=f"{DIVERGED_TEXT} (NaN/inf, or f grew 10⁶-fold)")]
+        if missing.any():
+            handles.append(
+                Patch(
+                    **NOT_REACHED_CELL,
+                    label="tolerance not reached in the budget" if steps_valued else "no value",
+                )
+            )
+        if best is not None:
+            chosen = f"best by {criterion or value.replace('_', ' ')}"
+            handles.append(
+                ax.scatter(
+                    [best[0]],
+                    [best[1]],
+                    marker="*",
+                    s=170,
+                    color="white",
+                    edgecolor="black",
+                    zorder=5,
+                    label=f"{chosen}: {x_name}={best[0]:.3g}, {y_name}={best[1]:.3g}",
+                )
+            )
+        ax.set_xscale("log" if x_log else "linear")
+        ax.set_yscale("log" if y_log else "linear")
+        ax.set_xlabel(x_name)
+        ax.set_ylabel(y_name)
+        ax.grid(False)
+        optimizer = cells["optimizer"].iloc[0]
+        steps = f" after {int(cells['steps'].iloc[0])} steps" if "steps" in cells else ""
+        ax.set_title(f"{optimizer} on {surface.name}{steps}")
+        if stability is not None:
+            line_x, line_y, text = stability
+            handles += ax.plot(
+                line_x,
+                line_y,
+                color="crimson",
+                linewidth=2.0,
+                linestyle="--",
+                zorder=4,
+                label=f"stability edge {text}",
+            )
+        ax.set_xlim(x_edges[[0, -1]])
+        ax.set_ylim(y_edges[[0, -1]])
+        ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(0.0, -0.12), ncol=2)
+        return fig
+
+
+def _is_log(values: np.ndarray) -> bool:
+    if len(values) < 3 or values.min() <= 0:
+        return False
+    ratios = values[1:] / values[:-1]
+    return bool(np.allclose(ratios, ratios[0], rtol=1e-6)) and not np.allclose(
+        np.diff(values), np.diff(values)[0]
+    )
+
+
+def _edges(values: np.ndarray, log: bool) -> np.ndarray:
+    """Cell edges halfway between grid values (in log space for log-spaced axes)."""
+    v = np.log10(values) if log else values.astype(float)
+    if len(v) == 1:
+        edges = np.array([v[0] - 0.5, v[0] + 0.5])
+    else:
+        middle = (v[1:] + v[:-1]) / 2
+        edges = np.concatenate([[v[0] - (middle[0] - v[0])], middle, [v[-1] + (v[-1] - middle[-1])]])
+    return 10**edges if log else edges
