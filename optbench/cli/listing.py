@@ -11,6 +11,8 @@ from .common import console, print_table
 
 
 def _show_default(value) -> str:
+    if callable(value):   # ADOPT's clip_lambda: its name, not a memory address
+        return getattr(value, "__name__", type(value).__name__)
     return "/".join(map(str, value)) if isinstance(value, tuple) else str(value)
 
 
