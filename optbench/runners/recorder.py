@@ -14,9 +14,9 @@ import pyarrow as pa
 import torch
 
 from ..objectives import Surface
+from .divergence import divergence_limit
 
 BUFFER_ELEMENTS = 1 << 19           # positions + losses buffered between metric updates (cache-sized)
-DIVERGENCE_FACTOR = 1e6             # f - f_min above 1e6 (f(start) - f_min + 1) counts as diverged
 
 
 def coordinate_names(dim: int) -> list[str]:
@@ -83,9 +83,9 @@ class Recorder:
     def _fold(self):
         """Reduce the buffered steps into the metrics: a few passes over [chunk, trials] scalars."""
         losses = self.losses[:self.filled].numpy()
-        if self.limit is None:   # first chunk: f above this counts as diverged (from the starting loss)
+        if self.limit is None:   # first chunk: f above this counts as diverged (runners.divergence)
             if self.f_min is not None:
-                self.limit = self.f_min + DIVERGENCE_FACTOR * (np.abs(losses[0] - self.f_min) + 1)
+                self.limit = self.f_min + divergence_limit(losses[0], self.f_min)
             else:                # unbounded below: only NaN/inf counts
                 self.limit = np.full_like(losses[0], np.finfo(losses.dtype).max)
         # Column reductions (no elementwise passes) find the trials with a new event in this chunk;

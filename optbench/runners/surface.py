@@ -16,8 +16,8 @@ What is recorded
   as `record_every`); the last step is always kept. Metrics are computed from every step regardless.
 - `metrics`: one row per trial: final loss, distance to the nearest minimum, steps until
   f - f_min first falls below the surface's tolerance, path length (sum of step lengths; NaN for a
-  diverged run), and the step at which the run diverged: f - f_min became NaN/inf or grew beyond
-  10^6 (f(start) - f_min + 1); on surfaces unbounded below (saddles), only NaN/inf counts.
+  diverged run), and the step at which the run diverged (`runners.divergence`: f - f_min NaN/inf or
+  beyond 10^3 (f(start) - f_min + 1); on surfaces unbounded below (saddles), only NaN/inf counts).
 
 Default hyperparameters (`default_hparams`) are per surface and per family, chosen so each
 optimizer is near its best plain setting on that surface (the table is `tasks.defaults.SURFACE_LR`);
