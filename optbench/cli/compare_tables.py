@@ -38,13 +38,17 @@ def metrics_table(metrics, surface, steps) -> Table:
 
 def rates_table(rates) -> Table:
     """Measured linear rate (median over trials) next to the analytic one, per optimizer."""
-    table = _table("linear convergence rate ρ (‖θ_t - θ*‖ ≈ C ρ^t; fitted over the 2nd half)",
-                   ("optimizer", "measured", "analytic", "difference"))
+    table = _table("linear convergence rate ρ (‖θ_t - θ*‖ ≈ C ρ^t; fitted over the 2nd half, 95% interval)",
+                   ("optimizer", "measured", "95% interval", "analytic", "difference"))
     for name, rows in rates.groupby("optimizer", sort=False):
         measured, analytic = rows["measured_rate"].median(), rows["analytic_rate"].iloc[0]
+        low, high = rows["measured_low"].median(), rows["measured_high"].median()
+        verdict = rows["verdict"].iloc[0] if "verdict" in rows else "differs"
         known = analytic == analytic
-        table.add_row(name, f"{measured:.4f}", f"{analytic:.4f}" if known else "no formula",
-                      f"{(measured - analytic) / analytic:+.2%}" if known else "-")
+        difference = f"{(measured - analytic) / analytic:+.2%}" if known else "-"
+        table.add_row(name, f"{measured:.4f}", f"{low:.4f}-{high:.4f}" if low == low else "-",
+                      f"{analytic:.4f}" if known else "no formula",
+                      {"agrees": f"{difference} (within the fit's interval)", "differs": difference}.get(verdict, verdict))
     return table
 
 

@@ -36,7 +36,7 @@ from ..errors import OptbenchError
 from ..objectives import Surface, add_gradient_noise, noisy
 from ..specs import OptimizerSpec
 from ..tasks.defaults import surface_defaults
-from .recorder import Recorder
+from .recorder import RELATIVE_TOLERANCE, Recorder
 
 MAX_RECORDED_POINTS = 250_000       # trial-steps kept in the trajectory table before striding
 
@@ -71,7 +71,7 @@ def run_surface(spec: OptimizerSpec, surface: Surface, starts: torch.Tensor, ste
                 grid: dict | None = None, noise: float = 0.0, seed: int = 0,
                 defaults: dict | None = None, record_every: int | None = None,
                 clip_grad_norm: float | None = None, device: str = "cpu",
-                dtype=torch.float64) -> SurfaceRun:
+                relative_tolerance: float = RELATIVE_TOLERANCE, dtype=torch.float64) -> SurfaceRun:
     """Run `spec` from every row of `starts` for `steps` steps; returns trajectory and metrics tables.
 
     grid: hyperparameter name -> one value per trial (`beta1`/`beta2` address `betas`).
@@ -79,11 +79,14 @@ def run_surface(spec: OptimizerSpec, surface: Surface, starts: torch.Tensor, ste
     clip_grad_norm: None (the default) never touches a gradient; a number rescales each trial's gradient
     to at most that norm, as `torch.nn.utils.clip_grad_norm_` would, and is recorded as a column.
     device: where the optimizer steps ('cuda' for a reproducibility check); tables are always on the CPU.
+    relative_tolerance: a trial has converged once f - f_min <= relative_tolerance (f(its start) - f_min).
+    Raises OptbenchError for steps < 0, a clipping norm or relative tolerance <= 0, a grid of the wrong size.
     """
     if steps < 0:
         raise OptbenchError(f"steps must be >= 0, got {steps}")
     if clip_grad_norm is not None and not clip_grad_norm > 0:
         raise OptbenchError(f"gradient clipping norm must be > 0, got {clip_grad_norm}")
+    check_relative_tolerance(relative_tolerance)
     starts = torch.as_tensor(starts, dtype=dtype).reshape(-1, surface.dim).clone().to(device)
     trials = starts.shape[0]
     grid = {name: torch.as_tensor(values, dtype=dtype).reshape(-1).to(device)
@@ -100,7 +103,7 @@ def run_surface(spec: OptimizerSpec, surface: Surface, starts: torch.Tensor, ste
     per_trial = not spec.algorithm.elementwise
     stepper = (PerTrialStepper if per_trial else BatchedStepper)(
         spec, starts, grid, defaults, clipped(noisy(surface.evaluate, noise, noise_generator), clip_grad_norm))
-    recorder = Recorder(surface, trials, steps, record_every, dtype)
+    recorder = Recorder(surface, trials, steps, record_every, dtype, relative_tolerance)
     on_cpu = torch.device(device).type == "cpu"
     for t in range(steps + 1):
         points = stepper.points()
@@ -116,7 +119,12 @@ def run_surface(spec: OptimizerSpec, surface: Surface, starts: torch.Tensor, ste
         hparams["clip_grad_norm"] = float(clip_grad_norm)
     label = {"optimizer": spec.name, "family": spec.family, "settings": settings(spec, defaults, grid)
              + (f", clip_grad_norm={clip_grad_norm:g}" if clip_grad_norm is not None else "")}
-    return SurfaceRun(*recorder.tables(label, hparams, surface), record_every, per_trial)
+    return SurfaceRun(*recorder.tables(label, hparams, surface, stepper.evaluations()), record_every, per_trial)
+
+
+def check_relative_tolerance(value: float) -> None:
+    if not (isinstance(value, (int, float)) and 0 < value < 1):
+        raise OptbenchError(f"relative tolerance must be between 0 and 1 (e.g. 1e-6), got {value}")
 
 
 # --- gradient clipping: only when asked, per trial ---------------------------------------------
@@ -178,13 +186,18 @@ class BatchedStepper:
             raise OptbenchError("a grid passes hyperparameters as tensors, which torch.optim does not "
                                 f"accept; run '{spec.text.partition(':')[2]}' (ours) instead")
         self.optimizer = spec.build([self.theta], defaults, **_with_grid({}, grid))
+        _train_mode(self.optimizer)
+        self.sparse = spec.algorithm.sparse_grad
 
     def points(self):
         return self.theta
 
     def step(self, gradient):
-        self.theta.grad = gradient
+        self.theta.grad = gradient.to_sparse() if self.sparse else gradient
         self.optimizer.step()
+
+    def evaluations(self):
+        return None   # one gradient per step
 
 
 class PerTrialStepper:
@@ -196,18 +209,37 @@ class PerTrialStepper:
         self.thetas = [row.clone().reshape(1, -1) if matrix else row.clone() for row in starts]
         self.optimizers = [spec.build([theta], defaults, **_with_grid({}, grid, i))
                            for i, theta in enumerate(self.thetas)]
+        for optimizer in self.optimizers:
+            _train_mode(optimizer)
+        self.counts = [[0] * len(self.thetas)]   # cumulative gradient evaluations per trial, after each step
 
     def points(self):
         return torch.stack([theta.reshape(-1) for theta in self.thetas])
 
     def step(self, gradient):
-        for theta, optimizer, g in zip(self.thetas, self.optimizers, gradient):
-            def closure(theta=theta):   # LBFGS re-evaluates during its line search
+        counts = list(self.counts[-1])
+        for i, (theta, optimizer, g) in enumerate(zip(self.thetas, self.optimizers, gradient)):
+            calls = [0]
+
+            def closure(theta=theta, calls=calls):   # LBFGS re-evaluates during its line search
+                calls[0] += 1
                 value, grad = self.evaluate(theta.reshape(1, -1))
                 theta.grad = grad.reshape(theta.shape)
                 return float(value[0])
             theta.grad = g.reshape(theta.shape).clone()
             optimizer.step(closure)
+            # the first closure call re-evaluates the step's own point: at least one gradient per step
+            counts[i] += max(1, calls[0])
+        self.counts.append(counts)
+
+    def evaluations(self):
+        return self.counts
+
+
+def _train_mode(optimizer) -> None:
+    """Schedule-free optimizers take gradients in train mode (`.train()`), as their authors' loop does."""
+    if hasattr(optimizer, "train") and callable(optimizer.train):
+        optimizer.train()
 
 
 def _hparam_columns(spec: OptimizerSpec, defaults: dict, grid: dict, trials: int) -> dict:

@@ -18,13 +18,15 @@ import pandas as pd
 from .adapters import NOISE_METHOD
 from .columns import PER_CELL_COLUMNS, SETTING_COLUMNS, grid_columns, optimizer_setting_columns
 
+STALL_FRACTION = 0.01   # "stalled": the last quarter of evaluations gained < 1% of the metric's range
 CRITICAL_METHOD = ("least-squares fit in log space of steps-to-target = S_min (1 + B_crit / B) "
                    "(McCandlish et al. 2018, eq. 2.11) over the batch sizes that reached the target")
 
 
 def summarize(table: pd.DataFrame, target_accuracy=None, target_loss=None) -> pd.DataFrame:
     """One row per cell: its settings, final and best metrics, time, throughput, and the steps and
-    samples to the target (`steps_to_target`); empty for an empty table."""
+    samples to the target (`steps_to_target`) and why it was not reached (`target_outcome`); empty for
+    an empty table."""
     if table.empty:
         return pd.DataFrame()
     axes = grid_columns(table)
@@ -40,9 +42,32 @@ def summarize(table: pd.DataFrame, target_accuracy=None, target_loss=None) -> pd
                      "final_accuracy": evaluated["eval_accuracy"].iloc[-1] if len(evaluated) else math.nan,
                      "best_accuracy": evaluated["eval_accuracy"].max(),
                      "steps_to_target": steps, "samples_to_target": steps * first["batch_size"],
+                     "target_outcome": target_outcome(cell, evaluated, steps, target_accuracy, target_loss),
                      "target_accuracy": target_accuracy, "target_loss": target_loss,
                      **{c: first[c] for c in PER_CELL_COLUMNS if c in cell.columns}})
     return pd.DataFrame(rows)
+
+
+def target_outcome(cell: pd.DataFrame, evaluated: pd.DataFrame, steps: float, target_accuracy=None,
+                   target_loss=None) -> str:
+    """'reached', 'no target', 'diverged at step t', 'stalled after N steps' (the last quarter of the
+    evaluations improved the tracked metric by less than STALL_FRACTION of its range so far) or
+    'budget ran out after N steps'."""
+    if target_accuracy is None and target_loss is None:
+        return "no target"
+    if math.isfinite(steps):
+        return "reached"
+    budget = int(cell["step"].max())
+    if "diverged" in cell.columns and bool(cell["diverged"].iloc[0]):
+        return f"diverged by step {budget}"
+    column, sign = ("eval_accuracy", 1) if target_accuracy is not None else ("eval_loss", -1)
+    values = sign * evaluated[column].to_numpy(dtype=float)
+    if len(values) >= 4 and np.isfinite(values).all():
+        late = len(values) * 3 // 4
+        spread = values.max() - values.min()
+        if values[late:].max() - values[:late].max() <= STALL_FRACTION * spread:
+            return f"stalled after {budget} steps"
+    return f"budget ran out after {budget} steps"
 
 
 def steps_to_target(evaluated: pd.DataFrame, target_accuracy=None, target_loss=None) -> float:
