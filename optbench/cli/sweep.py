@@ -138,17 +138,20 @@ def critical_lines(critical) -> list[str]:
     for _, row in critical.iterrows():
         if row["lr_scale"] != "best rule":
             continue
-        if row["points"] < 3:
-            lines.append(f"critical batch size ({row['optimizer']}): needs >= 3 batch sizes reaching the "
-                         f"target, got {row['points']}")
+        if row["fit_status"] != "fitted":
+            lines.append(f"critical batch size ({row['optimizer']}, best rule per batch size): none: "
+                         f"{row['fit_status']} ({row['points']} batch sizes reached the target)")
             continue
-        edge = " (at the edge of the fit: the data do not bracket it)" if row["at_edge"] else ""
         lines.append(f"critical batch size ({row['optimizer']}, best rule per batch size): "
-                     f"~{format_number(row['critical_batch_size'])}{edge}; S_min ~ {format_number(row['s_min'])} "
-                     f"steps, E_min ~ {format_number(row['e_min'])} samples")
+                     f"{format_number(row['critical_batch_size'])} (95% interval "
+                     f"{format_number(row['critical_low'])}-{format_number(row['critical_high'])}); "
+                     f"S_min ~ {format_number(row['s_min'])} steps, E_min ~ {format_number(row['e_min'])} samples")
     row = critical.iloc[0]
+    interval = (f" (95% interval {format_number(row['noise_scale_start_low'])}-"
+                f"{format_number(row['noise_scale_start_high'])})" if row.get("noise_scale_start_low") == row.get(
+                    "noise_scale_start_low") else "")
     lines.append(f"gradient noise scale B_simple (median over the base-batch-size cells): "
-                 f"{format_number(row['noise_scale_start'])} at the start, "
+                 f"{format_number(row['noise_scale_start'])}{interval} at the start, "
                  f"{format_number(row['noise_scale_end'])} at the end")
     lines.append(f"[dim]critical batch: {row['method']}. noise scale: {row['noise_method']}.[/]")
     return lines
