@@ -17,6 +17,7 @@ from .common import (
     console,
     console_err,
     formats_option,
+    force_option,
     out_option,
     parse_formats,
     results_folder,
@@ -57,8 +58,9 @@ from .surface_options import resolve_surface, surface_options
 @formats_option
 @click.option("--animate", is_flag=True, help="Also write trajectories.gif.")
 @out_option
+@force_option
 def command(optimizers, surface, steps, start, noise, trials, tune, tune_over, tune_range, tune_starts, criterion,
-            tolerance, clip_grad_norm, check_repro, batch_sizes, floor_lrs, seed, formats, animate, out):
+            tolerance, clip_grad_norm, check_repro, batch_sizes, floor_lrs, seed, formats, animate, out, force):
     """Run each optimizer on a surface and compare trajectories, losses and metrics.
 
     OPTIMIZERS are specs such as `sgd`, `adam:lr=0.5,betas=0.9/0.99`, `momentum`, or `torch:adam`
@@ -80,7 +82,7 @@ def command(optimizers, surface, steps, start, noise, trials, tune, tune_over, t
         with results_folder(out, "compare") as folder:
             study = noise_floor(specs, steps=LINREG_STEPS if steps is None else steps, seeds=trials,
                                 batch_sizes=sizes, floor_lrs=lrs, seed=seed)
-            study.save(folder)
+            study.save(folder, force)
         console.print(noise_floor_table(study))
         write_figures(study.plot(), folder, formats)
         console.print(f"results in {folder}")
@@ -102,7 +104,7 @@ def command(optimizers, surface, steps, start, noise, trials, tune, tune_over, t
                               "steps per optimizer, each grid one batched tensor", highlight=False)
         result = compare(specs, resolved, steps=steps, start=point, trials=trials, noise=noise, seed=seed,
                          clip_grad_norm=clip_grad_norm, tune=plan, check_repro=check_repro, tolerance=tolerance)
-        result.save(folder)
+        result.save(folder, force)
 
     if result.tuning is not None:
         console.print(tuning_table(result.tuning.summary, result.meta["tune"], resolved))
