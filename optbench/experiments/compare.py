@@ -26,7 +26,14 @@ from ..plots.surfaces import animate, plot_grid, plot_loss, plot_trajectories
 from ..results import read_metadata, read_table
 from ..runners.repro import compare_runs
 from ..runners.recorder import RELATIVE_TOLERANCE
-from ..runners.surface import check_relative_tolerance, default_hparams, fixed_starts, random_starts, run_surface
+from ..runners.surface import (
+    check_relative_tolerance,
+    default_hparams,
+    defaults_key,
+    fixed_starts,
+    random_starts,
+    run_surface,
+)
 from ..runners.tuning import (
     CRITERIA,
     Tuning,
@@ -212,7 +219,8 @@ def compare(optimizers, surface: Surface | str = "elliptic", *, steps: int | Non
     runs = compare_once()
     trajectory = pd.concat([run.trajectory for run in runs], ignore_index=True)
     metrics = pd.concat([run.metrics for run in runs], ignore_index=True)
-    hparams = {spec.name: (spec.family, spec.resolved(default_hparams(surface, spec.family))) for spec in specs}
+    hparams = {spec.name: (spec.family, spec.resolved(default_hparams(surface, defaults_key(spec))))
+               for spec in specs}
     rates = rate_table(trajectory, surface, hparams, noise) if surface.hessian_eigenvalues else None
     repro = _reproducibility(trajectory, compare_once) if check_repro else None
     meta = {

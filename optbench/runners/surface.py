@@ -34,16 +34,23 @@ import torch
 
 from ..errors import OptbenchError
 from ..objectives import Surface, add_gradient_noise, noisy
+from ..optimizers.registry import PRESETS
 from ..specs import OptimizerSpec
 from ..tasks.defaults import surface_defaults
 from .recorder import RELATIVE_TOLERANCE, Recorder
 
 MAX_RECORDED_POINTS = 250_000       # trial-steps kept in the trajectory table before striding
 
-def default_hparams(surface: Surface, family: str) -> dict:
-    """The built-in settings for `family` on `surface` (overridden by the user's spec); the table
-    and its reasons are in `optbench.tasks.defaults`."""
-    return surface_defaults(surface, family)
+def default_hparams(surface: Surface, optimizer: str) -> dict:
+    """The built-in settings for `optimizer` (an algorithm or preset name, `defaults_key`) on `surface`,
+    overridden by the user's spec; the tables and their reasons are in `optbench.tasks.defaults`."""
+    return surface_defaults(surface, optimizer)
+
+
+def defaults_key(spec: OptimizerSpec) -> str:
+    """The name whose built-in defaults a spec takes: its preset ('nesterov') or its algorithm ('sgd')."""
+    name = spec.text.removeprefix("torch:").partition(":")[0].strip().lower()
+    return name if name in PRESETS else spec.family
 
 
 @dataclass
@@ -75,7 +82,7 @@ def run_surface(spec: OptimizerSpec, surface: Surface, starts: torch.Tensor, ste
     """Run `spec` from every row of `starts` for `steps` steps; returns trajectory and metrics tables.
 
     grid: hyperparameter name -> one value per trial (`beta1`/`beta2` address `betas`).
-    defaults: settings under the spec's (by default `default_hparams(surface, spec.family)`).
+    defaults: settings under the spec's (by default `default_hparams(surface, defaults_key(spec))`).
     clip_grad_norm: None (the default) never touches a gradient; a number rescales each trial's gradient
     to at most that norm, as `torch.nn.utils.clip_grad_norm_` would, and is recorded as a column.
     device: where the optimizer steps ('cuda' for a reproducibility check); tables are always on the CPU.
@@ -94,7 +101,7 @@ def run_surface(spec: OptimizerSpec, surface: Surface, starts: torch.Tensor, ste
     for name, values in grid.items():
         if values.numel() != trials:
             raise OptbenchError(f"grid '{name}' has {values.numel()} values for {trials} trials")
-    defaults = default_hparams(surface, spec.family) if defaults is None else defaults
+    defaults = default_hparams(surface, defaults_key(spec)) if defaults is None else defaults
     if record_every is None:
         record_every = max(1, math.ceil(trials * (steps + 1) / MAX_RECORDED_POINTS))
     _check_grid(spec, grid)
