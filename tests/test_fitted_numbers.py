@@ -79,3 +79,21 @@ def test_the_noise_scale_interval_covers_the_exact_lenet_value_at_initialisation
         estimate = noise_scale.for_classifier(network, images, labels, seed=seed)   # 16 batches of 32
         covered += estimate.low <= exact <= estimate.high
     assert covered >= 36                      # >= 90% of 40 seeds
+
+
+def test_the_tuned_rule_runs_an_lr_grid_per_batch_size_and_keeps_the_fastest():
+    import optbench
+    from optbench.sweeps.cells import expand
+    from optbench.sweeps.spec import SweepSpec
+
+    spec = SweepSpec(batch_sizes=(4, 16, 64), lr_scales=("tuned",), optimizers=("sgd:lr=0.1",),
+                     task="surface:bowl", noise=2.0, steps=120, seeds=1, target_loss=0.05)
+    cells = expand(spec)
+    lrs = {b: sorted(c.lr for c in cells if c.batch_size == b) for b in (4, 16, 64)}
+    assert lrs[16] == pytest.approx([0.1 * 2 * f for f in (0.25, 0.5, 1, 2, 4)])   # √(16/4) = 2
+    summary = optbench.sweep(spec).summary
+    for _, rows in summary.groupby("batch_size"):
+        chosen = rows[rows["lr_chosen"]]
+        assert len(chosen) == 1
+        fastest = rows["steps_to_target"].min()
+        assert chosen["steps_to_target"].iloc[0] == fastest or (math.isnan(fastest) and len(chosen) == 1)

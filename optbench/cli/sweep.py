@@ -23,7 +23,8 @@ from .sweep_options import build_spec, parse_shard, resolve_options
               help="A YAML file with the same options; command-line flags override it.")
 @click.option("--batch-size", default="16,64,256", show_default=True, help="Batch sizes, comma-separated.")
 @click.option("--lr-scale", default="linear", show_default=True,
-              help="lr-scaling rules, comma-separated: linear (lr·B/B0), sqrt (lr·√(B/B0)), none.")
+              help="lr-scaling rules, comma-separated: linear (lr·B/B0), sqrt (lr·√(B/B0)), none, tuned (the best of "
+                   "lr·√(B/B0)·2^k, k=-2..2, per batch size: what the critical batch size model describes).")
 @click.option("--optimizer", "optimizers", multiple=True, default=("momentum",), show_default=True,
               help="Optimizer spec; repeat for several (e.g. --optimizer sgd --optimizer adam).")
 @click.option("--task", default="digits", show_default=True,

@@ -170,7 +170,9 @@ def _print(result: TrainingResult, trace: bool) -> None:
         _print_trace(result.trace)
     else:
         for name, run in result.trace.groupby("optimizer", sort=False):
-            console.print(f"{name}: a = {run['a_next'].iloc[-1]:.6g} after {len(run)} iterations")
+            diverged = run[run["diverged"]] if "diverged" in run else run.iloc[:0]
+            note = f" [red]diverged at iteration {int(diverged['iteration'].iloc[0])}[/]" if len(diverged) else ""
+            console.print(f"{name}: a = {run['a_next'].iloc[-1]:.6g} after {len(run)} iterations{note}")
 
 
 def _print_summary(summary: pd.DataFrame) -> None:

@@ -20,8 +20,10 @@ from matplotlib.figure import Figure
 from ..sweeps.columns import optimizer_setting_columns
 from .style import LINESTYLES, OKABE_ITO, style
 
-RULE_COLOURS = {"linear": OKABE_ITO[1], "sqrt": OKABE_ITO[0], "none": OKABE_ITO[2], "best rule": "black"}
-RULE_LABELS = {"linear": "linear (lr ∝ B)", "sqrt": "sqrt (lr ∝ √B)", "none": "none (lr fixed)"}
+RULE_COLOURS = {"linear": OKABE_ITO[1], "sqrt": OKABE_ITO[0], "none": OKABE_ITO[2], "tuned": OKABE_ITO[3],
+                "best rule": "black"}
+RULE_LABELS = {"linear": "linear (lr ∝ B)", "sqrt": "sqrt (lr ∝ √B)", "none": "none (lr fixed)",
+               "tuned": "tuned (best of 5 lrs per B)"}
 BATCH_COLOURS = "viridis"
 
 
@@ -105,6 +107,8 @@ def loss_curves(cells: pd.DataFrame, label: str):
 def _median_by(summary: pd.DataFrame, column: str) -> pd.DataFrame:
     """Median over seeds per (setting, rule, batch); NaN where any seed missed (for steps)."""
     keys = optimizer_setting_columns(summary) + ["lr_scale", "batch_size"]
+    if "lr_chosen" in summary:   # a `tuned` rule's grid: only each batch size's chosen lr
+        summary = summary[summary["lr_chosen"]]
 
     def median(values):
         return math.nan if values.isna().any() else float(values.median())

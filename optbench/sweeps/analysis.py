@@ -51,7 +51,19 @@ def summarize(table: pd.DataFrame, target_accuracy=None, target_loss=None) -> pd
                      "target_outcome": target_outcome(cell, evaluated, steps, target_accuracy, target_loss),
                      "target_accuracy": target_accuracy, "target_loss": target_loss,
                      **{c: first[c] for c in PER_CELL_COLUMNS if c in cell.columns}})
-    return pd.DataFrame(rows)
+    return _mark_chosen_lr(pd.DataFrame(rows))
+
+
+def _mark_chosen_lr(summary: pd.DataFrame) -> pd.DataFrame:
+    """`lr_chosen`: the cell that stands for its (setting, rule, batch size, seed): every cell of a
+    single-lr rule; for `tuned`, the lr of its grid with the fewest steps to target (the lowest final
+    loss where none reached it, so a row is always chosen)."""
+    keys = optimizer_setting_columns(summary) + ["lr_scale", "batch_size", "seed"]
+    rank = summary.assign(_steps=summary["steps_to_target"].fillna(np.inf),
+                          _loss=summary["final_loss"].fillna(np.inf))
+    order = rank.sort_values(["_steps", "_loss", "lr"], kind="stable")
+    chosen = order.groupby(keys, sort=False, dropna=False).head(1).index
+    return summary.assign(lr_chosen=summary.index.isin(chosen))
 
 
 def target_outcome(cell: pd.DataFrame, evaluated: pd.DataFrame, steps: float, target_accuracy=None,
@@ -194,9 +206,10 @@ def critical_batch_sizes(summary: pd.DataFrame, kind: str = "training") -> pd.Da
     names = optimizer_setting_columns(summary)
     rows = []
     for group_key, group in summary.groupby(names, sort=False, dropna=False):
+        chosen = group[group["lr_chosen"]] if "lr_chosen" in group else group
         per_rule = {rule: part[["batch_size", "seed", "steps_to_target"]]
-                    for rule, part in group.groupby("lr_scale", sort=False)}
-        best = group.groupby(["batch_size", "seed"], sort=False)["steps_to_target"].min().reset_index()
+                    for rule, part in chosen.groupby("lr_scale", sort=False)}
+        best = chosen.groupby(["batch_size", "seed"], sort=False)["steps_to_target"].min().reset_index()
         per_rule["best rule"] = best
         b0 = group["base_batch_size"].iloc[0]
         at_b0 = group[group["batch_size"] == b0] if (group["batch_size"] == b0).any() \
