@@ -97,3 +97,28 @@ def test_the_tuned_rule_runs_an_lr_grid_per_batch_size_and_keeps_the_fastest():
         assert len(chosen) == 1
         fastest = rows["steps_to_target"].min()
         assert chosen["steps_to_target"].iloc[0] == fastest or (math.isnan(fastest) and len(chosen) == 1)
+
+
+def _figure_of(steps_by_batch, seeds=1):
+    from optbench.plots.sweeps import steps_to_target
+    from optbench.sweeps.analysis import critical_batch_sizes
+
+    summary = pd.DataFrame([{"optimizer": "sgd", "lr_scale": "linear", "batch_size": b, "seed": s,
+                             "base_batch_size": min(steps_by_batch), "steps_to_target": steps,
+                             "target_accuracy": 0.9, "target_loss": math.nan, "lr_chosen": True,
+                             "noise_scale_start": 1.0, "noise_scale_end": 1.0}
+                            for b, steps in steps_by_batch.items() for s in range(seeds)])
+    critical = critical_batch_sizes(summary)
+    return critical, steps_to_target(summary, critical)
+
+
+def test_the_steps_figure_draws_the_fit_with_its_interval_only_where_the_model_fits():
+    fitted = {b: 100 * (1 + 64 / b) for b in (8, 16, 32, 64, 128, 256, 512)}
+    critical, figure = _figure_of(fitted)
+    labels = [line.get_label() for line in figure.axes[0].get_lines()]
+    fit = [label for label in labels if label.startswith("fit S_min")]
+    assert critical.set_index("lr_scale").loc["best rule", "fit_status"] == "fitted"
+    assert len(fit) == 1 and "B_crit ≈ 64" in fit[0] and "95%" in fit[0]
+    critical, figure = _figure_of({16: 68.6, 64: 39.9, 256: 75.5})      # the rule-scaled sweep
+    assert not any(line.get_label().startswith("fit") for line in figure.axes[0].get_lines())
+    assert (critical["fit_status"] == "steps rise with B: the model does not apply").all()

@@ -142,7 +142,9 @@ def steps_to_target(summary: pd.DataFrame, critical: pd.DataFrame):
                 xs = np.logspace(np.log10(group["batch_size"].min()), np.log10(group["batch_size"].max()), 100)
                 ax.plot(xs, fit["s_min"] * (1 + fit["critical_batch_size"] / xs), color="black",
                         linestyle="--", linewidth=1.0,
-                        label=prefix + f"fit S_min(1 + B_crit/B): B_crit ≈ {fit['critical_batch_size']:.0f}")
+                        label=prefix + f"fit S_min(1 + B_crit/B): B_crit ≈ {fit['critical_batch_size']:.0f}"
+                        + (f" (95%: {fit['critical_low']:.0f}-{fit['critical_high']:.0f})"
+                           if np.isfinite(fit.get("critical_low", np.nan)) else ""))
                 if not fit["at_edge"]:
                     ax.axvline(fit["critical_batch_size"], color="black", linewidth=0.8, alpha=0.5)
         ax.set_xscale("log", base=2)
