@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import platform
+import shutil
 import sys
 import tempfile
 from datetime import datetime

@@ -57,8 +57,9 @@ def test_not_reached_says_why_and_shows_the_budget(spec, outcome):
 
 
 def test_a_sweep_cell_that_missed_its_target_says_why():
-    from optbench.sweeps.analysis import target_outcome
     import pandas as pd
+
+    from optbench.sweeps.analysis import target_outcome
     cell = pd.DataFrame({"step": [0, 10, 20, 30, 40], "diverged": False,
                          "eval_accuracy": [0.1, 0.3, 0.5, 0.7, 0.8], "eval_loss": math.nan})
     assert target_outcome(cell, cell, math.nan, target_accuracy=0.9) == "budget ran out after 40 steps"

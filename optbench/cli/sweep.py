@@ -148,9 +148,8 @@ def critical_lines(critical) -> list[str]:
                      f"{format_number(row['critical_low'])}-{format_number(row['critical_high'])}); "
                      f"S_min ~ {format_number(row['s_min'])} steps, E_min ~ {format_number(row['e_min'])} samples")
     row = critical.iloc[0]
-    interval = (f" (95% interval {format_number(row['noise_scale_start_low'])}-"
-                f"{format_number(row['noise_scale_start_high'])})" if row.get("noise_scale_start_low") == row.get(
-                    "noise_scale_start_low") else "")
+    low, high = row.get("noise_scale_start_low"), row.get("noise_scale_start_high")
+    interval = f" (95% interval {format_number(low)}-{format_number(high)})" if low == low and low is not None else ""
     lines.append(f"gradient noise scale B_simple (median over the base-batch-size cells): "
                  f"{format_number(row['noise_scale_start'])}{interval} at the start, "
                  f"{format_number(row['noise_scale_end'])} at the end")

@@ -24,8 +24,8 @@ from ..objectives import Surface, get_surface
 from ..plots.fair import plot_sensitivity
 from ..plots.surfaces import animate, plot_grid, plot_loss, plot_trajectories
 from ..results import read_metadata, read_table
-from ..runners.repro import compare_runs
 from ..runners.recorder import RELATIVE_TOLERANCE
+from ..runners.repro import compare_runs
 from ..runners.surface import (
     check_relative_tolerance,
     default_hparams,

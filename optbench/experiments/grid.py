@@ -113,9 +113,9 @@ def best_cell(metrics: pd.DataFrame, surface: Surface, x_name: str, y_name: str)
         return None
     x_index = metrics[x_name].rank(method="dense").to_numpy().astype(int) - 1
     y_index = metrics[y_name].rank(method="dense").to_numpy().astype(int) - 1
-    diverged = set(zip(x_index[~alive], y_index[~alive]))
+    diverged = set(zip(x_index[~alive], y_index[~alive], strict=True))
     edge = np.array([any((x + dx, y + dy) in diverged for dx, dy in ((1, 0), (-1, 0), (0, 1), (0, -1)))
-                     for x, y in zip(x_index, y_index)])
+                     for x, y in zip(x_index, y_index, strict=True)])
     floor = RESOLUTION * surface.tolerance if surface.tolerance is not None else 0.0
     gap = np.maximum(metrics["final_loss"].to_numpy(dtype=float) - (surface.minimum_value or 0.0), floor)
     steps = np.nan_to_num(metrics["steps_to_tolerance"].to_numpy(dtype=float), nan=np.inf)

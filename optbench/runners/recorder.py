@@ -180,7 +180,7 @@ class Recorder:
         with np.errstate(invalid="ignore", over="ignore"):
             stalled = losses[-1] - self.f_min > (1 - STALL_FRACTION) * (self.late_loss - self.f_min)
         outcomes = []
-        for trial, (reached, diverged) in enumerate(zip(self.converged_at.numpy(), self.diverged_at.numpy())):
+        for trial, (reached, diverged) in enumerate(zip(self.converged_at.numpy(), self.diverged_at.numpy(), strict=True)):
             if not np.isnan(diverged):
                 outcomes.append(f"diverged at step {diverged:.0f}")
             elif not np.isnan(reached):

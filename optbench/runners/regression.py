@@ -37,7 +37,7 @@ def scalar_trace(optimizer: str | OptimizerSpec = "sgd", steps: int = SCALAR["it
     spec = as_spec(optimizer)
     parameter = torch.tensor([a], dtype=torch.float64, requires_grad=True)
     opt = spec.build([parameter], {"lr": SCALAR["lr"]})
-    rows = []
+    rows, start_loss = [], (y - a * x) ** 2
     for iteration in range(steps):
         a_before = parameter.item()
 
@@ -49,7 +49,6 @@ def scalar_trace(optimizer: str | OptimizerSpec = "sgd", steps: int = SCALAR["it
 
         loss = opt.step(closure)       # every optimizer (ours and torch's) accepts a closure
         gradient = parameter.grad.item()
-        start_loss = loss.item() if iteration == 0 else start_loss
         diverged = bool(rows and rows[-1]["diverged"]) or is_diverged((y - parameter.item() * x) ** 2, start_loss)
         rows.append(dict(optimizer=spec.name, family=spec.family, iteration=iteration, a=a_before,
                          prediction=a_before * x, loss=loss.item(), gradient=gradient,

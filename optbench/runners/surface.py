@@ -225,7 +225,7 @@ class PerTrialStepper:
 
     def step(self, gradient):
         counts = list(self.counts[-1])
-        for i, (theta, optimizer, g) in enumerate(zip(self.thetas, self.optimizers, gradient)):
+        for i, (theta, optimizer, g) in enumerate(zip(self.thetas, self.optimizers, gradient, strict=True)):
             calls = [0]
 
             def closure(theta=theta, calls=calls):   # LBFGS re-evaluates during its line search

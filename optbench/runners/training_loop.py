@@ -7,7 +7,6 @@ The conventions (dropped last batch, warm-up, divergence, evaluations) are in `t
 
 from __future__ import annotations
 
-import math
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field

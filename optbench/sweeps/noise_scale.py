@@ -28,7 +28,6 @@ import torch
 import torch.nn.functional as F
 from scipy.stats import t as student_t
 
-
 CONFIDENCE = 0.95
 
 
