@@ -29,11 +29,19 @@ def metrics_table(metrics, surface, steps) -> Table:
         table.add_row(
             name, runs["settings"].iloc[0], format_number(runs["final_loss"].median()),
             format_number(runs["distance_to_minimum"].median()),
-            format_number(runs["steps_to_tolerance"].median()) if reached else "never",
+            format_number(runs["steps_to_tolerance"].median()) if reached else _not_reached(runs),
             format_number(runs["path_length"].median()),
             (f"{diverged}/{trials}" if trials > 1 else f"step {int(runs['diverged_at'].iloc[0])}")
             if diverged else "no")
     return table
+
+
+def _not_reached(runs) -> str:
+    """Why no trial reached the tolerance: the one trial's outcome, or the most common one."""
+    if "outcome" not in runs:
+        return "never"
+    outcomes = runs["outcome"].value_counts()
+    return outcomes.index[0] + (f" ({outcomes.iloc[0]}/{len(runs)})" if len(runs) > 1 else "")
 
 
 def rates_table(rates) -> Table:
