@@ -98,6 +98,8 @@ def command(ctx, config_path, **flags):
 # --- reporting --------------------------------------------------------------------------------
 
 def summary_table(summary, spec) -> Table:
+    if "lr_chosen" in summary:   # a `tuned` rule's grid: the chosen lr at each batch size
+        summary = summary[summary["lr_chosen"]]
     seeds = summary["seed"].nunique()
     targets = [f"accuracy >= {spec.target_accuracy:g}" if spec.target_accuracy is not None else "",
                f"loss <= {spec.target_loss:g}" if spec.target_loss is not None else ""]
@@ -120,8 +122,9 @@ def summary_table(summary, spec) -> Table:
         keys = keys if isinstance(keys, tuple) else (keys,)
         label = keys[0] + "".join(f" {name}={value}" for name, value in zip(extra, keys[1:-2]))
         reached = rows["steps_to_target"].notna().all()
-        to_target = [format_number(round(rows["steps_to_target"].median(), 1)) if reached else "never",
-                     format_number(round(rows["samples_to_target"].median())) if reached else "never"]
+        missed = rows["target_outcome"].iloc[0] if "target_outcome" in rows and not reached else "never"
+        to_target = [format_number(round(rows["steps_to_target"].median(), 1)) if reached else missed,
+                     format_number(round(rows["samples_to_target"].median())) if reached else "-"]
         table.add_row(
             label, keys[-2], str(keys[-1]), format_number(rows["lr"].iloc[0]),
             format_number(rows["final_accuracy" if has_accuracy else "final_loss"].median()),
