@@ -3,7 +3,11 @@
 A results folder holds tidy tables as parquet files and `meta.json`: what made them (command
 line, resolved spec, seed, optbench/torch versions, device), so `optbench plot DIR` can redraw
 every figure without re-running. Every write is atomic (a temporary file renamed over the
-target), so an interrupted run never leaves half a file behind.
+target), so an interrupted run never leaves half a file behind, and every file gets the permissions
+the user's umask gives a new file (0644 under umask 022), so shared folders stay readable.
+
+A folder holds one run (`claim_folder`): saving the same run again replaces its outputs, a different
+run is refused unless `force`, which first removes what the earlier run wrote.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shutil
 import sys
 import tempfile
 from datetime import datetime
@@ -28,6 +33,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~current_umask())   # mkstemp creates 0600; a plain open() would respect the umask
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
@@ -37,6 +43,13 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def current_umask() -> int:
+    """The process's umask (reading it means setting it: set it straight back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_json(path: Path, payload) -> None:
@@ -132,3 +145,56 @@ def output_folder(out: str | Path | None, command: str) -> Path:
     except OSError as error:
         raise OptbenchError(f"cannot write to output folder {folder}: {error.strerror or error}") from None
     return folder
+
+
+CELLS = "cells"
+OUTPUT_SUFFIXES = (".parquet", ".png", ".pdf", ".svg", ".gif")
+
+
+def same_run(meta: dict, kind: str, spec: dict, seed) -> bool:
+    """Whether a folder's meta.json records this run: the same kind, resolved spec and seed."""
+    return (meta.get("kind") == kind and canonical_json(meta.get("spec")) == canonical_json(spec)
+            and meta.get("seed") == seed)
+
+
+def claim_folder(folder, kind: str, spec: dict, seed, force: bool = False) -> None:
+    """Make `folder` ready to hold this run's outputs, before any is written.
+
+    A folder without meta.json is used as it is. One recording this run (`same_run`) has its earlier
+    tables and figures removed (so a figure format dropped since leaves nothing behind; resumable cells
+    are kept). Another run is refused with OptbenchError unless `force`, which first removes what the
+    earlier run wrote (`clean`); files optbench did not write are never touched.
+    """
+    folder = Path(folder)
+    if not (folder / META_FILE).exists():
+        return
+    if same_run(read_metadata(folder), kind, spec, seed):
+        clean(folder, keep_cells=True)
+    elif force:
+        clean(folder)
+    else:
+        raise OptbenchError(f"{folder} holds the results of a different run; use another --out, "
+                            "or --force to replace them")
+
+
+def clean(folder, keep_cells: bool = False) -> None:
+    """Remove what optbench wrote into `folder` (meta.json, cells, tables, figures); nothing else."""
+    folder = Path(folder)
+    if not (folder / META_FILE).exists() and not (folder / CELLS).exists():
+        return
+    if not keep_cells:
+        shutil.rmtree(folder / CELLS, ignore_errors=True)
+    remove_outputs(folder)
+    (folder / META_FILE).unlink(missing_ok=True)
+
+
+def remove_outputs(folder) -> None:
+    """Remove the tables and figures at the top of a results folder (not meta.json, not its cells)."""
+    for path in Path(folder).iterdir():
+        if path.is_file() and path.suffix in OUTPUT_SUFFIXES:
+            path.unlink()
+
+
+def canonical_json(value) -> str:
+    """JSON as meta.json stores it, so a spec compares equal to its saved copy."""
+    return json.dumps(json.loads(json.dumps(value, default=str)), sort_keys=True)

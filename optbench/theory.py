@@ -22,6 +22,7 @@ import math
 
 import numpy as np
 import pandas as pd
+from scipy.stats import t as student_t
 
 
 def gradient_descent_rate(lr: float, eigenvalues) -> float:
@@ -116,45 +117,70 @@ def analytic_rate(family: str, hparams: dict, eigenvalues) -> float | None:
 
 
 def measured_rate(steps, gaps, floor: float = 1e-250) -> float:
-    """ρ fitted to ‖θ_t - θ*‖ ≈ C ρ^t from loss gaps f - f* (which shrink by ρ² per step).
+    """ρ fitted to ‖θ_t - θ*‖ ≈ C ρ^t from loss gaps f - f* (which shrink by ρ² per step); see `fit_rate`."""
+    return fit_rate(steps, gaps, floor)[0]
+
+
+def fit_rate(steps, gaps, floor: float = 1e-250, confidence: float = 0.95) -> tuple[float, float, float, int]:
+    """(ρ, low, high, points): ρ fitted to ‖θ_t - θ*‖ ≈ C ρ^t from loss gaps f - f*, with its interval.
 
     Least squares slope of log(gap)/2 against the step over the second half of the run, using only
     finite gaps above `floor` (float64 underflow); heavy ball's oscillation averages out over the
-    window. NaN when fewer than 3 usable points remain.
+    window. low/high: the slope's Student-t interval at `confidence` (from the fit's residuals), mapped
+    through exp; a short window over an oscillating or not yet settled run gives a wide interval, so a
+    difference from theory inside it is no mismatch. NaNs when fewer than 3 usable points remain.
     """
     steps, gaps = np.asarray(steps, dtype=float), np.asarray(gaps, dtype=float)
     usable = np.isfinite(gaps) & (gaps > floor)
     steps, gaps = steps[usable], gaps[usable]
     if len(steps) < 3:
-        return math.nan
+        return math.nan, math.nan, math.nan, int(len(steps))
     late = steps >= (steps[0] + steps[-1]) / 2
     if late.sum() < 3:
         late = np.ones_like(steps, dtype=bool)
-    slope = np.polyfit(steps[late], np.log(gaps[late]) / 2, 1)[0]
-    return float(math.exp(slope))
+    x, y = steps[late], np.log(gaps[late]) / 2
+    slope, intercept = np.polyfit(x, y, 1)
+    points = len(x)
+    if points < 4:
+        return float(math.exp(slope)), math.nan, math.nan, points
+    residuals = y - (slope * x + intercept)
+    spread = math.sqrt(float(residuals @ residuals) / (points - 2) / float(((x - x.mean()) ** 2).sum()))
+    half = student_t.ppf(0.5 + confidence / 2, points - 2) * spread
+    return float(math.exp(slope)), float(math.exp(slope - half)), float(math.exp(slope + half)), points
 
 
-def rate_table(trajectory, surface, resolved_hparams: dict) -> pd.DataFrame:
-    """Per (optimizer, trial): the measured rate next to the analytic one (quadratics; NaN elsewhere).
+def rate_verdict(analytic: float, low: float, high: float, noise: float = 0.0) -> str:
+    """How a measured rate relates to the noise-free theory: 'agrees' (inside the fit's interval, or
+    within 0.1%), 'differs', 'no formula', 'fit too short' (no interval), or a note that the run was
+    noisy, so the theory does not apply."""
+    if not math.isfinite(analytic):
+        return "no formula"
+    if noise > 0:
+        return "theory is noise-free: not comparable"
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return "fit too short"
+    tolerance = 1e-3 * analytic
+    return "agrees" if low - tolerance <= analytic <= high + tolerance else "differs"
 
-    resolved_hparams: optimizer label -> (family, its resolved hyperparameters).
+
+def rate_table(trajectory, surface, resolved_hparams: dict, noise: float = 0.0) -> pd.DataFrame:
+    """Per (optimizer, trial): the measured rate with its 95% interval and fit points, next to the
+    analytic one (quadratics; NaN elsewhere), and `verdict` (`rate_verdict`).
+
+    resolved_hparams: optimizer label -> (family, its resolved hyperparameters); noise: the std of the
+    gradient noise the run had (theory assumes none).
     """
     rows = []
     eigenvalues = surface.hessian_eigenvalues if surface.minimum_value is not None else None
     for (name, trial), run in trajectory.groupby(["optimizer", "trial"], sort=False):
         family, hparams = resolved_hparams[name]
         theory = analytic_rate(family, hparams, eigenvalues) if eigenvalues else None
-        measured = (
-            measured_rate(run["step"], run["loss"] - surface.minimum_value) if eigenvalues else math.nan
-        )
-        rows.append(
-            {
-                "optimizer": name,
-                "trial": int(trial),
-                "measured_rate": measured,
-                "analytic_rate": math.nan if theory is None else theory,
-            }
-        )
+        fitted = fit_rate(run["step"], run["loss"] - surface.minimum_value) if eigenvalues \
+            else (math.nan, math.nan, math.nan, 0)
+        analytic = math.nan if theory is None else theory
+        rows.append({"optimizer": name, "trial": int(trial), "measured_rate": fitted[0],
+                     "measured_low": fitted[1], "measured_high": fitted[2], "fit_points": fitted[3],
+                     "analytic_rate": analytic, "verdict": rate_verdict(analytic, fitted[1], fitted[2], noise)})
     return pd.DataFrame(rows)
 
 

@@ -7,6 +7,7 @@ import torch
 
 from optbench.data import load
 from optbench.errors import OptbenchError
+from optbench.runners.divergence import is_diverged
 from optbench.runners.schedules import build_scheduler
 from optbench.runners.training import TrainSpec, check, train
 
@@ -153,8 +154,9 @@ def test_divergence_is_recorded_not_raised(digits):
     result = train(TrainSpec(optimizer="sgd:lr=1e4", model="mlp", epochs=3, device="cpu"), digits)
     assert result.summary["diverged"].item() and result.epochs["diverged"].iloc[-1]
     assert len(result.epochs) == 1
-    assert not math.isfinite(result.steps["loss"].iloc[-1])
-    assert all(math.isfinite(v) for v in result.steps["loss"].iloc[:-1])
+    losses = result.steps["loss"]   # the step rows end at the first diverged loss (runners.divergence)
+    assert is_diverged(losses.iloc[-1], losses.iloc[0])
+    assert not any(is_diverged(v, losses.iloc[0]) for v in losses.iloc[:-1])
 
 
 def test_bf16_autocast_and_channels_last_train_on_cpu(digits):

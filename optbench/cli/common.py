@@ -82,6 +82,8 @@ out_option = click.option(
     "--out", type=click.Path(file_okay=False), default=None,
     help="Output folder (default: results/<command>-<timestamp>/).")
 seed_option = click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
+force_option = click.option("--force", is_flag=True,
+                            help="Replace the results of a different run in --out (removes what it wrote).")
 
 
 def parse_formats(text: str) -> list[str]:

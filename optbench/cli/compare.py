@@ -18,6 +18,7 @@ from .common import (
     console_err,
     print_table,
     formats_option,
+    force_option,
     out_option,
     parse_formats,
     results_folder,
@@ -44,6 +45,8 @@ from .surface_options import resolve_surface, surface_options
               help="Seeded random starts every tuning cell runs from (the score is their median).")
 @click.option("--criterion", type=click.Choice(["final-loss", "steps-to-tol"]), default="final-loss",
               show_default=True, help="What tuning minimises.")
+@click.option("--tol", "tolerance", type=float, default=1e-6, show_default=True,
+              help="Converged ('steps to tol') once f - f_min falls below TOL x (f(start) - f_min) of the run's own start.")
 @click.option("--clip-grad-norm", type=float, default=None,
               help="Clip each run's gradient to this norm (off unless given; recorded in the results).")
 @click.option("--check-repro", is_flag=True,
@@ -56,8 +59,9 @@ from .surface_options import resolve_surface, surface_options
 @formats_option
 @click.option("--animate", is_flag=True, help="Also write trajectories.gif.")
 @out_option
+@force_option
 def command(optimizers, surface, steps, start, noise, trials, tune, tune_over, tune_range, tune_starts, criterion,
-            clip_grad_norm, check_repro, batch_sizes, floor_lrs, seed, formats, animate, out):
+            tolerance, clip_grad_norm, check_repro, batch_sizes, floor_lrs, seed, formats, animate, out, force):
     """Run each optimizer on a surface and compare trajectories, losses and metrics.
 
     OPTIMIZERS are specs such as `sgd`, `adam:lr=0.5,betas=0.9/0.99`, `momentum`, or `torch:adam`
@@ -79,7 +83,7 @@ def command(optimizers, surface, steps, start, noise, trials, tune, tune_over, t
         with results_folder(out, "compare") as folder:
             study = noise_floor(specs, steps=LINREG_STEPS if steps is None else steps, seeds=trials,
                                 batch_sizes=sizes, floor_lrs=lrs, seed=seed)
-            study.save(folder)
+            study.save(folder, force)
         print_table(noise_floor_table(study))
         write_figures(study.plot(), folder, formats)
         console.print(f"results in {folder}")
@@ -100,12 +104,16 @@ def command(optimizers, surface, steps, start, noise, trials, tune, tune_over, t
             console_err.print(f"tuning {', '.join(plan.over)}: {plan.cells} cells x {plan.starts} starts x {steps} "
                               "steps per optimizer, each grid one batched tensor", highlight=False)
         result = compare(specs, resolved, steps=steps, start=point, trials=trials, noise=noise, seed=seed,
-                         clip_grad_norm=clip_grad_norm, tune=plan, check_repro=check_repro)
-        result.save(folder)
+                         clip_grad_norm=clip_grad_norm, tune=plan, check_repro=check_repro, tolerance=tolerance)
+        result.save(folder, force)
 
     if result.tuning is not None:
         print_table(tuning_table(result.tuning.summary, result.meta["tune"], resolved))
     print_table(metrics_table(result.metrics, resolved, steps))
+    if result.meta["relative_tolerance"] is not None:
+        absolute = result.meta["tolerance"]
+        console.print(f"steps to tol: f - f_min <= {tolerance:g} (f(start) - f_min)"
+                      + (f" = {absolute:.3g}" if absolute is not None else " of each trial's start"), highlight=False)
     if result.rates is not None:
         print_table(rates_table(result.rates))
         console.print(theory_caption(resolved))

@@ -43,22 +43,34 @@ def metrics_table(metrics, surface, steps) -> Table:
             name, runs["settings"].iloc[0], format_number(runs["final_loss"].median()),
             format_number(runs["distance_to_minimum"].median()),
             *((points[name],) if shown_point else ()),
-            format_number(runs["steps_to_tolerance"].median()) if reached else "never",
+            format_number(runs["steps_to_tolerance"].median()) if reached else _not_reached(runs),
             format_number(runs["path_length"].median()),
             (f"{diverged}/{trials}" if trials > 1 else f"step {int(runs['diverged_at'].iloc[0])}")
             if diverged else "no")
     return table
 
 
+def _not_reached(runs) -> str:
+    """Why no trial reached the tolerance: the one trial's outcome, or the most common one."""
+    if "outcome" not in runs:
+        return "never"
+    outcomes = runs["outcome"].value_counts()
+    return outcomes.index[0] + (f" ({outcomes.iloc[0]}/{len(runs)})" if len(runs) > 1 else "")
+
+
 def rates_table(rates) -> Table:
     """Measured linear rate (median over trials) next to the analytic one, per optimizer."""
-    table = _table("linear convergence rate ρ (‖θ_t - θ*‖ ≈ C ρ^t; fitted over the 2nd half)",
-                   ("optimizer", "measured", "analytic", "difference"))
+    table = _table("linear convergence rate ρ (‖θ_t - θ*‖ ≈ C ρ^t; fitted over the 2nd half, 95% interval)",
+                   ("optimizer", "measured", "95% interval", "analytic", "difference"))
     for name, rows in rates.groupby("optimizer", sort=False):
         measured, analytic = rows["measured_rate"].median(), rows["analytic_rate"].iloc[0]
+        low, high = rows["measured_low"].median(), rows["measured_high"].median()
+        verdict = rows["verdict"].iloc[0] if "verdict" in rows else "differs"
         known = analytic == analytic
-        table.add_row(name, f"{measured:.4f}", f"{analytic:.4f}" if known else "no formula",
-                      f"{(measured - analytic) / analytic:+.2%}" if known else "-")
+        difference = f"{(measured - analytic) / analytic:+.2%}" if known else "-"
+        table.add_row(name, f"{measured:.4f}", f"{low:.4f}-{high:.4f}" if low == low else "-",
+                      f"{analytic:.4f}" if known else "no formula",
+                      {"agrees": f"{difference} (within the fit's interval)", "differs": difference}.get(verdict, verdict))
     return table
 
 

@@ -12,6 +12,7 @@ from .common import (
     console,
     format_number,
     formats_option,
+    force_option,
     out_option,
     parse_formats,
     results_folder,
@@ -32,7 +33,8 @@ from .surface_options import resolve_surface, surface_options
 @seed_option
 @formats_option
 @out_option
-def command(optimizer, lr_range, momentum_range, vary, surface, steps, start, noise, seed, formats, out):
+@force_option
+def command(optimizer, lr_range, momentum_range, vary, surface, steps, start, noise, seed, formats, out, force):
     """Map final loss over a grid of two hyperparameters, run as one batched tensor.
 
     The first axis given is the x axis of the heat map; log-spaced ranges are drawn on log axes.
@@ -49,7 +51,7 @@ def command(optimizer, lr_range, momentum_range, vary, surface, steps, start, no
     formats = parse_formats(formats)
     with results_folder(out, "grid") as folder:
         result = grid(spec, axes, resolved, steps=steps, start=point, noise=noise, seed=seed)
-        result.save(folder)
+        result.save(folder, force)
 
     metrics, (x_name, y_name) = result.metrics, result.axes
     console.print(f"{spec.name} on {resolved.name}: {len(metrics)} cells ({len(axes[x_name])} {x_name} x "

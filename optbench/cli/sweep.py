@@ -24,7 +24,8 @@ from .sweep_options import build_spec, parse_shard, resolve_options
               help="A YAML file with the same options; command-line flags override it.")
 @click.option("--batch-size", default="16,64,256", show_default=True, help="Batch sizes, comma-separated.")
 @click.option("--lr-scale", default="linear", show_default=True,
-              help="lr-scaling rules, comma-separated: linear (lr·B/B0), sqrt (lr·√(B/B0)), none.")
+              help="lr-scaling rules, comma-separated: linear (lr·B/B0), sqrt (lr·√(B/B0)), none, tuned (the best of "
+                   "lr·√(B/B0)·2^k, k=-2..2, per batch size: what the critical batch size model describes).")
 @click.option("--optimizer", "optimizers", multiple=True, default=("momentum",), show_default=True,
               help="Optimizer spec; repeat for several (e.g. --optimizer sgd --optimizer adam).")
 @click.option("--task", default="digits", show_default=True,
@@ -98,6 +99,8 @@ def command(ctx, config_path, **flags):
 # --- reporting --------------------------------------------------------------------------------
 
 def summary_table(summary, spec) -> Table:
+    if "lr_chosen" in summary:   # a `tuned` rule's grid: the chosen lr at each batch size
+        summary = summary[summary["lr_chosen"]]
     seeds = summary["seed"].nunique()
     targets = [f"accuracy >= {spec.target_accuracy:g}" if spec.target_accuracy is not None else "",
                f"loss <= {spec.target_loss:g}" if spec.target_loss is not None else ""]
@@ -120,8 +123,9 @@ def summary_table(summary, spec) -> Table:
         keys = keys if isinstance(keys, tuple) else (keys,)
         label = keys[0] + "".join(f" {name}={value}" for name, value in zip(extra, keys[1:-2]))
         reached = rows["steps_to_target"].notna().all()
-        to_target = [format_number(round(rows["steps_to_target"].median(), 1)) if reached else "never",
-                     format_number(round(rows["samples_to_target"].median())) if reached else "never"]
+        missed = rows["target_outcome"].iloc[0] if "target_outcome" in rows and not reached else "never"
+        to_target = [format_number(round(rows["steps_to_target"].median(), 1)) if reached else missed,
+                     format_number(round(rows["samples_to_target"].median())) if reached else "-"]
         table.add_row(
             label, keys[-2], str(keys[-1]), format_number(rows["lr"].iloc[0]),
             format_number(rows["final_accuracy" if has_accuracy else "final_loss"].median()),
@@ -139,17 +143,19 @@ def critical_lines(critical) -> list[str]:
     for _, row in critical.iterrows():
         if row["lr_scale"] != "best rule":
             continue
-        if row["points"] < 3:
-            lines.append(f"critical batch size ({row['optimizer']}): needs >= 3 batch sizes reaching the "
-                         f"target, got {row['points']}")
+        if row["fit_status"] != "fitted":
+            lines.append(f"critical batch size ({row['optimizer']}, best rule per batch size): none: "
+                         f"{row['fit_status']} ({row['points']} batch sizes reached the target)")
             continue
-        edge = " (at the edge of the fit: the data do not bracket it)" if row["at_edge"] else ""
         lines.append(f"critical batch size ({row['optimizer']}, best rule per batch size): "
-                     f"~{format_number(row['critical_batch_size'])}{edge}; S_min ~ {format_number(row['s_min'])} "
-                     f"steps, E_min ~ {format_number(row['e_min'])} samples")
+                     f"{format_number(row['critical_batch_size'])} (95% interval "
+                     f"{format_number(row['critical_low'])}-{format_number(row['critical_high'])}); "
+                     f"S_min ~ {format_number(row['s_min'])} steps, E_min ~ {format_number(row['e_min'])} samples")
     row = critical.iloc[0]
+    low, high = row.get("noise_scale_start_low"), row.get("noise_scale_start_high")
+    interval = f" (95% interval {format_number(low)}-{format_number(high)})" if low == low and low is not None else ""
     lines.append(f"gradient noise scale B_simple (median over the base-batch-size cells): "
-                 f"{format_number(row['noise_scale_start'])} at the start, "
+                 f"{format_number(row['noise_scale_start'])}{interval} at the start, "
                  f"{format_number(row['noise_scale_end'])} at the end")
     lines.append(f"[dim]critical batch: {row['method']}. noise scale: {row['noise_method']}.[/]")
     return lines

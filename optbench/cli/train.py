@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import os
 
 import pandas as pd
@@ -186,10 +185,9 @@ def _print(result: TrainingResult, trace: bool) -> None:
         _print_trace(result.trace)
     else:
         for name, run in result.trace.groupby("optimizer", sort=False):
-            final = float(run["a_next"].iloc[-1])
-            gone = ("diverged" in run and bool(run["diverged"].any())) or not math.isfinite(final)
-            console.print(f"{name}: a = {final:.6g} after {len(run)} iterations" + (", diverged" if gone else ""),
-                          highlight=False)
+            diverged = run[run["diverged"]] if "diverged" in run else run.iloc[:0]
+            note = f" [red]diverged at iteration {int(diverged['iteration'].iloc[0])}[/]" if len(diverged) else ""
+            console.print(f"{name}: a = {run['a_next'].iloc[-1]:.6g} after {len(run)} iterations{note}")
 
 
 def _print_summary(summary: pd.DataFrame) -> None:

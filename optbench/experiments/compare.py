@@ -26,8 +26,16 @@ from ..plots.fair import plot_sensitivity
 from ..plots.grid_map import plot_grid
 from ..plots.surfaces import animate, plot_loss, plot_trajectories
 from ..results import read_metadata, read_table
+from ..runners.recorder import RELATIVE_TOLERANCE
 from ..runners.repro import compare_runs
-from ..runners.surface import default_hparams, fixed_starts, random_starts, run_surface
+from ..runners.surface import (
+    check_relative_tolerance,
+    default_hparams,
+    defaults_key,
+    fixed_starts,
+    random_starts,
+    run_surface,
+)
 from ..runners.tuning import (
     CRITERIA,
     Tuning,
@@ -170,7 +178,8 @@ class Comparison(Result):
 
 def compare(optimizers, surface: Surface | str = "elliptic", *, steps: int | None = None, start=None,
             trials: int = 1, noise: float = 0.0, seed: int = 0, clip_grad_norm: float | None = None,
-            tune: TuningPlan | None = None, check_repro: bool = False) -> Comparison:
+            tune: TuningPlan | None = None, check_repro: bool = False,
+            tolerance: float = RELATIVE_TOLERANCE) -> Comparison:
     """Run each optimizer from the same starts for the same steps; returns a `Comparison`.
 
     optimizers: specs or their text ("sgd", "adam:lr=0.5"); unset learning rates take the surface's
@@ -179,13 +188,18 @@ def compare(optimizers, surface: Surface | str = "elliptic", *, steps: int | Non
     seeded random starts in the middle half of the plot window.
     noise: std of Gaussian noise added to every gradient coordinate (seeded).
     clip_grad_norm: None leaves gradients alone; a number clips each trial's gradient to that norm.
-    Raises OptbenchError for a repeated label, trials < 1, a start of the wrong dimension.
+    tolerance: relative; a run has converged ("steps to tol") once f - f_min <= tolerance (f(its own start)
+    - f_min). metrics has the absolute value per trial (`tolerance`) and the gradient evaluations spent
+    (`gradient_evaluations`, `evaluations_to_tolerance`: LBFGS evaluates several per step).
+    Raises OptbenchError for a repeated label, trials < 1, a start of the wrong dimension, a tolerance
+    outside (0, 1).
     """
     specs, surface = as_specs(optimizers), as_surface(surface)
     steps = surface.steps if steps is None else steps
     point = check_start(surface, start)
     if trials < 1:
         raise OptbenchError(f"trials must be >= 1, got {trials}")
+    check_relative_tolerance(tolerance)
     if clip_grad_norm is not None and not clip_grad_norm > 0:
         raise OptbenchError(f"gradient clipping norm must be > 0, got {clip_grad_norm}")
     labels = [spec.name for spec in specs]
@@ -194,7 +208,8 @@ def compare(optimizers, surface: Surface | str = "elliptic", *, steps: int | Non
     if tune is not None:
         tuning_starts = random_starts(surface, tune.starts, seed + TUNING_SEED_OFFSET)
         metrics = pd.concat([run_tuning(spec, surface, tuning_starts, steps, tune.axes, noise=noise, seed=seed,
-                                        clip_grad_norm=clip_grad_norm) for spec in specs], ignore_index=True)
+                                        clip_grad_norm=clip_grad_norm, relative_tolerance=tolerance)
+                             for spec in specs], ignore_index=True)
         tuning = summarise(metrics, surface, list(tune.over), tune.criterion)
         winners = tuning.summary.set_index("optimizer")
         specs = [tuned_spec(spec, {name: float(winners.loc[spec.name, name]) for name in tune.over})
@@ -208,20 +223,24 @@ def compare(optimizers, surface: Surface | str = "elliptic", *, steps: int | Non
         for spec in specs:
             torch.manual_seed(seed)
             runs.append(run_surface(spec, surface, starts, steps, noise=noise, seed=seed,
-                                    clip_grad_norm=clip_grad_norm, device=device))
+                                    clip_grad_norm=clip_grad_norm, device=device, relative_tolerance=tolerance))
         return runs
 
     runs = compare_once()
     trajectory = pd.concat([run.trajectory for run in runs], ignore_index=True)
     metrics = pd.concat([run.metrics for run in runs], ignore_index=True)
-    hparams = {spec.name: (spec.family, spec.resolved(default_hparams(surface, spec.family))) for spec in specs}
-    rates = rate_table(trajectory, surface, hparams) if surface.hessian_eigenvalues else None
+    hparams = {spec.name: (spec.family, spec.resolved(default_hparams(surface, defaults_key(spec))))
+               for spec in specs}
+    rates = rate_table(trajectory, surface, hparams, noise) if surface.hessian_eigenvalues else None
     repro = _reproducibility(trajectory, compare_once) if check_repro else None
     meta = {
         "surface": surface.name, "optimizers": labels, "steps": steps, "trials": trials,
         "start": list(point) if point else (list(surface.start) if trials == 1 else "random"),
         "noise": noise, "record_every": max(run.record_every for run in runs),
-        "tolerance": surface.tolerance, "clip_grad_norm": clip_grad_norm,
+        "relative_tolerance": tolerance if surface.minimum_value is not None else None,
+        "tolerance": float(metrics["tolerance"].iloc[0])   # absolute, where every trial starts at one point
+        if surface.minimum_value is not None and (trials == 1 or point is not None) else None,
+        "clip_grad_norm": clip_grad_norm,
         "resolved": {name: {k: v for k, v in h.items() if isinstance(v, (int, float, bool, str, tuple))}
                      for name, (_, h) in hparams.items()},
         "tune": tune.meta(steps) if tune else None,

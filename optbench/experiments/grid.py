@@ -1,7 +1,7 @@
 """`grid`: a stability map, the final loss over two hyperparameters, run as one batched tensor.
 
     >>> result = optbench.grid("sgd", {"lr": lrs, "momentum": momenta}, "elliptic")
-    >>> result.best()        # the cell with the lowest final loss among those that did not diverge
+    >>> result.best()        # the best cell by a robust criterion (`best_cell`), also marked in metrics["best"]
 
 Every cell is a trial whose hyperparameters are `[trials, 1]` tensors stepped by one optimizer
 (`runners.surface`); the first axis is the heat map's x axis.
@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 
@@ -20,6 +21,7 @@ from ..objectives import Surface, get_surface
 from ..plots.grid_map import plot_grid
 from ..results import read_metadata, read_table
 from ..runners.surface import fixed_starts, run_surface
+from ..runners.tuning import RESOLUTION
 from ..specs import OptimizerSpec
 from ..theory import stability_edge
 from .inputs import as_spec, as_surface, check_start
@@ -41,9 +43,9 @@ class GridMap(Result):
         return list(self.meta["axes"])
 
     def best(self) -> pd.Series | None:
-        """The row of `metrics` with the lowest final loss among cells that did not diverge (None: all did)."""
-        finite = self.metrics[~self.metrics["diverged"]]
-        return finite.loc[finite["final_loss"].idxmin()] if len(finite) else None
+        """The row of `metrics` marked `best` (`best_cell`); None when every cell diverged."""
+        marked = self.metrics[self.metrics["best"]] if "best" in self.metrics else self.metrics.iloc[:0]
+        return marked.iloc[0] if len(marked) else None
 
     def tables(self) -> dict[str, pd.DataFrame]:
         tables = {"trajectory": self.trajectory, "metrics": self.metrics}
@@ -92,4 +94,32 @@ def grid(optimizer: OptimizerSpec | str, axes: dict, surface: Surface | str = "e
             "ranges": {x_name: list(x_values), y_name: list(y_values)}, "steps": steps,
             "start": list(point or surface.start), "noise": noise, "record_every": run.record_every,
             "per_trial": run.per_trial, "origin": spec.origin.as_dict() if spec.origin is not None else None}
-    return GridMap(surface, run.trajectory, run.metrics, meta, seed)
+    metrics = run.metrics
+    metrics["best"] = metrics.index == best_cell(metrics, surface, x_name, y_name)
+    meta["best_criterion"] = BEST_CRITERION
+    return GridMap(surface, run.trajectory, metrics, meta, seed)
+
+
+BEST_CRITERION = ("fewest steps to tolerance; ties (and cells that never reach it) by final f - f_min floored "
+                  "at 1e-6 x the tolerance; cells next to a diverged one (the stability edge) only if no other")
+
+
+def best_cell(metrics: pd.DataFrame, surface: Surface, x_name: str, y_name: str):
+    """The index of the grid's best cell by BEST_CRITERION, or None when every cell diverged.
+
+    Why not the lowest final loss: next to the stability edge a cell can underflow to 1e-51 after
+    oscillating wildly, and one more step of lr diverges; such a cell is no recommendation.
+    """
+    alive = ~metrics["diverged"].to_numpy()
+    if not alive.any():
+        return None
+    x_index = metrics[x_name].rank(method="dense").to_numpy().astype(int) - 1
+    y_index = metrics[y_name].rank(method="dense").to_numpy().astype(int) - 1
+    diverged = set(zip(x_index[~alive], y_index[~alive], strict=True))
+    edge = np.array([any((x + dx, y + dy) in diverged for dx, dy in ((1, 0), (-1, 0), (0, 1), (0, -1)))
+                     for x, y in zip(x_index, y_index, strict=True)])
+    floor = RESOLUTION * surface.tolerance if surface.tolerance is not None else 0.0
+    gap = np.maximum(metrics["final_loss"].to_numpy(dtype=float) - (surface.minimum_value or 0.0), floor)
+    steps = np.nan_to_num(metrics["steps_to_tolerance"].to_numpy(dtype=float), nan=np.inf)
+    order = np.lexsort((gap, steps, edge, ~alive))       # last key sorts first
+    return metrics.index[order[0]]

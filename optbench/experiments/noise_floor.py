@@ -27,6 +27,9 @@ DEFAULT_LR = 0.03        # the lr of a spec that sets none: stable for every bat
 DEFAULT_STEPS = 2000
 DEFAULT_BATCH_SIZES = (1, 10, 100)
 DEFAULT_FLOOR_LRS = tuple(parse_range("1e-3:0.3:8"))
+# Where the exact second-moment recursion has no fixed point, f - f* grows without bound in expectation
+# (heavy-tailed: a finite run may still look flat), so no measured value is a floor there.
+UNSTABLE = "unstable (theory: no floor)"
 
 
 @dataclass(repr=False)
@@ -34,21 +37,25 @@ class NoiseFloorStudy(Result):
     """The tables of one study; `meta` is what `save` records in meta.json (its "spec")."""
     kind = "compare"
     curves: pd.DataFrame     # one row per (optimizer, batch_size, seed, recorded step): suboptimality, theory_floor
-    floors: pd.DataFrame     # one row per (optimizer, batch_size, lr): measured, theory (inf: unstable), diverged
+    floors: pd.DataFrame     # one row per (optimizer, batch_size, lr): measured (NaN unless settled), theory
+                             # (inf: unstable), diverged, outcome ("settled", "diverged at step N", UNSTABLE)
     meta: dict
     seed: int
 
     def settled(self) -> pd.DataFrame:
-        """Per (optimizer, batch size) of `curves`: its lr, the mean f - f* over the second half, the exact
-        SGD floor (NaN where it does not apply) and their ratio."""
+        """Per (optimizer, batch size) of `curves`: its lr, the mean f - f* over the second half (NaN unless
+        the run settled), the exact SGD floor (NaN where it does not apply), their ratio and the outcome."""
         steps = self.meta["steps"]
         rows = []
         for (name, batch), run in self.curves.groupby(["optimizer", "batch_size"], sort=False):
             settled = float(run[run["step"] >= steps / 2]["suboptimality"].mean())
             floor = float(run["theory_floor"].iloc[0])
+            diverged = bool(run["diverged"].any()) if "diverged" in run else False
+            outcome = "diverged" if diverged else UNSTABLE if floor == math.inf else "settled"
             rows.append({"optimizer": name, "lr": float(run["lr"].iloc[0]), "batch_size": int(batch),
-                         "settled": settled, "theory_floor": floor,
-                         "ratio": settled / floor if math.isfinite(floor) and floor > 0 else math.nan})
+                         "settled": settled if outcome == "settled" else math.nan, "theory_floor": floor,
+                         "ratio": settled / floor if outcome == "settled" and math.isfinite(floor) and floor > 0
+                         else math.nan, "outcome": outcome})
         return pd.DataFrame(rows)
 
     def tables(self) -> dict[str, pd.DataFrame]:
@@ -108,10 +115,13 @@ def noise_floor(optimizers, *, steps: int = DEFAULT_STEPS, seeds: int = 1, batch
                                   record_every=max(1, steps // 200), from_optimum=True)
             late = grid[grid["step"] >= steps / 2]
             for value, cell in late.groupby("lr", sort=True):
-                diverged = bool(grid[grid["lr"] == value]["diverged"].any())
+                run = grid[grid["lr"] == value]
+                diverged, floor = bool(run["diverged"].any()), theory(spec, value, batch)
+                outcome = (f"diverged at step {int(run[run['diverged']]['step'].min())}" if diverged
+                           else UNSTABLE if floor == math.inf else "settled")
                 floors.append({"optimizer": spec.name, "family": spec.family, "batch_size": batch, "lr": value,
-                               "measured": math.nan if diverged else float(cell["suboptimality"].mean()),
-                               "theory": theory(spec, value, batch), "diverged": diverged})
+                               "measured": float(cell["suboptimality"].mean()) if outcome == "settled" else math.nan,
+                               "theory": floor, "diverged": diverged, "outcome": outcome})
     meta = {"surface": "linreg", "optimizers": [spec.name for spec in specs], "steps": steps, "seeds": seeds,
             "batch_sizes": sizes, "floor_lrs": lrs, "least_squares": solution, "sampling": "with replacement"}
     return NoiseFloorStudy(pd.concat(curves, ignore_index=True), pd.DataFrame(floors), meta, seed)

@@ -7,7 +7,7 @@ from typing import ClassVar
 
 import pandas as pd
 
-from ..results import write_metadata, write_table
+from ..results import claim_folder, write_metadata, write_table
 
 
 class Result:
@@ -21,9 +21,14 @@ class Result:
         """File stem -> table, as `save` writes them (absent tables left out)."""
         raise NotImplementedError
 
-    def save(self, folder) -> Path:
-        """Write every table as `folder/<stem>.parquet` and meta.json, each atomically; returns the folder."""
+    def save(self, folder, force: bool = False) -> Path:
+        """Write every table as `folder/<stem>.parquet` and meta.json, each atomically; returns the folder.
+
+        A folder holding another run is refused (OptbenchError) unless `force`, which first removes it;
+        the same run's earlier outputs are replaced (`results.claim_folder`).
+        """
         folder = Path(folder)
+        claim_folder(folder, self.kind, self.meta, self.seed, force)
         for stem, table in self.tables().items():
             write_table(table, folder / f"{stem}.parquet")
         write_metadata(folder, self.kind, self.meta, self.seed)

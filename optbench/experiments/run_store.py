@@ -14,16 +14,17 @@ writing is computed again, never read half-written. The folder's merged tables a
 from __future__ import annotations
 
 import hashlib
-import json
-import shutil
 from pathlib import Path
 
 import pandas as pd
 
 from ..errors import OptbenchError
 from ..results import (
+    CELLS,
     META_FILE,
     atomic_write_bytes,
+    canonical_json,
+    clean,
     output_folder,
     read_metadata,
     read_table,
@@ -31,12 +32,10 @@ from ..results import (
     write_table,
 )
 
-CELLS = "cells"
-
 
 def key_of(settings: dict) -> str:
     """A short hash of a run's resolved settings, independent of key order."""
-    return hashlib.sha256(_canonical_json(settings).encode()).hexdigest()[:16]
+    return hashlib.sha256(canonical_json(settings).encode()).hexdigest()[:16]
 
 
 class RunStore:
@@ -53,7 +52,7 @@ class RunStore:
             meta = read_metadata(folder)
             if (
                 meta.get("kind") != kind
-                or _canonical_json(meta.get("spec")) != _canonical_json(spec)
+                or canonical_json(meta.get("spec")) != canonical_json(spec)
                 or meta.get("seed") != seed
             ):
                 raise OptbenchError(
@@ -77,21 +76,3 @@ class RunStore:
         for name, table in tables.items():
             write_table(table, self.folder / CELLS / f"{key}.{name}.parquet")
         atomic_write_bytes(self.folder / CELLS / f"{key}.done", b"")
-
-
-def clean(folder: Path) -> None:
-    """Remove what optbench wrote into `folder` (meta.json, cells, tables, figures); nothing else."""
-    folder = Path(folder)
-    if not (folder / META_FILE).exists() and not (folder / CELLS).exists():
-        return
-    shutil.rmtree(folder / CELLS, ignore_errors=True)
-    for path in folder.iterdir():
-        if path.is_file() and (
-            path.name == META_FILE or path.suffix in (".parquet", ".png", ".pdf", ".svg", ".gif")
-        ):
-            path.unlink()
-
-
-def _canonical_json(value) -> str:
-    """JSON as meta.json stores it, so a spec compares equal to its saved copy."""
-    return json.dumps(json.loads(json.dumps(value, default=str)), sort_keys=True)

@@ -58,9 +58,12 @@ def global_sum(values: torch.Tensor, world: int) -> torch.Tensor:
     return values.cpu()
 
 
-def all_finite(losses, world: int) -> bool:
-    """One device sync; every process reaches the same verdict so none waits for another."""
-    finite = torch.stack(losses).isfinite().all().to(torch.int32)
+def none_diverged(losses, limit, world: int) -> bool:
+    """Every loss finite and at most `limit` (`runners.divergence.divergence_limit`; NaN fails the test).
+
+    One device sync; every process reaches the same verdict so none waits for another.
+    """
+    finite = (torch.stack(losses) <= limit).all().to(torch.int32)
     if world > 1:
         dist.all_reduce(finite, op=dist.ReduceOp.MIN)
     return bool(finite.item())

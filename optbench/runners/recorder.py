@@ -14,9 +14,11 @@ import pyarrow as pa
 import torch
 
 from ..objectives import Surface
+from .divergence import divergence_limit
 
 BUFFER_ELEMENTS = 1 << 19           # positions + losses buffered between metric updates (cache-sized)
-DIVERGENCE_FACTOR = 1e6             # f - f_min above 1e6 (f(start) - f_min + 1) counts as diverged
+STALL_FRACTION = 0.01               # "stalled": f - f_min fell by less than 1% over the last quarter
+RELATIVE_TOLERANCE = 1e-6           # converged: f - f_min below 1e-6 of its value at the run's own start
 
 
 def coordinate_names(dim: int) -> list[str]:
@@ -38,7 +40,7 @@ class Recorder:
     thread (measured: milliseconds per call, several times the whole run with 2 threads).
     """
 
-    def __init__(self, surface, trials, steps, record_every, dtype):
+    def __init__(self, surface, trials, steps, record_every, dtype, relative_tolerance=RELATIVE_TOLERANCE):
         self.steps, self.record_every, self.dim = steps, record_every, surface.dim
         self.chunk = max(1, min(steps + 1, BUFFER_ELEMENTS // max(1, trials * (surface.dim + 1))))
         self.losses = torch.empty(self.chunk, trials, dtype=dtype)
@@ -58,8 +60,10 @@ class Recorder:
         self.kept_coordinates = torch.empty(surface.dim, kept, trials, dtype=dtype)
         self.kept_losses = torch.empty(kept, trials, dtype=dtype)
         self.kept_grad_norms = torch.empty(kept, trials, dtype=dtype)
-        self.f_min, self.tolerance = surface.minimum_value, surface.tolerance
+        self.f_min, self.relative_tolerance = surface.minimum_value, relative_tolerance
+        self.tolerance = None         # per trial: relative_tolerance (f(start) - f_min), from the first chunk
         self.limit = None             # f beyond this counts as diverged (set from the starting loss)
+        self.late_step, self.late_loss = int(0.75 * steps), None   # for "stalled": f three quarters in
         self.path_length = torch.zeros(trials, dtype=dtype)
         self.converged_at = torch.full((trials,), math.nan, dtype=dtype)
         self.diverged_at = torch.full((trials,), math.nan, dtype=dtype)
@@ -83,11 +87,13 @@ class Recorder:
     def _fold(self):
         """Reduce the buffered steps into the metrics: a few passes over [chunk, trials] scalars."""
         losses = self.losses[:self.filled].numpy()
-        if self.limit is None:   # first chunk: f above this counts as diverged (from the starting loss)
+        if self.limit is None:   # first chunk: f above this counts as diverged (runners.divergence)
             if self.f_min is not None:
-                self.limit = self.f_min + DIVERGENCE_FACTOR * (np.abs(losses[0] - self.f_min) + 1)
+                self.limit = self.f_min + divergence_limit(losses[0], self.f_min)
             else:                # unbounded below: only NaN/inf counts
                 self.limit = np.full_like(losses[0], np.finfo(losses.dtype).max)
+            if self.f_min is not None:
+                self.tolerance = self.relative_tolerance * np.maximum(losses[0] - self.f_min, 0.0)
         # Column reductions (no elementwise passes) find the trials with a new event in this chunk;
         # only those few columns are then searched for the step. NaN propagates through max/min.
         largest, limit = losses.max(axis=0), self.limit
@@ -102,7 +108,9 @@ class Recorder:
         if self.tolerance is not None:
             threshold = self.f_min + self.tolerance
             _first(self.converged_at.numpy(), losses.min(axis=0) <= threshold,
-                   lambda columns: losses[:, columns] <= threshold, self.first_step)
+                   lambda columns: losses[:, columns] <= threshold[columns], self.first_step)
+        if self.first_step <= self.late_step < self.first_step + self.filled:
+            self.late_loss = losses[self.late_step - self.first_step].copy()
         self._add_step_lengths(self.taken)
         self.first_step += self.filled
         self.filled = self.taken = 0
@@ -125,7 +133,9 @@ class Recorder:
         np.sqrt(lengths, out=lengths)
         self.path_length.numpy()[:] += lengths.sum(axis=0)
 
-    def tables(self, columns: dict, hparams: dict, surface: Surface):
+    def tables(self, columns: dict, hparams: dict, surface: Surface, evaluations=None):
+        """(trajectory, metrics) tables; `evaluations`: cumulative gradient evaluations per trial after each
+        step, [steps + 1, trials] (None: one per step, as for every one-gradient optimizer)."""
         trials = self.path_length.shape[0]
         kept = len(self.recorded_steps)
         coordinates, losses = self.kept_coordinates, self.kept_losses   # [dim, kept, trials], [kept, trials]
@@ -150,12 +160,47 @@ class Recorder:
             **{f"final_{name}": coordinates[i, -1].numpy() for i, name in enumerate(names)},
             "final_loss": losses[-1].numpy(),
             "distance_to_minimum": surface.distance_to_nearest_minimum(final).numpy(),
+            "tolerance": self.tolerance if self.tolerance is not None else math.nan,
             "steps_to_tolerance": self.converged_at.numpy(),
+            **self._evaluation_columns(evaluations),
             "path_length": torch.where(torch.isnan(self.diverged_at), self.path_length, math.nan).numpy(),
             "diverged_at": self.diverged_at.numpy(),
             "diverged": torch.isfinite(self.diverged_at).numpy(),
-            "steps": self.steps})
+            "steps": self.steps,
+            "outcome": self._outcomes(losses.numpy())})
         return trajectory, _prepend_constant(metrics, columns)
+
+
+    def _outcomes(self, losses: np.ndarray) -> np.ndarray:
+        """Per trial: 'reached at step t', 'diverged at step t', 'stalled' (f - f_min fell by less than
+        STALL_FRACTION over the last quarter of the steps) or 'budget ran out after N steps'."""
+        if self.f_min is None:
+            return np.where(np.isnan(self.diverged_at.numpy()), f"ran {self.steps} steps (no known minimum)",
+                            [f"diverged at step {t:.0f}" for t in self.diverged_at.numpy()])
+        with np.errstate(invalid="ignore", over="ignore"):
+            stalled = losses[-1] - self.f_min > (1 - STALL_FRACTION) * (self.late_loss - self.f_min)
+        outcomes = []
+        for trial, (reached, diverged) in enumerate(zip(self.converged_at.numpy(), self.diverged_at.numpy(), strict=True)):
+            if not np.isnan(diverged):
+                outcomes.append(f"diverged at step {diverged:.0f}")
+            elif not np.isnan(reached):
+                outcomes.append(f"reached at step {reached:.0f}")
+            elif stalled[trial]:
+                outcomes.append(f"stalled (not reached in {self.steps} steps)")
+            else:
+                outcomes.append(f"budget ran out after {self.steps} steps")
+        return np.array(outcomes, dtype=object)
+
+    def _evaluation_columns(self, evaluations) -> dict:
+        """Gradient evaluations in the whole run and up to the step that reached the tolerance."""
+        reached = self.converged_at.numpy()
+        if evaluations is None:
+            return {"gradient_evaluations": float(self.steps), "evaluations_to_tolerance": reached.copy()}
+        evaluations = np.asarray(evaluations, dtype=np.float64)
+        rows = np.nan_to_num(reached, nan=0).astype(np.int64)
+        at_reach = evaluations[rows, np.arange(len(rows))]
+        return {"gradient_evaluations": evaluations[-1],
+                "evaluations_to_tolerance": np.where(np.isnan(reached), math.nan, at_reach)}
 
 
 def _first(target: np.ndarray, happened: np.ndarray, condition, offset: int):

@@ -17,25 +17,27 @@ import math
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 import torch
 
 from ..errors import OptbenchError
 from ..specs import OptimizerSpec, as_spec
 from ..tasks.defaults import REGRESSION, SCALAR
+from .divergence import is_diverged
 
 TRUE_W = (2.0, -3.4)
 TRUE_B = 4.2
-DIVERGENCE_FACTOR = 1e8
 
 
 def scalar_trace(optimizer: str | OptimizerSpec = "sgd", steps: int = SCALAR["iterations"], a: float = 1.0,
                  x: float = 2.0, y: float = 4.0) -> pd.DataFrame:
-    """One row per iteration: a, the forward value a*x, the loss (y - a*x)^2, dloss/da, the update, new a."""
+    """One row per iteration: a, the forward value a*x, the loss (y - a*x)^2, dloss/da, the update, new a,
+    and `diverged` (from the first iteration whose new a has a diverged loss, `runners.divergence`; f* = 0)."""
     spec = as_spec(optimizer)
     parameter = torch.tensor([a], dtype=torch.float64, requires_grad=True)
     opt = spec.build([parameter], {"lr": SCALAR["lr"]})
-    rows = []
+    rows, start_loss = [], (y - a * x) ** 2
     for iteration in range(steps):
         a_before = parameter.item()
 
@@ -47,9 +49,10 @@ def scalar_trace(optimizer: str | OptimizerSpec = "sgd", steps: int = SCALAR["it
 
         loss = opt.step(closure)       # every optimizer (ours and torch's) accepts a closure
         gradient = parameter.grad.item()
+        diverged = bool(rows and rows[-1]["diverged"]) or is_diverged((y - parameter.item() * x) ** 2, start_loss)
         rows.append(dict(optimizer=spec.name, family=spec.family, iteration=iteration, a=a_before,
                          prediction=a_before * x, loss=loss.item(), gradient=gradient,
-                         update=parameter.item() - a_before, a_next=parameter.item()))
+                         update=parameter.item() - a_before, a_next=parameter.item(), diverged=diverged))
     return pd.DataFrame(rows)
 
 
@@ -98,8 +101,8 @@ def linear_regression(optimizer: str | OptimizerSpec = "sgd", data: LinearData |
 
     Columns: optimizer, family, epoch, step, loss (the mini-batch loss the step used), full_loss
     (f over all samples after the step), suboptimality (full_loss - f*), w0, w1, ..., b, lr, diverged.
-    `defaults` sits under the user's settings (`tasks.defaults.REGRESSION`'s lr when neither gives one). A loss that is
-    non-finite or 10^8 times the first one stops the run and is recorded as diverged.
+    `defaults` sits under the user's settings (`tasks.defaults.REGRESSION`'s lr when neither gives one). A
+    diverged full loss (`runners.divergence`, against f* and f at the start) stops the run and is recorded.
     """
     spec = as_spec(optimizer)
     data = data or make_linear_data(seed=seed)
@@ -110,6 +113,8 @@ def linear_regression(optimizer: str | OptimizerSpec = "sgd", data: LinearData |
     w = torch.zeros(d, dtype=torch.float64, requires_grad=True)
     b = torch.zeros((), dtype=torch.float64, requires_grad=True)
     opt = spec.build([w, b], {"lr": REGRESSION["lr"], **(defaults or {})})
+    with torch.no_grad():
+        start_loss = mse(data, w, b).item()
     generator = torch.Generator().manual_seed(seed)
     rows, step = [], 0
     for epoch in range(epochs):
@@ -126,10 +131,7 @@ def linear_regression(optimizer: str | OptimizerSpec = "sgd", data: LinearData |
             loss = opt.step(closure)
             with torch.no_grad():
                 full = mse(data, w, b).item()
-            if step == 0:
-                start_loss = max(loss.item(), f_star, 1e-12)
-            # float64 overflows late, so a loss 10^8 times the starting one already counts as diverged
-            diverged = not (math.isfinite(full) and full < DIVERGENCE_FACTOR * start_loss)
+            diverged = is_diverged(full, start_loss, f_star)
             rows.append(dict(optimizer=spec.name, family=spec.family, epoch=epoch, step=step,
                              loss=loss.item(), full_loss=full, suboptimality=full - f_star,
                              **{f"w{i}": value for i, value in enumerate(w.tolist())}, b=b.item(),
@@ -151,7 +153,8 @@ def minibatch_runs(spec: OptimizerSpec, data: LinearData, lrs, batch_size: int, 
     setting the noise-floor formula assumes); the gradient of the batch's mean squared error is exact.
     One row per (lr, seed, recorded step): suboptimality = f(θ) - f* over all samples. Runs start at
     θ = 0, or with `from_optimum` at θ* itself, so that only the gradient noise moves them (the noise
-    floor without the transient).
+    floor without the transient). `diverged`: from the first recorded step past `runners.divergence`'s
+    limit on f - f*, measured from the trial's start.
     """
     if spec.use_torch:
         raise OptbenchError(f"{spec.name}: the lr grid runs as one tensor, which torch.optim does not accept")
@@ -170,12 +173,13 @@ def minibatch_runs(spec: OptimizerSpec, data: LinearData, lrs, batch_size: int, 
         recorded, gaps = _minibatch_loop(opt, theta, A, y, optimum, batch_size, steps, seed, record_every)
     gap = torch.stack(gaps)                                               # [recorded, trials]
     kept = len(recorded)
+    diverged = np.logical_or.accumulate(is_diverged(gap.numpy(), gap[0].numpy()).reshape(kept, trials), axis=0)
     return pd.DataFrame({
         "optimizer": spec.name, "family": spec.family, "batch_size": batch_size,
         "lr": lr_per_trial.repeat(kept).numpy(), "seed": torch.arange(seeds).repeat(len(lrs)).repeat(kept).numpy(),
         "step": torch.tensor(recorded).repeat_interleave(trials).numpy(),
         "suboptimality": gap.reshape(-1).numpy(),
-        "diverged": ~torch.isfinite(gap.reshape(-1)).numpy() | (gap.reshape(-1) > 1e12).numpy()})
+        "diverged": diverged.reshape(-1)})
 
 
 @contextmanager

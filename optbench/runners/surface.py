@@ -20,8 +20,8 @@ What is recorded
   its training point y; the switch is undone exactly, so recording changes no step.
 - `metrics`: one row per trial: final loss, distance to the nearest minimum, steps until
   f - f_min first falls below the surface's tolerance, path length (sum of step lengths; NaN for a
-  diverged run), and the step at which the run diverged: f - f_min became NaN/inf or grew beyond
-  10^6 (f(start) - f_min + 1); on surfaces unbounded below (saddles), only NaN/inf counts.
+  diverged run), and the step at which the run diverged (`runners.divergence`: f - f_min NaN/inf or
+  beyond 10^3 (f(start) - f_min + 1); on surfaces unbounded below (saddles), only NaN/inf counts).
 
 Default hyperparameters (`default_hparams`) are per surface and per family, chosen so each
 optimizer is near its best plain setting on that surface (the table is `tasks.defaults.SURFACE_LR`);
@@ -38,17 +38,24 @@ import torch
 
 from ..errors import OptbenchError
 from ..objectives import Surface, add_gradient_noise, noisy
+from ..optimizers.registry import PRESETS
 from ..specs import OptimizerSpec
 from ..tasks.defaults import surface_defaults
 from .eval_mode import evaluation_mode, has_eval_mode
-from .recorder import Recorder
+from .recorder import RELATIVE_TOLERANCE, Recorder
 
 MAX_RECORDED_POINTS = 250_000       # trial-steps kept in the trajectory table before striding
 
-def default_hparams(surface: Surface, family: str) -> dict:
-    """The built-in settings for `family` on `surface` (overridden by the user's spec); the table
-    and its reasons are in `optbench.tasks.defaults`."""
-    return surface_defaults(surface, family)
+def default_hparams(surface: Surface, optimizer: str) -> dict:
+    """The built-in settings for `optimizer` (an algorithm or preset name, `defaults_key`) on `surface`,
+    overridden by the user's spec; the tables and their reasons are in `optbench.tasks.defaults`."""
+    return surface_defaults(surface, optimizer)
+
+
+def defaults_key(spec: OptimizerSpec) -> str:
+    """The name whose built-in defaults a spec takes: its preset ('nesterov') or its algorithm ('sgd')."""
+    name = spec.text.removeprefix("torch:").partition(":")[0].strip().lower()
+    return name if name in PRESETS else spec.family
 
 
 @dataclass
@@ -76,19 +83,22 @@ def run_surface(spec: OptimizerSpec, surface: Surface, starts: torch.Tensor, ste
                 grid: dict | None = None, noise: float = 0.0, seed: int = 0,
                 defaults: dict | None = None, record_every: int | None = None,
                 clip_grad_norm: float | None = None, device: str = "cpu",
-                dtype=torch.float64) -> SurfaceRun:
+                relative_tolerance: float = RELATIVE_TOLERANCE, dtype=torch.float64) -> SurfaceRun:
     """Run `spec` from every row of `starts` for `steps` steps; returns trajectory and metrics tables.
 
     grid: hyperparameter name -> one value per trial (`beta1`/`beta2` address `betas`).
-    defaults: settings under the spec's (by default `default_hparams(surface, spec.family)`).
+    defaults: settings under the spec's (by default `default_hparams(surface, defaults_key(spec))`).
     clip_grad_norm: None (the default) never touches a gradient; a number rescales each trial's gradient
     to at most that norm, as `torch.nn.utils.clip_grad_norm_` would, and is recorded as a column.
     device: where the optimizer steps ('cuda' for a reproducibility check); tables are always on the CPU.
+    relative_tolerance: a trial has converged once f - f_min <= relative_tolerance (f(its start) - f_min).
+    Raises OptbenchError for steps < 0, a clipping norm or relative tolerance <= 0, a grid of the wrong size.
     """
     if steps < 0:
         raise OptbenchError(f"steps must be >= 0, got {steps}")
     if clip_grad_norm is not None and not clip_grad_norm > 0:
         raise OptbenchError(f"gradient clipping norm must be > 0, got {clip_grad_norm}")
+    check_relative_tolerance(relative_tolerance)
     starts = torch.as_tensor(starts, dtype=dtype).reshape(-1, surface.dim).clone().to(device)
     trials = starts.shape[0]
     grid = {name: torch.as_tensor(values, dtype=dtype).reshape(-1).to(device)
@@ -96,7 +106,7 @@ def run_surface(spec: OptimizerSpec, surface: Surface, starts: torch.Tensor, ste
     for name, values in grid.items():
         if values.numel() != trials:
             raise OptbenchError(f"grid '{name}' has {values.numel()} values for {trials} trials")
-    defaults = default_hparams(surface, spec.family) if defaults is None else defaults
+    defaults = default_hparams(surface, defaults_key(spec)) if defaults is None else defaults
     if record_every is None:
         record_every = max(1, math.ceil(trials * (steps + 1) / MAX_RECORDED_POINTS))
     _check_grid(spec, grid)
@@ -105,7 +115,7 @@ def run_surface(spec: OptimizerSpec, surface: Surface, starts: torch.Tensor, ste
     per_trial = not spec.algorithm.elementwise
     stepper = (PerTrialStepper if per_trial else BatchedStepper)(
         spec, starts, grid, defaults, clipped(noisy(surface.evaluate, noise, noise_generator), clip_grad_norm))
-    recorder = Recorder(surface, trials, steps, record_every, dtype)
+    recorder = Recorder(surface, trials, steps, record_every, dtype, relative_tolerance)
     on_cpu = torch.device(device).type == "cpu"
     for t in range(steps + 1):
         points = stepper.points()
@@ -124,7 +134,12 @@ def run_surface(spec: OptimizerSpec, surface: Surface, starts: torch.Tensor, ste
         hparams["clip_grad_norm"] = float(clip_grad_norm)
     label = {"optimizer": spec.name, "family": spec.family, "settings": settings(spec, defaults, grid)
              + (f", clip_grad_norm={clip_grad_norm:g}" if clip_grad_norm is not None else "")}
-    return SurfaceRun(*recorder.tables(label, hparams, surface), record_every, per_trial)
+    return SurfaceRun(*recorder.tables(label, hparams, surface, stepper.evaluations()), record_every, per_trial)
+
+
+def check_relative_tolerance(value: float) -> None:
+    if not (isinstance(value, (int, float)) and 0 < value < 1):
+        raise OptbenchError(f"relative tolerance must be between 0 and 1 (e.g. 1e-6), got {value}")
 
 
 # --- gradient clipping: only when asked, per trial ---------------------------------------------
@@ -195,6 +210,8 @@ class BatchedStepper:
             raise OptbenchError("a grid passes hyperparameters as tensors, which torch.optim does not "
                                 f"accept; run '{spec.text.partition(':')[2]}' (ours) instead")
         self.optimizer = spec.build([self.theta], defaults, **_with_grid({}, grid))
+        _train_mode(self.optimizer)
+        self.sparse = spec.algorithm.sparse_grad
 
     def points(self):
         return self.theta
@@ -204,8 +221,11 @@ class BatchedStepper:
         return None if evaluated is None else evaluated[0]
 
     def step(self, gradient):
-        self.theta.grad = gradient
+        self.theta.grad = gradient.to_sparse() if self.sparse else gradient
         self.optimizer.step()
+
+    def evaluations(self):
+        return None   # one gradient per step
 
 
 class PerTrialStepper:
@@ -217,6 +237,9 @@ class PerTrialStepper:
         self.thetas = [row.clone().reshape(1, -1) if matrix else row.clone() for row in starts]
         self.optimizers = [spec.build([theta], defaults, **_with_grid({}, grid, i))
                            for i, theta in enumerate(self.thetas)]
+        for optimizer in self.optimizers:
+            _train_mode(optimizer)
+        self.counts = [[0] * len(self.thetas)]   # cumulative gradient evaluations per trial, after each step
 
     def points(self):
         return torch.stack([theta.reshape(-1) for theta in self.thetas])
@@ -229,13 +252,29 @@ class PerTrialStepper:
         return torch.stack([points[0].reshape(-1) for points in evaluated])
 
     def step(self, gradient):
-        for theta, optimizer, g in zip(self.thetas, self.optimizers, gradient):
-            def closure(theta=theta):   # LBFGS re-evaluates during its line search
+        counts = list(self.counts[-1])
+        for i, (theta, optimizer, g) in enumerate(zip(self.thetas, self.optimizers, gradient, strict=True)):
+            calls = [0]
+
+            def closure(theta=theta, calls=calls):   # LBFGS re-evaluates during its line search
+                calls[0] += 1
                 value, grad = self.evaluate(theta.reshape(1, -1))
                 theta.grad = grad.reshape(theta.shape)
                 return float(value[0])
             theta.grad = g.reshape(theta.shape).clone()
             optimizer.step(closure)
+            # the first closure call re-evaluates the step's own point: at least one gradient per step
+            counts[i] += max(1, calls[0])
+        self.counts.append(counts)
+
+    def evaluations(self):
+        return self.counts
+
+
+def _train_mode(optimizer) -> None:
+    """Schedule-free optimizers take gradients in train mode (`.train()`), as their authors' loop does."""
+    if hasattr(optimizer, "train") and callable(optimizer.train):
+        optimizer.train()
 
 
 def _hparam_columns(spec: OptimizerSpec, defaults: dict, grid: dict, trials: int) -> dict:

@@ -7,7 +7,6 @@ The conventions (dropped last batch, warm-up, divergence, evaluations) are in `t
 
 from __future__ import annotations
 
-import math
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -20,7 +19,8 @@ import torch.nn.functional as F
 from ..data import Dataset
 from ..models import build_model
 from ..tasks import training_defaults
-from .devices import all_finite, device_for_rank, global_mean, global_sum, resolve_device, synchronize
+from .devices import device_for_rank, global_mean, global_sum, none_diverged, resolve_device, synchronize
+from .divergence import divergence_limit, is_diverged
 from .eval_mode import evaluation_mode, has_eval_mode
 from .recipes import build_optimizer, recipe_for
 from .schedules import build_scheduler
@@ -97,6 +97,7 @@ class TrainingRun:
         self.labels = dict(optimizer=spec.optimizer.name, family=spec.optimizer.family)
         self.step_rows, self.epoch_rows, self.evaluation_rows = [], [], []
         self.global_step, self.diverged, self.stopped_early = 0, False, False
+        self.divergence_limit = self.start_loss = None   # from the first step's loss (runners.divergence)
         self.best_accuracy, self.best_epoch = -1.0, 0
         self.started = time.perf_counter()
 
@@ -118,14 +119,16 @@ class TrainingRun:
                 self.x_train[batch].contiguous(memory_format=self.memory_format), targets
             )
             losses.append(loss)
+            if self.divergence_limit is None:   # a tensor on the device: no sync here
+                self.divergence_limit = divergence_limit(loss.detach().double())
             lrs.append(lr)
             correct += (logits.argmax(1) == targets).sum()
             self.global_step += 1
             if self.progress:
                 self.progress(Update(spec.optimizer.name, epoch, spec.epochs, i + 1, self.steps_per_epoch))
             last = i + 1 == self.steps_per_epoch or self.global_step == spec.max_steps
-            if (self.global_step % DIVERGENCE_CHECK_STEPS == 0 or last) and not all_finite(
-                losses[-DIVERGENCE_CHECK_STEPS:], self.world
+            if (self.global_step % DIVERGENCE_CHECK_STEPS == 0 or last) and not none_diverged(
+                losses[-DIVERGENCE_CHECK_STEPS:], self.divergence_limit, self.world
             ):
                 self.diverged = True
                 break
@@ -185,7 +188,9 @@ class TrainingRun:
     def _record_epoch(self, epoch, losses, lrs, correct, epoch_time) -> dict:
         """The epoch's step rows (up to the first non-finite loss) and its epoch row."""
         step_losses = global_mean(torch.stack(losses).double(), self.world).tolist()
-        first_bad = next((k for k, value in enumerate(step_losses) if not math.isfinite(value)), None)
+        if self.start_loss is None:
+            self.start_loss = step_losses[0]
+        first_bad = next((k for k, value in enumerate(step_losses) if is_diverged(value, self.start_loss)), None)
         keep = len(step_losses) if first_bad is None else first_bad + 1
         first_step = self.global_step - len(losses)
         self.step_rows += [

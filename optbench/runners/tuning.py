@@ -7,7 +7,8 @@ hyperparameter the algorithm has) times the starts run as ONE batched tensor thr
 - `final-loss`: f - f_min after the last step (f where the minimum is unknown); a diverged run scores +inf.
   Gaps below `RESOLUTION` x the surface's tolerance (10⁻¹² of the default start's gap) all count as
   "solved" and tie: otherwise 10⁻¹⁰⁰ would beat 10⁻³⁰, a difference no one can use;
-- `steps-to-tol`: the first step with f - f_min below the surface's tolerance; never reached scores +inf.
+- `steps-to-tol`: the first step with f - f_min below the tolerance (relative to each start's f - f_min,
+  `run_surface`); never reached scores +inf.
 
 The lowest score wins; ties go to fewer median steps to tolerance, then to the lower final loss. If no
 cell reaches the tolerance, the winner is chosen by final loss instead, and the summary says so. A winner
@@ -28,6 +29,7 @@ from ..errors import OptbenchError
 from ..objectives import Surface
 from ..specs import OptimizerSpec, parse_range
 from ..tasks.defaults import TUNING_RANGES
+from .recorder import RELATIVE_TOLERANCE
 from .surface import run_surface, set_hyperparameters, with_beta_axes
 
 CRITERIA = ("final-loss", "steps-to-tol")
@@ -74,8 +76,10 @@ def check_tunable(spec: OptimizerSpec, axes) -> None:
 
 
 def tune(spec: OptimizerSpec, surface: Surface, starts: torch.Tensor, steps: int, axes: dict,
-         *, noise: float = 0.0, seed: int = 0, clip_grad_norm: float | None = None) -> pd.DataFrame:
-    """Run every cell of `axes` from every start as one batch; returns the per-trial metrics."""
+         *, noise: float = 0.0, seed: int = 0, clip_grad_norm: float | None = None,
+         relative_tolerance: float = RELATIVE_TOLERANCE) -> pd.DataFrame:
+    """Run every cell of `axes` from every start as one batch; returns the per-trial metrics (steps to
+    tolerance relative to each start, `run_surface`)."""
     check_tunable(spec, axes)
     starts = torch.as_tensor(starts, dtype=torch.float64)
     cells = list(itertools.product(*axes.values()))
@@ -84,7 +88,8 @@ def tune(spec: OptimizerSpec, surface: Surface, starts: torch.Tensor, steps: int
             for i, name in enumerate(axes)}
     torch.manual_seed(seed)
     run = run_surface(spec, surface, starts.repeat(len(cells), 1), steps, grid=grid, noise=noise, seed=seed,
-                      record_every=max(steps, 1), clip_grad_norm=clip_grad_norm)
+                      record_every=max(steps, 1), clip_grad_norm=clip_grad_norm,
+                      relative_tolerance=relative_tolerance)
     metrics = run.metrics
     metrics.insert(3, "cell", metrics["trial"] // n_starts)
     metrics.insert(4, "start", metrics["trial"] % n_starts)

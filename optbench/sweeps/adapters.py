@@ -141,7 +141,8 @@ def training_cell(cell, data_dir):
         end = noise_scale.for_classifier(network, images, labels, seed=cell.seed).b_simple
     return rows, {"diverged": bool(summary["diverged"]), "samples_per_s": float(summary["samples_per_s"]),
                   "train_time": float(summary["train_time"]),
-                  "noise_scale_start": start.b_simple, "noise_scale_end": end}
+                  "noise_scale_start": start.b_simple, "noise_scale_start_low": start.low,
+                  "noise_scale_start_high": start.high, "noise_scale_end": end}
 
 
 def regression_cell(cell, data_dir):
@@ -166,13 +167,15 @@ def regression_cell(cell, data_dir):
             chosen = torch.randperm(n, generator=generator)[:batch]
             residual = design[chosen] @ residual_weights - data.y[chosen]
             return 2 * (residual[:, None] * design[chosen]).mean(dim=0)
-        return noise_scale.estimate(batch_gradient, 10, n, 64, cell.seed, population=n, big_repeats=1).b_simple
+        return noise_scale.estimate(batch_gradient, 10, n, 64, cell.seed, population=n, big_repeats=1)
 
     diverged = bool(table["diverged"].any())
     last = table.iloc[-1]
     weights = [last[f"w{i}"] for i in range(data.X.shape[1])] + [last["b"]]
-    return rows, {"diverged": diverged, "noise_scale_start": measure([0.0] * (data.X.shape[1] + 1)),
-                  "noise_scale_end": math.nan if diverged else measure(weights)}
+    start = measure([0.0] * (data.X.shape[1] + 1))
+    return rows, {"diverged": diverged, "noise_scale_start": start.b_simple, "noise_scale_start_low": start.low,
+                  "noise_scale_start_high": start.high,
+                  "noise_scale_end": math.nan if diverged else measure(weights).b_simple}
 
 
 def surface_cell(cell, data_dir):
@@ -193,7 +196,9 @@ def surface_cell(cell, data_dir):
     def exact(grad_norm):
         return trace / grad_norm ** 2 if grad_norm > 0 else math.inf
     diverged = bool(run.metrics["diverged"].iloc[0])
-    return rows, {"diverged": diverged, "noise_scale_start": exact(float(path["grad_norm"].iloc[0])),
+    start = exact(float(path["grad_norm"].iloc[0]))
+    return rows, {"diverged": diverged, "noise_scale_start": start, "noise_scale_start_low": start,
+                  "noise_scale_start_high": start,
                   "noise_scale_end": math.nan if diverged else exact(float(path["grad_norm"].iloc[-1]))}
 
 

@@ -18,13 +18,21 @@ import pandas as pd
 from .adapters import NOISE_METHOD
 from .columns import PER_CELL_COLUMNS, SETTING_COLUMNS, grid_columns, optimizer_setting_columns
 
+STALL_FRACTION = 0.01   # "stalled": the last quarter of evaluations gained < 1% of the metric's range
 CRITICAL_METHOD = ("least-squares fit in log space of steps-to-target = S_min (1 + B_crit / B) "
-                   "(McCandlish et al. 2018, eq. 2.11) over the batch sizes that reached the target")
+                   "(McCandlish et al. 2018, eq. 2.11) over the batch sizes that reached the target; "
+                   "95% percentile bootstrap interval")
+FIT_GRID = 2001              # log-spaced B_crit candidates, two decades beyond the measured batch sizes
+BOOTSTRAP_RESAMPLES = 1000
+CONFIDENCE = 0.95
+MAX_RMS = 0.2                # rms log residual above which the curve does not have the model's shape
+NOISE_COLUMNS = ("noise_scale_start", "noise_scale_start_low", "noise_scale_start_high", "noise_scale_end")
 
 
 def summarize(table: pd.DataFrame, target_accuracy=None, target_loss=None) -> pd.DataFrame:
     """One row per cell: its settings, final and best metrics, time, throughput, and the steps and
-    samples to the target (`steps_to_target`); empty for an empty table."""
+    samples to the target (`steps_to_target`) and why it was not reached (`target_outcome`); empty for
+    an empty table."""
     if table.empty:
         return pd.DataFrame()
     axes = grid_columns(table)
@@ -40,9 +48,44 @@ def summarize(table: pd.DataFrame, target_accuracy=None, target_loss=None) -> pd
                      "final_accuracy": evaluated["eval_accuracy"].iloc[-1] if len(evaluated) else math.nan,
                      "best_accuracy": evaluated["eval_accuracy"].max(),
                      "steps_to_target": steps, "samples_to_target": steps * first["batch_size"],
+                     "target_outcome": target_outcome(cell, evaluated, steps, target_accuracy, target_loss),
                      "target_accuracy": target_accuracy, "target_loss": target_loss,
                      **{c: first[c] for c in PER_CELL_COLUMNS if c in cell.columns}})
-    return pd.DataFrame(rows)
+    return _mark_chosen_lr(pd.DataFrame(rows))
+
+
+def _mark_chosen_lr(summary: pd.DataFrame) -> pd.DataFrame:
+    """`lr_chosen`: the cell that stands for its (setting, rule, batch size, seed): every cell of a
+    single-lr rule; for `tuned`, the lr of its grid with the fewest steps to target (the lowest final
+    loss where none reached it, so a row is always chosen)."""
+    keys = optimizer_setting_columns(summary) + ["lr_scale", "batch_size", "seed"]
+    rank = summary.assign(_steps=summary["steps_to_target"].fillna(np.inf),
+                          _loss=summary["final_loss"].fillna(np.inf))
+    order = rank.sort_values(["_steps", "_loss", "lr"], kind="stable")
+    chosen = order.groupby(keys, sort=False, dropna=False).head(1).index
+    return summary.assign(lr_chosen=summary.index.isin(chosen))
+
+
+def target_outcome(cell: pd.DataFrame, evaluated: pd.DataFrame, steps: float, target_accuracy=None,
+                   target_loss=None) -> str:
+    """'reached', 'no target', 'diverged at step t', 'stalled after N steps' (the last quarter of the
+    evaluations improved the tracked metric by less than STALL_FRACTION of its range so far) or
+    'budget ran out after N steps'."""
+    if target_accuracy is None and target_loss is None:
+        return "no target"
+    if math.isfinite(steps):
+        return "reached"
+    budget = int(cell["step"].max())
+    if "diverged" in cell.columns and bool(cell["diverged"].iloc[0]):
+        return f"diverged by step {budget}"
+    column, sign = ("eval_accuracy", 1) if target_accuracy is not None else ("eval_loss", -1)
+    values = sign * evaluated[column].to_numpy(dtype=float)
+    if len(values) >= 4 and np.isfinite(values).all():
+        late = len(values) * 3 // 4
+        spread = values.max() - values.min()
+        if values[late:].max() - values[:late].max() <= STALL_FRACTION * spread:
+            return f"stalled after {budget} steps"
+    return f"budget ran out after {budget} steps"
 
 
 def steps_to_target(evaluated: pd.DataFrame, target_accuracy=None, target_loss=None) -> float:
@@ -76,45 +119,109 @@ def fit_critical_batch(batch_sizes, steps) -> tuple[float, float, bool]:
     For each B_crit on a fine log grid, log S_min has a closed form (the mean residual); the best
     B_crit wins. `at_edge` says it hit the grid's end (the data do not bracket it).
     """
-    b = np.asarray(batch_sizes, dtype=float)
-    log_steps = np.log(np.asarray(steps, dtype=float))
-    grid = np.logspace(np.log10(b.min()) - 2, np.log10(b.max()) + 2, 2001)
-    shapes = np.log1p(grid[:, None] / b[None, :])              # [grid, points]
-    log_s_min = (log_steps[None, :] - shapes).mean(axis=1)
-    errors = ((log_steps[None, :] - shapes - log_s_min[:, None]) ** 2).sum(axis=1)
-    best = int(np.argmin(errors))
-    return float(np.exp(log_s_min[best])), float(grid[best]), best in (0, len(grid) - 1)
+    s_min, b_crit, best = _fit_many(np.asarray(batch_sizes, dtype=float), np.log(np.asarray(steps, dtype=float))[None])
+    return float(s_min[0]), float(b_crit[0]), bool(best[0] in (0, FIT_GRID - 1))
+
+
+def _fit_many(b: np.ndarray, log_steps: np.ndarray):
+    """The fit for many curves at once: log_steps [curves, points] at batch sizes b [points]."""
+    grid = np.logspace(np.log10(b.min()) - 2, np.log10(b.max()) + 2, FIT_GRID)
+    shapes = np.log1p(grid[:, None] / b[None, :])                          # [grid, points]
+    log_s_min = log_steps.mean(axis=1)[:, None] - shapes.mean(axis=1)[None, :]   # [curves, grid]
+    # Σ (y - shape - log S_min)² = Σ (y - shape)² - n·mean(y - shape)², without a [curves, grid, points] array
+    n = len(b)
+    squares = (log_steps ** 2).sum(axis=1)[:, None] - 2 * log_steps @ shapes.T + (shapes ** 2).sum(axis=1)[None]
+    best = np.argmin(squares - n * log_s_min ** 2, axis=1)
+    rows = np.arange(len(log_steps))
+    return np.exp(log_s_min[rows, best]), grid[best], best
+
+
+def critical_batch_fit(per_seed: pd.DataFrame, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0) -> dict:
+    """B_crit with its CONFIDENCE interval, or the reason there is none.
+
+    per_seed: columns batch_size, seed, steps_to_target (NaN: missed). The curve is the median over
+    seeds per batch size (a batch size where any seed missed is left out). Returns s_min, e_min,
+    critical_batch_size, critical_low, critical_high (NaN unless fitted), fit_residual (rms of the log
+    residuals), points, and `fit_status`:
+    - "fitted": B_crit inside the measured batch sizes and the model fits (rms log residual <= MAX_RMS);
+    - "steps rise with B: the model does not apply" (S_min(1 + B_crit/B) never rises);
+    - "B_crit below the measured range (< B_min)" / "above the measured range (> B_max)";
+    - "data do not fit the model (rms residual x%)"; "too few batch sizes reached the target".
+    Interval: a percentile bootstrap; with several seeds per batch size, seeds are resampled within each
+    batch size (the curve's own noise); with one seed, the fit's log residuals are resampled (scaled by
+    sqrt(n/(n-2)) for the two fitted parameters).
+    """
+    curve = _median_steps(per_seed, ["batch_size"]).dropna().sort_values("batch_size")
+    b, steps = curve["batch_size"].to_numpy(dtype=float), curve["steps_to_target"].to_numpy(dtype=float)
+    result = {"points": len(b), "s_min": math.nan, "e_min": math.nan, "critical_batch_size": math.nan,
+              "critical_low": math.nan, "critical_high": math.nan, "fit_residual": math.nan}
+    if len(b) < 3:
+        return {**result, "fit_status": "too few batch sizes reached the target"}
+    log_steps = np.log(steps)
+    if np.polyfit(np.log(b), log_steps, 1)[0] > 0:
+        return {**result, "fit_status": "steps rise with B: the model does not apply"}
+    s_min, b_crit, _ = fit_critical_batch(b, steps)
+    residual = log_steps - np.log(s_min * (1 + b_crit / b))
+    rms = float(np.sqrt(np.mean(residual ** 2)))
+    result["fit_residual"] = rms
+    if b_crit < b.min():
+        return {**result, "fit_status": f"B_crit below the measured range (< {b.min():g})"}
+    if b_crit > b.max():
+        return {**result, "fit_status": f"B_crit above the measured range (> {b.max():g})"}
+    if rms > MAX_RMS:
+        return {**result, "fit_status": f"data do not fit the model (rms residual {rms:.0%})"}
+    low, high = _bootstrap_interval(per_seed, b, log_steps - residual, residual, resamples, seed)
+    return {**result, "s_min": s_min, "e_min": s_min * b_crit, "critical_batch_size": b_crit,
+            "critical_low": low, "critical_high": high, "fit_status": "fitted"}
+
+
+def _bootstrap_interval(per_seed, b, fitted_log, residual, resamples, seed):
+    """Percentile interval of B_crit over bootstrap resamples of the curve (see `critical_batch_fit`)."""
+    rng = np.random.default_rng(seed)
+    runs = [per_seed[per_seed["batch_size"] == size]["steps_to_target"].to_numpy(dtype=float) for size in b]
+    if min(len(values) for values in runs) >= 2:
+        curves = np.stack([np.median(rng.choice(values, size=(resamples, len(values))), axis=1)
+                           for values in runs], axis=1)                                     # [resamples, points]
+        curves = curves[np.isfinite(curves).all(axis=1)]      # a resample where a seed missed: no curve
+        log_curves = np.log(curves)
+    else:
+        scale = math.sqrt(len(b) / (len(b) - 2))
+        log_curves = fitted_log[None] + scale * rng.choice(residual, size=(resamples, len(b)))
+    if len(log_curves) < resamples / 2:
+        return math.nan, math.nan
+    b_crit = _fit_many(b, log_curves)[1]
+    tail = (1 - CONFIDENCE) / 2 * 100
+    low, high = np.percentile(b_crit, [tail, 100 - tail])
+    return float(low), float(high)
 
 
 def critical_batch_sizes(summary: pd.DataFrame, kind: str = "training") -> pd.DataFrame:
     """Per optimizer setting (optimizer and extra grid axes): the critical batch size fitted to the
-    steps-to-target curve, per rule and for the best rule at each batch size, next to the noise
-    scale measured at the base batch size. Empty when no cell has a steps-to-target."""
+    steps-to-target curve (`critical_batch_fit`: with its interval, or the reason there is none), per
+    rule and for the best rule at each batch size, next to the noise scale measured at the base batch
+    size (median over seeds, with the median of the per-seed intervals where measured). Empty when no
+    cell has a steps-to-target."""
     if summary.empty or summary["steps_to_target"].isna().all():
         return pd.DataFrame()
     names = optimizer_setting_columns(summary)
     rows = []
     for group_key, group in summary.groupby(names, sort=False, dropna=False):
-        per_rule = _median_steps(group, ["lr_scale", "batch_size"])
-        curves = {rule: part.set_index("batch_size")["steps_to_target"]
-                  for rule, part in per_rule.groupby("lr_scale", sort=False)}
-        curves["best rule"] = per_rule.groupby("batch_size")["steps_to_target"].min()
+        chosen = group[group["lr_chosen"]] if "lr_chosen" in group else group
+        per_rule = {rule: part[["batch_size", "seed", "steps_to_target"]]
+                    for rule, part in chosen.groupby("lr_scale", sort=False)}
+        best = chosen.groupby(["batch_size", "seed"], sort=False)["steps_to_target"].min().reset_index()
+        per_rule["best rule"] = best
         b0 = group["base_batch_size"].iloc[0]
         at_b0 = group[group["batch_size"] == b0] if (group["batch_size"] == b0).any() \
             else group[group["batch_size"] == group["batch_size"].min()]
         keys = group_key if isinstance(group_key, tuple) else (group_key,)
-        for rule, curve in curves.items():
-            curve = curve.dropna()
-            s_min = b_crit = math.nan
-            edge = False
-            if len(curve) >= 3:
-                s_min, b_crit, edge = fit_critical_batch(curve.index, curve.values)
-            rows.append({**dict(zip(names, keys)), "lr_scale": rule, "points": len(curve),
-                         "s_min": s_min, "e_min": s_min * b_crit, "critical_batch_size": b_crit,
-                         "at_edge": edge, "method": CRITICAL_METHOD,
-                         "noise_scale_start": float(at_b0["noise_scale_start"].median()),
-                         "noise_scale_end": float(at_b0["noise_scale_end"].median()),
-                         "noise_method": NOISE_METHOD[kind]})
+        noise = {column: float(at_b0[column].median()) if column in at_b0 else math.nan
+                 for column in NOISE_COLUMNS}
+        for rule, per_seed in per_rule.items():
+            fit = critical_batch_fit(per_seed)
+            rows.append({**dict(zip(names, keys)), "lr_scale": rule, **fit,
+                         "at_edge": fit["fit_status"].startswith("B_crit"), "method": CRITICAL_METHOD,
+                         **noise, "noise_method": NOISE_METHOD[kind]})
     return pd.DataFrame(rows)
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import OptbenchError
-from ..results import output_folder, read_metadata, read_table, write_metadata, write_table
+from ..results import output_folder, read_metadata, read_table, remove_outputs, write_metadata, write_table
 from .adapters import check_runnable
 from .analysis import critical_batch_sizes, summarize
 from .cells import Cell, expand, shard_cells
@@ -66,6 +66,7 @@ class SweepResult:
             with store.folder_lock():
                 if target != self.folder:
                     write_metadata(target, "sweep", self.spec.to_dict(), self.spec.seed)
+                remove_outputs(target)   # figures of an earlier (forced, larger) spec must not stay behind
                 tables = dict(zip(TABLES, (self.table, self.summary, self.critical)))
                 paths = [write_table(table, target / f"{name}.parquet") for name, table in tables.items()]
                 for stem, figure in (self.plot().items() if formats else ()):

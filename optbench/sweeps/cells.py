@@ -28,7 +28,7 @@ from ..errors import OptbenchError
 from ..specs import OptimizerSpec, parse_optimizer
 from .adapters import default_lr
 from .columns import SETTING_COLUMNS
-from .spec import RULES, SweepSpec, format_value, scaled_lr, validate
+from .spec import RULES, SweepSpec, format_value, rule_lrs, validate
 
 
 @dataclass(frozen=True)
@@ -143,8 +143,8 @@ def expand(spec: SweepSpec) -> list[Cell]:
                                       optimizer.hparams.get("lr", default_lr(spec, optimizer))))
             axes = tuple((name, _frozen(value)) for name, value in combo.items())
             for rule in (r for r in RULES if r in spec.lr_scales):
-                for batch_size in sorted(set(spec.batch_sizes)):
-                    lr = scaled_lr(rule, base_lr, batch_size, b0)
+                for batch_size, lr in ((b, lr) for b in sorted(set(spec.batch_sizes))
+                                       for lr in rule_lrs(rule, base_lr, b, b0)):
                     hparams = {**optimizer.hparams, **{k: v for k, v in combo.items() if k != "lr"}, "lr": lr}
                     resolved = {**optimizer.algorithm.defaults(), **hparams}
                     for seed in spec.seed_values():

@@ -11,16 +11,24 @@ G_B of B samples satisfies
 so squared norms measured at two batch sizes give both unknowns (McCandlish et al., appendix A.1):
 tr(Σ) = (|G_small|² - |G_big|²) / (c_small - c_big) and |G|² = |G_big|² - c_big tr(Σ). When the big
 batch is the whole training set, c_big = 0 and |G_big|² is |G|² exactly.
+
+Uncertainty: the mean of the small batches' |G_small|² over `repeats` independent batches has a Student-t
+interval; B_simple increases with that mean, so the interval maps through the same formula (the big
+batch's mean is taken as exact: it is one pass over the whole split in every caller here). Where the
+model is small, `exact_for_classifier` gives tr(Σ) from every per-sample gradient instead.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
+from scipy.stats import t as student_t
+
+CONFIDENCE = 0.95
 
 
 @dataclass(frozen=True)
@@ -28,6 +36,8 @@ class NoiseScale:
     b_simple: float        # tr(Σ) / |G|²
     trace_sigma: float     # tr(Σ), per-sample gradient covariance
     grad_norm_sq: float    # |G|²
+    low: float = math.nan  # the CONFIDENCE interval of b_simple (equal to it when computed exactly)
+    high: float = math.nan
 
 
 def batch_factor(batch: int, population: int | None) -> float:
@@ -56,10 +66,26 @@ def estimate(batch_gradient: Callable[[int, torch.Generator], torch.Tensor], sma
     """
     generator = torch.Generator().manual_seed(seed)
 
-    def mean_sq(batch, times):
-        return sum(float(batch_gradient(batch, generator).pow(2).sum()) for _ in range(times)) / times
-    big_times = repeats if big_repeats is None else big_repeats
-    return from_two_batch_sizes(mean_sq(small, repeats), mean_sq(big, big_times), small, big, population)
+    def squared_norms(batch, times):
+        return [float(batch_gradient(batch, generator).pow(2).sum()) for _ in range(times)]
+    small_sq = squared_norms(small, repeats)
+    big_sq = squared_norms(big, repeats if big_repeats is None else big_repeats)
+    big_mean = sum(big_sq) / len(big_sq)
+    estimate_ = from_two_batch_sizes(sum(small_sq) / repeats, big_mean, small, big, population)
+    if repeats < 2:
+        return estimate_
+    low, high = mean_interval(small_sq)
+    return replace(estimate_, low=from_two_batch_sizes(low, big_mean, small, big, population).b_simple,
+                   high=from_two_batch_sizes(high, big_mean, small, big, population).b_simple)
+
+
+def mean_interval(values, confidence: float = CONFIDENCE) -> tuple[float, float]:
+    """The Student-t interval of the mean of independent `values`."""
+    n = len(values)
+    mean = sum(values) / n
+    spread = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1) / n)
+    half = float(student_t.ppf(0.5 + confidence / 2, n - 1)) * spread
+    return mean - half, mean + half
 
 
 def for_classifier(network: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor,
@@ -89,3 +115,41 @@ def for_classifier(network: torch.nn.Module, images: torch.Tensor, labels: torch
     finally:
         network.zero_grad(set_to_none=True)
         network.train(was_training)
+
+
+def exact_for_classifier(network: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor,
+                         chunk: int = 256) -> NoiseScale:
+    """B_simple of the cross-entropy of `network` on a split, exactly, from every per-sample gradient.
+
+    tr(Σ) = (1/N) Σ_i |g_i - G|² = (1/N) Σ_i |g_i|² - |G|² (the population covariance that the
+    without-replacement factor c_B above refers to), per-sample gradients by `torch.func` (vmap of grad),
+    `chunk` samples at a time. Memory: chunk × parameters floats; meant for small models (LeNet: 0.06 M).
+    """
+    from torch.func import functional_call, grad, vmap
+
+    parameters = {name: p.detach() for name, p in network.named_parameters() if p.requires_grad}
+    buffers = {name: b.detach() for name, b in network.named_buffers()}
+    dtype = next(iter(parameters.values())).dtype
+
+    def sample_loss(params, image, label):
+        logits = functional_call(network, (params, buffers), (image[None].to(dtype),))
+        return F.cross_entropy(logits.float(), label[None])
+
+    per_sample = vmap(grad(sample_loss), in_dims=(None, 0, 0))
+    total = None
+    squared_sum = 0.0
+    n = len(labels)
+    was_training = network.training
+    network.train()
+    try:
+        for start in range(0, n, chunk):
+            grads = per_sample(parameters, images[start:start + chunk], labels[start:start + chunk])
+            flat = torch.cat([g.reshape(g.shape[0], -1) for g in grads.values()], dim=1).double()
+            squared_sum += float(flat.pow(2).sum())
+            total = flat.sum(dim=0) if total is None else total + flat.sum(dim=0)
+    finally:
+        network.train(was_training)
+    grad_sq = float((total / n).pow(2).sum())
+    trace = squared_sum / n - grad_sq
+    b_simple = trace / grad_sq if grad_sq > 0 else math.inf
+    return NoiseScale(b_simple, trace, grad_sq, b_simple, b_simple)

@@ -4,6 +4,11 @@ The lr of a cell is scaled from the pair (base_lr, base_batch_size = B0) by one 
 (Goyal et al. 2017 for linear; Krizhevsky 2014 and Hoffer et al. 2017 for sqrt):
 
     linear: lr = base_lr * B / B0      sqrt: lr = base_lr * sqrt(B / B0)      none: lr = base_lr
+
+and `tuned` runs a small lr grid at every batch size, base_lr * sqrt(B / B0) * 2^k for k = -2..2 (five
+points, from a quarter to four times the sqrt rule, so it brackets `none` and `linear` up to B/B0 = 16),
+and keeps the fastest: steps to target measured as Shallue et al. (2018) and McCandlish et al. (2018)
+measure it, with the lr tuned at each batch size, which the critical batch size model describes.
 """
 
 from __future__ import annotations
@@ -17,7 +22,8 @@ from ..models import MODELS
 from ..objectives import get_surface
 from ..specs import parse_optimizer
 
-RULES = ("linear", "sqrt", "none")
+RULES = ("linear", "sqrt", "none", "tuned")
+TUNED_FACTORS = (0.25, 0.5, 1.0, 2.0, 4.0)   # the `tuned` grid around the sqrt rule
 REGRESSION_TASK_NAMES = ("regression", "linreg")
 
 # A batch-size study compares equal numbers of steps: with an epoch budget instead, the largest
@@ -131,6 +137,14 @@ def scaled_lr(rule: str, base_lr: float, batch_size: int, base_batch_size: int) 
     return {"linear": base_lr * ratio, "sqrt": base_lr * math.sqrt(ratio), "none": base_lr}[rule]
 
 
+def rule_lrs(rule: str, base_lr: float, batch_size: int, base_batch_size: int) -> list[float]:
+    """The learning rates a rule runs at one batch size: one, or the `tuned` grid (TUNED_FACTORS)."""
+    if rule == "tuned":
+        sqrt_lr = scaled_lr("sqrt", base_lr, batch_size, base_batch_size)
+        return [sqrt_lr * factor for factor in TUNED_FACTORS]
+    return [scaled_lr(rule, base_lr, batch_size, base_batch_size)]
+
+
 def validate(spec: SweepSpec) -> None:
     """Every mistake that the spec shows by itself, as one OptbenchError naming the value.
 
@@ -171,7 +185,9 @@ def validate(spec: SweepSpec) -> None:
     for name, values in spec.hparams.items():
         if not isinstance(values, (list, tuple)) or not values:
             raise OptbenchError(f"--{name.replace('_', '-')} needs a list of at least one value")
-    count = len(spec.optimizers) * len(set(spec.lr_scales)) * len(set(spec.batch_sizes)) * spec.seeds
+    rules = set(spec.lr_scales)
+    count = len(spec.optimizers) * (len(rules) + (len(TUNED_FACTORS) - 1) * ("tuned" in rules)) \
+        * len(set(spec.batch_sizes)) * spec.seeds
     for values in spec.hparams.values():
         count *= len(values)
     if count > MAX_CELLS:
