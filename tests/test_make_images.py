@@ -19,7 +19,7 @@ def test_changed_drawing_code_makes_exactly_its_images_stale(tmp_path, monkeypat
     script = load_script(monkeypatch)
     plots = tmp_path / "optbench" / "plots"
     plots.mkdir(parents=True)
-    for module in ("style", "surfaces", "fair", "training", "sweeps"):
+    for module in ("style", "surfaces", "grid_map", "fair", "training", "sweeps"):
         (plots / f"{module}.py").write_text("A = 1\n")
     monkeypatch.setattr(script, "ROOT", tmp_path)
     monkeypatch.setattr(script, "PAGES", [])
