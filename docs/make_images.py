@@ -84,7 +84,7 @@ RECIPES = [
         drawn_by=("training",),
     ),
     Recipe(
-        "sweep --batch-size 16,32,64,128,256,512,1024 --lr-scale linear,sqrt,none --optimizer momentum"
+        "sweep --batch-size 16,32,64,128,256,512,1024 --lr-scale linear,sqrt,none,tuned --optimizer momentum"
         " --base-lr 0.01 --steps 400 --target-accuracy 0.9 --jobs 2",
         {
             "sweep_steps_to_target.png": "sweep_steps_to_target.png",

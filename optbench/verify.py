@@ -10,26 +10,23 @@ worst relative deviation of parameters and optimizer state seen at any step.
 `optbench verify` are both thin callers of it. `certify_fast` does the same for the fast path
 (`optbench.optimizers.fast_path`): fast == torch.optim for every combination in float64 and float32,
 and fast == our readable path; with `compiled=True`, the same for the compiled fast path and its
-bound against the eager slices. `certify_classes` runs the same certificate for any optimizer class
-against any reference class (the newer algorithms' reference packages, a user's class).
-`certificate` runs every check for one algorithm and decides whether it is equivalent.
+bound against the eager slices. `certificate` runs every check for one algorithm and decides whether it is equivalent.
+`optbench.verify_classes` runs the same certificate for any optimizer class against any reference
+class (a user's class, a zoo package's).
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
-import dataclasses
 import importlib
 import io
-import inspect
-import itertools
 from dataclasses import dataclass
 
 import torch
 
 from .optimizers.fast_path import COMPILED_ALGORITHMS, FAST_ALGORITHMS, fast
-from .optimizers.registry import ALGORITHMS, IMPLEMENTATION_ONLY, Algorithm
+from .optimizers.registry import ALGORITHMS, Algorithm
 
 TOLERANCE = {torch.float64: 1e-9, torch.float32: 1e-4, torch.complex128: 1e-9}
 STEPS = 12
@@ -357,101 +354,6 @@ def doc_discrepancies(algorithm: Algorithm) -> list[str]:
     """Where torch's documented pseudocode and its code disagree (listed in our module)."""
     module = importlib.import_module(f"optbench.optimizers.{algorithm.module}")
     return list(getattr(module, "DOC_DISCREPANCIES", []))
-
-
-# ---- Any class against any reference class (`optbench verify A --against B`) ----------------------
-
-MAX_INTROSPECTED_COMBINATIONS = 64
-
-
-@dataclass(frozen=True)
-class ClassPair(Algorithm):
-    """Two given classes in the registry's shape, so the one certificate machinery runs them."""
-
-    ours_class: type | None = None
-    reference_class: type | None = None
-    group_state: tuple = ()
-    compare_state: bool = True    # False: parameters only (the two classes name their state differently)
-
-    @property
-    def ours(self) -> type:
-        return self.ours_class
-
-    @property
-    def theirs(self) -> type:
-        return self.reference_class
-
-    def defaults(self) -> dict:
-        signature = inspect.signature(self.reference_class.__init__)
-        return {n: p.default for n, p in signature.parameters.items() if p.default is not inspect.Parameter.empty}
-
-
-def introspect_flags(ours_cls: type, reference_cls: type) -> dict:
-    """The flag space both constructors share: every boolean argument, and weight_decay at 0 and 0.1.
-
-    Returned as {name: values}; crossed in full by `certify_classes` up to MAX_INTROSPECTED_COMBINATIONS,
-    beyond that each flag is varied alone.
-    """
-    def keyword_defaults(cls):
-        return {n: p.default for n, p in inspect.signature(cls.__init__).parameters.items()
-                if p.default is not inspect.Parameter.empty}
-
-    ours, theirs = keyword_defaults(ours_cls), keyword_defaults(reference_cls)
-    flags = {}
-    for name, default in theirs.items():
-        if name not in ours or name in IMPLEMENTATION_ONLY:
-            continue
-        if isinstance(default, bool):
-            flags[name] = (default, not default)
-        elif name == "weight_decay" and isinstance(default, (int, float)):
-            flags[name] = (default, 0.1 if default == 0 else 0.0)
-    return flags
-
-
-def flag_combinations(flags: dict) -> list[dict]:
-    """Every crossing of `flags`, or, when that exceeds MAX_INTROSPECTED_COMBINATIONS, each flag alone."""
-    full = [dict(zip(flags, values)) for values in itertools.product(*flags.values())]
-    if len(full) <= MAX_INTROSPECTED_COMBINATIONS:
-        return full
-    base = {name: values[0] for name, values in flags.items()}
-    return [base] + [{**base, name: value} for name, values in flags.items() for value in values[1:]]
-
-
-def certify_classes(ours_cls: type, reference_cls: type, flags: dict | None = None,
-                    hparams: dict | None = None, name: str | None = None, group_state: tuple = (),
-                    compare_state: bool = True, param_groups: int = 2, dtypes=(torch.float64,),
-                    progress=None) -> list[Check]:
-    """The certificate of `ours_cls` against `reference_cls`, both `torch.optim.Optimizer` classes.
-
-    flags: {argument: values to cross} (default: `introspect_flags`); hparams: fixed settings (default:
-    the reference's own lr); compare_state=False compares parameters only, for classes whose state
-    keys differ. Combinations the reference refuses to construct are left out. Same runs,
-    tolerances and state_dict round trip as the torch certificate; returns one Check per combination
-    and dtype (float64 crosses the flags, other dtypes run the first combination).
-    """
-    flags = introspect_flags(ours_cls, reference_cls) if flags is None else flags
-    pair = ClassPair(name or f"{ours_cls.__name__} vs {reference_cls.__name__}", ours_cls.__name__, "",
-                     flags, ours_class=ours_cls, reference_class=reference_cls, group_state=group_state,
-                     compare_state=compare_state, param_groups=param_groups)
-    fixed = dict(hparams or {})
-    fixed.setdefault("lr", pair.defaults().get("lr", 1e-3))
-    pair = dataclasses.replace(pair, test_hparams=fixed)
-    combos = [c for c in flag_combinations(flags) if _constructs(reference_cls, {**fixed, **c})]
-    checks = []
-    for dtype in dtypes:
-        for combo in combos if dtype == torch.float64 else combos[:1]:
-            checks.append(compare_with_torch(pair, combo, dtype))
-            if progress:
-                progress(checks[-1])
-    return checks
-
-
-def _constructs(cls: type, hparams: dict) -> bool:
-    try:
-        quietly(cls, [torch.zeros(2, requires_grad=True)], hparams)
-    except Exception:  # noqa: BLE001 - any refusal means "not a valid combination"
-        return False
-    return True
 
 
 def certificate_size(algorithm: Algorithm, compiled: bool = False) -> int:

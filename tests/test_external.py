@@ -6,7 +6,7 @@ import textwrap
 import pytest
 import torch
 
-from optbench import verify
+from optbench import verify_classes
 from optbench.errors import OptbenchError
 from optbench.optimizers import external
 
@@ -45,7 +45,7 @@ def test_user_file_class_resolves_and_certifies_against_torch_sgd(user_file):
     assert issubclass(cls, torch.optim.Optimizer) and cls.__name__ == "PlainSGD"
     assert origin.file == str(user_file) and origin.version is None
     assert len(origin.source_sha256) == 64
-    checks = verify.certify_classes(cls, torch.optim.SGD, hparams={"lr": 0.05})
+    checks = verify_classes.certify_classes(cls, torch.optim.SGD, hparams={"lr": 0.05})
     assert [c.flags for c in checks] == [{"weight_decay": 0.0}, {"weight_decay": 0.1}]
     assert all(c.passed for c in checks), checks
 

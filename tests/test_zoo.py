@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from optbench import verify
+from optbench import verify, verify_classes
 from optbench.errors import OptbenchError
 from optbench.optimizers.registry import ALGORITHMS, REFERENCED_ALGORITHMS, TORCH_ALGORITHMS
 
@@ -273,11 +273,11 @@ def test_certify_classes_introspects_the_shared_flags():
     from optbench.optimizers.adam import Adam
     from optbench.optimizers.adamw import AdamW
 
-    checks = verify.certify_classes(Adam, torch.optim.Adam, hparams={"lr": 0.05})
-    flags = verify.introspect_flags(Adam, torch.optim.Adam)
+    checks = verify_classes.certify_classes(Adam, torch.optim.Adam, hparams={"lr": 0.05})
+    flags = verify_classes.introspect_flags(Adam, torch.optim.Adam)
     assert set(flags) == {"amsgrad", "maximize", "decoupled_weight_decay", "weight_decay"}
     assert len(checks) == 16 and all(c.passed for c in checks)
-    wrong = verify.certify_classes(AdamW, torch.optim.Adam, flags={"weight_decay": (0.1,)}, hparams={"lr": 0.05})
+    wrong = verify_classes.certify_classes(AdamW, torch.optim.Adam, flags={"weight_decay": (0.1,)}, hparams={"lr": 0.05})
     assert not wrong[0].passed    # AdamW's decay is decoupled, Adam's is not
 
 
@@ -286,7 +286,7 @@ def test_certify_classes_against_a_zoo_reference():
     import lion_pytorch
 
     from optbench.optimizers.lion import Lion
-    checks = verify.certify_classes(Lion, lion_pytorch.Lion, hparams={"lr": 0.01})
+    checks = verify_classes.certify_classes(Lion, lion_pytorch.Lion, hparams={"lr": 0.01})
     assert {tuple(sorted(c.flags)) for c in checks} == {("decoupled_weight_decay", "weight_decay")}
     assert len(checks) == 4 and all(c.passed for c in checks)
 

@@ -10,6 +10,7 @@ import torch
 from rich.table import Table
 
 from .. import verify as certificate
+from .. import verify_classes
 from ..errors import OptbenchError
 from ..optimizers.external import external_algorithm, is_external
 from ..optimizers.registry import ALGORITHMS, get
@@ -88,11 +89,11 @@ def _verify_against(names, against: str, as_json: bool) -> None:
     if len(names) != 1:
         raise OptbenchError(f"--against certifies one class, got {len(names)}: {' '.join(names) or 'none'}")
     ours, reference = _class_of(names[0]), _class_of(against)
-    flags = certificate.introspect_flags(ours, reference)
+    flags = verify_classes.introspect_flags(ours, reference)
     with progress_bar(transient=True) as progress:
-        total = len(certificate.flag_combinations(flags))
+        total = len(verify_classes.flag_combinations(flags))
         task = progress.add_task("certifying", total=total, status=names[0])
-        checks = certificate.certify_classes(ours, reference, flags, name=f"{names[0]} vs {against}",
+        checks = verify_classes.certify_classes(ours, reference, flags, name=f"{names[0]} vs {against}",
                                              progress=lambda _check: progress.advance(task))
     if not checks:
         raise OptbenchError(f"'{against}' refused every flag combination at its defaults; "
