@@ -318,7 +318,17 @@ def parse_range(text: str, name: str = "range") -> list[float]:
     """'START:STOP:NUM[:log|lin]' -> NUM values from START to STOP inclusive.
 
     Log-spaced by default when 0 < START and STOP/START >= 100 (learning rates), else linear.
+    Raises OptbenchError for a malformed text, non-finite ends, NUM < 2 or STOP <= START.
     """
+    start, stop, num, scale = range_parts(text, name)
+    if scale == "log":
+        return torch.logspace(math.log10(start), math.log10(stop), num, dtype=torch.float64).tolist()
+    return torch.linspace(start, stop, num, dtype=torch.float64).tolist()
+
+
+def range_parts(text: str, name: str = "range") -> tuple[float, float, int, str]:
+    """'START:STOP:NUM[:log|lin]' -> (START, STOP, NUM, 'log' or 'lin'), checked, without making the
+    values: callers estimate the cost of NUM points before asking for them."""
     parts = str(text).split(":")
     if len(parts) not in (3, 4):
         raise OptbenchError(f"malformed {name} '{text}': expected START:STOP:NUM[:log|lin]")
@@ -328,6 +338,8 @@ def parse_range(text: str, name: str = "range") -> list[float]:
         raise OptbenchError(
             f"malformed {name} '{text}': START and STOP must be numbers, NUM a whole number"
         ) from None
+    if not (math.isfinite(start) and math.isfinite(stop)):
+        raise OptbenchError(f"{name} '{text}': START and STOP must be finite numbers")
     if num < 2:
         raise OptbenchError(f"{name} '{text}' needs at least 2 points")
     if not stop > start:
@@ -335,8 +347,6 @@ def parse_range(text: str, name: str = "range") -> list[float]:
     scale = parts[3].lower() if len(parts) == 4 else ("log" if start > 0 and stop / start >= 100 else "lin")
     if scale not in ("log", "lin"):
         raise OptbenchError(f"{name} '{text}': spacing must be 'log' or 'lin', not '{parts[3]}'")
-    if scale == "log":
-        if start <= 0:
-            raise OptbenchError(f"{name} '{text}': a log range needs START > 0")
-        return torch.logspace(math.log10(start), math.log10(stop), num, dtype=torch.float64).tolist()
-    return torch.linspace(start, stop, num, dtype=torch.float64).tolist()
+    if scale == "log" and start <= 0:
+        raise OptbenchError(f"{name} '{text}': a log range needs START > 0")
+    return start, stop, num, scale

@@ -10,12 +10,14 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from ..errors import OptbenchError
+from ..experiments.inputs import MAX_SEED
 from ..plots.style import save_figures
 from ..results import output_folder
 
 # emoji=False: ranges such as 1e-4:100:49 must not turn into pictures
 console = Console(emoji=False)                   # results: stdout
-console_err = Console(stderr=True, emoji=False)  # progress and errors: stderr
+# soft_wrap: a note or an error stays one line however narrow the terminal
+console_err = Console(stderr=True, emoji=False, soft_wrap=True)  # progress and errors: stderr
 
 
 def progress_bar(transient: bool = False) -> Progress:
@@ -50,7 +52,8 @@ formats_option = click.option(
 out_option = click.option(
     "--out", type=click.Path(file_okay=False), default=None,
     help="Output folder (default: results/<command>-<timestamp>/).")
-seed_option = click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
+seed_option = click.option("--seed", type=click.IntRange(0, MAX_SEED), default=0, show_default=True,
+                           help="Random seed.")
 
 
 def parse_formats(text: str) -> list[str]:

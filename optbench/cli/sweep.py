@@ -12,6 +12,7 @@ from __future__ import annotations
 import rich_click as click
 from rich.table import Table
 
+from ..experiments.inputs import MAX_SEED
 from ..sweeps import SweepInterrupted, SweepPlan
 from ..sweeps.columns import grid_columns
 from .common import console, console_err, format_number, formats_option, out_option, parse_formats, progress_bar
@@ -37,7 +38,7 @@ from .sweep_options import build_spec, parse_shard, resolve_options
 @click.option("--epochs", type=int, default=None, help="Epochs per cell (instead of --steps).")
 @click.option("--steps", type=int, default=None, help="Optimizer steps per cell, the same for every batch size (training default 400).")
 @click.option("--seeds", type=int, default=1, show_default=True, help="Seeds per setting: seed, seed+1, ...")
-@click.option("--seed", type=int, default=0, show_default=True, help="First seed.")
+@click.option("--seed", type=click.IntRange(0, MAX_SEED), default=0, show_default=True, help="First seed.")
 @click.option("--target-accuracy", type=float, default=None, help="Count steps until validation accuracy reaches this (image tasks default 0.9).")
 @click.option("--target-loss", type=float, default=None, help="Count steps until the evaluated loss falls to this.")
 @click.option("--evaluations", type=int, default=None,

@@ -38,7 +38,9 @@ from ..runners.tuning import (
 )
 from ..runners.tuning import tune as run_tuning
 from ..theory import rate_table, stability_limits
-from .inputs import as_specs, as_surface, check_start
+from ..budget import check_count
+from ..specs import range_parts
+from .inputs import as_specs, as_surface, check_axis, check_run_settings, check_start, require_surface_memory
 from .result import Result
 
 TUNING_SEED_OFFSET = 1   # tuning starts come from seed + 1, so they differ from the comparison's starts
@@ -73,8 +75,7 @@ def plan_tuning(optimizers, surface: Surface | str, over=("lr",), ranges: dict |
     criterion, or steps-to-tol on a surface without a known minimum.
     """
     specs, surface, over = as_specs(optimizers), as_surface(surface), tuple(over)
-    if starts < 1:
-        raise OptbenchError(f"tuning starts must be >= 1, got {starts}")
+    check_count("tuning starts", starts, 1)
     if criterion not in CRITERIA:
         raise OptbenchError(f"unknown criterion '{criterion}' (valid: {', '.join(CRITERIA)})")
     if criterion == "steps-to-tol" and surface.tolerance is None:
@@ -82,7 +83,14 @@ def plan_tuning(optimizers, surface: Surface | str, over=("lr",), ranges: dict |
     for spec in specs:   # a name the optimizer lacks is the clearer message: check it first
         check_tunable(spec, over)
     ranges = dict(ranges or {})
-    return TuningPlan(over, tuning_axes(list(over), ranges), ranges, starts, criterion)
+    cells = math.prod(range_parts(text, f"tuning range {name}")[2] for name, text in ranges.items())
+    require_surface_memory(f"tuning {cells:,} cells x {starts} starts on {surface.name}", surface,
+                           cells * starts, 0)
+    axes = tuning_axes(list(over), ranges)
+    for spec in specs:
+        for name, values in axes.items():
+            check_axis(spec, name, values, "tuning")
+    return TuningPlan(over, axes, ranges, starts, criterion)
 
 
 @dataclass(repr=False)
@@ -172,12 +180,15 @@ def compare(optimizers, surface: Surface | str = "elliptic", *, steps: int | Non
     Raises OptbenchError for a repeated label, trials < 1, a start of the wrong dimension.
     """
     specs, surface = as_specs(optimizers), as_surface(surface)
-    steps = surface.steps if steps is None else steps
+    steps = check_run_settings(surface, steps, seed, noise, clip_grad_norm)
     point = check_start(surface, start)
-    if trials < 1:
-        raise OptbenchError(f"trials must be >= 1, got {trials}")
-    if clip_grad_norm is not None and not clip_grad_norm > 0:
-        raise OptbenchError(f"gradient clipping norm must be > 0, got {clip_grad_norm}")
+    check_count("trials", trials, 1)
+    runs = len(specs) * (1 + 2 * bool(check_repro))
+    require_surface_memory(f"{len(specs)} optimizer(s) x {trials:,} trial(s) x {steps:,} steps on {surface.name}",
+                           surface, trials, steps, runs)
+    if tune is not None:
+        require_surface_memory(f"tuning {tune.cells:,} cells x {tune.starts} starts x {steps:,} steps on "
+                               f"{surface.name}", surface, tune.cells * tune.starts, steps)
     labels = [spec.name for spec in specs]
 
     tuning = None

@@ -22,7 +22,7 @@ from ..results import read_metadata, read_table
 from ..runners.surface import fixed_starts, run_surface
 from ..specs import OptimizerSpec
 from ..theory import stability_limits
-from .inputs import as_spec, as_surface, check_start
+from .inputs import as_spec, as_surface, check_axis, check_run_settings, check_start, require_surface_memory
 from .result import Result
 
 
@@ -73,13 +73,17 @@ def grid(optimizer: OptimizerSpec | str, axes: dict, surface: Surface | str = "e
     cannot take per trial.
     """
     spec, surface = as_spec(optimizer), as_surface(surface)
-    steps = surface.steps if steps is None else steps
+    steps = check_run_settings(surface, steps, seed, noise)
     point = check_start(surface, start)
     if len(axes) != 2:
         raise OptbenchError(f"a grid needs exactly two axes (got {len(axes)}: {', '.join(axes) or 'none'})")
     (x_name, x_values), (y_name, y_values) = axes.items()
     if not len(x_values) or not len(y_values):
         raise OptbenchError("each grid axis needs at least one value")
+    require_surface_memory(f"a {len(x_values):,} x {len(y_values):,} grid of {steps:,} steps on {surface.name}",
+                           surface, len(x_values) * len(y_values), steps)
+    for name, values in axes.items():
+        check_axis(spec, name, values)
     x_grid, y_grid = torch.meshgrid(torch.tensor(x_values, dtype=torch.float64),
                                     torch.tensor(y_values, dtype=torch.float64), indexing="xy")
     trials = x_grid.numel()
@@ -91,3 +95,4 @@ def grid(optimizer: OptimizerSpec | str, axes: dict, surface: Surface | str = "e
             "start": list(point or surface.start), "noise": noise, "record_every": run.record_every,
             "per_trial": run.per_trial}
     return GridMap(surface, run.trajectory, run.metrics, meta, seed)
+
