@@ -17,6 +17,7 @@ from .errors import OptbenchError
 FLOAT = 8                      # bytes of a float64
 STATE_COPIES = 12              # parameter, gradient, optimizer state, step buffers: copies per coordinate
 TABLE_COPIES = 3               # a recorded value lives in a tensor, a DataFrame column and a parquet buffer
+PYTHON_ROW = 1000              # a row held as a dict of ~10 Python numbers and strings, then a DataFrame row
 ROW_COLUMNS = 12               # non-coordinate columns of a trajectory row (optimizer, step, loss, ...)
 
 
@@ -57,9 +58,9 @@ def surface_run_bytes(trials: int, dim: int, recorded: int) -> float:
     return FLOAT * (trials * dim * STATE_COPIES + TABLE_COPIES * recorded * (dim + ROW_COLUMNS))
 
 
-def rows_bytes(rows: float, bytes_per_row: float) -> float:
-    """Rows built one Python object at a time (traces, sweep cells)."""
-    return rows * bytes_per_row
+def require_rows(what: str, rows: float) -> None:
+    """Refuse a table built one Python dict per row (traces, per-step training rows) that cannot fit."""
+    require_memory(f"{what} ({rows:,.0f} table rows)", rows * PYTHON_ROW)
 
 
 def check_count(name: str, value: int, minimum: int = 0) -> int:

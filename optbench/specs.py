@@ -206,10 +206,10 @@ def parse_optimizer(text: str) -> OptimizerSpec:
             raise OptbenchError(f"malformed setting '{item}' in '{text}': expected name=value")
         if hname not in allowed:
             raise did_you_mean(f"hyperparameter of {algorithm.name}", hname, allowed)
-        if "_" in raw:   # float() reads '1_0' as 10: a typo must not become a value
+        value = parse_value(raw)
+        if "_" in raw and not isinstance(value, str):   # float() reads '1_0' as 10: a typo, not a value
             raise OptbenchError(f"{hname}={raw} in '{text}' is not a number")
-        defaults = algorithm.defaults()
-        hparams[hname] = check_hyperparameter(hname, parse_value(raw), defaults.get(hname), f"{hname}={raw}",
+        hparams[hname] = check_hyperparameter(hname, value, algorithm.defaults().get(hname), f"{hname}={raw}",
                                               text)
     if algorithm.sparse_grad:
         raise OptbenchError(f"{algorithm.name} steps sparse gradients only (nn.Embedding(sparse=True)); "
@@ -285,10 +285,10 @@ def check_hyperparameter(name: str, value, default, given: str, text: str):
     if value is None and default is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise OptbenchError(f"{where}: {name} must be a number")
+        raise OptbenchError(f"{where} is not a number")
     infinite_default = isinstance(default, float) and math.isinf(default)
     if math.isnan(value) or (math.isinf(value) and not infinite_default):
-        raise OptbenchError(f"{where}: {name} must be a finite number")
+        raise OptbenchError(f"{where} is not a finite number")
     return value
 
 

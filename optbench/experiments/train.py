@@ -15,12 +15,14 @@ same folder skips the runs already there; another spec is refused unless `force`
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+import math
 from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pandas as pd
 
+from ..budget import check_count, require_rows
 from ..errors import OptbenchError
 from ..results import read_metadata, read_table, write_metadata, write_table
 from ..runners.distributed import launch, process_group, started_by_torchrun
@@ -29,6 +31,7 @@ from ..runners.training import TrainResult, TrainSpec, Update, check
 from ..runners.training import train as train_one
 from ..specs import OptimizerSpec, as_spec
 from ..tasks import REGRESSION, SCALAR, TRAINING, get_task
+from .inputs import check_seed
 from .run_store import RunStore, key_of
 
 CLASSIFICATION_TABLES = ("steps", "epochs", "summary", "evaluations")
@@ -108,14 +111,14 @@ def train(
     to classification tasks only. Raises OptbenchError for any bad setting, before any work.
     """
     specs = _parse_optimizers(optimizers)
+    check_seed(seed)
     kind = get_task(task).kind
     if kind == "surface":
         raise OptbenchError(f"task '{task}' is an analytic surface: use `optbench compare --surface` for it")
-    if nproc < 1:
-        raise OptbenchError(f"nproc must be at least 1, got {nproc}")
+    check_count("nproc", nproc, 1)
     for name, value in (("epochs", epochs), ("batch size", batch_size)):
-        if value is not None and value < 1:
-            raise OptbenchError(f"{name} must be at least 1, got {value}")
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise OptbenchError(f"{name} must be at least 1, got {value!r}")
     if kind == "regression":
         classification_only = dict(
             model=model,
@@ -175,6 +178,9 @@ def _classification(specs: list[TrainSpec], nproc: int, out, force: bool, progre
         dataset = check(specs[0], world=world)
         for spec in specs[1:]:
             check(spec, dataset, world)
+        steps_per_epoch = math.ceil(len(dataset.train[1]) / specs[0].batch_size)
+        require_rows(f"training {len(specs)} optimizer(s) for {specs[0].epochs:,} epochs of {steps_per_epoch} steps",
+                     len(specs) * specs[0].epochs * steps_per_epoch)
         spec_record = {"runs": [spec.resolved() for spec in specs], "processes": world}
         seed = specs[0].seed
         store = RunStore.open(out, "train", spec_record, seed, force, writer=rank == 0) if out else None
@@ -215,6 +221,7 @@ def _regression(
         if batch_size is not None:
             raise OptbenchError("batch size does not apply to task 'scalar' (one sample)")
         iterations = epochs or SCALAR["iterations"]
+        require_rows(f"{len(specs)} scalar trace(s) of {iterations:,} iterations", len(specs) * iterations)
         record = {"task": task, "optimizers": names, "iterations": iterations}
         table_name, settings = "trace", {"iterations": iterations}
 
@@ -227,6 +234,8 @@ def _regression(
             raise OptbenchError(
                 f"batch size {batch_size} is larger than the {len(data.y)} regression samples"
             )
+        steps = epochs * math.ceil(len(data.y) / batch_size)
+        require_rows(f"{len(specs)} regression run(s) of {epochs:,} epochs", len(specs) * steps)
         record = {
             "task": task,
             "optimizers": names,
