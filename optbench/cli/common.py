@@ -27,6 +27,19 @@ def progress_bar(transient: bool = False) -> Progress:
                     TextColumn("{task.fields[status]}"), console=console_err, transient=transient)
 
 
+@contextmanager
+def step_progress(runs: list[str], steps: int):
+    """A transient progress bar with an ETA over `runs` of `steps` steps each; yields the callback
+    (run label, steps taken, steps) that `optbench.compare`/`grid` report through."""
+    with progress_bar(transient=True) as bar:
+        task = bar.add_task("running", total=max(1, len(runs) * steps), status="")
+        offsets = {label: index * steps for index, label in enumerate(runs)}
+
+        def report(label: str, taken: int, _steps: int) -> None:
+            bar.update(task, completed=offsets[label] + taken, status=label)
+        yield report
+
+
 def format_number(value) -> str:
     """Compact, honest numbers for tables: 3 significant digits, NaN/inf spelled out."""
     if value is None:

@@ -22,6 +22,7 @@ from .common import (
     results_folder,
     seed_option,
     split_assignment,
+    step_progress,
     write_figures,
 )
 from .compare_tables import metrics_table, noise_floor_table, rates_table, repro_table, theory_caption, tuning_table
@@ -98,8 +99,9 @@ def command(optimizers, surface, steps, start, noise, trials, tune, tune_over, t
         if plan is not None:
             console_err.print(f"tuning {', '.join(plan.over)}: {plan.cells} cells x {plan.starts} starts x {steps} "
                               "steps per optimizer, each grid one batched tensor", highlight=False)
-        result = compare(specs, resolved, steps=steps, start=point, trials=trials, noise=noise, seed=seed,
-                         clip_grad_norm=clip_grad_norm, tune=plan, check_repro=check_repro)
+        with step_progress([spec.name for spec in specs], steps) as report:
+            result = compare(specs, resolved, steps=steps, start=point, trials=trials, noise=noise, seed=seed,
+                             clip_grad_norm=clip_grad_norm, tune=plan, check_repro=check_repro, progress=report)
         result.save(folder)
 
     if result.tuning is not None:

@@ -20,6 +20,7 @@ from .common import (
     results_folder,
     seed_option,
     split_assignment,
+    step_progress,
     write_figures,
 )
 from .surface_options import resolve_surface, surface_options
@@ -54,7 +55,9 @@ def command(optimizer, lr_range, momentum_range, vary, surface, steps, start, no
     require_surface_memory(f"a grid of {cells:,} cells x {steps:,} steps on {resolved.name}", resolved, cells, steps)
     axes = {name: parse_range(text, label) for name, (text, label) in ranges.items()}
     with results_folder(out, "grid") as folder:
-        result = grid(spec, axes, resolved, steps=steps, start=point, noise=noise, seed=seed)
+        with step_progress([spec.name], steps) as report:
+            result = grid(spec, axes, resolved, steps=steps, start=point, noise=noise, seed=seed,
+                          progress=lambda taken, total: report(spec.name, taken, total))
         result.save(folder)
 
     metrics, (x_name, y_name) = result.metrics, result.axes

@@ -12,6 +12,7 @@ from __future__ import annotations
 import rich_click as click
 from rich.table import Table
 
+from ..budget import require_rows
 from ..experiments.inputs import MAX_SEED
 from ..sweeps import SweepInterrupted, SweepPlan
 from ..sweeps.columns import grid_columns
@@ -62,6 +63,9 @@ def command(ctx, config_path, **flags):
     """
     options = resolve_options(ctx, config_path, flags)
     spec = build_spec(options)
+    if spec.kind != "surface" and spec.resolved_steps() is not None:   # per-step rows, `jobs` cells at once
+        require_rows(f"{options['jobs']} sweep cell(s) of {spec.resolved_steps():,} steps at once",
+                     options["jobs"] * spec.resolved_steps())
     formats = parse_formats(options["formats"])
     shard = parse_shard(options["shard"])
     plan = SweepPlan.prepare(spec, options["out"], options["jobs"], shard, options["force"])

@@ -78,6 +78,8 @@ def _config_value(ctx, file: Path, raw_key, key: str, value, param):
         return None
     if isinstance(value, (dict, list)) or (isinstance(value, bool) and not isinstance(param.type, click.types.BoolParamType)):
         raise OptbenchError(f"{file}: {raw_key} must be a single value, got {value!r}")
+    if isinstance(param.type, click.types.IntParamType) and isinstance(value, float):
+        raise OptbenchError(f"{file}: {raw_key} must be a whole number, got {value!r}")
     try:
         return param.type_cast_value(ctx, value)
     except click.BadParameter as error:

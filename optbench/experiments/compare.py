@@ -13,6 +13,7 @@ second time (and on CUDA where present) and `repro` says where the trajectories 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -168,7 +169,8 @@ class Comparison(Result):
 
 def compare(optimizers, surface: Surface | str = "elliptic", *, steps: int | None = None, start=None,
             trials: int = 1, noise: float = 0.0, seed: int = 0, clip_grad_norm: float | None = None,
-            tune: TuningPlan | None = None, check_repro: bool = False) -> Comparison:
+            tune: TuningPlan | None = None, check_repro: bool = False,
+            progress: Callable[[str, int, int], None] | None = None) -> Comparison:
     """Run each optimizer from the same starts for the same steps; returns a `Comparison`.
 
     optimizers: specs or their text ("sgd", "adam:lr=0.5"); unset learning rates take the surface's
@@ -177,7 +179,9 @@ def compare(optimizers, surface: Surface | str = "elliptic", *, steps: int | Non
     seeded random starts in the middle half of the plot window.
     noise: std of Gaussian noise added to every gradient coordinate (seeded).
     clip_grad_norm: None leaves gradients alone; a number clips each trial's gradient to that norm.
-    Raises OptbenchError for a repeated label, trials < 1, a start of the wrong dimension.
+    progress: called with (optimizer label, steps taken, steps) while the comparison runs.
+    Raises OptbenchError for a repeated label, trials < 1, a start of the wrong dimension, a bad
+    setting, or a run whose memory estimate exceeds what this machine has available.
     """
     specs, surface = as_specs(optimizers), as_surface(surface)
     steps = check_run_settings(surface, steps, seed, noise, clip_grad_norm)
@@ -204,15 +208,16 @@ def compare(optimizers, surface: Surface | str = "elliptic", *, steps: int | Non
     starts = random_starts(surface, trials, seed) if trials > 1 and point is None \
         else fixed_starts(surface, point, trials)
 
-    def compare_once(device="cpu") -> list:
+    def compare_once(device="cpu", report=None) -> list:
         runs = []
         for spec in specs:
             torch.manual_seed(seed)
             runs.append(run_surface(spec, surface, starts, steps, noise=noise, seed=seed,
-                                    clip_grad_norm=clip_grad_norm, device=device))
+                                    clip_grad_norm=clip_grad_norm, device=device,
+                                    progress=report and (lambda t, name=spec.name: report(name, t, steps))))
         return runs
 
-    runs = compare_once()
+    runs = compare_once(report=progress)
     trajectory = pd.concat([run.trajectory for run in runs], ignore_index=True)
     metrics = pd.concat([run.metrics for run in runs], ignore_index=True)
     hparams = {spec.name: (spec.family, spec.resolved(default_hparams(surface, spec.family))) for spec in specs}

@@ -9,6 +9,7 @@ Every cell is a trial whose hyperparameters are `[trials, 1]` tensors stepped by
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,12 +66,14 @@ class GridMap(Result):
 
 
 def grid(optimizer: OptimizerSpec | str, axes: dict, surface: Surface | str = "elliptic", *,
-         steps: int | None = None, start=None, noise: float = 0.0, seed: int = 0) -> GridMap:
+         steps: int | None = None, start=None, noise: float = 0.0, seed: int = 0,
+         progress: Callable[[int, int], None] | None = None) -> GridMap:
     """Run `optimizer` once per cell of the two axes (name -> values; x axis first); returns a `GridMap`.
 
     Any tensor hyperparameter of the algorithm may be an axis (`beta1`/`beta2` address `betas`).
     Raises OptbenchError unless exactly two axes with values are given, or for a name the algorithm
-    cannot take per trial.
+    cannot take per trial, or a grid whose memory estimate exceeds what this machine has available.
+    progress: called with (steps taken, steps) while the grid runs.
     """
     spec, surface = as_spec(optimizer), as_surface(surface)
     steps = check_run_settings(surface, steps, seed, noise)
@@ -89,7 +92,8 @@ def grid(optimizer: OptimizerSpec | str, axes: dict, surface: Surface | str = "e
     trials = x_grid.numel()
     torch.manual_seed(seed)
     run = run_surface(spec, surface, fixed_starts(surface, point, trials), steps,
-                      grid={x_name: x_grid.reshape(-1), y_name: y_grid.reshape(-1)}, noise=noise, seed=seed)
+                      grid={x_name: x_grid.reshape(-1), y_name: y_grid.reshape(-1)}, noise=noise, seed=seed,
+                      progress=progress and (lambda t: progress(t, steps)))
     meta = {"surface": surface.name, "optimizer": spec.name, "axes": [x_name, y_name],
             "ranges": {x_name: list(x_values), y_name: list(y_values)}, "steps": steps,
             "start": list(point or surface.start), "noise": noise, "record_every": run.record_every,

@@ -27,6 +27,7 @@ anything in a spec overrides them.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pandas as pd
@@ -39,6 +40,7 @@ from ..tasks.defaults import surface_defaults
 from .recorder import Recorder
 
 MAX_RECORDED_POINTS = 250_000       # trial-steps kept in the trajectory table before striding
+PROGRESS_EVERY = 1000               # steps between progress reports (a report costs a function call)
 
 def default_hparams(surface: Surface, family: str) -> dict:
     """The built-in settings for `family` on `surface` (overridden by the user's spec); the table
@@ -71,7 +73,7 @@ def run_surface(spec: OptimizerSpec, surface: Surface, starts: torch.Tensor, ste
                 grid: dict | None = None, noise: float = 0.0, seed: int = 0,
                 defaults: dict | None = None, record_every: int | None = None,
                 clip_grad_norm: float | None = None, device: str = "cpu",
-                dtype=torch.float64) -> SurfaceRun:
+                dtype=torch.float64, progress: Callable[[int], None] | None = None) -> SurfaceRun:
     """Run `spec` from every row of `starts` for `steps` steps; returns trajectory and metrics tables.
 
     grid: hyperparameter name -> one value per trial (`beta1`/`beta2` address `betas`).
@@ -79,6 +81,7 @@ def run_surface(spec: OptimizerSpec, surface: Surface, starts: torch.Tensor, ste
     clip_grad_norm: None (the default) never touches a gradient; a number rescales each trial's gradient
     to at most that norm, as `torch.nn.utils.clip_grad_norm_` would, and is recorded as a column.
     device: where the optimizer steps ('cuda' for a reproducibility check); tables are always on the CPU.
+    progress: called with the number of steps taken, every `PROGRESS_EVERY` steps and at the end.
     """
     if steps < 0:
         raise OptbenchError(f"steps must be >= 0, got {steps}")
@@ -111,6 +114,8 @@ def run_surface(spec: OptimizerSpec, surface: Surface, starts: torch.Tensor, ste
             recorder.observe(t, points.cpu(), value.cpu(), gradient.cpu())
         if t < steps:
             stepper.step(clip_rows(add_gradient_noise(gradient, noise, noise_generator), clip_grad_norm))
+        if progress is not None and (t % PROGRESS_EVERY == 0 or t == steps):
+            progress(t)
     hparams = _hparam_columns(spec, defaults, {n: v.cpu() for n, v in grid.items()}, trials)
     if clip_grad_norm is not None:
         hparams["clip_grad_norm"] = float(clip_grad_norm)
