@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..budget import check_count, require_rows
+from ..budget import require_rows
 from ..errors import OptbenchError
 from ..results import read_metadata, read_table, write_metadata, write_table
 from ..runners.distributed import launch, process_group, started_by_torchrun
@@ -115,8 +115,7 @@ def train(
     kind = get_task(task).kind
     if kind == "surface":
         raise OptbenchError(f"task '{task}' is an analytic surface: use `optbench compare --surface` for it")
-    check_count("nproc", nproc, 1)
-    for name, value in (("epochs", epochs), ("batch size", batch_size)):
+    for name, value in (("nproc", nproc), ("epochs", epochs), ("batch size", batch_size)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
             raise OptbenchError(f"{name} must be at least 1, got {value!r}")
     if kind == "regression":
