@@ -149,7 +149,8 @@ def _quadratic(dim: int = 10, condition: float = 100.0) -> Surface:
     text = f"quadratic:dim={dim},condition={condition:g}"
     return _quadratic_surface(text, [lam / 2 for lam in eigenvalues], (1.0,) * dim,
                               ((-1.5, 1.5),) * dim, f"½ Σ λᵢ xᵢ², λ from 1 to {condition:g} ({dim}-D)",
-                              steps=QUADRATIC_STEPS, note="Hessian eigenvalues log-spaced; condition number as given")
+                              steps=QUADRATIC_STEPS,
+                              note="Hessian eigenvalues log-spaced; condition number as given")
 
 
 QUADRATIC_STEPS = 200

@@ -271,7 +271,8 @@ def check_hyperparameter(name: str, value, default, given: str, text: str):
     if kind == "tuple":
         if not isinstance(value, tuple) or len(value) != len(default):
             example = "/".join(format_value(v) for v in default)
-            raise OptbenchError(f"{where}: {name} must be {len(default)} values separated by '/', e.g. {example}")
+            raise OptbenchError(f"{where}: {name} must be {len(default)} values separated by '/', "
+                                f"e.g. {example}")
         return tuple(check_hyperparameter(name, v, d, given, text) if d is not None or v is not None else None
                      for v, d in zip(value, default))
     if kind == "text":

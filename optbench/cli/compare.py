@@ -25,7 +25,14 @@ from .common import (
     step_progress,
     write_figures,
 )
-from .compare_tables import metrics_table, noise_floor_table, rates_table, repro_table, theory_caption, tuning_table
+from .compare_tables import (
+    metrics_table,
+    noise_floor_table,
+    rates_table,
+    repro_table,
+    theory_caption,
+    tuning_table,
+)
 from .surface_options import resolve_surface, surface_options
 
 
@@ -101,7 +108,8 @@ def command(optimizers, surface, steps, start, noise, trials, tune, tune_over, t
                               "steps per optimizer, each grid one batched tensor", highlight=False)
         with step_progress([spec.name for spec in specs], steps) as report:
             result = compare(specs, resolved, steps=steps, start=point, trials=trials, noise=noise, seed=seed,
-                             clip_grad_norm=clip_grad_norm, tune=plan, check_repro=check_repro, progress=report)
+                             clip_grad_norm=clip_grad_norm, tune=plan, check_repro=check_repro,
+                             progress=report)
         result.save(folder)
 
     if result.tuning is not None:

@@ -52,7 +52,8 @@ def command(optimizer, lr_range, momentum_range, vary, surface, steps, start, no
                 raise OptbenchError(f"'{name}' given twice")
             ranges[name] = (text, f"--{name}" if name in ("lr", "momentum") else name)
     cells = math.prod(range_parts(text, label)[2] for text, label in ranges.values())
-    require_surface_memory(f"a grid of {cells:,} cells x {steps:,} steps on {resolved.name}", resolved, cells, steps)
+    require_surface_memory(f"a grid of {cells:,} cells x {steps:,} steps on {resolved.name}", resolved, cells,
+                           steps)
     axes = {name: parse_range(text, label) for name, (text, label) in ranges.items()}
     with results_folder(out, "grid") as folder:
         with step_progress([spec.name], steps) as report:

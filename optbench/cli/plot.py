@@ -6,9 +6,9 @@ from pathlib import Path
 
 import rich_click as click
 
+from .. import sweeps
 from ..errors import OptbenchError
 from ..experiments import load
-from .. import sweeps
 from ..plots import training
 from ..plots.style import save_figures
 from ..results import META_FILE, atomic_write_bytes, read_metadata

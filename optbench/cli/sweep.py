@@ -16,7 +16,15 @@ from ..budget import require_rows
 from ..experiments.inputs import MAX_SEED
 from ..sweeps import SweepInterrupted, SweepPlan
 from ..sweeps.columns import grid_columns
-from .common import console, console_err, format_number, formats_option, out_option, parse_formats, progress_bar
+from .common import (
+    console,
+    console_err,
+    format_number,
+    formats_option,
+    out_option,
+    parse_formats,
+    progress_bar,
+)
 from .sweep_options import build_spec, parse_shard, resolve_options
 
 

@@ -8,8 +8,8 @@ import pandas as pd
 import rich_click as click
 from rich.table import Table
 
-from ..experiments.train import TrainingResult, train
 from ..errors import OptbenchError
+from ..experiments.train import TrainingResult, train
 from ..plots.training import redraw
 from ..results import default_folder
 from ..specs import parse_optimizer
@@ -51,7 +51,13 @@ from .common import (
     default=None,
     help="A torch.optim.lr_scheduler, stepped per epoch: `cosine`, `step:step_size=5,gamma=0.5`.",
 )
-@click.option("--warmup-epochs", type=click.IntRange(min=0), default=0, show_default=True, help="Linear lr warm-up, per step.")
+@click.option(
+    "--warmup-epochs",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Linear lr warm-up, per step.",
+)
 @click.option(
     "--early-stop",
     type=click.IntRange(min=1),

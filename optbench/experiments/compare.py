@@ -20,6 +20,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from ..budget import check_count
 from ..errors import OptbenchError
 from ..objectives import Surface, get_surface
 from ..plots.fair import plot_sensitivity
@@ -38,9 +39,8 @@ from ..runners.tuning import (
     tuning_axes,
 )
 from ..runners.tuning import tune as run_tuning
-from ..theory import rate_table, stability_limits
-from ..budget import check_count
 from ..specs import range_parts
+from ..theory import rate_table, stability_limits
 from .inputs import as_specs, as_surface, check_axis, check_run_settings, check_start, require_surface_memory
 from .result import Result
 
@@ -188,7 +188,8 @@ def compare(optimizers, surface: Surface | str = "elliptic", *, steps: int | Non
     point = check_start(surface, start)
     check_count("trials", trials, 1)
     runs = len(specs) * (1 + 2 * bool(check_repro))
-    require_surface_memory(f"{len(specs)} optimizer(s) x {trials:,} trial(s) x {steps:,} steps on {surface.name}",
+    require_surface_memory(f"{len(specs)} optimizer(s) x {trials:,} trial(s) x {steps:,} steps on "
+                           f"{surface.name}",
                            surface, trials, steps, runs)
     if tune is not None:
         require_surface_memory(f"tuning {tune.cells:,} cells x {tune.starts} starts x {steps:,} steps on "

@@ -83,7 +83,8 @@ def grid(optimizer: OptimizerSpec | str, axes: dict, surface: Surface | str = "e
     (x_name, x_values), (y_name, y_values) = axes.items()
     if not len(x_values) or not len(y_values):
         raise OptbenchError("each grid axis needs at least one value")
-    require_surface_memory(f"a {len(x_values):,} x {len(y_values):,} grid of {steps:,} steps on {surface.name}",
+    require_surface_memory(f"a {len(x_values):,} x {len(y_values):,} grid of {steps:,} steps on "
+                           f"{surface.name}",
                            surface, len(x_values) * len(y_values), steps)
     for name, values in axes.items():
         check_axis(spec, name, values)

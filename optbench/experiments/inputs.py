@@ -75,18 +75,19 @@ def check_axis(spec: OptimizerSpec, name: str, values, what: str = "grid") -> No
     """A grid or tuning axis holds real numbers that the optimizer accepts: refuse counts, flags and choices
     (a grid passes each value as a float tensor) and values torch's own checks reject, naming the value."""
     resolved = spec.resolved()
-    default = resolved.get("betas", (0.9, 0.999))[name == "beta2"] if name in BETA_AXES else resolved.get(name)
+    betas = resolved.get("betas", (0.9, 0.999))
+    default = betas[name == "beta2"] if name in BETA_AXES else resolved.get(name)
     if name not in resolved and name not in BETA_AXES:
         return   # not a hyperparameter of this algorithm: run_surface names the valid axes
     kind = hyperparameter_kind(name, default)
     if kind != "number":
-        raise OptbenchError(f"{what} axis '{name}' of {spec.family} is not a real number ({kind}): a {what} varies "
-                            "real-valued hyperparameters such as lr")
+        raise OptbenchError(f"{what} axis '{name}' of {spec.family} is not a real number ({kind}): "
+                            f"a {what} varies real-valued hyperparameters such as lr")
     for value in (min(values), max(values)):
         if not math.isfinite(value):
             raise OptbenchError(f"{what} axis {name}: {value} is not a finite number")
         try:
-            spec.build([torch.zeros(2, 2, requires_grad=True)], **set_hyperparameters({}, {name: float(value)},
-                                                                                      resolved.get("betas")))
+            setting = set_hyperparameters({}, {name: float(value)}, betas)
+            spec.build([torch.zeros(2, 2, requires_grad=True)], **setting)
         except OptbenchError as error:
             raise OptbenchError(f"{what} axis {name}={value:g}: {error}") from None

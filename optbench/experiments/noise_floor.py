@@ -15,12 +15,12 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..budget import check_count
 from ..errors import OptbenchError
 from ..plots.fair import plot_noise_floor, plot_suboptimality
 from ..results import read_metadata, read_table
 from ..runners.regression import least_squares, make_linear_data, minibatch_runs, sgd_noise_floor
 from ..specs import OptimizerSpec, parse_range
-from ..budget import check_count
 from .inputs import as_specs, check_axis, check_seed
 from .result import Result
 

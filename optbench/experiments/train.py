@@ -14,8 +14,8 @@ same folder skips the runs already there; another spec is refused unless `force`
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 import math
+from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -178,8 +178,8 @@ def _classification(specs: list[TrainSpec], nproc: int, out, force: bool, progre
         for spec in specs[1:]:
             check(spec, dataset, world)
         steps_per_epoch = math.ceil(len(dataset.train[1]) / specs[0].batch_size)
-        require_rows(f"training {len(specs)} optimizer(s) for {specs[0].epochs:,} epochs of {steps_per_epoch} steps",
-                     len(specs) * specs[0].epochs * steps_per_epoch)
+        require_rows(f"training {len(specs)} optimizer(s) for {specs[0].epochs:,} epochs of "
+                     f"{steps_per_epoch} steps", len(specs) * specs[0].epochs * steps_per_epoch)
         spec_record = {"runs": [spec.resolved() for spec in specs], "processes": world}
         seed = specs[0].seed
         store = RunStore.open(out, "train", spec_record, seed, force, writer=rank == 0) if out else None

@@ -77,7 +77,8 @@ def build_scheduler(text: str | None, optimizer, epochs: int):
             raise OptbenchError(f"malformed schedule setting '{item}' in '{text}': expected name=value")
         if hname not in parameters:
             raise did_you_mean(f"setting of schedule {class_name}", hname, parameters)
-        kwargs[hname] = _checked(hname, parse_value(raw), str(parameters[hname].annotation), f"{item} in '{text}'")
+        annotation = str(parameters[hname].annotation)
+        kwargs[hname] = _checked(hname, parse_value(raw), annotation, f"{item} in '{text}'")
     lr = optimizer.param_groups[0]["lr"]
     defaults = {
         "CosineAnnealingLR": {"T_max": epochs},
@@ -103,7 +104,8 @@ PERIODS = {"step_size", "T_max", "T_0", "T_mult", "total_iters", "total_steps", 
 def _checked(name: str, value, annotation: str, where: str):
     """A schedule setting checked against the type torch annotates it with: whole numbers (periods >= 1),
     finite reals, true/false, one of a Literal's words; milestones a list of whole numbers."""
-    choices = re.findall(r"'([^']*)'", annotation.partition("Literal[")[2]) if "Literal[" in annotation else []
+    literal = annotation.partition("Literal[")[2]
+    choices = re.findall(r"'([^']*)'", literal) if literal else []
     if choices:
         if value not in choices:
             raise OptbenchError(f"{where}: {name} must be one of {', '.join(choices)}")
