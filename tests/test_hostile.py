@@ -30,14 +30,12 @@ def refused(args: list[str], out, expected: str):
     result = CliRunner().invoke(main, args)
     lines = result.stderr.strip().splitlines()
     assert result.exit_code == 2, (result.exit_code, result.output, result.exception)
-    assert not isinstance(result.exception, Exception) or isinstance(result.exception, SystemExit), (
-        result.exception
-    )
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
     assert "Traceback" not in result.output
     assert len(lines) == 1, lines
     assert lines[0].startswith("error: ") and expected in lines[0], lines[0]
     assert result.stdout == ""
-    assert not out.exists() or not any(out.iterdir()), sorted(out.iterdir())
+    assert not out.exists(), sorted(out.iterdir())
     return result
 
 
