@@ -186,15 +186,17 @@ def _classification(specs: list[TrainSpec], nproc: int, out, force: bool, progre
         tables, runs = {name: [] for name in CLASSIFICATION_TABLES}, {}
         for spec in specs:
             key = key_of({**spec.resolved(), "processes": world})
-            finished = store.finished(key, CLASSIFICATION_TABLES) if store and not (force and rank) else None
-            if finished is None:
-                run = (
-                    launch(spec, world) if world > 1 and not torchrun else train_one(spec, dataset, progress)
-                )
-                finished = {name: getattr(run, name) for name in CLASSIFICATION_TABLES}
-                runs[spec.optimizer.name] = run
-                if store and rank == 0:
-                    store.finish(key, finished)
+            # torchrun's ranks train together, so only a run this process alone computes is claimed
+            with store.claim(key) if store and not torchrun else nullcontext():
+                reread = store and not (force and rank)
+                finished = store.finished(key, CLASSIFICATION_TABLES) if reread else None
+                if finished is None:
+                    distributed = world > 1 and not torchrun
+                    run = launch(spec, world) if distributed else train_one(spec, dataset, progress)
+                    finished = {name: getattr(run, name) for name in CLASSIFICATION_TABLES}
+                    runs[spec.optimizer.name] = run
+                    if store and rank == 0:
+                        store.finish(key, finished)
             if progress and (spec.optimizer.name not in runs or (world > 1 and not torchrun)):
                 _report_finished(progress, spec, finished["epochs"], len(dataset.train[1]))
             for name in CLASSIFICATION_TABLES:
@@ -259,10 +261,11 @@ def _regression(
                 **settings,
             }
         )
-        finished = store.finished(key, [table_name]) if store else None
-        if finished is None:
-            finished = {table_name: run(spec)}
-            if store:
-                store.finish(key, finished)
+        with store.claim(key) if store else nullcontext():
+            finished = store.finished(key, [table_name]) if store else None
+            if finished is None:
+                finished = {table_name: run(spec)}
+                if store:
+                    store.finish(key, finished)
         parts.append(finished[table_name])
     return TrainingResult(task, {table_name: pd.concat(parts, ignore_index=True)}, record, seed)
