@@ -8,6 +8,7 @@ status 2; `--debug` shows the traceback instead.
 
 from __future__ import annotations
 
+import signal
 import sys
 
 import matplotlib
@@ -31,7 +32,8 @@ class OptbenchGroup(click.RichGroup):
         try:
             code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except click.exceptions.Abort:
-            console_err.print("[bold red]aborted[/]")
+            console_err.print("[bold red]stopped:[/] finished runs are kept; rerun the same command to resume",
+                              highlight=False)
             sys.exit(130)
         except click.exceptions.ClickException as error:
             console_err.print(f"[bold red]error:[/] {escape(one_line(error.format_message()))}",
@@ -80,4 +82,9 @@ def entry(argv=None):
     importing optbench.cli leaves a notebook's backend alone.
     """
     matplotlib.use("Agg")
+    signal.signal(signal.SIGTERM, _interrupt)   # a scheduler's time limit stops a run as Ctrl-C does
     main.main(args=argv)
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
