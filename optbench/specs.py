@@ -199,7 +199,7 @@ def parse_optimizer(text: str) -> OptimizerSpec:
         for n in inspect.signature(algorithm.theirs.__init__).parameters
         if n not in ("self", "params") and n not in IMPLEMENTATION_ONLY
     ]
-    for item in settings.split(",") if settings else []:
+    for item in filter(None, settings.split(",")) if settings else []:
         hname, eq, raw = item.partition("=")
         hname = hname.strip()
         if not eq or not raw.strip():
