@@ -445,10 +445,48 @@ CASES = [
         "scale_fn=1 in 'cyclic:scale_fn=1': scale_fn takes a Python function; build this schedule",
     ),
     ("compare sgd --surface linreg --trials 0", "--trials must be >= 1, got 0"),
+    ("compare sgd --animate --surface quadratic:dim=5 --steps 3", "--animate draws 2-D surfaces only"),
+    ("compare sgd --animate --surface linreg", "--surface linreg takes --steps"),
+    ("train --optimizer sgd --optimizer SGD", "optimizers 'sgd' and 'SGD' are the same setting"),
+    ("train --optimizer sgd --optimizer sgd:lr=0.001 --task scalar", "are the same setting; give it once"),
+    ("sweep --batch-size 16,16 --task surface:elliptic", "--batch-size lists 16 twice"),
+    ("sweep --lr-scale linear,linear --task surface:elliptic", "--lr-scale lists linear twice"),
+    ("sweep --optimizer sgd:lr=true --task surface:elliptic", "lr=true in 'sgd:lr=true' is not a number"),
+    (
+        "sweep --momentum true,false --task surface:elliptic",
+        "momentum=true in 'sgd:momentum=true' is not a number",
+    ),
+    ("sweep --lr 0.1,inf --task surface:elliptic", "lr=inf in 'sgd:lr=inf' is not a finite number"),
+    (
+        "train --task scalar --optimizer lbfgs:line_search_fn=foo",
+        "line_search_fn must be one of none, strong_wolfe",
+    ),
+    (
+        "grid lbfgs --lr 1e-3:1:4 --vary line_search_fn=0:1:2",
+        "grid axis 'line_search_fn' of lbfgs is not a real number",
+    ),
+    (
+        "grid adafactor --lr 1e-3:1:4 --vary eps=0:1:3",
+        "grid axis 'eps' of adafactor is not a real number (tuple)",
+    ),
+    (
+        "grid adam --lr 1e-3:1:4 --vary amsgrad=0:1:2",
+        "grid axis 'amsgrad' of adam is not a real number (flag)",
+    ),
+    ("grid adam --lr 1e-3:1:4 --vary eps=-1:1:3", "grid axis eps=-1: adam: Invalid epsilon value: -1.0"),
+    ("compare soap:precondition_frequency=0", "precondition_frequency must be a whole number >= 1"),
+    ("compare lion:betas=0.9/0.99/0.1", "betas must be 2 values separated by '/'"),
+    ("compare sgd --surface quadratic:dim=1e400", "quadratic: dim must be a whole number >= 2, got inf"),
 ]
 
 # Sizes that cannot fit any test machine's memory: refused from an estimate, within a second of CPU time.
 RUNAWAY = [
+    (
+        "compare sgd --tune --tune-starts 1000000000",
+        "tuning 1 cells x 1000000000 starts on elliptic needs about",
+    ),
+    ("sweep --epochs 1000000000", "1 sweep cell(s) of at least 1,000,000,000 steps at once"),
+    ("sweep --task surface:quadratic:dim=100000000", "quadratic:dim=100000000 needs about"),
     ("compare sgd --surface quadratic:dim=100000000", "quadratic:dim=100000000 needs about 492 GB of memory"),
     (
         "compare sgd --trials 1000000000",
@@ -484,11 +522,11 @@ RUNAWAY = [
     ),
     (
         "sweep --steps 10000000000000",
-        "1 sweep cell(s) of 10,000,000,000,000 steps at once (10,000,000,000,000 table rows) needs",
+        "1 sweep cell(s) of at least 10,000,000,000,000 steps at once (10,000,000,000,000 table rows) needs",
     ),
     (
         "sweep --steps 10000000000000 --task regression",
-        "1 sweep cell(s) of 10,000,000,000,000 steps at once (10,000,000,000,000 table rows) needs",
+        "1 sweep cell(s) of at least 10,000,000,000,000 steps at once (10,000,000,000,000 table rows) needs",
     ),
 ]
 

@@ -79,8 +79,9 @@ def command(optimizers, surface, steps, start, noise, trials, tune, tune_over, t
         raise OptbenchError(f"--clip-grad-norm must be > 0, got {clip_grad_norm}")
     formats = parse_formats(formats)
     if surface.strip().lower() == "linreg":
-        if tune or check_repro or clip_grad_norm is not None or start:
-            raise OptbenchError("--surface linreg takes --steps, --trials (seeds), --batch-size and --floor-lrs only")
+        if tune or check_repro or clip_grad_norm is not None or start or animate:
+            raise OptbenchError("--surface linreg takes --steps, --trials (seeds), --batch-size and --floor-lrs "
+                                "only")
         sizes = parse_number_list(batch_sizes, int, "--batch-size", positive=True)
         lrs = parse_range(floor_lrs, "--floor-lrs")
         with results_folder(out, "compare") as folder:
@@ -93,6 +94,8 @@ def command(optimizers, surface, steps, start, noise, trials, tune, tune_over, t
         return
 
     resolved, steps, point = resolve_surface(surface, steps, start, noise)
+    if animate and resolved.dim != 2:
+        raise OptbenchError(f"--animate draws 2-D surfaces only; {resolved.name} has {resolved.dim} dimensions")
     plan = None
     if tune:
         over = [name.strip() for name in tune_over.split(",")]

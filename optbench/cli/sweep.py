@@ -71,9 +71,9 @@ def command(ctx, config_path, **flags):
     """
     options = resolve_options(ctx, config_path, flags)
     spec = build_spec(options)
-    if spec.kind != "surface" and spec.resolved_steps() is not None:   # per-step rows, `jobs` cells at once
-        require_rows(f"{options['jobs']} sweep cell(s) of {spec.resolved_steps():,} steps at once",
-                     options["jobs"] * spec.resolved_steps())
+    steps = spec.resolved_steps() or spec.epochs   # an epoch is at least one step
+    if spec.kind != "surface" and steps:   # per-step rows, `jobs` cells at once
+        require_rows(f"{options['jobs']} sweep cell(s) of at least {steps:,} steps at once", options["jobs"] * steps)
     formats = parse_formats(options["formats"])
     shard = parse_shard(options["shard"])
     plan = SweepPlan.prepare(spec, options["out"], options["jobs"], shard, options["force"])

@@ -166,6 +166,12 @@ def _parse_optimizers(optimizers) -> list[OptimizerSpec]:
     repeated = next((name for name in names if names.count(name) > 1), None)
     if repeated is not None:
         raise OptbenchError(f"optimizer '{repeated}' is given twice: its rows could not be told apart")
+    seen = {}
+    for spec in specs:
+        setting = (spec.family, spec.use_torch, repr(sorted(spec.resolved().items())))
+        if setting in seen:
+            raise OptbenchError(f"optimizers '{seen[setting]}' and '{spec.name}' are the same setting; give it once")
+        seen[setting] = spec.name
     return specs
 
 
