@@ -100,6 +100,10 @@ def load(task: str, data_dir: str | Path | None = None, val_fraction: float | No
         train, test = _cifar10(_cifar_folder(data_dir))
     else:
         train, test = _idx_pair(_idx_folder(key, data_dir))
+    for split, pair in (("training", train), ("test", test)):
+        if pair is not None:
+            where = f" in {data_dir}" if data_dir else ""
+            _check_labels(pair[1], info.classes, f"{key} {split} labels{where}")
     fraction = info.val_fraction if val_fraction is None else val_fraction
     if not 0 < fraction < 1:
         raise OptbenchError(f"validation fraction must be between 0 and 1, got {fraction}")
@@ -110,6 +114,14 @@ def load(task: str, data_dir: str | Path | None = None, val_fraction: float | No
 
 
 # --- splitting and normalising -----------------------------------------------------------------
+
+def _check_labels(labels: torch.Tensor, classes: int, what: str) -> None:
+    """Every label is a class index 0..classes-1: a foreign label file must not reach the loss."""
+    if len(labels) and (labels.min() < 0 or labels.max() >= classes):
+        bad = int(labels.max() if labels.max() >= classes else labels.min())
+        raise OptbenchError(f"{what}: label {bad} is outside 0..{classes - 1} "
+                            f"(the task has {classes} classes)")
+
 
 def _split(images, labels, fraction, seed):
     order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))

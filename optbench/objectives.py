@@ -18,6 +18,7 @@ from typing import Callable
 
 import torch
 
+from .budget import require_memory, surface_run_bytes
 from .errors import OptbenchError, did_you_mean
 
 Evaluate = Callable[[torch.Tensor], "tuple[torch.Tensor, torch.Tensor]"]
@@ -141,13 +142,18 @@ def _quadratic(dim: int = 10, condition: float = 100.0) -> Surface:
     """n-dimensional f = ½ Σ λ_i x_i² with λ log-spaced from 1 to `condition`; start at all ones."""
     if not (isinstance(dim, int) and dim >= 2):
         raise OptbenchError(f"quadratic: dim must be a whole number >= 2, got {dim}")
-    if not condition >= 1:
-        raise OptbenchError(f"quadratic: condition must be >= 1, got {condition}")
+    if not (condition >= 1 and math.isfinite(condition)):
+        raise OptbenchError(f"quadratic: condition must be a finite number >= 1, got {condition}")
+    require_memory(f"quadratic:dim={dim}", surface_run_bytes(1, dim, QUADRATIC_STEPS + 1))
     eigenvalues = torch.logspace(0, math.log10(condition), dim, dtype=torch.float64).tolist()
     text = f"quadratic:dim={dim},condition={condition:g}"
     return _quadratic_surface(text, [lam / 2 for lam in eigenvalues], (1.0,) * dim,
                               ((-1.5, 1.5),) * dim, f"½ Σ λᵢ xᵢ², λ from 1 to {condition:g} ({dim}-D)",
-                              steps=200, note="Hessian eigenvalues log-spaced; condition number as given")
+                              steps=QUADRATIC_STEPS,
+                              note="Hessian eigenvalues log-spaced; condition number as given")
+
+
+QUADRATIC_STEPS = 200
 
 
 SURFACES: dict[str, Callable[..., Surface]] = {

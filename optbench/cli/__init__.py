@@ -8,6 +8,7 @@ status 2; `--debug` shows the traceback instead.
 
 from __future__ import annotations
 
+import signal
 import sys
 
 import matplotlib
@@ -25,6 +26,23 @@ COMMANDS = [listing, verify, compare, grid, plot, train, sweep]
 
 
 class OptbenchGroup(click.RichGroup):
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        """click's main, with its usage errors printed as one line too (exit status 2), so that
+        `entry` and an in-process `CliRunner().invoke(main, ...)` behave alike."""
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.exceptions.Abort:
+            console_err.print("[bold red]stopped:[/] finished runs are kept; rerun the same command to resume",
+                              highlight=False)
+            sys.exit(130)
+        except click.exceptions.ClickException as error:
+            console_err.print(f"[bold red]error:[/] {escape(one_line(error.format_message()))}",
+                              highlight=False, soft_wrap=True)
+            sys.exit(error.exit_code)
+        if not standalone_mode:
+            return code
+        sys.exit(code if isinstance(code, int) else 0)
+
     def list_commands(self, ctx):
         return [module.command.name for module in COMMANDS]
 
@@ -34,7 +52,8 @@ class OptbenchGroup(click.RichGroup):
         except OptbenchError as error:
             if ctx.obj and ctx.obj.get("debug"):
                 raise
-            console_err.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
+            console_err.print(f"[bold red]error:[/] {escape(one_line(str(error)))}", highlight=False,
+                              soft_wrap=True)
             sys.exit(2)
 
 
@@ -51,20 +70,21 @@ for module in COMMANDS:
     main.add_command(module.command)
 
 
+def one_line(message: str) -> str:
+    """A message as one line: a value that holds newlines (a path, a pasted spec) must not split it."""
+    return " ".join(message.split())
+
+
 def entry(argv=None):
-    """Console-script entry point: click's usage errors become one line too, exit status 2.
+    """Console-script entry point: `main` with Agg as matplotlib's backend.
 
     The command only writes figure files, so it draws with Agg; chosen here, at run time, so that
     importing optbench.cli leaves a notebook's backend alone.
     """
     matplotlib.use("Agg")
-    try:
-        code = main.main(args=argv, standalone_mode=False)
-    except click.exceptions.Abort:
-        console_err.print("[bold red]aborted[/]")
-        sys.exit(130)
-    except click.exceptions.ClickException as error:
-        console_err.print(f"[bold red]error:[/] {escape(error.format_message())}", highlight=False,
-                          soft_wrap=True)
-        sys.exit(error.exit_code)
-    sys.exit(code if isinstance(code, int) else 0)
+    signal.signal(signal.SIGTERM, _interrupt)   # a scheduler's time limit stops a run as Ctrl-C does
+    main.main(args=argv)
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt

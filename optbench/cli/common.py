@@ -8,16 +8,25 @@ from pathlib import Path
 import rich_click as click
 from rich.console import Console
 from rich.measure import Measurement
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from ..errors import OptbenchError
+from ..experiments.inputs import MAX_SEED
 from ..plots.style import save_figures
 from ..results import output_folder
 
 # emoji=False: ranges such as 1e-4:100:49 must not turn into pictures
 console = Console(emoji=False)                   # results: stdout
-console_err = Console(stderr=True, emoji=False)  # progress and errors: stderr
+# soft_wrap: a note or an error stays one line however narrow the terminal
+console_err = Console(stderr=True, emoji=False, soft_wrap=True)  # progress and errors: stderr
 
 
 def print_table(table: Table, to: Console | None = None) -> None:
@@ -56,6 +65,19 @@ def progress_bar(transient: bool = False) -> Progress:
                     TextColumn("{task.fields[status]}"), console=console_err, transient=transient)
 
 
+@contextmanager
+def step_progress(runs: list[str], steps: int):
+    """A transient progress bar with an ETA over `runs` of `steps` steps each; yields the callback
+    (run label, steps taken, steps) that `optbench.compare`/`grid` report through."""
+    with progress_bar(transient=True) as bar:
+        task = bar.add_task("running", total=max(1, len(runs) * steps), status="")
+        offsets = {label: index * steps for index, label in enumerate(runs)}
+
+        def report(label: str, taken: int, _steps: int) -> None:
+            bar.update(task, completed=offsets[label] + taken, status=label)
+        yield report
+
+
 def format_number(value) -> str:
     """Compact, honest numbers for tables: 3 significant digits, NaN/inf spelled out."""
     if value is None:
@@ -81,7 +103,8 @@ formats_option = click.option(
 out_option = click.option(
     "--out", type=click.Path(file_okay=False), default=None,
     help="Output folder (default: results/<command>-<timestamp>/).")
-seed_option = click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
+seed_option = click.option("--seed", type=click.IntRange(0, MAX_SEED), default=0, show_default=True,
+                           help="Random seed.")
 force_option = click.option("--force", is_flag=True,
                             help="Replace the results of a different run in --out (removes what it wrote).")
 

@@ -24,9 +24,17 @@ from .common import (
     results_folder,
     seed_option,
     split_assignment,
+    step_progress,
     write_figures,
 )
-from .compare_tables import metrics_table, noise_floor_table, rates_table, repro_table, theory_caption, tuning_table
+from .compare_tables import (
+    metrics_table,
+    noise_floor_table,
+    rates_table,
+    repro_table,
+    theory_caption,
+    tuning_table,
+)
 from .surface_options import resolve_surface, surface_options
 
 
@@ -76,8 +84,9 @@ def command(optimizers, surface, steps, start, noise, trials, tune, tune_over, t
         raise OptbenchError(f"--clip-grad-norm must be > 0, got {clip_grad_norm}")
     formats = parse_formats(formats)
     if surface.strip().lower() == "linreg":
-        if tune or check_repro or clip_grad_norm is not None or start:
-            raise OptbenchError("--surface linreg takes --steps, --trials (seeds), --batch-size and --floor-lrs only")
+        if tune or check_repro or clip_grad_norm is not None or start or animate:
+            raise OptbenchError("--surface linreg takes --steps, --trials (seeds), --batch-size and --floor-lrs "
+                                "only")
         sizes = parse_number_list(batch_sizes, int, "--batch-size", positive=True)
         lrs = parse_range(floor_lrs, "--floor-lrs")
         with results_folder(out, "compare") as folder:
@@ -90,6 +99,8 @@ def command(optimizers, surface, steps, start, noise, trials, tune, tune_over, t
         return
 
     resolved, steps, point = resolve_surface(surface, steps, start, noise)
+    if animate and resolved.dim != 2:
+        raise OptbenchError(f"--animate draws 2-D surfaces only; {resolved.name} has {resolved.dim} dimensions")
     plan = None
     if tune:
         over = [name.strip() for name in tune_over.split(",")]
@@ -103,8 +114,10 @@ def command(optimizers, surface, steps, start, noise, trials, tune, tune_over, t
         if plan is not None:
             console_err.print(f"tuning {', '.join(plan.over)}: {plan.cells} cells x {plan.starts} starts x {steps} "
                               "steps per optimizer, each grid one batched tensor", highlight=False)
-        result = compare(specs, resolved, steps=steps, start=point, trials=trials, noise=noise, seed=seed,
-                         clip_grad_norm=clip_grad_norm, tune=plan, check_repro=check_repro, tolerance=tolerance)
+        with step_progress([spec.name for spec in specs], steps) as report:
+            result = compare(specs, resolved, steps=steps, start=point, trials=trials, noise=noise, seed=seed,
+                             clip_grad_norm=clip_grad_norm, tune=plan, check_repro=check_repro,
+                             tolerance=tolerance, progress=report)
         result.save(folder, force)
 
     if result.tuning is not None:

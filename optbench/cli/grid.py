@@ -3,11 +3,14 @@ save, print. The whole grid is one batched tensor; the heat map shows the final 
 
 from __future__ import annotations
 
+import math
+
 import rich_click as click
 
 from ..errors import OptbenchError
 from ..experiments import grid
-from ..specs import parse_optimizer, parse_range
+from ..experiments.inputs import require_surface_memory
+from ..specs import parse_optimizer, parse_range, range_parts
 from .common import (
     console,
     format_number,
@@ -18,6 +21,7 @@ from .common import (
     results_folder,
     seed_option,
     split_assignment,
+    step_progress,
     write_figures,
 )
 from .surface_options import resolve_surface, surface_options
@@ -40,17 +44,23 @@ def command(optimizer, lr_range, momentum_range, vary, surface, steps, start, no
     The first axis given is the x axis of the heat map; log-spaced ranges are drawn on log axes.
     """
     spec = parse_optimizer(optimizer)
-    axes = {}
+    resolved, steps, point = resolve_surface(surface, steps, start, noise)
+    formats = parse_formats(formats)
+    ranges = {}
     varied = [split_assignment(item, "--vary") for item in vary]
     for name, text in [("lr", lr_range), ("momentum", momentum_range), *varied]:
         if text is not None:
-            if name in axes:
+            if name in ranges:
                 raise OptbenchError(f"'{name}' given twice")
-            axes[name] = parse_range(text, f"--{name}" if name in ("lr", "momentum") else name)
-    resolved, steps, point = resolve_surface(surface, steps, start, noise)
-    formats = parse_formats(formats)
+            ranges[name] = (text, f"--{name}" if name in ("lr", "momentum") else name)
+    cells = math.prod(range_parts(text, label)[2] for text, label in ranges.values())
+    require_surface_memory(f"a grid of {cells:,} cells x {steps:,} steps on {resolved.name}", resolved, cells,
+                           steps)
+    axes = {name: parse_range(text, label) for name, (text, label) in ranges.items()}
     with results_folder(out, "grid") as folder:
-        result = grid(spec, axes, resolved, steps=steps, start=point, noise=noise, seed=seed)
+        with step_progress([spec.name], steps) as report:
+            result = grid(spec, axes, resolved, steps=steps, start=point, noise=noise, seed=seed,
+                          progress=lambda taken, total: report(spec.name, taken, total))
         result.save(folder, force)
 
     metrics, (x_name, y_name) = result.metrics, result.axes

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import rich_click as click
 
+from .. import sweeps
 from ..errors import OptbenchError
 from ..experiments import load
-from .. import sweeps
 from ..plots import training
 from ..plots.style import save_figures
-from ..results import atomic_write_bytes, read_metadata
+from ..results import META_FILE, atomic_write_bytes, read_metadata
 from .common import console, formats_option, parse_formats
 
 
@@ -36,9 +36,31 @@ REDRAW = {"compare": redraw_experiment, "grid": redraw_experiment, "train": trai
 def command(folders, formats):
     """Redraw the figures of saved results folders without re-running anything."""
     formats = parse_formats(formats)
-    for folder in map(Path, folders):
-        kind = read_metadata(folder)["kind"]
-        if kind not in REDRAW:
-            raise OptbenchError(f"{folder}: don't know how to plot results of kind '{kind}'")
+    kinds = {folder: checked_kind(folder) for folder in map(Path, folders)}   # every folder before any figure
+    for folder, kind in kinds.items():
         for path in REDRAW[kind](folder, formats):
             console.print(f"wrote {path}")
+
+
+# Keys of meta.json's "spec" that redrawing reads, per kind (a sweep checks its own spec when loaded).
+SPEC_KEYS = {"compare": ("surface",), "grid": ("surface", "axes"), "train": (), "sweep": ()}
+
+
+def checked_kind(folder: Path) -> str:
+    """The kind of results in `folder`, once its meta.json is known to describe something to draw."""
+    meta = read_metadata(folder)
+    kind, spec = meta["kind"], meta.get("spec")
+    if not isinstance(kind, str) or kind not in REDRAW:
+        raise OptbenchError(f"{folder / META_FILE}: kind {kind!r} is not one of {', '.join(REDRAW)}")
+    if not isinstance(spec, dict):
+        raise OptbenchError(f"{folder / META_FILE} records no spec (the settings that made the results): "
+                            "cannot redraw")
+    missing = [key for key in SPEC_KEYS[kind] if key not in spec]
+    if missing:
+        raise OptbenchError(f"{folder / META_FILE}: the {kind} spec lacks '{missing[0]}': cannot redraw")
+    if kind == "grid" and not (isinstance(spec["axes"], list) and len(spec["axes"]) == 2
+                               and all(isinstance(axis, str) for axis in spec["axes"])):
+        raise OptbenchError(f"{folder / META_FILE}: the grid's axes must be two names, got {spec['axes']!r}")
+    if kind != "sweep" and not any(folder.glob("*.parquet")):
+        raise OptbenchError(f"{folder} holds no result tables yet: nothing to draw")
+    return kind

@@ -8,12 +8,15 @@ from ..errors import OptbenchError
 from ..objectives import get_surface
 from ..specs import parse_number_list
 
+MAX_STEPS = 2 ** 63 - 1   # a step counter is a 64-bit integer in torch
+
 
 def surface_options(function):
     for option in reversed([
         click.option("--surface", default="elliptic", show_default=True,
                      help="Surface name (see `optbench list`); quadratic:dim=N,condition=K."),
-        click.option("--steps", type=int, default=None, help="Steps per run (default: the surface's)."),
+        click.option("--steps", type=click.IntRange(max=MAX_STEPS), default=None,
+                     help="Steps per run (default: the surface's)."),
         click.option("--start", default=None, help="Start point 'X,Y' (default: the surface's)."),
         click.option("--noise", type=float, default=0.0, show_default=True,
                      help="Std of Gaussian noise added to every gradient coordinate (seeded)."),

@@ -12,6 +12,8 @@ from __future__ import annotations
 import rich_click as click
 from rich.table import Table
 
+from ..budget import require_rows
+from ..experiments.inputs import MAX_SEED
 from ..sweeps import SweepInterrupted, SweepPlan
 from ..sweeps.columns import grid_columns
 from .common import (console, console_err, format_number, formats_option, out_option, parse_formats, print_table,
@@ -39,7 +41,7 @@ from .sweep_options import build_spec, parse_shard, resolve_options
 @click.option("--epochs", type=int, default=None, help="Epochs per cell (instead of --steps).")
 @click.option("--steps", type=int, default=None, help="Optimizer steps per cell, the same for every batch size (training default 400).")
 @click.option("--seeds", type=int, default=1, show_default=True, help="Seeds per setting: seed, seed+1, ...")
-@click.option("--seed", type=int, default=0, show_default=True, help="First seed.")
+@click.option("--seed", type=click.IntRange(0, MAX_SEED), default=0, show_default=True, help="First seed.")
 @click.option("--target-accuracy", type=float, default=None, help="Count steps until validation accuracy reaches this (image tasks default 0.9).")
 @click.option("--target-loss", type=float, default=None, help="Count steps until the evaluated loss falls to this.")
 @click.option("--evaluations", type=int, default=None,
@@ -63,6 +65,9 @@ def command(ctx, config_path, **flags):
     """
     options = resolve_options(ctx, config_path, flags)
     spec = build_spec(options)
+    steps = spec.resolved_steps() or spec.epochs   # an epoch is at least one step
+    if spec.kind != "surface" and steps:   # per-step rows, `jobs` cells at once
+        require_rows(f"{options['jobs']} sweep cell(s) of at least {steps:,} steps at once", options["jobs"] * steps)
     formats = parse_formats(options["formats"])
     shard = parse_shard(options["shard"])
     plan = SweepPlan.prepare(spec, options["out"], options["jobs"], shard, options["force"])

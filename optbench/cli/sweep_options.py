@@ -78,6 +78,8 @@ def _config_value(ctx, file: Path, raw_key, key: str, value, param):
         return None
     if isinstance(value, (dict, list)) or (isinstance(value, bool) and not isinstance(param.type, click.types.BoolParamType)):
         raise OptbenchError(f"{file}: {raw_key} must be a single value, got {value!r}")
+    if isinstance(param.type, click.types.IntParamType) and isinstance(value, float):
+        raise OptbenchError(f"{file}: {raw_key} must be a whole number, got {value!r}")
     try:
         return param.type_cast_value(ctx, value)
     except click.BadParameter as error:
@@ -121,9 +123,14 @@ def build_spec(options: dict) -> SweepSpec:
     if any(rule == "" for rule in rules):
         raise OptbenchError(f"malformed list for --lr-scale: '{options['lr_scale']}' has an empty item")
     batch_sizes = parse_number_list(str(options["batch_size"]), float, "--batch-size", positive=True)
+
     for text, value in zip(str(options["batch_size"]).split(","), batch_sizes):
         if value != int(value):
             raise OptbenchError(f"malformed list for --batch-size: '{text.strip()}' is not a whole number")
+    for name, values in (("--batch-size", [int(b) for b in batch_sizes]), ("--lr-scale", rules)):
+        repeated = next((value for value in values if values.count(value) > 1), None)
+        if repeated is not None:
+            raise OptbenchError(f"{name} lists {repeated} twice")
     target_accuracy = options["target_accuracy"]
     if task_kind(str(options["task"])) == "training" and target_accuracy is None and options["target_loss"] is None:
         target_accuracy = DEFAULT_TARGET_ACCURACY

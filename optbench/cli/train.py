@@ -55,10 +55,16 @@ from .common import (
     default=None,
     help="A torch.optim.lr_scheduler, stepped per epoch: `cosine`, `step:step_size=5,gamma=0.5`.",
 )
-@click.option("--warmup-epochs", type=int, default=0, show_default=True, help="Linear lr warm-up, per step.")
+@click.option(
+    "--warmup-epochs",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Linear lr warm-up, per step.",
+)
 @click.option(
     "--early-stop",
-    type=int,
+    type=click.IntRange(min=1),
     default=None,
     metavar="PATIENCE",
     help="Stop after PATIENCE epochs without a better validation accuracy.",

@@ -13,6 +13,7 @@ second time (and on CUDA where present) and `repro` says where the trajectories 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +21,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ..budget import check_count
 from ..errors import OptbenchError
 from ..objectives import Surface, get_surface
 from ..plots.fair import plot_sensitivity
@@ -47,8 +49,9 @@ from ..runners.tuning import (
     tuning_axes,
 )
 from ..runners.tuning import tune as run_tuning
+from ..specs import range_parts
 from ..theory import rate_table, stability_edge
-from .inputs import as_specs, as_surface, check_start
+from .inputs import as_specs, as_surface, check_axis, check_run_settings, check_start, require_surface_memory
 from .result import Result
 
 TUNING_SEED_OFFSET = 1   # tuning starts come from seed + 1, so they differ from the comparison's starts
@@ -83,8 +86,7 @@ def plan_tuning(optimizers, surface: Surface | str, over=("lr",), ranges: dict |
     criterion, or steps-to-tol on a surface without a known minimum.
     """
     specs, surface, over = as_specs(optimizers), as_surface(surface), tuple(over)
-    if starts < 1:
-        raise OptbenchError(f"tuning starts must be >= 1, got {starts}")
+    check_count("tuning starts", starts, 1)
     if criterion not in CRITERIA:
         raise OptbenchError(f"unknown criterion '{criterion}' (valid: {', '.join(CRITERIA)})")
     if criterion == "steps-to-tol" and surface.tolerance is None:
@@ -92,7 +94,14 @@ def plan_tuning(optimizers, surface: Surface | str, over=("lr",), ranges: dict |
     for spec in specs:   # a name the optimizer lacks is the clearer message: check it first
         check_tunable(spec, over)
     ranges = dict(ranges or {})
-    return TuningPlan(over, tuning_axes(list(over), ranges), ranges, starts, criterion)
+    cells = math.prod(range_parts(text, f"tuning range {name}")[2] for name, text in ranges.items())
+    require_surface_memory(f"tuning {cells:,} cells x {starts} starts on {surface.name}", surface,
+                           cells * starts, 0)
+    axes = tuning_axes(list(over), ranges)
+    for spec in specs:
+        for name, values in axes.items():
+            check_axis(spec, name, values, "tuning")
+    return TuningPlan(over, axes, ranges, starts, criterion)
 
 
 @dataclass(repr=False)
@@ -179,7 +188,8 @@ class Comparison(Result):
 def compare(optimizers, surface: Surface | str = "elliptic", *, steps: int | None = None, start=None,
             trials: int = 1, noise: float = 0.0, seed: int = 0, clip_grad_norm: float | None = None,
             tune: TuningPlan | None = None, check_repro: bool = False,
-            tolerance: float = RELATIVE_TOLERANCE) -> Comparison:
+            tolerance: float = RELATIVE_TOLERANCE,
+            progress: Callable[[str, int, int], None] | None = None) -> Comparison:
     """Run each optimizer from the same starts for the same steps; returns a `Comparison`.
 
     optimizers: specs or their text ("sgd", "adam:lr=0.5"); unset learning rates take the surface's
@@ -191,17 +201,22 @@ def compare(optimizers, surface: Surface | str = "elliptic", *, steps: int | Non
     tolerance: relative; a run has converged ("steps to tol") once f - f_min <= tolerance (f(its own start)
     - f_min). metrics has the absolute value per trial (`tolerance`) and the gradient evaluations spent
     (`gradient_evaluations`, `evaluations_to_tolerance`: LBFGS evaluates several per step).
+    progress: called with (optimizer label, steps taken, steps) while the comparison runs.
     Raises OptbenchError for a repeated label, trials < 1, a start of the wrong dimension, a tolerance
-    outside (0, 1).
+    outside (0, 1), a bad setting, or a run whose memory estimate exceeds what this machine has available.
     """
     specs, surface = as_specs(optimizers), as_surface(surface)
-    steps = surface.steps if steps is None else steps
+    steps = check_run_settings(surface, steps, seed, noise, clip_grad_norm)
     point = check_start(surface, start)
-    if trials < 1:
-        raise OptbenchError(f"trials must be >= 1, got {trials}")
+    check_count("trials", trials, 1)
     check_relative_tolerance(tolerance)
-    if clip_grad_norm is not None and not clip_grad_norm > 0:
-        raise OptbenchError(f"gradient clipping norm must be > 0, got {clip_grad_norm}")
+    runs = len(specs) * (1 + 2 * bool(check_repro))
+    require_surface_memory(f"{len(specs)} optimizer(s) x {trials:,} trial(s) x {steps:,} steps on "
+                           f"{surface.name}",
+                           surface, trials, steps, runs)
+    if tune is not None:
+        require_surface_memory(f"tuning {tune.cells:,} cells x {tune.starts} starts x {steps:,} steps on "
+                               f"{surface.name}", surface, tune.cells * tune.starts, steps)
     labels = [spec.name for spec in specs]
 
     tuning = None
@@ -218,15 +233,16 @@ def compare(optimizers, surface: Surface | str = "elliptic", *, steps: int | Non
     starts = random_starts(surface, trials, seed) if trials > 1 and point is None \
         else fixed_starts(surface, point, trials)
 
-    def compare_once(device="cpu") -> list:
+    def compare_once(device="cpu", report=None) -> list:
         runs = []
         for spec in specs:
             torch.manual_seed(seed)
             runs.append(run_surface(spec, surface, starts, steps, noise=noise, seed=seed,
-                                    clip_grad_norm=clip_grad_norm, device=device, relative_tolerance=tolerance))
+                                    clip_grad_norm=clip_grad_norm, device=device, relative_tolerance=tolerance,
+                                    progress=report and (lambda t, name=spec.name: report(name, t, steps))))
         return runs
 
-    runs = compare_once()
+    runs = compare_once(report=progress)
     trajectory = pd.concat([run.trajectory for run in runs], ignore_index=True)
     metrics = pd.concat([run.metrics for run in runs], ignore_index=True)
     hparams = {spec.name: (spec.family, spec.resolved(default_hparams(surface, defaults_key(spec))))

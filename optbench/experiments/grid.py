@@ -9,6 +9,7 @@ Every cell is a trial whose hyperparameters are `[trials, 1]` tensors stepped by
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from ..runners.surface import fixed_starts, run_surface
 from ..runners.tuning import RESOLUTION
 from ..specs import OptimizerSpec
 from ..theory import stability_edge
-from .inputs import as_spec, as_surface, check_start
+from .inputs import as_spec, as_surface, check_axis, check_run_settings, check_start, require_surface_memory
 from .result import Result
 
 
@@ -69,27 +70,35 @@ class GridMap(Result):
 
 
 def grid(optimizer: OptimizerSpec | str, axes: dict, surface: Surface | str = "elliptic", *,
-         steps: int | None = None, start=None, noise: float = 0.0, seed: int = 0) -> GridMap:
+         steps: int | None = None, start=None, noise: float = 0.0, seed: int = 0,
+         progress: Callable[[int, int], None] | None = None) -> GridMap:
     """Run `optimizer` once per cell of the two axes (name -> values; x axis first); returns a `GridMap`.
 
     Any tensor hyperparameter of the algorithm may be an axis (`beta1`/`beta2` address `betas`).
     Raises OptbenchError unless exactly two axes with values are given, or for a name the algorithm
-    cannot take per trial.
+    cannot take per trial, or a grid whose memory estimate exceeds what this machine has available.
+    progress: called with (steps taken, steps) while the grid runs.
     """
     spec, surface = as_spec(optimizer), as_surface(surface)
-    steps = surface.steps if steps is None else steps
+    steps = check_run_settings(surface, steps, seed, noise)
     point = check_start(surface, start)
     if len(axes) != 2:
         raise OptbenchError(f"a grid needs exactly two axes (got {len(axes)}: {', '.join(axes) or 'none'})")
     (x_name, x_values), (y_name, y_values) = axes.items()
     if not len(x_values) or not len(y_values):
         raise OptbenchError("each grid axis needs at least one value")
+    require_surface_memory(f"a {len(x_values):,} x {len(y_values):,} grid of {steps:,} steps on "
+                           f"{surface.name}",
+                           surface, len(x_values) * len(y_values), steps)
+    for name, values in axes.items():
+        check_axis(spec, name, values)
     x_grid, y_grid = torch.meshgrid(torch.tensor(x_values, dtype=torch.float64),
                                     torch.tensor(y_values, dtype=torch.float64), indexing="xy")
     trials = x_grid.numel()
     torch.manual_seed(seed)
     run = run_surface(spec, surface, fixed_starts(surface, point, trials), steps,
-                      grid={x_name: x_grid.reshape(-1), y_name: y_grid.reshape(-1)}, noise=noise, seed=seed)
+                      grid={x_name: x_grid.reshape(-1), y_name: y_grid.reshape(-1)}, noise=noise, seed=seed,
+                      progress=progress and (lambda t: progress(t, steps)))
     meta = {"surface": surface.name, "optimizer": spec.name, "axes": [x_name, y_name],
             "ranges": {x_name: list(x_values), y_name: list(y_values)}, "steps": steps,
             "start": list(point or surface.start), "noise": noise, "record_every": run.record_every,

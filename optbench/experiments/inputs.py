@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import math
+
+import torch
+
+from ..budget import check_count, finite, require_memory, surface_run_bytes
 from ..errors import OptbenchError
 from ..objectives import Surface, get_surface
-from ..specs import OptimizerSpec, parse_optimizer
+from ..runners.surface import BETA_AXES, MAX_RECORDED_POINTS, set_hyperparameters
+from ..specs import OptimizerSpec, hyperparameter_kind, parse_optimizer
 
 
 def as_spec(optimizer: OptimizerSpec | str) -> OptimizerSpec:
@@ -36,3 +42,52 @@ def check_start(surface: Surface, start) -> tuple | None:
     if len(point) != surface.dim:
         raise OptbenchError(f"start needs {surface.dim} coordinates for {surface.name}, got {len(point)}")
     return point
+
+
+MAX_SEED = 2 ** 63 - 1   # torch.manual_seed takes a signed 64-bit seed; seeds + trial numbers must stay below
+
+
+def check_run_settings(surface: Surface, steps, seed, noise=0.0, clip_grad_norm=None) -> int:
+    """Steps (None: the surface's), seed, noise and clipping checked the same way for every surface
+    experiment; returns the steps. Raises OptbenchError naming the setting and the value."""
+    steps = surface.steps if steps is None else check_count("steps", steps)
+    check_seed(seed)
+    finite("noise", noise, 0.0)
+    if clip_grad_norm is not None:
+        finite("gradient clipping norm", clip_grad_norm, 0.0, strict=True)
+    return steps
+
+
+def check_seed(seed) -> int:
+    check_count("seed", seed)
+    if seed > MAX_SEED:
+        raise OptbenchError(f"seed must be at most {MAX_SEED} (a 64-bit seed), got {seed}")
+    return seed
+
+
+def require_surface_memory(what: str, surface: Surface, trials: int, steps: int, runs: int = 1) -> None:
+    """Refuse `runs` surface runs of `trials` x `surface.dim` for `steps` steps that cannot fit in memory."""
+    recorded = min(trials * (steps + 1), max(MAX_RECORDED_POINTS, 2 * trials))
+    require_memory(what, runs * surface_run_bytes(trials, surface.dim, recorded))
+
+
+def check_axis(spec: OptimizerSpec, name: str, values, what: str = "grid") -> None:
+    """A grid or tuning axis holds real numbers that the optimizer accepts: refuse counts, flags and choices
+    (a grid passes each value as a float tensor) and values torch's own checks reject, naming the value."""
+    resolved = spec.resolved()
+    betas = resolved.get("betas", (0.9, 0.999))
+    default = betas[name == "beta2"] if name in BETA_AXES else resolved.get(name)
+    if name not in resolved and name not in BETA_AXES:
+        return   # not a hyperparameter of this algorithm: run_surface names the valid axes
+    kind = hyperparameter_kind(name, default)
+    if kind != "number":
+        raise OptbenchError(f"{what} axis '{name}' of {spec.family} is not a real number ({kind}): "
+                            f"a {what} varies real-valued hyperparameters such as lr")
+    for value in (min(values), max(values)):
+        if not math.isfinite(value):
+            raise OptbenchError(f"{what} axis {name}: {value} is not a finite number")
+        try:
+            setting = set_hyperparameters({}, {name: float(value)}, betas)
+            spec.build([torch.zeros(2, 2, requires_grad=True)], **setting)
+        except OptbenchError as error:
+            raise OptbenchError(f"{what} axis {name}={value:g}: {error}") from None

@@ -15,12 +15,13 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..budget import check_count
 from ..errors import OptbenchError
 from ..plots.fair import plot_noise_floor, plot_suboptimality
 from ..results import read_metadata, read_table
 from ..runners.regression import least_squares, make_linear_data, minibatch_runs, sgd_noise_floor
 from ..specs import OptimizerSpec, parse_range
-from .inputs import as_specs
+from .inputs import as_specs, check_axis, check_seed
 from .result import Result
 
 DEFAULT_LR = 0.03        # the lr of a spec that sets none: stable for every batch size on this problem
@@ -85,8 +86,10 @@ def noise_floor(optimizers, *, steps: int = DEFAULT_STEPS, seeds: int = 1, batch
     specs = as_specs(optimizers)
     sizes = [int(size) for size in batch_sizes]
     lrs = [float(lr) for lr in floor_lrs]
-    if steps < 2:
-        raise OptbenchError(f"linreg needs steps >= 2, got {steps}")
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 2:
+        raise OptbenchError(f"linreg needs steps >= 2, got {steps!r}")
+    check_count("seeds", seeds, 1)
+    check_seed(seed)
     data = make_linear_data(seed=seed)
     if not sizes or min(sizes) < 1 or max(sizes) > len(data.y):
         raise OptbenchError(f"batch sizes must be between 1 and the {len(data.y)} samples, got {sizes}")
@@ -96,6 +99,7 @@ def noise_floor(optimizers, *, steps: int = DEFAULT_STEPS, seeds: int = 1, batch
         if spec.use_torch:
             raise OptbenchError(f"{spec.name}: linreg runs every lr and seed as one tensor, which torch.optim "
                                 "does not accept; use ours (certified equal)")
+        check_axis(spec, "lr", lrs, "noise-floor lr")
     solution = least_squares(data)
 
     def theory(spec: OptimizerSpec, lr: float, batch: int) -> float:

@@ -14,6 +14,7 @@ writing is computed again, never read half-written. The folder's merged tables a
 from __future__ import annotations
 
 import hashlib
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
@@ -31,6 +32,11 @@ from ..results import (
     write_metadata,
     write_table,
 )
+
+try:
+    import fcntl
+except ImportError:   # not POSIX: runs are not claimed; one train per folder at a time
+    fcntl = None
 
 
 def key_of(settings: dict) -> str:
@@ -76,3 +82,22 @@ class RunStore:
         for name, table in tables.items():
             write_table(table, self.folder / CELLS / f"{key}.{name}.parquet")
         atomic_write_bytes(self.folder / CELLS / f"{key}.done", b"")
+
+    @contextmanager
+    def claim(self, key: str):
+        """Hold run `key` while computing it: a second process on the same folder waits here, then finds
+        it finished (check `finished` inside). The lock is the kernel's (flock), so a killed process
+        releases it and the waiter computes the run instead; without flock (not POSIX) nothing is held."""
+        if fcntl is None:
+            yield
+            return
+        path = self.folder / CELLS / f"{key}.claim"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                if (self.folder / CELLS / f"{key}.done").exists():
+                    path.unlink(missing_ok=True)   # a waiter on this file finds the run done all the same
+                fcntl.flock(handle, fcntl.LOCK_UN)

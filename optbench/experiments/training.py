@@ -14,6 +14,7 @@ same folder skips the runs already there; another spec is refused unless `force`
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
@@ -21,6 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..budget import require_rows
 from ..errors import OptbenchError
 from ..results import read_metadata, read_table, write_metadata, write_table
 from ..runners.distributed import launch, process_group, started_by_torchrun
@@ -29,6 +31,7 @@ from ..runners.training import TrainResult, TrainSpec, Update, check
 from ..runners.training import train as train_one
 from ..specs import OptimizerSpec, as_spec
 from ..tasks import REGRESSION, SCALAR, TRAINING, get_task
+from .inputs import check_seed
 from .run_store import RunStore, key_of
 
 CLASSIFICATION_TABLES = ("steps", "epochs", "summary", "evaluations")
@@ -109,14 +112,13 @@ def train(
     to classification tasks only. Raises OptbenchError for any bad setting, before any work.
     """
     specs = _parse_optimizers(optimizers)
+    check_seed(seed)
     kind = get_task(task).kind
     if kind == "surface":
         raise OptbenchError(f"task '{task}' is an analytic surface: use `optbench compare --surface` for it")
-    if nproc < 1:
-        raise OptbenchError(f"nproc must be at least 1, got {nproc}")
-    for name, value in (("epochs", epochs), ("batch size", batch_size)):
-        if value is not None and value < 1:
-            raise OptbenchError(f"{name} must be at least 1, got {value}")
+    for name, value in (("nproc", nproc), ("epochs", epochs), ("batch size", batch_size)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise OptbenchError(f"{name} must be at least 1, got {value!r}")
     if kind == "regression":
         classification_only = dict(
             model=model,
@@ -167,6 +169,12 @@ def _parse_optimizers(optimizers) -> list[OptimizerSpec]:
     repeated = next((name for name in names if names.count(name) > 1), None)
     if repeated is not None:
         raise OptbenchError(f"optimizer '{repeated}' is given twice: its rows could not be told apart")
+    seen = {}
+    for spec in specs:
+        setting = (spec.family, spec.use_torch, repr(sorted(spec.resolved().items())))
+        if setting in seen:
+            raise OptbenchError(f"optimizers '{seen[setting]}' and '{spec.name}' are the same setting; give it once")
+        seen[setting] = spec.name
     return specs
 
 
@@ -178,21 +186,26 @@ def _classification(specs: list[TrainSpec], nproc: int, out, force: bool, progre
         dataset = check(specs[0], world=world)
         for spec in specs[1:]:
             check(spec, dataset, world)
+        steps_per_epoch = math.ceil(len(dataset.train[1]) / specs[0].batch_size)
+        require_rows(f"training {len(specs)} optimizer(s) for {specs[0].epochs:,} epochs of "
+                     f"{steps_per_epoch} steps", len(specs) * specs[0].epochs * steps_per_epoch)
         spec_record = {"runs": [spec.resolved() for spec in specs], "processes": world}
         seed = specs[0].seed
         store = RunStore.open(out, "train", spec_record, seed, force, writer=rank == 0) if out else None
         tables, runs = {name: [] for name in CLASSIFICATION_TABLES}, {}
         for spec in specs:
             key = key_of({**spec.resolved(), "processes": world})
-            finished = store.finished(key, CLASSIFICATION_TABLES) if store and not (force and rank) else None
-            if finished is None:
-                run = (
-                    launch(spec, world) if world > 1 and not torchrun else train_one(spec, dataset, progress)
-                )
-                finished = {name: getattr(run, name) for name in CLASSIFICATION_TABLES}
-                runs[spec.optimizer.name] = run
-                if store and rank == 0:
-                    store.finish(key, finished)
+            # torchrun's ranks train together, so only a run this process alone computes is claimed
+            with store.claim(key) if store and not torchrun else nullcontext():
+                reread = store and not (force and rank)
+                finished = store.finished(key, CLASSIFICATION_TABLES) if reread else None
+                if finished is None:
+                    distributed = world > 1 and not torchrun
+                    run = launch(spec, world) if distributed else train_one(spec, dataset, progress)
+                    finished = {name: getattr(run, name) for name in CLASSIFICATION_TABLES}
+                    runs[spec.optimizer.name] = run
+                    if store and rank == 0:
+                        store.finish(key, finished)
             if progress and (spec.optimizer.name not in runs or (world > 1 and not torchrun)):
                 _report_finished(progress, spec, finished["epochs"], len(dataset.train[1]))
             for name in CLASSIFICATION_TABLES:
@@ -218,6 +231,7 @@ def _regression(
         if batch_size is not None:
             raise OptbenchError("batch size does not apply to task 'scalar' (one sample)")
         iterations = epochs or SCALAR["iterations"]
+        require_rows(f"{len(specs)} scalar trace(s) of {iterations:,} iterations", len(specs) * iterations)
         record = {"task": task, "optimizers": names, "iterations": iterations}
         table_name, settings = "trace", {"iterations": iterations}
 
@@ -230,6 +244,8 @@ def _regression(
             raise OptbenchError(
                 f"batch size {batch_size} is larger than the {len(data.y)} regression samples"
             )
+        steps = epochs * math.ceil(len(data.y) / batch_size)
+        require_rows(f"{len(specs)} regression run(s) of {epochs:,} epochs", len(specs) * steps)
         record = {
             "task": task,
             "optimizers": names,
@@ -254,10 +270,11 @@ def _regression(
                 **settings,
             }
         )
-        finished = store.finished(key, [table_name]) if store else None
-        if finished is None:
-            finished = {table_name: run(spec)}
-            if store:
-                store.finish(key, finished)
+        with store.claim(key) if store else nullcontext():
+            finished = store.finished(key, [table_name]) if store else None
+            if finished is None:
+                finished = {table_name: run(spec)}
+                if store:
+                    store.finish(key, finished)
         parts.append(finished[table_name])
     return TrainingResult(task, {table_name: pd.concat(parts, ignore_index=True)}, record, seed)

@@ -9,6 +9,10 @@ scheduled epochs. Schedulers that need Python functions or other schedulers as a
 
 from __future__ import annotations
 
+import inspect
+import math
+import re
+
 import torch
 
 from ..errors import OptbenchError, did_you_mean
@@ -62,13 +66,19 @@ def build_scheduler(text: str | None, optimizer, epochs: int):
             )
         raise did_you_mean("schedule", name, names)
     class_name = names[key]
+    cls = getattr(torch.optim.lr_scheduler, class_name)
+    parameters = {name: p for name, p in inspect.signature(cls.__init__).parameters.items()
+                  if name not in ("self", "optimizer", "last_epoch", "verbose")}
     kwargs = {}
     for item in filter(None, settings.split(",")):
         hname, eq, raw = item.partition("=")
+        hname = hname.strip()
         if not eq or not raw.strip():
             raise OptbenchError(f"malformed schedule setting '{item}' in '{text}': expected name=value")
-        value = parse_value(raw)
-        kwargs[hname.strip()] = list(value) if isinstance(value, tuple) else value
+        if hname not in parameters:
+            raise did_you_mean(f"setting of schedule {class_name}", hname, parameters)
+        annotation = str(parameters[hname].annotation)
+        kwargs[hname] = _checked(hname, parse_value(raw), annotation, f"{item} in '{text}'")
     lr = optimizer.param_groups[0]["lr"]
     defaults = {
         "CosineAnnealingLR": {"T_max": epochs},
@@ -76,9 +86,47 @@ def build_scheduler(text: str | None, optimizer, epochs: int):
         "OneCycleLR": {"total_steps": epochs, "max_lr": lr},
         "CyclicLR": {"base_lr": lr / 10, "max_lr": lr},
     }.get(class_name, {})
-    if class_name == "MultiStepLR" and not isinstance(kwargs.get("milestones", []), list):
-        kwargs["milestones"] = [kwargs["milestones"]]  # 'milestones=5' means one milestone
+    missing = [name for name, p in parameters.items()
+               if p.default is inspect.Parameter.empty and name not in {**defaults, **kwargs}]
+    if missing:
+        raise OptbenchError(f"schedule '{text}' ({class_name}) needs {missing[0]}=VALUE")
     try:
-        return getattr(torch.optim.lr_scheduler, class_name)(optimizer, **{**defaults, **kwargs})
+        return cls(optimizer, **{**defaults, **kwargs})
     except (TypeError, ValueError, KeyError) as error:
         raise OptbenchError(f"schedule '{text}' ({class_name}): {error}") from None
+
+
+# Lengths and periods, in epochs: a zero would divide by zero at the first step.
+PERIODS = {"step_size", "T_max", "T_0", "T_mult", "total_iters", "total_steps", "epochs", "steps_per_epoch",
+           "step_size_up", "step_size_down", "milestones"}
+
+
+def _checked(name: str, value, annotation: str, where: str):
+    """A schedule setting checked against the type torch annotates it with: whole numbers (periods >= 1),
+    finite reals, true/false, one of a Literal's words; milestones a list of whole numbers."""
+    literal = annotation.partition("Literal[")[2]
+    choices = re.findall(r"'([^']*)'", literal) if literal else []
+    if choices:
+        if value not in choices:
+            raise OptbenchError(f"{where}: {name} must be one of {', '.join(choices)}")
+        return value
+    if "Callable" in annotation:
+        raise OptbenchError(f"{where}: {name} takes a Python function; build this schedule from Python")
+    if "Iterable[int]" in annotation:
+        items = list(value) if isinstance(value, tuple) else [value]   # 'milestones=5' means one milestone
+        return [_checked(name, item, "int", where) for item in items]
+    if annotation.strip("'") == "bool":
+        if not isinstance(value, bool):
+            raise OptbenchError(f"{where}: {name} must be true or false")
+        return value
+    if value is None and "None" in annotation:
+        return None
+    number = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+    if "int" in annotation and "float" not in annotation:
+        minimum = 1 if name in PERIODS else 0
+        if not number or value != int(value) or value < minimum:
+            raise OptbenchError(f"{where}: {name} must be a whole number >= {minimum}")
+        return int(value)
+    if not number:
+        raise OptbenchError(f"{where}: {name} must be a finite number")
+    return value

@@ -31,6 +31,7 @@ anything in a spec overrides them.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pandas as pd
@@ -45,6 +46,7 @@ from .eval_mode import evaluation_mode, has_eval_mode
 from .recorder import RELATIVE_TOLERANCE, Recorder
 
 MAX_RECORDED_POINTS = 250_000       # trial-steps kept in the trajectory table before striding
+PROGRESS_EVERY = 1000               # steps between progress reports (a report costs a function call)
 
 def default_hparams(surface: Surface, optimizer: str) -> dict:
     """The built-in settings for `optimizer` (an algorithm or preset name, `defaults_key`) on `surface`,
@@ -83,7 +85,8 @@ def run_surface(spec: OptimizerSpec, surface: Surface, starts: torch.Tensor, ste
                 grid: dict | None = None, noise: float = 0.0, seed: int = 0,
                 defaults: dict | None = None, record_every: int | None = None,
                 clip_grad_norm: float | None = None, device: str = "cpu",
-                relative_tolerance: float = RELATIVE_TOLERANCE, dtype=torch.float64) -> SurfaceRun:
+                relative_tolerance: float = RELATIVE_TOLERANCE, dtype=torch.float64,
+                progress: Callable[[int], None] | None = None) -> SurfaceRun:
     """Run `spec` from every row of `starts` for `steps` steps; returns trajectory and metrics tables.
 
     grid: hyperparameter name -> one value per trial (`beta1`/`beta2` address `betas`).
@@ -92,6 +95,7 @@ def run_surface(spec: OptimizerSpec, surface: Surface, starts: torch.Tensor, ste
     to at most that norm, as `torch.nn.utils.clip_grad_norm_` would, and is recorded as a column.
     device: where the optimizer steps ('cuda' for a reproducibility check); tables are always on the CPU.
     relative_tolerance: a trial has converged once f - f_min <= relative_tolerance (f(its start) - f_min).
+    progress: called with the number of steps taken, every `PROGRESS_EVERY` steps and at the end.
     Raises OptbenchError for steps < 0, a clipping norm or relative tolerance <= 0, a grid of the wrong size.
     """
     if steps < 0:
@@ -129,6 +133,8 @@ def run_surface(spec: OptimizerSpec, surface: Surface, starts: torch.Tensor, ste
             recorder.observe(t, seen.cpu(), seen_value.cpu(), seen_gradient.cpu())
         if t < steps:
             stepper.step(clip_rows(add_gradient_noise(gradient, noise, noise_generator), clip_grad_norm))
+        if progress is not None and (t % PROGRESS_EVERY == 0 or t == steps):
+            progress(t)
     hparams = _hparam_columns(spec, defaults, {n: v.cpu() for n, v in grid.items()}, trials)
     if clip_grad_norm is not None:
         hparams["clip_grad_norm"] = float(clip_grad_norm)
