@@ -216,7 +216,7 @@ def allowed_hyperparameters(algorithm: Algorithm) -> list[str]:
 def _takes_text(algorithm: Algorithm, name: str) -> bool:
     """Whether setting `name` may be a string: the known string options, any setting of a class outside
     optbench (whose types optbench cannot know)."""
-    return name in STRING_OPTIONS or isinstance(algorithm, ExternalAlgorithm)
+    return name in CHOICES or isinstance(algorithm, ExternalAlgorithm)
 
 
 def _hashable(value):

@@ -8,7 +8,7 @@ import pandas as pd
 
 import optbench
 
-TRAIN = sys.modules["optbench.experiments.train"]   # the module; optbench.experiments.train is the function
+TRAIN = sys.modules["optbench.experiments.training"]   # the module; optbench.experiments.training is the function
 
 
 def test_two_trains_on_one_folder_compute_each_run_once(tmp_path, monkeypatch):
