@@ -43,8 +43,9 @@ def first_steps(name: str, shapes: str, cache: str) -> dict:
     code = CHILD.format(benchmarks=str(Path(__file__).parent), name=name, shapes=shapes)
     environment = dict(os.environ, TORCHINDUCTOR_CACHE_DIR=cache)
     start = time.perf_counter()
-    output = subprocess.run([sys.executable, "-c", code], env=environment, capture_output=True, text=True,
-                            check=True).stdout
+    output = subprocess.run(
+        [sys.executable, "-c", code], env=environment, capture_output=True, text=True, check=True
+    ).stdout
     result = json.loads(output.strip().splitlines()[-1])
     result["process"] = time.perf_counter() - start
     return result
@@ -53,23 +54,32 @@ def first_steps(name: str, shapes: str, cache: str) -> dict:
 def main():
     from optbench.optimizers.fast_path import COMPILED_ALGORITHMS
 
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--algorithms", default=",".join(COMPILED_ALGORITHMS))
     parser.add_argument("--shapes", default="resnet18")
     args = parser.parse_args()
     import torch
 
-    print(f"# compile cost of the compiled fast path, {date.today()}, torch {torch.__version__}, "
-          f"{os.cpu_count()} CPUs, {args.shapes} shapes\n")
-    print("| algorithm | cold: 1st step (s) | cold: 2nd step (s) | warm: 1st step (s) | warm: 2nd step (s) "
-          "| steady (ms) | warm process (s) |")
+    print(
+        f"# compile cost of the compiled fast path, {date.today()}, torch {torch.__version__}, "
+        f"{os.cpu_count()} CPUs, {args.shapes} shapes\n"
+    )
+    print(
+        "| algorithm | cold: 1st step (s) | cold: 2nd step (s) | warm: 1st step (s) | warm: 2nd step (s) "
+        "| steady (ms) | warm process (s) |"
+    )
     print("|---|---|---|---|---|---|---|")
     for name in args.algorithms.split(","):
         with tempfile.TemporaryDirectory() as cache:
             cold = first_steps(name, args.shapes, cache)
             warm = first_steps(name, args.shapes, cache)
-        print(f"| {name} | {cold['first']:.2f} | {cold['second']:.2f} | {warm['first']:.2f} | "
-              f"{warm['second']:.2f} | {warm['steady'] * 1e3:.2f} | {warm['process']:.1f} |", flush=True)
+        print(
+            f"| {name} | {cold['first']:.2f} | {cold['second']:.2f} | {warm['first']:.2f} | "
+            f"{warm['second']:.2f} | {warm['steady'] * 1e3:.2f} | {warm['process']:.1f} |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

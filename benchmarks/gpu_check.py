@@ -42,7 +42,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:      # the source tree's optbench, whatever is installed
+if str(ROOT) not in sys.path:  # the source tree's optbench, whatever is installed
     sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
@@ -50,15 +50,15 @@ import torch  # noqa: E402
 from benchmarks.gpu_sections import FAILED  # noqa: E402
 
 TRACEBACK_LINES = 12
-WHOLE_RUN_S = 285     # from main()'s start; with Python's start and torch's import, under 5 minutes
+WHOLE_RUN_S = 285  # from main()'s start; with Python's start and torch's import, under 5 minutes
 
 
 @dataclass(frozen=True)
 class Settings:
-    device: str               # 'cuda' or 'cpu'
-    tiny: bool                # CPU-sized problems: the dry run
-    compile: bool             # include the torch.compile'd fast path (compiles: seconds per kernel)
-    data_dir: str | None      # a cifar-10-batches-py folder; generated CIFAR-shaped data without one
+    device: str  # 'cuda' or 'cpu'
+    tiny: bool  # CPU-sized problems: the dry run
+    compile: bool  # include the torch.compile'd fast path (compiles: seconds per kernel)
+    data_dir: str | None  # a cifar-10-batches-py folder; generated CIFAR-shaped data without one
     root: Path = ROOT
 
 
@@ -68,7 +68,7 @@ class Report:
     def __init__(self, path: Path, echo: bool = True):
         self.path = Path(path)
         self.echo = echo
-        self.failed_items = 0       # rows written for items that raised (gpu_sections.failure)
+        self.failed_items = 0  # rows written for items that raised (gpu_sections.failure)
         self.path.parent.mkdir(parents=True, exist_ok=True)
 
     def write(self, text: str = "") -> None:
@@ -126,7 +126,7 @@ class SectionTimeout(BaseException):
 class Section:
     name: str
     title: str
-    box: float                                              # seconds
+    box: float  # seconds
     run: Callable[[Settings, Report, Budget], None]
 
 
@@ -135,8 +135,13 @@ def grace(box: float) -> float:
     return max(5.0, 0.25 * box)
 
 
-def run_section(section: Section, settings: Settings, report: Report, box: float | None = None,
-                grace_s: float | None = None) -> str:
+def run_section(
+    section: Section,
+    settings: Settings,
+    report: Report,
+    box: float | None = None,
+    grace_s: float | None = None,
+) -> str:
     """Run one section in its time box; returns 'done', 'done, N items failed', 'failed' or 'cut'.
     Never raises.
 
@@ -155,7 +160,7 @@ def run_section(section: Section, settings: Settings, report: Report, box: float
     alarm = hasattr(signal, "setitimer")
     if alarm:
         previous = signal.signal(signal.SIGALRM, interrupt)
-        signal.setitimer(signal.ITIMER_REAL, max(hard, 1e-3))   # 0 would disarm the timer
+        signal.setitimer(signal.ITIMER_REAL, max(hard, 1e-3))  # 0 would disarm the timer
     try:
         try:
             section.run(settings, report, budget)
@@ -174,8 +179,10 @@ def run_section(section: Section, settings: Settings, report: Report, box: float
         if alarm:
             signal.signal(signal.SIGALRM, previous)
     if status == "cut":
-        report.write(f"\n**cut**: interrupted at its hard limit ({hard:.1f} s); the rows above "
-                     "are complete, the item in flight is lost.")
+        report.write(
+            f"\n**cut**: interrupted at its hard limit ({hard:.1f} s); the rows above "
+            "are complete, the item in flight is lost."
+        )
     report.write(f"\n_section {section.name}: {status} in {budget.elapsed():.1f} s (box {box:.0f} s)_")
     return status
 
@@ -184,25 +191,41 @@ def environment(settings: Settings) -> list[tuple[str, str]]:
     """What ran: versions of Python, torch, CUDA and the device; where optbench was imported from."""
     import optbench
 
-    rows = [("date (UTC)", datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")),
-            ("host", f"{platform.node()} ({platform.machine()}, {os.cpu_count()} CPUs)"),
-            ("python", f"{platform.python_version()} ({sys.executable})"),
-            ("torch", f"{torch.__version__} (intra-op threads: {torch.get_num_threads()})"),
-            ("optbench", (f"{optbench.__version__} from {Path(optbench.__file__).parent}, "
-                          f"commit {_git_commit(settings.root)}")),
-            ("device", settings.device + (" (dry run: tiny sizes)" if settings.tiny else ""))]
+    rows = [
+        ("date (UTC)", datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")),
+        ("host", f"{platform.node()} ({platform.machine()}, {os.cpu_count()} CPUs)"),
+        ("python", f"{platform.python_version()} ({sys.executable})"),
+        ("torch", f"{torch.__version__} (intra-op threads: {torch.get_num_threads()})"),
+        (
+            "optbench",
+            (
+                f"{optbench.__version__} from {Path(optbench.__file__).parent}, "
+                f"commit {_git_commit(settings.root)}"
+            ),
+        ),
+        ("device", settings.device + (" (dry run: tiny sizes)" if settings.tiny else "")),
+    ]
     for module in ("numpy", "pandas", "pyarrow", "triton"):
         rows.append((module, _version(module)))
     if settings.device.startswith("cuda"):
         properties = torch.cuda.get_device_properties(torch.device(settings.device).index or 0)
-        rows += [("GPU", (f"{properties.name}, {properties.multi_processor_count} SMs, "
-                          f"{properties.total_memory / 2**30:.0f} GiB, compute capability "
-                          f"{properties.major}.{properties.minor}")),
-                 ("CUDA (torch built with)", str(torch.version.cuda)),
-                 ("cuDNN", str(torch.backends.cudnn.version())),
-                 ("driver", _nvidia_smi("driver_version")),
-                 ("TF32", (f"matmul {torch.backends.cuda.matmul.allow_tf32}, "
-                           f"cuDNN {torch.backends.cudnn.allow_tf32}"))]
+        rows += [
+            (
+                "GPU",
+                (
+                    f"{properties.name}, {properties.multi_processor_count} SMs, "
+                    f"{properties.total_memory / 2**30:.0f} GiB, compute capability "
+                    f"{properties.major}.{properties.minor}"
+                ),
+            ),
+            ("CUDA (torch built with)", str(torch.version.cuda)),
+            ("cuDNN", str(torch.backends.cudnn.version())),
+            ("driver", _nvidia_smi("driver_version")),
+            (
+                "TF32",
+                (f"matmul {torch.backends.cuda.matmul.allow_tf32}, cuDNN {torch.backends.cudnn.allow_tf32}"),
+            ),
+        ]
     return rows
 
 
@@ -217,10 +240,20 @@ def _version(module: str) -> str:
 
 def _git_commit(root: Path) -> str:
     try:
-        head = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True,
-                              text=True, timeout=10, check=False)
-        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain"], capture_output=True,
-                               text=True, timeout=10, check=False)
+        head = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+        dirty = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
     except (OSError, subprocess.SubprocessError):
         return "unknown (no git)"
     if head.returncode:
@@ -230,8 +263,13 @@ def _git_commit(root: Path) -> str:
 
 def _nvidia_smi(field: str) -> str:
     try:
-        answer = subprocess.run(["nvidia-smi", f"--query-gpu={field}", "--format=csv,noheader"],
-                                capture_output=True, text=True, timeout=20, check=False)
+        answer = subprocess.run(
+            ["nvidia-smi", f"--query-gpu={field}", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=False,
+        )
     except (OSError, subprocess.SubprocessError):
         return "unknown (no nvidia-smi)"
     return answer.stdout.strip() or "unknown"
@@ -241,10 +279,12 @@ def sections() -> list[Section]:
     from benchmarks.gpu_sections import equivalence, extras, step_cost_table, training
 
     # the boxes sum to 265 s, leaving 20 s of WHOLE_RUN_S for the environment and a late item
-    return [Section("equivalence", "1. Equivalence on the device", 80, equivalence.run),
-            Section("step-cost", "2. Step cost at ResNet-18 and 10x ResNet-18 shapes", 90, step_cost_table.run),
-            Section("training", "3. Training loop against a bare fused loop", 70, training.run),
-            Section("extras", "4. Everything else", 25, extras.run)]
+    return [
+        Section("equivalence", "1. Equivalence on the device", 80, equivalence.run),
+        Section("step-cost", "2. Step cost at ResNet-18 and 10x ResNet-18 shapes", 90, step_cost_table.run),
+        Section("training", "3. Training loop against a bare fused loop", 70, training.run),
+        Section("extras", "4. Everything else", 25, extras.run),
+    ]
 
 
 def parse_boxes(items: list[str], names: list[str], parser) -> dict[str, float]:
@@ -263,18 +303,29 @@ def parse_boxes(items: list[str], names: list[str], parser) -> dict[str, float]:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     names = [s.name for s in sections()]
     parser.add_argument("--out", default="gpu_check.md", help="markdown file the results are appended to")
     parser.add_argument("--only", choices=names, action="append", help="run only this section (repeatable)")
     parser.add_argument("--device", default=None, help="default: cuda when available, else cpu")
     parser.add_argument("--tiny", action="store_true", help="tiny sizes (CPU)")
     parser.add_argument("--dry-run", action="store_true", help="same as --device cpu --tiny")
-    parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
-                        help="time and certify the compiled fast path (default: on, off with --tiny)")
+    parser.add_argument(
+        "--compile",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="time and certify the compiled fast path (default: on, off with --tiny)",
+    )
     parser.add_argument("--data-dir", default=None, help="a cifar-10-batches-py folder (else generated data)")
-    parser.add_argument("--box", action="append", default=[], metavar="SECTION=SECONDS",
-                        help="another time box for a section, e.g. to rerun one with more room (repeatable)")
+    parser.add_argument(
+        "--box",
+        action="append",
+        default=[],
+        metavar="SECTION=SECONDS",
+        help="another time box for a section, e.g. to rerun one with more room (repeatable)",
+    )
     args = parser.parse_args(argv)
     boxes = parse_boxes(args.box, names, parser)
     device = "cpu" if args.dry_run else args.device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -300,14 +351,19 @@ def main(argv=None) -> int:
         # a section that overran shortens the next ones: the whole run keeps its limit
         left = deadline - time.monotonic()
         if left <= 0:
-            report.write(f"\n## {section.title}\n\nnot run: the run's {WHOLE_RUN_S} s are spent "
-                         f"(rerun it with --only {section.name})")
+            report.write(
+                f"\n## {section.title}\n\nnot run: the run's {WHOLE_RUN_S} s are spent "
+                f"(rerun it with --only {section.name})"
+            )
             statuses[section.name] = "not run"
             continue
         box = min(boxes.get(section.name, section.box), left)
         statuses[section.name] = run_section(section, settings, report, box, min(grace(box), left - box))
-    report.write(f"\n_whole run: {time.monotonic() - started:.1f} s; "
-                 + ", ".join(f"{name} {status}" for name, status in statuses.items()) + "_")
+    report.write(
+        f"\n_whole run: {time.monotonic() - started:.1f} s; "
+        + ", ".join(f"{name} {status}" for name, status in statuses.items())
+        + "_"
+    )
     return 0 if all(status == "done" for status in statuses.values()) else 1
 
 

@@ -5,9 +5,10 @@
 
 For every algorithm: ours (the readable path), ours on the fast path as `fast(cls)` gives it by
 default ("fast": compiled for large models where a compiler exists, see its "path" column), on
-its eager slices (`fast(cls, compiled=False)`) and compiled (`fast(cls, compiled=True)`), torch's for-loop (foreach=False), torch foreach and torch fused where
-torch has them on this device; and the memory-bandwidth floor = bytes the step must read and
-write (parameter, gradient, each state tensor the size of the parameter) / measured copy bandwidth.
+its eager slices (`fast(cls, compiled=False)`) and compiled (`fast(cls, compiled=True)`), torch's
+for-loop (foreach=False), torch foreach and torch fused where torch has them on this device; and
+the memory-bandwidth floor = bytes the step must read and write (parameter, gradient, each state
+tensor the size of the parameter) / measured copy bandwidth.
 
 The variants are timed round-robin (one step of each in turn, `--repeats` rounds) and each cell is
 the fastest round: on a shared machine the minimum is the least disturbed estimate of the cost,
@@ -42,8 +43,14 @@ def resnet18_shapes():
     channels_in = 64
     for channels, stride in [(64, 1), (128, 2), (256, 2), (512, 2)]:
         for block in range(2):
-            shapes += [(channels, channels_in, 3, 3), (channels,), (channels,),
-                       (channels, channels, 3, 3), (channels,), (channels,)]
+            shapes += [
+                (channels, channels_in, 3, 3),
+                (channels,),
+                (channels,),
+                (channels, channels, 3, 3),
+                (channels,),
+                (channels,),
+            ]
             if block == 0 and (stride != 1 or channels_in != channels):
                 shapes += [(channels, channels_in, 1, 1), (channels,), (channels,)]
             channels_in = channels
@@ -150,7 +157,7 @@ def measure(algorithm, shapes, device, repeats, bandwidth):
     for label, samples in time_calls(steps, device, repeats).items():
         row[label] = min(samples) * 1e3
     numel = sum(int(torch.tensor(s).prod()) for s in shapes)
-    bytes_moved = numel * 4 * (3 + 2 * (floor_states or 0))   # read p, g, states; write p, states
+    bytes_moved = numel * 4 * (3 + 2 * (floor_states or 0))  # read p, g, states; write p, states
     row["floor"] = bytes_moved / bandwidth * 1e3
     return row
 
@@ -161,7 +168,11 @@ def ratio(row, a, b) -> str:
 
 def median(values):
     values = sorted(values)
-    return values[len(values) // 2] if len(values) % 2 else (values[len(values) // 2 - 1] + values[len(values) // 2]) / 2
+    return (
+        values[len(values) // 2]
+        if len(values) % 2
+        else (values[len(values) // 2 - 1] + values[len(values) // 2]) / 2
+    )
 
 
 def combine(rows: list[dict], columns, ratios) -> list[str]:
@@ -182,36 +193,67 @@ def combine(rows: list[dict], columns, ratios) -> list[str]:
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--shapes", default="lenet5,resnet18")
     parser.add_argument("--algorithms", default=",".join(a for a in ALGORITHMS if a != "lbfgs"))
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--runs", type=int, default=1)
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch threads (1 gives steadier ratios on a machine shared with other jobs)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch threads (1 gives steadier ratios on a machine shared with other jobs)",
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     device = args.device
     machine = torch.cuda.get_device_name(0) if device == "cuda" else f"CPU, {torch.get_num_threads()} threads"
-    print(f"# step cost, {date.today()}, torch {torch.__version__}, {machine}, "
-          f"{args.repeats} round-robin rounds, fastest round, {args.runs} run(s)\n")
+    print(
+        f"# step cost, {date.today()}, torch {torch.__version__}, {machine}, "
+        f"{args.repeats} round-robin rounds, fastest round, {args.runs} run(s)\n"
+    )
     for shape_name in args.shapes.split(","):
         shapes = SHAPES[shape_name]()
         numel = sum(int(torch.tensor(s).prod()) for s in shapes)
         bandwidth = copy_bandwidth(max(numel, 1 << 24), device)
-        print(f"## {shape_name}: {len(shapes)} tensors, {numel / 1e6:.2f} M parameters, "
-              f"streaming bandwidth {bandwidth / 1e9:.1f} GB/s\n")
-        columns = ["floor", "ours", "fast", "fast eager", "fast compiled", "fast 1st", "torch for-loop",
-                   "torch foreach", "torch fused"]
-        ratios = [("ours", "torch for-loop"), ("fast", "floor"), ("fast", "torch foreach"),
-                  ("fast", "torch fused"), ("fast eager", "floor")]
-        print("| algorithm | path | " + " | ".join(f"{c} (ms)" for c in columns) + " | "
-              + " | ".join(f"{a} / {b}" for a, b in ratios) + " |")
+        print(
+            f"## {shape_name}: {len(shapes)} tensors, {numel / 1e6:.2f} M parameters, "
+            f"streaming bandwidth {bandwidth / 1e9:.1f} GB/s\n"
+        )
+        columns = [
+            "floor",
+            "ours",
+            "fast",
+            "fast eager",
+            "fast compiled",
+            "fast 1st",
+            "torch for-loop",
+            "torch foreach",
+            "torch fused",
+        ]
+        ratios = [
+            ("ours", "torch for-loop"),
+            ("fast", "floor"),
+            ("fast", "torch foreach"),
+            ("fast", "torch fused"),
+            ("fast eager", "floor"),
+        ]
+        print(
+            "| algorithm | path | "
+            + " | ".join(f"{c} (ms)" for c in columns)
+            + " | "
+            + " | ".join(f"{a} / {b}" for a, b in ratios)
+            + " |"
+        )
         print("|---" * (len(columns) + len(ratios) + 2) + "|")
         for name in args.algorithms.split(","):
-            rows = [measure(ALGORITHMS[name], shapes, device, args.repeats, bandwidth) for _ in range(args.runs)]
+            rows = [
+                measure(ALGORITHMS[name], shapes, device, args.repeats, bandwidth) for _ in range(args.runs)
+            ]
             path = rows[0].get("path", "-")
             print(f"| {name} | {path} | " + " | ".join(combine(rows, columns, ratios)) + " |", flush=True)
         print()

@@ -45,7 +45,7 @@ def per_trial_loop(optimizer_class, surface, starts, steps, hparams) -> float:
     optimizers = [optimizer_class([theta], **hparams) for theta in thetas]
     begin = time.perf_counter()
     for _ in range(steps):
-        for theta, optimizer in zip(thetas, optimizers):
+        for theta, optimizer in zip(thetas, optimizers, strict=False):
             _, gradient = surface.evaluate(theta[None])
             theta.grad = gradient[0]
             optimizer.step()
@@ -68,10 +68,13 @@ def main():
     parser.add_argument("--sample-trials", type=int, default=20)
     parser.add_argument("--sample-steps", type=int, default=100)
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--threads", default=None,
-                        help="torch threads, or a comma-separated list run in turn, e.g. 1,2 (default: torch's)")
+    parser.add_argument(
+        "--threads",
+        default=None,
+        help="torch threads, or a comma-separated list run in turn, e.g. 1,2 (default: torch's)",
+    )
     args = parser.parse_args()
-    for threads in ([int(n) for n in args.threads.split(",")] if args.threads else [None]):
+    for threads in [int(n) for n in args.threads.split(",")] if args.threads else [None]:
         if threads:
             torch.set_num_threads(threads)
         measure(args)
@@ -81,32 +84,45 @@ def measure(args):
     surface = get_surface("elliptic")
     starts = random_starts(surface, args.trials, seed=0)
     trial_steps = args.trials * args.steps
-    print(f"\n{time.strftime('%Y-%m-%d %H:%M %Z')}  torch {torch.__version__}, "
-          f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-          f"threads={torch.get_num_threads()}, load average {_load()}")
-    print(f"{args.trials} trials x {args.steps} steps on {surface.name}, float64; "
-          f"best of {args.repeats}, interleaved; ns per trial-step")
+    print(
+        f"\n{time.strftime('%Y-%m-%d %H:%M %Z')}  torch {torch.__version__}, "
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+        f"threads={torch.get_num_threads()}, load average {_load()}"
+    )
+    print(
+        f"{args.trials} trials x {args.steps} steps on {surface.name}, float64; "
+        f"best of {args.repeats}, interleaved; ns per trial-step"
+    )
     for name in ("sgd", "adam"):
         spec = parse_optimizer(name)
         hparams = default_hparams(surface, spec.family)
         ours_cls, torch_cls = spec.algorithm.ours, spec.algorithm.theirs
-        bare_loop(torch_cls, surface, starts, 5, hparams)      # warm up lazy imports
-        best = best_of_interleaved(args.repeats, {
-            "ours/runner": (_timed, run_surface, spec, surface, starts, args.steps),
-            "ours/bare": (bare_loop, ours_cls, surface, starts, args.steps, hparams),
-            "torch/batched": (bare_loop, torch_cls, surface, starts, args.steps, hparams)})
-        sample = starts[:args.sample_trials]
+        bare_loop(torch_cls, surface, starts, 5, hparams)  # warm up lazy imports
+        best = best_of_interleaved(
+            args.repeats,
+            {
+                "ours/runner": (_timed, run_surface, spec, surface, starts, args.steps),
+                "ours/bare": (bare_loop, ours_cls, surface, starts, args.steps, hparams),
+                "torch/batched": (bare_loop, torch_cls, surface, starts, args.steps, hparams),
+            },
+        )
+        sample = starts[: args.sample_trials]
         loop = min(per_trial_loop(torch_cls, surface, sample, args.sample_steps, hparams) for _ in range(2))
         per = {label: seconds / trial_steps for label, seconds in best.items()}
         per["torch/loop"] = loop / (args.sample_trials * args.sample_steps)
         print(f"\n{name} ({', '.join(f'{k}={v}' for k, v in hparams.items())})")
         for label, seconds in per.items():
-            extra = (f"  (extrapolated from {args.sample_trials} trials x {args.sample_steps} steps)"
-                     if label == "torch/loop" else "")
+            extra = (
+                f"  (extrapolated from {args.sample_trials} trials x {args.sample_steps} steps)"
+                if label == "torch/loop"
+                else ""
+            )
             print(f"  {label:14s} {seconds * 1e9:12.1f} ns{extra}")
-        print(f"  runner / torch batched (a): {per['ours/runner'] / per['torch/batched']:.2f}x   "
-              f"ours bare / torch batched: {per['ours/bare'] / per['torch/batched']:.2f}x   "
-              f"torch loop (b) / runner: {per['torch/loop'] / per['ours/runner']:.0f}x")
+        print(
+            f"  runner / torch batched (a): {per['ours/runner'] / per['torch/batched']:.2f}x   "
+            f"ours bare / torch batched: {per['ours/bare'] / per['torch/batched']:.2f}x   "
+            f"torch loop (b) / runner: {per['torch/loop'] / per['ours/runner']:.0f}x"
+        )
     print(f"load average at the end: {_load()}")
 
 

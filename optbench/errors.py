@@ -30,7 +30,7 @@ def closest(name: str, valid) -> str | None:
 
 
 def did_you_mean(kind: str, name: str, valid) -> OptbenchError:
-    """"unknown optimizer 'adma'; did you mean 'adam'? (valid: ...)"."""
+    """ "unknown optimizer 'adma'; did you mean 'adam'? (valid: ...)"."""
     valid = sorted(valid)
     guess = closest(name, valid)
     hint = f"; did you mean '{guess}'?" if guess else ""

@@ -32,7 +32,7 @@ class MLP(nn.Sequential):
     def __init__(self, input_shape, num_classes: int, hidden: tuple[int, ...] = (128, 64)):
         widths = [int(torch.tensor(input_shape).prod()), *hidden]
         layers: list[nn.Module] = [nn.Flatten()]
-        for fan_in, fan_out in zip(widths, widths[1:]):
+        for fan_in, fan_out in zip(widths, widths[1:], strict=False):
             layers += [nn.Linear(fan_in, fan_out), nn.ReLU()]
         super().__init__(*layers, nn.Linear(widths[-1], num_classes))
 
@@ -51,13 +51,19 @@ class LeNet5(nn.Module):
         after_first_pool = min(height, width) // 2
         second_padding = 0 if after_first_pool >= 10 else 2
         self.features = nn.Sequential(
-            nn.Conv2d(channels, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(6, 16, 5, padding=second_padding), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Flatten())
+            nn.Conv2d(channels, 6, 5, padding=2),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(6, 16, 5, padding=second_padding),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Flatten(),
+        )
         with torch.no_grad():
             flat = self.features(torch.zeros(1, *input_shape)).shape[1]
-        self.classifier = nn.Sequential(nn.Linear(flat, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(),
-                                        nn.Linear(84, num_classes))
+        self.classifier = nn.Sequential(
+            nn.Linear(flat, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, num_classes)
+        )
 
     def forward(self, x):
         return self.classifier(self.features(x))
@@ -69,10 +75,17 @@ class BasicBlock(nn.Module):
     def __init__(self, fan_in: int, fan_out: int, stride: int):
         super().__init__()
         self.body = nn.Sequential(
-            nn.Conv2d(fan_in, fan_out, 3, stride, 1, bias=False), nn.BatchNorm2d(fan_out), nn.ReLU(),
-            nn.Conv2d(fan_out, fan_out, 3, 1, 1, bias=False), nn.BatchNorm2d(fan_out))
-        self.shortcut = nn.Identity() if stride == 1 and fan_in == fan_out else nn.Sequential(
-            nn.Conv2d(fan_in, fan_out, 1, stride, bias=False), nn.BatchNorm2d(fan_out))
+            nn.Conv2d(fan_in, fan_out, 3, stride, 1, bias=False),
+            nn.BatchNorm2d(fan_out),
+            nn.ReLU(),
+            nn.Conv2d(fan_out, fan_out, 3, 1, 1, bias=False),
+            nn.BatchNorm2d(fan_out),
+        )
+        self.shortcut = (
+            nn.Identity()
+            if stride == 1 and fan_in == fan_out
+            else nn.Sequential(nn.Conv2d(fan_in, fan_out, 1, stride, bias=False), nn.BatchNorm2d(fan_out))
+        )
 
     def forward(self, x):
         return torch.relu(self.body(x) + self.shortcut(x))
@@ -87,8 +100,11 @@ class ResNet(nn.Module):
     def __init__(self, input_shape, num_classes: int, blocks: int = 1, width: int = 1):
         super().__init__()
         widths = [16 * width, 32 * width, 64 * width]
-        layers: list[nn.Module] = [nn.Conv2d(input_shape[0], widths[0], 3, 1, 1, bias=False),
-                                   nn.BatchNorm2d(widths[0]), nn.ReLU()]
+        layers: list[nn.Module] = [
+            nn.Conv2d(input_shape[0], widths[0], 3, 1, 1, bias=False),
+            nn.BatchNorm2d(widths[0]),
+            nn.ReLU(),
+        ]
         fan_in = widths[0]
         for stage, fan_out in enumerate(widths):
             for block in range(blocks):
@@ -105,7 +121,7 @@ class ResNet(nn.Module):
 MODELS = {
     "mlp": MLP,
     "lenet": LeNet5,
-    "resnet": ResNet,      # ResNet-8
+    "resnet": ResNet,  # ResNet-8
     "resnet20": lambda shape, classes: ResNet(shape, classes, blocks=3),
 }
 

@@ -13,8 +13,8 @@ expose their Hessian eigenvalues 2 c_i (`surface.hessian_eigenvalues`), so step-
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 
@@ -26,16 +26,16 @@ Evaluate = Callable[[torch.Tensor], "tuple[torch.Tensor, torch.Tensor]"]
 
 @dataclass(frozen=True)
 class Surface:
-    name: str                       # as the user typed it, e.g. 'quadratic:dim=20,condition=1000'
-    formula: str                    # for `optbench list` and figure titles
-    evaluate: Evaluate              # points [trials, dim] -> (value [trials], gradient [trials, dim])
-    minima: tuple                   # global minimisers (each a tuple of dim floats); () if unbounded
-    start: tuple                    # default start
-    window: tuple                   # ((low, high), ...) per coordinate: plot window, valid starts
-    minimum_value: float | None = 0.0   # f at the minima; None if unbounded below
-    hessian_eigenvalues: tuple | None = None   # quadratics only: eigenvalues of the (constant) Hessian
-    steps: int = 100                # default number of steps
-    log_contours: bool = True       # contour levels spaced in log(f - f_min) (False where f < f_min)
+    name: str  # as the user typed it, e.g. 'quadratic:dim=20,condition=1000'
+    formula: str  # for `optbench list` and figure titles
+    evaluate: Evaluate  # points [trials, dim] -> (value [trials], gradient [trials, dim])
+    minima: tuple  # global minimisers (each a tuple of dim floats); () if unbounded
+    start: tuple  # default start
+    window: tuple  # ((low, high), ...) per coordinate: plot window, valid starts
+    minimum_value: float | None = 0.0  # f at the minima; None if unbounded below
+    hessian_eigenvalues: tuple | None = None  # quadratics only: eigenvalues of the (constant) Hessian
+    steps: int = 100  # default number of steps
+    log_contours: bool = True  # contour levels spaced in log(f - f_min) (False where f < f_min)
     note: str = ""
 
     @property
@@ -56,7 +56,7 @@ class Surface:
         return torch.cdist(points, minima).min(dim=1).values
 
     def contains(self, point) -> bool:
-        return all(low <= float(x) <= high for x, (low, high) in zip(point, self.window))
+        return all(low <= float(x) <= high for x, (low, high) in zip(point, self.window, strict=False))
 
     @property
     def tolerance(self) -> float | None:
@@ -68,6 +68,7 @@ class Surface:
 
 
 # --- the surfaces ----------------------------------------------------------------------------
+
 
 def row_sum(values: torch.Tensor) -> torch.Tensor:
     """Σ over the last (coordinate) axis as a matrix-vector product: torch's `sum(dim=-1)` over a
@@ -82,19 +83,20 @@ def diagonal_quadratic(coefficients) -> Evaluate:
     def evaluate(points):
         scale = c.to(points)
         return (points * points) @ scale, (2 * scale) * points
+
     return evaluate
 
 
 def monkey_saddle(points):
     x, y = points[:, 0], points[:, 1]
-    value = x ** 3 - 3 * x * y ** 2
-    return value, torch.stack([3 * x ** 2 - 3 * y ** 2, -6 * x * y], dim=1)
+    value = x**3 - 3 * x * y**2
+    return value, torch.stack([3 * x**2 - 3 * y**2, -6 * x * y], dim=1)
 
 
 def rosenbrock(points, a=1.0, b=100.0):
     x, y = points[:, 0], points[:, 1]
-    r = y - x ** 2
-    value = (a - x) ** 2 + b * r ** 2
+    r = y - x**2
+    value = (a - x) ** 2 + b * r**2
     return value, torch.stack([-2 * (a - x) - 4 * b * x * r, 2 * b * r], dim=1)
 
 
@@ -106,36 +108,48 @@ def beale(points):
     value = torch.zeros_like(x)
     dx, dy = torch.zeros_like(x), torch.zeros_like(y)
     for k, c in enumerate(_BEALE, start=1):
-        term = c - x + x * y ** k                       # c_k - x + x y^k
-        value = value + term ** 2
-        dx = dx + 2 * term * (y ** k - 1)
+        term = c - x + x * y**k  # c_k - x + x y^k
+        value = value + term**2
+        dx = dx + 2 * term * (y**k - 1)
         dy = dy + 2 * term * k * x * y ** (k - 1)
     return value, torch.stack([dx, dy], dim=1)
 
 
 def himmelblau(points):
     x, y = points[:, 0], points[:, 1]
-    u, v = x ** 2 + y - 11, x + y ** 2 - 7
-    return u ** 2 + v ** 2, torch.stack([4 * x * u + 2 * v, 2 * u + 4 * y * v], dim=1)
+    u, v = x**2 + y - 11, x + y**2 - 7
+    return u**2 + v**2, torch.stack([4 * x * u + 2 * v, 2 * u + 4 * y * v], dim=1)
 
 
 def rastrigin(points, a=10.0):
     angle = 2 * math.pi * points
-    value = a * points.shape[1] + row_sum(points ** 2 - a * torch.cos(angle))
+    value = a * points.shape[1] + row_sum(points**2 - a * torch.cos(angle))
     return value, 2 * points + 2 * math.pi * a * torch.sin(angle)
 
 
-_HIMMELBLAU_MINIMA = ((3.0, 2.0), (-2.805118086952745, 3.131312518250573),
-                      (-3.779310253377747, -3.283185991286170), (3.584428340330492, -1.848126526964404))
+_HIMMELBLAU_MINIMA = (
+    (3.0, 2.0),
+    (-2.805118086952745, 3.131312518250573),
+    (-3.779310253377747, -3.283185991286170),
+    (3.584428340330492, -1.848126526964404),
+)
 
 
 def _quadratic_surface(name, coefficients, start, window, formula, steps, note="", minimum=True):
     dim = len(coefficients)
-    return Surface(name, formula, diagonal_quadratic(coefficients),
-                   minima=((0.0,) * dim,) if minimum else (), start=start, window=window,
-                   minimum_value=0.0 if minimum else None,
-                   hessian_eigenvalues=tuple(2.0 * c for c in coefficients), steps=steps,
-                   log_contours=minimum, note=note)
+    return Surface(
+        name,
+        formula,
+        diagonal_quadratic(coefficients),
+        minima=((0.0,) * dim,) if minimum else (),
+        start=start,
+        window=window,
+        minimum_value=0.0 if minimum else None,
+        hessian_eigenvalues=tuple(2.0 * c for c in coefficients),
+        steps=steps,
+        log_contours=minimum,
+        note=note,
+    )
 
 
 def _quadratic(dim: int = 10, condition: float = 100.0) -> Surface:
@@ -147,10 +161,15 @@ def _quadratic(dim: int = 10, condition: float = 100.0) -> Surface:
     require_memory(f"quadratic:dim={dim}", surface_run_bytes(1, dim, QUADRATIC_STEPS + 1))
     eigenvalues = torch.logspace(0, math.log10(condition), dim, dtype=torch.float64).tolist()
     text = f"quadratic:dim={dim},condition={condition:g}"
-    return _quadratic_surface(text, [lam / 2 for lam in eigenvalues], (1.0,) * dim,
-                              ((-1.5, 1.5),) * dim, f"½ Σ λᵢ xᵢ², λ from 1 to {condition:g} ({dim}-D)",
-                              steps=QUADRATIC_STEPS,
-                              note="Hessian eigenvalues log-spaced; condition number as given")
+    return _quadratic_surface(
+        text,
+        [lam / 2 for lam in eigenvalues],
+        (1.0,) * dim,
+        ((-1.5, 1.5),) * dim,
+        f"½ Σ λᵢ xᵢ², λ from 1 to {condition:g} ({dim}-D)",
+        steps=QUADRATIC_STEPS,
+        note="Hessian eigenvalues log-spaced; condition number as given",
+    )
 
 
 QUADRATIC_STEPS = 200
@@ -158,30 +177,85 @@ QUADRATIC_STEPS = 200
 
 SURFACES: dict[str, Callable[..., Surface]] = {
     "elliptic": lambda: _quadratic_surface(
-        "elliptic", (1.0, 10.0), (40.0, 20.0), ((-50.0, 50.0), (-25.0, 25.0)), "x² + 10y²", steps=100,
-        note="condition number 10: SGD zig-zags across the narrow axis"),
+        "elliptic",
+        (1.0, 10.0),
+        (40.0, 20.0),
+        ((-50.0, 50.0), (-25.0, 25.0)),
+        "x² + 10y²",
+        steps=100,
+        note="condition number 10: SGD zig-zags across the narrow axis",
+    ),
     "bowl": lambda: _quadratic_surface(
-        "bowl", (0.1, 2.0), (-5.0, -2.0), ((-6.0, 6.0), (-3.0, 3.0)), "0.1x² + 2y²", steps=100,
-        note="condition number 20"),
+        "bowl",
+        (0.1, 2.0),
+        (-5.0, -2.0),
+        ((-6.0, 6.0), (-3.0, 3.0)),
+        "0.1x² + 2y²",
+        steps=100,
+        note="condition number 20",
+    ),
     "saddle": lambda: _quadratic_surface(
-        "saddle", (1.0, -1.0), (2.5, 0.01), ((-3.0, 3.0), (-3.0, 3.0)), "x² - y²", steps=100,
-        note="unbounded below; a start near the x-axis tests escaping the saddle", minimum=False),
+        "saddle",
+        (1.0, -1.0),
+        (2.5, 0.01),
+        ((-3.0, 3.0), (-3.0, 3.0)),
+        "x² - y²",
+        steps=100,
+        note="unbounded below; a start near the x-axis tests escaping the saddle",
+        minimum=False,
+    ),
     "monkey-saddle": lambda: Surface(
-        "monkey-saddle", "x³ - 3xy²", monkey_saddle, minima=(), start=(1.5, 0.3),
-        window=((-2.0, 2.0), (-2.0, 2.0)), minimum_value=None, steps=150, log_contours=False,
-        note="flat degenerate saddle at the origin; unbounded below"),
+        "monkey-saddle",
+        "x³ - 3xy²",
+        monkey_saddle,
+        minima=(),
+        start=(1.5, 0.3),
+        window=((-2.0, 2.0), (-2.0, 2.0)),
+        minimum_value=None,
+        steps=150,
+        log_contours=False,
+        note="flat degenerate saddle at the origin; unbounded below",
+    ),
     "rosenbrock": lambda: Surface(
-        "rosenbrock", "(1 - x)² + 100(y - x²)²", rosenbrock, minima=((1.0, 1.0),), start=(-1.5, 2.0),
-        window=((-2.0, 2.0), (-1.0, 3.0)), steps=500, note="curved narrow valley"),
+        "rosenbrock",
+        "(1 - x)² + 100(y - x²)²",
+        rosenbrock,
+        minima=((1.0, 1.0),),
+        start=(-1.5, 2.0),
+        window=((-2.0, 2.0), (-1.0, 3.0)),
+        steps=500,
+        note="curved narrow valley",
+    ),
     "beale": lambda: Surface(
-        "beale", "Σₖ (cₖ - x + xyᵏ)², c = 1.5, 2.25, 2.625", beale, minima=((3.0, 0.5),),
-        start=(1.0, 1.5), window=((-4.5, 4.5), (-4.5, 4.5)), steps=300, note="flat plateaus, steep walls"),
+        "beale",
+        "Σₖ (cₖ - x + xyᵏ)², c = 1.5, 2.25, 2.625",
+        beale,
+        minima=((3.0, 0.5),),
+        start=(1.0, 1.5),
+        window=((-4.5, 4.5), (-4.5, 4.5)),
+        steps=300,
+        note="flat plateaus, steep walls",
+    ),
     "himmelblau": lambda: Surface(
-        "himmelblau", "(x² + y - 11)² + (x + y² - 7)²", himmelblau, minima=_HIMMELBLAU_MINIMA,
-        start=(-0.5, 0.5), window=((-5.0, 5.0), (-5.0, 5.0)), steps=200, note="four equal minima"),
+        "himmelblau",
+        "(x² + y - 11)² + (x + y² - 7)²",
+        himmelblau,
+        minima=_HIMMELBLAU_MINIMA,
+        start=(-0.5, 0.5),
+        window=((-5.0, 5.0), (-5.0, 5.0)),
+        steps=200,
+        note="four equal minima",
+    ),
     "rastrigin": lambda: Surface(
-        "rastrigin", "20 + Σ (xᵢ² - 10 cos 2πxᵢ)", rastrigin, minima=((0.0, 0.0),), start=(3.2, -2.3),
-        window=((-5.12, 5.12), (-5.12, 5.12)), steps=200, note="many local minima"),
+        "rastrigin",
+        "20 + Σ (xᵢ² - 10 cos 2πxᵢ)",
+        rastrigin,
+        minima=((0.0, 0.0),),
+        start=(3.2, -2.3),
+        window=((-5.12, 5.12), (-5.12, 5.12)),
+        steps=200,
+        note="many local minima",
+    ),
     "quadratic": _quadratic,
 }
 
@@ -219,6 +293,7 @@ def noisy(evaluate: Evaluate, sigma: float, generator: torch.Generator) -> Evalu
     def evaluate_noisy(points):
         value, gradient = evaluate(points)
         return value, add_gradient_noise(gradient, sigma, generator)
+
     return evaluate_noisy
 
 
@@ -227,7 +302,9 @@ def add_gradient_noise(gradient: torch.Tensor, sigma: float, generator: torch.Ge
     if sigma == 0:
         return gradient
     # drawn on the CPU generator whatever the device, so a GPU run sees the very same noise
-    return gradient + sigma * torch.randn(gradient.shape, generator=generator, dtype=gradient.dtype).to(gradient)
+    return gradient + sigma * torch.randn(gradient.shape, generator=generator, dtype=gradient.dtype).to(
+        gradient
+    )
 
 
 def describe():
@@ -236,8 +313,16 @@ def describe():
     for key in SURFACES:
         surface = get_surface(key)
         start = ", ".join(f"{x:g}" for x in surface.start[:3]) + (", …" if surface.dim > 3 else "")
-        minima = "; ".join("(" + ", ".join(f"{x:.3g}" for x in m[:3]) + (", …" if len(m) > 3 else "") + ")"
-                           for m in surface.minima) or "none (unbounded below)"
+        minima = (
+            "; ".join(
+                "(" + ", ".join(f"{x:.3g}" for x in m[:3]) + (", …" if len(m) > 3 else "") + ")"
+                for m in surface.minima
+            )
+            or "none (unbounded below)"
+        )
         rows.append((key, surface.formula, f"({start})", minima, surface.note))
-    return "surfaces (--surface NAME; quadratic:dim=N,condition=K)", \
-        ("name", "f(x, y)", "default start", "minima", "note"), rows
+    return (
+        "surfaces (--surface NAME; quadratic:dim=N,condition=K)",
+        ("name", "f(x, y)", "default start", "minima", "note"),
+        rows,
+    )

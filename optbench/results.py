@@ -33,7 +33,9 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        os.fchmod(fd, 0o666 & ~current_umask())   # mkstemp creates 0600; a plain open() would respect the umask
+        os.fchmod(
+            fd, 0o666 & ~current_umask()
+        )  # mkstemp creates 0600; a plain open() would respect the umask
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
@@ -77,8 +79,9 @@ def read_table(path: Path, required_columns=()) -> pd.DataFrame:
         raise OptbenchError(f"corrupt results file {path}: {type(error).__name__}: {error}") from None
     missing = [c for c in required_columns if c not in table.columns]
     if missing:
-        raise OptbenchError(f"results file {path} lacks column(s) {', '.join(missing)}; "
-                            "was it written by optbench?")
+        raise OptbenchError(
+            f"results file {path} lacks column(s) {', '.join(missing)}; was it written by optbench?"
+        )
     return table
 
 
@@ -153,8 +156,11 @@ OUTPUT_SUFFIXES = (".parquet", ".png", ".pdf", ".svg", ".gif")
 
 def same_run(meta: dict, kind: str, spec: dict, seed) -> bool:
     """Whether a folder's meta.json records this run: the same kind, resolved spec and seed."""
-    return (meta.get("kind") == kind and canonical_json(meta.get("spec")) == canonical_json(spec)
-            and meta.get("seed") == seed)
+    return (
+        meta.get("kind") == kind
+        and canonical_json(meta.get("spec")) == canonical_json(spec)
+        and meta.get("seed") == seed
+    )
 
 
 def claim_folder(folder, kind: str, spec: dict, seed, force: bool = False) -> None:
@@ -173,8 +179,9 @@ def claim_folder(folder, kind: str, spec: dict, seed, force: bool = False) -> No
     elif force:
         clean(folder)
     else:
-        raise OptbenchError(f"{folder} holds the results of a different run; use another --out, "
-                            "or --force to replace them")
+        raise OptbenchError(
+            f"{folder} holds the results of a different run; use another --out, or --force to replace them"
+        )
 
 
 def clean(folder, keep_cells: bool = False) -> None:

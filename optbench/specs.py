@@ -93,8 +93,17 @@ class OptimizerSpec:
         # the registry's Algorithm holds lambdas, which pickle cannot carry to a spawned process; an
         # external class is resolved again there (from its module or file)
         inner = _changed_inner(self.algorithm)
-        return (_rebuild, (self.text, self.algorithm.name, dict(self.hparams), self.use_torch,
-                           isinstance(self.algorithm, ExternalAlgorithm), inner))
+        return (
+            _rebuild,
+            (
+                self.text,
+                self.algorithm.name,
+                dict(self.hparams),
+                self.use_torch,
+                isinstance(self.algorithm, ExternalAlgorithm),
+                inner,
+            ),
+        )
 
     @classmethod
     def parse(cls, text: str) -> OptimizerSpec:
@@ -159,7 +168,7 @@ class OptimizerSpec:
             raise OptbenchError(f"{self.text}: {error}") from None
         from .verify import ready
 
-        return ready(optimizer)   # Schedule-Free starts in eval mode and refuses to step until told
+        return ready(optimizer)  # Schedule-Free starts in eval mode and refuses to step until told
 
 
 def as_spec(optimizer: str | OptimizerSpec) -> OptimizerSpec:
@@ -167,8 +176,14 @@ def as_spec(optimizer: str | OptimizerSpec) -> OptimizerSpec:
     return optimizer if isinstance(optimizer, OptimizerSpec) else parse_optimizer(optimizer)
 
 
-def _rebuild(text: str, algorithm: str, hparams: dict, use_torch: bool, external: bool = False,
-             inner: str | None = None) -> OptimizerSpec:
+def _rebuild(
+    text: str,
+    algorithm: str,
+    hparams: dict,
+    use_torch: bool,
+    external: bool = False,
+    inner: str | None = None,
+) -> OptimizerSpec:
     found = external_algorithm(algorithm) if external else ALGORITHMS[algorithm]
     algorithm = dataclasses.replace(found, inner=inner) if inner else found
     return OptimizerSpec(text, algorithm, hparams, use_torch)
@@ -183,8 +198,10 @@ def _changed_inner(algorithm: Algorithm) -> str | None:
 def _external(text: str, use_torch: bool) -> tuple[Algorithm, str]:
     """A class outside optbench: ('module:Class:settings' -> its ExternalAlgorithm, 'settings')."""
     if use_torch:
-        raise OptbenchError(f"'torch:' names torch.optim's twin of an optbench algorithm; "
-                            f"'{text}' names a class: drop 'torch:'")
+        raise OptbenchError(
+            f"'torch:' names torch.optim's twin of an optbench algorithm; "
+            f"'{text}' names a class: drop 'torch:'"
+        )
     target, settings = split_spec(text)
     return external_algorithm(target), settings
 
@@ -199,8 +216,11 @@ def _with_inner(algorithm: Algorithm, settings: str, text: str) -> tuple[Algorit
         return algorithm, settings
     inner = chosen[-1].lower()
     if inner not in TORCH_ALGORITHMS or inner == "lbfgs":
-        raise did_you_mean(f"inner optimizer of {algorithm.name} (in '{text}')", chosen[-1],
-                           [name for name in TORCH_ALGORITHMS if name != "lbfgs"])
+        raise did_you_mean(
+            f"inner optimizer of {algorithm.name} (in '{text}')",
+            chosen[-1],
+            [name for name in TORCH_ALGORITHMS if name != "lbfgs"],
+        )
     rest = [item for item in items if item.partition("=")[0].strip() != "inner"]
     return dataclasses.replace(algorithm, inner=inner), ",".join(rest)
 
@@ -278,26 +298,37 @@ def parse_optimizer(text: str) -> OptimizerSpec:
         if hname not in allowed:
             raise did_you_mean(f"hyperparameter of {algorithm.name}", hname, allowed)
         value = parse_value(raw)
-        if "_" in raw and not isinstance(value, str):   # float() reads '1_0' as 10: a typo, not a value
+        if "_" in raw and not isinstance(value, str):  # float() reads '1_0' as 10: a typo, not a value
             raise OptbenchError(f"{hname}={raw} in '{text}' is not a number")
         if isinstance(value, str) and _takes_text(algorithm, hname) and hname not in CHOICES:
-            hparams[hname] = value   # a user's class may take text; its own constructor checks it
+            hparams[hname] = value  # a user's class may take text; its own constructor checks it
             continue
-        hparams[hname] = check_hyperparameter(hname, value, algorithm.defaults().get(hname), f"{hname}={raw}",
-                                              text)
+        hparams[hname] = check_hyperparameter(
+            hname, value, algorithm.defaults().get(hname), f"{hname}={raw}", text
+        )
     if algorithm.sparse_grad:
-        raise OptbenchError(f"{algorithm.name} steps sparse gradients only (nn.Embedding(sparse=True)); "
-                            "every optbench task gives dense gradients: use adam")
+        raise OptbenchError(
+            f"{algorithm.name} steps sparse gradients only (nn.Embedding(sparse=True)); "
+            "every optbench task gives dense gradients: use adam"
+        )
     spec = OptimizerSpec(text.strip(), algorithm, hparams, use_torch)
-    spec.build([torch.zeros(2, 2, requires_grad=True)])   # torch's own range checks, before any work
+    spec.build([torch.zeros(2, 2, requires_grad=True)])  # torch's own range checks, before any work
     return spec
 
 
 # Hyperparameters with a fixed set of values; None is torch's "off".
 CHOICES = {"line_search_fn": (None, "strong_wolfe"), "adjust_lr_fn": (None, "original", "match_rms_adamw")}
 # Counts (whole numbers) -> their smallest sensible value; their defaults may be None or look like floats.
-COUNTS = {"max_iter": 1, "max_eval": 1, "history_size": 1, "ns_steps": 1, "k": 1, "warmup_steps": 0,
-          "precondition_frequency": 1, "max_precondition_dim": 1}
+COUNTS = {
+    "max_iter": 1,
+    "max_eval": 1,
+    "history_size": 1,
+    "ns_steps": 1,
+    "k": 1,
+    "warmup_steps": 0,
+    "precondition_frequency": 1,
+    "max_precondition_dim": 1,
+}
 
 
 def hyperparameter_kind(name: str, default) -> str:
@@ -334,8 +365,13 @@ def check_hyperparameter(name: str, value, default, given: str, text: str):
         if value is None and default is None:
             return None
         minimum = COUNTS[name]
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-                or value != int(value) or value < minimum:
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not math.isfinite(value)
+            or value != int(value)
+            or value < minimum
+        ):
             raise OptbenchError(f"{where}: {name} must be a whole number >= {minimum}")
         return int(value)
     if kind == "flag":
@@ -345,10 +381,13 @@ def check_hyperparameter(name: str, value, default, given: str, text: str):
     if kind == "tuple":
         if not isinstance(value, tuple) or len(value) != len(default):
             example = "/".join(format_value(v) for v in default)
-            raise OptbenchError(f"{where}: {name} must be {len(default)} values separated by '/', "
-                                f"e.g. {example}")
-        return tuple(check_hyperparameter(name, v, d, given, text) if d is not None or v is not None else None
-                     for v, d in zip(value, default))
+            raise OptbenchError(
+                f"{where}: {name} must be {len(default)} values separated by '/', e.g. {example}"
+            )
+        return tuple(
+            check_hyperparameter(name, v, d, given, text) if d is not None or v is not None else None
+            for v, d in zip(value, default, strict=False)
+        )
     if kind == "text":
         if value is None:
             return "none"

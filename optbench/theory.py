@@ -175,12 +175,24 @@ def rate_table(trajectory, surface, resolved_hparams: dict, noise: float = 0.0) 
     for (name, trial), run in trajectory.groupby(["optimizer", "trial"], sort=False):
         family, hparams = resolved_hparams[name]
         theory = analytic_rate(family, hparams, eigenvalues) if eigenvalues else None
-        fitted = fit_rate(run["step"], run["loss"] - surface.minimum_value) if eigenvalues \
+        fitted = (
+            fit_rate(run["step"], run["loss"] - surface.minimum_value)
+            if eigenvalues
             else (math.nan, math.nan, math.nan, 0)
+        )
         analytic = math.nan if theory is None else theory
-        rows.append({"optimizer": name, "trial": int(trial), "measured_rate": fitted[0],
-                     "measured_low": fitted[1], "measured_high": fitted[2], "fit_points": fitted[3],
-                     "analytic_rate": analytic, "verdict": rate_verdict(analytic, fitted[1], fitted[2], noise)})
+        rows.append(
+            {
+                "optimizer": name,
+                "trial": int(trial),
+                "measured_rate": fitted[0],
+                "measured_low": fitted[1],
+                "measured_high": fitted[2],
+                "fit_points": fitted[3],
+                "analytic_rate": analytic,
+                "verdict": rate_verdict(analytic, fitted[1], fitted[2], noise),
+            }
+        )
     return pd.DataFrame(rows)
 
 

@@ -30,8 +30,8 @@ from .optimizers.registry import ALGORITHMS, Algorithm
 
 TOLERANCE = {torch.float64: 1e-9, torch.float32: 1e-4, torch.complex128: 1e-9}
 STEPS = 12
-LR_MILESTONES = (3, 9)       # the scheduler halves lr after these steps
-CHECKPOINT_AFTER = 6         # state_dict save / fresh optimizer / load_state_dict here
+LR_MILESTONES = (3, 9)  # the scheduler halves lr after these steps
+CHECKPOINT_AFTER = 6  # state_dict save / fresh optimizer / load_state_dict here
 
 
 @dataclass
@@ -39,7 +39,7 @@ class Check:
     algorithm: str
     flags: dict
     dtype: str
-    deviation: float          # worst relative deviation over steps, parameters and state
+    deviation: float  # worst relative deviation over steps, parameters and state
     tolerance: float
     error: str | None = None  # set when one side raised and the other did not
 
@@ -69,7 +69,7 @@ def relative_deviation(ours, theirs) -> float:
     if isinstance(theirs, (list, tuple)):
         if not isinstance(ours, (list, tuple)) or len(ours) != len(theirs):
             return float("inf")
-        return max([relative_deviation(a, b) for a, b in zip(ours, theirs)], default=0.0)
+        return max([relative_deviation(a, b) for a, b in zip(ours, theirs, strict=False)], default=0.0)
     if isinstance(theirs, float) and isinstance(ours, (int, float)):
         return abs(ours - theirs) / max(abs(theirs), 1e-300) if ours != theirs else 0.0
     return 0.0 if ours == theirs else float("inf")
@@ -84,15 +84,21 @@ def objective(params: list[torch.Tensor], maximize: bool) -> torch.Tensor:
     for k, p in enumerate(params):
         x = torch.view_as_real(p) if p.is_complex() else p
         target = torch.linspace(-1.0, 1.5, x.numel(), dtype=x.dtype, device=x.device).reshape(x.shape)
-        total = total + torch.log(torch.cosh(1.3 * x - target)).sum() + 0.05 * (x ** 4).sum() \
+        total = (
+            total
+            + torch.log(torch.cosh(1.3 * x - target)).sum()
+            + 0.05 * (x**4).sum()
             + 0.1 * torch.sin(x.sum()) * (k + 1)
+        )
     return -total if maximize else total
 
 
 def initial_params(algorithm: Algorithm, dtype: torch.dtype, seed: int = 0) -> list[torch.Tensor]:
     generator = torch.Generator().manual_seed(seed)
-    return [torch.randn(shape, generator=generator, dtype=torch.float64).to(dtype)
-            for shape in algorithm.param_shapes]
+    return [
+        torch.randn(shape, generator=generator, dtype=torch.float64).to(dtype)
+        for shape in algorithm.param_shapes
+    ]
 
 
 def param_groups(params: list[torch.Tensor], algorithm: Algorithm, lr: float) -> list[dict]:
@@ -133,7 +139,9 @@ class _Side:
     def checkpoint_and_restore(self):
         """Save, rebuild from scratch, load: what a resumed training run does."""
         saved = copy.deepcopy((self.optimizer.state_dict(), self.scheduler.state_dict()))
-        self.optimizer = quietly(self.cls, param_groups(self.params, self.algorithm, self.groups_lr), self.hparams)
+        self.optimizer = quietly(
+            self.cls, param_groups(self.params, self.algorithm, self.groups_lr), self.hparams
+        )
         self.optimizer.load_state_dict(saved[0])
         ready(self.optimizer)
         self.scheduler = torch.optim.lr_scheduler.MultiStepLR(self.optimizer, list(LR_MILESTONES), 0.5)
@@ -161,9 +169,16 @@ def _sparsify(grad: torch.Tensor, step: int) -> torch.Tensor:
     return (grad * keep).to_sparse(sparse_dim=1)
 
 
-def compare_with_torch(algorithm: Algorithm, flags: dict, dtype=torch.float64,
-                       steps: int = STEPS, ours_cls=None, ours_hparams=None, reference_cls=None,
-                       device: str | torch.device = "cpu") -> Check:
+def compare_with_torch(
+    algorithm: Algorithm,
+    flags: dict,
+    dtype=torch.float64,
+    steps: int = STEPS,
+    ours_cls=None,
+    ours_hparams=None,
+    reference_cls=None,
+    device: str | torch.device = "cpu",
+) -> Check:
     """Run ours and torch.optim (or `reference_cls`) in lockstep; return the worst relative deviation.
 
     device: where both sides' parameters live ('cuda' certifies ours against torch's CUDA kernels);
@@ -175,19 +190,24 @@ def compare_with_torch(algorithm: Algorithm, flags: dict, dtype=torch.float64,
     check = Check(algorithm.name, flags, str(dtype).replace("torch.", ""), 0.0, TOLERANCE[dtype])
     try:
         theirs = _Side(reference_cls or algorithm.theirs, algorithm, start, hparams, maximize)
-        ours = _Side(ours_cls or algorithm.ours, algorithm, start, {**hparams, **(ours_hparams or {})},
-                     maximize)
+        ours = _Side(
+            ours_cls or algorithm.ours, algorithm, start, {**hparams, **(ours_hparams or {})}, maximize
+        )
         for step in range(steps):
             theirs.step()
             ours.step()
             if step + 1 == CHECKPOINT_AFTER:
                 theirs.checkpoint_and_restore()
                 ours.checkpoint_and_restore()
-            deviation = max(relative_deviation(o.detach(), t.detach())
-                            for o, t in zip(ours.params, theirs.params))
+            deviation = max(
+                relative_deviation(o.detach(), t.detach())
+                for o, t in zip(ours.params, theirs.params, strict=False)
+            )
             if getattr(algorithm, "compare_state", True):
-                deviation = max(deviation, _state_deviation(ours.optimizer, theirs.optimizer,
-                                                            getattr(algorithm, "group_state", ())))
+                deviation = max(
+                    deviation,
+                    _state_deviation(ours.optimizer, theirs.optimizer, getattr(algorithm, "group_state", ())),
+                )
             check.deviation = max(check.deviation, deviation)
             if deviation != deviation:  # NaN: no point going on
                 break
@@ -198,7 +218,7 @@ def compare_with_torch(algorithm: Algorithm, flags: dict, dtype=torch.float64,
 
 def _state_deviation(ours, theirs, group_state=()) -> float:
     a, b = ours.state_dict(), theirs.state_dict()
-    if "state" not in b:   # a wrapper's own layout (Lookahead): compare all of it
+    if "state" not in b:  # a wrapper's own layout (Lookahead): compare all of it
         return relative_deviation(a, b)
     deviation = relative_deviation(a["state"], b["state"])
     keys = ("lr",) + tuple(group_state)
@@ -221,8 +241,9 @@ def certify(names=None, dtypes=(torch.float64,), progress=None) -> list[Check]:
     return checks
 
 
-def certify_fast(names=None, dtypes=(torch.float64, torch.float32), progress=None,
-                 chunk: int = 7, compiled: bool = False) -> list[Check]:
+def certify_fast(
+    names=None, dtypes=(torch.float64, torch.float32), progress=None, chunk: int = 7, compiled: bool = False
+) -> list[Check]:
     """The certificate for the fast path, for every named algorithm that has one (all by default).
 
     Eager slices (compiled=False): float64, every flag combination, fast vs torch.optim, with the
@@ -242,8 +263,11 @@ def certify_fast(names=None, dtypes=(torch.float64, torch.float32), progress=Non
                 checks.append(_compare_fast(algorithm, flags, dtype, sliced, compiled))
                 if progress:
                     progress(checks[-1])
-        references = [(torch.float64, algorithm.ours, "readable")] if not compiled else \
-            [(dtype, _fast_class(algorithm, 1 << 20, False, []), "eager slices") for dtype in dtypes]
+        references = (
+            [(torch.float64, algorithm.ours, "readable")]
+            if not compiled
+            else [(dtype, _fast_class(algorithm, 1 << 20, False, []), "eager slices") for dtype in dtypes]
+        )
         for dtype, reference_cls, label in references:
             checks.append(_compare_fast(algorithm, {}, dtype, chunk, compiled, reference_cls=reference_cls))
             checks[-1].flags = {"reference": label}
@@ -254,6 +278,7 @@ def certify_fast(names=None, dtypes=(torch.float64, torch.float32), progress=Non
 
 def _fast_class(algorithm: Algorithm, chunk: int, compiled: bool, built: list):
     """fast(algorithm) on the eager slices of `chunk` elements or compiled; records its instances."""
+
     class Recorded(fast(algorithm.ours, compiled=compiled)):
         chunk_size = chunk
 
@@ -264,14 +289,16 @@ def _fast_class(algorithm: Algorithm, chunk: int, compiled: bool, built: list):
     return Recorded
 
 
-def _compare_fast(algorithm: Algorithm, flags: dict, dtype, chunk: int, compiled: bool,
-                  reference_cls=None) -> Check:
+def _compare_fast(
+    algorithm: Algorithm, flags: dict, dtype, chunk: int, compiled: bool, reference_cls=None
+) -> Check:
     built = []
     ours_cls = _fast_class(algorithm, chunk, compiled, built)
     check = compare_with_torch(algorithm, flags, dtype, ours_cls=ours_cls, reference_cls=reference_cls)
     expected = "compiled" if compiled else "eager slices"
-    if check.error is None and not any(getattr(o, "flat_group_steps", 0) and o.fast_path == expected
-                                       for o in built):
+    if check.error is None and not any(
+        getattr(o, "flat_group_steps", 0) and o.fast_path == expected for o in built
+    ):
         check.error = f"the fast path ({expected}) was not taken"
     return check
 
@@ -279,7 +306,7 @@ def _compare_fast(algorithm: Algorithm, flags: dict, dtype, chunk: int, compiled
 # Trial values for the batched check: three settings per hyperparameter, all valid for every
 # algorithm that uses the name. Tuples (betas, etas, step_sizes) become tuples of tensors.
 TRIAL_VALUES = {
-    "lr": (1.0, 0.5, 1.5),               # multiplies the algorithm's test lr
+    "lr": (1.0, 0.5, 1.5),  # multiplies the algorithm's test lr
     "betas": ((0.8, 0.95), (0.9, 0.999), (0.5, 0.9)),
     "momentum": (0.9, 0.5, 0.7),
     "dampening": (0.0, 0.1, 0.3),
@@ -299,7 +326,7 @@ TRIAL_VALUES = {
 def rowwise_objective(x: torch.Tensor) -> torch.Tensor:
     """Non-quadratic and coupling the coordinates of each row, but never two rows (two trials)."""
     target = torch.linspace(-1.0, 1.5, x.shape[-1], dtype=x.dtype)
-    return (torch.log(torch.cosh(1.3 * x - target)) + 0.05 * x ** 4).sum() + 0.1 * torch.sin(x.sum(-1)).sum()
+    return (torch.log(torch.cosh(1.3 * x - target)) + 0.05 * x**4).sum() + 0.1 * torch.sin(x.sum(-1)).sum()
 
 
 def _trial_setting(algorithm: Algorithm, name: str, trial: int):
@@ -323,16 +350,21 @@ def batched_equals_separate(algorithm: Algorithm, trials: int = 3, steps: int = 
     batched = {}
     for name in names:
         values = [_trial_setting(algorithm, name, i) for i in range(trials)]
-        batched[name] = tuple(as_column(v) for v in zip(*values)) if isinstance(values[0], tuple) \
+        batched[name] = (
+            tuple(as_column(v) for v in zip(*values, strict=False))
+            if isinstance(values[0], tuple)
             else as_column(values)
+        )
     try:
-        together = _run_alone(algorithm.ours, start.clone(), {**base, **batched}, steps,
-                              algorithm.sparse_grad)
+        together = _run_alone(
+            algorithm.ours, start.clone(), {**base, **batched}, steps, algorithm.sparse_grad
+        )
         for i in range(trials):
             single = {name: _trial_setting(algorithm, name, i) for name in names}
-            alone = _run_alone(algorithm.theirs, start[i:i + 1].clone(), {**base, **single}, steps,
-                               algorithm.sparse_grad)
-            check.deviation = max(check.deviation, relative_deviation(together[i:i + 1], alone))
+            alone = _run_alone(
+                algorithm.theirs, start[i : i + 1].clone(), {**base, **single}, steps, algorithm.sparse_grad
+            )
+            check.deviation = max(check.deviation, relative_deviation(together[i : i + 1], alone))
     except Exception as error:  # noqa: BLE001
         check.error = f"{type(error).__name__}: {error}"
     return check
@@ -381,7 +413,9 @@ def certificate(algorithm: Algorithm, progress=None, compiled: bool = False) -> 
     batched = batched_equals_separate(algorithm)
     if progress:
         progress(batched)
-    fast_checks = certify_fast([algorithm.name], progress=progress) if algorithm.name in FAST_ALGORITHMS else []
+    fast_checks = (
+        certify_fast([algorithm.name], progress=progress) if algorithm.name in FAST_ALGORITHMS else []
+    )
     if compiled and algorithm.name in COMPILED_ALGORITHMS:
         fast_checks += certify_fast([algorithm.name], progress=progress, compiled=True)
     failures = [c for c in checks if not c.passed]
@@ -391,8 +425,9 @@ def certificate(algorithm: Algorithm, progress=None, compiled: bool = False) -> 
         "algorithm": algorithm.name,
         "class": algorithm.class_name,
         "combinations": len(checks),
-        "failed_combinations": [{"flags": c.flags, "deviation": c.deviation, "error": c.error}
-                                for c in failures],
+        "failed_combinations": [
+            {"flags": c.flags, "deviation": c.deviation, "error": c.error} for c in failures
+        ],
         "worst_deviation_float64": max(c.deviation for c in checks),
         "tolerance_float64": checks[0].tolerance,
         "deviation_float32": float32.deviation if float32.error is None else None,
@@ -403,10 +438,15 @@ def certificate(algorithm: Algorithm, progress=None, compiled: bool = False) -> 
         "batched_error": batched.error if batched_applies else None,
         "fast_path_checks": len(fast_checks),
         "fast_path_worst_deviation": max((c.deviation for c in fast_checks), default=None),
-        "compiled_vs_eager_bound": max((c.deviation for c in fast_checks
-                                        if c.flags.get("reference") == "eager slices"), default=None),
-        "fast_path_failures": [{"flags": c.flags, "dtype": c.dtype, "deviation": c.deviation,
-                                "error": c.error} for c in fast_failures],
-        "equivalent": not failures and not fast_failures and float32.passed
-                      and (batched.passed or not batched_applies),
+        "compiled_vs_eager_bound": max(
+            (c.deviation for c in fast_checks if c.flags.get("reference") == "eager slices"), default=None
+        ),
+        "fast_path_failures": [
+            {"flags": c.flags, "dtype": c.dtype, "deviation": c.deviation, "error": c.error}
+            for c in fast_failures
+        ],
+        "equivalent": not failures
+        and not fast_failures
+        and float32.passed
+        and (batched.passed or not batched_applies),
     }

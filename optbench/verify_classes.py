@@ -27,7 +27,7 @@ class ClassPair(Algorithm):
     ours_class: type | None = None
     reference_class: type | None = None
     group_state: tuple = ()
-    compare_state: bool = True    # False: parameters only (the two classes name their state differently)
+    compare_state: bool = True  # False: parameters only (the two classes name their state differently)
 
     @property
     def ours(self) -> type:
@@ -39,7 +39,9 @@ class ClassPair(Algorithm):
 
     def defaults(self) -> dict:
         signature = inspect.signature(self.reference_class.__init__)
-        return {n: p.default for n, p in signature.parameters.items() if p.default is not inspect.Parameter.empty}
+        return {
+            n: p.default for n, p in signature.parameters.items() if p.default is not inspect.Parameter.empty
+        }
 
 
 def introspect_flags(ours_cls: type, reference_cls: type) -> dict:
@@ -48,9 +50,13 @@ def introspect_flags(ours_cls: type, reference_cls: type) -> dict:
     Returned as {name: values}; crossed in full by `certify_classes` up to MAX_INTROSPECTED_COMBINATIONS,
     beyond that each flag is varied alone.
     """
+
     def keyword_defaults(cls):
-        return {n: p.default for n, p in inspect.signature(cls.__init__).parameters.items()
-                if p.default is not inspect.Parameter.empty}
+        return {
+            n: p.default
+            for n, p in inspect.signature(cls.__init__).parameters.items()
+            if p.default is not inspect.Parameter.empty
+        }
 
     ours, theirs = keyword_defaults(ours_cls), keyword_defaults(reference_cls)
     flags = {}
@@ -66,17 +72,25 @@ def introspect_flags(ours_cls: type, reference_cls: type) -> dict:
 
 def flag_combinations(flags: dict) -> list[dict]:
     """Every crossing of `flags`, or, when that exceeds MAX_INTROSPECTED_COMBINATIONS, each flag alone."""
-    full = [dict(zip(flags, values)) for values in itertools.product(*flags.values())]
+    full = [dict(zip(flags, values, strict=False)) for values in itertools.product(*flags.values())]
     if len(full) <= MAX_INTROSPECTED_COMBINATIONS:
         return full
     base = {name: values[0] for name, values in flags.items()}
     return [base] + [{**base, name: value} for name, values in flags.items() for value in values[1:]]
 
 
-def certify_classes(ours_cls: type, reference_cls: type, flags: dict | None = None,
-                    hparams: dict | None = None, name: str | None = None, group_state: tuple = (),
-                    compare_state: bool = True, param_groups: int = 2, dtypes=(torch.float64,),
-                    progress=None) -> list[Check]:
+def certify_classes(
+    ours_cls: type,
+    reference_cls: type,
+    flags: dict | None = None,
+    hparams: dict | None = None,
+    name: str | None = None,
+    group_state: tuple = (),
+    compare_state: bool = True,
+    param_groups: int = 2,
+    dtypes=(torch.float64,),
+    progress=None,
+) -> list[Check]:
     """The certificate of `ours_cls` against `reference_cls`, both `torch.optim.Optimizer` classes.
 
     flags: {argument: values to cross} (default: `introspect_flags`); hparams: fixed settings (default:
@@ -86,9 +100,17 @@ def certify_classes(ours_cls: type, reference_cls: type, flags: dict | None = No
     and dtype (float64 crosses the flags, other dtypes run the first combination).
     """
     flags = introspect_flags(ours_cls, reference_cls) if flags is None else flags
-    pair = ClassPair(name or f"{ours_cls.__name__} vs {reference_cls.__name__}", ours_cls.__name__, "",
-                     flags, ours_class=ours_cls, reference_class=reference_cls, group_state=group_state,
-                     compare_state=compare_state, param_groups=param_groups)
+    pair = ClassPair(
+        name or f"{ours_cls.__name__} vs {reference_cls.__name__}",
+        ours_cls.__name__,
+        "",
+        flags,
+        ours_class=ours_cls,
+        reference_class=reference_cls,
+        group_state=group_state,
+        compare_state=compare_state,
+        param_groups=param_groups,
+    )
     fixed = dict(hparams or {})
     fixed.setdefault("lr", pair.defaults().get("lr", 1e-3))
     pair = dataclasses.replace(pair, test_hparams=fixed)

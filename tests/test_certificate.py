@@ -16,7 +16,7 @@ def run_certificate(algorithm):
 def test_certificate_runs_the_announced_checks_and_finds_sgd_equivalent():
     algorithm = get("sgd")
     row, seen = run_certificate(algorithm)
-    assert len(seen) == verify.certificate_size(algorithm)   # the progress bar's total is exact
+    assert len(seen) == verify.certificate_size(algorithm)  # the progress bar's total is exact
     assert row["equivalent"] and row["combinations"] == len(algorithm.combinations())
     assert row["worst_deviation_float64"] <= row["tolerance_float64"]
 

@@ -30,15 +30,21 @@ def test_verify_prints_certificate_and_json():
 
 
 def _entry(*args):
-    return subprocess.run([sys.executable, "-c", "from optbench.cli import entry; entry()", *args],
-                          capture_output=True, text=True)
+    return subprocess.run(
+        [sys.executable, "-c", "from optbench.cli import entry; entry()", *args],
+        capture_output=True,
+        text=True,
+    )
 
 
-@pytest.mark.parametrize("args, expected", [
-    (["verify", "adma"], "unknown optimizer 'adma'; did you mean 'adam'?"),
-    (["verify", "--nope"], "No such option"),
-    (["nosuchcommand"], "No such command"),
-])
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["verify", "adma"], "unknown optimizer 'adma'; did you mean 'adam'?"),
+        (["verify", "--nope"], "No such option"),
+        (["nosuchcommand"], "No such command"),
+    ],
+)
 def test_bad_input_is_one_line_exit_2_no_traceback(args, expected):
     completed = _entry(*args)
     assert completed.returncode == 2

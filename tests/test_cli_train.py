@@ -215,7 +215,10 @@ def test_the_api_result_plots_its_tables():
     ax = figures["regression"].axes[0]
     from optbench.runners.regression import REGRESSION
 
-    assert [line.get_label() for line in ax.get_lines()] == [f"sgd (lr={REGRESSION['lr']:.3g})", "adam (lr=0.05)"]
+    assert [line.get_label() for line in ax.get_lines()] == [
+        f"sgd (lr={REGRESSION['lr']:.3g})",
+        "adam (lr=0.05)",
+    ]
     assert ax.get_yscale() == "log" and "f*" in ax.get_ylabel()
     assert ax.get_lines()[0].get_color() != ax.get_lines()[1].get_color()
 

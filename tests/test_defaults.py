@@ -18,7 +18,11 @@ def test_every_listed_optimizer_reaches_the_tolerance_with_its_defaults(surface)
     key = surface.partition(":")[0]
     tuned = [name for name in LISTED if (key, name) not in UNTUNED]
     metrics = optbench.compare(tuned, surface).metrics.set_index("optimizer")
-    missed = {name: metrics.loc[name, "outcome"] for name in tuned if np.isnan(metrics.loc[name, "steps_to_tolerance"])}
+    missed = {
+        name: metrics.loc[name, "outcome"]
+        for name in tuned
+        if np.isnan(metrics.loc[name, "steps_to_tolerance"])
+    }
     assert not missed
 
 

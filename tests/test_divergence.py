@@ -11,9 +11,9 @@ from optbench.runners.regression import scalar_trace
 
 def test_the_definition_counts_non_finite_and_a_thousandfold_growth():
     assert is_diverged(math.nan, 1.0) and is_diverged(math.inf, 1.0)
-    assert not is_diverged(DIVERGENCE_FACTOR * 2.0 - 1, 1.0)       # limit: 1e3 (|1 - 0| + 1)
+    assert not is_diverged(DIVERGENCE_FACTOR * 2.0 - 1, 1.0)  # limit: 1e3 (|1 - 0| + 1)
     assert is_diverged(DIVERGENCE_FACTOR * 2.0 + 1, 1.0)
-    assert not is_diverged(-1e300, 1.0, reference=None)             # unbounded below: only NaN/inf
+    assert not is_diverged(-1e300, 1.0, reference=None)  # unbounded below: only NaN/inf
     assert first_divergence([10.5, 20.0, 2e4, math.nan]) == 2
     assert first_divergence([10.5, 1.0, 0.5]) is None
 

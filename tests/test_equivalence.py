@@ -51,11 +51,13 @@ def test_complex_parameters_match_torch(name):
         z = start.clone().requires_grad_(True)
         optimizer = cls([z], **algorithm.test_hparams)
         for _ in range(8):
+
             def closure():
                 optimizer.zero_grad()
                 loss = verify.objective([z], maximize=False)
                 loss.backward()
                 return loss
+
             optimizer.step(closure)
         results.append(z.detach())
     assert verify.relative_deviation(*results) <= 1e-9
@@ -73,8 +75,9 @@ def test_certificate_catches_a_wrong_algorithm():
             state["exp_avg_sq"].mul_(beta2).add_((1 - beta2) * g * g)
             theta.sub_(group["lr"] * state["exp_avg"] / (state["exp_avg_sq"].sqrt() + eps))
 
-    check = verify.compare_with_torch(ALGORITHMS["adam"], {}, torch.float64,
-                                      ours_cls=AdamWithoutBiasCorrection)
+    check = verify.compare_with_torch(
+        ALGORITHMS["adam"], {}, torch.float64, ours_cls=AdamWithoutBiasCorrection
+    )
     assert check.deviation > 1e-3 and not check.passed
 
 
@@ -103,7 +106,7 @@ SCHEDULERS = [
     ("CosineAnnealingWarmRestarts", dict(T_0=3)),
     ("CyclicLR", dict(base_lr=0.01, max_lr=0.1, step_size_up=2)),
     ("OneCycleLR", dict(max_lr=0.1, total_steps=10)),
-    ("LambdaLR", dict(lr_lambda=lambda epoch: 0.9 ** epoch)),
+    ("LambdaLR", dict(lr_lambda=lambda epoch: 0.9**epoch)),
     ("MultiplicativeLR", dict(lr_lambda=lambda epoch: 0.9)),
 ]
 
@@ -131,11 +134,13 @@ def test_every_lr_scheduler_drives_ours_like_torch(name, scheduler):
     hparams = dict(algorithm.test_hparams)
     if scheduler_name == "CyclicLR" and name == "sgd":
         hparams["momentum"] = 0.9  # CyclicLR cycles momentum too
+
     def make_schedule(optimizer):
         return getattr(torch.optim.lr_scheduler, scheduler_name)(optimizer, **copy.copy(kwargs))
 
-    (x_ours, lr_ours), (x_theirs, lr_theirs) = [_run_scheduled(cls, hparams, make_schedule, 10)
-                                                for cls in (algorithm.ours, algorithm.theirs)]
+    (x_ours, lr_ours), (x_theirs, lr_theirs) = [
+        _run_scheduled(cls, hparams, make_schedule, 10) for cls in (algorithm.ours, algorithm.theirs)
+    ]
     assert lr_ours == pytest.approx(lr_theirs, rel=1e-12)
     assert verify.relative_deviation(x_ours, x_theirs) <= 1e-9
 
@@ -152,10 +157,13 @@ def test_ReduceLROnPlateau_drives_ours():
 
 
 def test_registry_lists_all_fifteen_torch_algorithms():
-    torch_classes = {name for name in dir(torch.optim)
-                     if isinstance(getattr(torch.optim, name), type)
-                     and issubclass(getattr(torch.optim, name), torch.optim.Optimizer)
-                     and name != "Optimizer"}
+    torch_classes = {
+        name
+        for name in dir(torch.optim)
+        if isinstance(getattr(torch.optim, name), type)
+        and issubclass(getattr(torch.optim, name), torch.optim.Optimizer)
+        and name != "Optimizer"
+    }
     assert {a.class_name for a in ALGORITHMS.values()} == torch_classes
     assert len(ALGORITHMS) == 15
 
@@ -167,8 +175,9 @@ def test_same_constructor_signature_and_subclass(name):
     algorithm = ALGORITHMS[name]
     ours, theirs = inspect.signature(algorithm.ours.__init__), inspect.signature(algorithm.theirs.__init__)
     assert issubclass(algorithm.ours, torch.optim.Optimizer)
-    assert {k: (p.default, p.kind) for k, p in ours.parameters.items()} == \
-        {k: (p.default, p.kind) for k, p in theirs.parameters.items()}
+    assert {k: (p.default, p.kind) for k, p in ours.parameters.items()} == {
+        k: (p.default, p.kind) for k, p in theirs.parameters.items()
+    }
 
 
 def test_unknown_name_suggests_the_closest():
@@ -187,8 +196,10 @@ def test_composite_schedulers_drive_ours_like_torch(composite):
             return torch.optim.lr_scheduler.SequentialLR(optimizer, [warmup, decay], milestones=[3])
         return torch.optim.lr_scheduler.ChainedScheduler([warmup, decay])
 
-    (_, lr_ours), (_, lr_theirs) = [_run_scheduled(cls, dict(lr=0.1), make_schedule, 8)
-                                    for cls in (ALGORITHMS["adam"].ours, ALGORITHMS["adam"].theirs)]
+    (_, lr_ours), (_, lr_theirs) = [
+        _run_scheduled(cls, dict(lr=0.1), make_schedule, 8)
+        for cls in (ALGORITHMS["adam"].ours, ALGORITHMS["adam"].theirs)
+    ]
     assert lr_ours == pytest.approx(lr_theirs, rel=1e-12)
 
 

@@ -34,19 +34,54 @@ def assert_same_tables(cli: dict, api: dict, exact: bool = True):
 
 
 def test_compare_api_reproduces_the_command(tmp_path):
-    cli = cli_tables(tmp_path, "compare", "sgd", "adam:lr=0.5", "rmsprop", "--surface", "elliptic",
-                     "--steps", "30", "--trials", "3", "--seed", "4")
+    cli = cli_tables(
+        tmp_path,
+        "compare",
+        "sgd",
+        "adam:lr=0.5",
+        "rmsprop",
+        "--surface",
+        "elliptic",
+        "--steps",
+        "30",
+        "--trials",
+        "3",
+        "--seed",
+        "4",
+    )
     result = optbench.compare(["sgd", "adam:lr=0.5", "rmsprop"], "elliptic", steps=30, trials=3, seed=4)
     assert_same_tables(cli, api_tables(tmp_path, result))
     assert set(cli) == {"trajectory", "metrics", "rates"}
 
 
 def test_tuned_compare_api_reproduces_the_command(tmp_path):
-    cli = cli_tables(tmp_path, "compare", "sgd", "momentum", "--tune", "--tune-over", "lr,momentum",
-                     "--tune-range", "lr=1e-2:1:4", "--tune-range", "momentum=0:0.9:3", "--tune-starts", "2",
-                     "--steps", "25", "--criterion", "steps-to-tol")
-    plan = optbench.plan_tuning(["sgd", "momentum"], "elliptic", over=["lr", "momentum"],
-                                ranges={"lr": "1e-2:1:4", "momentum": "0:0.9:3"}, starts=2, criterion="steps-to-tol")
+    cli = cli_tables(
+        tmp_path,
+        "compare",
+        "sgd",
+        "momentum",
+        "--tune",
+        "--tune-over",
+        "lr,momentum",
+        "--tune-range",
+        "lr=1e-2:1:4",
+        "--tune-range",
+        "momentum=0:0.9:3",
+        "--tune-starts",
+        "2",
+        "--steps",
+        "25",
+        "--criterion",
+        "steps-to-tol",
+    )
+    plan = optbench.plan_tuning(
+        ["sgd", "momentum"],
+        "elliptic",
+        over=["lr", "momentum"],
+        ranges={"lr": "1e-2:1:4", "momentum": "0:0.9:3"},
+        starts=2,
+        criterion="steps-to-tol",
+    )
     result = optbench.compare(["sgd", "momentum"], "elliptic", steps=25, tune=plan)
     assert_same_tables(cli, api_tables(tmp_path, result))
     assert {"tuning", "tuned"} <= set(cli)
@@ -58,8 +93,19 @@ def test_tuned_compare_api_reproduces_the_command(tmp_path):
 
 
 def test_check_repro_api_reproduces_the_command(tmp_path):
-    cli = cli_tables(tmp_path, "compare", "sgd", "adam", "--noise", "0.5", "--trials", "2", "--steps", "20",
-                     "--check-repro")
+    cli = cli_tables(
+        tmp_path,
+        "compare",
+        "sgd",
+        "adam",
+        "--noise",
+        "0.5",
+        "--trials",
+        "2",
+        "--steps",
+        "20",
+        "--check-repro",
+    )
     result = optbench.compare(["sgd", "adam"], steps=20, trials=2, noise=0.5, check_repro=True)
     assert_same_tables(cli, api_tables(tmp_path, result))
     cpu = result.repro[result.repro["comparison"] == "cpu run 1 vs run 2"]
@@ -67,10 +113,25 @@ def test_check_repro_api_reproduces_the_command(tmp_path):
 
 
 def test_linreg_api_reproduces_the_command(tmp_path):
-    cli = cli_tables(tmp_path, "compare", "sgd", "adam:lr=0.05", "--surface", "linreg", "--trials", "2",
-                     "--steps", "100", "--batch-size", "5,50", "--floor-lrs", "0.01:0.1:3")
-    study = optbench.noise_floor(["sgd", "adam:lr=0.05"], steps=100, seeds=2, batch_sizes=[5, 50],
-                                 floor_lrs=parse_range("0.01:0.1:3"))
+    cli = cli_tables(
+        tmp_path,
+        "compare",
+        "sgd",
+        "adam:lr=0.05",
+        "--surface",
+        "linreg",
+        "--trials",
+        "2",
+        "--steps",
+        "100",
+        "--batch-size",
+        "5,50",
+        "--floor-lrs",
+        "0.01:0.1:3",
+    )
+    study = optbench.noise_floor(
+        ["sgd", "adam:lr=0.05"], steps=100, seeds=2, batch_sizes=[5, 50], floor_lrs=parse_range("0.01:0.1:3")
+    )
     assert_same_tables(cli, api_tables(tmp_path, study), exact=False)
     settled = study.settled()
     assert len(settled) == 4 and settled["ratio"].notna().tolist() == [True, True, False, False]
@@ -81,7 +142,7 @@ def test_grid_api_reproduces_the_command(tmp_path):
     axes = {"lr": parse_range("1e-3:1:5"), "momentum": parse_range("0:0.9:4")}
     result = optbench.grid("sgd", axes, "elliptic", steps=40)
     assert_same_tables(cli, api_tables(tmp_path, result))
-    best = result.best()     # the robust best cell (tests/test_defaults.py), marked in the saved table too
+    best = result.best()  # the robust best cell (tests/test_defaults.py), marked in the saved table too
     assert best["best"] and int(result.metrics["best"].sum()) == 1 and not best["diverged"]
 
 
@@ -90,9 +151,12 @@ def test_saved_results_load_back_and_plot(tmp_path):
     result = optbench.compare(["sgd", "adam"], steps=15, tune=plan)
     loaded = optbench.load(result.save(tmp_path / "cmp"))
     assert isinstance(loaded, optbench.Comparison)
-    for stem, table in result.tables().items():
-        pd.testing.assert_frame_equal(loaded.tables()[stem].reset_index(drop=True),
-                                      pd.read_parquet(tmp_path / "cmp" / f"{stem}.parquet"), obj=stem)
+    for stem, _table in result.tables().items():
+        pd.testing.assert_frame_equal(
+            loaded.tables()[stem].reset_index(drop=True),
+            pd.read_parquet(tmp_path / "cmp" / f"{stem}.parquet"),
+            obj=stem,
+        )
     figures = loaded.plot()
     assert sorted(figures) == ["loss", "sensitivity", "trajectories"]
     legend = [text.get_text() for text in figures["sensitivity"].axes[0].get_legend().get_texts()]
@@ -126,4 +190,6 @@ def test_grid_figure_draws_the_stability_limit_from_theory():
     lrs, momenta = (np.asarray(values, dtype=float) for values in line[0].get_data())
     shown = np.isfinite(momenta)
     lam_max = max(get_surface("elliptic").hessian_eigenvalues)
-    np.testing.assert_allclose(lrs[shown], 2 * (1 + momenta[shown]) / lam_max, rtol=1e-3)   # lr = 2(1 + μ)/λ_max
+    np.testing.assert_allclose(
+        lrs[shown], 2 * (1 + momenta[shown]) / lam_max, rtol=1e-3
+    )  # lr = 2(1 + μ)/λ_max

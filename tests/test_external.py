@@ -52,21 +52,24 @@ def test_user_file_class_resolves_and_certifies_against_torch_sgd(user_file):
 
 def test_editing_the_file_changes_the_cache_key_and_the_class(user_file):
     cls, before = external.resolve_optimizer(f"{user_file}:PlainSGD")
-    user_file.write_text(USER_SGD.replace("alpha=-group[\"lr\"]", "alpha=-2 * group[\"lr\"]"))
+    user_file.write_text(USER_SGD.replace('alpha=-group["lr"]', 'alpha=-2 * group["lr"]'))
     edited, after = external.resolve_optimizer(f"{user_file}:PlainSGD")
     assert before.cache_key() != after.cache_key() and edited is not cls
     x = torch.ones(1, requires_grad=True)
     x.grad = torch.ones(1)
     edited([x], lr=0.1).step()
-    assert x.item() == pytest.approx(0.8)     # the edited update, not the stale one
+    assert x.item() == pytest.approx(0.8)  # the edited update, not the stale one
 
 
 def test_module_class_records_package_version():
     cls, origin = external.resolve_optimizer("torch.optim:Adam")
     assert cls is torch.optim.Adam
     assert origin.version == importlib.metadata.version("torch")
-    assert origin.cache_key() == {"class": "torch.optim.adam:Adam", "version": origin.version,
-                                  "source_sha256": origin.source_sha256}
+    assert origin.cache_key() == {
+        "class": "torch.optim.adam:Adam",
+        "version": origin.version,
+        "source_sha256": origin.source_sha256,
+    }
 
 
 def test_zoo_prefix_matches_names_loosely():
@@ -76,16 +79,22 @@ def test_zoo_prefix_matches_names_loosely():
     cls, origin = external.resolve_optimizer("pytorch_optimizer:lion")
     assert cls is pytorch_optimizer.Lion
     assert origin.version == importlib.metadata.version("pytorch-optimizer")
-    assert external.resolve_optimizer("pytorch_optimizer:schedule-free-adamw")[0] is pytorch_optimizer.ScheduleFreeAdamW
+    assert (
+        external.resolve_optimizer("pytorch_optimizer:schedule-free-adamw")[0]
+        is pytorch_optimizer.ScheduleFreeAdamW
+    )
 
 
-@pytest.mark.parametrize("text, message", [
-    ("nope_pkg.module:Opt", "cannot import module 'nope_pkg.module'"),
-    ("torch.optim:Adma", "'torch.optim' has no optimizer class 'Adma'; did you mean 'Adam'?"),
-    ("torch.nn:Linear", "'torch.nn:Linear' is not a torch.optim.Optimizer subclass"),
-    ("/no/such/file.py:Opt", "optimizer file '/no/such/file.py' not found"),
-    ("torch.optim:", "malformed optimizer"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("nope_pkg.module:Opt", "cannot import module 'nope_pkg.module'"),
+        ("torch.optim:Adma", "'torch.optim' has no optimizer class 'Adma'; did you mean 'Adam'?"),
+        ("torch.nn:Linear", "'torch.nn:Linear' is not a torch.optim.Optimizer subclass"),
+        ("/no/such/file.py:Opt", "optimizer file '/no/such/file.py' not found"),
+        ("torch.optim:", "malformed optimizer"),
+    ],
+)
 def test_bad_specs_are_one_line_errors(text, message):
     with pytest.raises(OptbenchError, match=message.replace("(", r"\(").replace("?", r"\?")) as raised:
         external.resolve_optimizer(text)
@@ -124,13 +133,16 @@ def test_kwargs_are_followed_to_the_base_class():
     assert names[0] == "scale" and {"lr", "betas", "amsgrad"} <= set(names)
 
 
-@pytest.mark.parametrize("text, external_, target, settings", [
-    ("mypkg.mod:MyOpt:lr=0.1,betas=0.9/0.99", True, "mypkg.mod:MyOpt", "lr=0.1,betas=0.9/0.99"),
-    ("path/to/opt.py:MyOpt", True, "path/to/opt.py:MyOpt", ""),
-    ("pytorch_optimizer:lion:lr=1e-4", True, "pytorch_optimizer:lion", "lr=1e-4"),
-    ("adam:lr=0.1", False, None, None),
-    ("torch:adam:lr=0.1", False, None, None),
-])
+@pytest.mark.parametrize(
+    "text, external_, target, settings",
+    [
+        ("mypkg.mod:MyOpt:lr=0.1,betas=0.9/0.99", True, "mypkg.mod:MyOpt", "lr=0.1,betas=0.9/0.99"),
+        ("path/to/opt.py:MyOpt", True, "path/to/opt.py:MyOpt", ""),
+        ("pytorch_optimizer:lion:lr=1e-4", True, "pytorch_optimizer:lion", "lr=1e-4"),
+        ("adam:lr=0.1", False, None, None),
+        ("torch:adam:lr=0.1", False, None, None),
+    ],
+)
 def test_external_specs_are_told_apart_from_ours(text, external_, target, settings):
     assert external.is_external(text) is external_
     if external_:

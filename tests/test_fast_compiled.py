@@ -13,8 +13,9 @@ from optbench import verify
 from optbench.optimizers import ALGORITHMS, fast, fast_path
 from optbench.optimizers.fast_path import COMPILED_ALGORITHMS, compiled
 
-pytestmark = pytest.mark.skipif(not compiled.compiler_available(torch.device("cpu")),
-                                reason="torch.compile needs a C++ compiler on CPU")
+pytestmark = pytest.mark.skipif(
+    not compiled.compiler_available(torch.device("cpu")), reason="torch.compile needs a C++ compiler on CPU"
+)
 
 
 def test_the_path_is_chosen_once_and_shown():
@@ -41,9 +42,9 @@ def test_compiled_adam_equals_torch_skips_missing_gradients_and_never_recompiles
         for step in range(12):
             with torch._dynamo.config.patch(error_on_recompile=step >= 4):
                 optimizer.zero_grad()
-                loss = (a ** 2).sum() + torch.sin(3 * a).sum()
+                loss = (a**2).sum() + torch.sin(3 * a).sum()
                 if step % 3 == 0:
-                    loss = loss + (b ** 2).sum() + torch.sin(3 * b).sum()
+                    loss = loss + (b**2).sum() + torch.sin(3 * b).sum()
                 loss.backward()
                 optimizer.step()
                 scheduler.step()
@@ -51,8 +52,10 @@ def test_compiled_adam_equals_torch_skips_missing_gradients_and_never_recompiles
     (ours, ours_params), (theirs, theirs_params) = runs
     assert ours.fast_path == "compiled" and ours.flat_group_steps == 12
     assert verify.relative_deviation(ours_params, theirs_params) <= verify.TOLERANCE[torch.float32]
-    assert verify.relative_deviation(ours.state_dict()["state"], theirs.state_dict()["state"]) \
+    assert (
+        verify.relative_deviation(ours.state_dict()["state"], theirs.state_dict()["state"])
         <= verify.TOLERANCE[torch.float32]
+    )
     assert [s["step"].item() for s in ours.state_dict()["state"].values()] == [12.0, 4.0]
 
 
@@ -72,8 +75,12 @@ def test_past_the_recompile_limit_it_raises_instead_of_switching(monkeypatch):
     monkeypatch.setattr(compiled, "RECOMPILE_LIMIT", 1)
     torch._dynamo.reset()
     optimizer = fast(ALGORITHMS["adagrad"].ours, compiled=True)(
-        [{"params": [torch.ones(4, requires_grad=True)]},
-         {"params": [torch.ones(4, dtype=torch.float64, requires_grad=True)]}], lr=0.1)
+        [
+            {"params": [torch.ones(4, requires_grad=True)]},
+            {"params": [torch.ones(4, dtype=torch.float64, requires_grad=True)]},
+        ],
+        lr=0.1,
+    )
     for group in optimizer.param_groups:
         group["params"][0].grad = torch.ones_like(group["params"][0])
     with pytest.raises(RuntimeError, match="limit of 1 graphs"):

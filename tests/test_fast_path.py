@@ -37,9 +37,9 @@ def _two_parameters_b_every_third_step(cls, steps=12, **hparams):
     optimizer = cls([a, b], **hparams)
     for step in range(steps):
         optimizer.zero_grad()
-        loss = (a ** 2).sum() + torch.sin(3 * a).sum()
+        loss = (a**2).sum() + torch.sin(3 * a).sum()
         if step % 3 == 0:
-            loss = loss + (b ** 2).sum() + torch.sin(3 * b).sum()
+            loss = loss + (b**2).sum() + torch.sin(3 * b).sum()
         loss.backward()
         optimizer.step()
     return optimizer, a.detach(), b.detach()
@@ -91,8 +91,10 @@ def _linear_run(cls, steps, state_dict=None, start=None):
 ADAM = {"fast": eager("adam"), "readable": ALGORITHMS["adam"].ours, "torch": torch.optim.Adam}
 
 
-@pytest.mark.parametrize("first, second", [("fast", "torch"), ("torch", "fast"), ("fast", "fast"),
-                                           ("readable", "fast"), ("fast", "readable")])
+@pytest.mark.parametrize(
+    "first, second",
+    [("fast", "torch"), ("torch", "fast"), ("fast", "fast"), ("readable", "fast"), ("fast", "readable")],
+)
 def test_checkpoints_resume_as_the_uninterrupted_torch_run(first, second):
     """3 steps, save, resume with another class for 3 more == 6 uninterrupted torch.optim steps."""
     expected_weights, expected_state, _ = _linear_run(torch.optim.Adam, 6)
@@ -108,7 +110,7 @@ def test_every_state_tensor_is_the_parameters_own():
     states = list(optimizer.state_dict()["state"].values())
     steps = [s["step"] for s in states]
     assert len({id(step) for step in steps}) == len(steps)
-    steps[0] += 1                                   # torch.optim increments each parameter's own
+    steps[0] += 1  # torch.optim increments each parameter's own
     assert steps[1].item() == 3.0
 
 
@@ -129,12 +131,14 @@ def test_the_whole_optimizer_pickles_and_resumes():
         loaded.zero_grad()
         torch.nn.functional.mse_loss(inputs @ weight.T + bias, targets).backward()
         loaded.step()
-    assert verify.relative_deviation([weight.detach(), bias.detach()], list(expected_weights.values())) <= 1e-15
+    assert (
+        verify.relative_deviation([weight.detach(), bias.detach()], list(expected_weights.values())) <= 1e-15
+    )
     assert pickle.loads(pickle.dumps(fast(ALGORITHMS["rmsprop"].ours))) is fast(ALGORITHMS["rmsprop"].ours)
 
 
 def _loss(params):
-    return sum((torch.sin(3 * p) + p ** 2).sum() for p in params)
+    return sum((torch.sin(3 * p) + p**2).sum() for p in params)
 
 
 def _run(cls, params, steps=5, before_step=None, **hparams):
@@ -158,9 +162,12 @@ def test_parameters_gradients_and_state_become_views_of_one_buffer():
     optimizer = _run(eager("adam"), params, lr=0.1)
     (buffers,) = optimizer._flat.values()
     for i, p in enumerate(params):
-        assert p.data_ptr() == buffers.theta[buffers.offsets[i]:].data_ptr()
-        assert p.grad is buffers.grad_views[i]          # the new gradient was copied into the buffer
-        assert optimizer.state[p]["exp_avg"].data_ptr() == buffers.flat["exp_avg"][buffers.offsets[i]:].data_ptr()
+        assert p.data_ptr() == buffers.theta[buffers.offsets[i] :].data_ptr()
+        assert p.grad is buffers.grad_views[i]  # the new gradient was copied into the buffer
+        assert (
+            optimizer.state[p]["exp_avg"].data_ptr()
+            == buffers.flat["exp_avg"][buffers.offsets[i] :].data_ptr()
+        )
     assert optimizer.flat_group_steps == 5
 
 
@@ -171,7 +178,9 @@ def test_zero_grad_keeps_torchs_meaning():
     assert all(p.grad is not None and not p.grad.any() for p in params)
     _loss(params).backward()
     (buffers,) = optimizer._flat.values()
-    assert all(p.grad is view for p, view in zip(params, buffers.grad_views))   # accumulated in place
+    assert all(
+        p.grad is view for p, view in zip(params, buffers.grad_views, strict=False)
+    )  # accumulated in place
     optimizer.zero_grad()
     assert all(p.grad is None for p in params)
 
@@ -191,6 +200,7 @@ def _fast_and_torch_parameters(name, before_step, **hparams):
 def test_a_replaced_gradient_is_copied_into_the_buffer():
     def replace_grad(step, params):
         params[0].grad = params[0].grad * 2.0
+
     results = _fast_and_torch_parameters("rmsprop", replace_grad, lr=0.01, momentum=0.9)
     assert verify.relative_deviation(*results) <= 1e-12
 
@@ -199,6 +209,7 @@ def test_a_sparse_gradient_takes_the_readable_path_for_that_step():
     def sparse_grad(step, params):
         if step == 2:
             params[1].grad = params[1].grad.to_sparse()
+
     results = _fast_and_torch_parameters("sgd", sparse_grad, lr=0.1, momentum=0.9)
     assert verify.relative_deviation(*results) <= 1e-12
 
@@ -219,15 +230,17 @@ def test_loading_a_torch_state_dict_regathers_the_buffers():
     theirs = _run(torch.optim.Adam, theirs_params, lr=0.1, amsgrad=True)
     ours_params = [p.detach().clone().requires_grad_() for p in theirs_params]
     ours = _run(eager("adam"), ours_params, steps=1, lr=0.1, amsgrad=True)
-    for p, q in zip(ours_params, theirs_params):
+    for p, q in zip(ours_params, theirs_params, strict=False):
         p.data.copy_(q.detach())
     ours.load_state_dict(copy.deepcopy(theirs.state_dict()))
     for optimizer, params in ((ours, ours_params), (theirs, theirs_params)):
         optimizer.zero_grad()
         _loss(params).backward()
         optimizer.step()
-    assert verify.relative_deviation([p.detach() for p in ours_params],
-                                     [p.detach() for p in theirs_params]) <= 1e-12
+    assert (
+        verify.relative_deviation([p.detach() for p in ours_params], [p.detach() for p in theirs_params])
+        <= 1e-12
+    )
     assert verify.relative_deviation(ours.state_dict()["state"], theirs.state_dict()["state"]) <= 1e-12
     assert ours.state[ours_params[0]]["step"] is not ours.state[ours_params[1]]["step"]
 

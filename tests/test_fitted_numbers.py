@@ -16,8 +16,14 @@ BATCHES = np.array([8, 16, 32, 64, 128, 256, 512, 1024], dtype=float)
 def synthetic(b_crit, s_min=100.0, seeds=3, sigma=0.1, seed=0, batches=BATCHES):
     """Steps to target from S_min (1 + B_crit/B) (McCandlish et al. 2018, eq. 2.11), lognormal noise per run."""
     rng = np.random.default_rng(seed)
-    return pd.DataFrame([(b, s, s_min * (1 + b_crit / b) * math.exp(sigma * rng.standard_normal()))
-                         for b in batches for s in range(seeds)], columns=["batch_size", "seed", "steps_to_target"])
+    return pd.DataFrame(
+        [
+            (b, s, s_min * (1 + b_crit / b) * math.exp(sigma * rng.standard_normal()))
+            for b in batches
+            for s in range(seeds)
+        ],
+        columns=["batch_size", "seed", "steps_to_target"],
+    )
 
 
 @pytest.mark.parametrize("seeds, sigma", [(3, 0.1), (1, 0.05)])
@@ -25,7 +31,7 @@ def test_the_b_crit_interval_covers_the_true_value(seeds, sigma):
     fits = [critical_batch_fit(synthetic(64.0, seeds=seeds, sigma=sigma, seed=k)) for k in range(40)]
     assert all(fit["fit_status"] == "fitted" for fit in fits)
     covered = sum(fit["critical_low"] <= 64.0 <= fit["critical_high"] for fit in fits)
-    assert covered >= 34                      # 95% intervals: 38 expected; 34 of 40 is 2.5 sd below
+    assert covered >= 34  # 95% intervals: 38 expected; 34 of 40 is 2.5 sd below
     assert all(fit["critical_low"] < fit["critical_batch_size"] < fit["critical_high"] for fit in fits)
 
 
@@ -43,7 +49,7 @@ def test_when_steps_rise_with_the_batch_size_there_is_no_b_crit():
 
 
 def test_an_estimate_outside_the_measured_batch_sizes_is_not_reported():
-    far = critical_batch_fit(synthetic(5000.0, sigma=0.0, batches=BATCHES[:4]))   # B from 8 to 64 only
+    far = critical_batch_fit(synthetic(5000.0, sigma=0.0, batches=BATCHES[:4]))  # B from 8 to 64 only
     assert far["fit_status"] == "B_crit above the measured range (> 64)"
     assert math.isnan(far["critical_batch_size"])
     assert critical_batch_fit(synthetic(64.0, batches=BATCHES[:2]))["fit_status"].startswith("too few")
@@ -59,8 +65,10 @@ def test_the_noise_scale_estimate_brackets_the_exact_value_with_its_interval():
     per_sample = torch.cat([(error[:, :, None] * images[:, None, :]).reshape(400, -1), error], dim=1).detach()
     mean = per_sample.mean(dim=0)
     trace = float((per_sample - mean).pow(2).sum(dim=1).mean())
-    assert exact.grad_norm_sq == pytest.approx(float(mean.pow(2).sum()), rel=1e-6)   # the loss is taken in float32, as in training
-    assert exact.trace_sigma == pytest.approx(trace, rel=1e-6)   # the loss is taken in float32, as in training
+    assert exact.grad_norm_sq == pytest.approx(
+        float(mean.pow(2).sum()), rel=1e-6
+    )  # the loss is taken in float32, as in training
+    assert exact.trace_sigma == pytest.approx(trace, rel=1e-6)  # the loss is taken in float32, as in training
     estimate = noise_scale.for_classifier(network, images, labels, repeats=64, seed=1)
     assert estimate.low < estimate.b_simple < estimate.high
 
@@ -69,6 +77,7 @@ def test_the_noise_scale_estimate_brackets_the_exact_value_with_its_interval():
 def test_the_noise_scale_interval_covers_the_exact_lenet_value_at_initialisation():
     from optbench.data import load
     from optbench.models import build_model
+
     dataset = load("digits", None)
     images, labels = dataset.train
     covered = 0
@@ -76,9 +85,9 @@ def test_the_noise_scale_interval_covers_the_exact_lenet_value_at_initialisation
         torch.manual_seed(seed)
         network = build_model("lenet", dataset.input_shape, dataset.num_classes)
         exact = noise_scale.exact_for_classifier(network, images, labels).b_simple
-        estimate = noise_scale.for_classifier(network, images, labels, seed=seed)   # 16 batches of 32
+        estimate = noise_scale.for_classifier(network, images, labels, seed=seed)  # 16 batches of 32
         covered += estimate.low <= exact <= estimate.high
-    assert covered >= 36                      # >= 90% of 40 seeds
+    assert covered >= 36  # >= 90% of 40 seeds
 
 
 def test_the_tuned_rule_runs_an_lr_grid_per_batch_size_and_keeps_the_fastest():
@@ -86,11 +95,19 @@ def test_the_tuned_rule_runs_an_lr_grid_per_batch_size_and_keeps_the_fastest():
     from optbench.sweeps.cells import expand
     from optbench.sweeps.spec import SweepSpec
 
-    spec = SweepSpec(batch_sizes=(4, 16, 64), lr_scales=("tuned",), optimizers=("sgd:lr=0.1",),
-                     task="surface:bowl", noise=2.0, steps=120, seeds=1, target_loss=0.05)
+    spec = SweepSpec(
+        batch_sizes=(4, 16, 64),
+        lr_scales=("tuned",),
+        optimizers=("sgd:lr=0.1",),
+        task="surface:bowl",
+        noise=2.0,
+        steps=120,
+        seeds=1,
+        target_loss=0.05,
+    )
     cells = expand(spec)
     lrs = {b: sorted(c.lr for c in cells if c.batch_size == b) for b in (4, 16, 64)}
-    assert lrs[16] == pytest.approx([0.1 * 2 * f for f in (0.25, 0.5, 1, 2, 4)])   # √(16/4) = 2
+    assert lrs[16] == pytest.approx([0.1 * 2 * f for f in (0.25, 0.5, 1, 2, 4)])  # √(16/4) = 2
     summary = optbench.sweep(spec).summary
     for _, rows in summary.groupby("batch_size"):
         chosen = rows[rows["lr_chosen"]]
@@ -103,11 +120,25 @@ def _figure_of(steps_by_batch, seeds=1):
     from optbench.plots.sweeps import steps_to_target
     from optbench.sweeps.analysis import critical_batch_sizes
 
-    summary = pd.DataFrame([{"optimizer": "sgd", "lr_scale": "linear", "batch_size": b, "seed": s,
-                             "base_batch_size": min(steps_by_batch), "steps_to_target": steps,
-                             "target_accuracy": 0.9, "target_loss": math.nan, "lr_chosen": True,
-                             "noise_scale_start": 1.0, "noise_scale_end": 1.0}
-                            for b, steps in steps_by_batch.items() for s in range(seeds)])
+    summary = pd.DataFrame(
+        [
+            {
+                "optimizer": "sgd",
+                "lr_scale": "linear",
+                "batch_size": b,
+                "seed": s,
+                "base_batch_size": min(steps_by_batch),
+                "steps_to_target": steps,
+                "target_accuracy": 0.9,
+                "target_loss": math.nan,
+                "lr_chosen": True,
+                "noise_scale_start": 1.0,
+                "noise_scale_end": 1.0,
+            }
+            for b, steps in steps_by_batch.items()
+            for s in range(seeds)
+        ]
+    )
     critical = critical_batch_sizes(summary)
     return critical, steps_to_target(summary, critical)
 
@@ -119,6 +150,6 @@ def test_the_steps_figure_draws_the_fit_with_its_interval_only_where_the_model_f
     fit = [label for label in labels if label.startswith("fit S_min")]
     assert critical.set_index("lr_scale").loc["best rule", "fit_status"] == "fitted"
     assert len(fit) == 1 and "B_crit ≈ 64" in fit[0] and "95%" in fit[0]
-    critical, figure = _figure_of({16: 68.6, 64: 39.9, 256: 75.5})      # the issue's rule-scaled sweep
+    critical, figure = _figure_of({16: 68.6, 64: 39.9, 256: 75.5})  # the issue's rule-scaled sweep
     assert not any(line.get_label().startswith("fit") for line in figure.axes[0].get_lines())
     assert (critical["fit_status"] == "steps rise with B: the model does not apply").all()

@@ -29,8 +29,15 @@ runpy.run_path("benchmarks/gpu_check.py", run_name="__main__")
 
 def run_script(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
     environment = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-c", WITHOUT_RICH_CLICK, *args], cwd=ROOT, env=environment,
-                          capture_output=True, text=True, timeout=timeout, check=False)
+    return subprocess.run(
+        [sys.executable, "-c", WITHOUT_RICH_CLICK, *args],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 def tables_under(text: str, heading: str) -> list[list[dict]]:
@@ -38,8 +45,14 @@ def tables_under(text: str, heading: str) -> list[list[dict]]:
     level = heading.split(" ")[0]
     lines = text.splitlines()
     start = lines.index(heading) + 1
-    end = next((i for i in range(start, len(lines)) if lines[i].startswith("#")
-                and len(lines[i].split(" ")[0]) <= len(level)), len(lines))
+    end = next(
+        (
+            i
+            for i in range(start, len(lines))
+            if lines[i].startswith("#") and len(lines[i].split(" ")[0]) <= len(level)
+        ),
+        len(lines),
+    )
     tables, current = [], None
     for line in lines[start:end]:
         if line.startswith("|") and current is None:
@@ -47,7 +60,9 @@ def tables_under(text: str, heading: str) -> list[list[dict]]:
         elif line.startswith("|---"):
             continue
         elif line.startswith("|"):
-            current["rows"].append(dict(zip(current["columns"], (c.strip() for c in line.strip("|").split("|")))))
+            current["rows"].append(
+                dict(zip(current["columns"], (c.strip() for c in line.strip("|").split("|")), strict=False))
+            )
         elif current is not None:
             tables.append(current["rows"])
             current = None
@@ -73,7 +88,9 @@ def test_dry_run_finishes_every_section_without_rich_click(dry_run):
     assert answer.returncode == 0, answer.stderr[-3000:]
     for section in ("equivalence", "step-cost", "training", "extras"):
         assert f"_section {section}: done in" in text
-    environment = {row["what"]: row["value"] for row in tables_under(text, "# optbench GPU check (dry run, cpu)")[0]}
+    environment = {
+        row["what"]: row["value"] for row in tables_under(text, "# optbench GPU check (dry run, cpu)")[0]
+    }
     assert environment["torch"].startswith(torch.__version__)
     assert environment["optbench"].split(" from ")[1].startswith(str(ROOT / "optbench"))
     assert "failed; traceback" not in text
@@ -82,19 +99,25 @@ def test_dry_run_finishes_every_section_without_rich_click(dry_run):
 def test_dry_run_certifies_every_algorithm_on_the_device(dry_run):
     _, text, _ = dry_run
     amp, certificate = tables_under(text, "## 1. Equivalence on the device")[:2]
-    assert {(row["algorithm"], row["reference"]) for row in amp} >= {("adam", "torch fused"), ("sgd", "torch")}
+    assert {(row["algorithm"], row["reference"]) for row in amp} >= {
+        ("adam", "torch fused"),
+        ("sgd", "torch"),
+    }
     assert all(row["passed"] == "yes" for row in amp), amp
     assert all(row["steps taken (ours, torch)"] in ("4, 4", "-, -") for row in amp)
     readable = {row["algorithm"] for row in certificate if row["ours"] == "readable"}
     assert readable == set(ALGORITHMS)
     for row in certificate:
         if row["first failure"].startswith("torch refuses"):
-            assert "capturable" in row["reference"]          # on the CPU only capturable is refused
+            assert "capturable" in row["reference"]  # on the CPU only capturable is refused
         else:
             assert int(row["checks"]) >= 2 and row["passed"] == row["checks"], row
         if row["ours"] == "fast" and row["checks"] != "0":
-            assert int(row["steps on path"]) > 0, row       # the fast path was taken, not the readable one
-    assert "skipped: tests/test_optim_db.py is not in this tree." in text or "tests/test_optim_db.py` with" in text
+            assert int(row["steps on path"]) > 0, row  # the fast path was taken, not the readable one
+    assert (
+        "skipped: tests/test_optim_db.py is not in this tree." in text
+        or "tests/test_optim_db.py` with" in text
+    )
 
 
 def test_dry_run_step_cost_and_training_tables(dry_run):
@@ -104,7 +127,8 @@ def test_dry_run_step_cost_and_training_tables(dry_run):
     for column in ("floor (ms)", "ours (ms)", "fast (ms)", "torch foreach (ms)", "torch fused (ms)"):
         assert number(adam[column]) > 0
     assert number(adam["fast / torch fused"]) == pytest.approx(
-        number(adam["fast (ms)"]) / number(adam["torch fused (ms)"]), rel=0.01)
+        number(adam["fast (ms)"]) / number(adam["torch fused (ms)"]), rel=0.01
+    )
     assert [row["algorithm"] for row in ten_times] == ["adam"]
     (train_table,) = tables_under(text, "## 3. Training loop against a bare fused loop")
     assert [row["precision"] for row in train_table] == list(training.PRECISIONS)
@@ -115,14 +139,16 @@ def test_dry_run_step_cost_and_training_tables(dry_run):
         assert row["ours fast >= 0.9x"] == expected
     contiguous = {row["precision"]: row["parameters contiguous"] for row in train_table}
     assert contiguous["fp32"] == "yes"
-    assert contiguous["bf16 + channels_last"].startswith("no (")     # the conv weights
+    assert contiguous["bf16 + channels_last"].startswith("no (")  # the conv weights
 
 
 def test_dry_run_cpu_runs_are_identical(dry_run):
     _, text, _ = dry_run
     (repro,) = tables_under(text, "### compare --check-repro: CPU against the device")
     assert [row["optimizer"] for row in repro] == list(extras.REPRO_OPTIMIZERS)
-    assert all(row["first differing step"] == "identical" and number(row["max difference"]) == 0 for row in repro)
+    assert all(
+        row["first differing step"] == "identical" and number(row["max difference"]) == 0 for row in repro
+    )
     assert "- language model: absent from this tree, skipped" in text
 
 
@@ -141,8 +167,10 @@ def test_a_failed_section_is_recorded_and_the_next_one_runs(tmp_path):
     report = gpu_check.Report(tmp_path / "out.md", echo=False)
     settings = gpu_check.Settings("cpu", tiny=True, compile=False, data_dir=None)
     assert gpu_check.run_section(gpu_check.Section("bad", "bad", 10, failing), settings, report) == "failed"
-    assert gpu_check.run_section(gpu_check.Section("slow", "slow", 0.05, endless), settings, report,
-                                 grace_s=0.2) == "cut"
+    assert (
+        gpu_check.run_section(gpu_check.Section("slow", "slow", 0.05, endless), settings, report, grace_s=0.2)
+        == "cut"
+    )
     text = report.path.read_text()
     assert "ValueError: broken on purpose" in text and "before the failure" in text
     assert "**cut**: interrupted at its hard limit (0.2 s)" in text and "_section slow: cut in" in text
@@ -166,19 +194,26 @@ def test_only_reruns_one_section_and_appends(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(os.environ.get("OPTBENCH_TEST_COMPILE") != "1",
-                    reason="compiles with torch.compile; set OPTBENCH_TEST_COMPILE=1")
+@pytest.mark.skipif(
+    os.environ.get("OPTBENCH_TEST_COMPILE") != "1",
+    reason="compiles with torch.compile; set OPTBENCH_TEST_COMPILE=1",
+)
 def test_dry_run_with_the_compiled_path(tmp_path):
     out = tmp_path / "gpu_check.md"
-    answer = run_script("--dry-run", "--compile", "--only", "equivalence", "--only", "step-cost", "--out", str(out))
+    answer = run_script(
+        "--dry-run", "--compile", "--only", "equivalence", "--only", "step-cost", "--out", str(out)
+    )
     text = out.read_text()
     assert answer.returncode == 0, text[-3000:]
     certificate = tables_under(text, "## 1. Equivalence on the device")[1]
     compiled = [row for row in certificate if row["ours"] == "compiled" and row["checks"] != "0"]
     assert {row["algorithm"] for row in compiled} >= {"adam", "rmsprop"}
     assert all(row["passed"] == row["checks"] and int(row["steps on path"]) > 0 for row in compiled)
-    adam = next(row for row in tables_under(text, "## 2. Step cost at ResNet-18 and 10x ResNet-18 shapes")[0]
-                if row["algorithm"] == "adam")
+    adam = next(
+        row
+        for row in tables_under(text, "## 2. Step cost at ResNet-18 and 10x ResNet-18 shapes")[0]
+        if row["algorithm"] == "adam"
+    )
     assert number(adam["compiled (ms)"]) > 0 and number(adam["compile (s)"]) > 0
 
 
@@ -196,8 +231,10 @@ def test_a_bad_box_is_one_line_and_status_2(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_:
         gpu_check.main(["--dry-run", "--box", "extra=10", "--out", str(out)])
     assert exit_.value.code == 2
-    assert "--box extra=10: unknown section 'extra' (valid: equivalence, step-cost, training, extras)" \
+    assert (
+        "--box extra=10: unknown section 'extra' (valid: equivalence, step-cost, training, extras)"
         in capsys.readouterr().err
+    )
     assert not out.exists()
 
 
@@ -206,7 +243,8 @@ def test_the_optim_db_test_runs_with_the_device_in_its_environment(tmp_path):
     (tmp_path / equivalence.OPTIM_DB_TEST).write_text(
         "import os\n\n"
         "def test_device():\n    assert os.environ['OPTBENCH_TEST_DEVICE'] == 'cpu'\n\n"
-        "def test_skipped():\n    import pytest\n    pytest.skip('no such dtype here')\n")
+        "def test_skipped():\n    import pytest\n    pytest.skip('no such dtype here')\n"
+    )
     settings = gpu_check.Settings("cpu", tiny=True, compile=False, data_dir=None, root=tmp_path)
     text = equivalence.optim_db(settings, gpu_check.Budget(120))
     assert "with OPTBENCH_TEST_DEVICE=cpu: exit status 0, **1 passed, 1 skipped in" in text

@@ -15,7 +15,7 @@ def test_gradient_matches_autograd(name):
     generator = torch.Generator().manual_seed(0)
     low = torch.tensor([lo for lo, _ in surface.window], dtype=torch.float64)
     high = torch.tensor([hi for _, hi in surface.window], dtype=torch.float64)
-    points = (low + (high - low) * torch.rand(64, surface.dim, generator=generator, dtype=torch.float64))
+    points = low + (high - low) * torch.rand(64, surface.dim, generator=generator, dtype=torch.float64)
     points.requires_grad_(True)
     value, gradient = surface.evaluate(points)
     (autograd,) = torch.autograd.grad(value.sum(), points)

@@ -23,7 +23,7 @@ import warnings
 import pytest
 import torch
 
-pytest.importorskip("expecttest")   # torch's testing internals import it (the `test` extra)
+pytest.importorskip("expecttest")  # torch's testing internals import it (the `test` extra)
 from torch.testing._internal.common_optimizers import (
     OptimizerErrorEnum,
     _get_optim_inputs_including_global_cliquey_kwargs,
@@ -44,8 +44,13 @@ def configs():
         for dtype in DTYPES:
             if dtype.is_complex and not info.supports_complex:
                 continue
-            for sparse in ((True,) if info.only_supports_sparse_grads else
-                           (False, True) if info.supports_sparse and dtype == torch.float64 else (False,)):
+            for sparse in (
+                (True,)
+                if info.only_supports_sparse_grads
+                else (False, True)
+                if info.supports_sparse and dtype == torch.float64
+                else (False,)
+            ):
                 base = {c.desc: c.kwargs for c in info.optim_inputs_func("cpu", dtype)}
                 for config in _get_optim_inputs_including_global_cliquey_kwargs("cpu", dtype, info):
                     # the dtype-specific settings (e.g. eps for float16) of the config it derives from
@@ -53,8 +58,11 @@ def configs():
                     kwargs = {**base.get(base_desc, {}), **config.kwargs}
                     if sparse and not info.only_supports_sparse_grads:
                         kwargs = {**kwargs, **info.metadata_for_sparse[0]}
-                    cases.append(pytest.param(info, dtype, sparse, kwargs, id=_case_id(
-                        info, dtype, sparse, config.desc)))
+                    cases.append(
+                        pytest.param(
+                            info, dtype, sparse, kwargs, id=_case_id(info, dtype, sparse, config.desc)
+                        )
+                    )
                 if sparse or dtype not in (torch.float32, torch.float64):
                     continue
                 # torch tests more configs on CUDA (tensor lr and betas of odd shapes...); they run on
@@ -62,8 +70,17 @@ def configs():
                 for config in info.optim_inputs_func("cuda", dtype):
                     if config.desc not in base:
                         kwargs = {k: v for k, v in config.kwargs.items() if k != "capturable"}
-                        cases.append(pytest.param(info, dtype, sparse, kwargs, id=_case_id(
-                            info, dtype, sparse, f"{config.desc} (CUDA config, capturable dropped)")))
+                        cases.append(
+                            pytest.param(
+                                info,
+                                dtype,
+                                sparse,
+                                kwargs,
+                                id=_case_id(
+                                    info, dtype, sparse, f"{config.desc} (CUDA config, capturable dropped)"
+                                ),
+                            )
+                        )
     return cases
 
 
@@ -74,13 +91,14 @@ def _case_id(info, dtype, sparse, desc):
 def make_params(info, dtype, sparse):
     """Leaf tensors: [trained every step, trained every step, trained every third step, frozen]."""
     generator = torch.Generator().manual_seed(0)
-    matrices_only = info.name == "Muon"      # Muon orthogonalises 2-D parameters only
+    matrices_only = info.name == "Muon"  # Muon orthogonalises 2-D parameters only
     shapes = [(4, 3), (3, 2) if matrices_only or sparse else (3,), (2, 5), (2, 2)]
     real_dtype = torch.float32 if dtype == torch.complex64 else dtype
     params = []
     for shape in shapes:
-        value = torch.randn(shape + ((2,) if dtype.is_complex else ()), generator=generator,
-                            dtype=torch.float64).to(real_dtype)
+        value = torch.randn(
+            shape + ((2,) if dtype.is_complex else ()), generator=generator, dtype=torch.float64
+        ).to(real_dtype)
         params.append(torch.view_as_complex(value) if dtype.is_complex else value)
     params = [torch.nn.Parameter(p) for p in params]
     params[-1].requires_grad_(False)
@@ -96,7 +114,7 @@ def loss_and_grads(params, step, sparse):
         loss = loss + (0.5 * c * x * x + torch.sin(3 * x)).sum()
     loss.backward()
     if sparse:
-        for p in in_play:   # rows step % rows and the last row: a different subset each step
+        for p in in_play:  # rows step % rows and the last row: a different subset each step
             rows = torch.zeros(p.shape[0], dtype=torch.bool)
             rows[step % p.shape[0]] = rows[-1] = True
             dense = p.grad * rows.view(-1, *([1] * (p.dim() - 1)))
@@ -137,9 +155,10 @@ def assert_same(ours_value, theirs_value, where):
         for key in theirs_value:
             assert_same(ours_value[key], theirs_value[key], f"{where}[{key!r}]")
     elif isinstance(theirs_value, (list, tuple)):
-        assert type(ours_value) is type(theirs_value) and len(ours_value) == len(theirs_value), \
+        assert type(ours_value) is type(theirs_value) and len(ours_value) == len(theirs_value), (
             f"{where}: {ours_value!r} != {theirs_value!r}"
-        for i, (a, b) in enumerate(zip(ours_value, theirs_value)):
+        )
+        for i, (a, b) in enumerate(zip(ours_value, theirs_value, strict=False)):
             assert_same(a, b, f"{where}[{i}]")
     elif isinstance(theirs_value, float) and math.isnan(theirs_value):
         assert isinstance(ours_value, float) and math.isnan(ours_value), f"{where}: {ours_value!r} != nan"
@@ -157,8 +176,13 @@ def outcome(action):
             result, error = None, exc
     # torch's sparse Adagrad builds sparse tensors internally, and torch warns (once per process)
     # that it skips their invariant checks: a note on torch's implementation, not on the optimizer
-    messages = sorted({str(w.message) for w in caught
-                       if not str(w.message).startswith("Sparse invariant checks are implicitly disabled")})
+    messages = sorted(
+        {
+            str(w.message)
+            for w in caught
+            if not str(w.message).startswith("Sparse invariant checks are implicitly disabled")
+        }
+    )
     # autograd names the tensor it refuses to change in place: ours updates a complex parameter
     # through its real view wherever torch does, and sometimes where torch changes it directly
     message = error and str(error).replace("a view of a leaf Variable", "a leaf Variable")
@@ -169,7 +193,9 @@ def outcome(action):
 def test_config_matches_torch(info, dtype, sparse, kwargs):
     our_cls = getattr(ours, info.name)
     params_theirs = make_params(info, dtype, sparse)
-    params_ours = [torch.nn.Parameter(p.detach().clone(), requires_grad=p.requires_grad) for p in params_theirs]
+    params_ours = [
+        torch.nn.Parameter(p.detach().clone(), requires_grad=p.requires_grad) for p in params_theirs
+    ]
     theirs = outcome(lambda: build(info.optim_cls, info, params_theirs, copy.deepcopy(kwargs)))
     mine = outcome(lambda: build(our_cls, info, params_ours, copy.deepcopy(kwargs)))
     assert mine[1:] == theirs[1:], "construction differs"
@@ -178,8 +204,11 @@ def test_config_matches_torch(info, dtype, sparse, kwargs):
     our_optimizer, theirs_at_construction = mine[0], repr(theirs[0])
     assert repr(our_optimizer) == theirs_at_construction
     reference_kwargs = numbers_reference_kwargs(dtype, kwargs)
-    torch_optimizer = theirs[0] if reference_kwargs is kwargs else build(
-        info.optim_cls, info, params_theirs, copy.deepcopy(reference_kwargs))
+    torch_optimizer = (
+        theirs[0]
+        if reference_kwargs is kwargs
+        else build(info.optim_cls, info, params_theirs, copy.deepcopy(reference_kwargs))
+    )
     param_groups = copy.deepcopy(theirs[0].state_dict()["param_groups"])
     for step in range(STEPS):
         theirs = outcome(lambda: run_step(torch_optimizer, params_theirs, step, sparse, info))
@@ -188,7 +217,7 @@ def test_config_matches_torch(info, dtype, sparse, kwargs):
         if theirs[1] is not None:
             return
         assert_same(mine[0], theirs[0], f"step {step}: step()'s return value")
-        for i, (a, b) in enumerate(zip(params_ours, params_theirs)):
+        for i, (a, b) in enumerate(zip(params_ours, params_theirs, strict=False)):
             assert_same(a.detach(), b.detach(), f"step {step}: parameter {i}")
         expected = {**torch_optimizer.state_dict(), "param_groups": param_groups}
         assert_same(our_optimizer.state_dict(), expected, f"step {step}: state_dict")
@@ -199,9 +228,12 @@ def error_configs():
     cases = []
     for info in optim_db:
         for dtype in (torch.float32,):
-            for i, error in enumerate(info.optim_error_inputs_func("cpu", dtype) if info.optim_error_inputs_func
-                                      else []):
-                cases.append(pytest.param(info, dtype, i, id=f"{info.name}-{error.optimizer_error_input.desc}"))
+            for i, error in enumerate(
+                info.optim_error_inputs_func("cpu", dtype) if info.optim_error_inputs_func else []
+            ):
+                cases.append(
+                    pytest.param(info, dtype, i, id=f"{info.name}-{error.optimizer_error_input.desc}")
+                )
     return cases
 
 
@@ -230,11 +262,12 @@ def test_error_input_matches_torch(info, dtype, index):
     _, their_error, their_message, their_warnings = outcome(lambda: attempt(info.optim_cls))
     _, our_error, our_message, our_warnings = outcome(lambda: attempt(our_cls))
     if issubclass(error.error_type, Warning):
-        assert any(re.search(error.error_regex, w) for w in their_warnings)   # the database describes torch
-        assert any(re.search(error.error_regex, w) for w in our_warnings), \
+        assert any(re.search(error.error_regex, w) for w in their_warnings)  # the database describes torch
+        assert any(re.search(error.error_regex, w) for w in our_warnings), (
             f"expected a warning matching {error.error_regex!r}, got {our_warnings}"
+        )
         return
-    assert their_error is error.error_type                                   # the database describes torch
+    assert their_error is error.error_type  # the database describes torch
     if elementwise and config.desc in ACCEPTED_ON_PURPOSE:
         assert our_error is None, our_message
     elif elementwise and config.desc in REFUSED_ON_BROADCAST:

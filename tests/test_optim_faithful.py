@@ -15,19 +15,32 @@ from optbench.optimizers.registry import TORCH_ALGORITHMS as ALGORITHMS
 
 NAMES = sorted(ALGORITHMS)
 # the param-group keys torch has added over the years; an older checkpoint may lack any of them
-LATER_KEYS = ("maximize", "foreach", "capturable", "differentiable", "fused", "amsgrad",
-              "decoupled_weight_decay", "nesterov", "momentum", "centered")
+LATER_KEYS = (
+    "maximize",
+    "foreach",
+    "capturable",
+    "differentiable",
+    "fused",
+    "amsgrad",
+    "decoupled_weight_decay",
+    "nesterov",
+    "momentum",
+    "centered",
+)
 
 
 def make_params(algorithm, dtype=torch.float32, seed=0):
     generator = torch.Generator().manual_seed(seed)
-    return [torch.randn(shape, generator=generator, dtype=torch.float64).to(dtype).requires_grad_()
-            for shape in algorithm.param_shapes[:2]]
+    return [
+        torch.randn(shape, generator=generator, dtype=torch.float64).to(dtype).requires_grad_()
+        for shape in algorithm.param_shapes[:2]
+    ]
 
 
 def train(optimizer, params, algorithm, steps, start=0):
     """`steps` steps on Σ ½(k+1)θ² + sin(3θ) (k: the step's index), torch's usual loop."""
     for k in range(start, start + steps):
+
         def closure():
             optimizer.zero_grad()
             loss = sum(((0.5 * (k + 1)) * p.float() ** 2 + torch.sin(3 * p.float())).sum() for p in params)
@@ -36,6 +49,7 @@ def train(optimizer, params, algorithm, steps, start=0):
                 for p in params:
                     p.grad = p.grad.to_sparse()
             return loss
+
         if algorithm.name == "lbfgs":
             optimizer.step(closure)
         else:
@@ -44,7 +58,7 @@ def train(optimizer, params, algorithm, steps, start=0):
 
 
 def assert_same_run(our_params, their_params, our_optimizer, their_optimizer):
-    for a, b in zip(our_params, their_params):
+    for a, b in zip(our_params, their_params, strict=False):
         torch.testing.assert_close(a.detach(), b.detach(), rtol=0, atol=0)
     torch.testing.assert_close(our_optimizer.state_dict(), their_optimizer.state_dict(), rtol=0, atol=0)
 
@@ -95,7 +109,7 @@ def test_older_checkpoint_resumes_like_torch(name):
         runs.append((resumed_params, optimizer))
     (our_params, our_optimizer), (their_params, their_optimizer) = runs
     assert_same_run(our_params, their_params, our_optimizer, their_optimizer)
-    if name in ("sgd", "adam", "rmsprop", "adagrad"):   # the issue's examples: torch fills some keys
+    if name in ("sgd", "adam", "rmsprop", "adagrad"):  # the issue's examples: torch fills some keys
         assert keys
 
 
@@ -131,6 +145,7 @@ def test_pickled_optimizer_resumes_like_the_original(name):
 
 # ---- differentiable=True -------------------------------------------------------------------------
 
+
 def takes(cls, argument):
     return argument in inspect.signature(cls.__init__).parameters
 
@@ -142,11 +157,16 @@ def gradients_through_steps(cls, algorithm, combo, steps, lr_requires_grad):
     """d(Σ_i w_i θ_i after `steps` steps) / d(θ_0, g_1..g_steps[, lr]) with differentiable=True."""
     generator = torch.Generator().manual_seed(3)
     theta_0 = torch.randn(3, 2, generator=generator, dtype=torch.float64, requires_grad=True)
-    grads = [torch.randn(3, 2, generator=generator, dtype=torch.float64, requires_grad=True)
-             for _ in range(steps)]
+    grads = [
+        torch.randn(3, 2, generator=generator, dtype=torch.float64, requires_grad=True) for _ in range(steps)
+    ]
     hparams = {**algorithm.test_hparams, **combo}
-    lr = torch.tensor(hparams["lr"], dtype=torch.float64, requires_grad=True) if lr_requires_grad else hparams["lr"]
-    theta = theta_0.clone()          # not a leaf: the step changes it in place, autograd records it
+    lr = (
+        torch.tensor(hparams["lr"], dtype=torch.float64, requires_grad=True)
+        if lr_requires_grad
+        else hparams["lr"]
+    )
+    theta = theta_0.clone()  # not a leaf: the step changes it in place, autograd records it
     optimizer = cls([theta], **{**hparams, "lr": lr}, differentiable=True)
     for g in grads:
         theta.grad = g
@@ -175,16 +195,18 @@ def test_differentiable_step_gives_torchs_gradients(name, float64_default):
         for steps in (1, 2):
             for lr_requires_grad in (False, True):
                 try:
-                    expected = gradients_through_steps(algorithm.theirs, algorithm, combo, steps, lr_requires_grad)
+                    expected = gradients_through_steps(
+                        algorithm.theirs, algorithm, combo, steps, lr_requires_grad
+                    )
                 except (RuntimeError, TypeError):
-                    continue   # torch cannot differentiate this case (e.g. a tensor lr its kernel refuses)
+                    continue  # torch cannot differentiate this case (e.g. a tensor lr its kernel refuses)
                 got = gradients_through_steps(algorithm.ours, algorithm, combo, steps, lr_requires_grad)
-                for e, o in zip(expected, got):
+                for e, o in zip(expected, got, strict=False):
                     assert (e is None) == (o is None)
                     if e is not None:
                         torch.testing.assert_close(o, e)
                 compared += 1
-    assert compared >= 3   # at least the three flag combinations, one step each
+    assert compared >= 3  # at least the three flag combinations, one step each
 
 
 def test_differentiable_sgd_example_from_the_issue():
@@ -226,8 +248,9 @@ def outcome(action):
 
 
 @pytest.mark.parametrize("name", FUSED)
-@pytest.mark.parametrize("device, dtype", [("meta", torch.float32), ("cpu", torch.complex64),
-                                           ("cpu", torch.int64)])
+@pytest.mark.parametrize(
+    "device, dtype", [("meta", torch.float32), ("cpu", torch.complex64), ("cpu", torch.int64)]
+)
 def test_fused_refuses_what_torch_refuses(name, device, dtype):
     algorithm = ALGORITHMS[name]
 
@@ -256,10 +279,12 @@ def test_fused_keeps_step_as_torch_under_a_float64_default(name):
     finally:
         torch.set_default_dtype(previous)
     (our_params, our_optimizer), (their_params, their_optimizer) = runs
-    for a, b in zip(our_params, their_params):
+    for a, b in zip(our_params, their_params, strict=False):
         torch.testing.assert_close(a, b)
     steps = [(s["step"].dtype, s["step"].device) for s in our_optimizer.state.values() if "step" in s]
-    assert steps == [(s["step"].dtype, s["step"].device) for s in their_optimizer.state.values() if "step" in s]
+    assert steps == [
+        (s["step"].dtype, s["step"].device) for s in their_optimizer.state.values() if "step" in s
+    ]
 
 
 @pytest.mark.parametrize("name", FUSED)
@@ -268,7 +293,9 @@ def test_fused_with_differentiable_or_foreach_refused_as_torch(name):
     for other in ("differentiable", "foreach"):
         expected = outcome(lambda: algorithm.theirs(make_params(algorithm), fused=True, **{other: True}))
         assert expected is not None
-        assert outcome(lambda: algorithm.ours(make_params(algorithm), fused=True, **{other: True})) == expected
+        assert (
+            outcome(lambda: algorithm.ours(make_params(algorithm), fused=True, **{other: True})) == expected
+        )
 
 
 CAPTURABLE = [name for name in NAMES if takes(ALGORITHMS[name].theirs, "capturable")]
@@ -290,14 +317,17 @@ def test_capturable_on_the_cpu_refused_as_torch(name):
 
 # ---- tensor hyperparameters ---------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("name", NAMES)
 def test_one_element_lr_of_any_shape_is_a_number_as_in_torch(name):
     algorithm = ALGORITHMS[name]
-    lr = torch.tensor([[algorithm.test_hparams["lr"]]])          # shape [1, 1], on every parameter
+    lr = torch.tensor([[algorithm.test_hparams["lr"]]])  # shape [1, 1], on every parameter
     runs = []
     for cls in (algorithm.ours, algorithm.theirs):
         params = make_params(algorithm)
-        result = outcome(lambda: runs.append((params, cls(params, **{**algorithm.test_hparams, "lr": lr.clone()}))))
+        result = outcome(
+            lambda: runs.append((params, cls(params, **{**algorithm.test_hparams, "lr": lr.clone()})))
+        )
         if result is None:
             result = outcome(lambda: train(runs[-1][1], params, algorithm, 3))
         runs.append(result)
@@ -322,6 +352,7 @@ def test_a_tensor_that_cannot_broadcast_is_refused_at_construction(name):
 
 # ---- low precision --------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 @pytest.mark.parametrize("name", NAMES)
 def test_low_precision_equals_torch_bit_for_bit(name, dtype):
@@ -335,9 +366,10 @@ def test_low_precision_equals_torch_bit_for_bit(name, dtype):
             runs.append((outcome(lambda: train(optimizer, params, algorithm, 6)), params))
         (our_error, our_params), (their_error, their_params) = runs
         assert our_error == their_error, combo
-        for a, b in zip(our_params, their_params):
-            torch.testing.assert_close(a.detach(), b.detach(), rtol=0, atol=0, equal_nan=True,
-                                       msg=lambda m: f"{combo}: {m}")
+        for a, b in zip(our_params, their_params, strict=False):
+            torch.testing.assert_close(
+                a.detach(), b.detach(), rtol=0, atol=0, equal_nan=True, msg=lambda m: f"{combo}: {m}"
+            )
 
 
 def test_muon_nesterov_bfloat16_matches_torch_after_ten_steps():
@@ -347,11 +379,12 @@ def test_muon_nesterov_bfloat16_matches_torch_after_ten_steps():
         params = make_params(algorithm, torch.bfloat16, seed=2)
         train(cls(params, lr=0.02, momentum=0.9, nesterov=True), params, algorithm, 10)
         runs.append(params)
-    for a, b in zip(*runs):
+    for a, b in zip(*runs, strict=False):
         torch.testing.assert_close(a.detach(), b.detach(), rtol=0, atol=0)
 
 
 # ---- the objects themselves -----------------------------------------------------------------------
+
 
 def test_help_shows_the_pseudocode_and_dir_lists_the_classes():
     text = pydoc.render_doc(ours.Adam, renderer=pydoc.plaintext)
@@ -359,5 +392,6 @@ def test_help_shows_the_pseudocode_and_dir_lists_the_classes():
     assert "AdamW" in ours.AdamW.__doc__ and "θ_t ← θ_{t-1} - γ λ θ_{t-1}" in ours.AdamW.__doc__
     for algorithm in ALGORITHMS.values():
         assert algorithm.class_name in dir(ours)
-        assert algorithm.ours.__doc__.startswith(algorithm.ours.__module__ and inspect.getmodule(
-            algorithm.ours).__doc__[:40])
+        assert algorithm.ours.__doc__.startswith(
+            algorithm.ours.__module__ and inspect.getmodule(algorithm.ours).__doc__[:40]
+        )

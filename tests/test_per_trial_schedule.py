@@ -14,7 +14,7 @@ STEPS = 12
 
 # One way to build each scheduler class of torch 2.13 (composites included).
 SCHEDULERS = {
-    "LambdaLR": lambda opt: schedulers.LambdaLR(opt, lr_lambda=lambda epoch: 0.9 ** epoch),
+    "LambdaLR": lambda opt: schedulers.LambdaLR(opt, lr_lambda=lambda epoch: 0.9**epoch),
     "MultiplicativeLR": lambda opt: schedulers.MultiplicativeLR(opt, lr_lambda=lambda epoch: 0.95),
     "StepLR": lambda opt: schedulers.StepLR(opt, step_size=3, gamma=0.5),
     "MultiStepLR": lambda opt: schedulers.MultiStepLR(opt, milestones=[2, 5, 9], gamma=0.3),
@@ -22,11 +22,14 @@ SCHEDULERS = {
     "LinearLR": lambda opt: schedulers.LinearLR(opt, start_factor=0.2, total_iters=6),
     "ExponentialLR": lambda opt: schedulers.ExponentialLR(opt, gamma=0.8),
     "SequentialLR": lambda opt: schedulers.SequentialLR(
-        opt, [schedulers.ConstantLR(opt, factor=0.5, total_iters=3), schedulers.ExponentialLR(opt, gamma=0.9)],
-        milestones=[3]),
+        opt,
+        [schedulers.ConstantLR(opt, factor=0.5, total_iters=3), schedulers.ExponentialLR(opt, gamma=0.9)],
+        milestones=[3],
+    ),
     "CosineAnnealingLR": lambda opt: schedulers.CosineAnnealingLR(opt, T_max=5, eta_min=0.001),
     "ChainedScheduler": lambda opt: schedulers.ChainedScheduler(
-        [schedulers.ConstantLR(opt, factor=0.5, total_iters=4), schedulers.ExponentialLR(opt, gamma=0.9)]),
+        [schedulers.ConstantLR(opt, factor=0.5, total_iters=4), schedulers.ExponentialLR(opt, gamma=0.9)]
+    ),
     "ReduceLROnPlateau": lambda opt: schedulers.ReduceLROnPlateau(opt, patience=1, factor=0.5),
     "CyclicLR": lambda opt: schedulers.CyclicLR(opt, base_lr=0.01, max_lr=0.2, step_size_up=3),
     "CosineAnnealingWarmRestarts": lambda opt: schedulers.CosineAnnealingWarmRestarts(opt, T_0=4, T_mult=2),
@@ -36,10 +39,13 @@ SCHEDULERS = {
 
 
 def torch_scheduler_classes():
-    return sorted(name for name, cls in vars(schedulers).items()
-                  if inspect.isclass(cls) and (issubclass(cls, schedulers.LRScheduler)
-                                               or cls is schedulers.ReduceLROnPlateau)
-                  and name not in ("LRScheduler", "_LRScheduler"))
+    return sorted(
+        name
+        for name, cls in vars(schedulers).items()
+        if inspect.isclass(cls)
+        and (issubclass(cls, schedulers.LRScheduler) or cls is schedulers.ReduceLROnPlateau)
+        and name not in ("LRScheduler", "_LRScheduler")
+    )
 
 
 def test_every_torch_scheduler_class_is_covered():
@@ -79,9 +85,12 @@ def test_each_trial_follows_its_scalar_run(name):
     for step in range(STEPS):
         theta.grad = torch.ones_like(theta)
         optimizer.step()
-        schedule.step([plateau_metric(step, trial) for trial in range(len(LRS))]
-                      if name == "ReduceLROnPlateau" else None)
-        assert optimizer.param_groups[0]["lr"] is lr              # written in place, row by row
+        schedule.step(
+            [plateau_metric(step, trial) for trial in range(len(LRS))]
+            if name == "ReduceLROnPlateau"
+            else None
+        )
+        assert optimizer.param_groups[0]["lr"] is lr  # written in place, row by row
         torch.testing.assert_close(lr.view(-1), schedule.last_lr()[0], rtol=0, atol=0)
         lrs.append(schedule.last_lr()[0])
         momenta.append(optimizer.param_groups[0]["momentum"])
@@ -94,10 +103,17 @@ def test_each_trial_follows_its_scalar_run(name):
 
 def test_trials_are_counted_from_tensor_hyperparameters():
     theta = torch.zeros(4, 2)
-    assert trial_count(ours.Adam([theta], lr=torch.full((4, 1), 0.1), betas=(torch.full((4, 1), 0.9), 0.99))) == 4
+    assert (
+        trial_count(ours.Adam([theta], lr=torch.full((4, 1), 0.1), betas=(torch.full((4, 1), 0.9), 0.99)))
+        == 4
+    )
     assert trial_count(ours.Adam([theta], lr=0.1)) == 1
-    two_sizes = ours.Adam([{"params": [theta], "lr": torch.full((4, 1), 0.1)},
-                           {"params": [torch.zeros(2, 2)], "lr": torch.full((2, 1), 0.1)}])
+    two_sizes = ours.Adam(
+        [
+            {"params": [theta], "lr": torch.full((4, 1), 0.1)},
+            {"params": [torch.zeros(2, 2)], "lr": torch.full((2, 1), 0.1)},
+        ]
+    )
     with pytest.raises(ValueError, match=r"disagree on the number of trials: \[2, 4\]"):
         trial_count(two_sizes)
 

@@ -71,8 +71,12 @@ def imported_modules(path: Path) -> set[str]:
 @pytest.mark.parametrize("path", sorted(PLOTS.glob("*.py")), ids=lambda path: path.name)
 def test_plots_import_no_runner_and_no_sweep_code(path):
     # the one list of sweep setting columns is a schema, shared with the plots on purpose
-    runners = [name for name in imported_modules(path) if name != "optbench.sweeps.columns"
-               and name.startswith(("optbench.runners", "optbench.sweeps", "optbench.experiments"))]
+    runners = [
+        name
+        for name in imported_modules(path)
+        if name != "optbench.sweeps.columns"
+        and name.startswith(("optbench.runners", "optbench.sweeps", "optbench.experiments"))
+    ]
     assert not runners, f"{path.name} imports {runners}"
 
 

@@ -5,8 +5,14 @@ import pandas as pd
 import pytest
 import torch
 
-from optbench.runners.regression import (TRUE_B, TRUE_W, least_squares, linear_regression,
-                                         make_linear_data, scalar_trace)
+from optbench.runners.regression import (
+    TRUE_B,
+    TRUE_W,
+    least_squares,
+    linear_regression,
+    make_linear_data,
+    scalar_trace,
+)
 
 
 def test_scalar_trace_reproduces_the_worked_example():
@@ -34,7 +40,7 @@ def test_least_squares_matches_numpy_and_the_generating_parameters():
     assert solution["w"] + [solution["b"]] == pytest.approx(expected.tolist(), abs=1e-10)
     assert solution["w"] == pytest.approx(TRUE_W, abs=2e-3)
     assert solution["b"] == pytest.approx(TRUE_B, abs=2e-3)
-    assert solution["loss"] == pytest.approx(1e-4, rel=0.2)   # noise variance 0.01^2
+    assert solution["loss"] == pytest.approx(1e-4, rel=0.2)  # noise variance 0.01^2
 
 
 @pytest.mark.parametrize("spec", ["sgd", "momentum:lr=0.01", "adam:lr=0.05"])
@@ -60,6 +66,7 @@ def test_linear_regression_is_reproducible_and_records_divergence():
 
 def test_linear_regression_rejects_a_batch_larger_than_the_data():
     from optbench.errors import OptbenchError
+
     with pytest.raises(OptbenchError, match="batch size 5000"):
         linear_regression("sgd", batch_size=5000)
 
@@ -73,7 +80,9 @@ def test_full_batch_sgd_is_gradient_descent_on_the_quadratic():
     hessian = 2 / 200 * design.T @ design
     optimum = torch.tensor(least_squares(data)["w"] + [least_squares(data)["b"]], dtype=torch.float64)
     contraction = torch.eye(3, dtype=torch.float64) - lr * hessian
-    expected = optimum + torch.linalg.matrix_power(contraction, steps) @ (torch.zeros(3, dtype=torch.float64) - optimum)
+    expected = optimum + torch.linalg.matrix_power(contraction, steps) @ (
+        torch.zeros(3, dtype=torch.float64) - optimum
+    )
     last = table.iloc[-1]
     assert [last["w0"], last["w1"], last["b"]] == pytest.approx(expected.tolist(), abs=1e-10)
 

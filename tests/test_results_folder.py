@@ -31,19 +31,20 @@ def test_files_respect_the_umask(tmp_path, umask_022):
 
 def test_a_folder_holds_one_run(tmp_path):
     folder = tmp_path / "run"
-    tuned = optbench.compare(["sgd"], "bowl", steps=5,
-                             tune=plan_tuning(["sgd"], "bowl", ranges={"lr": "0.1:1:3"}))
+    tuned = optbench.compare(
+        ["sgd"], "bowl", steps=5, tune=plan_tuning(["sgd"], "bowl", ranges={"lr": "0.1:1:3"})
+    )
     tuned.save(folder)
     assert (folder / "tuning.parquet").exists()
     (folder / "notes.txt").write_text("mine")
     plain = optbench.compare(["adam"], "bowl", steps=5)
     with pytest.raises(OptbenchError, match="different run.*--force"):
         plain.save(folder)
-    assert (folder / "tuning.parquet").exists()                     # refused: nothing touched
+    assert (folder / "tuning.parquet").exists()  # refused: nothing touched
     plain.save(folder, force=True)
     assert not (folder / "tuning.parquet").exists() and not (folder / "tuned.parquet").exists()
-    assert (folder / "notes.txt").read_text() == "mine"             # only what optbench wrote goes
+    assert (folder / "notes.txt").read_text() == "mine"  # only what optbench wrote goes
     (folder / "loss.pdf").write_bytes(b"stale figure of this run")
-    plain.save(folder)                                              # the same run again: replaced, no leftovers
+    plain.save(folder)  # the same run again: replaced, no leftovers
     assert not (folder / "loss.pdf").exists() and (folder / "metrics.parquet").exists()
     assert optbench.load(folder).meta["optimizers"] == ["adam"]

@@ -27,13 +27,16 @@ def test_torch_prefix_builds_torch_class_and_presets_resolve():
     assert parse_optimizer("nesterov").resolved()["nesterov"] is True
 
 
-@pytest.mark.parametrize("text, message", [
-    ("adma", "did you mean 'adam'"),
-    ("adam:lr=abc", "not a number"),
-    ("adam:lr", "expected name=value"),
-    ("adam:lrr=0.1", "did you mean 'lr'"),
-    ("sgd:momentum=0.9,", None),  # a trailing comma is harmless
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("adma", "did you mean 'adam'"),
+        ("adam:lr=abc", "not a number"),
+        ("adam:lr", "expected name=value"),
+        ("adam:lrr=0.1", "did you mean 'lr'"),
+        ("sgd:momentum=0.9,", None),  # a trailing comma is harmless
+    ],
+)
 def test_malformed_specs_are_user_errors(text, message):
     if message is None:
         assert parse_optimizer(text).hparams == {"momentum": 0.9}
@@ -55,7 +58,7 @@ def test_number_lists_and_ranges():
         with pytest.raises(OptbenchError):
             parse_number_list(bad, int, "batch size", positive=True)
     lrs = parse_range("1e-4:1:5")
-    assert lrs == pytest.approx([1e-4, 1e-3, 1e-2, 1e-1, 1.0])        # log by default over decades
+    assert lrs == pytest.approx([1e-4, 1e-3, 1e-2, 1e-1, 1.0])  # log by default over decades
     assert parse_range("0:0.9:4") == pytest.approx([0, 0.3, 0.6, 0.9])  # linear from zero
     for bad in ("1:0:5", "0:1:1", "a:b:3", "1:2", "0:1:3:cubic"):
         with pytest.raises(OptbenchError):
@@ -105,15 +108,28 @@ def test_unwritable_output_folder_is_reported(tmp_path):
         results.output_folder(blocker / "sub", "compare")
 
 
-@pytest.mark.parametrize("text", ["sgd", "momentum:lr=0.05", "torch:adam:betas=0.9/0.99,lr=1e-3,amsgrad=true",
-                                  "lbfgs:line_search_fn=strong_wolfe,history_size=5", "adagrad:lr=1e-2,eps=1e-10"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "sgd",
+        "momentum:lr=0.05",
+        "torch:adam:betas=0.9/0.99,lr=1e-3,amsgrad=true",
+        "lbfgs:line_search_fn=strong_wolfe,history_size=5",
+        "adagrad:lr=1e-2,eps=1e-10",
+    ],
+)
 def test_to_text_parses_back_to_the_same_optimizer(text):
     spec = parse_optimizer(text)
     again = parse_optimizer(spec.to_text())
-    assert (again.algorithm.name, dict(again.hparams), again.use_torch) == \
-        (spec.algorithm.name, dict(spec.hparams), spec.use_torch)
-    assert again.build([torch.zeros(2, requires_grad=True)]).defaults == \
-        spec.build([torch.zeros(2, requires_grad=True)]).defaults
+    assert (again.algorithm.name, dict(again.hparams), again.use_torch) == (
+        spec.algorithm.name,
+        dict(spec.hparams),
+        spec.use_torch,
+    )
+    assert (
+        again.build([torch.zeros(2, requires_grad=True)]).defaults
+        == spec.build([torch.zeros(2, requires_grad=True)]).defaults
+    )
 
 
 def test_a_spec_is_frozen_hashable_and_pickles_for_spawned_processes():

@@ -24,12 +24,15 @@ def test_gradient_descent_on_quadratic_matches_closed_form():
     expected_y = 20.0 * (1 - lr * 20) ** t
     torch.testing.assert_close(torch.tensor(table["x"].to_numpy()), expected_x)
     torch.testing.assert_close(torch.tensor(table["y"].to_numpy()), expected_y)
-    torch.testing.assert_close(torch.tensor(table["loss"].to_numpy()), expected_x ** 2 + 10 * expected_y ** 2)
+    torch.testing.assert_close(torch.tensor(table["loss"].to_numpy()), expected_x**2 + 10 * expected_y**2)
     metrics = run.metrics.iloc[0]
     # steps to tolerance: first t with f_t <= 1e-6 f_0 (y vanishes after one step at lr=0.05)
-    f = expected_x ** 2 + 10 * expected_y ** 2
-    assert metrics["steps_to_tolerance"] == int(torch.nonzero(f <= 1e-6 * f[0])[0]) if (f <= 1e-6 * f[0]).any() \
+    f = expected_x**2 + 10 * expected_y**2
+    assert (
+        metrics["steps_to_tolerance"] == int(torch.nonzero(f <= 1e-6 * f[0])[0])
+        if (f <= 1e-6 * f[0]).any()
         else math.isnan(metrics["steps_to_tolerance"])
+    )
     path = (torch.diff(expected_x) ** 2 + torch.diff(expected_y) ** 2).sqrt().sum()
     assert metrics["path_length"] == pytest.approx(float(path))
 
@@ -44,8 +47,16 @@ def test_quadratic_n_dim_gradient_descent_closed_form():
     assert {"x0", "x7"} <= set(run.trajectory.columns) and "y" not in run.trajectory.columns
 
 
-SPECS = ["sgd", "momentum", "nesterov", "adam", "adam:amsgrad=true", "adamw", "rmsprop:centered=true,momentum=0.5",
-         "adagrad"]
+SPECS = [
+    "sgd",
+    "momentum",
+    "nesterov",
+    "adam",
+    "adam:amsgrad=true",
+    "adamw",
+    "rmsprop:centered=true,momentum=0.5",
+    "adagrad",
+]
 
 
 @pytest.mark.parametrize("text", SPECS)
@@ -54,22 +65,32 @@ def test_batched_equals_separate_single_trial_runs(text):
     starts = random_starts(surface, 5, seed=1)
     batched = run_surface(parse_optimizer(text), surface, starts, 40).trajectory
     for trial in range(5):
-        alone = run_surface(parse_optimizer(text), surface, starts[trial:trial + 1], 40).trajectory
+        alone = run_surface(parse_optimizer(text), surface, starts[trial : trial + 1], 40).trajectory
         mine = batched[batched["trial"] == trial]
-        torch.testing.assert_close(torch.tensor(mine[["x", "y", "loss"]].to_numpy()),
-                                   torch.tensor(alone[["x", "y", "loss"]].to_numpy()), rtol=1e-12, atol=1e-12, equal_nan=True)
+        torch.testing.assert_close(
+            torch.tensor(mine[["x", "y", "loss"]].to_numpy()),
+            torch.tensor(alone[["x", "y", "loss"]].to_numpy()),
+            rtol=1e-12,
+            atol=1e-12,
+            equal_nan=True,
+        )
 
 
 def test_grid_equals_separate_runs_at_each_cell():
     surface = get_surface("elliptic")
     lrs, momenta = torch.tensor([0.01, 0.05, 0.09]), torch.tensor([0.0, 0.5, 0.9])
     start = torch.tensor([surface.start] * 3, dtype=torch.float64)
-    grid = run_surface(parse_optimizer("sgd"), surface, start, 25, grid={"lr": lrs, "momentum": momenta}).metrics
+    grid = run_surface(
+        parse_optimizer("sgd"), surface, start, 25, grid={"lr": lrs, "momentum": momenta}
+    ).metrics
     for i in range(3):
-        alone = run_surface(parse_optimizer(f"sgd:lr={lrs[i]:.17g},momentum={momenta[i]:.17g}"), surface,
-                            start[:1], 25).metrics
+        alone = run_surface(
+            parse_optimizer(f"sgd:lr={lrs[i]:.17g},momentum={momenta[i]:.17g}"), surface, start[:1], 25
+        ).metrics
         assert grid["final_loss"][i] == pytest.approx(alone["final_loss"][0], rel=1e-12)
-    assert list(grid["lr"]) == pytest.approx(lrs.tolist()) and list(grid["momentum"]) == pytest.approx(momenta.tolist())
+    assert list(grid["lr"]) == pytest.approx(lrs.tolist()) and list(grid["momentum"]) == pytest.approx(
+        momenta.tolist()
+    )
 
 
 def test_grid_over_betas_equals_separate_runs():
@@ -78,7 +99,9 @@ def test_grid_over_betas_equals_separate_runs():
     start = torch.tensor([surface.start] * 3, dtype=torch.float64)
     grid = run_surface(parse_optimizer("adam"), surface, start, 20, grid={"beta1": beta1}).metrics
     for i in range(3):
-        alone = run_surface(parse_optimizer(f"adam:betas={beta1[i]:.17g}/0.999"), surface, start[:1], 20).metrics
+        alone = run_surface(
+            parse_optimizer(f"adam:betas={beta1[i]:.17g}/0.999"), surface, start[:1], 20
+        ).metrics
         assert grid["final_loss"][i] == pytest.approx(alone["final_loss"][0], rel=1e-12)
 
 
@@ -89,16 +112,22 @@ def test_ours_equals_torch_optim_on_surfaces(name, surface_name):
     starts = random_starts(surface, 4, seed=2)
     ours = run_surface(parse_optimizer(name), surface, starts, 60).trajectory
     theirs = run_surface(parse_optimizer(f"torch:{name}"), surface, starts, 60).trajectory
-    torch.testing.assert_close(torch.tensor(ours[["x", "y", "loss"]].to_numpy()),
-                               torch.tensor(theirs[["x", "y", "loss"]].to_numpy()), rtol=1e-9, atol=1e-9,
-                               equal_nan=True)
+    torch.testing.assert_close(
+        torch.tensor(ours[["x", "y", "loss"]].to_numpy()),
+        torch.tensor(theirs[["x", "y", "loss"]].to_numpy()),
+        rtol=1e-9,
+        atol=1e-9,
+        equal_nan=True,
+    )
 
 
 def test_same_seed_identical_tables_with_noise():
     surface = get_surface("bowl")
     starts = random_starts(surface, 6, seed=4)
     first = run_surface(parse_optimizer("adam"), surface, starts, 30, noise=0.5, seed=4)
-    again = run_surface(parse_optimizer("adam"), surface, random_starts(surface, 6, seed=4), 30, noise=0.5, seed=4)
+    again = run_surface(
+        parse_optimizer("adam"), surface, random_starts(surface, 6, seed=4), 30, noise=0.5, seed=4
+    )
     other = run_surface(parse_optimizer("adam"), surface, starts, 30, noise=0.5, seed=5)
     pd.testing.assert_frame_equal(first.trajectory, again.trajectory)
     pd.testing.assert_frame_equal(first.metrics, again.metrics)
@@ -111,12 +140,14 @@ def test_divergence_is_recorded_not_raised():
     run = run_surface(parse_optimizer("sgd:lr=0.5"), surface, torch.tensor([surface.start]), 1000)
     metrics = run.metrics.iloc[0]
     t = torch.arange(1001, dtype=torch.float64)
-    f = (40.0 * 0.0 ** t) ** 2 + 10 * (20.0 * (-9.0) ** t) ** 2
-    expected = int(torch.nonzero(~(f <= 1e3 * (f[0] + 1)))[0])      # f - f_min beyond 10^3 (f_0 + 1)
+    f = (40.0 * 0.0**t) ** 2 + 10 * (20.0 * (-9.0) ** t) ** 2
+    expected = int(torch.nonzero(~(f <= 1e3 * (f[0] + 1)))[0])  # f - f_min beyond 10^3 (f_0 + 1)
     assert metrics["diverged"] and metrics["diverged_at"] == expected
     assert run.trajectory["diverged"].iloc[-1] and not run.trajectory["diverged"].iloc[0]
     assert math.isnan(metrics["path_length"])
-    assert run.trajectory["loss"].isna().any() or not torch.isfinite(torch.tensor(run.trajectory["loss"])).all()
+    assert (
+        run.trajectory["loss"].isna().any() or not torch.isfinite(torch.tensor(run.trajectory["loss"])).all()
+    )
 
 
 def test_unbounded_surface_diverges_only_on_overflow():
@@ -136,7 +167,7 @@ def test_recording_strides_when_large(monkeypatch):
     assert strided.record_every == 2
     steps = sorted(strided.trajectory["step"].unique())
     assert steps[:3] == [0, 2, 4] and steps[-1] == 99
-    monkeypatch.setattr(runner, "MAX_RECORDED_POINTS", 10 ** 6)
+    monkeypatch.setattr(runner, "MAX_RECORDED_POINTS", 10**6)
     full = run_surface(parse_optimizer("adam"), surface, starts, 99)
     # metrics use every step, whatever is kept in the table
     pd.testing.assert_frame_equal(strided.metrics, full.metrics)
@@ -146,7 +177,7 @@ def test_metric_chunks_do_not_change_metrics(monkeypatch):
     surface = get_surface("rosenbrock")
     starts = random_starts(surface, 3, seed=0)
     whole = run_surface(parse_optimizer("adam"), surface, starts, 50).metrics
-    monkeypatch.setattr(recorder, "BUFFER_ELEMENTS", 20)   # fold every few steps
+    monkeypatch.setattr(recorder, "BUFFER_ELEMENTS", 20)  # fold every few steps
     chunked = run_surface(parse_optimizer("adam"), surface, starts, 50).metrics
     pd.testing.assert_frame_equal(whole, chunked)
 
@@ -157,11 +188,12 @@ def test_per_trial_algorithms_get_their_own_parameter():
     batched = run_surface(parse_optimizer("torch:lbfgs:lr=0.5"), surface, starts, 5)
     assert batched.per_trial
     for trial in range(3):
-        alone = run_surface(parse_optimizer("torch:lbfgs:lr=0.5"), surface, starts[trial:trial + 1], 5)
+        alone = run_surface(parse_optimizer("torch:lbfgs:lr=0.5"), surface, starts[trial : trial + 1], 5)
         mine = batched.trajectory[batched.trajectory["trial"] == trial]
-        torch.testing.assert_close(torch.tensor(mine[["x", "y"]].to_numpy()),
-                                   torch.tensor(alone.trajectory[["x", "y"]].to_numpy()))
-    assert batched.metrics["final_loss"].max() < 1e-6   # LBFGS solves Rosenbrock in a few steps
+        torch.testing.assert_close(
+            torch.tensor(mine[["x", "y"]].to_numpy()), torch.tensor(alone.trajectory[["x", "y"]].to_numpy())
+        )
+    assert batched.metrics["final_loss"].max() < 1e-6  # LBFGS solves Rosenbrock in a few steps
 
 
 def test_bad_grid_and_steps_are_user_errors():

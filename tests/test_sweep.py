@@ -20,9 +20,18 @@ from optbench.sweeps.store import SweepStore
 def cell_path(folder, key):
     return SweepStore(folder).cell_path(key)
 
-SURFACE = SweepSpec(batch_sizes=(1, 4, 16), lr_scales=("linear", "sqrt", "none"), optimizers=("sgd",),
-                    task="surface:elliptic", steps=60, noise=20.0, base_lr=0.005, target_loss=50.0)
-VOLATILE = ["wall_time", "samples_per_s"]   # timings: the only columns allowed to differ between runs
+
+SURFACE = SweepSpec(
+    batch_sizes=(1, 4, 16),
+    lr_scales=("linear", "sqrt", "none"),
+    optimizers=("sgd",),
+    task="surface:elliptic",
+    steps=60,
+    noise=20.0,
+    base_lr=0.005,
+    target_loss=50.0,
+)
+VOLATILE = ["wall_time", "samples_per_s"]  # timings: the only columns allowed to differ between runs
 
 
 def test_lr_rules_match_their_formulas():
@@ -32,8 +41,11 @@ def test_lr_rules_match_their_formulas():
     cells = expand(SURFACE)
     assert len(cells) == 3 * 3
     for cell in cells:
-        expected = {"linear": 0.005 * cell.batch_size, "sqrt": 0.005 * math.sqrt(cell.batch_size),
-                    "none": 0.005}[cell.lr_scale]
+        expected = {
+            "linear": 0.005 * cell.batch_size,
+            "sqrt": 0.005 * math.sqrt(cell.batch_size),
+            "none": 0.005,
+        }[cell.lr_scale]
         assert cell.lr == pytest.approx(expected)
         assert dict(cell.optimizer_hparams)["lr"] == pytest.approx(expected)
 
@@ -54,8 +66,10 @@ def test_cell_keys_do_not_depend_on_order_or_spelling():
     b = expand(replace(SURFACE, optimizers=("sgd:momentum=0.9",)))
     c = expand(replace(SURFACE, optimizers=("sgd",), hparams={"momentum": [0.9]}))
     assert {x.key for x in a} == {x.key for x in b} == {x.key for x in c}
-    assert expand(replace(SURFACE, hparams={"momentum": [0]}))[0].key == \
-        expand(replace(SURFACE, hparams={"momentum": [0.0]}))[0].key
+    assert (
+        expand(replace(SURFACE, hparams={"momentum": [0]}))[0].key
+        == expand(replace(SURFACE, hparams={"momentum": [0.0]}))[0].key
+    )
     # ...while any real change makes a different cell
     assert not {x.key for x in base} & {x.key for x in expand(replace(SURFACE, steps=61))}
 
@@ -93,7 +107,7 @@ def test_changed_spec_is_refused_unless_forced(tmp_path):
     with pytest.raises(OptbenchError, match="different sweep .*batch_sizes.*--force"):
         run_sweep(replace(SURFACE, batch_sizes=(1, 4, 16, 64)), tmp_path)
     forced = run_sweep(replace(SURFACE, batch_sizes=(1, 4, 16, 64)), tmp_path, force=True)
-    assert len(forced.computed) == 3 and len(forced.skipped) == 9   # shared cells kept
+    assert len(forced.computed) == 3 and len(forced.skipped) == 9  # shared cells kept
     # the target is analysis only: changing it reruns nothing
     again = run_sweep(replace(SURFACE, batch_sizes=(1, 4, 16, 64), target_loss=10.0), tmp_path)
     assert again.computed == []
@@ -117,6 +131,7 @@ def test_crashing_cell_is_not_recorded(tmp_path, monkeypatch):
         if cell.batch_size == 4 and cell.lr_scale == "sqrt":
             raise RuntimeError("simulated crash")
         return real(cell, data_dir)
+
     monkeypatch.setitem(ADAPTERS, "surface", flaky)
     outcome = run_sweep(SURFACE, tmp_path)
     assert len(outcome.failed) == 1 and "simulated crash" in next(iter(outcome.failed.values()))
@@ -127,7 +142,9 @@ def test_crashing_cell_is_not_recorded(tmp_path, monkeypatch):
 
 
 def test_diverged_cell_is_a_result(tmp_path):
-    outcome = run_sweep(replace(SURFACE, batch_sizes=(64,), lr_scales=("linear",), base_batch_size=1), tmp_path)
+    outcome = run_sweep(
+        replace(SURFACE, batch_sizes=(64,), lr_scales=("linear",), base_batch_size=1), tmp_path
+    )
     assert outcome.failed == {} and bool(outcome.summary["diverged"].iloc[0])
 
 
@@ -139,8 +156,15 @@ def test_parallel_jobs_give_the_same_table(tmp_path):
 
 
 def test_training_cell_on_digits(tmp_path):
-    spec = SweepSpec(batch_sizes=(32, 128), lr_scales=("linear",), optimizers=("momentum",), steps=12,
-                     base_lr=0.01, target_accuracy=0.2, device="cpu")
+    spec = SweepSpec(
+        batch_sizes=(32, 128),
+        lr_scales=("linear",),
+        optimizers=("momentum",),
+        steps=12,
+        base_lr=0.01,
+        target_accuracy=0.2,
+        device="cpu",
+    )
     outcome = run_sweep(spec, tmp_path)
     summary = outcome.summary.sort_values("batch_size")
     assert summary["steps"].tolist() == [12, 12]
@@ -153,14 +177,21 @@ def test_training_cell_on_digits(tmp_path):
 def test_training_cells_evaluate_within_epochs(tmp_path):
     """Steps-to-target needs evaluations between epoch ends: `evaluations` per cell, evenly spaced,
     every step by default for short budgets; the number is part of the cell key."""
-    spec = SweepSpec(batch_sizes=(32,), lr_scales=("none",), optimizers=("momentum",), steps=12,
-                     base_lr=0.01, device="cpu", evaluations=4)
+    spec = SweepSpec(
+        batch_sizes=(32,),
+        lr_scales=("none",),
+        optimizers=("momentum",),
+        steps=12,
+        base_lr=0.01,
+        device="cpu",
+        evaluations=4,
+    )
     outcome = run_sweep(spec, tmp_path)
     evaluated = outcome.table.dropna(subset=["eval_accuracy"])
     assert evaluated["step"].tolist() == [3, 6, 9, 12]
     assert evaluated["eval_loss"].notna().all()
     default = replace(spec, evaluations=None)
-    assert expand(default)[0].evaluations == 400                   # 12 steps: every step
+    assert expand(default)[0].evaluations == 400  # 12 steps: every step
     assert expand(default)[0].key != outcome.cells[0].key
     with pytest.raises(OptbenchError, match="different sweep .*evaluations"):
         run_sweep(default, tmp_path)
@@ -179,14 +210,16 @@ def test_identical_cells_share_one_computation(tmp_path, monkeypatch):
     def counted(cell, data_dir):
         calls.append(cell.key)
         return real(cell, data_dir)
+
     monkeypatch.setitem(ADAPTERS, "surface", counted)
     outcome = run_sweep(SURFACE, tmp_path)
     assert len(calls) == 7 and len(outcome.computed) == 9 and len(outcome.shared) == 2
     assert len(outcome.summary) == 9
     rows = outcome.table[outcome.table["batch_size"] == 1]
     assert sorted(rows["lr_scale"].unique()) == ["linear", "none", "sqrt"]
-    per_rule = [part.drop(columns=["cell", "lr_scale"]).reset_index(drop=True)
-                for _, part in rows.groupby("lr_scale")]
+    per_rule = [
+        part.drop(columns=["cell", "lr_scale"]).reset_index(drop=True) for _, part in rows.groupby("lr_scale")
+    ]
     pd.testing.assert_frame_equal(per_rule[0], per_rule[1])
     pd.testing.assert_frame_equal(per_rule[0], per_rule[2])
 
@@ -201,12 +234,16 @@ def test_identical_cells_share_one_computation(tmp_path, monkeypatch):
 
 def test_shards_share_a_computation_through_the_folder(tmp_path, monkeypatch):
     real, calls = ADAPTERS["surface"], []
-    monkeypatch.setitem(ADAPTERS, "surface", lambda cell, data_dir: calls.append(cell) or real(cell, data_dir))
-    first = run_sweep(SURFACE, tmp_path, shard=(1, 2))   # linear and none at B=1 (one run), and 3 more
+    monkeypatch.setitem(
+        ADAPTERS, "surface", lambda cell, data_dir: calls.append(cell) or real(cell, data_dir)
+    )
+    first = run_sweep(SURFACE, tmp_path, shard=(1, 2))  # linear and none at B=1 (one run), and 3 more
     assert len(calls) == 4 and len(first.computed) == 5 and len(first.shared) == 1
     second = run_sweep(SURFACE, tmp_path, shard=(2, 2))  # sqrt at B=1: copied from shard 1's file
     assert len(calls) == 7 == len({c.computation for c in expand(SURFACE)})
-    assert len(second.computed) == 4 and [c.lr_scale for c in second.cells if c.key in second.shared] == ["sqrt"]
+    assert len(second.computed) == 4 and [c.lr_scale for c in second.cells if c.key in second.shared] == [
+        "sqrt"
+    ]
     _assert_same_table(second.table, run_sweep(SURFACE, tmp_path / "whole").table)
 
 
@@ -217,6 +254,7 @@ def test_a_failed_computation_fails_every_cell_that_shares_it(tmp_path, monkeypa
         if cell.batch_size == 1:
             raise RuntimeError("simulated crash")
         return real(cell, data_dir)
+
     monkeypatch.setitem(ADAPTERS, "surface", flaky)
     outcome = run_sweep(SURFACE, tmp_path)
     assert len(outcome.failed) == 3 and len(outcome.computed) == 6
@@ -224,7 +262,9 @@ def test_a_failed_computation_fails_every_cell_that_shares_it(tmp_path, monkeypa
 
 
 def test_steps_to_target_interpolates_between_evaluations():
-    evaluated = pd.DataFrame({"step": [10, 20, 30], "eval_accuracy": [0.5, 0.7, 0.9], "eval_loss": [3, 2, 1.0]})
+    evaluated = pd.DataFrame(
+        {"step": [10, 20, 30], "eval_accuracy": [0.5, 0.7, 0.9], "eval_loss": [3, 2, 1.0]}
+    )
     assert steps_to_target(evaluated, target_accuracy=0.8) == pytest.approx(25)
     assert steps_to_target(evaluated, target_loss=1.5) == pytest.approx(25)
     assert steps_to_target(evaluated, target_accuracy=0.6, target_loss=1.5) == pytest.approx(25)
@@ -243,13 +283,30 @@ def test_critical_batch_table_uses_the_best_rule_per_batch_size():
     rows = []
     for b in (1, 2, 4, 8, 16, 32):
         for rule, factor in (("linear", 1.0), ("none", 3.0)):
-            rows.append({"cell": f"{rule}{b}", "task": "t", "optimizer": "sgd", "family": "sgd", "optimizer_spec": "sgd",
-                             "lr_scale": rule, "batch_size": b, "base_batch_size": 1, "base_lr": 0.1, "lr": 0.1, "seed": 0,
-                             "steps_to_target": factor * 50 * (1 + 4 / b), "noise_scale_start": 1.0,
-                             "noise_scale_end": 2.0, "diverged": False})
+            rows.append(
+                {
+                    "cell": f"{rule}{b}",
+                    "task": "t",
+                    "optimizer": "sgd",
+                    "family": "sgd",
+                    "optimizer_spec": "sgd",
+                    "lr_scale": rule,
+                    "batch_size": b,
+                    "base_batch_size": 1,
+                    "base_lr": 0.1,
+                    "lr": 0.1,
+                    "seed": 0,
+                    "steps_to_target": factor * 50 * (1 + 4 / b),
+                    "noise_scale_start": 1.0,
+                    "noise_scale_end": 2.0,
+                    "diverged": False,
+                }
+            )
     critical = critical_batch_sizes(pd.DataFrame(rows))
     best = critical[critical["lr_scale"] == "best rule"].iloc[0]
-    assert best["critical_batch_size"] == pytest.approx(4, rel=0.01) and best["s_min"] == pytest.approx(50, rel=0.01)
+    assert best["critical_batch_size"] == pytest.approx(4, rel=0.01) and best["s_min"] == pytest.approx(
+        50, rel=0.01
+    )
 
 
 def test_noise_scale_estimator_matches_the_closed_form():
@@ -259,10 +316,11 @@ def test_noise_scale_estimator_matches_the_closed_form():
 
     def batch_gradient(batch, generator):
         return gradient + sigma / math.sqrt(batch) * torch.randn(4, generator=generator, dtype=torch.float64)
+
     measured = noise_scale.estimate(batch_gradient, small=2, big=64, repeats=4000, seed=1)
-    truth = 4 * sigma ** 2 / gradient.pow(2).sum().item()
+    truth = 4 * sigma**2 / gradient.pow(2).sum().item()
     assert measured.b_simple == pytest.approx(truth, rel=0.05)
-    assert measured.trace_sigma == pytest.approx(4 * sigma ** 2, rel=0.05)
+    assert measured.trace_sigma == pytest.approx(4 * sigma**2, rel=0.05)
 
 
 def test_noise_scale_of_a_classifier_matches_per_sample_gradients():
@@ -273,7 +331,7 @@ def test_noise_scale_of_a_classifier_matches_per_sample_gradients():
     per_sample = []
     for i in range(40):
         network.zero_grad()
-        torch.nn.functional.cross_entropy(network(images[i:i + 1]), labels[i:i + 1]).backward()
+        torch.nn.functional.cross_entropy(network(images[i : i + 1]), labels[i : i + 1]).backward()
         per_sample.append(torch.cat([p.grad.reshape(-1) for p in network.parameters()]).clone())
     per_sample = torch.stack(per_sample)
     mean = per_sample.mean(0)
@@ -281,18 +339,21 @@ def test_noise_scale_of_a_classifier_matches_per_sample_gradients():
     truth = trace / mean.pow(2).sum().item()
     measured = noise_scale.for_classifier(network, images, labels, small=8, repeats=1500)
     assert measured.b_simple == pytest.approx(truth, rel=0.1)
-    assert measured.grad_norm_sq == pytest.approx(mean.pow(2).sum().item(), rel=1e-6)   # float32 loss
+    assert measured.grad_norm_sq == pytest.approx(mean.pow(2).sum().item(), rel=1e-6)  # float32 loss
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"batch_sizes": (16, 0)}, "batch size must be a whole number >= 1, got 0"),
-    ({"lr_scales": ("quadratic",)}, "unknown lr-scale rule 'quadratic'"),
-    ({"seeds": 0}, "seeds must be"),
-    ({"optimizers": ("adma",)}, "did you mean 'adam'"),
-    ({"optimizers": ("momentum", "sgd:momentum=0.9")}, "are the same setting"),
-    ({"epochs": 3}, "a surface has no epochs"),
-    ({"target_accuracy": 0.9}, "has no accuracy"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"batch_sizes": (16, 0)}, "batch size must be a whole number >= 1, got 0"),
+        ({"lr_scales": ("quadratic",)}, "unknown lr-scale rule 'quadratic'"),
+        ({"seeds": 0}, "seeds must be"),
+        ({"optimizers": ("adma",)}, "did you mean 'adam'"),
+        ({"optimizers": ("momentum", "sgd:momentum=0.9")}, "are the same setting"),
+        ({"epochs": 3}, "a surface has no epochs"),
+        ({"target_accuracy": 0.9}, "has no accuracy"),
+    ],
+)
 def test_bad_specs_are_user_errors(change, message):
     with pytest.raises(OptbenchError, match=message):
         expand(replace(SURFACE, **change))
@@ -310,7 +371,12 @@ def test_a_result_saved_elsewhere_loads_back(tmp_path):
     the sweep's own folder is not touched."""
     result = run_sweep(replace(SURFACE, batch_sizes=(1, 4)), tmp_path / "sweep")
     written = result.save(tmp_path / "copy", formats=("png",))
-    assert {p.name for p in written} >= {"sweep.parquet", "summary.parquet", "critical.parquet", "sweep_lr.png"}
+    assert {p.name for p in written} >= {
+        "sweep.parquet",
+        "summary.parquet",
+        "critical.parquet",
+        "sweep_lr.png",
+    }
     assert not (tmp_path / "sweep" / "sweep.parquet").exists()
     loaded = load(tmp_path / "copy")
     pd.testing.assert_frame_equal(loaded.summary, result.summary)
@@ -322,5 +388,5 @@ def test_cells_are_frozen_and_typed():
     with pytest.raises(AttributeError):
         cell.lr = 1.0
     assert {cell: 1}[replace(cell)] == 1 and replace(cell).key == cell.key
-    assert replace(cell, threads=2).key != cell.key          # threads change the bits: another cell
+    assert replace(cell, threads=2).key != cell.key  # threads change the bits: another cell
     assert replace(cell, lr_scale="none").computation == cell.computation

@@ -73,7 +73,7 @@ def test_compare_tables_piped_show_whole_values(tmp_path):
     assert result.exit_code == 0, result.output
     assert "…" not in result.output
     metrics_row = next(line for line in result.output.splitlines() if line.startswith("│ momentum"))
-    assert re.search(r"lr=\d[\d.e-]*, momentum=0\.9 ", metrics_row), metrics_row   # whole value, not "lr=0…"
+    assert re.search(r"lr=\d[\d.e-]*, momentum=0\.9 ", metrics_row), metrics_row  # whole value, not "lr=0…"
     assert "adam:lr=0.05,betas=0.9/0.99" in result.output
     # the final point, as the d2l book prints it
     assert "final point" in result.output

@@ -8,14 +8,16 @@ import pandas as pd
 
 import optbench
 
-TRAIN = sys.modules["optbench.experiments.training"]   # the module; optbench.experiments.training is the function
+TRAIN = sys.modules[
+    "optbench.experiments.training"
+]  # the module; optbench.experiments.training is the function
 
 
 def test_two_trains_on_one_folder_compute_each_run_once(tmp_path, monkeypatch):
     computed = []
     real = TRAIN.linear_regression
 
-    def slow(*args, **kwargs):   # long enough that the second train arrives while the first computes
+    def slow(*args, **kwargs):  # long enough that the second train arrives while the first computes
         computed.append(args[0].name)
         time.sleep(0.5)
         return real(*args, **kwargs)
@@ -39,7 +41,7 @@ def test_two_trains_on_one_folder_compute_each_run_once(tmp_path, monkeypatch):
 def test_a_run_whose_claim_holder_died_is_computed_by_the_next_train(tmp_path):
     first = optbench.train(["sgd"], "linreg", epochs=1, out=tmp_path)
     for done in (tmp_path / "cells").glob("*.done"):
-        done.unlink()            # as if the process that held the claim was killed before finishing
+        done.unlink()  # as if the process that held the claim was killed before finishing
     (tmp_path / "cells" / f"{done.stem}.claim").touch()
     again = optbench.train(["sgd"], "linreg", epochs=1, out=tmp_path)
     pd.testing.assert_frame_equal(first.regression, again.regression)

@@ -154,7 +154,7 @@ def test_divergence_is_recorded_not_raised(digits):
     result = train(TrainSpec(optimizer="sgd:lr=1e4", model="mlp", epochs=3, device="cpu"), digits)
     assert result.summary["diverged"].item() and result.epochs["diverged"].iloc[-1]
     assert len(result.epochs) == 1
-    losses = result.steps["loss"]   # the step rows end at the first diverged loss (runners.divergence)
+    losses = result.steps["loss"]  # the step rows end at the first diverged loss (runners.divergence)
     assert is_diverged(losses.iloc[-1], losses.iloc[0])
     assert not any(is_diverged(v, losses.iloc[0]) for v in losses.iloc[:-1])
 

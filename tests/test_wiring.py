@@ -23,7 +23,7 @@ from optbench.sweeps import SweepSpec
 from optbench.sweeps import sweep as run_sweep
 from optbench.sweeps.cells import expand
 
-SIGN_SGD = '''import torch
+SIGN_SGD = """import torch
 
 
 class SignSGD(torch.optim.Optimizer):
@@ -36,7 +36,7 @@ class SignSGD(torch.optim.Optimizer):
             for p in group["params"]:
                 if p.grad is not None:
                     p.add_(p.grad.sign(), alpha=-group["lr"])
-'''
+"""
 
 
 @pytest.fixture
@@ -51,7 +51,7 @@ def test_external_spec_checks_settings_round_trips_and_pickles(sign_sgd):
     spec = parse_optimizer(f"{sign_sgd}:lr=0.05")
     assert spec.cls.__name__ == "SignSGD" and dict(spec.hparams) == {"lr": 0.05}
     assert spec.origin.spec == sign_sgd and len(spec.origin.source_sha256) == 64
-    assert not spec.algorithm.elementwise   # one optimizer per trial unless the class says otherwise
+    assert not spec.algorithm.elementwise  # one optimizer per trial unless the class says otherwise
     assert parse_optimizer(spec.to_text()) == spec
     assert pickle.loads(pickle.dumps(spec)) == spec
     with pytest.raises(OptbenchError, match="momentum"):
@@ -86,7 +86,7 @@ def test_surface_records_schedule_free_evaluation_point_without_changing_steps()
     for _ in range(steps):
         theta.grad = surface.evaluate(theta)[1]
         optimizer.step()
-    optimizer.eval()     # the averaged iterate x, where Schedule-Free is evaluated
+    optimizer.eval()  # the averaged iterate x, where Schedule-Free is evaluated
     last = run.trajectory[run.trajectory["step"] == steps]
     assert last[["x", "y"]].to_numpy()[0].tolist() == theta[0].tolist()
 
@@ -105,8 +105,13 @@ def test_external_class_runs_in_compare_train_and_sweep(sign_sgd, tmp_path):
     assert not result.summary["diverged"].iloc[0] and losses.iloc[-1] < losses.iloc[0]
     assert TrainSpec(optimizer=sign_sgd).resolved()["optimizer_origin"]["class_name"] == "SignSGD"
 
-    spec = SweepSpec(task="surface:elliptic", optimizers=(f"{sign_sgd}:lr=0.05",), batch_sizes=(1, 4),
-                     lr_scales=("none",), steps=10)
+    spec = SweepSpec(
+        task="surface:elliptic",
+        optimizers=(f"{sign_sgd}:lr=0.05",),
+        batch_sizes=(1, 4),
+        lr_scales=("none",),
+        steps=10,
+    )
     swept = run_sweep(spec, tmp_path / "sweep")
     assert not swept.failed and len(swept.computed) == 2
     assert set(swept.summary["optimizer"]) == {f"{sign_sgd}:lr=0.05"}
@@ -115,8 +120,9 @@ def test_external_class_runs_in_compare_train_and_sweep(sign_sgd, tmp_path):
 
 
 def test_an_edited_optimizer_file_makes_new_sweep_cells(sign_sgd, tmp_path):
-    spec = SweepSpec(task="surface:elliptic", optimizers=(sign_sgd, "sgd"), batch_sizes=(1,),
-                     lr_scales=("none",), steps=5)
+    spec = SweepSpec(
+        task="surface:elliptic", optimizers=(sign_sgd, "sgd"), batch_sizes=(1,), lr_scales=("none",), steps=5
+    )
     before = {cell.optimizer: cell.key for cell in expand(spec)}
     (tmp_path / "myopt.py").write_text(SIGN_SGD + "# tuned\n")
     after = {cell.optimizer: cell.key for cell in expand(spec)}
@@ -179,8 +185,9 @@ def test_list_shows_references_and_batching():
 
 
 def test_an_elementwise_external_class_batches_its_trials(sign_sgd, tmp_path):
-    (tmp_path / "batched.py").write_text(SIGN_SGD.replace("    def __init__", "    elementwise = True\n\n"
-                                                          "    def __init__"))
+    (tmp_path / "batched.py").write_text(
+        SIGN_SGD.replace("    def __init__", "    elementwise = True\n\n    def __init__")
+    )
     surface = get_surface("elliptic")
     starts = fixed_starts(surface, trials=3)
     batched = run_surface(parse_optimizer("batched.py:SignSGD:lr=0.1"), surface, starts, 5)
@@ -193,15 +200,32 @@ def test_verify_skips_algorithms_whose_reference_is_missing(capsys):
     from optbench.cli.verify import _installed
     from optbench.optimizers.registry import ALGORITHMS
 
-    missing = dataclasses.replace(ALGORITHMS["lion"], reference="no_such_package:Lion",
-                                  distribution="no-such")
+    missing = dataclasses.replace(
+        ALGORITHMS["lion"], reference="no_such_package:Lion", distribution="no-such"
+    )
     assert _installed([ALGORITHMS["adam"], missing]) == [ALGORITHMS["adam"]]
     assert "no-such" in capsys.readouterr().err
 
 
 def test_train_cli_says_which_recipe_and_refuses_lbfgs(tmp_path):
-    result = CliRunner().invoke(main, ["train", "--optimizer", "muon", "--model", "mlp", "--epochs", "1",
-                                       "--device", "cpu", "--out", str(tmp_path), "--format", "png"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "train",
+            "--optimizer",
+            "muon",
+            "--model",
+            "mlp",
+            "--epochs",
+            "1",
+            "--device",
+            "cpu",
+            "--out",
+            str(tmp_path),
+            "--format",
+            "png",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "recipe muon" in result.output
     assert read_metadata(tmp_path)["spec"]["runs"][0]["recipe"]["recipe"] == "muon"
@@ -210,8 +234,14 @@ def test_train_cli_says_which_recipe_and_refuses_lbfgs(tmp_path):
 
 
 def test_a_training_sweep_runs_muon_with_its_recipe_and_lookahead_over_adam(tmp_path):
-    spec = SweepSpec(optimizers=("muon:lr=0.02", "lookahead:inner=adam,lr=0.001"), model="mlp",
-                     batch_sizes=(32,), lr_scales=("none",), steps=5, evaluations=1)
+    spec = SweepSpec(
+        optimizers=("muon:lr=0.02", "lookahead:inner=adam,lr=0.001"),
+        model="mlp",
+        batch_sizes=(32,),
+        lr_scales=("none",),
+        steps=5,
+        evaluations=1,
+    )
     swept = run_sweep(spec, tmp_path)
     assert not swept.failed and len(swept.computed) == 2
     texts = swept.summary["optimizer_spec"]

@@ -27,8 +27,9 @@ def _need_reference(algorithm):
 CASES = [(a.name, flags) for a in REFERENCED_ALGORITHMS.values() for flags in a.combinations()]
 
 
-@pytest.mark.parametrize("case", CASES, ids=[f"{n}[{','.join(f'{k}={v}' for k, v in f.items())}]"
-                                              for n, f in CASES])
+@pytest.mark.parametrize(
+    "case", CASES, ids=[f"{n}[{','.join(f'{k}={v}' for k, v in f.items())}]" for n, f in CASES]
+)
 def test_float64_every_flag_combination_matches_the_reference(case):
     name, flags = case
     algorithm = ALGORITHMS[name]
@@ -89,7 +90,7 @@ def _broken(name):
     class SGDScheduleFreeWrongSum(schedule_free.SGDScheduleFree):
         def step_group(self, group):
             super().step_group(group)
-            group["weight_sum"] *= 1 + 1e-6      # only the per-group state differs
+            group["weight_sum"] *= 1 + 1e-6  # only the per-group state differs
 
     class ADOPTUsingCurrentV(adopt.ADOPT):
         def update(self, theta, g, state, group):
@@ -118,6 +119,7 @@ def _broken(name):
             soap.SOAP._update_preconditioner(g, state, t if t % state["precondition_frequency"] else 0, group)
 
     import functools
+
     return {
         "soap": SOAPWithoutEigenbasisRefresh,
         "lion": LionSwappedBetas,
@@ -126,7 +128,9 @@ def _broken(name):
         "adopt": ADOPTUsingCurrentV,
         "lamb": LambWithoutTrustRatio,
         "prodigy": ProdigyWithOldD,
-        "lookahead": functools.partial(lookahead.over_inner, LookaheadWrongAlpha, TORCH_ALGORITHMS["sgd"].ours),
+        "lookahead": functools.partial(
+            lookahead.over_inner, LookaheadWrongAlpha, TORCH_ALGORITHMS["sgd"].ours
+        ),
     }[name]
 
 
@@ -151,8 +155,11 @@ def test_adopt_clipping_is_certified_where_it_acts():
     unclipped = verify.compare_with_torch(algorithm, {"clip_lambda": None})
     assert unclipped.passed, unclipped
     from optbench.optimizers.adopt import ADOPT
-    differs = verify.compare_with_torch(algorithm, {"clip_lambda": tight}, ours_cls=ADOPT, ours_hparams={"clip_lambda": None})
-    assert differs.deviation > 1e-3    # so the tight clip did act
+
+    differs = verify.compare_with_torch(
+        algorithm, {"clip_lambda": tight}, ours_cls=ADOPT, ours_hparams={"clip_lambda": None}
+    )
+    assert differs.deviation > 1e-3  # so the tight clip did act
 
 
 def test_schedule_free_average_is_the_paper_uniform_average():
@@ -173,7 +180,7 @@ def test_schedule_free_average_is_the_paper_uniform_average():
     optimizer.train()
     with torch.no_grad():
         x = torch.stack(zs).mean(0)
-        expected_y = x + (1 - 0.8) * (zs[-1] - x)          # y = (1 - β) z + β x
+        expected_y = x + (1 - 0.8) * (zs[-1] - x)  # y = (1 - β) z + β x
     assert torch.allclose(y.detach(), expected_y, rtol=1e-12, atol=1e-14)
 
 
@@ -204,8 +211,11 @@ def test_lookahead_closed_forms():
 
     def run(alpha, steps, k=3):
         x = torch.tensor([1.0, -2.0], dtype=torch.float64, requires_grad=True)
-        optimizer = Lookahead(torch.optim.SGD([x], lr=0.1, momentum=0.5), k=k, alpha=alpha) if alpha is not None \
+        optimizer = (
+            Lookahead(torch.optim.SGD([x], lr=0.1, momentum=0.5), k=k, alpha=alpha)
+            if alpha is not None
             else torch.optim.SGD([x], lr=0.1, momentum=0.5)
+        )
         for _ in range(steps):
             optimizer.zero_grad()
             verify.rowwise_objective(x).backward()
@@ -223,10 +233,14 @@ def test_lookahead_wraps_any_inner_optimizer_like_the_reference():
     import functools
 
     from optbench.optimizers.lookahead import Lookahead, over_inner
+
     reference = importlib.import_module("pytorch_optimizer").Lookahead
-    check = verify.compare_with_torch(algorithm, {"k": 2, "betas": (0.8, 0.95)},
-                                      ours_cls=functools.partial(over_inner, Lookahead, TORCH_ALGORITHMS["adam"].ours),
-                                      reference_cls=functools.partial(over_inner, reference, torch.optim.Adam))
+    check = verify.compare_with_torch(
+        algorithm,
+        {"k": 2, "betas": (0.8, 0.95)},
+        ours_cls=functools.partial(over_inner, Lookahead, TORCH_ALGORITHMS["adam"].ours),
+        reference_cls=functools.partial(over_inner, reference, torch.optim.Adam),
+    )
     assert check.passed, check
 
 
@@ -235,8 +249,10 @@ def test_each_module_has_pseudocode_discrepancies_and_reference_names(name):
     algorithm = ALGORITHMS[name]
     module = importlib.import_module(f"optbench.optimizers.{algorithm.module}")
     assert "←" in module.__doc__
-    assert algorithm.reference.split(":")[0].split(".")[0] in module.__doc__.replace("-", "_") or \
-        algorithm.distribution in module.__doc__
+    assert (
+        algorithm.reference.split(":")[0].split(".")[0] in module.__doc__.replace("-", "_")
+        or algorithm.distribution in module.__doc__
+    )
     assert module.DOC_DISCREPANCIES, "each algorithm lists where the paper and the reference differ"
     assert issubclass(getattr(module, algorithm.class_name), torch.optim.Optimizer)
 
@@ -261,10 +277,11 @@ def test_zoo_extra_pins_every_reference():
 def test_missing_reference_is_one_clear_error():
     import dataclasses
 
-    missing = dataclasses.replace(ALGORITHMS["lion"], reference="no_such_reference_pkg:Lion",
-                                  distribution="no-such-reference")
+    missing = dataclasses.replace(
+        ALGORITHMS["lion"], reference="no_such_reference_pkg:Lion", distribution="no-such-reference"
+    )
     with pytest.raises(OptbenchError, match=r"needs no-such-reference.*optbench\[zoo\]"):
-        missing.theirs
+        missing.theirs  # noqa: B018 (the property raises)
     check = verify.compare_with_torch(missing, {})
     assert not check.passed and "not installed" in check.error
 
@@ -277,8 +294,10 @@ def test_certify_classes_introspects_the_shared_flags():
     flags = verify_classes.introspect_flags(Adam, torch.optim.Adam)
     assert set(flags) == {"amsgrad", "maximize", "decoupled_weight_decay", "weight_decay"}
     assert len(checks) == 16 and all(c.passed for c in checks)
-    wrong = verify_classes.certify_classes(AdamW, torch.optim.Adam, flags={"weight_decay": (0.1,)}, hparams={"lr": 0.05})
-    assert not wrong[0].passed    # AdamW's decay is decoupled, Adam's is not
+    wrong = verify_classes.certify_classes(
+        AdamW, torch.optim.Adam, flags={"weight_decay": (0.1,)}, hparams={"lr": 0.05}
+    )
+    assert not wrong[0].passed  # AdamW's decay is decoupled, Adam's is not
 
 
 def test_certify_classes_against_a_zoo_reference():
@@ -286,6 +305,7 @@ def test_certify_classes_against_a_zoo_reference():
     import lion_pytorch
 
     from optbench.optimizers.lion import Lion
+
     checks = verify_classes.certify_classes(Lion, lion_pytorch.Lion, hparams={"lr": 0.01})
     assert {tuple(sorted(c.flags)) for c in checks} == {("decoupled_weight_decay", "weight_decay")}
     assert len(checks) == 4 and all(c.passed for c in checks)
@@ -300,7 +320,9 @@ def test_a_pickled_optimizer_resumes_like_the_uninterrupted_one(name):
     torch.manual_seed(0)
     start = torch.randn(4, 3, dtype=torch.float64)
     saved_side, straight = (torch.nn.Parameter(start.clone()) for _ in range(2))
-    optimizers = [verify.ready(algorithm.ours([theta], **algorithm.test_hparams)) for theta in (saved_side, straight)]
+    optimizers = [
+        verify.ready(algorithm.ours([theta], **algorithm.test_hparams)) for theta in (saved_side, straight)
+    ]
     gradients = [torch.randn(4, 3, dtype=torch.float64) for _ in range(8)]
     for step, g in enumerate(gradients):
         if step == 4:
@@ -309,7 +331,7 @@ def test_a_pickled_optimizer_resumes_like_the_uninterrupted_one(name):
             buffer.seek(0)
             optimizers[0] = torch.load(buffer, weights_only=False)
             saved_side = optimizers[0].param_groups[0]["params"][0]
-        for theta, optimizer in zip((saved_side, straight), optimizers):
+        for theta, optimizer in zip((saved_side, straight), optimizers, strict=False):
             theta.grad = g.clone()
             optimizer.step()
     assert torch.equal(saved_side.detach(), straight.detach())

@@ -33,10 +33,10 @@ from . import failure
 # stay below what flips a float16 rounding of the next forward pass
 AMP_ALGORITHMS = {"adam": {"lr": 1e-3}, "adamw": {"lr": 1e-3}, "sgd": {"lr": 1e-3, "momentum": 0.9}}
 AMP_STEPS = 5
-AMP_INF_STEP = 2          # the step whose loss is multiplied by inf: the scaler skips it
-AMP_TOLERANCE = 1e-4      # float32 master weights, same low-precision forward on both sides
+AMP_INF_STEP = 2  # the step whose loss is multiplied by inf: the scaler skips it
+AMP_TOLERANCE = 1e-4  # float32 master weights, same low-precision forward on both sides
 OPTIM_DB_TEST = "tests/test_optim_db.py"
-OPTIM_DB_SHARE = 0.4      # of the section's box, at most, for the optim_db test
+OPTIM_DB_SHARE = 0.4  # of the section's box, at most, for the optim_db test
 
 
 def run(settings, report, budget) -> None:
@@ -49,8 +49,18 @@ def run(settings, report, budget) -> None:
 def write_amp_steps(settings, report) -> None:
     device = settings.device
     report.write("### AMP step (autocast + GradScaler)\n")
-    row = report.table(["algorithm", "ours", "reference", "autocast dtype", "steps taken (ours, torch)",
-                        "max relative deviation", "tolerance", "passed"])
+    row = report.table(
+        [
+            "algorithm",
+            "ours",
+            "reference",
+            "autocast dtype",
+            "steps taken (ours, torch)",
+            "max relative deviation",
+            "tolerance",
+            "passed",
+        ]
+    )
     for name, settings_for_amp in AMP_ALGORITHMS.items():
         algorithm = ALGORITHMS[name]
         for ours_label, ours in our_paths(algorithm, settings.compile)[:2]:
@@ -59,7 +69,9 @@ def write_amp_steps(settings, report) -> None:
                     row([name, ours_label, label, "-", "-", "-", "-", f"torch refuses: {refusal}"])
                     continue
                 try:
-                    result = amp_check(ours, reference, {**algorithm.test_hparams, **settings_for_amp}, device)
+                    result = amp_check(
+                        ours, reference, {**algorithm.test_hparams, **settings_for_amp}, device
+                    )
                 except Exception as error:  # noqa: BLE001 - one item's failure is its row
                     result = ["-", "-", "-", "-", failure(error)]
                 row([name, ours_label, label, *result])
@@ -68,13 +80,28 @@ def write_amp_steps(settings, report) -> None:
 def write_certificate(settings, report, budget) -> None:
     device = settings.device
     report.write("\n### Certificate on the device (optbench.verify.compare_with_torch)\n")
-    report.write("float64: every flag combination of the registry; float32: default flags. "
-                 f"Tolerances (relative, normwise): {verify.TOLERANCE[torch.float64]:g} and "
-                 f"{verify.TOLERANCE[torch.float32]:g}.\n")
-    report.write("The compiled path is checked in float32 with default flags (each new shape or dtype compiles); "
-                 "'steps on path' counts the group steps the fast or compiled path took (0: it fell back).\n")
-    row = report.table(["algorithm", "ours", "reference", "checks", "passed", "worst float64", "worst float32",
-                        "steps on path", "first failure"])
+    report.write(
+        "float64: every flag combination of the registry; float32: default flags. "
+        f"Tolerances (relative, normwise): {verify.TOLERANCE[torch.float64]:g} and "
+        f"{verify.TOLERANCE[torch.float32]:g}.\n"
+    )
+    report.write(
+        "The compiled path is checked in float32 with default flags (each new shape or dtype compiles); "
+        "'steps on path' counts the group steps the fast or compiled path took (0: it fell back).\n"
+    )
+    row = report.table(
+        [
+            "algorithm",
+            "ours",
+            "reference",
+            "checks",
+            "passed",
+            "worst float64",
+            "worst float32",
+            "steps on path",
+            "first failure",
+        ]
+    )
     skipped, items, last = [], [], 0.0
     for algorithm in ALGORITHMS.values():
         try:
@@ -82,8 +109,11 @@ def write_certificate(settings, report, budget) -> None:
         except Exception as error:  # noqa: BLE001 - e.g. a class this torch does not have
             row([algorithm.name, "-", "-", 0, "-", "-", "-", "-", failure(error)])
             continue
-        items += [(algorithm, ours_label, ours, label, reference, refusal)
-                  for ours_label, ours in paths for label, reference, refusal in configurations]
+        items += [
+            (algorithm, ours_label, ours, label, reference, refusal)
+            for ours_label, ours in paths
+            for label, reference, refusal in configurations
+        ]
     # readable first, then fast, then compiled: the certificate of the readable path matters most
     items.sort(key=lambda item: ["readable", "fast", "compiled"].index(item[1]))
     for algorithm, ours_label, ours, label, reference, refusal in items:
@@ -121,7 +151,7 @@ def compiled_class(algorithm):
         return None
     try:
         return fast(algorithm.ours, compiled=True)
-    except TypeError:              # no compiled kernel for this algorithm
+    except TypeError:  # no compiled kernel for this algorithm
         return None
 
 
@@ -167,8 +197,9 @@ def certificate(algorithm, ours_label, ours, reference, device, tiny: bool) -> l
     checks, failures = [], []
     for dtype, combos in plan:
         for flags in combos:
-            check = verify.compare_with_torch(algorithm, flags, dtype, ours_cls=Recorded, reference_cls=reference,
-                                              device=device)
+            check = verify.compare_with_torch(
+                algorithm, flags, dtype, ours_cls=Recorded, reference_cls=reference, device=device
+            )
             checks.append(check)
             worst[dtype] = max(worst.get(dtype, 0.0), check.deviation)
             if not check.passed:
@@ -176,8 +207,14 @@ def certificate(algorithm, ours_label, ours, reference, device, tiny: bool) -> l
     passed = sum(check.passed for check in checks)
     counter = {"fast": "flat_group_steps", "compiled": "compiled_group_steps"}.get(ours_label)
     on_path = sum(getattr(optimizer, counter, 0) for optimizer in built) if counter else "-"
-    return [len(checks), passed, worst.get(torch.float64), worst.get(torch.float32), on_path,
-            failures[0][:120] if failures else "-"]
+    return [
+        len(checks),
+        passed,
+        worst.get(torch.float64),
+        worst.get(torch.float32),
+        on_path,
+        failures[0][:120] if failures else "-",
+    ]
 
 
 def amp_check(ours, reference, hparams, device) -> list:
@@ -190,9 +227,11 @@ def amp_check(ours, reference, hparams, device) -> list:
     sides = []
     for cls in (ours, reference):
         torch.manual_seed(0)
-        model = torch.nn.Sequential(torch.nn.Linear(32, 64), torch.nn.ReLU(), torch.nn.Linear(64, 10)).to(device)
+        model = torch.nn.Sequential(torch.nn.Linear(32, 64), torch.nn.ReLU(), torch.nn.Linear(64, 10)).to(
+            device
+        )
         optimizer = cls(model.parameters(), **hparams)
-        scaler = torch.amp.GradScaler(device_type, init_scale=2.0 ** 10)
+        scaler = torch.amp.GradScaler(device_type, init_scale=2.0**10)
         for step in range(AMP_STEPS):
             optimizer.zero_grad()
             with torch.autocast(device_type, dtype=low):
@@ -204,13 +243,20 @@ def amp_check(ours, reference, hparams, device) -> list:
             scaler.update()
         sides.append((model, optimizer, scaler))
     (model_a, optimizer_a, scaler_a), (model_b, optimizer_b, scaler_b) = sides
-    deviation = max(verify.relative_deviation(list(model_a.parameters()), list(model_b.parameters())),
-                    verify.relative_deviation(optimizer_a.state_dict()["state"], optimizer_b.state_dict()["state"]))
+    deviation = max(
+        verify.relative_deviation(list(model_a.parameters()), list(model_b.parameters())),
+        verify.relative_deviation(optimizer_a.state_dict()["state"], optimizer_b.state_dict()["state"]),
+    )
     taken = [_steps_taken(optimizer) for optimizer in (optimizer_a, optimizer_b)]
     counted = taken[0] == taken[1] == AMP_STEPS - 1 or taken[0] == taken[1] == "-"
     passed = deviation <= AMP_TOLERANCE and counted and scaler_a.get_scale() == scaler_b.get_scale()
-    return [str(low).replace("torch.", ""), f"{taken[0]}, {taken[1]}", deviation, AMP_TOLERANCE,
-            "yes" if passed else "**no**"]
+    return [
+        str(low).replace("torch.", ""),
+        f"{taken[0]}, {taken[1]}",
+        deviation,
+        AMP_TOLERANCE,
+        "yes" if passed else "**no**",
+    ]
 
 
 def _steps_taken(optimizer) -> int | str:
@@ -233,20 +279,35 @@ def optim_db(settings, budget) -> str:
     if not path.exists():
         return f"skipped: {OPTIM_DB_TEST} is not in this tree."
     limit = max(5.0, budget.left())
-    environment = {**os.environ, "OPTBENCH_TEST_DEVICE": settings.device,
-                   "PYTHONPATH": os.pathsep.join([str(settings.root), os.environ.get("PYTHONPATH", "")])}
+    environment = {
+        **os.environ,
+        "OPTBENCH_TEST_DEVICE": settings.device,
+        "PYTHONPATH": os.pathsep.join([str(settings.root), os.environ.get("PYTHONPATH", "")]),
+    }
     command = [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", str(path)]
     started = time.monotonic()
     try:
-        answer = subprocess.run(command, cwd=settings.root, env=environment, capture_output=True, text=True,
-                                timeout=limit, check=False)
+        answer = subprocess.run(
+            command,
+            cwd=settings.root,
+            env=environment,
+            capture_output=True,
+            text=True,
+            timeout=limit,
+            check=False,
+        )
     except subprocess.TimeoutExpired as expired:
         output = expired.stdout.decode() if isinstance(expired.stdout, bytes) else (expired.stdout or "")
-        return (f"cut: not finished within {limit:.0f} s (OPTBENCH_TEST_DEVICE={settings.device}).\n\n```\n"
-                + "\n".join(output.rstrip().splitlines()[-8:]) + "\n```")
+        return (
+            f"cut: not finished within {limit:.0f} s (OPTBENCH_TEST_DEVICE={settings.device}).\n\n```\n"
+            + "\n".join(output.rstrip().splitlines()[-8:])
+            + "\n```"
+        )
     # pytest's last line: "12 passed, 3 skipped in 4.1s"; all skipped also exits 0, so it is quoted as is
     printed = answer.stdout.rstrip().splitlines()
     summary = printed[-1].strip("= ") if printed else "no output"
     tail = "\n".join((answer.stdout + answer.stderr).rstrip().splitlines()[-12:])
-    return (f"`pytest {OPTIM_DB_TEST}` with OPTBENCH_TEST_DEVICE={settings.device}: exit status "
-            f"{answer.returncode}, **{summary}** ({time.monotonic() - started:.1f} s)\n\n```\n{tail}\n```")
+    return (
+        f"`pytest {OPTIM_DB_TEST}` with OPTBENCH_TEST_DEVICE={settings.device}: exit status "
+        f"{answer.returncode}, **{summary}** ({time.monotonic() - started:.1f} s)\n\n```\n{tail}\n```"
+    )

@@ -23,8 +23,8 @@ from optbench.runners.surface import random_starts, run_surface
 from optbench.specs import parse_optimizer
 
 REPRO_OPTIMIZERS = ("sgd", "momentum", "adam", "rmsprop", "adagrad")
-REPRO_SURFACE = "himmelblau"   # non-quadratic, and no default setting diverges on it from random starts
-NOT_YET_DRIVEN = {   # feature -> words its module or model name would contain
+REPRO_SURFACE = "himmelblau"  # non-quadratic, and no default setting diverges on it from random starts
+NOT_YET_DRIVEN = {  # feature -> words its module or model name would contain
     "batched trainer (many training trials as one tensor program)": ("batched", "vmap"),
     "language model": ("language", "transformer", "gpt", "lm_"),
 }
@@ -33,21 +33,36 @@ NOT_YET_DRIVEN = {   # feature -> words its module or model name would contain
 def run(settings, report, budget) -> None:
     report.write("### compare --check-repro: CPU against the device\n")
     trials, steps = (20, 20) if settings.tiny else (1000, 300)
-    report.write(f"surface {REPRO_SURFACE}, {trials} random starts, {steps} steps, float64, seed 0; "
-                 f"{'CPU run 1 vs CPU run 2 (no device in a dry run)' if settings.device == 'cpu' else 'CPU vs ' + settings.device}.\n")
+    report.write(
+        f"surface {REPRO_SURFACE}, {trials} random starts, {steps} steps, float64, seed 0; "
+        f"{'CPU run 1 vs CPU run 2 (no device in a dry run)' if settings.device == 'cpu' else 'CPU vs ' + settings.device}.\n"
+    )
     row = report.table(["optimizer", "first differing step", "difference there", "max difference", "steps"])
     for record in check_repro(settings.device, trials, steps).to_dict("records"):
         first = record["first_step"]
         same = pd.isna(first)
-        row([record["optimizer"], "identical" if same else int(first),
-             None if same else record["difference_there"], record["max_difference"], record["steps"]])
+        row(
+            [
+                record["optimizer"],
+                "identical" if same else int(first),
+                None if same else record["difference_there"],
+                record["max_difference"],
+                record["steps"],
+            ]
+        )
 
     report.write("\n### Not driven by this script\n")
     for feature, words in NOT_YET_DRIVEN.items():
         found = find(words)
-        report.write(f"- {feature}: " + (f"found ({', '.join(found)}) but not driven here yet; add it to "
-                                          "benchmarks/gpu_sections/extras.py" if found
-                                          else "absent from this tree, skipped"))
+        report.write(
+            f"- {feature}: "
+            + (
+                f"found ({', '.join(found)}) but not driven here yet; add it to "
+                "benchmarks/gpu_sections/extras.py"
+                if found
+                else "absent from this tree, skipped"
+            )
+        )
 
 
 def check_repro(device: str, trials: int, steps: int) -> pd.DataFrame:
@@ -71,7 +86,9 @@ def check_repro(device: str, trials: int, steps: int) -> pd.DataFrame:
 def find(words) -> list[str]:
     """Module paths of optbench (read from the files, none imported) and model names containing any of `words`."""
     package = Path(optbench.__file__).parent
-    names = [str(path.relative_to(package.parent).with_suffix("")).replace("/", ".")
-             for path in package.rglob("*.py")]
+    names = [
+        str(path.relative_to(package.parent).with_suffix("")).replace("/", ".")
+        for path in package.rglob("*.py")
+    ]
     names += [f"model '{name}'" for name in MODELS]
     return [name for name in names if any(word in name.lower() for word in words)]

@@ -19,13 +19,33 @@ from . import failure
 from .equivalence import compiled_class
 
 # Algorithms with a torch fused kernel first: they carry the issue's targets.
-ORDER = ("adam", "adamw", "sgd", "adagrad", "rmsprop", "nadam", "adamax", "radam", "adadelta", "asgd",
-         "rprop", "adafactor", "muon", "sparseadam")
-TEN_TIMES_ORDER = ("adam", "adamw", "sgd", "adagrad")     # 117 M parameters: only the targets' algorithms
-TINY_ORDERS = (("adam", "sgd", "adafactor"), ("adam",))    # the dry run: each kind of row once
+ORDER = (
+    "adam",
+    "adamw",
+    "sgd",
+    "adagrad",
+    "rmsprop",
+    "nadam",
+    "adamax",
+    "radam",
+    "adadelta",
+    "asgd",
+    "rprop",
+    "adafactor",
+    "muon",
+    "sparseadam",
+)
+TEN_TIMES_ORDER = ("adam", "adamw", "sgd", "adagrad")  # 117 M parameters: only the targets' algorithms
+TINY_ORDERS = (("adam", "sgd", "adafactor"), ("adam",))  # the dry run: each kind of row once
 COLUMNS = ("floor", "ours", "fast", "compiled", "torch for-loop", "torch foreach", "torch fused")
-RATIOS = (("fast", "torch fused"), ("compiled", "torch fused"), ("fast", "floor"), ("compiled", "floor"),
-          ("torch fused", "floor"), ("fast", "torch foreach"))
+RATIOS = (
+    ("fast", "torch fused"),
+    ("compiled", "torch fused"),
+    ("fast", "floor"),
+    ("compiled", "floor"),
+    ("torch fused", "floor"),
+    ("fast", "torch foreach"),
+)
 
 
 def shape_sets(tiny: bool) -> list[tuple[str, list]]:
@@ -42,10 +62,13 @@ def run(settings, report, budget) -> None:
     for index, (label, shapes) in enumerate(shape_sets(settings.tiny)):
         numel = sum(math.prod(shape) for shape in shapes)
         bandwidth = step_cost.copy_bandwidth(max(numel, 1 << (16 if settings.tiny else 24)), device)
-        report.write(f"\n### {label}: {len(shapes)} tensors, {numel / 1e6:.2f} M parameters, "
-                     f"copy bandwidth {bandwidth / 1e9:.1f} GB/s (read + write), {repeats} rounds\n")
-        row = report.table(["algorithm", *(f"{c} (ms)" for c in COLUMNS), "compile (s)",
-                            *(f"{a} / {b}" for a, b in RATIOS)])
+        report.write(
+            f"\n### {label}: {len(shapes)} tensors, {numel / 1e6:.2f} M parameters, "
+            f"copy bandwidth {bandwidth / 1e9:.1f} GB/s (read + write), {repeats} rounds\n"
+        )
+        row = report.table(
+            ["algorithm", *(f"{c} (ms)" for c in COLUMNS), "compile (s)", *(f"{a} / {b}" for a, b in RATIOS)]
+        )
         names = TINY_ORDERS[index] if settings.tiny else (ORDER, TEN_TIMES_ORDER)[index]
         skipped, last = [], 0.0
         for name in names:
@@ -60,8 +83,14 @@ def run(settings, report, budget) -> None:
             except Exception as error:  # noqa: BLE001 - one algorithm's failure is its row
                 row([name, failure(error), *[None] * (len(COLUMNS) + len(RATIOS))])
             else:
-                row([name, *(result.get(c) for c in COLUMNS), result.get("compile"),
-                     *(_ratio(result, a, b) for a, b in RATIOS)])
+                row(
+                    [
+                        name,
+                        *(result.get(c) for c in COLUMNS),
+                        result.get("compile"),
+                        *(_ratio(result, a, b) for a, b in RATIOS),
+                    ]
+                )
             last = time.monotonic() - started
         if skipped:
             report.write(f"\nnot run, time box spent: {', '.join(skipped)}")
@@ -74,7 +103,9 @@ def measure(algorithm, shapes, device, repeats, bandwidth, compiled: bool) -> di
     if cls is not None:
         params = step_cost.make_params(shapes, device, algorithm.sparse_grad)
         optimizer = cls(params, **algorithm.test_hparams)
-        result["compile"] = step_cost.time_once(optimizer.step, device) + step_cost.time_once(optimizer.step, device)
+        result["compile"] = step_cost.time_once(optimizer.step, device) + step_cost.time_once(
+            optimizer.step, device
+        )
         steady = min(step_cost.time_calls({"compiled": optimizer.step}, device, repeats)["compiled"]) * 1e3
         # a kernel that failed to compile falls back to the eager slices: not a compiled timing
         ran = getattr(optimizer, "compiled_group_steps", None)
@@ -85,4 +116,3 @@ def measure(algorithm, shapes, device, repeats, bandwidth, compiled: bool) -> di
 def _ratio(result: dict, a: str, b: str):
     numbers = [result.get(a), result.get(b)]
     return numbers[0] / numbers[1] if all(isinstance(x, float) and x > 0 for x in numbers) else None
-

@@ -30,8 +30,10 @@ from optbench.runners.training import TrainSpec, train, training_defaults
 from . import failure
 
 OPTIMIZERS = ("sgd:lr=0.05,momentum=0.9,nesterov=true,weight_decay=5e-4", "adamw:lr=2e-3,weight_decay=5e-4")
-PRECISIONS = {"fp32": {"bf16": False, "channels_last": False},
-              "bf16 + channels_last": {"bf16": True, "channels_last": True}}
+PRECISIONS = {
+    "fp32": {"bf16": False, "channels_last": False},
+    "bf16 + channels_last": {"bf16": True, "channels_last": True},
+}
 TARGET = 0.9
 FULL = {"model": "resnet20", "train": 30720, "val": 2048, "batch_size": 512, "epochs": 3, "rounds": 2}
 TINY = {"model": "resnet", "train": 32, "val": 16, "batch_size": 16, "epochs": 2, "rounds": 1}
@@ -40,13 +42,25 @@ TINY = {"model": "resnet", "train": 32, "val": 16, "batch_size": 16, "epochs": 2
 def run(settings, report, budget) -> None:
     size = TINY if settings.tiny else FULL
     dataset, source = cifar_shaped(settings.data_dir, size["train"], size["val"])
-    report.write(f"{size['model']}, batch {size['batch_size']}, {len(dataset.train[1])} training images "
-                 f"({source}), {size['epochs']} epochs per run, fastest epoch after the first, "
-                 f"{size['rounds']} round(s); samples/s.\n")
-    row = report.table(["optimizer", "precision", "bare loop, torch fused", "optbench, ours fast",
-                        "ours fast / bare", "optbench, torch default", "torch default / bare",
-                        "val accuracy (optbench, ours fast)", f"ours fast >= {TARGET}x",
-                        "parameters contiguous"])
+    report.write(
+        f"{size['model']}, batch {size['batch_size']}, {len(dataset.train[1])} training images "
+        f"({source}), {size['epochs']} epochs per run, fastest epoch after the first, "
+        f"{size['rounds']} round(s); samples/s.\n"
+    )
+    row = report.table(
+        [
+            "optimizer",
+            "precision",
+            "bare loop, torch fused",
+            "optbench, ours fast",
+            "ours fast / bare",
+            "optbench, torch default",
+            "torch default / bare",
+            "val accuracy (optbench, ours fast)",
+            f"ours fast >= {TARGET}x",
+            "parameters contiguous",
+        ]
+    )
     skipped, last = [], 0.0
     for text in OPTIMIZERS[:1] if settings.tiny else OPTIMIZERS:
         for precision, flags in PRECISIONS.items():
@@ -54,8 +68,16 @@ def run(settings, report, budget) -> None:
                 skipped.append(f"{text} {precision}")
                 continue
             started = time.monotonic()
-            spec = TrainSpec(optimizer=text, task="cifar10", model=size["model"], epochs=size["epochs"],
-                             batch_size=size["batch_size"], device=settings.device, fast=True, **flags)
+            spec = TrainSpec(
+                optimizer=text,
+                task="cifar10",
+                model=size["model"],
+                epochs=size["epochs"],
+                batch_size=size["batch_size"],
+                device=settings.device,
+                fast=True,
+                **flags,
+            )
             try:
                 row([text, precision, *compare_loops(spec, dataset, size["rounds"])])
             except Exception as error:  # noqa: BLE001 - one configuration's failure is its row
@@ -79,8 +101,16 @@ def compare_loops(spec: TrainSpec, dataset: Dataset, rounds: int) -> list:
         best["torch"] = max(best["torch"], torch_side.epochs["samples_per_s"].iloc[1:].max())
     ratios = [best["fast"] / best["bare"], best["torch"] / best["bare"]]
     verdict = "met" if ratios[0] >= TARGET else "**missed**"
-    return [round(best["bare"]), round(best["fast"]), ratios[0], round(best["torch"]), ratios[1], accuracy,
-            verdict, contiguous_parameters(spec, dataset)]
+    return [
+        round(best["bare"]),
+        round(best["fast"]),
+        ratios[0],
+        round(best["torch"]),
+        ratios[1],
+        accuracy,
+        verdict,
+        contiguous_parameters(spec, dataset),
+    ]
 
 
 def contiguous_parameters(spec: TrainSpec, dataset: Dataset) -> str:
@@ -133,7 +163,7 @@ def bare_loop(spec: TrainSpec, dataset: Dataset) -> list[float]:
         start = time.perf_counter()
         order = torch.randperm(len(y), generator=generator).to(device)
         for i in range(steps):
-            batch = order[i * spec.batch_size:(i + 1) * spec.batch_size]
+            batch = order[i * spec.batch_size : (i + 1) * spec.batch_size]
             inputs = x[batch].contiguous(memory_format=memory_format)
             optimizer.zero_grad(set_to_none=True)
             with autocast():

@@ -20,7 +20,7 @@ from . import compare, grid, listing, plot, sweep, train, verify
 from .common import console_err
 
 click.rich_click.TEXT_MARKUP = "markdown"
-click.rich_click.TEXT_EMOJIS = False   # ":100:" in a range like 1e-4:100:49 must stay text
+click.rich_click.TEXT_EMOJIS = False  # ":100:" in a range like 1e-4:100:49 must stay text
 
 COMMANDS = [listing, verify, compare, grid, plot, train, sweep]
 
@@ -32,12 +32,17 @@ class OptbenchGroup(click.RichGroup):
         try:
             code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except click.exceptions.Abort:
-            console_err.print("[bold red]stopped:[/] finished runs are kept; rerun the same command to resume",
-                              highlight=False)
+            console_err.print(
+                "[bold red]stopped:[/] finished runs are kept; rerun the same command to resume",
+                highlight=False,
+            )
             sys.exit(130)
         except click.exceptions.ClickException as error:
-            console_err.print(f"[bold red]error:[/] {escape(one_line(error.format_message()))}",
-                              highlight=False, soft_wrap=True)
+            console_err.print(
+                f"[bold red]error:[/] {escape(one_line(error.format_message()))}",
+                highlight=False,
+                soft_wrap=True,
+            )
             sys.exit(error.exit_code)
         if not standalone_mode:
             return code
@@ -52,8 +57,9 @@ class OptbenchGroup(click.RichGroup):
         except OptbenchError as error:
             if ctx.obj and ctx.obj.get("debug"):
                 raise
-            console_err.print(f"[bold red]error:[/] {escape(one_line(str(error)))}", highlight=False,
-                              soft_wrap=True)
+            console_err.print(
+                f"[bold red]error:[/] {escape(one_line(str(error)))}", highlight=False, soft_wrap=True
+            )
             sys.exit(2)
 
 
@@ -82,7 +88,7 @@ def entry(argv=None):
     importing optbench.cli leaves a notebook's backend alone.
     """
     matplotlib.use("Agg")
-    signal.signal(signal.SIGTERM, _interrupt)   # a scheduler's time limit stops a run as Ctrl-C does
+    signal.signal(signal.SIGTERM, _interrupt)  # a scheduler's time limit stops a run as Ctrl-C does
     main.main(args=argv)
 
 

@@ -24,7 +24,7 @@ from ..plots.style import save_figures
 from ..results import output_folder
 
 # emoji=False: ranges such as 1e-4:100:49 must not turn into pictures
-console = Console(emoji=False)                   # results: stdout
+console = Console(emoji=False)  # results: stdout
 # soft_wrap: a note or an error stays one line however narrow the terminal
 console_err = Console(stderr=True, emoji=False, soft_wrap=True)  # progress and errors: stderr
 
@@ -60,9 +60,16 @@ def _stacked(table: Table) -> Table:
 
 def progress_bar(transient: bool = False) -> Progress:
     """A rich progress bar on stderr (results stay clean on stdout)."""
-    return Progress(TextColumn("[progress.description]{task.description}"), BarColumn(),
-                    MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
-                    TextColumn("{task.fields[status]}"), console=console_err, transient=transient)
+    return Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[status]}"),
+        console=console_err,
+        transient=transient,
+    )
 
 
 @contextmanager
@@ -75,6 +82,7 @@ def step_progress(runs: list[str], steps: int):
 
         def report(label: str, taken: int, _steps: int) -> None:
             bar.update(task, completed=offsets[label] + taken, status=label)
+
         yield report
 
 
@@ -93,20 +101,29 @@ def format_number(value) -> str:
     if value == int(value) and abs(value) < 1e6:
         return str(int(value))
     if 1e3 <= abs(value) < 1e7:
-        return str(round(value))   # 5990, not 5.99e+03
+        return str(round(value))  # 5990, not 5.99e+03
     return f"{value:.3g}"
 
 
 formats_option = click.option(
-    "--format", "formats", default="png,pdf", show_default=True,
-    help="Figure formats, comma-separated: png, pdf, svg.")
+    "--format",
+    "formats",
+    default="png,pdf",
+    show_default=True,
+    help="Figure formats, comma-separated: png, pdf, svg.",
+)
 out_option = click.option(
-    "--out", type=click.Path(file_okay=False), default=None,
-    help="Output folder (default: results/<command>-<timestamp>/).")
-seed_option = click.option("--seed", type=click.IntRange(0, MAX_SEED), default=0, show_default=True,
-                           help="Random seed.")
-force_option = click.option("--force", is_flag=True,
-                            help="Replace the results of a different run in --out (removes what it wrote).")
+    "--out",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Output folder (default: results/<command>-<timestamp>/).",
+)
+seed_option = click.option(
+    "--seed", type=click.IntRange(0, MAX_SEED), default=0, show_default=True, help="Random seed."
+)
+force_option = click.option(
+    "--force", is_flag=True, help="Replace the results of a different run in --out (removes what it wrote)."
+)
 
 
 def parse_formats(text: str) -> list[str]:

@@ -32,21 +32,34 @@ def metrics_table(metrics, surface, steps) -> Table:
     points = {name: _final_point(runs) for name, runs in metrics.groupby("optimizer", sort=False)}
     shown_point = all(point is not None for point in points.values())
     point_column = ("final point",) if shown_point else ()
-    columns = ("optimizer", "settings", "final loss", "distance to min", *point_column, "steps to tol",
-               "path length", "diverged")
-    table = _table(f"{surface.name}, {steps} steps{suffix}", columns,
-                   left=("optimizer", "settings", "final point"))
+    columns = (
+        "optimizer",
+        "settings",
+        "final loss",
+        "distance to min",
+        *point_column,
+        "steps to tol",
+        "path length",
+        "diverged",
+    )
+    table = _table(
+        f"{surface.name}, {steps} steps{suffix}", columns, left=("optimizer", "settings", "final point")
+    )
     for name, runs in metrics.groupby("optimizer", sort=False):
         diverged = int(runs["diverged"].sum())
         reached = runs["steps_to_tolerance"].notna().sum()
         table.add_row(
-            name, runs["settings"].iloc[0], format_number(runs["final_loss"].median()),
+            name,
+            runs["settings"].iloc[0],
+            format_number(runs["final_loss"].median()),
             format_number(runs["distance_to_minimum"].median()),
             *((points[name],) if shown_point else ()),
             format_number(runs["steps_to_tolerance"].median()) if reached else _not_reached(runs),
             format_number(runs["path_length"].median()),
             (f"{diverged}/{trials}" if trials > 1 else f"step {int(runs['diverged_at'].iloc[0])}")
-            if diverged else "no")
+            if diverged
+            else "no",
+        )
     return table
 
 
@@ -60,40 +73,55 @@ def _not_reached(runs) -> str:
 
 def rates_table(rates) -> Table:
     """Measured linear rate (median over trials) next to the analytic one, per optimizer."""
-    table = _table("linear convergence rate ρ (‖θ_t - θ*‖ ≈ C ρ^t; fitted over the 2nd half, 95% interval)",
-                   ("optimizer", "measured", "95% interval", "analytic", "difference"))
+    table = _table(
+        "linear convergence rate ρ (‖θ_t - θ*‖ ≈ C ρ^t; fitted over the 2nd half, 95% interval)",
+        ("optimizer", "measured", "95% interval", "analytic", "difference"),
+    )
     for name, rows in rates.groupby("optimizer", sort=False):
         measured, analytic = rows["measured_rate"].median(), rows["analytic_rate"].iloc[0]
         low, high = rows["measured_low"].median(), rows["measured_high"].median()
         verdict = rows["verdict"].iloc[0] if "verdict" in rows else "differs"
         known = analytic == analytic
         difference = f"{(measured - analytic) / analytic:+.2%}" if known else "-"
-        table.add_row(name, f"{measured:.4f}", f"{low:.4f}-{high:.4f}" if low == low else "-",
-                      f"{analytic:.4f}" if known else "no formula",
-                      {"agrees": f"{difference} (within the fit's interval)", "differs": difference}.get(verdict, verdict))
+        table.add_row(
+            name,
+            f"{measured:.4f}",
+            f"{low:.4f}-{high:.4f}" if low == low else "-",
+            f"{analytic:.4f}" if known else "no formula",
+            {"agrees": f"{difference} (within the fit's interval)", "differs": difference}.get(
+                verdict, verdict
+            ),
+        )
     return table
 
 
 def theory_caption(surface) -> str:
     eigenvalues = surface.hessian_eigenvalues
     gd, hb = optimal_gradient_descent(eigenvalues), optimal_heavy_ball(eigenvalues)
-    return (f"theory (λ from {min(eigenvalues):.3g} to {max(eigenvalues):.3g}, "
-            f"k = {condition_number(eigenvalues):.3g}; rate ρ = per-step contraction of the distance "
-            f"‖θ - θ*‖, the loss gap f - f* shrinks by ρ²): "
-            f"gradient descent stable for lr < {2 / max(eigenvalues):.3g}, best lr {gd['lr']:.3g} -> "
-            f"ρ = (k-1)/(k+1) = {gd['rate']:.4f}, loss ρ² = (k-1)²/(k+1)² = {gd['rate'] ** 2:.4f}; "
-            f"heavy ball (torch SGD momentum, dampening d) stable for lr·(1-d) < 2(1+μ)/λ_max, "
-            f"best lr {hb['lr']:.3g}, momentum {hb['momentum']:.3g} -> ρ = (√k-1)/(√k+1) = {hb['rate']:.4f}, "
-            f"loss ρ² = {hb['rate'] ** 2:.4f}")
+    return (
+        f"theory (λ from {min(eigenvalues):.3g} to {max(eigenvalues):.3g}, "
+        f"k = {condition_number(eigenvalues):.3g}; rate ρ = per-step contraction of the distance "
+        f"‖θ - θ*‖, the loss gap f - f* shrinks by ρ²): "
+        f"gradient descent stable for lr < {2 / max(eigenvalues):.3g}, best lr {gd['lr']:.3g} -> "
+        f"ρ = (k-1)/(k+1) = {gd['rate']:.4f}, loss ρ² = (k-1)²/(k+1)² = {gd['rate'] ** 2:.4f}; "
+        f"heavy ball (torch SGD momentum, dampening d) stable for lr·(1-d) < 2(1+μ)/λ_max, "
+        f"best lr {hb['lr']:.3g}, momentum {hb['momentum']:.3g} -> ρ = (√k-1)/(√k+1) = {hb['rate']:.4f}, "
+        f"loss ρ² = {hb['rate'] ** 2:.4f}"
+    )
 
 
 def tuning_table(summary, tune: dict, surface) -> Table:
     """summary: the tuning winners (`Tuning.summary`); tune: `TuningPlan.meta(steps)`."""
     over, criterion = tune["over"], tune["criterion"]
-    title = (f"tuning on {surface.name}: the same {tune['cells']} cells x {tune['starts']} starts x {tune['steps']} "
-             f"steps for every optimizer; criterion {criterion} (median over starts, lowest wins)")
-    table = _table(title, ("optimizer", "winner", criterion, "converged (starts)", "lr converging", "note"),
-                   left=("optimizer", "winner", "note"))
+    title = (
+        f"tuning on {surface.name}: the same {tune['cells']} cells x {tune['starts']} starts x {tune['steps']} "
+        f"steps for every optimizer; criterion {criterion} (median over starts, lowest wins)"
+    )
+    table = _table(
+        title,
+        ("optimizer", "winner", criterion, "converged (starts)", "lr converging", "note"),
+        left=("optimizer", "winner", "note"),
+    )
     for row in summary.itertuples(index=False):
         winner = ", ".join(f"{name}={format_number(getattr(row, name))}" for name in over)
         if math.isfinite(row.score):
@@ -107,14 +135,20 @@ def tuning_table(summary, tune: dict, surface) -> Table:
 
 
 def repro_table(report) -> Table:
-    table = _table("reproducibility: first recorded step at which the trajectories differ",
-                   ("optimizer", "comparison", "first differing step", "difference there", "max difference"),
-                   left=("optimizer", "comparison"))
+    table = _table(
+        "reproducibility: first recorded step at which the trajectories differ",
+        ("optimizer", "comparison", "first differing step", "difference there", "max difference"),
+        left=("optimizer", "comparison"),
+    )
     for row in report.itertuples(index=False):
         same = row.first_step is None or row.first_step != row.first_step
-        table.add_row(row.optimizer, row.comparison, f"identical for all {row.steps} steps" if same
-                      else str(int(row.first_step)), "-" if same else f"{row.difference_there:.3g}",
-                      f"{row.max_difference:.3g}")
+        table.add_row(
+            row.optimizer,
+            row.comparison,
+            f"identical for all {row.steps} steps" if same else str(int(row.first_step)),
+            "-" if same else f"{row.difference_there:.3g}",
+            f"{row.max_difference:.3g}",
+        )
     return table
 
 
@@ -124,16 +158,23 @@ def noise_floor_table(study) -> Table:
     meta = study.meta
     steps = meta["steps"]
     curves = study.curves
-    table = _table(f"stochastic linear regression (1,000 samples, f* = {meta['least_squares']['loss']:.3g}): "
-                   f"f - f* settled over steps {steps // 2}-{steps}, mean of {meta['seeds']} seed(s)",
-                   ("optimizer", "lr", "batch size", "settled f - f*", "exact SGD floor", "ratio",
-                    "diverged"))
+    table = _table(
+        f"stochastic linear regression (1,000 samples, f* = {meta['least_squares']['loss']:.3g}): "
+        f"f - f* settled over steps {steps // 2}-{steps}, mean of {meta['seeds']} seed(s)",
+        ("optimizer", "lr", "batch size", "settled f - f*", "exact SGD floor", "ratio", "diverged"),
+    )
     for row in study.settled().itertuples(index=False):
         known = row.theory_floor == row.theory_floor
         run = curves[(curves["optimizer"] == row.optimizer) & (curves["batch_size"] == row.batch_size)]
-        table.add_row(row.optimizer, format_number(row.lr), str(row.batch_size), format_number(row.settled),
-                      format_number(row.theory_floor) if known else "-",
-                      f"{row.ratio:.2f}" if row.ratio == row.ratio else "-", _diverged_seeds(run))
+        table.add_row(
+            row.optimizer,
+            format_number(row.lr),
+            str(row.batch_size),
+            format_number(row.settled),
+            format_number(row.theory_floor) if known else "-",
+            f"{row.ratio:.2f}" if row.ratio == row.ratio else "-",
+            _diverged_seeds(run),
+        )
     return table
 
 

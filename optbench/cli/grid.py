@@ -13,9 +13,9 @@ from ..experiments.inputs import require_surface_memory
 from ..specs import parse_optimizer, parse_range, range_parts
 from .common import (
     console,
+    force_option,
     format_number,
     formats_option,
-    force_option,
     out_option,
     parse_formats,
     results_folder,
@@ -31,14 +31,20 @@ from .surface_options import resolve_surface, surface_options
 @click.argument("optimizer")
 @click.option("--lr", "lr_range", default=None, help="Learning rates START:STOP:NUM[:log|lin].")
 @click.option("--momentum", "momentum_range", default=None, help="Momentum values START:STOP:NUM.")
-@click.option("--vary", multiple=True, metavar="NAME=RANGE",
-              help="Any other tensor hyperparameter, e.g. beta1=0:0.999:32 or alpha=0.5:0.999:32.")
+@click.option(
+    "--vary",
+    multiple=True,
+    metavar="NAME=RANGE",
+    help="Any other tensor hyperparameter, e.g. beta1=0:0.999:32 or alpha=0.5:0.999:32.",
+)
 @surface_options
 @seed_option
 @formats_option
 @out_option
 @force_option
-def command(optimizer, lr_range, momentum_range, vary, surface, steps, start, noise, seed, formats, out, force):
+def command(
+    optimizer, lr_range, momentum_range, vary, surface, steps, start, noise, seed, formats, out, force
+):
     """Map final loss over a grid of two hyperparameters, run as one batched tensor.
 
     The first axis given is the x axis of the heat map; log-spaced ranges are drawn on log axes.
@@ -54,21 +60,34 @@ def command(optimizer, lr_range, momentum_range, vary, surface, steps, start, no
                 raise OptbenchError(f"'{name}' given twice")
             ranges[name] = (text, f"--{name}" if name in ("lr", "momentum") else name)
     cells = math.prod(range_parts(text, label)[2] for text, label in ranges.values())
-    require_surface_memory(f"a grid of {cells:,} cells x {steps:,} steps on {resolved.name}", resolved, cells,
-                           steps)
+    require_surface_memory(
+        f"a grid of {cells:,} cells x {steps:,} steps on {resolved.name}", resolved, cells, steps
+    )
     axes = {name: parse_range(text, label) for name, (text, label) in ranges.items()}
     with results_folder(out, "grid") as folder:
         with step_progress([spec.name], steps) as report:
-            result = grid(spec, axes, resolved, steps=steps, start=point, noise=noise, seed=seed,
-                          progress=lambda taken, total: report(spec.name, taken, total))
+            result = grid(
+                spec,
+                axes,
+                resolved,
+                steps=steps,
+                start=point,
+                noise=noise,
+                seed=seed,
+                progress=lambda taken, total: report(spec.name, taken, total),
+            )
         result.save(folder, force)
 
     metrics, (x_name, y_name) = result.metrics, result.axes
-    console.print(f"{spec.name} on {resolved.name}: {len(metrics)} cells ({len(axes[x_name])} {x_name} x "
-                  f"{len(axes[y_name])} {y_name}), {steps} steps, {int(metrics['diverged'].sum())} diverged")
+    console.print(
+        f"{spec.name} on {resolved.name}: {len(metrics)} cells ({len(axes[x_name])} {x_name} x "
+        f"{len(axes[y_name])} {y_name}), {steps} steps, {int(metrics['diverged'].sum())} diverged"
+    )
     best = result.best()
     if best is not None:
-        console.print(f"best cell: {x_name}={format_number(best[x_name])}, {y_name}={format_number(best[y_name])}"
-                      f" -> final loss {format_number(best['final_loss'])}")
+        console.print(
+            f"best cell: {x_name}={format_number(best[x_name])}, {y_name}={format_number(best[y_name])}"
+            f" -> final loss {format_number(best['final_loss'])}"
+        )
     write_figures(result.plot(), folder, formats)
     console.print(f"results in {folder}")

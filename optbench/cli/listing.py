@@ -11,7 +11,7 @@ from .common import console, print_table
 
 
 def _show_default(value) -> str:
-    if callable(value):   # ADOPT's clip_lambda: its name, not a memory address
+    if callable(value):  # ADOPT's clip_lambda: its name, not a memory address
         return getattr(value, "__name__", type(value).__name__)
     return "/".join(map(str, value)) if isinstance(value, tuple) else str(value)
 
@@ -28,20 +28,26 @@ def _reference(algorithm) -> str:
 @click.command("list")
 def command():
     """List the optimizers with their certificate's reference, defaults and how surfaces batch trials."""
-    table = Table(title="optimizers (ours, certified equal to the reference by `optbench verify`)",
-                  title_justify="left")
+    table = Table(
+        title="optimizers (ours, certified equal to the reference by `optbench verify`)", title_justify="left"
+    )
     for column in ("name", "class", "reference", "defaults", "trials on a surface"):
         table.add_column(column)
     for algorithm in ALGORITHMS.values():
         defaults = ", ".join(f"{k}={_show_default(v)}" for k, v in algorithm.defaults().items())
-        batched = (f"one tensor; tensor hyperparameters: {', '.join(algorithm.tensor_hparams) or 'none'}"
-                   if algorithm.elementwise else "one optimizer per trial (reduces across a tensor)")
+        batched = (
+            f"one tensor; tensor hyperparameters: {', '.join(algorithm.tensor_hparams) or 'none'}"
+            if algorithm.elementwise
+            else "one optimizer per trial (reduces across a tensor)"
+        )
         table.add_row(algorithm.name, algorithm.class_name, _reference(algorithm), defaults, batched)
     for name, (base, settings) in PRESETS.items():
         table.add_row(name, f"preset of {base}", "", ", ".join(f"{k}={v}" for k, v in settings.items()), "")
     print_table(table)
-    console.print("also: any torch.optim.Optimizer class as module:Class, path/to/file.py:Class or zoo:name "
-                  "(pytorch_optimizer:lion, heavyball:...); see docs/optimizers.md")
+    console.print(
+        "also: any torch.optim.Optimizer class as module:Class, path/to/file.py:Class or zoo:name "
+        "(pytorch_optimizer:lion, heavyball:...); see docs/optimizers.md"
+    )
     for title, columns, rows in (objectives.describe(), tasks.describe()):
         extra = Table(title=title, title_justify="left")
         for column in columns:

@@ -27,7 +27,12 @@ def redraw_experiment(folder: Path, formats) -> list[Path]:
 
 
 # Results kind (meta.json "kind") -> redraw(folder, formats) -> the files written.
-REDRAW = {"compare": redraw_experiment, "grid": redraw_experiment, "train": training.redraw, "sweep": sweeps.api.redraw}
+REDRAW = {
+    "compare": redraw_experiment,
+    "grid": redraw_experiment,
+    "train": training.redraw,
+    "sweep": sweeps.api.redraw,
+}
 
 
 @click.command("plot")
@@ -36,7 +41,7 @@ REDRAW = {"compare": redraw_experiment, "grid": redraw_experiment, "train": trai
 def command(folders, formats):
     """Redraw the figures of saved results folders without re-running anything."""
     formats = parse_formats(formats)
-    kinds = {folder: checked_kind(folder) for folder in map(Path, folders)}   # every folder before any figure
+    kinds = {folder: checked_kind(folder) for folder in map(Path, folders)}  # every folder before any figure
     for folder, kind in kinds.items():
         for path in REDRAW[kind](folder, formats):
             console.print(f"wrote {path}")
@@ -53,13 +58,17 @@ def checked_kind(folder: Path) -> str:
     if not isinstance(kind, str) or kind not in REDRAW:
         raise OptbenchError(f"{folder / META_FILE}: kind {kind!r} is not one of {', '.join(REDRAW)}")
     if not isinstance(spec, dict):
-        raise OptbenchError(f"{folder / META_FILE} records no spec (the settings that made the results): "
-                            "cannot redraw")
+        raise OptbenchError(
+            f"{folder / META_FILE} records no spec (the settings that made the results): cannot redraw"
+        )
     missing = [key for key in SPEC_KEYS[kind] if key not in spec]
     if missing:
         raise OptbenchError(f"{folder / META_FILE}: the {kind} spec lacks '{missing[0]}': cannot redraw")
-    if kind == "grid" and not (isinstance(spec["axes"], list) and len(spec["axes"]) == 2
-                               and all(isinstance(axis, str) for axis in spec["axes"])):
+    if kind == "grid" and not (
+        isinstance(spec["axes"], list)
+        and len(spec["axes"]) == 2
+        and all(isinstance(axis, str) for axis in spec["axes"])
+    ):
         raise OptbenchError(f"{folder / META_FILE}: the grid's axes must be two names, got {spec['axes']!r}")
     if kind != "sweep" and not any(folder.glob("*.parquet")):
         raise OptbenchError(f"{folder} holds no result tables yet: nothing to draw")

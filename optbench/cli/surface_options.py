@@ -8,19 +8,34 @@ from ..errors import OptbenchError
 from ..objectives import get_surface
 from ..specs import parse_number_list
 
-MAX_STEPS = 2 ** 63 - 1   # a step counter is a 64-bit integer in torch
+MAX_STEPS = 2**63 - 1  # a step counter is a 64-bit integer in torch
 
 
 def surface_options(function):
-    for option in reversed([
-        click.option("--surface", default="elliptic", show_default=True,
-                     help="Surface name (see `optbench list`); quadratic:dim=N,condition=K."),
-        click.option("--steps", type=click.IntRange(max=MAX_STEPS), default=None,
-                     help="Steps per run (default: the surface's)."),
-        click.option("--start", default=None, help="Start point 'X,Y' (default: the surface's)."),
-        click.option("--noise", type=float, default=0.0, show_default=True,
-                     help="Std of Gaussian noise added to every gradient coordinate (seeded)."),
-    ]):
+    for option in reversed(
+        [
+            click.option(
+                "--surface",
+                default="elliptic",
+                show_default=True,
+                help="Surface name (see `optbench list`); quadratic:dim=N,condition=K.",
+            ),
+            click.option(
+                "--steps",
+                type=click.IntRange(max=MAX_STEPS),
+                default=None,
+                help="Steps per run (default: the surface's).",
+            ),
+            click.option("--start", default=None, help="Start point 'X,Y' (default: the surface's)."),
+            click.option(
+                "--noise",
+                type=float,
+                default=0.0,
+                show_default=True,
+                help="Std of Gaussian noise added to every gradient coordinate (seeded).",
+            ),
+        ]
+    ):
         function = option(function)
     return function
 
@@ -37,9 +52,13 @@ def resolve_surface(surface: str, steps: int | None, start: str | None, noise: f
     if start is not None:
         point = tuple(parse_number_list(start, float, "--start"))
         if len(point) != resolved.dim:
-            raise OptbenchError(f"--start needs {resolved.dim} coordinates for {resolved.name}, got {len(point)}")
+            raise OptbenchError(
+                f"--start needs {resolved.dim} coordinates for {resolved.name}, got {len(point)}"
+            )
         if not resolved.contains(point):
             window = " x ".join(f"[{lo:g}, {hi:g}]" for lo, hi in resolved.window[:2])
-            raise OptbenchError(f"--start {start} is outside the plot window of {resolved.name} ({window}"
-                                f"{' ...' if resolved.dim > 2 else ''})")
+            raise OptbenchError(
+                f"--start {start} is outside the plot window of {resolved.name} ({window}"
+                f"{' ...' if resolved.dim > 2 else ''})"
+            )
     return resolved, steps, point

@@ -16,43 +16,108 @@ from ..budget import require_rows
 from ..experiments.inputs import MAX_SEED
 from ..sweeps import SweepInterrupted, SweepPlan
 from ..sweeps.columns import grid_columns
-from .common import (console, console_err, format_number, formats_option, out_option, parse_formats, print_table,
-                     progress_bar)
+from .common import (
+    console,
+    console_err,
+    format_number,
+    formats_option,
+    out_option,
+    parse_formats,
+    print_table,
+    progress_bar,
+)
 from .sweep_options import build_spec, parse_shard, resolve_options
 
 
 @click.command("sweep", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
-@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
-              help="A YAML file with the same options; command-line flags override it.")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="A YAML file with the same options; command-line flags override it.",
+)
 @click.option("--batch-size", default="16,64,256", show_default=True, help="Batch sizes, comma-separated.")
-@click.option("--lr-scale", default="linear", show_default=True,
-              help="lr-scaling rules, comma-separated: linear (lr·B/B0), sqrt (lr·√(B/B0)), none, tuned (the best of "
-                   "lr·√(B/B0)·2^k, k=-2..2, per batch size: what the critical batch size model describes).")
-@click.option("--optimizer", "optimizers", multiple=True, default=("momentum",), show_default=True,
-              help="Optimizer spec; repeat for several (e.g. --optimizer sgd --optimizer adam).")
-@click.option("--task", default="digits", show_default=True,
-              help="digits, mnist, fashion-mnist, cifar10 (--data-dir), regression, or surface:NAME.")
-@click.option("--model", default="lenet", show_default=True, help="Model for image tasks: mlp, lenet, resnet.")
+@click.option(
+    "--lr-scale",
+    default="linear",
+    show_default=True,
+    help="lr-scaling rules, comma-separated: linear (lr·B/B0), sqrt (lr·√(B/B0)), none, tuned (the best of "
+    "lr·√(B/B0)·2^k, k=-2..2, per batch size: what the critical batch size model describes).",
+)
+@click.option(
+    "--optimizer",
+    "optimizers",
+    multiple=True,
+    default=("momentum",),
+    show_default=True,
+    help="Optimizer spec; repeat for several (e.g. --optimizer sgd --optimizer adam).",
+)
+@click.option(
+    "--task",
+    default="digits",
+    show_default=True,
+    help="digits, mnist, fashion-mnist, cifar10 (--data-dir), regression, or surface:NAME.",
+)
+@click.option(
+    "--model", default="lenet", show_default=True, help="Model for image tasks: mlp, lenet, resnet."
+)
 @click.option("--data-dir", default=None, help="Folder with MNIST/Fashion-MNIST/CIFAR-10 files.")
-@click.option("--base-lr", type=float, default=None,
-              help="The lr at --base-batch-size (default: the optimizer spec's lr, else the task's default).")
-@click.option("--base-batch-size", type=int, default=None, help="B0 of the scaling rules (default: smallest batch).")
-@click.option("--warmup-epochs", type=int, default=0, show_default=True, help="Linear lr warm-up (training tasks).")
+@click.option(
+    "--base-lr",
+    type=float,
+    default=None,
+    help="The lr at --base-batch-size (default: the optimizer spec's lr, else the task's default).",
+)
+@click.option(
+    "--base-batch-size", type=int, default=None, help="B0 of the scaling rules (default: smallest batch)."
+)
+@click.option(
+    "--warmup-epochs", type=int, default=0, show_default=True, help="Linear lr warm-up (training tasks)."
+)
 @click.option("--epochs", type=int, default=None, help="Epochs per cell (instead of --steps).")
-@click.option("--steps", type=int, default=None, help="Optimizer steps per cell, the same for every batch size (training default 400).")
+@click.option(
+    "--steps",
+    type=int,
+    default=None,
+    help="Optimizer steps per cell, the same for every batch size (training default 400).",
+)
 @click.option("--seeds", type=int, default=1, show_default=True, help="Seeds per setting: seed, seed+1, ...")
 @click.option("--seed", type=click.IntRange(0, MAX_SEED), default=0, show_default=True, help="First seed.")
-@click.option("--target-accuracy", type=float, default=None, help="Count steps until validation accuracy reaches this (image tasks default 0.9).")
-@click.option("--target-loss", type=float, default=None, help="Count steps until the evaluated loss falls to this.")
-@click.option("--evaluations", type=int, default=None,
-              help="Image tasks: validation evaluations per cell, evenly spaced (default 400; every step for shorter budgets).")
-@click.option("--noise", type=float, default=1.0, show_default=True,
-              help="surface tasks: per-sample gradient noise std (batch B divides the variance by B).")
+@click.option(
+    "--target-accuracy",
+    type=float,
+    default=None,
+    help="Count steps until validation accuracy reaches this (image tasks default 0.9).",
+)
+@click.option(
+    "--target-loss", type=float, default=None, help="Count steps until the evaluated loss falls to this."
+)
+@click.option(
+    "--evaluations",
+    type=int,
+    default=None,
+    help="Image tasks: validation evaluations per cell, evenly spaced (default 400; every step for shorter budgets).",
+)
+@click.option(
+    "--noise",
+    type=float,
+    default=1.0,
+    show_default=True,
+    help="surface tasks: per-sample gradient noise std (batch B divides the variance by B).",
+)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N (training tasks).")
 @click.option("--jobs", type=int, default=1, show_default=True, help="Cells run in this many processes.")
-@click.option("--threads", type=int, default=1, show_default=True,
-              help="torch threads per cell; fixed so that any --jobs gives the same numbers.")
-@click.option("--shard", default=None, metavar="I/N", help="Run only shard I of N (1-based), e.g. for an array job.")
+@click.option(
+    "--threads",
+    type=int,
+    default=1,
+    show_default=True,
+    help="torch threads per cell; fixed so that any --jobs gives the same numbers.",
+)
+@click.option(
+    "--shard", default=None, metavar="I/N", help="Run only shard I of N (1-based), e.g. for an array job."
+)
 @click.option("--force", is_flag=True, help="Run a changed spec in an existing --out; redo corrupt cells.")
 @formats_option
 @out_option
@@ -65,28 +130,42 @@ def command(ctx, config_path, **flags):
     """
     options = resolve_options(ctx, config_path, flags)
     spec = build_spec(options)
-    steps = spec.resolved_steps() or spec.epochs   # an epoch is at least one step
-    if spec.kind != "surface" and steps:   # per-step rows, `jobs` cells at once
-        require_rows(f"{options['jobs']} sweep cell(s) of at least {steps:,} steps at once", options["jobs"] * steps)
+    steps = spec.resolved_steps() or spec.epochs  # an epoch is at least one step
+    if spec.kind != "surface" and steps:  # per-step rows, `jobs` cells at once
+        require_rows(
+            f"{options['jobs']} sweep cell(s) of at least {steps:,} steps at once", options["jobs"] * steps
+        )
     formats = parse_formats(options["formats"])
     shard = parse_shard(options["shard"])
     plan = SweepPlan.prepare(spec, options["out"], options["jobs"], shard, options["force"])
     try:
         with progress_bar() as bar:
             task = bar.add_task("sweep", total=len(plan.cells), status="")
-            result = plan.run(lambda cell, status: bar.update(
-                task, advance=1, status=f"{status.split(':')[0]}: {cell.label}"))
+            result = plan.run(
+                lambda cell, status: bar.update(
+                    task, advance=1, status=f"{status.split(':')[0]}: {cell.label}"
+                )
+            )
     except SweepInterrupted as stop:
-        console_err.print(f"[bold red]stopped by {stop}:[/] {stop.finished} of {stop.total} cell(s) finished "
-                          "and kept; rerun the same command to resume", highlight=False, soft_wrap=True)
+        console_err.print(
+            f"[bold red]stopped by {stop}:[/] {stop.finished} of {stop.total} cell(s) finished "
+            "and kept; rerun the same command to resume",
+            highlight=False,
+            soft_wrap=True,
+        )
         ctx.exit(stop.exit_code)
     written = result.save(formats=formats)
 
-    console_err.print(f"{len(result.computed)} cell(s) computed, {len(result.skipped)} already finished "
-                      f"(skipped), {len(result.failed)} failed; {len(result.cells)} in this "
-                      f"{'shard' if shard != (1, 1) else 'sweep'}"
-                      + (f"; {len(result.shared)} of the computed copied the run of a cell with the same settings"
-                         if result.shared else ""))
+    console_err.print(
+        f"{len(result.computed)} cell(s) computed, {len(result.skipped)} already finished "
+        f"(skipped), {len(result.failed)} failed; {len(result.cells)} in this "
+        f"{'shard' if shard != (1, 1) else 'sweep'}"
+        + (
+            f"; {len(result.shared)} of the computed copied the run of a cell with the same settings"
+            if result.shared
+            else ""
+        )
+    )
     if not result.summary.empty:
         print_table(summary_table(result.summary, spec))
         for line in critical_lines(result.critical):
@@ -103,12 +182,15 @@ def command(ctx, config_path, **flags):
 
 # --- reporting --------------------------------------------------------------------------------
 
+
 def summary_table(summary, spec) -> Table:
-    if "lr_chosen" in summary:   # a `tuned` rule's grid: the chosen lr at each batch size
+    if "lr_chosen" in summary:  # a `tuned` rule's grid: the chosen lr at each batch size
         summary = summary[summary["lr_chosen"]]
     seeds = summary["seed"].nunique()
-    targets = [f"accuracy >= {spec.target_accuracy:g}" if spec.target_accuracy is not None else "",
-               f"loss <= {spec.target_loss:g}" if spec.target_loss is not None else ""]
+    targets = [
+        f"accuracy >= {spec.target_accuracy:g}" if spec.target_accuracy is not None else "",
+        f"loss <= {spec.target_loss:g}" if spec.target_loss is not None else "",
+    ]
     target = " and ".join(t for t in targets if t) or "no target given"
     title = f"sweep on {spec.task}: target {target}" + (f" (median of {seeds} seeds)" if seeds > 1 else "")
     table = Table(title=title, title_justify="left", pad_edge=False)
@@ -116,51 +198,85 @@ def summary_table(summary, spec) -> Table:
     has_target = spec.target_accuracy is not None or spec.target_loss is not None
     # Short two-line headings keep every column readable in an 80-column terminal; without a target
     # the →target columns would only say "never". samples/s and the rest are in summary.parquet.
-    columns = ["optimizer", "rule", "B", "lr", "final\nacc" if has_accuracy else "final\nloss",
-               *(["steps\n→target", "samples\n→target"] if has_target else []), "time\n(s)", "diverged"]
+    columns = [
+        "optimizer",
+        "rule",
+        "B",
+        "lr",
+        "final\nacc" if has_accuracy else "final\nloss",
+        *(["steps\n→target", "samples\n→target"] if has_target else []),
+        "time\n(s)",
+        "diverged",
+    ]
     widths = {"B": 4, "lr": 6, "final\nloss": 8}
     for column in columns:
         width = max(max(map(len, column.split("\n"))), widths.get(column, 0))
-        table.add_column(column, justify="left" if column in ("optimizer", "rule") else "right",
-                         no_wrap=True, min_width=width)
+        table.add_column(
+            column,
+            justify="left" if column in ("optimizer", "rule") else "right",
+            no_wrap=True,
+            min_width=width,
+        )
     extra = grid_columns(summary)
-    for keys, rows in summary.groupby(["optimizer", *extra, "lr_scale", "batch_size"], sort=False, dropna=False):
+    for keys, rows in summary.groupby(
+        ["optimizer", *extra, "lr_scale", "batch_size"], sort=False, dropna=False
+    ):
         keys = keys if isinstance(keys, tuple) else (keys,)
-        label = keys[0] + "".join(f" {name}={value}" for name, value in zip(extra, keys[1:-2]))
+        label = keys[0] + "".join(f" {name}={value}" for name, value in zip(extra, keys[1:-2], strict=False))
         reached = rows["steps_to_target"].notna().all()
         missed = rows["target_outcome"].iloc[0] if "target_outcome" in rows and not reached else "never"
-        to_target = [format_number(round(rows["steps_to_target"].median(), 1)) if reached else missed,
-                     format_number(round(rows["samples_to_target"].median())) if reached else "-"]
+        to_target = [
+            format_number(round(rows["steps_to_target"].median(), 1)) if reached else missed,
+            format_number(round(rows["samples_to_target"].median())) if reached else "-",
+        ]
         table.add_row(
-            label, keys[-2], str(keys[-1]), format_number(rows["lr"].iloc[0]),
+            label,
+            keys[-2],
+            str(keys[-1]),
+            format_number(rows["lr"].iloc[0]),
             format_number(rows["final_accuracy" if has_accuracy else "final_loss"].median()),
             *(to_target if has_target else []),
             format_number(rows["wall_time"].median()),
-            f"{int(rows['diverged'].sum())}/{len(rows)}" if rows["diverged"].any() else "no")
+            f"{int(rows['diverged'].sum())}/{len(rows)}" if rows["diverged"].any() else "no",
+        )
     return table
 
 
 def critical_lines(critical) -> list[str]:
     if critical.empty:
-        return [("critical batch size: no target given or too few batch sizes reached it "
-                 "(give --target-accuracy or --target-loss)")]
+        return [
+            (
+                "critical batch size: no target given or too few batch sizes reached it "
+                "(give --target-accuracy or --target-loss)"
+            )
+        ]
     lines = []
     for _, row in critical.iterrows():
         if row["lr_scale"] != "best rule":
             continue
         if row["fit_status"] != "fitted":
-            lines.append(f"critical batch size ({row['optimizer']}, best rule per batch size): none: "
-                         f"{row['fit_status']} ({row['points']} batch sizes reached the target)")
+            lines.append(
+                f"critical batch size ({row['optimizer']}, best rule per batch size): none: "
+                f"{row['fit_status']} ({row['points']} batch sizes reached the target)"
+            )
             continue
-        lines.append(f"critical batch size ({row['optimizer']}, best rule per batch size): "
-                     f"{format_number(row['critical_batch_size'])} (95% interval "
-                     f"{format_number(row['critical_low'])}-{format_number(row['critical_high'])}); "
-                     f"S_min ~ {format_number(row['s_min'])} steps, E_min ~ {format_number(row['e_min'])} samples")
+        lines.append(
+            f"critical batch size ({row['optimizer']}, best rule per batch size): "
+            f"{format_number(row['critical_batch_size'])} (95% interval "
+            f"{format_number(row['critical_low'])}-{format_number(row['critical_high'])}); "
+            f"S_min ~ {format_number(row['s_min'])} steps, E_min ~ {format_number(row['e_min'])} samples"
+        )
     row = critical.iloc[0]
     low, high = row.get("noise_scale_start_low"), row.get("noise_scale_start_high")
-    interval = f" (95% interval {format_number(low)}-{format_number(high)})" if low == low and low is not None else ""
-    lines.append(f"gradient noise scale B_simple (median over the base-batch-size cells): "
-                 f"{format_number(row['noise_scale_start'])}{interval} at the start, "
-                 f"{format_number(row['noise_scale_end'])} at the end")
+    interval = (
+        f" (95% interval {format_number(low)}-{format_number(high)})"
+        if low == low and low is not None
+        else ""
+    )
+    lines.append(
+        f"gradient noise scale B_simple (median over the base-batch-size cells): "
+        f"{format_number(row['noise_scale_start'])}{interval} at the start, "
+        f"{format_number(row['noise_scale_end'])} at the end"
+    )
     lines.append(f"[dim]critical batch: {row['method']}. noise scale: {row['noise_method']}.[/]")
     return lines

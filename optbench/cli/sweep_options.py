@@ -17,8 +17,12 @@ from ..specs import parse_number_list, parse_value
 from ..sweeps import SweepSpec
 from ..sweeps.spec import task_kind
 
-CONFIG_ALIASES = {"optimizer": "optimizers", "batch_sizes": "batch_size", "lr_scales": "lr_scale",
-                  "format": "formats"}
+CONFIG_ALIASES = {
+    "optimizer": "optimizers",
+    "batch_sizes": "batch_size",
+    "lr_scales": "lr_scale",
+    "format": "formats",
+}
 # Steps-to-target is the point of a batch-size study: classification gets 90% unless told.
 DEFAULT_TARGET_ACCURACY = 0.9
 
@@ -29,8 +33,10 @@ def resolve_options(ctx, config_path, flags: dict) -> dict:
     for name, value in config.items():
         if name != "hparams" and ctx.get_parameter_source(name) != ParameterSource.COMMANDLINE:
             options[name] = value
-    hparams = {name: hparam_values(f"hparams: {name}", values)
-               for name, values in (config.get("hparams") or {}).items()}
+    hparams = {
+        name: hparam_values(f"hparams: {name}", values)
+        for name, values in (config.get("hparams") or {}).items()
+    }
     hparams.update(parse_extra_args(ctx.args, set(flags)))
     options["hparams"] = hparams
     return options
@@ -55,8 +61,10 @@ def read_config(ctx, path: str) -> dict:
         if key not in allowed:
             guess = closest(str(raw_key), allowed)
             hint = f"; did you mean '{guess}'?" if guess else ""
-            raise OptbenchError(f"{file}: unknown key '{raw_key}'{hint} "
-                                f"(valid: {', '.join(allowed)}; extra hyperparameters go under 'hparams:')")
+            raise OptbenchError(
+                f"{file}: unknown key '{raw_key}'{hint} "
+                f"(valid: {', '.join(allowed)}; extra hyperparameters go under 'hparams:')"
+            )
         config[key] = _config_value(ctx, file, raw_key, key, value, params.get(key))
     return config
 
@@ -69,14 +77,17 @@ def _config_value(ctx, file: Path, raw_key, key: str, value, param):
     if key == "optimizers":
         items = value if isinstance(value, list) else [value]
         if not items or not all(isinstance(item, str) for item in items):
-            raise OptbenchError(f"{file}: optimizer must be a spec such as 'adam:lr=0.01' or a list of them, "
-                                f"got {value!r}")
+            raise OptbenchError(
+                f"{file}: optimizer must be a spec such as 'adam:lr=0.01' or a list of them, got {value!r}"
+            )
         return tuple(items)
     if key in ("batch_size", "lr_scale") and isinstance(value, list):
         value = ",".join(map(str, value))
     if value is None:
         return None
-    if isinstance(value, (dict, list)) or (isinstance(value, bool) and not isinstance(param.type, click.types.BoolParamType)):
+    if isinstance(value, (dict, list)) or (
+        isinstance(value, bool) and not isinstance(param.type, click.types.BoolParamType)
+    ):
         raise OptbenchError(f"{file}: {raw_key} must be a single value, got {value!r}")
     if isinstance(param.type, click.types.IntParamType) and isinstance(value, float):
         raise OptbenchError(f"{file}: {raw_key} must be a whole number, got {value!r}")
@@ -92,7 +103,9 @@ def parse_extra_args(args: list[str], known: set) -> dict:
     while items:
         item = items.pop(0)
         if not item.startswith("--") or len(item) == 2:
-            raise OptbenchError(f"unexpected argument '{item}' (hyperparameter lists look like --momentum 0,0.9)")
+            raise OptbenchError(
+                f"unexpected argument '{item}' (hyperparameter lists look like --momentum 0,0.9)"
+            )
         name, eq, text = item[2:].partition("=")
         if not eq:
             if not items or items[0].startswith("--"):
@@ -112,7 +125,7 @@ def hparam_values(name: str, values) -> list:
     if any(item == "" for item in items):
         raise OptbenchError(f"malformed list for {name}: '{values}' has an empty item")
     parsed = [parse_value(item) for item in items]
-    for item, value in zip(items, parsed):
+    for item, value in zip(items, parsed, strict=False):
         if isinstance(value, str):
             raise OptbenchError(f"malformed list for {name}: '{item}' is not a number")
     return parsed
@@ -124,7 +137,7 @@ def build_spec(options: dict) -> SweepSpec:
         raise OptbenchError(f"malformed list for --lr-scale: '{options['lr_scale']}' has an empty item")
     batch_sizes = parse_number_list(str(options["batch_size"]), float, "--batch-size", positive=True)
 
-    for text, value in zip(str(options["batch_size"]).split(","), batch_sizes):
+    for text, value in zip(str(options["batch_size"]).split(","), batch_sizes, strict=False):
         if value != int(value):
             raise OptbenchError(f"malformed list for --batch-size: '{text.strip()}' is not a whole number")
     for name, values in (("--batch-size", [int(b) for b in batch_sizes]), ("--lr-scale", rules)):
@@ -132,16 +145,34 @@ def build_spec(options: dict) -> SweepSpec:
         if repeated is not None:
             raise OptbenchError(f"{name} lists {repeated} twice")
     target_accuracy = options["target_accuracy"]
-    if task_kind(str(options["task"])) == "training" and target_accuracy is None and options["target_loss"] is None:
+    if (
+        task_kind(str(options["task"])) == "training"
+        and target_accuracy is None
+        and options["target_loss"] is None
+    ):
         target_accuracy = DEFAULT_TARGET_ACCURACY
     return SweepSpec(
-        batch_sizes=tuple(int(b) for b in batch_sizes), lr_scales=tuple(rules),
-        optimizers=tuple(options["optimizers"]), hparams=options["hparams"], task=options["task"],
-        model=options["model"], base_lr=options["base_lr"], base_batch_size=options["base_batch_size"],
-        warmup_epochs=options["warmup_epochs"], epochs=options["epochs"], steps=options["steps"],
-        seeds=options["seeds"], seed=options["seed"], noise=options["noise"], device=options["device"],
-        data_dir=options["data_dir"], evaluations=options["evaluations"], threads=options["threads"],
-        target_accuracy=target_accuracy, target_loss=options["target_loss"])
+        batch_sizes=tuple(int(b) for b in batch_sizes),
+        lr_scales=tuple(rules),
+        optimizers=tuple(options["optimizers"]),
+        hparams=options["hparams"],
+        task=options["task"],
+        model=options["model"],
+        base_lr=options["base_lr"],
+        base_batch_size=options["base_batch_size"],
+        warmup_epochs=options["warmup_epochs"],
+        epochs=options["epochs"],
+        steps=options["steps"],
+        seeds=options["seeds"],
+        seed=options["seed"],
+        noise=options["noise"],
+        device=options["device"],
+        data_dir=options["data_dir"],
+        evaluations=options["evaluations"],
+        threads=options["threads"],
+        target_accuracy=target_accuracy,
+        target_loss=options["target_loss"],
+    )
 
 
 def parse_shard(text: str | None) -> tuple[int, int]:

@@ -8,8 +8,8 @@ import pandas as pd
 import rich_click as click
 from rich.table import Table
 
-from ..experiments.training import TrainingResult, train
 from ..errors import OptbenchError
+from ..experiments.training import TrainingResult, train
 from ..plots.training import redraw
 from ..results import default_folder
 from ..runners.recipes import note as recipe_note
@@ -19,11 +19,11 @@ from ..tasks import get_task
 from .common import (
     console,
     console_err,
-    print_table,
     format_number,
     formats_option,
     out_option,
     parse_formats,
+    print_table,
     progress_bar,
     seed_option,
 )
@@ -192,7 +192,11 @@ def _print(result: TrainingResult, trace: bool) -> None:
     else:
         for name, run in result.trace.groupby("optimizer", sort=False):
             diverged = run[run["diverged"]] if "diverged" in run else run.iloc[:0]
-            note = f" [red]diverged at iteration {int(diverged['iteration'].iloc[0])}[/]" if len(diverged) else ""
+            note = (
+                f" [red]diverged at iteration {int(diverged['iteration'].iloc[0])}[/]"
+                if len(diverged)
+                else ""
+            )
             console.print(f"{name}: a = {run['a_next'].iloc[-1]:.6g} after {len(run)} iterations{note}")
 
 

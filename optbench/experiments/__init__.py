@@ -14,8 +14,19 @@ from .grid import GridMap, grid
 from .noise_floor import NoiseFloorStudy, noise_floor
 from .training import TrainingResult, train
 
-__all__ = ["Comparison", "GridMap", "NoiseFloorStudy", "TrainingResult", "TuningPlan", "compare", "grid", "load",
-           "noise_floor", "plan_tuning", "train"]
+__all__ = [
+    "Comparison",
+    "GridMap",
+    "NoiseFloorStudy",
+    "TrainingResult",
+    "TuningPlan",
+    "compare",
+    "grid",
+    "load",
+    "noise_floor",
+    "plan_tuning",
+    "train",
+]
 
 
 def load(folder) -> Comparison | GridMap | NoiseFloorStudy | TrainingResult:
@@ -28,7 +39,13 @@ def load(folder) -> Comparison | GridMap | NoiseFloorStudy | TrainingResult:
     if meta["kind"] == "grid":
         return GridMap.load(folder)
     if meta["kind"] == "compare":
-        return NoiseFloorStudy.load(folder) if meta["spec"].get("surface") == "linreg" else Comparison.load(folder)
+        return (
+            NoiseFloorStudy.load(folder)
+            if meta["spec"].get("surface") == "linreg"
+            else Comparison.load(folder)
+        )
     if meta["kind"] == "train":
         return TrainingResult.load(folder)
-    raise OptbenchError(f"{folder}: results of kind '{meta['kind']}' are not a compare, grid or train experiment")
+    raise OptbenchError(
+        f"{folder}: results of kind '{meta['kind']}' are not a compare, grid or train experiment"
+    )

@@ -54,31 +54,45 @@ from ..theory import rate_table, stability_edge
 from .inputs import as_specs, as_surface, check_axis, check_run_settings, check_start, require_surface_memory
 from .result import Result
 
-TUNING_SEED_OFFSET = 1   # tuning starts come from seed + 1, so they differ from the comparison's starts
+TUNING_SEED_OFFSET = 1  # tuning starts come from seed + 1, so they differ from the comparison's starts
 CPU_RUNS, CPU_VS_CUDA = "cpu run 1 vs run 2", "cpu vs cuda"
 
 
 @dataclass(frozen=True)
 class TuningPlan:
     """What `compare` tunes before comparing: the same grid, starts and criterion for every optimizer."""
-    over: tuple[str, ...]          # hyperparameter names, e.g. ("lr", "momentum")
-    axes: dict                     # name -> grid values
-    ranges: dict                   # name -> the range text given (defaults not included)
-    starts: int                    # seeded random starts per cell; a cell scores the median over them
-    criterion: str                 # "final-loss" or "steps-to-tol"
+
+    over: tuple[str, ...]  # hyperparameter names, e.g. ("lr", "momentum")
+    axes: dict  # name -> grid values
+    ranges: dict  # name -> the range text given (defaults not included)
+    starts: int  # seeded random starts per cell; a cell scores the median over them
+    criterion: str  # "final-loss" or "steps-to-tol"
 
     @property
     def cells(self) -> int:
         return math.prod(len(values) for values in self.axes.values())
 
     def meta(self, steps: int) -> dict:
-        return {"over": list(self.over), "ranges": self.axes, "range_text": self.ranges, "starts": self.starts,
-                "criterion": self.criterion, "steps": steps, "cells": self.cells,
-                "gradient_evaluations_per_optimizer": self.cells * self.starts * steps}
+        return {
+            "over": list(self.over),
+            "ranges": self.axes,
+            "range_text": self.ranges,
+            "starts": self.starts,
+            "criterion": self.criterion,
+            "steps": steps,
+            "cells": self.cells,
+            "gradient_evaluations_per_optimizer": self.cells * self.starts * steps,
+        }
 
 
-def plan_tuning(optimizers, surface: Surface | str, over=("lr",), ranges: dict | None = None, starts: int = 5,
-                criterion: str = "final-loss") -> TuningPlan:
+def plan_tuning(
+    optimizers,
+    surface: Surface | str,
+    over=("lr",),
+    ranges: dict | None = None,
+    starts: int = 5,
+    criterion: str = "final-loss",
+) -> TuningPlan:
     """Check a tuning request against the optimizers and the surface before any work.
 
     ranges: name -> "START:STOP:NUM[:log|lin]" overriding `runners.tuning.DEFAULT_RANGES`.
@@ -91,12 +105,13 @@ def plan_tuning(optimizers, surface: Surface | str, over=("lr",), ranges: dict |
         raise OptbenchError(f"unknown criterion '{criterion}' (valid: {', '.join(CRITERIA)})")
     if criterion == "steps-to-tol" and surface.tolerance is None:
         raise OptbenchError(f"{surface.name} has no known minimum, so no tolerance: tune by final loss")
-    for spec in specs:   # a name the optimizer lacks is the clearer message: check it first
+    for spec in specs:  # a name the optimizer lacks is the clearer message: check it first
         check_tunable(spec, over)
     ranges = dict(ranges or {})
     cells = math.prod(range_parts(text, f"tuning range {name}")[2] for name, text in ranges.items())
-    require_surface_memory(f"tuning {cells:,} cells x {starts} starts on {surface.name}", surface,
-                           cells * starts, 0)
+    require_surface_memory(
+        f"tuning {cells:,} cells x {starts} starts on {surface.name}", surface, cells * starts, 0
+    )
     axes = tuning_axes(list(over), ranges)
     for spec in specs:
         for name, values in axes.items():
@@ -107,13 +122,14 @@ def plan_tuning(optimizers, surface: Surface | str, over=("lr",), ranges: dict |
 @dataclass(repr=False)
 class Comparison(Result):
     """The tables of one comparison; `meta` is what `save` records in meta.json (its "spec")."""
+
     kind = "compare"
     surface: Surface
-    trajectory: pd.DataFrame        # one row per (optimizer, trial, recorded step); see runners.surface
-    metrics: pd.DataFrame           # one row per (optimizer, trial)
-    rates: pd.DataFrame | None      # measured vs analytic linear rate per (optimizer, trial); quadratics only
-    tuning: Tuning | None           # per-trial tuning metrics, cell scores and winners (with a TuningPlan)
-    repro: pd.DataFrame | None      # first differing step per (optimizer, comparison) (with check_repro)
+    trajectory: pd.DataFrame  # one row per (optimizer, trial, recorded step); see runners.surface
+    metrics: pd.DataFrame  # one row per (optimizer, trial)
+    rates: pd.DataFrame | None  # measured vs analytic linear rate per (optimizer, trial); quadratics only
+    tuning: Tuning | None  # per-trial tuning metrics, cell scores and winners (with a TuningPlan)
+    repro: pd.DataFrame | None  # first differing step per (optimizer, comparison) (with check_repro)
     meta: dict
     seed: int
 
@@ -140,13 +156,21 @@ class Comparison(Result):
         tuning = None
         if spec.get("tune"):
             over = spec["tune"]["over"]
-            metrics = read_table(folder / "tuning.parquet", ("optimizer", "cell", "start", "final_loss", *over))
+            metrics = read_table(
+                folder / "tuning.parquet", ("optimizer", "cell", "start", "final_loss", *over)
+            )
             summary = read_table(folder / "tuned.parquet", ("optimizer", "score", "starts", *over))
             tuning = Tuning(metrics, cell_scores(metrics, surface, over, spec["tune"]["criterion"]), summary)
-        return cls(surface, read_table(folder / "trajectory.parquet", ("optimizer", "trial", "step", "loss")),
-                   read_table(folder / "metrics.parquet", ("optimizer", "trial", "final_loss")),
-                   optional("rates", ("optimizer", "measured_rate", "analytic_rate")), tuning,
-                   optional("repro", ("optimizer", "comparison", "first_step")), spec, meta.get("seed", 0))
+        return cls(
+            surface,
+            read_table(folder / "trajectory.parquet", ("optimizer", "trial", "step", "loss")),
+            read_table(folder / "metrics.parquet", ("optimizer", "trial", "final_loss")),
+            optional("rates", ("optimizer", "measured_rate", "analytic_rate")),
+            tuning,
+            optional("repro", ("optimizer", "comparison", "first_step")),
+            spec,
+            meta.get("seed", 0),
+        )
 
     def plot(self) -> dict:
         """File stem -> matplotlib Figure: trajectories (2-D surfaces), loss, and with tuning the
@@ -162,8 +186,13 @@ class Comparison(Result):
         over = tune["over"]
         if "lr" in over:
             figures["sensitivity"] = plot_sensitivity(
-                sensitivity(self.tuning.cells), self.tuning.summary, tune["criterion"], tune["steps"],
-                self.surface.name, [axis for axis in over if axis != "lr"])
+                sensitivity(self.tuning.cells),
+                self.tuning.summary,
+                tune["criterion"],
+                tune["steps"],
+                self.surface.name,
+                [axis for axis in over if axis != "lr"],
+            )
         if len(over) == 2:
             for name, cells in self.tuning.cells.groupby("optimizer", sort=False):
                 stem = "tune_grid_" + "".join(c if c.isalnum() else "_" for c in name)
@@ -172,24 +201,41 @@ class Comparison(Result):
                 value = "score" if np.isfinite(cells["score"]).any() else "loss_score"
                 winner = self.tuning.summary[self.tuning.summary["optimizer"] == name].iloc[0]
                 metrics = self.tuning.metrics[self.tuning.metrics["optimizer"] == name]
-                figures[stem] = plot_grid(cells.assign(steps=tune["steps"]), self.surface, *over, value=value,
-                                          criterion=tune["criterion"] if value == "score" else "final-loss",
-                                          best=tuple(winner[axis] for axis in over),
-                                          stability=stability_edge(metrics, self.surface, *over))
+                figures[stem] = plot_grid(
+                    cells.assign(steps=tune["steps"]),
+                    self.surface,
+                    *over,
+                    value=value,
+                    criterion=tune["criterion"] if value == "score" else "final-loss",
+                    best=tuple(winner[axis] for axis in over),
+                    stability=stability_edge(metrics, self.surface, *over),
+                )
         return figures
 
     def animation(self) -> bytes:
         """The trajectories as a GIF (2-D surfaces only)."""
         if self.surface.dim != 2:
-            raise OptbenchError(f"{self.surface.name} has {self.surface.dim} dimensions: only 2-D runs animate")
+            raise OptbenchError(
+                f"{self.surface.name} has {self.surface.dim} dimensions: only 2-D runs animate"
+            )
         return animate(self.trajectory, self.surface)
 
 
-def compare(optimizers, surface: Surface | str = "elliptic", *, steps: int | None = None, start=None,
-            trials: int = 1, noise: float = 0.0, seed: int = 0, clip_grad_norm: float | None = None,
-            tune: TuningPlan | None = None, check_repro: bool = False,
-            tolerance: float = RELATIVE_TOLERANCE,
-            progress: Callable[[str, int, int], None] | None = None) -> Comparison:
+def compare(
+    optimizers,
+    surface: Surface | str = "elliptic",
+    *,
+    steps: int | None = None,
+    start=None,
+    trials: int = 1,
+    noise: float = 0.0,
+    seed: int = 0,
+    clip_grad_norm: float | None = None,
+    tune: TuningPlan | None = None,
+    check_repro: bool = False,
+    tolerance: float = RELATIVE_TOLERANCE,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> Comparison:
     """Run each optimizer from the same starts for the same steps; returns a `Comparison`.
 
     optimizers: specs or their text ("sgd", "adam:lr=0.5"); unset learning rates take the surface's
@@ -211,64 +257,114 @@ def compare(optimizers, surface: Surface | str = "elliptic", *, steps: int | Non
     check_count("trials", trials, 1)
     check_relative_tolerance(tolerance)
     runs = len(specs) * (1 + 2 * bool(check_repro))
-    require_surface_memory(f"{len(specs)} optimizer(s) x {trials:,} trial(s) x {steps:,} steps on "
-                           f"{surface.name}",
-                           surface, trials, steps, runs)
+    require_surface_memory(
+        f"{len(specs)} optimizer(s) x {trials:,} trial(s) x {steps:,} steps on {surface.name}",
+        surface,
+        trials,
+        steps,
+        runs,
+    )
     if tune is not None:
-        require_surface_memory(f"tuning {tune.cells:,} cells x {tune.starts} starts x {steps:,} steps on "
-                               f"{surface.name}", surface, tune.cells * tune.starts, steps)
+        require_surface_memory(
+            f"tuning {tune.cells:,} cells x {tune.starts} starts x {steps:,} steps on {surface.name}",
+            surface,
+            tune.cells * tune.starts,
+            steps,
+        )
     labels = [spec.name for spec in specs]
 
     tuning = None
     if tune is not None:
         tuning_starts = random_starts(surface, tune.starts, seed + TUNING_SEED_OFFSET)
-        metrics = pd.concat([run_tuning(spec, surface, tuning_starts, steps, tune.axes, noise=noise, seed=seed,
-                                        clip_grad_norm=clip_grad_norm, relative_tolerance=tolerance)
-                             for spec in specs], ignore_index=True)
+        metrics = pd.concat(
+            [
+                run_tuning(
+                    spec,
+                    surface,
+                    tuning_starts,
+                    steps,
+                    tune.axes,
+                    noise=noise,
+                    seed=seed,
+                    clip_grad_norm=clip_grad_norm,
+                    relative_tolerance=tolerance,
+                )
+                for spec in specs
+            ],
+            ignore_index=True,
+        )
         tuning = summarise(metrics, surface, list(tune.over), tune.criterion)
         winners = tuning.summary.set_index("optimizer")
-        specs = [tuned_spec(spec, {name: float(winners.loc[spec.name, name]) for name in tune.over})
-                 for spec in specs]
+        specs = [
+            tuned_spec(spec, {name: float(winners.loc[spec.name, name]) for name in tune.over})
+            for spec in specs
+        ]
 
-    starts = random_starts(surface, trials, seed) if trials > 1 and point is None \
+    starts = (
+        random_starts(surface, trials, seed)
+        if trials > 1 and point is None
         else fixed_starts(surface, point, trials)
+    )
 
     def compare_once(device="cpu", report=None) -> list:
         runs = []
         for spec in specs:
             torch.manual_seed(seed)
-            runs.append(run_surface(spec, surface, starts, steps, noise=noise, seed=seed,
-                                    clip_grad_norm=clip_grad_norm, device=device, relative_tolerance=tolerance,
-                                    progress=report and (lambda t, name=spec.name: report(name, t, steps))))
+            runs.append(
+                run_surface(
+                    spec,
+                    surface,
+                    starts,
+                    steps,
+                    noise=noise,
+                    seed=seed,
+                    clip_grad_norm=clip_grad_norm,
+                    device=device,
+                    relative_tolerance=tolerance,
+                    progress=report and (lambda t, name=spec.name: report(name, t, steps)),
+                )
+            )
         return runs
 
     runs = compare_once(report=progress)
     trajectory = pd.concat([run.trajectory for run in runs], ignore_index=True)
     metrics = pd.concat([run.metrics for run in runs], ignore_index=True)
-    hparams = {spec.name: (spec.family, spec.resolved(default_hparams(surface, defaults_key(spec))))
-               for spec in specs}
+    hparams = {
+        spec.name: (spec.family, spec.resolved(default_hparams(surface, defaults_key(spec))))
+        for spec in specs
+    }
     rates = rate_table(trajectory, surface, hparams, noise) if surface.hessian_eigenvalues else None
     repro = _reproducibility(trajectory, compare_once) if check_repro else None
     meta = {
-        "surface": surface.name, "optimizers": labels, "steps": steps, "trials": trials,
+        "surface": surface.name,
+        "optimizers": labels,
+        "steps": steps,
+        "trials": trials,
         "start": list(point) if point else (list(surface.start) if trials == 1 else "random"),
-        "noise": noise, "record_every": max(run.record_every for run in runs),
+        "noise": noise,
+        "record_every": max(run.record_every for run in runs),
         "relative_tolerance": tolerance if surface.minimum_value is not None else None,
-        "tolerance": float(metrics["tolerance"].iloc[0])   # absolute, where every trial starts at one point
-        if surface.minimum_value is not None and (trials == 1 or point is not None) else None,
+        "tolerance": float(metrics["tolerance"].iloc[0])  # absolute, where every trial starts at one point
+        if surface.minimum_value is not None and (trials == 1 or point is not None)
+        else None,
         "clip_grad_norm": clip_grad_norm,
-        "resolved": {name: {k: v for k, v in h.items() if isinstance(v, (int, float, bool, str, tuple))}
-                     for name, (_, h) in hparams.items()},
+        "resolved": {
+            name: {k: v for k, v in h.items() if isinstance(v, (int, float, bool, str, tuple))}
+            for name, (_, h) in hparams.items()
+        },
         "tune": tune.meta(steps) if tune else None,
         "check_repro": repro.to_dict("records") if repro is not None else None,
-        "per_trial": [spec.name for spec, run in zip(specs, runs) if run.per_trial],
-        "origins": {spec.name: spec.origin.as_dict() for spec in specs if spec.origin is not None}}
+        "per_trial": [spec.name for spec, run in zip(specs, runs, strict=False) if run.per_trial],
+        "origins": {spec.name: spec.origin.as_dict() for spec in specs if spec.origin is not None},
+    }
     return Comparison(surface, trajectory, metrics, rates, tuning, repro, meta, seed)
 
 
 def _reproducibility(trajectory: pd.DataFrame, compare_once) -> pd.DataFrame:
     """Run again (and on CUDA where available); one row per optimizer and pair: where they first differ."""
-    columns = [c for c in trajectory.columns if c in ("x", "y", "loss") or (c.startswith("x") and c[1:].isdigit())]
+    columns = [
+        c for c in trajectory.columns if c in ("x", "y", "loss") or (c.startswith("x") and c[1:].isdigit())
+    ]
 
     def again(device="cpu"):
         return pd.concat([run.trajectory for run in compare_once(device)], ignore_index=True)

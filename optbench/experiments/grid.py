@@ -32,10 +32,11 @@ from .result import Result
 @dataclass(repr=False)
 class GridMap(Result):
     """The tables of one grid; `meta` is what `save` records in meta.json (its "spec")."""
+
     kind = "grid"
     surface: Surface
-    trajectory: pd.DataFrame | None   # one row per (cell, recorded step); None when loaded without it
-    metrics: pd.DataFrame             # one row per cell: the two axis columns, final_loss, diverged, ...
+    trajectory: pd.DataFrame | None  # one row per (cell, recorded step); None when loaded without it
+    metrics: pd.DataFrame  # one row per cell: the two axis columns, final_loss, diverged, ...
     meta: dict
     seed: int
 
@@ -58,20 +59,36 @@ class GridMap(Result):
         folder = Path(folder)
         meta = read_metadata(folder)
         spec = meta["spec"]
-        metrics = read_table(folder / "metrics.parquet", ("optimizer", "final_loss", "diverged", *spec["axes"]))
+        metrics = read_table(
+            folder / "metrics.parquet", ("optimizer", "final_loss", "diverged", *spec["axes"])
+        )
         return cls(get_surface(spec["surface"]), None, metrics, spec, meta.get("seed", 0))
 
     def plot(self) -> dict:
         """{"grid": Figure}: the final loss per cell, diverged cells marked, SGD's stability limit where known."""
         best = self.best()
-        return {"grid": plot_grid(self.metrics, self.surface, *self.axes,
-                                  best=None if best is None else tuple(best[axis] for axis in self.axes),
-                                  stability=stability_edge(self.metrics, self.surface, *self.axes))}
+        return {
+            "grid": plot_grid(
+                self.metrics,
+                self.surface,
+                *self.axes,
+                best=None if best is None else tuple(best[axis] for axis in self.axes),
+                stability=stability_edge(self.metrics, self.surface, *self.axes),
+            )
+        }
 
 
-def grid(optimizer: OptimizerSpec | str, axes: dict, surface: Surface | str = "elliptic", *,
-         steps: int | None = None, start=None, noise: float = 0.0, seed: int = 0,
-         progress: Callable[[int, int], None] | None = None) -> GridMap:
+def grid(
+    optimizer: OptimizerSpec | str,
+    axes: dict,
+    surface: Surface | str = "elliptic",
+    *,
+    steps: int | None = None,
+    start=None,
+    noise: float = 0.0,
+    seed: int = 0,
+    progress: Callable[[int, int], None] | None = None,
+) -> GridMap:
     """Run `optimizer` once per cell of the two axes (name -> values; x axis first); returns a `GridMap`.
 
     Any tensor hyperparameter of the algorithm may be an axis (`beta1`/`beta2` address `betas`).
@@ -87,30 +104,53 @@ def grid(optimizer: OptimizerSpec | str, axes: dict, surface: Surface | str = "e
     (x_name, x_values), (y_name, y_values) = axes.items()
     if not len(x_values) or not len(y_values):
         raise OptbenchError("each grid axis needs at least one value")
-    require_surface_memory(f"a {len(x_values):,} x {len(y_values):,} grid of {steps:,} steps on "
-                           f"{surface.name}",
-                           surface, len(x_values) * len(y_values), steps)
+    require_surface_memory(
+        f"a {len(x_values):,} x {len(y_values):,} grid of {steps:,} steps on {surface.name}",
+        surface,
+        len(x_values) * len(y_values),
+        steps,
+    )
     for name, values in axes.items():
         check_axis(spec, name, values)
-    x_grid, y_grid = torch.meshgrid(torch.tensor(x_values, dtype=torch.float64),
-                                    torch.tensor(y_values, dtype=torch.float64), indexing="xy")
+    x_grid, y_grid = torch.meshgrid(
+        torch.tensor(x_values, dtype=torch.float64),
+        torch.tensor(y_values, dtype=torch.float64),
+        indexing="xy",
+    )
     trials = x_grid.numel()
     torch.manual_seed(seed)
-    run = run_surface(spec, surface, fixed_starts(surface, point, trials), steps,
-                      grid={x_name: x_grid.reshape(-1), y_name: y_grid.reshape(-1)}, noise=noise, seed=seed,
-                      progress=progress and (lambda t: progress(t, steps)))
-    meta = {"surface": surface.name, "optimizer": spec.name, "axes": [x_name, y_name],
-            "ranges": {x_name: list(x_values), y_name: list(y_values)}, "steps": steps,
-            "start": list(point or surface.start), "noise": noise, "record_every": run.record_every,
-            "per_trial": run.per_trial, "origin": spec.origin.as_dict() if spec.origin is not None else None}
+    run = run_surface(
+        spec,
+        surface,
+        fixed_starts(surface, point, trials),
+        steps,
+        grid={x_name: x_grid.reshape(-1), y_name: y_grid.reshape(-1)},
+        noise=noise,
+        seed=seed,
+        progress=progress and (lambda t: progress(t, steps)),
+    )
+    meta = {
+        "surface": surface.name,
+        "optimizer": spec.name,
+        "axes": [x_name, y_name],
+        "ranges": {x_name: list(x_values), y_name: list(y_values)},
+        "steps": steps,
+        "start": list(point or surface.start),
+        "noise": noise,
+        "record_every": run.record_every,
+        "per_trial": run.per_trial,
+        "origin": spec.origin.as_dict() if spec.origin is not None else None,
+    }
     metrics = run.metrics
     metrics["best"] = metrics.index == best_cell(metrics, surface, x_name, y_name)
     meta["best_criterion"] = BEST_CRITERION
     return GridMap(surface, run.trajectory, metrics, meta, seed)
 
 
-BEST_CRITERION = ("fewest steps to tolerance; ties (and cells that never reach it) by final f - f_min floored "
-                  "at 1e-6 x the tolerance; cells next to a diverged one (the stability edge) only if no other")
+BEST_CRITERION = (
+    "fewest steps to tolerance; ties (and cells that never reach it) by final f - f_min floored "
+    "at 1e-6 x the tolerance; cells next to a diverged one (the stability edge) only if no other"
+)
 
 
 def best_cell(metrics: pd.DataFrame, surface: Surface, x_name: str, y_name: str):
@@ -125,10 +165,14 @@ def best_cell(metrics: pd.DataFrame, surface: Surface, x_name: str, y_name: str)
     x_index = metrics[x_name].rank(method="dense").to_numpy().astype(int) - 1
     y_index = metrics[y_name].rank(method="dense").to_numpy().astype(int) - 1
     diverged = set(zip(x_index[~alive], y_index[~alive], strict=True))
-    edge = np.array([any((x + dx, y + dy) in diverged for dx, dy in ((1, 0), (-1, 0), (0, 1), (0, -1)))
-                     for x, y in zip(x_index, y_index, strict=True)])
+    edge = np.array(
+        [
+            any((x + dx, y + dy) in diverged for dx, dy in ((1, 0), (-1, 0), (0, 1), (0, -1)))
+            for x, y in zip(x_index, y_index, strict=True)
+        ]
+    )
     floor = RESOLUTION * surface.tolerance if surface.tolerance is not None else 0.0
     gap = np.maximum(metrics["final_loss"].to_numpy(dtype=float) - (surface.minimum_value or 0.0), floor)
     steps = np.nan_to_num(metrics["steps_to_tolerance"].to_numpy(dtype=float), nan=np.inf)
-    order = np.lexsort((gap, steps, edge, ~alive))       # last key sorts first
+    order = np.lexsort((gap, steps, edge, ~alive))  # last key sorts first
     return metrics.index[order[0]]

@@ -44,7 +44,7 @@ def check_start(surface: Surface, start) -> tuple | None:
     return point
 
 
-MAX_SEED = 2 ** 63 - 1   # torch.manual_seed takes a signed 64-bit seed; seeds + trial numbers must stay below
+MAX_SEED = 2**63 - 1  # torch.manual_seed takes a signed 64-bit seed; seeds + trial numbers must stay below
 
 
 def check_run_settings(surface: Surface, steps, seed, noise=0.0, clip_grad_norm=None) -> int:
@@ -78,11 +78,13 @@ def check_axis(spec: OptimizerSpec, name: str, values, what: str = "grid") -> No
     betas = resolved.get("betas", (0.9, 0.999))
     default = betas[name == "beta2"] if name in BETA_AXES else resolved.get(name)
     if name not in resolved and name not in BETA_AXES:
-        return   # not a hyperparameter of this algorithm: run_surface names the valid axes
+        return  # not a hyperparameter of this algorithm: run_surface names the valid axes
     kind = hyperparameter_kind(name, default)
     if kind != "number":
-        raise OptbenchError(f"{what} axis '{name}' of {spec.family} is not a real number ({kind}): "
-                            f"a {what} varies real-valued hyperparameters such as lr")
+        raise OptbenchError(
+            f"{what} axis '{name}' of {spec.family} is not a real number ({kind}): "
+            f"a {what} varies real-valued hyperparameters such as lr"
+        )
     for value in (min(values), max(values)):
         if not math.isfinite(value):
             raise OptbenchError(f"{what} axis {name}: {value} is not a finite number")

@@ -24,7 +24,7 @@ from ..specs import OptimizerSpec, parse_range
 from .inputs import as_specs, check_axis, check_seed
 from .result import Result
 
-DEFAULT_LR = 0.03        # the lr of a spec that sets none: stable for every batch size on this problem
+DEFAULT_LR = 0.03  # the lr of a spec that sets none: stable for every batch size on this problem
 DEFAULT_STEPS = 2000
 DEFAULT_BATCH_SIZES = (1, 10, 100)
 DEFAULT_FLOOR_LRS = tuple(parse_range("1e-3:0.3:8"))
@@ -36,10 +36,13 @@ UNSTABLE = "unstable (theory: no floor)"
 @dataclass(repr=False)
 class NoiseFloorStudy(Result):
     """The tables of one study; `meta` is what `save` records in meta.json (its "spec")."""
+
     kind = "compare"
-    curves: pd.DataFrame     # one row per (optimizer, batch_size, seed, recorded step): suboptimality, theory_floor
-    floors: pd.DataFrame     # one row per (optimizer, batch_size, lr): measured (NaN unless settled), theory
-                             # (inf: unstable), diverged, outcome ("settled", "diverged at step N", UNSTABLE)
+    curves: (
+        pd.DataFrame
+    )  # one row per (optimizer, batch_size, seed, recorded step): suboptimality, theory_floor
+    floors: pd.DataFrame  # one row per (optimizer, batch_size, lr): measured (NaN unless settled), theory
+    # (inf: unstable), diverged, outcome ("settled", "diverged at step N", UNSTABLE)
     meta: dict
     seed: int
 
@@ -53,10 +56,19 @@ class NoiseFloorStudy(Result):
             floor = float(run["theory_floor"].iloc[0])
             diverged = bool(run["diverged"].any()) if "diverged" in run else False
             outcome = "diverged" if diverged else UNSTABLE if floor == math.inf else "settled"
-            rows.append({"optimizer": name, "lr": float(run["lr"].iloc[0]), "batch_size": int(batch),
-                         "settled": settled if outcome == "settled" else math.nan, "theory_floor": floor,
-                         "ratio": settled / floor if outcome == "settled" and math.isfinite(floor) and floor > 0
-                         else math.nan, "outcome": outcome})
+            rows.append(
+                {
+                    "optimizer": name,
+                    "lr": float(run["lr"].iloc[0]),
+                    "batch_size": int(batch),
+                    "settled": settled if outcome == "settled" else math.nan,
+                    "theory_floor": floor,
+                    "ratio": settled / floor
+                    if outcome == "settled" and math.isfinite(floor) and floor > 0
+                    else math.nan,
+                    "outcome": outcome,
+                }
+            )
         return pd.DataFrame(rows)
 
     def tables(self) -> dict[str, pd.DataFrame]:
@@ -66,18 +78,30 @@ class NoiseFloorStudy(Result):
     def load(cls, folder) -> NoiseFloorStudy:
         folder = Path(folder)
         meta = read_metadata(folder)
-        curves = read_table(folder / "suboptimality.parquet",
-                            ("optimizer", "batch_size", "lr", "step", "suboptimality", "theory_floor"))
+        curves = read_table(
+            folder / "suboptimality.parquet",
+            ("optimizer", "batch_size", "lr", "step", "suboptimality", "theory_floor"),
+        )
         floors = read_table(folder / "noise_floor.parquet", ("optimizer", "batch_size", "lr", "measured"))
         return cls(curves, floors, meta["spec"], meta.get("seed", 0))
 
     def plot(self) -> dict:
         """File stem -> Figure: f - f* per step per batch size, and the settled floor against lr."""
-        return {"suboptimality": plot_suboptimality(self.curves), "noise_floor": plot_noise_floor(self.floors)}
+        return {
+            "suboptimality": plot_suboptimality(self.curves),
+            "noise_floor": plot_noise_floor(self.floors),
+        }
 
 
-def noise_floor(optimizers, *, steps: int = DEFAULT_STEPS, seeds: int = 1, batch_sizes=DEFAULT_BATCH_SIZES,
-                floor_lrs=DEFAULT_FLOOR_LRS, seed: int = 0) -> NoiseFloorStudy:
+def noise_floor(
+    optimizers,
+    *,
+    steps: int = DEFAULT_STEPS,
+    seeds: int = 1,
+    batch_sizes=DEFAULT_BATCH_SIZES,
+    floor_lrs=DEFAULT_FLOOR_LRS,
+    seed: int = 0,
+) -> NoiseFloorStudy:
     """Run the study for each optimizer (ours only: the lr grid is one tensor); returns a `NoiseFloorStudy`.
 
     batch_sizes: mini-batch sizes, each from 1 to the 1,000 samples; floor_lrs: the lr grid of `floors`.
@@ -97,35 +121,70 @@ def noise_floor(optimizers, *, steps: int = DEFAULT_STEPS, seeds: int = 1, batch
         raise OptbenchError("no learning rate given for the noise floor")
     for spec in specs:
         if spec.use_torch:
-            raise OptbenchError(f"{spec.name}: linreg runs every lr and seed as one tensor, which torch.optim "
-                                "does not accept; use ours (certified equal)")
+            raise OptbenchError(
+                f"{spec.name}: linreg runs every lr and seed as one tensor, which torch.optim "
+                "does not accept; use ours (certified equal)"
+            )
         check_axis(spec, "lr", lrs, "noise-floor lr")
     solution = least_squares(data)
 
     def theory(spec: OptimizerSpec, lr: float, batch: int) -> float:
         hparams = spec.resolved()
-        plain = spec.family == "sgd" and not any(hparams.get(name) for name in
-                                                 ("momentum", "nesterov", "weight_decay", "dampening"))
+        plain = spec.family == "sgd" and not any(
+            hparams.get(name) for name in ("momentum", "nesterov", "weight_decay", "dampening")
+        )
         return sgd_noise_floor(data, lr, batch) if plain else math.nan
 
     curves, floors = [], []
     for spec in specs:
         lr = float(spec.resolved({"lr": DEFAULT_LR})["lr"])
         for batch in sizes:
-            run = minibatch_runs(spec, data, [lr], batch, steps, seeds=seeds, seed=seed,
-                                 record_every=max(1, steps // 400))
+            run = minibatch_runs(
+                spec, data, [lr], batch, steps, seeds=seeds, seed=seed, record_every=max(1, steps // 400)
+            )
             curves.append(run.assign(theory_floor=theory(spec, lr, batch)))
-            grid = minibatch_runs(spec, data, lrs, batch, steps, seeds=seeds, seed=seed,
-                                  record_every=max(1, steps // 200), from_optimum=True)
+            grid = minibatch_runs(
+                spec,
+                data,
+                lrs,
+                batch,
+                steps,
+                seeds=seeds,
+                seed=seed,
+                record_every=max(1, steps // 200),
+                from_optimum=True,
+            )
             late = grid[grid["step"] >= steps / 2]
             for value, cell in late.groupby("lr", sort=True):
                 run = grid[grid["lr"] == value]
                 diverged, floor = bool(run["diverged"].any()), theory(spec, value, batch)
-                outcome = (f"diverged at step {int(run[run['diverged']]['step'].min())}" if diverged
-                           else UNSTABLE if floor == math.inf else "settled")
-                floors.append({"optimizer": spec.name, "family": spec.family, "batch_size": batch, "lr": value,
-                               "measured": float(cell["suboptimality"].mean()) if outcome == "settled" else math.nan,
-                               "theory": floor, "diverged": diverged, "outcome": outcome})
-    meta = {"surface": "linreg", "optimizers": [spec.name for spec in specs], "steps": steps, "seeds": seeds,
-            "batch_sizes": sizes, "floor_lrs": lrs, "least_squares": solution, "sampling": "with replacement"}
+                outcome = (
+                    f"diverged at step {int(run[run['diverged']]['step'].min())}"
+                    if diverged
+                    else UNSTABLE
+                    if floor == math.inf
+                    else "settled"
+                )
+                floors.append(
+                    {
+                        "optimizer": spec.name,
+                        "family": spec.family,
+                        "batch_size": batch,
+                        "lr": value,
+                        "measured": float(cell["suboptimality"].mean()) if outcome == "settled" else math.nan,
+                        "theory": floor,
+                        "diverged": diverged,
+                        "outcome": outcome,
+                    }
+                )
+    meta = {
+        "surface": "linreg",
+        "optimizers": [spec.name for spec in specs],
+        "steps": steps,
+        "seeds": seeds,
+        "batch_sizes": sizes,
+        "floor_lrs": lrs,
+        "least_squares": solution,
+        "sampling": "with replacement",
+    }
     return NoiseFloorStudy(pd.concat(curves, ignore_index=True), pd.DataFrame(floors), meta, seed)

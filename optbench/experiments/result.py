@@ -13,7 +13,7 @@ from ..results import claim_folder, write_metadata, write_table
 class Result:
     """Base of the result dataclasses: subclasses hold `meta` (the resolved spec), `seed` and their tables."""
 
-    kind: ClassVar[str]   # meta.json's "kind", which `optbench plot` dispatches on
+    kind: ClassVar[str]  # meta.json's "kind", which `optbench plot` dispatches on
     meta: dict
     seed: int
 

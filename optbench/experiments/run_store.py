@@ -35,7 +35,7 @@ from ..results import (
 
 try:
     import fcntl
-except ImportError:   # not POSIX: runs are not claimed; one train per folder at a time
+except ImportError:  # not POSIX: runs are not claimed; one train per folder at a time
     fcntl = None
 
 
@@ -99,5 +99,5 @@ class RunStore:
                 yield
             finally:
                 if (self.folder / CELLS / f"{key}.done").exists():
-                    path.unlink(missing_ok=True)   # a waiter on this file finds the run done all the same
+                    path.unlink(missing_ok=True)  # a waiter on this file finds the run done all the same
                 fcntl.flock(handle, fcntl.LOCK_UN)

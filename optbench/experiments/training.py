@@ -72,7 +72,9 @@ class TrainingResult:
         folder = Path(folder)
         meta = read_metadata(folder)
         tables = {path.stem: read_table(path) for path in sorted(folder.glob("*.parquet"))}
-        return cls(task=meta["spec"].get("task", ""), tables=tables, spec=meta["spec"], seed=meta.get("seed", 0))
+        return cls(
+            task=meta["spec"].get("task", ""), tables=tables, spec=meta["spec"], seed=meta.get("seed", 0)
+        )
 
     def plot(self) -> dict:
         """Figure name -> matplotlib figure (see `plots.training.training_figures`)."""
@@ -173,7 +175,9 @@ def _parse_optimizers(optimizers) -> list[OptimizerSpec]:
     for spec in specs:
         setting = (spec.family, spec.use_torch, repr(sorted(spec.resolved().items())))
         if setting in seen:
-            raise OptbenchError(f"optimizers '{seen[setting]}' and '{spec.name}' are the same setting; give it once")
+            raise OptbenchError(
+                f"optimizers '{seen[setting]}' and '{spec.name}' are the same setting; give it once"
+            )
         seen[setting] = spec.name
     return specs
 
@@ -187,8 +191,10 @@ def _classification(specs: list[TrainSpec], nproc: int, out, force: bool, progre
         for spec in specs[1:]:
             check(spec, dataset, world)
         steps_per_epoch = math.ceil(len(dataset.train[1]) / specs[0].batch_size)
-        require_rows(f"training {len(specs)} optimizer(s) for {specs[0].epochs:,} epochs of "
-                     f"{steps_per_epoch} steps", len(specs) * specs[0].epochs * steps_per_epoch)
+        require_rows(
+            f"training {len(specs)} optimizer(s) for {specs[0].epochs:,} epochs of {steps_per_epoch} steps",
+            len(specs) * specs[0].epochs * steps_per_epoch,
+        )
         spec_record = {"runs": [spec.resolved() for spec in specs], "processes": world}
         seed = specs[0].seed
         store = RunStore.open(out, "train", spec_record, seed, force, writer=rank == 0) if out else None

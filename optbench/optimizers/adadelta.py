@@ -20,8 +20,17 @@ Tensor hyperparameters: lr, rho, eps, weight_decay.
 """
 
 
-from .base import (PseudocodeOptimizer, add_product_, add_scaled, add_scaled_, check_range, is_zero,
-                   kept, new_step_counter, zeros)
+from .base import (
+    PseudocodeOptimizer,
+    add_product_,
+    add_scaled,
+    add_scaled_,
+    check_range,
+    is_zero,
+    kept,
+    new_step_counter,
+    zeros,
+)
 
 DOC_DISCREPANCIES = [
     "Adadelta: the documented pseudocode has no maximize line; torch's code negates g_t "

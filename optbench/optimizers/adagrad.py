@@ -28,8 +28,7 @@ Tensor hyperparameters: lr, lr_decay, weight_decay, eps.
 
 import torch
 
-from .base import (PseudocodeOptimizer, add_quotient_, add_scaled, check_range, is_zero, kept,
-                   new_step_counter)
+from .base import PseudocodeOptimizer, add_quotient_, add_scaled, check_range, is_zero, kept, new_step_counter
 
 DOC_DISCREPANCIES = [
     "Adagrad: the documented pseudocode has no maximize line; torch's code negates g_t "

@@ -29,8 +29,18 @@ Tensor hyperparameters: lr, betas, eps, weight_decay.
 
 import torch
 
-from .base import (PseudocodeOptimizer, add_product_, add_quotient_, check_range, kept, lerp_,
-                   maximum_, new_step_counter, weight_decayed, zeros)
+from .base import (
+    PseudocodeOptimizer,
+    add_product_,
+    add_quotient_,
+    check_range,
+    kept,
+    lerp_,
+    maximum_,
+    new_step_counter,
+    weight_decayed,
+    zeros,
+)
 
 DOC_DISCREPANCIES = [
     "Adam: the documented pseudocode has no decoupled_weight_decay line; torch's code then shrinks "

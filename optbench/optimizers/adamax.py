@@ -19,8 +19,16 @@ Tensor hyperparameters: lr, betas, eps, weight_decay.
 """
 
 from .adam import check_adam_arguments
-from .base import (PseudocodeOptimizer, add_quotient_, add_scaled, is_zero, lerp_, maximum_, new_step_counter,
-                   zeros)
+from .base import (
+    PseudocodeOptimizer,
+    add_quotient_,
+    add_scaled,
+    is_zero,
+    lerp_,
+    maximum_,
+    new_step_counter,
+    zeros,
+)
 
 DOC_DISCREPANCIES = [
     "Adamax: the documented pseudocode has no maximize line; torch's code negates g_t "

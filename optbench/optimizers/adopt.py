@@ -29,8 +29,17 @@ import math
 
 import torch
 
-from .base import (PseudocodeOptimizer, state_with_attributes, add_product_, add_scaled, add_scaled_, check_range, is_zero, lerp_,
-                   zeros)
+from .base import (
+    PseudocodeOptimizer,
+    add_product_,
+    add_scaled,
+    add_scaled_,
+    check_range,
+    is_zero,
+    lerp_,
+    state_with_attributes,
+    zeros,
+)
 
 DOC_DISCREPANCIES = [
     "the first gradient only initialises v_0 ← g_0², as in the paper; the reference counts that call as "

@@ -24,8 +24,17 @@ Tensor hyperparameters: lr, lambd, alpha, t0, weight_decay (η and μ then hold 
 
 import torch
 
-from .base import (PseudocodeOptimizer, add_scaled, add_scaled_, as_number, check_range, is_zero,
-                   new_step_counter, scalar_dtype, zeros)
+from .base import (
+    PseudocodeOptimizer,
+    add_scaled,
+    add_scaled_,
+    as_number,
+    check_range,
+    is_zero,
+    new_step_counter,
+    scalar_dtype,
+    zeros,
+)
 
 DOC_DISCREPANCIES = [
     "ASGD: torch documents no pseudocode; the pseudocode here is transcribed from its code.",

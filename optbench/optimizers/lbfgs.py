@@ -170,7 +170,7 @@ class LBFGS(PseudocodeOptimizer):
                 θ = [p.clone() for p in group["params"]]
 
                 def φ(t):                                   # f, ∇f at θ + t d; θ unchanged
-                    return self._evaluate_along(closure, θ, t, d)
+                    return self._evaluate_along(closure, θ, t, d)  # noqa: B023 (called in this iteration only)
 
                 f, g, t, ls_evals = strong_wolfe(φ, t, d, f, g, gtd, max_ls=max_eval - evals)
                 self._move(t, d)                            # θ ← θ + t d
@@ -222,7 +222,7 @@ class LBFGS(PseudocodeOptimizer):
         self._move(t, d)
         f = float(closure())
         g = self._flat_grad()
-        for p, theta in zip(self.param_groups[0]["params"], θ):
+        for p, theta in zip(self.param_groups[0]["params"], θ, strict=False):
             p.copy_(theta)
         return f, g
 

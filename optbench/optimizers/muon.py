@@ -86,7 +86,7 @@ class Muon(PseudocodeOptimizer):
         else:
             B_tilde = B                                 # B̃_t ← B_t
         a_b_c, k, ε = group["ns_coefficients"], group["ns_steps"], group["eps"]
-        O = newton_schulz(B_tilde, a_b_c, k, ε)         # O_t ← NS^{(a,b,c)}_k(B̃_t; ε)
+        O = newton_schulz(B_tilde, a_b_c, k, ε)         # O_t ← NS^{(a,b,c)}_k(B̃_t; ε)  # noqa: E741 (the paper's O)
         theta.mul_(1 - γ * λ)                           # θ_t ← θ_{t-1} - γλθ_{t-1}
         γ_adjusted = adjust_lr(γ, group["adjust_lr_fn"], theta.shape)   # γ ← AdjustLR(γ; shape(θ_t))
         add_scaled_(theta, O, -γ_adjusted)              # θ_t ← θ_t - γ O_t

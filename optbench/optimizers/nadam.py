@@ -30,8 +30,19 @@ momentum_decay, `mu_product` takes their shape, one product per trial).
 import torch
 
 from .adam import check_adam_arguments
-from .base import (PseudocodeOptimizer, add_product_, add_quotient_, as_number, check_range, kept,
-                   lerp_, new_step_counter, scalar_dtype, weight_decayed, zeros)
+from .base import (
+    PseudocodeOptimizer,
+    add_product_,
+    add_quotient_,
+    as_number,
+    check_range,
+    kept,
+    lerp_,
+    new_step_counter,
+    scalar_dtype,
+    weight_decayed,
+    zeros,
+)
 
 DOC_DISCREPANCIES = []
 

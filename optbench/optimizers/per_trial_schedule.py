@@ -89,7 +89,7 @@ class PerTrialSchedule:
     def step(self, metrics=None) -> None:
         """Advance every trial's scheduler by one step. metrics (ReduceLROnPlateau only): one value per
         trial (a sequence or a tensor of shape `[trials]`)."""
-        for trial, (view, scheduler) in enumerate(zip(self.views, self.schedulers)):
+        for trial, (view, scheduler) in enumerate(zip(self.views, self.schedulers, strict=False)):
             view.step()
             if metrics is None:
                 scheduler.step()

@@ -39,7 +39,15 @@ import math
 
 import torch
 
-from .base import PseudocodeOptimizer, add_product_, add_quotient_, add_scaled, add_scaled_, check_range, zeros
+from .base import (
+    PseudocodeOptimizer,
+    add_product_,
+    add_quotient_,
+    add_scaled,
+    add_scaled_,
+    check_range,
+    zeros,
+)
 
 DOC_DISCREPANCIES = [
     "the ε term of the update uses the new estimate d_{k+1} (the paper: d_k); so does the β1 = 0 update.",

@@ -32,8 +32,16 @@ tensor, so β2 must be the same number in every trial.
 
 
 from .adam import check_adam_arguments
-from .base import (PseudocodeOptimizer, add_product_, as_number, kept, lerp_, new_step_counter,
-                   weight_decayed, zeros)
+from .base import (
+    PseudocodeOptimizer,
+    add_product_,
+    as_number,
+    kept,
+    lerp_,
+    new_step_counter,
+    weight_decayed,
+    zeros,
+)
 
 DOC_DISCREPANCIES = []
 

@@ -10,8 +10,8 @@ import functools
 import importlib
 import inspect
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import torch
 
@@ -50,7 +50,7 @@ class Algorithm:
     def combinations(self) -> list[dict]:
         """Every valid crossing of the flag space, in a fixed order."""
         names = list(self.flags)
-        combos = [dict(zip(names, values)) for values in itertools.product(*self.flags.values())]
+        combos = [dict(zip(names, values, strict=False)) for values in itertools.product(*self.flags.values())]
         return [combo for combo in combos if self.valid(combo)]
 
 

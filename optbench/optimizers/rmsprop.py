@@ -27,8 +27,19 @@ Tensor hyperparameters: lr, alpha, eps, weight_decay, momentum.
 """
 
 
-from .base import (PseudocodeOptimizer, add_product_, add_quotient_, add_scaled, add_scaled_,
-                   check_range, is_zero, kept, lerp_, new_step_counter, zeros)
+from .base import (
+    PseudocodeOptimizer,
+    add_product_,
+    add_quotient_,
+    add_scaled,
+    add_scaled_,
+    check_range,
+    is_zero,
+    kept,
+    lerp_,
+    new_step_counter,
+    zeros,
+)
 
 DOC_DISCREPANCIES = [
     "RMSprop: the documented pseudocode has no maximize line; torch's code negates g_t "

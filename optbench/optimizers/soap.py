@@ -40,7 +40,7 @@ from itertools import chain
 
 import torch
 
-from .base import PseudocodeOptimizer, state_with_attributes, check_range, is_zero, lerp_, zeros
+from .base import PseudocodeOptimizer, check_range, is_zero, lerp_, state_with_attributes, zeros
 
 DOC_DISCREPANCIES = [
     "the first gradient of each parameter only initialises the factors and eigenbases (θ does not move); "
@@ -150,7 +150,7 @@ def refreshed_eigenbasis(state) -> list:
     """One power-iteration step per factor, QR(GG Q), after sorting by the estimated eigenvalues
     diag(Qᵀ GG Q); V's matching dim is permuted alike (and stored back)."""
     V, bases = state["exp_avg_sq"], []
-    for i, (factor, basis) in enumerate(zip(state["GG"], state["Q"])):
+    for i, (factor, basis) in enumerate(zip(state["GG"], state["Q"], strict=False)):
         if not isinstance(factor, torch.Tensor):
             bases.append([])
             continue

@@ -21,10 +21,19 @@ from matplotlib.ticker import FixedLocator, NullLocator, ScalarFormatter
 from ..sweeps.columns import optimizer_setting_columns
 from .style import LINESTYLES, MARKERS, OKABE_ITO, diverged_handle, mark_diverged, style
 
-RULE_COLOURS = {"linear": OKABE_ITO[1], "sqrt": OKABE_ITO[0], "none": OKABE_ITO[2], "tuned": OKABE_ITO[3],
-                "best rule": "black"}
-RULE_LABELS = {"linear": "linear (lr ∝ B)", "sqrt": "sqrt (lr ∝ √B)", "none": "none (lr fixed)",
-               "tuned": "tuned (best of 5 lrs per B)"}
+RULE_COLOURS = {
+    "linear": OKABE_ITO[1],
+    "sqrt": OKABE_ITO[0],
+    "none": OKABE_ITO[2],
+    "tuned": OKABE_ITO[3],
+    "best rule": "black",
+}
+RULE_LABELS = {
+    "linear": "linear (lr ∝ B)",
+    "sqrt": "sqrt (lr ∝ √B)",
+    "none": "none (lr fixed)",
+    "tuned": "tuned (best of 5 lrs per B)",
+}
 BATCH_COLOURS = "viridis"
 
 
@@ -138,7 +147,7 @@ def loss_curves(cells: pd.DataFrame, label: str):
 def _median_by(summary: pd.DataFrame, column: str) -> pd.DataFrame:
     """Median over seeds per (setting, rule, batch); NaN where any seed missed (for steps)."""
     keys = optimizer_setting_columns(summary) + ["lr_scale", "batch_size"]
-    if "lr_chosen" in summary:   # a `tuned` rule's grid: only each batch size's chosen lr
+    if "lr_chosen" in summary:  # a `tuned` rule's grid: only each batch size's chosen lr
         summary = summary[summary["lr_chosen"]]
 
     def median(values):
@@ -187,12 +196,23 @@ def steps_to_target(summary: pd.DataFrame, critical: pd.DataFrame):
             if fit is not None and "fit_ok" in fit and not bool(fit["fit_ok"]):
                 fit = None  # the analysis found the model does not describe these points: no line
             if fit is not None and np.isfinite(fit["critical_batch_size"]):
-                xs = np.logspace(np.log10(group["batch_size"].min()), np.log10(group["batch_size"].max()), 100)
-                ax.plot(xs, fit["s_min"] * (1 + fit["critical_batch_size"] / xs), color="black",
-                        linestyle="--", linewidth=1.0,
-                        label=prefix + f"fit S_min(1 + B_crit/B): B_crit ≈ {fit['critical_batch_size']:.0f}"
-                        + (f" (95%: {fit['critical_low']:.0f}-{fit['critical_high']:.0f})"
-                           if np.isfinite(fit.get("critical_low", np.nan)) else ""))
+                xs = np.logspace(
+                    np.log10(group["batch_size"].min()), np.log10(group["batch_size"].max()), 100
+                )
+                ax.plot(
+                    xs,
+                    fit["s_min"] * (1 + fit["critical_batch_size"] / xs),
+                    color="black",
+                    linestyle="--",
+                    linewidth=1.0,
+                    label=prefix
+                    + f"fit S_min(1 + B_crit/B): B_crit ≈ {fit['critical_batch_size']:.0f}"
+                    + (
+                        f" (95%: {fit['critical_low']:.0f}-{fit['critical_high']:.0f})"
+                        if np.isfinite(fit.get("critical_low", np.nan))
+                        else ""
+                    ),
+                )
                 if not fit["at_edge"]:
                     ax.axvline(fit["critical_batch_size"], color="black", linewidth=0.8, alpha=0.5)
         _batch_axis(ax, medians["batch_size"])

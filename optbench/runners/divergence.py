@@ -38,7 +38,9 @@ def is_diverged(loss, start_loss, reference: float | None = 0.0):
         if reference is None:
             result = ~np.isfinite(loss)
         else:
-            result = ~(np.abs(loss - reference) <= divergence_limit(np.asarray(start_loss, dtype=float), reference))
+            result = ~(
+                np.abs(loss - reference) <= divergence_limit(np.asarray(start_loss, dtype=float), reference)
+            )
     return bool(result) if result.ndim == 0 else result
 
 

@@ -36,8 +36,9 @@ def recipe_for(optimizer: OptimizerSpec, recipe: str | None) -> str | None:
     if recipe == "muon":
         raise OptbenchError(f"the muon recipe is for the muon optimizer, not '{optimizer.text}'")
     if recipe == "no-decay" and "weight_decay" not in optimizer.resolved():
-        raise OptbenchError(f"the no-decay recipe needs an optimizer with weight_decay; "
-                            f"'{optimizer.text}' has none")
+        raise OptbenchError(
+            f"the no-decay recipe needs an optimizer with weight_decay; '{optimizer.text}' has none"
+        )
     return None if recipe in (None, "none") else recipe
 
 
@@ -52,16 +53,20 @@ def split_parameters(network: nn.Module) -> tuple[list, list, list]:
     return matrices, kernels, rest
 
 
-def build_optimizer(optimizer: OptimizerSpec, recipe: str | None, network: nn.Module,
-                    defaults: dict, fast: bool = False) -> torch.optim.Optimizer:
+def build_optimizer(
+    optimizer: OptimizerSpec, recipe: str | None, network: nn.Module, defaults: dict, fast: bool = False
+) -> torch.optim.Optimizer:
     """`optimizer` over `network`'s parameters as `recipe` (from `recipe_for`) divides them."""
     if recipe is None:
         return optimizer.build(network.parameters(), defaults, fast=fast)
     if recipe == "no-decay":
         decayed = [p for p in network.parameters() if p.requires_grad and p.ndim >= 2]
         undecayed = [p for p in network.parameters() if p.requires_grad and p.ndim < 2]
-        groups = [group for group in ({"params": decayed}, {"params": undecayed, "weight_decay": 0.0})
-                  if group["params"]]
+        groups = [
+            group
+            for group in ({"params": decayed}, {"params": undecayed, "weight_decay": 0.0})
+            if group["params"]
+        ]
         return optimizer.build(groups, defaults, fast=fast)
     matrices, kernels, rest = split_parameters(network)
     flattened = [(kernel, _matrix_view(kernel)) for kernel in kernels]
@@ -79,10 +84,12 @@ def describe(recipe: str | None) -> dict | None:
     if recipe == "no-decay":
         return {"recipe": recipe, "rule": "weight_decay=0 on tensors of fewer than 2 dimensions"}
     adamw = parse_optimizer("adamw")
-    return {"recipe": recipe,
-            "rule": "muon on hidden weights of 2+ dimensions (kernels flattened); adamw on biases, norm "
-                    "weights and the output layer",
-            "adamw_hparams": adamw.resolved(training_defaults(adamw))}
+    return {
+        "recipe": recipe,
+        "rule": "muon on hidden weights of 2+ dimensions (kernels flattened); adamw on biases, norm "
+        "weights and the output layer",
+        "adamw_hparams": adamw.resolved(training_defaults(adamw)),
+    }
 
 
 def note(recipe: str | None) -> str | None:
@@ -92,8 +99,10 @@ def note(recipe: str | None) -> str | None:
     if recipe == "no-decay":
         return "recipe no-decay: no weight decay on biases and normalisation weights"
     lr = describe(recipe)["adamw_hparams"]["lr"]
-    return (f"recipe muon: Muon on the hidden weight matrices (conv kernels flattened), AdamW (lr={lr:g}) on "
-            "biases, normalisation weights and the output layer, since Muon alone cannot train them")
+    return (
+        f"recipe muon: Muon on the hidden weight matrices (conv kernels flattened), AdamW (lr={lr:g}) on "
+        "biases, normalisation weights and the output layer, since Muon alone cannot train them"
+    )
 
 
 def _matrix_view(kernel: torch.Tensor) -> torch.Tensor:

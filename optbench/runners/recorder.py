@@ -16,9 +16,9 @@ import torch
 from ..objectives import Surface
 from .divergence import divergence_limit
 
-BUFFER_ELEMENTS = 1 << 19           # positions + losses buffered between metric updates (cache-sized)
-STALL_FRACTION = 0.01               # "stalled": f - f_min fell by less than 1% over the last quarter
-RELATIVE_TOLERANCE = 1e-6           # converged: f - f_min below 1e-6 of its value at the run's own start
+BUFFER_ELEMENTS = 1 << 19  # positions + losses buffered between metric updates (cache-sized)
+STALL_FRACTION = 0.01  # "stalled": f - f_min fell by less than 1% over the last quarter
+RELATIVE_TOLERANCE = 1e-6  # converged: f - f_min below 1e-6 of its value at the run's own start
 
 
 def coordinate_names(dim: int) -> list[str]:
@@ -47,9 +47,9 @@ class Recorder:
         self.steps_taken = torch.empty(self.chunk, trials, surface.dim, dtype=dtype)
         self.step_lengths = torch.empty(self.chunk, trials, dtype=dtype)
         self.loss_rows, self.step_rows = self.losses.unbind(0), self.steps_taken.unbind(0)  # views made once
-        self.previous = torch.empty(trials, surface.dim, dtype=dtype)   # θ_{t-1}
+        self.previous = torch.empty(trials, surface.dim, dtype=dtype)  # θ_{t-1}
         self.filled = self.taken = 0  # steps observed / step lengths buffered in this chunk
-        self.first_step = 0           # the step the buffer's first row belongs to
+        self.first_step = 0  # the step the buffer's first row belongs to
         self.recorded_steps = [t for t in range(0, steps + 1, record_every)]
         if self.recorded_steps[-1] != steps:
             self.recorded_steps.append(steps)
@@ -61,9 +61,9 @@ class Recorder:
         self.kept_losses = torch.empty(kept, trials, dtype=dtype)
         self.kept_grad_norms = torch.empty(kept, trials, dtype=dtype)
         self.f_min, self.relative_tolerance = surface.minimum_value, relative_tolerance
-        self.tolerance = None         # per trial: relative_tolerance (f(start) - f_min), from the first chunk
-        self.limit = None             # f beyond this counts as diverged (set from the starting loss)
-        self.late_step, self.late_loss = int(0.75 * steps), None   # for "stalled": f three quarters in
+        self.tolerance = None  # per trial: relative_tolerance (f(start) - f_min), from the first chunk
+        self.limit = None  # f beyond this counts as diverged (set from the starting loss)
+        self.late_step, self.late_loss = int(0.75 * steps), None  # for "stalled": f three quarters in
         self.path_length = torch.zeros(trials, dtype=dtype)
         self.converged_at = torch.full((trials,), math.nan, dtype=dtype)
         self.diverged_at = torch.full((trials,), math.nan, dtype=dtype)
@@ -81,34 +81,46 @@ class Recorder:
             self.kept_losses[row].copy_(value)
             self.kept_grad_norms[row].copy_(gradient.norm(dim=1))
         if self.filled == self.chunk or t == self.steps:
-            with np.errstate(over="ignore", invalid="ignore"):   # NaN/inf is a result, not a warning
+            with np.errstate(over="ignore", invalid="ignore"):  # NaN/inf is a result, not a warning
                 self._fold()
 
     def _fold(self):
         """Reduce the buffered steps into the metrics: a few passes over [chunk, trials] scalars."""
-        losses = self.losses[:self.filled].numpy()
-        if self.limit is None:   # first chunk: f above this counts as diverged (runners.divergence)
+        losses = self.losses[: self.filled].numpy()
+        if self.limit is None:  # first chunk: f above this counts as diverged (runners.divergence)
             if self.f_min is not None:
                 self.limit = self.f_min + divergence_limit(losses[0], self.f_min)
-            else:                # unbounded below: only NaN/inf counts
+            else:  # unbounded below: only NaN/inf counts
                 self.limit = np.full_like(losses[0], np.finfo(losses.dtype).max)
             if self.f_min is not None:
                 self.tolerance = self.relative_tolerance * np.maximum(losses[0] - self.f_min, 0.0)
         # Column reductions (no elementwise passes) find the trials with a new event in this chunk;
         # only those few columns are then searched for the step. NaN propagates through max/min.
         largest, limit = losses.max(axis=0), self.limit
-        if self.f_min is not None:   # f >= f_min, so the largest f decides
+        if self.f_min is not None:  # f >= f_min, so the largest f decides
             blew_up = ~(largest <= limit)
-            _first(self.diverged_at.numpy(), blew_up,
-                   lambda columns: ~(losses[:, columns] <= limit[columns]), self.first_step)
+            _first(
+                self.diverged_at.numpy(),
+                blew_up,
+                lambda columns: ~(losses[:, columns] <= limit[columns]),
+                self.first_step,
+            )
         else:
             blew_up = ~(np.maximum(largest, -losses.min(axis=0)) <= limit)
-            _first(self.diverged_at.numpy(), blew_up,
-                   lambda columns: ~(np.abs(losses[:, columns]) <= limit[columns]), self.first_step)
+            _first(
+                self.diverged_at.numpy(),
+                blew_up,
+                lambda columns: ~(np.abs(losses[:, columns]) <= limit[columns]),
+                self.first_step,
+            )
         if self.tolerance is not None:
             threshold = self.f_min + self.tolerance
-            _first(self.converged_at.numpy(), losses.min(axis=0) <= threshold,
-                   lambda columns: losses[:, columns] <= threshold[columns], self.first_step)
+            _first(
+                self.converged_at.numpy(),
+                losses.min(axis=0) <= threshold,
+                lambda columns: losses[:, columns] <= threshold[columns],
+                self.first_step,
+            )
         if self.first_step <= self.late_step < self.first_step + self.filled:
             self.late_loss = losses[self.late_step - self.first_step].copy()
         self._add_step_lengths(self.taken)
@@ -125,11 +137,14 @@ class Recorder:
             return
         squares, lengths = self.steps_taken[:count].numpy(), self.step_lengths[:count].numpy()
         np.multiply(squares, squares, out=squares)
-        if self.dim == 2:   # the two squares added directly: the same sum as row_sum's, in one pass
+        if self.dim == 2:  # the two squares added directly: the same sum as row_sum's, in one pass
             np.add(squares[..., 0], squares[..., 1], out=lengths)
-        else:               # row_sum's own sum (torch's matrix-vector product), so both paths agree
-            torch.matmul(self.steps_taken[:count], torch.ones(self.dim, dtype=self.steps_taken.dtype),
-                         out=self.step_lengths[:count])
+        else:  # row_sum's own sum (torch's matrix-vector product), so both paths agree
+            torch.matmul(
+                self.steps_taken[:count],
+                torch.ones(self.dim, dtype=self.steps_taken.dtype),
+                out=self.step_lengths[:count],
+            )
         np.sqrt(lengths, out=lengths)
         self.path_length.numpy()[:] += lengths.sum(axis=0)
 
@@ -138,49 +153,61 @@ class Recorder:
         step, [steps + 1, trials] (None: one per step, as for every one-gradient optimizer)."""
         trials = self.path_length.shape[0]
         kept = len(self.recorded_steps)
-        coordinates, losses = self.kept_coordinates, self.kept_losses   # [dim, kept, trials], [kept, trials]
+        coordinates, losses = self.kept_coordinates, self.kept_losses  # [dim, kept, trials], [kept, trials]
         step = np.array(self.recorded_steps, dtype=np.int64)
         diverged_at = torch.nan_to_num(self.diverged_at, nan=math.inf).to(torch.float64).numpy()
         names = coordinate_names(self.dim)
         # copy=False: the columns are already laid out as the table needs them (pandas would copy
         # each one and then again to consolidate them, ~10 ms per 250,000 rows).
-        trajectory = pd.DataFrame({
-            **{name: _repeat(values, kept) for name, values in hparams.items()},
-            "trial": np.tile(np.arange(trials, dtype=np.int64), kept), "step": np.repeat(step, trials),
-            **{name: coordinates[i].reshape(-1).numpy() for i, name in enumerate(names)},
-            "loss": losses.reshape(-1).numpy(),
-            "grad_norm": self.kept_grad_norms.reshape(-1).numpy(),
-            "diverged": (step.astype(np.float64)[:, None] >= diverged_at).reshape(-1)}, copy=False)
+        trajectory = pd.DataFrame(
+            {
+                **{name: _repeat(values, kept) for name, values in hparams.items()},
+                "trial": np.tile(np.arange(trials, dtype=np.int64), kept),
+                "step": np.repeat(step, trials),
+                **{name: coordinates[i].reshape(-1).numpy() for i, name in enumerate(names)},
+                "loss": losses.reshape(-1).numpy(),
+                "grad_norm": self.kept_grad_norms.reshape(-1).numpy(),
+                "diverged": (step.astype(np.float64)[:, None] >= diverged_at).reshape(-1),
+            },
+            copy=False,
+        )
         trajectory = _prepend_constant(trajectory, columns)
-        final = coordinates[:, -1].T.contiguous()          # [trials, dim]
-        metrics = pd.DataFrame({
-            **{name: _repeat(values, 1) for name, values in hparams.items()},
-            "trial": torch.arange(trials).numpy(),
-            **{f"start_{name}": coordinates[i, 0].numpy() for i, name in enumerate(names)},
-            **{f"final_{name}": coordinates[i, -1].numpy() for i, name in enumerate(names)},
-            "final_loss": losses[-1].numpy(),
-            "distance_to_minimum": surface.distance_to_nearest_minimum(final).numpy(),
-            "tolerance": self.tolerance if self.tolerance is not None else math.nan,
-            "steps_to_tolerance": self.converged_at.numpy(),
-            **self._evaluation_columns(evaluations),
-            "path_length": torch.where(torch.isnan(self.diverged_at), self.path_length, math.nan).numpy(),
-            "diverged_at": self.diverged_at.numpy(),
-            "diverged": torch.isfinite(self.diverged_at).numpy(),
-            "steps": self.steps,
-            "outcome": self._outcomes(losses.numpy())})
+        final = coordinates[:, -1].T.contiguous()  # [trials, dim]
+        metrics = pd.DataFrame(
+            {
+                **{name: _repeat(values, 1) for name, values in hparams.items()},
+                "trial": torch.arange(trials).numpy(),
+                **{f"start_{name}": coordinates[i, 0].numpy() for i, name in enumerate(names)},
+                **{f"final_{name}": coordinates[i, -1].numpy() for i, name in enumerate(names)},
+                "final_loss": losses[-1].numpy(),
+                "distance_to_minimum": surface.distance_to_nearest_minimum(final).numpy(),
+                "tolerance": self.tolerance if self.tolerance is not None else math.nan,
+                "steps_to_tolerance": self.converged_at.numpy(),
+                **self._evaluation_columns(evaluations),
+                "path_length": torch.where(torch.isnan(self.diverged_at), self.path_length, math.nan).numpy(),
+                "diverged_at": self.diverged_at.numpy(),
+                "diverged": torch.isfinite(self.diverged_at).numpy(),
+                "steps": self.steps,
+                "outcome": self._outcomes(losses.numpy()),
+            }
+        )
         return trajectory, _prepend_constant(metrics, columns)
-
 
     def _outcomes(self, losses: np.ndarray) -> np.ndarray:
         """Per trial: 'reached at step t', 'diverged at step t', 'stalled' (f - f_min fell by less than
         STALL_FRACTION over the last quarter of the steps) or 'budget ran out after N steps'."""
         if self.f_min is None:
-            return np.where(np.isnan(self.diverged_at.numpy()), f"ran {self.steps} steps (no known minimum)",
-                            [f"diverged at step {t:.0f}" for t in self.diverged_at.numpy()])
+            return np.where(
+                np.isnan(self.diverged_at.numpy()),
+                f"ran {self.steps} steps (no known minimum)",
+                [f"diverged at step {t:.0f}" for t in self.diverged_at.numpy()],
+            )
         with np.errstate(invalid="ignore", over="ignore"):
             stalled = losses[-1] - self.f_min > (1 - STALL_FRACTION) * (self.late_loss - self.f_min)
         outcomes = []
-        for trial, (reached, diverged) in enumerate(zip(self.converged_at.numpy(), self.diverged_at.numpy(), strict=True)):
+        for trial, (reached, diverged) in enumerate(
+            zip(self.converged_at.numpy(), self.diverged_at.numpy(), strict=True)
+        ):
             if not np.isnan(diverged):
                 outcomes.append(f"diverged at step {diverged:.0f}")
             elif not np.isnan(reached):
@@ -199,8 +226,10 @@ class Recorder:
         evaluations = np.asarray(evaluations, dtype=np.float64)
         rows = np.nan_to_num(reached, nan=0).astype(np.int64)
         at_reach = evaluations[rows, np.arange(len(rows))]
-        return {"gradient_evaluations": evaluations[-1],
-                "evaluations_to_tolerance": np.where(np.isnan(reached), math.nan, at_reach)}
+        return {
+            "gradient_evaluations": evaluations[-1],
+            "evaluations_to_tolerance": np.where(np.isnan(reached), math.nan, at_reach),
+        }
 
 
 def _first(target: np.ndarray, happened: np.ndarray, condition, offset: int):

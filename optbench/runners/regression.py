@@ -30,8 +30,13 @@ TRUE_W = (2.0, -3.4)
 TRUE_B = 4.2
 
 
-def scalar_trace(optimizer: str | OptimizerSpec = "sgd", steps: int = SCALAR["iterations"], a: float = 1.0,
-                 x: float = 2.0, y: float = 4.0) -> pd.DataFrame:
+def scalar_trace(
+    optimizer: str | OptimizerSpec = "sgd",
+    steps: int = SCALAR["iterations"],
+    a: float = 1.0,
+    x: float = 2.0,
+    y: float = 4.0,
+) -> pd.DataFrame:
     """One row per iteration: a, the forward value a*x, the loss (y - a*x)^2, dloss/da, the update, new a,
     and `diverged` (from the first iteration whose new a has a diverged loss, `runners.divergence`; f* = 0)."""
     spec = as_spec(optimizer)
@@ -47,23 +52,37 @@ def scalar_trace(optimizer: str | OptimizerSpec = "sgd", steps: int = SCALAR["it
             loss.backward()
             return loss
 
-        loss = opt.step(closure)       # every optimizer (ours and torch's) accepts a closure
+        loss = opt.step(closure)  # every optimizer (ours and torch's) accepts a closure
         gradient = parameter.grad.item()
-        diverged = bool(rows and rows[-1]["diverged"]) or is_diverged((y - parameter.item() * x) ** 2, start_loss)
-        rows.append(dict(optimizer=spec.name, family=spec.family, iteration=iteration, a=a_before,
-                         prediction=a_before * x, loss=loss.item(), gradient=gradient,
-                         update=parameter.item() - a_before, a_next=parameter.item(), diverged=diverged))
+        diverged = bool(rows and rows[-1]["diverged"]) or is_diverged(
+            (y - parameter.item() * x) ** 2, start_loss
+        )
+        rows.append(
+            dict(
+                optimizer=spec.name,
+                family=spec.family,
+                iteration=iteration,
+                a=a_before,
+                prediction=a_before * x,
+                loss=loss.item(),
+                gradient=gradient,
+                update=parameter.item() - a_before,
+                a_next=parameter.item(),
+                diverged=diverged,
+            )
+        )
     return pd.DataFrame(rows)
 
 
 @dataclass(frozen=True)
 class LinearData:
-    X: torch.Tensor   # [n, d] float64
-    y: torch.Tensor   # [n] float64
+    X: torch.Tensor  # [n, d] float64
+    y: torch.Tensor  # [n] float64
 
 
-def make_linear_data(n: int = 1000, w=TRUE_W, b: float = TRUE_B, noise: float = 0.01,
-                     seed: int = 0) -> LinearData:
+def make_linear_data(
+    n: int = 1000, w=TRUE_W, b: float = TRUE_B, noise: float = 0.01, seed: int = 0
+) -> LinearData:
     """Samples of y = X w + b + noise, X ~ N(0, I); the same seed gives the same samples."""
     generator = torch.Generator().manual_seed(seed)
     w = torch.tensor(w, dtype=torch.float64)
@@ -94,9 +113,14 @@ def least_squares(data: LinearData) -> dict:
     return {"w": w.tolist(), "b": b.item(), "loss": mse(data, w, b).item()}
 
 
-def linear_regression(optimizer: str | OptimizerSpec = "sgd", data: LinearData | None = None,
-                      batch_size: int = REGRESSION["batch_size"], epochs: int = REGRESSION["epochs"], seed: int = 0,
-                      defaults: dict | None = None) -> pd.DataFrame:
+def linear_regression(
+    optimizer: str | OptimizerSpec = "sgd",
+    data: LinearData | None = None,
+    batch_size: int = REGRESSION["batch_size"],
+    epochs: int = REGRESSION["epochs"],
+    seed: int = 0,
+    defaults: dict | None = None,
+) -> pd.DataFrame:
     """Fit w, b from zero by mini-batches (reshuffled each epoch); one row per step.
 
     Columns: optimizer, family, epoch, step, loss (the mini-batch loss the step used), full_loss
@@ -120,11 +144,11 @@ def linear_regression(optimizer: str | OptimizerSpec = "sgd", data: LinearData |
     for epoch in range(epochs):
         order = torch.randperm(n, generator=generator)
         for start in range(0, n, batch_size):
-            batch = order[start:start + batch_size]
+            batch = order[start : start + batch_size]
 
             def closure():
                 opt.zero_grad()
-                loss = (data.X[batch] @ w + b - data.y[batch]).pow(2).mean()
+                loss = (data.X[batch] @ w + b - data.y[batch]).pow(2).mean()  # noqa: B023 (stepped at once)
                 loss.backward()
                 return loss
 
@@ -132,10 +156,21 @@ def linear_regression(optimizer: str | OptimizerSpec = "sgd", data: LinearData |
             with torch.no_grad():
                 full = mse(data, w, b).item()
             diverged = is_diverged(full, start_loss, f_star)
-            rows.append(dict(optimizer=spec.name, family=spec.family, epoch=epoch, step=step,
-                             loss=loss.item(), full_loss=full, suboptimality=full - f_star,
-                             **{f"w{i}": value for i, value in enumerate(w.tolist())}, b=b.item(),
-                             lr=opt.param_groups[0]["lr"], diverged=diverged))
+            rows.append(
+                dict(
+                    optimizer=spec.name,
+                    family=spec.family,
+                    epoch=epoch,
+                    step=step,
+                    loss=loss.item(),
+                    full_loss=full,
+                    suboptimality=full - f_star,
+                    **{f"w{i}": value for i, value in enumerate(w.tolist())},
+                    b=b.item(),
+                    lr=opt.param_groups[0]["lr"],
+                    diverged=diverged,
+                )
+            )
             step += 1
             if diverged:
                 return pd.DataFrame(rows)
@@ -144,9 +179,18 @@ def linear_regression(optimizer: str | OptimizerSpec = "sgd", data: LinearData |
 
 # --- the noise floor: batched mini-batch runs against the exact optimum --------------------------
 
-def minibatch_runs(spec: OptimizerSpec, data: LinearData, lrs, batch_size: int, steps: int,
-                   seeds: int = 1, seed: int = 0, record_every: int = 1,
-                   from_optimum: bool = False) -> pd.DataFrame:
+
+def minibatch_runs(
+    spec: OptimizerSpec,
+    data: LinearData,
+    lrs,
+    batch_size: int,
+    steps: int,
+    seeds: int = 1,
+    seed: int = 0,
+    record_every: int = 1,
+    from_optimum: bool = False,
+) -> pd.DataFrame:
     """Every lr × seed as one [trials, d+1] parameter stepped by one optimizer (lr a [trials, 1] tensor).
 
     Mini-batches are drawn with replacement, independently per trial and step (i.i.d. sampling, the
@@ -169,17 +213,25 @@ def minibatch_runs(spec: OptimizerSpec, data: LinearData, lrs, batch_size: int, 
     optimum = torch.tensor(solution["w"] + [solution["b"]], dtype=torch.float64)
     theta = optimum.repeat(trials, 1) if from_optimum else torch.zeros(trials, p, dtype=torch.float64)
     opt = spec.build([theta], {}, lr=lr_per_trial[:, None])
-    with single_thread():   # tiny per-step tensors: a second intra-op thread only adds hand-off latency
+    with single_thread():  # tiny per-step tensors: a second intra-op thread only adds hand-off latency
         recorded, gaps = _minibatch_loop(opt, theta, A, y, optimum, batch_size, steps, seed, record_every)
-    gap = torch.stack(gaps)                                               # [recorded, trials]
+    gap = torch.stack(gaps)  # [recorded, trials]
     kept = len(recorded)
-    diverged = np.logical_or.accumulate(is_diverged(gap.numpy(), gap[0].numpy()).reshape(kept, trials), axis=0)
-    return pd.DataFrame({
-        "optimizer": spec.name, "family": spec.family, "batch_size": batch_size,
-        "lr": lr_per_trial.repeat(kept).numpy(), "seed": torch.arange(seeds).repeat(len(lrs)).repeat(kept).numpy(),
-        "step": torch.tensor(recorded).repeat_interleave(trials).numpy(),
-        "suboptimality": gap.reshape(-1).numpy(),
-        "diverged": diverged.reshape(-1)})
+    diverged = np.logical_or.accumulate(
+        is_diverged(gap.numpy(), gap[0].numpy()).reshape(kept, trials), axis=0
+    )
+    return pd.DataFrame(
+        {
+            "optimizer": spec.name,
+            "family": spec.family,
+            "batch_size": batch_size,
+            "lr": lr_per_trial.repeat(kept).numpy(),
+            "seed": torch.arange(seeds).repeat(len(lrs)).repeat(kept).numpy(),
+            "step": torch.tensor(recorded).repeat_interleave(trials).numpy(),
+            "suboptimality": gap.reshape(-1).numpy(),
+            "diverged": diverged.reshape(-1),
+        }
+    )
 
 
 @contextmanager
@@ -194,7 +246,7 @@ def single_thread():
 
 def _minibatch_loop(opt, theta, A, y, optimum, batch_size, steps, seed, record_every):
     n, trials = A.shape[0], theta.shape[0]
-    half_hessian = A.T @ A / n                      # f(θ) - f* = (θ - θ*)ᵀ (AᵀA/n) (θ - θ*)
+    half_hessian = A.T @ A / n  # f(θ) - f* = (θ - θ*)ᵀ (AᵀA/n) (θ - θ*)
     generator = torch.Generator().manual_seed(seed)
     recorded, gaps = [], []
 
@@ -206,8 +258,8 @@ def _minibatch_loop(opt, theta, A, y, optimum, batch_size, steps, seed, record_e
     record(0)
     for t in range(1, steps + 1):
         batch = torch.randint(n, (trials, batch_size), generator=generator)
-        rows = A[batch]                                                   # [trials, B, p]
-        residual = (rows @ theta[:, :, None])[:, :, 0] - y[batch]        # [trials, B]
+        rows = A[batch]  # [trials, B, p]
+        residual = (rows @ theta[:, :, None])[:, :, 0] - y[batch]  # [trials, B]
         theta.grad = 2.0 / batch_size * (rows * residual[:, :, None]).sum(dim=1)
         opt.step()
         if t % record_every == 0 or t == steps:
@@ -231,11 +283,11 @@ def sgd_noise_floor(data: LinearData, lr: float, batch_size: int) -> float:
     H = 2.0 * A.T @ A / n
     M = torch.eye(p, dtype=torch.float64) - lr * H
     # vec(P) -> vec of the right-hand side, as a p² x p² matrix (p = 3 here, so 9 x 9)
-    outer = torch.einsum("ni,nj->nij", A, A)                                 # a_i a_iᵀ
-    kron = torch.kron(M, M) - lr ** 2 / batch_size * torch.kron(H, H)
+    outer = torch.einsum("ni,nj->nij", A, A)  # a_i a_iᵀ
+    kron = torch.kron(M, M) - lr**2 / batch_size * torch.kron(H, H)
     fourth = 4.0 / n * torch.einsum("nij,nkl->ijkl", outer, outer).reshape(p * p, p * p)
-    linear = kron + lr ** 2 / batch_size * fourth
-    constant = lr ** 2 / batch_size * (4.0 / n * (outer * (r ** 2)[:, None, None]).sum(dim=0)).reshape(-1)
+    linear = kron + lr**2 / batch_size * fourth
+    constant = lr**2 / batch_size * (4.0 / n * (outer * (r**2)[:, None, None]).sum(dim=0)).reshape(-1)
     if float(torch.linalg.eigvals(linear).abs().max()) >= 1.0:
         return math.inf
     P = torch.linalg.solve(torch.eye(p * p, dtype=torch.float64) - linear, constant).reshape(p, p)

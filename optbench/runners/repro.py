@@ -21,11 +21,15 @@ def first_difference(a: pd.DataFrame, b: pd.DataFrame, columns) -> dict:
     right = b[list(columns)].to_numpy(dtype=float)
     same = (left == right) | (np.isnan(left) & np.isnan(right))
     gap = np.where(same, 0.0, np.abs(left - right))
-    gap = np.where(np.isnan(gap), math.inf, gap)          # finite on one side, NaN on the other
+    gap = np.where(np.isnan(gap), math.inf, gap)  # finite on one side, NaN on the other
     differs = ~same.all(axis=1)
     steps = a["step"].to_numpy()
-    result = {"first_step": None, "difference_there": 0.0, "max_difference": float(gap.max(initial=0.0)),
-              "steps": int(steps.max()) if len(steps) else 0}
+    result = {
+        "first_step": None,
+        "difference_there": 0.0,
+        "max_difference": float(gap.max(initial=0.0)),
+        "steps": int(steps.max()) if len(steps) else 0,
+    }
     if differs.any():
         first = int(steps[differs].min())
         result["first_step"] = first

@@ -67,8 +67,11 @@ def build_scheduler(text: str | None, optimizer, epochs: int):
         raise did_you_mean("schedule", name, names)
     class_name = names[key]
     cls = getattr(torch.optim.lr_scheduler, class_name)
-    parameters = {name: p for name, p in inspect.signature(cls.__init__).parameters.items()
-                  if name not in ("self", "optimizer", "last_epoch", "verbose")}
+    parameters = {
+        name: p
+        for name, p in inspect.signature(cls.__init__).parameters.items()
+        if name not in ("self", "optimizer", "last_epoch", "verbose")
+    }
     kwargs = {}
     for item in filter(None, settings.split(",")):
         hname, eq, raw = item.partition("=")
@@ -86,8 +89,11 @@ def build_scheduler(text: str | None, optimizer, epochs: int):
         "OneCycleLR": {"total_steps": epochs, "max_lr": lr},
         "CyclicLR": {"base_lr": lr / 10, "max_lr": lr},
     }.get(class_name, {})
-    missing = [name for name, p in parameters.items()
-               if p.default is inspect.Parameter.empty and name not in {**defaults, **kwargs}]
+    missing = [
+        name
+        for name, p in parameters.items()
+        if p.default is inspect.Parameter.empty and name not in {**defaults, **kwargs}
+    ]
     if missing:
         raise OptbenchError(f"schedule '{text}' ({class_name}) needs {missing[0]}=VALUE")
     try:
@@ -97,8 +103,19 @@ def build_scheduler(text: str | None, optimizer, epochs: int):
 
 
 # Lengths and periods, in epochs: a zero would divide by zero at the first step.
-PERIODS = {"step_size", "T_max", "T_0", "T_mult", "total_iters", "total_steps", "epochs", "steps_per_epoch",
-           "step_size_up", "step_size_down", "milestones"}
+PERIODS = {
+    "step_size",
+    "T_max",
+    "T_0",
+    "T_mult",
+    "total_iters",
+    "total_steps",
+    "epochs",
+    "steps_per_epoch",
+    "step_size_up",
+    "step_size_down",
+    "milestones",
+}
 
 
 def _checked(name: str, value, annotation: str, where: str):
@@ -113,7 +130,7 @@ def _checked(name: str, value, annotation: str, where: str):
     if "Callable" in annotation:
         raise OptbenchError(f"{where}: {name} takes a Python function; build this schedule from Python")
     if "Iterable[int]" in annotation:
-        items = list(value) if isinstance(value, tuple) else [value]   # 'milestones=5' means one milestone
+        items = list(value) if isinstance(value, tuple) else [value]  # 'milestones=5' means one milestone
         return [_checked(name, item, "int", where) for item in items]
     if annotation.strip("'") == "bool":
         if not isinstance(value, bool):

@@ -45,8 +45,9 @@ from ..tasks.defaults import surface_defaults
 from .eval_mode import evaluation_mode, has_eval_mode
 from .recorder import RELATIVE_TOLERANCE, Recorder
 
-MAX_RECORDED_POINTS = 250_000       # trial-steps kept in the trajectory table before striding
-PROGRESS_EVERY = 1000               # steps between progress reports (a report costs a function call)
+MAX_RECORDED_POINTS = 250_000  # trial-steps kept in the trajectory table before striding
+PROGRESS_EVERY = 1000  # steps between progress reports (a report costs a function call)
+
 
 def default_hparams(surface: Surface, optimizer: str) -> dict:
     """The built-in settings for `optimizer` (an algorithm or preset name, `defaults_key`) on `surface`,
@@ -81,12 +82,23 @@ def fixed_starts(surface: Surface, point=None, trials: int = 1, dtype=torch.floa
     return torch.tensor([point if point is not None else surface.start] * trials, dtype=dtype)
 
 
-def run_surface(spec: OptimizerSpec, surface: Surface, starts: torch.Tensor, steps: int, *,
-                grid: dict | None = None, noise: float = 0.0, seed: int = 0,
-                defaults: dict | None = None, record_every: int | None = None,
-                clip_grad_norm: float | None = None, device: str = "cpu",
-                relative_tolerance: float = RELATIVE_TOLERANCE, dtype=torch.float64,
-                progress: Callable[[int], None] | None = None) -> SurfaceRun:
+def run_surface(
+    spec: OptimizerSpec,
+    surface: Surface,
+    starts: torch.Tensor,
+    steps: int,
+    *,
+    grid: dict | None = None,
+    noise: float = 0.0,
+    seed: int = 0,
+    defaults: dict | None = None,
+    record_every: int | None = None,
+    clip_grad_norm: float | None = None,
+    device: str = "cpu",
+    relative_tolerance: float = RELATIVE_TOLERANCE,
+    dtype=torch.float64,
+    progress: Callable[[int], None] | None = None,
+) -> SurfaceRun:
     """Run `spec` from every row of `starts` for `steps` steps; returns trajectory and metrics tables.
 
     grid: hyperparameter name -> one value per trial (`beta1`/`beta2` address `betas`).
@@ -105,8 +117,10 @@ def run_surface(spec: OptimizerSpec, surface: Surface, starts: torch.Tensor, ste
     check_relative_tolerance(relative_tolerance)
     starts = torch.as_tensor(starts, dtype=dtype).reshape(-1, surface.dim).clone().to(device)
     trials = starts.shape[0]
-    grid = {name: torch.as_tensor(values, dtype=dtype).reshape(-1).to(device)
-            for name, values in (grid or {}).items()}
+    grid = {
+        name: torch.as_tensor(values, dtype=dtype).reshape(-1).to(device)
+        for name, values in (grid or {}).items()
+    }
     for name, values in grid.items():
         if values.numel() != trials:
             raise OptbenchError(f"grid '{name}' has {values.numel()} values for {trials} trials")
@@ -118,7 +132,8 @@ def run_surface(spec: OptimizerSpec, surface: Surface, starts: torch.Tensor, ste
 
     per_trial = not spec.algorithm.elementwise
     stepper = (PerTrialStepper if per_trial else BatchedStepper)(
-        spec, starts, grid, defaults, clipped(noisy(surface.evaluate, noise, noise_generator), clip_grad_norm))
+        spec, starts, grid, defaults, clipped(noisy(surface.evaluate, noise, noise_generator), clip_grad_norm)
+    )
     recorder = Recorder(surface, trials, steps, record_every, dtype, relative_tolerance)
     on_cpu = torch.device(device).type == "cpu"
     for t in range(steps + 1):
@@ -138,9 +153,15 @@ def run_surface(spec: OptimizerSpec, surface: Surface, starts: torch.Tensor, ste
     hparams = _hparam_columns(spec, defaults, {n: v.cpu() for n, v in grid.items()}, trials)
     if clip_grad_norm is not None:
         hparams["clip_grad_norm"] = float(clip_grad_norm)
-    label = {"optimizer": spec.name, "family": spec.family, "settings": settings(spec, defaults, grid)
-             + (f", clip_grad_norm={clip_grad_norm:g}" if clip_grad_norm is not None else "")}
-    return SurfaceRun(*recorder.tables(label, hparams, surface, stepper.evaluations()), record_every, per_trial)
+    label = {
+        "optimizer": spec.name,
+        "family": spec.family,
+        "settings": settings(spec, defaults, grid)
+        + (f", clip_grad_norm={clip_grad_norm:g}" if clip_grad_norm is not None else ""),
+    }
+    return SurfaceRun(
+        *recorder.tables(label, hparams, surface, stepper.evaluations()), record_every, per_trial
+    )
 
 
 def check_relative_tolerance(value: float) -> None:
@@ -149,6 +170,7 @@ def check_relative_tolerance(value: float) -> None:
 
 
 # --- gradient clipping: only when asked, per trial ---------------------------------------------
+
 
 def clip_rows(gradient: torch.Tensor, max_norm: float | None) -> torch.Tensor:
     """Each trial's gradient rescaled to norm <= max_norm (torch's clip_grad_norm_ rule); None: untouched."""
@@ -165,12 +187,13 @@ def clipped(evaluate, max_norm: float | None):
     def evaluate_clipped(points):
         value, gradient = evaluate(points)
         return value, clip_rows(gradient, max_norm)
+
     return evaluate_clipped
 
 
 # --- stepping: one optimizer for the batch, or one per trial ------------------------------------
 
-BETA_AXES = ("beta1", "beta2")   # grids and tuning may vary one coefficient of `betas` at a time
+BETA_AXES = ("beta1", "beta2")  # grids and tuning may vary one coefficient of `betas` at a time
 
 
 def with_beta_axes(names) -> set:
@@ -194,8 +217,10 @@ def set_hyperparameters(hparams: dict, values: dict, betas=(0.9, 0.999)) -> dict
 
 def _with_grid(hparams: dict, grid: dict, index=None) -> dict:
     """Put grid values into the optimizer's keyword arguments: a [trials, 1] tensor, or trial `index`."""
-    return set_hyperparameters(hparams, {name: values[:, None] if index is None else float(values[index])
-                                         for name, values in grid.items()})
+    return set_hyperparameters(
+        hparams,
+        {name: values[:, None] if index is None else float(values[index]) for name, values in grid.items()},
+    )
 
 
 def at_evaluation_point(optimizer: torch.optim.Optimizer, parameters: list) -> list | None:
@@ -213,8 +238,10 @@ class BatchedStepper:
     def __init__(self, spec, starts, grid, defaults, evaluate):
         self.theta = starts.clone()
         if grid and spec.use_torch:
-            raise OptbenchError("a grid passes hyperparameters as tensors, which torch.optim does not "
-                                f"accept; run '{spec.text.partition(':')[2]}' (ours) instead")
+            raise OptbenchError(
+                "a grid passes hyperparameters as tensors, which torch.optim does not "
+                f"accept; run '{spec.text.partition(':')[2]}' (ours) instead"
+            )
         self.optimizer = spec.build([self.theta], defaults, **_with_grid({}, grid))
         _train_mode(self.optimizer)
         self.sparse = spec.algorithm.sparse_grad
@@ -231,28 +258,31 @@ class BatchedStepper:
         self.optimizer.step()
 
     def evaluations(self):
-        return None   # one gradient per step
+        return None  # one gradient per step
 
 
 class PerTrialStepper:
     """One parameter and one optimizer per trial, for algorithms that reduce across a tensor."""
 
     def __init__(self, spec, starts, grid, defaults, evaluate):
-        matrix = spec.family == "muon"   # Muon orthogonalises 2-D parameters: each trial is [1, dim]
+        matrix = spec.family == "muon"  # Muon orthogonalises 2-D parameters: each trial is [1, dim]
         self.evaluate = evaluate
         self.thetas = [row.clone().reshape(1, -1) if matrix else row.clone() for row in starts]
-        self.optimizers = [spec.build([theta], defaults, **_with_grid({}, grid, i))
-                           for i, theta in enumerate(self.thetas)]
+        self.optimizers = [
+            spec.build([theta], defaults, **_with_grid({}, grid, i)) for i, theta in enumerate(self.thetas)
+        ]
         for optimizer in self.optimizers:
             _train_mode(optimizer)
-        self.counts = [[0] * len(self.thetas)]   # cumulative gradient evaluations per trial, after each step
+        self.counts = [[0] * len(self.thetas)]  # cumulative gradient evaluations per trial, after each step
 
     def points(self):
         return torch.stack([theta.reshape(-1) for theta in self.thetas])
 
     def evaluation_points(self):
-        evaluated = [at_evaluation_point(optimizer, [theta])
-                     for optimizer, theta in zip(self.optimizers, self.thetas, strict=True)]
+        evaluated = [
+            at_evaluation_point(optimizer, [theta])
+            for optimizer, theta in zip(self.optimizers, self.thetas, strict=True)
+        ]
         if evaluated[0] is None:
             return None
         return torch.stack([points[0].reshape(-1) for points in evaluated])
@@ -262,11 +292,12 @@ class PerTrialStepper:
         for i, (theta, optimizer, g) in enumerate(zip(self.thetas, self.optimizers, gradient, strict=True)):
             calls = [0]
 
-            def closure(theta=theta, calls=calls):   # LBFGS re-evaluates during its line search
+            def closure(theta=theta, calls=calls):  # LBFGS re-evaluates during its line search
                 calls[0] += 1
                 value, grad = self.evaluate(theta.reshape(1, -1))
                 theta.grad = grad.reshape(theta.shape)
                 return float(value[0])
+
             theta.grad = g.reshape(theta.shape).clone()
             optimizer.step(closure)
             # the first closure call re-evaluates the step's own point: at least one gradient per step
@@ -290,7 +321,7 @@ def _hparam_columns(spec: OptimizerSpec, defaults: dict, grid: dict, trials: int
     for name, value in resolved.items():
         if isinstance(value, tuple):
             names = ("beta1", "beta2") if name == "betas" else [f"{name}{i}" for i in range(len(value))]
-            for sub, item in zip(names, value):
+            for sub, item in zip(names, value, strict=False):
                 if isinstance(item, (int, float)) and not isinstance(item, bool):
                     columns[sub] = float(item)
         elif isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -320,5 +351,7 @@ def _check_grid(spec: OptimizerSpec, grid: dict) -> None:
     allowed = with_beta_axes(spec.algorithm.tensor_hparams if spec.algorithm.elementwise else spec.resolved())
     for name in grid:
         if name not in allowed:
-            raise OptbenchError(f"{spec.family} cannot vary '{name}' in a grid "
-                                f"(valid: {', '.join(sorted(allowed)) or 'none'})")
+            raise OptbenchError(
+                f"{spec.family} cannot vary '{name}' in a grid "
+                f"(valid: {', '.join(sorted(allowed)) or 'none'})"
+            )

@@ -98,8 +98,9 @@ def check(spec: TrainSpec, dataset: Dataset | None = None, world: int = 1) -> Da
     dataset = _dataset(spec, dataset)
     _check_settings(spec, len(dataset.train[1]), world)
     network = build_model(spec.model, dataset.input_shape, dataset.num_classes)
-    probe = build_optimizer(spec.optimizer, recipe_for(spec.optimizer, spec.recipe), network,
-                            training_defaults(spec.optimizer))
+    probe = build_optimizer(
+        spec.optimizer, recipe_for(spec.optimizer, spec.recipe), network, training_defaults(spec.optimizer)
+    )
     build_scheduler(spec.schedule, probe, max(1, spec.epochs - spec.warmup_epochs))
     return dataset
 
@@ -143,8 +144,10 @@ def _dataset(spec: TrainSpec, dataset: Dataset | None) -> Dataset:
 def _check_settings(spec: TrainSpec, n_train: int, world: int) -> None:
     """The spec's numbers and names, without building anything."""
     if spec.optimizer.family == "lbfgs":
-        raise OptbenchError("train does not run lbfgs: L-BFGS needs a deterministic full-batch closure and a "
-                            "line search, not mini-batches; compare it on a surface (optbench compare lbfgs)")
+        raise OptbenchError(
+            "train does not run lbfgs: L-BFGS needs a deterministic full-batch closure and a "
+            "line search, not mini-batches; compare it on a surface (optbench compare lbfgs)"
+        )
     resolve_device(spec.device)
     _dtype(spec)
     check_batch_size(spec.batch_size, n_train, world)

@@ -81,8 +81,11 @@ class TrainingRun:
             device_ids = [self.device.index] if self.device.type == "cuda" else None
             self.model = DistributedDataParallel(self.network, device_ids=device_ids)
         self.optimizer = build_optimizer(
-            spec.optimizer, recipe_for(spec.optimizer, spec.recipe), self.network,
-            training_defaults(spec.optimizer), fast=spec.fast,
+            spec.optimizer,
+            recipe_for(spec.optimizer, spec.recipe),
+            self.network,
+            training_defaults(spec.optimizer),
+            fast=spec.fast,
         )
         self.scheduler = build_scheduler(
             spec.schedule, self.optimizer, max(1, spec.epochs - spec.warmup_epochs)
@@ -97,7 +100,7 @@ class TrainingRun:
         self.labels = dict(optimizer=spec.optimizer.name, family=spec.optimizer.family)
         self.step_rows, self.epoch_rows, self.evaluation_rows = [], [], []
         self.global_step, self.diverged, self.stopped_early = 0, False, False
-        self.divergence_limit = self.start_loss = None   # from the first step's loss (runners.divergence)
+        self.divergence_limit = self.start_loss = None  # from the first step's loss (runners.divergence)
         self.best_accuracy, self.best_epoch = -1.0, 0
         self.started = time.perf_counter()
 
@@ -119,7 +122,7 @@ class TrainingRun:
                 self.x_train[batch].contiguous(memory_format=self.memory_format), targets
             )
             losses.append(loss)
-            if self.divergence_limit is None:   # a tensor on the device: no sync here
+            if self.divergence_limit is None:  # a tensor on the device: no sync here
                 self.divergence_limit = divergence_limit(loss.detach().double())
             lrs.append(lr)
             correct += (logits.argmax(1) == targets).sum()
@@ -190,7 +193,9 @@ class TrainingRun:
         step_losses = global_mean(torch.stack(losses).double(), self.world).tolist()
         if self.start_loss is None:
             self.start_loss = step_losses[0]
-        first_bad = next((k for k, value in enumerate(step_losses) if is_diverged(value, self.start_loss)), None)
+        first_bad = next(
+            (k for k, value in enumerate(step_losses) if is_diverged(value, self.start_loss)), None
+        )
         keep = len(step_losses) if first_bad is None else first_bad + 1
         first_step = self.global_step - len(losses)
         self.step_rows += [

@@ -33,16 +33,16 @@ from .recorder import RELATIVE_TOLERANCE
 from .surface import run_surface, set_hyperparameters, with_beta_axes
 
 CRITERIA = ("final-loss", "steps-to-tol")
-RESOLUTION = 1e-6        # final-loss scores are floored at RESOLUTION x surface.tolerance
+RESOLUTION = 1e-6  # final-loss scores are floored at RESOLUTION x surface.tolerance
 
-DEFAULT_RANGES = TUNING_RANGES   # each range with its reason: optbench.tasks.defaults
+DEFAULT_RANGES = TUNING_RANGES  # each range with its reason: optbench.tasks.defaults
 
 
 @dataclass
 class Tuning:
-    metrics: pd.DataFrame      # one row per (optimizer, cell, start): run_surface metrics + cell, start
-    cells: pd.DataFrame        # one row per (optimizer, cell): axes, score, reached, median final gap
-    summary: pd.DataFrame      # one row per optimizer: winning values, score, reached, notes
+    metrics: pd.DataFrame  # one row per (optimizer, cell, start): run_surface metrics + cell, start
+    cells: pd.DataFrame  # one row per (optimizer, cell): axes, score, reached, median final gap
+    summary: pd.DataFrame  # one row per optimizer: winning values, score, reached, notes
 
 
 def tuning_axes(over: list[str], ranges: dict[str, str]) -> dict[str, list[float]]:
@@ -58,38 +58,64 @@ def tuning_axes(over: list[str], ranges: dict[str, str]) -> dict[str, list[float
             raise OptbenchError(f"--tune-over names '{name}' twice")
         text = ranges.get(name, DEFAULT_RANGES.get(name))
         if text is None:
-            raise OptbenchError(f"no default tuning range for '{name}': give --tune-range {name}=START:STOP:NUM")
-        axes[name] = parse_range(text, f"tuning range {name}")   # raises on < 2 points
+            raise OptbenchError(
+                f"no default tuning range for '{name}': give --tune-range {name}=START:STOP:NUM"
+            )
+        axes[name] = parse_range(text, f"tuning range {name}")  # raises on < 2 points
     return axes
 
 
 def check_tunable(spec: OptimizerSpec, axes) -> None:
     """Every axis must be a hyperparameter this optimizer has (and can take per trial)."""
     if spec.use_torch:
-        raise OptbenchError(f"{spec.name}: tuning runs the grid as one tensor, which torch.optim does not "
-                            f"accept; tune '{spec.text.partition(':')[2]}' (ours, certified equal) instead")
+        raise OptbenchError(
+            f"{spec.name}: tuning runs the grid as one tensor, which torch.optim does not "
+            f"accept; tune '{spec.text.partition(':')[2]}' (ours, certified equal) instead"
+        )
     names = with_beta_axes(spec.resolved())
     for axis in axes:
         if axis not in names:
-            raise OptbenchError(f"--tune-over {axis}: {spec.name} has no hyperparameter '{axis}' "
-                                f"(it has: {', '.join(sorted(names - {'betas'}))})")
+            raise OptbenchError(
+                f"--tune-over {axis}: {spec.name} has no hyperparameter '{axis}' "
+                f"(it has: {', '.join(sorted(names - {'betas'}))})"
+            )
 
 
-def tune(spec: OptimizerSpec, surface: Surface, starts: torch.Tensor, steps: int, axes: dict,
-         *, noise: float = 0.0, seed: int = 0, clip_grad_norm: float | None = None,
-         relative_tolerance: float = RELATIVE_TOLERANCE) -> pd.DataFrame:
+def tune(
+    spec: OptimizerSpec,
+    surface: Surface,
+    starts: torch.Tensor,
+    steps: int,
+    axes: dict,
+    *,
+    noise: float = 0.0,
+    seed: int = 0,
+    clip_grad_norm: float | None = None,
+    relative_tolerance: float = RELATIVE_TOLERANCE,
+) -> pd.DataFrame:
     """Run every cell of `axes` from every start as one batch; returns the per-trial metrics (steps to
     tolerance relative to each start, `run_surface`)."""
     check_tunable(spec, axes)
     starts = torch.as_tensor(starts, dtype=torch.float64)
     cells = list(itertools.product(*axes.values()))
     n_starts = starts.shape[0]
-    grid = {name: torch.tensor([cell[i] for cell in cells for _ in range(n_starts)], dtype=torch.float64)
-            for i, name in enumerate(axes)}
+    grid = {
+        name: torch.tensor([cell[i] for cell in cells for _ in range(n_starts)], dtype=torch.float64)
+        for i, name in enumerate(axes)
+    }
     torch.manual_seed(seed)
-    run = run_surface(spec, surface, starts.repeat(len(cells), 1), steps, grid=grid, noise=noise, seed=seed,
-                      record_every=max(steps, 1), clip_grad_norm=clip_grad_norm,
-                      relative_tolerance=relative_tolerance)
+    run = run_surface(
+        spec,
+        surface,
+        starts.repeat(len(cells), 1),
+        steps,
+        grid=grid,
+        noise=noise,
+        seed=seed,
+        record_every=max(steps, 1),
+        clip_grad_norm=clip_grad_norm,
+        relative_tolerance=relative_tolerance,
+    )
     metrics = run.metrics
     metrics.insert(3, "cell", metrics["trial"] // n_starts)
     metrics.insert(4, "start", metrics["trial"] % n_starts)
@@ -113,18 +139,28 @@ def cell_scores(metrics: pd.DataFrame, surface: Surface, axes: list[str], criter
     better), the final-loss score, the final gap and the steps to tolerance; starts reached / diverged."""
     if criterion not in CRITERIA:
         raise OptbenchError(f"unknown criterion '{criterion}' (valid: {', '.join(CRITERIA)})")
-    table = metrics.assign(score=scores(metrics, surface, criterion),
-                           loss_score=scores(metrics, surface, "final-loss"),
-                           final_gap=metrics["final_loss"] - (surface.minimum_value or 0.0),
-                           to_tol=scores(metrics, surface, "steps-to-tol") if surface.tolerance is not None
-                           else math.inf,
-                           converged=metrics["steps_to_tolerance"].notna() & ~metrics["diverged"])
-    return (table.groupby(["optimizer", "cell"], sort=False)
-            .agg(family=("family", "first"), **{a: (a, "first") for a in axes},
-                 score=("score", "median"), loss_score=("loss_score", "median"),
-                 final_gap=("final_gap", "median"), to_tol=("to_tol", "median"),
-                 reached=("converged", "sum"), starts=("start", "count"), diverged=("diverged", "sum"))
-            .reset_index())
+    table = metrics.assign(
+        score=scores(metrics, surface, criterion),
+        loss_score=scores(metrics, surface, "final-loss"),
+        final_gap=metrics["final_loss"] - (surface.minimum_value or 0.0),
+        to_tol=scores(metrics, surface, "steps-to-tol") if surface.tolerance is not None else math.inf,
+        converged=metrics["steps_to_tolerance"].notna() & ~metrics["diverged"],
+    )
+    return (
+        table.groupby(["optimizer", "cell"], sort=False)
+        .agg(
+            family=("family", "first"),
+            **{a: (a, "first") for a in axes},
+            score=("score", "median"),
+            loss_score=("loss_score", "median"),
+            final_gap=("final_gap", "median"),
+            to_tol=("to_tol", "median"),
+            reached=("converged", "sum"),
+            starts=("start", "count"),
+            diverged=("diverged", "sum"),
+        )
+        .reset_index()
+    )
 
 
 def summarise(metrics: pd.DataFrame, surface: Surface, axes: list[str], criterion: str) -> Tuning:
@@ -149,12 +185,23 @@ def summarise(metrics: pd.DataFrame, surface: Surface, axes: list[str], criterio
             if len(values) > 1 and not finite.empty and best[axis] in (values[0], values[-1]):
                 notes.append(f"best {axis} at the edge of the grid")
         lr_range = _converging_lr_range(group) if "lr" in axes else (math.nan, math.nan)
-        rows.append({"optimizer": name, "family": best["family"], **{a: float(best[a]) for a in axes},
-                     "criterion": criterion, "chosen_by": chosen_by, "score": float(best["score"]),
-                     "final_gap": float(best["final_gap"]), "reached": int(best["reached"]),
-                     "starts": int(best["starts"]), "cells": len(group),
-                     "lr_converging_low": lr_range[0], "lr_converging_high": lr_range[1],
-                     "note": "; ".join(notes)})
+        rows.append(
+            {
+                "optimizer": name,
+                "family": best["family"],
+                **{a: float(best[a]) for a in axes},
+                "criterion": criterion,
+                "chosen_by": chosen_by,
+                "score": float(best["score"]),
+                "final_gap": float(best["final_gap"]),
+                "reached": int(best["reached"]),
+                "starts": int(best["starts"]),
+                "cells": len(group),
+                "lr_converging_low": lr_range[0],
+                "lr_converging_high": lr_range[1],
+                "note": "; ".join(notes),
+            }
+        )
     return Tuning(metrics, cells, pd.DataFrame(rows))
 
 
@@ -168,9 +215,11 @@ def _converging_lr_range(cells: pd.DataFrame) -> tuple[float, float]:
 
 def sensitivity(cells: pd.DataFrame, x_axis: str = "lr") -> pd.DataFrame:
     """The criterion against one axis: the best score over every other axis, per optimizer and value."""
-    return (cells.groupby(["optimizer", x_axis], sort=False)
-            .agg(family=("family", "first"), score=("score", "min"), loss_score=("loss_score", "min"))
-            .reset_index())
+    return (
+        cells.groupby(["optimizer", x_axis], sort=False)
+        .agg(family=("family", "first"), score=("score", "min"), loss_score=("loss_score", "min"))
+        .reset_index()
+    )
 
 
 def tuned_spec(spec: OptimizerSpec, values: dict) -> OptimizerSpec:

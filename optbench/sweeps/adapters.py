@@ -33,17 +33,17 @@ from ..specs import OptimizerSpec, parse_optimizer
 from . import noise_scale
 from .spec import task_kind
 
-REGRESSION_LR = 0.03           # linear_regression's default lr
-REGRESSION_SAMPLES = 1000      # make_linear_data's default size
-REGRESSION_EPOCHS = 3          # linear_regression's default budget
+REGRESSION_LR = 0.03  # linear_regression's default lr
+REGRESSION_SAMPLES = 1000  # make_linear_data's default size
+REGRESSION_EPOCHS = 3  # linear_regression's default budget
 
 NOISE_METHOD = {
     "training": "B_simple = tr(Σ)/|G|² from squared gradient norms of 16 random batches of 32 samples "
-                "and of the whole training split (up to 2048 samples), at the initial and the final weights",
+    "and of the whole training split (up to 2048 samples), at the initial and the final weights",
     "regression": "B_simple = tr(Σ)/|G|² from squared gradient norms of 64 batches of 10 samples and of "
-                  "all samples, at the initial and the final weights",
+    "all samples, at the initial and the final weights",
     "surface": "B_simple = dim·noise²/|∇f|² exactly (the injected per-sample noise has covariance noise²·I), "
-               "at the start and the end point",
+    "at the start and the end point",
 }
 
 
@@ -66,7 +66,7 @@ def check_runnable(spec, cells) -> None:
     """What only the data or an optimizer instance can tell, before any cell runs or any file is
     written: every optimizer builds (lr=-0.1 is refused by torch), every batch fits the data, the
     data load and the model builds."""
-    probe = torch.zeros(2, 2, requires_grad=True)   # a matrix: Muon refuses anything else
+    probe = torch.zeros(2, 2, requires_grad=True)  # a matrix: Muon refuses anything else
     for text in sorted({c.optimizer_spec for c in cells}):
         parse_optimizer(text).build([probe])
     batch_sizes = sorted({c.batch_size for c in cells})
@@ -78,14 +78,16 @@ def check_runnable(spec, cells) -> None:
     elif spec.kind == "regression":
         for b in batch_sizes:
             if b > REGRESSION_SAMPLES:
-                raise OptbenchError(f"batch size {b} is larger than the {REGRESSION_SAMPLES} regression samples")
+                raise OptbenchError(
+                    f"batch size {b} is larger than the {REGRESSION_SAMPLES} regression samples"
+                )
 
 
 def run_cell(cell, data_dir: str | None = None) -> pd.DataFrame:
     """One cell's measurements: one row per step, cell-level measurements repeated on each row."""
     kind = task_kind(cell.task)
     if kind == "training":
-        _dataset(cell.task, data_dir)     # loading the data is not the cell's time
+        _dataset(cell.task, data_dir)  # loading the data is not the cell's time
     started = time.perf_counter()
     rows, extra = ADAPTERS[kind](cell, data_dir)
     wall_time = time.perf_counter() - started
@@ -112,14 +114,29 @@ def training_cell(cell, data_dir):
         needed = math.ceil(max_steps / steps_per_epoch)
         epochs = needed if epochs is None else min(epochs, needed)
     budget = epochs * steps_per_epoch if max_steps is None else min(max_steps, epochs * steps_per_epoch)
-    spec = TrainSpec(optimizer=cell.optimizer_spec, task=cell.task, model=cell.model,
-                     epochs=epochs, batch_size=cell.batch_size, warmup_epochs=cell.warmup_epochs,
-                     device=cell.device, seed=cell.seed, data_dir=data_dir, max_steps=max_steps,
-                     eval_every_steps=max(1, round(budget / cell.evaluations)))
+    spec = TrainSpec(
+        optimizer=cell.optimizer_spec,
+        task=cell.task,
+        model=cell.model,
+        epochs=epochs,
+        batch_size=cell.batch_size,
+        warmup_epochs=cell.warmup_epochs,
+        device=cell.device,
+        seed=cell.seed,
+        data_dir=data_dir,
+        max_steps=max_steps,
+        eval_every_steps=max(1, round(budget / cell.evaluations)),
+    )
     result = train(spec, dataset)
     steps = result.steps
-    rows = pd.DataFrame({"step": steps["step"].to_numpy() + 1, "epoch": steps["epoch"].to_numpy(),
-                         "loss": steps["loss"].to_numpy(), "step_lr": steps["lr"].to_numpy()})
+    rows = pd.DataFrame(
+        {
+            "step": steps["step"].to_numpy() + 1,
+            "epoch": steps["epoch"].to_numpy(),
+            "loss": steps["loss"].to_numpy(),
+            "step_lr": steps["lr"].to_numpy(),
+        }
+    )
     # an evaluation after k updates sits on step k; a diverged run's last one (after the first
     # non-finite loss, where the step table ends) on its last step
     evaluated = result.evaluations.assign(step=result.evaluations["step"].clip(upper=rows["step"].max()))
@@ -132,17 +149,22 @@ def training_cell(cell, data_dir):
     device = resolve_device(cell.device)
     subset = torch.randperm(n_train, generator=torch.Generator().manual_seed(0))[:2048]
     images, labels = dataset.train[0][subset].to(device), dataset.train[1][subset].to(device)
-    torch.manual_seed(cell.seed)      # the same initial weights `train` started from
+    torch.manual_seed(cell.seed)  # the same initial weights `train` started from
     network = build_model(cell.model, dataset.input_shape, dataset.num_classes).to(device)
     start = noise_scale.for_classifier(network, images, labels, seed=cell.seed)
     end = math.nan
     if not summary["diverged"]:
         network.load_state_dict(result.state_dict)
         end = noise_scale.for_classifier(network, images, labels, seed=cell.seed).b_simple
-    return rows, {"diverged": bool(summary["diverged"]), "samples_per_s": float(summary["samples_per_s"]),
-                  "train_time": float(summary["train_time"]),
-                  "noise_scale_start": start.b_simple, "noise_scale_start_low": start.low,
-                  "noise_scale_start_high": start.high, "noise_scale_end": end}
+    return rows, {
+        "diverged": bool(summary["diverged"]),
+        "samples_per_s": float(summary["samples_per_s"]),
+        "train_time": float(summary["train_time"]),
+        "noise_scale_start": start.b_simple,
+        "noise_scale_start_low": start.low,
+        "noise_scale_start_high": start.high,
+        "noise_scale_end": end,
+    }
 
 
 def regression_cell(cell, data_dir):
@@ -154,10 +176,17 @@ def regression_cell(cell, data_dir):
         epochs = math.ceil(cell.steps / steps_per_epoch)
     table = linear_regression(cell.optimizer_spec, data, cell.batch_size, epochs, cell.seed)
     if cell.steps is not None:
-        table = table.iloc[:cell.steps]
-    rows = pd.DataFrame({"step": table["step"].to_numpy() + 1, "epoch": table["epoch"].to_numpy() + 1,
-                         "loss": table["loss"].to_numpy(), "step_lr": table["lr"].to_numpy(),
-                         "eval_loss": table["full_loss"].to_numpy(), "eval_accuracy": math.nan})
+        table = table.iloc[: cell.steps]
+    rows = pd.DataFrame(
+        {
+            "step": table["step"].to_numpy() + 1,
+            "epoch": table["epoch"].to_numpy() + 1,
+            "loss": table["loss"].to_numpy(),
+            "step_lr": table["lr"].to_numpy(),
+            "eval_loss": table["full_loss"].to_numpy(),
+            "eval_accuracy": math.nan,
+        }
+    )
     design = torch.cat([data.X, torch.ones(n, 1, dtype=data.X.dtype)], dim=1)
 
     def measure(weights):
@@ -167,39 +196,63 @@ def regression_cell(cell, data_dir):
             chosen = torch.randperm(n, generator=generator)[:batch]
             residual = design[chosen] @ residual_weights - data.y[chosen]
             return 2 * (residual[:, None] * design[chosen]).mean(dim=0)
+
         return noise_scale.estimate(batch_gradient, 10, n, 64, cell.seed, population=n, big_repeats=1)
 
     diverged = bool(table["diverged"].any())
     last = table.iloc[-1]
     weights = [last[f"w{i}"] for i in range(data.X.shape[1])] + [last["b"]]
     start = measure([0.0] * (data.X.shape[1] + 1))
-    return rows, {"diverged": diverged, "noise_scale_start": start.b_simple, "noise_scale_start_low": start.low,
-                  "noise_scale_start_high": start.high,
-                  "noise_scale_end": math.nan if diverged else measure(weights).b_simple}
+    return rows, {
+        "diverged": diverged,
+        "noise_scale_start": start.b_simple,
+        "noise_scale_start_low": start.low,
+        "noise_scale_start_high": start.high,
+        "noise_scale_end": math.nan if diverged else measure(weights).b_simple,
+    }
 
 
 def surface_cell(cell, data_dir):
     surface = get_surface(cell.task.partition(":")[2])
     optimizer = parse_optimizer(cell.optimizer_spec)
     steps = cell.steps or surface.steps
-    sigma = cell.noise / math.sqrt(cell.batch_size)    # batch B: noise variance / B
-    run = run_surface(optimizer, surface, torch.tensor([surface.start], dtype=torch.float64), steps,
-                      noise=sigma, seed=cell.seed, defaults=default_hparams(surface, optimizer.family),
-                      record_every=1)
+    sigma = cell.noise / math.sqrt(cell.batch_size)  # batch B: noise variance / B
+    run = run_surface(
+        optimizer,
+        surface,
+        torch.tensor([surface.start], dtype=torch.float64),
+        steps,
+        noise=sigma,
+        seed=cell.seed,
+        defaults=default_hparams(surface, optimizer.family),
+        record_every=1,
+    )
     path = run.trajectory
     moved = path[path["step"] >= 1]
-    rows = pd.DataFrame({"step": moved["step"].to_numpy(), "epoch": moved["step"].to_numpy(),
-                         "loss": moved["loss"].to_numpy(), "step_lr": cell.lr,
-                         "eval_loss": moved["loss"].to_numpy(), "eval_accuracy": math.nan})
-    trace = surface.dim * cell.noise ** 2
+    rows = pd.DataFrame(
+        {
+            "step": moved["step"].to_numpy(),
+            "epoch": moved["step"].to_numpy(),
+            "loss": moved["loss"].to_numpy(),
+            "step_lr": cell.lr,
+            "eval_loss": moved["loss"].to_numpy(),
+            "eval_accuracy": math.nan,
+        }
+    )
+    trace = surface.dim * cell.noise**2
 
     def exact(grad_norm):
-        return trace / grad_norm ** 2 if grad_norm > 0 else math.inf
+        return trace / grad_norm**2 if grad_norm > 0 else math.inf
+
     diverged = bool(run.metrics["diverged"].iloc[0])
     start = exact(float(path["grad_norm"].iloc[0]))
-    return rows, {"diverged": diverged, "noise_scale_start": start, "noise_scale_start_low": start,
-                  "noise_scale_start_high": start,
-                  "noise_scale_end": math.nan if diverged else exact(float(path["grad_norm"].iloc[-1]))}
+    return rows, {
+        "diverged": diverged,
+        "noise_scale_start": start,
+        "noise_scale_start_low": start,
+        "noise_scale_start_high": start,
+        "noise_scale_end": math.nan if diverged else exact(float(path["grad_norm"].iloc[-1])),
+    }
 
 
 ADAPTERS = {"training": training_cell, "regression": regression_cell, "surface": surface_cell}

@@ -18,14 +18,16 @@ import pandas as pd
 from .adapters import NOISE_METHOD
 from .columns import PER_CELL_COLUMNS, SETTING_COLUMNS, grid_columns, optimizer_setting_columns
 
-STALL_FRACTION = 0.01   # "stalled": the last quarter of evaluations gained < 1% of the metric's range
-CRITICAL_METHOD = ("least-squares fit in log space of steps-to-target = S_min (1 + B_crit / B) "
-                   "(McCandlish et al. 2018, eq. 2.11) over the batch sizes that reached the target; "
-                   "95% percentile bootstrap interval")
-FIT_GRID = 2001              # log-spaced B_crit candidates, two decades beyond the measured batch sizes
+STALL_FRACTION = 0.01  # "stalled": the last quarter of evaluations gained < 1% of the metric's range
+CRITICAL_METHOD = (
+    "least-squares fit in log space of steps-to-target = S_min (1 + B_crit / B) "
+    "(McCandlish et al. 2018, eq. 2.11) over the batch sizes that reached the target; "
+    "95% percentile bootstrap interval"
+)
+FIT_GRID = 2001  # log-spaced B_crit candidates, two decades beyond the measured batch sizes
 BOOTSTRAP_RESAMPLES = 1000
 CONFIDENCE = 0.95
-MAX_RMS = 0.2                # rms log residual above which the curve does not have the model's shape
+MAX_RMS = 0.2  # rms log residual above which the curve does not have the model's shape
 NOISE_COLUMNS = ("noise_scale_start", "noise_scale_start_low", "noise_scale_start_high", "noise_scale_end")
 
 
@@ -42,15 +44,22 @@ def summarize(table: pd.DataFrame, target_accuracy=None, target_loss=None) -> pd
         first = cell.iloc[0]
         evaluated = cell[cell["eval_loss"].notna() | cell["eval_accuracy"].notna()]
         steps = steps_to_target(evaluated, target_accuracy, target_loss)
-        rows.append({**{c: first[c] for c in settings},
-                     "steps": int(cell["step"].max()), "samples": int(cell["samples"].max()),
-                     "final_loss": evaluated["eval_loss"].iloc[-1] if len(evaluated) else math.nan,
-                     "final_accuracy": evaluated["eval_accuracy"].iloc[-1] if len(evaluated) else math.nan,
-                     "best_accuracy": evaluated["eval_accuracy"].max(),
-                     "steps_to_target": steps, "samples_to_target": steps * first["batch_size"],
-                     "target_outcome": target_outcome(cell, evaluated, steps, target_accuracy, target_loss),
-                     "target_accuracy": target_accuracy, "target_loss": target_loss,
-                     **{c: first[c] for c in PER_CELL_COLUMNS if c in cell.columns}})
+        rows.append(
+            {
+                **{c: first[c] for c in settings},
+                "steps": int(cell["step"].max()),
+                "samples": int(cell["samples"].max()),
+                "final_loss": evaluated["eval_loss"].iloc[-1] if len(evaluated) else math.nan,
+                "final_accuracy": evaluated["eval_accuracy"].iloc[-1] if len(evaluated) else math.nan,
+                "best_accuracy": evaluated["eval_accuracy"].max(),
+                "steps_to_target": steps,
+                "samples_to_target": steps * first["batch_size"],
+                "target_outcome": target_outcome(cell, evaluated, steps, target_accuracy, target_loss),
+                "target_accuracy": target_accuracy,
+                "target_loss": target_loss,
+                **{c: first[c] for c in PER_CELL_COLUMNS if c in cell.columns},
+            }
+        )
     return _mark_chosen_lr(pd.DataFrame(rows))
 
 
@@ -59,15 +68,17 @@ def _mark_chosen_lr(summary: pd.DataFrame) -> pd.DataFrame:
     single-lr rule; for `tuned`, the lr of its grid with the fewest steps to target (the lowest final
     loss where none reached it, so a row is always chosen)."""
     keys = optimizer_setting_columns(summary) + ["lr_scale", "batch_size", "seed"]
-    rank = summary.assign(_steps=summary["steps_to_target"].fillna(np.inf),
-                          _loss=summary["final_loss"].fillna(np.inf))
+    rank = summary.assign(
+        _steps=summary["steps_to_target"].fillna(np.inf), _loss=summary["final_loss"].fillna(np.inf)
+    )
     order = rank.sort_values(["_steps", "_loss", "lr"], kind="stable")
     chosen = order.groupby(keys, sort=False, dropna=False).head(1).index
     return summary.assign(lr_chosen=summary.index.isin(chosen))
 
 
-def target_outcome(cell: pd.DataFrame, evaluated: pd.DataFrame, steps: float, target_accuracy=None,
-                   target_loss=None) -> str:
+def target_outcome(
+    cell: pd.DataFrame, evaluated: pd.DataFrame, steps: float, target_accuracy=None, target_loss=None
+) -> str:
     """'reached', 'no target', 'diverged at step t', 'stalled after N steps' (the last quarter of the
     evaluations improved the tracked metric by less than STALL_FRACTION of its range so far) or
     'budget ran out after N steps'."""
@@ -119,19 +130,21 @@ def fit_critical_batch(batch_sizes, steps) -> tuple[float, float, bool]:
     For each B_crit on a fine log grid, log S_min has a closed form (the mean residual); the best
     B_crit wins. `at_edge` says it hit the grid's end (the data do not bracket it).
     """
-    s_min, b_crit, best = _fit_many(np.asarray(batch_sizes, dtype=float), np.log(np.asarray(steps, dtype=float))[None])
+    s_min, b_crit, best = _fit_many(
+        np.asarray(batch_sizes, dtype=float), np.log(np.asarray(steps, dtype=float))[None]
+    )
     return float(s_min[0]), float(b_crit[0]), bool(best[0] in (0, FIT_GRID - 1))
 
 
 def _fit_many(b: np.ndarray, log_steps: np.ndarray):
     """The fit for many curves at once: log_steps [curves, points] at batch sizes b [points]."""
     grid = np.logspace(np.log10(b.min()) - 2, np.log10(b.max()) + 2, FIT_GRID)
-    shapes = np.log1p(grid[:, None] / b[None, :])                          # [grid, points]
-    log_s_min = log_steps.mean(axis=1)[:, None] - shapes.mean(axis=1)[None, :]   # [curves, grid]
+    shapes = np.log1p(grid[:, None] / b[None, :])  # [grid, points]
+    log_s_min = log_steps.mean(axis=1)[:, None] - shapes.mean(axis=1)[None, :]  # [curves, grid]
     # Σ (y - shape - log S_min)² = Σ (y - shape)² - n·mean(y - shape)², without a [curves, grid, points] array
     n = len(b)
-    squares = (log_steps ** 2).sum(axis=1)[:, None] - 2 * log_steps @ shapes.T + (shapes ** 2).sum(axis=1)[None]
-    best = np.argmin(squares - n * log_s_min ** 2, axis=1)
+    squares = (log_steps**2).sum(axis=1)[:, None] - 2 * log_steps @ shapes.T + (shapes**2).sum(axis=1)[None]
+    best = np.argmin(squares - n * log_s_min**2, axis=1)
     rows = np.arange(len(log_steps))
     return np.exp(log_s_min[rows, best]), grid[best], best
 
@@ -153,8 +166,15 @@ def critical_batch_fit(per_seed: pd.DataFrame, resamples: int = BOOTSTRAP_RESAMP
     """
     curve = _median_steps(per_seed, ["batch_size"]).dropna().sort_values("batch_size")
     b, steps = curve["batch_size"].to_numpy(dtype=float), curve["steps_to_target"].to_numpy(dtype=float)
-    result = {"points": len(b), "s_min": math.nan, "e_min": math.nan, "critical_batch_size": math.nan,
-              "critical_low": math.nan, "critical_high": math.nan, "fit_residual": math.nan}
+    result = {
+        "points": len(b),
+        "s_min": math.nan,
+        "e_min": math.nan,
+        "critical_batch_size": math.nan,
+        "critical_low": math.nan,
+        "critical_high": math.nan,
+        "fit_residual": math.nan,
+    }
     if len(b) < 3:
         return {**result, "fit_status": "too few batch sizes reached the target"}
     log_steps = np.log(steps)
@@ -162,7 +182,7 @@ def critical_batch_fit(per_seed: pd.DataFrame, resamples: int = BOOTSTRAP_RESAMP
         return {**result, "fit_status": "steps rise with B: the model does not apply"}
     s_min, b_crit, _ = fit_critical_batch(b, steps)
     residual = log_steps - np.log(s_min * (1 + b_crit / b))
-    rms = float(np.sqrt(np.mean(residual ** 2)))
+    rms = float(np.sqrt(np.mean(residual**2)))
     result["fit_residual"] = rms
     if b_crit < b.min():
         return {**result, "fit_status": f"B_crit below the measured range (< {b.min():g})"}
@@ -171,8 +191,15 @@ def critical_batch_fit(per_seed: pd.DataFrame, resamples: int = BOOTSTRAP_RESAMP
     if rms > MAX_RMS:
         return {**result, "fit_status": f"data do not fit the model (rms residual {rms:.0%})"}
     low, high = _bootstrap_interval(per_seed, b, log_steps - residual, residual, resamples, seed)
-    return {**result, "s_min": s_min, "e_min": s_min * b_crit, "critical_batch_size": b_crit,
-            "critical_low": low, "critical_high": high, "fit_status": "fitted"}
+    return {
+        **result,
+        "s_min": s_min,
+        "e_min": s_min * b_crit,
+        "critical_batch_size": b_crit,
+        "critical_low": low,
+        "critical_high": high,
+        "fit_status": "fitted",
+    }
 
 
 def _bootstrap_interval(per_seed, b, fitted_log, residual, resamples, seed):
@@ -180,9 +207,10 @@ def _bootstrap_interval(per_seed, b, fitted_log, residual, resamples, seed):
     rng = np.random.default_rng(seed)
     runs = [per_seed[per_seed["batch_size"] == size]["steps_to_target"].to_numpy(dtype=float) for size in b]
     if min(len(values) for values in runs) >= 2:
-        curves = np.stack([np.median(rng.choice(values, size=(resamples, len(values))), axis=1)
-                           for values in runs], axis=1)                                     # [resamples, points]
-        curves = curves[np.isfinite(curves).all(axis=1)]      # a resample where a seed missed: no curve
+        curves = np.stack(
+            [np.median(rng.choice(values, size=(resamples, len(values))), axis=1) for values in runs], axis=1
+        )  # [resamples, points]
+        curves = curves[np.isfinite(curves).all(axis=1)]  # a resample where a seed missed: no curve
         log_curves = np.log(curves)
     else:
         scale = math.sqrt(len(b) / (len(b) - 2))
@@ -207,26 +235,42 @@ def critical_batch_sizes(summary: pd.DataFrame, kind: str = "training") -> pd.Da
     rows = []
     for group_key, group in summary.groupby(names, sort=False, dropna=False):
         chosen = group[group["lr_chosen"]] if "lr_chosen" in group else group
-        per_rule = {rule: part[["batch_size", "seed", "steps_to_target"]]
-                    for rule, part in chosen.groupby("lr_scale", sort=False)}
+        per_rule = {
+            rule: part[["batch_size", "seed", "steps_to_target"]]
+            for rule, part in chosen.groupby("lr_scale", sort=False)
+        }
         best = chosen.groupby(["batch_size", "seed"], sort=False)["steps_to_target"].min().reset_index()
         per_rule["best rule"] = best
         b0 = group["base_batch_size"].iloc[0]
-        at_b0 = group[group["batch_size"] == b0] if (group["batch_size"] == b0).any() \
+        at_b0 = (
+            group[group["batch_size"] == b0]
+            if (group["batch_size"] == b0).any()
             else group[group["batch_size"] == group["batch_size"].min()]
+        )
         keys = group_key if isinstance(group_key, tuple) else (group_key,)
-        noise = {column: float(at_b0[column].median()) if column in at_b0 else math.nan
-                 for column in NOISE_COLUMNS}
+        noise = {
+            column: float(at_b0[column].median()) if column in at_b0 else math.nan for column in NOISE_COLUMNS
+        }
         for rule, per_seed in per_rule.items():
             fit = critical_batch_fit(per_seed)
-            rows.append({**dict(zip(names, keys)), "lr_scale": rule, **fit,
-                         "at_edge": fit["fit_status"].startswith("B_crit"), "method": CRITICAL_METHOD,
-                         **noise, "noise_method": NOISE_METHOD[kind]})
+            rows.append(
+                {
+                    **dict(zip(names, keys, strict=False)),
+                    "lr_scale": rule,
+                    **fit,
+                    "at_edge": fit["fit_status"].startswith("B_crit"),
+                    "method": CRITICAL_METHOD,
+                    **noise,
+                    "noise_method": NOISE_METHOD[kind],
+                }
+            )
     return pd.DataFrame(rows)
 
 
 def _median_steps(group: pd.DataFrame, by: list[str]) -> pd.DataFrame:
     """Median over seeds; a setting where any seed missed the target counts as missed."""
+
     def median(values):
         return math.nan if values.isna().any() else float(values.median())
+
     return group.groupby(by, sort=False)["steps_to_target"].agg(median).reset_index()

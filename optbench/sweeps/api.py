@@ -35,12 +35,13 @@ class SweepResult:
     """The tidy tables of a sweep (every finished cell of the whole grid, all shards) and what this
     run did: keys computed (here, or copied from an identical cell: `shared`), skipped (finished
     before, or by another process meanwhile), and failed (key -> message; no file written)."""
+
     spec: SweepSpec
     folder: Path
-    cells: list[Cell]            # this run's cells (after sharding)
-    table: pd.DataFrame          # one row per optimizer step of every finished cell
-    summary: pd.DataFrame        # one row per finished cell
-    critical: pd.DataFrame       # the critical batch size per optimizer setting and rule
+    cells: list[Cell]  # this run's cells (after sharding)
+    table: pd.DataFrame  # one row per optimizer step of every finished cell
+    summary: pd.DataFrame  # one row per finished cell
+    critical: pd.DataFrame  # the critical batch size per optimizer setting and rule
     computed: list = field(default_factory=list)
     skipped: list = field(default_factory=list)
     failed: dict = field(default_factory=dict)
@@ -50,6 +51,7 @@ class SweepResult:
         """{file stem: matplotlib Figure} for every figure of the sweep (none for an empty table)."""
         # imported when drawing, so that running a sweep never imports matplotlib
         from ..plots.sweeps import figures
+
         return figures(self.table, self.summary, self.critical)
 
     def save(self, folder=None, formats=()) -> list[Path]:
@@ -66,10 +68,10 @@ class SweepResult:
             with store.folder_lock():
                 if target != self.folder:
                     write_metadata(target, "sweep", self.spec.to_dict(), self.spec.seed)
-                remove_outputs(target)   # figures of an earlier (forced, larger) spec must not stay behind
-                tables = dict(zip(TABLES, (self.table, self.summary, self.critical)))
+                remove_outputs(target)  # figures of an earlier (forced, larger) spec must not stay behind
+                tables = dict(zip(TABLES, (self.table, self.summary, self.critical), strict=False))
                 paths = [write_table(table, target / f"{name}.parquet") for name, table in tables.items()]
-                for stem, figure in (self.plot().items() if formats else ()):
+                for stem, figure in self.plot().items() if formats else ():
                     paths += save(figure, target / stem, formats)
         finally:
             store.close()
@@ -79,6 +81,7 @@ class SweepResult:
 @dataclass
 class SweepPlan:
     """A checked sweep, ready to run: nothing has been written yet."""
+
     spec: SweepSpec
     folder: Path | None
     all_cells: list[Cell]
@@ -87,8 +90,9 @@ class SweepPlan:
     force: bool
 
     @classmethod
-    def prepare(cls, spec: SweepSpec, folder=None, jobs: int = 1, shard: tuple[int, int] = (1, 1),
-                force: bool = False) -> SweepPlan:
+    def prepare(
+        cls, spec: SweepSpec, folder=None, jobs: int = 1, shard: tuple[int, int] = (1, 1), force: bool = False
+    ) -> SweepPlan:
         """Check the spec, the data, every optimizer and the folder; raises OptbenchError naming the
         first problem. Reads only."""
         if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
@@ -115,6 +119,7 @@ class SweepPlan:
             outcome.statuses[cell.key] = status
             if progress and first:
                 progress(cell, status)
+
         try:
             store.open(self.spec, self.force)
             todo = []
@@ -133,7 +138,7 @@ class SweepPlan:
         finally:
             store.close()
         result = _merged(self.spec, folder, self.all_cells, store)
-        result.cells = self.cells      # this run's share of the grid, whose table `result` merges
+        result.cells = self.cells  # this run's share of the grid, whose table `result` merges
         result.skipped = outcome.keys(SKIPPED)
         result.shared = outcome.keys(SHARED)
         result.failed = outcome.failed
@@ -141,8 +146,14 @@ class SweepPlan:
         return result
 
 
-def sweep(spec: SweepSpec, folder=None, jobs: int = 1, shard: tuple[int, int] = (1, 1), force: bool = False,
-          progress: Callable[[Cell, str], None] | None = None) -> SweepResult:
+def sweep(
+    spec: SweepSpec,
+    folder=None,
+    jobs: int = 1,
+    shard: tuple[int, int] = (1, 1),
+    force: bool = False,
+    progress: Callable[[Cell, str], None] | None = None,
+) -> SweepResult:
     """Run a sweep into `folder` (default results/sweep-<timestamp>/) and return its tables.
 
     jobs: worker processes; shard (i, n): run every n-th cell from the i-th, for array jobs writing
@@ -167,8 +178,10 @@ def load(folder) -> SweepResult:
     store = SweepStore(folder)
     if store.cells.is_dir():
         return _merged(spec, folder, cells, store)
-    tables = [read_table(folder / f"{name}.parquet") if (folder / f"{name}.parquet").exists() else pd.DataFrame()
-              for name in TABLES]
+    tables = [
+        read_table(folder / f"{name}.parquet") if (folder / f"{name}.parquet").exists() else pd.DataFrame()
+        for name in TABLES
+    ]
     return SweepResult(spec, folder, cells, *tables)
 
 

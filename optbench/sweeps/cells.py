@@ -34,14 +34,15 @@ from .spec import RULES, SweepSpec, format_value, rule_lrs, validate
 @dataclass(frozen=True)
 class Cell:
     """One point of the grid: one setting, one seed, every value resolved."""
+
     task: str
-    model: str | None            # training tasks only
-    optimizer: str               # label: the optimizer as the user gave it
-    family: str                  # the algorithm's registry name
-    implementation: str          # 'optbench' or 'torch'
-    optimizer_spec: str          # text that parse_optimizer reads back to exactly `optimizer_hparams`
-    optimizer_hparams: tuple     # ((name, value), ...) sorted: every hyperparameter the optimizer gets
-    grid_hparams: tuple          # ((name, value), ...): the values of the extra grid axes (labels)
+    model: str | None  # training tasks only
+    optimizer: str  # label: the optimizer as the user gave it
+    family: str  # the algorithm's registry name
+    implementation: str  # 'optbench' or 'torch'
+    optimizer_spec: str  # text that parse_optimizer reads back to exactly `optimizer_hparams`
+    optimizer_hparams: tuple  # ((name, value), ...) sorted: every hyperparameter the optimizer gets
+    grid_hparams: tuple  # ((name, value), ...): the values of the extra grid axes (labels)
     lr_scale: str
     batch_size: int
     base_batch_size: int
@@ -51,9 +52,9 @@ class Cell:
     epochs: int | None
     steps: int | None
     seed: int
-    noise: float | None          # surface tasks only
-    device: str | None           # training tasks only
-    evaluations: int | None      # training tasks only
+    noise: float | None  # surface tasks only
+    device: str | None  # training tasks only
+    evaluations: int | None  # training tasks only
     threads: int
     origin: tuple | None = None  # ((name, value), ...) of `Origin.cache_key()` for an external class
 
@@ -73,10 +74,19 @@ class Cell:
 
     def setting_columns(self) -> dict:
         """The columns that say which cell a table belongs to, first in every cell table."""
-        labels = {"cell": self.key, "task": self.task, "optimizer": self.optimizer, "family": self.family,
-                  "optimizer_spec": self.optimizer_spec, "lr_scale": self.lr_scale,
-                  "batch_size": self.batch_size, "base_batch_size": self.base_batch_size,
-                  "base_lr": self.base_lr, "lr": self.lr, "seed": self.seed}
+        labels = {
+            "cell": self.key,
+            "task": self.task,
+            "optimizer": self.optimizer,
+            "family": self.family,
+            "optimizer_spec": self.optimizer_spec,
+            "lr_scale": self.lr_scale,
+            "batch_size": self.batch_size,
+            "base_batch_size": self.base_batch_size,
+            "base_lr": self.base_lr,
+            "lr": self.lr,
+            "seed": self.seed,
+        }
         axes = {name: _column_value(value) for name, value in self.grid_hparams}
         position = SETTING_COLUMNS.index("lr_scale")
         ordered = SETTING_COLUMNS[:position] + list(axes) + SETTING_COLUMNS[position:]
@@ -101,7 +111,7 @@ def _digest(cell: Cell, leave_out: tuple) -> str:
     settings = {f.name: getattr(cell, f.name) for f in fields(cell) if f.name not in leave_out}
     settings["optimizer_hparams"] = dict(settings["optimizer_hparams"])
     if settings.get("origin") is None:
-        settings.pop("origin", None)   # optbench's own algorithms keep the keys they always had
+        settings.pop("origin", None)  # optbench's own algorithms keep the keys they always had
     else:
         settings["origin"] = dict(settings["origin"])
     text = json.dumps(_canonical(settings), sort_keys=True, separators=(",", ":"))
@@ -138,36 +148,56 @@ def expand(spec: SweepSpec) -> list[Cell]:
         optimizer = parse_optimizer(text)
         origin = tuple(sorted(optimizer.origin.cache_key().items())) if optimizer.origin is not None else None
         for values in itertools.product(*(spec.hparams[n] for n in names)):
-            combo = dict(zip(names, values))
-            base_lr = float(combo.get("lr", spec.base_lr if spec.base_lr is not None else
-                                      optimizer.hparams.get("lr", default_lr(spec, optimizer))))
+            combo = dict(zip(names, values, strict=False))
+            base_lr = float(
+                combo.get(
+                    "lr",
+                    spec.base_lr
+                    if spec.base_lr is not None
+                    else optimizer.hparams.get("lr", default_lr(spec, optimizer)),
+                )
+            )
             axes = tuple((name, _frozen(value)) for name, value in combo.items())
             for rule in (r for r in RULES if r in spec.lr_scales):
-                for batch_size, lr in ((b, lr) for b in sorted(set(spec.batch_sizes))
-                                       for lr in rule_lrs(rule, base_lr, b, b0)):
+                for batch_size, lr in (
+                    (b, lr) for b in sorted(set(spec.batch_sizes)) for lr in rule_lrs(rule, base_lr, b, b0)
+                ):
                     hparams = {**optimizer.hparams, **{k: v for k, v in combo.items() if k != "lr"}, "lr": lr}
                     resolved = {**optimizer.algorithm.defaults(), **hparams}
                     for seed in spec.seed_values():
-                        cells.append(Cell(
-                            task=spec.task, model=spec.model if kind == "training" else None,
-                            optimizer=optimizer.name, family=optimizer.family,
-                            implementation="torch" if optimizer.use_torch else "optbench",
-                            optimizer_spec=optimizer_text(optimizer, hparams),
-                            optimizer_hparams=tuple(sorted((k, _frozen(v)) for k, v in resolved.items())),
-                            grid_hparams=axes, lr_scale=rule, batch_size=batch_size, base_batch_size=b0,
-                            base_lr=base_lr, lr=lr, warmup_epochs=spec.warmup_epochs, epochs=spec.epochs,
-                            steps=spec.resolved_steps(), seed=seed,
-                            noise=spec.noise if kind == "surface" else None,
-                            device=spec.device if kind == "training" else None,
-                            evaluations=spec.resolved_evaluations(), threads=spec.threads,
-                            origin=origin))
+                        cells.append(
+                            Cell(
+                                task=spec.task,
+                                model=spec.model if kind == "training" else None,
+                                optimizer=optimizer.name,
+                                family=optimizer.family,
+                                implementation="torch" if optimizer.use_torch else "optbench",
+                                optimizer_spec=optimizer_text(optimizer, hparams),
+                                optimizer_hparams=tuple(sorted((k, _frozen(v)) for k, v in resolved.items())),
+                                grid_hparams=axes,
+                                lr_scale=rule,
+                                batch_size=batch_size,
+                                base_batch_size=b0,
+                                base_lr=base_lr,
+                                lr=lr,
+                                warmup_epochs=spec.warmup_epochs,
+                                epochs=spec.epochs,
+                                steps=spec.resolved_steps(),
+                                seed=seed,
+                                noise=spec.noise if kind == "surface" else None,
+                                device=spec.device if kind == "training" else None,
+                                evaluations=spec.resolved_evaluations(),
+                                threads=spec.threads,
+                                origin=origin,
+                            )
+                        )
     return cells
 
 
 def optimizer_text(optimizer: OptimizerSpec, hparams: dict) -> str:
     """An optimizer spec that `parse_optimizer` reads back to exactly these hyperparameters."""
     if optimizer.origin is not None or optimizer.text.split(":")[0].lower() == "lookahead":
-        return dataclasses.replace(optimizer, hparams=hparams).to_text()   # 'module:Class', inner=
+        return dataclasses.replace(optimizer, hparams=hparams).to_text()  # 'module:Class', inner=
     head = optimizer.text.split(":")
     name = ":".join(head[:2]) if optimizer.use_torch else head[0]
     return f"{name}:" + ",".join(f"{k}={format_value(v)}" for k, v in sorted(hparams.items()))
@@ -178,5 +208,4 @@ def shard_cells(cells: list[Cell], shard: tuple[int, int]) -> list[Cell]:
     index, count = shard
     if not (isinstance(index, int) and isinstance(count, int) and 1 <= index <= count):
         raise OptbenchError(f"shard must be i/n with 1 <= i <= n, got {index}/{count}")
-    return cells[index - 1::count]
-
+    return cells[index - 1 :: count]

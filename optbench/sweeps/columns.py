@@ -10,13 +10,44 @@ from __future__ import annotations
 
 import pandas as pd
 
-SETTING_COLUMNS = ["cell", "task", "optimizer", "family", "optimizer_spec", "lr_scale", "batch_size",
-                   "base_batch_size", "base_lr", "lr", "seed"]
+SETTING_COLUMNS = [
+    "cell",
+    "task",
+    "optimizer",
+    "family",
+    "optimizer_spec",
+    "lr_scale",
+    "batch_size",
+    "base_batch_size",
+    "base_lr",
+    "lr",
+    "seed",
+]
 PER_STEP_COLUMNS = ["step", "epoch", "loss", "step_lr", "eval_loss", "eval_accuracy", "samples"]
-PER_CELL_COLUMNS = ["wall_time", "train_time", "samples_per_s", "diverged", "noise_scale_start",
-                    "noise_scale_start_low", "noise_scale_start_high", "noise_scale_end"]
-SUMMARY_COLUMNS = ["steps", "samples", "final_loss", "final_accuracy", "best_accuracy", "steps_to_target", "target_outcome", "lr_chosen",
-                   "samples_to_target", "target_accuracy", "target_loss", *PER_CELL_COLUMNS]
+PER_CELL_COLUMNS = [
+    "wall_time",
+    "train_time",
+    "samples_per_s",
+    "diverged",
+    "noise_scale_start",
+    "noise_scale_start_low",
+    "noise_scale_start_high",
+    "noise_scale_end",
+]
+SUMMARY_COLUMNS = [
+    "steps",
+    "samples",
+    "final_loss",
+    "final_accuracy",
+    "best_accuracy",
+    "steps_to_target",
+    "target_outcome",
+    "lr_chosen",
+    "samples_to_target",
+    "target_accuracy",
+    "target_loss",
+    *PER_CELL_COLUMNS,
+]
 
 _KNOWN = set(SETTING_COLUMNS) | set(PER_STEP_COLUMNS) | set(SUMMARY_COLUMNS)
 

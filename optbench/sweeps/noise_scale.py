@@ -33,9 +33,9 @@ CONFIDENCE = 0.95
 
 @dataclass(frozen=True)
 class NoiseScale:
-    b_simple: float        # tr(Σ) / |G|²
-    trace_sigma: float     # tr(Σ), per-sample gradient covariance
-    grad_norm_sq: float    # |G|²
+    b_simple: float  # tr(Σ) / |G|²
+    trace_sigma: float  # tr(Σ), per-sample gradient covariance
+    grad_norm_sq: float  # |G|²
     low: float = math.nan  # the CONFIDENCE interval of b_simple (equal to it when computed exactly)
     high: float = math.nan
 
@@ -47,8 +47,9 @@ def batch_factor(batch: int, population: int | None) -> float:
     return (population - batch) / (batch * (population - 1)) if population > 1 else 0.0
 
 
-def from_two_batch_sizes(small_sq: float, big_sq: float, small: int, big: int,
-                         population: int | None = None) -> NoiseScale:
+def from_two_batch_sizes(
+    small_sq: float, big_sq: float, small: int, big: int, population: int | None = None
+) -> NoiseScale:
     """B_simple from mean squared gradient norms measured at batch sizes `small` < `big`."""
     c_small, c_big = batch_factor(small, population), batch_factor(big, population)
     trace = (small_sq - big_sq) / (c_small - c_big)
@@ -57,9 +58,15 @@ def from_two_batch_sizes(small_sq: float, big_sq: float, small: int, big: int,
     return NoiseScale(b_simple, trace, grad_sq)
 
 
-def estimate(batch_gradient: Callable[[int, torch.Generator], torch.Tensor], small: int, big: int,
-             repeats: int, seed: int = 0, population: int | None = None, big_repeats: int | None = None) \
-        -> NoiseScale:
+def estimate(
+    batch_gradient: Callable[[int, torch.Generator], torch.Tensor],
+    small: int,
+    big: int,
+    repeats: int,
+    seed: int = 0,
+    population: int | None = None,
+    big_repeats: int | None = None,
+) -> NoiseScale:
     """Average |G_B|² over `repeats` batches of each size, then solve for tr(Σ) and |G|².
 
     `batch_gradient(B, generator)` returns the flat gradient of one mini-batch of B samples.
@@ -68,6 +75,7 @@ def estimate(batch_gradient: Callable[[int, torch.Generator], torch.Tensor], sma
 
     def squared_norms(batch, times):
         return [float(batch_gradient(batch, generator).pow(2).sum()) for _ in range(times)]
+
     small_sq = squared_norms(small, repeats)
     big_sq = squared_norms(big, repeats if big_repeats is None else big_repeats)
     big_mean = sum(big_sq) / len(big_sq)
@@ -75,8 +83,11 @@ def estimate(batch_gradient: Callable[[int, torch.Generator], torch.Tensor], sma
     if repeats < 2:
         return estimate_
     low, high = mean_interval(small_sq)
-    return replace(estimate_, low=from_two_batch_sizes(low, big_mean, small, big, population).b_simple,
-                   high=from_two_batch_sizes(high, big_mean, small, big, population).b_simple)
+    return replace(
+        estimate_,
+        low=from_two_batch_sizes(low, big_mean, small, big, population).b_simple,
+        high=from_two_batch_sizes(high, big_mean, small, big, population).b_simple,
+    )
 
 
 def mean_interval(values, confidence: float = CONFIDENCE) -> tuple[float, float]:
@@ -88,8 +99,14 @@ def mean_interval(values, confidence: float = CONFIDENCE) -> tuple[float, float]
     return mean - half, mean + half
 
 
-def for_classifier(network: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor,
-                   small: int = 32, repeats: int = 16, seed: int = 0) -> NoiseScale:
+def for_classifier(
+    network: torch.nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    small: int = 32,
+    repeats: int = 16,
+    seed: int = 0,
+) -> NoiseScale:
     """B_simple of the cross-entropy of `network` on a training split, at its current weights.
 
     Small batches are drawn without replacement; the big "batch" is the whole split (exact |G|²).
@@ -102,8 +119,8 @@ def for_classifier(network: torch.nn.Module, images: torch.Tensor, labels: torch
     def batch_gradient(batch, generator):
         indices = torch.randperm(n, generator=generator)[:batch] if batch < n else torch.arange(n)
         network.zero_grad(set_to_none=True)
-        for start in range(0, len(indices), 1024):       # whole-split gradient in chunks
-            chunk = indices[start:start + 1024]
+        for start in range(0, len(indices), 1024):  # whole-split gradient in chunks
+            chunk = indices[start : start + 1024]
             logits = network(images[chunk].to(dtype))
             (F.cross_entropy(logits.float(), labels[chunk], reduction="sum") / len(indices)).backward()
         return torch.cat([p.grad.reshape(-1) for p in parameters if p.grad is not None]).double()
@@ -117,8 +134,9 @@ def for_classifier(network: torch.nn.Module, images: torch.Tensor, labels: torch
         network.train(was_training)
 
 
-def exact_for_classifier(network: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor,
-                         chunk: int = 256) -> NoiseScale:
+def exact_for_classifier(
+    network: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, chunk: int = 256
+) -> NoiseScale:
     """B_simple of the cross-entropy of `network` on a split, exactly, from every per-sample gradient.
 
     tr(Σ) = (1/N) Σ_i |g_i - G|² = (1/N) Σ_i |g_i|² - |G|² (the population covariance that the
@@ -143,7 +161,7 @@ def exact_for_classifier(network: torch.nn.Module, images: torch.Tensor, labels:
     network.train()
     try:
         for start in range(0, n, chunk):
-            grads = per_sample(parameters, images[start:start + chunk], labels[start:start + chunk])
+            grads = per_sample(parameters, images[start : start + chunk], labels[start : start + chunk])
             flat = torch.cat([g.reshape(g.shape[0], -1) for g in grads.values()], dim=1).double()
             squared_sum += float(flat.pow(2).sum())
             total = flat.sum(dim=0) if total is None else total + flat.sum(dim=0)

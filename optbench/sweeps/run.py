@@ -33,8 +33,8 @@ from .adapters import run_cell
 from .cells import Cell
 from .store import SweepStore
 
-SKIPPED, DONE, SHARED = "skipped", "done", "shared"   # any other status starts with "failed: "
-PR_SET_PDEATHSIG = 1                                   # from <linux/prctl.h>
+SKIPPED, DONE, SHARED = "skipped", "done", "shared"  # any other status starts with "failed: "
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 
 class SweepInterrupted(BaseException):
@@ -54,13 +54,13 @@ class SweepInterrupted(BaseException):
 
 @dataclass(frozen=True)
 class Run:
-    cells: tuple[Cell, ...]    # this shard's unfinished cells of one computation, in grid order
-    twins: tuple[Cell, ...]    # every cell of the whole grid with that computation (any shard)
+    cells: tuple[Cell, ...]  # this shard's unfinished cells of one computation, in grid order
+    twins: tuple[Cell, ...]  # every cell of the whole grid with that computation (any shard)
 
 
 @dataclass
 class Outcome:
-    statuses: dict = field(default_factory=dict)   # key -> status
+    statuses: dict = field(default_factory=dict)  # key -> status
 
     def keys(self, status: str) -> list[str]:
         return [k for k, s in self.statuses.items() if s == status]
@@ -74,12 +74,20 @@ def plan_runs(todo: list[Cell], all_cells: list[Cell]) -> list[Run]:
     groups: dict[str, list[Cell]] = {}
     for cell in todo:
         groups.setdefault(cell.computation, []).append(cell)
-    return [Run(tuple(group), tuple(c for c in all_cells if c.computation == computation))
-            for computation, group in groups.items()]
+    return [
+        Run(tuple(group), tuple(c for c in all_cells if c.computation == computation))
+        for computation, group in groups.items()
+    ]
 
 
-def run_cells(store: SweepStore, runs: list[Run], jobs: int, threads: int, data_dir: str | None,
-              report: Callable[[Cell, str], None]) -> None:
+def run_cells(
+    store: SweepStore,
+    runs: list[Run],
+    jobs: int,
+    threads: int,
+    data_dir: str | None,
+    report: Callable[[Cell, str], None],
+) -> None:
     """Compute every run, here (jobs 1) or in `jobs` worker processes; `report(cell, status)` at least
     once per cell (a later report of the same cell replaces 'skipped' with what its computer did).
     SIGINT and SIGTERM raise SweepInterrupted after the workers are gone."""
@@ -90,8 +98,13 @@ def run_cells(store: SweepStore, runs: list[Run], jobs: int, threads: int, data_
             _run_in_workers(store, runs, jobs, threads, data_dir, report)
 
 
-def work(store: SweepStore, runs: list[Run], threads: int, data_dir: str | None,
-         report: Callable[[Cell, str], None]) -> None:
+def work(
+    store: SweepStore,
+    runs: list[Run],
+    threads: int,
+    data_dir: str | None,
+    report: Callable[[Cell, str], None],
+) -> None:
     """Claim and finish each run in turn; runs claimed elsewhere are waited for at the end."""
     with torch_threads(threads):
         waiting = []
@@ -111,7 +124,7 @@ def _finish(store: SweepStore, run: Run, data_dir, report) -> None:
     missing = []
     for cell in run.cells:
         if store.finished(cell):
-            report(cell, SKIPPED)          # finished by another process while this one waited
+            report(cell, SKIPPED)  # finished by another process while this one waited
         else:
             missing.append(cell)
     if not missing:
@@ -121,7 +134,7 @@ def _finish(store: SweepStore, run: Run, data_dir, report) -> None:
         source, missing = missing[0], missing[1:]
         error = compute(store, source, data_dir)
         report(source, DONE if error is None else f"failed: {error}")
-        if error is not None:           # a failed computation fails its copies too
+        if error is not None:  # a failed computation fails its copies too
             for cell in missing:
                 report(cell, f"failed: {error}")
             return
@@ -166,6 +179,7 @@ def _signals_interrupt():
 
     def stop(signum, frame):
         raise SweepInterrupted(signum)
+
     previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
@@ -176,6 +190,7 @@ def _signals_interrupt():
 
 # --- worker processes ------------------------------------------------------------------------------
 
+
 def _run_in_workers(store, runs, jobs, threads, data_dir, report) -> None:
     context = multiprocessing.get_context("spawn")
     by_key = {cell.key: cell for run in runs for cell in run.cells}
@@ -185,11 +200,14 @@ def _run_in_workers(store, runs, jobs, threads, data_dir, report) -> None:
     ignoring = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         for index in range(min(jobs, len(runs))):
-            start = index * len(runs) // jobs      # each worker starts on its own stretch of the runs
+            start = index * len(runs) // jobs  # each worker starts on its own stretch of the runs
             receiver, sender = context.Pipe(duplex=False)
-            process = context.Process(target=_worker, daemon=True, name=f"optbench-sweep-{index + 1}",
-                                      args=(os.getpid(), str(store.folder), runs[start:] + runs[:start],
-                                            threads, data_dir, sender))
+            process = context.Process(
+                target=_worker,
+                daemon=True,
+                name=f"optbench-sweep-{index + 1}",
+                args=(os.getpid(), str(store.folder), runs[start:] + runs[:start], threads, data_dir, sender),
+            )
             process.start()
             sender.close()
             workers[receiver] = process
@@ -205,7 +223,7 @@ def _run_in_workers(store, runs, jobs, threads, data_dir, report) -> None:
                     workers.pop(receiver).join()
                     continue
                 if key in reported and status == SKIPPED:
-                    continue        # a sibling looked at a run after the worker that computed it
+                    continue  # a sibling looked at a run after the worker that computed it
                 reported.add(key)
                 report(by_key[key], status)
     finally:
@@ -244,10 +262,12 @@ def _die_with(parent: int) -> None:
 
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     else:
+
         def watch():
             while os.getppid() == parent:
                 time.sleep(0.5)
             os._exit(1)
+
         threading.Thread(target=watch, daemon=True).start()
-    if os.getppid() != parent:      # the parent died before the request took effect
+    if os.getppid() != parent:  # the parent died before the request took effect
         os._exit(1)

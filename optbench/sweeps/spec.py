@@ -23,7 +23,7 @@ from ..objectives import get_surface
 from ..specs import parse_optimizer
 
 RULES = ("linear", "sqrt", "none", "tuned")
-TUNED_FACTORS = (0.25, 0.5, 1.0, 2.0, 4.0)   # the `tuned` grid around the sqrt rule
+TUNED_FACTORS = (0.25, 0.5, 1.0, 2.0, 4.0)  # the `tuned` grid around the sqrt rule
 REGRESSION_TASK_NAMES = ("regression", "linreg")
 
 # A batch-size study compares equal numbers of steps: with an epoch budget instead, the largest
@@ -44,24 +44,25 @@ MAX_CELLS = 100_000
 @dataclass
 class SweepSpec:
     """Everything that decides a sweep; lists are crossed as a grid."""
+
     batch_sizes: tuple = (16, 64, 256)
     lr_scales: tuple = ("linear",)
     optimizers: tuple = ("momentum",)
-    hparams: dict = field(default_factory=dict)   # extra axes: name -> list of values (lr too)
+    hparams: dict = field(default_factory=dict)  # extra axes: name -> list of values (lr too)
     task: str = "digits"
     model: str = "lenet"
-    base_lr: float | None = None          # default: the optimizer spec's lr, else the task's default
-    base_batch_size: int | None = None    # default: the smallest batch size
+    base_lr: float | None = None  # default: the optimizer spec's lr, else the task's default
+    base_batch_size: int | None = None  # default: the smallest batch size
     warmup_epochs: int = 0
-    epochs: int | None = None             # budget per cell in epochs
-    steps: int | None = None              # budget per cell in optimizer steps (caps epochs)
+    epochs: int | None = None  # budget per cell in epochs
+    steps: int | None = None  # budget per cell in optimizer steps (caps epochs)
     seeds: int = 1
-    seed: int = 0                         # seeds are seed, seed+1, ..., seed+seeds-1
-    noise: float = 1.0                    # surface tasks: per-sample gradient noise std
+    seed: int = 0  # seeds are seed, seed+1, ..., seed+seeds-1
+    noise: float = 1.0  # surface tasks: per-sample gradient noise std
     device: str = "auto"
     data_dir: str | None = None
-    evaluations: int | None = None        # training: validation evaluations per cell
-    threads: int = DEFAULT_THREADS        # torch threads per cell
+    evaluations: int | None = None  # training: validation evaluations per cell
+    threads: int = DEFAULT_THREADS  # torch threads per cell
     target_accuracy: float | None = None  # analysis only: changing it never reruns a cell
     target_loss: float | None = None
 
@@ -73,22 +74,31 @@ class SweepSpec:
         """The settings that decide the cells, in canonical order (for the changed-spec check)."""
         training = self.kind == "training"
         return {
-            "task": self.task, "model": self.model if training else None,
-            "optimizers": sorted(self.optimizers), "batch_sizes": sorted(self.batch_sizes),
+            "task": self.task,
+            "model": self.model if training else None,
+            "optimizers": sorted(self.optimizers),
+            "batch_sizes": sorted(self.batch_sizes),
             "lr_scales": [r for r in RULES if r in self.lr_scales],
             "hparams": {k: sorted(map(jsonable, v), key=repr) for k, v in sorted(self.hparams.items())},
-            "base_lr": self.base_lr, "base_batch_size": self.resolved_base_batch_size(),
-            "warmup_epochs": self.warmup_epochs, "epochs": self.epochs, "steps": self.resolved_steps(),
+            "base_lr": self.base_lr,
+            "base_batch_size": self.resolved_base_batch_size(),
+            "warmup_epochs": self.warmup_epochs,
+            "epochs": self.epochs,
+            "steps": self.resolved_steps(),
             "seeds": list(self.seed_values()),
             "noise": self.noise if self.kind == "surface" else None,
             "device": self.device if training else None,
-            "evaluations": self.resolved_evaluations(), "threads": self.threads,
+            "evaluations": self.resolved_evaluations(),
+            "threads": self.threads,
         }
 
     def to_dict(self) -> dict:
-        return {"grid": self.grid(), "analysis": {"target_accuracy": self.target_accuracy,
-                                                  "target_loss": self.target_loss},
-                "spec": jsonable(asdict(self)), "origins": self.origins()}
+        return {
+            "grid": self.grid(),
+            "analysis": {"target_accuracy": self.target_accuracy, "target_loss": self.target_loss},
+            "spec": jsonable(asdict(self)),
+            "origins": self.origins(),
+        }
 
     def origins(self) -> dict:
         """Where each external optimizer class came from (`external.Origin`), by its spec text."""
@@ -104,7 +114,9 @@ class SweepSpec:
                 values[name] = tuple(values[name])
             return cls(**values)
         except (KeyError, TypeError, ValueError) as error:
-            raise OptbenchError(f"the recorded sweep spec is damaged ({type(error).__name__}: {error})") from None
+            raise OptbenchError(
+                f"the recorded sweep spec is damaged ({type(error).__name__}: {error})"
+            ) from None
 
     def seed_values(self) -> range:
         return range(self.seed, self.seed + self.seeds)
@@ -114,7 +126,7 @@ class SweepSpec:
 
     def resolved_evaluations(self) -> int | None:
         if self.kind != "training":
-            return None      # regression and surfaces evaluate after every step
+            return None  # regression and surfaces evaluate after every step
         return self.evaluations or DEFAULT_EVALUATIONS
 
     def resolved_steps(self) -> int | None:
@@ -177,22 +189,32 @@ def validate(spec: SweepSpec) -> None:
     if spec.base_lr is not None:
         _positive("base-lr", spec.base_lr)
     _whole("warmup-epochs", spec.warmup_epochs, minimum=0)
-    if spec.target_accuracy is not None and not (_is_number(spec.target_accuracy) and 0 < spec.target_accuracy <= 1):
+    if spec.target_accuracy is not None and not (
+        _is_number(spec.target_accuracy) and 0 < spec.target_accuracy <= 1
+    ):
         raise OptbenchError(f"target-accuracy must be in (0, 1], got {spec.target_accuracy}")
-    if spec.target_loss is not None and not (_is_number(spec.target_loss) and math.isfinite(spec.target_loss)):
+    if spec.target_loss is not None and not (
+        _is_number(spec.target_loss) and math.isfinite(spec.target_loss)
+    ):
         raise OptbenchError(f"target-loss must be a finite number, got {spec.target_loss}")
     _validate_task(spec)
     for name, values in spec.hparams.items():
         if not isinstance(values, (list, tuple)) or not values:
             raise OptbenchError(f"--{name.replace('_', '-')} needs a list of at least one value")
     rules = set(spec.lr_scales)
-    count = len(spec.optimizers) * (len(rules) + (len(TUNED_FACTORS) - 1) * ("tuned" in rules)) \
-        * len(set(spec.batch_sizes)) * spec.seeds
+    count = (
+        len(spec.optimizers)
+        * (len(rules) + (len(TUNED_FACTORS) - 1) * ("tuned" in rules))
+        * len(set(spec.batch_sizes))
+        * spec.seeds
+    )
     for values in spec.hparams.values():
         count *= len(values)
     if count > MAX_CELLS:
-        raise OptbenchError(f"this sweep has {count} cells, more than the {MAX_CELLS} one sweep may hold "
-                            "(cells = optimizers x grid values x lr-scale rules x batch sizes x seeds)")
+        raise OptbenchError(
+            f"this sweep has {count} cells, more than the {MAX_CELLS} one sweep may hold "
+            "(cells = optimizers x grid values x lr-scale rules x batch sizes x seeds)"
+        )
     seen = {}
     for text in spec.optimizers:
         optimizer = parse_optimizer(text)
@@ -200,7 +222,7 @@ def validate(spec: SweepSpec) -> None:
         if same in seen:
             raise OptbenchError(f"optimizers '{seen[same]}' and '{text}' are the same setting; give it once")
         seen[same] = text
-        for name, values in spec.hparams.items():   # names and values the optimizer accepts
+        for name, values in spec.hparams.items():  # names and values the optimizer accepts
             for value in values:
                 parse_optimizer(f"{optimizer.family}:{name}={format_value(value)}")
 
@@ -214,13 +236,20 @@ def _validate_task(spec: SweepSpec) -> None:
         if model not in MODELS and model != "lenet5":
             raise did_you_mean("model", str(spec.model), MODELS)
         from ..runners.training import resolve_device
+
         resolve_device(str(spec.device))
         return
-    for name, value, default in (("--warmup-epochs", spec.warmup_epochs, 0), ("--evaluations", spec.evaluations, None),
-                                 ("--data-dir", spec.data_dir, None), ("--device", spec.device, "auto")):
+    for name, value, default in (
+        ("--warmup-epochs", spec.warmup_epochs, 0),
+        ("--evaluations", spec.evaluations, None),
+        ("--data-dir", spec.data_dir, None),
+        ("--device", spec.device, "auto"),
+    ):
         if value != default:
-            raise OptbenchError(f"{name} needs a training task ('{spec.task}' runs on the CPU and is "
-                                f"evaluated at every step), got {name} {value}")
+            raise OptbenchError(
+                f"{name} needs a training task ('{spec.task}' runs on the CPU and is "
+                f"evaluated at every step), got {name} {value}"
+            )
     if spec.target_accuracy is not None:
         raise OptbenchError(f"task '{spec.task}' has no accuracy; use --target-loss")
     if kind == "surface":

@@ -31,7 +31,7 @@ from .spec import SweepSpec, jsonable
 
 try:
     import fcntl
-except ImportError:          # not POSIX: no locks; one sweep per folder at a time
+except ImportError:  # not POSIX: no locks; one sweep per folder at a time
     fcntl = None
 
 CELLS = "cells"
@@ -58,7 +58,9 @@ class SweepStore:
         Reads only."""
         existing = next(p for p in (self.folder, *self.folder.absolute().parents) if p.exists())
         if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
-            raise OptbenchError(f"cannot write to output folder {self.folder}: {existing} is not a writable folder")
+            raise OptbenchError(
+                f"cannot write to output folder {self.folder}: {existing} is not a writable folder"
+            )
         self._check_spec(spec, force)
         if force:
             return
@@ -74,7 +76,9 @@ class SweepStore:
             return
         meta = read_metadata(self.folder)
         if meta["kind"] != "sweep":
-            raise OptbenchError(f"{self.folder} holds '{meta['kind']}' results, not a sweep; choose another --out")
+            raise OptbenchError(
+                f"{self.folder} holds '{meta['kind']}' results, not a sweep; choose another --out"
+            )
         old = (meta.get("spec") or {}).get("grid", {}) if isinstance(meta.get("spec"), dict) else {}
         new = jsonable(spec.grid())
         changed = [k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
@@ -83,7 +87,8 @@ class SweepStore:
             raise OptbenchError(
                 f"{self.folder} holds a different sweep ({first}: {old.get(first)} -> {new.get(first)}"
                 f"{f' and {len(changed) - 1} more' if len(changed) > 1 else ''}); "
-                "use a new --out, or --force to run this spec there (finished cells it shares are kept)")
+                "use a new --out, or --force to run this spec there (finished cells it shares are kept)"
+            )
 
     # --- writing -------------------------------------------------------------------------------
 

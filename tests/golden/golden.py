@@ -46,7 +46,16 @@ COMMANDS = {
 
 # Wall-clock measurements differ from run to run; everything else must not. The sweep cell key (a
 # hash of the cell's settings) is left out so that a redesign may change how cells are keyed.
-TIMING_COLUMNS = {"wall_time", "train_time", "epoch_time", "samples_per_s", "seconds", "wall_s", "elapsed", "time_s"}
+TIMING_COLUMNS = {
+    "wall_time",
+    "train_time",
+    "epoch_time",
+    "samples_per_s",
+    "seconds",
+    "wall_s",
+    "elapsed",
+    "time_s",
+}
 
 
 def table_digest(path: Path) -> str:
@@ -54,14 +63,27 @@ def table_digest(path: Path) -> str:
     frame = frame.drop(columns=[c for c in frame.columns if c in TIMING_COLUMNS or c == "cell"])
     for column in frame.columns:
         if pd.api.types.is_float_dtype(frame[column]):
-            frame[column] = frame[column].map(lambda x: np.format_float_positional(x, precision=10, fractional=False) if np.isfinite(x) else repr(x))
+            frame[column] = frame[column].map(
+                lambda x: (
+                    np.format_float_positional(x, precision=10, fractional=False)
+                    if np.isfinite(x)
+                    else repr(x)
+                )
+            )
     text = frame.to_csv(index=False)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def run_command(name: str, args: str, root: Path) -> dict[str, str]:
     out = root / name
-    cli = [sys.executable, "-c", "from optbench.cli import entry; entry()", *shlex.split(args), "--out", str(out)]
+    cli = [
+        sys.executable,
+        "-c",
+        "from optbench.cli import entry; entry()",
+        *shlex.split(args),
+        "--out",
+        str(out),
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONHASHSEED": "0"}
     done = subprocess.run(cli, capture_output=True, text=True, env=env, timeout=600)
     if done.returncode != 0:
@@ -72,7 +94,9 @@ def run_command(name: str, args: str, root: Path) -> dict[str, str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--update", action="store_true", help="record the hashes instead of checking them")
     parser.add_argument("--only", action="append", help="run only this command (repeatable)")
     options = parser.parse_args()
@@ -86,7 +110,7 @@ def main() -> None:
             status = "ok" if got == want else "CHANGED"
             if got != want:
                 changed.append(name)
-                for table in sorted(set(got) | set((want or {}))):
+                for table in sorted(set(got) | set(want or {})):
                     if (want or {}).get(table) != got.get(table):
                         print(f"    {table}: {(want or {}).get(table)} -> {got.get(table)}")
             print(f"{status:8} {name}: {len(got)} tables", flush=True)

@@ -11,9 +11,9 @@ values; `buffers.py`), and from then on runs the algorithm's own `update()` on r
 at once, in one of two ways, chosen once per optimizer and never switched:
 
 - "compiled" (the default where inductor can build kernels, a C++ compiler on CPU or Triton on
-  CUDA, for optimizers of at least `COMPILE_FROM_NUMEL` parameter elements; `compiled.py`): the readable `update()` compiled by torch.compile into one pass over the
-  buffers. The first step of each graph compiles (seconds; inductor's on-disk cache makes later
-  processes fast); a learning-rate schedule never recompiles.
+  CUDA, for optimizers of at least `COMPILE_FROM_NUMEL` parameter elements; `compiled.py`): the
+  readable `update()` compiled by torch.compile into one pass over the buffers. The first step of
+  each graph compiles (seconds; inductor's on-disk cache makes later processes fast); a learning-rate schedule never recompiles.
 - "eager slices" (`fast(cls, compiled=False)`, small models, algorithms without a compiled path,
   machines without a compiler): the readable `update()` on 2^20-element slices (`chunk_size`), each line one
   kernel over a slice that stays in cache from one line to the next.
@@ -177,7 +177,7 @@ class FastPath(PseudocodeOptimizer):
             return
         done = set()
         for buffers in self.__dict__.get("_flat", {}).values():
-            if all(p.grad is None or p.grad is view for p, view in zip(buffers.params, buffers.grad_views)):
+            if all(p.grad is None or p.grad is view for p, view in zip(buffers.params, buffers.grad_views, strict=False)):
                 buffers.grad.zero_()
                 done.update(id(p) for p in buffers.params)
         for group in self.param_groups:

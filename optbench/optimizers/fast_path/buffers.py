@@ -108,7 +108,7 @@ class GroupBuffers:
     def still_valid(self, optimizer, group: dict) -> bool:
         """Cheap per-step check that nobody replaced a parameter or a state dict or tensor."""
         params = group["params"]
-        if len(params) != len(self.params) or any(p is not q for p, q in zip(params, self.params)):
+        if len(params) != len(self.params) or any(p is not q for p, q in zip(params, self.params, strict=False)):
             return False
         for i, p in enumerate(params):
             if p.data_ptr() != self.data_ptrs[i]:
