@@ -15,23 +15,12 @@ from .experiments import (  # noqa: E402  (after __version__, which results.py r
     TuningPlan,
     compare,
     grid,
+    load,
     noise_floor,
     plan_tuning,
     train,
 )
-from .experiments import load as _load_experiment  # noqa: E402
-from .results import read_metadata  # noqa: E402
 from .sweeps import SweepResult, SweepSpec, sweep  # noqa: E402
-from .sweeps import load as _load_sweep  # noqa: E402
-
-
-def load(folder):
-    """The result saved in `folder` by any command or API call (compare, grid, train, sweep).
-
-    Raises OptbenchError when `folder` is not an optbench results folder.
-    """
-    return _load_sweep(folder) if read_metadata(folder)["kind"] == "sweep" else _load_experiment(folder)
-
 
 __all__ = [
     "Comparison",

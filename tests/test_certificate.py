@@ -1,22 +1,22 @@
-"""`optbench.verify.certificate`: the verdict the `verify` command prints, decided in the library."""
+"""`optbench.certificate`: the verdict the `verify` command prints, decided in the library."""
 
 import torch
 
-from optbench import verify
+from optbench import certificate
 from optbench.optimizers import SGD
 from optbench.optimizers.registry import Algorithm, get
 
 
 def run_certificate(algorithm):
     seen = []
-    row = verify.certificate(algorithm, seen.append)
+    row = certificate.certificate(algorithm, seen.append)
     return row, seen
 
 
 def test_certificate_runs_the_announced_checks_and_finds_sgd_equivalent():
     algorithm = get("sgd")
     row, seen = run_certificate(algorithm)
-    assert len(seen) == verify.certificate_size(algorithm)  # the progress bar's total is exact
+    assert len(seen) == certificate.certificate_size(algorithm)  # the progress bar's total is exact
     assert row["equivalent"] and row["combinations"] == len(algorithm.combinations())
     assert row["worst_deviation_float64"] <= row["tolerance_float64"]
 

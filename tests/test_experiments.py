@@ -10,7 +10,7 @@ from optbench.cli import main
 from optbench.errors import OptbenchError
 from optbench.objectives import get_surface
 from optbench.results import write_metadata
-from optbench.specs import parse_range
+from optbench.values import parse_range
 
 
 def cli_tables(tmp_path, *args) -> dict:
@@ -178,7 +178,7 @@ def test_api_errors_are_one_clear_line(tmp_path):
     with pytest.raises(OptbenchError, match="torch.optim does not accept"):
         optbench.noise_floor(["torch:sgd"], steps=10)
     write_metadata(tmp_path, "bogus", {}, 0)
-    with pytest.raises(OptbenchError, match="not a compare, grid or train"):
+    with pytest.raises(OptbenchError, match="not a compare, grid, train or sweep"):
         optbench.load(tmp_path)
 
 

@@ -9,7 +9,8 @@ import torch
 from optbench import results
 from optbench.errors import OptbenchError
 from optbench.optimizers import SGD, Adam
-from optbench.specs import parse_number_list, parse_optimizer, parse_range
+from optbench.specs import parse_optimizer
+from optbench.values import parse_number_list, parse_range
 
 
 def test_spec_with_inline_hyperparameters_builds_our_class():

@@ -89,7 +89,7 @@ def test_surface_lrs_come_from_the_table():
 
 def test_every_tuning_range_parses_to_at_least_two_points():
     from optbench.runners.tuning import DEFAULT_RANGES
-    from optbench.specs import parse_range
+    from optbench.values import parse_range
 
     assert DEFAULT_RANGES is TUNING_RANGES
     for name, text in TUNING_RANGES.items():

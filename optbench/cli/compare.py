@@ -12,7 +12,8 @@ from ..experiments import compare, noise_floor, plan_tuning
 from ..experiments.compare import CPU_VS_CUDA
 from ..experiments.noise_floor import DEFAULT_STEPS as LINREG_STEPS
 from ..results import atomic_write_bytes
-from ..specs import parse_number_list, parse_optimizer, parse_range
+from ..specs import parse_optimizer
+from ..values import parse_number_list, parse_range
 from .common import (
     console,
     console_err,

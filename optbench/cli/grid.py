@@ -10,7 +10,8 @@ import rich_click as click
 from ..errors import OptbenchError
 from ..experiments import grid
 from ..experiments.inputs import require_surface_memory
-from ..specs import parse_optimizer, parse_range, range_parts
+from ..specs import parse_optimizer
+from ..values import parse_range, range_parts
 from .common import (
     console,
     force_option,

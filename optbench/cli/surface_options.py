@@ -6,7 +6,7 @@ import rich_click as click
 
 from ..errors import OptbenchError
 from ..objectives import get_surface
-from ..specs import parse_number_list
+from ..values import parse_number_list
 
 MAX_STEPS = 2**63 - 1  # a step counter is a 64-bit integer in torch
 

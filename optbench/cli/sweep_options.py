@@ -13,9 +13,9 @@ import yaml
 from click.core import ParameterSource
 
 from ..errors import OptbenchError, closest
-from ..specs import parse_number_list, parse_value
 from ..sweeps import SweepSpec
 from ..sweeps.spec import task_kind
+from ..values import parse_number_list, parse_value
 
 CONFIG_ALIASES = {
     "optimizer": "optimizers",

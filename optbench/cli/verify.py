@@ -9,8 +9,7 @@ import rich_click as click
 import torch
 from rich.table import Table
 
-from .. import verify as certificate
-from .. import verify_classes
+from .. import certificate, verify, verify_classes
 from ..errors import OptbenchError
 from ..optimizers.external import external_algorithm, is_external
 from ..optimizers.registry import ALGORITHMS, get
@@ -182,8 +181,8 @@ def _print_table(rows):
         )
     print_table(table)
     console.print(
-        f"tolerances: float64 {certificate.TOLERANCE[torch.float64]:.0e}, float32 "
-        f"{certificate.TOLERANCE[torch.float32]:.0e}; batched = tensor hyperparameters "
+        f"tolerances: float64 {verify.TOLERANCE[torch.float64]:.0e}, float32 "
+        f"{verify.TOLERANCE[torch.float32]:.0e}; batched = tensor hyperparameters "
         "[3,1] on a [3,2] parameter vs 3 separate torch.optim runs; fast path = fast(Cls) "
         "vs torch.optim, every combination, float64 and float32 ('-': not element-wise)."
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from ..errors import OptbenchError
 from ..results import read_metadata
+from ..sweeps import load as load_sweep
 from .compare import Comparison, TuningPlan, compare, plan_tuning
 from .grid import GridMap, grid
 from .noise_floor import NoiseFloorStudy, noise_floor
@@ -29,9 +30,9 @@ __all__ = [
 ]
 
 
-def load(folder) -> Comparison | GridMap | NoiseFloorStudy | TrainingResult:
-    """The result saved in `folder` by `compare`, `noise_floor`, `grid` or `train`
-    (a sweep folder: `optbench.sweeps.load`).
+def load(folder):
+    """The result saved in `folder` by `compare`, `noise_floor`, `grid`, `train` or `sweep`: a
+    Comparison, NoiseFloorStudy, GridMap, TrainingResult or `optbench.sweeps.SweepResult`.
 
     Raises OptbenchError for a folder that is not an optbench results folder or holds another kind.
     """
@@ -46,6 +47,8 @@ def load(folder) -> Comparison | GridMap | NoiseFloorStudy | TrainingResult:
         )
     if meta["kind"] == "train":
         return TrainingResult.load(folder)
+    if meta["kind"] == "sweep":
+        return load_sweep(folder)
     raise OptbenchError(
-        f"{folder}: results of kind '{meta['kind']}' are not a compare, grid or train experiment"
+        f"{folder}: results of kind '{meta['kind']}' are not a compare, grid, train or sweep result"
     )

@@ -49,8 +49,8 @@ from ..runners.tuning import (
     tuning_axes,
 )
 from ..runners.tuning import tune as run_tuning
-from ..specs import range_parts
 from ..theory import rate_table, stability_edge
+from ..values import range_parts
 from .inputs import as_specs, as_surface, check_axis, check_run_settings, check_start, require_surface_memory
 from .result import Result
 

@@ -10,7 +10,8 @@ from ..budget import check_count, finite, require_memory, surface_run_bytes
 from ..errors import OptbenchError
 from ..objectives import Surface, get_surface
 from ..runners.surface import BETA_AXES, MAX_RECORDED_POINTS, set_hyperparameters
-from ..specs import OptimizerSpec, hyperparameter_kind, parse_optimizer
+from ..specs import OptimizerSpec, parse_optimizer
+from ..values import hyperparameter_kind
 
 
 def as_spec(optimizer: OptimizerSpec | str) -> OptimizerSpec:

@@ -20,7 +20,8 @@ from ..errors import OptbenchError
 from ..plots.fair import plot_noise_floor, plot_suboptimality
 from ..results import read_metadata, read_table
 from ..runners.regression import least_squares, make_linear_data, minibatch_runs, sgd_noise_floor
-from ..specs import OptimizerSpec, parse_range
+from ..specs import OptimizerSpec
+from ..values import parse_range
 from .inputs import as_specs, check_axis, check_seed
 from .result import Result
 

@@ -16,7 +16,7 @@ import re
 import torch
 
 from ..errors import OptbenchError, did_you_mean
-from ..specs import parse_value
+from ..values import parse_value
 
 SCHEDULE_ALIASES = {
     "cosine": "CosineAnnealingLR",

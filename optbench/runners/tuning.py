@@ -27,8 +27,9 @@ import torch
 
 from ..errors import OptbenchError
 from ..objectives import Surface
-from ..specs import OptimizerSpec, parse_range
+from ..specs import OptimizerSpec
 from ..tasks.defaults import TUNING_RANGES
+from ..values import parse_range
 from .recorder import RELATIVE_TOLERANCE
 from .surface import run_surface, set_hyperparameters, with_beta_axes
 

@@ -26,9 +26,10 @@ import pandas as pd
 
 from ..errors import OptbenchError
 from ..specs import OptimizerSpec, parse_optimizer
+from ..values import format_value
 from .adapters import default_lr
 from .columns import SETTING_COLUMNS
-from .spec import RULES, SweepSpec, format_value, rule_lrs, validate
+from .spec import RULES, SweepSpec, rule_lrs, validate
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from ..errors import OptbenchError, did_you_mean
 from ..models import MODELS
 from ..objectives import get_surface
 from ..specs import parse_optimizer
+from ..values import format_value
 
 RULES = ("linear", "sqrt", "none", "tuned")
 TUNED_FACTORS = (0.25, 0.5, 1.0, 2.0, 4.0)  # the `tuned` grid around the sqrt rule
@@ -272,17 +273,6 @@ def _whole(name, value, minimum: int) -> None:
 def _positive(name, value) -> None:
     if not (_is_number(value) and math.isfinite(value) and value > 0):
         raise OptbenchError(f"{name} must be a finite number > 0, got {value}")
-
-
-def format_value(value) -> str:
-    """A hyperparameter value as `parse_optimizer` reads it back exactly."""
-    if isinstance(value, (tuple, list)):
-        return "/".join(format_value(v) for v in value)
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if value is None:
-        return "none"
-    return repr(float(value)) if isinstance(value, float) else str(value)
 
 
 def jsonable(value):
