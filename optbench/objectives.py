@@ -275,6 +275,8 @@ def get_surface(text: str) -> Surface:
             number = float(raw)
         except ValueError:
             raise OptbenchError(f"surface setting {option}={raw} in '{text}' is not a number") from None
+        if option.strip() in options:
+            raise OptbenchError(f"surface setting '{option.strip()}' is given twice in '{text}'")
         options[option.strip()] = int(number) if number.is_integer() and option.strip() == "dim" else number
     try:
         return SURFACES[key](**options)

@@ -42,6 +42,12 @@ def refused(args: list[str], out, expected: str):
 # (command line, a part of the one-line message that names the problem and the value)
 CASES = [
     (
+        "compare sgd --surface quadratic:dim=3,dim=4",
+        "surface setting 'dim' is given twice in 'quadratic:dim=3,dim=4'",
+    ),
+    ("compare sgd --format png,", "malformed list for --format: 'png,' has an empty item"),
+    ("sweep --threads 1000000", "--threads must be at most 1024, got 1000000"),
+    (
         "compare adam:betas=0.9/0.99/0.5",
         "betas=0.9/0.99/0.5 in 'adam:betas=0.9/0.99/0.5': betas must be 2 values separated by '/',",
     ),

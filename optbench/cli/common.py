@@ -127,7 +127,9 @@ force_option = click.option(
 
 
 def parse_formats(text: str) -> list[str]:
-    formats = [f.strip().lower() for f in text.split(",") if f.strip()]
+    formats = [f.strip().lower() for f in text.split(",")]
+    if "" in formats and len(formats) > 1:
+        raise OptbenchError(f"malformed list for --format: '{text}' has an empty item")
     bad = [f for f in formats if f not in ("png", "pdf", "svg")]
     if bad or not formats:
         raise OptbenchError(f"unknown figure format '{(bad or [text])[0]}' (valid: png, pdf, svg)")

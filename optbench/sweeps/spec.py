@@ -38,6 +38,7 @@ DEFAULT_EVALUATIONS = 400
 # the count is fixed by the spec (never derived from --jobs or the machine) and is part of each
 # cell's key: `--jobs 1` and `--jobs 4` write the same bits. Parallelism comes from --jobs.
 DEFAULT_THREADS = 1
+MAX_THREADS = 1024
 # A grid larger than this is a typo (--seeds 100000000), not a study: refused before it is expanded.
 MAX_CELLS = 100_000
 
@@ -184,6 +185,10 @@ def validate(spec: SweepSpec) -> None:
     _whole("seeds", spec.seeds, minimum=1)
     _whole("seed", spec.seed, minimum=0)
     _whole("threads", spec.threads, minimum=1)
+    # More threads than cores is allowed (a sharded sweep keys its cells by thread count, whatever
+    # machine runs a shard); beyond MAX_THREADS it is a typo.
+    if spec.threads > MAX_THREADS:
+        raise OptbenchError(f"--threads must be at most {MAX_THREADS}, got {spec.threads}")
     for name in ("base_batch_size", "epochs", "steps", "evaluations"):
         if getattr(spec, name) is not None:
             _whole(name.replace("_", "-"), getattr(spec, name), minimum=1)
