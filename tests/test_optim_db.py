@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 import re
 import warnings
 
@@ -33,6 +34,8 @@ from torch.testing._internal.common_optimizers import (
 import optbench.optimizers as ours
 
 STEPS = 4
+# The device both sides run on: the CPU here; the GPU check script sets it to run the same configs on CUDA.
+DEVICE = os.environ.get("OPTBENCH_TEST_DEVICE", "cpu")
 DTYPES = (torch.float32, torch.float64, torch.complex64, torch.float16, torch.bfloat16)
 
 
@@ -51,8 +54,8 @@ def configs():
                 if info.supports_sparse and dtype == torch.float64
                 else (False,)
             ):
-                base = {c.desc: c.kwargs for c in info.optim_inputs_func("cpu", dtype)}
-                for config in _get_optim_inputs_including_global_cliquey_kwargs("cpu", dtype, info):
+                base = {c.desc: c.kwargs for c in info.optim_inputs_func(DEVICE, dtype)}
+                for config in _get_optim_inputs_including_global_cliquey_kwargs(DEVICE, dtype, info):
                     # the dtype-specific settings (e.g. eps for float16) of the config it derives from
                     base_desc = config.desc.split(" & ")[0]
                     kwargs = {**base.get(base_desc, {}), **config.kwargs}
@@ -63,7 +66,7 @@ def configs():
                             info, dtype, sparse, kwargs, id=_case_id(info, dtype, sparse, config.desc)
                         )
                     )
-                if sparse or dtype not in (torch.float32, torch.float64):
+                if sparse or dtype not in (torch.float32, torch.float64) or DEVICE != "cpu":
                     continue
                 # torch tests more configs on CUDA (tensor lr and betas of odd shapes...); they run on
                 # the CPU too once `capturable`, a CUDA-graph switch, is dropped
@@ -100,7 +103,7 @@ def make_params(info, dtype, sparse):
             shape + ((2,) if dtype.is_complex else ()), generator=generator, dtype=torch.float64
         ).to(real_dtype)
         params.append(torch.view_as_complex(value) if dtype.is_complex else value)
-    params = [torch.nn.Parameter(p) for p in params]
+    params = [torch.nn.Parameter(p.to(DEVICE)) for p in params]
     params[-1].requires_grad_(False)
     return params
 
@@ -115,7 +118,7 @@ def loss_and_grads(params, step, sparse):
     loss.backward()
     if sparse:
         for p in in_play:  # rows step % rows and the last row: a different subset each step
-            rows = torch.zeros(p.shape[0], dtype=torch.bool)
+            rows = torch.zeros(p.shape[0], dtype=torch.bool, device=p.device)
             rows[step % p.shape[0]] = rows[-1] = True
             dense = p.grad * rows.view(-1, *([1] * (p.dim() - 1)))
             p.grad = dense.to_sparse()
@@ -229,7 +232,7 @@ def error_configs():
     for info in optim_db:
         for dtype in (torch.float32,):
             for i, error in enumerate(
-                info.optim_error_inputs_func("cpu", dtype) if info.optim_error_inputs_func else []
+                info.optim_error_inputs_func(DEVICE, dtype) if info.optim_error_inputs_func else []
             ):
                 cases.append(
                     pytest.param(info, dtype, i, id=f"{info.name}-{error.optimizer_error_input.desc}")
@@ -248,7 +251,7 @@ REFUSED_ON_BROADCAST = {"Tensor lr must be 1-element"}
 @pytest.mark.parametrize("info, dtype, index", error_configs())
 def test_error_input_matches_torch(info, dtype, index):
     """torch's bad arguments: ours raises (or warns) the same type with the same message, as torch does."""
-    error = info.optim_error_inputs_func("cpu", dtype)[index]
+    error = info.optim_error_inputs_func(DEVICE, dtype)[index]
     config = error.optimizer_error_input
     elementwise = info.name not in ("Adafactor", "LBFGS", "Muon")
 
