@@ -161,6 +161,14 @@ def _check_settings(spec: TrainSpec, n_train: int, world: int) -> None:
         isinstance(spec.eval_every_steps, int) and spec.eval_every_steps >= 1
     ):
         raise OptbenchError(f"eval-every-steps must be a whole number >= 1, got {spec.eval_every_steps}")
+    total_steps = spec.epochs * (n_train // spec.batch_size)
+    if spec.max_steps is not None:
+        total_steps = min(total_steps, spec.max_steps)
+    if spec.eval_every_steps is not None and spec.eval_every_steps > total_steps:
+        raise OptbenchError(
+            f"eval-every-steps {spec.eval_every_steps} is more than the {total_steps} steps of the run: "
+            "it would never evaluate inside it"
+        )
 
 
 def _dtype(spec: TrainSpec) -> torch.dtype:
