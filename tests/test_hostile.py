@@ -41,6 +41,7 @@ def refused(args: list[str], out, expected: str):
 
 # (command line, a part of the one-line message that names the problem and the value)
 CASES = [
+    ("sweep --task surface:elliptic --steps 10000000000000", "a surface cell of 10,000,000,000,000 steps"),
     ("train --epochs 1 --eval-every 100000", "eval-every-steps 100000 is more than the 22 steps of the run"),
     (
         "compare sgd --surface quadratic:dim=3,dim=4",

@@ -22,6 +22,7 @@ from functools import lru_cache
 import pandas as pd
 import torch
 
+from ..budget import require_memory, surface_run_bytes
 from ..data import load
 from ..errors import OptbenchError
 from ..models import build_model
@@ -75,6 +76,11 @@ def check_runnable(spec, cells) -> None:
         for b in batch_sizes:
             check_batch_size(b, len(dataset.train[1]))
         build_model(spec.model, dataset.input_shape, dataset.num_classes)
+    elif spec.kind == "surface" and cells:
+        surface = get_surface(spec.task.partition(":")[2])
+        steps = max(c.steps or surface.steps for c in cells)
+        # a surface cell records every step (steps to target is read to the step)
+        require_memory(f"a surface cell of {steps:,} steps", surface_run_bytes(1, surface.dim, steps + 1))
     elif spec.kind == "regression":
         for b in batch_sizes:
             if b > REGRESSION_SAMPLES:
