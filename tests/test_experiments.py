@@ -193,3 +193,17 @@ def test_grid_figure_draws_the_stability_limit_from_theory():
     np.testing.assert_allclose(
         lrs[shown], 2 * (1 + momenta[shown]) / lam_max, rtol=1e-3
     )  # lr = 2(1 + μ)/λ_max
+
+
+def test_grid_star_names_the_criterion_that_chose_it():
+    """The star sits on the table's best cell and its legend says by which criterion (issue 13, kind 2)."""
+    result = optbench.grid("sgd", {"lr": [0.01, 0.05, 0.09], "momentum": [0.0, 0.5]}, "elliptic", steps=60)
+    best = result.best()
+    figure = result.plot()["grid"]
+    texts = [text.get_text() for legend in figure.legends for text in legend.get_texts()]
+    texts += [
+        text.get_text() for ax in figure.axes if ax.get_legend() for text in ax.get_legend().get_texts()
+    ]
+    star = [t for t in texts if t.startswith("best by")]
+    assert star and "fewest steps to tol, off the stability edge" in star[0]
+    assert f"lr={best['lr']:.3g}" in star[0]

@@ -73,6 +73,7 @@ class GridMap(Result):
                 self.surface,
                 *self.axes,
                 best=None if best is None else tuple(best[axis] for axis in self.axes),
+                criterion=BEST_LABEL,
                 stability=stability_edge(self.metrics, self.surface, *self.axes),
             )
         }
@@ -147,6 +148,7 @@ def grid(
     return GridMap(surface, run.trajectory, metrics, meta, seed)
 
 
+BEST_LABEL = "fewest steps to tol, off the stability edge"  # BEST_CRITERION in a legend's words
 BEST_CRITERION = (
     "fewest steps to tolerance; ties (and cells that never reach it) by final f - f_min floored "
     "at 1e-6 x the tolerance; cells next to a diverged one (the stability edge) only if no other"

@@ -96,7 +96,12 @@ def plot_grid(
         if clipped:
             label += f"\n(clipped: cells below {floor:.3g} drawn at {floor:.3g})"
         colourbar.set_label(label)
-        handles = [Patch(**DIVERGED_CELL, label=f"{DIVERGED_TEXT} (NaN/inf, or f grew 10⁶-fold)")]
+        handles = [
+            Patch(
+                **DIVERGED_CELL,
+                label=f"{DIVERGED_TEXT} (loss not finite, or its gap grew 1000x past the start: runners.divergence)",
+            )
+        ]
         if missing.any():
             handles.append(
                 Patch(
