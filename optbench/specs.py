@@ -26,7 +26,7 @@ from .optimizers.external import (
     split_spec,
 )
 from .optimizers.registry import ALGORITHMS, PRESETS, TORCH_ALGORITHMS, Algorithm, get
-from .values import CHOICES, check_hyperparameter, format_value, parse_value
+from .values import CHOICES, check_hyperparameter, format_value, named_settings, parse_value
 
 
 class Hyperparameters(Mapping):
@@ -262,13 +262,9 @@ def parse_optimizer(text: str) -> OptimizerSpec:
         algorithm, hparams = get(name), {}
     algorithm, settings = _with_inner(algorithm, settings, text)
     allowed = allowed_hyperparameters(algorithm)
-    for item in filter(None, settings.split(",")) if settings else []:
-        hname, eq, raw = item.partition("=")
-        hname = hname.strip()
-        if not eq or not raw.strip():
-            raise OptbenchError(f"malformed setting '{item}' in '{text}': expected name=value")
-        if hname not in allowed:
-            raise did_you_mean(f"hyperparameter of {algorithm.name}", hname, allowed)
+    for hname, raw, _item in named_settings(
+        settings or "", text, allowed, f"hyperparameter of {algorithm.name}"
+    ):
         value = parse_value(raw)
         if "_" in raw and not isinstance(value, str):  # float() reads '1_0' as 10: a typo, not a value
             raise OptbenchError(f"{hname}={raw} in '{text}' is not a number")

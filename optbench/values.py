@@ -10,7 +10,7 @@ import math
 
 import torch
 
-from .errors import OptbenchError
+from .errors import OptbenchError, did_you_mean
 
 
 def parse_value(text: str):
@@ -39,6 +39,22 @@ def format_value(value) -> str:
     if value is None:
         return "none"
     return repr(float(value)) if isinstance(value, float) else str(value)
+
+
+def named_settings(settings: str, text: str, allowed, what: str, malformed: str = "malformed setting"):
+    """Yield (name, raw value, the item as given) for each 'name=value' of `settings` (comma-separated).
+
+    Raises OptbenchError for an item without '=' or a value ('{malformed} ... expected name=value'), and
+    for a name not in `allowed` (with the nearest valid one, naming it a `what`).
+    """
+    for item in filter(None, settings.split(",")):
+        name, eq, raw = item.partition("=")
+        name = name.strip()
+        if not eq or not raw.strip():
+            raise OptbenchError(f"{malformed} '{item}' in '{text}': expected name=value")
+        if name not in allowed:
+            raise did_you_mean(what, name, allowed)
+        yield name, raw, item
 
 
 # Hyperparameters with a fixed set of values; None is torch's "off".

@@ -38,10 +38,16 @@ class ClassPair(Algorithm):
         return self.reference_class
 
     def defaults(self) -> dict:
-        signature = inspect.signature(self.reference_class.__init__)
-        return {
-            n: p.default for n, p in signature.parameters.items() if p.default is not inspect.Parameter.empty
-        }
+        return keyword_defaults(self.reference_class)
+
+
+def keyword_defaults(cls: type) -> dict:
+    """The keyword arguments of `cls.__init__` that have a default, with it."""
+    return {
+        n: p.default
+        for n, p in inspect.signature(cls.__init__).parameters.items()
+        if p.default is not inspect.Parameter.empty
+    }
 
 
 def introspect_flags(ours_cls: type, reference_cls: type) -> dict:
@@ -50,14 +56,6 @@ def introspect_flags(ours_cls: type, reference_cls: type) -> dict:
     Returned as {name: values}; crossed in full by `certify_classes` up to MAX_INTROSPECTED_COMBINATIONS,
     beyond that each flag is varied alone.
     """
-
-    def keyword_defaults(cls):
-        return {
-            n: p.default
-            for n, p in inspect.signature(cls.__init__).parameters.items()
-            if p.default is not inspect.Parameter.empty
-        }
-
     ours, theirs = keyword_defaults(ours_cls), keyword_defaults(reference_cls)
     flags = {}
     for name, default in theirs.items():

@@ -16,7 +16,7 @@ import re
 import torch
 
 from ..errors import OptbenchError, did_you_mean
-from ..values import parse_value
+from ..values import named_settings, parse_value
 
 SCHEDULE_ALIASES = {
     "cosine": "CosineAnnealingLR",
@@ -73,13 +73,9 @@ def build_scheduler(text: str | None, optimizer, epochs: int):
         if name not in ("self", "optimizer", "last_epoch", "verbose")
     }
     kwargs = {}
-    for item in filter(None, settings.split(",")):
-        hname, eq, raw = item.partition("=")
-        hname = hname.strip()
-        if not eq or not raw.strip():
-            raise OptbenchError(f"malformed schedule setting '{item}' in '{text}': expected name=value")
-        if hname not in parameters:
-            raise did_you_mean(f"setting of schedule {class_name}", hname, parameters)
+    for hname, raw, item in named_settings(
+        settings, text, parameters, f"setting of schedule {class_name}", "malformed schedule setting"
+    ):
         annotation = str(parameters[hname].annotation)
         kwargs[hname] = _checked(hname, parse_value(raw), annotation, f"{item} in '{text}'")
     lr = optimizer.param_groups[0]["lr"]
