@@ -52,7 +52,7 @@ def test_our_sgd_trains_exactly_like_torch_sgd(digits):
 
 def test_epoch_metrics_agree_with_a_separate_evaluation(digits):
     from optbench.models import build_model
-    from optbench.runners.training_loop import evaluate
+    from optbench.tasks.classification import evaluate_split as evaluate
 
     result = train(TrainSpec(optimizer="momentum:lr=0.02", model="mlp", epochs=2, device="cpu"), digits)
     model = build_model("mlp", digits.input_shape, 10).double()
@@ -83,7 +83,7 @@ def test_evaluations_inside_epochs_change_no_training_number(digits):
     assert at_epoch_end["val_accuracy"].tolist() == per_epoch.epochs["val_accuracy"].tolist()
     # mid-epoch: the same numbers as evaluating a separate run stopped after 15 steps
     from optbench.models import build_model
-    from optbench.runners.training_loop import evaluate
+    from optbench.tasks.classification import evaluate_split as evaluate
 
     stopped = train(TrainSpec(**{**spec.__dict__, "max_steps": 15}), digits)
     model = build_model("mlp", digits.input_shape, 10)

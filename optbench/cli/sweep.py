@@ -57,7 +57,8 @@ from .sweep_options import build_spec, parse_shard, resolve_options
     "--task",
     default="digits",
     show_default=True,
-    help="digits, mnist, fashion-mnist, cifar10 (--data-dir), regression, or surface:NAME.",
+    help="A task `optbench list` shows with `sweep`: digits, mnist, fashion-mnist, cifar10 (--data-dir), "
+    "linreg (= regression), or surface:NAME.",
 )
 @click.option(
     "--model", default="lenet", show_default=True, help="Model for image tasks: mlp, lenet, resnet."
@@ -88,7 +89,7 @@ from .sweep_options import build_spec, parse_shard, resolve_options
     "--target-accuracy",
     type=float,
     default=None,
-    help="Count steps until validation accuracy reaches this (image tasks default 0.9).",
+    help="Count steps until validation accuracy reaches this (default: the task's target; 0.9 for image tasks).",
 )
 @click.option(
     "--target-loss", type=float, default=None, help="Count steps until the evaluated loss falls to this."
@@ -187,15 +188,16 @@ def summary_table(summary, spec) -> Table:
     if "lr_chosen" in summary:  # a `tuned` rule's grid: the chosen lr at each batch size
         summary = summary[summary["lr_chosen"]]
     seeds = summary["seed"].nunique()
+    target_accuracy, target_loss = spec.resolved_targets()
     targets = [
-        f"accuracy >= {spec.target_accuracy:g}" if spec.target_accuracy is not None else "",
-        f"loss <= {spec.target_loss:g}" if spec.target_loss is not None else "",
+        f"accuracy >= {target_accuracy:g}" if target_accuracy is not None else "",
+        f"loss <= {target_loss:g}" if target_loss is not None else "",
     ]
     target = " and ".join(t for t in targets if t) or "no target given"
     title = f"sweep on {spec.task}: target {target}" + (f" (median of {seeds} seeds)" if seeds > 1 else "")
     table = Table(title=title, title_justify="left", pad_edge=False)
     has_accuracy = summary["final_accuracy"].notna().any()
-    has_target = spec.target_accuracy is not None or spec.target_loss is not None
+    has_target = target_accuracy is not None or target_loss is not None
     # Short two-line headings keep every column readable in an 80-column terminal; without a target
     # the →target columns would only say "never". samples/s and the rest are in summary.parquet.
     columns = [
