@@ -74,3 +74,32 @@ def test_sweep_of_scalar_says_which_commands_run_it():
     result = CliRunner().invoke(main, ["sweep", "--task", "scalar", "--out", "unused"])
     assert result.exit_code == 2
     assert "sweep does not run task 'scalar' (regression); it runs in: train" in result.output
+
+
+@pytest.mark.slow
+def test_a_python_sweep_on_digits_fits_the_same_finite_critical_batch_size_as_the_cli(tmp_path):
+    import math
+
+    import pandas as pd
+    from click.testing import CliRunner
+
+    from optbench.cli import main
+
+    folder = tmp_path / "digits"
+    python = optbench.sweep(
+        task="digits",
+        batch_sizes=[16, 32, 64, 128],
+        lr_scales="linear",
+        steps=160,
+        evaluations=32,
+        folder=folder,
+    )
+    fitted = python.critical.set_index("lr_scale").loc["linear", "critical_batch_size"]
+    assert math.isfinite(fitted) and 16 <= fitted <= 128
+    # the same settings from the command line, into the same folder: every cell is reused (the specs
+    # are equal) and the analysis, with the target the task gives, is the CLI's own
+    args = ["sweep", "--batch-size", "16,32,64,128", "--lr-scale", "linear", "--steps", "160"]
+    cli = CliRunner().invoke(main, [*args, "--evaluations", "32", "--out", str(folder), "--format", "png"])
+    assert cli.exit_code == 0, cli.output
+    critical = pd.read_parquet(folder / "critical.parquet").set_index("lr_scale")
+    assert critical.loc["linear", "critical_batch_size"] == fitted

@@ -21,11 +21,11 @@ from ..plots.fair import plot_noise_floor, plot_suboptimality
 from ..results import read_metadata, read_table
 from ..runners.regression import least_squares, make_linear_data, minibatch_runs, sgd_noise_floor
 from ..specs import OptimizerSpec
+from ..tasks import get_task
 from ..values import parse_range
 from .inputs import as_specs, check_axis, check_seed
 from .result import Result
 
-DEFAULT_LR = 0.03  # the lr of a spec that sets none: stable for every batch size on this problem
 DEFAULT_STEPS = 2000
 DEFAULT_BATCH_SIZES = (1, 10, 100)
 DEFAULT_FLOOR_LRS = tuple(parse_range("1e-3:0.3:8"))
@@ -108,7 +108,7 @@ def noise_floor(
     batch_sizes: mini-batch sizes, each from 1 to the 1,000 samples; floor_lrs: the lr grid of `floors`.
     Raises OptbenchError for steps < 2, a batch size out of range, or a torch.optim spec.
     """
-    specs = as_specs(optimizers)
+    specs, linreg = as_specs(optimizers), get_task("linreg").require("compare")
     sizes = [int(size) for size in batch_sizes]
     lrs = [float(lr) for lr in floor_lrs]
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 2:
@@ -138,7 +138,7 @@ def noise_floor(
 
     curves, floors = [], []
     for spec in specs:
-        lr = float(spec.resolved({"lr": DEFAULT_LR})["lr"])
+        lr = float(spec.resolved(linreg.default_hparams(spec))["lr"])
         for batch in sizes:
             run = minibatch_runs(
                 spec, data, [lr], batch, steps, seeds=seeds, seed=seed, record_every=max(1, steps // 400)
