@@ -15,7 +15,7 @@ from ..results import default_folder
 from ..runners.recipes import note as recipe_note
 from ..runners.recipes import recipe_for
 from ..specs import parse_optimizer
-from ..tasks import TaskKind, get_task
+from ..tasks import TASKS, TaskKind, get_task
 from .common import (
     console,
     console_err,
@@ -47,9 +47,23 @@ from .common import (
     help="Optimizer spec such as `sgd:lr=0.1,momentum=0.9` or `torch:adam`; repeat to compare.",
 )
 @click.option(
-    "--epochs", type=int, default=None, help="Epochs (default 10; 3 for linreg; iterations for scalar)."
+    "--epochs",
+    type=int,
+    default=None,
+    help="Epochs (default: the task's; iterations for scalar): "
+    + ", ".join(
+        f"{t.name} {t.budget.epochs or t.budget.steps}" for t in TASKS.values() if "train" in t.commands
+    )
+    + ".",
 )
-@click.option("--batch-size", type=int, default=None, help="Global batch size (default 64; 10 for linreg).")
+@click.option(
+    "--batch-size",
+    type=int,
+    default=None,
+    help="Global batch size (default: the task's): "
+    + ", ".join(f"{t.name} {t.budget.batch_size}" for t in TASKS.values() if t.budget.batch_size)
+    + ".",
+)
 @click.option(
     "--schedule",
     default=None,
