@@ -11,7 +11,7 @@ from optbench.specs import parse_optimizer
 from optbench.sweeps import SweepSpec
 from optbench.sweeps.cells import expand
 from optbench.sweeps.spec import validate
-from optbench.tasks import TASKS, TaskKind
+from optbench.tasks import TASKS, TaskKind, get_task
 from optbench.tasks import defaults as D
 
 
@@ -103,3 +103,17 @@ def test_a_python_sweep_on_digits_fits_the_same_finite_critical_batch_size_as_th
     assert cli.exit_code == 0, cli.output
     critical = pd.read_parquet(folder / "critical.parquet").set_index("lr_scale")
     assert critical.loc["linear", "critical_batch_size"] == fitted
+
+
+def test_tuning_takes_a_task_and_a_search_space():
+    from optbench.runners.surface import fixed_starts
+    from optbench.runners.tuning import tune, tuning_axes
+
+    task, sgd = get_task("surface:elliptic"), parse_optimizer("sgd")
+    axes = tuning_axes(["lr"], {"lr": "0.01:0.1:3:log"})
+    metrics = tune(sgd, task, fixed_starts(task.surface), 20, axes)
+    assert sorted(metrics["lr"]) == pytest.approx([0.01, 0.1**1.5, 0.1])
+    by_name = tune(sgd, "elliptic", fixed_starts(task.surface), 20, axes)
+    assert by_name["final_loss"].tolist() == metrics["final_loss"].tolist()
+    with pytest.raises(OptbenchError, match="task 'digits' \\(classification\\) is tuned by a sweep"):
+        tune(sgd, get_task("digits"), fixed_starts(task.surface), 20, axes)
