@@ -17,6 +17,7 @@ from ..experiments.inputs import MAX_SEED
 from ..sweeps import SweepInterrupted, SweepPlan, SweepSpec
 from ..sweeps.columns import grid_columns
 from ..sweeps.spec import DEFAULT_EVALUATIONS, DEFAULT_TRAINING_STEPS
+from ..tasks import TaskKind
 from .common import (
     console,
     console_err,
@@ -155,7 +156,7 @@ def command(ctx, config_path, **flags):
     options = resolve_options(ctx, config_path, flags)
     spec = build_spec(options)
     steps = spec.resolved_steps() or spec.epochs  # an epoch is at least one step
-    if spec.kind != "surface" and steps:  # per-step rows, `jobs` cells at once
+    if spec.kind is not TaskKind.SURFACE and steps:  # per-step rows, `jobs` cells at once
         require_rows(
             f"{options['jobs']} sweep cell(s) of at least {steps:,} steps at once", options["jobs"] * steps
         )

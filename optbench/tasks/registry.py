@@ -253,10 +253,26 @@ def get_surface_task(surface: Surface | str | Task) -> SurfaceTask:
         task = surface
     else:
         text = str(surface).strip()
-        task = get_task(text if text.lower().startswith(SURFACE_PREFIX) else SURFACE_PREFIX + text)
+        if not text.lower().startswith(SURFACE_PREFIX):
+            base = text.partition(":")[0].strip().lower().replace("_", "-")
+            names = [t.name[len(SURFACE_PREFIX) :] for t in TASKS.values() if isinstance(t, SurfaceTask)]
+            if base not in names:
+                raise did_you_mean("surface", text.partition(":")[0], names)
+            text = SURFACE_PREFIX + text
+        task = get_task(text)
     if not isinstance(task, SurfaceTask):
         raise OptbenchError(f"task '{task.name}' is not an analytic surface")
     return task
+
+
+def get_compare_task(name: str) -> Task:
+    """What `compare --surface NAME` runs: a registered task other than a surface by its name ('linreg',
+    whose `commands` must hold 'compare'), else the surface task NAME names."""
+    key = str(name).strip().lower().replace("_", "-")
+    key = _ALIASES.get(key, key)
+    if key in TASKS and TASKS[key].kind is not TaskKind.SURFACE:
+        return TASKS[key].require("compare")
+    return get_surface_task(name)
 
 
 def task_kind(name: str) -> TaskKind:
