@@ -26,7 +26,6 @@ from ..budget import require_rows
 from ..errors import OptbenchError
 from ..results import read_metadata, read_table, write_metadata, write_table
 from ..runners.distributed import launch, process_group, started_by_torchrun
-from ..runners.regression import least_squares, linear_regression, make_linear_data, scalar_trace
 from ..runners.training import TrainResult, TrainSpec, Update, check
 from ..runners.training import train as train_one
 from ..specs import OptimizerSpec, as_spec
@@ -236,41 +235,8 @@ def _report_finished(progress, spec: TrainSpec, epochs: pd.DataFrame, n_train: i
 def _regression(
     specs: list[OptimizerSpec], regression, epochs, batch_size, seed: int, out, force
 ) -> TrainingResult:
-    names, task = [spec.name for spec in specs], regression.name
-    if task == "scalar":
-        if batch_size is not None:
-            raise OptbenchError("batch size does not apply to task 'scalar' (one sample)")
-        iterations = epochs or regression.budget.steps
-        require_rows(f"{len(specs)} scalar trace(s) of {iterations:,} iterations", len(specs) * iterations)
-        record = {"task": task, "optimizers": names, "iterations": iterations}
-        table_name, settings = "trace", {"iterations": iterations}
-
-        def run(spec):
-            return scalar_trace(spec, steps=iterations, defaults=regression.default_hparams(spec))
-    else:
-        data = make_linear_data(seed=seed)
-        batch_size = batch_size or regression.budget.batch_size
-        epochs = epochs or regression.budget.epochs
-        if batch_size > len(data.y):
-            raise OptbenchError(
-                f"batch size {batch_size} is larger than the {len(data.y)} regression samples"
-            )
-        steps = epochs * math.ceil(len(data.y) / batch_size)
-        require_rows(f"{len(specs)} regression run(s) of {epochs:,} epochs", len(specs) * steps)
-        record = {
-            "task": task,
-            "optimizers": names,
-            "least_squares": least_squares(data),
-            "batch_size": batch_size,
-            "epochs": epochs,
-        }
-        table_name, settings = "regression", {"batch_size": batch_size, "epochs": epochs, "seed": seed}
-
-        def run(spec):
-            return linear_regression(
-                spec, data, batch_size, epochs, seed, defaults=regression.default_hparams(spec)
-            )
-
+    planned = regression.plan(specs, epochs, batch_size, seed)
+    task, table_name, settings, record = regression.name, planned.table, planned.settings, planned.record
     store = RunStore.open(out, "train", record, seed, force) if out else None
     parts = []
     for spec in specs:
@@ -286,7 +252,7 @@ def _regression(
         with store.claim(key) if store else nullcontext():
             finished = store.finished(key, [table_name]) if store else None
             if finished is None:
-                finished = {table_name: run(spec)}
+                finished = {table_name: planned.run(spec)}
                 if store:
                     store.finish(key, finished)
         parts.append(finished[table_name])

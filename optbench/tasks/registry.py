@@ -26,6 +26,7 @@ from ..errors import OptbenchError, did_you_mean
 from ..objectives import SURFACES, Surface, get_surface
 from . import defaults as D
 from .problem import Budget, Target, TaskKind
+from .regression import linreg_runs, scalar_runs
 
 SURFACE_PREFIX = "surface:"
 
@@ -76,12 +77,18 @@ class SurfaceTask(Task):
 
 @dataclass(frozen=True, eq=False)
 class RegressionTask(Task):
-    """A regression problem of `runners.regression`; its lr comes from `defaults` (a row of defaults.py)."""
+    """A regression problem of `runners.regression`; its lr comes from `defaults` (a row of defaults.py);
+    `runs(task, specs, epochs, batch_size, seed)` plans its `train` runs (`tasks.regression`)."""
 
     defaults: dict = field(default_factory=dict)
+    runs: Callable | None = field(default=None, repr=False)
 
     def default_hparams(self, spec) -> dict:
         return {"lr": self.defaults["lr"]}
+
+    def plan(self, specs, epochs: int | None, batch_size: int | None, seed: int):
+        """The checked `tasks.regression.RegressionRuns` of `optbench.train` on this task."""
+        return self.runs(self, specs, epochs, batch_size, seed)
 
 
 @dataclass(frozen=True, eq=False)
@@ -200,6 +207,7 @@ register(
         budget=Budget(steps=D.SCALAR["iterations"]),
         commands=("train",),  # one sample: no batch size to sweep, no surface to draw
         defaults=D.SCALAR,
+        runs=scalar_runs,
     )
 )
 register(
@@ -215,6 +223,7 @@ register(
         budget=Budget(epochs=D.REGRESSION["epochs"], batch_size=D.REGRESSION["batch_size"]),
         commands=("train", "sweep", "compare"),  # compare --surface linreg: the noise floor
         defaults=D.REGRESSION,
+        runs=linreg_runs,
         aliases=("regression",),
     )
 )
