@@ -14,8 +14,7 @@ from click.core import ParameterSource
 
 from ..errors import OptbenchError, closest
 from ..sweeps import SweepSpec
-from ..sweeps.spec import axis_values
-from ..values import parse_number_list
+from ..values import axis_values, parse_number_list
 
 CONFIG_ALIASES = {
     "optimizer": "optimizers",

@@ -22,7 +22,7 @@ from ..results import read_metadata, read_table
 from ..runners.regression import least_squares, make_linear_data, minibatch_runs, sgd_noise_floor
 from ..specs import OptimizerSpec
 from ..tasks import get_task
-from ..values import parse_range
+from ..values import axis_values, parse_range
 from .inputs import as_specs, check_axis, check_seed
 from .result import Result
 
@@ -105,12 +105,14 @@ def noise_floor(
 ) -> NoiseFloorStudy:
     """Run the study for each optimizer (ours only: the lr grid is one tensor); returns a `NoiseFloorStudy`.
 
-    batch_sizes: mini-batch sizes, each from 1 to the 1,000 samples; floor_lrs: the lr grid of `floors`.
+    optimizers: specs or their text ("sgd", "adam:lr=0.01"); unset lrs take the linreg task's default.
+    batch_sizes: mini-batch sizes, each from 1 to the 1,000 samples (a list or "1,10,100");
+    floor_lrs: the lr grid of `floors` (a list, "0.01,0.1" or a range "1e-3:0.3:12:log").
     Raises OptbenchError for steps < 2, a batch size out of range, or a torch.optim spec.
     """
     specs, linreg = as_specs(optimizers), get_task("linreg").require("compare")
-    sizes = [int(size) for size in batch_sizes]
-    lrs = [float(lr) for lr in floor_lrs]
+    sizes = [int(size) for size in axis_values("batch_sizes", batch_sizes)]
+    lrs = [float(lr) for lr in axis_values("floor_lrs", floor_lrs)]
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 2:
         raise OptbenchError(f"linreg needs steps >= 2, got {steps!r}")
     check_count("seeds", seeds, 1)

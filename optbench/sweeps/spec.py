@@ -20,7 +20,7 @@ from ..errors import OptbenchError, did_you_mean
 from ..models import MODELS
 from ..specs import parse_optimizer
 from ..tasks import Task, TaskKind, get_task
-from ..values import format_value, parse_range, parse_value
+from ..values import axis_values, format_value
 
 RULES = ("linear", "sqrt", "none", "tuned")
 TUNED_FACTORS = (0.25, 0.5, 1.0, 2.0, 4.0)  # the `tuned` grid around the sqrt rule
@@ -174,23 +174,6 @@ class SweepSpec:
         if self.kind is TaskKind.CLASSIFICATION and self.epochs is None and self.steps is None:
             return DEFAULT_TRAINING_STEPS
         return self.steps
-
-
-def axis_values(name: str, values) -> list:
-    """The values of a hyperparameter axis: a list as it is, one number, "0,0.9", or a range
-    "START:STOP:NUM[:log|lin]" (`values.parse_range`); malformed text is an OptbenchError."""
-    if isinstance(values, (list, tuple)):
-        return list(values)
-    if not isinstance(values, str):
-        return [values]
-    if ":" in values:
-        return parse_range(values, name)
-    items = [item.strip() for item in values.split(",")]
-    parsed = [parse_value(item) for item in items]
-    bad = next((item for item, value in zip(items, parsed, strict=True) if isinstance(value, str)), None)
-    if bad is not None:
-        raise OptbenchError(f"malformed list for {name}: '{bad}' is not a number")
-    return parsed
 
 
 def scaled_lr(rule: str, base_lr: float, batch_size: int, base_batch_size: int) -> float:
