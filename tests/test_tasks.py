@@ -66,7 +66,7 @@ def test_a_surface_task_with_settings_builds_that_surface():
 def test_unknown_task_lists_the_valid_ones():
     with pytest.raises(OptbenchError, match="unknown task 'digts'; did you mean 'digits'"):
         get_task("digts")
-    with pytest.raises(OptbenchError, match="unknown task 'surface:elliptc'"):
+    with pytest.raises(OptbenchError, match="unknown surface 'elliptc'; did you mean 'elliptic'"):
         get_task("surface:elliptc")
 
 

@@ -262,7 +262,8 @@ def test_training_figures_come_from_tables_alone():
 def test_each_spec_is_checked_once_and_training_builds_one_model(monkeypatch):
     # check() builds a probe model and optimizer; train() must not repeat it (it did, once per run)
     import optbench.experiments.training as api
-    from optbench.runners import training, training_loop
+    from optbench.runners import training
+    from optbench.tasks import classification
 
     built = []
 
@@ -273,7 +274,7 @@ def test_each_spec_is_checked_once_and_training_builds_one_model(monkeypatch):
         )
 
     counting(training)
-    counting(training_loop)
+    counting(classification)
     checked = []
     real_check = api.check
     monkeypatch.setattr(
@@ -281,4 +282,4 @@ def test_each_spec_is_checked_once_and_training_builds_one_model(monkeypatch):
     )
     api.train(["sgd", "adam"], model="mlp", epochs=1, device="cpu")
     assert checked == ["sgd", "adam"]
-    assert built == ["optbench.runners.training"] * 2 + ["optbench.runners.training_loop"] * 2
+    assert built == ["optbench.runners.training"] * 2 + ["optbench.tasks.classification"] * 2

@@ -244,7 +244,8 @@ def get_task(name: str | Task) -> Task:
         base, _, settings = text[len(SURFACE_PREFIX) :].partition(":")
         registered = TASKS.get(SURFACE_PREFIX + base.strip().lower().replace("_", "-"))
         if registered is None:
-            raise did_you_mean("task", name, list(TASKS) + list(_ALIASES))
+            names = [t.name[len(SURFACE_PREFIX) :] for t in TASKS.values() if isinstance(t, SurfaceTask)]
+            raise did_you_mean("surface", base.strip(), names)
         if not settings:
             return registered
         return surface_task(get_surface(text[len(SURFACE_PREFIX) :]))
