@@ -25,8 +25,9 @@ import time
 import torch
 
 from optbench.objectives import get_surface
-from optbench.runners.surface import default_hparams, random_starts, run_surface
+from optbench.runners.surface import random_starts, run_surface
 from optbench.specs import parse_optimizer
+from optbench.tasks import surface_task
 
 
 def bare_loop(optimizer_class, surface, starts, steps, hparams) -> float:
@@ -95,7 +96,7 @@ def measure(args):
     )
     for name in ("sgd", "adam"):
         spec = parse_optimizer(name)
-        hparams = default_hparams(surface, spec.family)
+        hparams = surface_task(surface).default_hparams(spec)
         ours_cls, torch_cls = spec.algorithm.ours, spec.algorithm.theirs
         bare_loop(torch_cls, surface, starts, 5, hparams)  # warm up lazy imports
         best = best_of_interleaved(

@@ -21,8 +21,9 @@ import torch.nn.functional as F
 
 from optbench.data import load
 from optbench.models import build_model
-from optbench.runners.training import TrainSpec, resolve_device, train, training_defaults
+from optbench.runners.training import TrainSpec, resolve_device, train
 from optbench.specs import parse_optimizer
+from optbench.tasks import get_task
 
 
 def plain_loop(spec: TrainSpec, dataset) -> list[float]:
@@ -31,7 +32,7 @@ def plain_loop(spec: TrainSpec, dataset) -> list[float]:
     torch.manual_seed(spec.seed)
     model = build_model(spec.model, dataset.input_shape, dataset.num_classes).to(device)
     optimizer_spec = parse_optimizer(spec.optimizer)
-    optimizer = optimizer_spec.build(model.parameters(), training_defaults(optimizer_spec))
+    optimizer = optimizer_spec.build(model.parameters(), get_task("digits").default_hparams(optimizer_spec))
     x, y = (t.to(device) for t in dataset.train)
     generator = torch.Generator().manual_seed(spec.seed)
     steps = len(y) // spec.batch_size

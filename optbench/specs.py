@@ -74,19 +74,21 @@ class OptimizerSpec:
     algorithm: Algorithm = field(compare=False, repr=False)  # identified by its name, in `family`
     hparams: Mapping = field(default_factory=Hyperparameters)  # preset values overridden by the user's
     use_torch: bool = False
+    preset: str | None = None  # the preset NAME named ('momentum'), whose built-in defaults it takes
 
     def __post_init__(self):
         if not isinstance(self.hparams, Hyperparameters):
             object.__setattr__(self, "hparams", Hyperparameters(self.hparams))
 
     def __hash__(self):
-        return hash((self.text, self.algorithm.name, self.hparams, self.use_torch))
+        return hash((self.text, self.algorithm.name, self.hparams, self.use_torch, self.preset))
 
     def __eq__(self, other):
         return (
             isinstance(other, OptimizerSpec)
             and self.algorithm.name == other.algorithm.name
-            and (self.text, self.hparams, self.use_torch) == (other.text, other.hparams, other.use_torch)
+            and (self.text, self.hparams, self.use_torch, self.preset)
+            == (other.text, other.hparams, other.use_torch, other.preset)
         )
 
     def __reduce__(self):
@@ -102,6 +104,7 @@ class OptimizerSpec:
                 self.use_torch,
                 isinstance(self.algorithm, ExternalAlgorithm),
                 inner,
+                self.preset,
             ),
         )
 
@@ -131,6 +134,12 @@ class OptimizerSpec:
     def family(self) -> str:
         """The algorithm's registry name, used for colours: 'sgd' for 'momentum'."""
         return self.algorithm.name
+
+    @property
+    def defaults_name(self) -> str:
+        """The name whose built-in defaults this spec takes (`tasks.defaults`): its preset
+        ('nesterov'), else its algorithm ('sgd')."""
+        return self.preset or self.algorithm.name
 
     @property
     def cls(self) -> type:
@@ -183,10 +192,11 @@ def _rebuild(
     use_torch: bool,
     external: bool = False,
     inner: str | None = None,
+    preset: str | None = None,
 ) -> OptimizerSpec:
     found = external_algorithm(algorithm) if external else ALGORITHMS[algorithm]
     algorithm = dataclasses.replace(found, inner=inner) if inner else found
-    return OptimizerSpec(text, algorithm, hparams, use_torch)
+    return OptimizerSpec(text, algorithm, hparams, use_torch, preset)
 
 
 def _changed_inner(algorithm: Algorithm) -> str | None:
@@ -251,12 +261,12 @@ def parse_optimizer(text: str) -> OptimizerSpec:
     name, _, settings = rest.partition(":")
     if not name:
         raise OptbenchError(f"empty optimizer name in '{text}'")
-    key = name.lower()
+    key, preset = name.lower(), None
     if is_external(rest):
         (algorithm, settings), hparams = _external(rest, use_torch), {}
     elif key in PRESETS:
         base_name, hparams = PRESETS[key]
-        algorithm = ALGORITHMS[base_name]
+        algorithm, preset = ALGORITHMS[base_name], key
         hparams = dict(hparams)
     else:
         algorithm, hparams = get(name), {}
@@ -279,6 +289,6 @@ def parse_optimizer(text: str) -> OptimizerSpec:
             f"{algorithm.name} steps sparse gradients only (nn.Embedding(sparse=True)); "
             "every optbench task gives dense gradients: use adam"
         )
-    spec = OptimizerSpec(text.strip(), algorithm, hparams, use_torch)
+    spec = OptimizerSpec(text.strip(), algorithm, hparams, use_torch, preset)
     spec.build([torch.zeros(2, 2, requires_grad=True)])  # torch's own range checks, before any work
     return spec

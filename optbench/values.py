@@ -205,3 +205,20 @@ def range_parts(text: str, name: str = "range") -> tuple[float, float, int, str]
     if scale == "log" and start <= 0:
         raise OptbenchError(f"{name} '{text}': a log range needs START > 0")
     return start, stop, num, scale
+
+
+def axis_values(name: str, values) -> list:
+    """The values of a hyperparameter axis: a list as it is, one number, "0,0.9", or a range
+    "START:STOP:NUM[:log|lin]" (`values.parse_range`); malformed text is an OptbenchError."""
+    if isinstance(values, (list, tuple)):
+        return list(values)
+    if not isinstance(values, str):
+        return [values]
+    if ":" in values:
+        return parse_range(values, name)
+    items = [item.strip() for item in values.split(",")]
+    parsed = [parse_value(item) for item in items]
+    bad = next((item for item, value in zip(items, parsed, strict=True) if isinstance(value, str)), None)
+    if bad is not None:
+        raise OptbenchError(f"malformed list for {name}: '{bad}' is not a number")
+    return parsed

@@ -10,8 +10,9 @@ from optbench.errors import OptbenchError
 from optbench.objectives import get_surface
 from optbench.runners import recorder
 from optbench.runners import surface as runner
-from optbench.runners.surface import default_hparams, random_starts, run_surface
+from optbench.runners.surface import random_starts, run_surface
 from optbench.specs import parse_optimizer
+from optbench.tasks import surface_task
 
 
 def test_gradient_descent_on_quadratic_matches_closed_form():
@@ -209,8 +210,8 @@ def test_bad_grid_and_steps_are_user_errors():
 
 def test_default_hparams_documented_and_overridable():
     surface = get_surface("elliptic")
-    assert default_hparams(surface, "sgd") == {"lr": 0.09}
+    assert surface_task(surface).default_hparams(parse_optimizer("sgd")) == {"lr": 0.09}
     run = run_surface(parse_optimizer("sgd:lr=0.01"), surface, torch.tensor([surface.start]), 3)
     assert run.metrics["lr"][0] == 0.01 and run.metrics["settings"][0] == "lr=0.01"
     quadratic = get_surface("quadratic:dim=4,condition=10")
-    assert default_hparams(quadratic, "sgd")["lr"] == pytest.approx(2 / 11)
+    assert surface_task(quadratic).default_hparams(parse_optimizer("sgd"))["lr"] == pytest.approx(2 / 11)

@@ -15,6 +15,7 @@ from optbench.sweeps.analysis import critical_batch_sizes, fit_critical_batch, s
 from optbench.sweeps.cells import expand, shard_cells
 from optbench.sweeps.spec import scaled_lr
 from optbench.sweeps.store import SweepStore
+from optbench.tasks import TaskKind
 
 
 def cell_path(folder, key):
@@ -125,19 +126,19 @@ def test_corrupt_cell_is_named_and_force_redoes_it(tmp_path):
 
 
 def test_crashing_cell_is_not_recorded(tmp_path, monkeypatch):
-    real = ADAPTERS["surface"]
+    real = ADAPTERS[TaskKind.SURFACE]
 
-    def flaky(cell, data_dir):
+    def flaky(task, cell, data_dir):
         if cell.batch_size == 4 and cell.lr_scale == "sqrt":
             raise RuntimeError("simulated crash")
-        return real(cell, data_dir)
+        return real(task, cell, data_dir)
 
-    monkeypatch.setitem(ADAPTERS, "surface", flaky)
+    monkeypatch.setitem(ADAPTERS, TaskKind.SURFACE, flaky)
     outcome = run_sweep(SURFACE, tmp_path)
     assert len(outcome.failed) == 1 and "simulated crash" in next(iter(outcome.failed.values()))
     assert not cell_path(tmp_path, next(iter(outcome.failed))).exists()
     assert len(list((tmp_path / "cells").glob("*.parquet"))) == 8
-    monkeypatch.setitem(ADAPTERS, "surface", real)
+    monkeypatch.setitem(ADAPTERS, TaskKind.SURFACE, real)
     assert len(run_sweep(SURFACE, tmp_path).computed) == 1
 
 
@@ -205,13 +206,13 @@ def test_identical_cells_share_one_computation(tmp_path, monkeypatch):
     at_b0 = [c for c in cells if c.batch_size == 1]
     assert len({c.computation for c in at_b0}) == 1 and len({c.key for c in at_b0}) == 3
     assert len({c.computation for c in cells}) == 7
-    real, calls = ADAPTERS["surface"], []
+    real, calls = ADAPTERS[TaskKind.SURFACE], []
 
-    def counted(cell, data_dir):
+    def counted(task, cell, data_dir):
         calls.append(cell.key)
-        return real(cell, data_dir)
+        return real(task, cell, data_dir)
 
-    monkeypatch.setitem(ADAPTERS, "surface", counted)
+    monkeypatch.setitem(ADAPTERS, TaskKind.SURFACE, counted)
     outcome = run_sweep(SURFACE, tmp_path)
     assert len(calls) == 7 and len(outcome.computed) == 9 and len(outcome.shared) == 2
     assert len(outcome.summary) == 9
@@ -233,9 +234,11 @@ def test_identical_cells_share_one_computation(tmp_path, monkeypatch):
 
 
 def test_shards_share_a_computation_through_the_folder(tmp_path, monkeypatch):
-    real, calls = ADAPTERS["surface"], []
+    real, calls = ADAPTERS[TaskKind.SURFACE], []
     monkeypatch.setitem(
-        ADAPTERS, "surface", lambda cell, data_dir: calls.append(cell) or real(cell, data_dir)
+        ADAPTERS,
+        TaskKind.SURFACE,
+        lambda task, cell, data_dir: calls.append(cell) or real(task, cell, data_dir),
     )
     first = run_sweep(SURFACE, tmp_path, shard=(1, 2))  # linear and none at B=1 (one run), and 3 more
     assert len(calls) == 4 and len(first.computed) == 5 and len(first.shared) == 1
@@ -248,14 +251,14 @@ def test_shards_share_a_computation_through_the_folder(tmp_path, monkeypatch):
 
 
 def test_a_failed_computation_fails_every_cell_that_shares_it(tmp_path, monkeypatch):
-    real = ADAPTERS["surface"]
+    real = ADAPTERS[TaskKind.SURFACE]
 
-    def flaky(cell, data_dir):
+    def flaky(task, cell, data_dir):
         if cell.batch_size == 1:
             raise RuntimeError("simulated crash")
-        return real(cell, data_dir)
+        return real(task, cell, data_dir)
 
-    monkeypatch.setitem(ADAPTERS, "surface", flaky)
+    monkeypatch.setitem(ADAPTERS, TaskKind.SURFACE, flaky)
     outcome = run_sweep(SURFACE, tmp_path)
     assert len(outcome.failed) == 3 and len(outcome.computed) == 6
     assert not any(cell_path(tmp_path, key).exists() for key in outcome.failed)

@@ -5,21 +5,38 @@ import pytest
 from optbench.errors import OptbenchError
 from optbench.objectives import SURFACES, get_surface
 from optbench.runners.regression import linear_regression, scalar_trace
-from optbench.runners.surface import default_hparams
 from optbench.runners.training import TrainSpec
 from optbench.specs import parse_optimizer
-from optbench.tasks import REGRESSION, TASKS, TRAINING, TUNING_RANGES, get_task, task_kind, training_defaults
+from optbench.tasks import (
+    REGRESSION,
+    TASKS,
+    TRAINING,
+    TUNING_RANGES,
+    Target,
+    TaskKind,
+    get_task,
+    surface_task,
+    task_kind,
+    training_defaults,
+)
 from optbench.tasks import defaults as D
+
+
+def default_hparams(surface, optimizer: str) -> dict:
+    return surface_task(surface).default_hparams(parse_optimizer(optimizer))
 
 
 def test_every_task_declares_data_model_loss_metric_and_target():
     for task in TASKS.values():
-        assert task.kind in ("surface", "regression", "classification"), task.name
-        for value in (task.description, task.data, task.model, task.loss, task.metric, task.target):
+        assert isinstance(task.kind, TaskKind), task.name
+        for value in (task.description, task.data, task.model, task.loss, task.metric):
             assert isinstance(value, str) and value, task.name
+        assert task.target is None or isinstance(task.target, Target)
+        assert task.commands and set(task.commands) <= {"train", "sweep", "compare", "grid"}
     kinds = {task.kind for task in TASKS.values()}
-    assert kinds == {"surface", "regression", "classification"}
+    assert kinds == {TaskKind.SURFACE, TaskKind.REGRESSION, TaskKind.CLASSIFICATION}
     assert {f"surface:{name}" for name in SURFACES} <= set(TASKS)
+    assert get_task("digits").target == Target("val_accuracy", 0.9, "max")
 
 
 @pytest.mark.parametrize(
@@ -32,30 +49,35 @@ def test_every_task_declares_data_model_loss_metric_and_target():
         ("linreg", "linreg", "regression"),
         ("scalar", "scalar", "regression"),
         ("surface:elliptic", "surface:elliptic", "surface"),
-        ("surface:quadratic:dim=20,condition=1000", "surface:quadratic", "surface"),
+        ("surface:quadratic:dim=20,condition=1000", "surface:quadratic:dim=20,condition=1000", "surface"),
     ],
 )
 def test_names_and_aliases_resolve_to_one_task(name, expected, kind):
     assert get_task(name).name == expected
-    assert task_kind(name) == kind
+    assert task_kind(name) is TaskKind(kind)
+
+
+def test_a_surface_task_with_settings_builds_that_surface():
+    task = get_task("surface:quadratic:dim=20,condition=1000")
+    assert task.surface.dim == 20 and max(task.surface.hessian_eigenvalues) == pytest.approx(1000)
+    assert task.key == "quadratic" and task.kind is TaskKind.SURFACE
 
 
 def test_unknown_task_lists_the_valid_ones():
     with pytest.raises(OptbenchError, match="unknown task 'digts'; did you mean 'digits'"):
         get_task("digts")
-    with pytest.raises(OptbenchError, match="unknown task 'surface:elliptc'"):
+    with pytest.raises(OptbenchError, match="unknown surface 'elliptc'; did you mean 'elliptic'"):
         get_task("surface:elliptc")
 
 
 def test_classification_defaults_are_the_training_runners():
     digits = get_task("digits")
     spec = TrainSpec()
-    assert (
-        (digits.defaults["epochs"], digits.defaults["batch_size"])
-        == (spec.epochs, spec.batch_size)
-        == (10, 64)
+    assert (digits.budget.epochs, digits.budget.batch_size) == (spec.epochs, spec.batch_size) == (10, 64)
+    assert digits.target.value == TRAINING["target_accuracy"] == 0.9
+    assert digits.default_hparams(parse_optimizer("momentum")) == training_defaults(
+        parse_optimizer("momentum")
     )
-    assert digits.defaults["target_accuracy"] == TRAINING["target_accuracy"] == 0.9
 
 
 def test_training_lr_is_scaled_by_one_minus_momentum():
@@ -84,7 +106,10 @@ def test_surface_lrs_come_from_the_table():
     # quadratic: 2 / (λ_min + λ_max), the best fixed gradient-descent step; λ from 1 to 100 here
     quadratic = get_surface("quadratic:dim=5,condition=100")
     assert default_hparams(quadratic, "sgd")["lr"] == pytest.approx(2 / 101)
-    assert get_task("surface:elliptic").defaults["lr"]["sgd"] == 0.09
+    assert get_task("surface:elliptic").default_hparams(parse_optimizer("sgd")) == {"lr": 0.09}
+    # a preset takes its own row where the table has one (momentum on elliptic), else its algorithm's
+    assert get_task("surface:elliptic").default_hparams(parse_optimizer("momentum")) == {"lr": 0.00562}
+    assert get_task("surface:saddle").default_hparams(parse_optimizer("momentum")) == {"lr": 0.05}
 
 
 def test_every_tuning_range_parses_to_at_least_two_points():
@@ -117,9 +142,10 @@ def test_optbench_list_shows_every_task_with_its_kind():
     assert "task" in title and all(len(row) == len(columns) for row in rows)
     names = {row[0].split()[0] for row in rows}
     assert names >= {"digits", "mnist", "fashion-mnist", "cifar10", "scalar", "linreg", "surface:NAME"}
-    assert ("linreg (regression)", "regression") == rows[[r[0] for r in rows].index("linreg (regression)")][
-        :2
-    ]
+    linreg = rows[[r[0] for r in rows].index("linreg (regression)")]
+    assert linreg[:3] == ("linreg (regression)", "regression", "train, sweep, compare")
+    scalar = rows[[r[0] for r in rows].index("scalar")]
+    assert scalar[2] == "train"
     listed = CliRunner().invoke(main, ["list"])
     assert listed.exit_code == 0
     for name in ("digits", "cifar10", "scalar", "linreg", "tasks (optbench train"):  # rich wraps long cells

@@ -1,28 +1,24 @@
 """Two `train`s on one results folder at the same moment compute each run once (issue 14, item 7)."""
 
-import sys
 import threading
 import time
 
 import pandas as pd
 
 import optbench
-
-TRAIN = sys.modules[
-    "optbench.experiments.training"
-]  # the module; optbench.experiments.training is the function
+import optbench.runners.regression as RUNNER  # the linreg task's runs call its linear_regression
 
 
 def test_two_trains_on_one_folder_compute_each_run_once(tmp_path, monkeypatch):
     computed = []
-    real = TRAIN.linear_regression
+    real = RUNNER.linear_regression
 
     def slow(*args, **kwargs):  # long enough that the second train arrives while the first computes
         computed.append(args[0].name)
         time.sleep(0.5)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(TRAIN, "linear_regression", slow)
+    monkeypatch.setattr(RUNNER, "linear_regression", slow)
     results = [None, None]
 
     def run(index):

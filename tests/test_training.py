@@ -52,7 +52,7 @@ def test_our_sgd_trains_exactly_like_torch_sgd(digits):
 
 def test_epoch_metrics_agree_with_a_separate_evaluation(digits):
     from optbench.models import build_model
-    from optbench.runners.training_loop import evaluate
+    from optbench.tasks.classification import evaluate_split as evaluate
 
     result = train(TrainSpec(optimizer="momentum:lr=0.02", model="mlp", epochs=2, device="cpu"), digits)
     model = build_model("mlp", digits.input_shape, 10).double()
@@ -83,7 +83,7 @@ def test_evaluations_inside_epochs_change_no_training_number(digits):
     assert at_epoch_end["val_accuracy"].tolist() == per_epoch.epochs["val_accuracy"].tolist()
     # mid-epoch: the same numbers as evaluating a separate run stopped after 15 steps
     from optbench.models import build_model
-    from optbench.runners.training_loop import evaluate
+    from optbench.tasks.classification import evaluate_split as evaluate
 
     stopped = train(TrainSpec(**{**spec.__dict__, "max_steps": 15}), digits)
     model = build_model("mlp", digits.input_shape, 10)
@@ -262,7 +262,8 @@ def test_training_figures_come_from_tables_alone():
 def test_each_spec_is_checked_once_and_training_builds_one_model(monkeypatch):
     # check() builds a probe model and optimizer; train() must not repeat it (it did, once per run)
     import optbench.experiments.training as api
-    from optbench.runners import training, training_loop
+    from optbench.runners import training
+    from optbench.tasks import classification
 
     built = []
 
@@ -273,7 +274,7 @@ def test_each_spec_is_checked_once_and_training_builds_one_model(monkeypatch):
         )
 
     counting(training)
-    counting(training_loop)
+    counting(classification)
     checked = []
     real_check = api.check
     monkeypatch.setattr(
@@ -281,4 +282,4 @@ def test_each_spec_is_checked_once_and_training_builds_one_model(monkeypatch):
     )
     api.train(["sgd", "adam"], model="mlp", epochs=1, device="cpu")
     assert checked == ["sgd", "adam"]
-    assert built == ["optbench.runners.training"] * 2 + ["optbench.runners.training_loop"] * 2
+    assert built == ["optbench.runners.training"] * 2 + ["optbench.tasks.classification"] * 2

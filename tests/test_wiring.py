@@ -22,6 +22,7 @@ from optbench.specs import parse_optimizer
 from optbench.sweeps import SweepSpec
 from optbench.sweeps import sweep as run_sweep
 from optbench.sweeps.cells import expand
+from optbench.tasks import get_task
 
 SIGN_SGD = """import torch
 
@@ -134,7 +135,9 @@ def test_muon_alone_trains_with_its_recipe(model):
     spec = TrainSpec(optimizer="muon:lr=0.02", model=model, epochs=1, max_steps=15)
     dataset = check(spec)
     network = build_model(model, dataset.input_shape, dataset.num_classes)
-    optimizer = build_optimizer(spec.optimizer, recipe_for(spec.optimizer, None), network, {})
+    optimizer = build_optimizer(
+        spec.optimizer, recipe_for(spec.optimizer, None), network, get_task("digits").default_hparams
+    )
     assert isinstance(optimizer, Combined)
     muon_params = optimizer.optimizers[0].param_groups[0]["params"]
     assert all(p.ndim == 2 for p in muon_params)
@@ -148,7 +151,9 @@ def test_muon_alone_trains_with_its_recipe(model):
 
 def test_flattened_kernel_moves_with_its_matrix_view():
     network = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.Flatten(), torch.nn.Linear(8, 2))
-    optimizer = build_optimizer(parse_optimizer("muon:lr=0.1"), "muon", network, {})
+    optimizer = build_optimizer(
+        parse_optimizer("muon:lr=0.1"), "muon", network, get_task("digits").default_hparams
+    )
     kernel = network[0].weight
     before = kernel.detach().clone()
     network(torch.randn(3, 1, 4, 4)).sum().backward()
@@ -160,7 +165,9 @@ def test_flattened_kernel_moves_with_its_matrix_view():
 
 def test_no_decay_recipe_and_refusals():
     network = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.LayerNorm(4), torch.nn.Linear(4, 2))
-    optimizer = build_optimizer(parse_optimizer("adamw:weight_decay=0.1"), "no-decay", network, {})
+    optimizer = build_optimizer(
+        parse_optimizer("adamw:weight_decay=0.1"), "no-decay", network, get_task("digits").default_hparams
+    )
     decays = [(group["weight_decay"], [p.ndim for p in group["params"]]) for group in optimizer.param_groups]
     assert decays == [(0.1, [2, 2]), (0.0, [1, 1, 1, 1])]
     with pytest.raises(OptbenchError, match="weight_decay"):

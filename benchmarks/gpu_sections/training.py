@@ -25,7 +25,8 @@ import torch.nn.functional as F
 from optbench.data import Dataset, load
 from optbench.errors import OptbenchError
 from optbench.models import build_model
-from optbench.runners.training import TrainSpec, train, training_defaults
+from optbench.runners.training import TrainSpec, train
+from optbench.tasks import get_task
 
 from . import failure
 
@@ -150,7 +151,7 @@ def bare_loop(spec: TrainSpec, dataset: Dataset) -> list[float]:
     memory_format = torch.channels_last if spec.channels_last else torch.contiguous_format
     model = build_model(spec.model, dataset.input_shape, dataset.num_classes).to(device)
     model = model.to(memory_format=memory_format)
-    hparams = optimizer_spec.resolved(training_defaults(optimizer_spec))
+    hparams = optimizer_spec.resolved(get_task("digits").default_hparams(optimizer_spec))
     optimizer = optimizer_spec.algorithm.theirs(model.parameters(), **hparams, fused=True)
     autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if spec.bf16 else nullcontext
     x, y = (t.to(device) for t in dataset.train)

@@ -13,6 +13,7 @@ from ..experiments.compare import CPU_VS_CUDA
 from ..experiments.noise_floor import DEFAULT_STEPS as LINREG_STEPS
 from ..results import atomic_write_bytes
 from ..specs import parse_optimizer
+from ..tasks import TaskKind, get_compare_task
 from ..values import parse_number_list, parse_range
 from .common import (
     console,
@@ -153,7 +154,8 @@ def command(
     if clip_grad_norm is not None and not clip_grad_norm > 0:
         raise OptbenchError(f"--clip-grad-norm must be > 0, got {clip_grad_norm}")
     formats = parse_formats(formats)
-    if surface.strip().lower() == "linreg":
+    task = get_compare_task(surface)
+    if task.kind is TaskKind.REGRESSION:  # linreg: the noise floor against the exact optimum
         if tune or check_repro or clip_grad_norm is not None or start or animate:
             raise OptbenchError(
                 "--surface linreg takes --steps, --trials (seeds), --batch-size and --floor-lrs only"

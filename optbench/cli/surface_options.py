@@ -5,7 +5,7 @@ from __future__ import annotations
 import rich_click as click
 
 from ..errors import OptbenchError
-from ..objectives import get_surface
+from ..tasks import get_surface_task
 from ..values import parse_number_list
 
 MAX_STEPS = 2**63 - 1  # a step counter is a 64-bit integer in torch
@@ -42,7 +42,7 @@ def surface_options(function):
 
 def resolve_surface(surface: str, steps: int | None, start: str | None, noise: float):
     """(Surface, steps, start tuple or None) with every user mistake raised as one line."""
-    resolved = get_surface(surface)
+    resolved = get_surface_task(surface).surface
     steps = resolved.steps if steps is None else steps
     if steps < 0:
         raise OptbenchError(f"--steps must be >= 0, got {steps}")

@@ -14,8 +14,10 @@ from rich.table import Table
 
 from ..budget import require_rows
 from ..experiments.inputs import MAX_SEED
-from ..sweeps import SweepInterrupted, SweepPlan
+from ..sweeps import SweepInterrupted, SweepPlan, SweepSpec
 from ..sweeps.columns import grid_columns
+from ..sweeps.spec import DEFAULT_EVALUATIONS, DEFAULT_TRAINING_STEPS
+from ..tasks import TaskKind
 from .common import (
     console,
     console_err,
@@ -28,6 +30,8 @@ from .common import (
 )
 from .sweep_options import build_spec, parse_shard, resolve_options
 
+DEFAULTS = SweepSpec()  # the API's defaults, shown by --help
+
 
 @click.command("sweep", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 @click.option(
@@ -37,10 +41,15 @@ from .sweep_options import build_spec, parse_shard, resolve_options
     default=None,
     help="A YAML file with the same options; command-line flags override it.",
 )
-@click.option("--batch-size", default="16,64,256", show_default=True, help="Batch sizes, comma-separated.")
+@click.option(
+    "--batch-size",
+    default=",".join(map(str, DEFAULTS.batch_sizes)),
+    show_default=True,
+    help="Batch sizes, comma-separated.",
+)
 @click.option(
     "--lr-scale",
-    default="linear",
+    default=",".join(DEFAULTS.lr_scales),
     show_default=True,
     help="lr-scaling rules, comma-separated: linear (lr·B/B0), sqrt (lr·√(B/B0)), none, tuned (the best of "
     "lr·√(B/B0)·2^k, k=-2..2, per batch size: what the critical batch size model describes).",
@@ -49,18 +58,19 @@ from .sweep_options import build_spec, parse_shard, resolve_options
     "--optimizer",
     "optimizers",
     multiple=True,
-    default=("momentum",),
+    default=DEFAULTS.optimizers,
     show_default=True,
     help="Optimizer spec; repeat for several (e.g. --optimizer sgd --optimizer adam).",
 )
 @click.option(
     "--task",
-    default="digits",
+    default=DEFAULTS.task,
     show_default=True,
-    help="digits, mnist, fashion-mnist, cifar10 (--data-dir), regression, or surface:NAME.",
+    help="A task `optbench list` shows with `sweep`: digits, mnist, fashion-mnist, cifar10 (--data-dir), "
+    "linreg (= regression), or surface:NAME.",
 )
 @click.option(
-    "--model", default="lenet", show_default=True, help="Model for image tasks: mlp, lenet, resnet."
+    "--model", default=DEFAULTS.model, show_default=True, help="Model for image tasks: mlp, lenet, resnet."
 )
 @click.option("--data-dir", default=None, help="Folder with MNIST/Fashion-MNIST/CIFAR-10 files.")
 @click.option(
@@ -73,22 +83,34 @@ from .sweep_options import build_spec, parse_shard, resolve_options
     "--base-batch-size", type=int, default=None, help="B0 of the scaling rules (default: smallest batch)."
 )
 @click.option(
-    "--warmup-epochs", type=int, default=0, show_default=True, help="Linear lr warm-up (training tasks)."
+    "--warmup-epochs",
+    type=int,
+    default=DEFAULTS.warmup_epochs,
+    show_default=True,
+    help="Linear lr warm-up (training tasks).",
 )
 @click.option("--epochs", type=int, default=None, help="Epochs per cell (instead of --steps).")
 @click.option(
     "--steps",
     type=int,
     default=None,
-    help="Optimizer steps per cell, the same for every batch size (training default 400).",
+    help=f"Optimizer steps per cell, the same for every batch size (training default {DEFAULT_TRAINING_STEPS}).",
 )
-@click.option("--seeds", type=int, default=1, show_default=True, help="Seeds per setting: seed, seed+1, ...")
-@click.option("--seed", type=click.IntRange(0, MAX_SEED), default=0, show_default=True, help="First seed.")
+@click.option(
+    "--seeds",
+    type=int,
+    default=DEFAULTS.seeds,
+    show_default=True,
+    help="Seeds per setting: seed, seed+1, ...",
+)
+@click.option(
+    "--seed", type=click.IntRange(0, MAX_SEED), default=DEFAULTS.seed, show_default=True, help="First seed."
+)
 @click.option(
     "--target-accuracy",
     type=float,
     default=None,
-    help="Count steps until validation accuracy reaches this (image tasks default 0.9).",
+    help="Count steps until validation accuracy reaches this (default: the task's target; 0.9 for image tasks).",
 )
 @click.option(
     "--target-loss", type=float, default=None, help="Count steps until the evaluated loss falls to this."
@@ -97,16 +119,19 @@ from .sweep_options import build_spec, parse_shard, resolve_options
     "--evaluations",
     type=int,
     default=None,
-    help="Image tasks: validation evaluations per cell, evenly spaced (default 400; every step for shorter budgets).",
+    help=f"Image tasks: validation evaluations per cell, evenly spaced (default {DEFAULT_EVALUATIONS}; "
+    "every step for shorter budgets).",
 )
 @click.option(
     "--noise",
     type=float,
-    default=1.0,
+    default=DEFAULTS.noise,
     show_default=True,
     help="surface tasks: per-sample gradient noise std (batch B divides the variance by B).",
 )
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N (training tasks).")
+@click.option(
+    "--device", default=DEFAULTS.device, show_default=True, help="auto, cpu, cuda, cuda:N (training tasks)."
+)
 @click.option("--jobs", type=int, default=1, show_default=True, help="Cells run in this many processes.")
 @click.option(
     "--threads",
@@ -131,7 +156,7 @@ def command(ctx, config_path, **flags):
     options = resolve_options(ctx, config_path, flags)
     spec = build_spec(options)
     steps = spec.resolved_steps() or spec.epochs  # an epoch is at least one step
-    if spec.kind != "surface" and steps:  # per-step rows, `jobs` cells at once
+    if spec.kind is not TaskKind.SURFACE and steps:  # per-step rows, `jobs` cells at once
         require_rows(
             f"{options['jobs']} sweep cell(s) of at least {steps:,} steps at once", options["jobs"] * steps
         )
@@ -187,15 +212,16 @@ def summary_table(summary, spec) -> Table:
     if "lr_chosen" in summary:  # a `tuned` rule's grid: the chosen lr at each batch size
         summary = summary[summary["lr_chosen"]]
     seeds = summary["seed"].nunique()
+    target_accuracy, target_loss = spec.resolved_targets()
     targets = [
-        f"accuracy >= {spec.target_accuracy:g}" if spec.target_accuracy is not None else "",
-        f"loss <= {spec.target_loss:g}" if spec.target_loss is not None else "",
+        f"accuracy >= {target_accuracy:g}" if target_accuracy is not None else "",
+        f"loss <= {target_loss:g}" if target_loss is not None else "",
     ]
     target = " and ".join(t for t in targets if t) or "no target given"
     title = f"sweep on {spec.task}: target {target}" + (f" (median of {seeds} seeds)" if seeds > 1 else "")
     table = Table(title=title, title_justify="left", pad_edge=False)
     has_accuracy = summary["final_accuracy"].notna().any()
-    has_target = spec.target_accuracy is not None or spec.target_loss is not None
+    has_target = target_accuracy is not None or target_loss is not None
     # Short two-line headings keep every column readable in an 80-column terminal; without a target
     # the →target columns would only say "never". samples/s and the rest are in summary.parquet.
     columns = [

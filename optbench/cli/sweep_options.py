@@ -14,8 +14,7 @@ from click.core import ParameterSource
 
 from ..errors import OptbenchError, closest
 from ..sweeps import SweepSpec
-from ..sweeps.spec import task_kind
-from ..values import parse_number_list, parse_value
+from ..values import axis_values, parse_number_list
 
 CONFIG_ALIASES = {
     "optimizer": "optimizers",
@@ -23,8 +22,6 @@ CONFIG_ALIASES = {
     "lr_scales": "lr_scale",
     "format": "formats",
 }
-# Steps-to-target is the point of a batch-size study: classification gets 90% unless told.
-DEFAULT_TARGET_ACCURACY = 0.9
 
 
 def resolve_options(ctx, config_path, flags: dict) -> dict:
@@ -119,16 +116,12 @@ def parse_extra_args(args: list[str], known: set) -> dict:
 
 
 def hparam_values(name: str, values) -> list:
+    """A hyperparameter list as `optbench.sweep` takes it: "0,0.9", a range "1e-4:1:16", or a list."""
     if isinstance(values, list):
         values = ",".join(str(v) for v in values)
-    items = [item.strip() for item in str(values).split(",")]
-    if any(item == "" for item in items):
+    if any(item.strip() == "" for item in str(values).split(",")):
         raise OptbenchError(f"malformed list for {name}: '{values}' has an empty item")
-    parsed = [parse_value(item) for item in items]
-    for item, value in zip(items, parsed, strict=False):
-        if isinstance(value, str):
-            raise OptbenchError(f"malformed list for {name}: '{item}' is not a number")
-    return parsed
+    return axis_values(name, str(values))
 
 
 def build_spec(options: dict) -> SweepSpec:
@@ -144,13 +137,6 @@ def build_spec(options: dict) -> SweepSpec:
         repeated = next((value for value in values if values.count(value) > 1), None)
         if repeated is not None:
             raise OptbenchError(f"{name} lists {repeated} twice")
-    target_accuracy = options["target_accuracy"]
-    if (
-        task_kind(str(options["task"])) == "training"
-        and target_accuracy is None
-        and options["target_loss"] is None
-    ):
-        target_accuracy = DEFAULT_TARGET_ACCURACY
     return SweepSpec(
         batch_sizes=tuple(int(b) for b in batch_sizes),
         lr_scales=tuple(rules),
@@ -170,7 +156,7 @@ def build_spec(options: dict) -> SweepSpec:
         data_dir=options["data_dir"],
         evaluations=options["evaluations"],
         threads=options["threads"],
-        target_accuracy=target_accuracy,
+        target_accuracy=options["target_accuracy"],
         target_loss=options["target_loss"],
     )
 

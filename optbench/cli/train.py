@@ -15,7 +15,7 @@ from ..results import default_folder
 from ..runners.recipes import note as recipe_note
 from ..runners.recipes import recipe_for
 from ..specs import parse_optimizer
-from ..tasks import get_task
+from ..tasks import TASKS, TaskKind, get_task
 from .common import (
     console,
     console_err,
@@ -34,8 +34,8 @@ from .common import (
     "--task",
     default="digits",
     show_default=True,
-    help="digits (built in), mnist, fashion-mnist, cifar10, or the regression examples scalar, "
-    "linreg (= regression).",
+    help="A task `optbench list` shows with `train`: digits (built in), mnist, fashion-mnist, cifar10, "
+    "or the regression examples scalar, linreg (= regression).",
 )
 @click.option("--model", default=None, help="mlp, lenet, resnet (ResNet-8), resnet20 (default lenet).")
 @click.option(
@@ -47,9 +47,23 @@ from .common import (
     help="Optimizer spec such as `sgd:lr=0.1,momentum=0.9` or `torch:adam`; repeat to compare.",
 )
 @click.option(
-    "--epochs", type=int, default=None, help="Epochs (default 10; 3 for linreg; iterations for scalar)."
+    "--epochs",
+    type=int,
+    default=None,
+    help="Epochs (default: the task's; iterations for scalar): "
+    + ", ".join(
+        f"{t.name} {t.budget.epochs or t.budget.steps}" for t in TASKS.values() if "train" in t.commands
+    )
+    + ".",
 )
-@click.option("--batch-size", type=int, default=None, help="Global batch size (default 64; 10 for linreg).")
+@click.option(
+    "--batch-size",
+    type=int,
+    default=None,
+    help="Global batch size (default: the task's): "
+    + ", ".join(f"{t.name} {t.budget.batch_size}" for t in TASKS.values() if t.budget.batch_size)
+    + ".",
+)
 @click.option(
     "--schedule",
     default=None,
@@ -128,9 +142,10 @@ def command(optimizers, task, trace, out, formats, **settings):
                 f"note: {spec.name} has no fast path (torch.optim's class, or an algorithm "
                 "that reduces across a tensor); it runs the readable path"
             )
-    if get_task(task).kind == "classification":
+    resolved = get_task(task)
+    if resolved.kind is TaskKind.CLASSIFICATION:
         for spec in specs:
-            line = recipe_note(recipe_for(spec, settings["recipe"]))
+            line = recipe_note(recipe_for(spec, settings["recipe"]), resolved.default_hparams)
             if line:
                 console_err.print(f"note: {spec.name}: {line}")
     folder = out or default_folder("train")

@@ -32,8 +32,6 @@ from ..runners.recorder import RELATIVE_TOLERANCE
 from ..runners.repro import compare_runs
 from ..runners.surface import (
     check_relative_tolerance,
-    default_hparams,
-    defaults_key,
     fixed_starts,
     random_starts,
     run_surface,
@@ -49,6 +47,7 @@ from ..runners.tuning import (
     tuning_axes,
 )
 from ..runners.tuning import tune as run_tuning
+from ..tasks import surface_task
 from ..theory import rate_table, stability_edge
 from ..values import range_parts
 from .inputs import as_specs, as_surface, check_axis, check_run_settings, check_start, require_surface_memory
@@ -239,7 +238,7 @@ def compare(
     """Run each optimizer from the same starts for the same steps; returns a `Comparison`.
 
     optimizers: specs or their text ("sgd", "adam:lr=0.5"); unset learning rates take the surface's
-    defaults (`runners.surface.default_hparams`), or with `tune` the winners of the tuning.
+    defaults (the surface task's `default_hparams`), or with `tune` the winners of the tuning.
     start: a point (one coordinate per dimension) or None: the surface's start, or with trials > 1
     seeded random starts in the middle half of the plot window.
     noise: std of Gaussian noise added to every gradient coordinate (seeded).
@@ -330,8 +329,7 @@ def compare(
     trajectory = pd.concat([run.trajectory for run in runs], ignore_index=True)
     metrics = pd.concat([run.metrics for run in runs], ignore_index=True)
     hparams = {
-        spec.name: (spec.family, spec.resolved(default_hparams(surface, defaults_key(spec))))
-        for spec in specs
+        spec.name: (spec.family, spec.resolved(surface_task(surface).default_hparams(spec))) for spec in specs
     }
     rates = rate_table(trajectory, surface, hparams, noise) if surface.hessian_eigenvalues else None
     repro = _reproducibility(trajectory, compare_once) if check_repro else None

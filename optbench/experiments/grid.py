@@ -25,6 +25,7 @@ from ..runners.surface import fixed_starts, run_surface
 from ..runners.tuning import RESOLUTION
 from ..specs import OptimizerSpec
 from ..theory import stability_edge
+from ..values import axis_values
 from .inputs import as_spec, as_surface, check_axis, check_run_settings, check_start, require_surface_memory
 from .result import Result
 
@@ -92,6 +93,10 @@ def grid(
 ) -> GridMap:
     """Run `optimizer` once per cell of the two axes (name -> values; x axis first); returns a `GridMap`.
 
+    optimizer: a spec or its text ("sgd", "adam:eps=1e-6"). axes: two names, each with a list of values,
+    a range "START:STOP:NUM[:log|lin]" ("1e-3:1:8" as the CLI's --lr takes it) or a list "0,0.5,0.9".
+    surface: a surface task's name ("elliptic", "quadratic:dim=20"), the task, or a `Surface`.
+
     Any tensor hyperparameter of the algorithm may be an axis (`beta1`/`beta2` address `betas`).
     Raises OptbenchError unless exactly two axes with values are given, or for a name the algorithm
     cannot take per trial, or a grid whose memory estimate exceeds what this machine has available.
@@ -100,6 +105,7 @@ def grid(
     spec, surface = as_spec(optimizer), as_surface(surface)
     steps = check_run_settings(surface, steps, seed, noise)
     point = check_start(surface, start)
+    axes = {name: axis_values(name, values) for name, values in axes.items()}
     if len(axes) != 2:
         raise OptbenchError(f"a grid needs exactly two axes (got {len(axes)}: {', '.join(axes) or 'none'})")
     (x_name, x_values), (y_name, y_values) = axes.items()

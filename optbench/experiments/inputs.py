@@ -8,9 +8,10 @@ import torch
 
 from ..budget import check_count, finite, require_memory, surface_run_bytes
 from ..errors import OptbenchError
-from ..objectives import Surface, get_surface
+from ..objectives import Surface
 from ..runners.surface import BETA_AXES, MAX_RECORDED_POINTS, set_hyperparameters
 from ..specs import OptimizerSpec, parse_optimizer
+from ..tasks import get_surface_task
 from ..values import hyperparameter_kind
 
 
@@ -32,7 +33,9 @@ def as_specs(optimizers) -> list[OptimizerSpec]:
 
 
 def as_surface(surface: Surface | str) -> Surface:
-    return surface if isinstance(surface, Surface) else get_surface(surface)
+    """The surface itself, or the one a registered surface task names ('elliptic', 'surface:elliptic',
+    'quadratic:dim=20'); unknown names are user errors listing the valid ones."""
+    return surface if isinstance(surface, Surface) else get_surface_task(surface).surface
 
 
 def check_start(surface: Surface, start) -> tuple | None:

@@ -21,11 +21,11 @@ from ..plots.fair import plot_noise_floor, plot_suboptimality
 from ..results import read_metadata, read_table
 from ..runners.regression import least_squares, make_linear_data, minibatch_runs, sgd_noise_floor
 from ..specs import OptimizerSpec
-from ..values import parse_range
+from ..tasks import get_task
+from ..values import axis_values, parse_range
 from .inputs import as_specs, check_axis, check_seed
 from .result import Result
 
-DEFAULT_LR = 0.03  # the lr of a spec that sets none: stable for every batch size on this problem
 DEFAULT_STEPS = 2000
 DEFAULT_BATCH_SIZES = (1, 10, 100)
 DEFAULT_FLOOR_LRS = tuple(parse_range("1e-3:0.3:8"))
@@ -105,12 +105,14 @@ def noise_floor(
 ) -> NoiseFloorStudy:
     """Run the study for each optimizer (ours only: the lr grid is one tensor); returns a `NoiseFloorStudy`.
 
-    batch_sizes: mini-batch sizes, each from 1 to the 1,000 samples; floor_lrs: the lr grid of `floors`.
+    optimizers: specs or their text ("sgd", "adam:lr=0.01"); unset lrs take the linreg task's default.
+    batch_sizes: mini-batch sizes, each from 1 to the 1,000 samples (a list or "1,10,100");
+    floor_lrs: the lr grid of `floors` (a list, "0.01,0.1" or a range "1e-3:0.3:12:log").
     Raises OptbenchError for steps < 2, a batch size out of range, or a torch.optim spec.
     """
-    specs = as_specs(optimizers)
-    sizes = [int(size) for size in batch_sizes]
-    lrs = [float(lr) for lr in floor_lrs]
+    specs, linreg = as_specs(optimizers), get_task("linreg").require("compare")
+    sizes = [int(size) for size in axis_values("batch_sizes", batch_sizes)]
+    lrs = [float(lr) for lr in axis_values("floor_lrs", floor_lrs)]
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 2:
         raise OptbenchError(f"linreg needs steps >= 2, got {steps!r}")
     check_count("seeds", seeds, 1)
@@ -138,7 +140,7 @@ def noise_floor(
 
     curves, floors = [], []
     for spec in specs:
-        lr = float(spec.resolved({"lr": DEFAULT_LR})["lr"])
+        lr = float(spec.resolved(linreg.default_hparams(spec))["lr"])
         for batch in sizes:
             run = minibatch_runs(
                 spec, data, [lr], batch, steps, seeds=seeds, seed=seed, record_every=max(1, steps // 400)

@@ -26,11 +26,10 @@ from ..budget import require_rows
 from ..errors import OptbenchError
 from ..results import read_metadata, read_table, write_metadata, write_table
 from ..runners.distributed import launch, process_group, started_by_torchrun
-from ..runners.regression import least_squares, linear_regression, make_linear_data, scalar_trace
 from ..runners.training import TrainResult, TrainSpec, Update, check
 from ..runners.training import train as train_one
 from ..specs import OptimizerSpec, as_spec
-from ..tasks import REGRESSION, SCALAR, TRAINING, get_task
+from ..tasks import TaskKind, get_task
 from .inputs import check_seed
 from .run_store import RunStore, key_of
 
@@ -109,19 +108,23 @@ def train(
 ) -> TrainingResult:
     """Train each optimizer on `task`; see the module docstring.
 
-    epochs, batch_size: None takes the task's defaults (`optbench.tasks.defaults`); for `scalar`,
-    epochs counts iterations. The other settings are those of `runners.training.TrainSpec` and apply
+    optimizers: one spec or several, as text ("adam:lr=1e-3", "momentum", "torch:sgd") or parsed.
+    task: a task name `optbench list` shows with `train` (or a registered `tasks.Task`).
+    epochs, batch_size: None takes the task's budget (`Task.budget`); for `scalar`, epochs counts
+    iterations. Unset learning rates take the task's `default_hparams`. The other settings are those
+    of `runners.training.TrainSpec` and apply
     to classification tasks only. Raises OptbenchError for any bad setting, before any work.
     """
+    resolved = get_task(task)
+    if resolved.kind is TaskKind.SURFACE:
+        raise OptbenchError(f"task '{task}' is an analytic surface: use `optbench compare --surface` for it")
+    resolved.require("train")
     specs = _parse_optimizers(optimizers)
     check_seed(seed)
-    kind = get_task(task).kind
-    if kind == "surface":
-        raise OptbenchError(f"task '{task}' is an analytic surface: use `optbench compare --surface` for it")
     for name, value in (("nproc", nproc), ("epochs", epochs), ("batch size", batch_size)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
             raise OptbenchError(f"{name} must be at least 1, got {value!r}")
-    if kind == "regression":
+    if resolved.kind is TaskKind.REGRESSION:
         classification_only = dict(
             model=model,
             schedule=schedule,
@@ -140,12 +143,12 @@ def train(
         given = [name for name, value in classification_only.items() if value is not None]
         if given:
             raise OptbenchError(f"{given[0]} does not apply to task '{task}' (a regression example)")
-        return _regression(specs, get_task(task).name, epochs, batch_size, seed, out, force)
+        return _regression(specs, resolved, epochs, batch_size, seed, out, force)
     base = TrainSpec(
-        task=task,
-        model=model or "lenet",
-        epochs=epochs or TRAINING["epochs"],
-        batch_size=batch_size or TRAINING["batch_size"],
+        task=resolved.name,
+        model=model or resolved.model,
+        epochs=epochs or resolved.budget.epochs,
+        batch_size=batch_size or resolved.budget.batch_size,
         schedule=schedule,
         warmup_epochs=warmup_epochs,
         early_stop=early_stop,
@@ -230,40 +233,10 @@ def _report_finished(progress, spec: TrainSpec, epochs: pd.DataFrame, n_train: i
 
 
 def _regression(
-    specs: list[OptimizerSpec], task: str, epochs, batch_size, seed: int, out, force
+    specs: list[OptimizerSpec], regression, epochs, batch_size, seed: int, out, force
 ) -> TrainingResult:
-    names = [spec.name for spec in specs]
-    if task == "scalar":
-        if batch_size is not None:
-            raise OptbenchError("batch size does not apply to task 'scalar' (one sample)")
-        iterations = epochs or SCALAR["iterations"]
-        require_rows(f"{len(specs)} scalar trace(s) of {iterations:,} iterations", len(specs) * iterations)
-        record = {"task": task, "optimizers": names, "iterations": iterations}
-        table_name, settings = "trace", {"iterations": iterations}
-
-        def run(spec):
-            return scalar_trace(spec, steps=iterations)
-    else:
-        data = make_linear_data(seed=seed)
-        batch_size, epochs = batch_size or REGRESSION["batch_size"], epochs or REGRESSION["epochs"]
-        if batch_size > len(data.y):
-            raise OptbenchError(
-                f"batch size {batch_size} is larger than the {len(data.y)} regression samples"
-            )
-        steps = epochs * math.ceil(len(data.y) / batch_size)
-        require_rows(f"{len(specs)} regression run(s) of {epochs:,} epochs", len(specs) * steps)
-        record = {
-            "task": task,
-            "optimizers": names,
-            "least_squares": least_squares(data),
-            "batch_size": batch_size,
-            "epochs": epochs,
-        }
-        table_name, settings = "regression", {"batch_size": batch_size, "epochs": epochs, "seed": seed}
-
-        def run(spec):
-            return linear_regression(spec, data, batch_size=batch_size, epochs=epochs, seed=seed)
-
+    planned = regression.plan(specs, epochs, batch_size, seed)
+    task, table_name, settings, record = regression.name, planned.table, planned.settings, planned.record
     store = RunStore.open(out, "train", record, seed, force) if out else None
     parts = []
     for spec in specs:
@@ -279,7 +252,7 @@ def _regression(
         with store.claim(key) if store else nullcontext():
             finished = store.finished(key, [table_name]) if store else None
             if finished is None:
-                finished = {table_name: run(spec)}
+                finished = {table_name: planned.run(spec)}
                 if store:
                     store.finish(key, finished)
         parts.append(finished[table_name])

@@ -15,12 +15,13 @@ training loop need not know a recipe was used; `describe` is what results record
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 
 from ..errors import OptbenchError, did_you_mean
 from ..specs import OptimizerSpec, parse_optimizer
-from ..tasks import training_defaults
 
 RECIPES = ("muon", "no-decay")
 
@@ -54,9 +55,15 @@ def split_parameters(network: nn.Module) -> tuple[list, list, list]:
 
 
 def build_optimizer(
-    optimizer: OptimizerSpec, recipe: str | None, network: nn.Module, defaults: dict, fast: bool = False
+    optimizer: OptimizerSpec,
+    recipe: str | None,
+    network: nn.Module,
+    defaults_for: Callable[[OptimizerSpec], dict],
+    fast: bool = False,
 ) -> torch.optim.Optimizer:
-    """`optimizer` over `network`'s parameters as `recipe` (from `recipe_for`) divides them."""
+    """`optimizer` over `network`'s parameters as `recipe` (from `recipe_for`) divides them; each
+    optimizer part gets `defaults_for(its spec)` (the task's `default_hparams`) under its own settings."""
+    defaults = defaults_for(optimizer)
     if recipe is None:
         return optimizer.build(network.parameters(), defaults, fast=fast)
     if recipe == "no-decay":
@@ -73,12 +80,13 @@ def build_optimizer(
     parts = [optimizer.build(matrices + [view for _, view in flattened], defaults)]
     if rest:
         adamw = parse_optimizer("adamw")
-        parts.append(adamw.build(rest, training_defaults(adamw), fast=fast))
+        parts.append(adamw.build(rest, defaults_for(adamw), fast=fast))
     return Combined(parts, flattened)
 
 
-def describe(recipe: str | None) -> dict | None:
-    """What a run's results record about its recipe: its name, its rule and the other optimizer's settings."""
+def describe(recipe: str | None, defaults_for: Callable[[OptimizerSpec], dict]) -> dict | None:
+    """What a run's results record about its recipe: its name, its rule and the other optimizer's
+    settings (with `defaults_for(its spec)`, the task's defaults, under them)."""
     if recipe is None:
         return None
     if recipe == "no-decay":
@@ -88,17 +96,17 @@ def describe(recipe: str | None) -> dict | None:
         "recipe": recipe,
         "rule": "muon on hidden weights of 2+ dimensions (kernels flattened); adamw on biases, norm "
         "weights and the output layer",
-        "adamw_hparams": adamw.resolved(training_defaults(adamw)),
+        "adamw_hparams": adamw.resolved(defaults_for(adamw)),
     }
 
 
-def note(recipe: str | None) -> str | None:
+def note(recipe: str | None, defaults_for: Callable[[OptimizerSpec], dict]) -> str | None:
     """One line for the command's output, saying how the recipe divides the parameters."""
     if recipe is None:
         return None
     if recipe == "no-decay":
         return "recipe no-decay: no weight decay on biases and normalisation weights"
-    lr = describe(recipe)["adamw_hparams"]["lr"]
+    lr = describe(recipe, defaults_for)["adamw_hparams"]["lr"]
     return (
         f"recipe muon: Muon on the hidden weight matrices (conv kernels flattened), AdamW (lr={lr:g}) on "
         "biases, normalisation weights and the output layer, since Muon alone cannot train them"

@@ -14,11 +14,11 @@ import pyarrow as pa
 import torch
 
 from ..objectives import Surface
+from ..tasks.defaults import SURFACE_RELATIVE_TOLERANCE as RELATIVE_TOLERANCE
 from .divergence import divergence_limit
 
 BUFFER_ELEMENTS = 1 << 19  # positions + losses buffered between metric updates (cache-sized)
 STALL_FRACTION = 0.01  # "stalled": f - f_min fell by less than 1% over the last quarter
-RELATIVE_TOLERANCE = 1e-6  # converged: f - f_min below 1e-6 of its value at the run's own start
 
 
 def coordinate_names(dim: int) -> list[str]:

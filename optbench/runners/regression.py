@@ -24,6 +24,7 @@ import torch
 from ..errors import OptbenchError
 from ..specs import OptimizerSpec, as_spec
 from ..tasks.defaults import REGRESSION, SCALAR
+from ..tasks.registry import get_task
 from .divergence import is_diverged
 
 TRUE_W = (2.0, -3.4)
@@ -36,12 +37,14 @@ def scalar_trace(
     a: float = 1.0,
     x: float = 2.0,
     y: float = 4.0,
+    defaults: dict | None = None,
 ) -> pd.DataFrame:
     """One row per iteration: a, the forward value a*x, the loss (y - a*x)^2, dloss/da, the update, new a,
-    and `diverged` (from the first iteration whose new a has a diverged loss, `runners.divergence`; f* = 0)."""
+    and `diverged` (from the first iteration whose new a has a diverged loss, `runners.divergence`; f* = 0).
+    `defaults` sits under the spec's settings (None: the `scalar` task's `default_hparams`)."""
     spec = as_spec(optimizer)
     parameter = torch.tensor([a], dtype=torch.float64, requires_grad=True)
-    opt = spec.build([parameter], {"lr": SCALAR["lr"]})
+    opt = spec.build([parameter], get_task("scalar").default_hparams(spec) if defaults is None else defaults)
     rows, start_loss = [], (y - a * x) ** 2
     for iteration in range(steps):
         a_before = parameter.item()
@@ -125,7 +128,7 @@ def linear_regression(
 
     Columns: optimizer, family, epoch, step, loss (the mini-batch loss the step used), full_loss
     (f over all samples after the step), suboptimality (full_loss - f*), w0, w1, ..., b, lr, diverged.
-    `defaults` sits under the user's settings (`tasks.defaults.REGRESSION`'s lr when neither gives one). A
+    `defaults` sits under the user's settings (None: the `linreg` task's `default_hparams`). A
     diverged full loss (`runners.divergence`, against f* and f at the start) stops the run and is recorded.
     """
     spec = as_spec(optimizer)
@@ -136,7 +139,7 @@ def linear_regression(
     f_star = least_squares(data)["loss"]
     w = torch.zeros(d, dtype=torch.float64, requires_grad=True)
     b = torch.zeros((), dtype=torch.float64, requires_grad=True)
-    opt = spec.build([w, b], {"lr": REGRESSION["lr"], **(defaults or {})})
+    opt = spec.build([w, b], get_task("linreg").default_hparams(spec) if defaults is None else defaults)
     with torch.no_grad():
         start_loss = mse(data, w, b).item()
     generator = torch.Generator().manual_seed(seed)

@@ -23,9 +23,9 @@ What is recorded
   diverged run), and the step at which the run diverged (`runners.divergence`: f - f_min NaN/inf or
   beyond 10^3 (f(start) - f_min + 1); on surfaces unbounded below (saddles), only NaN/inf counts).
 
-Default hyperparameters (`default_hparams`) are per surface and per family, chosen so each
-optimizer is near its best plain setting on that surface (the table is `tasks.defaults.SURFACE_LR`);
-anything in a spec overrides them.
+Default hyperparameters come from the surface's task (`tasks.surface_task(surface).default_hparams`),
+per surface and per optimizer, chosen so each optimizer is near its best plain setting on that surface
+(the tables and their reasons are in `tasks.defaults`); anything in a spec overrides them.
 """
 
 from __future__ import annotations
@@ -39,26 +39,13 @@ import torch
 
 from ..errors import OptbenchError
 from ..objectives import Surface, add_gradient_noise, noisy
-from ..optimizers.registry import PRESETS
 from ..specs import OptimizerSpec
-from ..tasks.defaults import surface_defaults
+from ..tasks.registry import surface_task
 from .eval_mode import evaluation_mode, has_eval_mode
 from .recorder import RELATIVE_TOLERANCE, Recorder
 
 MAX_RECORDED_POINTS = 250_000  # trial-steps kept in the trajectory table before striding
 PROGRESS_EVERY = 1000  # steps between progress reports (a report costs a function call)
-
-
-def default_hparams(surface: Surface, optimizer: str) -> dict:
-    """The built-in settings for `optimizer` (an algorithm or preset name, `defaults_key`) on `surface`,
-    overridden by the user's spec; the tables and their reasons are in `optbench.tasks.defaults`."""
-    return surface_defaults(surface, optimizer)
-
-
-def defaults_key(spec: OptimizerSpec) -> str:
-    """The name whose built-in defaults a spec takes: its preset ('nesterov') or its algorithm ('sgd')."""
-    name = spec.text.removeprefix("torch:").partition(":")[0].strip().lower()
-    return name if name in PRESETS else spec.family
 
 
 @dataclass
@@ -102,7 +89,7 @@ def run_surface(
     """Run `spec` from every row of `starts` for `steps` steps; returns trajectory and metrics tables.
 
     grid: hyperparameter name -> one value per trial (`beta1`/`beta2` address `betas`).
-    defaults: settings under the spec's (by default `default_hparams(surface, defaults_key(spec))`).
+    defaults: settings under the spec's (None: the surface task's `default_hparams(spec)`).
     clip_grad_norm: None (the default) never touches a gradient; a number rescales each trial's gradient
     to at most that norm, as `torch.nn.utils.clip_grad_norm_` would, and is recorded as a column.
     device: where the optimizer steps ('cuda' for a reproducibility check); tables are always on the CPU.
@@ -124,7 +111,7 @@ def run_surface(
     for name, values in grid.items():
         if values.numel() != trials:
             raise OptbenchError(f"grid '{name}' has {values.numel()} values for {trials} trials")
-    defaults = default_hparams(surface, defaults_key(spec)) if defaults is None else defaults
+    defaults = surface_task(surface).default_hparams(spec) if defaults is None else defaults
     if record_every is None:
         record_every = max(1, math.ceil(trials * (steps + 1) / MAX_RECORDED_POINTS))
     _check_grid(spec, grid)

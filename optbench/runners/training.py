@@ -34,12 +34,12 @@ from dataclasses import dataclass, fields
 
 import torch
 
-from ..data import Dataset, load
+from ..data import Dataset
 from ..errors import OptbenchError, did_you_mean
 from ..models import build_model
 from ..specs import OptimizerSpec, as_spec
-from ..tasks import TRAINING, get_task, training_defaults
-from .devices import rank_and_world, resolve_device
+from ..tasks import TRAINING, Task, TaskKind, get_task
+from .devices import device_for_rank, rank_and_world, resolve_device
 from .recipes import build_optimizer, describe, recipe_for
 from .schedules import build_scheduler
 from .training_loop import TrainingRun, TrainResult, Update
@@ -75,16 +75,27 @@ class TrainSpec:
     def __post_init__(self):
         object.__setattr__(self, "optimizer", as_spec(self.optimizer))
 
+    @property
+    def resolved_task(self) -> Task:
+        """The task `task` names; a task no training run takes is a user error."""
+        task = get_task(self.task)
+        if task.kind is not TaskKind.CLASSIFICATION:
+            raise OptbenchError(
+                f"task '{self.task}' is not a classification task; train it with optbench.train"
+            )
+        return task
+
     def resolved(self) -> dict:
         """Plain values, with the optimizer's hyperparameters as they will be used (metadata, keys)."""
         values = {f.name: getattr(self, f.name) for f in fields(self)}
         origin = self.optimizer.origin
+        defaults_for = self.resolved_task.default_hparams
         return {
             **values,
             "optimizer": self.optimizer.text,
-            "optimizer_hparams": self.optimizer.resolved(training_defaults(self.optimizer)),
+            "optimizer_hparams": self.optimizer.resolved(defaults_for(self.optimizer)),
             **({"optimizer_origin": origin.as_dict()} if origin is not None else {}),
-            "recipe": describe(recipe_for(self.optimizer, self.recipe)),
+            "recipe": describe(recipe_for(self.optimizer, self.recipe), defaults_for),
         }
 
 
@@ -95,32 +106,47 @@ def check(spec: TrainSpec, dataset: Dataset | None = None, world: int = 1) -> Da
     in the last one does not surface after an hour of work. `train` alone needs no check: it
     raises the same errors while it sets up, before its first step.
     """
-    dataset = _dataset(spec, dataset)
+    task = spec.resolved_task
+    dataset = dataset or task.load(spec.data_dir)
     _check_settings(spec, len(dataset.train[1]), world)
     network = build_model(spec.model, dataset.input_shape, dataset.num_classes)
-    probe = build_optimizer(
-        spec.optimizer, recipe_for(spec.optimizer, spec.recipe), network, training_defaults(spec.optimizer)
-    )
+    probe = _optimizer(spec, task, network)
     build_scheduler(spec.schedule, probe, max(1, spec.epochs - spec.warmup_epochs))
     return dataset
 
 
 def train(
-    spec: TrainSpec, dataset: Dataset | None = None, progress: Callable[[Update], None] | None = None
+    spec: TrainSpec,
+    dataset: Dataset | None = None,
+    progress: Callable[[Update], None] | None = None,
+    task: Task | None = None,
 ) -> TrainResult:
     """Train `spec.model` on `spec.task` with `spec.optimizer`; see the module docstring.
 
     dataset: the loaded `spec.task` (loaded here when None). progress: called after every step.
-    Raises OptbenchError for a bad spec before the first step; divergence is recorded, not raised.
+    task: the resolved `spec.task` (resolved here when None). Raises OptbenchError for a bad spec
+    before the first step; divergence is recorded, not raised.
     """
     rank, world = rank_and_world()
-    dataset = _dataset(spec, dataset)
+    task = task or spec.resolved_task
+    dataset = dataset or task.load(spec.data_dir)
     _check_settings(spec, len(dataset.train[1]), world)
-    run = TrainingRun(spec, dataset, _dtype(spec), rank, world, progress)
+    device = device_for_rank(resolve_device(spec.device))
+    options = {"bf16": spec.bf16, "channels_last": spec.channels_last}
+    problem = task.build_problem(dataset, spec.model, spec.seed, device, _dtype(spec), options)
+    optimizer = _optimizer(spec, task, problem.model)
+    scheduler = build_scheduler(spec.schedule, optimizer, max(1, spec.epochs - spec.warmup_epochs))
+    run = TrainingRun(problem, optimizer, scheduler, spec, task.target, rank, world, progress)
     for epoch in range(1, spec.epochs + 1):
         if not run.epoch(epoch):
             break
-    return run.result()
+    return run.result(task=dataset.name, model=spec.model)
+
+
+def _optimizer(spec: TrainSpec, task: Task, network) -> torch.optim.Optimizer:
+    """`spec.optimizer` over `network` as its recipe divides it, with the task's defaults under the spec's."""
+    recipe = recipe_for(spec.optimizer, spec.recipe)
+    return build_optimizer(spec.optimizer, recipe, network, task.default_hparams, fast=spec.fast)
 
 
 def check_batch_size(batch_size: int, n_train: int, world: int = 1) -> int:
@@ -132,13 +158,6 @@ def check_batch_size(batch_size: int, n_train: int, world: int = 1) -> int:
     if batch_size % world:
         raise OptbenchError(f"batch size {batch_size} does not split evenly across {world} processes")
     return batch_size // world
-
-
-def _dataset(spec: TrainSpec, dataset: Dataset | None) -> Dataset:
-    """`dataset`, or the spec's task loaded; a task that is not a classification task is a user error."""
-    if get_task(spec.task).kind != "classification":
-        raise OptbenchError(f"task '{spec.task}' is not a classification task; train it with optbench.train")
-    return dataset or load(spec.task, spec.data_dir)
 
 
 def _check_settings(spec: TrainSpec, n_train: int, world: int) -> None:

@@ -28,6 +28,7 @@ import torch
 from ..errors import OptbenchError
 from ..objectives import Surface
 from ..specs import OptimizerSpec
+from ..tasks import Task, TaskKind, get_surface_task
 from ..tasks.defaults import TUNING_RANGES
 from ..values import parse_range
 from .recorder import RELATIVE_TOLERANCE
@@ -84,7 +85,7 @@ def check_tunable(spec: OptimizerSpec, axes) -> None:
 
 def tune(
     spec: OptimizerSpec,
-    surface: Surface,
+    task: Task | Surface | str,
     starts: torch.Tensor,
     steps: int,
     axes: dict,
@@ -94,8 +95,21 @@ def tune(
     clip_grad_norm: float | None = None,
     relative_tolerance: float = RELATIVE_TOLERANCE,
 ) -> pd.DataFrame:
-    """Run every cell of `axes` from every start as one batch; returns the per-trial metrics (steps to
-    tolerance relative to each start, `run_surface`)."""
+    """Run every cell of the search space `axes` (name -> values, `tuning_axes`) from every start
+    [starts, dim] as one batch on `task`; returns the per-trial metrics (steps to tolerance relative to
+    each start, `run_surface`). Settings neither the grid nor the spec gives take the task's
+    `default_hparams`.
+
+    task: a surface task, its name ('elliptic', 'surface:rosenbrock') or its `Surface`. Tuning runs the
+    grid as one batched tensor program, which only a surface task is; any other task is an
+    OptbenchError naming what tunes it (`optbench sweep` with an lr axis).
+    """
+    if isinstance(task, Task) and task.kind is not TaskKind.SURFACE:
+        raise OptbenchError(
+            f"tuning runs a grid as one batched tensor on an analytic surface; task '{task.name}' "
+            f"({task.kind.value}) is tuned by a sweep over its axes (optbench sweep --task {task.name} --lr ...)"
+        )
+    task = get_surface_task(task)
     check_tunable(spec, axes)
     starts = torch.as_tensor(starts, dtype=torch.float64)
     cells = list(itertools.product(*axes.values()))
@@ -107,10 +121,11 @@ def tune(
     torch.manual_seed(seed)
     run = run_surface(
         spec,
-        surface,
+        task.surface,
         starts.repeat(len(cells), 1),
         steps,
         grid=grid,
+        defaults=task.default_hparams(spec),
         noise=noise,
         seed=seed,
         record_every=max(steps, 1),

@@ -23,44 +23,31 @@ import pandas as pd
 import torch
 
 from ..budget import require_memory, surface_run_bytes
-from ..data import load
 from ..errors import OptbenchError
 from ..models import build_model
-from ..objectives import get_surface
 from ..runners.regression import linear_regression, make_linear_data
-from ..runners.surface import default_hparams, run_surface
-from ..runners.training import TrainSpec, check_batch_size, resolve_device, train, training_defaults
+from ..runners.surface import run_surface
+from ..runners.training import TrainSpec, check_batch_size, resolve_device, train
 from ..specs import OptimizerSpec, parse_optimizer
+from ..tasks import TaskKind, get_task
 from . import noise_scale
-from .spec import task_kind
 
-REGRESSION_LR = 0.03  # linear_regression's default lr
 REGRESSION_SAMPLES = 1000  # make_linear_data's default size
-REGRESSION_EPOCHS = 3  # linear_regression's default budget
 
 NOISE_METHOD = {
-    "training": "B_simple = tr(Σ)/|G|² from squared gradient norms of 16 random batches of 32 samples "
+    TaskKind.CLASSIFICATION: "B_simple = tr(Σ)/|G|² from squared gradient norms of 16 random batches of 32 samples "
     "and of the whole training split (up to 2048 samples), at the initial and the final weights",
-    "regression": "B_simple = tr(Σ)/|G|² from squared gradient norms of 64 batches of 10 samples and of "
+    TaskKind.REGRESSION: "B_simple = tr(Σ)/|G|² from squared gradient norms of 64 batches of 10 samples and of "
     "all samples, at the initial and the final weights",
-    "surface": "B_simple = dim·noise²/|∇f|² exactly (the injected per-sample noise has covariance noise²·I), "
+    TaskKind.SURFACE: "B_simple = dim·noise²/|∇f|² exactly (the injected per-sample noise has covariance noise²·I), "
     "at the start and the end point",
 }
 
 
 def default_lr(spec, optimizer: OptimizerSpec) -> float:
-    """The lr a sweep starts from when neither --base-lr nor the optimizer spec gives one."""
-    if spec.kind == "training":
-        defaults = training_defaults(optimizer)
-    elif spec.kind == "regression":
-        defaults = {"lr": REGRESSION_LR}
-    else:
-        defaults = default_hparams(get_surface(spec.task.partition(":")[2]), optimizer.family)
-        momentum = optimizer.hparams.get("momentum", 0) or 0
-        if optimizer.family == "sgd" and momentum > 0 and "lr" in defaults:
-            # the surface defaults are tuned for plain SGD: keep the effective step lr/(1 - μ)
-            defaults = {**defaults, "lr": defaults["lr"] * (1 - momentum)}
-    return float(optimizer.resolved(defaults)["lr"])
+    """The lr a sweep starts from when neither --base-lr nor the optimizer spec gives one: the task's
+    (`Task.default_hparams`, the same lr `compare` and `train` use)."""
+    return float(optimizer.resolved(spec.resolved_task.default_hparams(optimizer))["lr"])
 
 
 def check_runnable(spec, cells) -> None:
@@ -71,17 +58,18 @@ def check_runnable(spec, cells) -> None:
     for text in sorted({c.optimizer_spec for c in cells}):
         parse_optimizer(text).build([probe])
     batch_sizes = sorted({c.batch_size for c in cells})
-    if spec.kind == "training" and cells:
-        dataset = _dataset(spec.task, spec.data_dir)
+    task = spec.resolved_task
+    if task.kind is TaskKind.CLASSIFICATION and cells:
+        dataset = _dataset(task.name, spec.data_dir)
         for b in batch_sizes:
             check_batch_size(b, len(dataset.train[1]))
         build_model(spec.model, dataset.input_shape, dataset.num_classes)
-    elif spec.kind == "surface" and cells:
-        surface = get_surface(spec.task.partition(":")[2])
+    elif task.kind is TaskKind.SURFACE and cells:
+        surface = task.surface
         steps = max(c.steps or surface.steps for c in cells)
         # a surface cell records every step (steps to target is read to the step)
         require_memory(f"a surface cell of {steps:,} steps", surface_run_bytes(1, surface.dim, steps + 1))
-    elif spec.kind == "regression":
+    elif task.kind is TaskKind.REGRESSION:
         for b in batch_sizes:
             if b > REGRESSION_SAMPLES:
                 raise OptbenchError(
@@ -91,11 +79,11 @@ def check_runnable(spec, cells) -> None:
 
 def run_cell(cell, data_dir: str | None = None) -> pd.DataFrame:
     """One cell's measurements: one row per step, cell-level measurements repeated on each row."""
-    kind = task_kind(cell.task)
-    if kind == "training":
-        _dataset(cell.task, data_dir)  # loading the data is not the cell's time
+    task = get_task(cell.task)
+    if task.kind is TaskKind.CLASSIFICATION:
+        _dataset(task.name, data_dir)  # loading the data is not the cell's time
     started = time.perf_counter()
-    rows, extra = ADAPTERS[kind](cell, data_dir)
+    rows, extra = ADAPTERS[task.kind](task, cell, data_dir)
     wall_time = time.perf_counter() - started
     rows["samples"] = rows["step"] * cell.batch_size
     rows["wall_time"] = wall_time
@@ -108,11 +96,11 @@ def run_cell(cell, data_dir: str | None = None) -> pd.DataFrame:
 
 @lru_cache(maxsize=4)
 def _dataset(task: str, data_dir: str | None):
-    return load(task, data_dir)
+    return get_task(task).load(data_dir)
 
 
-def training_cell(cell, data_dir):
-    dataset = _dataset(cell.task, data_dir)
+def training_cell(task, cell, data_dir):
+    dataset = _dataset(task.name, data_dir)
     n_train = len(dataset.train[1])
     steps_per_epoch = n_train // cell.batch_size
     epochs, max_steps = cell.epochs, cell.steps
@@ -133,7 +121,7 @@ def training_cell(cell, data_dir):
         max_steps=max_steps,
         eval_every_steps=max(1, round(budget / cell.evaluations)),
     )
-    result = train(spec, dataset)
+    result = train(spec, dataset, task=task)
     steps = result.steps
     rows = pd.DataFrame(
         {
@@ -173,14 +161,17 @@ def training_cell(cell, data_dir):
     }
 
 
-def regression_cell(cell, data_dir):
+def regression_cell(task, cell, data_dir):
     data = make_linear_data(seed=cell.seed)
     n = len(data.y)
     steps_per_epoch = math.ceil(n / cell.batch_size)
-    epochs = cell.epochs or REGRESSION_EPOCHS
+    epochs = cell.epochs or task.budget.epochs
     if cell.steps is not None:
         epochs = math.ceil(cell.steps / steps_per_epoch)
-    table = linear_regression(cell.optimizer_spec, data, cell.batch_size, epochs, cell.seed)
+    optimizer = parse_optimizer(cell.optimizer_spec)
+    table = linear_regression(
+        optimizer, data, cell.batch_size, epochs, cell.seed, defaults=task.default_hparams(optimizer)
+    )
     if cell.steps is not None:
         table = table.iloc[: cell.steps]
     rows = pd.DataFrame(
@@ -218,8 +209,8 @@ def regression_cell(cell, data_dir):
     }
 
 
-def surface_cell(cell, data_dir):
-    surface = get_surface(cell.task.partition(":")[2])
+def surface_cell(task, cell, data_dir):
+    surface = task.surface
     optimizer = parse_optimizer(cell.optimizer_spec)
     steps = cell.steps or surface.steps
     sigma = cell.noise / math.sqrt(cell.batch_size)  # batch B: noise variance / B
@@ -230,7 +221,7 @@ def surface_cell(cell, data_dir):
         steps,
         noise=sigma,
         seed=cell.seed,
-        defaults=default_hparams(surface, optimizer.family),
+        defaults=task.default_hparams(optimizer),
         record_every=1,
     )
     path = run.trajectory
@@ -261,4 +252,8 @@ def surface_cell(cell, data_dir):
     }
 
 
-ADAPTERS = {"training": training_cell, "regression": regression_cell, "surface": surface_cell}
+ADAPTERS = {
+    TaskKind.CLASSIFICATION: training_cell,
+    TaskKind.REGRESSION: regression_cell,
+    TaskKind.SURFACE: surface_cell,
+}

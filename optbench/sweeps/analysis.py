@@ -15,6 +15,7 @@ import math
 import numpy as np
 import pandas as pd
 
+from ..tasks import TaskKind
 from .adapters import NOISE_METHOD
 from .columns import PER_CELL_COLUMNS, SETTING_COLUMNS, grid_columns, optimizer_setting_columns
 
@@ -223,7 +224,7 @@ def _bootstrap_interval(per_seed, b, fitted_log, residual, resamples, seed):
     return float(low), float(high)
 
 
-def critical_batch_sizes(summary: pd.DataFrame, kind: str = "training") -> pd.DataFrame:
+def critical_batch_sizes(summary: pd.DataFrame, kind: TaskKind = TaskKind.CLASSIFICATION) -> pd.DataFrame:
     """Per optimizer setting (optimizer and extra grid axes): the critical batch size fitted to the
     steps-to-target curve (`critical_batch_fit`: with its interval, or the reason there is none), per
     rule and for the best rule at each batch size, next to the noise scale measured at the base batch

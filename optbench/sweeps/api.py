@@ -147,20 +147,29 @@ class SweepPlan:
 
 
 def sweep(
-    spec: SweepSpec,
+    spec: SweepSpec | None = None,
     folder=None,
     jobs: int = 1,
     shard: tuple[int, int] = (1, 1),
     force: bool = False,
     progress: Callable[[Cell, str], None] | None = None,
+    **settings,
 ) -> SweepResult:
     """Run a sweep into `folder` (default results/sweep-<timestamp>/) and return its tables.
 
+    spec: a `SweepSpec`, or None to build one from `settings`, the CLI's options as keywords in its
+    text forms (`SweepSpec.from_settings`): `sweep(task="digits", batch_sizes=[16, 64],
+    lr_scales="linear,none", optimizers=["momentum", "adam:lr=0.01"], steps=60, lr="1e-3:1e-1:5")`.
+    Unset targets take the task's (digits: validation accuracy 0.9), as the CLI does.
     jobs: worker processes; shard (i, n): run every n-th cell from the i-th, for array jobs writing
     into one shared folder; force: run a changed spec in a folder holding another (shared finished
     cells are kept) and redo corrupt cells. Raises OptbenchError before writing anything if the
     spec, the data, an optimizer or the folder is wrong; SweepInterrupted on SIGINT/SIGTERM.
     """
+    if spec is None:
+        spec = SweepSpec.from_settings(**settings)
+    elif settings:
+        raise OptbenchError(f"give a SweepSpec or settings, not both (got {', '.join(settings)})")
     return SweepPlan.prepare(spec, folder, jobs, shard, force).run(progress)
 
 
@@ -195,6 +204,6 @@ def redraw(folder, formats=("png", "pdf")) -> list[Path]:
 
 def _merged(spec: SweepSpec, folder: Path, cells: list[Cell], store: SweepStore) -> SweepResult:
     table = store.read_cells(cells)
-    summary = summarize(table, spec.target_accuracy, spec.target_loss)
+    summary = summarize(table, *spec.resolved_targets())
     critical = critical_batch_sizes(summary, spec.kind)
     return SweepResult(spec, folder, cells, table, summary, critical)

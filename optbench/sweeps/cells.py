@@ -26,6 +26,7 @@ import pandas as pd
 
 from ..errors import OptbenchError
 from ..specs import OptimizerSpec, parse_optimizer
+from ..tasks import TaskKind
 from ..values import format_value
 from .adapters import default_lr
 from .columns import SETTING_COLUMNS
@@ -169,7 +170,7 @@ def expand(spec: SweepSpec) -> list[Cell]:
                         cells.append(
                             Cell(
                                 task=spec.task,
-                                model=spec.model if kind == "training" else None,
+                                model=spec.model if kind is TaskKind.CLASSIFICATION else None,
                                 optimizer=optimizer.name,
                                 family=optimizer.family,
                                 implementation="torch" if optimizer.use_torch else "optbench",
@@ -185,8 +186,8 @@ def expand(spec: SweepSpec) -> list[Cell]:
                                 epochs=spec.epochs,
                                 steps=spec.resolved_steps(),
                                 seed=seed,
-                                noise=spec.noise if kind == "surface" else None,
-                                device=spec.device if kind == "training" else None,
+                                noise=spec.noise if kind is TaskKind.SURFACE else None,
+                                device=spec.device if kind is TaskKind.CLASSIFICATION else None,
                                 evaluations=spec.resolved_evaluations(),
                                 threads=spec.threads,
                                 origin=origin,

@@ -14,18 +14,16 @@ measure it, with the lr tuned at each batch size, which the critical batch size 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 
-from ..data import IMAGE_TASKS
 from ..errors import OptbenchError, did_you_mean
 from ..models import MODELS
-from ..objectives import get_surface
 from ..specs import parse_optimizer
-from ..values import format_value
+from ..tasks import Task, TaskKind, get_task
+from ..values import axis_values, format_value
 
 RULES = ("linear", "sqrt", "none", "tuned")
 TUNED_FACTORS = (0.25, 0.5, 1.0, 2.0, 4.0)  # the `tuned` grid around the sqrt rule
-REGRESSION_TASK_NAMES = ("regression", "linreg")
 
 # A batch-size study compares equal numbers of steps: with an epoch budget instead, the largest
 # batches would get only a handful of steps. So training cells default to 400 steps.
@@ -65,16 +63,57 @@ class SweepSpec:
     data_dir: str | None = None
     evaluations: int | None = None  # training: validation evaluations per cell
     threads: int = DEFAULT_THREADS  # torch threads per cell
-    target_accuracy: float | None = None  # analysis only: changing it never reruns a cell
+    # analysis only (changing them never reruns a cell); both None: the task's own target
+    target_accuracy: float | None = None
     target_loss: float | None = None
 
+    @classmethod
+    def from_settings(cls, **settings) -> SweepSpec:
+        """A spec from keyword settings in the forms the CLI takes: batch_sizes [16, 64] or "16,64";
+        lr_scales ["linear", "none"] or "linear,none"; optimizers "adam:lr=0.1" or a list of specs;
+        hparams {name: values}, and any other keyword that is no field (lr, momentum, ...) an extra
+        axis, its values a list, "0,0.9" or a range "1e-4:1:16[:log|lin]" (`values.parse_range`).
+        Raises OptbenchError naming a malformed value."""
+        names = {f.name for f in fields(cls)}
+        values = {k: v for k, v in settings.items() if k in names}
+        hparams = {k: axis_values(k, v) for k, v in dict(values.pop("hparams", None) or {}).items()}
+        hparams.update({k: axis_values(k, v) for k, v in settings.items() if k not in names})
+        for name in ("batch_sizes", "lr_scales", "optimizers"):
+            if isinstance(values.get(name), str):
+                items = (
+                    [item.strip() for item in values[name].split(",")]
+                    if name != "optimizers"
+                    else [values[name]]
+                )
+                values[name] = tuple(int(i) if name == "batch_sizes" and i.isdigit() else i for i in items)
+            elif isinstance(values.get(name), (list, tuple, int)):
+                values[name] = tuple(values[name]) if not isinstance(values[name], int) else (values[name],)
+        return cls(**values, hparams=hparams)
+
     @property
-    def kind(self) -> str:
-        return task_kind(self.task)
+    def resolved_task(self) -> Task:
+        """The task `task` names (`tasks.get_task`); unknown names are user errors."""
+        return get_task(self.task)
+
+    @property
+    def kind(self) -> TaskKind:
+        return self.resolved_task.kind
+
+    def resolved_targets(self) -> tuple[float | None, float | None]:
+        """(target accuracy, target loss) the analysis counts steps to: the ones given, else the
+        task's `Target` where it scores validation accuracy or loss (digits: accuracy 0.9)."""
+        if self.target_accuracy is not None or self.target_loss is not None:
+            return self.target_accuracy, self.target_loss
+        target = self.resolved_task.target
+        if target is not None and target.metric == "val_accuracy":
+            return target.value, None
+        if target is not None and target.metric == "val_loss":
+            return None, target.value
+        return None, None
 
     def grid(self) -> dict:
         """The settings that decide the cells, in canonical order (for the changed-spec check)."""
-        training = self.kind == "training"
+        training = self.kind is TaskKind.CLASSIFICATION
         return {
             "task": self.task,
             "model": self.model if training else None,
@@ -88,7 +127,7 @@ class SweepSpec:
             "epochs": self.epochs,
             "steps": self.resolved_steps(),
             "seeds": list(self.seed_values()),
-            "noise": self.noise if self.kind == "surface" else None,
+            "noise": self.noise if self.kind is TaskKind.SURFACE else None,
             "device": self.device if training else None,
             "evaluations": self.resolved_evaluations(),
             "threads": self.threads,
@@ -127,23 +166,14 @@ class SweepSpec:
         return self.base_batch_size or min(self.batch_sizes)
 
     def resolved_evaluations(self) -> int | None:
-        if self.kind != "training":
+        if self.kind is not TaskKind.CLASSIFICATION:
             return None  # regression and surfaces evaluate after every step
         return self.evaluations or DEFAULT_EVALUATIONS
 
     def resolved_steps(self) -> int | None:
-        if self.kind == "training" and self.epochs is None and self.steps is None:
+        if self.kind is TaskKind.CLASSIFICATION and self.epochs is None and self.steps is None:
             return DEFAULT_TRAINING_STEPS
         return self.steps
-
-
-def task_kind(task: str) -> str:
-    """'training' (an image data set), 'regression' or 'surface' (surface:NAME)."""
-    if task.lower() in REGRESSION_TASK_NAMES:
-        return "regression"
-    if task.lower().startswith("surface:"):
-        return "surface"
-    return "training"
 
 
 def scaled_lr(rule: str, base_lr: float, batch_size: int, base_batch_size: int) -> float:
@@ -234,10 +264,9 @@ def validate(spec: SweepSpec) -> None:
 
 
 def _validate_task(spec: SweepSpec) -> None:
-    kind = spec.kind
-    if kind == "training":
-        if spec.task.lower().replace("_", "-") not in IMAGE_TASKS:
-            raise did_you_mean("task", spec.task, list(IMAGE_TASKS) + ["regression", "surface:NAME"])
+    task = spec.resolved_task.require("sweep")
+    kind = task.kind
+    if kind is TaskKind.CLASSIFICATION:
         model = str(spec.model).lower().replace("-", "").replace("_", "")
         if model not in MODELS and model != "lenet5":
             raise did_you_mean("model", str(spec.model), MODELS)
@@ -258,8 +287,7 @@ def _validate_task(spec: SweepSpec) -> None:
             )
     if spec.target_accuracy is not None:
         raise OptbenchError(f"task '{spec.task}' has no accuracy; use --target-loss")
-    if kind == "surface":
-        get_surface(spec.task.partition(":")[2])
+    if kind is TaskKind.SURFACE:
         if spec.epochs is not None:
             raise OptbenchError("a surface has no epochs; give --steps")
         if not (_is_number(spec.noise) and math.isfinite(spec.noise) and spec.noise >= 0):

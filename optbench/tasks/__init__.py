@@ -1,4 +1,5 @@
-"""The task registry (`registry.py`) and every default with its reason (`defaults.py`)."""
+"""The executable task registry (`registry.py`), the problem interface (`problem.py`), and every
+default with its reason (`defaults.py`)."""
 
 from .defaults import (
     REGRESSION,
@@ -9,7 +10,22 @@ from .defaults import (
     surface_defaults,
     training_defaults,
 )
-from .registry import TASKS, Task, describe, get_task, task_kind
+from .problem import Budget, Target, TaskKind, TrainingProblem
+from .registry import (
+    TASKS,
+    ClassificationTask,
+    RegressionTask,
+    SurfaceTask,
+    Task,
+    classification_task,
+    describe,
+    get_compare_task,
+    get_surface_task,
+    get_task,
+    register,
+    surface_task,
+    task_kind,
+)
 
 __all__ = [
     "REGRESSION",
@@ -18,10 +34,22 @@ __all__ = [
     "TASKS",
     "TRAINING",
     "TUNING_RANGES",
+    "Budget",
+    "ClassificationTask",
+    "RegressionTask",
+    "SurfaceTask",
+    "Target",
     "Task",
+    "TaskKind",
+    "TrainingProblem",
+    "classification_task",
     "describe",
+    "get_compare_task",
+    "get_surface_task",
     "get_task",
+    "register",
     "surface_defaults",
+    "surface_task",
     "task_kind",
     "training_defaults",
 ]

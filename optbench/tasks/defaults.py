@@ -24,9 +24,14 @@ TRAINING = {
     # heavy-ball momentum μ lengthens SGD's steady-state step from lr to lr/(1 - μ) (Polyak 1964),
     # so with momentum the default lr is scaled by (1 - μ) to keep the effective step at 0.1
     "scale_lr_by_one_minus_momentum": True,
-    # the validation accuracy a classification sweep counts steps to (sweep --target-accuracy)
+    # the validation accuracy a classification task counts steps to (its Target; sweep --target-accuracy):
+    # LeNet passes it on digits within a few hundred steps at every batch size of the default sweep
     "target_accuracy": 0.9,
 }
+
+# A surface run has converged once f - f_min falls below this fraction of f(its start) - f_min: six
+# decades, tight enough that "steps to tol" separates rates, loose enough for float64 round-off.
+SURFACE_RELATIVE_TOLERANCE = 1e-6
 
 # Stochastic linear regression y = Xw + b + noise (runners.regression): the settings of the linear
 # regression chapter of Dive into Deep Learning (Zhang et al.), so results can be checked against it.
@@ -46,7 +51,7 @@ SCALAR = {                   # the worked example: loss (y - a·x)², x=2, y=4, 
 # zig-zags along the steep axis: that is the point of `elliptic`); elsewhere the best of an lr sweep.
 # Adaptive families: the lr that reaches the minimum within the surface's default steps without wild
 # overshoot (from the same sweep); rmsprop's first steps are 1/sqrt(1 - alpha) = 10x its lr, having no
-# bias correction, hence its smaller values. `quadratic` computes its sgd lr from its eigenvalues.
+# bias correction, hence its smaller values. `quadratic` computes its sgd lr (None) from its eigenvalues.
 SURFACE_LR_FAMILIES = ("sgd", "adam", "rmsprop", "adagrad")   # the columns of SURFACE_LR
 SURFACE_LR = {
     #                    sgd     adam   rmsprop adagrad
@@ -160,20 +165,20 @@ def training_defaults(optimizer: OptimizerSpec) -> dict:
     return defaults
 
 
-def surface_defaults(surface, optimizer: str) -> dict:
-    """The settings under a spec's own for `optimizer` (an algorithm or preset name) on an
-    `objectives.Surface`: SURFACE_LR_BY_OPTIMIZER where it has one, else SURFACE_LR's column (presets
-    take their algorithm's), else none (class defaults)."""
-    key = surface.name.partition(":")[0]
+def surface_defaults(surface, key: str, optimizer: str) -> dict:
+    """The settings under a spec's own for `optimizer` (a preset name such as 'momentum', else the
+    algorithm's) on `surface` (an `objectives.Surface`) whose rows in the tables above are `key`:
+    SURFACE_LR_BY_OPTIMIZER where it has one, else SURFACE_LR's column (presets take their
+    algorithm's), else none (class defaults)."""
     chosen = SURFACE_LR_BY_OPTIMIZER.get(key, {}).get(optimizer)
     if chosen is not None:
         return {"lr": chosen}
     family = PRESETS[optimizer][0] if optimizer in PRESETS else optimizer
-    if key == "quadratic":  # lr scales with the curvature: 2 / (λ_min + λ_max) for SGD
-        sgd = 2.0 / (min(surface.hessian_eigenvalues) + max(surface.hessian_eigenvalues))
-        scales = (sgd,) + SURFACE_LR[key][1:]
-    else:
-        scales = SURFACE_LR.get(key)
+    scales = SURFACE_LR.get(key)
     if scales is None or family not in SURFACE_LR_COLUMN:
         return {}
-    return {"lr": scales[SURFACE_LR_COLUMN[family]]}
+    if scales[0] is None and surface.hessian_eigenvalues:  # lr scales with the curvature
+        sgd = 2.0 / (min(surface.hessian_eigenvalues) + max(surface.hessian_eigenvalues))
+        scales = (sgd,) + tuple(scales[1:])
+    lr = scales[SURFACE_LR_COLUMN[family]]
+    return {} if lr is None else {"lr": lr}

