@@ -12,10 +12,7 @@ from __future__ import annotations
 import rich_click as click
 from rich.table import Table
 
-from ..budget import require_rows
-from ..experiments.inputs import MAX_SEED
-from ..sweeps import SweepInterrupted, SweepPlan
-from ..sweeps.columns import grid_columns
+from ..budget import MAX_SEED, require_rows
 from .common import (
     console,
     console_err,
@@ -130,6 +127,8 @@ def command(ctx, config_path, **flags):
     """
     options = resolve_options(ctx, config_path, flags)
     spec = build_spec(options)
+    from ..sweeps import SweepInterrupted, SweepPlan
+
     steps = spec.resolved_steps() or spec.epochs  # an epoch is at least one step
     if spec.kind != "surface" and steps:  # per-step rows, `jobs` cells at once
         require_rows(
@@ -184,6 +183,8 @@ def command(ctx, config_path, **flags):
 
 
 def summary_table(summary, spec) -> Table:
+    from ..sweeps.columns import grid_columns
+
     if "lr_chosen" in summary:  # a `tuned` rule's grid: the chosen lr at each batch size
         summary = summary[summary["lr_chosen"]]
     seeds = summary["seed"].nunique()

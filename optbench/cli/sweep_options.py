@@ -7,15 +7,17 @@ lists go under `hparams:`. Every value is checked with the option's own type, na
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import rich_click as click
 import yaml
 from click.core import ParameterSource
 
 from ..errors import OptbenchError, closest
-from ..sweeps import SweepSpec
-from ..sweeps.spec import task_kind
-from ..values import parse_number_list, parse_value
+from ..optimizers.registry import check_spec_name
+
+if TYPE_CHECKING:
+    from ..sweeps import SweepSpec
 
 CONFIG_ALIASES = {
     "optimizer": "optimizers",
@@ -124,6 +126,8 @@ def hparam_values(name: str, values) -> list:
     items = [item.strip() for item in str(values).split(",")]
     if any(item == "" for item in items):
         raise OptbenchError(f"malformed list for {name}: '{values}' has an empty item")
+    from ..values import parse_value
+
     parsed = [parse_value(item) for item in items]
     for item, value in zip(items, parsed, strict=False):
         if isinstance(value, str):
@@ -132,6 +136,12 @@ def hparam_values(name: str, values) -> list:
 
 
 def build_spec(options: dict) -> SweepSpec:
+    for text in options["optimizers"]:
+        check_spec_name(str(text))
+    from ..sweeps import SweepSpec
+    from ..sweeps.spec import task_kind
+    from ..values import parse_number_list
+
     rules = [item.strip().lower() for item in str(options["lr_scale"]).split(",")]
     if any(rule == "" for rule in rules):
         raise OptbenchError(f"malformed list for --lr-scale: '{options['lr_scale']}' has an empty item")

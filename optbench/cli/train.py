@@ -3,19 +3,13 @@
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
-import pandas as pd
 import rich_click as click
 from rich.table import Table
 
 from ..errors import OptbenchError
-from ..experiments.training import TrainingResult, train
-from ..plots.training import redraw
-from ..results import default_folder
-from ..runners.recipes import note as recipe_note
-from ..runners.recipes import recipe_for
-from ..specs import parse_optimizer
-from ..tasks import get_task
+from ..optimizers.registry import check_spec_name
 from .common import (
     console,
     console_err,
@@ -27,6 +21,11 @@ from .common import (
     progress_bar,
     seed_option,
 )
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from ..experiments.training import TrainingResult
 
 
 @click.command("train")
@@ -121,6 +120,16 @@ def command(optimizers, task, trace, out, formats, **settings):
     formats = parse_formats(formats)
     if trace and task != "scalar":
         raise OptbenchError("--trace applies to --task scalar only")
+    for text in optimizers:
+        check_spec_name(text)
+    from ..experiments.training import train
+    from ..plots.training import redraw
+    from ..results import default_folder
+    from ..runners.recipes import note as recipe_note
+    from ..runners.recipes import recipe_for
+    from ..specs import parse_optimizer
+    from ..tasks import get_task
+
     specs = [parse_optimizer(text) for text in optimizers]
     for spec in specs if settings["fast"] else []:
         if not spec.has_fast_path:
