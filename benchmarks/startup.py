@@ -56,14 +56,18 @@ def main() -> None:
                 sys.exit(f"{name}: exit status {status}, expected {EXPECTED_STATUS.get(name, 0)}")
             times[name].append(elapsed)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"{platform.node()} {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-          f"load average {load:.1f}, Python {platform.python_version()}, {rounds} rounds")
+    print(
+        f"{platform.node()} {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"load average {load:.1f}, Python {platform.python_version()}, {rounds} rounds"
+    )
     base = times["baseline"]
     print(f"{'variant':10} {'median s':>9} {'ratio to import torch (median, range)':>40}")
     for name, values in times.items():
         ratios = [value / reference for value, reference in zip(values, base, strict=True)]
-        print(f"{name:10} {statistics.median(values):9.3f} "
-              f"{statistics.median(ratios):18.3f}  ({min(ratios):.3f} - {max(ratios):.3f})")
+        print(
+            f"{name:10} {statistics.median(values):9.3f} "
+            f"{statistics.median(ratios):18.3f}  ({min(ratios):.3f} - {max(ratios):.3f})"
+        )
 
 
 if __name__ == "__main__":

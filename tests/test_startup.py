@@ -16,7 +16,10 @@ from optbench.cli import COMMANDS, load_command
 
 HEAVY = ("torch", "pandas", "scipy", "matplotlib", "numpy")
 
-PROBE = """
+PROBE = (
+    "HEAVY = "
+    + repr(HEAVY)
+    + """
 import json, sys
 from optbench.cli import main
 try:
@@ -24,8 +27,9 @@ try:
     code = 0
 except SystemExit as stop:
     code = stop.code
-print(json.dumps({"code": code, "loaded": sorted(m for m in %r if m in sys.modules)}), file=sys.stderr)
-""" % (HEAVY,)
+print(json.dumps({"code": code, "loaded": sorted(m for m in HEAVY if m in sys.modules)}), file=sys.stderr)
+"""
+)
 
 
 def run_cli(*args: str) -> tuple[int, list[str], str]:
@@ -65,7 +69,7 @@ def test_a_mistyped_optimizer_is_refused_before_torch_loads(args):
 
 
 def test_import_optbench_loads_nothing_heavy():
-    probe = "import sys, optbench; print(sorted(m for m in %r if m in sys.modules))" % (HEAVY,)
+    probe = f"import sys, optbench; print(sorted(m for m in {HEAVY!r} if m in sys.modules))"
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
 

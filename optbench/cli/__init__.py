@@ -26,13 +26,22 @@ click.rich_click.TEXT_EMOJIS = False  # ":100:" in a range like 1e-4:100:49 must
 # command name -> (its module here, the one-line summary `optbench --help` lists without importing it;
 # tests/test_startup.py checks each summary against the command's own docstring)
 COMMANDS = {
-    "list": ("listing", "List the optimizers with their certificate's reference, defaults and how surfaces batch trials."),
-    "verify": ("verify", "Prove ours == torch.optim for every flag combination of each algorithm (all by default)."),
+    "list": (
+        "listing",
+        "List the optimizers with their certificate's reference, defaults and how surfaces batch trials.",
+    ),
+    "verify": (
+        "verify",
+        "Prove ours == torch.optim for every flag combination of each algorithm (all by default).",
+    ),
     "compare": ("compare", "Run each optimizer on a surface and compare trajectories, losses and metrics."),
     "grid": ("grid", "Map final loss over a grid of two hyperparameters, run as one batched tensor."),
     "plot": ("plot", "Redraw the figures of saved results folders without re-running anything."),
     "train": ("train", "Train with one or more optimizers; tables, curves and meta.json go to --out."),
-    "sweep": ("sweep", "Sweep batch sizes and lr-scaling rules; steps to target, critical batch size, plots."),
+    "sweep": (
+        "sweep",
+        "Sweep batch sizes and lr-scaling rules; steps to target, critical batch size, plots.",
+    ),
 }
 
 

@@ -18,8 +18,8 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from ..errors import OptbenchError
 from ..budget import MAX_SEED
+from ..errors import OptbenchError
 
 # emoji=False: ranges such as 1e-4:100:49 must not turn into pictures
 console = Console(emoji=False)  # results: stdout

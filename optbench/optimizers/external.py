@@ -34,7 +34,8 @@ from pathlib import Path
 import torch
 
 from ..errors import OptbenchError, closest, did_you_mean
-from .registry import ZOO_PACKAGES, Algorithm, is_external
+from .registry import ZOO_PACKAGES, Algorithm
+
 
 @dataclass(frozen=True)
 class Origin:
