@@ -3,38 +3,44 @@
 The Python API: `compare`, `grid`, `noise_floor`, `train` and `sweep` run experiments and return
 result objects (tidy tables, `.save(folder)`, `.plot()`); `load(folder)` reads a saved one back.
 See `optbench.experiments` and `optbench.sweeps`.
+
+The names below are loaded on first use: `import optbench` itself loads neither torch, pandas, scipy
+nor matplotlib, so the command line answers `--help` and a mistyped name at once.
 """
+
+import importlib
 
 __version__ = "0.1.0"
 
-from .experiments import (  # noqa: E402  (after __version__, which results.py reads)
-    Comparison,
-    GridMap,
-    NoiseFloorStudy,
-    TrainingResult,
-    TuningPlan,
-    compare,
-    grid,
-    load,
-    noise_floor,
-    plan_tuning,
-    train,
-)
-from .sweeps import SweepResult, SweepSpec, sweep  # noqa: E402
+# public name -> the subpackage that defines it
+_HOMES = {
+    **dict.fromkeys(
+        (
+            "Comparison",
+            "GridMap",
+            "NoiseFloorStudy",
+            "TrainingResult",
+            "TuningPlan",
+            "compare",
+            "grid",
+            "load",
+            "noise_floor",
+            "plan_tuning",
+            "train",
+        ),
+        "experiments",
+    ),
+    **dict.fromkeys(("SweepResult", "SweepSpec", "sweep"), "sweeps"),
+}
 
-__all__ = [
-    "Comparison",
-    "GridMap",
-    "NoiseFloorStudy",
-    "SweepResult",
-    "SweepSpec",
-    "TrainingResult",
-    "TuningPlan",
-    "compare",
-    "grid",
-    "load",
-    "noise_floor",
-    "plan_tuning",
-    "sweep",
-    "train",
-]
+__all__ = sorted(_HOMES)
+
+
+def __getattr__(name):
+    if name in _HOMES:
+        return getattr(importlib.import_module(f".{_HOMES[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

@@ -19,6 +19,7 @@ STATE_COPIES = 12  # parameter, gradient, optimizer state, step buffers: copies 
 TABLE_COPIES = 3  # a recorded value lives in a tensor, a DataFrame column and a parquet buffer
 PYTHON_ROW = 1000  # a row held as a dict of ~10 Python numbers and strings, then a DataFrame row
 ROW_COLUMNS = 12  # non-coordinate columns of a trajectory row (optimizer, step, loss, ...)
+MAX_SEED = 2**63 - 1  # torch.manual_seed takes a signed 64-bit seed; seeds + trial numbers must stay below
 
 
 def available_bytes() -> int | None:

@@ -22,10 +22,9 @@ from .optimizers.external import (
     ExternalAlgorithm,
     external_algorithm,
     hyperparameter_names,
-    is_external,
     split_spec,
 )
-from .optimizers.registry import ALGORITHMS, PRESETS, TORCH_ALGORITHMS, Algorithm, get
+from .optimizers.registry import ALGORITHMS, PRESETS, TORCH_ALGORITHMS, Algorithm, get, is_external
 from .values import CHOICES, check_hyperparameter, format_value, named_settings, parse_value
 
 

@@ -8,7 +8,7 @@ import torch
 
 from optbench import verify_classes
 from optbench.errors import OptbenchError
-from optbench.optimizers import external
+from optbench.optimizers import external, registry
 
 USER_SGD = textwrap.dedent('''
     import torch
@@ -144,7 +144,7 @@ def test_kwargs_are_followed_to_the_base_class():
     ],
 )
 def test_external_specs_are_told_apart_from_ours(text, external_, target, settings):
-    assert external.is_external(text) is external_
+    assert registry.is_external(text) is external_
     if external_:
         assert external.split_spec(text) == (target, settings)
 

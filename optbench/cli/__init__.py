@@ -1,28 +1,55 @@
 """The `optbench` command: parse, call, report. The only package that imports click and rich, and the
 only place that chooses a matplotlib backend (in `entry`, never at import).
 
-Each command lives in its own module here and is registered below. A user error
-(`OptbenchError`, or a click usage error) prints one red line on stderr and exits with
-status 2; `--debug` shows the traceback instead.
+Each command lives in its own module here and is listed in `COMMANDS`; a command's module is imported
+only when that command runs (or shows its help), and each module imports torch, pandas and matplotlib
+inside its callback, so `optbench --help`, `optbench COMMAND --help` and argument errors answer without
+loading them (benchmarks/startup.py measures it). A user error (`OptbenchError`, or a click usage
+error) prints one red line on stderr and exits with status 2; `--debug` shows the traceback instead.
 """
 
 from __future__ import annotations
 
+import importlib
 import signal
 import sys
 
-import matplotlib
 import rich_click as click
 from rich.markup import escape
 
 from ..errors import OptbenchError
-from . import compare, grid, listing, plot, sweep, train, verify
 from .common import console_err
 
 click.rich_click.TEXT_MARKUP = "markdown"
 click.rich_click.TEXT_EMOJIS = False  # ":100:" in a range like 1e-4:100:49 must stay text
 
-COMMANDS = [listing, verify, compare, grid, plot, train, sweep]
+# command name -> (its module here, the one-line summary `optbench --help` lists without importing it;
+# tests/test_startup.py checks each summary against the command's own docstring)
+COMMANDS = {
+    "list": (
+        "listing",
+        "List the optimizers with their certificate's reference, defaults and how surfaces batch trials.",
+    ),
+    "verify": (
+        "verify",
+        "Prove ours == torch.optim for every flag combination of each algorithm (all by default).",
+    ),
+    "compare": ("compare", "Run each optimizer on a surface and compare trajectories, losses and metrics."),
+    "grid": ("grid", "Map final loss over a grid of two hyperparameters, run as one batched tensor."),
+    "plot": ("plot", "Redraw the figures of saved results folders without re-running anything."),
+    "train": ("train", "Train with one or more optimizers; tables, curves and meta.json go to --out."),
+    "sweep": (
+        "sweep",
+        "Sweep batch sizes and lr-scaling rules; steps to target, critical batch size, plots.",
+    ),
+}
+
+
+class _Summary(click.RichCommand):
+    """A command's name and summary for the group's help page, standing in for its unimported module."""
+
+    def __init__(self, name: str, summary: str):
+        super().__init__(name, help=summary, short_help=summary)
 
 
 class OptbenchGroup(click.RichGroup):
@@ -49,7 +76,17 @@ class OptbenchGroup(click.RichGroup):
         sys.exit(code if isinstance(code, int) else 0)
 
     def list_commands(self, ctx):
-        return [module.command.name for module in COMMANDS]
+        return list(COMMANDS)
+
+    def get_command(self, ctx, name):
+        """The command as the help page lists it; `resolve_command` loads the one that runs."""
+        return _Summary(name, COMMANDS[name][1]) if name in COMMANDS else None
+
+    def resolve_command(self, ctx, args):
+        name, command, rest = super().resolve_command(ctx, args)
+        if isinstance(command, _Summary):
+            command = load_command(name)
+        return name, command, rest
 
     def invoke(self, ctx):
         try:
@@ -72,8 +109,9 @@ def main(ctx, debug):
     ctx.ensure_object(dict)["debug"] = debug
 
 
-for module in COMMANDS:
-    main.add_command(module.command)
+def load_command(name: str) -> click.Command:
+    """The click command `name` (a key of COMMANDS), importing its module."""
+    return importlib.import_module(f"{__name__}.{COMMANDS[name][0]}").command
 
 
 def one_line(message: str) -> str:
@@ -87,6 +125,8 @@ def entry(argv=None):
     The command only writes figure files, so it draws with Agg; chosen here, at run time, so that
     importing optbench.cli leaves a notebook's backend alone.
     """
+    import matplotlib  # the backend is chosen before any command can import pyplot
+
     matplotlib.use("Agg")
     signal.signal(signal.SIGTERM, _interrupt)  # a scheduler's time limit stops a run as Ctrl-C does
     main.main(args=argv)

@@ -18,10 +18,8 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from ..budget import MAX_SEED
 from ..errors import OptbenchError
-from ..experiments.inputs import MAX_SEED
-from ..plots.style import save_figures
-from ..results import output_folder
 
 # emoji=False: ranges such as 1e-4:100:49 must not turn into pictures
 console = Console(emoji=False)  # results: stdout
@@ -140,6 +138,8 @@ def parse_formats(text: str) -> list[str]:
 def results_folder(out: str | None, command: str):
     """`output_folder` (created and proven writable before any work); removed again if the work raises a
     user error before writing anything, so bad input leaves nothing behind."""
+    from ..results import output_folder
+
     created = out is None or not Path(out).exists()
     folder = output_folder(out, command)
     try:
@@ -152,6 +152,8 @@ def results_folder(out: str | None, command: str):
 
 def write_figures(figures: dict, folder: Path, formats) -> None:
     """Save each figure in every format and say where."""
+    from ..plots.style import save_figures
+
     for path in save_figures(figures, folder, formats):
         console.print(f"wrote {path}")
 

@@ -8,13 +8,7 @@ from __future__ import annotations
 import rich_click as click
 
 from ..errors import OptbenchError
-from ..experiments import compare, noise_floor, plan_tuning
-from ..experiments.compare import CPU_VS_CUDA
-from ..experiments.noise_floor import DEFAULT_STEPS as LINREG_STEPS
-from ..results import atomic_write_bytes
-from ..specs import parse_optimizer
-from ..tasks import TaskKind, get_compare_task
-from ..values import parse_number_list, parse_range
+from ..optimizers.registry import check_spec_name
 from .common import (
     console,
     console_err,
@@ -28,14 +22,6 @@ from .common import (
     split_assignment,
     step_progress,
     write_figures,
-)
-from .compare_tables import (
-    metrics_table,
-    noise_floor_table,
-    rates_table,
-    repro_table,
-    theory_caption,
-    tuning_table,
 )
 from .surface_options import resolve_surface, surface_options
 
@@ -148,6 +134,24 @@ def command(
     `--tune` the winners of an equal-budget search. `--surface linreg` runs stochastic linear regression
     against its exact least-squares optimum and plots f - f* and the noise floor set by lr and batch size.
     """
+    for text in optimizers:
+        check_spec_name(text)
+    from ..experiments import compare, noise_floor, plan_tuning
+    from ..experiments.compare import CPU_VS_CUDA
+    from ..experiments.noise_floor import DEFAULT_STEPS as LINREG_STEPS
+    from ..results import atomic_write_bytes
+    from ..specs import parse_optimizer
+    from ..tasks import TaskKind, get_compare_task
+    from ..values import parse_number_list, parse_range
+    from .compare_tables import (
+        metrics_table,
+        noise_floor_table,
+        rates_table,
+        repro_table,
+        theory_caption,
+        tuning_table,
+    )
+
     specs = [parse_optimizer(text) for text in optimizers]
     if trials < 1:
         raise OptbenchError(f"--trials must be >= 1, got {trials}")

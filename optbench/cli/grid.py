@@ -8,10 +8,7 @@ import math
 import rich_click as click
 
 from ..errors import OptbenchError
-from ..experiments import grid
-from ..experiments.inputs import require_surface_memory
-from ..specs import parse_optimizer
-from ..values import parse_range, range_parts
+from ..optimizers.registry import check_spec_name
 from .common import (
     console,
     force_option,
@@ -50,6 +47,12 @@ def command(
 
     The first axis given is the x axis of the heat map; log-spaced ranges are drawn on log axes.
     """
+    check_spec_name(optimizer)
+    from ..experiments import grid
+    from ..experiments.inputs import require_surface_memory
+    from ..specs import parse_optimizer
+    from ..values import parse_range, range_parts
+
     spec = parse_optimizer(optimizer)
     resolved, steps, point = resolve_surface(surface, steps, start, noise)
     formats = parse_formats(formats)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import rich_click as click
 from rich.table import Table
 
-from .. import objectives, tasks
 from ..optimizers.registry import ALGORITHMS, PRESETS
 from .common import console, print_table
 
@@ -28,6 +27,8 @@ def _reference(algorithm) -> str:
 @click.command("list")
 def command():
     """List the optimizers with their certificate's reference, defaults and how surfaces batch trials."""
+    from .. import objectives, tasks
+
     table = Table(
         title="optimizers (ours, certified equal to the reference by `optbench verify`)", title_justify="left"
     )

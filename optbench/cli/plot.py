@@ -6,17 +6,16 @@ from pathlib import Path
 
 import rich_click as click
 
-from .. import sweeps
 from ..errors import OptbenchError
-from ..experiments import load
-from ..plots import training
-from ..plots.style import save_figures
-from ..results import META_FILE, atomic_write_bytes, read_metadata
 from .common import console, formats_option, parse_formats
 
 
 def redraw_experiment(folder: Path, formats) -> list[Path]:
     """A compare or grid folder: its result loaded back, every figure drawn again (and its GIF, if it had one)."""
+    from ..experiments import load
+    from ..plots.style import save_figures
+    from ..results import atomic_write_bytes
+
     result = load(folder)
     written = save_figures(result.plot(), folder, formats)
     gif = folder / "trajectories.gif"
@@ -26,12 +25,24 @@ def redraw_experiment(folder: Path, formats) -> list[Path]:
     return written
 
 
+def redraw_training(folder: Path, formats) -> list[Path]:
+    from ..plots import training
+
+    return training.redraw(folder, formats)
+
+
+def redraw_sweep(folder: Path, formats) -> list[Path]:
+    from .. import sweeps
+
+    return sweeps.api.redraw(folder, formats)
+
+
 # Results kind (meta.json "kind") -> redraw(folder, formats) -> the files written.
 REDRAW = {
     "compare": redraw_experiment,
     "grid": redraw_experiment,
-    "train": training.redraw,
-    "sweep": sweeps.api.redraw,
+    "train": redraw_training,
+    "sweep": redraw_sweep,
 }
 
 
@@ -53,6 +64,8 @@ SPEC_KEYS = {"compare": ("surface",), "grid": ("surface", "axes"), "train": (), 
 
 def checked_kind(folder: Path) -> str:
     """The kind of results in `folder`, once its meta.json is known to describe something to draw."""
+    from ..results import META_FILE, read_metadata
+
     meta = read_metadata(folder)
     kind, spec = meta["kind"], meta.get("spec")
     if not isinstance(kind, str) or kind not in REDRAW:

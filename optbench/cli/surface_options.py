@@ -5,8 +5,6 @@ from __future__ import annotations
 import rich_click as click
 
 from ..errors import OptbenchError
-from ..tasks import get_surface_task
-from ..values import parse_number_list
 
 MAX_STEPS = 2**63 - 1  # a step counter is a 64-bit integer in torch
 
@@ -42,6 +40,9 @@ def surface_options(function):
 
 def resolve_surface(surface: str, steps: int | None, start: str | None, noise: float):
     """(Surface, steps, start tuple or None) with every user mistake raised as one line."""
+    from ..tasks import get_surface_task
+    from ..values import parse_number_list
+
     resolved = get_surface_task(surface).surface
     steps = resolved.steps if steps is None else steps
     if steps < 0:

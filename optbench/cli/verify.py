@@ -6,13 +6,10 @@ import json
 import sys
 
 import rich_click as click
-import torch
 from rich.table import Table
 
-from .. import certificate, verify, verify_classes
 from ..errors import OptbenchError
-from ..optimizers.external import external_algorithm, is_external
-from ..optimizers.registry import ALGORITHMS, get
+from ..optimizers.registry import ALGORITHMS, get, is_external
 from .common import console, console_err, print_table, progress_bar
 
 
@@ -55,6 +52,10 @@ def command(names, as_json, discrepancies, compiled, against):
         _verify_against(names, against, as_json)
         return
     algorithms = [get(name) for name in names] or _installed(ALGORITHMS.values())
+    import torch
+
+    from .. import certificate
+
     rows = []
     with progress_bar(transient=True) as progress:
         task = progress.add_task(
@@ -94,11 +95,15 @@ def _installed(algorithms) -> list:
 
 
 def _class_of(text: str) -> type:
+    from ..optimizers.external import external_algorithm
+
     return external_algorithm(text).cls if is_external(text) else get(text).ours
 
 
 def _verify_against(names, against: str, as_json: bool) -> None:
     """`verify A --against B`: the certificate of class A against class B; exit status 1 if they differ."""
+    from .. import verify_classes
+
     if len(names) != 1:
         raise OptbenchError(f"--against certifies one class, got {len(names)}: {' '.join(names) or 'none'}")
     ours, reference = _class_of(names[0]), _class_of(against)
@@ -154,6 +159,10 @@ def _fmt(value) -> str:
 
 
 def _print_table(rows):
+    import torch
+
+    from .. import verify
+
     table = Table(
         title=f"ours vs torch.optim {torch.__version__} (relative deviation, worst over steps)",
         title_justify="left",
@@ -201,6 +210,8 @@ def _print_table(rows):
 
 
 def _print_discrepancies(algorithms):
+    from .. import certificate
+
     table = Table(
         title="where torch's documented pseudocode and its code disagree "
         "(ours follows the code; both lines are in our docstrings)",

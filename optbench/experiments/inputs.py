@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from ..budget import check_count, finite, require_memory, surface_run_bytes
+from ..budget import MAX_SEED, check_count, finite, require_memory, surface_run_bytes
 from ..errors import OptbenchError
 from ..objectives import Surface
 from ..runners.surface import BETA_AXES, MAX_RECORDED_POINTS, set_hyperparameters
@@ -46,9 +46,6 @@ def check_start(surface: Surface, start) -> tuple | None:
     if len(point) != surface.dim:
         raise OptbenchError(f"start needs {surface.dim} coordinates for {surface.name}, got {len(point)}")
     return point
-
-
-MAX_SEED = 2**63 - 1  # torch.manual_seed takes a signed 64-bit seed; seeds + trial numbers must stay below
 
 
 def check_run_settings(surface: Surface, steps, seed, noise=0.0, clip_grad_norm=None) -> int:

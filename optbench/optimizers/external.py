@@ -34,17 +34,7 @@ from pathlib import Path
 import torch
 
 from ..errors import OptbenchError, closest, did_you_mean
-from .registry import Algorithm
-
-# Packages of optimizers that may be named by prefix alone, with the PyPI name to install.
-ZOO_PACKAGES = {
-    "pytorch_optimizer": "pytorch-optimizer",
-    "heavyball": "heavyball",
-    "torch_optimizer": "torch-optimizer",
-    "lion_pytorch": "lion-pytorch",
-    "schedulefree": "schedulefree",
-    "prodigyopt": "prodigyopt",
-}
+from .registry import ZOO_PACKAGES, Algorithm
 
 
 @dataclass(frozen=True)
@@ -102,12 +92,6 @@ def external_algorithm(target: str) -> ExternalAlgorithm:
     cls, origin = resolve_optimizer(target)
     return ExternalAlgorithm(target, cls.__name__, cls.__module__, flags={},
                              elementwise=getattr(cls, "elementwise", False) is True, cls=cls, origin=origin)
-
-
-def is_external(text: str) -> bool:
-    """True when the optimizer part of a spec names a class rather than one of optbench's algorithms."""
-    head = text.strip().split(":", 1)[0]
-    return ":" in text and (head.endswith(".py") or "/" in head or "." in head or head in ZOO_PACKAGES)
 
 
 def split_spec(text: str) -> tuple[str, str]:

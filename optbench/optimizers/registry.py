@@ -13,8 +13,6 @@ import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import torch
-
 from ..errors import did_you_mean
 
 
@@ -39,6 +37,8 @@ class Algorithm:
 
     @property
     def theirs(self) -> type:
+        import torch  # here, not at import: the CLI checks names before it loads torch
+
         return getattr(torch.optim, self.class_name)
 
     def defaults(self) -> dict:
@@ -140,6 +140,35 @@ PRESETS: dict[str, tuple[str, dict]] = {
     "momentum": ("sgd", dict(momentum=0.9)),
     "nesterov": ("sgd", dict(momentum=0.9, nesterov=True)),
 }
+
+
+# Packages of optimizers that may be named by prefix alone, with the PyPI name to install.
+ZOO_PACKAGES = {
+    "pytorch_optimizer": "pytorch-optimizer",
+    "heavyball": "heavyball",
+    "torch_optimizer": "torch-optimizer",
+    "lion_pytorch": "lion-pytorch",
+    "schedulefree": "schedulefree",
+    "prodigyopt": "prodigyopt",
+}
+
+
+def is_external(text: str) -> bool:
+    """True when the optimizer part of a spec names a class rather than one of optbench's algorithms."""
+    head = text.strip().split(":", 1)[0]
+    return ":" in text and (head.endswith(".py") or "/" in head or "." in head or head in ZOO_PACKAGES)
+
+
+def check_spec_name(text: str) -> None:
+    """Refuse a spec (`adam:lr=0.1`, `torch:adam`) whose optimizer is no algorithm or preset here, as
+    `get` does; a class named as module:Class, file.py:Class or zoo:name is checked when it is loaded.
+    Needs no torch, so the CLI answers a typo before loading it."""
+    rest = text.strip()
+    if rest.lower().startswith("torch:"):
+        rest = rest[len("torch:") :]
+    name = rest.partition(":")[0]
+    if name and not is_external(rest):
+        get(name)
 
 
 def get(name: str) -> Algorithm:
