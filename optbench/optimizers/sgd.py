@@ -20,7 +20,7 @@ State: `momentum_buffer` (b), created on the first step only when μ ≠ 0, as i
 Tensor hyperparameters: lr, momentum, dampening, weight_decay.
 """
 
-from .base import PseudocodeOptimizer, add_scaled, add_scaled_, check_range, is_zero
+from .base import PseudocodeOptimizer, add_scaled, add_scaled_, check_range, is_zero, one_element_or_per_trial
 
 DOC_DISCREPANCIES = []  # torch's documented SGD pseudocode and its code agree
 
@@ -33,6 +33,7 @@ class SGD(PseudocodeOptimizer):
 
     def __init__(self, params, lr=1e-3, momentum=0, dampening=0, weight_decay=0, nesterov=False,
                  *, maximize=False, foreach=None, differentiable=False, fused=None):
+        params = one_element_or_per_trial("lr", lr, params)
         check_range(lr, "Invalid learning rate: {}", low=0.0)
         check_range(momentum, "Invalid momentum value: {}", low=0.0)
         check_range(weight_decay, "Invalid weight_decay value: {}", low=0.0)
