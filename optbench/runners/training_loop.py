@@ -21,7 +21,7 @@ from ..models import build_model
 from ..tasks import training_defaults
 from .devices import device_for_rank, global_mean, global_sum, none_diverged, resolve_device, synchronize
 from .divergence import divergence_limit, is_diverged
-from .eval_mode import evaluation_mode, has_eval_mode
+from .eval_mode import RECOMPUTE_BN_BATCHES, evaluation_weights
 from .recipes import build_optimizer, recipe_for
 from .schedules import build_scheduler
 
@@ -179,7 +179,7 @@ class TrainingRun:
 
     def _evaluate(self, epoch: int) -> tuple[float, float]:
         """Validation loss and accuracy now (at the optimizer's evaluation point), recorded as a row."""
-        with evaluation_mode(self.optimizer):
+        with evaluation_weights(self.optimizer, self.network, self._statistics_batches()):
             loss, accuracy = evaluate(
                 self.network, self.dataset.val, self.device, self.dtype, self.autocast, self.memory_format
             )
@@ -187,6 +187,13 @@ class TrainingRun:
             dict(**self.labels, epoch=epoch, step=self.global_step, val_loss=loss, val_accuracy=accuracy)
         )
         return loss, accuracy
+
+    def _statistics_batches(self):
+        """The training batches, in the data's order, on which BatchNorm statistics are recomputed at an
+        optimizer's evaluation weights (`eval_mode.evaluation_weights`); read only when needed."""
+        for i in range(min(RECOMPUTE_BN_BATCHES, self.steps_per_epoch)):
+            inputs = self.x_train[i * self.spec.batch_size : (i + 1) * self.spec.batch_size]
+            yield inputs.contiguous(memory_format=self.memory_format)
 
     def _record_epoch(self, epoch, losses, lrs, correct, epoch_time) -> dict:
         """The epoch's step rows (up to the first non-finite loss) and its epoch row."""
@@ -240,17 +247,24 @@ class TrainingRun:
 
     def result(self) -> TrainResult:
         """The tables, with the test split scored and the weights saved at the optimizer's evaluation
-        point (Schedule-Free's x), where the optimizer stays."""
+        point (Schedule-Free's x, Lookahead's slow weights; `eval_mode.evaluation_weights`)."""
         spec, epochs = self.spec, pd.DataFrame(self.epoch_rows)
-        if has_eval_mode(self.optimizer):
-            self.optimizer.eval()
-        test = (
-            evaluate(
-                self.network, self.dataset.test, self.device, self.dtype, self.autocast, self.memory_format
+        with evaluation_weights(self.optimizer, self.network, self._statistics_batches()):
+            test = (
+                evaluate(
+                    self.network,
+                    self.dataset.test,
+                    self.device,
+                    self.dtype,
+                    self.autocast,
+                    self.memory_format,
+                )
+                if self.dataset.test is not None and not self.diverged
+                else (float("nan"), float("nan"))
             )
-            if self.dataset.test is not None and not self.diverged
-            else (float("nan"), float("nan"))
-        )
+            state = {
+                name: tensor.detach().cpu().clone() for name, tensor in self.network.state_dict().items()
+            }
         train_time = epochs["epoch_time"].sum()
         summary = pd.DataFrame(
             [
@@ -274,7 +288,6 @@ class TrainingRun:
                 )
             ]
         )
-        state = {name: tensor.detach().cpu().clone() for name, tensor in self.network.state_dict().items()}
         return TrainResult(
             pd.DataFrame(self.step_rows), epochs, summary, state, pd.DataFrame(self.evaluation_rows)
         )
