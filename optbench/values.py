@@ -125,9 +125,15 @@ def check_hyperparameter(name: str, value, default, given: str, text: str):
             raise OptbenchError(
                 f"{where}: {name} must be {len(default)} values separated by '/', e.g. {example}"
             )
-        return tuple(
+        # a whole number where the default holds a float is that float: torch.optim.Adam takes betas
+        # as two floats (or two tensors) and refuses (0, 0.999)
+        checked = [
             check_hyperparameter(name, v, d, given, text) if d is not None or v is not None else None
             for v, d in zip(value, default, strict=False)
+        ]
+        return tuple(
+            float(v) if isinstance(d, float) and type(v) is int else v
+            for v, d in zip(checked, default, strict=False)
         )
     if kind == "text":
         if value is None:

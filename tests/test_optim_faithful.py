@@ -350,26 +350,95 @@ def test_a_tensor_that_cannot_broadcast_is_refused_at_construction(name):
         optimizer.add_param_group({"params": params[1:], "lr": bad})
 
 
+@pytest.mark.parametrize("name", [n for n in NAMES if "lr" in ALGORITHMS[n].tensor_hparams])
+def test_a_per_trial_lr_is_checked_where_torch_checks_a_tensor_lr(name):
+    """torch refuses a multi-element lr first, before reading `params`; ours
+    accepts it only as a per-trial shape, so with no parameter to broadcast against (params=None) it
+    raises torch's exception, and an iterator of parameters is read once and still trained."""
+    algorithm = ALGORITHMS[name]
+    lr = torch.full((2, 1), 0.01)
+    outcomes = []
+    for cls in (algorithm.ours, algorithm.theirs):
+        with pytest.raises(ValueError) as caught:
+            cls(None, **{**algorithm.test_hparams, "lr": lr})
+        outcomes.append(str(caught.value))
+    assert outcomes[0] == outcomes[1] == "Tensor lr must be 1-element"
+    params = [torch.nn.Parameter(torch.randn(2, 3, dtype=torch.float64))]
+    optimizer = algorithm.ours(iter(params), **{**algorithm.test_hparams, "lr": lr})
+    assert optimizer.param_groups[0]["params"] == params
+
+
+@pytest.mark.parametrize("name", ["adam", "adamw"])
+def test_betas_must_be_both_floats_or_both_tensors_as_in_torch(name):
+    algorithm = ALGORITHMS[name]
+    params = [torch.nn.Parameter(torch.randn(3, 2, dtype=torch.float64))]
+    for betas in [(torch.tensor(0.9), 0.999), (0.9, torch.tensor([0.999])), (0, 0.999)]:
+        messages = []
+        for cls in (algorithm.ours, algorithm.theirs):
+            with pytest.raises(ValueError) as caught:
+                cls(params, betas=betas)
+            messages.append(str(caught.value))
+        assert messages[0] == messages[1] == "betas must be either both floats or both Tensors"
+    # the per-trial shape: a [trials, 1] β1 with β2 a tensor too (torch fails on a [trials, 1] β1 with
+    # "Boolean value of Tensor with more than one value is ambiguous", ours accepts it; alone it is refused)
+    with pytest.raises(ValueError, match="^betas must be either both floats or both Tensors$"):
+        algorithm.ours(params, betas=(torch.full((3, 1), 0.9), 0.999))
+    algorithm.ours(params, betas=(torch.full((3, 1), 0.9), torch.tensor(0.999, dtype=torch.float64)))
+    with pytest.raises(ValueError, match=r"^Tensor betas\[0\] must be 1-element or broadcast .* \[4, 1\]"):
+        algorithm.ours(params, betas=(torch.full((4, 1), 0.9), torch.tensor(0.999)))
+
+
 # ---- low precision --------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("lr_kind", ["number", "tensor"])
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 @pytest.mark.parametrize("name", NAMES)
-def test_low_precision_equals_torch_bit_for_bit(name, dtype):
-    """Every flag combination, 6 steps: the same rounding as torch's for-loop path, line by line."""
+def test_low_precision_equals_torch_bit_for_bit(name, dtype, lr_kind):
+    """Every flag combination, 6 steps, lr a number or a one-element tensor: parameters and state
+    bit for bit as torch's for-loop path (foreach=False) computes them, so every line rounds as
+    torch's does, operand order included (`d.mul(t)` and `t * d` round differently in bfloat16)."""
     algorithm = ALGORITHMS[name]
     for combo in algorithm.combinations():
+        hparams = {**algorithm.test_hparams, **combo}
+        if lr_kind == "tensor":
+            hparams["lr"] = torch.tensor(hparams["lr"])
         runs = []
         for cls in (algorithm.ours, algorithm.theirs):
             params = make_params(algorithm, dtype, seed=1)
-            optimizer = cls(params, **{**algorithm.test_hparams, **combo})
-            runs.append((outcome(lambda: train(optimizer, params, algorithm, 6)), params))
-        (our_error, our_params), (their_error, their_params) = runs
+            kwargs = dict(hparams)
+            if cls is algorithm.theirs and "foreach" in inspect.signature(cls).parameters:
+                kwargs.setdefault("foreach", False)
+            optimizer = cls(params, **kwargs)
+            error = outcome(lambda: train(optimizer, params, algorithm, 6))  # noqa: B023 (called at once)
+            runs.append((error, params, optimizer.state_dict()["state"]))
+        (our_error, our_params, our_state), (their_error, their_params, their_state) = runs
         assert our_error == their_error, combo
         for a, b in zip(our_params, their_params, strict=False):
             torch.testing.assert_close(
                 a.detach(), b.detach(), rtol=0, atol=0, equal_nan=True, msg=lambda m: f"{combo}: {m}"
             )
+        assert_bitwise(our_state, their_state, f"{combo}: state")
+
+
+def assert_bitwise(ours_value, theirs_value, where):
+    """Equal bit for bit (NaN equals NaN), through dicts and lists of tensors (L-BFGS's history)."""
+    if torch.is_tensor(theirs_value):
+        torch.testing.assert_close(
+            ours_value, theirs_value, rtol=0, atol=0, equal_nan=True, msg=lambda m: f"{where}: {m}"
+        )
+    elif isinstance(theirs_value, dict):
+        assert set(ours_value) == set(theirs_value), where
+        for key in theirs_value:
+            assert_bitwise(ours_value[key], theirs_value[key], f"{where}[{key!r}]")
+    elif isinstance(theirs_value, (list, tuple)):
+        assert len(ours_value) == len(theirs_value), where
+        for i, (a, b) in enumerate(zip(ours_value, theirs_value, strict=True)):
+            assert_bitwise(a, b, f"{where}[{i}]")
+    elif isinstance(theirs_value, float) and theirs_value != theirs_value:
+        assert ours_value != ours_value, f"{where}: {ours_value!r} is not nan"
+    else:
+        assert ours_value == theirs_value, f"{where}: {ours_value!r} != {theirs_value!r}"
 
 
 def test_muon_nesterov_bfloat16_matches_torch_after_ten_steps():

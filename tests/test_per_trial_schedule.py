@@ -1,6 +1,7 @@
 """Per-trial scheduling: each trial of a `[trials, 1]` lr follows exactly its scalar-lr run's schedule."""
 
 import inspect
+import io
 
 import pytest
 import torch
@@ -104,7 +105,11 @@ def test_each_trial_follows_its_scalar_run(name):
 def test_trials_are_counted_from_tensor_hyperparameters():
     theta = torch.zeros(4, 2)
     assert (
-        trial_count(ours.Adam([theta], lr=torch.full((4, 1), 0.1), betas=(torch.full((4, 1), 0.9), 0.99)))
+        trial_count(
+            ours.Adam(
+                [theta], lr=torch.full((4, 1), 0.1), betas=(torch.full((4, 1), 0.9), torch.tensor(0.99))
+            )
+        )
         == 4
     )
     assert trial_count(ours.Adam([theta], lr=0.1)) == 1
@@ -122,3 +127,49 @@ def test_attaching_a_torch_scheduler_directly_to_a_per_trial_lr_fails_as_documen
     optimizer = ours.SGD([torch.zeros(3, 2, requires_grad=True)], lr=torch.tensor([[0.1], [0.2], [0.3]]))
     with pytest.raises(RuntimeError, match="fill_ only supports 0-dimension value tensor"):
         schedulers.StepLR(optimizer, step_size=2)
+
+
+def _per_trial_run(make_scheduler, name, steps, start=0, saved=None):
+    """(lrs after each step, optimizer state_dict, schedule state_dict) of `steps` steps from `start`,
+    resumed from `saved` (an optimizer and a schedule state_dict, through torch.save) when given."""
+    theta = torch.zeros(len(LRS), 2, requires_grad=True)
+    optimizer = ours.SGD([theta], lr=torch.tensor(LRS, dtype=torch.float64).reshape(-1, 1), momentum=0.9)
+    schedule = PerTrialSchedule(optimizer, make_scheduler)
+    if saved is not None:
+        stream = io.BytesIO()
+        torch.save(saved, stream)
+        stream.seek(0)
+        optimizer_state, schedule_state = torch.load(stream, weights_only=False)
+        optimizer.load_state_dict(optimizer_state)
+        schedule.load_state_dict(schedule_state)
+    lrs = []
+    for step in range(start, start + steps):
+        theta.grad = torch.ones_like(theta)
+        optimizer.step()
+        schedule.step(
+            [plateau_metric(step, trial) for trial in range(len(LRS))]
+            if name == "ReduceLROnPlateau"
+            else None
+        )
+        lrs.append((schedule.last_lr()[0].tolist(), optimizer.param_groups[0]["lr"].view(-1).tolist()))
+    return lrs, optimizer.state_dict(), schedule.state_dict()
+
+
+@pytest.mark.parametrize("name", sorted(SCHEDULERS))
+def test_a_resumed_schedule_gives_the_uninterrupted_runs_lrs(name):
+    make_scheduler = SCHEDULERS[name]
+    first, optimizer_state, schedule_state = _per_trial_run(make_scheduler, name, 5)
+    resumed, _, _ = _per_trial_run(make_scheduler, name, STEPS - 5, 5, (optimizer_state, schedule_state))
+    for trial, trial_lr in enumerate(LRS):  # torch's scalar run of each trial, uninterrupted
+        expected, _ = scalar_run(make_scheduler, trial_lr)
+        assert [lrs[trial] for lrs, _ in first + resumed] == expected[1:]
+        assert [written[trial] for _, written in first + resumed] == expected[1:]
+
+
+def test_a_state_dict_with_another_number_of_trials_is_refused():
+    theta = torch.zeros(2, 2, requires_grad=True)
+    optimizer = ours.SGD([theta], lr=torch.tensor([[0.1], [0.2]]))
+    schedule = PerTrialSchedule(optimizer, SCHEDULERS["StepLR"])
+    _, _, three_trials = _per_trial_run(SCHEDULERS["StepLR"], "StepLR", 1)
+    with pytest.raises(ValueError, match="this schedule has 2 trials, the state_dict has 3"):
+        schedule.load_state_dict(three_trials)

@@ -29,6 +29,7 @@ from .base import (
     is_zero,
     kept,
     new_step_counter,
+    one_element_or_per_trial,
     zeros,
 )
 
@@ -46,6 +47,7 @@ class Adadelta(PseudocodeOptimizer):
 
     def __init__(self, params, lr=1.0, rho=0.9, eps=1e-6, weight_decay=0, foreach=None,
                  *, capturable=False, maximize=False, differentiable=False):
+        params = one_element_or_per_trial("lr", lr, params)
         check_range(lr, "Invalid learning rate: {}", low=0.0)
         check_range(rho, "Invalid rho value: {}", low=0.0, high=1.0, high_inclusive=True)
         check_range(eps, "Invalid epsilon value: {}", low=0.0)

@@ -28,7 +28,16 @@ Tensor hyperparameters: lr, lr_decay, weight_decay, eps.
 
 import torch
 
-from .base import PseudocodeOptimizer, add_quotient_, add_scaled, check_range, is_zero, kept, new_step_counter
+from .base import (
+    PseudocodeOptimizer,
+    add_quotient_,
+    add_scaled,
+    check_range,
+    is_zero,
+    kept,
+    new_step_counter,
+    one_element_or_per_trial,
+)
 
 DOC_DISCREPANCIES = [
     "Adagrad: the documented pseudocode has no maximize line; torch's code negates g_t "
@@ -46,6 +55,7 @@ class Adagrad(PseudocodeOptimizer):
 
     def __init__(self, params, lr=1e-2, lr_decay=0, weight_decay=0, initial_accumulator_value=0, eps=1e-10,
                  foreach=None, *, maximize=False, differentiable=False, fused=None):
+        params = one_element_or_per_trial("lr", lr, params)
         check_range(lr, "Invalid learning rate: {}", low=0.0)
         check_range(lr_decay, "Invalid lr_decay value: {}", low=0.0)
         check_range(weight_decay, "Invalid weight_decay value: {}", low=0.0)

@@ -38,6 +38,7 @@ from .base import (
     lerp_,
     maximum_,
     new_step_counter,
+    one_element_or_per_trial,
     weight_decayed,
     zeros,
 )
@@ -57,14 +58,18 @@ class Adam(PseudocodeOptimizer):
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, amsgrad=False,
                  *, foreach=None, maximize=False, capturable=False, differentiable=False, fused=None,
                  decoupled_weight_decay=False):
-        check_adam_arguments(lr, betas, eps, weight_decay)
         # torch's foreach kernels take these as numbers; it refuses tensors up front, and so do we
         if isinstance(lr, torch.Tensor) and foreach and not capturable:
             raise ValueError("lr as a Tensor is not supported for capturable=False and foreach=True")
+        params = one_element_or_per_trial("lr", lr, params)
+        check_adam_arguments(lr, betas, eps, weight_decay)
+        if not (all(isinstance(β, float) for β in betas) or all(isinstance(β, torch.Tensor) for β in betas)):
+            raise ValueError("betas must be either both floats or both Tensors")
         for i, beta in enumerate(betas):
             if isinstance(beta, torch.Tensor) and foreach and not capturable:
                 raise ValueError(f"betas[{i}] as a Tensor is not supported for capturable=False and "
                                  "foreach=True")
+            params = one_element_or_per_trial(f"betas[{i}]", beta, params)
         # one-element tensor betas are stored 0-d, as torch stores them (its `_to_scalar`)
         betas = tuple(β.reshape(()) if isinstance(β, torch.Tensor) and β.numel() == 1 else β for β in betas)
         defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,

@@ -27,6 +27,7 @@ from .base import (
     lerp_,
     maximum_,
     new_step_counter,
+    one_element_or_per_trial,
     zeros,
 )
 
@@ -43,6 +44,7 @@ class Adamax(PseudocodeOptimizer):
 
     def __init__(self, params, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, foreach=None,
                  *, maximize=False, differentiable=False, capturable=False):
+        params = one_element_or_per_trial("lr", lr, params)
         check_adam_arguments(lr, betas, eps, weight_decay)
         defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, maximize=maximize)
         super().__init__(params, defaults, dict(foreach=foreach, differentiable=differentiable,

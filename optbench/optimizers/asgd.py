@@ -32,6 +32,7 @@ from .base import (
     check_range,
     is_zero,
     new_step_counter,
+    one_element_or_per_trial,
     scalar_dtype,
     zeros,
 )
@@ -49,6 +50,7 @@ class ASGD(PseudocodeOptimizer):
 
     def __init__(self, params, lr=1e-2, lambd=1e-4, alpha=0.75, t0=1e6, weight_decay=0, foreach=None,
                  maximize=False, differentiable=False, capturable=False):
+        params = one_element_or_per_trial("lr", lr, params)
         check_range(lr, "Invalid learning rate: {}", low=0.0)
         check_range(weight_decay, "Invalid weight_decay value: {}", low=0.0)
         defaults = dict(lr=lr, lambd=lambd, alpha=alpha, t0=t0, weight_decay=weight_decay,

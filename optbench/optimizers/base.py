@@ -29,6 +29,7 @@ Around the maths, what torch.optim does that a user can see, one mechanism for e
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterable
 from typing import ClassVar
 
 import torch
@@ -373,6 +374,49 @@ class PseudocodeOptimizer(torch.optim.Optimizer):
 
 def _shaped_like(value, p) -> bool:
     return isinstance(value, torch.Tensor) and value.shape == p.shape and torch.is_complex(value)
+
+
+def one_element_or_per_trial(name: str, value, params):
+    """torch's check that a tensor hyperparameter has one element ("Tensor lr must be 1-element"), run
+    where torch runs it among its argument checks, with optbench's one extension: a tensor with more
+    elements is accepted when it broadcasts against every parameter that uses it (a per-trial
+    hyperparameter, `[trials, 1]` against a `[trials, dim]` parameter).
+
+    name: torch's name for the value (`lr`, `betas[0]`); params: the constructor's `params`.
+    Returns `params`, read into a list when the check had to read it (an iterator is read once, here).
+    Raises ValueError with torch's message when `params` is not a list of tensors or param groups (no
+    parameter to broadcast against: `params=None`), and with torch's message followed by both shapes
+    when the tensor does not broadcast against one of them.
+    """
+    if not isinstance(value, torch.Tensor) or value.numel() == 1:
+        return params
+    refusal = ValueError(f"Tensor {name} must be 1-element")
+    if isinstance(params, (torch.Tensor, dict, str, bytes)) or not isinstance(params, Iterable):
+        raise refusal
+    params = [dict(item, params=_tensors(item["params"], refusal)) if isinstance(item, dict) and "params" in item
+              else item for item in params]
+    key = name.split("[")[0]
+    for item in params:
+        if isinstance(item, dict):
+            tensors = [] if key in item else item["params"] if "params" in item else None
+        else:
+            tensors = [item] if isinstance(item, torch.Tensor) else None
+        if tensors is None:
+            raise refusal
+        for p in tensors:
+            _check_broadcasts(name, value, p)
+    return params
+
+
+def _tensors(params, refusal: ValueError) -> list:
+    if isinstance(params, torch.Tensor):
+        return [params]
+    if isinstance(params, (dict, str, bytes)) or not isinstance(params, Iterable):
+        raise refusal
+    params = list(params)
+    if not all(isinstance(p, torch.Tensor) for p in params):
+        raise refusal
+    return params
 
 
 def _check_broadcasts(name: str, h: torch.Tensor, p: torch.Tensor) -> None:

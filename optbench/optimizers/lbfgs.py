@@ -142,7 +142,7 @@ class LBFGS(PseudocodeOptimizer):
                 s, y, ρ = [], [], []                        # memory ← ∅
                 γ = 1                                       # γ ← 1
             else:
-                s_k = t * d                                 # s_k ← t d
+                s_k = d.mul(t)                              # s_k ← t d
                 y_k = g - g_prev                            # y_k ← g - g_prev
                 ys = y_k.dot(s_k)
                 if ys > 1e-10:                              # if y_kᵀs_k > 1e-10:
@@ -188,7 +188,7 @@ class LBFGS(PseudocodeOptimizer):
                 break
             if g.abs().max() <= tolerance_grad:             # ‖g‖_∞ ≤ tolerance_grad
                 break
-            if (t * d).abs().max() <= tolerance_change:     # ‖t d‖_∞ ≤ tolerance_change
+            if d.mul(t).abs().max() <= tolerance_change:    # ‖t d‖_∞ ≤ tolerance_change
                 break
             if abs(f - f_prev) < tolerance_change:          # |f - f_prev| < tolerance_change
                 break

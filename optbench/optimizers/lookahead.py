@@ -106,6 +106,23 @@ class Lookahead(torch.optim.Optimizer):
             elif self.pullback_momentum == "reset":
                 self.optimizer.state[theta]["momentum_buffer"] = torch.zeros_like(theta)
 
+    @torch.no_grad()
+    def backup_and_load_cache(self):
+        """Evaluate at the slow weights: θ saved in `state['backup_params']`, φ loaded into the
+        parameters (the reference's method, and the paper's code's)."""
+        for group in self.param_groups:
+            for theta in group["params"]:
+                state = self.state[theta]
+                state["backup_params"] = theta.detach().clone()
+                theta.copy_(state["slow_params"])
+
+    @torch.no_grad()
+    def clear_and_load_backup(self):
+        """Back to training after `backup_and_load_cache`: θ restored, its backup dropped."""
+        for group in self.param_groups:
+            for theta in group["params"]:
+                theta.copy_(self.state[theta].pop("backup_params"))
+
     def state_dict(self):
         lookahead_state = {(group_index, index): dict(self.state[theta])
                            for group_index, group in enumerate(self.param_groups)

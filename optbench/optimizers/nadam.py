@@ -39,6 +39,7 @@ from .base import (
     kept,
     lerp_,
     new_step_counter,
+    one_element_or_per_trial,
     scalar_dtype,
     weight_decayed,
     zeros,
@@ -56,6 +57,7 @@ class NAdam(PseudocodeOptimizer):
     def __init__(self, params, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, momentum_decay=4e-3,
                  decoupled_weight_decay=False, *, foreach=None, maximize=False, capturable=False,
                  differentiable=False):
+        params = one_element_or_per_trial("lr", lr, params)
         check_adam_arguments(lr, betas, eps, weight_decay)
         check_range(momentum_decay, "Invalid momentum_decay value: {}", low=0.0)
         defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, momentum_decay=momentum_decay,

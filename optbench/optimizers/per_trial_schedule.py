@@ -13,6 +13,10 @@ trial and writes each trial's value into its row of the tensor, in place, after 
     for t in range(steps):
         ...; optimizer.step(); schedule.step()     # ReduceLROnPlateau: schedule.step(per_trial_losses)
 
+A checkpoint holds `schedule.state_dict()` beside the optimizer's; to resume, build both as before,
+then `optimizer.load_state_dict(...)` and `schedule.load_state_dict(...)`: the lrs go on as in an
+uninterrupted run (tested for every scheduler class).
+
 Each trial's lr sequence is then exactly what the same scheduler gives a scalar-lr run of that trial
 (tests/test_per_trial_schedule.py checks this for every scheduler class in torch 2.13).
 How: each trial gets a stand-in optimizer (`TrialView`) whose param groups hold that trial's
@@ -95,6 +99,26 @@ class PerTrialSchedule:
                 scheduler.step()
             else:
                 scheduler.step(float(metrics[trial]))
+        self._write_back()
+
+    def state_dict(self) -> dict:
+        """What a resumed run needs: each trial's scheduler state and its stand-in's param groups
+        (the scheduled values and what schedulers keep there, e.g. `initial_lr`), as torch's
+        `scheduler.state_dict()` and `optimizer.state_dict()`."""
+        return {"trials": [{"scheduler": scheduler.state_dict(), "view": view.state_dict()}
+                           for view, scheduler in zip(self.views, self.schedulers, strict=True)]}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Resume from `state_dict()`: each trial's scheduler and stand-in restored, and their values
+        written into the optimizer's rows, so the run goes on with the lrs of an uninterrupted one.
+        Build the schedule as before (same `make_scheduler`, on an optimizer with as many trials),
+        then load. Raises ValueError when the number of trials differs."""
+        trials = state_dict["trials"]
+        if len(trials) != len(self.views):
+            raise ValueError(f"this schedule has {len(self.views)} trials, the state_dict has {len(trials)}")
+        for view, scheduler, saved in zip(self.views, self.schedulers, trials, strict=True):
+            view.load_state_dict(saved["view"])
+            scheduler.load_state_dict(saved["scheduler"])
         self._write_back()
 
     def last_lr(self) -> list[torch.Tensor]:

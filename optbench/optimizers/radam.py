@@ -39,6 +39,7 @@ from .base import (
     kept,
     lerp_,
     new_step_counter,
+    one_element_or_per_trial,
     weight_decayed,
     zeros,
 )
@@ -55,6 +56,7 @@ class RAdam(PseudocodeOptimizer):
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0,
                  decoupled_weight_decay=False, *, foreach=None, maximize=False, capturable=False,
                  differentiable=False):
+        params = one_element_or_per_trial("lr", lr, params)
         check_adam_arguments(lr, betas, eps, weight_decay)
         defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, maximize=maximize,
                         decoupled_weight_decay=decoupled_weight_decay)

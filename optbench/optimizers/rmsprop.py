@@ -38,6 +38,7 @@ from .base import (
     kept,
     lerp_,
     new_step_counter,
+    one_element_or_per_trial,
     zeros,
 )
 
@@ -55,6 +56,7 @@ class RMSprop(PseudocodeOptimizer):
 
     def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0, momentum=0, centered=False,
                  capturable=False, foreach=None, maximize=False, differentiable=False):
+        params = one_element_or_per_trial("lr", lr, params)
         check_range(lr, "Invalid learning rate: {}", low=0.0)
         check_range(eps, "Invalid epsilon value: {}", low=0.0)
         check_range(momentum, "Invalid momentum value: {}", low=0.0)

@@ -29,7 +29,15 @@ Tensor hyperparameters: lr, etas, step_sizes.
 
 import torch
 
-from .base import PseudocodeOptimizer, add_product_, check_range, new_step_counter, real_view, zeros
+from .base import (
+    PseudocodeOptimizer,
+    add_product_,
+    check_range,
+    new_step_counter,
+    one_element_or_per_trial,
+    real_view,
+    zeros,
+)
 
 DOC_DISCREPANCIES = [
     "Rprop: the documented pseudocode has no `maximize`; torch negates the gradient first when it is set.",
@@ -45,6 +53,7 @@ class Rprop(PseudocodeOptimizer):
 
     def __init__(self, params, lr=1e-2, etas=(0.5, 1.2), step_sizes=(1e-6, 50), *, capturable=False,
                  foreach=None, maximize=False, differentiable=False):
+        params = one_element_or_per_trial("lr", lr, params)
         check_range(lr, "Invalid learning rate: {}", low=0.0)
         # torch checks 0 < η- < 1 < η+ and names both values in one message
         eta_message = f"Invalid eta values: {etas[0]}, {etas[1]}"

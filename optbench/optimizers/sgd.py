@@ -20,7 +20,15 @@ State: `momentum_buffer` (b), created on the first step only when μ ≠ 0, as i
 Tensor hyperparameters: lr, momentum, dampening, weight_decay.
 """
 
-from .base import PseudocodeOptimizer, add_scaled, add_scaled_, check_range, is_zero
+from .base import (
+    PseudocodeOptimizer,
+    add_scaled,
+    add_scaled_,
+    check_range,
+    is_zero,
+    one_element_or_per_trial,
+    with_scalar_tensors_squeezed,
+)
 
 DOC_DISCREPANCIES = []  # torch's documented SGD pseudocode and its code agree
 
@@ -33,6 +41,7 @@ class SGD(PseudocodeOptimizer):
 
     def __init__(self, params, lr=1e-3, momentum=0, dampening=0, weight_decay=0, nesterov=False,
                  *, maximize=False, foreach=None, differentiable=False, fused=None):
+        params = one_element_or_per_trial("lr", lr, params)
         check_range(lr, "Invalid learning rate: {}", low=0.0)
         check_range(momentum, "Invalid momentum value: {}", low=0.0)
         check_range(weight_decay, "Invalid weight_decay value: {}", low=0.0)
@@ -42,6 +51,21 @@ class SGD(PseudocodeOptimizer):
                         nesterov=nesterov, maximize=maximize)
         super().__init__(params, defaults,
                          dict(foreach=foreach, differentiable=differentiable, fused=fused))
+
+    def step_group(self, group):
+        # torch reads every momentum buffer before its loop, so a parameter listed twice in a group
+        # (torch warns) starts with b_t ← g_t at both places on its first step, the later one kept
+        params = group["params"]
+        if len({id(p) for p in params}) == len(params):
+            super().step_group(group)
+            return
+        without_buffer = {id(p) for p in params if "momentum_buffer" not in self.state.get(p, {})}
+        squeezed = with_scalar_tensors_squeezed(group)
+        for p in params:
+            if p.grad is not None:
+                if id(p) in without_buffer:
+                    self.state.get(p, {}).pop("momentum_buffer", None)
+                self._step_one(p, squeezed)
 
     def update(self, theta, g, state, group):
         γ, μ, τ, λ = group["lr"], group["momentum"], group["dampening"], group["weight_decay"]

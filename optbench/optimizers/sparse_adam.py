@@ -28,7 +28,7 @@ indices; torch itself takes only a one-element lr tensor).
 
 import torch
 
-from .base import PseudocodeOptimizer, check_range, zeros
+from .base import PseudocodeOptimizer, check_range, one_element_or_per_trial, zeros
 
 DOC_DISCREPANCIES = [
     "the docs call it masked Adam, whose step is γ m̂/(√v̂ + ε); torch's code steps "
@@ -41,6 +41,7 @@ class SparseAdam(PseudocodeOptimizer):
     supports_complex = False   # torch rejects complex parameters when the optimizer is built
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, maximize=False):
+        params = one_element_or_per_trial("lr", lr, params)
         check_range(lr, "Invalid learning rate: {}", low=0.0, low_inclusive=False)
         check_range(eps, "Invalid epsilon value: {}", low=0.0, low_inclusive=False)
         check_range(betas[0], "Invalid beta parameter at index 0: {}", low=0.0, high=1.0)

@@ -196,6 +196,12 @@ def set_hyperparameters(hparams: dict, values: dict, betas=(0.9, 0.999)) -> dict
         if name in BETA_AXES:
             pair = list(hparams.get("betas", betas))
             pair[name == "beta2"] = value
+            if any(isinstance(β, torch.Tensor) for β in pair):
+                # torch.optim.Adam takes betas as both floats or both tensors; float64 keeps the number
+                pair = [
+                    β if isinstance(β, torch.Tensor) else torch.tensor(float(β), dtype=torch.float64)
+                    for β in pair
+                ]
             hparams["betas"] = tuple(pair)
         else:
             hparams[name] = value

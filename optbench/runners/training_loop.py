@@ -19,7 +19,7 @@ import torch
 from ..tasks.problem import Target
 from .devices import global_mean, global_sum, none_diverged, synchronize
 from .divergence import divergence_limit, is_diverged
-from .eval_mode import evaluation_mode, has_eval_mode
+from .eval_mode import RECOMPUTE_BN_BATCHES, evaluation_weights
 
 if TYPE_CHECKING:
     from .training import TrainSpec
@@ -164,11 +164,20 @@ class TrainingRun:
         return loss.detach(), output.detach(), used_lr  # at the point the step started from
 
     def _evaluate(self, epoch: int) -> dict:
-        """The problem's validation metrics now (at the optimizer's evaluation point), recorded as a row."""
-        with evaluation_mode(self.optimizer):
+        """The problem's validation metrics now, at the optimizer's evaluation weights
+        (`eval_mode.evaluation_weights`), recorded as a row."""
+        with evaluation_weights(self.optimizer, self.network, self._statistics_batches()):
             metrics = self.problem.evaluate(self.network)
         self.evaluation_rows.append(dict(**self.labels, epoch=epoch, step=self.global_step, **metrics))
         return metrics
+
+    def _statistics_batches(self):
+        """The training batches, in the data's order, on which BatchNorm statistics are recomputed at an
+        optimizer's evaluation weights; read only when needed."""
+        size = self.spec.batch_size
+        for i in range(min(RECOMPUTE_BN_BATCHES, self.steps_per_epoch)):
+            inputs, _ = self.problem.batch(torch.arange(i * size, (i + 1) * size, device=self.device))
+            yield inputs
 
     def _record_epoch(self, epoch, losses, lrs, sums, epoch_time) -> dict:
         """The epoch's step rows (up to the first non-finite loss) and its epoch row."""
@@ -224,15 +233,17 @@ class TrainingRun:
 
     def result(self, **columns) -> TrainResult:
         """The tables, with the test split scored (where the problem has one) and the weights saved at
-        the optimizer's evaluation point (Schedule-Free's x), where the optimizer stays. `columns`
-        (task, model) go into the summary after the labels."""
+        the optimizer's evaluation point (Schedule-Free's x, Lookahead's slow weights;
+        `eval_mode.evaluation_weights`). `columns` (task, model) go into the summary after the labels."""
         spec, epochs = self.spec, pd.DataFrame(self.epoch_rows)
-        if has_eval_mode(self.optimizer):
-            self.optimizer.eval()
         val_names = [c for c in self.evaluation_rows[-1] if c.startswith("val_")]
         test = {name.replace("val_", "test_", 1): float("nan") for name in val_names}
-        if getattr(self.problem, "has_test", False) and not self.diverged:
-            test = self.problem.evaluate(self.network, "test")
+        with evaluation_weights(self.optimizer, self.network, self._statistics_batches()):
+            if getattr(self.problem, "has_test", False) and not self.diverged:
+                test = self.problem.evaluate(self.network, "test")
+            state = {
+                name: tensor.detach().cpu().clone() for name, tensor in self.network.state_dict().items()
+            }
         metric, direction = self.target.metric, self.target.direction
         best_row = epochs[metric].idxmax() if direction == "max" else epochs[metric].idxmin()
         train_time = epochs["epoch_time"].sum()
@@ -256,7 +267,6 @@ class TrainingRun:
                 )
             ]
         )
-        state = {name: tensor.detach().cpu().clone() for name, tensor in self.network.state_dict().items()}
         return TrainResult(
             pd.DataFrame(self.step_rows), epochs, summary, state, pd.DataFrame(self.evaluation_rows)
         )

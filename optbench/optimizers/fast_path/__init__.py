@@ -42,8 +42,10 @@ What a user should know:
 
 from __future__ import annotations
 
+import warnings
+
 from ..base import PseudocodeOptimizer
-from .buffers import GroupBuffers, NotFlat, flattenable, in_slices
+from .buffers import GroupBuffers, NotFlat, fall_back_reason, flattenable, in_slices
 from .compiled import NumberTensors, compiled_update, compiler_available
 
 FAST_ALGORITHMS = ("sgd", "adam", "adamw", "rmsprop", "adagrad", "adadelta", "adamax", "nadam",
@@ -161,6 +163,14 @@ class FastPath(PseudocodeOptimizer):
             for key in [key for key in flat if key not in live]:
                 del flat[key]
         if not flattenable(group) or all(p.grad is None for p in group["params"]):
+            return None
+        reason = fall_back_reason(group)
+        if reason is not None:
+            warned = self.__dict__.setdefault("_fall_back_warned", set())
+            if reason not in warned:
+                warned.add(reason)
+                warnings.warn(f"{type(self).__name__}: {reason}; this group takes the readable path, "
+                              "which gives torch's result (docs/fast-path.md)", stacklevel=4)
             return None
         try:
             buffers = GroupBuffers(self, group)

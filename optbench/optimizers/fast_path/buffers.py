@@ -35,6 +35,62 @@ def flattenable(group: dict) -> bool:
     return not any(isinstance(v, torch.Tensor) and v.numel() > 1 for v in values)
 
 
+def fall_back_reason(group: dict) -> str | None:
+    """Why a group that could be flattened must take the readable path all the same: the situations
+    where moving its parameters into a buffer would change what the user's code sees (listed in
+    docs/fast-path.md). None in every other situation.
+
+    - a parameter listed twice in the group: torch steps it twice (and warns at construction);
+    - a parameter in shared memory (`model.share_memory()`, torch's Hogwild recipe): the other
+      processes read that memory, so the update must happen there;
+    - a parameter whose memory another tensor also holds (a view of a larger tensor, two parameters
+      viewing one storage, `w = layer.weight.data` kept): that tensor must keep seeing the updates.
+    """
+    params = group["params"]
+    if len({id(p) for p in params}) != len(params):
+        return "a parameter is listed twice in its group (torch steps it twice)"
+    for p in params:
+        if p.device.type == "cpu" and p.is_shared():   # (is_shared() is True for every CUDA tensor)
+            return "a parameter is in shared memory (model.share_memory()): other processes read it"
+        if not _owns_its_memory(p):
+            return "a parameter shares its memory with another tensor (a view, or viewed by another one)"
+    return None
+
+
+def _owns_its_memory(p: torch.Tensor) -> bool:
+    storage = p.untyped_storage()
+    # the use count includes `storage`, the Python object made just above, besides p itself
+    return (p.storage_offset() == 0 and storage.nbytes() == p.numel() * p.element_size()
+            and torch._C._storage_Use_Count(storage._cdata) <= 2)
+
+
+def own_memory_view(buffer: torch.Tensor, start: int, stop: int, shape) -> torch.Tensor:
+    """buffer[start:stop] viewed as `shape`, in a storage of its own: the same memory (the buffer's
+    in-place updates are the view's), but the storage is the slice's size and keeps the buffer
+    alive. So `torch.save` of a parameter (one layer's state_dict) writes that parameter's bytes,
+    as with torch.optim, not the whole buffer, which a plain view's storage is. CPU through numpy,
+    CUDA through `__cuda_array_interface__`; on other devices a plain view.
+    """
+    piece = buffer.detach()[start:stop]
+    if piece.numel() == 0 or buffer.device.type not in ("cpu", "cuda"):
+        return piece.view(shape)
+    raw = piece.view(torch.uint8)
+    if buffer.device.type == "cpu":
+        own = torch.from_numpy(raw.numpy())
+    else:
+        own = torch.as_tensor(_CudaMemory(raw), device=buffer.device)
+    return own.view(buffer.dtype).view(shape)
+
+
+class _CudaMemory:
+    """A CUDA byte range as `__cuda_array_interface__`, holding the tensor that owns it."""
+
+    def __init__(self, raw: torch.Tensor):
+        self.owner = raw
+        self.__cuda_array_interface__ = {"shape": (raw.numel(),), "typestr": "|u1", "strides": None,
+                                         "data": (raw.data_ptr(), False), "version": 2}
+
+
 class NotFlat(Exception):
     """The group's current state cannot live in flat buffers (e.g. state tensors of mixed dtypes)."""
 
@@ -61,7 +117,7 @@ class GroupBuffers:
                 self._adopt(i, state)
         self.grad_views = [self.view(self.grad, i) for i in range(len(self.params))]
         for i, p in enumerate(self.params):
-            p.data = self.view(self.theta, i)
+            p.data = own_memory_view(self.theta, self.offsets[i], self.offsets[i + 1], p.shape)
             if p.grad is not None:
                 self.grad_views[i].copy_(p.grad)
                 p.grad = self.grad_views[i]
