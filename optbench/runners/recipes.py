@@ -98,15 +98,12 @@ def describe(recipe: str | None) -> dict | None:
     if recipe is None:
         return None
     if recipe == "no-decay":
-        return {
-            "recipe": recipe,
-            "rule": "weight_decay=0 on tensors of fewer than 2 dimensions and embedding tables",
-        }
+        return {"recipe": recipe, "rule": "weight_decay=0 on tensors of fewer than 2 dimensions"}
     adamw = parse_optimizer("adamw")
     return {
         "recipe": recipe,
         "rule": "muon on hidden weights of 2+ dimensions (kernels flattened); adamw on biases, norm "
-        "weights, embedding tables and the output layer",
+        "weights and the output layer",
         "adamw_hparams": adamw.resolved(training_defaults(adamw)),
     }
 
@@ -116,12 +113,11 @@ def note(recipe: str | None) -> str | None:
     if recipe is None:
         return None
     if recipe == "no-decay":
-        return "recipe no-decay: no weight decay on biases, normalisation weights and embedding tables"
+        return "recipe no-decay: no weight decay on biases and normalisation weights"
     lr = describe(recipe)["adamw_hparams"]["lr"]
     return (
         f"recipe muon: Muon on the hidden weight matrices (conv kernels flattened), AdamW (lr={lr:g}) on "
-        "biases, normalisation weights, embedding tables and the output layer, since Muon alone cannot "
-        "train them"
+        "biases, normalisation weights and the output layer, since Muon alone cannot train them"
     )
 
 
