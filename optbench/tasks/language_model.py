@@ -117,11 +117,14 @@ class LanguageModelProblem:
     """One run's language-modelling problem (the `TrainingProblem` shape of `tasks/problem.py`).
 
     Args:
-        options: corpus and model sizes; seed: `torch.manual_seed(seed)` before the model is built;
-        device, dtype: where the model lives (token ids stay int64).
+        options: corpus and model sizes.
+        seed: `torch.manual_seed(seed)` before the model is built.
+        device: where the model and the text's ids live.
+        dtype: the model's floating-point type (token ids stay int64).
+
     Raises:
-        OptbenchError: a corpus the reader refuses, sizes no model can have, a stride below 1, or a
-        context whose window (context + 1 characters) does not fit in a split.
+        OptbenchError: a corpus the reader refuses, sizes no model can have, a stride below 1, or
+            a context whose window (context + 1 characters) does not fit in a split.
     """
 
     kind = TaskKind.LANGUAGE_MODEL
