@@ -94,7 +94,7 @@ class LanguageModelOptions:
 
 @dataclass(frozen=True)
 class Text:
-    """A corpus read, encoded and split once (cached per data_dir and val_fraction)."""
+    """A corpus read, encoded and split once per process (cached per data_dir and val_fraction)."""
 
     source: str
     sha256: str
@@ -155,7 +155,7 @@ class LanguageModelProblem:
         self.vocab_size = len(self.text.vocabulary)
         torch.manual_seed(seed)
         self.model = Transformer(options.model_config(self.vocab_size)).to(self.device, dtype)
-        self.train_ids = self.text.train.to(self.device)
+        self.train_ids, self.val_ids = self.text.train.to(self.device), self.text.val.to(self.device)
         self.starts = torch.arange(0, len(self.text.train) - options.context, stride, device=self.device)
         self.n_train = len(self.starts)
         self.tokens_per_row = options.context  # predictions per row: tokens/s = rows/s x this
@@ -187,11 +187,10 @@ class LanguageModelProblem:
         every position of the fixed validation windows, in eval mode (the mode is restored)."""
         was_training = model.training
         model.eval()
-        val = self.text.val.to(self.device)
         total = torch.zeros((), device=self.device, dtype=torch.float64)
         for first in range(0, len(self.val_starts), EVAL_BATCH):
             starts = self.val_starts[first : first + EVAL_BATCH].to(self.device)
-            windows = val[starts[:, None] + self.offsets]
+            windows = self.val_ids[starts[:, None] + self.offsets]
             logits = model(windows[:, :-1])
             total += F.cross_entropy(
                 _full_precision(logits).flatten(0, 1), windows[:, 1:].flatten(), reduction="sum"
