@@ -149,7 +149,7 @@ def test_dry_run_cpu_runs_are_identical(dry_run):
     assert all(
         row["first differing step"] == "identical" and number(row["max difference"]) == 0 for row in repro
     )
-    assert "- language model: absent from this tree, skipped" in text
+    assert "- language model: found (" in text  # optbench/transformer.py, not yet driven on the device
 
 
 def failing(settings, report, budget):

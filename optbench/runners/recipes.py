@@ -2,12 +2,15 @@
 
 - `muon`: Muon on the hidden weight matrices, AdamW on everything else, the way Muon is used in
   practice (Jordan et al. 2024, "Muon: an optimizer for hidden layers"): Muon orthogonalises 2-D
-  updates, so it cannot train a bias, a normalisation gain or the output layer. Hidden = every
-  weight with 2 or more dimensions except the classifier head (the network's last weight matrix);
+  updates, so it cannot train a bias, a normalisation gain, an embedding table or the output layer.
+  Hidden = every weight with 2 or more dimensions except the output layer (the weight of the
+  network's last `nn.Linear`, or its last weight when it has none) and `nn.Embedding` tables (a
+  transformer's token and position embeddings; a head tied to the token embedding is that table);
   convolution kernels [out, in, kh, kw] are stepped as [out, in·kh·kw] matrices. The AdamW part
   takes the task's AdamW defaults. `--optimizer muon` applies it by itself.
 - `no-decay`: the spec's optimizer with weight decay on weight matrices and kernels only, none on
-  biases and normalisation weights (tensors of fewer than 2 dimensions), as in BERT and GPT-2.
+  biases, normalisation weights (tensors of fewer than 2 dimensions) and `nn.Embedding` tables, as
+  in GPT-2 and nanoGPT.
 
 `build_optimizer` returns one `torch.optim.Optimizer`, so the warm-up, lr schedulers and the
 training loop need not know a recipe was used; `describe` is what results record.
@@ -44,14 +47,26 @@ def recipe_for(optimizer: OptimizerSpec, recipe: str | None) -> str | None:
 
 
 def split_parameters(network: nn.Module) -> tuple[list, list, list]:
-    """(hidden matrices, hidden kernels of more than 2 dimensions, the rest) of `network`, in order."""
-    weights = [p for p in network.parameters() if p.requires_grad and p.ndim >= 2]
-    head = weights[-1] if weights else None
-    matrices = [p for p in weights if p is not head and p.ndim == 2]
-    kernels = [p for p in weights if p is not head and p.ndim > 2]
+    """(hidden matrices, hidden kernels of more than 2 dimensions, the rest) of `network`, in order;
+    hidden as the module's docstring defines it."""
+    weights = [p for p in _trainable(network) if p.ndim >= 2]
+    linears = [m for m in network.modules() if isinstance(m, nn.Linear)]
+    head = linears[-1].weight if linears else (weights[-1] if weights else None)
+    excluded = _embedding_tables(network) | {id(head)}
+    matrices = [p for p in weights if id(p) not in excluded and p.ndim == 2]
+    kernels = [p for p in weights if id(p) not in excluded and p.ndim > 2]
     hidden = {id(p) for p in matrices + kernels}
-    rest = [p for p in network.parameters() if p.requires_grad and id(p) not in hidden]
+    rest = [p for p in _trainable(network) if id(p) not in hidden]
     return matrices, kernels, rest
+
+
+def _trainable(network: nn.Module) -> list:
+    return [p for p in network.parameters() if p.requires_grad]
+
+
+def _embedding_tables(network: nn.Module) -> set[int]:
+    """ids of the weights of `network`'s `nn.Embedding` layers (looked up by row, not multiplied)."""
+    return {id(m.weight) for m in network.modules() if isinstance(m, nn.Embedding)}
 
 
 def build_optimizer(
@@ -67,8 +82,9 @@ def build_optimizer(
     if recipe is None:
         return optimizer.build(network.parameters(), defaults, fast=fast)
     if recipe == "no-decay":
-        decayed = [p for p in network.parameters() if p.requires_grad and p.ndim >= 2]
-        undecayed = [p for p in network.parameters() if p.requires_grad and p.ndim < 2]
+        tables = _embedding_tables(network)
+        decayed = [p for p in _trainable(network) if p.ndim >= 2 and id(p) not in tables]
+        undecayed = [p for p in _trainable(network) if p.ndim < 2 or id(p) in tables]
         groups = [
             group
             for group in ({"params": decayed}, {"params": undecayed, "weight_decay": 0.0})
