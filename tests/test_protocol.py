@@ -10,8 +10,8 @@ from optbench.bench.protocol import (
     LogUniform,
     fastest_per_study,
     median_over_studies,
+    quasi_random_studies,
     searched_axes,
-    studies,
 )
 from optbench.errors import OptbenchError
 from optbench.specs import OptimizerSpec
@@ -44,10 +44,10 @@ def test_log_uniform_maps_quantiles_to_the_range():
 
 def test_studies_are_seeded_independent_and_inside_the_space():
     spec = OptimizerSpec.parse("adam")
-    table = studies(spec, seed=3)
+    table = quasi_random_studies(spec, seed=3)
     assert len(table) == 25 and sorted(table["study"].unique()) == list(range(5))
-    pd.testing.assert_frame_equal(table, studies(spec, seed=3))
-    assert not table.equals(studies(spec, seed=4))
+    pd.testing.assert_frame_equal(table, quasi_random_studies(spec, seed=3))
+    assert not table.equals(quasi_random_studies(spec, seed=4))
     first, second = (table[table["study"] == k]["lr"].to_numpy() for k in (0, 1))
     assert not np.allclose(first, second)
     assert table["lr"].between(1e-5, 1.0).all()
@@ -55,8 +55,8 @@ def test_studies_are_seeded_independent_and_inside_the_space():
 
 
 def test_every_optimizer_sees_the_same_lr_values_in_each_study():
-    adam, lion = (studies(OptimizerSpec.parse(name), seed=0) for name in ("adam", "lion"))
-    sgd = studies(OptimizerSpec.parse("sgd"), seed=0)
+    adam, lion = (quasi_random_studies(OptimizerSpec.parse(name), seed=0) for name in ("adam", "lion"))
+    sgd = quasi_random_studies(OptimizerSpec.parse("sgd"), seed=0)
     np.testing.assert_allclose(adam["lr"], lion["lr"])  # same axes, same points
     assert sgd.columns.tolist() == ["study", "trial", "lr"]
     assert math.log(sgd["lr"].max() / sgd["lr"].min()) > math.log(100)  # spread over decades
@@ -64,7 +64,7 @@ def test_every_optimizer_sees_the_same_lr_values_in_each_study():
 
 def test_studies_need_at_least_one_trial():
     with pytest.raises(OptbenchError, match="at least 1 study of 1 trial, got 0 x 5"):
-        studies(OptimizerSpec.parse("adam"), studies=0)
+        quasi_random_studies(OptimizerSpec.parse("adam"), studies=0)
 
 
 def test_fastest_trial_per_study_and_the_median_over_studies():

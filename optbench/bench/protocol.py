@@ -75,7 +75,7 @@ def searched_axes(spec: OptimizerSpec, space: dict | None = None) -> list[str]:
     return axes
 
 
-def studies(
+def quasi_random_studies(
     spec: OptimizerSpec,
     *,
     studies: int = DEFAULT_STUDIES,

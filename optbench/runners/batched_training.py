@@ -90,7 +90,7 @@ class BatchedTraining:
         return pd.DataFrame(columns)
 
 
-def batched_mode(spec: OptimizerSpec, hparams: dict | None = None, clip_grad_norm=None) -> str:
+def batched_mode(spec: OptimizerSpec, hparams: dict | None = None) -> str:
     """`batched` when one optimizer may step every trial's stacked tensors exactly, else `per_trial`."""
     allowed = with_beta_axes(spec.algorithm.tensor_hparams)
     if spec.use_torch or not spec.algorithm.elementwise or not set(hparams or {}) <= allowed:
@@ -144,7 +144,7 @@ def train_batched(
         for name in names
     }
 
-    mode = batched_mode(spec, hparams, clip_grad_norm)
+    mode = batched_mode(spec, hparams)
     stepper = (_BatchedStepper if mode == "batched" else _PerTrialStepper)(
         spec, list(stacked.values()), hparams, defaults or {}, make_scheduler
     )
