@@ -3,7 +3,11 @@
 Every surface evaluates a batch of points at once: `surface.evaluate(points)` takes a
 `[trials, dim]` tensor and returns `(value [trials], gradient [trials, dim])`, written out by hand
 (the tests check each gradient against autograd). A surface is named on the command line, with
-settings where it has any: `elliptic`, `rosenbrock`, `quadratic:dim=20,condition=1000`.
+settings where it has any: `elliptic`, `rosenbrock`, `quadratic:dim=20,condition=1000`;
+`quadratic:dim=50,condition=1000,rotation=0` turns the same quadratic by a seeded random rotation (its
+axes no longer the coordinates', so a diagonal preconditioner such as Adam's stops helping), and
+`expr:x**2+10*y**2` is a formula of the user's (`optbench.expression`: parsed without eval, gradients
+by autograd).
 
 Quadratics (`elliptic`, `bowl`, `saddle`, `quadratic`) are one mechanism, f(x) = Σ c_i x_i², and
 expose their Hessian eigenvalues 2 c_i (`surface.hessian_eigenvalues`), so step-size theory
@@ -20,6 +24,7 @@ import torch
 
 from .budget import require_memory, surface_run_bytes
 from .errors import OptbenchError, did_you_mean
+from .expression import VARIABLES, parse_expression
 
 Evaluate = Callable[[torch.Tensor], "tuple[torch.Tensor, torch.Tensor]"]
 
@@ -87,6 +92,27 @@ def diagonal_quadratic(coefficients) -> Evaluate:
     return evaluate
 
 
+def random_rotation(dim: int, seed: int) -> torch.Tensor:
+    """A Haar-random orthogonal `[dim, dim]` matrix (float64): Q of the QR factorisation of a seeded
+    Gaussian matrix, its columns' signs fixed by R's diagonal (Mezzadri 2007, "How to generate random
+    matrices from the classical compact groups", section 5)."""
+    gaussian = torch.randn(dim, dim, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    q, r = torch.linalg.qr(gaussian)
+    return q * torch.sign(torch.diagonal(r))
+
+
+def rotated_quadratic(coefficients, rotation: torch.Tensor) -> Evaluate:
+    """f(x) = Σ c_i (Qx)_i²; gradient Qᵀ (2 c ⊙ Qx). Hessian Qᵀ diag(2c) Q: the eigenvalues 2c, turned."""
+    c = torch.tensor(coefficients, dtype=torch.float64)
+
+    def evaluate(points):
+        scale, q = c.to(points), rotation.to(points)
+        turned = points @ q.T  # each row's Qx
+        return (turned * turned) @ scale, ((2 * scale) * turned) @ q
+
+    return evaluate
+
+
 def monkey_saddle(points):
     x, y = points[:, 0], points[:, 1]
     value = x**3 - 3 * x * y**2
@@ -135,12 +161,14 @@ _HIMMELBLAU_MINIMA = (
 )
 
 
-def _quadratic_surface(name, coefficients, start, window, formula, steps, note="", minimum=True):
+def _quadratic_surface(
+    name, coefficients, start, window, formula, steps, note="", minimum=True, evaluate=None
+):
     dim = len(coefficients)
     return Surface(
         name,
         formula,
-        diagonal_quadratic(coefficients),
+        evaluate or diagonal_quadratic(coefficients),
         minima=((0.0,) * dim,) if minimum else (),
         start=start,
         window=window,
@@ -152,23 +180,33 @@ def _quadratic_surface(name, coefficients, start, window, formula, steps, note="
     )
 
 
-def _quadratic(dim: int = 10, condition: float = 100.0) -> Surface:
-    """n-dimensional f = ½ Σ λ_i x_i² with λ log-spaced from 1 to `condition`; start at all ones."""
+def _quadratic(dim: int = 10, condition: float = 100.0, rotation: int | None = None) -> Surface:
+    """n-dimensional f = ½ Σ λ_i x_i² with λ log-spaced from 1 to `condition`; start at all ones.
+    rotation: a seed; f = ½ Σ λ_i (Qx)_i² with Q = random_rotation(dim, rotation) (same eigenvalues)."""
     if not (isinstance(dim, int) and dim >= 2):
         raise OptbenchError(f"quadratic: dim must be a whole number >= 2, got {dim}")
     if not (condition >= 1 and math.isfinite(condition)):
         raise OptbenchError(f"quadratic: condition must be a finite number >= 1, got {condition}")
     require_memory(f"quadratic:dim={dim}", surface_run_bytes(1, dim, QUADRATIC_STEPS + 1))
+    if rotation is not None and not (isinstance(rotation, int) and rotation >= 0):
+        raise OptbenchError(f"quadratic: rotation must be a whole-number seed >= 0, got {rotation}")
     eigenvalues = torch.logspace(0, math.log10(condition), dim, dtype=torch.float64).tolist()
+    coefficients = [lam / 2 for lam in eigenvalues]
     text = f"quadratic:dim={dim},condition={condition:g}"
+    formula, note, evaluate = "½ Σ λᵢ xᵢ²", "Hessian eigenvalues log-spaced; condition number as given", None
+    if rotation is not None:
+        text += f",rotation={rotation}"
+        formula, note = "½ Σ λᵢ (Qx)ᵢ²", f"{note}; Q a random rotation (seed {rotation})"
+        evaluate = rotated_quadratic(coefficients, random_rotation(dim, rotation))
     return _quadratic_surface(
         text,
-        [lam / 2 for lam in eigenvalues],
+        coefficients,
         (1.0,) * dim,
         ((-1.5, 1.5),) * dim,
-        f"½ Σ λᵢ xᵢ², λ from 1 to {condition:g} ({dim}-D)",
+        f"{formula}, λ from 1 to {condition:g} ({dim}-D)",
         steps=QUADRATIC_STEPS,
-        note="Hessian eigenvalues log-spaced; condition number as given",
+        note=note,
+        evaluate=evaluate,
     )
 
 
@@ -260,10 +298,42 @@ SURFACES: dict[str, Callable[..., Surface]] = {
 }
 
 
+WHOLE_SETTINGS = ("dim", "rotation")  # settings read as ints when written as whole numbers
+
+
+def expression_surface(formula: str) -> Surface:
+    """`expr:FORMULA` as a surface: value and gradient (autograd) of the user's formula in x, y (z).
+    Its minimum is unknown (None), so only NaN/inf counts as divergence. Raises OptbenchError."""
+    dim, function = parse_expression(formula)
+
+    def evaluate(points):
+        with torch.enable_grad():
+            leaf = points.detach().requires_grad_(True)
+            value = function(dict(zip(VARIABLES, leaf.unbind(1), strict=False))).expand(leaf.shape[0])
+            (gradient,) = torch.autograd.grad(value.sum(), leaf)
+        return value.detach(), gradient
+
+    return Surface(
+        f"expr:{formula.strip()}",
+        formula.strip(),
+        evaluate,
+        minima=(),
+        start=(1.5,) * dim,
+        window=((-3.0, 3.0),) * dim,
+        minimum_value=None,
+        steps=100,
+        log_contours=False,
+        note="a user's formula: minimum unknown",
+    )
+
+
 def get_surface(text: str) -> Surface:
-    """'elliptic' or 'quadratic:dim=20,condition=1000' -> Surface; unknown names list the valid ones."""
+    """'elliptic', 'quadratic:dim=20,condition=1000' or 'expr:x**2+10*y**2' -> Surface; unknown names
+    list the valid ones."""
     name, _, settings = str(text).strip().partition(":")
     key = name.lower().replace("_", "-")
+    if key == "expr":
+        return expression_surface(settings)
     if key not in SURFACES:
         raise did_you_mean("surface", name, SURFACES)
     options = {}
@@ -277,7 +347,9 @@ def get_surface(text: str) -> Surface:
             raise OptbenchError(f"surface setting {option}={raw} in '{text}' is not a number") from None
         if option.strip() in options:
             raise OptbenchError(f"surface setting '{option.strip()}' is given twice in '{text}'")
-        options[option.strip()] = int(number) if number.is_integer() and option.strip() == "dim" else number
+        options[option.strip()] = (
+            int(number) if number.is_integer() and option.strip() in WHOLE_SETTINGS else number
+        )
     try:
         return SURFACES[key](**options)
     except TypeError:
@@ -324,7 +396,7 @@ def describe():
         )
         rows.append((key, surface.formula, f"({start})", minima, surface.note))
     return (
-        "surfaces (--surface NAME; quadratic:dim=N,condition=K)",
+        "surfaces (--surface NAME; quadratic:dim=N,condition=K[,rotation=SEED]; expr:FORMULA in x, y, z)",
         ("name", "f(x, y)", "default start", "minima", "note"),
         rows,
     )
