@@ -43,7 +43,7 @@ def train(problem, steps, batch_size, lr, betas, weight_decay, warmup, eval_ever
     or once training time passes `max_seconds`."""
     model = problem.model
     spec = parse_optimizer(f"adamw:lr={lr},betas={betas[0]}/{betas[1]},weight_decay={weight_decay}")
-    optimizer = build_optimizer(spec, "no-decay", model, {})
+    optimizer = build_optimizer(spec, "no-decay", model, lambda _spec: {})
     order_generator = torch.Generator().manual_seed(seed)
     rows, step, train_s = [], 0, 0.0
     rows.append(dict(step=0, train_s=0.0, train_loss=float("nan"), **problem.evaluate(model)))
