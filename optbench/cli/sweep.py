@@ -13,8 +13,9 @@ import rich_click as click
 from rich.table import Table
 
 from ..budget import require_rows
+from ..cells import Interrupted
 from ..experiments.inputs import MAX_SEED
-from ..sweeps import SweepInterrupted, SweepPlan
+from ..sweeps import SweepPlan
 from ..sweeps.columns import grid_columns
 from .common import (
     console,
@@ -146,7 +147,7 @@ def command(ctx, config_path, **flags):
                     task, advance=1, status=f"{status.split(':')[0]}: {cell.label}"
                 )
             )
-    except SweepInterrupted as stop:
+    except Interrupted as stop:
         console_err.print(
             f"[bold red]stopped by {stop}:[/] {stop.finished} of {stop.total} cell(s) finished "
             "and kept; rerun the same command to resume",

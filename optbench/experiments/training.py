@@ -23,8 +23,9 @@ from pathlib import Path
 import pandas as pd
 
 from ..budget import require_rows
+from ..cells import CellStore, content_key
 from ..errors import OptbenchError
-from ..results import read_metadata, read_table, write_metadata, write_table
+from ..results import output_folder, read_metadata, read_table, write_metadata, write_table
 from ..runners.distributed import launch, process_group, started_by_torchrun
 from ..runners.regression import least_squares, linear_regression, make_linear_data, scalar_trace
 from ..runners.training import TrainResult, TrainSpec, Update, check
@@ -32,7 +33,6 @@ from ..runners.training import train as train_one
 from ..specs import OptimizerSpec, as_spec
 from ..tasks import REGRESSION, SCALAR, TRAINING, get_task
 from .inputs import check_seed
-from .run_store import RunStore, key_of
 
 CLASSIFICATION_TABLES = ("steps", "epochs", "summary", "evaluations")
 
@@ -197,27 +197,42 @@ def _classification(specs: list[TrainSpec], nproc: int, out, force: bool, progre
         )
         spec_record = {"runs": [spec.resolved() for spec in specs], "processes": world}
         seed = specs[0].seed
-        store = RunStore.open(out, "train", spec_record, seed, force, writer=rank == 0) if out else None
+        store = _store(out, spec_record, seed, force, writer=rank == 0)
         tables, runs = {name: [] for name in CLASSIFICATION_TABLES}, {}
         for spec in specs:
-            key = key_of({**spec.resolved(), "processes": world})
+            key = content_key({**spec.resolved(), "processes": world})
             # torchrun's ranks train together, so only a run this process alone computes is claimed
-            with store.claim(key) if store and not torchrun else nullcontext():
+            with store.claim(key, [key]) if store and not torchrun else nullcontext():
                 reread = store and not (force and rank)
-                finished = store.finished(key, CLASSIFICATION_TABLES) if reread else None
+                finished = store.read(key) if reread else None
                 if finished is None:
                     distributed = world > 1 and not torchrun
                     run = launch(spec, world) if distributed else train_one(spec, dataset, progress)
                     finished = {name: getattr(run, name) for name in CLASSIFICATION_TABLES}
                     runs[spec.optimizer.name] = run
                     if store and rank == 0:
-                        store.finish(key, finished)
+                        store.write(key, finished)
             if progress and (spec.optimizer.name not in runs or (world > 1 and not torchrun)):
                 _report_finished(progress, spec, finished["epochs"], len(dataset.train[1]))
             for name in CLASSIFICATION_TABLES:
                 tables[name].append(finished[name])
+        if store:
+            store.close()
     merged = {name: pd.concat(parts, ignore_index=True) for name, parts in tables.items()}
     return TrainingResult(specs[0].task, merged, spec_record, seed, runs, rank)
+
+
+def _store(out, record: dict, seed: int, force: bool, writer: bool = True) -> CellStore | None:
+    """The cell store of `out` (None without one), checked against this run; joined as a writer
+    (meta.json recorded) by the process that writes. A different run is refused unless `force`."""
+    if not out:
+        return None
+    store = CellStore(out)
+    store.check("train", record, seed, force)
+    if writer:
+        output_folder(out, "train")
+        store.open("train", record, seed, force)
+    return store
 
 
 def _report_finished(progress, spec: TrainSpec, epochs: pd.DataFrame, n_train: int) -> None:
@@ -264,10 +279,10 @@ def _regression(
         def run(spec):
             return linear_regression(spec, data, batch_size=batch_size, epochs=epochs, seed=seed)
 
-    store = RunStore.open(out, "train", record, seed, force) if out else None
+    store = _store(out, record, seed, force)
     parts = []
     for spec in specs:
-        key = key_of(
+        key = content_key(
             {
                 "task": task,
                 "optimizer": spec.name,
@@ -276,11 +291,13 @@ def _regression(
                 **settings,
             }
         )
-        with store.claim(key) if store else nullcontext():
-            finished = store.finished(key, [table_name]) if store else None
+        with store.claim(key, [key]) if store else nullcontext():
+            finished = store.read(key) if store else None
             if finished is None:
                 finished = {table_name: run(spec)}
                 if store:
-                    store.finish(key, finished)
+                    store.write(key, finished)
         parts.append(finished[table_name])
+    if store:
+        store.close()
     return TrainingResult(task, {table_name: pd.concat(parts, ignore_index=True)}, record, seed)

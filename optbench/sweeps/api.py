@@ -18,14 +18,15 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..cells import DONE, SHARED, SKIPPED, CellStore, Interrupted, Local, schedule
+from ..cells.schedule import Executor
 from ..errors import OptbenchError
 from ..results import output_folder, read_metadata, read_table, remove_outputs, write_metadata, write_table
 from .adapters import check_runnable
 from .analysis import critical_batch_sizes, summarize
 from .cells import Cell, expand, shard_cells
-from .run import DONE, SHARED, SKIPPED, Outcome, SweepInterrupted, plan_runs, run_cells
+from .run import TABLE, SweepJob, plan_groups
 from .spec import SweepSpec
-from .store import SweepStore
 
 TABLES = ("sweep", "summary", "critical")
 
@@ -63,18 +64,14 @@ class SweepResult:
         from ..plots.style import save  # see plot()
 
         target = Path(folder) if folder is not None else self.folder
-        store = SweepStore(target)
-        try:
-            with store.folder_lock():
-                if target != self.folder:
-                    write_metadata(target, "sweep", self.spec.to_dict(), self.spec.seed)
-                remove_outputs(target)  # figures of an earlier (forced, larger) spec must not stay behind
-                tables = dict(zip(TABLES, (self.table, self.summary, self.critical), strict=False))
-                paths = [write_table(table, target / f"{name}.parquet") for name, table in tables.items()]
-                for stem, figure in self.plot().items() if formats else ():
-                    paths += save(figure, target / stem, formats)
-        finally:
-            store.close()
+        with CellStore(target).folder_lock():
+            if target != self.folder:
+                write_metadata(target, "sweep", self.spec.to_dict(), self.spec.seed)
+            remove_outputs(target)  # figures of an earlier (forced, larger) spec must not stay behind
+            tables = dict(zip(TABLES, (self.table, self.summary, self.critical), strict=False))
+            paths = [write_table(table, target / f"{name}.parquet") for name, table in tables.items()]
+            for stem, figure in self.plot().items() if formats else ():
+                paths += save(figure, target / stem, formats)
         return paths
 
 
@@ -86,63 +83,72 @@ class SweepPlan:
     folder: Path | None
     all_cells: list[Cell]
     cells: list[Cell]
-    jobs: int
+    executor: Executor
     force: bool
 
     @classmethod
     def prepare(
-        cls, spec: SweepSpec, folder=None, jobs: int = 1, shard: tuple[int, int] = (1, 1), force: bool = False
+        cls,
+        spec: SweepSpec,
+        folder=None,
+        jobs: int = 1,
+        shard: tuple[int, int] = (1, 1),
+        force: bool = False,
+        executor: Executor | None = None,
     ) -> SweepPlan:
         """Check the spec, the data, every optimizer and the folder; raises OptbenchError naming the
-        first problem. Reads only."""
+        first problem. Reads only. `executor` (default `Local(jobs)`) runs the cells."""
         if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
             raise OptbenchError(f"jobs must be a whole number >= 1, got {jobs}")
         all_cells = expand(spec)
         cells = shard_cells(all_cells, shard)
         check_runnable(spec, cells)
         if folder is not None:
-            SweepStore(folder).check(spec, cells, force)
-        return cls(spec, Path(folder) if folder is not None else None, all_cells, cells, jobs, force)
+            CellStore(folder).check(
+                "sweep", spec.to_dict(), spec.seed, force, identity, [c.key for c in cells]
+            )
+        folder = Path(folder) if folder is not None else None
+        return cls(spec, folder, all_cells, cells, executor or Local(jobs), force)
 
     def run(self, progress: Callable[[Cell, str], None] | None = None) -> SweepResult:
         """Compute the unfinished cells, then merge every finished cell of the grid.
 
         `progress(cell, status)` is called once per cell of this run: 'skipped', 'done', 'shared'
-        or 'failed: MESSAGE'. SIGINT/SIGTERM raise SweepInterrupted once the workers are stopped.
+        or 'failed: MESSAGE'. SIGINT/SIGTERM raise `cells.Interrupted` once the workers are stopped.
         """
         folder = output_folder(self.folder, "sweep")
-        store = SweepStore(folder)
-        outcome = Outcome()
+        by_key = {cell.key: cell for cell in self.cells}
+        statuses: dict[str, str] = {}
 
-        def report(cell: Cell, status: str) -> None:
-            first = cell.key not in outcome.statuses
-            outcome.statuses[cell.key] = status
+        def report(key: str, status: str) -> None:
+            first = key not in statuses
+            statuses[key] = status
             if progress and first:
-                progress(cell, status)
+                progress(by_key[key], status)
 
-        try:
-            store.open(self.spec, self.force)
+        with CellStore(folder) as store:
+            store.open("sweep", self.spec.to_dict(), self.spec.seed, self.force, identity)
             todo = []
             for cell in self.cells:
-                if store.finished(cell):
-                    report(cell, SKIPPED)
+                if store.finished(cell.key):
+                    report(cell.key, SKIPPED)
                 else:
                     todo.append(cell)
-            runs = plan_runs(todo, self.all_cells)
+            groups = plan_groups(todo, self.all_cells)
             try:
-                run_cells(store, runs, self.jobs, self.spec.threads, self.spec.data_dir, report)
-            except SweepInterrupted as stop:
-                stop.finished = sum(store.finished(c) for c in self.cells)
+                schedule(
+                    folder, groups, SweepJob(self.spec.threads, self.spec.data_dir), self.executor, report
+                )
+            except Interrupted as stop:
+                stop.finished = sum(store.finished(c.key) for c in self.cells)
                 stop.total = len(self.cells)
                 raise
-        finally:
-            store.close()
         result = _merged(self.spec, folder, self.all_cells, store)
         result.cells = self.cells  # this run's share of the grid, whose table `result` merges
-        result.skipped = outcome.keys(SKIPPED)
-        result.shared = outcome.keys(SHARED)
-        result.failed = outcome.failed
-        result.computed = [k for k, s in outcome.statuses.items() if s in (DONE, SHARED)]
+        result.skipped = [k for k, s in statuses.items() if s == SKIPPED]
+        result.shared = [k for k, s in statuses.items() if s == SHARED]
+        result.failed = {k: s.removeprefix("failed: ") for k, s in statuses.items() if s.startswith("failed")}
+        result.computed = [k for k, s in statuses.items() if s in (DONE, SHARED)]
         return result
 
 
@@ -153,15 +159,17 @@ def sweep(
     shard: tuple[int, int] = (1, 1),
     force: bool = False,
     progress: Callable[[Cell, str], None] | None = None,
+    executor: Executor | None = None,
 ) -> SweepResult:
     """Run a sweep into `folder` (default results/sweep-<timestamp>/) and return its tables.
 
     jobs: worker processes; shard (i, n): run every n-th cell from the i-th, for array jobs writing
     into one shared folder; force: run a changed spec in a folder holding another (shared finished
     cells are kept) and redo corrupt cells. Raises OptbenchError before writing anything if the
-    spec, the data, an optimizer or the folder is wrong; SweepInterrupted on SIGINT/SIGTERM.
+    spec, the data, an optimizer or the folder is wrong; `cells.Interrupted` on SIGINT/SIGTERM.
+    executor: where cells run (default `cells.Local(jobs)`; `cells.Submitit(...)` for Slurm).
     """
-    return SweepPlan.prepare(spec, folder, jobs, shard, force).run(progress)
+    return SweepPlan.prepare(spec, folder, jobs, shard, force, executor).run(progress)
 
 
 def load(folder) -> SweepResult:
@@ -175,7 +183,7 @@ def load(folder) -> SweepResult:
         raise OptbenchError(f"corrupt {folder / 'meta.json'}: no sweep spec recorded")
     spec = SweepSpec.from_dict(meta["spec"])
     cells = expand(spec)
-    store = SweepStore(folder)
+    store = CellStore(folder)
     if store.cells.is_dir():
         return _merged(spec, folder, cells, store)
     tables = [
@@ -193,8 +201,16 @@ def redraw(folder, formats=("png", "pdf")) -> list[Path]:
     return result.save(formats=formats)
 
 
-def _merged(spec: SweepSpec, folder: Path, cells: list[Cell], store: SweepStore) -> SweepResult:
-    table = store.read_cells(cells)
+def identity(spec: dict, seed) -> dict:
+    """What makes two sweeps the same in one folder: the settings that decide the cells (not the
+    analysis targets, the worker count or the data folder)."""
+    return spec.get("grid", {})
+
+
+def _merged(spec: SweepSpec, folder: Path, cells: list[Cell], store: CellStore) -> SweepResult:
+    """Every finished cell of `cells` as one table, in grid order."""
+    parts = [tables[TABLE] for tables in map(store.read, (c.key for c in cells)) if tables is not None]
+    table = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
     summary = summarize(table, spec.target_accuracy, spec.target_loss)
     critical = critical_batch_sizes(summary, spec.kind)
     return SweepResult(spec, folder, cells, table, summary, critical)
