@@ -375,16 +375,16 @@ def _assert_same_table(a: pd.DataFrame, b: pd.DataFrame):
 
 
 def test_a_result_saved_elsewhere_loads_back(tmp_path):
-    """`save(folder)` into another folder writes the tables and a meta.json that `load` reads back;
-    the sweep's own folder is not touched."""
+    """`save(folder)` into another folder writes the tables and a meta.json that `load` reads back,
+    and no figure; the sweep's own folder is not touched."""
     result = run_sweep(replace(SURFACE, batch_sizes=(1, 4)), tmp_path / "sweep")
-    written = result.save(tmp_path / "copy", formats=("png",))
-    assert {p.name for p in written} >= {
-        "sweep.parquet",
-        "summary.parquet",
+    copy = result.save(tmp_path / "copy")
+    assert sorted(p.name for p in copy.iterdir() if not p.name.startswith(".")) == [
         "critical.parquet",
-        "sweep_lr.png",
-    }
+        "meta.json",
+        "summary.parquet",
+        "sweep.parquet",
+    ]
     assert not (tmp_path / "sweep" / "sweep.parquet").exists()
     loaded = load(tmp_path / "copy")
     pd.testing.assert_frame_equal(loaded.summary, result.summary)

@@ -15,6 +15,7 @@ from ..results import atomic_write_bytes
 from ..specs import parse_optimizer
 from ..values import parse_number_list, parse_range
 from .common import (
+    ProgressBars,
     console,
     console_err,
     force_option,
@@ -25,7 +26,6 @@ from .common import (
     results_folder,
     seed_option,
     split_assignment,
-    step_progress,
     write_figures,
 )
 from .compare_tables import (
@@ -196,7 +196,7 @@ def command(
                 "steps per optimizer, each grid one batched tensor",
                 highlight=False,
             )
-        with step_progress([spec.name for spec in specs], steps) as report:
+        with ProgressBars(transient=True) as report:
             result = compare(
                 specs,
                 resolved,

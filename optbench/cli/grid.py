@@ -13,6 +13,7 @@ from ..experiments.inputs import require_surface_memory
 from ..specs import parse_optimizer
 from ..values import parse_range, range_parts
 from .common import (
+    ProgressBars,
     console,
     force_option,
     format_number,
@@ -22,7 +23,6 @@ from .common import (
     results_folder,
     seed_option,
     split_assignment,
-    step_progress,
     write_figures,
 )
 from .surface_options import resolve_surface, surface_options
@@ -66,7 +66,7 @@ def command(
     )
     axes = {name: parse_range(text, label) for name, (text, label) in ranges.items()}
     with results_folder(out, "grid") as folder:
-        with step_progress([spec.name], steps) as report:
+        with ProgressBars(transient=True) as report:
             result = grid(
                 spec,
                 axes,
@@ -75,7 +75,7 @@ def command(
                 start=point,
                 noise=noise,
                 seed=seed,
-                progress=lambda taken, total: report(spec.name, taken, total),
+                progress=report,
             )
         result.save(folder, force)
 

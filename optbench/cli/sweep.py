@@ -15,9 +15,11 @@ from rich.table import Table
 from ..budget import require_rows
 from ..cells import Interrupted
 from ..experiments.inputs import MAX_SEED
+from ..plots.style import save_figures
 from ..sweeps import SweepPlan
 from ..sweeps.columns import grid_columns
 from .common import (
+    ProgressBars,
     console,
     console_err,
     format_number,
@@ -25,7 +27,6 @@ from .common import (
     out_option,
     parse_formats,
     print_table,
-    progress_bar,
 )
 from .sweep_options import build_spec, parse_shard, resolve_options
 
@@ -140,13 +141,8 @@ def command(ctx, config_path, **flags):
     shard = parse_shard(options["shard"])
     plan = SweepPlan.prepare(spec, options["out"], options["jobs"], shard, options["force"])
     try:
-        with progress_bar() as bar:
-            task = bar.add_task("sweep", total=len(plan.cells), status="")
-            result = plan.run(
-                lambda cell, status: bar.update(
-                    task, advance=1, status=f"{status.split(':')[0]}: {cell.label}"
-                )
-            )
+        with ProgressBars() as bars:
+            result = plan.run(bars)
     except Interrupted as stop:
         console_err.print(
             f"[bold red]stopped by {stop}:[/] {stop.finished} of {stop.total} cell(s) finished "
@@ -155,7 +151,8 @@ def command(ctx, config_path, **flags):
             soft_wrap=True,
         )
         ctx.exit(stop.exit_code)
-    written = result.save(formats=formats)
+    result.save()
+    written = save_figures(result.plot(), result.folder, formats)
 
     console_err.print(
         f"{len(result.computed)} cell(s) computed, {len(result.skipped)} already finished "

@@ -37,12 +37,13 @@ import torch
 from ..data import Dataset, load
 from ..errors import OptbenchError, did_you_mean
 from ..models import build_model
+from ..progress import Progress
 from ..specs import OptimizerSpec, as_spec
 from ..tasks import TRAINING, get_task, training_defaults
 from .devices import rank_and_world, resolve_device
 from .recipes import build_optimizer, describe, recipe_for
 from .schedules import build_scheduler
-from .training_loop import TrainingRun, TrainResult, Update
+from .training_loop import TrainingRun, TrainResult
 
 
 @dataclass(frozen=True)
@@ -106,7 +107,7 @@ def check(spec: TrainSpec, dataset: Dataset | None = None, world: int = 1) -> Da
 
 
 def train(
-    spec: TrainSpec, dataset: Dataset | None = None, progress: Callable[[Update], None] | None = None
+    spec: TrainSpec, dataset: Dataset | None = None, progress: Callable[[Progress], None] | None = None
 ) -> TrainResult:
     """Train `spec.model` on `spec.task` with `spec.optimizer`; see the module docstring.
 
