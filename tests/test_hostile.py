@@ -670,10 +670,7 @@ class FirstReport(Exception):
     [
         lambda report: optbench.compare(["sgd", "adam"], steps=10**13, progress=report),
         lambda report: optbench.grid(
-            "sgd",
-            {"lr": [0.01, 0.1], "momentum": [0.0, 0.9]},
-            steps=10**13,
-            progress=lambda taken, steps: report("sgd", taken, steps),
+            "sgd", {"lr": [0.01, 0.1], "momentum": [0.0, 0.9]}, steps=10**13, progress=report
         ),
     ],
     ids=["compare", "grid"],
@@ -681,8 +678,8 @@ class FirstReport(Exception):
 def test_a_merely_long_run_reports_progress_from_its_first_step(run):
     reports = []
 
-    def report(label, taken, steps):
-        reports.append((label, taken, steps, time.perf_counter()))
+    def report(event):
+        reports.append((event.bar, event.done, event.total, time.perf_counter()))
         if len(reports) == 2:
             raise FirstReport
 

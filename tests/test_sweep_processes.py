@@ -184,9 +184,10 @@ def test_leftovers_of_killed_writers_are_cleaned(tmp_path):
     first = sweep(spec, tmp_path)
     first.save()
     lost = first.cells[1]
-    (tmp_path / "cells" / f"{lost.key}.parquet").unlink()
+    (tmp_path / "cells" / f"{lost.key}.sweep.parquet").unlink()
     leftovers = [
-        tmp_path / "cells" / f".{lost.key}.parquet.k1ll3d.tmp",
+        tmp_path / "cells" / f".{lost.key}.sweep.parquet.k1ll3d.tmp",
+        tmp_path / "cells" / ".0123456789abcdef.sweep.parquet.k1ll3d.tmp",  # a cell no run computes again
         tmp_path / ".sweep.parquet.k1ll3d.tmp",
         tmp_path / ".meta.json.k1ll3d.tmp",
     ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -70,18 +71,32 @@ def progress_bar(transient: bool = False) -> Progress:
     )
 
 
-@contextmanager
-def step_progress(runs: list[str], steps: int):
-    """A transient progress bar with an ETA over `runs` of `steps` steps each; yields the callback
-    (run label, steps taken, steps) that `optbench.compare`/`grid` report through."""
-    with progress_bar(transient=True) as bar:
-        task = bar.add_task("running", total=max(1, len(runs) * steps), status="")
-        offsets = {label: index * steps for index, label in enumerate(runs)}
+class ProgressBars:
+    """Draws `optbench.progress.Progress` events, the one kind every command's work reports: one bar
+    per `event.bar`, shown from the first event (a spec refused before any work prints only its
+    error) and by one process of several (torchrun's rank 0). `describe(event)` words the status of
+    an event that carries metrics."""
 
-        def report(label: str, taken: int, _steps: int) -> None:
-            bar.update(task, completed=offsets[label] + taken, status=label)
+    def __init__(self, transient: bool = False, describe=None):
+        self.transient, self.describe = transient, describe
 
-        yield report
+    def __enter__(self):
+        self.bar, self.tasks = None, {}
+        self.shown = int(os.environ.get("RANK", "0")) == 0
+        return self
+
+    def __exit__(self, *exc):
+        return self.bar.__exit__(*exc) if self.bar else False
+
+    def __call__(self, event) -> None:
+        if not self.shown:
+            return
+        if self.bar is None:
+            self.bar = progress_bar(self.transient).__enter__()
+        if event.bar not in self.tasks:
+            self.tasks[event.bar] = self.bar.add_task(event.bar, total=max(1, event.total), status="")
+        status = self.describe(event) if self.describe and event.metrics is not None else event.status
+        self.bar.update(self.tasks[event.bar], completed=event.done, **({"status": status} if status else {}))
 
 
 def format_number(value) -> str:

@@ -10,6 +10,7 @@ import rich_click as click
 from ..errors import OptbenchError
 from ..optimizers.registry import check_spec_name
 from .common import (
+    ProgressBars,
     console,
     console_err,
     force_option,
@@ -20,7 +21,6 @@ from .common import (
     results_folder,
     seed_option,
     split_assignment,
-    step_progress,
     write_figures,
 )
 from .surface_options import resolve_surface, surface_options
@@ -202,7 +202,7 @@ def command(
                 "steps per optimizer, each grid one batched tensor",
                 highlight=False,
             )
-        with step_progress([spec.name for spec in specs], steps) as report:
+        with ProgressBars(transient=True) as report:
             result = compare(
                 specs,
                 resolved,

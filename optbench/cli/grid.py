@@ -10,6 +10,7 @@ import rich_click as click
 from ..errors import OptbenchError
 from ..optimizers.registry import check_spec_name
 from .common import (
+    ProgressBars,
     console,
     force_option,
     format_number,
@@ -19,7 +20,6 @@ from .common import (
     results_folder,
     seed_option,
     split_assignment,
-    step_progress,
     write_figures,
 )
 from .surface_options import resolve_surface, surface_options
@@ -69,7 +69,7 @@ def command(
     )
     axes = {name: parse_range(text, label) for name, (text, label) in ranges.items()}
     with results_folder(out, "grid") as folder:
-        with step_progress([spec.name], steps) as report:
+        with ProgressBars(transient=True) as report:
             result = grid(
                 spec,
                 axes,
@@ -78,7 +78,7 @@ def command(
                 start=point,
                 noise=noise,
                 seed=seed,
-                progress=lambda taken, total: report(spec.name, taken, total),
+                progress=report,
             )
         result.save(folder, force)
 

@@ -13,12 +13,15 @@ import rich_click as click
 from rich.table import Table
 
 from ..budget import require_rows
+from ..cells import Interrupted
 from ..experiments.inputs import MAX_SEED
-from ..sweeps import SweepInterrupted, SweepPlan, SweepSpec
+from ..plots.style import save_figures
+from ..sweeps import SweepPlan, SweepSpec
 from ..sweeps.columns import grid_columns
 from ..sweeps.spec import DEFAULT_EVALUATIONS, DEFAULT_TRAINING_STEPS
 from ..tasks import TaskKind
 from .common import (
+    ProgressBars,
     console,
     console_err,
     format_number,
@@ -26,7 +29,6 @@ from .common import (
     out_option,
     parse_formats,
     print_table,
-    progress_bar,
 )
 from .sweep_options import build_spec, parse_shard, resolve_options
 
@@ -164,14 +166,9 @@ def command(ctx, config_path, **flags):
     shard = parse_shard(options["shard"])
     plan = SweepPlan.prepare(spec, options["out"], options["jobs"], shard, options["force"])
     try:
-        with progress_bar() as bar:
-            task = bar.add_task("sweep", total=len(plan.cells), status="")
-            result = plan.run(
-                lambda cell, status: bar.update(
-                    task, advance=1, status=f"{status.split(':')[0]}: {cell.label}"
-                )
-            )
-    except SweepInterrupted as stop:
+        with ProgressBars() as bars:
+            result = plan.run(bars)
+    except Interrupted as stop:
         console_err.print(
             f"[bold red]stopped by {stop}:[/] {stop.finished} of {stop.total} cell(s) finished "
             "and kept; rerun the same command to resume",
@@ -179,7 +176,8 @@ def command(ctx, config_path, **flags):
             soft_wrap=True,
         )
         ctx.exit(stop.exit_code)
-    written = result.save(formats=formats)
+    result.save()
+    written = save_figures(result.plot(), result.folder, formats)
 
     console_err.print(
         f"{len(result.computed)} cell(s) computed, {len(result.skipped)} already finished "

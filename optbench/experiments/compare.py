@@ -27,6 +27,7 @@ from ..objectives import Surface, get_surface
 from ..plots.fair import plot_sensitivity
 from ..plots.grid_map import plot_grid
 from ..plots.surfaces import animate, plot_loss, plot_trajectories
+from ..progress import Progress
 from ..results import read_metadata, read_table
 from ..runners.recorder import RELATIVE_TOLERANCE
 from ..runners.repro import compare_runs
@@ -51,7 +52,7 @@ from ..tasks import surface_task
 from ..theory import rate_table, stability_edge
 from ..values import range_parts
 from .inputs import as_specs, as_surface, check_axis, check_run_settings, check_start, require_surface_memory
-from .result import Result
+from .result import Result, require_spec, require_tables
 
 TUNING_SEED_OFFSET = 1  # tuning starts come from seed + 1, so they differ from the comparison's starts
 CPU_RUNS, CPU_VS_CUDA = "cpu run 1 vs run 2", "cpu vs cuda"
@@ -145,7 +146,8 @@ class Comparison(Result):
         """The comparison saved in `folder`; raises OptbenchError for a missing or foreign file."""
         folder = Path(folder)
         meta = read_metadata(folder)
-        spec = meta["spec"]
+        spec = require_spec(folder, meta, "surface")
+        require_tables(folder)
         surface = get_surface(spec["surface"])
 
         def optional(stem, columns):
@@ -233,7 +235,7 @@ def compare(
     tune: TuningPlan | None = None,
     check_repro: bool = False,
     tolerance: float = RELATIVE_TOLERANCE,
-    progress: Callable[[str, int, int], None] | None = None,
+    progress: Callable[[Progress], None] | None = None,
 ) -> Comparison:
     """Run each optimizer from the same starts for the same steps; returns a `Comparison`.
 
@@ -246,7 +248,7 @@ def compare(
     tolerance: relative; a run has converged ("steps to tol") once f - f_min <= tolerance (f(its own start)
     - f_min). metrics has the absolute value per trial (`tolerance`) and the gradient evaluations spent
     (`gradient_evaluations`, `evaluations_to_tolerance`: LBFGS evaluates several per step).
-    progress: called with (optimizer label, steps taken, steps) while the comparison runs.
+    progress: called with a `Progress` per optimizer (steps taken of steps) while the comparison runs.
     Raises OptbenchError for a repeated label, trials < 1, a start of the wrong dimension, a tolerance
     outside (0, 1), a bad setting, or a run whose memory estimate exceeds what this machine has available.
     """
@@ -320,7 +322,7 @@ def compare(
                     clip_grad_norm=clip_grad_norm,
                     device=device,
                     relative_tolerance=tolerance,
-                    progress=report and (lambda t, name=spec.name: report(name, t, steps)),
+                    progress=report and (lambda t, name=spec.name: report(Progress(name, t, steps))),
                 )
             )
         return runs

@@ -7,13 +7,10 @@ with the lr each run started from; a diverged run is marked as in every optbench
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from ..results import read_metadata, read_table
 from .style import (
     assign_looks,
     clip_loss_axis,
@@ -21,7 +18,6 @@ from .style import (
     diverged_label,
     finite_positive,
     mark_diverged,
-    save,
     series_label,
     style,
 )
@@ -215,15 +211,6 @@ def plot_scalar_trace(trace: pd.DataFrame):
         return fig
 
 
-TABLE_COLUMNS = {  # the tables a training results folder holds -> the columns the figures read
-    "epochs": ["optimizer", "family", "epoch", "val_loss", "val_accuracy", "train_accuracy", "diverged"],
-    "summary": ["optimizer"],
-    "steps": ["optimizer", "epoch", "step", "loss"],
-    "regression": ["optimizer", "family", "step", "suboptimality", "diverged"],
-    "trace": ["optimizer", "family", "a", "a_next"],
-}
-
-
 def training_figures(tables: dict[str, pd.DataFrame], f_star: float | None = None) -> dict:
     """Figure name -> figure for whichever training tables are present: 'training' (epochs, with
     steps if given), 'regression' (f - f*, with the least-squares loss f_star), 'trace' (scalar)."""
@@ -237,21 +224,6 @@ def training_figures(tables: dict[str, pd.DataFrame], f_star: float | None = Non
     if tables.get("trace") is not None:
         figures["trace"] = plot_scalar_trace(tables["trace"])
     return figures
-
-
-def redraw(folder, formats) -> list[Path]:
-    """Every figure of an `optbench train` results folder, from its saved tables."""
-    folder = Path(folder)
-    tables = {
-        name: read_table(folder / f"{name}.parquet", columns)
-        for name, columns in TABLE_COLUMNS.items()
-        if (folder / f"{name}.parquet").exists()
-    }
-    f_star = read_metadata(folder).get("spec", {}).get("least_squares", {}).get("loss")
-    written = []
-    for name, figure in training_figures(tables, f_star).items():
-        written += save(figure, folder / name, formats)
-    return written
 
 
 def _loss_ceiling(epochs: pd.DataFrame, steps: pd.DataFrame | None) -> float:

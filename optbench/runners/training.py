@@ -37,12 +37,13 @@ import torch
 from ..data import Dataset
 from ..errors import OptbenchError, did_you_mean
 from ..models import build_model
+from ..progress import Progress
 from ..specs import OptimizerSpec, as_spec
 from ..tasks import TRAINING, Task, TaskKind, get_task
 from .devices import device_for_rank, rank_and_world, resolve_device
 from .recipes import build_optimizer, describe, recipe_for
 from .schedules import build_scheduler
-from .training_loop import TrainingRun, TrainResult, Update
+from .training_loop import TrainingRun, TrainResult
 
 
 @dataclass(frozen=True)
@@ -118,7 +119,7 @@ def check(spec: TrainSpec, dataset: Dataset | None = None, world: int = 1) -> Da
 def train(
     spec: TrainSpec,
     dataset: Dataset | None = None,
-    progress: Callable[[Update], None] | None = None,
+    progress: Callable[[Progress], None] | None = None,
     task: Task | None = None,
 ) -> TrainResult:
     """Train `spec.model` on `spec.task` with `spec.optimizer`; see the module docstring.
