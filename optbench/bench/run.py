@@ -97,7 +97,8 @@ def bench(
     optimizers: names or specs ('adamw', 'momentum', 'torch:adam', 'pkg.mod:Class'); suite: 'quick',
     'default' or a list of task names of `tasks.defaults.BENCH_TASKS`; studies x trials_per_study
     quasi-random trials per task and optimizer, then `seeds` seeds at each study's winner.
-    folder: where cells (and the result) go; None uses a temporary folder, removed afterwards.
+    folder: where cells, the tables, meta.json and report.html go; None: a temporary folder, removed
+    afterwards (nothing kept).
     progress: gets a `Progress` on bar "bench" per cell (2 per task and optimizer).
     Raises OptbenchError for bad input before anything is written; `cells.Interrupted` on SIGINT or
     SIGTERM (finished cells are kept; a rerun resumes).
@@ -117,6 +118,7 @@ def bench(
             spec, seed, _run(Path(folder), spec, specs, tasks, executor, progress, force)
         )
         result.save(folder)
+        result.write_report(folder)
         return result
     with tempfile.TemporaryDirectory(prefix="optbench-bench-") as scratch:
         return BenchResult.from_run(

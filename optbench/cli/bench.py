@@ -42,6 +42,7 @@ def command(ctx, optimizers, suite, tasks, studies, trials, seeds, jobs, seed, f
     studies), then `--seeds` reruns of each study's fastest trial; tasks are combined by performance
     profiles, scored by their area up to tau = 4, ranked with bootstrap intervals.
     """
+    from ..bench.result import REPORT
     from ..bench.run import bench, bench_spec, check_whole
     from ..cells import Interrupted
     from ..plots.style import save_figures
@@ -65,8 +66,7 @@ def command(ctx, optimizers, suite, tasks, studies, trials, seeds, jobs, seed, f
             ctx.exit(stop.exit_code)
     for path in save_figures(result.plot(), folder, formats):
         console.print(f"wrote {path}")
-    report = result.write_report(folder)
-    console.print(f"wrote {report}")
+    console.print(f"wrote {folder / REPORT}")
     print_table(ranking_table(result))
     failed = result.trials["status"].str.startswith("failed")
     if failed.any():
