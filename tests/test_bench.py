@@ -221,3 +221,11 @@ def test_the_report_renders_in_headless_chromium_with_every_image_decoded(quick,
     probe_result = json.loads(found.group(1))
     assert probe_result["images"] and all(width > 0 for width in probe_result["images"])
     assert probe_result["rows"] and all(rows > 0 for rows in probe_result["rows"])
+
+
+@pytest.mark.slow
+def test_two_worker_processes_give_the_same_numbers_as_one(quick, tmp_path):
+    _, one = quick
+    two = optbench.bench(["sgd", "adamw"], folder=tmp_path, jobs=2, **SMALL)
+    for name, table in one.tables().items():
+        pd.testing.assert_frame_equal(two.tables()[name], table)
