@@ -14,7 +14,7 @@ import pandas as pd
 from matplotlib.patches import Patch
 
 from ..objectives import Surface
-from .style import DIVERGED_TEXT, LOSS_DECADES, style
+from .style import DIVERGED_RULE, DIVERGED_TEXT, LOSS_DECADES, style
 from .surfaces import gap_to_minimum
 
 DIVERGED_CELL = dict(facecolor="0.82", hatch="xx", edgecolor="0.55")
@@ -99,7 +99,7 @@ def plot_grid(
         handles = [
             Patch(
                 **DIVERGED_CELL,
-                label=f"{DIVERGED_TEXT} (loss not finite, or its gap grew 1000x past the start: runners.divergence)",
+                label=f"{DIVERGED_TEXT} ({DIVERGED_RULE})",
             )
         ]
         if missing.any():

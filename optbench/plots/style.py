@@ -81,6 +81,8 @@ FAMILY_LOOK = {
 # (inside it, clear of the title), and "(diverged)" after the run's legend label.
 DIVERGED_MARK = dict(marker="x", s=60, linewidths=2.0, zorder=7, clip_on=False)
 DIVERGED_TEXT = "diverged"
+# optbench's one definition (runners.divergence), in words a legend can hold
+DIVERGED_RULE = "loss NaN/inf, or ended over 10x its start gap"
 DIVERGED_Y = 0.97  # axes fraction of the diverged marks
 
 
@@ -171,7 +173,7 @@ def diverged_handle() -> Line2D:
         markeredgewidth=2.0,
         color="0.3",
         linestyle="none",
-        label=f"x on top edge: {DIVERGED_TEXT} (NaN/inf)",
+        label=f"x on top edge: {DIVERGED_TEXT} ({DIVERGED_RULE})",
     )
 
 
