@@ -9,6 +9,8 @@ on the command line override it.
 
 from __future__ import annotations
 
+import math
+
 import rich_click as click
 from rich.table import Table
 
@@ -226,7 +228,8 @@ def summary_table(summary, spec) -> Table:
         reached = rows["steps_to_target"].notna().all()
         missed = rows["target_outcome"].iloc[0] if "target_outcome" in rows and not reached else "never"
         to_target = [
-            format_number(round(rows["steps_to_target"].median(), 1)) if reached else missed,
+            # whole steps: the first step at or after the crossing interpolated between evaluations
+            str(math.ceil(rows["steps_to_target"].median())) if reached else missed,
             format_number(round(rows["samples_to_target"].median())) if reached else "-",
         ]
         table.add_row(
