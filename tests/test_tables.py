@@ -172,3 +172,19 @@ def test_sweep_table_prints_steps_to_target_as_whole_steps():
     row = next(line for line in buffer.getvalue().splitlines() if line.startswith("│sgd"))
     cells = [cell.strip() for cell in row.split("│")[1:-1]]
     assert str(math.ceil((68.6 + 70.1) / 2)) in cells and "69.3" not in row and "69.4" not in row
+
+
+def test_compare_on_a_saddle_draws_and_says_why_there_is_no_rate(tmp_path):
+    import pytest
+
+    from optbench import theory
+
+    with pytest.raises(ValueError, match="positive definite"):
+        theory.optimal_gradient_descent([2.0, -2.0])
+    result = CliRunner().invoke(
+        main,
+        ["compare", "sgd", "adam", "--surface", "saddle", "--out", str(tmp_path / "run"), "--format", "png"],
+    )
+    assert result.exit_code == 0, result.output
+    assert "not positive definite" in " ".join(result.output.split())
+    assert (tmp_path / "run" / "loss.png").exists() and (tmp_path / "run" / "trajectories.png").exists()

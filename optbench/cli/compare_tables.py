@@ -118,6 +118,13 @@ def rates_table(rates) -> Table:
 
 def theory_caption(surface) -> str:
     eigenvalues = surface.hessian_eigenvalues
+    if min(eigenvalues) <= 0:  # a saddle: no minimum, so no optimal lr or linear rate to quote
+        grows = -min(eigenvalues)
+        return (
+            f"theory (λ from {min(eigenvalues):.3g} to {max(eigenvalues):.3g}): the Hessian is not positive "
+            f"definite, so there is no minimum and no linear rate; gradient descent moves away along the "
+            f"direction of λ = {min(eigenvalues):.3g} by a factor 1 + lr·{grows:.3g} per step"
+        )
     gd, hb = optimal_gradient_descent(eigenvalues), optimal_heavy_ball(eigenvalues)
     return (
         f"theory (λ from {min(eigenvalues):.3g} to {max(eigenvalues):.3g}, "
