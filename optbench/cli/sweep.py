@@ -257,7 +257,7 @@ def critical_lines(critical) -> list[str]:
     for _, row in critical.iterrows():
         if row["lr_scale"] != "best rule":
             continue
-        if row["fit_status"] != "fitted":
+        if not row["fit_status"].startswith("fitted"):
             lines.append(
                 f"critical batch size ({row['optimizer']}, best rule per batch size): none: "
                 f"{row['fit_status']} ({row['points']} batch sizes reached the target)"
@@ -266,8 +266,12 @@ def critical_lines(critical) -> list[str]:
         lines.append(
             f"critical batch size ({row['optimizer']}, best rule per batch size): "
             f"{format_number(row['critical_batch_size'])} (95% interval "
-            f"{format_number(row['critical_low'])}-{format_number(row['critical_high'])}); "
-            f"S_min ~ {format_number(row['s_min'])} steps, E_min ~ {format_number(row['e_min'])} samples"
+            + (
+                f"{format_number(row['critical_low'])}-{format_number(row['critical_high'])}); "
+                if math.isfinite(row["critical_high"])
+                else f"from {format_number(row['critical_low'])}, not identifiable above it from these points); "
+            )
+            + f"S_min ~ {format_number(row['s_min'])} steps, E_min ~ {format_number(row['e_min'])} samples"
         )
     row = critical.iloc[0]
     low, high = row.get("noise_scale_start_low"), row.get("noise_scale_start_high")
