@@ -189,3 +189,17 @@ def test_the_steps_figure_draws_the_fit_with_its_interval_only_where_the_model_f
     critical, figure = _figure_of({16: 68.6, 64: 39.9, 256: 75.5})  # the rule-scaled sweep
     assert not any(line.get_label().startswith("fit") for line in figure.axes[0].get_lines())
     assert (critical["fit_status"] == "steps rise with B: the model does not apply").all()
+
+
+def test_the_noise_scale_interval_respects_its_sign():
+    # small-batch |G_B|² of 0.5, 20, 0.5, 20 (mean 10.25, t(3) half-width 17.9) against a big |G_B|² of 5:
+    # the interval of the mean reaches below 5, where tr(Σ) and B_simple would be negative
+    squares = iter([0.5, 20.0, 0.5, 20.0])
+
+    def batch_gradient(batch, generator):
+        return torch.tensor([math.sqrt(next(squares) if batch == 4 else 5.0)], dtype=torch.float64)
+
+    estimate = noise_scale.estimate(batch_gradient, small=4, big=64, repeats=4, big_repeats=1)
+    low, _ = noise_scale.mean_interval([0.5, 20.0, 0.5, 20.0])
+    assert low < 5.0  # the unclipped bound would be negative
+    assert estimate.low == 0.0 and estimate.b_simple > 0 and estimate.high > estimate.b_simple
