@@ -254,6 +254,7 @@ def test_trajectory_x_marks_the_point_where_the_run_diverged():
 
 def test_the_diverged_legend_states_the_one_definition_not_nan_only():
     assert "NaN/inf" in plot_style.DIVERGED_RULE and "10x" in plot_style.DIVERGED_RULE
+    assert "1000x" in plot_style.STOPPED_RULE
     assert plot_style.diverged_handle().get_label() == f"x on top edge: diverged ({plot_style.DIVERGED_RULE})"
     assert "runners." not in plot_style.diverged_handle().get_label()
 
@@ -490,4 +491,22 @@ def test_noise_floor_marks_an_unstable_setting_instead_of_a_settled_point():
     np.testing.assert_allclose(np.asarray(points.get_ydata(), dtype=float), [1e-6, 1e-5, np.nan])
     marks = diverged_marks(ax)
     assert len(marks) == 1 and np.asarray(marks[0].get_offsets())[0, 0] == 0.3
+    plt.close("all")
+
+
+def test_the_training_figure_states_the_blow_up_limit_it_stops_at():
+    epochs = pd.DataFrame(
+        {
+            "optimizer": ["sgd"],
+            "family": ["sgd"],
+            "epoch": [1],
+            "val_loss": [np.nan],
+            "val_accuracy": [0.1],
+            "train_accuracy": [0.1],
+            "lr": [50.0],
+            "diverged": [True],
+        }
+    )
+    labels = [text.get_text() for text in plot_training(epochs).legends[0].get_texts()]
+    assert f"x on top edge: diverged ({plot_style.STOPPED_RULE})" in labels
     plt.close("all")

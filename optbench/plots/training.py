@@ -15,6 +15,7 @@ import pandas as pd
 
 from ..results import read_metadata, read_table
 from .style import (
+    STOPPED_RULE,
     assign_looks,
     clip_loss_axis,
     diverged_handle,
@@ -122,7 +123,7 @@ def plot_training(epochs: pd.DataFrame, steps: pd.DataFrame | None = None, title
             _draw_lr(axes[2], schedule, looks, per_epoch)
         handles, labels = accuracy_ax.get_legend_handles_labels()
         if len(diverged):
-            handles.append(diverged_handle())
+            handles.append(diverged_handle(STOPPED_RULE))
             labels.append(handles[-1].get_label())
         fig.legend(handles, labels, loc="outside right center", title="optimizer")
         if title:
@@ -178,7 +179,7 @@ def plot_regression(steps: pd.DataFrame, f_star: float | None = None):
         )
         handles, _ = ax.get_legend_handles_labels()
         ax.legend(
-            handles=handles + ([diverged_handle()] if diverged else []),
+            handles=handles + ([diverged_handle(STOPPED_RULE)] if diverged else []),
             loc="upper left",
             bbox_to_anchor=(1.02, 1.0),
             title="optimizer",
@@ -224,7 +225,7 @@ def plot_scalar_trace(trace: pd.DataFrame):
             ax.set_xticks(np.arange(iterations))
         ax.set(xlabel="iteration", ylabel="a", title="y = a·x, one sample (x=2, y=4): solution a = 2")
         handles, _ = ax.get_legend_handles_labels()
-        ax.legend(handles=handles + ([diverged_handle()] if diverged else []), loc="lower right")
+        ax.legend(handles=handles + ([diverged_handle(STOPPED_RULE)] if diverged else []), loc="lower right")
         return fig
 
 
