@@ -510,3 +510,23 @@ def test_the_training_figure_states_the_blow_up_limit_it_stops_at():
     labels = [text.get_text() for text in plot_training(epochs).legends[0].get_texts()]
     assert f"x on top edge: diverged ({plot_style.STOPPED_RULE})" in labels
     plt.close("all")
+
+
+def test_a_final_loss_scored_heat_map_names_its_colour_bar_after_the_loss_not_steps():
+    cells = pd.DataFrame(
+        {
+            "optimizer": ["sgd"] * 4,
+            "lr": [0.1, 0.1, 0.2, 0.2],
+            "momentum": [0.0, 0.9, 0.0, 0.9],
+            "score": [1e-8, 1e-2, 1e-5, 10.0],
+            "diverged": [False] * 4,
+        }
+    )
+    fig = plot_grid(cells, get_surface("elliptic"), "lr", "momentum", value="score", criterion="final-loss")
+    bar = fig.axes[-1]
+    assert bar.get_ylabel().startswith("log10(final f - f_min)")
+    low, high = bar.get_ylim()
+    assert low == pytest.approx(-8) and high == pytest.approx(1)  # log10 of the scores, not steps
+    fig = plot_grid(cells, get_surface("elliptic"), "lr", "momentum", value="score", criterion="steps-to-tol")
+    assert fig.axes[-1].get_ylabel().startswith("steps to tolerance")
+    plt.close("all")

@@ -92,7 +92,9 @@ def plot_grid(
         clipped = low < floor
         mesh = ax.pcolormesh(x_edges, y_edges, shown, cmap="viridis", vmin=max(low, floor), vmax=high)
         colourbar = fig.colorbar(mesh, ax=ax, extend="min" if clipped else "neither")
-        label = CELL_VALUE_LABEL["score" if steps_valued else value] if value in CELL_VALUE_LABEL else value
+        # a "score" is steps only under steps-to-tol; under final-loss it is the final gap, drawn as log10
+        key = "score" if steps_valued else "loss_score" if value == "score" else value
+        label = CELL_VALUE_LABEL.get(key, value)
         if clipped:
             label += f"\n(clipped: cells below {floor:.3g} drawn at {floor:.3g})"
         colourbar.set_label(label)
