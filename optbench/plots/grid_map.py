@@ -14,7 +14,7 @@ import pandas as pd
 from matplotlib.patches import Patch
 
 from ..objectives import Surface
-from .style import DIVERGED_TEXT, LOSS_DECADES, style
+from .style import DIVERGED_RULE, DIVERGED_TEXT, LOSS_DECADES, style
 from .surfaces import gap_to_minimum
 
 DIVERGED_CELL = dict(facecolor="0.82", hatch="xx", edgecolor="0.55")
@@ -92,14 +92,16 @@ def plot_grid(
         clipped = low < floor
         mesh = ax.pcolormesh(x_edges, y_edges, shown, cmap="viridis", vmin=max(low, floor), vmax=high)
         colourbar = fig.colorbar(mesh, ax=ax, extend="min" if clipped else "neither")
-        label = CELL_VALUE_LABEL["score" if steps_valued else value] if value in CELL_VALUE_LABEL else value
+        # a "score" is steps only under steps-to-tol; under final-loss it is the final gap, drawn as log10
+        key = "score" if steps_valued else "loss_score" if value == "score" else value
+        label = CELL_VALUE_LABEL.get(key, value)
         if clipped:
             label += f"\n(clipped: cells below {floor:.3g} drawn at {floor:.3g})"
         colourbar.set_label(label)
         handles = [
             Patch(
                 **DIVERGED_CELL,
-                label=f"{DIVERGED_TEXT} (loss not finite, or its gap grew 1000x past the start: runners.divergence)",
+                label=f"{DIVERGED_TEXT} ({DIVERGED_RULE})",
             )
         ]
         if missing.any():

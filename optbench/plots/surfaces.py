@@ -89,6 +89,16 @@ def _diverged_step(run: pd.DataFrame):
     return int(run.loc[run["diverged"].astype(bool), "step"].min())
 
 
+def _diverged_point(run: pd.DataFrame, inside: np.ndarray):
+    """The row of `run` (one trial, by step) to mark as where it diverged: the diverged step itself when
+    inside the window, else the last point inside before it; None if the run did not diverge."""
+    if "diverged" not in run or not run["diverged"].any():
+        return None
+    at = int(np.flatnonzero(run["diverged"].to_numpy(dtype=bool))[0])
+    before = np.flatnonzero(inside[: at + 1])
+    return before[-1] if len(before) else None
+
+
 def _title(surface: Surface, trajectory: pd.DataFrame, what: str, noise: float = 0.0) -> str:
     """'elliptic: f = ... (3 trials, 100 steps, gradient noise σ = 0.5)': what ran, for the figures of
     a comparison."""
@@ -100,7 +110,9 @@ def _title(surface: Surface, trajectory: pd.DataFrame, what: str, noise: float =
 def plot_trajectories(trajectory: pd.DataFrame, surface: Surface, ax=None, noise: float = 0.0):
     """Contour of the surface with every trajectory; one look (colour, line style, marker) per optimizer.
 
-    A diverged run ends in an x at its last point inside the window and says so in the legend.
+    A diverged run has an x at the point where it diverged (`runners.divergence`: the first step of its
+    final stretch above f(start)), or at its last point inside the window before it when that point is
+    outside, and says so in the legend.
     noise: the std of the gradient noise the runs had, for the title.
     """
     with style():
@@ -128,9 +140,9 @@ def plot_trajectories(trajectory: pd.DataFrame, surface: Surface, ax=None, noise
                         else dict(color=look.color, linestyle=look.linestyle)
                     ),
                 )
-                if _diverged_step(run) is not None and inside.any():
-                    last = np.flatnonzero(inside)[-1]
-                    ax.scatter([xs[last]], [ys[last]], color=look.color, **{**DIVERGED_MARK, "clip_on": True})
+                at = _diverged_point(run, inside)
+                if at is not None:
+                    ax.scatter([xs[at]], [ys[at]], color=look.color, **{**DIVERGED_MARK, "clip_on": True})
             label, step = table_label(runs), _diverged_step(runs)
             handles.append(
                 Line2D([], [], **look.line(), label=label if step is None else diverged_label(label, step))

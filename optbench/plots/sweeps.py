@@ -208,7 +208,11 @@ def steps_to_target(summary: pd.DataFrame, critical: pd.DataFrame):
                     label=prefix
                     + f"fit S_min(1 + B_crit/B): B_crit ≈ {fit['critical_batch_size']:.0f}"
                     + (
-                        f" (95%: {fit['critical_low']:.0f}-{fit['critical_high']:.0f})"
+                        (
+                            f" (95%: {fit['critical_low']:.3g}-{fit['critical_high']:.3g})"
+                            if np.isfinite(fit["critical_high"])
+                            else f" (95%: from {fit['critical_low']:.3g}, not identifiable above)"
+                        )
                         if np.isfinite(fit.get("critical_low", np.nan))
                         else ""
                     ),

@@ -18,8 +18,8 @@ Conventions:
   samples, whatever the number of processes;
 - schedules step once per epoch after the warm-up (their arguments count epochs); the warm-up
   ramps the lr linearly per step from lr/warmup_steps to lr;
-- a diverged loss (`runners.divergence`: non-finite, or 10^3 (first loss + 1)) stops the run and is
-  recorded (`diverged`), never raised;
+- a loss past the blow-up limit (`runners.divergence`: non-finite, or 10^3 (first loss + 1)) stops the
+  run, which is recorded as diverged (`diverged`) at that step, never raised;
 - `eval_every_steps` adds validation evaluations inside epochs (a batch-size sweep needs them:
   steps-to-target between two epoch ends is otherwise a guess). They change no training number
   (evaluation draws no random numbers and updates no state), and their time is left out of
