@@ -44,7 +44,7 @@ from __future__ import annotations
 
 from ..base import PseudocodeOptimizer
 from .buffers import GroupBuffers, NotFlat, flattenable, in_slices
-from .compiled import NumberTensors, compiled_update, compiler_available
+from .compiled import NumberTensors, compiled_update, compiler_available, worth_compiling
 
 FAST_ALGORITHMS = ("sgd", "adam", "adamw", "rmsprop", "adagrad", "adadelta", "adamax", "nadam",
                    "radam", "asgd", "rprop")
@@ -106,6 +106,7 @@ class FastPath(PseudocodeOptimizer):
     chunk_size: elements per slice on the eager path (a subclass may set another)."""
 
     compiled: bool | None = None
+    expected_steps: int | None = None  # the run's length where known: a short run is not compiled
     algorithm: str = ""
     algorithm_class: type = PseudocodeOptimizer
     chunk_size: int = 1 << 20
@@ -122,7 +123,8 @@ class FastPath(PseudocodeOptimizer):
         if self.compiled is False or self.algorithm not in COMPILED_ALGORITHMS:
             return "eager slices"
         params = [p for group in self.param_groups for p in group["params"]]
-        if self.compiled is None and sum(p.numel() for p in params) < COMPILE_FROM_NUMEL:
+        if self.compiled is None and (sum(p.numel() for p in params) < COMPILE_FROM_NUMEL
+                                      or not worth_compiling(self.expected_steps)):
             return "eager slices"
         devices = {p.device for p in params}
         missing = [str(device) for device in devices if not compiler_available(device)]
