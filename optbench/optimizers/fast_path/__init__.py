@@ -11,7 +11,8 @@ values; `buffers.py`), and from then on runs the algorithm's own `update()` on r
 at once, in one of two ways, chosen once per optimizer and never switched:
 
 - "compiled" (the default where inductor can build kernels, a C++ compiler on CPU or Triton on
-  CUDA, for optimizers of at least `COMPILE_FROM_NUMEL` parameter elements; `compiled.py`): the
+  CUDA, for optimizers of at least `COMPILE_FROM_NUMEL` parameter elements whose run is not declared
+  shorter than `compiled.BREAK_EVEN_STEPS` through `optimizer.expected_steps`; `compiled.py`): the
   readable `update()` compiled by torch.compile into one pass over the buffers. The first step of
   each graph compiles (seconds; inductor's on-disk cache makes later processes fast); a learning-rate schedule never recompiles.
 - "eager slices" (`fast(cls, compiled=False)`, small models, algorithms without a compiled path,
