@@ -13,6 +13,7 @@ import shlex
 import time
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from click.testing import CliRunner
@@ -695,3 +696,118 @@ def test_a_merely_long_run_reports_progress_from_its_first_step(run):
 
 def test_the_module_holds_at_least_150_hostile_inputs():
     assert len(CASES) + len(RUNAWAY) + len(NO_CUDA) + len(YAML) + len(META) + 2 >= 150
+
+
+# --- the user's own optimizer misbehaves (issue 24) -------------------------------------------------
+
+USER_CLASSES = {
+    "constructor": "raise RuntimeError('constructor exploded')",
+    "step6": "super().__init__(params, lr=lr)\n        self.calls = 0",
+    "nan": "super().__init__(params, lr=lr)",
+}
+USER_STEPS = {
+    "constructor": "return super().step(closure)",
+    "step6": (
+        "self.calls += 1\n        if self.calls == 6:\n            raise ValueError('step 6 exploded')\n"
+        "        return super().step(closure)"
+    ),
+    "nan": (
+        "for group in self.param_groups:\n            for p in group['params']:\n"
+        "                p.data.fill_(float('nan'))\n        return None"
+    ),
+}
+FAILURES = {"constructor": "RuntimeError: constructor exploded", "step6": "ValueError: step 6 exploded"}
+
+
+def user_class(tmp_path, kind: str) -> str:
+    """'FILE.py:Bad': a torch.optim.SGD subclass whose constructor or step() misbehaves as `kind` says."""
+    path = tmp_path / f"user_{kind}.py"
+    path.write_text(
+        "import torch\n\n\nclass Bad(torch.optim.SGD):\n"
+        f"    def __init__(self, params, lr=0.01):\n        {USER_CLASSES[kind]}\n\n"
+        f"    def step(self, closure=None):\n        {USER_STEPS[kind]}\n"
+    )
+    return f"{path}:Bad"
+
+
+def invoke(args):
+    result = CliRunner().invoke(main, args)
+    assert "Traceback" not in result.output, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    return result
+
+
+def test_a_user_module_exiting_at_import_is_one_line_not_a_silent_exit_3(tmp_path):
+    path = tmp_path / "exits.py"
+    path.write_text("raise SystemExit(3)\n")
+    refused(["compare", "sgd", f"{path}:Bad"], tmp_path / "out", f"importing '{path}' failed: SystemExit: 3")
+
+
+COMMANDS = {
+    "compare": lambda bad, out: ["compare", "sgd", bad, "--steps", "20", "--out", str(out), "--format", "png"],
+    "train": lambda bad, out: [
+        "train", "--task", "linreg", "--optimizer", "sgd", "--optimizer", bad, "--epochs", "2",
+        "--out", str(out), "--format", "png",
+    ],
+    "train-digits": lambda bad, out: [
+        "train", "--optimizer", "sgd", "--optimizer", bad, "--epochs", "1", "--out", str(out), "--format", "png",
+    ],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", ["constructor", "step6"])
+@pytest.mark.parametrize("command", list(COMMANDS))
+def test_a_user_class_that_raises_fails_its_own_run_and_the_others_are_saved(tmp_path, command, kind):
+    bad, out = user_class(tmp_path, kind), tmp_path / "out"
+    result = invoke(COMMANDS[command](bad, out))
+    assert result.exit_code == 1, result.output
+    failed = [line for line in result.stderr.splitlines() if "failed" in line]
+    assert failed == [f"run {bad} failed: {FAILURES[kind]}"]
+    meta = json.loads((out / "meta.json").read_text())
+    recorded = meta["spec"]["failed"] if command == "compare" else meta["failed"]
+    assert recorded == {bad: FAILURES[kind]}
+    table = "metrics" if command == "compare" else ("regression" if command == "train" else "summary")
+    assert set(pd.read_parquet(out / f"{table}.parquet")["optimizer"]) == {"sgd"}
+
+
+def test_a_user_class_that_raises_in_a_sweep_fails_its_cells_only(tmp_path):
+    bad, out = user_class(tmp_path, "constructor"), tmp_path / "out"
+    result = invoke(
+        ["sweep", "--optimizer", "sgd", "--optimizer", bad, "--task", "surface:elliptic", "--steps", "30",
+         "--batch-size", "16,64", "--out", str(out), "--format", "png"]
+    )  # fmt: skip
+    assert result.exit_code == 1, result.output
+    failed = [line for line in result.stderr.splitlines() if line.startswith("cell ")]
+    assert len(failed) == 2 and all(line.endswith(FAILURES["constructor"]) for line in failed), failed
+    table = pd.read_parquet(out / "summary.parquet")
+    assert len(table) == 2 and set(table["optimizer"]) == {"sgd"}
+
+
+def test_every_run_of_a_raising_class_failing_is_one_line_naming_it(tmp_path):
+    bad = user_class(tmp_path, "constructor")
+    refused(["compare", bad], tmp_path / "out", f"every run failed: {bad}: {FAILURES['constructor']}")
+
+
+def test_a_user_class_returning_nan_is_divergence_in_compare_and_train(tmp_path):
+    bad = user_class(tmp_path, "nan")
+    result = invoke(COMMANDS["compare"](bad, tmp_path / "cmp"))
+    assert result.exit_code == 0, result.output
+    metrics = pd.read_parquet(tmp_path / "cmp" / "metrics.parquet").set_index("optimizer")
+    assert bool(metrics.loc[bad, "diverged"]) and not bool(metrics.loc["sgd", "diverged"])
+    result = invoke(COMMANDS["train"](bad, tmp_path / "train"))
+    assert result.exit_code == 0, result.output
+
+
+def test_a_sweep_whose_every_cell_diverges_draws_its_figures(tmp_path):
+    from optbench.sweeps.api import sweep
+    from optbench.sweeps.spec import SweepSpec
+
+    bad = user_class(tmp_path, "nan")
+    result = sweep(SweepSpec(optimizers=(bad,), task="surface:elliptic", steps=20), tmp_path / "out")
+    assert result.summary["diverged"].all()
+    figures = result.plot()
+    for figure in figures.values():
+        figure.canvas.draw()  # raised "Data cannot be log-scaled" when every loss was NaN
+    curves = figures["sweep_loss_curves"].axes[0]
+    assert curves.get_yscale() == "linear" and curves.get_xscale() == "log"
+    assert figures["sweep_final_accuracy"].axes[0].get_yscale() == "linear"

@@ -162,3 +162,11 @@ def split_assignment(item: str, option: str) -> tuple[str, str]:
     if not eq or not name.strip():
         raise OptbenchError(f"malformed {option} '{item}': expected NAME=START:STOP:NUM")
     return name.strip(), text
+
+
+def report_failed(failed: dict[str, str]) -> None:
+    """One line per failed run on stderr, then exit status 1 (the other runs' results are saved)."""
+    for name, message in failed.items():
+        console_err.print(f"[bold red]run {name} failed:[/] {message}", highlight=False, soft_wrap=True)
+    if failed:
+        click.get_current_context().exit(1)

@@ -22,6 +22,7 @@ from .common import (
     out_option,
     parse_formats,
     print_table,
+    report_failed,
     results_folder,
     seed_option,
     split_assignment,
@@ -240,3 +241,4 @@ def command(
         atomic_write_bytes(folder / "trajectories.gif", result.animation())
         console.print(f"wrote {folder / 'trajectories.gif'}")
     console.print(f"results in {folder}")
+    report_failed(result.meta["failed"])

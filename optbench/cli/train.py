@@ -25,6 +25,7 @@ from .common import (
     parse_formats,
     print_table,
     progress_bar,
+    report_failed,
     seed_option,
 )
 
@@ -142,6 +143,7 @@ def command(optimizers, task, trace, out, formats, **settings):
     written = redraw(folder, formats)
     _print(result, trace)
     console.print(f"results in {folder}/ ({', '.join(path.name for path in written)})")
+    report_failed(result.failed)
 
 
 class _ProgressBars:

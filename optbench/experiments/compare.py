@@ -22,7 +22,7 @@ import pandas as pd
 import torch
 
 from ..budget import check_count
-from ..errors import OptbenchError
+from ..errors import OptbenchError, failure
 from ..objectives import Surface, get_surface
 from ..plots.fair import plot_sensitivity
 from ..plots.grid_map import plot_grid
@@ -306,27 +306,41 @@ def compare(
         else fixed_starts(surface, point, trials)
     )
 
+    failed = {}  # label -> the one line its run failed with (a user's class that raises)
+
     def compare_once(device="cpu", report=None) -> list:
         runs = []
         for spec in specs:
+            if spec.name in failed:
+                continue
             torch.manual_seed(seed)
-            runs.append(
-                run_surface(
-                    spec,
-                    surface,
-                    starts,
-                    steps,
-                    noise=noise,
-                    seed=seed,
-                    clip_grad_norm=clip_grad_norm,
-                    device=device,
-                    relative_tolerance=tolerance,
-                    progress=report and (lambda t, name=spec.name: report(name, t, steps)),
+            try:
+                runs.append(
+                    run_surface(
+                        spec,
+                        surface,
+                        starts,
+                        steps,
+                        noise=noise,
+                        seed=seed,
+                        clip_grad_norm=clip_grad_norm,
+                        device=device,
+                        relative_tolerance=tolerance,
+                        progress=report and (lambda t, name=spec.name: report(name, t, steps)),
+                    )
                 )
-            )
+            except Exception as error:  # noqa: BLE001 - only a user's class may fail a run; ours are bugs
+                if spec.origin is None:
+                    raise
+                failed[spec.name] = failure(error)
         return runs
 
     runs = compare_once(report=progress)
+    if not runs:
+        raise OptbenchError(
+            "every run failed: " + "; ".join(f"{name}: {message}" for name, message in failed.items())
+        )
+    specs = [spec for spec in specs if spec.name not in failed]
     trajectory = pd.concat([run.trajectory for run in runs], ignore_index=True)
     metrics = pd.concat([run.metrics for run in runs], ignore_index=True)
     hparams = {
@@ -356,6 +370,7 @@ def compare(
         "check_repro": repro.to_dict("records") if repro is not None else None,
         "per_trial": [spec.name for spec, run in zip(specs, runs, strict=False) if run.per_trial],
         "origins": {spec.name: spec.origin.as_dict() for spec in specs if spec.origin is not None},
+        "failed": failed,
     }
     return Comparison(surface, trajectory, metrics, rates, tuning, repro, meta, seed)
 

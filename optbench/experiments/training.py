@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pandas as pd
 
 from ..budget import require_rows
-from ..errors import OptbenchError
+from ..errors import OptbenchError, failure
 from ..results import read_metadata, read_table, write_metadata, write_table
 from ..runners.distributed import launch, process_group, started_by_torchrun
 from ..runners.regression import least_squares, linear_regression, make_linear_data, scalar_trace
@@ -51,6 +51,7 @@ class TrainingResult:
     seed: int
     runs: dict[str, TrainResult] = field(default_factory=dict, repr=False)
     rank: int = 0  # under torch.distributed, only rank 0 should save
+    failed: dict[str, str] = field(default_factory=dict)  # optimizer -> the line its run failed with
 
     def __getattr__(self, name):  # result.epochs, result.summary, result.regression, ...
         tables = self.__dict__.get("tables", {})
@@ -61,7 +62,7 @@ class TrainingResult:
     def save(self, folder) -> Path:
         """Write every table as FOLDER/NAME.parquet and meta.json; returns the folder."""
         folder = Path(folder)
-        write_metadata(folder, "train", self.spec, self.seed)
+        write_metadata(folder, "train", self.spec, self.seed, failed=self.failed)
         for name, table in self.tables.items():
             write_table(table, folder / f"{name}.parquet")
         return folder
@@ -198,7 +199,7 @@ def _classification(specs: list[TrainSpec], nproc: int, out, force: bool, progre
         spec_record = {"runs": [spec.resolved() for spec in specs], "processes": world}
         seed = specs[0].seed
         store = RunStore.open(out, "train", spec_record, seed, force, writer=rank == 0) if out else None
-        tables, runs = {name: [] for name in CLASSIFICATION_TABLES}, {}
+        tables, runs, failed = {name: [] for name in CLASSIFICATION_TABLES}, {}, {}
         for spec in specs:
             key = key_of({**spec.resolved(), "processes": world})
             # torchrun's ranks train together, so only a run this process alone computes is claimed
@@ -207,7 +208,10 @@ def _classification(specs: list[TrainSpec], nproc: int, out, force: bool, progre
                 finished = store.finished(key, CLASSIFICATION_TABLES) if reread else None
                 if finished is None:
                     distributed = world > 1 and not torchrun
-                    run = launch(spec, world) if distributed else train_one(spec, dataset, progress)
+                    with recorded_failure(spec.optimizer, failed):
+                        run = launch(spec, world) if distributed else train_one(spec, dataset, progress)
+                    if spec.optimizer.name in failed:
+                        continue
                     finished = {name: getattr(run, name) for name in CLASSIFICATION_TABLES}
                     runs[spec.optimizer.name] = run
                     if store and rank == 0:
@@ -216,8 +220,29 @@ def _classification(specs: list[TrainSpec], nproc: int, out, force: bool, progre
                 _report_finished(progress, spec, finished["epochs"], len(dataset.train[1]))
             for name in CLASSIFICATION_TABLES:
                 tables[name].append(finished[name])
+    check_some_finished(tables["summary"], failed)
     merged = {name: pd.concat(parts, ignore_index=True) for name, parts in tables.items()}
-    return TrainingResult(specs[0].task, merged, spec_record, seed, runs, rank)
+    return TrainingResult(specs[0].task, merged, spec_record, seed, runs, rank, failed)
+
+
+@contextmanager
+def recorded_failure(spec: OptimizerSpec, failed: dict):
+    """Record in `failed` (name -> one line) the exception of a user's class that fails its run, so the
+    other runs keep going; optbench's own algorithms raising is a bug, and propagates."""
+    try:
+        yield
+    except Exception as error:  # noqa: BLE001
+        if spec.origin is None:
+            raise
+        failed[spec.name] = failure(error)
+
+
+def check_some_finished(parts: list, failed: dict) -> None:
+    """OptbenchError naming each failure when no run finished: there is no table to save."""
+    if not parts:
+        raise OptbenchError(
+            "every run failed: " + "; ".join(f"{name}: {message}" for name, message in failed.items())
+        )
 
 
 def _report_finished(progress, spec: TrainSpec, epochs: pd.DataFrame, n_train: int) -> None:
@@ -265,7 +290,7 @@ def _regression(
             return linear_regression(spec, data, batch_size=batch_size, epochs=epochs, seed=seed)
 
     store = RunStore.open(out, "train", record, seed, force) if out else None
-    parts = []
+    parts, failed = [], {}
     for spec in specs:
         key = key_of(
             {
@@ -279,8 +304,13 @@ def _regression(
         with store.claim(key) if store else nullcontext():
             finished = store.finished(key, [table_name]) if store else None
             if finished is None:
-                finished = {table_name: run(spec)}
+                with recorded_failure(spec, failed):
+                    finished = {table_name: run(spec)}
+                if spec.name in failed:
+                    continue
                 if store:
                     store.finish(key, finished)
         parts.append(finished[table_name])
-    return TrainingResult(task, {table_name: pd.concat(parts, ignore_index=True)}, record, seed)
+    check_some_finished(parts, failed)
+    table = pd.concat(parts, ignore_index=True)
+    return TrainingResult(task, {table_name: table}, record, seed, failed=failed)

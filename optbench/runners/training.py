@@ -37,7 +37,7 @@ import torch
 from ..data import Dataset, load
 from ..errors import OptbenchError, did_you_mean
 from ..models import build_model
-from ..specs import OptimizerSpec, as_spec
+from ..specs import OptimizerSpec, as_spec, left_to_the_run
 from ..tasks import TRAINING, get_task, training_defaults
 from .devices import rank_and_world, resolve_device
 from .recipes import build_optimizer, describe, recipe_for
@@ -98,10 +98,14 @@ def check(spec: TrainSpec, dataset: Dataset | None = None, world: int = 1) -> Da
     dataset = _dataset(spec, dataset)
     _check_settings(spec, len(dataset.train[1]), world)
     network = build_model(spec.model, dataset.input_shape, dataset.num_classes)
-    probe = build_optimizer(
-        spec.optimizer, recipe_for(spec.optimizer, spec.recipe), network, training_defaults(spec.optimizer)
-    )
-    build_scheduler(spec.schedule, probe, max(1, spec.epochs - spec.warmup_epochs))
+    with left_to_the_run(spec.optimizer):
+        probe = build_optimizer(
+            spec.optimizer,
+            recipe_for(spec.optimizer, spec.recipe),
+            network,
+            training_defaults(spec.optimizer),
+        )
+        build_scheduler(spec.schedule, probe, max(1, spec.epochs - spec.warmup_epochs))
     return dataset
 
 

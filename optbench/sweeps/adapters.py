@@ -30,7 +30,7 @@ from ..objectives import get_surface
 from ..runners.regression import linear_regression, make_linear_data
 from ..runners.surface import default_hparams, run_surface
 from ..runners.training import TrainSpec, check_batch_size, resolve_device, train, training_defaults
-from ..specs import OptimizerSpec, parse_optimizer
+from ..specs import OptimizerSpec, left_to_the_run, parse_optimizer
 from . import noise_scale
 from .spec import task_kind
 
@@ -69,7 +69,9 @@ def check_runnable(spec, cells) -> None:
     data load and the model builds."""
     probe = torch.zeros(2, 2, requires_grad=True)  # a matrix: Muon refuses anything else
     for text in sorted({c.optimizer_spec for c in cells}):
-        parse_optimizer(text).build([probe])
+        optimizer = parse_optimizer(text)
+        with left_to_the_run(optimizer):
+            optimizer.build([probe])
     batch_sizes = sorted({c.batch_size for c in cells})
     if spec.kind == "training" and cells:
         dataset = _dataset(spec.task, spec.data_dir)
