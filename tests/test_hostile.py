@@ -811,3 +811,49 @@ def test_a_sweep_whose_every_cell_diverges_draws_its_figures(tmp_path):
     curves = figures["sweep_loss_curves"].axes[0]
     assert curves.get_yscale() == "linear" and curves.get_xscale() == "log"
     assert figures["sweep_final_accuracy"].axes[0].get_yscale() == "linear"
+
+
+# --- divergence and edge values are results, never crashes (issue 24) ------------------------------
+
+
+def test_noise_past_the_float_range_is_divergence_in_a_sweep_not_an_overflow_failure(tmp_path):
+    result = invoke(
+        ["sweep", "--task", "surface:elliptic", "--noise", "1e308", "--steps", "20", "--out",
+         str(tmp_path / "out"), "--format", "png"]
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    summary = pd.read_parquet(tmp_path / "out" / "summary.parquet")
+    assert len(summary) == 3 and summary["diverged"].all()
+
+
+def test_a_grid_spanning_the_float_range_draws_with_finite_edges_and_ticks(tmp_path):
+    from optbench import grid
+
+    result = grid("sgd", {"lr": list(np.geomspace(1e-308, 1e308, 4)), "momentum": [0.0, 0.45, 0.9]})
+    figure = result.plot()["grid"]
+    figure.canvas.draw()  # pcolormesh refused inf edges; the log ticker overflowed past 1e308
+    ax = figure.axes[0]
+    low, high = ax.get_xlim()
+    assert 0 < low <= 1e-308 and 1e308 <= high < np.inf
+    ticks = ax.xaxis.get_majorticklocs()
+    assert np.isfinite(ticks).all() and list(np.log10(ticks)) == [-300, -200, -100, 0, 100, 200, 300]
+    out = tmp_path / "out"
+    assert invoke(["grid", "sgd", "--lr", "1e-308:1e308:4", "--momentum", "0:0.9:3", "--out", str(out),
+                   "--format", "png"]).exit_code == 0  # fmt: skip
+    assert (out / "grid.png").exists()
+
+
+@pytest.mark.parametrize("trials", ["1", "3"])
+def test_a_comparison_started_at_the_minimum_is_drawn_on_a_symlog_axis(tmp_path, trials):
+    out = tmp_path / "out"
+    result = invoke(["compare", "sgd", "adam", "--start", "0,0", "--trials", trials, "--out", str(out),
+                     "--format", "png"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert (pd.read_parquet(out / "metrics.parquet")["final_loss"] == 0).all()
+    from optbench.experiments.compare import Comparison
+
+    figure = Comparison.load(out).plot()["loss"]
+    figure.canvas.draw()
+    ax = figure.axes[0]
+    assert ax.get_yscale() == "symlog"
+    assert [line.get_label().split(" ")[0] for line in ax.lines[:2]] == ["sgd", "adam"]

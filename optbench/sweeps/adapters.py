@@ -247,10 +247,11 @@ def surface_cell(cell, data_dir):
             "eval_accuracy": math.nan,
         }
     )
-    trace = surface.dim * cell.noise**2
+    # products, not **: a float's ** raises OverflowError past 1e308 where a product is inf (diverged)
+    trace = surface.dim * cell.noise * cell.noise
 
     def exact(grad_norm):
-        return trace / grad_norm**2 if grad_norm > 0 else math.inf
+        return trace / (grad_norm * grad_norm) if grad_norm > 0 else math.inf
 
     diverged = bool(run.metrics["diverged"].iloc[0])
     start = exact(float(path["grad_norm"].iloc[0]))
