@@ -121,6 +121,12 @@ out_option = click.option(
 seed_option = click.option(
     "--seed", type=click.IntRange(0, MAX_SEED), default=0, show_default=True, help="Random seed."
 )
+allow_long_option = click.option(
+    "--allow-long",
+    is_flag=True,
+    help="Run even when the work estimate (steps x trials x coordinates) exceeds the limit "
+    "(optbench.budget.WORK_LIMIT) that otherwise refuses it.",
+)
 force_option = click.option(
     "--force", is_flag=True, help="Replace the results of a different run in --out (removes what it wrote)."
 )

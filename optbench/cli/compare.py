@@ -10,11 +10,13 @@ import rich_click as click
 from ..errors import OptbenchError
 from ..experiments import compare, noise_floor, plan_tuning
 from ..experiments.compare import CPU_VS_CUDA
+from ..experiments.inputs import require_surface_budget
 from ..experiments.noise_floor import DEFAULT_STEPS as LINREG_STEPS
 from ..results import atomic_write_bytes
 from ..specs import parse_optimizer
 from ..values import parse_number_list, parse_range
 from .common import (
+    allow_long_option,
     console,
     console_err,
     force_option,
@@ -118,6 +120,7 @@ from .surface_options import resolve_surface, surface_options
 @click.option("--animate", is_flag=True, help="Also write trajectories.gif.")
 @out_option
 @force_option
+@allow_long_option
 def command(
     optimizers,
     surface,
@@ -140,6 +143,7 @@ def command(
     animate,
     out,
     force,
+    allow_long,
 ):
     """Run each optimizer on a surface and compare trajectories, losses and metrics.
 
@@ -190,6 +194,15 @@ def command(
         if tune_starts < 1:
             raise OptbenchError(f"--tune-starts must be >= 1, got {tune_starts}")
         plan = plan_tuning(specs, resolved, over, ranges, tune_starts, criterion)
+    if plan is not None:  # the library checks it too, but this line would be printed first
+        require_surface_budget(
+            f"tuning {plan.cells:,} cells x {plan.starts} starts x {steps:,} steps on {resolved.name}",
+            resolved,
+            plan.cells * plan.starts,
+            steps,
+            len(specs),
+            allow_long,
+        )
     with results_folder(out, "compare") as folder:
         if plan is not None:
             console_err.print(
@@ -211,6 +224,7 @@ def command(
                 check_repro=check_repro,
                 tolerance=tolerance,
                 progress=report,
+                allow_long=allow_long,
             )
         result.save(folder, force)
 

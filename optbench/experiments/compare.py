@@ -51,7 +51,15 @@ from ..runners.tuning import (
 from ..runners.tuning import tune as run_tuning
 from ..theory import rate_table, stability_edge
 from ..values import range_parts
-from .inputs import as_specs, as_surface, check_axis, check_run_settings, check_start, require_surface_memory
+from .inputs import (
+    as_specs,
+    as_surface,
+    check_axis,
+    check_run_settings,
+    check_start,
+    require_surface_budget,
+    require_surface_memory,
+)
 from .result import Result
 
 TUNING_SEED_OFFSET = 1  # tuning starts come from seed + 1, so they differ from the comparison's starts
@@ -235,6 +243,7 @@ def compare(
     check_repro: bool = False,
     tolerance: float = RELATIVE_TOLERANCE,
     progress: Callable[[str, int, int], None] | None = None,
+    allow_long: bool = False,
 ) -> Comparison:
     """Run each optimizer from the same starts for the same steps; returns a `Comparison`.
 
@@ -248,8 +257,10 @@ def compare(
     - f_min). metrics has the absolute value per trial (`tolerance`) and the gradient evaluations spent
     (`gradient_evaluations`, `evaluations_to_tolerance`: LBFGS evaluates several per step).
     progress: called with (optimizer label, steps taken, steps) while the comparison runs.
+    allow_long: run even when the work estimate exceeds `budget.WORK_LIMIT` coordinate-steps.
     Raises OptbenchError for a repeated label, trials < 1, a start of the wrong dimension, a tolerance
-    outside (0, 1), a bad setting, or a run whose memory estimate exceeds what this machine has available.
+    outside (0, 1), a bad setting, a run whose memory estimate exceeds what this machine has available,
+    or (unless `allow_long`) whose work estimate exceeds `budget.WORK_LIMIT`.
     """
     specs, surface = as_specs(optimizers), as_surface(surface)
     steps = check_run_settings(surface, steps, seed, noise, clip_grad_norm)
@@ -257,19 +268,22 @@ def compare(
     check_count("trials", trials, 1)
     check_relative_tolerance(tolerance)
     runs = len(specs) * (1 + 2 * bool(check_repro))
-    require_surface_memory(
+    require_surface_budget(
         f"{len(specs)} optimizer(s) x {trials:,} trial(s) x {steps:,} steps on {surface.name}",
         surface,
         trials,
         steps,
         runs,
+        allow_long,
     )
     if tune is not None:
-        require_surface_memory(
+        require_surface_budget(
             f"tuning {tune.cells:,} cells x {tune.starts} starts x {steps:,} steps on {surface.name}",
             surface,
             tune.cells * tune.starts,
             steps,
+            len(specs),
+            allow_long,
         )
     labels = [spec.name for spec in specs]
 

@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from ..budget import check_count, finite, require_memory, surface_run_bytes
+from ..budget import check_count, finite, require_memory, require_work, surface_run_bytes
 from ..errors import OptbenchError
 from ..objectives import Surface, get_surface
 from ..runners.surface import BETA_AXES, MAX_RECORDED_POINTS, set_hyperparameters
@@ -70,6 +70,14 @@ def require_surface_memory(what: str, surface: Surface, trials: int, steps: int,
     """Refuse `runs` surface runs of `trials` x `surface.dim` for `steps` steps that cannot fit in memory."""
     recorded = min(trials * (steps + 1), max(MAX_RECORDED_POINTS, 2 * trials))
     require_memory(what, runs * surface_run_bytes(trials, surface.dim, recorded))
+
+
+def require_surface_budget(
+    what: str, surface: Surface, trials: int, steps: int, runs: int = 1, allow_long: bool = False
+) -> None:
+    """`require_surface_memory`, then the work (`budget.require_work`) of the same runs."""
+    require_surface_memory(what, surface, trials, steps, runs)
+    require_work(what, steps, trials * surface.dim, runs, allow_long)
 
 
 def check_axis(spec: OptimizerSpec, name: str, values, what: str = "grid") -> None:
