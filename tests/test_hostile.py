@@ -165,7 +165,7 @@ CASES = [
     ('compare "sgd:lr=0.1 momentum=0.9"', "lr=0.1 momentum=0.9 in 'sgd:lr=0.1 momentum=0.9' is not a number"),
     ("compare sgd:foo=1", "unknown hyperparameter of sgd 'foo'"),
     ("compare adma", "unknown optimizer 'adma'; did you mean 'adam'?"),
-    ("compare sgd --steps -1", "--steps must be >= 0, got -1"),
+    ("compare sgd --steps -1", "--steps must be >= 1, got -1"),
     ("compare sgd --steps 1e3", "Invalid value for '--steps': '1e3' is not a valid integer range."),
     (
         "compare sgd --steps 99999999999999999999999",
@@ -251,7 +251,7 @@ CASES = [
         "grid adam --lr 1e-3:1:4 --vary beta1=0:2:3",
         "grid axis beta1=2: adam: Invalid beta parameter at index 0: 2.0",
     ),
-    ("grid sgd --lr 1e-3:1:4 --momentum 0:0.9:4 --steps -1", "--steps must be >= 0, got -1"),
+    ("grid sgd --lr 1e-3:1:4 --momentum 0:0.9:4 --steps -1", "--steps must be >= 1, got -1"),
     ("grid nope --lr 1e-3:1:4 --momentum 0:0.9:4", "unknown optimizer 'nope'"),
     (
         "grid sgd --lr 1e-3:1:a --momentum 0:0.9:4",
@@ -490,6 +490,28 @@ CASES = [
     ("compare sgd --surface quadratic:dim=1e400", "quadratic: dim must be a whole number >= 2, got inf"),
 ]
 
+# Silent acceptance, round 2 (issue 24): each was run, or its value dropped, without a word
+CASES += [
+    ("compare sgd --steps 0", "--steps must be >= 1, got 0"),
+    ("grid sgd --lr 1e-3:1:4 --momentum 0:0.9:4 --steps 0", "--steps must be >= 1, got 0"),
+    (
+        "compare sgd:lr=0.1,,momentum=0.9",
+        "malformed settings in 'sgd:lr=0.1,,momentum=0.9': an empty item between commas",
+    ),
+    ("compare sgd:lr=0.1,", "malformed settings in 'sgd:lr=0.1,': an empty item between commas"),
+    ("train --schedule step:step_size=1,,gamma=0.5", "an empty item between commas"),
+    (
+        "grid sgd:lr=0.1 --lr 1e-3:1:4 --momentum 0:0.9:4",
+        "grid axis 'lr' would override lr given in 'sgd:lr=0.1': give it in the spec or as an axis",
+    ),
+    ("grid adam:betas=0.9/0.99 --lr 1e-3:1:4 --vary beta1=0:0.9:3", "grid axis 'beta1' would override betas"),
+    (
+        "train --warmup-epochs 5 --epochs 1",
+        "warm-up of 5 epoch(s) is not shorter than the 1 epoch(s) of the run: the lr would never reach",
+    ),
+    ("compare sgd\x1b[31m", "unknown optimizer 'sgd\\x1b[31m'"),
+]
+
 # Sizes that cannot fit any test machine's memory: refused from an estimate, within a second of CPU time.
 RUNAWAY = [
     (
@@ -561,7 +583,8 @@ NO_CUDA = [
 
 @pytest.mark.parametrize("line, expected", CASES, ids=[line for line, _ in CASES])
 def test_hostile_input_is_one_line_exit_2_nothing_written(tmp_path, line, expected):
-    refused(shlex.split(line.replace("OUT", str(tmp_path / "out"))), tmp_path / "out", expected)
+    result = refused(shlex.split(line.replace("OUT", str(tmp_path / "out"))), tmp_path / "out", expected)
+    assert "\x1b" not in result.stderr  # a terminal escape sequence in a name is shown escaped, never raw
 
 
 @pytest.mark.parametrize("line, expected", RUNAWAY, ids=[line for line, _ in RUNAWAY])
@@ -731,8 +754,8 @@ USER_STEPS = {
         "        return super().step(closure)"
     ),
     "nan": (
-        "for group in self.param_groups:\n            for p in group['params']:\n"
-        "                p.data.fill_(float('nan'))\n        return None"
+        "loss = super().step(closure)\n        for group in self.param_groups:\n"
+        "            for p in group['params']:\n                p.data.fill_(float('nan'))\n        return loss"
     ),
 }
 FAILURES = {"constructor": "RuntimeError: constructor exploded", "step6": "ValueError: step 6 exploded"}

@@ -77,8 +77,10 @@ for module in COMMANDS:
 
 
 def one_line(message: str) -> str:
-    """A message as one line: a value that holds newlines (a path, a pasted spec) must not split it."""
-    return " ".join(message.split())
+    """A message as one line: a value that holds newlines (a path, a pasted spec) must not split it, and
+    a control character (a terminal escape sequence in a name) is shown as its escape, never sent raw."""
+    text = " ".join(message.split())
+    return "".join(char if char.isprintable() else ascii(char)[1:-1] for char in text)
 
 
 def entry(argv=None):

@@ -9,7 +9,7 @@ import rich_click as click
 
 from ..errors import OptbenchError
 from ..experiments import grid
-from ..experiments.inputs import require_surface_budget
+from ..experiments.inputs import check_axes_not_in_spec, require_surface_budget
 from ..specs import parse_optimizer
 from ..values import parse_range, range_parts
 from .common import (
@@ -82,6 +82,7 @@ def command(
         steps,
         allow_long=allow_long,
     )
+    check_axes_not_in_spec(spec, ranges)
     axes = {name: parse_range(text, label) for name, (text, label) in ranges.items()}
     with results_folder(out, "grid") as folder:
         with step_progress([spec.name], steps) as report:

@@ -25,7 +25,15 @@ from ..runners.surface import fixed_starts, run_surface
 from ..runners.tuning import RESOLUTION
 from ..specs import OptimizerSpec
 from ..theory import stability_edge
-from .inputs import as_spec, as_surface, check_axis, check_run_settings, check_start, require_surface_budget
+from .inputs import (
+    as_spec,
+    as_surface,
+    check_axes_not_in_spec,
+    check_axis,
+    check_run_settings,
+    check_start,
+    require_surface_budget,
+)
 from .result import Result
 
 
@@ -105,6 +113,7 @@ def grid(
     if len(axes) != 2:
         raise OptbenchError(f"a grid needs exactly two axes (got {len(axes)}: {', '.join(axes) or 'none'})")
     (x_name, x_values), (y_name, y_values) = axes.items()
+    check_axes_not_in_spec(spec, axes)
     if not len(x_values) or not len(y_values):
         raise OptbenchError("each grid axis needs at least one value")
     require_surface_budget(

@@ -159,6 +159,11 @@ def _check_settings(spec: TrainSpec, n_train: int, world: int) -> None:
         raise OptbenchError(f"epochs must be at least 1, got {spec.epochs}")
     if spec.warmup_epochs < 0 or (spec.early_stop is not None and spec.early_stop < 1):
         raise OptbenchError("warm-up epochs must be >= 0 and early-stop patience >= 1")
+    if spec.warmup_epochs and spec.warmup_epochs >= spec.epochs:
+        raise OptbenchError(
+            f"warm-up of {spec.warmup_epochs} epoch(s) is not shorter than the {spec.epochs} epoch(s) of "
+            "the run: the lr would never reach its value"
+        )
     if spec.max_steps is not None and spec.max_steps < 1:
         raise OptbenchError(f"max steps must be at least 1, got {spec.max_steps}")
     if spec.eval_every_steps is not None and not (
