@@ -36,7 +36,7 @@ class OptbenchGroup(click.RichGroup):
                 "[bold red]stopped:[/] finished runs are kept; rerun the same command to resume",
                 highlight=False,
             )
-            sys.exit(130)
+            sys.exit(128 + _stopped_by.get("signal", signal.SIGINT))  # 130 for Ctrl-C, 143 for SIGTERM
         except click.exceptions.ClickException as error:
             console_err.print(
                 f"[bold red]error:[/] {escape(one_line(error.format_message()))}",
@@ -94,5 +94,9 @@ def entry(argv=None):
     main.main(args=argv)
 
 
+_stopped_by = {}  # the signal that stopped the command, for its exit status
+
+
 def _interrupt(signum, frame):
+    _stopped_by["signal"] = signum
     raise KeyboardInterrupt
