@@ -926,3 +926,101 @@ def test_the_work_limit_refuses_one_step_past_it_and_allow_long_accepts(tmp_path
         )
         == 6
     )
+
+
+# --- environment and interruption (issue 24) -------------------------------------------------------
+
+TORCHRUN_ENV = {"RANK": "0", "WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29555"}
+
+
+@pytest.mark.parametrize(
+    "env, expected",
+    [
+        ({"WORLD_SIZE": "abc"}, "environment variable WORLD_SIZE='abc' is not a whole number"),
+        ({"RANK": "5"}, "environment variable RANK=5 is outside 0..WORLD_SIZE-1 (WORLD_SIZE=2)"),
+        ({"MASTER_PORT": "http"}, "environment variable MASTER_PORT='http' is not a whole number"),
+    ],
+)
+def test_malformed_torchrun_variables_are_refused(tmp_path, monkeypatch, env, expected):
+    for name, value in {**TORCHRUN_ENV, **env}.items():
+        monkeypatch.setenv(name, value)
+    refused(["train", "--epochs", "1"], tmp_path / "out", expected)
+
+
+def test_torchrun_variables_without_torchrun_fail_in_one_line_instead_of_hanging(tmp_path, monkeypatch):
+    from optbench.runners import distributed
+
+    monkeypatch.setattr(distributed, "JOIN_TIMEOUT", __import__("datetime").timedelta(seconds=2))
+    for name, value in {**TORCHRUN_ENV, "RANK": "1", "MASTER_PORT": str(_free_port())}.items():
+        monkeypatch.setenv(name, value)
+    result = invoke(["train", "--epochs", "1", "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2
+    assert "rank 1 of 2 could not join the process group at 127.0.0.1:" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _children(pid: int) -> list[int]:
+    path = f"/proc/{pid}/task/{pid}/children"
+    try:
+        with open(path) as handle:
+            return [int(child) for child in handle.read().split()]
+    except OSError:
+        return []
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not __import__("os").path.exists("/proc/self/task"), reason="needs Linux /proc")
+def test_sigkill_of_train_nproc_2_takes_its_workers_and_exchange_folder_with_it(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import tempfile
+
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    command = [sys.executable, "-m", "optbench", "train", "--nproc", "2", "--epochs", "20"]
+    process = subprocess.Popen([*command, "--out", str(tmp_path / "out")], env=env, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while len(_children(process.pid)) < 3 and time.monotonic() < deadline:  # tracker + 2 workers
+        time.sleep(0.2)
+    children = _children(process.pid)
+    assert len(children) >= 3, children
+    assert list(tmp_path.glob("optbench-ddp-*"))
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    while any(_alive(child) for child in children) and time.monotonic() < deadline + 60:
+        time.sleep(0.2)
+    assert not [child for child in children if _alive(child)]
+    assert not list(tmp_path.glob("optbench-ddp-*")), tempfile.gettempdir()
+
+
+@pytest.mark.slow
+def test_train_stopped_by_sigterm_exits_143_like_sweep(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "optbench", "train", "--epochs", "200", "--out", str(tmp_path / "out")]
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, env=os.environ.copy())
+    process.stderr.read(1)  # the first progress output: training has started
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 143, stderr
+    assert b"Traceback" not in stderr
