@@ -1024,3 +1024,36 @@ def test_train_stopped_by_sigterm_exits_143_like_sweep(tmp_path):
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 143, stderr
     assert b"Traceback" not in stderr
+
+
+def _mnist_folder(folder, rng):
+    for prefix, n in (("train", 60), ("t10k", 20)):
+        write_idx(folder / f"{prefix}-images-idx3-ubyte", rng.integers(0, 256, (n, 28, 28)))
+        write_idx(folder / f"{prefix}-labels-idx1-ubyte", rng.integers(0, 10, n))
+
+
+def test_a_corrupt_gzip_idx_file_is_one_line(tmp_path):
+    import gzip
+
+    data = tmp_path / "data"
+    data.mkdir()
+    _mnist_folder(data, np.random.default_rng(0))
+    path = data / "train-images-idx3-ubyte"
+    packed = bytearray(gzip.compress(path.read_bytes()))
+    packed[20:40] = bytes(20)  # damage the deflate stream, not the gzip header: zlib.error
+    (data / "train-images-idx3-ubyte.gz").write_bytes(bytes(packed))
+    path.unlink()
+    refused(["train", "--task", "mnist", "--data-dir", str(data), "--epochs", "1"], tmp_path / "out",
+            "train-images-idx3-ubyte.gz is truncated or not gzip")  # fmt: skip
+
+
+def test_an_idx_header_whose_sizes_multiply_to_2_pow_64_is_truncated_not_empty(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    _mnist_folder(data, np.random.default_rng(0))
+    path = data / "train-images-idx3-ubyte"
+    body = path.read_bytes()
+    sizes = (2**22, 2**21, 2**21)  # 2**64 bytes: a 64-bit product wraps to 0 and read as an empty file
+    path.write_bytes((2051).to_bytes(4, "big") + b"".join(n.to_bytes(4, "big") for n in sizes) + body[16:])
+    refused(["train", "--task", "mnist", "--data-dir", str(data), "--epochs", "1"], tmp_path / "out",
+            "is truncated: header promises 4194304x2097152x2097152 = 18446744073709551616 bytes")  # fmt: skip
