@@ -23,6 +23,7 @@ from .common import (
     out_option,
     parse_formats,
     print_table,
+    report_failed,
     seed_option,
 )
 
@@ -155,6 +156,7 @@ def command(optimizers, task, trace, out, formats, **settings):
     written = save_figures(result.plot(), folder, formats)
     _print(result, trace)
     console.print(f"results in {folder}/ ({', '.join(path.name for path in written)})")
+    report_failed(result.failed)
 
 
 def _status(event) -> str:

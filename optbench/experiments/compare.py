@@ -22,7 +22,7 @@ import pandas as pd
 import torch
 
 from ..budget import check_count
-from ..errors import OptbenchError
+from ..errors import OptbenchError, failure
 from ..objectives import Surface, get_surface
 from ..plots.fair import plot_sensitivity
 from ..plots.grid_map import plot_grid
@@ -51,7 +51,15 @@ from ..runners.tuning import tune as run_tuning
 from ..tasks import surface_task
 from ..theory import rate_table, stability_edge
 from ..values import range_parts
-from .inputs import as_specs, as_surface, check_axis, check_run_settings, check_start, require_surface_memory
+from .inputs import (
+    as_specs,
+    as_surface,
+    check_axis,
+    check_run_settings,
+    check_start,
+    require_surface_budget,
+    require_surface_memory,
+)
 from .result import Result, require_spec, require_tables
 
 TUNING_SEED_OFFSET = 1  # tuning starts come from seed + 1, so they differ from the comparison's starts
@@ -236,6 +244,7 @@ def compare(
     check_repro: bool = False,
     tolerance: float = RELATIVE_TOLERANCE,
     progress: Callable[[Progress], None] | None = None,
+    allow_long: bool = False,
 ) -> Comparison:
     """Run each optimizer from the same starts for the same steps; returns a `Comparison`.
 
@@ -249,8 +258,10 @@ def compare(
     - f_min). metrics has the absolute value per trial (`tolerance`) and the gradient evaluations spent
     (`gradient_evaluations`, `evaluations_to_tolerance`: LBFGS evaluates several per step).
     progress: called with a `Progress` per optimizer (steps taken of steps) while the comparison runs.
+    allow_long: run even when the work estimate exceeds `budget.WORK_LIMIT` coordinate-steps.
     Raises OptbenchError for a repeated label, trials < 1, a start of the wrong dimension, a tolerance
-    outside (0, 1), a bad setting, or a run whose memory estimate exceeds what this machine has available.
+    outside (0, 1), a bad setting, a run whose memory estimate exceeds what this machine has available,
+    or (unless `allow_long`) whose work estimate exceeds `budget.WORK_LIMIT`.
     """
     specs, surface = as_specs(optimizers), as_surface(surface)
     steps = check_run_settings(surface, steps, seed, noise, clip_grad_norm)
@@ -258,19 +269,22 @@ def compare(
     check_count("trials", trials, 1)
     check_relative_tolerance(tolerance)
     runs = len(specs) * (1 + 2 * bool(check_repro))
-    require_surface_memory(
+    require_surface_budget(
         f"{len(specs)} optimizer(s) x {trials:,} trial(s) x {steps:,} steps on {surface.name}",
         surface,
         trials,
         steps,
         runs,
+        allow_long,
     )
     if tune is not None:
-        require_surface_memory(
+        require_surface_budget(
             f"tuning {tune.cells:,} cells x {tune.starts} starts x {steps:,} steps on {surface.name}",
             surface,
             tune.cells * tune.starts,
             steps,
+            len(specs),
+            allow_long,
         )
     labels = [spec.name for spec in specs]
 
@@ -307,27 +321,41 @@ def compare(
         else fixed_starts(surface, point, trials)
     )
 
+    failed = {}  # label -> the one line its run failed with (a user's class that raises)
+
     def compare_once(device="cpu", report=None) -> list:
         runs = []
         for spec in specs:
+            if spec.name in failed:
+                continue
             torch.manual_seed(seed)
-            runs.append(
-                run_surface(
-                    spec,
-                    surface,
-                    starts,
-                    steps,
-                    noise=noise,
-                    seed=seed,
-                    clip_grad_norm=clip_grad_norm,
-                    device=device,
-                    relative_tolerance=tolerance,
-                    progress=report and (lambda t, name=spec.name: report(Progress(name, t, steps))),
+            try:
+                runs.append(
+                    run_surface(
+                        spec,
+                        surface,
+                        starts,
+                        steps,
+                        noise=noise,
+                        seed=seed,
+                        clip_grad_norm=clip_grad_norm,
+                        device=device,
+                        relative_tolerance=tolerance,
+                        progress=report and (lambda t, name=spec.name: report(Progress(name, t, steps))),
+                    )
                 )
-            )
+            except Exception as error:  # noqa: BLE001 - only a user's class may fail a run; ours are bugs
+                if spec.origin is None:
+                    raise
+                failed[spec.name] = failure(error)
         return runs
 
     runs = compare_once(report=progress)
+    if not runs:
+        raise OptbenchError(
+            "every run failed: " + "; ".join(f"{name}: {message}" for name, message in failed.items())
+        )
+    specs = [spec for spec in specs if spec.name not in failed]
     trajectory = pd.concat([run.trajectory for run in runs], ignore_index=True)
     metrics = pd.concat([run.metrics for run in runs], ignore_index=True)
     hparams = {
@@ -356,6 +384,7 @@ def compare(
         "check_repro": repro.to_dict("records") if repro is not None else None,
         "per_trial": [spec.name for spec, run in zip(specs, runs, strict=False) if run.per_trial],
         "origins": {spec.name: spec.origin.as_dict() for spec in specs if spec.origin is not None},
+        "failed": failed,
     }
     return Comparison(surface, trajectory, metrics, rates, tuning, repro, meta, seed)
 

@@ -187,7 +187,8 @@ def plot_loss(
             theory = _rates_for(rates, name)
             if theory is not None and step is None:
                 label += f"\n  rate measured {theory[0]:.4f}, theory {theory[1]:.4f}"
-            ax.plot(median.index, shown, label=label, **look.line(len(median)))
+            # markers by the points a log axis shows: none at all (a run started at the minimum) has no path
+            ax.plot(median.index, shown, label=label, **look.line(int(np.isfinite(shown).sum())))
             if runs["trial"].nunique() > 1:
                 low, high = gap.quantile(0.1).to_numpy(), gap.quantile(0.9).to_numpy()
                 if known:
@@ -195,8 +196,10 @@ def plot_loss(
                 ax.fill_between(median.index, low, high, color=look.color, alpha=0.15, linewidth=0)
             if theory is not None and step is None and len(median) > 2:
                 _draw_rate_line(ax, median, theory[1], look.color)
-        ax.set_yscale("log" if known else "symlog")
-        if known:
+        # every run sitting at the minimum (started there) has no gap a log axis can show
+        on_log = known and np.isfinite(finite_positive(gap_to_minimum(surface, trajectory["loss"]))).any()
+        ax.set_yscale("log" if on_log else "symlog")
+        if on_log:
             # the top shows every run that did not diverge; diverged ones leave through it, with an x
             healthy = trajectory[
                 ~trajectory["optimizer"].isin(

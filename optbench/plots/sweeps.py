@@ -124,8 +124,8 @@ def loss_curves(cells: pd.DataFrame, label: str):
                         label=f"B={b}",
                     )
                 ax.set_xscale("log")
-                ax.set_yscale("log")
-                if len(finite):
+                if len(finite):  # every curve diverged: nothing to put on a log axis
+                    ax.set_yscale("log")
                     ax.set_ylim(max(finite.min() * 0.7, top * 1e-8), top)
                 against = "optimizer steps" if col == 0 else "samples seen"
                 ax.set_title(f"{RULE_LABELS.get(rule, rule)}: loss vs {against}")
@@ -289,7 +289,7 @@ def final_metric(summary: pd.DataFrame):
         ax = fig.subplots()
         _rule_lines(ax, medians, settings, column)
         _batch_axis(ax, summary["batch_size"])
-        if not has_accuracy:
+        if not has_accuracy and (medians[column] > 0).any():  # every cell diverged: no loss to scale
             ax.set_yscale("log")
         if len(diverged):
             _mark_diverged(ax, diverged)
