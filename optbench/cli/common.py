@@ -134,6 +134,13 @@ out_option = click.option(
 seed_option = click.option(
     "--seed", type=click.IntRange(0, MAX_SEED), default=0, show_default=True, help="Random seed."
 )
+threads_option = click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=None,
+    help="torch threads for the runs (default: torch's own count on this machine), recorded in "
+    "meta.json; give each of several runs on one machine a share of its cores.",
+)
 allow_long_option = click.option(
     "--allow-long",
     is_flag=True,

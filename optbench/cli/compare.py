@@ -23,6 +23,7 @@ from .common import (
     results_folder,
     seed_option,
     split_assignment,
+    threads_option,
     write_figures,
 )
 from .surface_options import resolve_surface, surface_options
@@ -107,6 +108,7 @@ from .surface_options import resolve_surface, surface_options
 @out_option
 @force_option
 @allow_long_option
+@threads_option
 def command(
     optimizers,
     surface,
@@ -130,6 +132,7 @@ def command(
     out,
     force,
     allow_long,
+    threads,
 ):
     """Run each optimizer on a surface and compare trajectories, losses and metrics.
 
@@ -165,7 +168,7 @@ def command(
     formats = parse_formats(formats)
     task = get_compare_task(surface)
     if task.kind is TaskKind.REGRESSION:  # linreg: the noise floor against the exact optimum
-        if tune or check_repro or clip_grad_norm is not None or start or animate:
+        if tune or check_repro or clip_grad_norm is not None or start or animate or threads:
             raise OptbenchError(
                 "--surface linreg takes --steps, --trials (seeds), --batch-size and --floor-lrs only"
             )
@@ -231,6 +234,7 @@ def command(
                 tolerance=tolerance,
                 progress=report,
                 allow_long=allow_long,
+                threads=threads,
             )
         result.save(folder, force)
 

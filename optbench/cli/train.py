@@ -25,6 +25,7 @@ from .common import (
     print_table,
     report_failed,
     seed_option,
+    threads_option,
 )
 
 
@@ -123,6 +124,7 @@ from .common import (
 )
 @out_option
 @seed_option
+@threads_option
 @formats_option
 def command(optimizers, task, trace, out, formats, **settings):
     """Train with one or more optimizers; tables, curves and meta.json go to --out.

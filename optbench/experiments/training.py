@@ -27,6 +27,7 @@ from ..cells import CellStore, content_key
 from ..errors import OptbenchError, failure
 from ..progress import Progress
 from ..results import output_folder, read_metadata, read_table
+from ..runners.devices import torch_threads
 from ..runners.distributed import launch, process_group, started_by_torchrun
 from ..runners.training import TrainResult, TrainSpec, check
 from ..runners.training import train as train_one
@@ -119,6 +120,7 @@ def train(
     out: str | Path | None = None,
     force: bool = False,
     progress: Callable[[Progress], None] | None = None,
+    threads: int | None = None,
 ) -> TrainingResult:
     """Train each optimizer on `task`; see the module docstring.
 
@@ -127,7 +129,9 @@ def train(
     epochs, batch_size: None takes the task's budget (`Task.budget`); for `scalar`, epochs counts
     iterations. Unset learning rates take the task's `default_hparams`. The other settings are those
     of `runners.training.TrainSpec` and apply
-    to classification tasks only. Raises OptbenchError for any bad setting, before any work.
+    to classification tasks only. threads: torch threads of this process (None: torch's current
+    count), recorded as meta["threads"]; with nproc > 1 each process takes its share of the cores.
+    Raises OptbenchError for any bad setting, before any work.
     """
     resolved = get_task(task)
     if resolved.kind is TaskKind.SURFACE:
@@ -153,6 +157,7 @@ def train(
             nproc=nproc if nproc != 1 else None,
             dtype=None if dtype == "float32" else dtype,
             device=None if device in ("auto", "cpu") else device,
+            threads=threads,  # the examples run single-threaded, so their numbers never depend on it
         )
         given = [name for name, value in classification_only.items() if value is not None]
         if given:
@@ -176,7 +181,9 @@ def train(
         eval_every_steps=eval_every_steps,
         recipe=recipe,
     )
-    return _classification([replace(base, optimizer=spec) for spec in specs], nproc, out, force, progress)
+    with torch_threads(threads) as used:
+        runs = [replace(base, optimizer=spec) for spec in specs]
+        return _classification(runs, nproc, out, force, progress, used)
 
 
 def _parse_optimizers(optimizers) -> list[OptimizerSpec]:
@@ -199,7 +206,9 @@ def _parse_optimizers(optimizers) -> list[OptimizerSpec]:
     return specs
 
 
-def _classification(specs: list[TrainSpec], nproc: int, out, force: bool, progress) -> TrainingResult:
+def _classification(
+    specs: list[TrainSpec], nproc: int, out, force: bool, progress, threads: int
+) -> TrainingResult:
     torchrun = started_by_torchrun()
     if torchrun and nproc != 1:
         raise OptbenchError("nproc cannot be combined with torchrun: torchrun already started the processes")
@@ -212,7 +221,7 @@ def _classification(specs: list[TrainSpec], nproc: int, out, force: bool, progre
             f"training {len(specs)} optimizer(s) for {specs[0].epochs:,} epochs of {steps_per_epoch} steps",
             len(specs) * specs[0].epochs * steps_per_epoch,
         )
-        spec_record = {"runs": [spec.resolved() for spec in specs], "processes": world}
+        spec_record = {"runs": [spec.resolved() for spec in specs], "processes": world, "threads": threads}
         seed = specs[0].seed
         store = _store(out, spec_record, seed, force, writer=rank == 0)
         tables, runs, failed = {name: [] for name in CLASSIFICATION_TABLES}, {}, {}
