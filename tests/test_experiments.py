@@ -178,7 +178,9 @@ def test_api_errors_are_one_clear_line(tmp_path):
     with pytest.raises(OptbenchError, match="torch.optim does not accept"):
         optbench.noise_floor(["torch:sgd"], steps=10)
     write_metadata(tmp_path, "bogus", {}, 0)
-    with pytest.raises(OptbenchError, match="kind .bogus. is not one of compare, grid, noise_floor, train, sweep"):
+    with pytest.raises(
+        OptbenchError, match="kind .bogus. is not one of compare, grid, noise_floor, train, sweep"
+    ):
         optbench.load(tmp_path)
 
 

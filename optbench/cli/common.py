@@ -134,6 +134,19 @@ out_option = click.option(
 seed_option = click.option(
     "--seed", type=click.IntRange(0, MAX_SEED), default=0, show_default=True, help="Random seed."
 )
+threads_option = click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=None,
+    help="torch threads for the runs (default: torch's own count on this machine), recorded in "
+    "meta.json; give each of several runs on one machine a share of its cores.",
+)
+allow_long_option = click.option(
+    "--allow-long",
+    is_flag=True,
+    help="Run even when the work estimate (steps x trials x coordinates) exceeds the limit "
+    "(optbench.budget.WORK_LIMIT) that otherwise refuses it.",
+)
 force_option = click.option(
     "--force", is_flag=True, help="Replace the results of a different run in --out (removes what it wrote)."
 )
@@ -179,3 +192,11 @@ def split_assignment(item: str, option: str) -> tuple[str, str]:
     if not eq or not name.strip():
         raise OptbenchError(f"malformed {option} '{item}': expected NAME=START:STOP:NUM")
     return name.strip(), text
+
+
+def report_failed(failed: dict[str, str]) -> None:
+    """One line per failed run on stderr, then exit status 1 (the other runs' results are saved)."""
+    for name, message in failed.items():
+        console_err.print(f"[bold red]run {name} failed:[/] {message}", highlight=False, soft_wrap=True)
+    if failed:
+        click.get_current_context().exit(1)

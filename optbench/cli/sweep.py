@@ -9,6 +9,8 @@ on the command line override it.
 
 from __future__ import annotations
 
+import math
+
 import rich_click as click
 from rich.table import Table
 
@@ -250,7 +252,8 @@ def summary_table(summary, spec) -> Table:
         reached = rows["steps_to_target"].notna().all()
         missed = rows["target_outcome"].iloc[0] if "target_outcome" in rows and not reached else "never"
         to_target = [
-            format_number(round(rows["steps_to_target"].median(), 1)) if reached else missed,
+            # whole steps: the first step at or after the crossing interpolated between evaluations
+            str(math.ceil(rows["steps_to_target"].median())) if reached else missed,
             format_number(round(rows["samples_to_target"].median())) if reached else "-",
         ]
         table.add_row(
@@ -278,7 +281,7 @@ def critical_lines(critical) -> list[str]:
     for _, row in critical.iterrows():
         if row["lr_scale"] != "best rule":
             continue
-        if row["fit_status"] != "fitted":
+        if not row["fit_status"].startswith("fitted"):
             lines.append(
                 f"critical batch size ({row['optimizer']}, best rule per batch size): none: "
                 f"{row['fit_status']} ({row['points']} batch sizes reached the target)"
@@ -287,8 +290,12 @@ def critical_lines(critical) -> list[str]:
         lines.append(
             f"critical batch size ({row['optimizer']}, best rule per batch size): "
             f"{format_number(row['critical_batch_size'])} (95% interval "
-            f"{format_number(row['critical_low'])}-{format_number(row['critical_high'])}); "
-            f"S_min ~ {format_number(row['s_min'])} steps, E_min ~ {format_number(row['e_min'])} samples"
+            + (
+                f"{format_number(row['critical_low'])}-{format_number(row['critical_high'])}); "
+                if math.isfinite(row["critical_high"])
+                else f"from {format_number(row['critical_low'])}, not identifiable above it from these points); "
+            )
+            + f"S_min ~ {format_number(row['s_min'])} steps, E_min ~ {format_number(row['e_min'])} samples"
         )
     row = critical.iloc[0]
     low, high = row.get("noise_scale_start_low"), row.get("noise_scale_start_high")

@@ -23,7 +23,9 @@ from .common import (
     out_option,
     parse_formats,
     print_table,
+    report_failed,
     seed_option,
+    threads_option,
 )
 
 
@@ -122,6 +124,7 @@ from .common import (
 )
 @out_option
 @seed_option
+@threads_option
 @formats_option
 def command(optimizers, task, trace, out, formats, **settings):
     """Train with one or more optimizers; tables, curves and meta.json go to --out.
@@ -155,6 +158,7 @@ def command(optimizers, task, trace, out, formats, **settings):
     written = save_figures(result.plot(), folder, formats)
     _print(result, trace)
     console.print(f"results in {folder}/ ({', '.join(path.name for path in written)})")
+    report_failed(result.failed)
 
 
 def _status(event) -> str:

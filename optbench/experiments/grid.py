@@ -27,7 +27,15 @@ from ..runners.tuning import RESOLUTION
 from ..specs import OptimizerSpec
 from ..theory import stability_edge
 from ..values import axis_values
-from .inputs import as_spec, as_surface, check_axis, check_run_settings, check_start, require_surface_memory
+from .inputs import (
+    as_spec,
+    as_surface,
+    check_axes_not_in_spec,
+    check_axis,
+    check_run_settings,
+    check_start,
+    require_surface_budget,
+)
 from .result import Result, require_spec, require_tables
 
 
@@ -97,6 +105,7 @@ def grid(
     noise: float = 0.0,
     seed: int = 0,
     progress: Callable[[Progress], None] | None = None,
+    allow_long: bool = False,
 ) -> GridMap:
     """Run `optimizer` once per cell of the two axes (name -> values; x axis first); returns a `GridMap`.
 
@@ -108,6 +117,7 @@ def grid(
     Raises OptbenchError unless exactly two axes with values are given, or for a name the algorithm
     cannot take per trial, or a grid whose memory estimate exceeds what this machine has available.
     progress: called with a `Progress` (steps taken of steps) while the grid runs.
+    allow_long: run even when the work estimate exceeds `budget.WORK_LIMIT` coordinate-steps.
     """
     spec, surface = as_spec(optimizer), as_surface(surface)
     steps = check_run_settings(surface, steps, seed, noise)
@@ -116,13 +126,15 @@ def grid(
     if len(axes) != 2:
         raise OptbenchError(f"a grid needs exactly two axes (got {len(axes)}: {', '.join(axes) or 'none'})")
     (x_name, x_values), (y_name, y_values) = axes.items()
+    check_axes_not_in_spec(spec, axes)
     if not len(x_values) or not len(y_values):
         raise OptbenchError("each grid axis needs at least one value")
-    require_surface_memory(
+    require_surface_budget(
         f"a {len(x_values):,} x {len(y_values):,} grid of {steps:,} steps on {surface.name}",
         surface,
         len(x_values) * len(y_values),
         steps,
+        allow_long=allow_long,
     )
     for name, values in axes.items():
         check_axis(spec, name, values)

@@ -60,7 +60,7 @@ class Result:
         claim_folder(folder, self.kind, self.meta, self.seed, force)
         for stem, table in self.tables().items():
             write_table(table, folder / f"{stem}.parquet")
-        write_metadata(folder, self.kind, self.meta, self.seed)
+        write_metadata(folder, self.kind, self.meta, self.seed, failed=getattr(self, "failed", None))
         return folder
 
     def __repr__(self) -> str:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -24,9 +24,10 @@ import pandas as pd
 
 from ..budget import require_rows
 from ..cells import CellStore, content_key
-from ..errors import OptbenchError
+from ..errors import OptbenchError, failure
 from ..progress import Progress
 from ..results import output_folder, read_metadata, read_table
+from ..runners.devices import torch_threads
 from ..runners.distributed import launch, process_group, started_by_torchrun
 from ..runners.training import TrainResult, TrainSpec, check
 from ..runners.training import train as train_one
@@ -68,6 +69,8 @@ class TrainingResult(Result):
     trace: pd.DataFrame | None = None
     runs: dict[str, TrainResult] = field(default_factory=dict)
     rank: int = 0  # under torch.distributed, only rank 0 should save
+    failed: dict[str, str] = field(default_factory=dict)  # run name -> the one line its class raised
+    failed: dict[str, str] = field(default_factory=dict)  # optimizer -> the line its run failed with
 
     def tables(self) -> dict[str, pd.DataFrame]:
         tables = {name: getattr(self, name) for name in (*CLASSIFICATION_TABLES, "regression", "trace")}
@@ -117,6 +120,7 @@ def train(
     out: str | Path | None = None,
     force: bool = False,
     progress: Callable[[Progress], None] | None = None,
+    threads: int | None = None,
 ) -> TrainingResult:
     """Train each optimizer on `task`; see the module docstring.
 
@@ -125,7 +129,9 @@ def train(
     epochs, batch_size: None takes the task's budget (`Task.budget`); for `scalar`, epochs counts
     iterations. Unset learning rates take the task's `default_hparams`. The other settings are those
     of `runners.training.TrainSpec` and apply
-    to classification tasks only. Raises OptbenchError for any bad setting, before any work.
+    to classification tasks only. threads: torch threads of this process (None: torch's current
+    count), recorded as meta["threads"]; with nproc > 1 each process takes its share of the cores.
+    Raises OptbenchError for any bad setting, before any work.
     """
     resolved = get_task(task)
     if resolved.kind is TaskKind.SURFACE:
@@ -151,6 +157,7 @@ def train(
             nproc=nproc if nproc != 1 else None,
             dtype=None if dtype == "float32" else dtype,
             device=None if device in ("auto", "cpu") else device,
+            threads=threads,  # the examples run single-threaded, so their numbers never depend on it
         )
         given = [name for name, value in classification_only.items() if value is not None]
         if given:
@@ -174,7 +181,9 @@ def train(
         eval_every_steps=eval_every_steps,
         recipe=recipe,
     )
-    return _classification([replace(base, optimizer=spec) for spec in specs], nproc, out, force, progress)
+    with torch_threads(threads) as used:
+        runs = [replace(base, optimizer=spec) for spec in specs]
+        return _classification(runs, nproc, out, force, progress, used)
 
 
 def _parse_optimizers(optimizers) -> list[OptimizerSpec]:
@@ -197,7 +206,9 @@ def _parse_optimizers(optimizers) -> list[OptimizerSpec]:
     return specs
 
 
-def _classification(specs: list[TrainSpec], nproc: int, out, force: bool, progress) -> TrainingResult:
+def _classification(
+    specs: list[TrainSpec], nproc: int, out, force: bool, progress, threads: int
+) -> TrainingResult:
     torchrun = started_by_torchrun()
     if torchrun and nproc != 1:
         raise OptbenchError("nproc cannot be combined with torchrun: torchrun already started the processes")
@@ -210,10 +221,10 @@ def _classification(specs: list[TrainSpec], nproc: int, out, force: bool, progre
             f"training {len(specs)} optimizer(s) for {specs[0].epochs:,} epochs of {steps_per_epoch} steps",
             len(specs) * specs[0].epochs * steps_per_epoch,
         )
-        spec_record = {"runs": [spec.resolved() for spec in specs], "processes": world}
+        spec_record = {"runs": [spec.resolved() for spec in specs], "processes": world, "threads": threads}
         seed = specs[0].seed
         store = _store(out, spec_record, seed, force, writer=rank == 0)
-        tables, runs = {name: [] for name in CLASSIFICATION_TABLES}, {}
+        tables, runs, failed = {name: [] for name in CLASSIFICATION_TABLES}, {}, {}
         for spec in specs:
             key = content_key({**spec.resolved(), "processes": world})
             # torchrun's ranks train together, so only a run this process alone computes is claimed
@@ -222,7 +233,10 @@ def _classification(specs: list[TrainSpec], nproc: int, out, force: bool, progre
                 finished = store.read(key) if reread else None
                 if finished is None:
                     distributed = world > 1 and not torchrun
-                    run = launch(spec, world) if distributed else train_one(spec, dataset, progress)
+                    with recorded_failure(spec.optimizer, failed):
+                        run = launch(spec, world) if distributed else train_one(spec, dataset, progress)
+                    if spec.optimizer.name in failed:
+                        continue
                     finished = {name: getattr(run, name) for name in CLASSIFICATION_TABLES}
                     runs[spec.optimizer.name] = run
                     if store and rank == 0:
@@ -233,8 +247,9 @@ def _classification(specs: list[TrainSpec], nproc: int, out, force: bool, progre
                 tables[name].append(finished[name])
         if store:
             store.close()
+    check_some_finished(tables["summary"], failed)
     merged = {name: pd.concat(parts, ignore_index=True) for name, parts in tables.items()}
-    return TrainingResult(specs[0].task, spec_record, seed, **merged, runs=runs, rank=rank)
+    return TrainingResult(specs[0].task, spec_record, seed, **merged, runs=runs, rank=rank, failed=failed)
 
 
 def _store(out, record: dict, seed: int, force: bool, writer: bool = True) -> CellStore | None:
@@ -250,6 +265,26 @@ def _store(out, record: dict, seed: int, force: bool, writer: bool = True) -> Ce
     return store
 
 
+@contextmanager
+def recorded_failure(spec: OptimizerSpec, failed: dict):
+    """Record in `failed` (name -> one line) the exception of a user's class that fails its run, so the
+    other runs keep going; optbench's own algorithms raising is a bug, and propagates."""
+    try:
+        yield
+    except Exception as error:  # noqa: BLE001
+        if spec.origin is None:
+            raise
+        failed[spec.name] = failure(error)
+
+
+def check_some_finished(parts: list, failed: dict) -> None:
+    """OptbenchError naming each failure when no run finished: there is no table to save."""
+    if not parts:
+        raise OptbenchError(
+            "every run failed: " + "; ".join(f"{name}: {message}" for name, message in failed.items())
+        )
+
+
 def _report_finished(progress, spec: TrainSpec, epochs: pd.DataFrame, n_train: int) -> None:
     """Runs that did not report step by step (resumed, or in worker processes) report their epochs."""
     steps_per_epoch = n_train // spec.batch_size
@@ -263,7 +298,7 @@ def _regression(
     planned = regression.plan(specs, epochs, batch_size, seed)
     task, table_name, settings, record = regression.name, planned.table, planned.settings, planned.record
     store = _store(out, record, seed, force)
-    parts = []
+    parts, failed = [], {}
     for spec in specs:
         key = content_key(
             {
@@ -277,10 +312,15 @@ def _regression(
         with store.claim(key, [key]) if store else nullcontext():
             finished = store.read(key) if store else None
             if finished is None:
-                finished = {table_name: planned.run(spec)}
+                with recorded_failure(spec, failed):
+                    finished = {table_name: planned.run(spec)}
+                if spec.name in failed:
+                    continue
                 if store:
                     store.write(key, finished)
         parts.append(finished[table_name])
     if store:
         store.close()
-    return TrainingResult(task, record, seed, **{table_name: pd.concat(parts, ignore_index=True)})
+    check_some_finished(parts, failed)
+    table = pd.concat(parts, ignore_index=True)
+    return TrainingResult(task, record, seed, **{table_name: table}, failed=failed)

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from .style import (
+    STOPPED_RULE,
     assign_looks,
     clip_loss_axis,
     diverged_handle,
@@ -67,13 +68,12 @@ def plot_training(epochs: pd.DataFrame, steps: pd.DataFrame | None = None, title
         fig, axes = plt.subplots(1, panels, figsize=(3.4 * panels + 1.6, 3.8), layout="constrained")
         loss_ax, accuracy_ax = axes[0], axes[1]
         looks = _looks(epochs)
-        per_epoch = None
+        per_epoch = _steps_per_epoch(epochs, steps)
         for name, runs in epochs.groupby("optimizer", sort=False):
             look = looks[name]
             label = _label(name, runs)
-            if steps is not None and len(steps):
+            if per_epoch:
                 own = steps[steps["optimizer"] == name]
-                per_epoch = own.groupby("epoch")["step"].count().max()
                 loss_ax.plot(
                     (own["step"] + 1) / per_epoch,
                     finite_positive(own["loss"]),
@@ -105,7 +105,11 @@ def plot_training(epochs: pd.DataFrame, steps: pd.DataFrame | None = None, title
         loss_ax.set_ylim(top=top)
         diverged = epochs[epochs["diverged"].astype(bool)]
         for name, runs in diverged.groupby("optimizer", sort=False):
-            mark_diverged(loss_ax, [runs["epoch"].iloc[0]], looks[name].color)
+            own = steps[steps["optimizer"] == name] if per_epoch else None
+            at = (
+                (own["step"].max() + 1) / per_epoch if own is not None and len(own) else runs["epoch"].iloc[0]
+            )
+            mark_diverged(loss_ax, [at], looks[name].color)
         accuracy_ax.set(
             xlabel="epoch", ylabel="accuracy (%)", title="accuracy: validation (markers),\ntraining (faint)"
         )
@@ -115,12 +119,22 @@ def plot_training(epochs: pd.DataFrame, steps: pd.DataFrame | None = None, title
             _draw_lr(axes[2], schedule, looks, per_epoch)
         handles, labels = accuracy_ax.get_legend_handles_labels()
         if len(diverged):
-            handles.append(diverged_handle())
+            handles.append(diverged_handle(STOPPED_RULE))
             labels.append(handles[-1].get_label())
         fig.legend(handles, labels, loc="outside right center", title="optimizer")
         if title:
             fig.suptitle(title)
         return fig
+
+
+def _steps_per_epoch(epochs: pd.DataFrame, steps: pd.DataFrame | None):
+    """Steps in one whole epoch, counted in the epochs no run stopped in (a diverged run's last epoch is
+    cut short, so its count would place its steps late); None without step rows or a whole epoch."""
+    if steps is None or not len(steps):
+        return None
+    whole = epochs.loc[~epochs["diverged"].astype(bool), ["optimizer", "epoch"]]
+    counts = steps.merge(whole, on=["optimizer", "epoch"]).groupby(["optimizer", "epoch"])["step"].count()
+    return int(counts.max()) if len(counts) else None
 
 
 def _draw_lr(ax, schedule: pd.DataFrame, looks: dict, per_epoch) -> None:
@@ -161,7 +175,7 @@ def plot_regression(steps: pd.DataFrame, f_star: float | None = None):
         )
         handles, _ = ax.get_legend_handles_labels()
         ax.legend(
-            handles=handles + ([diverged_handle()] if diverged else []),
+            handles=handles + ([diverged_handle(STOPPED_RULE)] if diverged else []),
             loc="upper left",
             bbox_to_anchor=(1.02, 1.0),
             title="optimizer",
@@ -207,7 +221,7 @@ def plot_scalar_trace(trace: pd.DataFrame):
             ax.set_xticks(np.arange(iterations))
         ax.set(xlabel="iteration", ylabel="a", title="y = a·x, one sample (x=2, y=4): solution a = 2")
         handles, _ = ax.get_legend_handles_labels()
-        ax.legend(handles=handles + ([diverged_handle()] if diverged else []), loc="lower right")
+        ax.legend(handles=handles + ([diverged_handle(STOPPED_RULE)] if diverged else []), loc="lower right")
         return fig
 
 

@@ -18,8 +18,8 @@ Conventions:
   samples, whatever the number of processes;
 - schedules step once per epoch after the warm-up (their arguments count epochs); the warm-up
   ramps the lr linearly per step from lr/warmup_steps to lr;
-- a diverged loss (`runners.divergence`: non-finite, or 10^3 (first loss + 1)) stops the run and is
-  recorded (`diverged`), never raised;
+- a loss past the blow-up limit (`runners.divergence`: non-finite, or 10^3 (first loss + 1)) stops the
+  run, which is recorded as diverged (`diverged`) at that step, never raised;
 - `eval_every_steps` adds validation evaluations inside epochs (a batch-size sweep needs them:
   steps-to-target between two epoch ends is otherwise a guess). They change no training number
   (evaluation draws no random numbers and updates no state), and their time is left out of
@@ -38,7 +38,7 @@ from ..data import Dataset
 from ..errors import OptbenchError, did_you_mean
 from ..models import build_model
 from ..progress import Progress
-from ..specs import OptimizerSpec, as_spec
+from ..specs import OptimizerSpec, as_spec, left_to_the_run
 from ..tasks import TRAINING, Task, TaskKind, get_task
 from .devices import device_for_rank, rank_and_world, resolve_device
 from .recipes import build_optimizer, describe, recipe_for
@@ -111,8 +111,9 @@ def check(spec: TrainSpec, dataset: Dataset | None = None, world: int = 1) -> Da
     dataset = dataset or task.load(spec.data_dir)
     _check_settings(spec, len(dataset.train[1]), world)
     network = build_model(spec.model, dataset.input_shape, dataset.num_classes)
-    probe = _optimizer(spec, task, network)
-    build_scheduler(spec.schedule, probe, max(1, spec.epochs - spec.warmup_epochs))
+    with left_to_the_run(spec.optimizer):
+        probe = _optimizer(spec, task, network)
+        build_scheduler(spec.schedule, probe, max(1, spec.epochs - spec.warmup_epochs))
     return dataset
 
 
@@ -175,6 +176,11 @@ def _check_settings(spec: TrainSpec, n_train: int, world: int) -> None:
         raise OptbenchError(f"epochs must be at least 1, got {spec.epochs}")
     if spec.warmup_epochs < 0 or (spec.early_stop is not None and spec.early_stop < 1):
         raise OptbenchError("warm-up epochs must be >= 0 and early-stop patience >= 1")
+    if spec.warmup_epochs and spec.warmup_epochs >= spec.epochs:
+        raise OptbenchError(
+            f"warm-up of {spec.warmup_epochs} epoch(s) is not shorter than the {spec.epochs} epoch(s) of "
+            "the run: the lr would never reach its value"
+        )
     if spec.max_steps is not None and spec.max_steps < 1:
         raise OptbenchError(f"max steps must be at least 1, got {spec.max_steps}")
     if spec.eval_every_steps is not None and not (

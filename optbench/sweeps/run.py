@@ -8,13 +8,11 @@ result under the others' labels. Each cell table is stored as the cell's table "
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from dataclasses import dataclass
-
-import torch
 
 from ..cells import DONE, SHARED, CellStore, Group
 from ..errors import OptbenchError
+from ..runners.devices import torch_threads
 from .adapters import run_cell
 from .cells import Cell
 
@@ -77,14 +75,3 @@ def copy_cell(store: CellStore, source: Cell, target: Cell) -> None:
     table = store.read(source.key)[TABLE]
     measured = table.drop(columns=list(source.setting_columns()))
     store.write(target.key, {TABLE: target.labelled(measured)})
-
-
-@contextmanager
-def torch_threads(threads: int):
-    """torch's intra-op thread count for the cells, restored afterwards (a notebook keeps its own)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
