@@ -126,6 +126,9 @@ def test_a_raising_optimizer_is_recorded_failed_and_nan_as_diverged(tmp_path):
     assert (trials.loc[raising, "status"] == "failed: RuntimeError: this optimizer is broken").all()
     assert (trials.loc[nans, "status"] == "diverged").all()
     assert trials.loc[[raising, nans], "steps"].isna().all()
+    assert result.failed == {
+        f"{raising} on {task}": "RuntimeError: this optimizer is broken" for task in ("elliptic", "logistic")
+    }
     scores = result.ranking.set_index("optimizer")["score"]
     assert scores[raising] == 0 and scores[nans] == 0 and scores["sgd"] > 0
 

@@ -37,12 +37,14 @@ class BenchResult(Result):
         self.trials, self.winners, self.seeds = trials, winners, seeds
         self.profiles, self.ranking = profiles_table, ranking_table
         self.statuses: dict[str, str] = {}  # this run's cell key -> status (skipped, done, failed: ...)
+        self.failed: dict[str, str] = {}  # "OPTIMIZER on TASK" -> message, as meta.json's "failed"
 
     @classmethod
     def from_run(cls, meta: dict, seed: int, tables: dict) -> BenchResult:
         seeds = tables["seeds"]
         result = cls(meta, seed, tables["trials"], tables["winners"], seeds, *scores(seeds))
         result.statuses = tables["statuses"]
+        result.failed = failures(result.trials, result.seeds)
         return result
 
     def tables(self) -> dict[str, pd.DataFrame]:
@@ -78,6 +80,16 @@ class BenchResult(Result):
         from .report import write_report
 
         return write_report(self, Path(folder) / REPORT)
+
+
+def failures(*tables: pd.DataFrame) -> dict[str, str]:
+    """ "OPTIMIZER on TASK" -> the first failure message of its rows (status "failed: MESSAGE")."""
+    failed = {}
+    for table in tables:
+        rows = table[table["status"].str.startswith("failed")]
+        for row in rows.itertuples():
+            failed.setdefault(f"{row.optimizer} on {row.task}", row.status.removeprefix("failed: "))
+    return failed
 
 
 def scores(seeds: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -81,7 +81,7 @@ def load(folder) -> Result:
     meta = read_metadata(folder)
     kind = meta["kind"]
     if not isinstance(kind, str) or kind not in KINDS:
-        raise OptbenchError(f"{folder / META_FILE}: kind {kind!r} is not one of {', '.join(KINDS)}")
+        raise OptbenchError(f"{folder / META_FILE}: kind {kind!r} is not one of {', '.join(sorted(KINDS))}")
     if not isinstance(meta.get("spec"), dict):
         raise OptbenchError(f"{folder / META_FILE} records no spec (the settings that made the results)")
     return KINDS[kind].load(folder)
