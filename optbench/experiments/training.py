@@ -79,7 +79,9 @@ class TrainingResult:
         """Figure name -> matplotlib figure (see `plots.training.training_figures`)."""
         from ..plots.training import training_figures  # matplotlib loads only when figures are asked for
 
-        return training_figures(self.tables, self.spec.get("least_squares", {}).get("loss"))
+        return training_figures(
+            self.tables, self.spec.get("least_squares", {}).get("loss"), self.spec.get("data")
+        )
 
 
 def train(
@@ -101,6 +103,11 @@ def train(
     data_dir: str | None = None,
     eval_every_steps: int | None = None,
     recipe: str | None = None,
+    max_steps: int | None = None,
+    context: int | None = None,
+    n_layer: int | None = None,
+    n_head: int | None = None,
+    n_embd: int | None = None,
     nproc: int = 1,
     out: str | Path | None = None,
     force: bool = False,
@@ -111,9 +118,12 @@ def train(
     optimizers: one spec or several, as text ("adam:lr=1e-3", "momentum", "torch:sgd") or parsed.
     task: a task name `optbench list` shows with `train` (or a registered `tasks.Task`).
     epochs, batch_size: None takes the task's budget (`Task.budget`); for `scalar`, epochs counts
-    iterations. Unset learning rates take the task's `default_hparams`. The other settings are those
-    of `runners.training.TrainSpec` and apply
-    to classification tasks only. Raises OptbenchError for any bad setting, before any work.
+    iterations. A language-model task's budget is in steps: `max_steps` (None: the task's), its epochs
+    as many as those steps need, its `eval_every_steps` the task's cadence, and `recipe` 'no-decay'
+    for an optimizer with weight decay; `context`, `n_layer`, `n_head`, `n_embd` set its model's sizes
+    (and apply to it alone). Unset learning rates take the task's `default_hparams`. The other settings
+    are those of `runners.training.TrainSpec` and apply to the tasks that train a model only. Raises
+    OptbenchError for any bad setting, before any work.
     """
     resolved = get_task(task)
     if resolved.kind is TaskKind.SURFACE:
@@ -136,13 +146,19 @@ def train(
             data_dir=data_dir,
             eval_every_steps=eval_every_steps,
             recipe=recipe,
+            max_steps=max_steps,
+            context=context,
+            n_layer=n_layer,
+            n_head=n_head,
+            n_embd=n_embd,
             nproc=nproc if nproc != 1 else None,
             dtype=None if dtype == "float32" else dtype,
             device=None if device in ("auto", "cpu") else device,
         )
         given = [name for name, value in classification_only.items() if value is not None]
         if given:
-            raise OptbenchError(f"{given[0]} does not apply to task '{task}' (a regression example)")
+            name = given[0].replace("_", "-")
+            raise OptbenchError(f"--{name} does not apply to task '{task}' (a regression example)")
         return _regression(specs, resolved, epochs, batch_size, seed, out, force)
     base = TrainSpec(
         task=resolved.name,
@@ -161,8 +177,32 @@ def train(
         data_dir=data_dir,
         eval_every_steps=eval_every_steps,
         recipe=recipe,
+        max_steps=max_steps,
+        context=context,
+        n_layer=n_layer,
+        n_head=n_head,
+        n_embd=n_embd,
     )
-    return _classification([replace(base, optimizer=spec) for spec in specs], nproc, out, force, progress)
+    runs = [replace(base, optimizer=spec) for spec in specs]
+    if resolved.kind is TaskKind.LANGUAGE_MODEL:
+        runs = [_step_budget(run, resolved, epochs) for run in runs]
+    return _classification(runs, nproc, out, force, progress)
+
+
+def _step_budget(spec: TrainSpec, task, epochs: int | None) -> TrainSpec:
+    """A language-model run's budget in steps: the task's steps and evaluation cadence where not given,
+    as many epochs as the steps need (unless `epochs` is given), and the no-decay recipe for an
+    optimizer with weight decay where no recipe is given (nanoGPT decays matrices only)."""
+    steps = spec.max_steps or task.budget.steps
+    every = spec.eval_every_steps or max(1, task.budget.steps // task.budget.evaluations)
+    recipe = spec.recipe
+    if recipe is None and spec.optimizer.family != "muon" and "weight_decay" in spec.optimizer.resolved():
+        recipe = "no-decay"
+    spec = replace(spec, max_steps=steps, eval_every_steps=min(every, steps), recipe=recipe)
+    if epochs is None:
+        per_epoch = task.rows(task.load(spec.data_dir), spec) // spec.batch_size
+        spec = replace(spec, epochs=max(1, math.ceil(steps / max(1, per_epoch))))
+    return spec
 
 
 def _parse_optimizers(optimizers) -> list[OptimizerSpec]:
@@ -193,12 +233,17 @@ def _classification(specs: list[TrainSpec], nproc: int, out, force: bool, progre
         dataset = check(specs[0], world=world)
         for spec in specs[1:]:
             check(spec, dataset, world)
-        steps_per_epoch = math.ceil(len(dataset.train[1]) / specs[0].batch_size)
+        task = specs[0].resolved_task
+        n_train = task.rows(dataset, specs[0])
+        steps_per_epoch = math.ceil(n_train / specs[0].batch_size)
         require_rows(
             f"training {len(specs)} optimizer(s) for {specs[0].epochs:,} epochs of {steps_per_epoch} steps",
             len(specs) * specs[0].epochs * steps_per_epoch,
         )
         spec_record = {"runs": [spec.resolved() for spec in specs], "processes": world}
+        data_record = task.record(dataset, specs[0])
+        if data_record:
+            spec_record["data"] = data_record
         seed = specs[0].seed
         store = RunStore.open(out, "train", spec_record, seed, force, writer=rank == 0) if out else None
         tables, runs = {name: [] for name in CLASSIFICATION_TABLES}, {}
@@ -216,7 +261,7 @@ def _classification(specs: list[TrainSpec], nproc: int, out, force: bool, progre
                     if store and rank == 0:
                         store.finish(key, finished)
             if progress and (spec.optimizer.name not in runs or (world > 1 and not torchrun)):
-                _report_finished(progress, spec, finished["epochs"], len(dataset.train[1]))
+                _report_finished(progress, spec, finished["epochs"], n_train)
             for name in CLASSIFICATION_TABLES:
                 tables[name].append(finished[name])
     merged = {name: pd.concat(parts, ignore_index=True) for name, parts in tables.items()}

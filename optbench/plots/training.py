@@ -13,6 +13,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from ..errors import OptbenchError
 from ..results import read_metadata, read_table
 from .style import (
     assign_looks,
@@ -215,8 +216,50 @@ def plot_scalar_trace(trace: pd.DataFrame):
         return fig
 
 
+def plot_language_model(
+    evaluations: pd.DataFrame,
+    steps: pd.DataFrame | None = None,
+    references: dict | None = None,
+    title: str | None = None,
+):
+    """A language model's loss (nats per character) against steps: training steps faint, validation
+    evaluations with markers, and the corpus's trivial references as grey lines (`references`:
+    "bigram_val_loss" dashed, "unigram_entropy" dotted, where given)."""
+    with style():
+        fig, ax = plt.subplots(figsize=(6.4, 3.8), layout="constrained")
+        looks = _looks(evaluations)
+        for name, runs in evaluations.groupby("optimizer", sort=False):
+            look = looks[name]
+            if steps is not None and len(steps):
+                own = steps[steps["optimizer"] == name]
+                ax.plot(own["step"] + 1, finite_positive(own["loss"]), color=look.color, alpha=0.25, lw=0.8)
+            ax.plot(
+                runs["step"],
+                finite_positive(runs["val_loss"]),
+                label=_label(name, runs),
+                **look.line(len(runs)),
+            )
+        for key, label, linestyle in (
+            ("bigram_val_loss", "bigram baseline", "--"),
+            ("unigram_entropy", "unigram entropy", ":"),
+        ):
+            value = (references or {}).get(key)
+            if value is not None and np.isfinite(value):
+                ax.axhline(value, color="0.45", lw=1, linestyle=linestyle, label=f"{label} ({value:.2f})")
+        ax.set(
+            xlabel="step",
+            ylabel="cross-entropy (nats per character)",
+            title="loss: validation (markers), training steps (faint)",
+        )
+        ax.legend(loc="upper right", title="optimizer")
+        if title:
+            fig.suptitle(title)
+        return fig
+
+
 TABLE_COLUMNS = {  # the tables a training results folder holds -> the columns the figures read
-    "epochs": ["optimizer", "family", "epoch", "val_loss", "val_accuracy", "train_accuracy", "diverged"],
+    "epochs": ["optimizer", "family", "epoch", "val_loss", "diverged"],
+    "evaluations": ["optimizer", "step", "val_loss"],
     "summary": ["optimizer"],
     "steps": ["optimizer", "epoch", "step", "loss"],
     "regression": ["optimizer", "family", "step", "suboptimality", "diverged"],
@@ -224,11 +267,24 @@ TABLE_COLUMNS = {  # the tables a training results folder holds -> the columns t
 }
 
 
-def training_figures(tables: dict[str, pd.DataFrame], f_star: float | None = None) -> dict:
+def training_figures(
+    tables: dict[str, pd.DataFrame], f_star: float | None = None, references: dict | None = None
+) -> dict:
     """Figure name -> figure for whichever training tables are present: 'training' (epochs, with
-    steps if given), 'regression' (f - f*, with the least-squares loss f_star), 'trace' (scalar)."""
+    steps if given; a language model's evaluations against steps, with its `references`),
+    'regression' (f - f*, with the least-squares loss f_star), 'trace' (scalar)."""
     figures = {}
-    if tables.get("epochs") is not None:
+    epochs = tables.get("epochs")
+    if epochs is not None and "train_bpc" in epochs:  # a language model's epochs
+        figures["training"] = plot_language_model(
+            tables["evaluations"], tables.get("steps"), references, _title_of(tables.get("summary"))
+        )
+    elif epochs is not None:
+        missing = [c for c in ("val_accuracy", "train_accuracy") if c not in epochs]
+        if missing:
+            raise OptbenchError(
+                f"the epochs table lacks column(s) {', '.join(missing)}; was it written by optbench?"
+            )
         figures["training"] = plot_training(
             tables["epochs"], tables.get("steps"), _title_of(tables.get("summary"))
         )
@@ -247,9 +303,10 @@ def redraw(folder, formats) -> list[Path]:
         for name, columns in TABLE_COLUMNS.items()
         if (folder / f"{name}.parquet").exists()
     }
-    f_star = read_metadata(folder).get("spec", {}).get("least_squares", {}).get("loss")
+    spec = read_metadata(folder).get("spec", {})
+    f_star = spec.get("least_squares", {}).get("loss")
     written = []
-    for name, figure in training_figures(tables, f_star).items():
+    for name, figure in training_figures(tables, f_star, spec.get("data")).items():
         written += save(figure, folder / name, formats)
     return written
 

@@ -260,6 +260,7 @@ class TrainingRun:
                     **test,
                     train_time=train_time,
                     samples_per_s=self.global_step * spec.batch_size / train_time,
+                    **self._tokens_per_s(self.global_step * spec.batch_size / train_time),
                     diverged=self.diverged,
                     stopped_early=self.stopped_early,
                     device=str(self.device),
@@ -270,6 +271,11 @@ class TrainingRun:
         return TrainResult(
             pd.DataFrame(self.step_rows), epochs, summary, state, pd.DataFrame(self.evaluation_rows)
         )
+
+    def _tokens_per_s(self, samples_per_s: float) -> dict:
+        """{"tokens_per_s"} for a problem whose rows hold `tokens_per_row` predictions (a language model)."""
+        per_row = getattr(self.problem, "tokens_per_row", None)
+        return {} if per_row is None else {"tokens_per_s": samples_per_s * per_row}
 
 
 # --- helpers ----------------------------------------------------------------------------------
