@@ -162,7 +162,8 @@ def command(optimizers, task, trace, out, formats, **settings):
     resolved = get_task(task)
     if resolved.kind in (TaskKind.CLASSIFICATION, TaskKind.LANGUAGE_MODEL):
         for spec in specs:
-            line = recipe_note(recipe_for(spec, settings["recipe"]), resolved.default_hparams)
+            recipe = recipe_for(spec, settings["recipe"] or resolved.default_recipe(spec))
+            line = recipe_note(recipe, resolved.default_hparams)
             if line:
                 console_err.print(f"note: {spec.name}: {line}")
     folder = out or default_folder("train")

@@ -119,11 +119,11 @@ def train(
     task: a task name `optbench list` shows with `train` (or a registered `tasks.Task`).
     epochs, batch_size: None takes the task's budget (`Task.budget`); for `scalar`, epochs counts
     iterations. A language-model task's budget is in steps: `max_steps` (None: the task's), its epochs
-    as many as those steps need, its `eval_every_steps` the task's cadence, and `recipe` 'no-decay'
-    for an optimizer with weight decay; `context`, `n_layer`, `n_head`, `n_embd` set its model's sizes
-    (and apply to it alone). Unset learning rates take the task's `default_hparams`. The other settings
-    are those of `runners.training.TrainSpec` and apply to the tasks that train a model only. Raises
-    OptbenchError for any bad setting, before any work.
+    as many as those steps need, its `eval_every_steps` the task's cadence, and its `recipe` (None)
+    'no-decay' for an optimizer with weight decay (`Task.default_recipe`); `context`, `n_layer`,
+    `n_head`, `n_embd` set its model's sizes (and apply to it alone). Unset learning rates take the
+    task's `default_hparams`. The other settings are those of `runners.training.TrainSpec` and apply
+    to the tasks that train a model only. Raises OptbenchError for any bad setting, before any work.
     """
     resolved = get_task(task)
     if resolved.kind is TaskKind.SURFACE:
@@ -191,14 +191,10 @@ def train(
 
 def _step_budget(spec: TrainSpec, task, epochs: int | None) -> TrainSpec:
     """A language-model run's budget in steps: the task's steps and evaluation cadence where not given,
-    as many epochs as the steps need (unless `epochs` is given), and the no-decay recipe for an
-    optimizer with weight decay where no recipe is given (nanoGPT decays matrices only)."""
+    as many epochs as the steps need (unless `epochs` is given)."""
     steps = spec.max_steps or task.budget.steps
     every = spec.eval_every_steps or max(1, task.budget.steps // task.budget.evaluations)
-    recipe = spec.recipe
-    if recipe is None and spec.optimizer.family != "muon" and "weight_decay" in spec.optimizer.resolved():
-        recipe = "no-decay"
-    spec = replace(spec, max_steps=steps, eval_every_steps=min(every, steps), recipe=recipe)
+    spec = replace(spec, max_steps=steps, eval_every_steps=min(every, steps))
     if epochs is None:
         per_epoch = task.rows(task.load(spec.data_dir), spec) // spec.batch_size
         spec = replace(spec, epochs=max(1, math.ceil(steps / max(1, per_epoch))))

@@ -39,13 +39,12 @@ from ..errors import OptbenchError, did_you_mean
 from ..models import build_model
 from ..specs import OptimizerSpec, as_spec
 from ..tasks import TRAINING, Task, TaskKind, get_task
+from ..tasks.problem import TRAINED_KINDS
 from ..tasks.registry import LANGUAGE_MODEL_OPTIONS
 from .devices import device_for_rank, rank_and_world, resolve_device
 from .recipes import build_optimizer, describe, recipe_for
 from .schedules import build_scheduler
 from .training_loop import TrainingRun, TrainResult, Update
-
-TRAINED_KINDS = (TaskKind.CLASSIFICATION, TaskKind.LANGUAGE_MODEL)  # tasks whose runs build a TrainingProblem
 
 
 @dataclass(frozen=True)
@@ -101,6 +100,11 @@ class TrainSpec:
             raise OptbenchError(f"task '{task.name}' trains a {task.model}, not model '{self.model}'")
         return task
 
+    @property
+    def resolved_recipe(self) -> str | None:
+        """The parameter-group recipe the run uses: the one asked for, else the task's default."""
+        return recipe_for(self.optimizer, self.recipe or self.resolved_task.default_recipe(self.optimizer))
+
     def resolved(self) -> dict:
         """Plain values, with the optimizer's hyperparameters as they will be used (metadata, keys)."""
         values = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -116,7 +120,7 @@ class TrainSpec:
             "optimizer": self.optimizer.text,
             "optimizer_hparams": self.optimizer.resolved(defaults_for(self.optimizer)),
             **({"optimizer_origin": origin.as_dict()} if origin is not None else {}),
-            "recipe": describe(recipe_for(self.optimizer, self.recipe), defaults_for),
+            "recipe": describe(self.resolved_recipe, defaults_for),
         }
 
 
@@ -169,7 +173,7 @@ def train(
 
 def _optimizer(spec: TrainSpec, task: Task, network) -> torch.optim.Optimizer:
     """`spec.optimizer` over `network` as its recipe divides it, with the task's defaults under the spec's."""
-    recipe = recipe_for(spec.optimizer, spec.recipe)
+    recipe = spec.resolved_recipe
     return build_optimizer(spec.optimizer, recipe, network, task.default_hparams, fast=spec.fast)
 
 

@@ -55,6 +55,11 @@ class Task:
         """The settings under `spec`'s own (an `OptimizerSpec`): class defaults < these < the spec."""
         return {}
 
+    def default_recipe(self, optimizer) -> str | None:
+        """The parameter-group recipe (`runners.recipes`) a run of `optimizer` (an `OptimizerSpec`) uses
+        when none is asked for: none."""
+        return None
+
     def require(self, command: str) -> Task:
         """This task, or an OptbenchError naming the commands that do run it."""
         if command not in self.commands:
@@ -136,6 +141,13 @@ class LanguageModelTask(Task):
 
     def default_hparams(self, spec) -> dict:
         return D.language_model_defaults(self.name, spec)
+
+    def default_recipe(self, optimizer) -> str | None:
+        """'no-decay' for an optimizer with weight decay (nanoGPT decays weight matrices only); Muon
+        takes its own recipe."""
+        if optimizer.family != "muon" and "weight_decay" in optimizer.resolved():
+            return "no-decay"
+        return None
 
     def options(self, spec):
         """The `LanguageModelOptions` of a TrainSpec: this task's sizes under the spec's own."""
