@@ -143,9 +143,11 @@ class LanguageModelTask(Task):
         return D.language_model_defaults(self.name, spec)
 
     def default_recipe(self, optimizer) -> str | None:
-        """'no-decay' for an optimizer with weight decay (nanoGPT decays weight matrices only); Muon
-        takes its own recipe."""
-        if optimizer.family != "muon" and "weight_decay" in optimizer.resolved():
+        """'no-decay' for an optimizer whose weight decay is not zero (nanoGPT decays weight matrices
+        only); Muon takes its own recipe."""
+        if optimizer.family != "muon" and optimizer.resolved(self.default_hparams(optimizer)).get(
+            "weight_decay"
+        ):
             return "no-decay"
         return None
 
