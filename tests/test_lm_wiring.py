@@ -4,6 +4,7 @@ shipped fixture text (tests/fixtures/) through --data-dir, with a few steps, so 
 
 import hashlib
 import json
+import math
 from pathlib import Path
 
 import pandas as pd
@@ -48,8 +49,9 @@ def test_adamw_defaults_are_nanogpts():
 
 
 def _hand_written_adamw_losses(steps, batch_size, seed=0):
-    """nanoGPT's loop written out with torch.optim.AdamW: decay on weight matrices only, batches in
-    the order the training loop draws them (a seeded permutation of the windows)."""
+    """nanoGPT's loop written out with torch.optim.AdamW: decay on weight matrices only, its per-step
+    warm-up (10 steps for the tiny task) and cosine decay to lr / 10 at the last step, batches in the
+    order the training loop draws them (a seeded permutation of the windows per epoch)."""
     problem = LanguageModelProblem(LanguageModelOptions.tiny(data_dir=FIXTURE), seed)
     model = problem.model
     tables = {id(model.wte.weight), id(model.wpe.weight)}
@@ -61,28 +63,41 @@ def _hand_written_adamw_losses(steps, batch_size, seed=0):
         betas=(0.9, 0.99),
         weight_decay=0.1,
     )
-    order = torch.randperm(problem.n_train, generator=torch.Generator().manual_seed(seed))
-    losses = []
-    for i in range(steps):
+    generator = torch.Generator().manual_seed(seed)
+    per_epoch = problem.n_train // batch_size
+    losses, lrs = [], []
+    for step in range(steps):
+        if step % per_epoch == 0:
+            order = torch.randperm(problem.n_train, generator=generator)
+        i = step % per_epoch
+        warmup = 10
+        if step < warmup:
+            lr = 1e-3 * (step + 1) / warmup
+        else:
+            lr = 1e-4 + (1e-3 - 1e-4) * 0.5 * (1 + math.cos(math.pi * (step - warmup) / (steps - warmup)))
+        for group in optimizer.param_groups:
+            group["lr"] = lr
         inputs, targets = problem.batch(order[i * batch_size : (i + 1) * batch_size])
         optimizer.zero_grad()
         loss = problem.loss(model(inputs), targets)
         loss.backward()
         optimizer.step()
         losses.append(loss.item())
-    return losses, problem
+        lrs.append(lr)
+    return losses, lrs, problem
 
 
 def test_python_train_equals_a_hand_written_torch_loop():
-    result = optbench.train("adamw", task="shakespeare-tiny", data_dir=FIXTURE, max_steps=6, device="cpu")
-    expected, problem = _hand_written_adamw_losses(6, 32)
-    assert result.steps["loss"].tolist() == pytest.approx(expected, rel=1e-6)
+    # 14 steps: 10 of warm-up, 4 of cosine decay, across the fixture's 10-step epochs
+    result = optbench.train("adamw", task="shakespeare-tiny", data_dir=FIXTURE, max_steps=14, device="cpu")
+    expected, lrs, problem = _hand_written_adamw_losses(14, 32)
+    assert problem.n_train // 32 == 10
+    assert result.steps["lr"].tolist() == pytest.approx(lrs, rel=1e-12)
+    assert result.steps["loss"].tolist() == pytest.approx(expected, rel=1e-5)
     summary = result.summary.iloc[0]
-    assert summary["steps"] == 6 and summary["tokens_per_s"] == pytest.approx(summary["samples_per_s"] * 16)
+    assert summary["steps"] == 14 and summary["tokens_per_s"] == pytest.approx(summary["samples_per_s"] * 16)
     final = result.evaluations.iloc[-1]
-    assert final["step"] == 6 and final["val_bpc"] == pytest.approx(
-        final["val_loss"] / torch.log(torch.tensor(2.0)).item()
-    )
+    assert final["step"] == 14 and final["val_bpc"] == pytest.approx(final["val_loss"] / math.log(2))
     # the final weights score what the last evaluation recorded
     problem.model.load_state_dict(result.runs["adamw"].state_dict)
     assert problem.evaluate(problem.model)["val_loss"] == pytest.approx(final["val_loss"], rel=1e-6)

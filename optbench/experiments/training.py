@@ -30,6 +30,7 @@ from ..runners.training import TrainResult, TrainSpec, Update, check
 from ..runners.training import train as train_one
 from ..specs import OptimizerSpec, as_spec
 from ..tasks import TaskKind, get_task
+from ..tasks import defaults as D
 from .inputs import check_seed
 from .run_store import RunStore, key_of
 
@@ -191,10 +192,19 @@ def train(
 
 def _step_budget(spec: TrainSpec, task, epochs: int | None) -> TrainSpec:
     """A language-model run's budget in steps: the task's steps and evaluation cadence where not given,
-    as many epochs as the steps need (unless `epochs` is given)."""
+    as many epochs as the steps need (unless `epochs` is given), and nanoGPT's per-step linear warm-up
+    and cosine decay to lr / 10 (`defaults.LANGUAGE_MODEL`) unless a per-epoch schedule or warm-up is
+    given."""
     steps = spec.max_steps or task.budget.steps
     every = spec.eval_every_steps or max(1, task.budget.steps // task.budget.evaluations)
-    spec = replace(spec, max_steps=steps, eval_every_steps=min(every, steps))
+    schedule = {}
+    if spec.schedule is None and not spec.warmup_epochs:  # nanoGPT's per-step warm-up and cosine decay
+        schedule = dict(
+            warmup_steps=D.LANGUAGE_MODEL[task.name]["warmup_steps"],
+            decay="cosine",
+            min_lr_ratio=D.LANGUAGE_MODEL["min_lr_ratio"],
+        )
+    spec = replace(spec, max_steps=steps, eval_every_steps=min(every, steps), **schedule)
     if epochs is None:
         per_epoch = task.rows(task.load(spec.data_dir), spec) // spec.batch_size
         spec = replace(spec, epochs=max(1, math.ceil(steps / max(1, per_epoch))))

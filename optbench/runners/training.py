@@ -46,6 +46,8 @@ from .recipes import build_optimizer, describe, recipe_for
 from .schedules import build_scheduler
 from .training_loop import TrainingRun, TrainResult, Update
 
+PER_STEP_SCHEDULE = ("warmup_steps", "decay", "min_lr_ratio")
+
 
 @dataclass(frozen=True)
 class TrainSpec:
@@ -78,6 +80,11 @@ class TrainSpec:
     n_layer: int | None = None
     n_head: int | None = None
     n_embd: int | None = None
+    # a per-step schedule of a step budget (language models): linear warm-up over `warmup_steps`,
+    # then 'cosine' decay to `min_lr_ratio` · lr at `max_steps` (`schedules.warmup_cosine`)
+    warmup_steps: int | None = None
+    decay: str | None = None
+    min_lr_ratio: float | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "optimizer", as_spec(self.optimizer))
@@ -108,9 +115,7 @@ class TrainSpec:
     def resolved(self) -> dict:
         """Plain values, with the optimizer's hyperparameters as they will be used (metadata, keys)."""
         values = {f.name: getattr(self, f.name) for f in fields(self)}
-        for (
-            name
-        ) in LANGUAGE_MODEL_OPTIONS:  # recorded where they apply, so other runs' keys keep their values
+        for name in LANGUAGE_MODEL_OPTIONS + PER_STEP_SCHEDULE:  # recorded where set: other keys stay
             if values[name] is None:
                 del values[name]
         origin = self.optimizer.origin
@@ -200,6 +205,16 @@ def _check_settings(spec: TrainSpec, n_train: int, world: int) -> None:
     check_batch_size(spec.batch_size, n_train, world)
     if spec.epochs < 1:
         raise OptbenchError(f"epochs must be at least 1, got {spec.epochs}")
+    if spec.decay not in (None, "cosine"):
+        raise OptbenchError(f"decay is 'cosine' or none, got {spec.decay!r}")
+    if spec.decay is not None and (spec.max_steps is None or spec.schedule is not None):
+        raise OptbenchError("a per-step decay needs max steps and no per-epoch --schedule")
+    if spec.warmup_steps is not None and (spec.warmup_steps < 0 or spec.warmup_epochs):
+        raise OptbenchError(
+            f"warm-up steps must be >= 0 and not beside warm-up epochs, got {spec.warmup_steps}"
+        )
+    if spec.min_lr_ratio is not None and not 0 <= spec.min_lr_ratio <= 1:
+        raise OptbenchError(f"min_lr_ratio must be in [0, 1], got {spec.min_lr_ratio}")
     if spec.warmup_epochs < 0 or (spec.early_stop is not None and spec.early_stop < 1):
         raise OptbenchError("warm-up epochs must be >= 0 and early-stop patience >= 1")
     if spec.max_steps is not None and spec.max_steps < 1:

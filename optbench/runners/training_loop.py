@@ -20,6 +20,7 @@ from ..tasks.problem import Target
 from .devices import global_mean, global_sum, none_diverged, synchronize
 from .divergence import divergence_limit, is_diverged
 from .eval_mode import RECOMPUTE_BN_BATCHES, evaluation_weights
+from .schedules import warmup_cosine
 
 if TYPE_CHECKING:
     from .training import TrainSpec
@@ -76,7 +77,7 @@ class TrainingRun:
         self.device = next(self.network.parameters()).device
         self.local_batch = budget.batch_size // world
         self.steps_per_epoch = problem.n_train // budget.batch_size
-        self.warmup_steps = budget.warmup_epochs * self.steps_per_epoch
+        self.warmup_steps = budget.warmup_steps or budget.warmup_epochs * self.steps_per_epoch
         self.model = self.network
         if world > 1:
             from torch.nn.parallel import DistributedDataParallel
@@ -147,7 +148,12 @@ class TrainingRun:
         point and the lr the step used."""
         optimizer = self.optimizer
         scheduled = [group["lr"] for group in optimizer.param_groups]
-        if self.global_step < self.warmup_steps:  # linear warm-up on top of the schedule's lr
+        if self.spec.decay == "cosine":  # the per-step schedule of a step budget
+            ratio = 0.0 if self.spec.min_lr_ratio is None else self.spec.min_lr_ratio
+            factor = warmup_cosine(self.global_step, self.warmup_steps, self.spec.max_steps, ratio)
+            for group, lr in zip(optimizer.param_groups, scheduled, strict=True):
+                group["lr"] = lr * factor
+        elif self.global_step < self.warmup_steps:  # linear warm-up on top of the schedule's lr
             for group, lr in zip(optimizer.param_groups, scheduled, strict=True):
                 group["lr"] = lr * (self.global_step + 1) / self.warmup_steps
         used_lr = _as_float(optimizer.param_groups[0]["lr"])
