@@ -35,6 +35,7 @@ from .common import (
     default="digits",
     show_default=True,
     help="A task `optbench list` shows with `train`: digits (built in), mnist, fashion-mnist, cifar10, "
+    "the character-level language models shakespeare, shakespeare-tiny, "
     "or the regression examples scalar, linreg (= regression).",
 )
 @click.option("--model", default=None, help="mlp, lenet, resnet (ResNet-8), resnet20 (default lenet).")
@@ -52,8 +53,11 @@ from .common import (
     default=None,
     help="Epochs (default: the task's; iterations for scalar): "
     + ", ".join(
-        f"{t.name} {t.budget.epochs or t.budget.steps}" for t in TASKS.values() if "train" in t.commands
+        f"{t.name} {t.budget.epochs or t.budget.steps}"
+        for t in TASKS.values()
+        if "train" in t.commands and t.kind is not TaskKind.LANGUAGE_MODEL
     )
+    + "; a language model's budget is --max-steps, its epochs as many as those take"
     + ".",
 )
 @click.option(
@@ -118,7 +122,9 @@ from .common import (
     "--max-steps",
     type=click.IntRange(min=1),
     default=None,
-    help="Stop after this many steps (a language-model task's budget; default: the task's).",
+    help="Stop after this many steps (a language-model task's budget; default: the task's: "
+    + ", ".join(f"{t.name} {t.budget.steps}" for t in TASKS.values() if t.kind is TaskKind.LANGUAGE_MODEL)
+    + ").",
 )
 @click.option(
     "--context", type=int, default=None, help="Language-model tasks: characters per window (the block size)."
