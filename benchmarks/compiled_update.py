@@ -73,8 +73,13 @@ def main():
     print("|---|---|---|---|---|---|---|")
     for name in args.algorithms.split(","):
         with tempfile.TemporaryDirectory() as cache:
-            cold = first_steps(name, args.shapes, cache)
-            warm = first_steps(name, args.shapes, cache)
+            try:
+                cold = first_steps(name, args.shapes, cache)
+                warm = first_steps(name, args.shapes, cache)
+            except subprocess.CalledProcessError as error:  # e.g. no C++ compiler: the row says why
+                reason = (error.stderr or "").strip().splitlines()[-1:] or [f"exit status {error.returncode}"]
+                print(f"| {name} | skipped: {reason[0][:150]} | - | - | - | - | - |", flush=True)
+                continue
         print(
             f"| {name} | {cold['first']:.2f} | {cold['second']:.2f} | {warm['first']:.2f} | "
             f"{warm['second']:.2f} | {warm['steady'] * 1e3:.2f} | {warm['process']:.1f} |",

@@ -24,11 +24,13 @@ of the runs, each ratio the median with the runs' range.
 from __future__ import annotations
 
 import argparse
+import inspect
 import time
 from datetime import date
 
 import torch
 
+from optbench.errors import OptbenchError
 from optbench.optimizers import FAST_ALGORITHMS, fast
 from optbench.optimizers.fast_path import COMPILED_ALGORITHMS
 from optbench.optimizers.registry import ALGORITHMS
@@ -105,24 +107,30 @@ def time_calls(functions: dict, device, repeats) -> dict:
     return samples
 
 
-def variants(algorithm):
-    """(label, class, extra kwargs) for ours and torch's implementations that exist for it."""
+def variants(algorithm, skipped: list[str]):
+    """(label, class, extra kwargs) for ours and the reference's implementations that exist for it.
+
+    A reference that cannot be imported (an optional package, e.g. lion-pytorch, not installed)
+    gives no reference columns; why goes to `skipped`."""
     yield "ours", algorithm.ours, {}
     if algorithm.name in FAST_ALGORITHMS:
         yield "fast", fast(algorithm.ours), {}
         yield "fast eager", fast(algorithm.ours, compiled=False), {}
     if algorithm.name in COMPILED_ALGORITHMS:
         yield "fast compiled", fast(algorithm.ours, compiled=True), {}
-    import inspect
-
-    accepted = inspect.signature(algorithm.theirs.__init__).parameters
+    try:
+        theirs = algorithm.theirs
+    except OptbenchError as error:
+        skipped.append(f"{algorithm.name}: no reference columns, {error}")
+        return
+    accepted = inspect.signature(theirs.__init__).parameters
     if "foreach" in accepted:
-        yield "torch for-loop", algorithm.theirs, {"foreach": False}
-        yield "torch foreach", algorithm.theirs, {"foreach": True}
+        yield "torch for-loop", theirs, {"foreach": False}
+        yield "torch foreach", theirs, {"foreach": True}
     else:
-        yield "torch for-loop", algorithm.theirs, {}
+        yield "torch for-loop", theirs, {}
     if "fused" in accepted:
-        yield "torch fused", algorithm.theirs, {"fused": True}
+        yield "torch fused", theirs, {"fused": True}
 
 
 def state_tensors_per_param(optimizer, params) -> int:
@@ -132,21 +140,26 @@ def state_tensors_per_param(optimizer, params) -> int:
     return sum(1 for v in state.values() if isinstance(v, torch.Tensor) and v.numel() == p.numel())
 
 
-def measure(algorithm, shapes, device, repeats, bandwidth):
+def measure(algorithm, shapes, device, repeats, bandwidth, skipped: list[str] | None = None):
+    """One table row (ms per step of each variant, the floor); what could not be measured goes to
+    `skipped`."""
+    skipped = [] if skipped is None else skipped
     if algorithm.name == "muon":
         shapes = as_matrices(shapes)
     hparams = dict(algorithm.test_hparams)
     row = {"algorithm": algorithm.name}
     steps = {}
     floor_states = None
-    for label, cls, extra in variants(algorithm):
+    for label, cls, extra in variants(algorithm, skipped):
         params = make_params(shapes, device, algorithm.sparse_grad)
         try:
             optimizer = cls(params, **hparams, **extra)
+            if callable(getattr(optimizer, "train", None)):  # Schedule-Free steps in train mode
+                optimizer.train()
             first = time_once(optimizer.step, device)
         except (RuntimeError, ValueError) as error:  # e.g. fused not available on this device
             row[label] = None
-            row[label + " note"] = str(error).splitlines()[0][:60]
+            skipped.append(f"{algorithm.name}: no '{label}' column, {str(error).splitlines()[0][:120]}")
             continue
         if label == "fast":
             row["fast 1st"] = first * 1e3
@@ -250,12 +263,18 @@ def main():
             + " |"
         )
         print("|---" * (len(columns) + len(ratios) + 2) + "|")
+        skipped = []
         for name in args.algorithms.split(","):
             rows = [
-                measure(ALGORITHMS[name], shapes, device, args.repeats, bandwidth) for _ in range(args.runs)
+                measure(ALGORITHMS[name], shapes, device, args.repeats, bandwidth, skipped)
+                for _ in range(args.runs)
             ]
             path = rows[0].get("path", "-")
             print(f"| {name} | {path} | " + " | ".join(combine(rows, columns, ratios)) + " |", flush=True)
+        if skipped:
+            print()
+        for note in dict.fromkeys(skipped):  # once each, whatever --runs is
+            print(f"- skipped: {note}")
         print()
 
 

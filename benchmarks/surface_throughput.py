@@ -11,8 +11,9 @@ For SGD and Adam on `elliptic` (float64, the runner's default), 10,000 trials x 
 Every variant computes the same analytic gradient each step. Baseline (b) would take hours at full
 size, so it times a small sample of trials and steps and extrapolates per trial-step (printed as such).
 Prints ns per trial-step and the ratios the issue sets targets for: runner / (a) <= 1.5, (b) / runner >= 1000.
-The variants take turns within each repeat (runner, bare, torch, runner, ...) and the best of the
-repeats counts, so a change in the machine's load during the run affects them alike.
+The variants take turns within each repeat (runner, bare, torch, runner, ...), so a change in the
+machine's load during the run affects them alike; each repeat gives one ratio, and the ratios are
+printed as the median of the repeats with their range (times: the fastest repeat).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import statistics
 import time
 
 import torch
@@ -53,13 +55,20 @@ def per_trial_loop(optimizer_class, surface, starts, steps, hparams) -> float:
     return time.perf_counter() - begin
 
 
-def best_of_interleaved(repeats, variants: dict) -> dict:
-    """{label: best seconds} for {label: (function, *args)}: each repeat runs every variant once, in turn."""
-    best = dict.fromkeys(variants, float("inf"))
+def interleaved(repeats, variants: dict) -> dict:
+    """{label: [seconds of each repeat]} for {label: (function, *args)}: each repeat runs every variant
+    once, in turn."""
+    seconds = {label: [] for label in variants}
     for _ in range(repeats):
         for label, (function, *args) in variants.items():
-            best[label] = min(best[label], function(*args))
-    return best
+            seconds[label].append(function(*args))
+    return seconds
+
+
+def ratio(numerator: list[float], denominator: list[float]) -> str:
+    """'median (min-max)' of the per-repeat ratios."""
+    ratios = sorted(a / b for a, b in zip(numerator, denominator, strict=True))
+    return f"{statistics.median(ratios):.2f}x ({ratios[0]:.2f}-{ratios[-1]:.2f})"
 
 
 def main():
@@ -92,14 +101,14 @@ def measure(args):
     )
     print(
         f"{args.trials} trials x {args.steps} steps on {surface.name}, float64; "
-        f"best of {args.repeats}, interleaved; ns per trial-step"
+        f"{args.repeats} interleaved repeats; ns per trial-step of the fastest repeat"
     )
     for name in ("sgd", "adam"):
         spec = parse_optimizer(name)
         hparams = surface_task(surface).default_hparams(spec)
         ours_cls, torch_cls = spec.algorithm.ours, spec.algorithm.theirs
         bare_loop(torch_cls, surface, starts, 5, hparams)  # warm up lazy imports
-        best = best_of_interleaved(
+        timings = interleaved(
             args.repeats,
             {
                 "ours/runner": (_timed, run_surface, spec, surface, starts, args.steps),
@@ -109,7 +118,7 @@ def measure(args):
         )
         sample = starts[: args.sample_trials]
         loop = min(per_trial_loop(torch_cls, surface, sample, args.sample_steps, hparams) for _ in range(2))
-        per = {label: seconds / trial_steps for label, seconds in best.items()}
+        per = {label: min(repeats) / trial_steps for label, repeats in timings.items()}
         per["torch/loop"] = loop / (args.sample_trials * args.sample_steps)
         print(f"\n{name} ({', '.join(f'{k}={v}' for k, v in hparams.items())})")
         for label, seconds in per.items():
@@ -120,8 +129,9 @@ def measure(args):
             )
             print(f"  {label:14s} {seconds * 1e9:12.1f} ns{extra}")
         print(
-            f"  runner / torch batched (a): {per['ours/runner'] / per['torch/batched']:.2f}x   "
-            f"ours bare / torch batched: {per['ours/bare'] / per['torch/batched']:.2f}x   "
+            f"  runner / torch batched (a): {ratio(timings['ours/runner'], timings['torch/batched'])}   "
+            f"runner / ours bare: {ratio(timings['ours/runner'], timings['ours/bare'])}   "
+            f"ours bare / torch batched: {ratio(timings['ours/bare'], timings['torch/batched'])}   "
             f"torch loop (b) / runner: {per['torch/loop'] / per['ours/runner']:.0f}x"
         )
     print(f"load average at the end: {_load()}")

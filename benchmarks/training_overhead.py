@@ -31,7 +31,7 @@ def plain_loop(spec: TrainSpec, dataset) -> list[float]:
     device = resolve_device(spec.device)
     torch.manual_seed(spec.seed)
     model = build_model(spec.model, dataset.input_shape, dataset.num_classes).to(device)
-    optimizer_spec = parse_optimizer(spec.optimizer)
+    optimizer_spec = parse_optimizer(spec.optimizer) if isinstance(spec.optimizer, str) else spec.optimizer
     optimizer = optimizer_spec.build(model.parameters(), get_task("digits").default_hparams(optimizer_spec))
     x, y = (t.to(device) for t in dataset.train)
     generator = torch.Generator().manual_seed(spec.seed)

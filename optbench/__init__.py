@@ -19,6 +19,7 @@ _HOMES = {
             "Comparison",
             "GridMap",
             "NoiseFloorStudy",
+            "Result",
             "TrainingResult",
             "TuningPlan",
             "compare",

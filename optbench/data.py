@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import gzip
 import io
+import math
 import pickle
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -223,7 +225,7 @@ def _read_idx(path: Path, ndim: int) -> np.ndarray:
             f"magic number {magic} (expected {IDX_MAGIC[ndim]})"
         )
     dims = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
-    start, expected = 4 + 4 * ndim, int(np.prod(dims))
+    start, expected = 4 + 4 * ndim, math.prod(dims)  # Python ints: np.prod wraps 2**64 round to 0
     if len(data) - start < expected:
         raise OptbenchError(
             f"{path} is truncated: header promises {'x'.join(map(str, dims))} = "
@@ -336,5 +338,5 @@ def _read_bytes(path: Path) -> bytes:
             with gzip.open(path, "rb") as handle:
                 return handle.read()
         return path.read_bytes()
-    except (EOFError, gzip.BadGzipFile, OSError) as error:
+    except (EOFError, gzip.BadGzipFile, OSError, zlib.error) as error:  # zlib.error: corrupt deflate data
         raise OptbenchError(f"{path} is truncated or not gzip: {error}") from None

@@ -35,3 +35,10 @@ def did_you_mean(kind: str, name: str, valid) -> OptbenchError:
     guess = closest(name, valid)
     hint = f"; did you mean '{guess}'?" if guess else ""
     return OptbenchError(f"unknown {kind} '{name}'{hint} (valid: {', '.join(valid)})")
+
+
+def failure(error: BaseException) -> str:
+    """The one line a failed run is recorded with: 'ValueError: step 6 exploded'. A user's optimizer
+    that raises fails its own run only; the message may be multi-line, the record is not."""
+    text = " ".join(str(error).split())
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__

@@ -102,12 +102,14 @@ def environment() -> dict:
     }
 
 
-def write_metadata(folder: Path, kind: str, spec: dict, seed: int | None) -> dict:
-    """Record what made this folder: the command kind, resolved spec, seed, command line, versions."""
+def write_metadata(folder: Path, kind: str, spec: dict, seed: int | None, failed: dict | None = None) -> dict:
+    """Record what made this folder: the command kind, resolved spec, seed, command line, versions,
+    and (`failed`, run name -> message) the runs that failed, which the spec alone does not say."""
     meta = {
         "kind": kind,
         "spec": spec,
         "seed": seed,
+        **({"failed": failed} if failed else {}),
         "command_line": " ".join(["optbench", *sys.argv[1:]]) if sys.argv else "",
         "created": datetime.now().isoformat(timespec="seconds"),
         **environment(),

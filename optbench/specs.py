@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
@@ -289,5 +290,21 @@ def parse_optimizer(text: str) -> OptimizerSpec:
             "every optbench task gives dense gradients: use adam"
         )
     spec = OptimizerSpec(text.strip(), algorithm, hparams, use_torch, preset)
-    spec.build([torch.zeros(2, 2, requires_grad=True)])  # torch's own range checks, before any work
+    with left_to_the_run(spec):
+        spec.build([torch.zeros(2, 2, requires_grad=True)])  # torch's own range checks, before any work
     return spec
+
+
+@contextmanager
+def left_to_the_run(spec: OptimizerSpec):
+    """Around a check that builds `spec`'s optimizer before any work. An argument error (ValueError or
+    TypeError, an OptbenchError by then) is refused as ever; any other exception from a user's class is
+    its own failure: the check lets it pass, and each run of that class fails and is recorded with the
+    message while the other runs keep going. optbench's own classes raising is a bug, and propagates."""
+    try:
+        yield
+    except OptbenchError:
+        raise
+    except Exception:  # noqa: BLE001
+        if spec.origin is None:
+            raise

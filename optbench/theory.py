@@ -47,16 +47,25 @@ def condition_number(eigenvalues) -> float:
     return float(eigenvalues.max() / eigenvalues.min())
 
 
-def optimal_gradient_descent(eigenvalues) -> dict:
-    """{'lr': 2/(λ_min + λ_max), 'rate': (k - 1)/(k + 1)}."""
+def _positive_spectrum(eigenvalues) -> tuple[float, float]:
+    """(λ_min, λ_max); ValueError where λ_min <= 0 (no minimum: the optimal-lr formulas do not apply)."""
     low, high = float(np.min(eigenvalues)), float(np.max(eigenvalues))
+    if not low > 0:
+        raise ValueError(f"the optimal lr needs a positive definite Hessian; λ_min = {low:g}")
+    return low, high
+
+
+def optimal_gradient_descent(eigenvalues) -> dict:
+    """{'lr': 2/(λ_min + λ_max), 'rate': (k - 1)/(k + 1)}; ValueError unless every λ > 0."""
+    low, high = _positive_spectrum(eigenvalues)
     k = high / low
     return {"lr": 2.0 / (low + high), "rate": (k - 1) / (k + 1)}
 
 
 def optimal_heavy_ball(eigenvalues) -> dict:
-    """{'lr': 4/(√λ_max + √λ_min)², 'momentum': ((√k - 1)/(√k + 1))², 'rate': (√k - 1)/(√k + 1)}."""
-    low, high = float(np.min(eigenvalues)), float(np.max(eigenvalues))
+    """{'lr': 4/(√λ_max + √λ_min)², 'momentum': ((√k - 1)/(√k + 1))², 'rate': (√k - 1)/(√k + 1)};
+    ValueError unless every λ > 0."""
+    low, high = _positive_spectrum(eigenvalues)
     root_k = math.sqrt(high / low)
     rate = (root_k - 1) / (root_k + 1)
     return {"lr": 4.0 / (math.sqrt(high) + math.sqrt(low)) ** 2, "momentum": rate**2, "rate": rate}

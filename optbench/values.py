@@ -44,10 +44,14 @@ def format_value(value) -> str:
 def named_settings(settings: str, text: str, allowed, what: str, malformed: str = "malformed setting"):
     """Yield (name, raw value, the item as given) for each 'name=value' of `settings` (comma-separated).
 
-    Raises OptbenchError for an item without '=' or a value ('{malformed} ... expected name=value'), and
+    Raises OptbenchError for an empty item ('lr=0.1,,momentum=0.9'), an item without '=' or a value
+    ('{malformed} ... expected name=value'), and
     for a name not in `allowed` (with the nearest valid one, naming it a `what`).
     """
-    for item in filter(None, settings.split(",")):
+    items = settings.split(",") if settings else []
+    if "" in (item.strip() for item in items):
+        raise OptbenchError(f"malformed settings in '{text}': an empty item between commas")
+    for item in items:
         name, eq, raw = item.partition("=")
         name = name.strip()
         if not eq or not raw.strip():

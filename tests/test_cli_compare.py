@@ -130,7 +130,7 @@ def test_plot_redraws_compare(tmp_path):
         (["grid", "sgd", "--lr", "1e-3:1:5", "--vary", "alpha=0:1:3"], "cannot vary 'alpha'"),
         (["compare", "sgd", "--start", "100,0"], "outside the plot window"),
         (["compare", "sgd", "--start", "1,2,3"], "needs 2 coordinates"),
-        (["compare", "sgd", "--steps", "-5"], "--steps must be >= 0"),
+        (["compare", "sgd", "--steps", "-5"], "--steps must be >= 1"),
         (["compare", "sgd", "--trials", "0"], "--trials must be >= 1"),
         (["compare", "sgd", "--format", "gif"], "unknown figure format"),
     ],

@@ -291,12 +291,12 @@ def test_a_different_run_into_the_same_folder_is_refused_unless_forced(tmp_path)
     before = (tmp_path / "regression.parquet").read_bytes()
     refused = CliRunner().invoke(main, ["train", *base, "--epochs", "1"])
     assert refused.exit_code == 2
-    assert "holds results of a different train run" in refused.output and "--force" in refused.output
+    assert "holds a different train (epochs: 3 -> 1)" in refused.output and "--force" in refused.output
     assert (tmp_path / "regression.parquet").read_bytes() == before
     forced = run(*base, "--epochs", "1", "--force")
     assert forced.exit_code == 0, forced.output
     assert len(pd.read_parquet(tmp_path / "regression.parquet")) == 100  # one epoch of 10-sample batches
-    assert len(list((tmp_path / "cells").glob("*.done"))) == 1  # the old run's cell is gone
+    assert len(list((tmp_path / "cells").glob("*.done"))) == 2  # the old run's cell stays, unread
     assert read_metadata(tmp_path)["spec"]["epochs"] == 1
 
 

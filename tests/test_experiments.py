@@ -178,7 +178,9 @@ def test_api_errors_are_one_clear_line(tmp_path):
     with pytest.raises(OptbenchError, match="torch.optim does not accept"):
         optbench.noise_floor(["torch:sgd"], steps=10)
     write_metadata(tmp_path, "bogus", {}, 0)
-    with pytest.raises(OptbenchError, match="not a compare, grid, train or sweep"):
+    with pytest.raises(
+        OptbenchError, match="kind .bogus. is not one of compare, grid, noise_floor, train, sweep"
+    ):
         optbench.load(tmp_path)
 
 
@@ -207,3 +209,62 @@ def test_grid_star_names_the_criterion_that_chose_it():
     star = [t for t in texts if t.startswith("best by")]
     assert star and "fewest steps to tol, off the stability edge" in star[0]
     assert f"lr={best['lr']:.3g}" in star[0]
+
+
+def test_every_result_keeps_one_contract_and_saving_never_draws(tmp_path):
+    """Each kind of result saves its tables (and no figure), loads back as its own class, and redraws
+    from what was loaded alone; kinds are unique, so `optbench.load` knows which class a folder holds."""
+    from optbench.experiments.result import KINDS
+    from optbench.sweeps import SweepSpec
+
+    results = {
+        "compare": optbench.compare(["sgd"], steps=10),
+        "noise_floor": optbench.noise_floor(["sgd"], steps=20, batch_sizes=[10], floor_lrs=[0.01, 0.1]),
+        "grid": optbench.grid("sgd", {"lr": [0.01, 0.1], "momentum": [0.0, 0.9]}, "elliptic", steps=10),
+        "train": optbench.train(["sgd"], "linreg", epochs=1),
+        "sweep": optbench.sweep(
+            SweepSpec(task="surface:elliptic", batch_sizes=(1, 4), lr_scales=("none",), steps=10),
+            tmp_path / "sweep-run",
+        ),
+    }
+    assert sorted(KINDS) == sorted(results)
+    for kind, result in results.items():
+        assert isinstance(result, optbench.Result) and result.kind == kind
+        folder = result.save(tmp_path / kind)
+        assert {
+            path.suffix for path in folder.iterdir() if path.is_file() and not path.name.startswith(".")
+        } == {
+            ".parquet",
+            ".json",
+        }
+        loaded = optbench.load(folder)
+        assert type(loaded) is type(result)
+        assert sorted(loaded.tables()) == sorted(result.tables())
+        figures = loaded.plot()
+        assert figures and all(figure.axes for figure in figures.values()), kind
+    with pytest.raises(AttributeError):
+        results["train"].epochs_table  # noqa: B018 - no attribute forwarding: a typo is an error
+    assert results["train"].regression is results["train"].tables()["regression"]
+
+
+def test_every_experiment_reports_one_progress_event_type(tmp_path):
+    from optbench.progress import Progress
+    from optbench.sweeps import SweepSpec
+
+    events = {"compare": [], "grid": [], "sweep": []}
+    optbench.compare(["sgd", "adam"], steps=10, progress=events["compare"].append)
+    optbench.grid(
+        "sgd", {"lr": [0.01, 0.1], "momentum": [0.0, 0.9]}, steps=10, progress=events["grid"].append
+    )
+    spec = SweepSpec(task="surface:elliptic", batch_sizes=(1, 4), lr_scales=("none",), steps=10)
+    optbench.sweep(spec, tmp_path, progress=events["sweep"].append)
+    assert all(isinstance(event, Progress) for reported in events.values() for event in reported)
+    assert {(e.bar, e.done, e.total) for e in events["compare"] if e.done == e.total} == {
+        ("sgd", 10, 10),
+        ("adam", 10, 10),
+    }
+    assert [(e.bar, e.done, e.total) for e in events["grid"]][-1] == ("sgd", 10, 10)
+    assert [(e.done, e.total, e.status.split(":")[0]) for e in events["sweep"]] == [
+        (1, 2, "done"),
+        (2, 2, "done"),
+    ]

@@ -24,6 +24,7 @@ from optbench.objectives import get_surface  # noqa: E402
 from optbench.optimizers.registry import ALGORITHMS, PRESETS  # noqa: E402
 from optbench.plots import style as plot_style  # noqa: E402
 from optbench.plots.grid_map import plot_grid  # noqa: E402
+from optbench.plots.style import optimizer_looks  # noqa: E402
 from optbench.plots.surfaces import plot_loss, plot_trajectories  # noqa: E402
 from optbench.plots.sweeps import final_metric  # noqa: E402
 from optbench.plots.training import plot_training  # noqa: E402
@@ -195,6 +196,67 @@ def test_training_figure_marks_a_diverged_run_like_every_figure():
     labels = fig.legends[0].get_texts()
     assert [text.get_text() for text in labels][:2] == ["sgd (lr=0.1)", "adam (lr=0.001), diverged"]
     plt.close(fig)
+
+
+def test_training_figure_puts_a_diverged_runs_steps_at_their_epochs():
+    # sgd: 2 whole epochs of 10 steps; adam stopped at step 2 of epoch 1 (it diverged there)
+    epochs = pd.DataFrame(
+        {
+            "optimizer": ["sgd", "sgd", "adam"],
+            "family": ["sgd", "sgd", "adam"],
+            "epoch": [1, 2, 1],
+            "val_loss": [1.0, 0.5, np.nan],
+            "val_accuracy": [0.5, 0.7, 0.1],
+            "train_accuracy": [0.5, 0.7, 0.1],
+            "lr": [0.1, 0.1, 10.0],
+            "diverged": [False, False, True],
+        }
+    )
+    steps = pd.DataFrame(
+        {
+            "optimizer": ["sgd"] * 20 + ["adam"] * 3,
+            "epoch": [1] * 10 + [2] * 10 + [1] * 3,
+            "step": list(range(20)) + [0, 1, 2],
+            "loss": [1.0] * 20 + [1.0, 50.0, 1e5],
+            "lr": [0.1] * 20 + [10.0] * 3,
+        }
+    )
+    fig = plot_training(epochs, steps)
+    adam_steps = [line for line in fig.axes[0].get_lines() if len(line.get_xdata()) == 3]
+    # step k ends at epoch (k + 1) / 10, not (k + 1) / 3
+    np.testing.assert_allclose(adam_steps[0].get_xdata(), [0.1, 0.2, 0.3])
+    marks = diverged_marks(fig.axes[0])
+    assert len(marks) == 1 and np.asarray(marks[0].get_offsets())[0, 0] == pytest.approx(0.3)
+    plt.close(fig)
+
+
+def test_trajectory_x_marks_the_point_where_the_run_diverged():
+    # bowl (0.1x² + 2y²), sgd lr 0.52: y grows |1 - 4·0.52| = 1.08-fold a step, x shrinks 0.896-fold;
+    # f_1 = 2.5·0.896² + 8·1.08² = 11.3 > f_0 = 10.5 and f rises from there: diverged at step 1, at
+    # (-5·0.896, 2·1.08) = (-4.48, 2.16); the run leaves the window (|y| > 3) only after step 5
+    compare = optbench.compare(["sgd:lr=0.52"], "bowl", steps=60)
+    assert compare.metrics["diverged_at"].iloc[0] == 1
+    fig = plot_trajectories(compare.trajectory, get_surface("bowl"))
+    colour = matplotlib.colors.to_rgba(next(iter(optimizer_looks(compare.trajectory).values())).color)
+    marks = [
+        c
+        for c in fig.axes[0].collections
+        if isinstance(c, PathCollection)
+        and len(c.get_offsets()) == 1
+        and np.allclose(c.get_edgecolor()[0], colour) | np.allclose(c.get_facecolor()[0], colour)
+    ]
+    assert len(marks) == 1
+    np.testing.assert_allclose(np.asarray(marks[0].get_offsets())[0], [-4.48, 2.16], rtol=1e-12)
+    legend = [text.get_text() for text in fig.axes[0].get_legend().get_texts()]
+    assert "sgd (lr=0.52), diverged at step 1" in legend
+    plt.close(fig)
+
+
+def test_the_diverged_legend_states_the_one_definition_not_nan_only():
+    assert "NaN/inf" in plot_style.DIVERGED_RULE and "10x" in plot_style.DIVERGED_RULE
+    assert "1000x" in plot_style.STOPPED_RULE
+    assert plot_style.diverged_handle().get_label() == f"x on top edge: diverged ({plot_style.DIVERGED_RULE})"
+    assert "runners." not in plot_style.diverged_handle().get_label()
 
 
 # --- kind 2: a figure and its table agree ---------------------------------------------------------------
@@ -429,4 +491,42 @@ def test_noise_floor_marks_an_unstable_setting_instead_of_a_settled_point():
     np.testing.assert_allclose(np.asarray(points.get_ydata(), dtype=float), [1e-6, 1e-5, np.nan])
     marks = diverged_marks(ax)
     assert len(marks) == 1 and np.asarray(marks[0].get_offsets())[0, 0] == 0.3
+    plt.close("all")
+
+
+def test_the_training_figure_states_the_blow_up_limit_it_stops_at():
+    epochs = pd.DataFrame(
+        {
+            "optimizer": ["sgd"],
+            "family": ["sgd"],
+            "epoch": [1],
+            "val_loss": [np.nan],
+            "val_accuracy": [0.1],
+            "train_accuracy": [0.1],
+            "lr": [50.0],
+            "diverged": [True],
+        }
+    )
+    labels = [text.get_text() for text in plot_training(epochs).legends[0].get_texts()]
+    assert f"x on top edge: diverged ({plot_style.STOPPED_RULE})" in labels
+    plt.close("all")
+
+
+def test_a_final_loss_scored_heat_map_names_its_colour_bar_after_the_loss_not_steps():
+    cells = pd.DataFrame(
+        {
+            "optimizer": ["sgd"] * 4,
+            "lr": [0.1, 0.1, 0.2, 0.2],
+            "momentum": [0.0, 0.9, 0.0, 0.9],
+            "score": [1e-8, 1e-2, 1e-5, 10.0],
+            "diverged": [False] * 4,
+        }
+    )
+    fig = plot_grid(cells, get_surface("elliptic"), "lr", "momentum", value="score", criterion="final-loss")
+    bar = fig.axes[-1]
+    assert bar.get_ylabel().startswith("log10(final f - f_min)")
+    low, high = bar.get_ylim()
+    assert low == pytest.approx(-8) and high == pytest.approx(1)  # log10 of the scores, not steps
+    fig = plot_grid(cells, get_surface("elliptic"), "lr", "momentum", value="score", criterion="steps-to-tol")
+    assert fig.axes[-1].get_ylabel().startswith("steps to tolerance")
     plt.close("all")

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from optbench.sweeps import noise_scale
-from optbench.sweeps.analysis import critical_batch_fit
+from optbench.sweeps.analysis import critical_batch_fit, profile_interval
 
 BATCHES = np.array([8, 16, 32, 64, 128, 256, 512, 1024], dtype=float)
 
@@ -33,6 +33,42 @@ def test_the_b_crit_interval_covers_the_true_value(seeds, sigma):
     covered = sum(fit["critical_low"] <= 64.0 <= fit["critical_high"] for fit in fits)
     assert covered >= 34  # 95% intervals: 38 expected; 34 of 40 is 2.5 sd below
     assert all(fit["critical_low"] < fit["critical_batch_size"] < fit["critical_high"] for fit in fits)
+
+
+def _coverage(b, b_crit, sigma, repeats, seed=0):
+    """Share of `repeats` simulated curves (lognormal noise, one run per entry of b) whose profile
+    interval covers the true B_crit, and the share with no upper end."""
+    rng = np.random.default_rng(seed)
+    truth = np.log(100.0 * (1 + b_crit / b))
+    covered = unbounded = 0
+    for _ in range(repeats):
+        low, high = profile_interval(b, truth + sigma * rng.standard_normal(len(b)))
+        covered += low <= b_crit <= high
+        unbounded += math.isinf(high)
+    return covered / repeats, unbounded / repeats
+
+
+def test_three_batch_sizes_one_seed_interval_is_calibrated():
+    # the issue's case: B = 16, 64, 256, one seed (1 degree of freedom): a 95% interval covers ~95%;
+    # 300 repeats: the binomial sd is 1.3%, so 0.92 is > 2 sd below
+    covered, unbounded = _coverage(np.array([16.0, 64.0, 256.0]), 32.0, 0.1, 300)
+    assert covered >= 0.92
+    assert unbounded > 0  # with one degree of freedom the data often cannot bound B_crit above
+
+
+def test_the_interval_of_three_points_is_wide_not_a_bootstrap_of_three():
+    # 3 points with a 10% misfit: t with 1 degree of freedom (F(1, 1) = 161) gives a wide interval
+    b = np.array([16.0, 64.0, 256.0])
+    low, high = profile_interval(b, np.log(100.0 * (1 + 32.0 / b)) + np.array([0.05, -0.1, 0.05]))
+    assert low < 8 and (high > 1000 or math.isinf(high))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seeds, sigma", [(1, 0.05), (1, 0.2), (3, 0.1), (2, 0.3)])
+def test_profile_interval_coverage_large(seeds, sigma):
+    b = np.repeat(BATCHES[1:6], seeds)  # 16 ... 256, each batch size `seeds` times: the runs pooled
+    covered, _ = _coverage(b, 64.0, sigma, 2000, seed=seeds)
+    assert 0.93 <= covered <= 0.97  # 2000 repeats: binomial sd 0.5%
 
 
 def test_noise_free_data_give_b_crit_back():
@@ -153,3 +189,17 @@ def test_the_steps_figure_draws_the_fit_with_its_interval_only_where_the_model_f
     critical, figure = _figure_of({16: 68.6, 64: 39.9, 256: 75.5})  # the issue's rule-scaled sweep
     assert not any(line.get_label().startswith("fit") for line in figure.axes[0].get_lines())
     assert (critical["fit_status"] == "steps rise with B: the model does not apply").all()
+
+
+def test_the_noise_scale_interval_respects_its_sign():
+    # small-batch |G_B|² of 0.5, 20, 0.5, 20 (mean 10.25, t(3) half-width 17.9) against a big |G_B|² of 5:
+    # the interval of the mean reaches below 5, where tr(Σ) and B_simple would be negative
+    squares = iter([0.5, 20.0, 0.5, 20.0])
+
+    def batch_gradient(batch, generator):
+        return torch.tensor([math.sqrt(next(squares) if batch == 4 else 5.0)], dtype=torch.float64)
+
+    estimate = noise_scale.estimate(batch_gradient, small=4, big=64, repeats=4, big_repeats=1)
+    low, _ = noise_scale.mean_interval([0.5, 20.0, 0.5, 20.0])
+    assert low < 5.0  # the unclipped bound would be negative
+    assert estimate.low == 0.0 and estimate.b_simple > 0 and estimate.high > estimate.b_simple

@@ -5,7 +5,9 @@ The dry run runs in a fresh process where `rich_click` cannot be imported, as on
 
 from __future__ import annotations
 
+import math
 import os
+import re
 import subprocess
 import sys
 import time
@@ -27,7 +29,8 @@ runpy.run_path("benchmarks/gpu_check.py", run_name="__main__")
 """
 
 
-def run_script(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+def run_script(*args: str) -> subprocess.CompletedProcess:
+    """The script in a fresh process, without a time limit: how long it takes depends on the machine."""
     environment = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     return subprocess.run(
         [sys.executable, "-c", WITHOUT_RICH_CLICK, *args],
@@ -35,7 +38,6 @@ def run_script(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
         env=environment,
         capture_output=True,
         text=True,
-        timeout=timeout,
         check=False,
     )
 
@@ -78,16 +80,16 @@ def number(cell: str) -> float:
 @pytest.fixture(scope="module")
 def dry_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("gpu_check") / "gpu_check.md"
-    started = time.monotonic()
     answer = run_script("--dry-run", "--out", str(out))
-    return answer, out.read_text(), time.monotonic() - started
+    return answer, out.read_text()
 
 
 def test_dry_run_finishes_every_section_without_rich_click(dry_run):
-    answer, text, _ = dry_run
+    answer, text = dry_run
     assert answer.returncode == 0, answer.stderr[-3000:]
     for section in ("equivalence", "step-cost", "training", "extras"):
-        assert f"_section {section}: done in" in text
+        assert re.search(rf"_section {section}: done in [0-9.]+ s \(no time box\)_", text), section
+    assert "time box spent" not in text and "**cut**" not in text and "cut: not finished" not in text
     environment = {
         row["what"]: row["value"] for row in tables_under(text, "# optbench GPU check (dry run, cpu)")[0]
     }
@@ -97,7 +99,7 @@ def test_dry_run_finishes_every_section_without_rich_click(dry_run):
 
 
 def test_dry_run_certifies_every_algorithm_on_the_device(dry_run):
-    _, text, _ = dry_run
+    _, text = dry_run
     amp, certificate = tables_under(text, "## 1. Equivalence on the device")[:2]
     assert {(row["algorithm"], row["reference"]) for row in amp} >= {
         ("adam", "torch fused"),
@@ -121,7 +123,7 @@ def test_dry_run_certifies_every_algorithm_on_the_device(dry_run):
 
 
 def test_dry_run_step_cost_and_training_tables(dry_run):
-    _, text, _ = dry_run
+    _, text = dry_run
     first, ten_times = tables_under(text, "## 2. Step cost at ResNet-18 and 10x ResNet-18 shapes")
     adam = next(row for row in first if row["algorithm"] == "adam")
     for column in ("floor (ms)", "ours (ms)", "fast (ms)", "torch foreach (ms)", "torch fused (ms)"):
@@ -143,7 +145,7 @@ def test_dry_run_step_cost_and_training_tables(dry_run):
 
 
 def test_dry_run_cpu_runs_are_identical(dry_run):
-    _, text, _ = dry_run
+    _, text = dry_run
     (repro,) = tables_under(text, "### compare --check-repro: CPU against the device")
     assert [row["optimizer"] for row in repro] == list(extras.REPRO_OPTIMIZERS)
     assert all(
@@ -180,7 +182,7 @@ def test_a_spent_box_starts_no_new_item(tmp_path):
     report = gpu_check.Report(tmp_path / "out.md", echo=False)
     settings = gpu_check.Settings("cpu", tiny=True, compile=False, data_dir=None)
     step_cost = next(s for s in gpu_check.sections() if s.name == "step-cost")
-    assert gpu_check.run_section(step_cost, settings, report, box=0.0, grace_s=60) == "done"
+    assert gpu_check.run_section(step_cost, settings, report, box=0.0, grace_s=math.inf) == "done"
     assert "not run, time box spent: adam, sgd, adafactor" in report.path.read_text()
 
 
@@ -220,10 +222,18 @@ def test_dry_run_with_the_compiled_path(tmp_path):
 def test_a_section_left_no_time_is_listed_as_not_run(tmp_path, monkeypatch):
     monkeypatch.setattr(gpu_check, "WHOLE_RUN_S", 0)
     out = tmp_path / "out.md"
-    assert gpu_check.main(["--dry-run", "--only", "extras", "--out", str(out)]) == 1
+    assert gpu_check.main(["--dry-run", "--time-boxes", "--only", "extras", "--out", str(out)]) == 1
     text = out.read_text()
     assert "not run: the run's 0 s are spent (rerun it with --only extras)" in text
     assert "extras not run" in text
+
+
+def test_the_dry_run_has_no_clock(tmp_path, monkeypatch):
+    monkeypatch.setattr(gpu_check, "WHOLE_RUN_S", 0)  # a run with no time left at all still finishes
+    out = tmp_path / "out.md"
+    assert gpu_check.main(["--dry-run", "--only", "extras", "--out", str(out)]) == 0
+    text = out.read_text()
+    assert "_section extras: done in" in text and "(no time box)_" in text and "not run" not in text
 
 
 def test_a_bad_box_is_one_line_and_status_2(tmp_path, capsys):
@@ -246,7 +256,7 @@ def test_the_optim_db_test_runs_with_the_device_in_its_environment(tmp_path):
         "def test_skipped():\n    import pytest\n    pytest.skip('no such dtype here')\n"
     )
     settings = gpu_check.Settings("cpu", tiny=True, compile=False, data_dir=None, root=tmp_path)
-    text = equivalence.optim_db(settings, gpu_check.Budget(120))
+    text = equivalence.optim_db(settings, gpu_check.Budget(math.inf))
     assert "with OPTBENCH_TEST_DEVICE=cpu: exit status 0, **1 passed, 1 skipped in" in text
     assert "SKIPPED [1]" in text and "no such dtype here" in text
 

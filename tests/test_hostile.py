@@ -8,17 +8,20 @@ that must be refused from an estimate, before the allocator sees them.
 
 from __future__ import annotations
 
+import importlib
 import json
 import shlex
 import time
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from click.testing import CliRunner
 
 import optbench
 from optbench.cli import main
+from optbench.errors import OptbenchError
 
 WRITES = ("compare", "grid", "train", "sweep")
 
@@ -162,7 +165,7 @@ CASES = [
     ('compare "sgd:lr=0.1 momentum=0.9"', "lr=0.1 momentum=0.9 in 'sgd:lr=0.1 momentum=0.9' is not a number"),
     ("compare sgd:foo=1", "unknown hyperparameter of sgd 'foo'"),
     ("compare adma", "unknown optimizer 'adma'; did you mean 'adam'?"),
-    ("compare sgd --steps -1", "--steps must be >= 0, got -1"),
+    ("compare sgd --steps -1", "--steps must be >= 1, got -1"),
     ("compare sgd --steps 1e3", "Invalid value for '--steps': '1e3' is not a valid integer range."),
     (
         "compare sgd --steps 99999999999999999999999",
@@ -248,7 +251,7 @@ CASES = [
         "grid adam --lr 1e-3:1:4 --vary beta1=0:2:3",
         "grid axis beta1=2: adam: Invalid beta parameter at index 0: 2.0",
     ),
-    ("grid sgd --lr 1e-3:1:4 --momentum 0:0.9:4 --steps -1", "--steps must be >= 0, got -1"),
+    ("grid sgd --lr 1e-3:1:4 --momentum 0:0.9:4 --steps -1", "--steps must be >= 1, got -1"),
     ("grid nope --lr 1e-3:1:4 --momentum 0:0.9:4", "unknown optimizer 'nope'"),
     (
         "grid sgd --lr 1e-3:1:a --momentum 0:0.9:4",
@@ -487,6 +490,28 @@ CASES = [
     ("compare sgd --surface quadratic:dim=1e400", "quadratic: dim must be a whole number >= 2, got inf"),
 ]
 
+# Silent acceptance, round 2 (issue 24): each was run, or its value dropped, without a word
+CASES += [
+    ("compare sgd --steps 0", "--steps must be >= 1, got 0"),
+    ("grid sgd --lr 1e-3:1:4 --momentum 0:0.9:4 --steps 0", "--steps must be >= 1, got 0"),
+    (
+        "compare sgd:lr=0.1,,momentum=0.9",
+        "malformed settings in 'sgd:lr=0.1,,momentum=0.9': an empty item between commas",
+    ),
+    ("compare sgd:lr=0.1,", "malformed settings in 'sgd:lr=0.1,': an empty item between commas"),
+    ("train --schedule step:step_size=1,,gamma=0.5", "an empty item between commas"),
+    (
+        "grid sgd:lr=0.1 --lr 1e-3:1:4 --momentum 0:0.9:4",
+        "grid axis 'lr' would override lr given in 'sgd:lr=0.1': give it in the spec or as an axis",
+    ),
+    ("grid adam:betas=0.9/0.99 --lr 1e-3:1:4 --vary beta1=0:0.9:3", "grid axis 'beta1' would override betas"),
+    (
+        "train --warmup-epochs 5 --epochs 1",
+        "warm-up of 5 epoch(s) is not shorter than the 1 epoch(s) of the run: the lr would never reach",
+    ),
+    ("compare sgd\x1b[31m", "unknown optimizer 'sgd\\x1b[31m'"),
+]
+
 # Sizes that cannot fit any test machine's memory: refused from an estimate, within a second of CPU time.
 RUNAWAY = [
     (
@@ -536,6 +561,18 @@ RUNAWAY = [
         "sweep --steps 10000000000000 --task regression",
         "1 sweep cell(s) of at least 10,000,000,000,000 steps at once (10,000,000,000,000 table rows) needs",
     ),
+    (
+        "compare sgd --steps 10000000000000",
+        "1 optimizer(s) x 1 trial(s) x 10,000,000,000,000 steps on elliptic is about 270,000,000,000,000 "
+        "coordinate-steps of work (steps x trials x coordinates), over the limit of 100,000,000",
+    ),
+    (
+        "grid sgd --lr 0.01:0.1:3 --momentum 0:0.9:3 --steps 100000000000",
+        "a grid of 9 cells x 100,000,000,000 steps on elliptic is about 4,300,000,000,000 coordinate-steps",
+    ),
+    ("compare sgd --trials 1000000", "x 100 steps on elliptic is about 200,002,500 coordinate-steps of work"),
+    ("grid sgd --lr 1e-3:1:2000 --momentum 0:0.9:2000", "a grid of 4,000,000 cells x 100 steps on elliptic"),
+    ("compare sgd --tune --tune-range lr=1e-3:1:100000", "tuning 100,000 cells x 5 starts x 100 steps"),
 ]
 
 NO_CUDA = [
@@ -546,14 +583,19 @@ NO_CUDA = [
 
 @pytest.mark.parametrize("line, expected", CASES, ids=[line for line, _ in CASES])
 def test_hostile_input_is_one_line_exit_2_nothing_written(tmp_path, line, expected):
-    refused(shlex.split(line.replace("OUT", str(tmp_path / "out"))), tmp_path / "out", expected)
+    result = refused(shlex.split(line.replace("OUT", str(tmp_path / "out"))), tmp_path / "out", expected)
+    assert "\x1b" not in result.stderr  # a terminal escape sequence in a name is shown escaped, never raw
 
 
 @pytest.mark.parametrize("line, expected", RUNAWAY, ids=[line for line, _ in RUNAWAY])
-def test_runaway_sizes_are_refused_from_an_estimate_within_a_second(tmp_path, line, expected):
-    started = time.process_time()
+def test_runaway_sizes_are_refused_from_an_estimate_before_any_run(tmp_path, line, expected, monkeypatch):
+    def no_run(*args, **kwargs):
+        raise AssertionError("a run started before the refusal")
+
+    modules = ("compare", "grid", "runners.tuning", "sweeps.adapters")
+    for name in (f"optbench.{m}" if "." in m else f"optbench.experiments.{m}" for m in modules):
+        monkeypatch.setattr(importlib.import_module(name), "run_surface", no_run)
     refused(shlex.split(line), tmp_path / "out", expected)
-    assert time.process_time() - started < 1.0
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
@@ -668,12 +710,13 @@ class FirstReport(Exception):
 @pytest.mark.parametrize(
     "run",
     [
-        lambda report: optbench.compare(["sgd", "adam"], steps=10**13, progress=report),
+        lambda report: optbench.compare(["sgd", "adam"], steps=10**13, progress=report, allow_long=True),
         lambda report: optbench.grid(
             "sgd",
             {"lr": [0.01, 0.1], "momentum": [0.0, 0.9]},
             steps=10**13,
-            progress=lambda taken, steps: report("sgd", taken, steps),
+            progress=report,
+            allow_long=True,
         ),
     ],
     ids=["compare", "grid"],
@@ -681,17 +724,337 @@ class FirstReport(Exception):
 def test_a_merely_long_run_reports_progress_from_its_first_step(run):
     reports = []
 
-    def report(label, taken, steps):
-        reports.append((label, taken, steps, time.perf_counter()))
+    def report(event):
+        reports.append((event.bar, event.done, event.total))
         if len(reports) == 2:
             raise FirstReport
 
     with pytest.raises(FirstReport):
         run(report)
-    assert [(label, steps) for label, _, steps, _ in reports] == [("sgd", 10**13)] * 2
+    assert [(label, steps) for label, _, steps in reports] == [("sgd", 10**13)] * 2
+    # the second report comes after the first 1000 steps, so the rate, hence an ETA, is known almost at
+    # once; counted in steps, not timed, so that a loaded machine cannot fail it
     assert reports[0][1] == 0 and reports[1][1] == 1000
-    assert reports[1][3] - reports[0][3] < 1.0  # the rate, hence an ETA, is known within a second of stepping
 
 
 def test_the_module_holds_at_least_150_hostile_inputs():
     assert len(CASES) + len(RUNAWAY) + len(NO_CUDA) + len(YAML) + len(META) + 2 >= 150
+
+
+# --- the user's own optimizer misbehaves (issue 24) -------------------------------------------------
+
+USER_CLASSES = {
+    "constructor": "raise RuntimeError('constructor exploded')",
+    "step6": "super().__init__(params, lr=lr)\n        self.calls = 0",
+    "nan": "super().__init__(params, lr=lr)",
+}
+USER_STEPS = {
+    "constructor": "return super().step(closure)",
+    "step6": (
+        "self.calls += 1\n        if self.calls == 6:\n            raise ValueError('step 6 exploded')\n"
+        "        return super().step(closure)"
+    ),
+    "nan": (
+        "loss = super().step(closure)\n        for group in self.param_groups:\n"
+        "            for p in group['params']:\n                p.data.fill_(float('nan'))\n        return loss"
+    ),
+}
+FAILURES = {"constructor": "RuntimeError: constructor exploded", "step6": "ValueError: step 6 exploded"}
+
+
+def user_class(tmp_path, kind: str) -> str:
+    """'FILE.py:Bad': a torch.optim.SGD subclass whose constructor or step() misbehaves as `kind` says."""
+    path = tmp_path / f"user_{kind}.py"
+    path.write_text(
+        "import torch\n\n\nclass Bad(torch.optim.SGD):\n"
+        f"    def __init__(self, params, lr=0.01):\n        {USER_CLASSES[kind]}\n\n"
+        f"    def step(self, closure=None):\n        {USER_STEPS[kind]}\n"
+    )
+    return f"{path}:Bad"
+
+
+def invoke(args):
+    result = CliRunner().invoke(main, args)
+    assert "Traceback" not in result.output, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    return result
+
+
+def test_a_user_module_exiting_at_import_is_one_line_not_a_silent_exit_3(tmp_path):
+    path = tmp_path / "exits.py"
+    path.write_text("raise SystemExit(3)\n")
+    refused(["compare", "sgd", f"{path}:Bad"], tmp_path / "out", f"importing '{path}' failed: SystemExit: 3")
+
+
+COMMANDS = {
+    "compare": lambda bad, out: ["compare", "sgd", bad, "--steps", "20", "--out", str(out), "--format", "png"],
+    "train": lambda bad, out: [
+        "train", "--task", "linreg", "--optimizer", "sgd", "--optimizer", bad, "--epochs", "2",
+        "--out", str(out), "--format", "png",
+    ],
+    "train-digits": lambda bad, out: [
+        "train", "--optimizer", "sgd", "--optimizer", bad, "--epochs", "1", "--out", str(out), "--format", "png",
+    ],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", ["constructor", "step6"])
+@pytest.mark.parametrize("command", list(COMMANDS))
+def test_a_user_class_that_raises_fails_its_own_run_and_the_others_are_saved(tmp_path, command, kind):
+    bad, out = user_class(tmp_path, kind), tmp_path / "out"
+    result = invoke(COMMANDS[command](bad, out))
+    assert result.exit_code == 1, result.output
+    failed = [line for line in result.stderr.splitlines() if "failed" in line]
+    assert failed == [f"run {bad} failed: {FAILURES[kind]}"]
+    meta = json.loads((out / "meta.json").read_text())
+    recorded = meta["spec"]["failed"] if command == "compare" else meta["failed"]
+    assert recorded == {bad: FAILURES[kind]}
+    table = "metrics" if command == "compare" else ("regression" if command == "train" else "summary")
+    assert set(pd.read_parquet(out / f"{table}.parquet")["optimizer"]) == {"sgd"}
+
+
+def test_a_user_class_that_raises_in_a_sweep_fails_its_cells_only(tmp_path):
+    bad, out = user_class(tmp_path, "constructor"), tmp_path / "out"
+    result = invoke(
+        ["sweep", "--optimizer", "sgd", "--optimizer", bad, "--task", "surface:elliptic", "--steps", "30",
+         "--batch-size", "16,64", "--out", str(out), "--format", "png"]
+    )  # fmt: skip
+    assert result.exit_code == 1, result.output
+    failed = [line for line in result.stderr.splitlines() if line.startswith("cell ")]
+    assert len(failed) == 2 and all(line.endswith(FAILURES["constructor"]) for line in failed), failed
+    table = pd.read_parquet(out / "summary.parquet")
+    assert len(table) == 2 and set(table["optimizer"]) == {"sgd"}
+
+
+def test_every_run_of_a_raising_class_failing_is_one_line_naming_it(tmp_path):
+    bad = user_class(tmp_path, "constructor")
+    refused(["compare", bad], tmp_path / "out", f"every run failed: {bad}: {FAILURES['constructor']}")
+
+
+def test_a_user_class_returning_nan_is_divergence_in_compare_and_train(tmp_path):
+    bad = user_class(tmp_path, "nan")
+    result = invoke(COMMANDS["compare"](bad, tmp_path / "cmp"))
+    assert result.exit_code == 0, result.output
+    metrics = pd.read_parquet(tmp_path / "cmp" / "metrics.parquet").set_index("optimizer")
+    assert bool(metrics.loc[bad, "diverged"]) and not bool(metrics.loc["sgd", "diverged"])
+    result = invoke(COMMANDS["train"](bad, tmp_path / "train"))
+    assert result.exit_code == 0, result.output
+
+
+def test_a_sweep_whose_every_cell_diverges_draws_its_figures(tmp_path):
+    from optbench.sweeps.api import sweep
+    from optbench.sweeps.spec import SweepSpec
+
+    bad = user_class(tmp_path, "nan")
+    result = sweep(SweepSpec(optimizers=(bad,), task="surface:elliptic", steps=20), tmp_path / "out")
+    assert result.summary["diverged"].all()
+    figures = result.plot()
+    for figure in figures.values():
+        figure.canvas.draw()  # raised "Data cannot be log-scaled" when every loss was NaN
+    curves = figures["sweep_loss_curves"].axes[0]
+    assert curves.get_yscale() == "linear" and curves.get_xscale() == "log"
+    assert figures["sweep_final_accuracy"].axes[0].get_yscale() == "linear"
+
+
+# --- divergence and edge values are results, never crashes (issue 24) ------------------------------
+
+
+def test_noise_past_the_float_range_is_divergence_in_a_sweep_not_an_overflow_failure(tmp_path):
+    result = invoke(
+        ["sweep", "--task", "surface:elliptic", "--noise", "1e308", "--steps", "20", "--out",
+         str(tmp_path / "out"), "--format", "png"]
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    summary = pd.read_parquet(tmp_path / "out" / "summary.parquet")
+    assert len(summary) == 3 and summary["diverged"].all()
+
+
+def test_a_grid_spanning_the_float_range_draws_with_finite_edges_and_ticks(tmp_path):
+    from optbench import grid
+
+    result = grid("sgd", {"lr": list(np.geomspace(1e-308, 1e308, 4)), "momentum": [0.0, 0.45, 0.9]})
+    figure = result.plot()["grid"]
+    figure.canvas.draw()  # pcolormesh refused inf edges; the log ticker overflowed past 1e308
+    ax = figure.axes[0]
+    low, high = ax.get_xlim()
+    assert 0 < low <= 1e-308 and 1e308 <= high < np.inf
+    ticks = ax.xaxis.get_majorticklocs()
+    assert np.isfinite(ticks).all() and list(np.log10(ticks)) == [-300, -200, -100, 0, 100, 200, 300]
+    out = tmp_path / "out"
+    assert invoke(["grid", "sgd", "--lr", "1e-308:1e308:4", "--momentum", "0:0.9:3", "--out", str(out),
+                   "--format", "png"]).exit_code == 0  # fmt: skip
+    assert (out / "grid.png").exists()
+
+
+@pytest.mark.parametrize("trials", ["1", "3"])
+def test_a_comparison_started_at_the_minimum_is_drawn_on_a_symlog_axis(tmp_path, trials):
+    out = tmp_path / "out"
+    result = invoke(["compare", "sgd", "adam", "--start", "0,0", "--trials", trials, "--out", str(out),
+                     "--format", "png"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert (pd.read_parquet(out / "metrics.parquet")["final_loss"] == 0).all()
+    from optbench.experiments.compare import Comparison
+
+    figure = Comparison.load(out).plot()["loss"]
+    figure.canvas.draw()
+    ax = figure.axes[0]
+    assert ax.get_yscale() == "symlog"
+    assert [line.get_label().split(" ")[0] for line in ax.lines[:2]] == ["sgd", "adam"]
+
+
+def test_the_work_limit_refuses_one_step_past_it_and_allow_long_accepts(tmp_path, monkeypatch):
+    from optbench import budget
+
+    # compare sgd on elliptic: steps x (1 trial x 2 coordinates + STEP_COORDINATES) coordinate-steps
+    monkeypatch.setattr(budget, "WORK_LIMIT", 37 * (2 + budget.STEP_COORDINATES))
+    refused(
+        ["compare", "sgd", "--steps", "38"],
+        tmp_path / "out",
+        "over the limit of 999 (about a quarter hour); --allow-long runs it anyway",
+    )
+    for steps, extra in (("37", []), ("38", ["--allow-long"])):
+        out = tmp_path / f"out{steps}"
+        result = invoke(["compare", "sgd", "--steps", steps, "--out", str(out), "--format", "png", *extra])
+        assert result.exit_code == 0, result.output
+        assert pd.read_parquet(out / "trajectory.parquet")["step"].max() == int(steps)
+    with pytest.raises(OptbenchError, match="a 3 x 3 grid of 38 steps on elliptic is about 1,634"):
+        optbench.grid("sgd", {"lr": [0.01, 0.02, 0.03], "momentum": [0.0, 0.5, 0.9]}, steps=38)
+    assert (
+        len(
+            optbench.grid(
+                "sgd", {"lr": [0.01, 0.02, 0.03], "momentum": [0, 0.5]}, steps=38, allow_long=True
+            ).metrics
+        )
+        == 6
+    )
+
+
+# --- environment and interruption (issue 24) -------------------------------------------------------
+
+TORCHRUN_ENV = {"RANK": "0", "WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29555"}
+
+
+@pytest.mark.parametrize(
+    "env, expected",
+    [
+        ({"WORLD_SIZE": "abc"}, "environment variable WORLD_SIZE='abc' is not a whole number"),
+        ({"RANK": "5"}, "environment variable RANK=5 is outside 0..WORLD_SIZE-1 (WORLD_SIZE=2)"),
+        ({"MASTER_PORT": "http"}, "environment variable MASTER_PORT='http' is not a whole number"),
+    ],
+)
+def test_malformed_torchrun_variables_are_refused(tmp_path, monkeypatch, env, expected):
+    for name, value in {**TORCHRUN_ENV, **env}.items():
+        monkeypatch.setenv(name, value)
+    refused(["train", "--epochs", "1"], tmp_path / "out", expected)
+
+
+def test_torchrun_variables_without_torchrun_fail_in_one_line_instead_of_hanging(tmp_path, monkeypatch):
+    from optbench.runners import distributed
+
+    monkeypatch.setattr(distributed, "JOIN_TIMEOUT", __import__("datetime").timedelta(seconds=2))
+    for name, value in {**TORCHRUN_ENV, "RANK": "1", "MASTER_PORT": str(_free_port())}.items():
+        monkeypatch.setenv(name, value)
+    result = invoke(["train", "--epochs", "1", "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2
+    assert "rank 1 of 2 could not join the process group at 127.0.0.1:" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _children(pid: int) -> list[int]:
+    path = f"/proc/{pid}/task/{pid}/children"
+    try:
+        with open(path) as handle:
+            return [int(child) for child in handle.read().split()]
+    except OSError:
+        return []
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not __import__("os").path.exists("/proc/self/task"), reason="needs Linux /proc")
+def test_sigkill_of_train_nproc_2_takes_its_workers_and_exchange_folder_with_it(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import tempfile
+
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    command = [sys.executable, "-m", "optbench", "train", "--nproc", "2", "--epochs", "20"]
+    process = subprocess.Popen([*command, "--out", str(tmp_path / "out")], env=env, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while len(_children(process.pid)) < 3 and time.monotonic() < deadline:  # tracker + 2 workers
+        time.sleep(0.2)
+    children = _children(process.pid)
+    assert len(children) >= 3, children
+    assert list(tmp_path.glob("optbench-ddp-*"))
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    while any(_alive(child) for child in children) and time.monotonic() < deadline + 60:
+        time.sleep(0.2)
+    assert not [child for child in children if _alive(child)]
+    assert not list(tmp_path.glob("optbench-ddp-*")), tempfile.gettempdir()
+
+
+@pytest.mark.slow
+def test_train_stopped_by_sigterm_exits_143_like_sweep(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "optbench", "train", "--epochs", "200", "--out", str(tmp_path / "out")]
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, env=os.environ.copy())
+    process.stderr.read(1)  # the first progress output: training has started
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 143, stderr
+    assert b"Traceback" not in stderr
+
+
+def _mnist_folder(folder, rng):
+    for prefix, n in (("train", 60), ("t10k", 20)):
+        write_idx(folder / f"{prefix}-images-idx3-ubyte", rng.integers(0, 256, (n, 28, 28)))
+        write_idx(folder / f"{prefix}-labels-idx1-ubyte", rng.integers(0, 10, n))
+
+
+def test_a_corrupt_gzip_idx_file_is_one_line(tmp_path):
+    import gzip
+
+    data = tmp_path / "data"
+    data.mkdir()
+    _mnist_folder(data, np.random.default_rng(0))
+    path = data / "train-images-idx3-ubyte"
+    packed = bytearray(gzip.compress(path.read_bytes()))
+    packed[20:40] = bytes(20)  # damage the deflate stream, not the gzip header: zlib.error
+    (data / "train-images-idx3-ubyte.gz").write_bytes(bytes(packed))
+    path.unlink()
+    refused(["train", "--task", "mnist", "--data-dir", str(data), "--epochs", "1"], tmp_path / "out",
+            "train-images-idx3-ubyte.gz is truncated or not gzip")  # fmt: skip
+
+
+def test_an_idx_header_whose_sizes_multiply_to_2_pow_64_is_truncated_not_empty(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    _mnist_folder(data, np.random.default_rng(0))
+    path = data / "train-images-idx3-ubyte"
+    body = path.read_bytes()
+    sizes = (2**22, 2**21, 2**21)  # 2**64 bytes: a 64-bit product wraps to 0 and read as an empty file
+    path.write_bytes((2051).to_bytes(4, "big") + b"".join(n.to_bytes(4, "big") for n in sizes) + body[16:])
+    refused(["train", "--task", "mnist", "--data-dir", str(data), "--epochs", "1"], tmp_path / "out",
+            "is truncated: header promises 4194304x2097152x2097152 = 18446744073709551616 bytes")  # fmt: skip

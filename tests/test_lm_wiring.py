@@ -149,9 +149,9 @@ def test_model_sizes_reach_the_model_and_the_record():
         n_embd=16,
         n_head=4,
     )
-    data = result.spec["data"]
+    data = result.meta["data"]
     assert (data["context"], data["n_embd"], data["n_head"], data["n_layer"]) == (8, 16, 4, 2)
-    assert result.spec["runs"][0]["context"] == 8 and result.summary["tokens_per_s"].iloc[0] > 0
+    assert result.meta["runs"][0]["context"] == 8 and result.summary["tokens_per_s"].iloc[0] > 0
 
 
 def test_muon_and_no_decay_recipes_on_the_transformer():
@@ -176,7 +176,7 @@ def test_muon_and_no_decay_recipes_on_the_transformer():
     )
 
     result = optbench.train("muon", task="shakespeare-tiny", data_dir=FIXTURE, max_steps=3, device="cpu")
-    assert result.spec["runs"][0]["recipe"]["recipe"] == "muon"
+    assert result.meta["runs"][0]["recipe"]["recipe"] == "muon"
     assert not result.summary["diverged"].iloc[0] and result.steps["loss"].notna().all()
 
 

@@ -51,7 +51,8 @@ def test_lbfgs_counts_every_gradient_evaluation_as_torch_does():
     "spec, outcome",
     [
         ("sgd", "reached at step 33"),
-        ("sgd:lr=0.5", "diverged at step 2"),  # |1 - 0.5·20| = 9 per step along y
+        # |1 - 0.5·20| = 9 per step along y: f_1 = 10 (9·20)² > f_0 = 5600 and f never comes back
+        ("sgd:lr=0.5", "diverged at step 1"),
         ("sgd:lr=0.001", "budget ran out after 100 steps"),  # slow, but f still falls every step
         ("sgd:lr=0", "stalled (not reached in 100 steps)"),
     ],

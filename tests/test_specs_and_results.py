@@ -35,7 +35,7 @@ def test_torch_prefix_builds_torch_class_and_presets_resolve():
         ("adam:lr=abc", "not a number"),
         ("adam:lr", "expected name=value"),
         ("adam:lrr=0.1", "did you mean 'lr'"),
-        ("sgd:momentum=0.9,", None),  # a trailing comma is harmless
+        ("sgd:momentum=0.9,", "an empty item between commas"),  # a trailing comma is refused like ",,"
     ],
 )
 def test_malformed_specs_are_user_errors(text, message):

@@ -7,19 +7,20 @@ import pandas as pd
 import pytest
 import torch
 
+from optbench.cells import CellStore
 from optbench.errors import OptbenchError
 from optbench.sweeps import SweepSpec, load, noise_scale
 from optbench.sweeps import sweep as run_sweep
 from optbench.sweeps.adapters import ADAPTERS
 from optbench.sweeps.analysis import critical_batch_sizes, fit_critical_batch, steps_to_target
 from optbench.sweeps.cells import expand, shard_cells
+from optbench.sweeps.run import TABLE
 from optbench.sweeps.spec import scaled_lr
-from optbench.sweeps.store import SweepStore
 from optbench.tasks import TaskKind
 
 
 def cell_path(folder, key):
-    return SweepStore(folder).cell_path(key)
+    return CellStore(folder).table_path(key, TABLE)
 
 
 SURFACE = SweepSpec(
@@ -62,17 +63,24 @@ def test_cell_keys_do_not_depend_on_order_or_spelling():
     base = expand(SURFACE)
     reordered = expand(replace(SURFACE, batch_sizes=(16, 1, 4), lr_scales=("none", "linear", "sqrt")))
     assert sorted(c.key for c in base) == sorted(c.key for c in reordered)
-    # the same settings reached through a preset, or with numbers spelled differently, hash alike
+    # the same settings reached through a preset hash alike
     a = expand(replace(SURFACE, optimizers=("momentum",)))
     b = expand(replace(SURFACE, optimizers=("sgd:momentum=0.9",)))
     c = expand(replace(SURFACE, optimizers=("sgd",), hparams={"momentum": [0.9]}))
     assert {x.key for x in a} == {x.key for x in b} == {x.key for x in c}
+    # ...while any real change makes a different cell, and a value keeps its type: 0 is not 0.0
+    assert not {x.key for x in base} & {x.key for x in expand(replace(SURFACE, steps=61))}
     assert (
         expand(replace(SURFACE, hparams={"momentum": [0]}))[0].key
-        == expand(replace(SURFACE, hparams={"momentum": [0.0]}))[0].key
+        != expand(replace(SURFACE, hparams={"momentum": [0.0]}))[0].key
     )
-    # ...while any real change makes a different cell
-    assert not {x.key for x in base} & {x.key for x in expand(replace(SURFACE, steps=61))}
+
+
+def test_seeds_at_and_above_2_to_the_54_are_cells_of_their_own():
+    # float(2**54 + 1) == float(2**54): keys made from floats would merge these two seeds
+    cells = expand(replace(SURFACE, seed=2**54, seeds=2, batch_sizes=(1,), lr_scales=("none",)))
+    assert [c.seed for c in cells] == [2**54, 2**54 + 1]
+    assert len({c.key for c in cells}) == 2
 
 
 @pytest.mark.parametrize("count", [1, 2, 3, 4, 7])
@@ -137,7 +145,7 @@ def test_crashing_cell_is_not_recorded(tmp_path, monkeypatch):
     outcome = run_sweep(SURFACE, tmp_path)
     assert len(outcome.failed) == 1 and "simulated crash" in next(iter(outcome.failed.values()))
     assert not cell_path(tmp_path, next(iter(outcome.failed))).exists()
-    assert len(list((tmp_path / "cells").glob("*.parquet"))) == 8
+    assert len(list((tmp_path / "cells").glob("*.done"))) == 8
     monkeypatch.setitem(ADAPTERS, TaskKind.SURFACE, real)
     assert len(run_sweep(SURFACE, tmp_path).computed) == 1
 
@@ -370,16 +378,16 @@ def _assert_same_table(a: pd.DataFrame, b: pd.DataFrame):
 
 
 def test_a_result_saved_elsewhere_loads_back(tmp_path):
-    """`save(folder)` into another folder writes the tables and a meta.json that `load` reads back;
-    the sweep's own folder is not touched."""
+    """`save(folder)` into another folder writes the tables and a meta.json that `load` reads back,
+    and no figure; the sweep's own folder is not touched."""
     result = run_sweep(replace(SURFACE, batch_sizes=(1, 4)), tmp_path / "sweep")
-    written = result.save(tmp_path / "copy", formats=("png",))
-    assert {p.name for p in written} >= {
-        "sweep.parquet",
-        "summary.parquet",
+    copy = result.save(tmp_path / "copy")
+    assert sorted(p.name for p in copy.iterdir() if not p.name.startswith(".")) == [
         "critical.parquet",
-        "sweep_lr.png",
-    }
+        "meta.json",
+        "summary.parquet",
+        "sweep.parquet",
+    ]
     assert not (tmp_path / "sweep" / "sweep.parquet").exists()
     loaded = load(tmp_path / "copy")
     pd.testing.assert_frame_equal(loaded.summary, result.summary)

@@ -44,6 +44,8 @@ SLOW = [
     "png",
 ]
 CELLS = 8
+# how long to wait before calling a process hung: generous, so that a loaded machine never fails a test
+HANG_S = 1800
 TIMINGS = ["wall_time", "samples_per_s"]  # wall-clock measurements: the only columns that may differ
 
 
@@ -105,7 +107,7 @@ def table(folder: Path) -> pd.DataFrame:
 def uninterrupted(tmp_path_factory) -> pd.DataFrame:
     out = tmp_path_factory.mktemp("uninterrupted")
     done = start(*SLOW, "--out", str(out))
-    _, stderr = done.communicate(timeout=600)
+    _, stderr = done.communicate(timeout=HANG_S)
     assert done.returncode == 0, stderr
     return table(out)
 
@@ -122,7 +124,7 @@ def uninterrupted(tmp_path_factory) -> pd.DataFrame:
 def test_a_killed_parallel_sweep_leaves_no_worker_and_resumes_exactly(tmp_path, signum, uninterrupted):
     out = tmp_path / "out"
     parent = start(*SLOW, "--jobs", "2", "--out", str(out))
-    wait_for(lambda: finished_cells(out) or parent.poll() is not None, 300, "the first finished cell")
+    wait_for(lambda: finished_cells(out) or parent.poll() is not None, HANG_S, "the first finished cell")
     workers = [
         pid for pid in children(parent.pid) if "spawn_main" in Path(f"/proc/{pid}/cmdline").read_text()
     ]
@@ -131,8 +133,8 @@ def test_a_killed_parallel_sweep_leaves_no_worker_and_resumes_exactly(tmp_path, 
         os.killpg(parent.pid, signum)
     else:  # a scheduler's time limit, or the OOM killer, hits the parent
         os.kill(parent.pid, signum)
-    _, stderr = parent.communicate(timeout=60)
-    wait_for(lambda: not any(alive(pid) for pid in workers), 10, "the workers to die")
+    _, stderr = parent.communicate(timeout=HANG_S)
+    wait_for(lambda: not any(alive(pid) for pid in workers), HANG_S, "the workers to die")
     kept = {path.name: path.stat().st_mtime_ns for path in finished_cells(out)}
     assert 1 <= len(kept) < CELLS
     if signum == signal.SIGKILL:
@@ -150,7 +152,7 @@ def test_a_killed_parallel_sweep_leaves_no_worker_and_resumes_exactly(tmp_path, 
     time.sleep(2)  # nothing is written after the sweep stopped
     assert {path.name: path.stat().st_mtime_ns for path in finished_cells(out)} == kept
     rerun = start(*SLOW, "--jobs", "1", "--out", str(out))  # resumed with another --jobs: same bits
-    _, stderr = rerun.communicate(timeout=600)
+    _, stderr = rerun.communicate(timeout=HANG_S)
     assert rerun.returncode == 0, stderr
     assert counts(stderr) == (CELLS - len(kept), len(kept))
     assert all(
@@ -163,7 +165,7 @@ def test_a_killed_parallel_sweep_leaves_no_worker_and_resumes_exactly(tmp_path, 
 def test_two_identical_sweeps_on_one_folder_compute_each_cell_once(tmp_path, uninterrupted):
     out = tmp_path / "out"
     first, second = start(*SLOW, "--out", str(out)), start(*SLOW, "--out", str(out))
-    results = [process.communicate(timeout=600) for process in (first, second)]
+    results = [process.communicate(timeout=HANG_S) for process in (first, second)]
     assert first.returncode == second.returncode == 0, results
     (computed_a, skipped_a), (computed_b, skipped_b) = (counts(stderr) for _, stderr in results)
     assert computed_a + computed_b == CELLS
@@ -184,9 +186,10 @@ def test_leftovers_of_killed_writers_are_cleaned(tmp_path):
     first = sweep(spec, tmp_path)
     first.save()
     lost = first.cells[1]
-    (tmp_path / "cells" / f"{lost.key}.parquet").unlink()
+    (tmp_path / "cells" / f"{lost.key}.sweep.parquet").unlink()
     leftovers = [
-        tmp_path / "cells" / f".{lost.key}.parquet.k1ll3d.tmp",
+        tmp_path / "cells" / f".{lost.key}.sweep.parquet.k1ll3d.tmp",
+        tmp_path / "cells" / ".0123456789abcdef.sweep.parquet.k1ll3d.tmp",  # a cell no run computes again
         tmp_path / ".sweep.parquet.k1ll3d.tmp",
         tmp_path / ".meta.json.k1ll3d.tmp",
     ]

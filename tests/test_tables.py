@@ -95,3 +95,96 @@ def test_noise_floor_table_counts_diverged_runs(tmp_path):
     }
     assert rows["sgd:lr=0.01"] == "no"
     assert rows["sgd:lr=1.5"].startswith("step ")
+
+
+def _metrics_rows(result) -> dict:
+    from optbench.cli.compare_tables import metrics_table
+    from optbench.objectives import get_surface
+
+    buffer = io.StringIO()
+    table = metrics_table(result.metrics, get_surface("rosenbrock"), 500)
+    print_table(table, Console(file=buffer, width=250, color_system=None))
+    header = next(line for line in buffer.getvalue().splitlines() if "optimizer" in line)
+    names = [cell.strip() for cell in re.split(r"[┃│]", header)[1:-1]]
+    rows = {}
+    for line in buffer.getvalue().splitlines():
+        if line.startswith("│"):
+            cells = [cell.strip() for cell in line.split("│")[1:-1]]
+            rows[cells[0]] = dict(zip(names, cells, strict=True))
+    return rows, table.title
+
+
+def test_steps_to_tolerance_counts_the_trials_that_did_not_reach():
+    import math
+
+    import numpy as np
+
+    import optbench
+
+    # adam: 5 of 20 reach (median beyond the budget); adam lr 0.5: 13 of 20 (a finite median)
+    result = optbench.compare(["adam", "adam:lr=0.5"], "rosenbrock", trials=20, steps=500)
+    rows, title = _metrics_rows(result)
+    assert "median of 20 trials" in title and "beyond the budget" in title
+    for name, runs in result.metrics.groupby("optimizer"):
+        steps = np.sort(runs["steps_to_tolerance"].fillna(math.inf).to_numpy())
+        lower_median = steps[(len(steps) - 1) // 2]
+        reached = int(np.isfinite(steps).sum())
+        cell = rows[name]["steps to tol"]
+        assert 0 < reached < 20
+        expected = f"{int(lower_median)}" if np.isfinite(lower_median) else "> 500"
+        if reached < 20:
+            expected += f" ({reached}/20 reached)"
+        assert cell == expected
+        assert re.fullmatch(r"(> )?\d+( \(\d+/20 reached\))?", cell), cell  # whole steps
+    assert rows["adam"]["steps to tol"].startswith("> 500 (")
+    assert not rows["adam:lr=0.5"]["steps to tol"].startswith(">")
+
+
+def test_sweep_table_prints_steps_to_target_as_whole_steps():
+    import math
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from optbench.cli.sweep import summary_table
+
+    # two seeds crossing the target at 68.6 and 70.1 steps (interpolated between evaluations):
+    # the median 69.35 is printed as the first whole step at or after it, 70
+    summary = pd.DataFrame(
+        {
+            "optimizer": ["sgd", "sgd"],
+            "lr_scale": ["fixed", "fixed"],
+            "batch_size": [16, 16],
+            "seed": [0, 1],
+            "lr": [0.1, 0.1],
+            "final_accuracy": [0.9, 0.91],
+            "final_loss": [0.3, 0.29],
+            "steps_to_target": [68.6, 70.1],
+            "samples_to_target": [68.6 * 16, 70.1 * 16],
+            "target_outcome": ["reached", "reached"],
+            "wall_time": [1.0, 1.0],
+            "diverged": [False, False],
+        }
+    )
+    spec = SimpleNamespace(task="digits", resolved_targets=lambda: (0.85, None))
+    buffer = io.StringIO()
+    print_table(summary_table(summary, spec), Console(file=buffer, width=200, color_system=None))
+    row = next(line for line in buffer.getvalue().splitlines() if line.startswith("│sgd"))
+    cells = [cell.strip() for cell in row.split("│")[1:-1]]
+    assert str(math.ceil((68.6 + 70.1) / 2)) in cells and "69.3" not in row and "69.4" not in row
+
+
+def test_compare_on_a_saddle_draws_and_says_why_there_is_no_rate(tmp_path):
+    import pytest
+
+    from optbench import theory
+
+    with pytest.raises(ValueError, match="positive definite"):
+        theory.optimal_gradient_descent([2.0, -2.0])
+    result = CliRunner().invoke(
+        main,
+        ["compare", "sgd", "adam", "--surface", "saddle", "--out", str(tmp_path / "run"), "--format", "png"],
+    )
+    assert result.exit_code == 0, result.output
+    assert "not positive definite" in " ".join(result.output.split())
+    assert (tmp_path / "run" / "loss.png").exists() and (tmp_path / "run" / "trajectories.png").exists()

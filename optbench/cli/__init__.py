@@ -63,7 +63,7 @@ class OptbenchGroup(click.RichGroup):
                 "[bold red]stopped:[/] finished runs are kept; rerun the same command to resume",
                 highlight=False,
             )
-            sys.exit(130)
+            sys.exit(128 + _stopped_by.get("signal", signal.SIGINT))  # 130 for Ctrl-C, 143 for SIGTERM
         except click.exceptions.ClickException as error:
             console_err.print(
                 f"[bold red]error:[/] {escape(one_line(error.format_message()))}",
@@ -115,8 +115,10 @@ def load_command(name: str) -> click.Command:
 
 
 def one_line(message: str) -> str:
-    """A message as one line: a value that holds newlines (a path, a pasted spec) must not split it."""
-    return " ".join(message.split())
+    """A message as one line: a value that holds newlines (a path, a pasted spec) must not split it, and
+    a control character (a terminal escape sequence in a name) is shown as its escape, never sent raw."""
+    text = " ".join(message.split())
+    return "".join(char if char.isprintable() else ascii(char)[1:-1] for char in text)
 
 
 def entry(argv=None):
@@ -132,5 +134,9 @@ def entry(argv=None):
     main.main(args=argv)
 
 
+_stopped_by = {}  # the signal that stopped the command, for its exit status
+
+
 def _interrupt(signum, frame):
+    _stopped_by["signal"] = signum
     raise KeyboardInterrupt

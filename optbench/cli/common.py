@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -70,18 +71,32 @@ def progress_bar(transient: bool = False) -> Progress:
     )
 
 
-@contextmanager
-def step_progress(runs: list[str], steps: int):
-    """A transient progress bar with an ETA over `runs` of `steps` steps each; yields the callback
-    (run label, steps taken, steps) that `optbench.compare`/`grid` report through."""
-    with progress_bar(transient=True) as bar:
-        task = bar.add_task("running", total=max(1, len(runs) * steps), status="")
-        offsets = {label: index * steps for index, label in enumerate(runs)}
+class ProgressBars:
+    """Draws `optbench.progress.Progress` events, the one kind every command's work reports: one bar
+    per `event.bar`, shown from the first event (a spec refused before any work prints only its
+    error) and by one process of several (torchrun's rank 0). `describe(event)` words the status of
+    an event that carries metrics."""
 
-        def report(label: str, taken: int, _steps: int) -> None:
-            bar.update(task, completed=offsets[label] + taken, status=label)
+    def __init__(self, transient: bool = False, describe=None):
+        self.transient, self.describe = transient, describe
 
-        yield report
+    def __enter__(self):
+        self.bar, self.tasks = None, {}
+        self.shown = int(os.environ.get("RANK", "0")) == 0
+        return self
+
+    def __exit__(self, *exc):
+        return self.bar.__exit__(*exc) if self.bar else False
+
+    def __call__(self, event) -> None:
+        if not self.shown:
+            return
+        if self.bar is None:
+            self.bar = progress_bar(self.transient).__enter__()
+        if event.bar not in self.tasks:
+            self.tasks[event.bar] = self.bar.add_task(event.bar, total=max(1, event.total), status="")
+        status = self.describe(event) if self.describe and event.metrics is not None else event.status
+        self.bar.update(self.tasks[event.bar], completed=event.done, **({"status": status} if status else {}))
 
 
 def format_number(value) -> str:
@@ -118,6 +133,19 @@ out_option = click.option(
 )
 seed_option = click.option(
     "--seed", type=click.IntRange(0, MAX_SEED), default=0, show_default=True, help="Random seed."
+)
+threads_option = click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=None,
+    help="torch threads for the runs (default: torch's own count on this machine), recorded in "
+    "meta.json; give each of several runs on one machine a share of its cores.",
+)
+allow_long_option = click.option(
+    "--allow-long",
+    is_flag=True,
+    help="Run even when the work estimate (steps x trials x coordinates) exceeds the limit "
+    "(optbench.budget.WORK_LIMIT) that otherwise refuses it.",
 )
 force_option = click.option(
     "--force", is_flag=True, help="Replace the results of a different run in --out (removes what it wrote)."
@@ -164,3 +192,11 @@ def split_assignment(item: str, option: str) -> tuple[str, str]:
     if not eq or not name.strip():
         raise OptbenchError(f"malformed {option} '{item}': expected NAME=START:STOP:NUM")
     return name.strip(), text
+
+
+def report_failed(failed: dict[str, str]) -> None:
+    """One line per failed run on stderr, then exit status 1 (the other runs' results are saved)."""
+    for name, message in failed.items():
+        console_err.print(f"[bold red]run {name} failed:[/] {message}", highlight=False, soft_wrap=True)
+    if failed:
+        click.get_current_context().exit(1)

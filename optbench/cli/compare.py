@@ -10,6 +10,8 @@ import rich_click as click
 from ..errors import OptbenchError
 from ..optimizers.registry import check_spec_name
 from .common import (
+    ProgressBars,
+    allow_long_option,
     console,
     console_err,
     force_option,
@@ -17,10 +19,11 @@ from .common import (
     out_option,
     parse_formats,
     print_table,
+    report_failed,
     results_folder,
     seed_option,
     split_assignment,
-    step_progress,
+    threads_option,
     write_figures,
 )
 from .surface_options import resolve_surface, surface_options
@@ -104,6 +107,8 @@ from .surface_options import resolve_surface, surface_options
 @click.option("--animate", is_flag=True, help="Also write trajectories.gif.")
 @out_option
 @force_option
+@allow_long_option
+@threads_option
 def command(
     optimizers,
     surface,
@@ -126,6 +131,8 @@ def command(
     animate,
     out,
     force,
+    allow_long,
+    threads,
 ):
     """Run each optimizer on a surface and compare trajectories, losses and metrics.
 
@@ -138,6 +145,7 @@ def command(
         check_spec_name(text)
     from ..experiments import compare, noise_floor, plan_tuning
     from ..experiments.compare import CPU_VS_CUDA
+    from ..experiments.inputs import require_surface_budget
     from ..experiments.noise_floor import DEFAULT_STEPS as LINREG_STEPS
     from ..results import atomic_write_bytes
     from ..specs import parse_optimizer
@@ -160,7 +168,7 @@ def command(
     formats = parse_formats(formats)
     task = get_compare_task(surface)
     if task.kind is TaskKind.REGRESSION:  # linreg: the noise floor against the exact optimum
-        if tune or check_repro or clip_grad_norm is not None or start or animate:
+        if tune or check_repro or clip_grad_norm is not None or start or animate or threads:
             raise OptbenchError(
                 "--surface linreg takes --steps, --trials (seeds), --batch-size and --floor-lrs only"
             )
@@ -195,6 +203,15 @@ def command(
         if tune_starts < 1:
             raise OptbenchError(f"--tune-starts must be >= 1, got {tune_starts}")
         plan = plan_tuning(specs, resolved, over, ranges, tune_starts, criterion)
+    if plan is not None:  # the library checks it too, but this line would be printed first
+        require_surface_budget(
+            f"tuning {plan.cells:,} cells x {plan.starts} starts x {steps:,} steps on {resolved.name}",
+            resolved,
+            plan.cells * plan.starts,
+            steps,
+            len(specs),
+            allow_long,
+        )
     with results_folder(out, "compare") as folder:
         if plan is not None:
             console_err.print(
@@ -202,7 +219,7 @@ def command(
                 "steps per optimizer, each grid one batched tensor",
                 highlight=False,
             )
-        with step_progress([spec.name for spec in specs], steps) as report:
+        with ProgressBars(transient=True) as report:
             result = compare(
                 specs,
                 resolved,
@@ -216,6 +233,8 @@ def command(
                 check_repro=check_repro,
                 tolerance=tolerance,
                 progress=report,
+                allow_long=allow_long,
+                threads=threads,
             )
         result.save(folder, force)
 
@@ -246,3 +265,4 @@ def command(
         atomic_write_bytes(folder / "trajectories.gif", result.animation())
         console.print(f"wrote {folder / 'trajectories.gif'}")
     console.print(f"results in {folder}")
+    report_failed(result.meta["failed"])

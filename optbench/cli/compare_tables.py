@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 from rich.table import Table
 
 from ..theory import condition_number, optimal_gradient_descent, optimal_heavy_ball
@@ -28,7 +29,11 @@ def _final_point(runs) -> str | None:
 
 def metrics_table(metrics, surface, steps) -> Table:
     trials = metrics["trial"].nunique()
-    suffix = f" (median of {trials} trials)" if trials > 1 else ""
+    suffix = (
+        f" (median of {trials} trials; steps to tol counts a trial that did not reach as beyond the budget)"
+        if trials > 1
+        else ""
+    )
     points = {name: _final_point(runs) for name, runs in metrics.groupby("optimizer", sort=False)}
     shown_point = all(point is not None for point in points.values())
     point_column = ("final point",) if shown_point else ()
@@ -54,13 +59,29 @@ def metrics_table(metrics, surface, steps) -> Table:
             format_number(runs["final_loss"].median()),
             format_number(runs["distance_to_minimum"].median()),
             *((points[name],) if shown_point else ()),
-            format_number(runs["steps_to_tolerance"].median()) if reached else _not_reached(runs),
+            _steps_to_tolerance(runs, steps) if reached else _not_reached(runs),
             format_number(runs["path_length"].median()),
             (f"{diverged}/{trials}" if trials > 1 else f"step {int(runs['diverged_at'].iloc[0])}")
             if diverged
             else "no",
         )
     return table
+
+
+def _steps_to_tolerance(runs, steps) -> str:
+    """The lower median of steps to tolerance over all trials, a trial that did not reach counted as
+    beyond the budget (so none is dropped), as a whole step: '6', '> 500 steps'; with '(k/n reached)'
+    where not every trial reached."""
+    values = np.sort(runs["steps_to_tolerance"].to_numpy(dtype=float))
+    values = np.where(np.isnan(values), np.inf, values)
+    median = values[(len(values) - 1) // 2]  # the lower median: a step count some trial took
+    text = (
+        f"{int(median)}"
+        if np.isfinite(median)
+        else f"> {int(runs['steps'].max()) if 'steps' in runs else steps}"
+    )
+    reached = int(np.isfinite(values).sum())
+    return text if reached == len(values) else f"{text} ({reached}/{len(values)} reached)"
 
 
 def _not_reached(runs) -> str:
@@ -97,6 +118,13 @@ def rates_table(rates) -> Table:
 
 def theory_caption(surface) -> str:
     eigenvalues = surface.hessian_eigenvalues
+    if min(eigenvalues) <= 0:  # a saddle: no minimum, so no optimal lr or linear rate to quote
+        grows = -min(eigenvalues)
+        return (
+            f"theory (λ from {min(eigenvalues):.3g} to {max(eigenvalues):.3g}): the Hessian is not positive "
+            f"definite, so there is no minimum and no linear rate; gradient descent moves away along the "
+            f"direction of λ = {min(eigenvalues):.3g} by a factor 1 + lr·{grows:.3g} per step"
+        )
     gd, hb = optimal_gradient_descent(eigenvalues), optimal_heavy_ball(eigenvalues)
     return (
         f"theory (λ from {min(eigenvalues):.3g} to {max(eigenvalues):.3g}, "

@@ -10,6 +10,8 @@ import rich_click as click
 from ..errors import OptbenchError
 from ..optimizers.registry import check_spec_name
 from .common import (
+    ProgressBars,
+    allow_long_option,
     console,
     force_option,
     format_number,
@@ -19,7 +21,6 @@ from .common import (
     results_folder,
     seed_option,
     split_assignment,
-    step_progress,
     write_figures,
 )
 from .surface_options import resolve_surface, surface_options
@@ -40,8 +41,21 @@ from .surface_options import resolve_surface, surface_options
 @formats_option
 @out_option
 @force_option
+@allow_long_option
 def command(
-    optimizer, lr_range, momentum_range, vary, surface, steps, start, noise, seed, formats, out, force
+    optimizer,
+    lr_range,
+    momentum_range,
+    vary,
+    surface,
+    steps,
+    start,
+    noise,
+    seed,
+    formats,
+    out,
+    force,
+    allow_long,
 ):
     """Map final loss over a grid of two hyperparameters, run as one batched tensor.
 
@@ -49,7 +63,7 @@ def command(
     """
     check_spec_name(optimizer)
     from ..experiments import grid
-    from ..experiments.inputs import require_surface_memory
+    from ..experiments.inputs import check_axes_not_in_spec, require_surface_budget
     from ..specs import parse_optimizer
     from ..values import parse_range, range_parts
 
@@ -64,12 +78,17 @@ def command(
                 raise OptbenchError(f"'{name}' given twice")
             ranges[name] = (text, f"--{name}" if name in ("lr", "momentum") else name)
     cells = math.prod(range_parts(text, label)[2] for text, label in ranges.values())
-    require_surface_memory(
-        f"a grid of {cells:,} cells x {steps:,} steps on {resolved.name}", resolved, cells, steps
+    require_surface_budget(
+        f"a grid of {cells:,} cells x {steps:,} steps on {resolved.name}",
+        resolved,
+        cells,
+        steps,
+        allow_long=allow_long,
     )
+    check_axes_not_in_spec(spec, ranges)
     axes = {name: parse_range(text, label) for name, (text, label) in ranges.items()}
     with results_folder(out, "grid") as folder:
-        with step_progress([spec.name], steps) as report:
+        with ProgressBars(transient=True) as report:
             result = grid(
                 spec,
                 axes,
@@ -78,7 +97,8 @@ def command(
                 start=point,
                 noise=noise,
                 seed=seed,
-                progress=lambda taken, total: report(spec.name, taken, total),
+                progress=report,
+                allow_long=allow_long,
             )
         result.save(folder, force)
 

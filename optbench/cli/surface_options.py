@@ -45,8 +45,8 @@ def resolve_surface(surface: str, steps: int | None, start: str | None, noise: f
 
     resolved = get_surface_task(surface).surface
     steps = resolved.steps if steps is None else steps
-    if steps < 0:
-        raise OptbenchError(f"--steps must be >= 0, got {steps}")
+    if steps < 1:  # 0 steps would print a table of start values as if it were a comparison
+        raise OptbenchError(f"--steps must be >= 1, got {steps}")
     if not noise >= 0:
         raise OptbenchError(f"--noise must be >= 0, got {noise}")
     point = None

@@ -9,16 +9,21 @@ on the command line override it.
 
 from __future__ import annotations
 
+import math
+
 import rich_click as click
 from rich.table import Table
 
 from ..budget import require_rows
+from ..cells import Interrupted
 from ..experiments.inputs import MAX_SEED
-from ..sweeps import SweepInterrupted, SweepPlan, SweepSpec
+from ..plots.style import save_figures
+from ..sweeps import SweepPlan, SweepSpec
 from ..sweeps.columns import grid_columns
 from ..sweeps.spec import DEFAULT_EVALUATIONS, DEFAULT_TRAINING_STEPS
 from ..tasks import TaskKind
 from .common import (
+    ProgressBars,
     console,
     console_err,
     format_number,
@@ -26,7 +31,6 @@ from .common import (
     out_option,
     parse_formats,
     print_table,
-    progress_bar,
 )
 from .sweep_options import build_spec, parse_shard, resolve_options
 
@@ -164,14 +168,9 @@ def command(ctx, config_path, **flags):
     shard = parse_shard(options["shard"])
     plan = SweepPlan.prepare(spec, options["out"], options["jobs"], shard, options["force"])
     try:
-        with progress_bar() as bar:
-            task = bar.add_task("sweep", total=len(plan.cells), status="")
-            result = plan.run(
-                lambda cell, status: bar.update(
-                    task, advance=1, status=f"{status.split(':')[0]}: {cell.label}"
-                )
-            )
-    except SweepInterrupted as stop:
+        with ProgressBars() as bars:
+            result = plan.run(bars)
+    except Interrupted as stop:
         console_err.print(
             f"[bold red]stopped by {stop}:[/] {stop.finished} of {stop.total} cell(s) finished "
             "and kept; rerun the same command to resume",
@@ -179,7 +178,8 @@ def command(ctx, config_path, **flags):
             soft_wrap=True,
         )
         ctx.exit(stop.exit_code)
-    written = result.save(formats=formats)
+    result.save()
+    written = save_figures(result.plot(), result.folder, formats)
 
     console_err.print(
         f"{len(result.computed)} cell(s) computed, {len(result.skipped)} already finished "
@@ -252,7 +252,8 @@ def summary_table(summary, spec) -> Table:
         reached = rows["steps_to_target"].notna().all()
         missed = rows["target_outcome"].iloc[0] if "target_outcome" in rows and not reached else "never"
         to_target = [
-            format_number(round(rows["steps_to_target"].median(), 1)) if reached else missed,
+            # whole steps: the first step at or after the crossing interpolated between evaluations
+            str(math.ceil(rows["steps_to_target"].median())) if reached else missed,
             format_number(round(rows["samples_to_target"].median())) if reached else "-",
         ]
         table.add_row(
@@ -280,7 +281,7 @@ def critical_lines(critical) -> list[str]:
     for _, row in critical.iterrows():
         if row["lr_scale"] != "best rule":
             continue
-        if row["fit_status"] != "fitted":
+        if not row["fit_status"].startswith("fitted"):
             lines.append(
                 f"critical batch size ({row['optimizer']}, best rule per batch size): none: "
                 f"{row['fit_status']} ({row['points']} batch sizes reached the target)"
@@ -289,8 +290,12 @@ def critical_lines(critical) -> list[str]:
         lines.append(
             f"critical batch size ({row['optimizer']}, best rule per batch size): "
             f"{format_number(row['critical_batch_size'])} (95% interval "
-            f"{format_number(row['critical_low'])}-{format_number(row['critical_high'])}); "
-            f"S_min ~ {format_number(row['s_min'])} steps, E_min ~ {format_number(row['e_min'])} samples"
+            + (
+                f"{format_number(row['critical_low'])}-{format_number(row['critical_high'])}); "
+                if math.isfinite(row["critical_high"])
+                else f"from {format_number(row['critical_low'])}, not identifiable above it from these points); "
+            )
+            + f"S_min ~ {format_number(row['s_min'])} steps, E_min ~ {format_number(row['e_min'])} samples"
         )
     row = critical.iloc[0]
     low, high = row.get("noise_scale_start_low"), row.get("noise_scale_start_high")

@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-import os
-
 import pandas as pd
 import rich_click as click
 from rich.table import Table
 
 from ..errors import OptbenchError
 from ..experiments.training import TrainingResult, train
-from ..plots.training import redraw
+from ..plots.style import save_figures
 from ..results import default_folder
 from ..runners.recipes import note as recipe_note
 from ..runners.recipes import recipe_for
 from ..specs import parse_optimizer
 from ..tasks import TASKS, TaskKind, get_task
 from .common import (
+    ProgressBars,
     console,
     console_err,
     format_number,
@@ -24,8 +23,9 @@ from .common import (
     out_option,
     parse_formats,
     print_table,
-    progress_bar,
+    report_failed,
     seed_option,
+    threads_option,
 )
 
 
@@ -147,6 +147,7 @@ from .common import (
 )
 @out_option
 @seed_option
+@threads_option
 @formats_option
 def command(optimizers, task, trace, out, formats, **settings):
     """Train with one or more optimizers; tables, curves and meta.json go to --out.
@@ -173,43 +174,20 @@ def command(optimizers, task, trace, out, formats, **settings):
             if line:
                 console_err.print(f"note: {spec.name}: {line}")
     folder = out or default_folder("train")
-    with _ProgressBars() as bars:
-        result = train(specs, task, out=folder, progress=bars.update, **settings)
+    with ProgressBars(describe=_status) as bars:
+        result = train(specs, task, out=folder, progress=bars, **settings)
     if result.rank != 0:
         return
     result.save(folder)
-    written = redraw(folder, formats)
+    written = save_figures(result.plot(), folder, formats)
     _print(result, trace)
     console.print(f"results in {folder}/ ({', '.join(path.name for path in written)})")
+    report_failed(result.failed)
 
 
-class _ProgressBars:
-    """One progress bar per optimizer, fed by the training runner's `Update`s; shown from the first
-    update (a spec refused before any work prints only its error), and by one process of several."""
-
-    def __enter__(self):
-        self.bar, self.tasks = None, {}
-        self.shown = int(os.environ.get("RANK", "0")) == 0
-        return self
-
-    def __exit__(self, *exc):
-        return self.bar.__exit__(*exc) if self.bar else False
-
-    def update(self, event) -> None:
-        if not self.shown:
-            return
-        if self.bar is None:
-            self.bar = progress_bar().__enter__()
-        if event.optimizer not in self.tasks:
-            self.tasks[event.optimizer] = self.bar.add_task(
-                event.optimizer, status="", total=event.epochs * event.steps_per_epoch
-            )
-        done = (event.epoch - 1) * event.steps_per_epoch + event.step
-        status = {} if event.metrics is None else {"status": _status(event.metrics)}
-        self.bar.update(self.tasks[event.optimizer], completed=done, **status)
-
-
-def _status(row) -> str:
+def _status(event) -> str:
+    """A training run's status once an epoch is evaluated."""
+    row = event.metrics
     if row["diverged"]:
         return "[red]diverged"
     if "val_accuracy" not in row:
@@ -221,13 +199,13 @@ def _status(row) -> str:
 
 
 def _print(result: TrainingResult, trace: bool) -> None:
-    if "summary" in result.tables:
+    if result.summary is not None:
         _print_summary(result.summary)
-    elif "regression" in result.tables:
+    elif result.regression is not None:
         for name, run in result.regression.groupby("optimizer", sort=False):
             if run["diverged"].any():
                 console_err.print(f"[yellow]{name} diverged[/] (recorded)")
-        _print_regression(result.regression, result.spec["least_squares"])
+        _print_regression(result.regression, result.meta["least_squares"])
     elif trace:
         _print_trace(result.trace)
     else:

@@ -22,12 +22,14 @@ import pandas as pd
 import torch
 
 from ..budget import check_count
-from ..errors import OptbenchError
+from ..errors import OptbenchError, failure
 from ..objectives import Surface, get_surface
 from ..plots.fair import plot_sensitivity
 from ..plots.grid_map import plot_grid
 from ..plots.surfaces import animate, plot_loss, plot_trajectories
+from ..progress import Progress
 from ..results import read_metadata, read_table
+from ..runners.devices import torch_threads
 from ..runners.recorder import RELATIVE_TOLERANCE
 from ..runners.repro import compare_runs
 from ..runners.surface import (
@@ -50,8 +52,16 @@ from ..runners.tuning import tune as run_tuning
 from ..tasks import surface_task
 from ..theory import rate_table, stability_edge
 from ..values import range_parts
-from .inputs import as_specs, as_surface, check_axis, check_run_settings, check_start, require_surface_memory
-from .result import Result
+from .inputs import (
+    as_specs,
+    as_surface,
+    check_axis,
+    check_run_settings,
+    check_start,
+    require_surface_budget,
+    require_surface_memory,
+)
+from .result import Result, require_spec, require_tables
 
 TUNING_SEED_OFFSET = 1  # tuning starts come from seed + 1, so they differ from the comparison's starts
 CPU_RUNS, CPU_VS_CUDA = "cpu run 1 vs run 2", "cpu vs cuda"
@@ -145,7 +155,8 @@ class Comparison(Result):
         """The comparison saved in `folder`; raises OptbenchError for a missing or foreign file."""
         folder = Path(folder)
         meta = read_metadata(folder)
-        spec = meta["spec"]
+        spec = require_spec(folder, meta, "surface")
+        require_tables(folder)
         surface = get_surface(spec["surface"])
 
         def optional(stem, columns):
@@ -233,7 +244,9 @@ def compare(
     tune: TuningPlan | None = None,
     check_repro: bool = False,
     tolerance: float = RELATIVE_TOLERANCE,
-    progress: Callable[[str, int, int], None] | None = None,
+    progress: Callable[[Progress], None] | None = None,
+    allow_long: bool = False,
+    threads: int | None = None,
 ) -> Comparison:
     """Run each optimizer from the same starts for the same steps; returns a `Comparison`.
 
@@ -246,9 +259,12 @@ def compare(
     tolerance: relative; a run has converged ("steps to tol") once f - f_min <= tolerance (f(its own start)
     - f_min). metrics has the absolute value per trial (`tolerance`) and the gradient evaluations spent
     (`gradient_evaluations`, `evaluations_to_tolerance`: LBFGS evaluates several per step).
-    progress: called with (optimizer label, steps taken, steps) while the comparison runs.
+    progress: called with a `Progress` per optimizer (steps taken of steps) while the comparison runs.
+    allow_long: run even when the work estimate exceeds `budget.WORK_LIMIT` coordinate-steps.
+    threads: torch threads for the runs (None: torch's current count); recorded as meta["threads"].
     Raises OptbenchError for a repeated label, trials < 1, a start of the wrong dimension, a tolerance
-    outside (0, 1), a bad setting, or a run whose memory estimate exceeds what this machine has available.
+    outside (0, 1), a bad setting, a run whose memory estimate exceeds what this machine has available,
+    or (unless `allow_long`) whose work estimate exceeds `budget.WORK_LIMIT`.
     """
     specs, surface = as_specs(optimizers), as_surface(surface)
     steps = check_run_settings(surface, steps, seed, noise, clip_grad_norm)
@@ -256,106 +272,129 @@ def compare(
     check_count("trials", trials, 1)
     check_relative_tolerance(tolerance)
     runs = len(specs) * (1 + 2 * bool(check_repro))
-    require_surface_memory(
+    require_surface_budget(
         f"{len(specs)} optimizer(s) x {trials:,} trial(s) x {steps:,} steps on {surface.name}",
         surface,
         trials,
         steps,
         runs,
+        allow_long,
     )
     if tune is not None:
-        require_surface_memory(
+        require_surface_budget(
             f"tuning {tune.cells:,} cells x {tune.starts} starts x {steps:,} steps on {surface.name}",
             surface,
             tune.cells * tune.starts,
             steps,
+            len(specs),
+            allow_long,
         )
-    labels = [spec.name for spec in specs]
+    with torch_threads(threads) as used:
+        labels = [spec.name for spec in specs]
 
-    tuning = None
-    if tune is not None:
-        tuning_starts = random_starts(surface, tune.starts, seed + TUNING_SEED_OFFSET)
-        metrics = pd.concat(
-            [
-                run_tuning(
-                    spec,
-                    surface,
-                    tuning_starts,
-                    steps,
-                    tune.axes,
-                    noise=noise,
-                    seed=seed,
-                    clip_grad_norm=clip_grad_norm,
-                    relative_tolerance=tolerance,
-                )
-                for spec in specs
-            ],
-            ignore_index=True,
-        )
-        tuning = summarise(metrics, surface, list(tune.over), tune.criterion)
-        winners = tuning.summary.set_index("optimizer")
-        specs = [
-            tuned_spec(spec, {name: float(winners.loc[spec.name, name]) for name in tune.over})
-            for spec in specs
-        ]
-
-    starts = (
-        random_starts(surface, trials, seed)
-        if trials > 1 and point is None
-        else fixed_starts(surface, point, trials)
-    )
-
-    def compare_once(device="cpu", report=None) -> list:
-        runs = []
-        for spec in specs:
-            torch.manual_seed(seed)
-            runs.append(
-                run_surface(
-                    spec,
-                    surface,
-                    starts,
-                    steps,
-                    noise=noise,
-                    seed=seed,
-                    clip_grad_norm=clip_grad_norm,
-                    device=device,
-                    relative_tolerance=tolerance,
-                    progress=report and (lambda t, name=spec.name: report(name, t, steps)),
-                )
+        tuning = None
+        if tune is not None:
+            tuning_starts = random_starts(surface, tune.starts, seed + TUNING_SEED_OFFSET)
+            metrics = pd.concat(
+                [
+                    run_tuning(
+                        spec,
+                        surface,
+                        tuning_starts,
+                        steps,
+                        tune.axes,
+                        noise=noise,
+                        seed=seed,
+                        clip_grad_norm=clip_grad_norm,
+                        relative_tolerance=tolerance,
+                    )
+                    for spec in specs
+                ],
+                ignore_index=True,
             )
-        return runs
+            tuning = summarise(metrics, surface, list(tune.over), tune.criterion)
+            winners = tuning.summary.set_index("optimizer")
+            specs = [
+                tuned_spec(spec, {name: float(winners.loc[spec.name, name]) for name in tune.over})
+                for spec in specs
+            ]
 
-    runs = compare_once(report=progress)
-    trajectory = pd.concat([run.trajectory for run in runs], ignore_index=True)
-    metrics = pd.concat([run.metrics for run in runs], ignore_index=True)
-    hparams = {
-        spec.name: (spec.family, spec.resolved(surface_task(surface).default_hparams(spec))) for spec in specs
-    }
-    rates = rate_table(trajectory, surface, hparams, noise) if surface.hessian_eigenvalues else None
-    repro = _reproducibility(trajectory, compare_once) if check_repro else None
-    meta = {
-        "surface": surface.name,
-        "optimizers": labels,
-        "steps": steps,
-        "trials": trials,
-        "start": list(point) if point else (list(surface.start) if trials == 1 else "random"),
-        "noise": noise,
-        "record_every": max(run.record_every for run in runs),
-        "relative_tolerance": tolerance if surface.minimum_value is not None else None,
-        "tolerance": float(metrics["tolerance"].iloc[0])  # absolute, where every trial starts at one point
-        if surface.minimum_value is not None and (trials == 1 or point is not None)
-        else None,
-        "clip_grad_norm": clip_grad_norm,
-        "resolved": {
-            name: {k: v for k, v in h.items() if isinstance(v, (int, float, bool, str, tuple))}
-            for name, (_, h) in hparams.items()
-        },
-        "tune": tune.meta(steps) if tune else None,
-        "check_repro": repro.to_dict("records") if repro is not None else None,
-        "per_trial": [spec.name for spec, run in zip(specs, runs, strict=False) if run.per_trial],
-        "origins": {spec.name: spec.origin.as_dict() for spec in specs if spec.origin is not None},
-    }
-    return Comparison(surface, trajectory, metrics, rates, tuning, repro, meta, seed)
+        starts = (
+            random_starts(surface, trials, seed)
+            if trials > 1 and point is None
+            else fixed_starts(surface, point, trials)
+        )
+
+        failed = {}  # label -> the one line its run failed with (a user's class that raises)
+
+        def compare_once(device="cpu", report=None) -> list:
+            runs = []
+            for spec in specs:
+                if spec.name in failed:
+                    continue
+                torch.manual_seed(seed)
+                try:
+                    runs.append(
+                        run_surface(
+                            spec,
+                            surface,
+                            starts,
+                            steps,
+                            noise=noise,
+                            seed=seed,
+                            clip_grad_norm=clip_grad_norm,
+                            device=device,
+                            relative_tolerance=tolerance,
+                            progress=report and (lambda t, name=spec.name: report(Progress(name, t, steps))),
+                        )
+                    )
+                except Exception as error:  # noqa: BLE001 - only a user's class may fail a run; ours are bugs
+                    if spec.origin is None:
+                        raise
+                    failed[spec.name] = failure(error)
+            return runs
+
+        runs = compare_once(report=progress)
+        if not runs:
+            raise OptbenchError(
+                "every run failed: " + "; ".join(f"{name}: {message}" for name, message in failed.items())
+            )
+        specs = [spec for spec in specs if spec.name not in failed]
+        trajectory = pd.concat([run.trajectory for run in runs], ignore_index=True)
+        metrics = pd.concat([run.metrics for run in runs], ignore_index=True)
+        hparams = {
+            spec.name: (spec.family, spec.resolved(surface_task(surface).default_hparams(spec)))
+            for spec in specs
+        }
+        rates = rate_table(trajectory, surface, hparams, noise) if surface.hessian_eigenvalues else None
+        repro = _reproducibility(trajectory, compare_once) if check_repro else None
+        meta = {
+            "surface": surface.name,
+            "optimizers": labels,
+            "steps": steps,
+            "trials": trials,
+            "start": list(point) if point else (list(surface.start) if trials == 1 else "random"),
+            "noise": noise,
+            "threads": used,
+            "record_every": max(run.record_every for run in runs),
+            "relative_tolerance": tolerance if surface.minimum_value is not None else None,
+            "tolerance": float(
+                metrics["tolerance"].iloc[0]
+            )  # absolute, where every trial starts at one point
+            if surface.minimum_value is not None and (trials == 1 or point is not None)
+            else None,
+            "clip_grad_norm": clip_grad_norm,
+            "resolved": {
+                name: {k: v for k, v in h.items() if isinstance(v, (int, float, bool, str, tuple))}
+                for name, (_, h) in hparams.items()
+            },
+            "tune": tune.meta(steps) if tune else None,
+            "check_repro": repro.to_dict("records") if repro is not None else None,
+            "per_trial": [spec.name for spec, run in zip(specs, runs, strict=False) if run.per_trial],
+            "origins": {spec.name: spec.origin.as_dict() for spec in specs if spec.origin is not None},
+            "failed": failed,
+        }
+        return Comparison(surface, trajectory, metrics, rates, tuning, repro, meta, seed)
 
 
 def _reproducibility(trajectory: pd.DataFrame, compare_once) -> pd.DataFrame:

@@ -20,14 +20,23 @@ import torch
 from ..errors import OptbenchError
 from ..objectives import Surface, get_surface
 from ..plots.grid_map import plot_grid
-from ..results import read_metadata, read_table
+from ..progress import Progress
+from ..results import META_FILE, read_metadata, read_table
 from ..runners.surface import fixed_starts, run_surface
 from ..runners.tuning import RESOLUTION
 from ..specs import OptimizerSpec
 from ..theory import stability_edge
 from ..values import axis_values
-from .inputs import as_spec, as_surface, check_axis, check_run_settings, check_start, require_surface_memory
-from .result import Result
+from .inputs import (
+    as_spec,
+    as_surface,
+    check_axes_not_in_spec,
+    check_axis,
+    check_run_settings,
+    check_start,
+    require_surface_budget,
+)
+from .result import Result, require_spec, require_tables
 
 
 @dataclass(repr=False)
@@ -36,7 +45,7 @@ class GridMap(Result):
 
     kind = "grid"
     surface: Surface
-    trajectory: pd.DataFrame | None  # one row per (cell, recorded step); None when loaded without it
+    trajectory: pd.DataFrame | None  # one row per (cell, recorded step); None when not saved
     metrics: pd.DataFrame  # one row per cell: the two axis columns, final_loss, diverged, ...
     meta: dict
     seed: int
@@ -56,14 +65,20 @@ class GridMap(Result):
 
     @classmethod
     def load(cls, folder) -> GridMap:
-        """The grid saved in `folder` (its metrics only: the heat map needs no trajectories)."""
+        """The grid saved in `folder` (its trajectories too, when they were saved)."""
         folder = Path(folder)
         meta = read_metadata(folder)
-        spec = meta["spec"]
+        spec = require_spec(folder, meta, "surface", "axes")
+        axes = spec["axes"]
+        if not (isinstance(axes, list) and len(axes) == 2 and all(isinstance(axis, str) for axis in axes)):
+            raise OptbenchError(f"{folder / META_FILE}: the grid's axes must be two names, got {axes!r}")
+        require_tables(folder)
         metrics = read_table(
             folder / "metrics.parquet", ("optimizer", "final_loss", "diverged", *spec["axes"])
         )
-        return cls(get_surface(spec["surface"]), None, metrics, spec, meta.get("seed", 0))
+        path = folder / "trajectory.parquet"
+        trajectory = read_table(path, ("step", "loss")) if path.exists() else None
+        return cls(get_surface(spec["surface"]), trajectory, metrics, spec, meta.get("seed", 0))
 
     def plot(self) -> dict:
         """{"grid": Figure}: the final loss per cell, diverged cells marked, SGD's stability limit where known."""
@@ -89,7 +104,8 @@ def grid(
     start=None,
     noise: float = 0.0,
     seed: int = 0,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Callable[[Progress], None] | None = None,
+    allow_long: bool = False,
 ) -> GridMap:
     """Run `optimizer` once per cell of the two axes (name -> values; x axis first); returns a `GridMap`.
 
@@ -100,7 +116,8 @@ def grid(
     Any tensor hyperparameter of the algorithm may be an axis (`beta1`/`beta2` address `betas`).
     Raises OptbenchError unless exactly two axes with values are given, or for a name the algorithm
     cannot take per trial, or a grid whose memory estimate exceeds what this machine has available.
-    progress: called with (steps taken, steps) while the grid runs.
+    progress: called with a `Progress` (steps taken of steps) while the grid runs.
+    allow_long: run even when the work estimate exceeds `budget.WORK_LIMIT` coordinate-steps.
     """
     spec, surface = as_spec(optimizer), as_surface(surface)
     steps = check_run_settings(surface, steps, seed, noise)
@@ -109,13 +126,15 @@ def grid(
     if len(axes) != 2:
         raise OptbenchError(f"a grid needs exactly two axes (got {len(axes)}: {', '.join(axes) or 'none'})")
     (x_name, x_values), (y_name, y_values) = axes.items()
+    check_axes_not_in_spec(spec, axes)
     if not len(x_values) or not len(y_values):
         raise OptbenchError("each grid axis needs at least one value")
-    require_surface_memory(
+    require_surface_budget(
         f"a {len(x_values):,} x {len(y_values):,} grid of {steps:,} steps on {surface.name}",
         surface,
         len(x_values) * len(y_values),
         steps,
+        allow_long=allow_long,
     )
     for name, values in axes.items():
         check_axis(spec, name, values)
@@ -134,7 +153,7 @@ def grid(
         grid={x_name: x_grid.reshape(-1), y_name: y_grid.reshape(-1)},
         noise=noise,
         seed=seed,
-        progress=progress and (lambda t: progress(t, steps)),
+        progress=progress and (lambda t: progress(Progress(spec.name, t, steps))),
     )
     meta = {
         "surface": surface.name,

@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from ..budget import MAX_SEED, check_count, finite, require_memory, surface_run_bytes
+from ..budget import MAX_SEED, check_count, finite, require_memory, require_work, surface_run_bytes
 from ..errors import OptbenchError
 from ..objectives import Surface
 from ..runners.surface import BETA_AXES, MAX_RECORDED_POINTS, set_hyperparameters
@@ -51,7 +51,7 @@ def check_start(surface: Surface, start) -> tuple | None:
 def check_run_settings(surface: Surface, steps, seed, noise=0.0, clip_grad_norm=None) -> int:
     """Steps (None: the surface's), seed, noise and clipping checked the same way for every surface
     experiment; returns the steps. Raises OptbenchError naming the setting and the value."""
-    steps = surface.steps if steps is None else check_count("steps", steps)
+    steps = surface.steps if steps is None else check_count("steps", steps, 1)
     check_seed(seed)
     finite("noise", noise, 0.0)
     if clip_grad_norm is not None:
@@ -70,6 +70,25 @@ def require_surface_memory(what: str, surface: Surface, trials: int, steps: int,
     """Refuse `runs` surface runs of `trials` x `surface.dim` for `steps` steps that cannot fit in memory."""
     recorded = min(trials * (steps + 1), max(MAX_RECORDED_POINTS, 2 * trials))
     require_memory(what, runs * surface_run_bytes(trials, surface.dim, recorded))
+
+
+def require_surface_budget(
+    what: str, surface: Surface, trials: int, steps: int, runs: int = 1, allow_long: bool = False
+) -> None:
+    """`require_surface_memory`, then the work (`budget.require_work`) of the same runs."""
+    require_surface_memory(what, surface, trials, steps, runs)
+    require_work(what, steps, trials * surface.dim, runs, allow_long)
+
+
+def check_axes_not_in_spec(spec: OptimizerSpec, axes) -> None:
+    """Refuse a grid axis that the spec also sets ('sgd:lr=0.1' with --lr): the axis would override it."""
+    for name in axes:
+        given = "betas" if name in BETA_AXES else name
+        if given in spec.hparams:
+            raise OptbenchError(
+                f"grid axis '{name}' would override {given} given in '{spec.text}': "
+                "give it in the spec or as an axis, not both"
+            )
 
 
 def check_axis(spec: OptimizerSpec, name: str, values, what: str = "grid") -> None:

@@ -24,7 +24,7 @@ from ..specs import OptimizerSpec
 from ..tasks import get_task
 from ..values import axis_values, parse_range
 from .inputs import as_specs, check_axis, check_seed
-from .result import Result
+from .result import Result, require_spec, require_tables
 
 DEFAULT_STEPS = 2000
 DEFAULT_BATCH_SIZES = (1, 10, 100)
@@ -38,7 +38,7 @@ UNSTABLE = "unstable (theory: no floor)"
 class NoiseFloorStudy(Result):
     """The tables of one study; `meta` is what `save` records in meta.json (its "spec")."""
 
-    kind = "compare"
+    kind = "noise_floor"
     curves: (
         pd.DataFrame
     )  # one row per (optimizer, batch_size, seed, recorded step): suboptimality, theory_floor
@@ -79,12 +79,14 @@ class NoiseFloorStudy(Result):
     def load(cls, folder) -> NoiseFloorStudy:
         folder = Path(folder)
         meta = read_metadata(folder)
+        spec = require_spec(folder, meta, "steps")
+        require_tables(folder)
         curves = read_table(
             folder / "suboptimality.parquet",
             ("optimizer", "batch_size", "lr", "step", "suboptimality", "theory_floor"),
         )
         floors = read_table(folder / "noise_floor.parquet", ("optimizer", "batch_size", "lr", "measured"))
-        return cls(curves, floors, meta["spec"], meta.get("seed", 0))
+        return cls(curves, floors, spec, meta.get("seed", 0))
 
     def plot(self) -> dict:
         """File stem -> Figure: f - f* per step per batch size, and the settled floor against lr."""

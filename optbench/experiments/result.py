@@ -1,4 +1,15 @@
-"""What every experiment's result shares: its tables saved through `optbench.results`, beside meta.json."""
+"""The one result contract, and `load(folder)` that reads any saved result back.
+
+Every result class subclasses `Result` and has:
+- a unique `kind` (meta.json's "kind"; a second class claiming one is refused when it is defined);
+- `tables()`: file stem -> tidy DataFrame, as `save` writes them;
+- `save(folder, force=False)`: the tables and meta.json, each atomically; saving never draws;
+- classmethod `load(folder)`: the result `save` wrote (OptbenchError names a missing, corrupt or
+  foreign file);
+- `plot()`: file stem -> matplotlib Figure, drawn from the tables alone (the caller saves them).
+
+So `optbench plot DIR` is `load(DIR).plot()` and saving what it returns, whatever made DIR.
+"""
 
 from __future__ import annotations
 
@@ -7,33 +18,88 @@ from typing import ClassVar
 
 import pandas as pd
 
-from ..results import claim_folder, write_metadata, write_table
+from ..errors import OptbenchError
+from ..results import META_FILE, claim_folder, read_metadata, write_metadata, write_table
+
+KINDS: dict[str, type[Result]] = {}  # meta.json's "kind" -> the class that loads it
 
 
 class Result:
-    """Base of the result dataclasses: subclasses hold `meta` (the resolved spec), `seed` and their tables."""
+    """Base of the result classes: subclasses hold `meta` (the resolved spec), `seed` and their tables."""
 
-    kind: ClassVar[str]  # meta.json's "kind", which `optbench plot` dispatches on
+    kind: ClassVar[str]
     meta: dict
     seed: int
 
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "kind" in cls.__dict__:
+            if cls.kind in KINDS and KINDS[cls.kind].__qualname__ != cls.__qualname__:
+                raise TypeError(f"result kind {cls.kind!r} belongs to {KINDS[cls.kind].__name__} already")
+            KINDS[cls.kind] = cls
+
     def tables(self) -> dict[str, pd.DataFrame]:
         """File stem -> table, as `save` writes them (absent tables left out)."""
+        raise NotImplementedError
+
+    def plot(self) -> dict:
+        """File stem -> matplotlib Figure."""
+        raise NotImplementedError
+
+    @classmethod
+    def load(cls, folder) -> Result:
         raise NotImplementedError
 
     def save(self, folder, force: bool = False) -> Path:
         """Write every table as `folder/<stem>.parquet` and meta.json, each atomically; returns the folder.
 
         A folder holding another run is refused (OptbenchError) unless `force`, which first removes it;
-        the same run's earlier outputs are replaced (`results.claim_folder`).
+        the same run's earlier outputs are replaced (`results.claim_folder`). Draws nothing.
         """
         folder = Path(folder)
         claim_folder(folder, self.kind, self.meta, self.seed, force)
         for stem, table in self.tables().items():
             write_table(table, folder / f"{stem}.parquet")
-        write_metadata(folder, self.kind, self.meta, self.seed)
+        write_metadata(folder, self.kind, self.meta, self.seed, failed=getattr(self, "failed", None))
         return folder
 
     def __repr__(self) -> str:
         shapes = ", ".join(f"{stem}: {len(table)} rows" for stem, table in self.tables().items())
         return f"<{type(self).__name__} {self.kind} ({shapes})>"
+
+
+def load(folder) -> Result:
+    """The result saved in `folder`, whatever its kind (compare, noise_floor, grid, train, sweep).
+
+    Raises OptbenchError for a folder that is not an optbench results folder, records an unknown kind
+    or no spec, or lacks its tables.
+    """
+    from .. import sweeps  # noqa: F401 - defines SweepResult, so its kind is known
+
+    folder = Path(folder)
+    meta = read_metadata(folder)
+    kind = meta["kind"]
+    if not isinstance(kind, str) or kind not in KINDS:
+        raise OptbenchError(f"{folder / META_FILE}: kind {kind!r} is not one of {', '.join(KINDS)}")
+    if not isinstance(meta.get("spec"), dict):
+        raise OptbenchError(f"{folder / META_FILE} records no spec (the settings that made the results)")
+    return KINDS[kind].load(folder)
+
+
+def require_spec(folder, meta: dict, *keys: str) -> dict:
+    """meta.json's spec, once it is known to hold `keys`; OptbenchError names the first missing."""
+    spec = meta.get("spec")
+    if not isinstance(spec, dict):
+        raise OptbenchError(
+            f"{Path(folder) / META_FILE} records no spec (the settings that made the results)"
+        )
+    missing = [key for key in keys if key not in spec]
+    if missing:
+        raise OptbenchError(f"{Path(folder) / META_FILE}: the {meta['kind']} spec lacks '{missing[0]}'")
+    return spec
+
+
+def require_tables(folder) -> None:
+    """Refuse a folder with no result table yet (OptbenchError: nothing to draw)."""
+    if not any(Path(folder).glob("*.parquet")):
+        raise OptbenchError(f"{folder} holds no result tables yet: nothing to draw")

@@ -16,72 +16,93 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pandas as pd
 
 from ..budget import require_rows
-from ..errors import OptbenchError
-from ..results import read_metadata, read_table, write_metadata, write_table
+from ..cells import CellStore, content_key
+from ..errors import OptbenchError, failure
+from ..progress import Progress
+from ..results import output_folder, read_metadata, read_table
+from ..runners.devices import torch_threads
 from ..runners.distributed import launch, process_group, started_by_torchrun
-from ..runners.training import TrainResult, TrainSpec, Update, check
+from ..runners.training import TrainResult, TrainSpec, check
 from ..runners.training import train as train_one
+from ..runners.training_loop import epoch_progress
 from ..specs import OptimizerSpec, as_spec
 from ..tasks import TaskKind, get_task
 from ..tasks import defaults as D
 from .inputs import check_seed
-from .run_store import RunStore, key_of
+from .result import Result, require_spec, require_tables
 
 CLASSIFICATION_TABLES = ("steps", "epochs", "summary", "evaluations")
+TABLE_COLUMNS = {  # the tables a training results folder may hold -> the columns `load` requires
+    "steps": ["optimizer", "epoch", "step", "loss"],
+    "epochs": [
+        "optimizer",
+        "family",
+        "epoch",
+        "val_loss",
+        "diverged",
+    ],  # + accuracy or bpc: the figures check
+    "summary": ["optimizer"],
+    "evaluations": ["optimizer"],
+    "regression": ["optimizer", "family", "step", "suboptimality", "diverged"],
+    "trace": ["optimizer", "family", "a", "a_next"],
+}
 
 
-@dataclass
-class TrainingResult:
-    """What `train` returns: the tables (tidy, one row per step/epoch/run), the resolved spec, the seed.
+@dataclass(repr=False)
+class TrainingResult(Result):
+    """What `train` returns: the tidy tables of every run, the resolved spec (`meta`), the seed.
 
-    tables: 'steps', 'epochs', 'summary', 'evaluations' for classification; 'regression' for linreg;
-    'trace' for scalar. runs: each classification run computed now (final weights in `state_dict`).
+    Classification fills `steps`, `epochs`, `summary` and `evaluations` (one row per step, epoch, run,
+    evaluation); linreg fills `regression`; scalar fills `trace`; the others stay None. runs: each
+    classification run computed now (final weights in `state_dict`; not saved).
     """
 
+    kind = "train"
     task: str
-    tables: dict[str, pd.DataFrame]
-    spec: dict
+    meta: dict
     seed: int
-    runs: dict[str, TrainResult] = field(default_factory=dict, repr=False)
+    steps: pd.DataFrame | None = None
+    epochs: pd.DataFrame | None = None
+    summary: pd.DataFrame | None = None
+    evaluations: pd.DataFrame | None = None
+    regression: pd.DataFrame | None = None
+    trace: pd.DataFrame | None = None
+    runs: dict[str, TrainResult] = field(default_factory=dict)
     rank: int = 0  # under torch.distributed, only rank 0 should save
+    failed: dict[str, str] = field(default_factory=dict)  # run name -> the one line its class raised
+    failed: dict[str, str] = field(default_factory=dict)  # optimizer -> the line its run failed with
 
-    def __getattr__(self, name):  # result.epochs, result.summary, result.regression, ...
-        tables = self.__dict__.get("tables", {})
-        if name in tables:
-            return tables[name]
-        raise AttributeError(f"no table or attribute '{name}' (tables: {', '.join(tables)})")
-
-    def save(self, folder) -> Path:
-        """Write every table as FOLDER/NAME.parquet and meta.json; returns the folder."""
-        folder = Path(folder)
-        write_metadata(folder, "train", self.spec, self.seed)
-        for name, table in self.tables.items():
-            write_table(table, folder / f"{name}.parquet")
-        return folder
+    def tables(self) -> dict[str, pd.DataFrame]:
+        tables = {name: getattr(self, name) for name in (*CLASSIFICATION_TABLES, "regression", "trace")}
+        return {name: table for name, table in tables.items() if table is not None}
 
     @classmethod
     def load(cls, folder) -> TrainingResult:
         """The result `save` wrote to `folder` (its tables and meta.json), without the per-run weights."""
         folder = Path(folder)
         meta = read_metadata(folder)
-        tables = {path.stem: read_table(path) for path in sorted(folder.glob("*.parquet"))}
-        return cls(
-            task=meta["spec"].get("task", ""), tables=tables, spec=meta["spec"], seed=meta.get("seed", 0)
-        )
+        spec = require_spec(folder, meta)
+        require_tables(folder)
+        tables = {
+            name: read_table(folder / f"{name}.parquet", columns)
+            for name, columns in TABLE_COLUMNS.items()
+            if (folder / f"{name}.parquet").exists()
+        }
+        return cls(task=spec.get("task", ""), meta=spec, seed=meta.get("seed", 0), **tables)
 
     def plot(self) -> dict:
         """Figure name -> matplotlib figure (see `plots.training.training_figures`)."""
         from ..plots.training import training_figures  # matplotlib loads only when figures are asked for
 
         return training_figures(
-            self.tables, self.spec.get("least_squares", {}).get("loss"), self.spec.get("data")
+            self.tables(), self.meta.get("least_squares", {}).get("loss"), self.meta.get("data")
         )
 
 
@@ -112,7 +133,8 @@ def train(
     nproc: int = 1,
     out: str | Path | None = None,
     force: bool = False,
-    progress: Callable[[Update], None] | None = None,
+    progress: Callable[[Progress], None] | None = None,
+    threads: int | None = None,
 ) -> TrainingResult:
     """Train each optimizer on `task`; see the module docstring.
 
@@ -124,7 +146,9 @@ def train(
     'no-decay' for an optimizer with weight decay (`Task.default_recipe`); `context`, `n_layer`,
     `n_head`, `n_embd` set its model's sizes (and apply to it alone). Unset learning rates take the
     task's `default_hparams`. The other settings are those of `runners.training.TrainSpec` and apply
-    to the tasks that train a model only. Raises OptbenchError for any bad setting, before any work.
+    to the tasks that train a model only. threads: torch threads of this process (None: torch's
+    current count), recorded as meta["threads"]; with nproc > 1 each process takes its share of the
+    cores. Raises OptbenchError for any bad setting, before any work.
     """
     resolved = get_task(task)
     if resolved.kind is TaskKind.SURFACE:
@@ -155,6 +179,7 @@ def train(
             nproc=nproc if nproc != 1 else None,
             dtype=None if dtype == "float32" else dtype,
             device=None if device in ("auto", "cpu") else device,
+            threads=threads,  # the examples run single-threaded, so their numbers never depend on it
         )
         given = [name for name, value in classification_only.items() if value is not None]
         if given:
@@ -184,10 +209,11 @@ def train(
         n_head=n_head,
         n_embd=n_embd,
     )
-    runs = [replace(base, optimizer=spec) for spec in specs]
-    if resolved.kind is TaskKind.LANGUAGE_MODEL:
-        runs = [_step_budget(run, resolved, epochs) for run in runs]
-    return _classification(runs, nproc, out, force, progress)
+    with torch_threads(threads) as used:
+        runs = [replace(base, optimizer=spec) for spec in specs]
+        if resolved.kind is TaskKind.LANGUAGE_MODEL:
+            runs = [_step_budget(run, resolved, epochs) for run in runs]
+        return _classification(runs, nproc, out, force, progress, used)
 
 
 def _step_budget(spec: TrainSpec, task, epochs: int | None) -> TrainSpec:
@@ -231,7 +257,9 @@ def _parse_optimizers(optimizers) -> list[OptimizerSpec]:
     return specs
 
 
-def _classification(specs: list[TrainSpec], nproc: int, out, force: bool, progress) -> TrainingResult:
+def _classification(
+    specs: list[TrainSpec], nproc: int, out, force: bool, progress, threads: int
+) -> TrainingResult:
     torchrun = started_by_torchrun()
     if torchrun and nproc != 1:
         raise OptbenchError("nproc cannot be combined with torchrun: torchrun already started the processes")
@@ -246,41 +274,78 @@ def _classification(specs: list[TrainSpec], nproc: int, out, force: bool, progre
             f"training {len(specs)} optimizer(s) for {specs[0].epochs:,} epochs of {steps_per_epoch} steps",
             len(specs) * specs[0].epochs * steps_per_epoch,
         )
-        spec_record = {"runs": [spec.resolved() for spec in specs], "processes": world}
+        spec_record = {"runs": [spec.resolved() for spec in specs], "processes": world, "threads": threads}
         data_record = task.record(dataset, specs[0])
         if data_record:
             spec_record["data"] = data_record
         seed = specs[0].seed
-        store = RunStore.open(out, "train", spec_record, seed, force, writer=rank == 0) if out else None
-        tables, runs = {name: [] for name in CLASSIFICATION_TABLES}, {}
+        store = _store(out, spec_record, seed, force, writer=rank == 0)
+        tables, runs, failed = {name: [] for name in CLASSIFICATION_TABLES}, {}, {}
         for spec in specs:
-            key = key_of({**spec.resolved(), "processes": world})
+            key = content_key({**spec.resolved(), "processes": world})
             # torchrun's ranks train together, so only a run this process alone computes is claimed
-            with store.claim(key) if store and not torchrun else nullcontext():
+            with store.claim(key, [key]) if store and not torchrun else nullcontext():
                 reread = store and not (force and rank)
-                finished = store.finished(key, CLASSIFICATION_TABLES) if reread else None
+                finished = store.read(key) if reread else None
                 if finished is None:
                     distributed = world > 1 and not torchrun
-                    run = launch(spec, world) if distributed else train_one(spec, dataset, progress)
+                    with recorded_failure(spec.optimizer, failed):
+                        run = launch(spec, world) if distributed else train_one(spec, dataset, progress)
+                    if spec.optimizer.name in failed:
+                        continue
                     finished = {name: getattr(run, name) for name in CLASSIFICATION_TABLES}
                     runs[spec.optimizer.name] = run
                     if store and rank == 0:
-                        store.finish(key, finished)
+                        store.write(key, finished)
             if progress and (spec.optimizer.name not in runs or (world > 1 and not torchrun)):
                 _report_finished(progress, spec, finished["epochs"], n_train)
             for name in CLASSIFICATION_TABLES:
                 tables[name].append(finished[name])
+        if store:
+            store.close()
+    check_some_finished(tables["summary"], failed)
     merged = {name: pd.concat(parts, ignore_index=True) for name, parts in tables.items()}
-    return TrainingResult(specs[0].task, merged, spec_record, seed, runs, rank)
+    return TrainingResult(specs[0].task, spec_record, seed, **merged, runs=runs, rank=rank, failed=failed)
+
+
+def _store(out, record: dict, seed: int, force: bool, writer: bool = True) -> CellStore | None:
+    """The cell store of `out` (None without one), checked against this run; joined as a writer
+    (meta.json recorded) by the process that writes. A different run is refused unless `force`."""
+    if not out:
+        return None
+    store = CellStore(out)
+    store.check("train", record, seed, force)
+    if writer:
+        output_folder(out, "train")
+        store.open("train", record, seed, force)
+    return store
+
+
+@contextmanager
+def recorded_failure(spec: OptimizerSpec, failed: dict):
+    """Record in `failed` (name -> one line) the exception of a user's class that fails its run, so the
+    other runs keep going; optbench's own algorithms raising is a bug, and propagates."""
+    try:
+        yield
+    except Exception as error:  # noqa: BLE001
+        if spec.origin is None:
+            raise
+        failed[spec.name] = failure(error)
+
+
+def check_some_finished(parts: list, failed: dict) -> None:
+    """OptbenchError naming each failure when no run finished: there is no table to save."""
+    if not parts:
+        raise OptbenchError(
+            "every run failed: " + "; ".join(f"{name}: {message}" for name, message in failed.items())
+        )
 
 
 def _report_finished(progress, spec: TrainSpec, epochs: pd.DataFrame, n_train: int) -> None:
     """Runs that did not report step by step (resumed, or in worker processes) report their epochs."""
     steps_per_epoch = n_train // spec.batch_size
     for row in epochs.to_dict("records"):
-        progress(
-            Update(spec.optimizer.name, int(row["epoch"]), spec.epochs, steps_per_epoch, steps_per_epoch, row)
-        )
+        progress(epoch_progress(spec, int(row["epoch"]), steps_per_epoch, steps_per_epoch, row))
 
 
 def _regression(
@@ -288,10 +353,10 @@ def _regression(
 ) -> TrainingResult:
     planned = regression.plan(specs, epochs, batch_size, seed)
     task, table_name, settings, record = regression.name, planned.table, planned.settings, planned.record
-    store = RunStore.open(out, "train", record, seed, force) if out else None
-    parts = []
+    store = _store(out, record, seed, force)
+    parts, failed = [], {}
     for spec in specs:
-        key = key_of(
+        key = content_key(
             {
                 "task": task,
                 "optimizer": spec.name,
@@ -300,11 +365,18 @@ def _regression(
                 **settings,
             }
         )
-        with store.claim(key) if store else nullcontext():
-            finished = store.finished(key, [table_name]) if store else None
+        with store.claim(key, [key]) if store else nullcontext():
+            finished = store.read(key) if store else None
             if finished is None:
-                finished = {table_name: planned.run(spec)}
+                with recorded_failure(spec, failed):
+                    finished = {table_name: planned.run(spec)}
+                if spec.name in failed:
+                    continue
                 if store:
-                    store.finish(key, finished)
+                    store.write(key, finished)
         parts.append(finished[table_name])
-    return TrainingResult(task, {table_name: pd.concat(parts, ignore_index=True)}, record, seed)
+    if store:
+        store.close()
+    check_some_finished(parts, failed)
+    table = pd.concat(parts, ignore_index=True)
+    return TrainingResult(task, record, seed, **{table_name: table}, failed=failed)

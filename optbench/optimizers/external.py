@@ -154,7 +154,7 @@ def _import_module(name: str):
         if name in ZOO_PACKAGES and error.name == name:
             raise OptbenchError(f"'{name}' is not installed: pip install {ZOO_PACKAGES[name]}") from None
         raise OptbenchError(f"cannot import module '{name}': {error}") from None
-    except Exception as error:  # noqa: BLE001 - the user's module failed at import: one line
+    except (Exception, SystemExit) as error:  # noqa: BLE001 - the user's module failed at import: one line
         raise OptbenchError(f"importing '{name}' failed: {type(error).__name__}: {error}") from None
 
 
@@ -173,7 +173,7 @@ def _import_file(path_text: str):
     sys.modules[module_name] = module
     try:
         spec.loader.exec_module(module)
-    except Exception as error:  # noqa: BLE001 - the user's file failed at import: one line
+    except (Exception, SystemExit) as error:  # noqa: BLE001 - the user's file failed at import: one line
         del sys.modules[module_name]
         raise OptbenchError(f"importing '{path_text}' failed: {type(error).__name__}: {error}") from None
     return module

@@ -7,6 +7,8 @@ Takes a grid's table and the `Surface` it ran on; returns a figure; computes no 
 
 from __future__ import annotations
 
+import math
+
 import matplotlib.colors as mcolors
 import matplotlib.pyplot as plt
 import numpy as np
@@ -14,7 +16,7 @@ import pandas as pd
 from matplotlib.patches import Patch
 
 from ..objectives import Surface
-from .style import DIVERGED_TEXT, LOSS_DECADES, style
+from .style import DIVERGED_RULE, DIVERGED_TEXT, LOSS_DECADES, style
 from .surfaces import gap_to_minimum
 
 DIVERGED_CELL = dict(facecolor="0.82", hatch="xx", edgecolor="0.55")
@@ -92,14 +94,16 @@ def plot_grid(
         clipped = low < floor
         mesh = ax.pcolormesh(x_edges, y_edges, shown, cmap="viridis", vmin=max(low, floor), vmax=high)
         colourbar = fig.colorbar(mesh, ax=ax, extend="min" if clipped else "neither")
-        label = CELL_VALUE_LABEL["score" if steps_valued else value] if value in CELL_VALUE_LABEL else value
+        # a "score" is steps only under steps-to-tol; under final-loss it is the final gap, drawn as log10
+        key = "score" if steps_valued else "loss_score" if value == "score" else value
+        label = CELL_VALUE_LABEL.get(key, value)
         if clipped:
             label += f"\n(clipped: cells below {floor:.3g} drawn at {floor:.3g})"
         colourbar.set_label(label)
         handles = [
             Patch(
                 **DIVERGED_CELL,
-                label=f"{DIVERGED_TEXT} (loss not finite, or its gap grew 1000x past the start: runners.divergence)",
+                label=f"{DIVERGED_TEXT} ({DIVERGED_RULE})",
             )
         ]
         if missing.any():
@@ -144,8 +148,30 @@ def plot_grid(
             )
         ax.set_xlim(x_edges[[0, -1]])
         ax.set_ylim(y_edges[[0, -1]])
+        for axis, edges, log in ((ax.xaxis, x_edges, x_log), (ax.yaxis, y_edges, y_log)):
+            if log and np.log10(edges[-1]) - np.log10(edges[0]) > LOG_TICKER_DECADES:
+                _decade_ticks(axis, edges)
         ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(0.0, -0.12), ncol=2)
         return fig
+
+
+LOG10_SMALLEST = math.log10(np.nextafter(0.0, 1.0))  # the smallest positive float64 (subnormal)
+LOG10_LARGEST = math.floor(math.log10(np.finfo(float).max))  # 308: 10**308.25 rounds to inf
+
+
+LOG_TICKER_DECADES = 250  # past this span matplotlib's log ticker steps beyond float64 and fails on inf
+
+
+def _decade_ticks(axis, edges: np.ndarray) -> None:
+    """At most 8 major ticks on whole decades inside `edges`, no minor ticks: an axis spanning most of
+    float64 (lr 1e-308:1e308) whose decades matplotlib's LogLocator would extend to 1e309 = inf."""
+    from matplotlib.ticker import FixedLocator, NullLocator
+
+    low, high = math.ceil(math.log10(edges[0])), math.floor(math.log10(edges[-1]))
+    step = max(1, math.ceil((high - low) / 7 / 50)) * 50  # decades 10^-300, 10^-200, ...
+    first = math.ceil(low / step) * step
+    axis.set_major_locator(FixedLocator([10.0**k for k in range(first, high + 1, step)]))
+    axis.set_minor_locator(NullLocator())
 
 
 def _is_log(values: np.ndarray) -> bool:
@@ -165,4 +191,7 @@ def _edges(values: np.ndarray, log: bool) -> np.ndarray:
     else:
         middle = (v[1:] + v[:-1]) / 2
         edges = np.concatenate([[v[0] - (middle[0] - v[0])], middle, [v[-1] + (v[-1] - middle[-1])]])
-    return 10**edges if log else edges
+    # an axis reaching the ends of float64 (lr 1e-308:1e308) keeps finite outer edges: pcolormesh refuses inf
+    if log:
+        return 10 ** np.clip(edges, LOG10_SMALLEST, LOG10_LARGEST)
+    return np.clip(edges, -np.finfo(float).max, np.finfo(float).max)

@@ -81,6 +81,10 @@ FAMILY_LOOK = {
 # (inside it, clear of the title), and "(diverged)" after the run's legend label.
 DIVERGED_MARK = dict(marker="x", s=60, linewidths=2.0, zorder=7, clip_on=False)
 DIVERGED_TEXT = "diverged"
+# optbench's one definition (runners.divergence), in words a legend can hold
+DIVERGED_RULE = "NaN/inf, or ended >10x start gap"
+# a training run stops at the blow-up limit instead (runners.divergence)
+STOPPED_RULE = "NaN/inf, or >1000x first loss: stopped"
 DIVERGED_Y = 0.97  # axes fraction of the diverged marks
 
 
@@ -161,8 +165,8 @@ def mark_diverged(ax, xs, color) -> None:
         ax.scatter(xs, np.full(len(xs), DIVERGED_Y), transform=transform, color=color, **DIVERGED_MARK)
 
 
-def diverged_handle() -> Line2D:
-    """The legend entry explaining the diverged mark."""
+def diverged_handle(rule: str = DIVERGED_RULE) -> Line2D:
+    """The legend entry explaining the diverged mark; `rule`: which part of the definition applies."""
     return Line2D(
         [],
         [],
@@ -171,7 +175,7 @@ def diverged_handle() -> Line2D:
         markeredgewidth=2.0,
         color="0.3",
         linestyle="none",
-        label=f"x on top edge: {DIVERGED_TEXT} (NaN/inf)",
+        label=f"x on top edge: {DIVERGED_TEXT} ({rule})",
     )
 
 

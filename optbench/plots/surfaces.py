@@ -89,6 +89,16 @@ def _diverged_step(run: pd.DataFrame):
     return int(run.loc[run["diverged"].astype(bool), "step"].min())
 
 
+def _diverged_point(run: pd.DataFrame, inside: np.ndarray):
+    """The row of `run` (one trial, by step) to mark as where it diverged: the diverged step itself when
+    inside the window, else the last point inside before it; None if the run did not diverge."""
+    if "diverged" not in run or not run["diverged"].any():
+        return None
+    at = int(np.flatnonzero(run["diverged"].to_numpy(dtype=bool))[0])
+    before = np.flatnonzero(inside[: at + 1])
+    return before[-1] if len(before) else None
+
+
 def _title(surface: Surface, trajectory: pd.DataFrame, what: str, noise: float = 0.0) -> str:
     """'elliptic: f = ... (3 trials, 100 steps, gradient noise σ = 0.5)': what ran, for the figures of
     a comparison."""
@@ -100,7 +110,9 @@ def _title(surface: Surface, trajectory: pd.DataFrame, what: str, noise: float =
 def plot_trajectories(trajectory: pd.DataFrame, surface: Surface, ax=None, noise: float = 0.0):
     """Contour of the surface with every trajectory; one look (colour, line style, marker) per optimizer.
 
-    A diverged run ends in an x at its last point inside the window and says so in the legend.
+    A diverged run has an x at the point where it diverged (`runners.divergence`: the first step of its
+    final stretch above f(start)), or at its last point inside the window before it when that point is
+    outside, and says so in the legend.
     noise: the std of the gradient noise the runs had, for the title.
     """
     with style():
@@ -128,9 +140,9 @@ def plot_trajectories(trajectory: pd.DataFrame, surface: Surface, ax=None, noise
                         else dict(color=look.color, linestyle=look.linestyle)
                     ),
                 )
-                if _diverged_step(run) is not None and inside.any():
-                    last = np.flatnonzero(inside)[-1]
-                    ax.scatter([xs[last]], [ys[last]], color=look.color, **{**DIVERGED_MARK, "clip_on": True})
+                at = _diverged_point(run, inside)
+                if at is not None:
+                    ax.scatter([xs[at]], [ys[at]], color=look.color, **{**DIVERGED_MARK, "clip_on": True})
             label, step = table_label(runs), _diverged_step(runs)
             handles.append(
                 Line2D([], [], **look.line(), label=label if step is None else diverged_label(label, step))
@@ -175,7 +187,8 @@ def plot_loss(
             theory = _rates_for(rates, name)
             if theory is not None and step is None:
                 label += f"\n  rate measured {theory[0]:.4f}, theory {theory[1]:.4f}"
-            ax.plot(median.index, shown, label=label, **look.line(len(median)))
+            # markers by the points a log axis shows: none at all (a run started at the minimum) has no path
+            ax.plot(median.index, shown, label=label, **look.line(int(np.isfinite(shown).sum())))
             if runs["trial"].nunique() > 1:
                 low, high = gap.quantile(0.1).to_numpy(), gap.quantile(0.9).to_numpy()
                 if known:
@@ -183,8 +196,10 @@ def plot_loss(
                 ax.fill_between(median.index, low, high, color=look.color, alpha=0.15, linewidth=0)
             if theory is not None and step is None and len(median) > 2:
                 _draw_rate_line(ax, median, theory[1], look.color)
-        ax.set_yscale("log" if known else "symlog")
-        if known:
+        # every run sitting at the minimum (started there) has no gap a log axis can show
+        on_log = known and np.isfinite(finite_positive(gap_to_minimum(surface, trajectory["loss"]))).any()
+        ax.set_yscale("log" if on_log else "symlog")
+        if on_log:
             # the top shows every run that did not diverge; diverged ones leave through it, with an x
             healthy = trajectory[
                 ~trajectory["optimizer"].isin(

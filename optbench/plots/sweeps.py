@@ -124,8 +124,8 @@ def loss_curves(cells: pd.DataFrame, label: str):
                         label=f"B={b}",
                     )
                 ax.set_xscale("log")
-                ax.set_yscale("log")
-                if len(finite):
+                if len(finite):  # every curve diverged: nothing to put on a log axis
+                    ax.set_yscale("log")
                     ax.set_ylim(max(finite.min() * 0.7, top * 1e-8), top)
                 against = "optimizer steps" if col == 0 else "samples seen"
                 ax.set_title(f"{RULE_LABELS.get(rule, rule)}: loss vs {against}")
@@ -208,7 +208,11 @@ def steps_to_target(summary: pd.DataFrame, critical: pd.DataFrame):
                     label=prefix
                     + f"fit S_min(1 + B_crit/B): B_crit ≈ {fit['critical_batch_size']:.0f}"
                     + (
-                        f" (95%: {fit['critical_low']:.0f}-{fit['critical_high']:.0f})"
+                        (
+                            f" (95%: {fit['critical_low']:.3g}-{fit['critical_high']:.3g})"
+                            if np.isfinite(fit["critical_high"])
+                            else f" (95%: from {fit['critical_low']:.3g}, not identifiable above)"
+                        )
                         if np.isfinite(fit.get("critical_low", np.nan))
                         else ""
                     ),
@@ -285,7 +289,7 @@ def final_metric(summary: pd.DataFrame):
         ax = fig.subplots()
         _rule_lines(ax, medians, settings, column)
         _batch_axis(ax, summary["batch_size"])
-        if not has_accuracy:
+        if not has_accuracy and (medians[column] > 0).any():  # every cell diverged: no loss to scale
             ax.set_yscale("log")
         if len(diverged):
             _mark_diverged(ax, diverged)

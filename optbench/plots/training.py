@@ -7,22 +7,19 @@ with the lr each run started from; a diverged run is marked as in every optbench
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
 from ..errors import OptbenchError
-from ..results import read_metadata, read_table
 from .style import (
+    STOPPED_RULE,
     assign_looks,
     clip_loss_axis,
     diverged_handle,
     diverged_label,
     finite_positive,
     mark_diverged,
-    save,
     series_label,
     style,
 )
@@ -72,13 +69,12 @@ def plot_training(epochs: pd.DataFrame, steps: pd.DataFrame | None = None, title
         fig, axes = plt.subplots(1, panels, figsize=(3.4 * panels + 1.6, 3.8), layout="constrained")
         loss_ax, accuracy_ax = axes[0], axes[1]
         looks = _looks(epochs)
-        per_epoch = None
+        per_epoch = _steps_per_epoch(epochs, steps)
         for name, runs in epochs.groupby("optimizer", sort=False):
             look = looks[name]
             label = _label(name, runs)
-            if steps is not None and len(steps):
+            if per_epoch:
                 own = steps[steps["optimizer"] == name]
-                per_epoch = own.groupby("epoch")["step"].count().max()
                 loss_ax.plot(
                     (own["step"] + 1) / per_epoch,
                     finite_positive(own["loss"]),
@@ -110,7 +106,11 @@ def plot_training(epochs: pd.DataFrame, steps: pd.DataFrame | None = None, title
         loss_ax.set_ylim(top=top)
         diverged = epochs[epochs["diverged"].astype(bool)]
         for name, runs in diverged.groupby("optimizer", sort=False):
-            mark_diverged(loss_ax, [runs["epoch"].iloc[0]], looks[name].color)
+            own = steps[steps["optimizer"] == name] if per_epoch else None
+            at = (
+                (own["step"].max() + 1) / per_epoch if own is not None and len(own) else runs["epoch"].iloc[0]
+            )
+            mark_diverged(loss_ax, [at], looks[name].color)
         accuracy_ax.set(
             xlabel="epoch", ylabel="accuracy (%)", title="accuracy: validation (markers),\ntraining (faint)"
         )
@@ -120,12 +120,22 @@ def plot_training(epochs: pd.DataFrame, steps: pd.DataFrame | None = None, title
             _draw_lr(axes[2], schedule, looks, per_epoch)
         handles, labels = accuracy_ax.get_legend_handles_labels()
         if len(diverged):
-            handles.append(diverged_handle())
+            handles.append(diverged_handle(STOPPED_RULE))
             labels.append(handles[-1].get_label())
         fig.legend(handles, labels, loc="outside right center", title="optimizer")
         if title:
             fig.suptitle(title)
         return fig
+
+
+def _steps_per_epoch(epochs: pd.DataFrame, steps: pd.DataFrame | None):
+    """Steps in one whole epoch, counted in the epochs no run stopped in (a diverged run's last epoch is
+    cut short, so its count would place its steps late); None without step rows or a whole epoch."""
+    if steps is None or not len(steps):
+        return None
+    whole = epochs.loc[~epochs["diverged"].astype(bool), ["optimizer", "epoch"]]
+    counts = steps.merge(whole, on=["optimizer", "epoch"]).groupby(["optimizer", "epoch"])["step"].count()
+    return int(counts.max()) if len(counts) else None
 
 
 def _draw_lr(ax, schedule: pd.DataFrame, looks: dict, per_epoch) -> None:
@@ -166,7 +176,7 @@ def plot_regression(steps: pd.DataFrame, f_star: float | None = None):
         )
         handles, _ = ax.get_legend_handles_labels()
         ax.legend(
-            handles=handles + ([diverged_handle()] if diverged else []),
+            handles=handles + ([diverged_handle(STOPPED_RULE)] if diverged else []),
             loc="upper left",
             bbox_to_anchor=(1.02, 1.0),
             title="optimizer",
@@ -212,7 +222,7 @@ def plot_scalar_trace(trace: pd.DataFrame):
             ax.set_xticks(np.arange(iterations))
         ax.set(xlabel="iteration", ylabel="a", title="y = a·x, one sample (x=2, y=4): solution a = 2")
         handles, _ = ax.get_legend_handles_labels()
-        ax.legend(handles=handles + ([diverged_handle()] if diverged else []), loc="lower right")
+        ax.legend(handles=handles + ([diverged_handle(STOPPED_RULE)] if diverged else []), loc="lower right")
         return fig
 
 
@@ -257,16 +267,6 @@ def plot_language_model(
         return fig
 
 
-TABLE_COLUMNS = {  # the tables a training results folder holds -> the columns the figures read
-    "epochs": ["optimizer", "family", "epoch", "val_loss", "diverged"],
-    "evaluations": ["optimizer", "step", "val_loss"],
-    "summary": ["optimizer"],
-    "steps": ["optimizer", "epoch", "step", "loss"],
-    "regression": ["optimizer", "family", "step", "suboptimality", "diverged"],
-    "trace": ["optimizer", "family", "a", "a_next"],
-}
-
-
 def training_figures(
     tables: dict[str, pd.DataFrame], f_star: float | None = None, references: dict | None = None
 ) -> dict:
@@ -293,22 +293,6 @@ def training_figures(
     if tables.get("trace") is not None:
         figures["trace"] = plot_scalar_trace(tables["trace"])
     return figures
-
-
-def redraw(folder, formats) -> list[Path]:
-    """Every figure of an `optbench train` results folder, from its saved tables."""
-    folder = Path(folder)
-    tables = {
-        name: read_table(folder / f"{name}.parquet", columns)
-        for name, columns in TABLE_COLUMNS.items()
-        if (folder / f"{name}.parquet").exists()
-    }
-    spec = read_metadata(folder).get("spec", {})
-    f_star = spec.get("least_squares", {}).get("loss")
-    written = []
-    for name, figure in training_figures(tables, f_star, spec.get("data")).items():
-        written += save(figure, folder / name, formats)
-    return written
 
 
 def _loss_ceiling(epochs: pd.DataFrame, steps: pd.DataFrame | None) -> float:

@@ -7,6 +7,8 @@ Outside a torch.distributed process group every function here is the one-process
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 import torch.distributed as dist
@@ -73,3 +75,24 @@ def synchronize(device: torch.device) -> None:
     """Wait for the device's queued work, so a wall-clock reading includes it."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+MAX_THREADS = 1024  # more is a typo, not a machine
+
+
+@contextmanager
+def torch_threads(threads: int | None) -> Iterator[int]:
+    """torch's intra-op thread count set to `threads` for the block (None: what torch uses now), and
+    restored afterwards (a notebook keeps its own); yields the count used, for meta.json. Several runs
+    on one machine each take a share instead of all oversubscribing its cores. Raises OptbenchError
+    unless 1 <= threads <= MAX_THREADS."""
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        raise OptbenchError(f"threads must be a whole number >= 1, got {threads!r}")
+    if threads is not None and threads > MAX_THREADS:
+        raise OptbenchError(f"threads must be at most {MAX_THREADS}, got {threads}")
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads or before)
+    try:
+        yield torch.get_num_threads()
+    finally:
+        torch.set_num_threads(before)

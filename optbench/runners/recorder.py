@@ -15,7 +15,7 @@ import torch
 
 from ..objectives import Surface
 from ..tasks.defaults import SURFACE_RELATIVE_TOLERANCE as RELATIVE_TOLERANCE
-from .divergence import divergence_limit
+from .divergence import growth_limit, late_step
 
 BUFFER_ELEMENTS = 1 << 19  # positions + losses buffered between metric updates (cache-sized)
 STALL_FRACTION = 0.01  # "stalled": f - f_min fell by less than 1% over the last quarter
@@ -62,8 +62,12 @@ class Recorder:
         self.kept_grad_norms = torch.empty(kept, trials, dtype=dtype)
         self.f_min, self.relative_tolerance = surface.minimum_value, relative_tolerance
         self.tolerance = None  # per trial: relative_tolerance (f(start) - f_min), from the first chunk
-        self.limit = None  # f beyond this counts as diverged (set from the starting loss)
-        self.late_step, self.late_loss = int(0.75 * steps), None  # for "stalled": f three quarters in
+        self.start = None  # per trial: f at the start (runners.divergence: the stretch above it)
+        self.last_within = np.full(trials, -1, dtype=np.int64)  # the last step with f <= f(start)
+        self.non_finite = np.zeros(trials, dtype=bool)  # f was NaN/inf at some step
+        self.late_step, self.late_loss = late_step(steps), None  # for "stalled" and "still rising"
+        self.early_peak = np.full(trials, -np.inf)  # the largest f before late_step, and from it on
+        self.late_peak = np.full(trials, -np.inf)
         self.path_length = torch.zeros(trials, dtype=dtype)
         self.converged_at = torch.full((trials,), math.nan, dtype=dtype)
         self.diverged_at = torch.full((trials,), math.nan, dtype=dtype)
@@ -87,32 +91,35 @@ class Recorder:
     def _fold(self):
         """Reduce the buffered steps into the metrics: a few passes over [chunk, trials] scalars."""
         losses = self.losses[: self.filled].numpy()
-        if self.limit is None:  # first chunk: f above this counts as diverged (runners.divergence)
-            if self.f_min is not None:
-                self.limit = self.f_min + divergence_limit(losses[0], self.f_min)
-            else:  # unbounded below: only NaN/inf counts
-                self.limit = np.full_like(losses[0], np.finfo(losses.dtype).max)
+        if self.start is None:
+            self.start = losses[0].copy()
             if self.f_min is not None:
                 self.tolerance = self.relative_tolerance * np.maximum(losses[0] - self.f_min, 0.0)
-        # Column reductions (no elementwise passes) find the trials with a new event in this chunk;
-        # only those few columns are then searched for the step. NaN propagates through max/min.
-        largest, limit = losses.max(axis=0), self.limit
-        if self.f_min is not None:  # f >= f_min, so the largest f decides
-            blew_up = ~(largest <= limit)
+        # Column reductions (no elementwise passes) find the trials with an event in this chunk; only
+        # those few columns are then searched for the step. NaN propagates through max/min.
+        split = min(max(self.late_step - self.first_step, 0), len(losses))
+        for rows, peak in ((losses[:split], self.early_peak), (losses[split:], self.late_peak)):
+            if len(rows):
+                largest = rows.max(axis=0)
+                self.non_finite |= ~np.isfinite(largest)
+                np.fmax(peak, largest, out=peak)
+        self.non_finite |= ~np.isfinite(losses.min(axis=0))
+        if self.f_min is None:  # unbounded below: only NaN/inf counts (runners.divergence)
             _first(
                 self.diverged_at.numpy(),
-                blew_up,
-                lambda columns: ~(losses[:, columns] <= limit[columns]),
+                self.non_finite,
+                lambda columns: ~np.isfinite(losses[:, columns]),
                 self.first_step,
             )
-        else:
-            blew_up = ~(np.maximum(largest, -losses.min(axis=0)) <= limit)
-            _first(
-                self.diverged_at.numpy(),
-                blew_up,
-                lambda columns: ~(np.abs(losses[:, columns]) <= limit[columns]),
-                self.first_step,
-            )
+        else:  # f >= f_min: the gap is at most g_0 where f is at most f(start)
+            end_within = losses[-1] <= self.start
+            self.last_within[end_within] = self.first_step + len(losses) - 1
+            columns = np.flatnonzero(~end_within)
+            if len(columns):
+                within = losses[:, columns] <= self.start[columns]
+                seen = within.any(axis=0)
+                last = len(losses) - 1 - within[::-1].argmax(axis=0)
+                self.last_within[columns[seen]] = self.first_step + last[seen]
         if self.tolerance is not None:
             threshold = self.f_min + self.tolerance
             _first(
@@ -126,6 +133,17 @@ class Recorder:
         self._add_step_lengths(self.taken)
         self.first_step += self.filled
         self.filled = self.taken = 0
+        if self.first_step > self.steps and self.f_min is not None:
+            self._resolve_divergence(losses[-1])
+
+    def _resolve_divergence(self, final):
+        """At the end of the budget: runners.divergence's rules (a) NaN/inf, (b) f_T - f_min beyond
+        GROWTH_FACTOR (g_0 + 1) and still rising; diverged at the step after the last one with f <= f(start)."""
+        far = ~(final - self.f_min <= growth_limit(self.start, self.f_min)) & (
+            self.late_peak > self.early_peak
+        )
+        at = np.minimum(self.last_within + 1, self.steps).astype(float)
+        self.diverged_at.numpy()[:] = np.where(self.non_finite | far, at, np.nan)
 
     def _add_step_lengths(self, count):
         """path_length += the lengths of the `count` buffered steps.
@@ -204,18 +222,21 @@ class Recorder:
             )
         with np.errstate(invalid="ignore", over="ignore"):
             stalled = losses[-1] - self.f_min > (1 - STALL_FRACTION) * (self.late_loss - self.f_min)
-        outcomes = []
-        for trial, (reached, diverged) in enumerate(
-            zip(self.converged_at.numpy(), self.diverged_at.numpy(), strict=True)
-        ):
-            if not np.isnan(diverged):
-                outcomes.append(f"diverged at step {diverged:.0f}")
-            elif not np.isnan(reached):
-                outcomes.append(f"reached at step {reached:.0f}")
-            elif stalled[trial]:
-                outcomes.append(f"stalled (not reached in {self.steps} steps)")
-            else:
-                outcomes.append(f"budget ran out after {self.steps} steps")
+        # over Python floats and bools: a loop over numpy scalars costs ~10x more per trial
+        stalled_text = f"stalled (not reached in {self.steps} steps)"
+        ran_out_text = f"budget ran out after {self.steps} steps"
+        outcomes = [
+            f"diverged at step {diverged:.0f}"
+            if diverged == diverged  # not NaN
+            else f"reached at step {reached:.0f}"
+            if reached == reached
+            else stalled_text
+            if is_stalled
+            else ran_out_text
+            for reached, diverged, is_stalled in zip(
+                self.converged_at.tolist(), self.diverged_at.tolist(), stalled.tolist(), strict=True
+            )
+        ]
         return np.array(outcomes, dtype=object)
 
     def _evaluation_columns(self, evaluations) -> dict:

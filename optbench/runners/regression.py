@@ -25,7 +25,7 @@ from ..errors import OptbenchError
 from ..specs import OptimizerSpec, as_spec
 from ..tasks.defaults import REGRESSION, SCALAR
 from ..tasks.registry import get_task
-from .divergence import is_diverged
+from .divergence import diverged_at, is_diverged
 
 TRUE_W = (2.0, -3.4)
 TRUE_B = 4.2
@@ -200,8 +200,8 @@ def minibatch_runs(
     setting the noise-floor formula assumes); the gradient of the batch's mean squared error is exact.
     One row per (lr, seed, recorded step): suboptimality = f(θ) - f* over all samples. Runs start at
     θ = 0, or with `from_optimum` at θ* itself, so that only the gradient noise moves them (the noise
-    floor without the transient). `diverged`: from the first recorded step past `runners.divergence`'s
-    limit on f - f*, measured from the trial's start.
+    floor without the transient). `diverged`: from the recorded step where the trial diverged
+    (`runners.divergence.diverged_at` on the recorded f - f*).
     """
     if spec.use_torch:
         raise OptbenchError(f"{spec.name}: the lr grid runs as one tensor, which torch.optim does not accept")
@@ -220,9 +220,8 @@ def minibatch_runs(
         recorded, gaps = _minibatch_loop(opt, theta, A, y, optimum, batch_size, steps, seed, record_every)
     gap = torch.stack(gaps)  # [recorded, trials]
     kept = len(recorded)
-    diverged = np.logical_or.accumulate(
-        is_diverged(gap.numpy(), gap[0].numpy()).reshape(kept, trials), axis=0
-    )
+    at = diverged_at(gap.numpy())  # per trial, in recorded rows
+    diverged = np.arange(kept)[:, None] >= at[None, :]
     return pd.DataFrame(
         {
             "optimizer": spec.name,

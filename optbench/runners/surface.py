@@ -20,8 +20,10 @@ What is recorded
   its training point y; the switch is undone exactly, so recording changes no step.
 - `metrics`: one row per trial: final loss, distance to the nearest minimum, steps until
   f - f_min first falls below the surface's tolerance, path length (sum of step lengths; NaN for a
-  diverged run), and the step at which the run diverged (`runners.divergence`: f - f_min NaN/inf or
-  beyond 10^3 (f(start) - f_min + 1); on surfaces unbounded below (saddles), only NaN/inf counts).
+  diverged run), and the step at which the run diverged (`runners.divergence`: f - f_min NaN/inf at some
+  step, or at the end beyond 10 (f(start) - f_min + 1); diverged from the first step of its final stretch
+  above f(start); a transient excursion it came back from is not divergence; on surfaces unbounded
+  below (saddles), only NaN/inf counts).
 
 Default hyperparameters come from the surface's task (`tasks.surface_task(surface).default_hparams`),
 per surface and per optimizer, chosen so each optimizer is near its best plain setting on that surface

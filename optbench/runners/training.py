@@ -18,8 +18,8 @@ Conventions:
   samples, whatever the number of processes;
 - schedules step once per epoch after the warm-up (their arguments count epochs); the warm-up
   ramps the lr linearly per step from lr/warmup_steps to lr;
-- a diverged loss (`runners.divergence`: non-finite, or 10^3 (first loss + 1)) stops the run and is
-  recorded (`diverged`), never raised;
+- a loss past the blow-up limit (`runners.divergence`: non-finite, or 10^3 (first loss + 1)) stops the
+  run, which is recorded as diverged (`diverged`) at that step, never raised;
 - `eval_every_steps` adds validation evaluations inside epochs (a batch-size sweep needs them:
   steps-to-target between two epoch ends is otherwise a guess). They change no training number
   (evaluation draws no random numbers and updates no state), and their time is left out of
@@ -37,14 +37,15 @@ import torch
 from ..data import Dataset
 from ..errors import OptbenchError, did_you_mean
 from ..models import build_model
-from ..specs import OptimizerSpec, as_spec
+from ..progress import Progress
+from ..specs import OptimizerSpec, as_spec, left_to_the_run
 from ..tasks import TRAINING, Task, TaskKind, get_task
 from ..tasks.problem import TRAINED_KINDS
 from ..tasks.registry import LANGUAGE_MODEL_OPTIONS
 from .devices import device_for_rank, rank_and_world, resolve_device
 from .recipes import build_optimizer, describe, recipe_for
 from .schedules import build_scheduler
-from .training_loop import TrainingRun, TrainResult, Update
+from .training_loop import TrainingRun, TrainResult
 
 PER_STEP_SCHEDULE = ("warmup_steps", "decay", "min_lr_ratio")
 
@@ -144,15 +145,16 @@ def check(spec: TrainSpec, dataset: Dataset | None = None, world: int = 1):
         network = build_model(spec.model, dataset.input_shape, dataset.num_classes)
     else:
         network = task.problem_for(dataset, spec, "cpu", _dtype(spec)).model
-    probe = _optimizer(spec, task, network)
-    build_scheduler(spec.schedule, probe, max(1, spec.epochs - spec.warmup_epochs))
+    with left_to_the_run(spec.optimizer):
+        probe = _optimizer(spec, task, network)
+        build_scheduler(spec.schedule, probe, max(1, spec.epochs - spec.warmup_epochs))
     return dataset
 
 
 def train(
     spec: TrainSpec,
     dataset: Dataset | None = None,
-    progress: Callable[[Update], None] | None = None,
+    progress: Callable[[Progress], None] | None = None,
     task: Task | None = None,
 ) -> TrainResult:
     """Train `spec.model` on `spec.task` with `spec.optimizer`; see the module docstring.
@@ -217,6 +219,11 @@ def _check_settings(spec: TrainSpec, n_train: int, world: int) -> None:
         raise OptbenchError(f"min_lr_ratio must be in [0, 1], got {spec.min_lr_ratio}")
     if spec.warmup_epochs < 0 or (spec.early_stop is not None and spec.early_stop < 1):
         raise OptbenchError("warm-up epochs must be >= 0 and early-stop patience >= 1")
+    if spec.warmup_epochs and spec.warmup_epochs >= spec.epochs:
+        raise OptbenchError(
+            f"warm-up of {spec.warmup_epochs} epoch(s) is not shorter than the {spec.epochs} epoch(s) of "
+            "the run: the lr would never reach its value"
+        )
     if spec.max_steps is not None and spec.max_steps < 1:
         raise OptbenchError(f"max steps must be at least 1, got {spec.max_steps}")
     if spec.eval_every_steps is not None and not (

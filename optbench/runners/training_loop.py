@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 import torch
 
+from ..progress import Progress
 from ..tasks.problem import Target
 from .devices import global_mean, global_sum, none_diverged, synchronize
 from .divergence import divergence_limit, is_diverged
@@ -26,18 +27,6 @@ if TYPE_CHECKING:
     from .training import TrainSpec
 
 DIVERGENCE_CHECK_STEPS = 25
-
-
-@dataclass
-class Update:
-    """What a progress callback receives: after every step, and with `metrics` after every epoch."""
-
-    optimizer: str
-    epoch: int
-    epochs: int
-    step: int  # within the epoch, 1-based
-    steps_per_epoch: int
-    metrics: dict | None = None  # the epoch's row once the epoch is done
 
 
 @dataclass
@@ -116,7 +105,7 @@ class TrainingRun:
                 sums[name] = sums[name] + value if name in sums else value
             self.global_step += 1
             if self.progress:
-                self.progress(Update(spec.optimizer.name, epoch, spec.epochs, i + 1, self.steps_per_epoch))
+                self.progress(epoch_progress(spec, epoch, i + 1, self.steps_per_epoch))
             last = i + 1 == self.steps_per_epoch or self.global_step == spec.max_steps
             if (self.global_step % DIVERGENCE_CHECK_STEPS == 0 or last) and not none_diverged(
                 losses[-DIVERGENCE_CHECK_STEPS:], self.divergence_limit, self.world
@@ -138,9 +127,7 @@ class TrainingRun:
         epoch_time = time.perf_counter() - epoch_start - eval_time
         row = self._record_epoch(epoch, losses, lrs, sums, epoch_time)
         if self.progress:
-            self.progress(
-                Update(spec.optimizer.name, epoch, spec.epochs, len(losses), self.steps_per_epoch, row)
-            )
+            self.progress(epoch_progress(spec, epoch, len(losses), self.steps_per_epoch, row))
         return self._continue_after(epoch, row)
 
     def _step(self, inputs, targets):
@@ -289,3 +276,9 @@ class TrainingRun:
 
 def _as_float(value) -> float:
     return value.item() if isinstance(value, torch.Tensor) else float(value)
+
+
+def epoch_progress(spec: TrainSpec, epoch: int, step: int, steps_per_epoch: int, row=None) -> Progress:
+    """The progress of a training run at `step` (1-based) of `epoch`; with the epoch's row once done."""
+    done = (epoch - 1) * steps_per_epoch + step
+    return Progress(spec.optimizer.name, done, spec.epochs * steps_per_epoch, f"epoch {epoch}", row)

@@ -28,7 +28,7 @@ from ..models import build_model
 from ..runners.regression import linear_regression, make_linear_data
 from ..runners.surface import run_surface
 from ..runners.training import TrainSpec, check_batch_size, resolve_device, train
-from ..specs import OptimizerSpec, parse_optimizer
+from ..specs import OptimizerSpec, left_to_the_run, parse_optimizer
 from ..tasks import TaskKind, get_task
 from ..tasks.problem import TRAINED_KINDS
 from . import noise_scale
@@ -58,7 +58,9 @@ def check_runnable(spec, cells) -> None:
     data load and the model builds."""
     probe = torch.zeros(2, 2, requires_grad=True)  # a matrix: Muon refuses anything else
     for text in sorted({c.optimizer_spec for c in cells}):
-        parse_optimizer(text).build([probe])
+        optimizer = parse_optimizer(text)
+        with left_to_the_run(optimizer):
+            optimizer.build([probe])
     batch_sizes = sorted({c.batch_size for c in cells})
     task = spec.resolved_task
     if task.kind is TaskKind.CLASSIFICATION and cells:
@@ -251,10 +253,11 @@ def surface_cell(task, cell, data_dir):
             "eval_accuracy": math.nan,
         }
     )
-    trace = surface.dim * cell.noise**2
+    # products, not **: a float's ** raises OverflowError past 1e308 where a product is inf (diverged)
+    trace = surface.dim * cell.noise * cell.noise
 
     def exact(grad_norm):
-        return trace / grad_norm**2 if grad_norm > 0 else math.inf
+        return trace / (grad_norm * grad_norm) if grad_norm > 0 else math.inf
 
     diverged = bool(run.metrics["diverged"].iloc[0])
     start = exact(float(path["grad_norm"].iloc[0]))

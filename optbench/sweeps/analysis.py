@@ -22,11 +22,11 @@ from .columns import PER_CELL_COLUMNS, SETTING_COLUMNS, grid_columns, optimizer_
 STALL_FRACTION = 0.01  # "stalled": the last quarter of evaluations gained < 1% of the metric's range
 CRITICAL_METHOD = (
     "least-squares fit in log space of steps-to-target = S_min (1 + B_crit / B) "
-    "(McCandlish et al. 2018, eq. 2.11) over the batch sizes that reached the target; "
-    "95% percentile bootstrap interval"
+    "(McCandlish et al. 2018, eq. 2.11) to every seed's run at the batch sizes that reached the target; "
+    "95% profile-likelihood interval calibrated by F(1, n - 2) (Bates & Watts 1988, sec. 6.1)"
 )
+INTERVAL_DECADES = 4  # the profile is searched this many decades beyond the measured batch sizes
 FIT_GRID = 2001  # log-spaced B_crit candidates, two decades beyond the measured batch sizes
-BOOTSTRAP_RESAMPLES = 1000
 CONFIDENCE = 0.95
 MAX_RMS = 0.2  # rms log residual above which the curve does not have the model's shape
 NOISE_COLUMNS = ("noise_scale_start", "noise_scale_start_low", "noise_scale_start_high", "noise_scale_end")
@@ -150,25 +150,30 @@ def _fit_many(b: np.ndarray, log_steps: np.ndarray):
     return np.exp(log_s_min[rows, best]), grid[best], best
 
 
-def critical_batch_fit(per_seed: pd.DataFrame, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0) -> dict:
+def critical_batch_fit(per_seed: pd.DataFrame) -> dict:
     """B_crit with its CONFIDENCE interval, or the reason there is none.
 
-    per_seed: columns batch_size, seed, steps_to_target (NaN: missed). The curve is the median over
-    seeds per batch size (a batch size where any seed missed is left out). Returns s_min, e_min,
-    critical_batch_size, critical_low, critical_high (NaN unless fitted), fit_residual (rms of the log
-    residuals), points, and `fit_status`:
+    per_seed: columns batch_size, seed, steps_to_target (NaN: missed). Every seed's run is one point of
+    the fit (a batch size where any seed missed is left out, so no batch size is judged on its lucky
+    seeds). Returns s_min, e_min, critical_batch_size, critical_low, critical_high (NaN unless fitted;
+    critical_high inf where the data bound B_crit only from below), fit_residual (rms of the log
+    residuals), points (batch sizes), and `fit_status`:
     - "fitted": B_crit inside the measured batch sizes and the model fits (rms log residual <= MAX_RMS);
+      "fitted; not identifiable above ..." where the interval has no upper end within INTERVAL_DECADES;
     - "steps rise with B: the model does not apply" (S_min(1 + B_crit/B) never rises);
     - "B_crit below the measured range (< B_min)" / "above the measured range (> B_max)";
     - "data do not fit the model (rms residual x%)"; "too few batch sizes reached the target".
-    Interval: a percentile bootstrap; with several seeds per batch size, seeds are resampled within each
-    batch size (the curve's own noise); with one seed, the fit's log residuals are resampled (scaled by
-    sqrt(n/(n-2)) for the two fitted parameters).
+    Interval (`profile_interval`): the B_crit whose best-fitting curve raises the residual sum of squares
+    by at most F(1, n - 2) times the residual variance, n the number of runs: exact for a model linear in
+    its parameters, and the standard calibration for a nonlinear one with n - 2 degrees of freedom.
     """
-    curve = _median_steps(per_seed, ["batch_size"]).dropna().sort_values("batch_size")
-    b, steps = curve["batch_size"].to_numpy(dtype=float), curve["steps_to_target"].to_numpy(dtype=float)
+    reached = per_seed.groupby("batch_size")["steps_to_target"].transform(lambda v: v.notna().all())
+    runs = per_seed[reached.astype(bool)].sort_values("batch_size")
+    b = runs["batch_size"].to_numpy(dtype=float)
+    steps = runs["steps_to_target"].to_numpy(dtype=float)
+    sizes = np.unique(b)
     result = {
-        "points": len(b),
+        "points": len(sizes),
         "s_min": math.nan,
         "e_min": math.nan,
         "critical_batch_size": math.nan,
@@ -176,7 +181,7 @@ def critical_batch_fit(per_seed: pd.DataFrame, resamples: int = BOOTSTRAP_RESAMP
         "critical_high": math.nan,
         "fit_residual": math.nan,
     }
-    if len(b) < 3:
+    if len(sizes) < 3:
         return {**result, "fit_status": "too few batch sizes reached the target"}
     log_steps = np.log(steps)
     if np.polyfit(np.log(b), log_steps, 1)[0] > 0:
@@ -191,7 +196,12 @@ def critical_batch_fit(per_seed: pd.DataFrame, resamples: int = BOOTSTRAP_RESAMP
         return {**result, "fit_status": f"B_crit above the measured range (> {b.max():g})"}
     if rms > MAX_RMS:
         return {**result, "fit_status": f"data do not fit the model (rms residual {rms:.0%})"}
-    low, high = _bootstrap_interval(per_seed, b, log_steps - residual, residual, resamples, seed)
+    low, high = profile_interval(b, log_steps)
+    status = (
+        "fitted"
+        if math.isfinite(high)
+        else "fitted; not identifiable above the lower bound from these points"
+    )
     return {
         **result,
         "s_min": s_min,
@@ -199,29 +209,31 @@ def critical_batch_fit(per_seed: pd.DataFrame, resamples: int = BOOTSTRAP_RESAMP
         "critical_batch_size": b_crit,
         "critical_low": low,
         "critical_high": high,
-        "fit_status": "fitted",
+        "fit_status": status,
     }
 
 
-def _bootstrap_interval(per_seed, b, fitted_log, residual, resamples, seed):
-    """Percentile interval of B_crit over bootstrap resamples of the curve (see `critical_batch_fit`)."""
-    rng = np.random.default_rng(seed)
-    runs = [per_seed[per_seed["batch_size"] == size]["steps_to_target"].to_numpy(dtype=float) for size in b]
-    if min(len(values) for values in runs) >= 2:
-        curves = np.stack(
-            [np.median(rng.choice(values, size=(resamples, len(values))), axis=1) for values in runs], axis=1
-        )  # [resamples, points]
-        curves = curves[np.isfinite(curves).all(axis=1)]  # a resample where a seed missed: no curve
-        log_curves = np.log(curves)
-    else:
-        scale = math.sqrt(len(b) / (len(b) - 2))
-        log_curves = fitted_log[None] + scale * rng.choice(residual, size=(resamples, len(b)))
-    if len(log_curves) < resamples / 2:
-        return math.nan, math.nan
-    b_crit = _fit_many(b, log_curves)[1]
-    tail = (1 - CONFIDENCE) / 2 * 100
-    low, high = np.percentile(b_crit, [tail, 100 - tail])
-    return float(low), float(high)
+def profile_interval(b, log_steps, confidence: float = CONFIDENCE) -> tuple[float, float]:
+    """The profile-likelihood interval of B_crit for log steps = log S_min + log(1 + B_crit/B) + ε.
+
+    b, log_steps: [n] one entry per run (n >= 3). The set {B_crit: RSS(B_crit) - RSS_min <=
+    F_{1, n-2}(confidence) RSS_min / (n - 2)}, RSS profiled over S_min in closed form, searched on a
+    log grid INTERVAL_DECADES beyond the batch sizes; a side that reaches the grid's end is unbounded
+    (0 below, inf above): B_crit > 0, and the data say nothing past it. Source: Bates & Watts (1988),
+    "Nonlinear regression analysis", sec. 6.1 (likelihood regions with the F calibration).
+    """
+    from scipy.stats import f as f_distribution
+
+    b, y = np.asarray(b, dtype=float), np.asarray(log_steps, dtype=float)
+    n = len(b)
+    grid = np.logspace(np.log10(b.min()) - INTERVAL_DECADES, np.log10(b.max()) + INTERVAL_DECADES, 8001)
+    deviations = y[None, :] - np.log1p(grid[:, None] / b[None, :])  # [grid, n]
+    rss = ((deviations - deviations.mean(axis=1, keepdims=True)) ** 2).sum(axis=1)
+    best = rss.min()
+    inside = np.flatnonzero(rss - best <= f_distribution.ppf(confidence, 1, n - 2) * best / (n - 2))
+    low = 0.0 if inside[0] == 0 else float(grid[inside[0]])
+    high = math.inf if inside[-1] == len(grid) - 1 else float(grid[inside[-1]])
+    return low, high
 
 
 def critical_batch_sizes(summary: pd.DataFrame, kind: TaskKind = TaskKind.CLASSIFICATION) -> pd.DataFrame:
@@ -266,12 +278,3 @@ def critical_batch_sizes(summary: pd.DataFrame, kind: TaskKind = TaskKind.CLASSI
                 }
             )
     return pd.DataFrame(rows)
-
-
-def _median_steps(group: pd.DataFrame, by: list[str]) -> pd.DataFrame:
-    """Median over seeds; a setting where any seed missed the target counts as missed."""
-
-    def median(values):
-        return math.nan if values.isna().any() else float(values.median())
-
-    return group.groupby(by, sort=False)["steps_to_target"].agg(median).reset_index()

@@ -3,8 +3,8 @@
     from optbench.sweeps import SweepSpec, sweep
     result = sweep(SweepSpec(task="surface:elliptic", batch_sizes=(1, 4, 16), steps=50), "runs/s1")
     result.summary            # one row per cell; result.table: one row per step; result.critical
-    result.save(formats=("png",))   # the merged tables and the figures, into the folder
-    figures = result.plot()   # {name: matplotlib Figure}
+    result.save()             # the merged tables, into the folder (saving never draws)
+    figures = result.plot()   # {name: matplotlib Figure}; optbench.load("runs/s1") reads it back
 
 Everything is checked before anything is written (`SweepPlan.prepare`); then every cell is saved
 the moment it finishes (`SweepPlan.run`), so a rerun of the same call skips finished cells.
@@ -18,23 +18,36 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..cells import DONE, SHARED, SKIPPED, CellStore, Interrupted, Local, schedule
+from ..cells.schedule import Executor
 from ..errors import OptbenchError
-from ..results import output_folder, read_metadata, read_table, remove_outputs, write_metadata, write_table
+from ..experiments.result import Result
+from ..progress import Progress
+from ..results import (
+    claim_folder,
+    output_folder,
+    read_metadata,
+    read_table,
+    remove_outputs,
+    write_metadata,
+    write_table,
+)
 from .adapters import check_runnable
 from .analysis import critical_batch_sizes, summarize
 from .cells import Cell, expand, shard_cells
-from .run import DONE, SHARED, SKIPPED, Outcome, SweepInterrupted, plan_runs, run_cells
+from .run import TABLE, SweepJob, plan_groups
 from .spec import SweepSpec
-from .store import SweepStore
 
 TABLES = ("sweep", "summary", "critical")
 
 
-@dataclass
-class SweepResult:
+@dataclass(repr=False)
+class SweepResult(Result):
     """The tidy tables of a sweep (every finished cell of the whole grid, all shards) and what this
     run did: keys computed (here, or copied from an identical cell: `shared`), skipped (finished
     before, or by another process meanwhile), and failed (key -> message; no file written)."""
+
+    kind = "sweep"
 
     spec: SweepSpec
     folder: Path
@@ -54,28 +67,61 @@ class SweepResult:
 
         return figures(self.table, self.summary, self.critical)
 
-    def save(self, folder=None, formats=()) -> list[Path]:
-        """Write sweep/summary/critical.parquet and the figures in `formats` ('png', 'pdf', 'svg')
-        into the sweep's folder (or into `folder`, with a meta.json so `optbench plot` redraws it);
-        returns the paths written. Nothing is written for an empty table."""
-        if self.table.empty:
-            return []
-        from ..plots.style import save  # see plot()
+    @property
+    def meta(self) -> dict:
+        return self.spec.to_dict()
 
+    @property
+    def seed(self) -> int:
+        return self.spec.seed
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        return dict(zip(TABLES, (self.table, self.summary, self.critical), strict=True))
+
+    def save(self, folder=None, force: bool = False) -> Path:
+        """Write sweep/summary/critical.parquet into the sweep's folder, or into `folder` with a
+        meta.json (refused if it holds another run, unless `force`); returns the folder. Earlier
+        tables and figures there are removed first (an earlier, larger spec's must not stay behind);
+        nothing is written for an empty table. Draws nothing."""
         target = Path(folder) if folder is not None else self.folder
-        store = SweepStore(target)
-        try:
-            with store.folder_lock():
-                if target != self.folder:
-                    write_metadata(target, "sweep", self.spec.to_dict(), self.spec.seed)
-                remove_outputs(target)  # figures of an earlier (forced, larger) spec must not stay behind
-                tables = dict(zip(TABLES, (self.table, self.summary, self.critical), strict=False))
-                paths = [write_table(table, target / f"{name}.parquet") for name, table in tables.items()]
-                for stem, figure in self.plot().items() if formats else ():
-                    paths += save(figure, target / stem, formats)
-        finally:
-            store.close()
-        return paths
+        if self.table.empty:
+            return target
+        with CellStore(target).folder_lock():
+            if target != self.folder:
+                claim_folder(target, self.kind, self.meta, self.seed, force)
+                write_metadata(target, self.kind, self.meta, self.seed)
+            remove_outputs(target)
+            for name, table in self.tables().items():
+                write_table(table, target / f"{name}.parquet")
+        return target
+
+    @classmethod
+    def load(cls, folder) -> SweepResult:
+        """The tables of a sweep folder, merged in memory from its finished cells (every shard), or
+        read from its merged tables when it has no cells; writes nothing. OptbenchError for a folder
+        that holds no sweep, or no finished cell yet."""
+        folder = Path(folder)
+        meta = read_metadata(folder)
+        if meta["kind"] != "sweep":
+            raise OptbenchError(f"{folder} holds '{meta['kind']}' results, not a sweep")
+        if not isinstance(meta.get("spec"), dict):
+            raise OptbenchError(f"corrupt {folder / 'meta.json'}: no sweep spec recorded")
+        spec = SweepSpec.from_dict(meta["spec"])
+        cells = expand(spec)
+        store = CellStore(folder)
+        if store.cells.is_dir():
+            result = _merged(spec, folder, cells, store)
+        else:
+            tables = [
+                read_table(folder / f"{name}.parquet")
+                if (folder / f"{name}.parquet").exists()
+                else pd.DataFrame()
+                for name in TABLES
+            ]
+            result = cls(spec, folder, cells, *tables)
+        if result.table.empty:
+            raise OptbenchError(f"{folder} holds no finished sweep cell yet: nothing to draw")
+        return result
 
 
 @dataclass
@@ -86,63 +132,74 @@ class SweepPlan:
     folder: Path | None
     all_cells: list[Cell]
     cells: list[Cell]
-    jobs: int
+    executor: Executor
     force: bool
 
     @classmethod
     def prepare(
-        cls, spec: SweepSpec, folder=None, jobs: int = 1, shard: tuple[int, int] = (1, 1), force: bool = False
+        cls,
+        spec: SweepSpec,
+        folder=None,
+        jobs: int = 1,
+        shard: tuple[int, int] = (1, 1),
+        force: bool = False,
+        executor: Executor | None = None,
     ) -> SweepPlan:
         """Check the spec, the data, every optimizer and the folder; raises OptbenchError naming the
-        first problem. Reads only."""
+        first problem. Reads only. `executor` (default `Local(jobs)`) runs the cells."""
         if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
             raise OptbenchError(f"jobs must be a whole number >= 1, got {jobs}")
         all_cells = expand(spec)
         cells = shard_cells(all_cells, shard)
         check_runnable(spec, cells)
         if folder is not None:
-            SweepStore(folder).check(spec, cells, force)
-        return cls(spec, Path(folder) if folder is not None else None, all_cells, cells, jobs, force)
+            CellStore(folder).check(
+                "sweep", spec.to_dict(), spec.seed, force, identity, [c.key for c in cells]
+            )
+        folder = Path(folder) if folder is not None else None
+        return cls(spec, folder, all_cells, cells, executor or Local(jobs), force)
 
-    def run(self, progress: Callable[[Cell, str], None] | None = None) -> SweepResult:
+    def run(self, progress: Callable[[Progress], None] | None = None) -> SweepResult:
         """Compute the unfinished cells, then merge every finished cell of the grid.
 
-        `progress(cell, status)` is called once per cell of this run: 'skipped', 'done', 'shared'
-        or 'failed: MESSAGE'. SIGINT/SIGTERM raise SweepInterrupted once the workers are stopped.
+        `progress` gets a `Progress` on the bar "sweep" once per cell of this run, its status the
+        cell's outcome ('skipped', 'done', 'shared' or 'failed') and label; `result.failed` has the
+        messages. SIGINT/SIGTERM raise `cells.Interrupted` once the workers are stopped.
         """
         folder = output_folder(self.folder, "sweep")
-        store = SweepStore(folder)
-        outcome = Outcome()
+        by_key = {cell.key: cell for cell in self.cells}
+        statuses: dict[str, str] = {}
 
-        def report(cell: Cell, status: str) -> None:
-            first = cell.key not in outcome.statuses
-            outcome.statuses[cell.key] = status
+        def report(key: str, status: str) -> None:
+            first = key not in statuses
+            statuses[key] = status
             if progress and first:
-                progress(cell, status)
+                outcome = status.split(":")[0]
+                progress(Progress("sweep", len(statuses), len(by_key), f"{outcome}: {by_key[key].label}"))
 
-        try:
-            store.open(self.spec, self.force)
+        with CellStore(folder) as store:
+            store.open("sweep", self.spec.to_dict(), self.spec.seed, self.force, identity)
             todo = []
             for cell in self.cells:
-                if store.finished(cell):
-                    report(cell, SKIPPED)
+                if store.finished(cell.key):
+                    report(cell.key, SKIPPED)
                 else:
                     todo.append(cell)
-            runs = plan_runs(todo, self.all_cells)
+            groups = plan_groups(todo, self.all_cells)
             try:
-                run_cells(store, runs, self.jobs, self.spec.threads, self.spec.data_dir, report)
-            except SweepInterrupted as stop:
-                stop.finished = sum(store.finished(c) for c in self.cells)
+                schedule(
+                    folder, groups, SweepJob(self.spec.threads, self.spec.data_dir), self.executor, report
+                )
+            except Interrupted as stop:
+                stop.finished = sum(store.finished(c.key) for c in self.cells)
                 stop.total = len(self.cells)
                 raise
-        finally:
-            store.close()
         result = _merged(self.spec, folder, self.all_cells, store)
         result.cells = self.cells  # this run's share of the grid, whose table `result` merges
-        result.skipped = outcome.keys(SKIPPED)
-        result.shared = outcome.keys(SHARED)
-        result.failed = outcome.failed
-        result.computed = [k for k, s in outcome.statuses.items() if s in (DONE, SHARED)]
+        result.skipped = [k for k, s in statuses.items() if s == SKIPPED]
+        result.shared = [k for k, s in statuses.items() if s == SHARED]
+        result.failed = {k: s.removeprefix("failed: ") for k, s in statuses.items() if s.startswith("failed")}
+        result.computed = [k for k, s in statuses.items() if s in (DONE, SHARED)]
         return result
 
 
@@ -152,7 +209,8 @@ def sweep(
     jobs: int = 1,
     shard: tuple[int, int] = (1, 1),
     force: bool = False,
-    progress: Callable[[Cell, str], None] | None = None,
+    progress: Callable[[Progress], None] | None = None,
+    executor: Executor | None = None,
     **settings,
 ) -> SweepResult:
     """Run a sweep into `folder` (default results/sweep-<timestamp>/) and return its tables.
@@ -164,46 +222,31 @@ def sweep(
     jobs: worker processes; shard (i, n): run every n-th cell from the i-th, for array jobs writing
     into one shared folder; force: run a changed spec in a folder holding another (shared finished
     cells are kept) and redo corrupt cells. Raises OptbenchError before writing anything if the
-    spec, the data, an optimizer or the folder is wrong; SweepInterrupted on SIGINT/SIGTERM.
+    spec, the data, an optimizer or the folder is wrong; `cells.Interrupted` on SIGINT/SIGTERM.
+    executor: where cells run (default `cells.Local(jobs)`; `cells.Submitit(...)` for Slurm).
     """
     if spec is None:
         spec = SweepSpec.from_settings(**settings)
     elif settings:
         raise OptbenchError(f"give a SweepSpec or settings, not both (got {', '.join(settings)})")
-    return SweepPlan.prepare(spec, folder, jobs, shard, force).run(progress)
+    return SweepPlan.prepare(spec, folder, jobs, shard, force, executor).run(progress)
 
 
 def load(folder) -> SweepResult:
-    """The tables of a sweep folder, merged in memory from its finished cells (every shard), or read
-    from its merged tables when it has no cells; writes nothing."""
-    folder = Path(folder)
-    meta = read_metadata(folder)
-    if meta["kind"] != "sweep":
-        raise OptbenchError(f"{folder} holds '{meta['kind']}' results, not a sweep")
-    if not isinstance(meta.get("spec"), dict):
-        raise OptbenchError(f"corrupt {folder / 'meta.json'}: no sweep spec recorded")
-    spec = SweepSpec.from_dict(meta["spec"])
-    cells = expand(spec)
-    store = SweepStore(folder)
-    if store.cells.is_dir():
-        return _merged(spec, folder, cells, store)
-    tables = [
-        read_table(folder / f"{name}.parquet") if (folder / f"{name}.parquet").exists() else pd.DataFrame()
-        for name in TABLES
-    ]
-    return SweepResult(spec, folder, cells, *tables)
+    """`SweepResult.load(folder)`."""
+    return SweepResult.load(folder)
 
 
-def redraw(folder, formats=("png", "pdf")) -> list[Path]:
-    """`optbench plot DIR` for a sweep: merge its finished cells and write the tables and figures."""
-    result = load(folder)
-    if result.table.empty:
-        raise OptbenchError(f"{folder} holds no finished sweep cell yet: nothing to draw")
-    return result.save(formats=formats)
+def identity(spec: dict, seed) -> dict:
+    """What makes two sweeps the same in one folder: the settings that decide the cells (not the
+    analysis targets, the worker count or the data folder)."""
+    return spec.get("grid", {})
 
 
-def _merged(spec: SweepSpec, folder: Path, cells: list[Cell], store: SweepStore) -> SweepResult:
-    table = store.read_cells(cells)
+def _merged(spec: SweepSpec, folder: Path, cells: list[Cell], store: CellStore) -> SweepResult:
+    """Every finished cell of `cells` as one table, in grid order."""
+    parts = [tables[TABLE] for tables in map(store.read, (c.key for c in cells)) if tables is not None]
+    table = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
     summary = summarize(table, *spec.resolved_targets())
     critical = critical_batch_sizes(summary, spec.kind)
     return SweepResult(spec, folder, cells, table, summary, critical)

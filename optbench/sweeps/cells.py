@@ -16,14 +16,13 @@ hash): an edited optimizer file or an upgraded package makes new cells, never re
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import itertools
-import json
 from dataclasses import dataclass, fields
 from functools import cached_property
 
 import pandas as pd
 
+from ..cells import content_key
 from ..errors import OptbenchError
 from ..specs import OptimizerSpec, parse_optimizer
 from ..tasks import TaskKind
@@ -63,8 +62,9 @@ class Cell:
 
     @cached_property
     def key(self) -> str:
-        """A hash of the resolved settings: the same cell has the same key however it was asked for
-        (flag order, list order, `momentum=0` or `momentum=0.0`, a preset or its expansion)."""
+        """A hash of the resolved settings (`cells.keys.content_key`): the same cell has the same key
+        however it was asked for (flag order, list order, a preset or its expansion); values keep
+        their type, so `momentum=0` and `momentum=0.0` are two cells and every seed is its own."""
         return _digest(self, NOT_HASHED)
 
     @cached_property
@@ -114,22 +114,10 @@ def _digest(cell: Cell, leave_out: tuple) -> str:
     settings = {f.name: getattr(cell, f.name) for f in fields(cell) if f.name not in leave_out}
     settings["optimizer_hparams"] = dict(settings["optimizer_hparams"])
     if settings.get("origin") is None:
-        settings.pop("origin", None)  # optbench's own algorithms keep the keys they always had
+        settings.pop("origin", None)
     else:
         settings["origin"] = dict(settings["origin"])
-    text = json.dumps(_canonical(settings), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def _canonical(value):
-    """Containers as sorted-key dicts and lists, every number (but booleans) as a float."""
-    if isinstance(value, dict):
-        return {str(k): _canonical(v) for k, v in value.items()}
-    if isinstance(value, (tuple, list)):
-        return [_canonical(v) for v in value]
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    return value
+    return content_key(settings)
 
 
 def _column_value(value):

@@ -83,9 +83,11 @@ def estimate(
     if repeats < 2:
         return estimate_
     low, high = mean_interval(small_sq)
+    # B_simple = tr(Σ)/|G|² >= 0: the interval's part below 0 holds no possible value, so cutting it
+    # there keeps the coverage and respects the sign
     return replace(
         estimate_,
-        low=from_two_batch_sizes(low, big_mean, small, big, population).b_simple,
+        low=max(0.0, from_two_batch_sizes(low, big_mean, small, big, population).b_simple),
         high=from_two_batch_sizes(high, big_mean, small, big, population).b_simple,
     )
 

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field, fields
 
 from ..errors import OptbenchError, did_you_mean
 from ..models import MODELS
+from ..runners.devices import MAX_THREADS
 from ..specs import parse_optimizer
 from ..tasks import Task, TaskKind, get_task
 from ..tasks.problem import TRAINED_KINDS
@@ -37,7 +38,6 @@ DEFAULT_EVALUATIONS = 400
 # the count is fixed by the spec (never derived from --jobs or the machine) and is part of each
 # cell's key: `--jobs 1` and `--jobs 4` write the same bits. Parallelism comes from --jobs.
 DEFAULT_THREADS = 1
-MAX_THREADS = 1024
 # A grid larger than this is a typo (--seeds 100000000), not a study: refused before it is expanded.
 MAX_CELLS = 100_000
 

@@ -11,7 +11,8 @@ values; `buffers.py`), and from then on runs the algorithm's own `update()` on r
 at once, in one of two ways, chosen once per optimizer and never switched:
 
 - "compiled" (the default where inductor can build kernels, a C++ compiler on CPU or Triton on
-  CUDA, for optimizers of at least `COMPILE_FROM_NUMEL` parameter elements; `compiled.py`): the
+  CUDA, for optimizers of at least `COMPILE_FROM_NUMEL` parameter elements whose run is not declared
+  shorter than `compiled.BREAK_EVEN_STEPS` through `optimizer.expected_steps`; `compiled.py`): the
   readable `update()` compiled by torch.compile into one pass over the buffers. The first step of
   each graph compiles (seconds; inductor's on-disk cache makes later processes fast); a learning-rate schedule never recompiles.
 - "eager slices" (`fast(cls, compiled=False)`, small models, algorithms without a compiled path,
@@ -46,7 +47,7 @@ import warnings
 
 from ..base import PseudocodeOptimizer
 from .buffers import GroupBuffers, NotFlat, fall_back_reason, flattenable, in_slices
-from .compiled import NumberTensors, compiled_update, compiler_available
+from .compiled import NumberTensors, compiled_update, compiler_available, worth_compiling
 
 FAST_ALGORITHMS = ("sgd", "adam", "adamw", "rmsprop", "adagrad", "adadelta", "adamax", "nadam",
                    "radam", "asgd", "rprop")
@@ -108,6 +109,7 @@ class FastPath(PseudocodeOptimizer):
     chunk_size: elements per slice on the eager path (a subclass may set another)."""
 
     compiled: bool | None = None
+    expected_steps: int | None = None  # the run's length where known: a short run is not compiled
     algorithm: str = ""
     algorithm_class: type = PseudocodeOptimizer
     chunk_size: int = 1 << 20
@@ -124,7 +126,8 @@ class FastPath(PseudocodeOptimizer):
         if self.compiled is False or self.algorithm not in COMPILED_ALGORITHMS:
             return "eager slices"
         params = [p for group in self.param_groups for p in group["params"]]
-        if self.compiled is None and sum(p.numel() for p in params) < COMPILE_FROM_NUMEL:
+        if self.compiled is None and (sum(p.numel() for p in params) < COMPILE_FROM_NUMEL
+                                      or not worth_compiling(self.expected_steps)):
             return "eager slices"
         devices = {p.device for p in params}
         missing = [str(device) for device in devices if not compiler_available(device)]

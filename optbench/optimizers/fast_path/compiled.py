@@ -26,6 +26,11 @@ import functools
 import torch
 
 NUMBER_DTYPE = torch.float64
+# Steps below which compiling cannot pay for itself: (first compiled step within a warm inductor
+# cache - first eager step) / (eager step - compiled step) at ResNet-18 shapes on the 2-core CPU of
+# benchmarks/README.md (round 2, 2026-12-06, under load): about 345 for SGD and 310 for Adam. A run
+# that declares a shorter length (`optimizer.expected_steps`) takes the eager slices.
+BREAK_EVEN_STEPS = 350
 # Graphs per algorithm: a run needs one or two per dtype (the first step may create state); the
 # certificate, every flag combination. torch's default limit, 8, is too low for the latter.
 RECOMPILE_LIMIT = 64
@@ -64,6 +69,12 @@ def _scalars_apart(graph_module, example_inputs):
     graph.lint()
     graph_module.recompile()
     return compile_fx(graph_module, example_inputs)
+
+
+def worth_compiling(expected_steps: int | None) -> bool:
+    """Whether a run of `expected_steps` optimizer steps (None: unknown, assumed long) can repay the
+    first compiled step's cost; see BREAK_EVEN_STEPS."""
+    return expected_steps is None or expected_steps >= BREAK_EVEN_STEPS
 
 
 def compiler_available(device: torch.device) -> bool:
