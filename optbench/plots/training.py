@@ -236,7 +236,7 @@ def plot_language_model(
     evaluations with markers, and the corpus's trivial references as grey lines (`references`:
     "bigram_val_loss" dashed, "unigram_entropy" dotted, where given)."""
     with style():
-        fig, ax = plt.subplots(figsize=(6.4, 3.8), layout="constrained")
+        fig, ax = plt.subplots(figsize=(8.0, 3.8), layout="constrained")
         looks = _looks(evaluations)
         for name, runs in evaluations.groupby("optimizer", sort=False):
             look = looks[name]
@@ -261,7 +261,7 @@ def plot_language_model(
             ylabel="cross-entropy (nats per character)",
             title="loss: validation (markers), training steps (faint)",
         )
-        ax.legend(loc="upper right", title="optimizer")
+        fig.legend(*ax.get_legend_handles_labels(), loc="outside right center", title="optimizer")
         if title:
             fig.suptitle(title)
         return fig
