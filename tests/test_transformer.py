@@ -90,7 +90,9 @@ def test_classifier_head_rule_unchanged_for_image_models():
 
 def test_no_decay_recipe_spares_norms_biases_and_embeddings():
     model = tiny(bias=True)
-    optimizer = build_optimizer(parse_optimizer("adamw:weight_decay=0.1"), "no-decay", model, lambda _spec: {})
+    optimizer = build_optimizer(
+        parse_optimizer("adamw:weight_decay=0.1"), "no-decay", model, lambda _spec: {}
+    )
     decayed, undecayed = optimizer.param_groups
     assert decayed["weight_decay"] == 0.1 and undecayed["weight_decay"] == 0.0
     names = {id(p): n for n, p in model.named_parameters()}
