@@ -30,6 +30,7 @@ from .problem import Budget, Target, TaskKind
 from .regression import linreg_runs, scalar_runs
 
 SURFACE_PREFIX = "surface:"
+EXPRESSION = "expr"  # `expr:FORMULA`: a surface of the user's formula (objectives.expression_surface)
 
 
 @dataclass(frozen=True, eq=False)
@@ -340,9 +341,11 @@ def get_task(name: str | Task) -> Task:
     if key.startswith(SURFACE_PREFIX):
         base, _, settings = text[len(SURFACE_PREFIX) :].partition(":")
         registered = TASKS.get(SURFACE_PREFIX + base.strip().lower().replace("_", "-"))
+        if registered is None and base.strip().lower() == EXPRESSION:
+            return surface_task(get_surface(text[len(SURFACE_PREFIX) :]))  # a formula of the user's
         if registered is None:
             names = [t.name[len(SURFACE_PREFIX) :] for t in TASKS.values() if isinstance(t, SurfaceTask)]
-            raise did_you_mean("surface", base.strip(), names)
+            raise did_you_mean("surface", base.strip(), names + [f"{EXPRESSION}:FORMULA"])
         if not settings:
             return registered
         return surface_task(get_surface(text[len(SURFACE_PREFIX) :]))
@@ -363,8 +366,8 @@ def get_surface_task(surface: Surface | str | Task) -> SurfaceTask:
         if not text.lower().startswith(SURFACE_PREFIX):
             base = text.partition(":")[0].strip().lower().replace("_", "-")
             names = [t.name[len(SURFACE_PREFIX) :] for t in TASKS.values() if isinstance(t, SurfaceTask)]
-            if base not in names:
-                raise did_you_mean("surface", text.partition(":")[0], names)
+            if base not in names and base != EXPRESSION:
+                raise did_you_mean("surface", text.partition(":")[0], names + [f"{EXPRESSION}:FORMULA"])
             text = SURFACE_PREFIX + text
         task = get_task(text)
     if not isinstance(task, SurfaceTask):
