@@ -16,7 +16,6 @@ script stays as the timing record. Prints a markdown table and a summary for ben
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import platform
 import time
@@ -25,17 +24,11 @@ from datetime import datetime, timezone
 import torch
 
 from optbench.runners.recipes import build_optimizer
+from optbench.runners.schedules import warmup_cosine
 from optbench.specs import parse_optimizer
 from optbench.tasks.language_model import DEFAULT_RUN, TARGET, LanguageModelOptions, LanguageModelProblem
 
-
-def lr_factor(step: int, warmup: int, steps: int, floor: float = 0.1) -> float:
-    """nanoGPT's schedule as a multiple of the peak lr: linear warm-up over `warmup` steps, then a
-    cosine from 1 down to `floor` at `steps` (and `floor` after)."""
-    if step < warmup:
-        return (step + 1) / warmup
-    progress = min(1.0, (step - warmup) / max(1, steps - warmup))
-    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+lr_factor = warmup_cosine  # nanoGPT's schedule as a multiple of the peak lr
 
 
 def train(problem, steps, batch_size, lr, betas, weight_decay, warmup, eval_every, max_seconds, seed=0):

@@ -74,7 +74,7 @@ def test_muon_recipe_puts_only_block_matrices_on_muon():
         id(p) for p in model.parameters() if all(p is not m for m in block_matrices)
     }
     assert any(p is model.wte.weight for p in rest) and any(p is model.wpe.weight for p in rest)
-    optimizer = build_optimizer(parse_optimizer("muon"), "muon", model, {})
+    optimizer = build_optimizer(parse_optimizer("muon"), "muon", model, lambda _spec: {})
     muon = optimizer.optimizers[0]
     assert {id(p) for g in muon.param_groups for p in g["params"]} == {id(p) for p in block_matrices}
 
@@ -90,7 +90,9 @@ def test_classifier_head_rule_unchanged_for_image_models():
 
 def test_no_decay_recipe_spares_norms_biases_and_embeddings():
     model = tiny(bias=True)
-    optimizer = build_optimizer(parse_optimizer("adamw:weight_decay=0.1"), "no-decay", model, {})
+    optimizer = build_optimizer(
+        parse_optimizer("adamw:weight_decay=0.1"), "no-decay", model, lambda _spec: {}
+    )
     decayed, undecayed = optimizer.param_groups
     assert decayed["weight_decay"] == 0.1 and undecayed["weight_decay"] == 0.0
     names = {id(p): n for n, p in model.named_parameters()}

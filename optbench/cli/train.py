@@ -35,6 +35,7 @@ from .common import (
     default="digits",
     show_default=True,
     help="A task `optbench list` shows with `train`: digits (built in), mnist, fashion-mnist, cifar10, "
+    "the character-level language models shakespeare, shakespeare-tiny, "
     "or the regression examples scalar, linreg (= regression).",
 )
 @click.option("--model", default=None, help="mlp, lenet, resnet (ResNet-8), resnet20 (default lenet).")
@@ -52,8 +53,11 @@ from .common import (
     default=None,
     help="Epochs (default: the task's; iterations for scalar): "
     + ", ".join(
-        f"{t.name} {t.budget.epochs or t.budget.steps}" for t in TASKS.values() if "train" in t.commands
+        f"{t.name} {t.budget.epochs or t.budget.steps}"
+        for t in TASKS.values()
+        if "train" in t.commands and t.kind is not TaskKind.LANGUAGE_MODEL
     )
+    + "; a language model's budget is --max-steps, its epochs as many as those take"
     + ".",
 )
 @click.option(
@@ -108,7 +112,26 @@ from .common import (
     show_default=True,
     help="Data-parallel processes on this machine (torch.distributed; gloo on CPU, nccl on GPU).",
 )
-@click.option("--data-dir", type=click.Path(), default=None, help="Folder with the data set's files.")
+@click.option(
+    "--data-dir",
+    type=click.Path(),
+    default=None,
+    help="Folder with the data set's files; for a language-model task, a UTF-8 text file or a folder of .txt files.",
+)
+@click.option(
+    "--max-steps",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Stop after this many steps (a language-model task's budget; default: the task's: "
+    + ", ".join(f"{t.name} {t.budget.steps}" for t in TASKS.values() if t.kind is TaskKind.LANGUAGE_MODEL)
+    + ").",
+)
+@click.option(
+    "--context", type=int, default=None, help="Language-model tasks: characters per window (the block size)."
+)
+@click.option("--n-layer", type=int, default=None, help="Language-model tasks: transformer blocks.")
+@click.option("--n-head", type=int, default=None, help="Language-model tasks: attention heads per block.")
+@click.option("--n-embd", type=int, default=None, help="Language-model tasks: the model's width.")
 @click.option(
     "--recipe",
     default=None,
@@ -144,9 +167,10 @@ def command(optimizers, task, trace, out, formats, **settings):
                 "that reduces across a tensor); it runs the readable path"
             )
     resolved = get_task(task)
-    if resolved.kind is TaskKind.CLASSIFICATION:
+    if resolved.kind in (TaskKind.CLASSIFICATION, TaskKind.LANGUAGE_MODEL):
         for spec in specs:
-            line = recipe_note(recipe_for(spec, settings["recipe"]), resolved.default_hparams)
+            recipe = recipe_for(spec, settings["recipe"] or resolved.default_recipe(spec))
+            line = recipe_note(recipe, resolved.default_hparams)
             if line:
                 console_err.print(f"note: {spec.name}: {line}")
     folder = out or default_folder("train")
@@ -166,6 +190,8 @@ def _status(event) -> str:
     row = event.metrics
     if row["diverged"]:
         return "[red]diverged"
+    if "val_accuracy" not in row:
+        return f"epoch {int(row['epoch'])} val loss {format_number(row['val_loss'])}"
     return (
         f"epoch {int(row['epoch'])} loss {format_number(row['val_loss'])} "
         f"acc {100 * row['val_accuracy']:.1f}%"
@@ -194,6 +220,9 @@ def _print(result: TrainingResult, trace: bool) -> None:
 
 
 def _print_summary(summary: pd.DataFrame) -> None:
+    if "best_val_loss" in summary:
+        _print_language_model_summary(summary)
+        return
     table = Table(
         title="training summary (validation accuracy; test where the data set has it)",
         title_justify="left",
@@ -228,6 +257,27 @@ def _print_summary(summary: pd.DataFrame) -> None:
             *([f"{100 * row.test_accuracy:.2f}%"] if has_test else []),
             f"{row.train_time:.2f}",
             format_number(round(row.samples_per_s)),
+            outcome,
+        )
+    print_table(table)
+
+
+def _print_language_model_summary(summary: pd.DataFrame) -> None:
+    table = Table(
+        title="training summary (validation loss, nats per character)", title_justify="left", pad_edge=False
+    )
+    for column in ("optimizer", "steps", "best", "final", "time\n(s)", "tokens\n/s", "outcome"):
+        text = column in ("optimizer", "outcome")
+        table.add_column(column, justify="left" if text else "right", overflow="fold", no_wrap=not text)
+    for row in summary.itertuples():
+        outcome = "[red]diverged" if row.diverged else ("stopped early" if row.stopped_early else "ok")
+        table.add_row(
+            row.optimizer,
+            str(row.steps),
+            f"{row.best_val_loss:.4f}",
+            f"{row.final_val_loss:.4f}",
+            f"{row.train_time:.2f}",
+            format_number(round(row.tokens_per_s)),
             outcome,
         )
     print_table(table)

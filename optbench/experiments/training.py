@@ -34,13 +34,20 @@ from ..runners.training import train as train_one
 from ..runners.training_loop import epoch_progress
 from ..specs import OptimizerSpec, as_spec
 from ..tasks import TaskKind, get_task
+from ..tasks import defaults as D
 from .inputs import check_seed
 from .result import Result, require_spec, require_tables
 
 CLASSIFICATION_TABLES = ("steps", "epochs", "summary", "evaluations")
 TABLE_COLUMNS = {  # the tables a training results folder may hold -> the columns `load` requires
     "steps": ["optimizer", "epoch", "step", "loss"],
-    "epochs": ["optimizer", "family", "epoch", "val_loss", "val_accuracy", "train_accuracy", "diverged"],
+    "epochs": [
+        "optimizer",
+        "family",
+        "epoch",
+        "val_loss",
+        "diverged",
+    ],  # + accuracy or bpc: the figures check
     "summary": ["optimizer"],
     "evaluations": ["optimizer"],
     "regression": ["optimizer", "family", "step", "suboptimality", "diverged"],
@@ -94,7 +101,9 @@ class TrainingResult(Result):
         """Figure name -> matplotlib figure (see `plots.training.training_figures`)."""
         from ..plots.training import training_figures  # matplotlib loads only when figures are asked for
 
-        return training_figures(self.tables(), self.meta.get("least_squares", {}).get("loss"))
+        return training_figures(
+            self.tables(), self.meta.get("least_squares", {}).get("loss"), self.meta.get("data")
+        )
 
 
 def train(
@@ -116,6 +125,11 @@ def train(
     data_dir: str | None = None,
     eval_every_steps: int | None = None,
     recipe: str | None = None,
+    max_steps: int | None = None,
+    context: int | None = None,
+    n_layer: int | None = None,
+    n_head: int | None = None,
+    n_embd: int | None = None,
     nproc: int = 1,
     out: str | Path | None = None,
     force: bool = False,
@@ -127,11 +141,14 @@ def train(
     optimizers: one spec or several, as text ("adam:lr=1e-3", "momentum", "torch:sgd") or parsed.
     task: a task name `optbench list` shows with `train` (or a registered `tasks.Task`).
     epochs, batch_size: None takes the task's budget (`Task.budget`); for `scalar`, epochs counts
-    iterations. Unset learning rates take the task's `default_hparams`. The other settings are those
-    of `runners.training.TrainSpec` and apply
-    to classification tasks only. threads: torch threads of this process (None: torch's current
-    count), recorded as meta["threads"]; with nproc > 1 each process takes its share of the cores.
-    Raises OptbenchError for any bad setting, before any work.
+    iterations. A language-model task's budget is in steps: `max_steps` (None: the task's), its epochs
+    as many as those steps need, its `eval_every_steps` the task's cadence, and its `recipe` (None)
+    'no-decay' for an optimizer with weight decay (`Task.default_recipe`); `context`, `n_layer`,
+    `n_head`, `n_embd` set its model's sizes (and apply to it alone). Unset learning rates take the
+    task's `default_hparams`. The other settings are those of `runners.training.TrainSpec` and apply
+    to the tasks that train a model only. threads: torch threads of this process (None: torch's
+    current count), recorded as meta["threads"]; with nproc > 1 each process takes its share of the
+    cores. Raises OptbenchError for any bad setting, before any work.
     """
     resolved = get_task(task)
     if resolved.kind is TaskKind.SURFACE:
@@ -154,6 +171,11 @@ def train(
             data_dir=data_dir,
             eval_every_steps=eval_every_steps,
             recipe=recipe,
+            max_steps=max_steps,
+            context=context,
+            n_layer=n_layer,
+            n_head=n_head,
+            n_embd=n_embd,
             nproc=nproc if nproc != 1 else None,
             dtype=None if dtype == "float32" else dtype,
             device=None if device in ("auto", "cpu") else device,
@@ -161,7 +183,8 @@ def train(
         )
         given = [name for name, value in classification_only.items() if value is not None]
         if given:
-            raise OptbenchError(f"{given[0]} does not apply to task '{task}' (a regression example)")
+            name = given[0].replace("_", "-")
+            raise OptbenchError(f"--{name} does not apply to task '{task}' (a regression example)")
         return _regression(specs, resolved, epochs, batch_size, seed, out, force)
     base = TrainSpec(
         task=resolved.name,
@@ -180,10 +203,38 @@ def train(
         data_dir=data_dir,
         eval_every_steps=eval_every_steps,
         recipe=recipe,
+        max_steps=max_steps,
+        context=context,
+        n_layer=n_layer,
+        n_head=n_head,
+        n_embd=n_embd,
     )
     with torch_threads(threads) as used:
         runs = [replace(base, optimizer=spec) for spec in specs]
+        if resolved.kind is TaskKind.LANGUAGE_MODEL:
+            runs = [_step_budget(run, resolved, epochs) for run in runs]
         return _classification(runs, nproc, out, force, progress, used)
+
+
+def _step_budget(spec: TrainSpec, task, epochs: int | None) -> TrainSpec:
+    """A language-model run's budget in steps: the task's steps and evaluation cadence where not given,
+    as many epochs as the steps need (unless `epochs` is given), and nanoGPT's per-step linear warm-up
+    and cosine decay to lr / 10 (`defaults.LANGUAGE_MODEL`) unless a per-epoch schedule or warm-up is
+    given."""
+    steps = spec.max_steps or task.budget.steps
+    every = spec.eval_every_steps or max(1, task.budget.steps // task.budget.evaluations)
+    schedule = {}
+    if spec.schedule is None and not spec.warmup_epochs:  # nanoGPT's per-step warm-up and cosine decay
+        schedule = dict(
+            warmup_steps=D.LANGUAGE_MODEL[task.name]["warmup_steps"],
+            decay="cosine",
+            min_lr_ratio=D.LANGUAGE_MODEL["min_lr_ratio"],
+        )
+    spec = replace(spec, max_steps=steps, eval_every_steps=min(every, steps), **schedule)
+    if epochs is None:
+        per_epoch = task.rows(task.load(spec.data_dir), spec) // spec.batch_size
+        spec = replace(spec, epochs=max(1, math.ceil(steps / max(1, per_epoch))))
+    return spec
 
 
 def _parse_optimizers(optimizers) -> list[OptimizerSpec]:
@@ -216,12 +267,17 @@ def _classification(
         dataset = check(specs[0], world=world)
         for spec in specs[1:]:
             check(spec, dataset, world)
-        steps_per_epoch = math.ceil(len(dataset.train[1]) / specs[0].batch_size)
+        task = specs[0].resolved_task
+        n_train = task.rows(dataset, specs[0])
+        steps_per_epoch = math.ceil(n_train / specs[0].batch_size)
         require_rows(
             f"training {len(specs)} optimizer(s) for {specs[0].epochs:,} epochs of {steps_per_epoch} steps",
             len(specs) * specs[0].epochs * steps_per_epoch,
         )
         spec_record = {"runs": [spec.resolved() for spec in specs], "processes": world, "threads": threads}
+        data_record = task.record(dataset, specs[0])
+        if data_record:
+            spec_record["data"] = data_record
         seed = specs[0].seed
         store = _store(out, spec_record, seed, force, writer=rank == 0)
         tables, runs, failed = {name: [] for name in CLASSIFICATION_TABLES}, {}, {}
@@ -242,7 +298,7 @@ def _classification(
                     if store and rank == 0:
                         store.write(key, finished)
             if progress and (spec.optimizer.name not in runs or (world > 1 and not torchrun)):
-                _report_finished(progress, spec, finished["epochs"], len(dataset.train[1]))
+                _report_finished(progress, spec, finished["epochs"], n_train)
             for name in CLASSIFICATION_TABLES:
                 tables[name].append(finished[name])
         if store:

@@ -11,6 +11,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from ..errors import OptbenchError
 from .style import (
     STOPPED_RULE,
     assign_looks,
@@ -225,11 +226,65 @@ def plot_scalar_trace(trace: pd.DataFrame):
         return fig
 
 
-def training_figures(tables: dict[str, pd.DataFrame], f_star: float | None = None) -> dict:
+def plot_language_model(
+    evaluations: pd.DataFrame,
+    steps: pd.DataFrame | None = None,
+    references: dict | None = None,
+    title: str | None = None,
+):
+    """A language model's loss (nats per character) against steps: training steps faint, validation
+    evaluations with markers, and the corpus's trivial references as grey lines (`references`:
+    "bigram_val_loss" dashed, "unigram_entropy" dotted, where given)."""
+    with style():
+        fig, ax = plt.subplots(figsize=(8.0, 3.8), layout="constrained")
+        looks = _looks(evaluations)
+        for name, runs in evaluations.groupby("optimizer", sort=False):
+            look = looks[name]
+            if steps is not None and len(steps):
+                own = steps[steps["optimizer"] == name]
+                ax.plot(own["step"] + 1, finite_positive(own["loss"]), color=look.color, alpha=0.25, lw=0.8)
+            ax.plot(
+                runs["step"],
+                finite_positive(runs["val_loss"]),
+                label=_label(name, runs),
+                **look.line(len(runs)),
+            )
+        for key, label, linestyle in (
+            ("bigram_val_loss", "bigram baseline", "--"),
+            ("unigram_entropy", "unigram entropy", ":"),
+        ):
+            value = (references or {}).get(key)
+            if value is not None and np.isfinite(value):
+                ax.axhline(value, color="0.45", lw=1, linestyle=linestyle, label=f"{label} ({value:.2f})")
+        ax.set(
+            xlabel="step",
+            ylabel="cross-entropy (nats per character)",
+            title="loss: validation (markers), training steps (faint)",
+        )
+        fig.legend(*ax.get_legend_handles_labels(), loc="outside right center", title="optimizer")
+        if title:
+            fig.suptitle(title)
+        return fig
+
+
+def training_figures(
+    tables: dict[str, pd.DataFrame], f_star: float | None = None, references: dict | None = None
+) -> dict:
     """Figure name -> figure for whichever training tables are present: 'training' (epochs, with
-    steps if given), 'regression' (f - f*, with the least-squares loss f_star), 'trace' (scalar)."""
+    steps if given; a language model's evaluations against steps, with its `references`),
+    'regression' (f - f*, with the least-squares loss f_star), 'trace' (scalar)."""
     figures = {}
-    if tables.get("epochs") is not None:
+    epochs = tables.get("epochs")
+    if epochs is not None and "train_bpc" in epochs:  # a language model's epochs
+        figures["training"] = plot_language_model(
+            tables["evaluations"], tables.get("steps"), references, _title_of(tables.get("summary"))
+        )
+    elif epochs is not None:
+        missing = [c for c in ("val_accuracy", "train_accuracy") if c not in epochs]
+        if missing:
+            raise OptbenchError(
+                f"the epochs table lacks column(s) {', '.join(missing)}; was it written by optbench?"
+            )
         figures["training"] = plot_training(
             tables["epochs"], tables.get("steps"), _title_of(tables.get("summary"))
         )

@@ -1,4 +1,5 @@
-"""Learning-rate schedules by name: any torch.optim.lr_scheduler class, stepped once per epoch.
+"""Learning-rate schedules by name: any torch.optim.lr_scheduler class, stepped once per epoch; and
+`warmup_cosine`, the per-step warm-up and cosine decay of a step budget (language models).
 
     build_scheduler("step:step_size=5,gamma=0.5", optimizer, epochs=20)
 
@@ -143,3 +144,13 @@ def _checked(name: str, value, annotation: str, where: str):
     if not number:
         raise OptbenchError(f"{where}: {name} must be a finite number")
     return value
+
+
+def warmup_cosine(step: int, warmup: int, steps: int, floor: float = 0.1) -> float:
+    """The lr of step `step` (0-based) as a multiple of the peak lr, per step: a linear warm-up
+    (step + 1) / warmup over `warmup` steps, then a cosine from 1 down to `floor` at `steps` (and
+    `floor` after). The schedule of nanoGPT's `get_lr` (Karpathy), min_lr = floor · lr."""
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, steps - warmup))
+    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))

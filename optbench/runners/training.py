@@ -40,10 +40,14 @@ from ..models import build_model
 from ..progress import Progress
 from ..specs import OptimizerSpec, as_spec, left_to_the_run
 from ..tasks import TRAINING, Task, TaskKind, get_task
+from ..tasks.problem import TRAINED_KINDS
+from ..tasks.registry import LANGUAGE_MODEL_OPTIONS
 from .devices import device_for_rank, rank_and_world, resolve_device
 from .recipes import build_optimizer, describe, recipe_for
 from .schedules import build_scheduler
 from .training_loop import TrainingRun, TrainResult
+
+PER_STEP_SCHEDULE = ("warmup_steps", "decay", "min_lr_ratio")
 
 
 @dataclass(frozen=True)
@@ -55,8 +59,8 @@ class TrainSpec:
     """
 
     optimizer: OptimizerSpec | str = "sgd"
-    task: str = "digits"  # a classification task of optbench.tasks
-    model: str = "lenet"  # optbench.models name
+    task: str = "digits"  # a task of optbench.tasks that trains a model (classification, language model)
+    model: str = "lenet"  # optbench.models name; 'transformer' for a language-model task
     epochs: int = TRAINING["epochs"]
     batch_size: int = TRAINING["batch_size"]  # global: split evenly across processes
     schedule: str | None = None  # 'cosine', 'step:step_size=5,gamma=0.5', any lr_scheduler class
@@ -72,23 +76,49 @@ class TrainSpec:
     max_steps: int | None = None  # stop after this many steps
     eval_every_steps: int | None = None  # also evaluate every N steps (None: after epochs only)
     recipe: str | None = None  # parameter groups (`recipes`): 'muon', 'no-decay'; None: muon's for Muon
+    # a language-model task's sizes (None: the task's; `tasks.registry.LANGUAGE_MODEL_OPTIONS`)
+    context: int | None = None
+    n_layer: int | None = None
+    n_head: int | None = None
+    n_embd: int | None = None
+    # a per-step schedule of a step budget (language models): linear warm-up over `warmup_steps`,
+    # then 'cosine' decay to `min_lr_ratio` · lr at `max_steps` (`schedules.warmup_cosine`)
+    warmup_steps: int | None = None
+    decay: str | None = None
+    min_lr_ratio: float | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "optimizer", as_spec(self.optimizer))
 
     @property
     def resolved_task(self) -> Task:
-        """The task `task` names; a task no training run takes is a user error."""
+        """The task `task` names; a task that builds no `TrainingProblem` is a user error, and so are
+        language-model sizes on another task."""
         task = get_task(self.task)
-        if task.kind is not TaskKind.CLASSIFICATION:
+        if task.kind not in TRAINED_KINDS:
             raise OptbenchError(
-                f"task '{self.task}' is not a classification task; train it with optbench.train"
+                f"task '{self.task}' trains no model (it is a {task.kind.value} task); train it with optbench.train"
             )
+        given = [name for name in LANGUAGE_MODEL_OPTIONS if getattr(self, name) is not None]
+        if given and task.kind is not TaskKind.LANGUAGE_MODEL:
+            raise OptbenchError(
+                f"--{given[0].replace('_', '-')} applies to language-model tasks only, not '{task.name}'"
+            )
+        if task.kind is TaskKind.LANGUAGE_MODEL and self.model != task.model:
+            raise OptbenchError(f"task '{task.name}' trains a {task.model}, not model '{self.model}'")
         return task
+
+    @property
+    def resolved_recipe(self) -> str | None:
+        """The parameter-group recipe the run uses: the one asked for, else the task's default."""
+        return recipe_for(self.optimizer, self.recipe or self.resolved_task.default_recipe(self.optimizer))
 
     def resolved(self) -> dict:
         """Plain values, with the optimizer's hyperparameters as they will be used (metadata, keys)."""
         values = {f.name: getattr(self, f.name) for f in fields(self)}
+        for name in LANGUAGE_MODEL_OPTIONS + PER_STEP_SCHEDULE:  # recorded where set: other keys stay
+            if values[name] is None:
+                del values[name]
         origin = self.optimizer.origin
         defaults_for = self.resolved_task.default_hparams
         return {
@@ -96,12 +126,13 @@ class TrainSpec:
             "optimizer": self.optimizer.text,
             "optimizer_hparams": self.optimizer.resolved(defaults_for(self.optimizer)),
             **({"optimizer_origin": origin.as_dict()} if origin is not None else {}),
-            "recipe": describe(recipe_for(self.optimizer, self.recipe), defaults_for),
+            "recipe": describe(self.resolved_recipe, defaults_for),
         }
 
 
-def check(spec: TrainSpec, dataset: Dataset | None = None, world: int = 1) -> Dataset:
-    """Every user mistake in `spec` as an OptbenchError, before any training; returns the data set.
+def check(spec: TrainSpec, dataset: Dataset | None = None, world: int = 1):
+    """Every user mistake in `spec` as an OptbenchError, before any training; returns the task's data
+    (a `data.Dataset`, or a language model's `tasks.language_model.Text`).
 
     Callers that train several specs (several optimizers, a sweep) check them all first, so a typo
     in the last one does not surface after an hour of work. `train` alone needs no check: it
@@ -109,8 +140,11 @@ def check(spec: TrainSpec, dataset: Dataset | None = None, world: int = 1) -> Da
     """
     task = spec.resolved_task
     dataset = dataset or task.load(spec.data_dir)
-    _check_settings(spec, len(dataset.train[1]), world)
-    network = build_model(spec.model, dataset.input_shape, dataset.num_classes)
+    _check_settings(spec, task.rows(dataset, spec), world)
+    if task.kind is TaskKind.CLASSIFICATION:
+        network = build_model(spec.model, dataset.input_shape, dataset.num_classes)
+    else:
+        network = task.problem_for(dataset, spec, "cpu", _dtype(spec)).model
     with left_to_the_run(spec.optimizer):
         probe = _optimizer(spec, task, network)
         build_scheduler(spec.schedule, probe, max(1, spec.epochs - spec.warmup_epochs))
@@ -132,22 +166,21 @@ def train(
     rank, world = rank_and_world()
     task = task or spec.resolved_task
     dataset = dataset or task.load(spec.data_dir)
-    _check_settings(spec, len(dataset.train[1]), world)
+    _check_settings(spec, task.rows(dataset, spec), world)
     device = device_for_rank(resolve_device(spec.device))
-    options = {"bf16": spec.bf16, "channels_last": spec.channels_last}
-    problem = task.build_problem(dataset, spec.model, spec.seed, device, _dtype(spec), options)
+    problem = task.problem_for(dataset, spec, device, _dtype(spec))
     optimizer = _optimizer(spec, task, problem.model)
     scheduler = build_scheduler(spec.schedule, optimizer, max(1, spec.epochs - spec.warmup_epochs))
     run = TrainingRun(problem, optimizer, scheduler, spec, task.target, rank, world, progress)
     for epoch in range(1, spec.epochs + 1):
         if not run.epoch(epoch):
             break
-    return run.result(task=dataset.name, model=spec.model)
+    return run.result(task=getattr(dataset, "name", task.name), model=spec.model)
 
 
 def _optimizer(spec: TrainSpec, task: Task, network) -> torch.optim.Optimizer:
     """`spec.optimizer` over `network` as its recipe divides it, with the task's defaults under the spec's."""
-    recipe = recipe_for(spec.optimizer, spec.recipe)
+    recipe = spec.resolved_recipe
     return build_optimizer(spec.optimizer, recipe, network, task.default_hparams, fast=spec.fast)
 
 
@@ -174,6 +207,16 @@ def _check_settings(spec: TrainSpec, n_train: int, world: int) -> None:
     check_batch_size(spec.batch_size, n_train, world)
     if spec.epochs < 1:
         raise OptbenchError(f"epochs must be at least 1, got {spec.epochs}")
+    if spec.decay not in (None, "cosine"):
+        raise OptbenchError(f"decay is 'cosine' or none, got {spec.decay!r}")
+    if spec.decay is not None and (spec.max_steps is None or spec.schedule is not None):
+        raise OptbenchError("a per-step decay needs max steps and no per-epoch --schedule")
+    if spec.warmup_steps is not None and (spec.warmup_steps < 0 or spec.warmup_epochs):
+        raise OptbenchError(
+            f"warm-up steps must be >= 0 and not beside warm-up epochs, got {spec.warmup_steps}"
+        )
+    if spec.min_lr_ratio is not None and not 0 <= spec.min_lr_ratio <= 1:
+        raise OptbenchError(f"min_lr_ratio must be in [0, 1], got {spec.min_lr_ratio}")
     if spec.warmup_epochs < 0 or (spec.early_stop is not None and spec.early_stop < 1):
         raise OptbenchError("warm-up epochs must be >= 0 and early-stop patience >= 1")
     if spec.warmup_epochs and spec.warmup_epochs >= spec.epochs:

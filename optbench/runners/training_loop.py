@@ -21,6 +21,7 @@ from ..tasks.problem import Target
 from .devices import global_mean, global_sum, none_diverged, synchronize
 from .divergence import divergence_limit, is_diverged
 from .eval_mode import RECOMPUTE_BN_BATCHES, evaluation_weights
+from .schedules import warmup_cosine
 
 if TYPE_CHECKING:
     from .training import TrainSpec
@@ -65,7 +66,7 @@ class TrainingRun:
         self.device = next(self.network.parameters()).device
         self.local_batch = budget.batch_size // world
         self.steps_per_epoch = problem.n_train // budget.batch_size
-        self.warmup_steps = budget.warmup_epochs * self.steps_per_epoch
+        self.warmup_steps = budget.warmup_steps or budget.warmup_epochs * self.steps_per_epoch
         self.model = self.network
         if world > 1:
             from torch.nn.parallel import DistributedDataParallel
@@ -134,7 +135,12 @@ class TrainingRun:
         point and the lr the step used."""
         optimizer = self.optimizer
         scheduled = [group["lr"] for group in optimizer.param_groups]
-        if self.global_step < self.warmup_steps:  # linear warm-up on top of the schedule's lr
+        if self.spec.decay == "cosine":  # the per-step schedule of a step budget
+            ratio = 0.0 if self.spec.min_lr_ratio is None else self.spec.min_lr_ratio
+            factor = warmup_cosine(self.global_step, self.warmup_steps, self.spec.max_steps, ratio)
+            for group, lr in zip(optimizer.param_groups, scheduled, strict=True):
+                group["lr"] = lr * factor
+        elif self.global_step < self.warmup_steps:  # linear warm-up on top of the schedule's lr
             for group, lr in zip(optimizer.param_groups, scheduled, strict=True):
                 group["lr"] = lr * (self.global_step + 1) / self.warmup_steps
         used_lr = _as_float(optimizer.param_groups[0]["lr"])
@@ -247,6 +253,7 @@ class TrainingRun:
                     **test,
                     train_time=train_time,
                     samples_per_s=self.global_step * spec.batch_size / train_time,
+                    **self._tokens_per_s(self.global_step * spec.batch_size / train_time),
                     diverged=self.diverged,
                     stopped_early=self.stopped_early,
                     device=str(self.device),
@@ -257,6 +264,11 @@ class TrainingRun:
         return TrainResult(
             pd.DataFrame(self.step_rows), epochs, summary, state, pd.DataFrame(self.evaluation_rows)
         )
+
+    def _tokens_per_s(self, samples_per_s: float) -> dict:
+        """{"tokens_per_s"} for a problem whose rows hold `tokens_per_row` predictions (a language model)."""
+        per_row = getattr(self.problem, "tokens_per_row", None)
+        return {} if per_row is None else {"tokens_per_s": samples_per_s * per_row}
 
 
 # --- helpers ----------------------------------------------------------------------------------

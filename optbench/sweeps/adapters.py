@@ -1,7 +1,7 @@
 """Task adapters: how one cell runs on each kind of task, through the runners' public functions.
 
-- training (digits, mnist, fashion-mnist, cifar10): `runners.training.train` for the cell's step
-  budget, with `evaluations` validation passes evenly spaced;
+- training (digits, mnist, fashion-mnist, cifar10; the language models shakespeare, shakespeare-tiny):
+  `runners.training.train` for the cell's step budget, with `evaluations` validation passes evenly spaced;
 - regression (stochastic linear regression): `runners.regression.linear_regression`, evaluated on
   the full data after every step;
 - surface:NAME: `runners.surface.run_surface` on an analytic surface whose gradient gets
@@ -30,6 +30,7 @@ from ..runners.surface import run_surface
 from ..runners.training import TrainSpec, check_batch_size, resolve_device, train
 from ..specs import OptimizerSpec, left_to_the_run, parse_optimizer
 from ..tasks import TaskKind, get_task
+from ..tasks.problem import TRAINED_KINDS
 from . import noise_scale
 
 REGRESSION_SAMPLES = 1000  # make_linear_data's default size
@@ -41,6 +42,7 @@ NOISE_METHOD = {
     "all samples, at the initial and the final weights",
     TaskKind.SURFACE: "B_simple = dim·noise²/|∇f|² exactly (the injected per-sample noise has covariance noise²·I), "
     "at the start and the end point",
+    TaskKind.LANGUAGE_MODEL: "not measured for language models (NaN)",
 }
 
 
@@ -66,6 +68,11 @@ def check_runnable(spec, cells) -> None:
         for b in batch_sizes:
             check_batch_size(b, len(dataset.train[1]))
         build_model(spec.model, dataset.input_shape, dataset.num_classes)
+    elif task.kind is TaskKind.LANGUAGE_MODEL and cells:
+        text = _dataset(task.name, spec.data_dir)
+        probe_spec = TrainSpec(task=task.name, model=task.model, data_dir=spec.data_dir)
+        for b in batch_sizes:
+            check_batch_size(b, task.rows(text, probe_spec))
     elif task.kind is TaskKind.SURFACE and cells:
         surface = task.surface
         steps = max(c.steps or surface.steps for c in cells)
@@ -82,7 +89,7 @@ def check_runnable(spec, cells) -> None:
 def run_cell(cell, data_dir: str | None = None) -> pd.DataFrame:
     """One cell's measurements: one row per step, cell-level measurements repeated on each row."""
     task = get_task(cell.task)
-    if task.kind is TaskKind.CLASSIFICATION:
+    if task.kind in TRAINED_KINDS:
         _dataset(task.name, data_dir)  # loading the data is not the cell's time
     started = time.perf_counter()
     rows, extra = ADAPTERS[task.kind](task, cell, data_dir)
@@ -103,7 +110,8 @@ def _dataset(task: str, data_dir: str | None):
 
 def training_cell(task, cell, data_dir):
     dataset = _dataset(task.name, data_dir)
-    n_train = len(dataset.train[1])
+    model = cell.model or task.model
+    n_train = task.rows(dataset, TrainSpec(task=cell.task, model=model, data_dir=data_dir))
     steps_per_epoch = n_train // cell.batch_size
     epochs, max_steps = cell.epochs, cell.steps
     if max_steps is not None:
@@ -113,7 +121,7 @@ def training_cell(task, cell, data_dir):
     spec = TrainSpec(
         optimizer=cell.optimizer_spec,
         task=cell.task,
-        model=cell.model,
+        model=model,
         epochs=epochs,
         batch_size=cell.batch_size,
         warmup_epochs=cell.warmup_epochs,
@@ -138,8 +146,17 @@ def training_cell(task, cell, data_dir):
     evaluated = result.evaluations.assign(step=result.evaluations["step"].clip(upper=rows["step"].max()))
     evaluated = evaluated.drop_duplicates("step", keep="last").set_index("step")
     rows["eval_loss"] = rows["step"].map(evaluated["val_loss"]).astype(float)
-    rows["eval_accuracy"] = rows["step"].map(evaluated["val_accuracy"]).astype(float)
+    accuracy = evaluated["val_accuracy"] if "val_accuracy" in evaluated else evaluated["val_loss"] * math.nan
+    rows["eval_accuracy"] = rows["step"].map(accuracy).astype(float)
     summary = result.summary.iloc[0]
+    measured = {
+        "diverged": bool(summary["diverged"]),
+        "samples_per_s": float(summary["samples_per_s"]),
+        "train_time": float(summary["train_time"]),
+    }
+    if task.kind is not TaskKind.CLASSIFICATION:  # NOISE_METHOD: measured for classifiers only
+        names = ("noise_scale_start", "noise_scale_start_low", "noise_scale_start_high", "noise_scale_end")
+        return rows, {**measured, **dict.fromkeys(names, math.nan)}
 
     # gradient noise scale at the initial and the final weights, on a fixed subset of the training split
     device = resolve_device(cell.device)
@@ -153,9 +170,7 @@ def training_cell(task, cell, data_dir):
         network.load_state_dict(result.state_dict)
         end = noise_scale.for_classifier(network, images, labels, seed=cell.seed).b_simple
     return rows, {
-        "diverged": bool(summary["diverged"]),
-        "samples_per_s": float(summary["samples_per_s"]),
-        "train_time": float(summary["train_time"]),
+        **measured,
         "noise_scale_start": start.b_simple,
         "noise_scale_start_low": start.low,
         "noise_scale_start_high": start.high,
@@ -257,6 +272,7 @@ def surface_cell(task, cell, data_dir):
 
 ADAPTERS = {
     TaskKind.CLASSIFICATION: training_cell,
+    TaskKind.LANGUAGE_MODEL: training_cell,
     TaskKind.REGRESSION: regression_cell,
     TaskKind.SURFACE: surface_cell,
 }

@@ -26,6 +26,7 @@ from ..cells import content_key
 from ..errors import OptbenchError
 from ..specs import OptimizerSpec, parse_optimizer
 from ..tasks import TaskKind
+from ..tasks.problem import TRAINED_KINDS
 from ..values import format_value
 from .adapters import default_lr
 from .columns import SETTING_COLUMNS
@@ -175,7 +176,7 @@ def expand(spec: SweepSpec) -> list[Cell]:
                                 steps=spec.resolved_steps(),
                                 seed=seed,
                                 noise=spec.noise if kind is TaskKind.SURFACE else None,
-                                device=spec.device if kind is TaskKind.CLASSIFICATION else None,
+                                device=spec.device if kind in TRAINED_KINDS else None,
                                 evaluations=spec.resolved_evaluations(),
                                 threads=spec.threads,
                                 origin=origin,

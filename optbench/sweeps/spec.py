@@ -21,6 +21,7 @@ from ..models import MODELS
 from ..runners.devices import MAX_THREADS
 from ..specs import parse_optimizer
 from ..tasks import Task, TaskKind, get_task
+from ..tasks.problem import TRAINED_KINDS
 from ..values import axis_values, format_value
 
 RULES = ("linear", "sqrt", "none", "tuned")
@@ -113,10 +114,10 @@ class SweepSpec:
 
     def grid(self) -> dict:
         """The settings that decide the cells, in canonical order (for the changed-spec check)."""
-        training = self.kind is TaskKind.CLASSIFICATION
+        training = self.kind in TRAINED_KINDS
         return {
             "task": self.task,
-            "model": self.model if training else None,
+            "model": self.model if self.kind is TaskKind.CLASSIFICATION else None,
             "optimizers": sorted(self.optimizers),
             "batch_sizes": sorted(self.batch_sizes),
             "lr_scales": [r for r in RULES if r in self.lr_scales],
@@ -166,13 +167,15 @@ class SweepSpec:
         return self.base_batch_size or min(self.batch_sizes)
 
     def resolved_evaluations(self) -> int | None:
-        if self.kind is not TaskKind.CLASSIFICATION:
+        if self.kind not in TRAINED_KINDS:
             return None  # regression and surfaces evaluate after every step
         return self.evaluations or DEFAULT_EVALUATIONS
 
     def resolved_steps(self) -> int | None:
         if self.kind is TaskKind.CLASSIFICATION and self.epochs is None and self.steps is None:
             return DEFAULT_TRAINING_STEPS
+        if self.kind is TaskKind.LANGUAGE_MODEL and self.epochs is None and self.steps is None:
+            return self.resolved_task.budget.steps  # a language model's budget is in steps
         return self.steps
 
 
@@ -273,6 +276,13 @@ def _validate_task(spec: SweepSpec) -> None:
         from ..runners.training import resolve_device
 
         resolve_device(str(spec.device))
+        return
+    if kind is TaskKind.LANGUAGE_MODEL:
+        from ..runners.training import resolve_device
+
+        resolve_device(str(spec.device))
+        if spec.target_accuracy is not None:
+            raise OptbenchError(f"task '{spec.task}' has no accuracy; use --target-loss")
         return
     for name, value, default in (
         ("--warmup-epochs", spec.warmup_epochs, 0),

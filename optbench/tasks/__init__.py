@@ -14,6 +14,7 @@ from .problem import Budget, Target, TaskKind, TrainingProblem
 from .registry import (
     TASKS,
     ClassificationTask,
+    LanguageModelTask,
     RegressionTask,
     SurfaceTask,
     Task,
@@ -36,6 +37,7 @@ __all__ = [
     "TUNING_RANGES",
     "Budget",
     "ClassificationTask",
+    "LanguageModelTask",
     "RegressionTask",
     "SurfaceTask",
     "Target",

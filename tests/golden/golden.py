@@ -51,6 +51,7 @@ TIMING_COLUMNS = {
     "train_time",
     "epoch_time",
     "samples_per_s",
+    "tokens_per_s",
     "seconds",
     "wall_s",
     "elapsed",
