@@ -1,6 +1,6 @@
 """optbench: see how gradient-based optimizers behave, exactly as torch.optim runs them.
 
-The Python API: `compare`, `grid`, `noise_floor`, `train` and `sweep` run experiments and return
+The Python API: `compare`, `grid`, `noise_floor`, `train`, `sweep` and `bench` run experiments and return
 result objects (tidy tables, `.save(folder)`, `.plot()`); `load(folder)` reads a saved one back.
 See `optbench.experiments` and `optbench.sweeps`.
 
@@ -32,12 +32,15 @@ _HOMES = {
         "experiments",
     ),
     **dict.fromkeys(("SweepResult", "SweepSpec", "sweep"), "sweeps"),
+    "BenchResult": "bench",
 }
 
-__all__ = sorted(_HOMES)
+__all__ = sorted([*_HOMES, "bench"])  # optbench.bench: the subpackage, callable as `bench.run.bench`
 
 
 def __getattr__(name):
+    if name == "bench":  # the subpackage, callable (see optbench/bench/__init__.py)
+        return importlib.import_module(".bench", __name__)
     if name in _HOMES:
         return getattr(importlib.import_module(f".{_HOMES[name]}", __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

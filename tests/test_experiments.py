@@ -179,7 +179,7 @@ def test_api_errors_are_one_clear_line(tmp_path):
         optbench.noise_floor(["torch:sgd"], steps=10)
     write_metadata(tmp_path, "bogus", {}, 0)
     with pytest.raises(
-        OptbenchError, match="kind .bogus. is not one of compare, grid, noise_floor, train, sweep"
+        OptbenchError, match="kind .bogus. is not one of bench, compare, grid, noise_floor, sweep, train$"
     ):
         optbench.load(tmp_path)
 
@@ -226,6 +226,7 @@ def test_every_result_keeps_one_contract_and_saving_never_draws(tmp_path):
             SweepSpec(task="surface:elliptic", batch_sizes=(1, 4), lr_scales=("none",), steps=10),
             tmp_path / "sweep-run",
         ),
+        "bench": optbench.bench(["sgd"], suite=["elliptic"], studies=1, trials_per_study=1, seeds=1),
     }
     assert sorted(KINDS) == sorted(results)
     for kind, result in results.items():

@@ -639,7 +639,8 @@ META = [
     ({"kind": ["compare"], "spec": {}}, "kind ['compare'] is not one of"),
     ({"kind": "compare"}, "records no spec"),
     ({"kind": "compare", "spec": "elliptic"}, "records no spec"),
-    ({"kind": "bench", "spec": {}}, "kind 'bench' is not one of"),
+    ({"kind": "bogus", "spec": {}}, "kind 'bogus' is not one of"),
+    ({"kind": "bench", "spec": {}}, "the bench spec lacks 'optimizers'"),
     ({"spec": {}}, "no 'kind' recorded"),
     (
         {"kind": "grid", "spec": {"surface": "elliptic", "axes": "lr"}},

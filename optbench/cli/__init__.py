@@ -42,6 +42,10 @@ COMMANDS = {
         "sweep",
         "Sweep batch sizes and lr-scaling rules; steps to target, critical batch size, plots.",
     ),
+    "bench": (
+        "bench",
+        "Benchmark optimizers fairly over a suite of tasks: equal tuning, seeds, performance profiles.",
+    ),
 }
 
 

@@ -69,18 +69,19 @@ class Result:
 
 
 def load(folder) -> Result:
-    """The result saved in `folder`, whatever its kind (compare, noise_floor, grid, train, sweep).
+    """The result saved in `folder`, whatever its kind (compare, noise_floor, grid, train, sweep, bench).
 
     Raises OptbenchError for a folder that is not an optbench results folder, records an unknown kind
     or no spec, or lacks its tables.
     """
     from .. import sweeps  # noqa: F401 - defines SweepResult, so its kind is known
+    from ..bench import result as _bench  # noqa: F401 - defines BenchResult, so its kind is known
 
     folder = Path(folder)
     meta = read_metadata(folder)
     kind = meta["kind"]
     if not isinstance(kind, str) or kind not in KINDS:
-        raise OptbenchError(f"{folder / META_FILE}: kind {kind!r} is not one of {', '.join(KINDS)}")
+        raise OptbenchError(f"{folder / META_FILE}: kind {kind!r} is not one of {', '.join(sorted(KINDS))}")
     if not isinstance(meta.get("spec"), dict):
         raise OptbenchError(f"{folder / META_FILE} records no spec (the settings that made the results)")
     return KINDS[kind].load(folder)

@@ -233,3 +233,28 @@ def language_model_defaults(task: str, optimizer: OptimizerSpec) -> dict:
         momentum = optimizer.hparams.get("momentum", 0) or 0
         return {"lr": LANGUAGE_MODEL["sgd_lr"] * (1 - momentum)}
     return {}
+
+
+# The benchmark's tasks (`optbench bench`, `bench.suite`): what each runs and its target, reached once
+# f - f* <= tolerance * (f(start) - f*) (so one number per task whatever its scale). A target must
+# rank: a tuned AdamW reaches it within the budget, but not in a handful of steps (measured with
+# `optbench bench adamw momentum lion sgd`; benchmarks/README.md). Each row:
+# (task text for `bench.suite`, steps budget, relative tolerance, gradient noise σ, reason).
+# fmt: off
+BENCH_TASKS = {
+    "elliptic": ("elliptic", 200, 1e-6, 0.0,
+                 "κ = 10 in 2-D: the classic zig-zag; 1e-6 is the surfaces' own tolerance"),
+    "rotated-quadratic": ("quadratic:dim=50,condition=1000,rotation=0", 400, 1e-3, 0.0,
+                          "κ = 1e3 under a random rotation, where a diagonal preconditioner stops "
+                          "helping; three decades, as gradient descent at κ = 1e3 needs ~3500 steps"),
+    "noisy-rosenbrock": ("rosenbrock", 400, 1e-3, 0.1,
+                         "the curved valley with N(0, 0.1²) gradient noise: three decades, above the "
+                         "noise floor a constant lr settles at"),
+    "logistic": ("logistic", 400, 1e-4, 0.0,
+                 "breast cancer, C = 1, f - f* from the Newton optimum: four decades of the gap"),
+}
+BENCH_SUITES = {
+    "quick": ("elliptic", "logistic"),
+    "default": ("elliptic", "rotated-quadratic", "noisy-rosenbrock", "logistic"),
+}
+# fmt: on

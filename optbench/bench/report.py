@@ -1,0 +1,68 @@
+"""The benchmark's HTML report: one self-contained file (Jinja2 template `templates/report.html.j2`),
+with its figures embedded as base64 PNG, its tables, the protocol and the environment, so it opens
+offline and can be mailed as one file."""
+
+from __future__ import annotations
+
+import base64
+import io
+from pathlib import Path
+
+import pandas as pd
+
+REPORT_DPI = 110
+
+
+def render(result) -> str:
+    """The report's HTML text for a `BenchResult` (draws its figures)."""
+    import jinja2
+    import matplotlib.pyplot as plt
+
+    from ..results import environment
+
+    images = {}
+    for stem, fig in result.plot().items():
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", dpi=REPORT_DPI)
+        plt.close(fig)
+        images[stem] = base64.b64encode(buffer.getvalue()).decode("ascii")
+    meta = result.meta
+    outcomes = (
+        result.trials.assign(outcome=result.trials["status"].str.split(":").str[0])
+        .groupby(["task", "optimizer", "outcome"])
+        .size()
+        .unstack("outcome", fill_value=0)
+        .reset_index()
+    )
+    loader = jinja2.PackageLoader("optbench.bench", "templates")
+    template = jinja2.Environment(loader=loader, autoescape=True).get_template("report.html.j2")
+    return template.render(
+        optimizers=meta["optimizers"],
+        suite=meta["suite"],
+        tasks=meta["tasks"],
+        studies=meta["studies"],
+        trials=meta["trials_per_study"],
+        seeds=meta["seeds"],
+        seed=result.seed,
+        space=meta["space"],
+        images=images,
+        ranking=_html(result.ranking.round(3)),
+        steps=_html(result.task_steps().reset_index()),
+        outcomes=_html(outcomes),
+        task_table=_html(pd.DataFrame(meta["tasks"])),
+        environment=_html(pd.DataFrame(environment().items(), columns=["what", "value"])),
+    )
+
+
+def write_report(result, path: Path) -> Path:
+    """Write `render(result)` to `path` atomically; returns the path."""
+    from ..results import atomic_write_bytes
+
+    atomic_write_bytes(Path(path), render(result).encode("utf-8"))
+    return Path(path)
+
+
+def _html(table: pd.DataFrame):
+    import markupsafe
+
+    return markupsafe.Markup(table.to_html(index=False, border=0, na_rep="", escape=True))

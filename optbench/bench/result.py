@@ -1,0 +1,112 @@
+"""`BenchResult`: the benchmark's tidy tables, its protocol in meta.json, its figure and report.
+
+Tables (one row each):
+- trials: (optimizer, task, study, trial) of the tuning studies: hyperparameters, seed (0), steps to
+  target (NaN: not reached), final_gap (f - f* at the end), status (reached, not reached, diverged,
+  failed: MESSAGE);
+- winners: (optimizer, task, study): the study's fastest trial (`protocol.fastest_per_study`);
+- seeds: (optimizer, task, study, seed): the winner rerun per seed, columns as trials;
+- profiles: (optimizer, tau): the fraction of tasks within tau times the best (`profiles`);
+- ranking: per optimizer: score (area under the profile up to tau 4), its bootstrap interval, rank.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..errors import OptbenchError
+from ..experiments.result import Result, require_spec, require_tables
+from ..results import read_metadata, read_table
+from . import profiles
+
+TAUS = np.linspace(1.0, profiles.TAU_MAX, 301)  # the profile's τ grid, 0.01 apart
+REPORT = "report.html"
+TABLES = ("trials", "winners", "seeds", "profiles", "ranking")
+
+
+class BenchResult(Result):
+    """The benchmark's tables (see the module docstring); `meta` is the protocol as run."""
+
+    kind = "bench"
+
+    def __init__(self, meta: dict, seed: int, trials, winners, seeds, profiles_table, ranking_table):
+        self.meta, self.seed = meta, seed
+        self.trials, self.winners, self.seeds = trials, winners, seeds
+        self.profiles, self.ranking = profiles_table, ranking_table
+        self.statuses: dict[str, str] = {}  # this run's cell key -> status (skipped, done, failed: ...)
+        self.failed: dict[str, str] = {}  # "OPTIMIZER on TASK" -> message, as meta.json's "failed"
+
+    @classmethod
+    def from_run(cls, meta: dict, seed: int, tables: dict) -> BenchResult:
+        seeds = tables["seeds"]
+        result = cls(meta, seed, tables["trials"], tables["winners"], seeds, *scores(seeds))
+        result.statuses = tables["statuses"]
+        result.failed = failures(result.trials, result.seeds)
+        return result
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        return {name: getattr(self, name) for name in TABLES}
+
+    def task_steps(self) -> pd.DataFrame:
+        """t_{p,s}: steps to target per task (rows) and optimizer (columns), ∞ where never reached."""
+        return profiles.task_steps(self.seeds)[self.meta["optimizers"]]
+
+    @classmethod
+    def load(cls, folder) -> BenchResult:
+        folder = Path(folder)
+        meta = read_metadata(folder)
+        spec = require_spec(folder, meta, "optimizers", "tasks", "studies", "seeds")
+        require_tables(folder)
+        keys = ("optimizer", "task", "study")
+        tables = {
+            "trials": read_table(folder / "trials.parquet", (*keys, "trial", "steps", "status")),
+            "winners": read_table(folder / "winners.parquet", (*keys, "steps")),
+            "seeds": read_table(folder / "seeds.parquet", (*keys, "seed", "steps", "status")),
+            "profiles": read_table(folder / "profiles.parquet", ("optimizer", "tau", "fraction")),
+            "ranking": read_table(folder / "ranking.parquet", ("optimizer", "score", "rank")),
+        }
+        return cls(spec, meta.get("seed", 0), *tables.values())
+
+    def plot(self) -> dict:
+        from ..plots.bench import profile_figure
+
+        return {"profiles": profile_figure(self.profiles, self.ranking)}
+
+    def write_report(self, folder) -> Path:
+        """Draw the figures and write the self-contained HTML report into `folder`; returns its path."""
+        from .report import write_report
+
+        return write_report(self, Path(folder) / REPORT)
+
+
+def failures(*tables: pd.DataFrame) -> dict[str, str]:
+    """ "OPTIMIZER on TASK" -> the first failure message of its rows (status "failed: MESSAGE")."""
+    failed = {}
+    for table in tables:
+        rows = table[table["status"].str.startswith("failed")]
+        for row in rows.itertuples():
+            failed.setdefault(f"{row.optimizer} on {row.task}", row.status.removeprefix("failed: "))
+    return failed
+
+
+def scores(seeds: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The profiles table (optimizer, tau, fraction) and the ranking (`profiles.ranking`) of the
+    seeds table. Raises OptbenchError for an empty table."""
+    if seeds.empty:
+        raise OptbenchError("the benchmark produced no rows")
+    steps = profiles.task_steps(seeds)
+    optimizers = list(dict.fromkeys(seeds["optimizer"]))
+    steps = steps[optimizers]
+    ratios = profiles.performance_ratios(steps.to_numpy())
+    rho = profiles.performance_profile(ratios, TAUS)  # [optimizers, taus]
+    table = pd.DataFrame(
+        {
+            "optimizer": np.repeat(optimizers, len(TAUS)),
+            "tau": np.tile(TAUS, len(optimizers)),
+            "fraction": rho.reshape(-1),
+        }
+    )
+    return table, profiles.ranking(seeds[list(profiles.COLUMNS)])

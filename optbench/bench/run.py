@@ -1,0 +1,301 @@
+"""`bench(optimizers, suite=...)`: the tuning protocol over a suite of tasks, on the cell engine.
+
+For each task and optimizer, two cells, each one batched program (`bench.suite`):
+1. tuning: the protocol's studies of quasi-random trials over the shared search space
+   (`protocol.quasi_random_studies`), every trial from the seed-0 start; steps to target per trial;
+2. seeds: each study's fastest trial (`protocol.fastest_per_study`) rerun from the starts of seeds
+   0..K-1 (K = `seeds`); these rows feed the profiles and the ranking (`profiles.ranking`).
+
+Cells are content-keyed (the task's row, the optimizer's resolved text and origin, every trial's
+hyperparameters, the seeds), so a rerun computes only unfinished cells, and `jobs` changes no number.
+An optimizer that raises is recorded as failed (status "failed: ..."; steps NaN), a trial whose loss
+turns NaN/inf or explodes as diverged (`runners.divergence`): both count as never reaching the target.
+Gradient noise of a noisy task is drawn from one generator per cell (seeded with the protocol's seed),
+row after row of the batch, so it is fixed by the cell's content.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..cells import DONE, SKIPPED, CellStore, Group, Interrupted, Local, content_key, schedule
+from ..errors import OptbenchError
+from ..progress import Progress
+from ..specs import OptimizerSpec, as_spec
+from . import protocol
+from .suite import BenchTask, suite_tasks
+
+KIND = "bench"
+BAR = "bench"
+VERSION = 1  # bump when a cell's computation changes, so old cells are not reused
+AXES = ("lr", "momentum", "beta1", "beta2")
+
+
+@dataclass(frozen=True)
+class Cell:
+    key: str
+    label: str
+
+
+def check_whole(name: str, value, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise OptbenchError(f"{name} must be a whole number >= {minimum}, got {value}")
+    return int(value)
+
+
+def bench_spec(optimizers, suite, studies, trials_per_study, seeds, seed) -> tuple[dict, list, list]:
+    """Check every input (OptbenchError naming the first problem); returns (spec dict, specs, tasks)."""
+    if isinstance(optimizers, (str, OptimizerSpec)):
+        optimizers = [optimizers]
+    optimizers = list(optimizers)
+    if not optimizers:
+        raise OptbenchError("the benchmark needs at least one optimizer")
+    specs = [as_spec(o) for o in optimizers]
+    labels = [s.text for s in specs]
+    duplicated = sorted({label for label in labels if labels.count(label) > 1})
+    if duplicated:
+        raise OptbenchError(f"optimizer '{duplicated[0]}' is given twice")
+    tasks = suite_tasks(suite)
+    studies = check_whole("studies", studies)
+    trials_per_study = check_whole("trials per study", trials_per_study)
+    seeds = check_whole("seeds", seeds)
+    seed = check_whole("seed", seed, 0)
+    spec = {
+        "optimizers": labels,
+        "suite": suite if isinstance(suite, str) else list(suite),
+        "tasks": [t.as_dict() for t in tasks],
+        "studies": studies,
+        "trials_per_study": trials_per_study,
+        "seeds": seeds,
+        "space": {name: vars(axis) for name, axis in protocol.DEFAULT_SPACE.items()},
+        "seed": seed,
+        "version": VERSION,
+    }
+    return spec, specs, tasks
+
+
+def bench(
+    optimizers,
+    suite="default",
+    studies: int = protocol.DEFAULT_STUDIES,
+    trials_per_study: int = protocol.DEFAULT_TRIALS,
+    seeds: int = 3,
+    folder=None,
+    jobs: int = 1,
+    progress: Callable[[Progress], None] | None = None,
+    seed: int = 0,
+    force: bool = False,
+    executor=None,
+):
+    """Run the benchmark; returns a `BenchResult` (saved to `folder` when given, report included).
+
+    optimizers: names or specs ('adamw', 'momentum', 'torch:adam', 'pkg.mod:Class'); suite: 'quick',
+    'default' or a list of task names of `tasks.defaults.BENCH_TASKS`; studies x trials_per_study
+    quasi-random trials per task and optimizer, then `seeds` seeds at each study's winner.
+    folder: where cells, the tables, meta.json and report.html go; None: a temporary folder, removed
+    afterwards (nothing kept).
+    progress: gets a `Progress` on bar "bench" per cell (2 per task and optimizer).
+    Raises OptbenchError for bad input before anything is written; `cells.Interrupted` on SIGINT or
+    SIGTERM (finished cells are kept; a rerun resumes).
+    """
+    import tempfile
+
+    from .result import BenchResult
+
+    spec, specs, tasks = bench_spec(optimizers, suite, studies, trials_per_study, seeds, seed)
+    jobs = check_whole("jobs", jobs)
+    executor = executor or Local(jobs)
+    for task in tasks:
+        task.surface  # noqa: B018 - builds the problem now: a broken task fails before any write
+    if folder is not None:
+        CellStore(folder).check(KIND, spec, seed, force)
+        result = BenchResult.from_run(
+            spec, seed, _run(Path(folder), spec, specs, tasks, executor, progress, force)
+        )
+        result.save(folder)
+        result.write_report(folder)
+        return result
+    with tempfile.TemporaryDirectory(prefix="optbench-bench-") as scratch:
+        return BenchResult.from_run(
+            spec, seed, _run(Path(scratch), spec, specs, tasks, executor, progress, force)
+        )
+
+
+def _run(folder, spec, specs, tasks, executor, progress, force) -> dict[str, pd.DataFrame]:
+    total = 2 * len(specs) * len(tasks)
+    counted: dict[str, str] = {}
+    labels: dict[str, str] = {}
+
+    def report(key: str, status: str) -> None:
+        if key in counted:
+            return
+        counted[key] = status
+        if progress:
+            progress(Progress(BAR, len(counted), total, f"{status.split(':')[0]}: {labels[key]}"))
+
+    with CellStore(folder) as store:
+        store.open(KIND, spec, spec["seed"], force)
+        try:
+            trial_groups = [
+                _group("trials", task, optimizer, _trials(optimizer, spec), spec)
+                for task in tasks
+                for optimizer in specs
+            ]
+            trials = _stage(store, folder, trial_groups, executor, report, labels)
+            winners = protocol.fastest_per_study(trials)
+            seed_groups = [
+                _group("seeds", task, optimizer, _reruns(winners, task, optimizer, spec["seeds"]), spec)
+                for task in tasks
+                for optimizer in specs
+            ]
+            reruns = _stage(store, folder, seed_groups, executor, report, labels)
+        except Interrupted as stop:
+            stop.total = total
+            stop.finished = sum(store.finished(k) for k in labels)
+            raise
+    return {"trials": trials, "winners": winners, "seeds": reruns, "statuses": counted}
+
+
+def _trials(optimizer: OptimizerSpec, spec: dict) -> pd.DataFrame:
+    table = protocol.quasi_random_studies(
+        optimizer, studies=spec["studies"], trials=spec["trials_per_study"], seed=spec["seed"]
+    )
+    return table.assign(seed=0)
+
+
+def _reruns(winners: pd.DataFrame, task: BenchTask, optimizer: OptimizerSpec, seeds: int) -> pd.DataFrame:
+    mine = winners[(winners["task"] == task.name) & (winners["optimizer"] == optimizer.text)]
+    columns = ["study", "trial", *[a for a in AXES if a in mine.columns and mine[a].notna().any()]]
+    rows = mine[columns]
+    return pd.concat([rows.assign(seed=s) for s in range(seeds)], ignore_index=True).sort_values(
+        ["study", "seed"], ignore_index=True
+    )
+
+
+def _group(stage: str, task: BenchTask, optimizer: OptimizerSpec, rows: pd.DataFrame, spec: dict) -> Group:
+    origin = optimizer.origin.cache_key() if optimizer.origin is not None else None
+    settings = {
+        "stage": stage,
+        "version": VERSION,
+        "task": {k: v for k, v in task.as_dict().items() if k != "reason"},
+        "optimizer": optimizer.to_text(),
+        "use_torch": optimizer.use_torch,
+        "origin": origin,
+        "rows": rows.to_dict("records"),
+        "noise_seed": spec["seed"],
+    }
+    key = content_key(settings)
+    cell = Cell(key, f"{optimizer.text} on {task.name} ({stage})")
+    return Group(
+        key,
+        (cell,),
+        {
+            "stage": stage,
+            "task": task.as_dict(),
+            "optimizer": optimizer,
+            "rows": rows,
+            "noise_seed": spec["seed"],
+        },
+    )
+
+
+def _stage(store, folder, groups, executor, report, labels) -> pd.DataFrame:
+    for group in groups:
+        labels[group.key] = group.cells[0].label
+    todo = []
+    for group in groups:
+        if store.finished(group.key):
+            report(group.key, SKIPPED)
+        else:
+            todo.append(group)
+    failures: dict[str, str] = {}
+
+    def seen(key, status):
+        if status.startswith("failed"):
+            failures[key] = status
+        report(key, status)
+
+    schedule(folder, todo, BenchJob(), executor, seen)
+    tables = []
+    for group in groups:
+        stored = store.read(group.key)
+        if stored is not None:
+            tables.append(stored["rows"])
+        else:  # the job itself broke (a worker died): its rows are kept as failed
+            message = failures.get(group.key, "failed: not computed")
+            tables.append(_failed_rows(group.context, message.removeprefix("failed: ")))
+    return pd.concat(tables, ignore_index=True)
+
+
+class BenchJob:
+    """Computes one bench cell (a batch of trials, or of seeded reruns) and writes its rows."""
+
+    def __call__(self, store, group, missing):
+        rows = run_rows(group.context)
+        store.write(group.key, {"rows": rows})
+        yield group.key, DONE
+
+
+def run_rows(context: dict) -> pd.DataFrame:
+    """The rows of one cell: its trials run as one batch; an exception of the optimizer becomes
+    status 'failed: TYPE: message' on every row (steps NaN)."""
+    from ..runners.surface import run_surface, set_hyperparameters
+
+    task = BenchTask(**context["task"])
+    optimizer, rows = context["optimizer"], context["rows"]
+    axes = [a for a in AXES if a in rows.columns]
+    starts = task.starts(rows["seed"])
+    common = dict(noise=task.noise, seed=context["noise_seed"], relative_tolerance=task.tolerance)
+    try:
+        if optimizer.use_torch:  # torch.optim takes no tensor hyperparameters: one trial at a time
+            metrics = pd.concat(
+                [
+                    run_surface(
+                        optimizer,
+                        task.surface,
+                        starts[i : i + 1],
+                        task.steps,
+                        defaults=set_hyperparameters({}, {a: float(rows[a].iloc[i]) for a in axes}),
+                        **common,
+                    ).metrics
+                    for i in range(len(rows))
+                ],
+                ignore_index=True,
+            )
+        else:
+            grid = {a: rows[a].to_numpy(dtype=float, copy=True) for a in axes}
+            metrics = run_surface(
+                optimizer, task.surface, starts, task.steps, grid=grid, defaults={}, **common
+            ).metrics
+    except Exception as error:  # noqa: BLE001 - a user's optimizer failing is a result, never a crash
+        return _failed_rows(context, f"{type(error).__name__}: {error}")
+    diverged = metrics["diverged"].to_numpy(dtype=bool)
+    steps = metrics["steps_to_tolerance"].to_numpy(dtype=float)
+    status = np.where(diverged, "diverged", np.where(np.isnan(steps), "not reached", "reached"))
+    return _frame(
+        context, steps, metrics["final_loss"].to_numpy(dtype=float) - task.surface.minimum_value, status
+    )
+
+
+def _failed_rows(context: dict, message: str) -> pd.DataFrame:
+    n = len(context["rows"])
+    return _frame(context, np.full(n, np.nan), np.full(n, np.nan), np.full(n, f"failed: {message}"))
+
+
+def _frame(context, steps, final_gap, status) -> pd.DataFrame:
+    rows = context["rows"].reset_index(drop=True)
+    return pd.DataFrame(
+        {
+            "optimizer": context["optimizer"].text,
+            "task": context["task"]["name"],
+            **{c: rows[c] for c in rows.columns},
+            "steps": steps,
+            "final_gap": final_gap,
+            "status": status,
+        }
+    )
