@@ -129,7 +129,7 @@ out_option = click.option(
     "--out",
     type=click.Path(file_okay=False),
     default=None,
-    help="Output folder (default: results/<command>-<timestamp>/).",
+    help="Output folder (default: results/COMMAND-TIMESTAMP/, e.g. results/compare-20261206-073000/).",
 )
 seed_option = click.option(
     "--seed", type=click.IntRange(0, MAX_SEED), default=0, show_default=True, help="Random seed."
