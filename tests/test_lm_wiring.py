@@ -246,3 +246,12 @@ def test_language_model_sizes_are_refused_on_other_tasks(tmp_path, option):
     assert len(result.output.strip().splitlines()) == 1 and not out.exists()
     result = cli("train", "--task", "linreg", option, "8", "--out", str(out))
     assert result.exit_code == 2 and f"{option} does not apply to task 'linreg'" in result.output
+
+
+def test_a_step_budget_is_the_progress_total():
+    from optbench.runners.training import TrainSpec
+    from optbench.runners.training_loop import epoch_progress
+
+    spec = TrainSpec(optimizer="adamw", task="shakespeare-tiny", epochs=3, max_steps=200)
+    assert epoch_progress(spec, 1, 10, 1000).total == 200
+    assert epoch_progress(TrainSpec(optimizer="sgd", epochs=3), 1, 10, 50).total == 150

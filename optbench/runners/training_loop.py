@@ -281,4 +281,7 @@ def _as_float(value) -> float:
 def epoch_progress(spec: TrainSpec, epoch: int, step: int, steps_per_epoch: int, row=None) -> Progress:
     """The progress of a training run at `step` (1-based) of `epoch`; with the epoch's row once done."""
     done = (epoch - 1) * steps_per_epoch + step
-    return Progress(spec.optimizer.name, done, spec.epochs * steps_per_epoch, f"epoch {epoch}", row)
+    total = spec.epochs * steps_per_epoch
+    if spec.max_steps is not None:  # a step budget ends the run inside its last epoch
+        total = min(total, spec.max_steps)
+    return Progress(spec.optimizer.name, done, total, f"epoch {epoch}", row)
