@@ -13,7 +13,9 @@ So `optbench plot DIR` is `load(DIR).plot()` and saving what it returns, whateve
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import ClassVar
 
 import pandas as pd
@@ -30,6 +32,9 @@ class Result:
     kind: ClassVar[str]
     meta: dict
     seed: int
+    # run name -> the one line its user's class failed with (meta.json's "failed"); a result whose runs
+    # can fail sets its own, the others keep this empty default
+    failed: Mapping[str, str] = MappingProxyType({})
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -60,7 +65,7 @@ class Result:
         claim_folder(folder, self.kind, self.meta, self.seed, force)
         for stem, table in self.tables().items():
             write_table(table, folder / f"{stem}.parquet")
-        write_metadata(folder, self.kind, self.meta, self.seed, failed=getattr(self, "failed", None))
+        write_metadata(folder, self.kind, self.meta, self.seed, failed=dict(self.failed))
         return folder
 
     def __repr__(self) -> str:
