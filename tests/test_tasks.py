@@ -16,7 +16,6 @@ from optbench.tasks import (
     TaskKind,
     get_task,
     surface_task,
-    task_kind,
     training_defaults,
 )
 from optbench.tasks import defaults as D
@@ -54,7 +53,7 @@ def test_every_task_declares_data_model_loss_metric_and_target():
 )
 def test_names_and_aliases_resolve_to_one_task(name, expected, kind):
     assert get_task(name).name == expected
-    assert task_kind(name) is TaskKind(kind)
+    assert get_task(name).kind is TaskKind(kind)
 
 
 def test_a_surface_task_with_settings_builds_that_surface():

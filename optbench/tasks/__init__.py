@@ -25,7 +25,6 @@ from .registry import (
     get_task,
     register,
     surface_task,
-    task_kind,
 )
 
 __all__ = [
@@ -52,6 +51,5 @@ __all__ = [
     "register",
     "surface_defaults",
     "surface_task",
-    "task_kind",
     "training_defaults",
 ]

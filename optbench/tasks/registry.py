@@ -385,11 +385,6 @@ def get_compare_task(name: str) -> Task:
     return get_surface_task(name)
 
 
-def task_kind(name: str) -> TaskKind:
-    """The `TaskKind` of a task name; unknown names are user errors."""
-    return get_task(name).kind
-
-
 def describe():
     """(title, columns, rows) for `optbench list`."""
     rows = [
