@@ -59,6 +59,11 @@ class LanguageModelOptions:
     val_windows: int | None = 512  # None: every non-overlapping window of the validation split
     val_fraction: float = VAL_FRACTION
 
+    @property
+    def window_stride(self) -> int:
+        """Characters between consecutive training windows (`stride`, else `context`)."""
+        return self.context if self.stride is None else self.stride
+
     @classmethod
     def tiny(cls, **overrides) -> LanguageModelOptions:
         """The seconds-per-run configuration of tests and quick sweeps (2 layers, width 32, context 16)."""
@@ -100,11 +105,11 @@ def load_text(data_dir: str | None, val_fraction: float = VAL_FRACTION) -> Text:
 def training_rows(text: Text, options: LanguageModelOptions) -> int:
     """Training windows of `text` under `options` (one every `stride` characters); raises OptbenchError
     for a stride below 1 or a context whose window (context + 1 characters) does not fit in a split."""
-    stride = options.context if options.stride is None else options.stride
-    if stride < 1:
-        raise OptbenchError(f"stride must be a positive integer, got {stride}")
     if options.context < 1:
         raise OptbenchError(f"context must be a positive integer, got {options.context}")
+    stride = options.window_stride
+    if stride < 1:
+        raise OptbenchError(f"stride must be a positive integer, got {stride}")
     for name, ids in (("training", text.train), ("validation", text.val)):
         if len(ids) < options.context + 1:
             raise OptbenchError(
@@ -145,12 +150,13 @@ class LanguageModelProblem:
             raise OptbenchError(f"val_windows must be a positive integer, got {options.val_windows}")
         self.text = load_text(options.data_dir, options.val_fraction)
         training_rows(self.text, options)
-        stride = options.context if options.stride is None else options.stride
         self.vocab_size = len(self.text.vocabulary)
         torch.manual_seed(seed)
         self.model = Transformer(options.model_config(self.vocab_size)).to(self.device, dtype)
         self.train_ids, self.val_ids = self.text.train.to(self.device), self.text.val.to(self.device)
-        self.starts = torch.arange(0, len(self.text.train) - options.context, stride, device=self.device)
+        self.starts = torch.arange(
+            0, len(self.text.train) - options.context, options.window_stride, device=self.device
+        )
         self.n_train = len(self.starts)
         self.tokens_per_row = options.context  # predictions per row: tokens/s = rows/s x this
         self.val_starts = _evenly_spaced_starts(len(self.text.val), options.context, options.val_windows)
