@@ -25,13 +25,13 @@ def digits():
     return load("digits")
 
 
-def lone_run(dataset, seed, make_optimizer, steps=STEPS, make_scheduler=None, clip=None):
+def lone_run(dataset, seed, make_optimizer, steps=STEPS, make_scheduler=None, clip=None, dtype=torch.float64):
     """One run, written as a user would write it with torch alone: losses and final parameters."""
     torch.manual_seed(seed)
-    net = build_model("mlp", dataset.input_shape, dataset.num_classes).double()
+    net = build_model("mlp", dataset.input_shape, dataset.num_classes).to(dtype)
     optimizer = make_optimizer(net.parameters())
     scheduler = make_scheduler(optimizer) if make_scheduler else None
-    x, y = dataset.train[0].double(), dataset.train[1]
+    x, y = dataset.train[0].to(dtype), dataset.train[1]
     order = torch.Generator().manual_seed(seed)
     per_epoch = len(y) // BATCH
     losses = []
@@ -57,6 +57,28 @@ def assert_each_trial_alone(result, dataset, make_optimizer_for_trial, **lone):
         torch.testing.assert_close(result.losses[:, t], losses, rtol=1e-10, atol=1e-12)
         for name, p in parameters.items():
             torch.testing.assert_close(result.parameters[name][t], p.detach(), rtol=1e-9, atol=1e-11)
+
+
+def test_float32_trials_with_per_trial_lr_and_weight_decay_equal_lone_float32_runs(digits):
+    # per-trial hyperparameters meet float32 parameters in float32, as torch's kernels read a number lr:
+    # the trials equal lone float32 runs to float32 rounding (batched matrix products sum in another order)
+    seeds, lrs = grid([1e-3, 1e-2])
+    decay = [0.0, 0.1, 0.3, 0.05]
+    result = train_batched(
+        OptimizerSpec.parse("adamw"),
+        digits,
+        seeds,
+        steps=6,
+        batch_size=BATCH,
+        hparams={"lr": lrs, "weight_decay": decay},
+    )
+    assert result.mode == "batched"
+    for t, seed in enumerate(result.seeds):
+        make = lambda p, t=t: torch.optim.AdamW(p, lr=lrs[t], weight_decay=decay[t])  # noqa: E731
+        losses, parameters = lone_run(digits, seed, make, steps=6, dtype=torch.float32)
+        torch.testing.assert_close(result.losses[:, t], losses, rtol=1e-5, atol=1e-6)
+        for name, p in parameters.items():
+            torch.testing.assert_close(result.parameters[name][t], p.detach(), rtol=1e-4, atol=1e-5)
 
 
 def grid(lrs):

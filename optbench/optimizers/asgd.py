@@ -34,6 +34,7 @@ from .base import (
     new_step_counter,
     one_element_or_per_trial,
     scalar_dtype,
+    scale_,
     zeros,
 )
 
@@ -75,12 +76,12 @@ class ASGD(PseudocodeOptimizer):
         state["step"] += 1
         t = state["step"].item()
         # η and μ may be stored in float32 (the step counter's dtype); torch reads them at full precision
-        η, μ = as_number(state["eta"]), as_number(state["mu"])
+        η, μ = as_number(state["eta"], theta), as_number(state["mu"], theta)
         if group["maximize"]:
             g = -g                                      # g_t ← -∇f_t(θ_{t-1})
         if not is_zero(wd):
             g = add_scaled(g, theta, wd)                # g_t ← g_t + wd θ_{t-1}
-        theta.mul_(1 - λ * η)                           # θ_t ← θ_{t-1} (1 - λ η_{t-1})
+        scale_(theta, 1 - λ * η)                           # θ_t ← θ_{t-1} (1 - λ η_{t-1})
         add_scaled_(theta, g, -η)                       # θ_t ← θ_t - η_{t-1} g_t
         if is_zero(μ - 1):
             ax.copy_(theta)                             # ā_t ← θ_t

@@ -121,15 +121,36 @@ def is_per_element(a) -> bool:
     return isinstance(a, torch.Tensor) and (a.numel() > 1 or (a.requires_grad and torch.is_grad_enabled()))
 
 
-def as_number(a):
+def as_number(a, like: torch.Tensor | None = None):
     """A one-element tensor as a Python number at full precision (torch.optim's `.item()`); a tensor
-    with a trial dimension as float64 (one that requires grad as it is); anything else unchanged."""
+    with a trial dimension in `update_dtype` of the parameter `like` (float64 without one; one that
+    requires grad as it is); anything else unchanged."""
     if isinstance(a, torch.Tensor):
         if _traced_number(a):
             return a.double()
         if is_per_element(a):
-            return a if a.requires_grad else a.double()
+            if a.requires_grad:
+                return a
+            return a.to(torch.float64 if like is None else update_dtype(like.dtype))
         return a.item()
+    return a
+
+
+def update_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype in which a per-trial hyperparameter meets a parameter of `dtype`: float64 for float64
+    (and complex128, updated as its float64 view), float32 for every other floating dtype.
+
+    torch.optim computes a number hyperparameter in double, then its kernels read it in the
+    parameter's "opmath" type (float32 for float32, float16 and bfloat16 tensors). A per-trial tensor
+    cast to this dtype is read likewise, and never promotes a float32 parameter's full-size
+    temporaries to float64 (which would cost a copy of every tensor an update line touches)."""
+    return torch.float64 if dtype.to_real() == torch.float64 else torch.float32
+
+
+def _met(a: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """A per-trial hyperparameter `a` in the dtype it meets `x` in (`update_dtype`)."""
+    if is_per_element(a) and a.dtype != update_dtype(x.dtype) and not a.requires_grad:
+        return a.to(update_dtype(x.dtype))
     return a
 
 
@@ -137,7 +158,7 @@ def add_scaled_(x: torch.Tensor, y: torch.Tensor, a) -> torch.Tensor:
     """x ← x + a·y, in place."""
     if isinstance(a, torch.Tensor):
         if is_per_element(a) or _traced_number(a):
-            return x.addcmul_(y, a)
+            return x.addcmul_(y, _met(a, x))
         a = a.item()
     return x.add_(y, alpha=a)
 
@@ -146,9 +167,14 @@ def add_scaled(x: torch.Tensor, y: torch.Tensor, a) -> torch.Tensor:
     """x + a·y as a new tensor (for g_t ← g_t + λθ, which must not touch the gradient)."""
     if isinstance(a, torch.Tensor):
         if is_per_element(a) or _traced_number(a):
-            return torch.addcmul(x, y, a)
+            return torch.addcmul(x, y, _met(a, x))
         a = a.item()
     return torch.add(x, y, alpha=a)
+
+
+def scale_(x: torch.Tensor, a) -> torch.Tensor:
+    """x ← a·x, in place."""
+    return x.mul_(_met(a, x) if isinstance(a, torch.Tensor) else a)
 
 
 def weight_decayed(g: torch.Tensor, theta: torch.Tensor, γ, λ, decoupled: bool) -> torch.Tensor:
@@ -159,7 +185,7 @@ def weight_decayed(g: torch.Tensor, theta: torch.Tensor, γ, λ, decoupled: bool
     if is_zero(λ):
         return g
     if decoupled:
-        theta.mul_(1 - γ * λ)
+        scale_(theta, 1 - γ * λ)
         return g
     return add_scaled(g, theta, λ)
 
@@ -168,7 +194,7 @@ def add_product_(x: torch.Tensor, y: torch.Tensor, z: torch.Tensor, a=1) -> torc
     """x ← x + a·y·z, in place."""
     if isinstance(a, torch.Tensor):
         if is_per_element(a) or _traced_number(a):
-            return x.addcmul_(y, z * a)
+            return x.addcmul_(y, z * _met(a, x))
         a = a.item()
     return x.addcmul_(y, z, value=a)
 
@@ -177,7 +203,7 @@ def add_quotient_(x: torch.Tensor, y: torch.Tensor, z: torch.Tensor, a=1) -> tor
     """x ← x + a·y/z, in place."""
     if isinstance(a, torch.Tensor):
         if is_per_element(a) or _traced_number(a):
-            return x.addcdiv_(y * a, z)
+            return x.addcdiv_(y * _met(a, x), z)
         a = a.item()
     return x.addcdiv_(y, z, value=a)
 
@@ -446,11 +472,22 @@ def check_fused_supported(p: torch.Tensor) -> None:
 def with_scalar_tensors_squeezed(group: dict) -> dict:
     """The group as update() reads it: a one-element tensor hyperparameter of any shape (lr
     `[[1e-3]]`) as a 0-d tensor, which broadcasts against every parameter, as torch's `_to_scalar`
-    makes it. The group itself, and so state_dict(), keeps the tensor as given."""
+    makes it; a per-trial one (more elements) in `update_dtype` of the group's parameters when they
+    share a dtype (a float64 lr grid over float32 trials is read as float32, as torch reads a number
+    lr in a float32 kernel). The group itself, and so state_dict(), keeps the tensors as given."""
+    dtypes = {p.dtype for p in group["params"]}
+    met = update_dtype(dtypes.pop()) if len(dtypes) == 1 else None
+
     def squeezed(value):
         if isinstance(value, tuple):
             return tuple(squeezed(v) for v in value)
-        return value.reshape(()) if isinstance(value, torch.Tensor) and value.numel() == 1 else value
+        if not isinstance(value, torch.Tensor):
+            return value
+        if value.numel() == 1:
+            return value.reshape(())
+        if met is not None and value.is_floating_point() and not value.requires_grad:
+            return value.to(met)
+        return value
     return {key: value if key == "params" else squeezed(value) for key, value in group.items()}
 
 

@@ -20,7 +20,7 @@ State: `exp_avg` (m). No step counter, as in the reference.
 Tensor hyperparameters: lr, betas, weight_decay. Element-wise (sign is per coordinate).
 """
 
-from .base import PseudocodeOptimizer, add_scaled_, check_range, is_zero, lerp_, zeros
+from .base import PseudocodeOptimizer, add_scaled_, check_range, is_zero, lerp_, scale_, zeros
 
 DOC_DISCREPANCIES = [
     "decoupled_weight_decay: not in the paper; the reference divides λ by the constructor's lr η_0 "
@@ -51,7 +51,7 @@ class Lion(PseudocodeOptimizer):
         if group["decoupled_weight_decay"]:
             λ = λ / self.initial_lr                     # λ ← λ / η_0 (reference only)
         if not is_zero(λ):
-            theta.mul_(1 - η * λ)                       # θ ← θ_{t-1} - η λ θ_{t-1}
+            scale_(theta, 1 - η * λ)                       # θ ← θ_{t-1} - η λ θ_{t-1}
         c = lerp_(m.clone(), g, 1 - β1)                 # c_t ← β1 m_{t-1} + (1 - β1) g_t
         add_scaled_(theta, c.sign_(), -η)               # θ_t ← θ - η sign(c_t)
         lerp_(m, g, 1 - β2)                             # m_t ← β2 m_{t-1} + (1 - β2) g_t

@@ -88,7 +88,7 @@ class NAdam(PseudocodeOptimizer):
         # separate runs; the product is then read at full precision, as torch's `.item()` does.
         product = state["mu_product"]
         state["mu_product"] = product * torch.as_tensor(μ, dtype=product.dtype)  # ∏_{i=1}^{t} μ_i
-        Π = as_number(state["mu_product"])
+        Π = as_number(state["mu_product"], theta)
         Π_next = Π * μ_next                             # ∏_{i=1}^{t+1} μ_i
         lerp_(m, g, 1 - β1)                             # m_t ← β1 m_{t-1} + (1 - β1) g_t
         add_product_(v.mul_(β2), g, g, 1 - β2)          # v_t ← β2 v_{t-1} + (1 - β2) g_t²

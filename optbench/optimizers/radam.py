@@ -85,7 +85,7 @@ class RAdam(PseudocodeOptimizer):
         m_hat = m / bias_correction1                    # m̂_t ← m_t / (1 - β1^t)
         ρ_inf = 2 / (1 - β2) - 1                        # ρ_∞ ← 2 / (1 - β2) - 1
         ρ_t = ρ_inf - 2 * t * β2 ** t / (1 - β2 ** t)   # ρ_t ← ρ_∞ - 2tβ2^t / (1 - β2^t)
-        γ = as_number(γ)
+        γ = as_number(γ, theta)
         if ρ_t > 5:
             # r_t ← √((ρ_t - 4)(ρ_t - 2)ρ_∞ / ((ρ_∞ - 4)(ρ_∞ - 2)ρ_t))
             r_t = ((ρ_t - 4) * (ρ_t - 2) * ρ_inf / ((ρ_inf - 4) * (ρ_inf - 2) * ρ_t)) ** 0.5

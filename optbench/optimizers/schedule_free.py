@@ -35,7 +35,15 @@ Tensor hyperparameters: lr, betas (AdamW) / momentum (SGD), eps, weight_decay. E
 
 import torch
 
-from .base import PseudocodeOptimizer, add_scaled_, check_range, is_zero, lerp_, zeros
+from .base import (
+    PseudocodeOptimizer,
+    add_scaled_,
+    check_range,
+    is_zero,
+    lerp_,
+    with_scalar_tensors_squeezed,
+    zeros,
+)
 
 DOC_DISCREPANCIES = [
     "ε: the box divides by √v_t + ε with the bias correction √(1 - β2^t) folded into γ_t; the code "
@@ -102,12 +110,13 @@ class ScheduleFree(PseudocodeOptimizer):
         w_t = t ** group["r"] * γ_max ** group["weight_lr_power"]        # w_t ← t^r γ_max^p
         group["weight_sum"] = group["weight_sum"] + w_t                  # Σ_{i≤t} w_i
         c = _ratio(w_t, group["weight_sum"])                             # c_{t+1} ← w_t / Σ w_i
+        read = with_scalar_tensors_squeezed(group)
         for theta in group["params"]:
             if theta.grad is not None:
                 state = self.state[theta]
                 if not state:
                     state.update(self.init_state(theta, group))
-                self.update_y_z(theta, theta.grad, state, group, t, γ_t, c)
+                self.update_y_z(theta, theta.grad, state, read, t, γ_t, c)
         group["k"] = t
 
     def init_state(self, theta, group):
