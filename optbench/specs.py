@@ -161,10 +161,18 @@ class OptimizerSpec:
         return not self.use_torch and self.algorithm.name in FAST_ALGORITHMS
 
     def build(
-        self, params, defaults: dict | None = None, fast: bool = False, **overrides
+        self,
+        params,
+        defaults: dict | None = None,
+        fast: bool = False,
+        expected_steps: int | None = None,
+        **overrides,
     ) -> torch.optim.Optimizer:
         """Construct the optimizer (on the fast path when asked and the algorithm has one);
-        torch's own argument errors become one-line user errors."""
+        torch's own argument errors become one-line user errors.
+
+        expected_steps: the run's length in optimizer steps where the caller knows it; the fast path
+        compiles only a run long enough to repay compiling (`fast_path.compiled.BREAK_EVEN_STEPS`)."""
         hparams = {**(defaults or {}), **self.hparams, **overrides}
         cls = self.cls
         if fast and self.has_fast_path:
@@ -175,6 +183,8 @@ class OptimizerSpec:
             optimizer = cls(params, **hparams)
         except (ValueError, TypeError) as error:
             raise OptbenchError(f"{self.text}: {error}") from None
+        if fast and self.has_fast_path:
+            optimizer.expected_steps = expected_steps
         from .verify import ready
 
         return ready(optimizer)  # Schedule-Free starts in eval mode and refuses to step until told

@@ -1,6 +1,7 @@
 """The fast path's choice between compiling and the eager slices, from the run's declared length.
 
-Only the choice is tested (`optimizer.fast_path`, which compiles nothing): no clock is involved.
+Only the choice is tested (`optimizer.fast_path`, which compiles nothing): no clock is involved; and
+that the runners which know a run's length (the training runner) declare it.
 """
 
 from __future__ import annotations
@@ -8,10 +9,14 @@ from __future__ import annotations
 import pytest
 import torch
 
+from optbench.data import load
 from optbench.optimizers import fast
 from optbench.optimizers.adam import Adam
 from optbench.optimizers.fast_path import COMPILE_FROM_NUMEL
 from optbench.optimizers.fast_path.compiled import BREAK_EVEN_STEPS, compiler_available, worth_compiling
+from optbench.runners import training
+from optbench.runners.recipes import build_optimizer
+from optbench.specs import parse_optimizer
 
 COMPILES_HERE = compiler_available(torch.device("cpu"))
 
@@ -43,3 +48,44 @@ def test_the_break_even_rule():
     assert worth_compiling(None) and worth_compiling(BREAK_EVEN_STEPS)
     assert not worth_compiling(BREAK_EVEN_STEPS - 1)
     assert BREAK_EVEN_STEPS > 1
+
+
+def large_network() -> torch.nn.Module:
+    return torch.nn.Sequential(torch.nn.Linear(1024, 1024), torch.nn.Linear(1024, 8))  # > 2^20 elements
+
+
+@pytest.mark.parametrize("recipe", [None, "no-decay"])
+def test_build_optimizer_passes_the_runs_length_to_the_fast_path(recipe):
+    adam = parse_optimizer("adam")
+    short = build_optimizer(adam, recipe, large_network(), lambda spec: {}, fast=True, expected_steps=10)
+    assert short.expected_steps == 10 and short.fast_path == "eager slices"
+    unknown = build_optimizer(adam, recipe, large_network(), lambda spec: {}, fast=True)
+    assert unknown.expected_steps is None
+    assert unknown.fast_path == ("compiled" if COMPILES_HERE else "eager slices")
+
+
+@pytest.mark.parametrize(("epochs", "max_steps", "steps"), [(2, None, 2 * (1438 // 64)), (3, 30, 30)])
+def test_the_training_runner_tells_the_fast_path_how_many_steps_it_will_take(
+    monkeypatch, epochs, max_steps, steps
+):
+    built = []
+
+    def recording(*args, **kwargs):
+        built.append(build_optimizer(*args, **kwargs))
+        return built[-1]
+
+    monkeypatch.setattr(training, "build_optimizer", recording)
+    digits = load("digits")
+    assert len(digits.train[1]) == 1438
+    spec = training.TrainSpec(
+        optimizer="adam",
+        model="mlp",
+        epochs=epochs,
+        max_steps=max_steps,
+        batch_size=64,
+        device="cpu",
+        fast=True,
+    )
+    result = training.train(spec, digits)
+    assert len(built) == 1 and built[0].expected_steps == steps
+    assert len(result.steps) == steps

@@ -75,12 +75,15 @@ def build_optimizer(
     network: nn.Module,
     defaults_for: Callable[[OptimizerSpec], dict],
     fast: bool = False,
+    expected_steps: int | None = None,
 ) -> torch.optim.Optimizer:
     """`optimizer` over `network`'s parameters as `recipe` (from `recipe_for`) divides them; each
-    optimizer part gets `defaults_for(its spec)` (the task's `default_hparams`) under its own settings."""
+    optimizer part gets `defaults_for(its spec)` (the task's `default_hparams`) under its own settings.
+    fast, expected_steps: the fast path where the algorithm has one, told the run's length (`build`)."""
     defaults = defaults_for(optimizer)
+    path = dict(fast=fast, expected_steps=expected_steps)
     if recipe is None:
-        return optimizer.build(network.parameters(), defaults, fast=fast)
+        return optimizer.build(network.parameters(), defaults, **path)
     if recipe == "no-decay":
         tables = _embedding_tables(network)
         decayed = [p for p in _trainable(network) if p.ndim >= 2 and id(p) not in tables]
@@ -90,13 +93,13 @@ def build_optimizer(
             for group in ({"params": decayed}, {"params": undecayed, "weight_decay": 0.0})
             if group["params"]
         ]
-        return optimizer.build(groups, defaults, fast=fast)
+        return optimizer.build(groups, defaults, **path)
     matrices, kernels, rest = split_parameters(network)
     flattened = [(kernel, _matrix_view(kernel)) for kernel in kernels]
     parts = [optimizer.build(matrices + [view for _, view in flattened], defaults)]
     if rest:
         adamw = parse_optimizer("adamw")
-        parts.append(adamw.build(rest, defaults_for(adamw), fast=fast))
+        parts.append(adamw.build(rest, defaults_for(adamw), **path))
     return Combined(parts, flattened)
 
 

@@ -169,7 +169,7 @@ def train(
     _check_settings(spec, task.rows(dataset, spec), world)
     device = device_for_rank(resolve_device(spec.device))
     problem = task.problem_for(dataset, spec, device, _dtype(spec))
-    optimizer = _optimizer(spec, task, problem.model)
+    optimizer = _optimizer(spec, task, problem.model, planned_steps(spec, problem.n_train))
     scheduler = build_scheduler(spec.schedule, optimizer, max(1, spec.epochs - spec.warmup_epochs))
     run = TrainingRun(problem, optimizer, scheduler, spec, task.target, rank, world, progress)
     for epoch in range(1, spec.epochs + 1):
@@ -178,10 +178,20 @@ def train(
     return run.result(task=getattr(dataset, "name", task.name), model=spec.model)
 
 
-def _optimizer(spec: TrainSpec, task: Task, network) -> torch.optim.Optimizer:
-    """`spec.optimizer` over `network` as its recipe divides it, with the task's defaults under the spec's."""
+def _optimizer(spec: TrainSpec, task: Task, network, steps: int | None = None) -> torch.optim.Optimizer:
+    """`spec.optimizer` over `network` as its recipe divides it, with the task's defaults under the spec's;
+    on the fast path, told the run's `steps` (a run too short to repay compiling is not compiled)."""
     recipe = spec.resolved_recipe
-    return build_optimizer(spec.optimizer, recipe, network, task.default_hparams, fast=spec.fast)
+    return build_optimizer(
+        spec.optimizer, recipe, network, task.default_hparams, fast=spec.fast, expected_steps=steps
+    )
+
+
+def planned_steps(spec: TrainSpec, n_train: int) -> int:
+    """The optimizer steps of the whole run: epochs x full batches per epoch, at most `max_steps`
+    (early stopping may end it sooner)."""
+    steps = spec.epochs * (n_train // spec.batch_size)
+    return steps if spec.max_steps is None else min(steps, spec.max_steps)
 
 
 def check_batch_size(batch_size: int, n_train: int, world: int = 1) -> int:
@@ -230,9 +240,7 @@ def _check_settings(spec: TrainSpec, n_train: int, world: int) -> None:
         isinstance(spec.eval_every_steps, int) and spec.eval_every_steps >= 1
     ):
         raise OptbenchError(f"eval-every-steps must be a whole number >= 1, got {spec.eval_every_steps}")
-    total_steps = spec.epochs * (n_train // spec.batch_size)
-    if spec.max_steps is not None:
-        total_steps = min(total_steps, spec.max_steps)
+    total_steps = planned_steps(spec, n_train)
     if spec.eval_every_steps is not None and spec.eval_every_steps > total_steps:
         raise OptbenchError(
             f"eval-every-steps {spec.eval_every_steps} is more than the {total_steps} steps of the run: "
