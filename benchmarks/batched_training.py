@@ -7,12 +7,12 @@ one after the other on the same initial weights and the same batches. One proces
 which side goes first; the ratio of the two times is taken per round and its median and range over
 rounds reported, which keeps a busy machine's drift out of the ratio as far as possible. The final
 losses of both sides are compared as a check that they trained the same thing (float32: the batched
-matrix products sum in another order and per-trial lrs are applied in float64, so they agree to
-rounding that training amplifies, about 4e-3 at most in 44 steps here; `tests/test_batched_training.py`
-certifies the equality in float64).
+matrix products sum in another order, so they agree to rounding that training amplifies, about 3e-3 at
+most in 44 steps here; `tests/test_batched_training.py` certifies the equality in float64 and float32).
+`--threads 1,2` repeats the measurement at each thread count (both sides at that count).
 
     PYTHONPATH=. .venv/bin/python benchmarks/batched_training.py [--optimizer adam] [--lrs 64]
-        [--seeds 3] [--steps 44] [--batch-size 64] [--rounds 3] [--threads 2]
+        [--seeds 3] [--steps 44] [--batch-size 64] [--rounds 5] [--threads 1,2]
 """
 
 from __future__ import annotations
@@ -69,10 +69,9 @@ def main():
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--steps", type=int, default=44, help="44 = two epochs of 64 on digits")
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--threads", default="1", help="torch threads, one count or several: 1,2")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
 
     spec = parse_optimizer(args.optimizer)
     low, high = LR_RANGE.get(spec.family, (1e-4, 1e-1))
@@ -80,12 +79,19 @@ def main():
     seeds = [seed for seed in range(args.seeds) for _ in grid]
     lrs = grid * args.seeds
     dataset = load("digits")
-    print(
-        f"{platform.node()} {platform.processor() or platform.machine()}, torch {torch.__version__}, "
-        f"{args.threads} threads; {spec.name}: {len(grid)} lrs x {args.seeds} seeds = {len(lrs)} trials, "
-        f"{args.steps} steps of {args.batch_size}; load average before: {load_average()}"
-    )
+    for threads in [int(count) for count in args.threads.split(",")]:
+        torch.set_num_threads(threads)
+        print(
+            f"{platform.node()} {platform.processor() or platform.machine()}, torch {torch.__version__}, "
+            f"{threads} threads; {spec.name}: {len(grid)} lrs x {args.seeds} seeds = {len(lrs)} trials, "
+            f"{args.steps} steps of {args.batch_size}; load average before: {load_average()}",
+            flush=True,
+        )
+        measure(spec, dataset, seeds, lrs, args)
 
+
+def measure(spec, dataset, seeds, lrs, args) -> None:
+    """Rounds of both sides in alternating order; prints each round and the median ratio with its range."""
     ratios, batched_times, loop_times = [], [], []
     for r in range(args.rounds):
         order = ("batched", "loop") if r % 2 == 0 else ("loop", "batched")
@@ -110,12 +116,14 @@ def main():
         print(
             f"round {r + 1}: batched {seconds['batched']:.2f} s ({result.mode}), one by one {seconds['loop']:.2f} s,"
             f" ratio {ratios[-1]:.1f}x; largest final-loss gap {gap:.1e} over {int(finite.sum())} finite trials;"
-            f" load {load_average()}"
+            f" load {load_average()}",
+            flush=True,
         )
     print(
         f"median ratio {statistics.median(ratios):.1f}x (range {min(ratios):.1f}-{max(ratios):.1f}x over "
         f"{args.rounds} rounds); batched median {statistics.median(batched_times):.2f} s, one by one "
-        f"{statistics.median(loop_times):.2f} s; load average after: {load_average()}"
+        f"{statistics.median(loop_times):.2f} s; load average after: {load_average()}",
+        flush=True,
     )
 
 
