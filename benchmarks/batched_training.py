@@ -9,7 +9,9 @@ rounds reported, which keeps a busy machine's drift out of the ratio as far as p
 losses of both sides are compared as a check that they trained the same thing (float32: the batched
 matrix products sum in another order, so they agree to rounding that training amplifies, about 3e-3 at
 most in 44 steps here; `tests/test_batched_training.py` certifies the equality in float64 and float32).
-`--threads 1,2` repeats the measurement at each thread count (both sides at that count).
+`--threads 1,2` repeats the measurement at each thread count (both sides at that count). The CPU
+time of each side (`time.process_time`) is reported beside the wall time: on a machine shared with
+other jobs a side's wall time measures how much of a core it was given, its CPU time the work it did.
 
     PYTHONPATH=. .venv/bin/python benchmarks/batched_training.py [--optimizer adam] [--lrs 64]
         [--seeds 3] [--steps 44] [--batch-size 64] [--rounds 5] [--threads 1,2]
@@ -92,12 +94,12 @@ def main():
 
 def measure(spec, dataset, seeds, lrs, args) -> None:
     """Rounds of both sides in alternating order; prints each round and the median ratio with its range."""
-    ratios, batched_times, loop_times = [], [], []
+    ratios, cpu_ratios, batched_times, loop_times = [], [], [], []
     for r in range(args.rounds):
         order = ("batched", "loop") if r % 2 == 0 else ("loop", "batched")
-        seconds = {}
+        seconds, cpu_seconds = {}, {}
         for side in order:
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
             if side == "batched":
                 result = train_batched(
                     spec, dataset, seeds, steps=args.steps, batch_size=args.batch_size, hparams={"lr": lrs}
@@ -108,20 +110,24 @@ def measure(spec, dataset, seeds, lrs, args) -> None:
                     one_by_one(spec, dataset, seeds, lrs, args.steps, args.batch_size), dtype=torch.float64
                 )
             seconds[side] = time.perf_counter() - start
+            cpu_seconds[side] = time.process_time() - cpu_start
         ratios.append(seconds["loop"] / seconds["batched"])
+        cpu_ratios.append(cpu_seconds["loop"] / cpu_seconds["batched"])
         batched_times.append(seconds["batched"])
         loop_times.append(seconds["loop"])
         finite = torch.isfinite(loop_final) & torch.isfinite(batched_final)
         gap = (batched_final - loop_final)[finite].abs().max().item()
         print(
             f"round {r + 1}: batched {seconds['batched']:.2f} s ({result.mode}), one by one {seconds['loop']:.2f} s,"
-            f" ratio {ratios[-1]:.1f}x; largest final-loss gap {gap:.1e} over {int(finite.sum())} finite trials;"
+            f" ratio {ratios[-1]:.1f}x (CPU time {cpu_seconds['batched']:.2f} s and {cpu_seconds['loop']:.2f} s,"
+            f" ratio {cpu_ratios[-1]:.1f}x); largest final-loss gap {gap:.1e} over {int(finite.sum())} finite trials;"
             f" load {load_average()}",
             flush=True,
         )
     print(
         f"median ratio {statistics.median(ratios):.1f}x (range {min(ratios):.1f}-{max(ratios):.1f}x over "
-        f"{args.rounds} rounds); batched median {statistics.median(batched_times):.2f} s, one by one "
+        f"{args.rounds} rounds; of CPU time {statistics.median(cpu_ratios):.1f}x, range "
+        f"{min(cpu_ratios):.1f}-{max(cpu_ratios):.1f}x); batched median {statistics.median(batched_times):.2f} s, one by one "
         f"{statistics.median(loop_times):.2f} s; load average after: {load_average()}",
         flush=True,
     )
