@@ -485,7 +485,7 @@ def with_scalar_tensors_squeezed(group: dict) -> dict:
             return value
         if value.numel() == 1:
             return value.reshape(())
-        if met is not None and value.is_floating_point() and not value.requires_grad:
+        if met is not None and value.dtype != met and value.is_floating_point() and not value.requires_grad:
             return value.to(met)
         return value
     return {key: value if key == "params" else squeezed(value) for key, value in group.items()}
