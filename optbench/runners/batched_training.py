@@ -211,7 +211,8 @@ def _clip_per_trial(params: list, max_norm: float) -> None:
 
 
 def _per_trial_tensor(values: list, rank: int, like: torch.Tensor) -> torch.Tensor:
-    """Per-trial values as a float64 `[trials, 1, ..., 1]` tensor that broadcasts against a parameter of `rank`."""
+    """Per-trial values as a float64 `[trials, 1, ..., 1]` tensor that broadcasts against a parameter of `rank`
+    (kept exact in the param group; the update reads it in the parameters' `base.update_dtype`)."""
     return torch.tensor(values, dtype=torch.float64, device=like.device).reshape(-1, *[1] * (rank - 1))
 
 
