@@ -140,8 +140,7 @@ def train_batched(
         )
     names = [name for name, _ in template.named_parameters()]
     stacked = {
-        name: torch.stack([dict(net.named_parameters())[name].detach() for net in networks]).requires_grad_()
-        for name in names
+        name: _stacked([dict(net.named_parameters())[name].detach() for net in networks]) for name in names
     }
 
     mode = batched_mode(spec, hparams)
@@ -173,11 +172,23 @@ def train_batched(
         losses[t] = loss.detach().double().cpu()
     return BatchedTraining(
         losses=losses,
-        parameters={name: p.detach().cpu() for name, p in stacked.items()},
+        parameters={name: p.detach().cpu().contiguous() for name, p in stacked.items()},
         mode=mode,
         seeds=seeds,
         hparams=hparams,
     )
+
+
+def _stacked(tensors: list) -> torch.Tensor:
+    """The trials' copies of one parameter as one leaf `[trials, *shape]`. A matrix (a linear layer's
+    weight W, `[out, in]`) is stored with each trial's Wᵀ contiguous: the vmapped linear layer reads Wᵀ,
+    and its backward pass makes the weight's gradient in that layout, which autograd then keeps as
+    `.grad` instead of copying it into W's (the digits MLP's forward and backward pass of 192 trials,
+    1 thread: 31 ms of CPU time against 41 ms row-major). The values are the same either way."""
+    stacked = torch.stack(tensors)
+    if stacked.dim() == 3:
+        stacked = stacked.transpose(1, 2).contiguous().transpose(1, 2)
+    return stacked.requires_grad_()
 
 
 def _check(spec, dataset, trials, steps, batch_size, hparams, clip_grad_norm) -> None:
