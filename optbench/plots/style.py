@@ -2,10 +2,13 @@
 
 Every series is told apart by colour, line style and marker together (Okabe–Ito colours, colour-blind
 safe): each of the 17 optimizer families has its own (colour, line style, marker) triple, and a second
-spec of one family in the same figure (adam at two learning rates) keeps the family colour with another
-line style and marker. Looks are assigned from the ordered list of specs a run holds, so every figure of
-the run gives a spec the same look. Style is applied with `plt.style.context(STYLE)`, never by editing
-global rcParams, and no module here chooses a backend: the CLI does, so a notebook keeps its own.
+spec of one family in the same figure (adam at two learning rates) takes a colour no other series of
+the figure has, with another line style and marker. A user's own class or a zoo optimizer takes a
+colour no built-in family has (`EXTERNAL_COLOURS`) and is labelled by its class name (`MyOpt (lr=0.1)`,
+`Lion [pytorch_optimizer]`). Looks are assigned from the ordered list of specs a run holds, so every
+figure of the run gives a spec the same look. Series that draw exactly the same values say so in the
+legend (`note_coinciding`). Style is applied with `plt.style.context(STYLE)`, never by editing global
+rcParams, and no module here chooses a backend: the CLI does, so a notebook keeps its own.
 """
 
 from __future__ import annotations
@@ -21,13 +24,20 @@ import matplotlib.transforms as mtransforms
 import numpy as np
 import pandas as pd
 from matplotlib.lines import Line2D
+from matplotlib.ticker import LogFormatter
 
-from ..optimizers.registry import PRESETS
+from ..errors import OptbenchError
+from ..optimizers.external import class_name, split_spec
+from ..optimizers.registry import PRESETS, ZOO_PACKAGES, is_external
 from ..results import atomic_write_bytes
 
 OKABE_ITO = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000"]
+YELLOW = OKABE_ITO[6]  # hard to see on white: only a family's own colour, never a spare one
 LINESTYLES = ["-", "--", "-.", ":"]
 MARKERS = ["o", "s", "^", "D", "v", "P", "X", "<", ">"]
+# For optimizers outside the registry: Paul Tol's muted palette without its colours close to an
+# Okabe-Ito one (cyan, teal, purple), plus a mid grey, so a user's class never passes for a built-in.
+EXTERNAL_COLOURS = ["#882255", "#332288", "#999933", "#CC6677", "#117733", "#777777"]
 
 # Presets (momentum, nesterov) are optimizers in their own right to a reader, so they get their own
 # looks; the classic ones take the clearest colours, and yellow (hard to see on white) goes to a
@@ -94,20 +104,55 @@ def style_key(label: str, family: str | None) -> str | None:
     return base if base in PRESETS else family
 
 
+def family_of(spec_text: str) -> str:
+    """The family a spec text belongs to, as tables record it: 'torch:adam:lr=1' -> 'adam', a user's
+    'dir/my.py:MyOpt:lr=0.1' -> 'dir/my.py:MyOpt' (the class it names)."""
+    text = str(spec_text)
+    if is_external(text):
+        try:
+            return split_spec(text)[0]
+        except OptbenchError:
+            return text
+    return text.removeprefix("torch:").split(":")[0].lower()
+
+
 def assign_looks(labels_and_families) -> dict[str, Look]:
     """Map each (label, family), in order, to a Look no other label of the list has.
 
-    The first label of a family takes the family's look; later ones keep its colour and step through
-    line styles and markers to the next unused triple. Unknown families cycle through the palette.
+    The first label of a family takes the family's look; a later one (sgd at another lr, torch:adam
+    beside adam) takes a colour no series of the list has, so that its theory line and its curve are
+    told apart from its sibling's by colour too, and steps through line styles and markers. A family
+    outside the registry (a user's class, a zoo optimizer) takes the next of `EXTERNAL_COLOURS`, a colour
+    no built-in has, and its siblings only those colours.
     """
-    used: set[Look] = set()
-    looks: dict[str, Look] = {}
-    for index, (label, family) in enumerate(labels_and_families):
-        if label in looks:
+    pairs = list(labels_and_families)
+    others: dict[str, int] = {}  # family outside the registry -> its order of appearance
+    bases: dict[str, Look] = {}
+    for label, family in pairs:
+        if label in bases:
             continue
         base = FAMILY_LOOK.get(style_key(label, family))
         if base is None:
-            base = Look(OKABE_ITO[index % 8], LINESTYLES[index // 8 % 4], MARKERS[index % len(MARKERS)])
+            k = others.setdefault(str(family), len(others))
+            n = len(EXTERNAL_COLOURS)
+            base = Look(EXTERNAL_COLOURS[k % n], LINESTYLES[k // n % 4], MARKERS[(k + 5) % len(MARKERS)])
+        bases[label] = base
+    taken = {base.color for base in bases.values()}
+    # sgd's blue and adam's orange, the colours readers know best, go last
+    spare = [c for c in OKABE_ITO[2:] + OKABE_ITO[:2] + EXTERNAL_COLOURS if c not in taken and c != YELLOW]
+    used: set[Look] = set()
+    siblings: dict[Look, int] = {}  # family look -> how many specs of it came before
+    looks: dict[str, Look] = {}
+    for label, base in bases.items():
+        k = siblings[base] = siblings.get(base, -1) + 1
+        if k:  # a sibling of an earlier spec: a colour of its own where one is free, its own dashes
+            own = [c for c in spare if base.color in OKABE_ITO or c in EXTERNAL_COLOURS]
+            colour = spare.pop(spare.index(own[0])) if own else base.color
+            base = Look(
+                colour,
+                LINESTYLES[(LINESTYLES.index(base.linestyle) + k) % len(LINESTYLES)],
+                MARKERS[(MARKERS.index(base.marker) + k) % len(MARKERS)],
+            )
         look, shift = base, 0
         while look in used:
             shift += 1
@@ -127,21 +172,39 @@ def optimizer_looks(table: pd.DataFrame) -> dict[str, Look]:
     return assign_looks(list(pairs.itertuples(index=False, name=None)))
 
 
-def series_label(name: str, lr=None, settings: str | None = None) -> str:
-    """One legend format for an optimizer: 'adam (lr=3)', its base name and the settings it ran with.
+def display_name(name: str) -> tuple[str, str]:
+    """(the name a legend shows, the settings typed) of a spec text: 'torch:adam:lr=1' -> ('torch:adam',
+    'lr=1'); a user's class 'dir/my.py:MyOpt:lr=0.1' or 'mypkg.mod:MyOpt:lr=0.1' -> ('MyOpt', 'lr=0.1'),
+    not the file or module; a zoo optimizer 'pytorch_optimizer:lion' -> ('Lion [pytorch_optimizer]', '')."""
+    text = str(name)
+    if is_external(text):
+        try:
+            target, typed = split_spec(text)
+        except OptbenchError:
+            return text, ""
+        head = target.partition(":")[0]
+        shown = class_name(target)
+        return (f"{shown} [{head}]" if head in ZOO_PACKAGES else shown), typed
+    prefix = "torch:" if text.startswith("torch:") else ""
+    base, _, typed = text.removeprefix("torch:").partition(":")
+    return prefix + base, typed
 
-    name: the spec as typed ('adam:lr=0.5,betas=0.9/0.99', 'torch:adam', 'momentum'); settings: the
-    resolved settings text ('lr=0.09, momentum=0.9') where the table has it; else the spec's own
-    settings with lr set to `lr`, the lr used (also when it is torch's default).
+
+def series_label(name: str, lr=None, settings: str | None = None) -> str:
+    """One legend format for an optimizer: 'adam (lr=3)', its name (`display_name`) and the settings it
+    ran with.
+
+    name: the spec as typed ('adam:lr=0.5,betas=0.9/0.99', 'torch:adam', 'momentum', 'my.py:MyOpt');
+    settings: the resolved settings text ('lr=0.09, momentum=0.9') where the table has it; else the
+    spec's own settings with lr set to `lr`, the lr used (also when it is torch's default).
     """
-    prefix = "torch:" if str(name).startswith("torch:") else ""
-    base, _, typed = str(name).removeprefix("torch:").partition(":")
+    shown, typed = display_name(name)
     if settings:
-        return f"{prefix}{base} ({settings})"
+        return f"{shown} ({settings})"
     pairs = [pair.strip() for pair in typed.split(",") if pair.strip()]
     if lr is not None and not (isinstance(lr, float) and math.isnan(lr)):
         pairs = [f"lr={float(lr):.3g}"] + [pair for pair in pairs if not pair.startswith("lr=")]
-    return f"{prefix}{base} ({', '.join(pairs)})" if pairs else prefix + base
+    return f"{shown} ({', '.join(pairs)})" if pairs else shown
 
 
 def table_label(runs: pd.DataFrame) -> str:
@@ -149,6 +212,83 @@ def table_label(runs: pd.DataFrame) -> str:
     settings = runs["settings"].iloc[0] if "settings" in runs else None
     lr = runs["lr"].iloc[0] if "lr" in runs else None
     return series_label(runs["optimizer"].iloc[0], lr, settings)
+
+
+COINCIDES = "coincides with"
+COINCIDE_PIXELS = 0.5  # drawn points closer than this (at the figure's dpi) are one curve to the eye
+
+
+def on_screen(transform, x, y) -> np.ndarray:
+    """[n, 2] display coordinates (pixels) of the points (x, y) drawn with `transform` (`ax.transData`);
+    NaN where a point is not drawn (not finite, or not > 0 on a log axis)."""
+    points = np.column_stack([np.asarray(x, dtype=float), np.asarray(y, dtype=float)])
+    with np.errstate(all="ignore"):
+        shown = np.asarray(transform.transform(points), dtype=float)
+    shown[~np.isfinite(points).all(axis=1)] = np.nan
+    return np.where(np.isfinite(shown), shown, np.nan)
+
+
+def coinciding(drawings: dict, pixels: float = COINCIDE_PIXELS) -> dict[str, str]:
+    """{later label: earlier label} for each series drawn on top of an earlier one, from the data.
+
+    drawings: label -> {panel key: [n, 2] display coordinates (`on_screen`)}, in drawing order. Two
+    series coincide where every panel both draw holds the same number of points, the same points drawn,
+    each within `pixels` of its partner: torch:adam on adam (equal to rounding), SGD under ASGD at its
+    default settings (1% apart on a loss axis spanning 18 decades). A series with nothing drawn
+    coincides with none. Never decided from names.
+    """
+    labels = list(drawings)
+    found: dict[str, str] = {}
+    for j, later in enumerate(labels):
+        for earlier in labels[:j]:
+            if earlier not in found and _same_drawing(drawings[earlier], drawings[later], pixels):
+                found[later] = earlier
+                break
+    return found
+
+
+def coinciding_label(label: str, earlier: str) -> str:
+    """'torch:adam (lr=3)' -> 'torch:adam (lr=3)\n  (coincides with adam (lr=3))', the note on a line of
+    its own after the label's first line."""
+    first, *rest = str(label).split("\n")
+    return "\n".join([first, f"  ({COINCIDES} {str(earlier).splitlines()[0]})", *rest])
+
+
+def note_coinciding(*axes, pixels: float = COINCIDE_PIXELS) -> dict[str, str]:
+    """Relabel each labelled line of `axes` drawn on top of an earlier one (`coinciding`; lines of one
+    label paired by axes) with `coinciding_label`, so a legend built afterwards says so. Call it once
+    the axes' limits are final. Returns {later label: earlier label} as they were before the note."""
+    lines: dict[str, list] = {}
+    for index, ax in enumerate(axes):
+        for line in ax.get_lines():
+            if not line.get_label().startswith("_"):
+                lines.setdefault(line.get_label(), []).append((index, line))
+    drawings = {
+        label: {
+            index: on_screen(line.get_transform(), line.get_xdata(), line.get_ydata())
+            for index, line in drawn
+        }
+        for label, drawn in lines.items()
+    }
+    found = coinciding(drawings, pixels)
+    for later, earlier in found.items():
+        for _, line in lines[later]:
+            line.set_label(coinciding_label(later, earlier))
+    return found
+
+
+def _same_drawing(first: dict, second: dict, pixels: float) -> bool:
+    shared = [key for key in first if key in second]
+    if not shared:
+        return False
+    for key in shared:
+        a, b = first[key], second[key]
+        drawn = np.isfinite(a).all(axis=1)
+        if a.shape != b.shape or not np.array_equal(drawn, np.isfinite(b).all(axis=1)):
+            return False
+        if np.any(np.abs(a[drawn] - b[drawn]) > pixels):
+            return False
+    return any(np.isfinite(first[key]).all(axis=1).any() for key in shared)
 
 
 def diverged_label(label: str, step=None) -> str:
@@ -185,6 +325,20 @@ def finite_positive(values) -> np.ndarray:
     values = np.asarray(values, dtype=float)
     with np.errstate(invalid="ignore"):
         return np.where(np.isfinite(values) & (values > 0) & (values < 1e300), values, np.nan)
+
+
+class PlainLogFormatter(LogFormatter):
+    """matplotlib's LogFormatter (which picks the ticks worth a label, minor ones too on a short axis),
+    writing each as a plain number: 60, 0.06, 1e+06 only past 6 digits."""
+
+    def _num_to_string(self, x, vmin, vmax):
+        return f"{x:.6g}"
+
+
+def plain_log_ticks(axis) -> None:
+    """Tick labels of a log `axis` written as plain numbers (60, 0.06), never 6×10¹."""
+    axis.set_major_formatter(PlainLogFormatter(labelOnlyBase=False))
+    axis.set_minor_formatter(PlainLogFormatter(labelOnlyBase=False, minor_thresholds=(2, 0.5)))
 
 
 LOSS_DECADES = 20  # a loss axis shows at most this many decades below its top

@@ -22,10 +22,14 @@ from ..objectives import Surface
 from .style import (
     DIVERGED_MARK,
     clip_loss_axis,
+    coinciding,
+    coinciding_label,
     diverged_handle,
     diverged_label,
     finite_positive,
     mark_diverged,
+    note_coinciding,
+    on_screen,
     optimizer_looks,
     style,
     table_label,
@@ -33,6 +37,8 @@ from .style import (
 
 START_STYLE = dict(marker="o", s=60, facecolor="white", edgecolor="black", linewidth=1.4, zorder=6)
 MINIMUM_STYLE = dict(marker="*", s=180, color="gold", edgecolor="black", linewidth=0.8, zorder=6)
+# the analytic rate line: its series' colour, in a dash-dot-dot no series look uses, explained once
+THEORY_STYLE = dict(linestyle=(0, (6, 2, 1, 2, 1, 2)), linewidth=1.1, alpha=0.9)
 
 
 def gap_to_minimum(surface: Surface, loss):
@@ -99,6 +105,16 @@ def _diverged_point(run: pd.DataFrame, inside: np.ndarray):
     return before[-1] if len(before) else None
 
 
+def _coinciding_paths(ax, trajectory: pd.DataFrame) -> dict:
+    """{optimizer: the earlier optimizer} whose every trial's path it draws on top of."""
+    return coinciding(
+        {
+            name: {trial: on_screen(ax.transData, run["x"], run["y"]) for trial, run in runs.groupby("trial")}
+            for name, runs in trajectory.groupby("optimizer", sort=False)
+        }
+    )
+
+
 def _title(surface: Surface, trajectory: pd.DataFrame, what: str, noise: float = 0.0) -> str:
     """'elliptic: f = ... (3 trials, 100 steps, gradient noise σ = 0.5)': what ran, for the figures of
     a comparison."""
@@ -123,6 +139,7 @@ def plot_trajectories(trajectory: pd.DataFrame, surface: Surface, ax=None, noise
         alpha, width = (0.9, 1.6) if trials <= 3 else (max(0.15, 0.9 / math.sqrt(trials)), 0.9)
         (x0, x1), (y0, y1) = surface.window[:2]
         handles = []
+        same = _coinciding_paths(ax, trajectory)
         for name, runs in trajectory.groupby("optimizer", sort=False):
             look = looks[name]
             for _, run in runs.groupby("trial"):
@@ -144,9 +161,12 @@ def plot_trajectories(trajectory: pd.DataFrame, surface: Surface, ax=None, noise
                 if at is not None:
                     ax.scatter([xs[at]], [ys[at]], color=look.color, **{**DIVERGED_MARK, "clip_on": True})
             label, step = table_label(runs), _diverged_step(runs)
-            handles.append(
-                Line2D([], [], **look.line(), label=label if step is None else diverged_label(label, step))
-            )
+            label = label if step is None else diverged_label(label, step)
+            if name in same:
+                label = coinciding_label(
+                    label, table_label(trajectory[trajectory["optimizer"] == same[name]])
+                )
+            handles.append(Line2D([], [], **look.line(), label=label))
         starts = trajectory[trajectory["step"] == 0][["x", "y"]].drop_duplicates().to_numpy()
         handles += mark_start_and_minima(ax, surface, starts)
         ax.set_title(_title(surface, trajectory, f"f = {surface.formula}", noise))
@@ -159,8 +179,8 @@ def plot_loss(
 ):
     """Loss (f - f_min where known) versus step on a log axis; median and 10–90% band over trials.
 
-    rates (from `optbench.theory.rate_table`): where an analytic rate exists, a dotted line of slope
-    ρ² per step (the theory) is drawn through the run's median at mid-run, and the legend gives the
+    rates (from `optbench.theory.rate_table`): where an analytic rate exists, a line of slope ρ² per step
+    (the theory; its series' colour in THEORY_STYLE) is drawn through the run's median at mid-run, and the legend gives the
     measured ρ (median over trials) next to the analytic one. The axis reaches just above the runs that
     did not diverge and spans at most LOSS_DECADES decades; a diverged optimizer leaves through the top
     and gets an x there.
@@ -225,9 +245,18 @@ def plot_loss(
                 surface, trajectory, "loss per step" + (", median and 10–90% band" if several else ""), noise
             )
         )
+        note_coinciding(ax)
         handles, _ = ax.get_legend_handles_labels()
         if rates is not None and rates["analytic_rate"].notna().any():
-            handles.append(Line2D([], [], color="0.3", linestyle=":", label="analytic rate (slope ρ²/step)"))
+            handles.append(
+                Line2D(
+                    [],
+                    [],
+                    color="0.3",
+                    **THEORY_STYLE,
+                    label="analytic rate in the series' colour (slope ρ²/step)",
+                )
+            )
         if diverged:
             handles.append(diverged_handle())
         ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0))
@@ -254,7 +283,7 @@ def _draw_rate_line(ax, median: pd.Series, rate: float, colour) -> None:
     anchor = len(steps) // 2
     with np.errstate(over="ignore", under="ignore"):
         line = gaps[anchor] * rate ** (2 * (steps - steps[anchor]))
-    ax.plot(steps, finite_positive(line), color=colour, linestyle=":", linewidth=1.3, alpha=0.9)
+    ax.plot(steps, finite_positive(line), color=colour, **THEORY_STYLE)
 
 
 def animate(trajectory: pd.DataFrame, surface: Surface, frames: int = 50, fps: int = 12) -> bytes:
