@@ -95,6 +95,9 @@ DIVERGED_TEXT = "diverged"
 DIVERGED_RULE = "NaN/inf, or ended >10x start gap"
 # a training run stops at the blow-up limit instead (runners.divergence)
 STOPPED_RULE = "NaN/inf, or >1000x first loss: stopped"
+# which part of the rule a diverged series met, for its own legend label
+EXPLODED = "finite, ended >10x start gap"
+EXPLODED_TRAINING = "finite, >1000x first loss"
 DIVERGED_Y = 0.97  # axes fraction of the diverged marks
 
 
@@ -291,10 +294,18 @@ def _same_drawing(first: dict, second: dict, pixels: float) -> bool:
     return any(np.isfinite(first[key]).all(axis=1).any() for key in shared)
 
 
-def diverged_label(label: str, step=None) -> str:
-    """The label of a diverged series: 'sgd (lr=1.5), diverged at step 12'."""
+def diverged_label(label: str, step=None, cause: str | None = None) -> str:
+    """The label of a diverged series: 'sgd (lr=1.5), diverged at step 12 (NaN/inf)'; cause: which part
+    of the one rule it met (`divergence_cause`)."""
     at = f" at step {int(step)}" if step is not None and step == step else ""
-    return f"{label}, {DIVERGED_TEXT}{at}"
+    return f"{label}, {DIVERGED_TEXT}{at}" + (f" ({cause})" if cause else "")
+
+
+def divergence_cause(values, exploded: str = EXPLODED) -> str:
+    """'NaN/inf' where a diverged run's recorded values include a non-finite one, else `exploded` (the
+    finite blow-up the threshold rule flagged): a legend says NaN/inf only where there was one."""
+    values = np.asarray(values, dtype=float)
+    return "NaN/inf" if (~np.isfinite(values)).any() else exploded
 
 
 def mark_diverged(ax, xs, color) -> None:
@@ -317,6 +328,35 @@ def diverged_handle(rule: str = DIVERGED_RULE) -> Line2D:
         linestyle="none",
         label=f"x on top edge: {DIVERGED_TEXT} ({rule})",
     )
+
+
+# A run at its floor (f - f_min exactly 0, or below what float64 resolves next to f_min) has no value a
+# log axis can show: a triangle on the bottom edge marks where it got there, explained once.
+FLOOR_Y = 0.03  # axes fraction of the floor marks
+FLOOR_MARK = dict(marker="v", s=60, edgecolors="black", linewidths=0.6, zorder=7, clip_on=False)
+
+
+def float_floor(minimum: float) -> float:
+    """The smallest gap f - f_min that float64 resolves next to f_min: 8 ulps of |f_min| (0 where
+    f_min = 0, where only a gap of exactly 0, or below, is at the floor). Source: IEEE 754 binary64,
+    spacing eps·|x| near x."""
+    return 8 * float(np.finfo(np.float64).eps) * abs(float(minimum))
+
+
+def mark_floor(ax, xs, color) -> None:
+    """A triangle at each x position on the bottom edge of `ax`, in the series' colour."""
+    xs = np.atleast_1d(np.asarray(xs, dtype=float))
+    if len(xs):
+        transform = mtransforms.blended_transform_factory(ax.transData, ax.transAxes)
+        ax.scatter(xs, np.full(len(xs), FLOOR_Y), transform=transform, color=color, **FLOOR_MARK)
+
+
+def floor_handle(minimum: str = "f_min") -> Line2D:
+    """The legend entry explaining the floor mark; `minimum`: the symbol of the value reached."""
+    return Line2D(
+        [], [], marker="v", markersize=8, markeredgecolor="black", color="0.3", linestyle="none",
+        label=f"▼ on bottom edge: reached {minimum} exactly or below float resolution",
+    )  # fmt: skip
 
 
 def finite_positive(values) -> np.ndarray:
@@ -347,7 +387,8 @@ LOSS_DECADES = 20  # a loss axis shows at most this many decades below its top
 def clip_loss_axis(ax, values, top=None) -> None:
     """Log loss axis limits that keep curves readable: the top just above the largest value of the runs
     that did not diverge (given as `top` or taken from `values`), the bottom at most LOSS_DECADES below it.
-    Curves going lower or higher leave the axes; diverged ones are marked by `mark_diverged`."""
+    Curves going lower or higher leave the axes: a note on the axes says so where some value lies below
+    the bottom; diverged ones are marked by `mark_diverged`."""
     shown = finite_positive(values)
     shown = shown[np.isfinite(shown)]
     if not len(shown):
@@ -356,6 +397,16 @@ def clip_loss_axis(ax, values, top=None) -> None:
     low = max(float(shown.min()) / 2, high * 10.0**-LOSS_DECADES)
     if low < high:
         ax.set_ylim(low, high)
+        if shown.min() < low:  # values below the clip leave through the bottom: say so on the figure
+            ax.annotate(
+                f"values below {low:.0e} run off the axis (it shows {LOSS_DECADES} decades)",
+                xy=(0.99, 0.01),
+                xycoords="axes fraction",
+                ha="right",
+                va="bottom",
+                fontsize=8,
+                color="dimgrey",
+            )
 
 
 STYLE = {

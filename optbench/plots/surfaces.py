@@ -26,8 +26,12 @@ from .style import (
     coinciding_label,
     diverged_handle,
     diverged_label,
+    divergence_cause,
     finite_positive,
+    float_floor,
+    floor_handle,
     mark_diverged,
+    mark_floor,
     note_coinciding,
     on_screen,
     optimizer_looks,
@@ -161,7 +165,7 @@ def plot_trajectories(trajectory: pd.DataFrame, surface: Surface, ax=None, noise
                 if at is not None:
                     ax.scatter([xs[at]], [ys[at]], color=look.color, **{**DIVERGED_MARK, "clip_on": True})
             label, step = table_label(runs), _diverged_step(runs)
-            label = label if step is None else diverged_label(label, step)
+            label = label if step is None else diverged_label(label, step, divergence_cause(runs["loss"]))
             if name in same:
                 label = coinciding_label(
                     label, table_label(trajectory[trajectory["optimizer"] == same[name]])
@@ -182,15 +186,18 @@ def plot_loss(
     rates (from `optbench.theory.rate_table`): where an analytic rate exists, a line of slope ρ² per step
     (the theory; its series' colour in THEORY_STYLE) is drawn through the run's median at mid-run, and the legend gives the
     measured ρ (median over trials) next to the analytic one. The axis reaches just above the runs that
-    did not diverge and spans at most LOSS_DECADES decades; a diverged optimizer leaves through the top
-    and gets an x there.
+    did not diverge and spans at most LOSS_DECADES decades (a note says so where values lie below it); a
+    diverged optimizer leaves through the top and gets an x there; one whose median reaches f_min
+    exactly or below float resolution (`style.float_floor`) stops there with a triangle on the bottom
+    edge, and its label gives the step.
     """
     with style():
         fig, ax = plt.subplots(figsize=(7.2, 4.0)) if ax is None else (ax.figure, ax)
         looks = optimizer_looks(trajectory)
         known = surface.minimum_value is not None
+        floor = float_floor(surface.minimum_value) if known else -np.inf
         starts = []
-        diverged = []
+        diverged, floors = [], []
         for name, runs in trajectory.groupby("optimizer", sort=False):
             look = looks[name]
             gap = runs.assign(gap=gap_to_minimum(surface, runs["loss"])).groupby("step")["gap"]
@@ -202,11 +209,19 @@ def plot_loss(
             label = table_label(runs)
             step = _diverged_step(runs)
             if step is not None:
-                label = diverged_label(label, step)
+                label = diverged_label(label, step, divergence_cause(runs["loss"]))
                 diverged.append((step, look.color))
+            at_floor = np.isfinite(median.to_numpy(dtype=float)) & (median.to_numpy(dtype=float) <= floor)
+            if known and step is None and at_floor.any() and not at_floor[0]:
+                # no value to draw from there: the curve stops, a triangle marks where (and the label says)
+                reached = int(median.index[np.argmax(at_floor)])
+                shown = np.where(at_floor, np.nan, shown)
+                label += f", at f_min from step {reached} (▼)"
+                floors.append((reached, look.color))
             theory = _rates_for(rates, name)
             if theory is not None and step is None:
-                label += f"\n  rate measured {theory[0]:.4f}, theory {theory[1]:.4f}"
+                measured = f"{theory[0]:.4f}" if np.isfinite(theory[0]) else "none (no gap left to fit)"
+                label += f"\n  rate measured {measured}, theory {theory[1]:.4f}"
             # markers by the points a log axis shows: none at all (a run started at the minimum) has no path
             ax.plot(median.index, shown, label=label, **look.line(int(np.isfinite(shown).sum())))
             if runs["trial"].nunique() > 1:
@@ -234,7 +249,10 @@ def plot_loss(
                 if max(starts) > 0
                 else None
             )
-            clip_loss_axis(ax, gap_to_minimum(surface, trajectory["loss"]), top=top)
+            resolved = gap_to_minimum(surface, trajectory["loss"])
+            clip_loss_axis(ax, resolved.where(resolved > floor), top=top)
+            for step, colour in floors:
+                mark_floor(ax, [step], colour)
         for step, colour in diverged:
             mark_diverged(ax, [step], colour)
         ax.set_xlabel("step")
@@ -259,6 +277,8 @@ def plot_loss(
             )
         if diverged:
             handles.append(diverged_handle())
+        if floors and on_log:
+            handles.append(floor_handle())
         ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0))
         return fig
 
@@ -286,8 +306,14 @@ def _draw_rate_line(ax, median: pd.Series, rate: float, colour) -> None:
     ax.plot(steps, finite_positive(line), color=colour, **THEORY_STYLE)
 
 
-def animate(trajectory: pd.DataFrame, surface: Surface, frames: int = 50, fps: int = 12) -> bytes:
-    """A GIF of the trajectories moving over the contour, made with Pillow (no ffmpeg needed).
+GIF_DPI = 125  # the GIF is drawn 7.2 inches wide: 900 pixels, large enough to read its legend
+
+
+def animate(
+    trajectory: pd.DataFrame, surface: Surface, frames: int = 50, fps: int = 12, noise: float = 0.0
+) -> bytes:
+    """A GIF of the trajectories moving over the contour, made with Pillow (no ffmpeg needed), titled like
+    the trajectory figure (with the gradient noise σ the runs had: `noise`), GIF_DPI dots per inch.
 
     The contour is drawn once and only the lines and heads are redrawn per frame (blitting);
     matplotlib's PillowWriter redraws the whole figure for every frame, about 10x slower.
@@ -300,7 +326,7 @@ def animate(trajectory: pd.DataFrame, surface: Surface, frames: int = 50, fps: i
         for (name, _), run in trajectory.groupby(["optimizer", "trial"], sort=False)
     ]
     with style():
-        fig, ax = plt.subplots(figsize=(7.2, 4.6), dpi=80)
+        fig, ax = plt.subplots(figsize=(7.2, 4.6), dpi=GIF_DPI)
         draw_contours(ax, surface, resolution=150)
         lines = [
             ax.plot([], [], color=look.color, linestyle=look.linestyle, linewidth=1.4, animated=True)[0]
@@ -317,7 +343,7 @@ def animate(trajectory: pd.DataFrame, surface: Surface, frames: int = 50, fps: i
         ]
         handles += mark_start_and_minima(ax, surface, starts)
         ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0))
-        ax.set_title(_title(surface, trajectory, f"f = {surface.formula}"))
+        ax.set_title(_title(surface, trajectory, f"f = {surface.formula}", noise))
         counter = ax.text(0.02, 0.95, "", transform=ax.transAxes, animated=True)
 
         def frame(step):
