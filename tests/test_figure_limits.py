@@ -169,12 +169,14 @@ def test_the_gif_is_large_enough_to_read_and_keeps_the_noise_in_its_title(monkey
     assert direct.size == gif.size and "gradient noise σ = 0.25" in titles[-1]
 
 
-def two_sgd_training(diverge=False):
+def two_sgd_training(same=False):
+    """Epoch and step tables of sgd at lr 0.1 and 0.5 (halved after epoch 1); `same`: equal curves."""
     rows = []
     for name, lr in (("sgd", 0.1), ("sgd:lr=0.5", 0.5)):
+        gain = 1.0 if same else 1 + lr
         for epoch in (1, 2, 3):
             rows.append(dict(optimizer=name, family="sgd", epoch=epoch, lr=lr * (0.5 if epoch > 1 else 1),
-                             val_loss=1.0 / epoch, val_accuracy=0.6 + 0.1 * epoch,
+                             val_loss=1.0 / epoch / gain, val_accuracy=(0.6 + 0.1 * epoch) / gain,
                              train_accuracy=0.6 + 0.1 * epoch, diverged=False))  # fmt: skip
     epochs = pd.DataFrame(rows)
     steps = pd.DataFrame(
@@ -209,4 +211,13 @@ def test_the_heat_map_title_names_a_users_class_not_its_file():
     )  # fmt: skip
     fig = plot_grid(cells, get_surface("elliptic"), "lr", "beta")
     assert fig.axes[0].get_title().startswith("MyOpt on elliptic")
+    plt.close(fig)
+
+
+def test_the_training_figure_says_when_two_runs_draw_the_same_curves():
+    epochs, steps = two_sgd_training(same=True)
+    fig = plot_training(epochs, steps)
+    assert [text for text in legend_texts(fig) if "coincides" in text] == [
+        "sgd (lr=0.5)\n  (coincides with sgd (lr=0.1))"
+    ]
     plt.close(fig)

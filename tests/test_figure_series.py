@@ -348,3 +348,15 @@ def test_the_trajectory_figure_labels_a_users_class_too(user_file):
     fig = plot_trajectories(table, get_surface("elliptic"))
     assert "SignSGD (lr=0.1)" in by_label(fig)
     plt.close(fig)
+
+
+def test_x_marks_of_a_sweep_series_that_diverged_at_every_batch_size_have_a_legend_owner():
+    summary, _ = sweep_tables()
+    summary.loc[summary["optimizer"] == "adam", "diverged"] = True
+    fig = sweep_plots.final_metric(summary)
+    ax = fig.axes[0]
+    labels = [line.get_label() for line in ax.get_lines() if not line.get_label().startswith("_")]
+    assert labels == ["sgd: linear (lr ∝ B)", "adam: linear (lr ∝ B): diverged at every B (x on top edge)"]
+    marks = [c for c in ax.collections if len(c.get_offsets())]
+    assert len(marks) == 1 and sorted(np.asarray(marks[0].get_offsets())[:, 0]) == [16, 32, 64]
+    plt.close(fig)

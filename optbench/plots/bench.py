@@ -7,7 +7,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from .style import OKABE_ITO, Look, assign_looks, family_of, series_label, style
+from .style import OKABE_ITO, Look, assign_looks, family_of, note_coinciding, series_label, style
 
 MARK_SPACING = 0.1  # of the axes' diagonal between markers of one line
 
@@ -46,6 +46,7 @@ def profile_figure(profiles: pd.DataFrame, ranking: pd.DataFrame):
         ax.set_xlabel("τ (steps to target / the best optimizer's)")
         ax.set_ylabel("fraction of tasks within τ of the best")
         ax.set_title("Performance profiles (score: area up to τ = 4)")
+        note_coinciding(ax)
         ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize="small", borderaxespad=0)
         fig.tight_layout()
     return fig

@@ -217,6 +217,10 @@ def table_label(runs: pd.DataFrame) -> str:
     return series_label(runs["optimizer"].iloc[0], lr, settings)
 
 
+# A theory line (an analytic rate, an exact noise floor) is drawn in its series' colour in a dash-dot-dot
+# no series look uses, and explained by one legend entry.
+THEORY_STYLE = dict(linestyle=(0, (6, 2, 1, 2, 1, 2)), linewidth=1.1, alpha=0.9)
+
 COINCIDES = "coincides with"
 COINCIDE_PIXELS = 0.5  # drawn points closer than this (at the figure's dpi) are one curve to the eye
 

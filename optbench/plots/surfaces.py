@@ -21,6 +21,7 @@ from PIL import Image
 from ..objectives import Surface
 from .style import (
     DIVERGED_MARK,
+    THEORY_STYLE,
     clip_loss_axis,
     coinciding,
     coinciding_label,
@@ -41,8 +42,6 @@ from .style import (
 
 START_STYLE = dict(marker="o", s=60, facecolor="white", edgecolor="black", linewidth=1.4, zorder=6)
 MINIMUM_STYLE = dict(marker="*", s=180, color="gold", edgecolor="black", linewidth=0.8, zorder=6)
-# the analytic rate line: its series' colour, in a dash-dot-dot no series look uses, explained once
-THEORY_STYLE = dict(linestyle=(0, (6, 2, 1, 2, 1, 2)), linewidth=1.1, alpha=0.9)
 
 
 def gap_to_minimum(surface: Surface, loss):

@@ -25,6 +25,7 @@ from .style import (
     OKABE_ITO,
     diverged_handle,
     mark_diverged,
+    note_coinciding,
     plain_log_ticks,
     series_label,
     style,
@@ -230,6 +231,7 @@ def steps_to_target(summary: pd.DataFrame, critical: pd.DataFrame):
         ax.set_xlabel("batch size B")
         ax.set_ylabel(f"optimizer steps to reach {target}")
         ax.set_title(f"Steps to {target} vs batch size ({_run_text(summary, 'median')})")
+        note_coinciding(ax)
         ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0))
     return fig
 
@@ -331,6 +333,7 @@ def final_metric(summary: pd.DataFrame):
             f"Final {'accuracy' if has_accuracy else 'loss'} vs batch size per lr-scaling rule\n"
             f"({_run_text(summary, 'median')}{budget})"
         )
+        note_coinciding(ax)
         ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0))
     return fig
 
@@ -381,6 +384,7 @@ def lr_used(summary: pd.DataFrame):
         ax.set_ylabel("learning rate used")
         b0 = int(summary["base_batch_size"].iloc[0])
         ax.set_title(f"Learning rate per cell (scaled from B0 = {b0}; {_run_text(summary, 'median')})")
+        note_coinciding(ax)
         handles, _ = ax.get_legend_handles_labels()
         ax.legend(
             handles=handles + ([diverged_handle()] if len(bad) else []),
@@ -397,11 +401,14 @@ def _rule_lines(ax, table: pd.DataFrame, settings: list, column: str) -> None:
         prefix = _setting_label(settings, keys) + ": " if several else ""
         for rule, part in group.groupby("lr_scale", sort=False):
             part = part.sort_values("batch_size")
+            label = prefix + RULE_LABELS.get(rule, rule)
+            if part[column].isna().all():  # its line draws nothing: its x marks still need an owner
+                label += ": diverged at every B (x on top edge)"
             ax.plot(
                 part["batch_size"],
                 part[column],
                 marker=MARKERS[s_index % len(MARKERS)],
                 color=RULE_COLOURS.get(rule),
                 linestyle=LINESTYLES[s_index % len(LINESTYLES)],
-                label=prefix + RULE_LABELS.get(rule, rule),
+                label=label,
             )

@@ -133,6 +133,7 @@ def plot_training(epochs: pd.DataFrame, steps: pd.DataFrame | None = None, title
         accuracy_ax.set_ylim(max(0.0, np.floor(lowest / 10) * 10 if np.isfinite(lowest) else 0.0), 100.5)
         if schedule is not None:
             _draw_lr(axes[2], schedule, looks, per_epoch)
+        note_coinciding(loss_ax, accuracy_ax)
         handles, labels = accuracy_ax.get_legend_handles_labels()
         if len(diverged):
             handles.append(diverged_handle(STOPPED_RULE))
