@@ -18,6 +18,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
 
 import optbench  # noqa: E402
 from optbench.objectives import get_surface  # noqa: E402
+from optbench.plots import coinciding as coincide  # noqa: E402
 from optbench.plots import style as plot_style  # noqa: E402
 from optbench.plots import sweeps as sweep_plots  # noqa: E402
 from optbench.plots.bench import profile_figure  # noqa: E402
@@ -165,7 +166,7 @@ def test_torch_adam_under_adam_is_said_to_coincide_from_the_data_not_the_name():
     figures = result.plot()
     for name in ("loss", "trajectories"):
         texts = legend_texts(figures[name])
-        notes = [text for text in texts if plot_style.COINCIDES in text]
+        notes = [text for text in texts if coincide.COINCIDES in text]
         assert len(notes) == 1 and notes[0].startswith("torch:adam (lr=3)"), (name, texts)
         assert notes[0].endswith("(coincides with adam (lr=3))")
     plt.close("all")
@@ -192,7 +193,7 @@ def test_curves_apart_on_screen_are_not_said_to_coincide():
     )
     fig = plot_loss(table, get_surface("elliptic"))
     texts = legend_texts(fig)
-    assert [t for t in texts if plot_style.COINCIDES in t] == [
+    assert [t for t in texts if coincide.COINCIDES in t] == [
         "rmsprop (lr=0.1)\n  (coincides with sgd (lr=0.1))"
     ]
     plt.close(fig)
@@ -202,11 +203,11 @@ def test_coinciding_needs_the_same_points_drawn():
     on = {0: np.array([[0.0, 1.0], [1.0, 2.0]])}
     gap = {0: np.array([[0.0, 1.0], [np.nan, np.nan]])}
     nothing = {0: np.full((2, 2), np.nan)}
-    assert plot_style.coinciding({"a": on, "b": on}) == {"b": "a"}
-    assert plot_style.coinciding({"a": on, "b": gap}) == {}
-    assert plot_style.coinciding({"a": nothing, "b": nothing}) == {}
-    shifted = {0: on[0] + [0.0, 2 * plot_style.COINCIDE_PIXELS]}
-    assert plot_style.coinciding({"a": on, "b": shifted}) == {}
+    assert coincide.coinciding({"a": on, "b": on}) == {"b": "a"}
+    assert coincide.coinciding({"a": on, "b": gap}) == {}
+    assert coincide.coinciding({"a": nothing, "b": nothing}) == {}
+    shifted = {0: on[0] + [0.0, 2 * coincide.COINCIDE_PIXELS]}
+    assert coincide.coinciding({"a": on, "b": shifted}) == {}
 
 
 THEORY_DASHES = tuple(THEORY_STYLE["linestyle"][1])

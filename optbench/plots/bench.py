@@ -7,7 +7,8 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from .style import OKABE_ITO, Look, assign_looks, family_of, note_coinciding, series_label, style
+from .coinciding import note_coinciding
+from .style import OKABE_ITO, Look, assign_looks, family_of, series_label, style
 
 MARK_SPACING = 0.1  # of the axes' diagonal between markers of one line
 

@@ -16,6 +16,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from .coinciding import note_coinciding
 from .style import (
     DIVERGED_TEXT,
     THEORY_STYLE,
@@ -24,7 +25,6 @@ from .style import (
     diverged_handle,
     finite_positive,
     mark_diverged,
-    note_coinciding,
     optimizer_looks,
     series_label,
     style,

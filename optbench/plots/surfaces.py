@@ -19,12 +19,11 @@ from matplotlib.lines import Line2D
 from PIL import Image
 
 from ..objectives import Surface
+from .coinciding import coinciding, coinciding_label, note_coinciding, on_screen
 from .style import (
     DIVERGED_MARK,
     THEORY_STYLE,
     clip_loss_axis,
-    coinciding,
-    coinciding_label,
     diverged_handle,
     diverged_label,
     divergence_cause,
@@ -33,8 +32,6 @@ from .style import (
     floor_handle,
     mark_diverged,
     mark_floor,
-    note_coinciding,
-    on_screen,
     optimizer_looks,
     style,
     table_label,

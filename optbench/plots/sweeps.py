@@ -19,13 +19,13 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, NullLocator, ScalarFormatter
 
 from ..sweeps.columns import optimizer_setting_columns
+from .coinciding import note_coinciding
 from .style import (
     LINESTYLES,
     MARKERS,
     OKABE_ITO,
     diverged_handle,
     mark_diverged,
-    note_coinciding,
     plain_log_ticks,
     series_label,
     style,

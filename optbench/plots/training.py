@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import OptbenchError
+from .coinciding import note_coinciding
 from .style import (
     EXPLODED_TRAINING,
     STOPPED_RULE,
@@ -25,7 +26,6 @@ from .style import (
     floor_handle,
     mark_diverged,
     mark_floor,
-    note_coinciding,
     series_label,
     style,
 )
