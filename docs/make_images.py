@@ -12,7 +12,7 @@ what keeps a picture from going stale when the code that draws it changes.
 is shown that no recipe makes, a recipe makes an image that nothing shows, an image file is missing,
 one page shows an image twice, or an image is stale: `docs/images/made_with.json` records, per image,
 a fingerprint of its recipe and of the drawing code it was made with (the recipe's modules of
-optbench/plots, with style.py and optbench/theory.py), and a change to either since makes the image
+optbench/plots, with style.py, coinciding.py and optbench/theory.py), and a change to either since makes the image
 stale until it is regenerated. CI runs it.
 """
 
@@ -36,7 +36,7 @@ IMAGES = ROOT / "docs" / "images"
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 MANIFEST = IMAGES / "made_with.json"
 PLOTS = ROOT / "optbench" / "plots"
-SHARED_DRAWING_CODE = [PLOTS / "style.py", ROOT / "optbench" / "theory.py"]
+SHARED_DRAWING_CODE = [PLOTS / "style.py", PLOTS / "coinciding.py", ROOT / "optbench" / "theory.py"]
 IMAGE_LINK = re.compile(r"!\[[^\]]*\]\((?:docs/)?images/([^)\s]+)\)")
 
 

@@ -135,12 +135,14 @@ def test_diverged_run_is_marked_in_trajectory_and_loss_figures():
     surface = get_surface("elliptic")
     loss = plot_loss(trajectory, surface)
     labels = [line.get_label() for line in legend_lines(loss)]
-    assert "sgd (lr=0.1), diverged at step 5" in labels and "adam (lr=0.1)" in labels
+    assert "sgd (lr=0.1), diverged at step 5 (NaN/inf)" in labels and "adam (lr=0.1)" in labels
     marks = diverged_marks(loss.axes[0])
     assert len(marks) == 1 and np.asarray(marks[0].get_offsets())[0, 0] == 5
     assert any(label.startswith("x on top edge") for label in labels)
     trajectories = plot_trajectories(trajectory, surface)
-    assert "sgd (lr=0.1), diverged at step 5" in [line.get_label() for line in legend_lines(trajectories)]
+    assert "sgd (lr=0.1), diverged at step 5 (NaN/inf)" in [
+        line.get_label() for line in legend_lines(trajectories)
+    ]
     plt.close("all")
 
 
@@ -194,7 +196,7 @@ def test_training_figure_marks_a_diverged_run_like_every_figure():
     marks = diverged_marks(fig.axes[0])
     assert len(marks) == 1 and np.asarray(marks[0].get_offsets())[0, 0] == 2
     labels = fig.legends[0].get_texts()
-    assert [text.get_text() for text in labels][:2] == ["sgd (lr=0.1)", "adam (lr=0.001), diverged"]
+    assert [text.get_text() for text in labels][:2] == ["sgd (lr=0.1)", "adam (lr=0.001), diverged (NaN/inf)"]
     plt.close(fig)
 
 
@@ -248,7 +250,7 @@ def test_trajectory_x_marks_the_point_where_the_run_diverged():
     assert len(marks) == 1
     np.testing.assert_allclose(np.asarray(marks[0].get_offsets())[0], [-4.48, 2.16], rtol=1e-12)
     legend = [text.get_text() for text in fig.axes[0].get_legend().get_texts()]
-    assert "sgd (lr=0.52), diverged at step 1" in legend
+    assert "sgd (lr=0.52), diverged at step 1 (finite, ended >10x start gap)" in legend
     plt.close(fig)
 
 

@@ -248,7 +248,7 @@ def test_training_figures_come_from_tables_alone():
     assert loss_ax.get_xlabel() == "epoch" and "loss" in loss_ax.get_ylabel()
     assert accuracy_ax.get_ylabel() == "accuracy (%)"
     labels = [line.get_label() for line in accuracy_ax.get_lines() if not line.get_label().startswith("_")]
-    assert labels == ["sgd", "adam (lr=10), diverged"]
+    assert labels == ["sgd", "adam (lr=10), diverged (NaN/inf)"]  # its val_loss went NaN
     validation = [line for line in accuracy_ax.get_lines() if not line.get_label().startswith("_")]
     assert validation[0].get_color() != validation[1].get_color()
     assert list(validation[0].get_ydata()) == [60.0, 80.0]

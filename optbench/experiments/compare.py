@@ -228,7 +228,7 @@ class Comparison(Result):
             raise OptbenchError(
                 f"{self.surface.name} has {self.surface.dim} dimensions: only 2-D runs animate"
             )
-        return animate(self.trajectory, self.surface)
+        return animate(self.trajectory, self.surface, noise=self.meta.get("noise") or 0.0)
 
 
 def compare(

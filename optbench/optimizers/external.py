@@ -104,6 +104,19 @@ def split_spec(text: str) -> tuple[str, str]:
     return f"{head}:{name.strip()}", settings
 
 
+def class_name(target: str) -> str:
+    """The name of the class a target names, for labels: 'file.py:MyOpt' and 'mypkg.mod:MyOpt' name it
+    exactly ('MyOpt'); a zoo name is matched as `resolve_optimizer` matches it ('pytorch_optimizer:lion'
+    -> 'Lion'), or kept as typed where the package cannot be imported."""
+    head, _, name = target.partition(":")
+    if head not in ZOO_PACKAGES:
+        return name
+    try:
+        return _find_class(_import_module(head), name, fuzzy=True, where=head).__name__
+    except OptbenchError:
+        return name
+
+
 def resolve_optimizer(text: str) -> tuple[type, Origin]:
     """'package.module:ClassName', 'path/to/file.py:ClassName' or 'zoo:name' -> (class, Origin).
 

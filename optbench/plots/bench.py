@@ -7,13 +7,10 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from .style import OKABE_ITO, Look, assign_looks, style
+from .coinciding import note_coinciding
+from .style import OKABE_ITO, Look, assign_looks, family_of, series_label, style
 
 MARK_SPACING = 0.1  # of the axes' diagonal between markers of one line
-
-
-def _family(label: str) -> str:
-    return str(label).removeprefix("torch:").split(":")[0].lower()
 
 
 def profile_figure(profiles: pd.DataFrame, ranking: pd.DataFrame):
@@ -22,18 +19,17 @@ def profile_figure(profiles: pd.DataFrame, ranking: pd.DataFrame):
     order = list(ranking["optimizer"]) + [
         o for o in dict.fromkeys(profiles["optimizer"]) if o not in set(ranking["optimizer"])
     ]
-    looks = distinct_colours(assign_looks([(o, _family(o)) for o in order]))
+    looks = distinct_colours(assign_looks([(o, family_of(o)) for o in order]))
     scores = ranking.set_index("optimizer")
     with style():
         fig, ax = plt.subplots(figsize=(9.6, 4.2))
         for index, optimizer in enumerate(order):
             rows = profiles[profiles["optimizer"] == optimizer].sort_values("tau")
-            label = optimizer
+            label = series_label(optimizer)
             if optimizer in scores.index:
                 row = scores.loc[optimizer]
                 label = (
-                    f"{optimizer} (score {row['score']:.2f}, "
-                    f"95% {row['score_low']:.2f}-{row['score_high']:.2f})"
+                    f"{label} (score {row['score']:.2f}, 95% {row['score_low']:.2f}-{row['score_high']:.2f})"
                 )
             line = looks[optimizer].line(len(rows))
             # equal profiles overlap: earlier lines drawn wider, markers staggered along the line
@@ -51,6 +47,7 @@ def profile_figure(profiles: pd.DataFrame, ranking: pd.DataFrame):
         ax.set_xlabel("τ (steps to target / the best optimizer's)")
         ax.set_ylabel("fraction of tasks within τ of the best")
         ax.set_title("Performance profiles (score: area up to τ = 4)")
+        note_coinciding(ax)
         ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize="small", borderaxespad=0)
         fig.tight_layout()
     return fig

@@ -16,9 +16,12 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from .coinciding import note_coinciding
 from .style import (
     DIVERGED_TEXT,
+    THEORY_STYLE,
     clip_loss_axis,
+    display_name,
     diverged_handle,
     finite_positive,
     mark_diverged,
@@ -86,6 +89,7 @@ def plot_sensitivity(
         over = f", best over {', '.join(other_axes)}" if other_axes else ""
         starts = int(summary["starts"].iloc[0])
         ax.set_title(f"{surface_name}: sensitivity to lr ({starts} starts, {steps} steps{over})")
+        note_coinciding(ax)
         handles, labels = ax.get_legend_handles_labels()
         never = diverged_handle()
         if criterion == "steps-to-tol":
@@ -143,7 +147,7 @@ def plot_suboptimality(curves: pd.DataFrame):
                     mark_diverged(ax, [run.loc[gone, "step"].min() + 1], look.color)
                 floor = float(run["theory_floor"].iloc[0])
                 if np.isfinite(floor):
-                    ax.axhline(floor, color=look.color, linestyle=(0, (4, 3)), linewidth=1.0, alpha=0.9)
+                    ax.axhline(floor, color=look.color, **THEORY_STYLE)
             ax.set_xscale("log")
             ax.set_yscale("log")
             ax.set_xlim(1, curves["step"].max() + 1)
@@ -157,9 +161,8 @@ def plot_suboptimality(curves: pd.DataFrame):
                 [],
                 [],
                 color="0.3",
-                linestyle=(0, (4, 3)),
-                linewidth=1.0,
-                label="exact SGD noise floor E[f - f*]",
+                **THEORY_STYLE,
+                label="exact SGD noise floor E[f - f*], in its series' colour",
             )
         )
         if any_diverged:
@@ -227,7 +230,7 @@ def plot_noise_floor(floors: pd.DataFrame):
 
 
 def _without_lr(name: str) -> str:
-    """'momentum (betas=...)' for a spec whose lr a noise-floor panel varies along its x axis."""
-    base, _, typed = name.partition(":")
-    kept = [pair for pair in typed.split(",") if pair.strip() and not pair.strip().startswith("lr=")]
-    return series_label(base + (":" + ",".join(kept) if kept else ""))
+    """'momentum (betas=...)', 'MyOpt' for a spec whose lr a noise-floor panel varies along its x axis."""
+    shown, typed = display_name(name)
+    kept = [pair.strip() for pair in typed.split(",") if pair.strip() and not pair.strip().startswith("lr=")]
+    return f"{shown} ({', '.join(kept)})" if kept else shown

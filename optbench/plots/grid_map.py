@@ -16,7 +16,7 @@ import pandas as pd
 from matplotlib.patches import Patch
 
 from ..objectives import Surface
-from .style import DIVERGED_RULE, DIVERGED_TEXT, LOSS_DECADES, style
+from .style import DIVERGED_RULE, DIVERGED_TEXT, LOSS_DECADES, display_name, style
 from .surfaces import gap_to_minimum
 
 DIVERGED_CELL = dict(facecolor="0.82", hatch="xx", edgecolor="0.55")
@@ -49,7 +49,8 @@ def plot_grid(
     in the axes' units (`optbench.theory.stability_edge`), drawn dashed, or None.
     """
     with style():
-        fig, ax = plt.subplots(figsize=(6.8, 5.2)) if ax is None else (ax.figure, ax)
+        own = ax is None
+        fig, ax = plt.subplots(figsize=(6.8, 5.8), layout="constrained") if own else (ax.figure, ax)
         xs, ys = np.sort(cells[x_name].unique()), np.sort(cells[y_name].unique())
         steps_valued = value == "score" and criterion == "steps-to-tol"
         table = cells.assign(
@@ -132,7 +133,7 @@ def plot_grid(
         ax.set_xlabel(x_name)
         ax.set_ylabel(y_name)
         ax.grid(False)
-        optimizer = cells["optimizer"].iloc[0]
+        optimizer = display_name(cells["optimizer"].iloc[0])[0]
         steps = f" after {int(cells['steps'].iloc[0])} steps" if "steps" in cells else ""
         ax.set_title(f"{optimizer} on {surface.name}{steps}")
         if stability is not None:
@@ -151,7 +152,10 @@ def plot_grid(
         for axis, edges, log in ((ax.xaxis, x_edges, x_log), (ax.yaxis, y_edges, y_log)):
             if log and np.log10(edges[-1]) - np.log10(edges[0]) > LOG_TICKER_DECADES:
                 _decade_ticks(axis, edges)
-        ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(0.0, -0.12), ncol=2)
+        if own:  # one column under the map and its colour bar, so the canvas holds no empty third
+            fig.legend(handles=handles, loc="outside lower center", ncol=1)
+        else:
+            ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(0.0, -0.12), ncol=1)
         return fig
 
 

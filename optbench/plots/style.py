@@ -2,10 +2,13 @@
 
 Every series is told apart by colour, line style and marker together (Okabe–Ito colours, colour-blind
 safe): each of the 17 optimizer families has its own (colour, line style, marker) triple, and a second
-spec of one family in the same figure (adam at two learning rates) keeps the family colour with another
-line style and marker. Looks are assigned from the ordered list of specs a run holds, so every figure of
-the run gives a spec the same look. Style is applied with `plt.style.context(STYLE)`, never by editing
-global rcParams, and no module here chooses a backend: the CLI does, so a notebook keeps its own.
+spec of one family in the same figure (adam at two learning rates) takes a colour no other series of
+the figure has, with another line style and marker. A user's own class or a zoo optimizer takes a
+colour no built-in family has (`EXTERNAL_COLOURS`) and is labelled by its class name (`MyOpt (lr=0.1)`,
+`Lion [pytorch_optimizer]`). Looks are assigned from the ordered list of specs a run holds, so every
+figure of the run gives a spec the same look. Series that draw exactly the same values say so in the
+legend (`coinciding.note_coinciding`). Style is applied with `plt.style.context(STYLE)`, never by editing global
+rcParams, and no module here chooses a backend: the CLI does, so a notebook keeps its own.
 """
 
 from __future__ import annotations
@@ -21,13 +24,20 @@ import matplotlib.transforms as mtransforms
 import numpy as np
 import pandas as pd
 from matplotlib.lines import Line2D
+from matplotlib.ticker import LogFormatter
 
-from ..optimizers.registry import PRESETS
+from ..errors import OptbenchError
+from ..optimizers.external import class_name, split_spec
+from ..optimizers.registry import PRESETS, ZOO_PACKAGES, is_external
 from ..results import atomic_write_bytes
 
 OKABE_ITO = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000"]
+YELLOW = OKABE_ITO[6]  # hard to see on white: only a family's own colour, never a spare one
 LINESTYLES = ["-", "--", "-.", ":"]
 MARKERS = ["o", "s", "^", "D", "v", "P", "X", "<", ">"]
+# For optimizers outside the registry: Paul Tol's muted palette without its colours close to an
+# Okabe-Ito one (cyan, teal, purple), plus a mid grey, so a user's class never passes for a built-in.
+EXTERNAL_COLOURS = ["#882255", "#332288", "#999933", "#CC6677", "#117733", "#777777"]
 
 # Presets (momentum, nesterov) are optimizers in their own right to a reader, so they get their own
 # looks; the classic ones take the clearest colours, and yellow (hard to see on white) goes to a
@@ -85,6 +95,9 @@ DIVERGED_TEXT = "diverged"
 DIVERGED_RULE = "NaN/inf, or ended >10x start gap"
 # a training run stops at the blow-up limit instead (runners.divergence)
 STOPPED_RULE = "NaN/inf, or >1000x first loss: stopped"
+# which part of the rule a diverged series met, for its own legend label
+EXPLODED = "finite, ended >10x start gap"
+EXPLODED_TRAINING = "finite, >1000x first loss"
 DIVERGED_Y = 0.97  # axes fraction of the diverged marks
 
 
@@ -94,20 +107,55 @@ def style_key(label: str, family: str | None) -> str | None:
     return base if base in PRESETS else family
 
 
+def family_of(spec_text: str) -> str:
+    """The family a spec text belongs to, as tables record it: 'torch:adam:lr=1' -> 'adam', a user's
+    'dir/my.py:MyOpt:lr=0.1' -> 'dir/my.py:MyOpt' (the class it names)."""
+    text = str(spec_text)
+    if is_external(text):
+        try:
+            return split_spec(text)[0]
+        except OptbenchError:
+            return text
+    return text.removeprefix("torch:").split(":")[0].lower()
+
+
 def assign_looks(labels_and_families) -> dict[str, Look]:
     """Map each (label, family), in order, to a Look no other label of the list has.
 
-    The first label of a family takes the family's look; later ones keep its colour and step through
-    line styles and markers to the next unused triple. Unknown families cycle through the palette.
+    The first label of a family takes the family's look; a later one (sgd at another lr, torch:adam
+    beside adam) takes a colour no series of the list has, so that its theory line and its curve are
+    told apart from its sibling's by colour too, and steps through line styles and markers. A family
+    outside the registry (a user's class, a zoo optimizer) takes the next of `EXTERNAL_COLOURS`, a colour
+    no built-in has, and its siblings only those colours.
     """
-    used: set[Look] = set()
-    looks: dict[str, Look] = {}
-    for index, (label, family) in enumerate(labels_and_families):
-        if label in looks:
+    pairs = list(labels_and_families)
+    others: dict[str, int] = {}  # family outside the registry -> its order of appearance
+    bases: dict[str, Look] = {}
+    for label, family in pairs:
+        if label in bases:
             continue
         base = FAMILY_LOOK.get(style_key(label, family))
         if base is None:
-            base = Look(OKABE_ITO[index % 8], LINESTYLES[index // 8 % 4], MARKERS[index % len(MARKERS)])
+            k = others.setdefault(str(family), len(others))
+            n = len(EXTERNAL_COLOURS)
+            base = Look(EXTERNAL_COLOURS[k % n], LINESTYLES[k // n % 4], MARKERS[(k + 5) % len(MARKERS)])
+        bases[label] = base
+    taken = {base.color for base in bases.values()}
+    # sgd's blue and adam's orange, the colours readers know best, go last
+    spare = [c for c in OKABE_ITO[2:] + OKABE_ITO[:2] + EXTERNAL_COLOURS if c not in taken and c != YELLOW]
+    used: set[Look] = set()
+    siblings: dict[Look, int] = {}  # family look -> how many specs of it came before
+    looks: dict[str, Look] = {}
+    for label, base in bases.items():
+        k = siblings[base] = siblings.get(base, -1) + 1
+        if k:  # a sibling of an earlier spec: a colour of its own where one is free, its own dashes
+            own = [c for c in spare if base.color in OKABE_ITO or c in EXTERNAL_COLOURS]
+            colour = spare.pop(spare.index(own[0])) if own else base.color
+            base = Look(
+                colour,
+                LINESTYLES[(LINESTYLES.index(base.linestyle) + k) % len(LINESTYLES)],
+                MARKERS[(MARKERS.index(base.marker) + k) % len(MARKERS)],
+            )
         look, shift = base, 0
         while look in used:
             shift += 1
@@ -127,21 +175,39 @@ def optimizer_looks(table: pd.DataFrame) -> dict[str, Look]:
     return assign_looks(list(pairs.itertuples(index=False, name=None)))
 
 
-def series_label(name: str, lr=None, settings: str | None = None) -> str:
-    """One legend format for an optimizer: 'adam (lr=3)', its base name and the settings it ran with.
+def display_name(name: str) -> tuple[str, str]:
+    """(the name a legend shows, the settings typed) of a spec text: 'torch:adam:lr=1' -> ('torch:adam',
+    'lr=1'); a user's class 'dir/my.py:MyOpt:lr=0.1' or 'mypkg.mod:MyOpt:lr=0.1' -> ('MyOpt', 'lr=0.1'),
+    not the file or module; a zoo optimizer 'pytorch_optimizer:lion' -> ('Lion [pytorch_optimizer]', '')."""
+    text = str(name)
+    if is_external(text):
+        try:
+            target, typed = split_spec(text)
+        except OptbenchError:
+            return text, ""
+        head = target.partition(":")[0]
+        shown = class_name(target)
+        return (f"{shown} [{head}]" if head in ZOO_PACKAGES else shown), typed
+    prefix = "torch:" if text.startswith("torch:") else ""
+    base, _, typed = text.removeprefix("torch:").partition(":")
+    return prefix + base, typed
 
-    name: the spec as typed ('adam:lr=0.5,betas=0.9/0.99', 'torch:adam', 'momentum'); settings: the
-    resolved settings text ('lr=0.09, momentum=0.9') where the table has it; else the spec's own
-    settings with lr set to `lr`, the lr used (also when it is torch's default).
+
+def series_label(name: str, lr=None, settings: str | None = None) -> str:
+    """One legend format for an optimizer: 'adam (lr=3)', its name (`display_name`) and the settings it
+    ran with.
+
+    name: the spec as typed ('adam:lr=0.5,betas=0.9/0.99', 'torch:adam', 'momentum', 'my.py:MyOpt');
+    settings: the resolved settings text ('lr=0.09, momentum=0.9') where the table has it; else the
+    spec's own settings with lr set to `lr`, the lr used (also when it is torch's default).
     """
-    prefix = "torch:" if str(name).startswith("torch:") else ""
-    base, _, typed = str(name).removeprefix("torch:").partition(":")
+    shown, typed = display_name(name)
     if settings:
-        return f"{prefix}{base} ({settings})"
+        return f"{shown} ({settings})"
     pairs = [pair.strip() for pair in typed.split(",") if pair.strip()]
     if lr is not None and not (isinstance(lr, float) and math.isnan(lr)):
         pairs = [f"lr={float(lr):.3g}"] + [pair for pair in pairs if not pair.startswith("lr=")]
-    return f"{prefix}{base} ({', '.join(pairs)})" if pairs else prefix + base
+    return f"{shown} ({', '.join(pairs)})" if pairs else shown
 
 
 def table_label(runs: pd.DataFrame) -> str:
@@ -151,10 +217,23 @@ def table_label(runs: pd.DataFrame) -> str:
     return series_label(runs["optimizer"].iloc[0], lr, settings)
 
 
-def diverged_label(label: str, step=None) -> str:
-    """The label of a diverged series: 'sgd (lr=1.5), diverged at step 12'."""
+# A theory line (an analytic rate, an exact noise floor) is drawn in its series' colour in a dash-dot-dot
+# no series look uses, and explained by one legend entry.
+THEORY_STYLE = dict(linestyle=(0, (6, 2, 1, 2, 1, 2)), linewidth=1.1, alpha=0.9)
+
+
+def diverged_label(label: str, step=None, cause: str | None = None) -> str:
+    """The label of a diverged series: 'sgd (lr=1.5), diverged at step 12 (NaN/inf)'; cause: which part
+    of the one rule it met (`divergence_cause`)."""
     at = f" at step {int(step)}" if step is not None and step == step else ""
-    return f"{label}, {DIVERGED_TEXT}{at}"
+    return f"{label}, {DIVERGED_TEXT}{at}" + (f" ({cause})" if cause else "")
+
+
+def divergence_cause(values, exploded: str = EXPLODED) -> str:
+    """'NaN/inf' where a diverged run's recorded values include a non-finite one, else `exploded` (the
+    finite blow-up the threshold rule flagged): a legend says NaN/inf only where there was one."""
+    values = np.asarray(values, dtype=float)
+    return "NaN/inf" if (~np.isfinite(values)).any() else exploded
 
 
 def mark_diverged(ax, xs, color) -> None:
@@ -179,6 +258,35 @@ def diverged_handle(rule: str = DIVERGED_RULE) -> Line2D:
     )
 
 
+# A run at its floor (f - f_min exactly 0, or below what float64 resolves next to f_min) has no value a
+# log axis can show: a triangle on the bottom edge marks where it got there, explained once.
+FLOOR_Y = 0.03  # axes fraction of the floor marks
+FLOOR_MARK = dict(marker="v", s=60, edgecolors="black", linewidths=0.6, zorder=7, clip_on=False)
+
+
+def float_floor(minimum: float) -> float:
+    """The smallest gap f - f_min that float64 resolves next to f_min: 8 ulps of |f_min| (0 where
+    f_min = 0, where only a gap of exactly 0, or below, is at the floor). Source: IEEE 754 binary64,
+    spacing eps·|x| near x."""
+    return 8 * float(np.finfo(np.float64).eps) * abs(float(minimum))
+
+
+def mark_floor(ax, xs, color) -> None:
+    """A triangle at each x position on the bottom edge of `ax`, in the series' colour."""
+    xs = np.atleast_1d(np.asarray(xs, dtype=float))
+    if len(xs):
+        transform = mtransforms.blended_transform_factory(ax.transData, ax.transAxes)
+        ax.scatter(xs, np.full(len(xs), FLOOR_Y), transform=transform, color=color, **FLOOR_MARK)
+
+
+def floor_handle(minimum: str = "f_min") -> Line2D:
+    """The legend entry explaining the floor mark; `minimum`: the symbol of the value reached."""
+    return Line2D(
+        [], [], marker="v", markersize=8, markeredgecolor="black", color="0.3", linestyle="none",
+        label=f"▼ on bottom edge: reached {minimum} exactly or below float resolution",
+    )  # fmt: skip
+
+
 def finite_positive(values) -> np.ndarray:
     """Values a log axis can draw: NaN where not finite or not > 0 (a diverged run's inf or 1e308
     would make matplotlib's log tick formatter overflow)."""
@@ -187,13 +295,28 @@ def finite_positive(values) -> np.ndarray:
         return np.where(np.isfinite(values) & (values > 0) & (values < 1e300), values, np.nan)
 
 
+class PlainLogFormatter(LogFormatter):
+    """matplotlib's LogFormatter (which picks the ticks worth a label, minor ones too on a short axis),
+    writing each as a plain number: 60, 0.06, 1e+06 only past 6 digits."""
+
+    def _num_to_string(self, x, vmin, vmax):
+        return f"{x:.6g}"
+
+
+def plain_log_ticks(axis) -> None:
+    """Tick labels of a log `axis` written as plain numbers (60, 0.06), never 6×10¹."""
+    axis.set_major_formatter(PlainLogFormatter(labelOnlyBase=False))
+    axis.set_minor_formatter(PlainLogFormatter(labelOnlyBase=False, minor_thresholds=(2, 0.5)))
+
+
 LOSS_DECADES = 20  # a loss axis shows at most this many decades below its top
 
 
 def clip_loss_axis(ax, values, top=None) -> None:
     """Log loss axis limits that keep curves readable: the top just above the largest value of the runs
     that did not diverge (given as `top` or taken from `values`), the bottom at most LOSS_DECADES below it.
-    Curves going lower or higher leave the axes; diverged ones are marked by `mark_diverged`."""
+    Curves going lower or higher leave the axes: a note on the axes says so where some value lies below
+    the bottom; diverged ones are marked by `mark_diverged`."""
     shown = finite_positive(values)
     shown = shown[np.isfinite(shown)]
     if not len(shown):
@@ -202,6 +325,16 @@ def clip_loss_axis(ax, values, top=None) -> None:
     low = max(float(shown.min()) / 2, high * 10.0**-LOSS_DECADES)
     if low < high:
         ax.set_ylim(low, high)
+        if shown.min() < low:  # values below the clip leave through the bottom: say so on the figure
+            ax.annotate(
+                f"values below {low:.0e} run off the axis (it shows {LOSS_DECADES} decades)",
+                xy=(0.99, 0.01),
+                xycoords="axes fraction",
+                ha="right",
+                va="bottom",
+                fontsize=8,
+                color="dimgrey",
+            )
 
 
 STYLE = {

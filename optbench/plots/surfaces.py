@@ -19,13 +19,19 @@ from matplotlib.lines import Line2D
 from PIL import Image
 
 from ..objectives import Surface
+from .coinciding import coinciding, coinciding_label, note_coinciding, on_screen
 from .style import (
     DIVERGED_MARK,
+    THEORY_STYLE,
     clip_loss_axis,
     diverged_handle,
     diverged_label,
+    divergence_cause,
     finite_positive,
+    float_floor,
+    floor_handle,
     mark_diverged,
+    mark_floor,
     optimizer_looks,
     style,
     table_label,
@@ -99,6 +105,16 @@ def _diverged_point(run: pd.DataFrame, inside: np.ndarray):
     return before[-1] if len(before) else None
 
 
+def _coinciding_paths(ax, trajectory: pd.DataFrame) -> dict:
+    """{optimizer: the earlier optimizer} whose every trial's path it draws on top of."""
+    return coinciding(
+        {
+            name: {trial: on_screen(ax.transData, run["x"], run["y"]) for trial, run in runs.groupby("trial")}
+            for name, runs in trajectory.groupby("optimizer", sort=False)
+        }
+    )
+
+
 def _title(surface: Surface, trajectory: pd.DataFrame, what: str, noise: float = 0.0) -> str:
     """'elliptic: f = ... (3 trials, 100 steps, gradient noise σ = 0.5)': what ran, for the figures of
     a comparison."""
@@ -123,6 +139,7 @@ def plot_trajectories(trajectory: pd.DataFrame, surface: Surface, ax=None, noise
         alpha, width = (0.9, 1.6) if trials <= 3 else (max(0.15, 0.9 / math.sqrt(trials)), 0.9)
         (x0, x1), (y0, y1) = surface.window[:2]
         handles = []
+        same = _coinciding_paths(ax, trajectory)
         for name, runs in trajectory.groupby("optimizer", sort=False):
             look = looks[name]
             for _, run in runs.groupby("trial"):
@@ -144,9 +161,12 @@ def plot_trajectories(trajectory: pd.DataFrame, surface: Surface, ax=None, noise
                 if at is not None:
                     ax.scatter([xs[at]], [ys[at]], color=look.color, **{**DIVERGED_MARK, "clip_on": True})
             label, step = table_label(runs), _diverged_step(runs)
-            handles.append(
-                Line2D([], [], **look.line(), label=label if step is None else diverged_label(label, step))
-            )
+            label = label if step is None else diverged_label(label, step, divergence_cause(runs["loss"]))
+            if name in same:
+                label = coinciding_label(
+                    label, table_label(trajectory[trajectory["optimizer"] == same[name]])
+                )
+            handles.append(Line2D([], [], **look.line(), label=label))
         starts = trajectory[trajectory["step"] == 0][["x", "y"]].drop_duplicates().to_numpy()
         handles += mark_start_and_minima(ax, surface, starts)
         ax.set_title(_title(surface, trajectory, f"f = {surface.formula}", noise))
@@ -159,18 +179,21 @@ def plot_loss(
 ):
     """Loss (f - f_min where known) versus step on a log axis; median and 10–90% band over trials.
 
-    rates (from `optbench.theory.rate_table`): where an analytic rate exists, a dotted line of slope
-    ρ² per step (the theory) is drawn through the run's median at mid-run, and the legend gives the
+    rates (from `optbench.theory.rate_table`): where an analytic rate exists, a line of slope ρ² per step
+    (the theory; its series' colour in THEORY_STYLE) is drawn through the run's median at mid-run, and the legend gives the
     measured ρ (median over trials) next to the analytic one. The axis reaches just above the runs that
-    did not diverge and spans at most LOSS_DECADES decades; a diverged optimizer leaves through the top
-    and gets an x there.
+    did not diverge and spans at most LOSS_DECADES decades (a note says so where values lie below it); a
+    diverged optimizer leaves through the top and gets an x there; one whose median reaches f_min
+    exactly or below float resolution (`style.float_floor`) stops there with a triangle on the bottom
+    edge, and its label gives the step.
     """
     with style():
         fig, ax = plt.subplots(figsize=(7.2, 4.0)) if ax is None else (ax.figure, ax)
         looks = optimizer_looks(trajectory)
         known = surface.minimum_value is not None
+        floor = float_floor(surface.minimum_value) if known else -np.inf
         starts = []
-        diverged = []
+        diverged, floors = [], []
         for name, runs in trajectory.groupby("optimizer", sort=False):
             look = looks[name]
             gap = runs.assign(gap=gap_to_minimum(surface, runs["loss"])).groupby("step")["gap"]
@@ -182,11 +205,19 @@ def plot_loss(
             label = table_label(runs)
             step = _diverged_step(runs)
             if step is not None:
-                label = diverged_label(label, step)
+                label = diverged_label(label, step, divergence_cause(runs["loss"]))
                 diverged.append((step, look.color))
+            at_floor = np.isfinite(median.to_numpy(dtype=float)) & (median.to_numpy(dtype=float) <= floor)
+            if known and step is None and at_floor.any() and not at_floor[0]:
+                # no value to draw from there: the curve stops, a triangle marks where (and the label says)
+                reached = int(median.index[np.argmax(at_floor)])
+                shown = np.where(at_floor, np.nan, shown)
+                label += f", at f_min from step {reached} (▼)"
+                floors.append((reached, look.color))
             theory = _rates_for(rates, name)
             if theory is not None and step is None:
-                label += f"\n  rate measured {theory[0]:.4f}, theory {theory[1]:.4f}"
+                measured = f"{theory[0]:.4f}" if np.isfinite(theory[0]) else "none (no gap left to fit)"
+                label += f"\n  rate measured {measured}, theory {theory[1]:.4f}"
             # markers by the points a log axis shows: none at all (a run started at the minimum) has no path
             ax.plot(median.index, shown, label=label, **look.line(int(np.isfinite(shown).sum())))
             if runs["trial"].nunique() > 1:
@@ -214,7 +245,10 @@ def plot_loss(
                 if max(starts) > 0
                 else None
             )
-            clip_loss_axis(ax, gap_to_minimum(surface, trajectory["loss"]), top=top)
+            resolved = gap_to_minimum(surface, trajectory["loss"])
+            clip_loss_axis(ax, resolved.where(resolved > floor), top=top)
+            for step, colour in floors:
+                mark_floor(ax, [step], colour)
         for step, colour in diverged:
             mark_diverged(ax, [step], colour)
         ax.set_xlabel("step")
@@ -225,11 +259,22 @@ def plot_loss(
                 surface, trajectory, "loss per step" + (", median and 10–90% band" if several else ""), noise
             )
         )
+        note_coinciding(ax)
         handles, _ = ax.get_legend_handles_labels()
         if rates is not None and rates["analytic_rate"].notna().any():
-            handles.append(Line2D([], [], color="0.3", linestyle=":", label="analytic rate (slope ρ²/step)"))
+            handles.append(
+                Line2D(
+                    [],
+                    [],
+                    color="0.3",
+                    **THEORY_STYLE,
+                    label="analytic rate in the series' colour (slope ρ²/step)",
+                )
+            )
         if diverged:
             handles.append(diverged_handle())
+        if floors and on_log:
+            handles.append(floor_handle())
         ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0))
         return fig
 
@@ -254,11 +299,17 @@ def _draw_rate_line(ax, median: pd.Series, rate: float, colour) -> None:
     anchor = len(steps) // 2
     with np.errstate(over="ignore", under="ignore"):
         line = gaps[anchor] * rate ** (2 * (steps - steps[anchor]))
-    ax.plot(steps, finite_positive(line), color=colour, linestyle=":", linewidth=1.3, alpha=0.9)
+    ax.plot(steps, finite_positive(line), color=colour, **THEORY_STYLE)
 
 
-def animate(trajectory: pd.DataFrame, surface: Surface, frames: int = 50, fps: int = 12) -> bytes:
-    """A GIF of the trajectories moving over the contour, made with Pillow (no ffmpeg needed).
+GIF_DPI = 125  # the GIF is drawn 7.2 inches wide: 900 pixels, large enough to read its legend
+
+
+def animate(
+    trajectory: pd.DataFrame, surface: Surface, frames: int = 50, fps: int = 12, noise: float = 0.0
+) -> bytes:
+    """A GIF of the trajectories moving over the contour, made with Pillow (no ffmpeg needed), titled like
+    the trajectory figure (with the gradient noise σ the runs had: `noise`), GIF_DPI dots per inch.
 
     The contour is drawn once and only the lines and heads are redrawn per frame (blitting);
     matplotlib's PillowWriter redraws the whole figure for every frame, about 10x slower.
@@ -271,7 +322,7 @@ def animate(trajectory: pd.DataFrame, surface: Surface, frames: int = 50, fps: i
         for (name, _), run in trajectory.groupby(["optimizer", "trial"], sort=False)
     ]
     with style():
-        fig, ax = plt.subplots(figsize=(7.2, 4.6), dpi=80)
+        fig, ax = plt.subplots(figsize=(7.2, 4.6), dpi=GIF_DPI)
         draw_contours(ax, surface, resolution=150)
         lines = [
             ax.plot([], [], color=look.color, linestyle=look.linestyle, linewidth=1.4, animated=True)[0]
@@ -288,7 +339,7 @@ def animate(trajectory: pd.DataFrame, surface: Surface, frames: int = 50, fps: i
         ]
         handles += mark_start_and_minima(ax, surface, starts)
         ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0))
-        ax.set_title(_title(surface, trajectory, f"f = {surface.formula}"))
+        ax.set_title(_title(surface, trajectory, f"f = {surface.formula}", noise))
         counter = ax.text(0.02, 0.95, "", transform=ax.transAxes, animated=True)
 
         def frame(step):

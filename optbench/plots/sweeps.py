@@ -19,7 +19,17 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, NullLocator, ScalarFormatter
 
 from ..sweeps.columns import optimizer_setting_columns
-from .style import LINESTYLES, MARKERS, OKABE_ITO, diverged_handle, mark_diverged, style
+from .coinciding import note_coinciding
+from .style import (
+    LINESTYLES,
+    MARKERS,
+    OKABE_ITO,
+    diverged_handle,
+    mark_diverged,
+    plain_log_ticks,
+    series_label,
+    style,
+)
 
 RULE_COLOURS = {
     "linear": OKABE_ITO[1],
@@ -38,9 +48,15 @@ BATCH_COLOURS = "viridis"
 
 
 def figures(table: pd.DataFrame, summary: pd.DataFrame, critical: pd.DataFrame) -> dict[str, Figure]:
-    """{file stem: Figure} for a sweep's cell table, summary and critical-batch table; {} if empty."""
+    """{file stem: Figure} for a sweep's cell table, summary and critical-batch table; {} if empty.
+
+    Where a `tuned` rule tried several lrs per batch size (`lr_chosen` in the summary), every figure
+    shows the chosen lr's cells only, as the table does: its loss curves and its lr, not all tried."""
     if table.empty:
         return {}
+    if "lr_chosen" in summary:
+        summary = summary[summary["lr_chosen"].astype(bool)]
+        table = table[table["cell"].isin(summary["cell"])]
     drawn = {}
     groups = _groups(summary)
     for index, (label, keys) in enumerate(groups):
@@ -58,12 +74,17 @@ def _groups(summary: pd.DataFrame) -> list[tuple[str, list]]:
     columns = optimizer_setting_columns(summary)
     groups = []
     for keys, rows in summary.groupby(columns, sort=False, dropna=False):
-        keys = keys if isinstance(keys, tuple) else (keys,)
-        label = keys[0] + "".join(
-            f", {name}={value}" for name, value in zip(columns[1:], keys[1:], strict=False)
-        )
-        groups.append((label, rows["cell"].tolist()))
+        groups.append((_setting_label(columns, keys), rows["cell"].tolist()))
     return groups
+
+
+def _setting_label(columns: list, keys) -> str:
+    """'MyOpt, momentum=0.9': the optimizer as every figure names it (`style.series_label`, without the
+    lr the sweep varies) and the setting's other grid values."""
+    keys = keys if isinstance(keys, tuple) else (keys,)
+    return series_label(keys[0]) + "".join(
+        f", {name}={value}" for name, value in zip(columns[1:], keys[1:], strict=False)
+    )
 
 
 def _batch_axis(ax, batch_sizes) -> None:
@@ -134,8 +155,7 @@ def loss_curves(cells: pd.DataFrame, label: str):
                     ax.set_ylabel(ylabel)
         axes[0, 1].legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), title="batch size")
         fig.suptitle(
-            f"{label}: loss curves per batch size ({_run_text(cells.drop_duplicates('cell'))}, "
-            "median over seeds)",
+            f"{label}: loss curves per batch size ({_run_text(cells.drop_duplicates('cell'), 'median')})",
             fontsize=11,
         )
     return fig
@@ -158,96 +178,109 @@ def _median_by(summary: pd.DataFrame, column: str) -> pd.DataFrame:
 
 
 def steps_to_target(summary: pd.DataFrame, critical: pd.DataFrame):
+    """Steps to the target against B per (setting, rule); one perfect-scaling reference (steps ∝ 1/B)
+    through the fastest setting at the smallest batch size; each setting's fitted S_min(1 + B_crit/B);
+    a batch size whose median missed the target is an x on the top edge in its series' colour."""
     medians = _median_by(summary, "steps_to_target")
     settings = optimizer_setting_columns(summary)
+    several = medians[settings].drop_duplicates().shape[0] > 1
     target = _target_text(summary)
     with style():
         fig = Figure(figsize=(7.5, 4.8), layout="constrained")
         ax = fig.subplots()
+        missed = False
         for s_index, (keys, group) in enumerate(medians.groupby(settings, sort=False, dropna=False)):
             keys = keys if isinstance(keys, tuple) else (keys,)
-            prefix = (
-                ", ".join(map(str, keys)) + ": " if medians[settings].drop_duplicates().shape[0] > 1 else ""
-            )
+            prefix = _setting_label(settings, keys) + ": " if several else ""
             dash = LINESTYLES[s_index % len(LINESTYLES)]
             for rule, part in group.groupby("lr_scale", sort=False):
                 part = part.sort_values("batch_size")
+                reached = part["steps_to_target"].notna()
+                label = prefix + RULE_LABELS.get(rule, rule)
+                if not reached.any():
+                    label += ": target not reached at any B (x on top edge)"
                 ax.plot(
                     part["batch_size"],
                     part["steps_to_target"],
                     marker=MARKERS[s_index % len(MARKERS)],
                     linestyle=dash,
                     color=RULE_COLOURS.get(rule),
-                    label=prefix + RULE_LABELS.get(rule, rule),
+                    label=label,
                 )
-            best = group.groupby("batch_size")["steps_to_target"].min().dropna()
-            if len(best):
-                b_first, s_first = best.index[0], best.iloc[0]
-                xs = np.array(sorted(group["batch_size"].unique()), dtype=float)
-                ax.plot(
-                    xs,
-                    s_first * b_first / xs,
-                    color="grey",
-                    linestyle=":",
-                    linewidth=1.2,
-                    label=prefix + "perfect scaling (steps ∝ 1/B)",
-                )
-            fit = _critical_row(critical, keys, settings)
-            if fit is not None and "fit_ok" in fit and not bool(fit["fit_ok"]):
-                fit = None  # the analysis found the model does not describe these points: no line
-            if fit is not None and np.isfinite(fit["critical_batch_size"]):
-                xs = np.logspace(
-                    np.log10(group["batch_size"].min()), np.log10(group["batch_size"].max()), 100
-                )
-                ax.plot(
-                    xs,
-                    fit["s_min"] * (1 + fit["critical_batch_size"] / xs),
-                    color="black",
-                    linestyle="--",
-                    linewidth=1.0,
-                    label=prefix
-                    + f"fit S_min(1 + B_crit/B): B_crit ≈ {fit['critical_batch_size']:.0f}"
-                    + (
-                        (
-                            f" (95%: {fit['critical_low']:.3g}-{fit['critical_high']:.3g})"
-                            if np.isfinite(fit["critical_high"])
-                            else f" (95%: from {fit['critical_low']:.3g}, not identifiable above)"
-                        )
-                        if np.isfinite(fit.get("critical_low", np.nan))
-                        else ""
-                    ),
-                )
-                if not fit["at_edge"]:
-                    ax.axvline(fit["critical_batch_size"], color="black", linewidth=0.8, alpha=0.5)
+                if not reached.all():
+                    missed = True
+                    mark_diverged(ax, part.loc[~reached, "batch_size"], RULE_COLOURS.get(rule))
+            _draw_fit(ax, _critical_row(critical, keys, settings), group, prefix)
+        _draw_perfect_scaling(ax, medians)
         _batch_axis(ax, medians["batch_size"])
         ax.set_yscale("log")
+        plain_log_ticks(ax.yaxis)
         lowest = medians["steps_to_target"].min()
         if np.isfinite(lowest) and lowest > 0:  # the perfect-scaling line may leave through the bottom
             ax.set_ylim(bottom=max(ax.get_ylim()[0], lowest / 4))
-        _mark_missed(ax, medians)
+        if missed:
+            ax.annotate(
+                "x on top edge: target not reached (diverged, or budget ran out)",
+                xy=(0.01, 0.01),
+                xycoords="axes fraction",
+                ha="left",
+                va="bottom",
+                fontsize=8,
+                color="dimgrey",
+            )
         ax.set_xlabel("batch size B")
         ax.set_ylabel(f"optimizer steps to reach {target}")
-        ax.set_title(f"Steps to {target} vs batch size ({_run_text(summary)}, median)")
+        ax.set_title(f"Steps to {target} vs batch size ({_run_text(summary, 'median')})")
+        note_coinciding(ax)
         ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0))
     return fig
 
 
-def _mark_missed(ax, medians):
-    """Settings that never reached the target: an x on the top edge in the rule's colour."""
-    missed = medians[medians["steps_to_target"].isna()]
-    if missed.empty:
+def _draw_perfect_scaling(ax, medians: pd.DataFrame) -> None:
+    """One reference line, steps ∝ 1/B, through the fewest steps any series took at the smallest batch
+    size where one reached the target (one line, however many settings the figure holds)."""
+    reached = medians.dropna(subset=["steps_to_target"])
+    if reached.empty:
         return
-    for rule, part in missed.groupby("lr_scale"):
-        mark_diverged(ax, part["batch_size"], RULE_COLOURS.get(rule))
-    ax.annotate(
-        "x on top edge: target not reached (diverged, or budget ran out)",
-        xy=(0.01, 0.01),
-        xycoords="axes fraction",
-        ha="left",
-        va="bottom",
-        fontsize=8,
-        color="dimgrey",
+    b_first = reached["batch_size"].min()
+    s_first = reached.loc[reached["batch_size"] == b_first, "steps_to_target"].min()
+    xs = np.array(sorted(medians["batch_size"].unique()), dtype=float)
+    xs = xs[xs >= b_first]
+    ax.plot(
+        xs,
+        s_first * b_first / xs,
+        color="grey",
+        linestyle=":",
+        linewidth=1.2,
+        label=f"perfect scaling (steps ∝ 1/B) from {s_first:.3g} steps at B={b_first:g}",
     )
+
+
+def _draw_fit(ax, fit, group: pd.DataFrame, prefix: str) -> None:
+    """The fitted S_min(1 + B_crit/B) of one setting with its 95% interval in the label; nothing where
+    the analysis found the model does not describe the points."""
+    if fit is None or ("fit_ok" in fit and not bool(fit["fit_ok"])):
+        return
+    if not np.isfinite(fit["critical_batch_size"]):
+        return
+    xs = np.logspace(np.log10(group["batch_size"].min()), np.log10(group["batch_size"].max()), 100)
+    interval = ""
+    if np.isfinite(fit.get("critical_low", np.nan)):
+        interval = (
+            f" (95%: {fit['critical_low']:.3g}-{fit['critical_high']:.3g})"
+            if np.isfinite(fit["critical_high"])
+            else f" (95%: from {fit['critical_low']:.3g}, not identifiable above)"
+        )
+    ax.plot(
+        xs,
+        fit["s_min"] * (1 + fit["critical_batch_size"] / xs),
+        color="black",
+        linestyle="--",
+        linewidth=1.0,
+        label=prefix + f"fit S_min(1 + B_crit/B): B_crit ≈ {fit['critical_batch_size']:.0f}" + interval,
+    )
+    if not fit["at_edge"]:
+        ax.axvline(fit["critical_batch_size"], color="black", linewidth=0.8, alpha=0.5)
 
 
 def _critical_row(critical: pd.DataFrame, keys, settings):
@@ -298,8 +331,9 @@ def final_metric(summary: pd.DataFrame):
         budget = _budget_text(summary)
         ax.set_title(
             f"Final {'accuracy' if has_accuracy else 'loss'} vs batch size per lr-scaling rule\n"
-            f"({_run_text(summary)}, median{budget})"
+            f"({_run_text(summary, 'median')}{budget})"
         )
+        note_coinciding(ax)
         ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0))
     return fig
 
@@ -311,11 +345,13 @@ def _mark_diverged(ax, rows: pd.DataFrame) -> None:
     ax.add_artist(ax.legend(handles=[diverged_handle()], loc="lower left", fontsize=8))
 
 
-def _run_text(summary: pd.DataFrame) -> str:
-    """'digits, 3 seeds': what a sweep ran, for its titles."""
+def _run_text(summary: pd.DataFrame, aggregate: str | None = None) -> str:
+    """'digits, 3 seeds, median over seeds': what a sweep ran, for its titles; `aggregate` names the
+    statistic taken over seeds, said only where there were several ('digits, 1 seed')."""
     seeds = summary["seed"].nunique() if "seed" in summary else 1
     task = f"{summary['task'].iloc[0]}, " if "task" in summary else ""
-    return f"{task}{seeds} seed{'s' * (seeds > 1)}"
+    over = f", {aggregate} over seeds" if aggregate and seeds > 1 else ""
+    return f"{task}{seeds} seed{'s' * (seeds > 1)}{over}"
 
 
 def _budget_text(summary: pd.DataFrame) -> str:
@@ -324,10 +360,14 @@ def _budget_text(summary: pd.DataFrame) -> str:
 
 
 def lr_used(summary: pd.DataFrame):
+    """The lr each (setting, rule, batch size) ran with: a `tuned` rule's chosen lr (the median over
+    seeds where seeds chose differently), never the other lrs it tried."""
     settings = optimizer_setting_columns(summary)
+    if "lr_chosen" in summary:
+        summary = summary[summary["lr_chosen"].astype(bool)]
     cells = (
         summary.groupby(settings + ["lr_scale", "batch_size"], sort=False, dropna=False)
-        .agg(lr=("lr", "first"), diverged=("diverged", "any"))
+        .agg(lr=("lr", "median"), diverged=("diverged", "any"))
         .reset_index()
     )
     with style():
@@ -339,10 +379,12 @@ def lr_used(summary: pd.DataFrame):
             mark_diverged(ax, part["batch_size"], RULE_COLOURS.get(rule))
         _batch_axis(ax, cells["batch_size"])
         ax.set_yscale("log")
+        plain_log_ticks(ax.yaxis)
         ax.set_xlabel("batch size B")
         ax.set_ylabel("learning rate used")
         b0 = int(summary["base_batch_size"].iloc[0])
-        ax.set_title(f"Learning rate per cell (scaled from B0 = {b0}; {_run_text(summary)})")
+        ax.set_title(f"Learning rate per cell (scaled from B0 = {b0}; {_run_text(summary, 'median')})")
+        note_coinciding(ax)
         handles, _ = ax.get_legend_handles_labels()
         ax.legend(
             handles=handles + ([diverged_handle()] if len(bad) else []),
@@ -356,14 +398,17 @@ def _rule_lines(ax, table: pd.DataFrame, settings: list, column: str) -> None:
     several = table[settings].drop_duplicates().shape[0] > 1
     for s_index, (keys, group) in enumerate(table.groupby(settings, sort=False, dropna=False)):
         keys = keys if isinstance(keys, tuple) else (keys,)
-        prefix = f"{', '.join(map(str, keys))}: " if several else ""
+        prefix = _setting_label(settings, keys) + ": " if several else ""
         for rule, part in group.groupby("lr_scale", sort=False):
             part = part.sort_values("batch_size")
+            label = prefix + RULE_LABELS.get(rule, rule)
+            if part[column].isna().all():  # its line draws nothing: its x marks still need an owner
+                label += ": diverged at every B (x on top edge)"
             ax.plot(
                 part["batch_size"],
                 part[column],
                 marker=MARKERS[s_index % len(MARKERS)],
                 color=RULE_COLOURS.get(rule),
                 linestyle=LINESTYLES[s_index % len(LINESTYLES)],
-                label=prefix + RULE_LABELS.get(rule, rule),
+                label=label,
             )

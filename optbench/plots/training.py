@@ -12,14 +12,20 @@ import numpy as np
 import pandas as pd
 
 from ..errors import OptbenchError
+from .coinciding import note_coinciding
 from .style import (
+    EXPLODED_TRAINING,
     STOPPED_RULE,
     assign_looks,
     clip_loss_axis,
     diverged_handle,
     diverged_label,
+    divergence_cause,
     finite_positive,
+    float_floor,
+    floor_handle,
     mark_diverged,
+    mark_floor,
     series_label,
     style,
 )
@@ -30,12 +36,18 @@ def _looks(table: pd.DataFrame) -> dict:
     return assign_looks(list(pairs))
 
 
-def _label(name: str, runs: pd.DataFrame, lr=None) -> str:
-    """`adam (lr=0.001)` (the lr the run started from), with ', diverged' when it did."""
+def _label(name: str, runs: pd.DataFrame, lr=None, values=None) -> str:
+    """`adam (lr=0.001)` (the lr the run started from), with ', diverged (NaN/inf)' when it did, or
+    ', diverged (finite, >1000x first loss)' where every recorded value (`values`, else the runs' loss
+    columns) stayed finite."""
     if lr is None and "lr" in runs:
         lr = runs["lr"].iloc[0]
     label = series_label(name, lr)
-    return diverged_label(label) if "diverged" in runs and runs["diverged"].any() else label
+    if "diverged" not in runs or not runs["diverged"].any():
+        return label
+    if values is None:
+        values = runs[[c for c in ("val_loss", "loss", "suboptimality") if c in runs]].to_numpy().ravel()
+    return diverged_label(label, cause=divergence_cause(values, EXPLODED_TRAINING))
 
 
 def _title_of(summary: pd.DataFrame | None) -> str | None:
@@ -72,7 +84,10 @@ def plot_training(epochs: pd.DataFrame, steps: pd.DataFrame | None = None, title
         per_epoch = _steps_per_epoch(epochs, steps)
         for name, runs in epochs.groupby("optimizer", sort=False):
             look = looks[name]
-            label = _label(name, runs)
+            own_steps = steps.loc[steps["optimizer"] == name, "loss"] if steps is not None else []
+            label = _label(
+                name, runs, values=np.r_[runs["val_loss"].to_numpy(float), np.asarray(own_steps, float)]
+            )
             if per_epoch:
                 own = steps[steps["optimizer"] == name]
                 loss_ax.plot(
@@ -118,6 +133,7 @@ def plot_training(epochs: pd.DataFrame, steps: pd.DataFrame | None = None, title
         accuracy_ax.set_ylim(max(0.0, np.floor(lowest / 10) * 10 if np.isfinite(lowest) else 0.0), 100.5)
         if schedule is not None:
             _draw_lr(axes[2], schedule, looks, per_epoch)
+        note_coinciding(loss_ax, accuracy_ax)
         handles, labels = accuracy_ax.get_legend_handles_labels()
         if len(diverged):
             handles.append(diverged_handle(STOPPED_RULE))
@@ -155,12 +171,21 @@ def plot_regression(steps: pd.DataFrame, f_star: float | None = None):
         looks = _looks(steps)
         start = finite_positive(steps.groupby("optimizer")["suboptimality"].first())
         top = 10 * float(np.nanmax(start)) if np.isfinite(start).any() else None
-        diverged = False
+        diverged, floored = False, False
+        floor = float_floor(f_star) if f_star is not None else 0.0
         for name, run in steps.groupby("optimizer", sort=False):
-            gap = finite_positive(run["suboptimality"])
+            raw = run["suboptimality"].to_numpy(dtype=float)
+            at_floor = np.isfinite(raw) & (raw <= floor)
+            gap = np.where(at_floor, np.nan, finite_positive(raw))
             if top is not None:
                 gap = np.where(gap <= top, gap, np.nan)
-            ax.plot(run["step"] + 1, gap, label=_label(name, run), **looks[name].line(len(run)))
+            label = _label(name, run)
+            if at_floor.any() and not run["diverged"].any():
+                floored = True
+                reached = int(run["step"].to_numpy()[np.argmax(at_floor)]) + 1
+                label += f", at f* from step {reached} (▼)"
+                mark_floor(ax, [reached], looks[name].color)
+            ax.plot(run["step"] + 1, gap, label=label, **looks[name].line(len(run)))
             if run["diverged"].any():
                 diverged = True
                 mark_diverged(
@@ -174,13 +199,11 @@ def plot_regression(steps: pd.DataFrame, f_star: float | None = None):
             title="linear regression: gap to the least-squares optimum"
             + (f" f* = {f_star:.3g}" if f_star is not None else ""),
         )
+        note_coinciding(ax)
         handles, _ = ax.get_legend_handles_labels()
-        ax.legend(
-            handles=handles + ([diverged_handle(STOPPED_RULE)] if diverged else []),
-            loc="upper left",
-            bbox_to_anchor=(1.02, 1.0),
-            title="optimizer",
-        )
+        handles += [diverged_handle(STOPPED_RULE)] if diverged else []
+        handles += [floor_handle("f*")] if floored else []
+        ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0), title="optimizer")
         return fig
 
 
@@ -200,7 +223,7 @@ def plot_scalar_trace(trace: pd.DataFrame):
             ax.plot(
                 np.arange(len(a)),
                 np.where(finite, a, np.nan),
-                label=diverged_label(label) if gone else label,
+                label=diverged_label(label, cause=divergence_cause(a, EXPLODED_TRAINING)) if gone else label,
                 **look.line(len(a)),
             )
             if gone:
