@@ -267,4 +267,4 @@ def command(
         atomic_write_bytes(folder / "trajectories.gif", result.animation())
         console.print(f"wrote {folder / 'trajectories.gif'}")
     console.print(f"results in {folder}")
-    report_failed(result.meta["failed"])
+    report_failed(result.failed)
