@@ -122,6 +122,20 @@ def test_the_light_name_table_is_the_registrys():
     assert dict(names.ALIASES) == registry.ALIASES
 
 
+def test_a_task_registered_from_python_passes_the_light_check_once_the_registry_is_loaded():
+    import dataclasses
+
+    task = registry.register(dataclasses.replace(TASKS["digits"], name="digits-flipped"))
+    try:
+        names.check_task_name("digits-flipped")
+        with pytest.raises(OptbenchError, match="did you mean 'digits-flipped'"):
+            names.check_task_name("digits-fliped")
+    finally:
+        TASKS.pop(task.name)
+    with pytest.raises(OptbenchError, match="unknown task 'digits-flipped'"):
+        names.check_task_name("digits-flipped")
+
+
 def test_trains_help_shows_the_registrys_budgets():
     trained = {name: task for name, task in TASKS.items() if "train" in task.commands}
     assert set(train_cli.BUDGETS) == set(trained)
