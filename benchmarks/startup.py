@@ -3,12 +3,16 @@
     .venv/bin/python benchmarks/startup.py [--rounds 7]
 
 Times, in fresh interpreters started by this one process:
-  baseline   python -c "import torch"
-  help       optbench --help
-  command    optbench compare --help
-  typo       optbench compare adma          (one-line "unknown optimizer" error, exit 2)
-  bad task   optbench train --task digts    (one-line "unknown task" error, exit 2)
-The variants take turns within each round (baseline, help, command, typo, bad task, baseline, ...),
+  baseline       python -c "import torch"
+  help           optbench --help
+  command        optbench compare --help
+  train help     optbench train --help
+  sweep help     optbench sweep --help
+  typo           optbench compare adma                 (one-line "unknown optimizer" error, exit 2)
+  bad task       optbench train --task digts           (one-line "unknown task" error, exit 2)
+  bad sweep      optbench sweep --task digts           (the same, from sweep)
+  bad surface    optbench compare sgd --surface elipic (one-line "unknown surface" error, exit 2)
+The variants take turns within each round (baseline, help, command, ..., baseline, ...),
 so a change in the machine's load affects them alike; each ratio is the median over rounds of
 variant / baseline of the same round, printed with its range. Target (issue 19): every ratio well
 under 0.5. The CLI runs as `python -m optbench` from this source tree, as installed by `pip install -e`.
@@ -30,10 +34,14 @@ VARIANTS = {
     "baseline": ["-c", "import torch"],
     "help": ["-m", "optbench", "--help"],
     "command": ["-m", "optbench", "compare", "--help"],
+    "train help": ["-m", "optbench", "train", "--help"],
+    "sweep help": ["-m", "optbench", "sweep", "--help"],
     "typo": ["-m", "optbench", "compare", "adma"],
     "bad task": ["-m", "optbench", "train", "--task", "digts"],
+    "bad sweep": ["-m", "optbench", "sweep", "--task", "digts"],
+    "bad surface": ["-m", "optbench", "compare", "sgd", "--surface", "elipic"],
 }
-EXPECTED_STATUS = {"typo": 2, "bad task": 2}
+EXPECTED_STATUS = {"typo": 2, "bad task": 2, "bad sweep": 2, "bad surface": 2}
 
 
 def seconds(args: list[str]) -> tuple[float, int]:
@@ -61,11 +69,11 @@ def main() -> None:
         f"load average {load:.1f}, Python {platform.python_version()}, {rounds} rounds"
     )
     base = times["baseline"]
-    print(f"{'variant':10} {'median s':>9} {'ratio to import torch (median, range)':>40}")
+    print(f"{'variant':12} {'median s':>9} {'ratio to import torch (median, range)':>40}")
     for name, values in times.items():
         ratios = [value / reference for value, reference in zip(values, base, strict=True)]
         print(
-            f"{name:10} {statistics.median(values):9.3f} "
+            f"{name:12} {statistics.median(values):9.3f} "
             f"{statistics.median(ratios):18.3f}  ({min(ratios):.3f} - {max(ratios):.3f})"
         )
 

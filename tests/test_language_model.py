@@ -96,6 +96,7 @@ def test_references_below_uniform():
         (dict(context=10_000), "context 10000 is too long for the text: its window of 10001 characters"),
         (dict(n_embd=30, n_head=4), "n_embd (30) must be divisible by n_head (4)"),
         (dict(stride=0), "stride must be a positive integer, got 0"),
+        (dict(context=0), "context must be a positive integer, got 0"),  # not the model's "block_size"
         (dict(val_windows=0), "val_windows must be a positive integer, got 0"),
     ],
 )

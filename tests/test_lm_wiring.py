@@ -19,7 +19,7 @@ from optbench.runners.training import TrainSpec, _optimizer
 from optbench.tasks import TASKS, TaskKind, get_task
 from optbench.tasks.language_model import LanguageModelOptions, LanguageModelProblem, load_text
 from optbench.tasks.problem import Target
-from optbench.text import bigram_cross_entropy, unigram_entropy
+from optbench.text import bigram_cross_entropy, read_corpus, unigram_entropy
 
 FIXTURE = str(Path(__file__).parent / "fixtures" / "macbeth-act1.txt")
 TINY = ["--task", "shakespeare-tiny", "--data-dir", FIXTURE, "--device", "cpu"]
@@ -255,3 +255,21 @@ def test_a_step_budget_is_the_progress_total():
     spec = TrainSpec(optimizer="adamw", task="shakespeare-tiny", epochs=3, max_steps=200)
     assert epoch_progress(spec, 1, 10, 1000).total == 200
     assert epoch_progress(TrainSpec(optimizer="sgd", epochs=3), 1, 10, 50).total == 150
+
+
+def test_a_run_with_out_reads_and_encodes_the_corpus_once(tmp_path, monkeypatch):
+    """Checking the run, recording the corpus in meta.json and training share one `Text`."""
+    from optbench.tasks import language_model
+
+    data = tmp_path / "act1.txt"  # a path of its own: nothing cached for it yet
+    data.write_text(Path(FIXTURE).read_text())
+    reads = []
+    monkeypatch.setattr(language_model, "read_corpus", lambda d: reads.append(d) or read_corpus(d))
+    result = optbench.train(
+        "adamw", "shakespeare-tiny", data_dir=str(data), max_steps=2, device="cpu", out=tmp_path / "out"
+    )
+    assert reads == [str(data)]
+    assert (
+        json.loads((tmp_path / "out" / "meta.json").read_text())["spec"]["data"]["corpus_sha256"]
+        == (result.meta["data"]["corpus_sha256"])
+    )

@@ -17,9 +17,10 @@ from functools import cached_property
 
 import torch
 
-from ..errors import OptbenchError, did_you_mean
+from ..errors import OptbenchError
 from ..objectives import Surface, get_surface
-from ..tasks.defaults import BENCH_SUITES, BENCH_TASKS
+from ..tasks.defaults import BENCH_TASKS
+from ..tasks.names import bench_task_names, check_bench_task
 
 START_JITTER = 0.01  # of the window's width per coordinate: seeds differ, the problem stays the same
 
@@ -93,8 +94,7 @@ def logistic_surface() -> Surface:
 
 def get_bench_task(name: str) -> BenchTask:
     """The task of that name (a row of BENCH_TASKS); unknown names list the valid ones."""
-    if name not in BENCH_TASKS:
-        raise did_you_mean("benchmark task", name, BENCH_TASKS)
+    check_bench_task(name)
     problem, steps, tolerance, noise, reason = BENCH_TASKS[name]
     return BenchTask(name, problem, steps, tolerance, noise, reason)
 
@@ -102,10 +102,4 @@ def get_bench_task(name: str) -> BenchTask:
 def suite_tasks(suite) -> list[BenchTask]:
     """A suite's tasks: a suite name ('quick', 'default') or a list of task names. Raises
     OptbenchError for an unknown suite or task, or an empty one."""
-    names = BENCH_SUITES.get(suite) if isinstance(suite, str) else suite
-    if names is None:
-        raise did_you_mean("suite", suite, BENCH_SUITES)
-    names = list(names)
-    if not names:
-        raise OptbenchError("the benchmark suite is empty: give at least one task")
-    return [get_bench_task(name) for name in names]
+    return [get_bench_task(name) for name in bench_task_names(suite)]

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import rich_click as click
 
+from ..optimizers.registry import check_spec_name
+from ..tasks.names import bench_task_names
 from .common import (
     ProgressBars,
     console,
@@ -42,15 +44,18 @@ def command(ctx, optimizers, suite, tasks, studies, trials, seeds, jobs, seed, f
     studies), then `--seeds` reruns of each study's fastest trial; tasks are combined by performance
     profiles, scored by their area up to tau = 4, ranked with bootstrap intervals.
     """
+    chosen = [t.strip() for t in tasks.split(",")] if tasks is not None else suite
+    if tasks is not None and "" in chosen:
+        chosen = [t for t in chosen if t] or []
+    for text in optimizers:
+        check_spec_name(text)
+    bench_task_names(chosen)
+    formats = parse_formats(formats)
     from ..bench.result import REPORT
     from ..bench.run import bench, bench_spec, check_whole
     from ..cells import Interrupted
     from ..plots.style import save_figures
 
-    chosen = [t.strip() for t in tasks.split(",")] if tasks is not None else suite
-    if tasks is not None and "" in chosen:
-        chosen = [t for t in chosen if t] or []
-    formats = parse_formats(formats)
     bench_spec(optimizers, chosen, studies, trials, seeds, seed)  # bad input: one line, nothing written
     check_whole("jobs", jobs)
     with results_folder(out, "bench") as folder:

@@ -9,6 +9,7 @@ import rich_click as click
 
 from ..errors import OptbenchError
 from ..optimizers.registry import check_spec_name
+from ..tasks.names import check_compare_name
 from .common import (
     ProgressBars,
     allow_long_option,
@@ -143,6 +144,7 @@ def command(
     """
     for text in optimizers:
         check_spec_name(text)
+    check_compare_name(surface)
     from ..experiments import compare, noise_floor, plan_tuning
     from ..experiments.compare import CPU_VS_CUDA
     from ..experiments.inputs import require_surface_budget
@@ -265,4 +267,4 @@ def command(
         atomic_write_bytes(folder / "trajectories.gif", result.animation())
         console.print(f"wrote {folder / 'trajectories.gif'}")
     console.print(f"results in {folder}")
-    report_failed(result.meta["failed"])
+    report_failed(result.failed)

@@ -9,6 +9,7 @@ import rich_click as click
 
 from ..errors import OptbenchError
 from ..optimizers.registry import check_spec_name
+from ..tasks.names import check_surface_name
 from .common import (
     ProgressBars,
     allow_long_option,
@@ -62,6 +63,7 @@ def command(
     The first axis given is the x axis of the heat map; log-spaced ranges are drawn on log axes.
     """
     check_spec_name(optimizer)
+    check_surface_name(surface)
     from ..experiments import grid
     from ..experiments.inputs import check_axes_not_in_spec, require_surface_budget
     from ..specs import parse_optimizer

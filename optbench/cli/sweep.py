@@ -14,14 +14,9 @@ import math
 import rich_click as click
 from rich.table import Table
 
-from ..budget import require_rows
-from ..cells import Interrupted
-from ..experiments.inputs import MAX_SEED
-from ..plots.style import save_figures
-from ..sweeps import SweepPlan, SweepSpec
-from ..sweeps.columns import grid_columns
-from ..sweeps.spec import DEFAULT_EVALUATIONS, DEFAULT_TRAINING_STEPS
-from ..tasks import TaskKind
+from ..budget import MAX_SEED, require_rows
+from ..tasks.defaults import SWEEP as DEFAULTS  # the API's defaults (SweepSpec's), shown by --help
+from ..tasks.problem import TaskKind
 from .common import (
     ProgressBars,
     console,
@@ -34,8 +29,6 @@ from .common import (
 )
 from .sweep_options import build_spec, parse_shard, resolve_options
 
-DEFAULTS = SweepSpec()  # the API's defaults, shown by --help
-
 
 @click.command("sweep", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 @click.option(
@@ -47,13 +40,13 @@ DEFAULTS = SweepSpec()  # the API's defaults, shown by --help
 )
 @click.option(
     "--batch-size",
-    default=",".join(map(str, DEFAULTS.batch_sizes)),
+    default=",".join(map(str, DEFAULTS["batch_sizes"])),
     show_default=True,
     help="Batch sizes, comma-separated.",
 )
 @click.option(
     "--lr-scale",
-    default=",".join(DEFAULTS.lr_scales),
+    default=",".join(DEFAULTS["lr_scales"]),
     show_default=True,
     help="lr-scaling rules, comma-separated: linear (lr·B/B0), sqrt (lr·√(B/B0)), none, tuned (the best of "
     "lr·√(B/B0)·2^k, k=-2..2, per batch size: what the critical batch size model describes).",
@@ -62,19 +55,19 @@ DEFAULTS = SweepSpec()  # the API's defaults, shown by --help
     "--optimizer",
     "optimizers",
     multiple=True,
-    default=DEFAULTS.optimizers,
+    default=DEFAULTS["optimizers"],
     show_default=True,
     help="Optimizer spec; repeat for several (e.g. --optimizer sgd --optimizer adam).",
 )
 @click.option(
     "--task",
-    default=DEFAULTS.task,
+    default=DEFAULTS["task"],
     show_default=True,
     help="A task `optbench list` shows with `sweep`: digits, mnist, fashion-mnist, cifar10 (--data-dir), "
     "linreg (= regression), or surface:NAME.",
 )
 @click.option(
-    "--model", default=DEFAULTS.model, show_default=True, help="Model for image tasks: mlp, lenet, resnet."
+    "--model", default=DEFAULTS["model"], show_default=True, help="Model for image tasks: mlp, lenet, resnet."
 )
 @click.option("--data-dir", default=None, help="Folder with MNIST/Fashion-MNIST/CIFAR-10 files.")
 @click.option(
@@ -89,7 +82,7 @@ DEFAULTS = SweepSpec()  # the API's defaults, shown by --help
 @click.option(
     "--warmup-epochs",
     type=int,
-    default=DEFAULTS.warmup_epochs,
+    default=DEFAULTS["warmup_epochs"],
     show_default=True,
     help="Linear lr warm-up (training tasks).",
 )
@@ -98,17 +91,21 @@ DEFAULTS = SweepSpec()  # the API's defaults, shown by --help
     "--steps",
     type=int,
     default=None,
-    help=f"Optimizer steps per cell, the same for every batch size (training default {DEFAULT_TRAINING_STEPS}).",
+    help=f"Optimizer steps per cell, the same for every batch size (training default {DEFAULTS['training_steps']}).",
 )
 @click.option(
     "--seeds",
     type=int,
-    default=DEFAULTS.seeds,
+    default=DEFAULTS["seeds"],
     show_default=True,
     help="Seeds per setting: seed, seed+1, ...",
 )
 @click.option(
-    "--seed", type=click.IntRange(0, MAX_SEED), default=DEFAULTS.seed, show_default=True, help="First seed."
+    "--seed",
+    type=click.IntRange(0, MAX_SEED),
+    default=DEFAULTS["seed"],
+    show_default=True,
+    help="First seed.",
 )
 @click.option(
     "--target-accuracy",
@@ -123,24 +120,27 @@ DEFAULTS = SweepSpec()  # the API's defaults, shown by --help
     "--evaluations",
     type=int,
     default=None,
-    help=f"Image tasks: validation evaluations per cell, evenly spaced (default {DEFAULT_EVALUATIONS}; "
+    help=f"Image tasks: validation evaluations per cell, evenly spaced (default {DEFAULTS['evaluations']}; "
     "every step for shorter budgets).",
 )
 @click.option(
     "--noise",
     type=float,
-    default=DEFAULTS.noise,
+    default=DEFAULTS["noise"],
     show_default=True,
     help="surface tasks: per-sample gradient noise std (batch B divides the variance by B).",
 )
 @click.option(
-    "--device", default=DEFAULTS.device, show_default=True, help="auto, cpu, cuda, cuda:N (training tasks)."
+    "--device",
+    default=DEFAULTS["device"],
+    show_default=True,
+    help="auto, cpu, cuda, cuda:N (training tasks).",
 )
 @click.option("--jobs", type=int, default=1, show_default=True, help="Cells run in this many processes.")
 @click.option(
     "--threads",
     type=int,
-    default=1,
+    default=DEFAULTS["threads"],
     show_default=True,
     help="torch threads per cell; fixed so that any --jobs gives the same numbers.",
 )
@@ -159,6 +159,10 @@ def command(ctx, config_path, **flags):
     """
     options = resolve_options(ctx, config_path, flags)
     spec = build_spec(options)
+    from ..cells import Interrupted
+    from ..plots.style import save_figures
+    from ..sweeps import SweepPlan
+
     steps = spec.resolved_steps() or spec.epochs  # an epoch is at least one step
     if spec.kind is not TaskKind.SURFACE and steps:  # per-step rows, `jobs` cells at once
         require_rows(
@@ -209,6 +213,8 @@ def command(ctx, config_path, **flags):
 
 
 def summary_table(summary, spec) -> Table:
+    from ..sweeps.columns import grid_columns
+
     if "lr_chosen" in summary:  # a `tuned` rule's grid: the chosen lr at each batch size
         summary = summary[summary["lr_chosen"]]
     seeds = summary["seed"].nunique()

@@ -13,8 +13,8 @@ import yaml
 from click.core import ParameterSource
 
 from ..errors import OptbenchError, closest
-from ..sweeps import SweepSpec
-from ..values import axis_values, parse_number_list
+from ..optimizers.registry import check_spec_name
+from ..tasks.names import check_task_name
 
 CONFIG_ALIASES = {
     "optimizer": "optimizers",
@@ -25,11 +25,16 @@ CONFIG_ALIASES = {
 
 
 def resolve_options(ctx, config_path, flags: dict) -> dict:
+    """The options of the command line over the config file's over the defaults; the task's and the
+    optimizers' names are checked first, before anything loads torch."""
     options = dict(flags)
     config = read_config(ctx, config_path) if config_path else {}
     for name, value in config.items():
         if name != "hparams" and ctx.get_parameter_source(name) != ParameterSource.COMMANDLINE:
             options[name] = value
+    for text in options["optimizers"]:
+        check_spec_name(text)
+    check_task_name(options["task"])
     hparams = {
         name: hparam_values(f"hparams: {name}", values)
         for name, values in (config.get("hparams") or {}).items()
@@ -117,6 +122,8 @@ def parse_extra_args(args: list[str], known: set) -> dict:
 
 def hparam_values(name: str, values) -> list:
     """A hyperparameter list as `optbench.sweep` takes it: "0,0.9", a range "1e-4:1:16", or a list."""
+    from ..values import axis_values
+
     if isinstance(values, list):
         values = ",".join(str(v) for v in values)
     if any(item.strip() == "" for item in str(values).split(",")):
@@ -124,7 +131,11 @@ def hparam_values(name: str, values) -> list:
     return axis_values(name, str(values))
 
 
-def build_spec(options: dict) -> SweepSpec:
+def build_spec(options: dict):
+    """The `SweepSpec` of the resolved options; malformed lists are user errors naming the option."""
+    from ..sweeps import SweepSpec
+    from ..values import parse_number_list
+
     rules = [item.strip().lower() for item in str(options["lr_scale"]).split(",")]
     if any(rule == "" for rule in rules):
         raise OptbenchError(f"malformed list for --lr-scale: '{options['lr_scale']}' has an empty item")

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import pandas as pd
+from typing import TYPE_CHECKING
+
 import rich_click as click
 from rich.table import Table
 
 from ..errors import OptbenchError
-from ..experiments.training import TrainingResult, train
-from ..plots.style import save_figures
-from ..results import default_folder
-from ..runners.recipes import note as recipe_note
-from ..runners.recipes import recipe_for
-from ..specs import parse_optimizer
-from ..tasks import TASKS, TaskKind, get_task
+from ..optimizers.registry import check_spec_name
+from ..tasks import defaults as D
+from ..tasks.names import BUILT_IN, check_task_name
+from ..tasks.problem import TaskKind
 from .common import (
     ProgressBars,
     console,
@@ -27,6 +25,32 @@ from .common import (
     seed_option,
     threads_option,
 )
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from ..experiments.training import TrainingResult
+
+
+def default_budgets() -> dict[str, tuple[int | None, int | None, int | None]]:
+    """(epochs or iterations, batch size, steps) of each built-in task `train` runs, read from the rows
+    of `tasks.defaults` as the registry builds its budgets from them, without loading it (for --help)."""
+    regression = {
+        "scalar": (D.SCALAR["iterations"], None, None),
+        "linreg": (D.REGRESSION["epochs"], D.REGRESSION["batch_size"], None),
+    }
+    budgets = {}
+    for name, kind in BUILT_IN.items():
+        if kind is TaskKind.CLASSIFICATION:
+            budgets[name] = (D.TRAINING["epochs"], D.TRAINING["batch_size"], None)
+        elif kind is TaskKind.REGRESSION:
+            budgets[name] = regression[name]
+        elif kind is TaskKind.LANGUAGE_MODEL:
+            budgets[name] = (None, D.LANGUAGE_MODEL[name]["batch_size"], D.LANGUAGE_MODEL[name]["steps"])
+    return budgets
+
+
+BUDGETS = default_budgets()
 
 
 @click.command("train")
@@ -52,11 +76,7 @@ from .common import (
     type=int,
     default=None,
     help="Epochs (default: the task's; iterations for scalar): "
-    + ", ".join(
-        f"{t.name} {t.budget.epochs or t.budget.steps}"
-        for t in TASKS.values()
-        if "train" in t.commands and t.kind is not TaskKind.LANGUAGE_MODEL
-    )
+    + ", ".join(f"{name} {epochs}" for name, (epochs, _, _) in BUDGETS.items() if epochs)
     + "; a language model's budget is --max-steps, its epochs as many as those take"
     + ".",
 )
@@ -65,7 +85,7 @@ from .common import (
     type=int,
     default=None,
     help="Global batch size (default: the task's): "
-    + ", ".join(f"{t.name} {t.budget.batch_size}" for t in TASKS.values() if t.budget.batch_size)
+    + ", ".join(f"{name} {size}" for name, (_, size, _) in BUDGETS.items() if size)
     + ".",
 )
 @click.option(
@@ -123,7 +143,7 @@ from .common import (
     type=click.IntRange(min=1),
     default=None,
     help="Stop after this many steps (a language-model task's budget; default: the task's: "
-    + ", ".join(f"{t.name} {t.budget.steps}" for t in TASKS.values() if t.kind is TaskKind.LANGUAGE_MODEL)
+    + ", ".join(f"{name} {steps}" for name, (_, _, steps) in BUDGETS.items() if steps)
     + ").",
 )
 @click.option(
@@ -159,6 +179,17 @@ def command(optimizers, task, trace, out, formats, **settings):
     formats = parse_formats(formats)
     if trace and task != "scalar":
         raise OptbenchError("--trace applies to --task scalar only")
+    for text in optimizers:
+        check_spec_name(text)
+    check_task_name(task)
+    from ..experiments.training import train
+    from ..plots.style import save_figures
+    from ..results import default_folder
+    from ..runners.recipes import note as recipe_note
+    from ..runners.recipes import recipe_for
+    from ..specs import parse_optimizer
+    from ..tasks import get_task
+
     specs = [parse_optimizer(text) for text in optimizers]
     for spec in specs if settings["fast"] else []:
         if not spec.has_fast_path:

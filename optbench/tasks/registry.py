@@ -23,14 +23,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..data import FASHION_MNIST_SYSTEM_DIR, IMAGE_TASKS, Dataset
-from ..errors import OptbenchError, did_you_mean
+from ..errors import OptbenchError
 from ..objectives import SURFACES, Surface, get_surface
 from . import defaults as D
+from . import names
+from .names import EXPRESSION, SURFACE_PREFIX, check_surface_name, check_task_name, normalized
 from .problem import Budget, Target, TaskKind
 from .regression import linreg_runs, scalar_runs
-
-SURFACE_PREFIX = "surface:"
-EXPRESSION = "expr"  # `expr:FORMULA`: a surface of the user's formula (objectives.expression_surface)
 
 
 @dataclass(frozen=True, eq=False)
@@ -208,21 +207,21 @@ def language_model_task(name: str, description: str) -> LanguageModelTask:
 
 
 TASKS: dict[str, Task] = {}
-_ALIASES: dict[str, str] = {}
+ALIASES: dict[str, str] = {}  # alias -> task name
 
 
 def register(task: Task, surface_lr: tuple | None = None) -> Task:
     """Add `task` to the registry (and, for a surface, its row of `defaults.SURFACE_LR`: one lr per
     column of `SURFACE_LR_FAMILIES`, None for a column computed elsewhere). Raises OptbenchError for
     a name already taken."""
-    if task.name in TASKS or task.name in _ALIASES:
+    if task.name in TASKS or task.name in ALIASES:
         raise OptbenchError(f"task '{task.name}' is registered already")
     if surface_lr is not None:
         if len(surface_lr) != len(D.SURFACE_LR_FAMILIES):
             raise OptbenchError(f"a surface's lr row has one lr per {D.SURFACE_LR_FAMILIES}")
         D.SURFACE_LR[task.key] = tuple(surface_lr)
     TASKS[task.name] = task
-    _ALIASES.update({alias: task.name for alias in task.aliases})
+    ALIASES.update({alias: task.name for alias in task.aliases})
     return task
 
 
@@ -325,9 +324,9 @@ register(
 )
 register(language_model_task("shakespeare", "character-level transformer, nanoGPT's CPU configuration"))
 register(language_model_task("shakespeare-tiny", "character-level transformer, tiny (seconds per run)"))
-for _name in SURFACES:
+for _name in names.SURFACES:
     register(_surface_task(SURFACES[_name]()))
-_ALIASES["fashionmnist"] = "fashion-mnist"
+ALIASES["fashionmnist"] = "fashion-mnist"
 
 
 def get_task(name: str | Task) -> Task:
@@ -337,21 +336,20 @@ def get_task(name: str | Task) -> Task:
     if isinstance(name, Task):
         return name
     text = str(name).strip()
-    key = text.lower().replace("_", "-")
+    key = normalized(text)
     if key.startswith(SURFACE_PREFIX):
         base, _, settings = text[len(SURFACE_PREFIX) :].partition(":")
-        registered = TASKS.get(SURFACE_PREFIX + base.strip().lower().replace("_", "-"))
-        if registered is None and base.strip().lower() == EXPRESSION:
+        registered = TASKS.get(SURFACE_PREFIX + normalized(base))
+        if registered is None and normalized(base) == EXPRESSION:
             return surface_task(get_surface(text[len(SURFACE_PREFIX) :]))  # a formula of the user's
         if registered is None:
-            names = [t.name[len(SURFACE_PREFIX) :] for t in TASKS.values() if isinstance(t, SurfaceTask)]
-            raise did_you_mean("surface", base.strip(), names + [f"{EXPRESSION}:FORMULA"])
+            check_surface_name(text)  # raises: no such surface
         if not settings:
             return registered
         return surface_task(get_surface(text[len(SURFACE_PREFIX) :]))
-    key = _ALIASES.get(key, key)
+    key = ALIASES.get(key, key)
     if key not in TASKS:
-        raise did_you_mean("task", name, list(TASKS) + list(_ALIASES))
+        check_task_name(name)  # raises: no such task
     return TASKS[key]
 
 
@@ -364,10 +362,7 @@ def get_surface_task(surface: Surface | str | Task) -> SurfaceTask:
     else:
         text = str(surface).strip()
         if not text.lower().startswith(SURFACE_PREFIX):
-            base = text.partition(":")[0].strip().lower().replace("_", "-")
-            names = [t.name[len(SURFACE_PREFIX) :] for t in TASKS.values() if isinstance(t, SurfaceTask)]
-            if base not in names and base != EXPRESSION:
-                raise did_you_mean("surface", text.partition(":")[0], names + [f"{EXPRESSION}:FORMULA"])
+            check_surface_name(text)
             text = SURFACE_PREFIX + text
         task = get_task(text)
     if not isinstance(task, SurfaceTask):
@@ -378,8 +373,8 @@ def get_surface_task(surface: Surface | str | Task) -> SurfaceTask:
 def get_compare_task(name: str) -> Task:
     """What `compare --surface NAME` runs: a registered task other than a surface by its name ('linreg',
     whose `commands` must hold 'compare'), else the surface task NAME names."""
-    key = str(name).strip().lower().replace("_", "-")
-    key = _ALIASES.get(key, key)
+    key = normalized(name)
+    key = ALIASES.get(key, key)
     if key in TASKS and TASKS[key].kind is not TaskKind.SURFACE:
         return TASKS[key].require("compare")
     return get_surface_task(name)
