@@ -393,6 +393,11 @@ def compare(
             "per_trial": [spec.name for spec, run in zip(specs, runs, strict=False) if run.per_trial],
             "origins": {spec.name: spec.origin.as_dict() for spec in specs if spec.origin is not None},
             "failed": failed,
+            "untuned_defaults": {
+                spec.name: reason
+                for spec in specs
+                if (reason := surface_task(surface).untuned_default(spec)) is not None
+            },
         }
         return Comparison(surface, trajectory, metrics, rates, tuning, repro, meta, seed)
 

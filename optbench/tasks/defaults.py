@@ -103,8 +103,8 @@ SURFACE_LR_COLUMN = {"sgd": 0, "asgd": 0, "adam": 1, "adamw": 1, "nadam": 1, "ra
                      "rprop": 1, "muon": 1, "rmsprop": 2, "adagrad": 3}
 
 # Where the column above does not reach f - f_min <= 1e-6 (f(start) - f_min) within the surface's
-# default steps, an lr per optimizer (algorithm or preset name) on the surfaces the README promises
-# this for. Each came from a 25-point log grid 1e-4..1e2 run from the default start: the middle of
+# default steps, an lr per optimizer (algorithm or preset name), on every surface with a minimum.
+# Each came from a 25-point log grid 1e-4..1e2 run from the default start: the middle of
 # the longest run of consecutive grid lrs that reach the tolerance (robust to a small change of lr),
 # rounded; "edge" marks one reached by a single grid lr, so within a few steps of the budget.
 # tests/test_defaults.py checks that each one reaches it.
@@ -132,6 +132,39 @@ SURFACE_LR_BY_OPTIMIZER = {
         "momentum": 0.562,               # edge (97 of 100 steps)
         "nesterov": 0.0562,
     },
+    "rosenbrock": {
+        "adam": 1.78,                    # edge (379 of 500 steps)
+        "lion": 0.01,                    # edge (372 of 500 steps)
+        "adamwschedulefree": 1.78,       # edge (a single grid lr; 47 steps)
+        "prodigy": 0.1,                  # edge (455 of 500 steps)
+        "adopt": 1.78,                   # 461 of 500 steps
+        "soap": 0.025,                   # 385 of 500 steps (the grid's 0.0316 is within a step of the edge)
+    },
+    "beale": {
+        "rmsprop": 0.1,
+        "adagrad": 1.78,                 # edge (281 of 300 steps)
+        "adamax": 1.0,
+        "adafactor": 0.0562,             # edge (204 of 300 steps)
+        "muon": 0.0316,                  # edge (222 of 300 steps)
+        "lion": 0.1,                     # edge (62 of 300 steps)
+        "adamwschedulefree": 0.562,
+        "sgdschedulefree": 0.0178,
+        "lamb": 0.0178,                  # edge (173 of 300 steps)
+        "prodigy": 0.178,
+        "adopt": 3.16,                   # 294 of 300 steps
+        "soap": 0.178,
+        "momentum": 0.00316,             # lr 0.03 is beyond its stability edge (diverged at step 2)
+        "nesterov": 0.00316,
+    },
+    "himmelblau": {
+        "adamw": 0.562,
+        "adadelta": 17.8,
+        "adafactor": 0.0316,
+        "adamwschedulefree": 1.0,
+        "sgdschedulefree": 0.0178,
+        "adopt": 0.316,
+        "soap": 1.78,                    # edge (179 of 200 steps)
+    },
     "quadratic": {
         "rmsprop": 0.1,
         "adadelta": 17.8,
@@ -152,13 +185,18 @@ FIXED_STEP = ("its update has a fixed size lr, so it cannot settle within 1e-6 o
 # Optimizers left at their class defaults on these surfaces, with the reason no default can do it.
 UNTUNED = {
     **{(surface, "lookahead"): "its spec takes no lr (the wrapper's signature is *args, **kwargs)"
-       for surface in ("elliptic", "bowl", "quadratic")},
+       for surface in ("elliptic", "bowl", "quadratic", "rosenbrock", "beale", "himmelblau", "rastrigin")},
     **{(surface, "lion"): "sign updates: " + FIXED_STEP for surface in ("elliptic", "bowl", "quadratic")},
     **{(surface, "muon"): "the orthogonalised update of a 1 × n parameter is its unit direction: " + FIXED_STEP
        for surface in ("elliptic", "bowl", "quadratic")},
     **{(surface, "radam"): "its first 4 steps are un-adapted SGD with momentum (rectification), stable only for "
        "lr < 2/λ_max, after which its adaptive steps of about lr per coordinate are too short: " + GRID_MISS
-       for surface in ("elliptic", "bowl", "quadratic")},
+       for surface in ("elliptic", "bowl", "quadratic", "rosenbrock", "beale")},
+    **{("rosenbrock", name): GRID_MISS
+       for name in ("sgd", "asgd", "nesterov", "adamw", "rmsprop", "adagrad", "adadelta", "adamax", "nadam",
+                    "rprop", "adafactor", "muon", "sgdschedulefree", "lamb")},
+    **{("beale", name): GRID_MISS for name in ("sgd", "asgd", "adamw", "adadelta")},
+    **{("himmelblau", name): GRID_MISS for name in ("muon", "lion", "lamb")},
     ("elliptic", "adadelta"): GRID_MISS,
     ("elliptic", "adafactor"): GRID_MISS,
     ("elliptic", "prodigy"): GRID_MISS,
@@ -202,8 +240,10 @@ def training_defaults(optimizer: OptimizerSpec) -> dict:
 def surface_defaults(surface, key: str, optimizer: str) -> dict:
     """The settings under a spec's own for `optimizer` (a preset name such as 'momentum', else the
     algorithm's) on `surface` (an `objectives.Surface`) whose rows in the tables above are `key`:
-    SURFACE_LR_BY_OPTIMIZER where it has one, else SURFACE_LR's column (presets take their
-    algorithm's), else none (class defaults)."""
+    none (class defaults) where UNTUNED lists it, else SURFACE_LR_BY_OPTIMIZER where it has one, else
+    SURFACE_LR's column (presets take their algorithm's), else none."""
+    if (key, optimizer) in UNTUNED:
+        return {}
     chosen = SURFACE_LR_BY_OPTIMIZER.get(key, {}).get(optimizer)
     if chosen is not None:
         return {"lr": chosen}
@@ -216,6 +256,12 @@ def surface_defaults(surface, key: str, optimizer: str) -> dict:
         scales = (sgd,) + tuple(scales[1:])
     lr = scales[SURFACE_LR_COLUMN[family]]
     return {} if lr is None else {"lr": lr}
+
+
+def untuned_reason(key: str, optimizer: str) -> str | None:
+    """Why `optimizer`'s defaults on the surface whose table rows are `key` do not reach the tolerance
+    (UNTUNED), or None where they do."""
+    return UNTUNED.get((key, optimizer))
 
 
 def language_model_defaults(task: str, optimizer: OptimizerSpec) -> dict:
