@@ -74,6 +74,17 @@ def _read(folder: Path, table: str):
     return pd.read_parquet(folder / f"{table}.parquet")
 
 
+def elliptic(folder: Path) -> dict[str, str]:
+    """docs/surfaces.md: SGD's and RMSprop's path lengths at their default lr, and RMSprop's steps to
+    tolerance."""
+    metrics = _read(folder, "metrics").set_index("optimizer")
+    return {
+        "surfaces.sgd.path": f"{metrics.loc['sgd', 'path_length']:.0f}",
+        "surfaces.rmsprop.path": f"{metrics.loc['rmsprop', 'path_length']:.0f}",
+        "surfaces.rmsprop.steps": _figure(metrics.loc["rmsprop", "steps_to_tolerance"]),
+    }
+
+
 def tuned_elliptic(folder: Path) -> dict[str, str]:
     """docs/comparing-fairly.md: the winning lr per optimizer, the lr range that converged from every
     start, and the tuned RMSprop run's steps to tolerance and path length."""
@@ -158,6 +169,8 @@ RECIPES = [
         "compare sgd adam rmsprop --surface elliptic",
         {"trajectories.png": "surfaces_elliptic_trajectories.png", "loss.png": "surfaces_elliptic_loss.png"},
         drawn_by=("surfaces",),
+        quotes=("surfaces.sgd.path", "surfaces.rmsprop.path", "surfaces.rmsprop.steps"),
+        read_quotes=elliptic,
     ),
     Recipe(
         "grid sgd --surface elliptic --lr 1e-4:1:64 --momentum 0:0.99:64",
