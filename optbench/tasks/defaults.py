@@ -182,6 +182,8 @@ SURFACE_LR_BY_OPTIMIZER = {
 GRID_MISS = "no lr of the 25-point log grid 1e-4..1e2 reaches the tolerance within the default steps"
 FIXED_STEP = ("its update has a fixed size lr, so it cannot settle within 1e-6 of the start's gap "
               "without lr decay (it lands there only when the start happens to be a whole number of steps away)")
+RASTRIGIN_BASIN = ("the start (3.2, -2.3) lies in the basin of the local minimum near (3, -2), where f is about 13, "
+                   "and descent stays in its basin: ")
 # Optimizers left at their class defaults on these surfaces, with the reason no default can do it.
 UNTUNED = {
     **{(surface, "lookahead"): "its spec takes no lr (the wrapper's signature is *args, **kwargs)"
@@ -197,6 +199,13 @@ UNTUNED = {
                     "rprop", "adafactor", "muon", "sgdschedulefree", "lamb")},
     **{("beale", name): GRID_MISS for name in ("sgd", "asgd", "adamw", "adadelta")},
     **{("himmelblau", name): GRID_MISS for name in ("muon", "lion", "lamb")},
+    **{("rastrigin", name): RASTRIGIN_BASIN + GRID_MISS
+       for name in ("sgd", "asgd", "momentum", "nesterov", "adam", "adamw", "rmsprop", "adadelta", "adamax",
+                    "nadam", "radam", "rprop", "adafactor", "lbfgs", "muon", "lion", "adamwschedulefree",
+                    "sgdschedulefree", "lamb", "prodigy", "adopt")},
+    **{("rastrigin", name): RASTRIGIN_BASIN + f"one lr of the 25-point log grid 1e-4..1e2 alone, {lr}, reaches it "
+       "by jumping across basins (its neighbours do not): a fluke, no default"
+       for name, lr in (("adagrad", "1.78"), ("lamb", "0.562"), ("soap", "100"))},
     ("elliptic", "adadelta"): GRID_MISS,
     ("elliptic", "adafactor"): GRID_MISS,
     ("elliptic", "prodigy"): GRID_MISS,
