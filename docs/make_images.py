@@ -112,6 +112,11 @@ def tuned_sgd_momentum(folder: Path) -> dict[str, str]:
     }
 
 
+def _steps(value: float) -> str:
+    """Steps to target (interpolated between evaluations) as the summary table prints them: whole."""
+    return f"{value:.0f}"
+
+
 def _critical(critical, rule: str, prefix: str) -> dict[str, str]:
     row = critical.set_index("lr_scale").loc[rule]
     high = "∞" if row["critical_high"] == float("inf") else _figure(row["critical_high"])
@@ -123,13 +128,13 @@ def _critical(critical, rule: str, prefix: str) -> dict[str, str]:
 
 def readme_sweep(folder: Path) -> dict[str, str]:
     """README.md and docs/sweeps.md: the README sweep's critical batch size with its interval."""
-    return _critical(_read(folder, "critical"), "tuned", "readme.sweep")
+    return _critical(_read(folder, "critical"), "best rule", "readme.sweep")
 
 
 def digits_sweep(folder: Path) -> dict[str, str]:
-    """docs/sweeps.md: the digits sweep's steps to target (best rule per batch size), B_crit of the
-    `tuned` rule with its interval, the noise scale, where the linear rule misses the target, and the
-    final accuracies of the three scaling rules."""
+    """docs/sweeps.md: the digits sweep's steps to target (best rule per batch size), B_crit fitted to
+    the best rule with its interval (as the summary line and the figure), the noise scale, where the
+    linear rule misses the target, and the final accuracies of the three scaling rules."""
     summary, critical = _read(folder, "summary"), _read(folder, "critical")
     chosen = summary[summary["lr_chosen"]]
     best = chosen.groupby("batch_size")["steps_to_target"].min()
@@ -142,13 +147,13 @@ def digits_sweep(folder: Path) -> dict[str, str]:
     accuracy = rules[rules["batch_size"] <= 256]["final_accuracy"]
     noise = critical.iloc[0]
     return {
-        **_critical(critical, "tuned", "sweep"),
-        "sweep.small_batches": " -> ".join(_figure(best[b]) for b in sizes[:3]),
+        **_critical(critical, "best rule", "sweep"),
+        "sweep.small_batches": " -> ".join(_steps(best[b]) for b in sizes[:3]),
         "sweep.per_doubling": " and ".join(
             f"x{best[b] / best[a]:.2f}" for a, b in zip(sizes[:2], sizes[1:3], strict=True)
         ),
-        "sweep.plateau": f"{_figure(plateau.min())}-{_figure(plateau.max())}",
-        "sweep.none_plateau": f"{_figure(by_rule.min()['none'])}-{_figure(by_rule.max()['none'])}",
+        "sweep.plateau": f"{_steps(plateau.min())}-{_steps(plateau.max())}",
+        "sweep.none_plateau": f"{_steps(by_rule.min()['none'])}-{_steps(by_rule.max()['none'])}",
         "sweep.linear_missed": " and ".join(missed) if missed else "no batch size",
         "sweep.accuracy_to_256": f"{accuracy.min():.0%}-{accuracy.max():.0%}",
         "sweep.noise_start": _figure(noise["noise_scale_start"]),
