@@ -293,3 +293,6 @@ def test_the_sweep_noise_scale_is_pooled_over_seeds():
         pooled["noise_scale_start_high"],
     ) == (pytest.approx(noise_scale.pool([10.0, 20.0], [1.0, 2.0], [15.0, 15.0])))
     assert pooled["noise_seeds"] == 2 and pooled["noise_scale_end"] == 2.5
+    # a table saved before standard errors were stored: the mean, and no interval rather than a made-up one
+    old = pooled_noise_scale(cells.drop(columns=["noise_scale_start_se", "noise_scale_start_dof"]))
+    assert old["noise_scale_start"] == 15.0 and math.isnan(old["noise_scale_start_low"])

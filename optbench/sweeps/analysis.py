@@ -281,9 +281,9 @@ def pooled_noise_scale(cells: pd.DataFrame) -> dict:
     """The noise scale of the cells of one setting at one batch size, over their seeds: at the start the
     mean of the seeds' B_simple with its interval (`noise_scale.pool`: every seed's batches at once; the
     cells of one seed share its initial weights, so they measured the same value), at the end the median
-    over the cells (their final weights differ); NaN where not measured (a language model, an old table)."""
+    over the cells (their final weights differ); NaN where not measured (a language model)."""
     names = ("noise_scale_start", "noise_scale_start_se", "noise_scale_start_dof")
-    if not set(names) <= set(cells.columns) or cells["noise_scale_start"].isna().all():
+    if "noise_scale_start" not in cells or cells["noise_scale_start"].isna().all():
         return dict.fromkeys(
             (
                 "noise_scale_start",
@@ -295,7 +295,10 @@ def pooled_noise_scale(cells: pd.DataFrame) -> dict:
             math.nan,
         )
     per_seed = cells.drop_duplicates("seed") if "seed" in cells else cells
-    mean, low, high = noise_scale.pool(*(per_seed[name] for name in names))
+    if set(names) <= set(cells.columns):
+        mean, low, high = noise_scale.pool(*(per_seed[name] for name in names))
+    else:  # a table from before the standard errors were stored: the mean, without an interval
+        mean, low, high = float(per_seed["noise_scale_start"].mean()), math.nan, math.nan
     return {
         "noise_scale_start": mean,
         "noise_scale_start_low": low,
