@@ -20,6 +20,9 @@ LISTED = [name for name in ALGORITHMS if not ALGORITHMS[name].sparse_grad] + lis
 def test_every_listed_optimizer_reaches_the_tolerance_with_its_defaults(surface):
     key = surface.partition(":")[0]
     tuned = [name for name in LISTED if (key, name) not in UNTUNED]
+    if not tuned:  # rastrigin: every optimizer is listed, with its reason (test below)
+        assert all((key, name) in UNTUNED for name in LISTED)
+        return
     metrics = optbench.compare(tuned, surface).metrics.set_index("optimizer")
     missed = {
         name: metrics.loc[name, "outcome"]
