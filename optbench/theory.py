@@ -172,9 +172,15 @@ def rate_verdict(analytic: float, low: float, high: float, noise: float = 0.0) -
     return "agrees" if low - tolerance <= analytic <= high + tolerance else "differs"
 
 
+# A run that ends no closer to the minimum than it started (diverged, or still far out after an
+# excursion) has no linear rate to fit: ρ >= 1 there would describe the blow-up, not a convergence.
+NOT_CONVERGING = "not converging: ends no closer than its start"
+
+
 def rate_table(trajectory, surface, resolved_hparams: dict, noise: float = 0.0) -> pd.DataFrame:
     """Per (optimizer, trial): the measured rate with its 95% interval and fit points, next to the
-    analytic one (quadratics; NaN elsewhere), and `verdict` (`rate_verdict`).
+    analytic one (quadratics; NaN elsewhere), and `verdict` (`rate_verdict`, or NOT_CONVERGING with
+    no measured rate for a run whose final loss gap is not below its start's).
 
     resolved_hparams: optimizer label -> (family, its resolved hyperparameters); noise: the std of the
     gradient noise the run had (theory assumes none).
@@ -184,12 +190,13 @@ def rate_table(trajectory, surface, resolved_hparams: dict, noise: float = 0.0) 
     for (name, trial), run in trajectory.groupby(["optimizer", "trial"], sort=False):
         family, hparams = resolved_hparams[name]
         theory = analytic_rate(family, hparams, eigenvalues) if eigenvalues else None
+        gaps = run["loss"] - surface.minimum_value if eigenvalues else None
+        went_away = gaps is not None and not gaps.iloc[-1] < gaps.iloc[0]
         fitted = (
-            fit_rate(run["step"], run["loss"] - surface.minimum_value)
-            if eigenvalues
-            else (math.nan, math.nan, math.nan, 0)
+            (math.nan, math.nan, math.nan, 0) if gaps is None or went_away else fit_rate(run["step"], gaps)
         )
         analytic = math.nan if theory is None else theory
+        verdict = NOT_CONVERGING if went_away else rate_verdict(analytic, fitted[1], fitted[2], noise)
         rows.append(
             {
                 "optimizer": name,
@@ -199,7 +206,7 @@ def rate_table(trajectory, surface, resolved_hparams: dict, noise: float = 0.0) 
                 "measured_high": fitted[2],
                 "fit_points": fitted[3],
                 "analytic_rate": analytic,
-                "verdict": rate_verdict(analytic, fitted[1], fitted[2], noise),
+                "verdict": verdict,
             }
         )
     return pd.DataFrame(rows)

@@ -1,14 +1,17 @@
 """Built-in defaults do what the README promises: every optimizer in `optbench list` reaches the
-tolerance on elliptic, bowl and quadratic:dim=10,condition=100 with its defaults, or says why not."""
+tolerance with its defaults on every surface that has a row of defaults and a minimum to reach, or is
+listed with the reason it does not (`defaults.UNTUNED`), which compare shows."""
 
 import numpy as np
 import pytest
 
 import optbench
+from optbench.objectives import get_surface
 from optbench.optimizers.registry import ALGORITHMS, PRESETS
-from optbench.tasks.defaults import GRID_MISS, UNTUNED
+from optbench.tasks.defaults import GRID_MISS, SURFACE_LR, UNTUNED
 
-SURFACES = ("elliptic", "bowl", "quadratic:dim=10,condition=100")
+# the saddles have rows too, but no minimum, so no tolerance to reach
+SURFACES = tuple(key for key in SURFACE_LR if get_surface(key).minimum_value is not None)
 # SparseAdam steps sparse gradients only; every optbench task gives dense ones, so it is refused (one line).
 LISTED = [name for name in ALGORITHMS if not ALGORITHMS[name].sparse_grad] + list(PRESETS)
 
@@ -17,6 +20,9 @@ LISTED = [name for name in ALGORITHMS if not ALGORITHMS[name].sparse_grad] + lis
 def test_every_listed_optimizer_reaches_the_tolerance_with_its_defaults(surface):
     key = surface.partition(":")[0]
     tuned = [name for name in LISTED if (key, name) not in UNTUNED]
+    if not tuned:  # rastrigin: every optimizer is listed, with its reason (test below)
+        assert all((key, name) in UNTUNED for name in LISTED)
+        return
     metrics = optbench.compare(tuned, surface).metrics.set_index("optimizer")
     missed = {
         name: metrics.loc[name, "outcome"]
@@ -59,3 +65,32 @@ def test_the_grid_best_cell_is_not_on_the_stability_edge():
     beside = metrics[(metrics["lr"] == next_lr) & (metrics["momentum"] == best["momentum"])]
     assert not beside["diverged"].any()
     assert best["steps_to_tolerance"] <= metrics["steps_to_tolerance"].min() + 2
+
+
+def test_the_tables_cover_every_surface_with_a_minimum():
+    assert set(SURFACES) == {
+        "elliptic",
+        "bowl",
+        "rosenbrock",
+        "beale",
+        "himmelblau",
+        "rastrigin",
+        "quadratic",
+    }
+
+
+def test_an_untuned_optimizer_keeps_its_class_default_and_compare_says_why():
+    # the issue's case: RAdam took Adam's lr 3 on elliptic, while the table lists it as untuned
+    result = optbench.compare(["radam", "radam:lr=0.01"], "elliptic")
+    metrics = result.metrics.set_index("optimizer")
+    assert metrics.loc["radam", "lr"] == ALGORITHMS["radam"].defaults()["lr"]
+    assert not metrics.loc["radam", "diverged"]
+    assert result.meta["untuned_defaults"] == {"radam": UNTUNED["elliptic", "radam"]}  # its own lr: no note
+
+
+def test_a_run_that_does_not_converge_gets_no_measured_rate():
+    # lr 0.3 > 2/λ_max = 0.1 on elliptic: gradient descent diverges, so there is no linear rate to fit
+    rates = optbench.compare(["sgd:lr=0.3", "sgd"], "elliptic").rates.set_index("optimizer")
+    assert np.isnan(rates.loc["sgd:lr=0.3", "measured_rate"])
+    assert rates.loc["sgd:lr=0.3", "verdict"].startswith("not converging")
+    assert 0 < rates.loc["sgd", "measured_rate"] < 1  # the converging run keeps its rate

@@ -203,3 +203,96 @@ def test_the_noise_scale_interval_respects_its_sign():
     low, _ = noise_scale.mean_interval([0.5, 20.0, 0.5, 20.0])
     assert low < 5.0  # the unclipped bound would be negative
     assert estimate.low == 0.0 and estimate.b_simple > 0 and estimate.high > estimate.b_simple
+
+
+def _per_sample_gradients(seed, samples=256, dim=10):
+    """A fixed set of per-sample gradients, as a network at one seed's initial weights has: its own
+    mean (|G|²) and spread (tr Σ) per seed."""
+    generator = torch.Generator().manual_seed(1000 + seed)
+    mean = torch.randn(dim, generator=generator, dtype=torch.float64) * (0.5 + 0.2 * seed)
+    scales = 3 * torch.rand(dim, generator=generator, dtype=torch.float64)
+    return mean + scales * torch.randn(samples, dim, generator=generator, dtype=torch.float64)
+
+
+def _exact_b_simple(per_sample):
+    mean = per_sample.mean(dim=0)
+    return float((per_sample - mean).pow(2).sum(dim=1).mean() / mean.pow(2).sum())
+
+
+def _pooled_coverage(seeds: int, repeats: int) -> float:
+    """How often the pooled interval of `seeds` seeds (16 batches of 32 each, as `for_classifier`) holds
+    the mean of the seeds' exact B_simple, over `repeats` independent draws of the batches."""
+    populations = [_per_sample_gradients(seed) for seed in range(seeds)]
+    target = sum(_exact_b_simple(p) for p in populations) / seeds
+    covered = 0
+    for repeat in range(repeats):
+        estimates = []
+        for seed, per_sample in enumerate(populations):
+            n = len(per_sample)
+
+            def batch_gradient(batch, generator, per_sample=per_sample, n=n):
+                chosen = torch.randperm(n, generator=generator)[:batch] if batch < n else torch.arange(n)
+                return per_sample[chosen].mean(dim=0)
+
+            estimates.append(
+                noise_scale.estimate(
+                    batch_gradient, 32, n, 16, seed=repeat * 100 + seed, population=n, big_repeats=1
+                )
+            )
+        _, low, high = noise_scale.pool(
+            [e.b_simple for e in estimates], [e.standard_error for e in estimates], [e.dof for e in estimates]
+        )
+        assert 0 <= low
+        covered += low <= target <= high
+    return covered / repeats
+
+
+def test_the_pooled_noise_scale_interval_covers_the_mean_of_the_seeds_exact_values():
+    # 100 repeats: a 95% interval covers at least 88 (3 binomial standard deviations below 95)
+    assert _pooled_coverage(seeds=3, repeats=100) >= 0.88
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seeds", [1, 2, 5])
+def test_the_pooled_noise_scale_interval_has_its_coverage(seeds):
+    # 1000 repeats: 95% within 3 binomial standard deviations (0.021)
+    assert _pooled_coverage(seeds, repeats=1000) >= 0.929
+
+
+def test_pooling_takes_every_seed_and_says_when_the_value_is_not_identifiable():
+    from scipy.stats import t as student_t
+
+    mean, low, high = noise_scale.pool([10.0, 20.0], [1.0, 2.0], [15.0, 15.0])
+    se = math.sqrt(1.0 + 4.0) / 2
+    welch = 25.0 / (1.0 / 15 + 16.0 / 15)
+    half = student_t.ppf(0.975, welch) * se
+    assert (mean, low, high) == pytest.approx((15.0, 15.0 - half, 15.0 + half))
+    # exact values: the mean, without an interval's width
+    assert noise_scale.pool([3.0, 5.0], [0.0, 0.0], [math.inf, math.inf]) == (4.0, 4.0, 4.0)
+    # a lower end below 0 holds no possible value; a seed whose |G|² is not above 0 bounds nothing above
+    assert noise_scale.pool([1.0], [5.0], [15.0])[1] == 0.0
+    assert noise_scale.pool([1.0, math.inf], [0.5, math.inf], [15.0, 15.0])[1:] == (0.0, math.inf)
+
+
+def test_the_sweep_noise_scale_is_pooled_over_seeds():
+    from optbench.sweeps.analysis import pooled_noise_scale
+
+    cells = pd.DataFrame(
+        {
+            "seed": [0, 0, 1, 1],  # two cells per seed share its initial weights: one value each
+            "noise_scale_start": [10.0, 10.0, 20.0, 20.0],
+            "noise_scale_start_se": [1.0, 1.0, 2.0, 2.0],
+            "noise_scale_start_dof": [15.0, 15.0, 15.0, 15.0],
+            "noise_scale_end": [1.0, 2.0, 3.0, 4.0],
+        }
+    )
+    pooled = pooled_noise_scale(cells)
+    assert (
+        pooled["noise_scale_start"],
+        pooled["noise_scale_start_low"],
+        pooled["noise_scale_start_high"],
+    ) == (pytest.approx(noise_scale.pool([10.0, 20.0], [1.0, 2.0], [15.0, 15.0])))
+    assert pooled["noise_seeds"] == 2 and pooled["noise_scale_end"] == 2.5
+    # a table saved before standard errors were stored: the mean, and no interval rather than a made-up one
+    old = pooled_noise_scale(cells.drop(columns=["noise_scale_start_se", "noise_scale_start_dof"]))
+    assert old["noise_scale_start"] == 15.0 and math.isnan(old["noise_scale_start_low"])

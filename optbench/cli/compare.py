@@ -257,6 +257,10 @@ def command(
         print_table(repro_table(result.repro))
         if CPU_VS_CUDA not in set(result.repro["comparison"]):
             console_err.print("no GPU here: CPU vs GPU not checked", highlight=False)
+    for name, reason in result.meta.get("untuned_defaults", {}).items():
+        console_err.print(
+            f"note: {name} keeps its built-in lr, which does not reach the tolerance here: {reason}"
+        )
     for name in result.meta["per_trial"]:
         console_err.print(
             f"note: {name} reduces across a tensor, so each trial ran as its own "

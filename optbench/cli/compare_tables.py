@@ -8,7 +8,7 @@ import math
 import numpy as np
 from rich.table import Table
 
-from ..theory import condition_number, optimal_gradient_descent, optimal_heavy_ball
+from ..theory import NOT_CONVERGING, condition_number, optimal_gradient_descent, optimal_heavy_ball
 from .common import format_number
 
 
@@ -92,6 +92,13 @@ def _not_reached(runs) -> str:
     return outcomes.index[0] + (f" ({outcomes.iloc[0]}/{len(runs)})" if len(runs) > 1 else "")
 
 
+def _rate(value: float) -> str:
+    """ρ to 4 decimals, with more where those would round a slow rate to 1.0000; '-' for none."""
+    if value != value:
+        return "-"
+    return f"{value:.4f}" if round(value, 4) != 1 or value == 1 else f"{value:.6f}"
+
+
 def rates_table(rates) -> Table:
     """Measured linear rate (median over trials) next to the analytic one, per optimizer."""
     table = _table(
@@ -104,9 +111,11 @@ def rates_table(rates) -> Table:
         verdict = rows["verdict"].iloc[0] if "verdict" in rows else "differs"
         known = analytic == analytic
         difference = f"{(measured - analytic) / analytic:+.2%}" if known else "-"
+        if measured != measured and "verdict" in rows and (rows["verdict"] == NOT_CONVERGING).any():
+            verdict = NOT_CONVERGING
         table.add_row(
             name,
-            f"{measured:.4f}",
+            _rate(measured),
             f"{low:.4f}-{high:.4f}" if low == low else "-",
             f"{analytic:.4f}" if known else "no formula",
             {"agrees": f"{difference} (within the fit's interval)", "differs": difference}.get(

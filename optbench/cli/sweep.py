@@ -305,15 +305,18 @@ def critical_lines(critical) -> list[str]:
         )
     row = critical.iloc[0]
     low, high = row.get("noise_scale_start_low"), row.get("noise_scale_start_high")
-    interval = (
-        f" (95% interval {format_number(low)}-{format_number(high)})"
-        if low == low and low is not None
-        else ""
-    )
+    if low is None or low != low:
+        interval = ""
+    elif math.isfinite(high):
+        interval = f" (95% interval {format_number(low)}-{format_number(high)})"
+    else:
+        interval = f" (95% interval from {format_number(low)}, not identifiable above it from these batches)"
+    seeds = row.get("noise_seeds")
+    over = f"mean over {int(seeds)} seeds" if seeds == seeds and seeds and seeds > 1 else "one seed"
     lines.append(
-        f"gradient noise scale B_simple (median over the base-batch-size cells): "
+        f"gradient noise scale B_simple at the base batch size ({over}): "
         f"{format_number(row['noise_scale_start'])}{interval} at the start, "
-        f"{format_number(row['noise_scale_end'])} at the end"
+        f"{format_number(row['noise_scale_end'])} at the end (median over its cells)"
     )
     lines.append(f"[dim]critical batch: {row['method']}. noise scale: {row['noise_method']}.[/]")
     return lines

@@ -394,6 +394,11 @@ def compare(
             "check_repro": repro.to_dict("records") if repro is not None else None,
             "per_trial": [spec.name for spec, run in zip(specs, runs, strict=False) if run.per_trial],
             "origins": {spec.name: spec.origin.as_dict() for spec in specs if spec.origin is not None},
+            "untuned_defaults": {
+                spec.name: reason
+                for spec in specs
+                if (reason := surface_task(surface).untuned_default(spec)) is not None
+            },
         }
         return Comparison(surface, trajectory, metrics, rates, tuning, repro, meta, seed, failed)
 

@@ -32,6 +32,7 @@ from ..specs import OptimizerSpec, left_to_the_run, parse_optimizer
 from ..tasks import TaskKind, get_task
 from ..tasks.problem import TRAINED_KINDS
 from . import noise_scale
+from .columns import NOISE_COLUMNS
 
 REGRESSION_SAMPLES = 1000  # make_linear_data's default size
 
@@ -155,8 +156,7 @@ def training_cell(task, cell, data_dir):
         "train_time": float(summary["train_time"]),
     }
     if task.kind is not TaskKind.CLASSIFICATION:  # NOISE_METHOD: measured for classifiers only
-        names = ("noise_scale_start", "noise_scale_start_low", "noise_scale_start_high", "noise_scale_end")
-        return rows, {**measured, **dict.fromkeys(names, math.nan)}
+        return rows, {**measured, **dict.fromkeys(NOISE_COLUMNS, math.nan)}
 
     # gradient noise scale at the initial and the final weights, on a fixed subset of the training split
     device = resolve_device(cell.device)
@@ -169,13 +169,7 @@ def training_cell(task, cell, data_dir):
     if not summary["diverged"]:
         network.load_state_dict(result.state_dict)
         end = noise_scale.for_classifier(network, images, labels, seed=cell.seed).b_simple
-    return rows, {
-        **measured,
-        "noise_scale_start": start.b_simple,
-        "noise_scale_start_low": start.low,
-        "noise_scale_start_high": start.high,
-        "noise_scale_end": end,
-    }
+    return rows, {**measured, **noise_columns(start, end)}
 
 
 def regression_cell(task, cell, data_dir):
@@ -219,10 +213,7 @@ def regression_cell(task, cell, data_dir):
     start = measure([0.0] * (data.X.shape[1] + 1))
     return rows, {
         "diverged": diverged,
-        "noise_scale_start": start.b_simple,
-        "noise_scale_start_low": start.low,
-        "noise_scale_start_high": start.high,
-        "noise_scale_end": math.nan if diverged else measure(weights).b_simple,
+        **noise_columns(start, math.nan if diverged else measure(weights).b_simple),
     }
 
 
@@ -260,14 +251,23 @@ def surface_cell(task, cell, data_dir):
         return trace / (grad_norm * grad_norm) if grad_norm > 0 else math.inf
 
     diverged = bool(run.metrics["diverged"].iloc[0])
-    start = exact(float(path["grad_norm"].iloc[0]))
-    return rows, {
-        "diverged": diverged,
-        "noise_scale_start": start,
-        "noise_scale_start_low": start,
-        "noise_scale_start_high": start,
-        "noise_scale_end": math.nan if diverged else exact(float(path["grad_norm"].iloc[-1])),
-    }
+    grad_norm = float(path["grad_norm"].iloc[0])
+    start = exact(grad_norm)
+    start = noise_scale.NoiseScale(start, trace, grad_norm * grad_norm, start, start, 0.0, math.inf)
+    end = math.nan if diverged else exact(float(path["grad_norm"].iloc[-1]))
+    return rows, {"diverged": diverged, **noise_columns(start, end)}
+
+
+def noise_columns(start: noise_scale.NoiseScale, end: float) -> dict:
+    """The per-cell noise-scale columns (columns.NOISE_COLUMNS): B_simple at the start with its interval,
+    standard error and degrees of freedom (what `noise_scale.pool` combines over seeds), and at the end."""
+    return dict(
+        zip(
+            NOISE_COLUMNS,
+            (start.b_simple, start.low, start.high, start.standard_error, start.dof, end),
+            strict=True,
+        )
+    )
 
 
 ADAPTERS = {

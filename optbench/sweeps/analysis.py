@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ..tasks import TaskKind
+from . import noise_scale
 from .adapters import NOISE_METHOD
 from .columns import PER_CELL_COLUMNS, SETTING_COLUMNS, grid_columns, optimizer_setting_columns
 
@@ -29,7 +30,6 @@ INTERVAL_DECADES = 4  # the profile is searched this many decades beyond the mea
 FIT_GRID = 2001  # log-spaced B_crit candidates, two decades beyond the measured batch sizes
 CONFIDENCE = 0.95
 MAX_RMS = 0.2  # rms log residual above which the curve does not have the model's shape
-NOISE_COLUMNS = ("noise_scale_start", "noise_scale_start_low", "noise_scale_start_high", "noise_scale_end")
 
 
 def summarize(table: pd.DataFrame, target_accuracy=None, target_loss=None) -> pd.DataFrame:
@@ -240,8 +240,7 @@ def critical_batch_sizes(summary: pd.DataFrame, kind: TaskKind = TaskKind.CLASSI
     """Per optimizer setting (optimizer and extra grid axes): the critical batch size fitted to the
     steps-to-target curve (`critical_batch_fit`: with its interval, or the reason there is none), per
     rule and for the best rule at each batch size, next to the noise scale measured at the base batch
-    size (median over seeds, with the median of the per-seed intervals where measured). Empty when no
-    cell has a steps-to-target."""
+    size (`pooled_noise_scale`). Empty when no cell has a steps-to-target."""
     if summary.empty or summary["steps_to_target"].isna().all():
         return pd.DataFrame()
     names = optimizer_setting_columns(summary)
@@ -261,9 +260,7 @@ def critical_batch_sizes(summary: pd.DataFrame, kind: TaskKind = TaskKind.CLASSI
             else group[group["batch_size"] == group["batch_size"].min()]
         )
         keys = group_key if isinstance(group_key, tuple) else (group_key,)
-        noise = {
-            column: float(at_b0[column].median()) if column in at_b0 else math.nan for column in NOISE_COLUMNS
-        }
+        noise = pooled_noise_scale(at_b0)
         for rule, per_seed in per_rule.items():
             fit = critical_batch_fit(per_seed)
             rows.append(
@@ -278,3 +275,34 @@ def critical_batch_sizes(summary: pd.DataFrame, kind: TaskKind = TaskKind.CLASSI
                 }
             )
     return pd.DataFrame(rows)
+
+
+def pooled_noise_scale(cells: pd.DataFrame) -> dict:
+    """The noise scale of the cells of one setting at one batch size, over their seeds: at the start the
+    mean of the seeds' B_simple with its interval (`noise_scale.pool`: every seed's batches at once; the
+    cells of one seed share its initial weights, so they measured the same value), at the end the median
+    over the cells (their final weights differ); NaN where not measured (a language model)."""
+    names = ("noise_scale_start", "noise_scale_start_se", "noise_scale_start_dof")
+    if "noise_scale_start" not in cells or cells["noise_scale_start"].isna().all():
+        return dict.fromkeys(
+            (
+                "noise_scale_start",
+                "noise_scale_start_low",
+                "noise_scale_start_high",
+                "noise_scale_end",
+                "noise_seeds",
+            ),
+            math.nan,
+        )
+    per_seed = cells.drop_duplicates("seed") if "seed" in cells else cells
+    if set(names) <= set(cells.columns):
+        mean, low, high = noise_scale.pool(*(per_seed[name] for name in names))
+    else:  # a table from before the standard errors were stored: the mean, without an interval
+        mean, low, high = float(per_seed["noise_scale_start"].mean()), math.nan, math.nan
+    return {
+        "noise_scale_start": mean,
+        "noise_scale_start_low": low,
+        "noise_scale_start_high": high,
+        "noise_scale_end": float(cells["noise_scale_end"].median()),
+        "noise_seeds": len(per_seed),
+    }

@@ -24,15 +24,21 @@ SETTING_COLUMNS = [
     "seed",
 ]
 PER_STEP_COLUMNS = ["step", "epoch", "loss", "step_lr", "eval_loss", "eval_accuracy", "samples"]
+# B_simple at the start with its interval, standard error and degrees of freedom, and at the end
+NOISE_COLUMNS = (
+    "noise_scale_start",
+    "noise_scale_start_low",
+    "noise_scale_start_high",
+    "noise_scale_start_se",
+    "noise_scale_start_dof",
+    "noise_scale_end",
+)
 PER_CELL_COLUMNS = [
     "wall_time",
     "train_time",
     "samples_per_s",
     "diverged",
-    "noise_scale_start",
-    "noise_scale_start_low",
-    "noise_scale_start_high",
-    "noise_scale_end",
+    *NOISE_COLUMNS,
 ]
 SUMMARY_COLUMNS = [
     "steps",

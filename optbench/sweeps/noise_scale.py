@@ -14,8 +14,15 @@ batch is the whole training set, c_big = 0 and |G_big|² is |G|² exactly.
 
 Uncertainty: the mean of the small batches' |G_small|² over `repeats` independent batches has a Student-t
 interval; B_simple increases with that mean, so the interval maps through the same formula (the big
-batch's mean is taken as exact: it is one pass over the whole split in every caller here). Where the
-model is small, `exact_for_classifier` gives tr(Σ) from every per-sample gradient instead.
+batch's mean is taken as exact: it is one pass over the whole split in every caller here). B_simple >= 0,
+so the interval is cut at 0: the likelihood interval of a normal mean restricted to the values the
+quantity can take, with the same coverage. Where the model is small, `exact_for_classifier` gives tr(Σ)
+from every per-sample gradient instead.
+
+Several seeds: each seed starts from its own weights (and data), so each has its own B_simple. `pool`
+combines them into the mean of the seeds' values, with a Welch-Satterthwaite t interval from every
+seed's batches at once (Welch 1947; Satterthwaite 1946), cut at 0 likewise; its coverage of the mean of
+the seeds' exact values is checked by simulation in tests/test_fitted_numbers.py.
 """
 
 from __future__ import annotations
@@ -38,6 +45,8 @@ class NoiseScale:
     grad_norm_sq: float  # |G|²
     low: float = math.nan  # the CONFIDENCE interval of b_simple (equal to it when computed exactly)
     high: float = math.nan
+    standard_error: float = math.nan  # of b_simple (0 when computed exactly)
+    dof: float = math.nan  # the degrees of freedom of that standard error (inf when exact)
 
 
 def batch_factor(batch: int, population: int | None) -> float:
@@ -83,22 +92,63 @@ def estimate(
     if repeats < 2:
         return estimate_
     low, high = mean_interval(small_sq)
+    mean = sum(small_sq) / repeats
+    spread = mean_standard_error(small_sq)
+
+    def b_simple(small_mean):
+        return from_two_batch_sizes(small_mean, big_mean, small, big, population).b_simple
+
     # B_simple = tr(Σ)/|G|² >= 0: the interval's part below 0 holds no possible value, so cutting it
     # there keeps the coverage and respects the sign
     return replace(
         estimate_,
-        low=max(0.0, from_two_batch_sizes(low, big_mean, small, big, population).b_simple),
-        high=from_two_batch_sizes(high, big_mean, small, big, population).b_simple,
+        low=max(0.0, b_simple(low)),
+        high=b_simple(high),
+        standard_error=(b_simple(mean + spread) - b_simple(mean - spread)) / 2,
+        dof=float(repeats - 1),
     )
+
+
+def mean_standard_error(values) -> float:
+    """The standard error of the mean of independent `values` (sample standard deviation / √n)."""
+    n = len(values)
+    mean = sum(values) / n
+    return math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1) / n)
 
 
 def mean_interval(values, confidence: float = CONFIDENCE) -> tuple[float, float]:
     """The Student-t interval of the mean of independent `values`."""
     n = len(values)
     mean = sum(values) / n
-    spread = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1) / n)
-    half = float(student_t.ppf(0.5 + confidence / 2, n - 1)) * spread
+    half = float(student_t.ppf(0.5 + confidence / 2, n - 1)) * mean_standard_error(values)
     return mean - half, mean + half
+
+
+def pool(b_simple, standard_error, dof, confidence: float = CONFIDENCE) -> tuple[float, float, float]:
+    """(mean, low, high): the mean of several seeds' B_simple with its `confidence` interval.
+
+    b_simple, standard_error, dof: one entry per seed (`NoiseScale`'s fields; standard error 0 and dof
+    inf where a seed's value is exact). The mean's standard error is √(Σ se²)/k; its degrees of freedom
+    the Welch-Satterthwaite (Σ se²)² / Σ (se⁴/dof). The interval is cut at 0 (B_simple >= 0); its upper
+    end is inf (not identifiable) where a seed's B_simple or standard error is inf or NaN (|G|² not
+    above 0 within the data). An empty input gives NaNs.
+    """
+    b = [float(v) for v in b_simple]
+    se = [float(v) for v in standard_error]
+    df = [float(v) for v in dof]
+    k = len(b)
+    if not k:
+        return math.nan, math.nan, math.nan
+    mean = sum(b) / k
+    if not all(math.isfinite(v) for v in b + se):
+        return mean, 0.0, math.inf
+    variance = sum(v * v for v in se)
+    if variance == 0:
+        return mean, mean, mean
+    spread = sum(v**4 / d for v, d in zip(se, df, strict=True) if v > 0)
+    welch = variance**2 / spread if spread > 0 else math.inf  # inf: every error's dof is inf
+    half = float(student_t.ppf(0.5 + confidence / 2, welch)) * math.sqrt(variance) / k
+    return mean, max(0.0, mean - half), mean + half
 
 
 def for_classifier(
@@ -172,4 +222,4 @@ def exact_for_classifier(
     grad_sq = float((total / n).pow(2).sum())
     trace = squared_sum / n - grad_sq
     b_simple = trace / grad_sq if grad_sq > 0 else math.inf
-    return NoiseScale(b_simple, trace, grad_sq, b_simple, b_simple)
+    return NoiseScale(b_simple, trace, grad_sq, b_simple, b_simple, 0.0, math.inf)

@@ -80,6 +80,11 @@ class SurfaceTask(Task):
     def default_hparams(self, spec) -> dict:
         return D.surface_defaults(self.surface, self.key, spec.defaults_name)
 
+    def untuned_default(self, spec) -> str | None:
+        """Why `spec` (an `OptimizerSpec`) left at its built-in lr does not reach the tolerance here
+        (`defaults.UNTUNED`), or None: where it sets its own lr, or its defaults reach it."""
+        return None if "lr" in spec.hparams else D.untuned_reason(self.key, spec.defaults_name)
+
 
 @dataclass(frozen=True, eq=False)
 class RegressionTask(Task):
