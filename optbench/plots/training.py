@@ -2,7 +2,9 @@
 
 Every function takes result tables (as written by `optbench train`) and returns a figure; one
 look (colour, line style, marker) per optimizer spec (`style.assign_looks`), labelled `adam (lr=0.001)`
-with the lr each run started from; a diverged run is marked as in every optbench figure.
+with the lr each run started from; a diverged run is marked as in every optbench figure. Where a
+table holds several seeds of each optimizer (`train --seeds K`), a curve is their mean and a band of
+the optimizer's colour its 95% Student-t interval (`optbench.seeds.seed_band`), said in the legend.
 """
 
 from __future__ import annotations
@@ -10,8 +12,10 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.patches import Patch
 
 from ..errors import OptbenchError
+from ..seeds import CONFIDENCE, seed_band, seed_count
 from .style import (
     STOPPED_RULE,
     assign_looks,
@@ -36,6 +40,44 @@ def _label(name: str, runs: pd.DataFrame, lr=None) -> str:
         lr = runs["lr"].iloc[0]
     label = series_label(name, lr)
     return diverged_label(label) if "diverged" in runs and runs["diverged"].any() else label
+
+
+def _draw_over_seeds(ax, runs: pd.DataFrame, x: str, y: str, look, label=None, scale: float = 1.0):
+    """The mean of `y` over `runs`' seeds against `x`, and where several seeds ran its Student-t band,
+    filled in the look's colour; `scale` multiplies both (100 for %). A loss's non-positive mean is
+    left out (log axes)."""
+    band = seed_band(runs, x, y)
+    mean = scale * band["mean"]
+    ax.plot(
+        band[x],
+        mean if y.endswith("accuracy") else finite_positive(mean),
+        label=label,
+        **look.line(len(band)),
+    )
+    if band["seeds"].max() > 1:
+        ax.fill_between(band[x], scale * band["low"], scale * band["high"], color=look.color, alpha=0.2, lw=0)
+
+
+def _mean_over_seeds(runs: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
+    """`x` and the mean of `y` over `runs`' seeds (the faint per-step curves, drawn without a band)."""
+    return runs.groupby(x, sort=True, as_index=False)[y].mean()
+
+
+def _band_handle(table: pd.DataFrame) -> list:
+    """The legend entry that says what the bands are, where `table` holds several seeds."""
+    seeds = seed_count(table)
+    if seeds == 1:
+        return []
+    label = f"mean of {seeds} seeds;\nband: {CONFIDENCE:.0%} t interval\nof the mean"
+    return [Patch(facecolor="0.5", alpha=0.35, label=label)]
+
+
+def _first_seed(table: pd.DataFrame) -> pd.DataFrame:
+    """The rows of each optimizer's first seed (what all its seeds share, such as the lr schedule)."""
+    if "seed" not in table:
+        return table
+    first = table.groupby("optimizer", sort=False)["seed"].transform("min")
+    return table[table["seed"] == first]
 
 
 def _title_of(summary: pd.DataFrame | None) -> str | None:
@@ -74,7 +116,7 @@ def plot_training(epochs: pd.DataFrame, steps: pd.DataFrame | None = None, title
             look = looks[name]
             label = _label(name, runs)
             if per_epoch:
-                own = steps[steps["optimizer"] == name]
+                own = _mean_over_seeds(steps[steps["optimizer"] == name], "step", "loss")
                 loss_ax.plot(
                     (own["step"] + 1) / per_epoch,
                     finite_positive(own["loss"]),
@@ -82,18 +124,17 @@ def plot_training(epochs: pd.DataFrame, steps: pd.DataFrame | None = None, title
                     alpha=0.25,
                     lw=0.8,
                 )
-            loss_ax.plot(
-                runs["epoch"], finite_positive(runs["val_loss"]), label=label, **look.line(len(runs))
-            )
+            _draw_over_seeds(loss_ax, runs, "epoch", "val_loss", look, label)
+            train_accuracy = _mean_over_seeds(runs, "epoch", "train_accuracy")
             accuracy_ax.plot(
-                runs["epoch"],
-                100 * runs["train_accuracy"],
+                train_accuracy["epoch"],
+                100 * train_accuracy["train_accuracy"],
                 color=look.color,
                 alpha=0.35,
                 linestyle=look.linestyle,
                 lw=1,
             )
-            accuracy_ax.plot(runs["epoch"], 100 * runs["val_accuracy"], label=label, **look.line(len(runs)))
+            _draw_over_seeds(accuracy_ax, runs, "epoch", "val_accuracy", look, label, scale=100)
         loss_ax.set(
             xlabel="epoch",
             ylabel="cross-entropy loss",
@@ -105,8 +146,9 @@ def plot_training(epochs: pd.DataFrame, steps: pd.DataFrame | None = None, title
             clip_loss_axis(loss_ax, epochs["val_loss"], top=top)
         loss_ax.set_ylim(top=top)
         diverged = epochs[epochs["diverged"].astype(bool)]
-        for name, runs in diverged.groupby("optimizer", sort=False):
-            own = steps[steps["optimizer"] == name] if per_epoch else None
+        each_run = ["optimizer", "seed"] if "seed" in epochs else ["optimizer"]
+        for (name, *seed), runs in diverged.groupby(each_run, sort=False):
+            own = steps[(steps["optimizer"] == name) & _of_seed(steps, seed)] if per_epoch else None
             at = (
                 (own["step"].max() + 1) / per_epoch if own is not None and len(own) else runs["epoch"].iloc[0]
             )
@@ -117,8 +159,10 @@ def plot_training(epochs: pd.DataFrame, steps: pd.DataFrame | None = None, title
         lowest = np.nanmin(100 * epochs[["val_accuracy", "train_accuracy"]].to_numpy())
         accuracy_ax.set_ylim(max(0.0, np.floor(lowest / 10) * 10 if np.isfinite(lowest) else 0.0), 100.5)
         if schedule is not None:
-            _draw_lr(axes[2], schedule, looks, per_epoch)
+            _draw_lr(axes[2], _first_seed(schedule), looks, per_epoch)
         handles, labels = accuracy_ax.get_legend_handles_labels()
+        handles += _band_handle(epochs)
+        labels += [handle.get_label() for handle in _band_handle(epochs)]
         if len(diverged):
             handles.append(diverged_handle(STOPPED_RULE))
             labels.append(handles[-1].get_label())
@@ -128,13 +172,19 @@ def plot_training(epochs: pd.DataFrame, steps: pd.DataFrame | None = None, title
         return fig
 
 
+def _of_seed(table: pd.DataFrame, seed: list):
+    """Row mask of `seed` ([] or [seed], from a groupby that includes the seed where there is one)."""
+    return table["seed"] == seed[0] if seed else np.ones(len(table), dtype=bool)
+
+
 def _steps_per_epoch(epochs: pd.DataFrame, steps: pd.DataFrame | None):
     """Steps in one whole epoch, counted in the epochs no run stopped in (a diverged run's last epoch is
     cut short, so its count would place its steps late); None without step rows or a whole epoch."""
     if steps is None or not len(steps):
         return None
-    whole = epochs.loc[~epochs["diverged"].astype(bool), ["optimizer", "epoch"]]
-    counts = steps.merge(whole, on=["optimizer", "epoch"]).groupby(["optimizer", "epoch"])["step"].count()
+    run = ["optimizer", "epoch", *(["seed"] if "seed" in epochs and "seed" in steps else [])]
+    whole = epochs.loc[~epochs["diverged"].astype(bool), run]
+    counts = steps.merge(whole, on=run).groupby(run)["step"].count()
     return int(counts.max()) if len(counts) else None
 
 
@@ -157,15 +207,14 @@ def plot_regression(steps: pd.DataFrame, f_star: float | None = None):
         top = 10 * float(np.nanmax(start)) if np.isfinite(start).any() else None
         diverged = False
         for name, run in steps.groupby("optimizer", sort=False):
-            gap = finite_positive(run["suboptimality"])
-            if top is not None:
-                gap = np.where(gap <= top, gap, np.nan)
-            ax.plot(run["step"] + 1, gap, label=_label(name, run), **looks[name].line(len(run)))
+            shown = run.assign(
+                step=run["step"] + 1,
+                suboptimality=np.where(run["suboptimality"] <= (top or np.inf), run["suboptimality"], np.nan),
+            )
+            _draw_over_seeds(ax, shown, "step", "suboptimality", looks[name], _label(name, run))
             if run["diverged"].any():
                 diverged = True
-                mark_diverged(
-                    ax, [run.loc[run["diverged"].astype(bool), "step"].min() + 1], looks[name].color
-                )
+                mark_diverged(ax, run.loc[run["diverged"].astype(bool), "step"] + 1, looks[name].color)
         ax.set_yscale("log")
         clip_loss_axis(ax, steps["suboptimality"], top=top)
         ax.set(
@@ -176,7 +225,7 @@ def plot_regression(steps: pd.DataFrame, f_star: float | None = None):
         )
         handles, _ = ax.get_legend_handles_labels()
         ax.legend(
-            handles=handles + ([diverged_handle(STOPPED_RULE)] if diverged else []),
+            handles=handles + _band_handle(steps) + ([diverged_handle(STOPPED_RULE)] if diverged else []),
             loc="upper left",
             bbox_to_anchor=(1.02, 1.0),
             title="optimizer",
@@ -241,14 +290,9 @@ def plot_language_model(
         for name, runs in evaluations.groupby("optimizer", sort=False):
             look = looks[name]
             if steps is not None and len(steps):
-                own = steps[steps["optimizer"] == name]
+                own = _mean_over_seeds(steps[steps["optimizer"] == name], "step", "loss")
                 ax.plot(own["step"] + 1, finite_positive(own["loss"]), color=look.color, alpha=0.25, lw=0.8)
-            ax.plot(
-                runs["step"],
-                finite_positive(runs["val_loss"]),
-                label=_label(name, runs),
-                **look.line(len(runs)),
-            )
+            _draw_over_seeds(ax, runs, "step", "val_loss", look, _label(name, runs))
         for key, label, linestyle in (
             ("bigram_val_loss", "bigram baseline", "--"),
             ("unigram_entropy", "unigram entropy", ":"),
@@ -261,7 +305,8 @@ def plot_language_model(
             ylabel="cross-entropy (nats per character)",
             title="loss: validation (markers), training steps (faint)",
         )
-        fig.legend(*ax.get_legend_handles_labels(), loc="outside right center", title="optimizer")
+        handles = ax.get_legend_handles_labels()[0] + _band_handle(evaluations)
+        fig.legend(handles=handles, loc="outside right center", title="optimizer")
         if title:
             fig.suptitle(title)
         return fig
