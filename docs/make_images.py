@@ -6,7 +6,9 @@
 
 Each recipe is an `optbench` command, run as a user would type it into a fresh folder, and the
 figures it writes that the docs show. Running the commands (rather than copying figures by hand) is
-what keeps a picture from going stale when the code that draws it changes.
+what keeps a picture from going stale when the code that draws it changes. A recipe with `saved` redraws
+a results folder committed under docs/ (`optbench plot`), for a run too long to repeat here (the
+language model's, made by docs/lm_figure.py); its tables count in its fingerprint.
 
 `--check` reads README.md and docs/*.md and fails (exit status 1, one line per problem) when an image
 is shown that no recipe makes, a recipe makes an image that nothing shows, an image file is missing,
@@ -45,6 +47,7 @@ class Recipe:
     command: str  # what follows `optbench`, as typed; `--out DIR --format png` are added
     figures: dict[str, str]  # figure file in the command's --out folder -> image name in docs/images
     drawn_by: tuple[str, ...]  # the modules of optbench/plots that draw them (style.py always counts)
+    saved: str | None = None  # a results folder under ROOT that `plot` redraws instead of running a command
 
 
 RECIPES = [
@@ -97,6 +100,19 @@ RECIPES = [
     ),
 ]
 
+# The language model's four optimizers, 3 seeds each: a run of hours under load, made once by
+# `python docs/lm_figure.py run` into this folder and redrawn from it; its recipe counts from then on.
+LANGUAGE_MODEL_RUN = "docs/runs/language-model"
+if (ROOT / LANGUAGE_MODEL_RUN / "meta.json").exists():
+    RECIPES.append(
+        Recipe(
+            f"plot {LANGUAGE_MODEL_RUN}",
+            {"training.png": "language_model_optimizers.png"},
+            drawn_by=("training",),
+            saved=LANGUAGE_MODEL_RUN,
+        )
+    )
+
 
 def drawing_code(recipe: Recipe) -> list[Path]:
     return [*SHARED_DRAWING_CODE, *(PLOTS / f"{module}.py" for module in recipe.drawn_by)]
@@ -110,7 +126,17 @@ def fingerprint(recipe: Recipe) -> str:
     for path in drawing_code(recipe):
         code = ast.dump(ast.parse(path.read_text(encoding="utf-8")))
         digest.update(path.relative_to(ROOT).as_posix().encode() + b"\0" + code.encode())
+    for path in saved_files(recipe):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()
+
+
+def saved_files(recipe: Recipe) -> list[Path]:
+    """The tables and meta.json of a recipe's saved results folder (none for a command)."""
+    if recipe.saved is None:
+        return []
+    folder = ROOT / recipe.saved
+    return sorted([*folder.glob("*.parquet"), folder / "meta.json"])
 
 
 def recorded() -> dict[str, str]:
@@ -157,6 +183,11 @@ def regenerate(wanted: set[str]) -> None:
         with tempfile.TemporaryDirectory() as scratch:
             out = Path(scratch) / "out"
             command = [sys.executable, "-m", "optbench", *shlex.split(recipe.command), "--out", str(out)]
+            if recipe.saved is not None:  # redraw a copy: the committed folder keeps only its tables
+                shutil.copytree(
+                    ROOT / recipe.saved, out, ignore=shutil.ignore_patterns("cells", "*.png", "*.pdf")
+                )
+                command = [sys.executable, "-m", "optbench", "plot", str(out)]
             print("+ optbench", recipe.command, file=sys.stderr)
             # This checkout's optbench, whatever else is installed: the images document this code.
             path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
