@@ -94,3 +94,22 @@ def test_make_images_redraws_a_saved_run_and_fingerprints_its_tables(saved, tmp_
     finally:
         summary.write_bytes(kept)
 
+
+def test_the_tuned_lrs_are_the_task_defaults_of_the_comparison():
+    from optbench.runners.training import TrainSpec
+    from optbench.tasks import defaults as D
+
+    def lr(optimizer, task="shakespeare"):
+        return TrainSpec(optimizer=optimizer, task=task, model="transformer").resolved()["optimizer_hparams"][
+            "lr"
+        ]
+
+    tuned = D.LANGUAGE_MODEL["shakespeare"]["tuned_lr"]
+    assert set(tuned) == {"momentum", "lion", "muon"}
+    for name, value in tuned.items():
+        assert lr(name) == value
+    assert lr("adamw") == D.LANGUAGE_MODEL["shakespeare"]["lr"] == 1e-3  # nanoGPT's, kept
+    assert lr("lion:lr=0.5") == 0.5  # a user's lr wins
+    assert lr("lion", "shakespeare-tiny") == 1e-4  # the tiny task keeps Lion's class default
+    muon = TrainSpec(optimizer="muon", task="shakespeare", model="transformer").resolved()
+    assert muon["recipe"]["adamw_hparams"]["lr"] == 1e-3  # Muon's AdamW part: the AdamW row
