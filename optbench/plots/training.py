@@ -161,8 +161,8 @@ def plot_training(epochs: pd.DataFrame, steps: pd.DataFrame | None = None, title
         if schedule is not None:
             _draw_lr(axes[2], _first_seed(schedule), looks, per_epoch)
         handles, labels = accuracy_ax.get_legend_handles_labels()
-        handles += _band_handle(epochs)
-        labels += [handle.get_label() for handle in _band_handle(epochs)]
+        band = _band_handle(epochs)
+        handles, labels = handles + band, labels + [handle.get_label() for handle in band]
         if len(diverged):
             handles.append(diverged_handle(STOPPED_RULE))
             labels.append(handles[-1].get_label())
