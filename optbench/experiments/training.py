@@ -300,7 +300,8 @@ def _classification(
         n_train = task.rows(dataset, specs[0])
         steps_per_epoch = math.ceil(n_train / specs[0].batch_size)
         require_rows(
-            f"training {len(specs)} run(s) for {specs[0].epochs:,} epochs of {steps_per_epoch} steps",
+            f"training {len(specs) // seeds} optimizer(s){f' x {seeds} seeds' if seeds > 1 else ''} for "
+            f"{specs[0].epochs:,} epochs of {steps_per_epoch} steps",
             len(specs) * specs[0].epochs * steps_per_epoch,
         )
         spec_record = {
