@@ -38,13 +38,16 @@ def test_seed_band_is_the_student_t_interval_of_the_mean():
     assert band.loc[1, "mean"] == 5.0 and np.isnan(band.loc[1, "low"]) and np.isnan(band.loc[1, "high"])
 
 
-def _interval(values) -> tuple[float, float]:
-    values = np.asarray(values, dtype=float)
+def _interval(values, log: bool = False) -> tuple[float, float]:
+    values = np.log(np.asarray(values, dtype=float)) if log else np.asarray(values, dtype=float)
     half = student_t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values))
-    return values.mean() - half, values.mean() + half
+    low, high = values.mean() - half, values.mean() + half
+    return (math.exp(low), math.exp(high)) if log else (low, high)
 
 
-def _check_bands(ax, table: pd.DataFrame, x: str, y: str, colors: dict, scale: float = 1.0) -> None:
+def _check_bands(
+    ax, table: pd.DataFrame, x: str, y: str, colors: dict, scale: float = 1.0, log: bool = False
+) -> None:
     """Every optimizer has one band in its colour whose polygon's top and bottom edges are the t
     interval of `y` over the table's seeds at each `x`."""
     bands = [c for c in ax.collections if isinstance(c, PolyCollection)]
@@ -54,7 +57,7 @@ def _check_bands(ax, table: pd.DataFrame, x: str, y: str, colors: dict, scale: f
         vertices = band.get_paths()[0].vertices
         for at, rows in runs.groupby(x):
             assert rows["seed"].nunique() == 3
-            low, high = (scale * v for v in _interval(rows[y]))
+            low, high = (scale * v for v in _interval(rows[y], log))
             ys = vertices[np.isclose(vertices[:, 0], at), 1]
             assert ys.min() == pytest.approx(low, rel=1e-9) and ys.max() == pytest.approx(high, rel=1e-9)
 
@@ -122,7 +125,10 @@ def test_linreg_seeds_band_and_one_seed_rule():
     figure = result.plot()["regression"]
     ax = figure.axes[0]
     shifted = table.assign(step=table["step"] + 1)
-    _check_bands(ax, shifted, "step", "suboptimality", {"sgd": ax.get_lines()[0].get_color()})
+    # a gap spanning decades: the geometric mean and the t interval of ln(f - f*), never below zero
+    _check_bands(ax, shifted, "step", "suboptimality", {"sgd": ax.get_lines()[0].get_color()}, log=True)
+    legend = [text.get_text() for text in ax.get_legend().get_texts()]
+    assert any("geometric mean of 3 seeds" in text for text in legend)
     assert "f* =" not in ax.get_title()  # f* differs per seed's samples
 
 
@@ -141,3 +147,12 @@ def test_scalar_takes_one_seed_and_the_cli_says_so_in_one_line(tmp_path):
     assert "--seeds does not apply to task 'scalar'" in result.output and "Traceback" not in result.output
     result = CliRunner().invoke(main, ["train", "--task", "linreg", "--seeds", "0", "--out", str(out)])
     assert result.exit_code == 2 and "seeds must be a whole number >= 1, got 0" in result.output
+
+
+def test_seed_band_on_a_log_scale_is_the_geometric_mean_and_its_interval():
+    runs = pd.DataFrame({"seed": [0, 1, 2], "step": [1, 1, 1], "gap": [1e-2, 1e-4, 1e-6]})
+    band = seed_band(runs, "step", "gap", log=True).iloc[0]
+    half = 4.302653 * math.log(100) / math.sqrt(3)  # ln values -4.6, -9.2, -13.8: s = ln 100
+    assert band["mean"] == pytest.approx(1e-4, rel=1e-9)
+    assert band["low"] == pytest.approx(1e-4 * math.exp(-half), rel=1e-6) and band["low"] > 0
+    assert band["high"] == pytest.approx(1e-4 * math.exp(half), rel=1e-6)

@@ -42,11 +42,13 @@ def _label(name: str, runs: pd.DataFrame, lr=None) -> str:
     return diverged_label(label) if "diverged" in runs and runs["diverged"].any() else label
 
 
-def _draw_over_seeds(ax, runs: pd.DataFrame, x: str, y: str, look, label=None, scale: float = 1.0):
+def _draw_over_seeds(
+    ax, runs: pd.DataFrame, x: str, y: str, look, label=None, scale: float = 1.0, log: bool = False
+):
     """The mean of `y` over `runs`' seeds against `x`, and where several seeds ran its Student-t band,
-    filled in the look's colour; `scale` multiplies both (100 for %). A loss's non-positive mean is
-    left out (log axes)."""
-    band = seed_band(runs, x, y)
+    filled in the look's colour; `scale` multiplies both (100 for %); `log`: the geometric mean and
+    its band (`seed_band`). A loss's non-positive mean is left out (log axes)."""
+    band = seed_band(runs, x, y, log=log)
     mean = scale * band["mean"]
     ax.plot(
         band[x],
@@ -63,12 +65,15 @@ def _mean_over_seeds(runs: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
     return runs.groupby(x, sort=True, as_index=False)[y].mean()
 
 
-def _band_handle(table: pd.DataFrame) -> list:
+def _band_handle(table: pd.DataFrame, log: bool = False) -> list:
     """The legend entry that says what the bands are, where `table` holds several seeds."""
     seeds = seed_count(table)
     if seeds == 1:
         return []
-    label = f"mean of {seeds} seeds;\nband: {CONFIDENCE:.0%} t interval\nof the mean"
+    mean = "geometric mean" if log else "mean"
+    label = (
+        f"{mean} of {seeds} seeds;\nband: {CONFIDENCE:.0%} t interval\nof the {'mean log' if log else 'mean'}"
+    )
     return [Patch(facecolor="0.5", alpha=0.35, label=label)]
 
 
@@ -211,7 +216,7 @@ def plot_regression(steps: pd.DataFrame, f_star: float | None = None):
                 step=run["step"] + 1,
                 suboptimality=np.where(run["suboptimality"] <= (top or np.inf), run["suboptimality"], np.nan),
             )
-            _draw_over_seeds(ax, shown, "step", "suboptimality", looks[name], _label(name, run))
+            _draw_over_seeds(ax, shown, "step", "suboptimality", looks[name], _label(name, run), log=True)
             if run["diverged"].any():
                 diverged = True
                 mark_diverged(ax, run.loc[run["diverged"].astype(bool), "step"] + 1, looks[name].color)
@@ -225,7 +230,9 @@ def plot_regression(steps: pd.DataFrame, f_star: float | None = None):
         )
         handles, _ = ax.get_legend_handles_labels()
         ax.legend(
-            handles=handles + _band_handle(steps) + ([diverged_handle(STOPPED_RULE)] if diverged else []),
+            handles=handles
+            + _band_handle(steps, log=True)
+            + ([diverged_handle(STOPPED_RULE)] if diverged else []),
             loc="upper left",
             bbox_to_anchor=(1.02, 1.0),
             title="optimizer",
