@@ -16,7 +16,9 @@ markdown file (`--out`) line by line as they come, so a run cut short keeps what
 3. training: optbench's training loop (`optbench.runners.training.train`) against a bare loop with
    torch's fused optimizer, same CIFAR-shaped ResNet-20 and data, fp32 and bf16 + channels_last.
 4. extras: the CPU-versus-device reproducibility check of `compare --check-repro`, and features the
-   tree does not have yet (batched trainer, language model), each skipped with a note.
+   tree does not drive here yet (batched trainer), each skipped with a note.
+5. language-model: the character-level transformer trained eager, under bf16 autocast, compiled, and
+   both: steps/s and the validation loss after a fixed number of steps.
 
 A section that raises records the tail of its traceback and the next one runs. A section stops
 starting new items once its box is spent (soft), and is interrupted at its box plus a grace period
@@ -280,14 +282,15 @@ def _nvidia_smi(field: str) -> str:
 
 
 def sections() -> list[Section]:
-    from benchmarks.gpu_sections import equivalence, extras, step_cost_table, training
+    from benchmarks.gpu_sections import equivalence, extras, language_model, step_cost_table, training
 
     # the boxes sum to 265 s, leaving 20 s of WHOLE_RUN_S for the environment and a late item
     return [
-        Section("equivalence", "1. Equivalence on the device", 80, equivalence.run),
-        Section("step-cost", "2. Step cost at ResNet-18 and 10x ResNet-18 shapes", 90, step_cost_table.run),
-        Section("training", "3. Training loop against a bare fused loop", 70, training.run),
+        Section("equivalence", "1. Equivalence on the device", 70, equivalence.run),
+        Section("step-cost", "2. Step cost at ResNet-18 and 10x ResNet-18 shapes", 80, step_cost_table.run),
+        Section("training", "3. Training loop against a bare fused loop", 60, training.run),
         Section("extras", "4. Everything else", 25, extras.run),
+        Section("language-model", "5. Language model: eager, bf16, compile", 30, language_model.run),
     ]
 
 

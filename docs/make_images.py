@@ -8,7 +8,9 @@ command that makes it.
 
 Each recipe is an `optbench` command, run as a user would type it into a fresh folder, the figures it
 writes that the docs show, and the numbers the docs quote from its results. Running the commands (rather
-than copying figures and numbers by hand) is what keeps a picture or a number from going stale.
+than copying figures and numbers by hand) is what keeps a picture or a number from going stale. A recipe
+with `saved` redraws a results folder committed under docs/ (`optbench plot`), for a run too long to
+repeat here (the language model's, made by docs/lm_figure.py); its tables count in its fingerprint.
 
 A quoted number stands in a page between markers, `<!-- gen:KEY -->13.3<!-- /gen -->`. Regenerating a
 recipe stores its numbers in `docs/images/quoted.json`, each with a fingerprint of the command and of the
@@ -62,6 +64,7 @@ class Recipe:
     # them) from the command's --out folder
     quotes: tuple[str, ...] = ()
     read_quotes: Callable[[Path], dict[str, str]] | None = None
+    saved: str | None = None  # a results folder under ROOT that `plot` redraws instead of running a command
 
 
 def _figure(value: float) -> str:
@@ -266,6 +269,19 @@ RECIPES = [
     ),
 ]
 
+# The language model's four optimizers, 3 seeds each: a run of hours under load, made once by
+# `python docs/lm_figure.py run` into this folder and redrawn from it; its recipe counts from then on.
+LANGUAGE_MODEL_RUN = "docs/runs/language-model"
+if (ROOT / LANGUAGE_MODEL_RUN / "meta.json").exists():
+    RECIPES.append(
+        Recipe(
+            f"plot {LANGUAGE_MODEL_RUN}",
+            {"training.png": "language_model_optimizers.png"},
+            drawn_by=("training",),
+            saved=LANGUAGE_MODEL_RUN,
+        )
+    )
+
 
 def drawing_code(recipe: Recipe) -> list[Path]:
     return [*SHARED_DRAWING_CODE, *(PLOTS / f"{module}.py" for module in recipe.drawn_by)]
@@ -286,6 +302,8 @@ def fingerprint(recipe: Recipe) -> str:
     for path in drawing_code(recipe):
         code = ast.dump(ast.parse(path.read_text(encoding="utf-8")))
         digest.update(path.relative_to(ROOT).as_posix().encode() + b"\0" + code.encode())
+    for path in saved_files(recipe):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()
 
 
@@ -293,6 +311,14 @@ def quotes_fingerprint(recipe: Recipe) -> str:
     """sha256 of the recipe's command and of the syntax tree of the function that reads its numbers."""
     reader = ast.dump(ast.parse(inspect.getsource(recipe.read_quotes))) if recipe.read_quotes else ""
     return _digest([recipe.command.encode(), reader.encode()])
+
+
+def saved_files(recipe: Recipe) -> list[Path]:
+    """The tables and meta.json of a recipe's saved results folder (none for a command)."""
+    if recipe.saved is None:
+        return []
+    folder = ROOT / recipe.saved
+    return sorted([*folder.glob("*.parquet"), folder / "meta.json"])
 
 
 def recorded() -> dict[str, str]:
@@ -396,6 +422,11 @@ def regenerate(wanted: set[str]) -> None:
         with tempfile.TemporaryDirectory() as scratch:
             out = Path(scratch) / "out"
             command = [sys.executable, "-m", "optbench", *shlex.split(recipe.command), "--out", str(out)]
+            if recipe.saved is not None:  # redraw a copy: the committed folder keeps only its tables
+                shutil.copytree(
+                    ROOT / recipe.saved, out, ignore=shutil.ignore_patterns("cells", "*.png", "*.pdf")
+                )
+                command = [sys.executable, "-m", "optbench", "plot", str(out)]
             print("+ optbench", recipe.command, file=sys.stderr)
             # This checkout's optbench, whatever else is installed: the images document this code.
             path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))

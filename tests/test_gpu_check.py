@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from benchmarks import gpu_check
-from benchmarks.gpu_sections import equivalence, extras, failure, training
+from benchmarks.gpu_sections import equivalence, extras, failure, language_model, training
 from optbench.optimizers.registry import TORCH_ALGORITHMS as ALGORITHMS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -87,7 +87,7 @@ def dry_run(tmp_path_factory):
 def test_dry_run_finishes_every_section_without_rich_click(dry_run):
     answer, text = dry_run
     assert answer.returncode == 0, answer.stderr[-3000:]
-    for section in ("equivalence", "step-cost", "training", "extras"):
+    for section in ("equivalence", "step-cost", "training", "extras", "language-model"):
         assert re.search(rf"_section {section}: done in [0-9.]+ s \(no time box\)_", text), section
     assert "time box spent" not in text and "**cut**" not in text and "cut: not finished" not in text
     environment = {
@@ -151,7 +151,22 @@ def test_dry_run_cpu_runs_are_identical(dry_run):
     assert all(
         row["first differing step"] == "identical" and number(row["max difference"]) == 0 for row in repro
     )
-    assert "- language model: found (" in text  # optbench/transformer.py, not yet driven on the device
+    assert "- language model" not in text  # driven by its own section
+
+
+def test_dry_run_language_model_modes(dry_run):
+    _, text = dry_run
+    (modes,) = tables_under(text, "## 5. Language model: eager, bf16, compile")
+    rows = {row["mode"]: row for row in modes}
+    assert list(rows) == list(language_model.MODES)
+    for mode in ("eager fp32", "bf16 autocast"):  # trained: a rate, and a loss below ln(vocabulary)
+        assert number(rows[mode]["steps/s (whole run)"]) > 0 and number(rows[mode]["train s"]) > 0
+        assert 0 < number(rows[mode]["val loss"]) < math.log(83)
+    assert number(rows["bf16 autocast"]["val loss"]) == pytest.approx(
+        number(rows["eager fp32"]["val loss"]), abs=0.05
+    )
+    for mode in ("compile", "compile + bf16"):  # the dry run compiles nothing unless asked
+        assert rows[mode]["steps/s (whole run)"] == "skipped: --no-compile"
 
 
 def failing(settings, report, budget):
@@ -242,7 +257,7 @@ def test_a_bad_box_is_one_line_and_status_2(tmp_path, capsys):
         gpu_check.main(["--dry-run", "--box", "extra=10", "--out", str(out)])
     assert exit_.value.code == 2
     assert (
-        "--box extra=10: unknown section 'extra' (valid: equivalence, step-cost, training, extras)"
+        "--box extra=10: unknown section 'extra' (valid: equivalence, step-cost, training, extras, language-model)"
         in capsys.readouterr().err
     )
     assert not out.exists()

@@ -111,6 +111,11 @@ BUDGETS = default_budgets()
     "--device", default="auto", show_default=True, help="auto (cuda when available), cpu, cuda, cuda:N."
 )
 @click.option("--bf16", is_flag=True, help="bfloat16 autocast for the forward pass.")
+@click.option(
+    "--compile",
+    is_flag=True,
+    help="Train through torch.compile(model) (first steps compile; needs a C++ compiler on CPU).",
+)
 @click.option("--channels-last", is_flag=True, help="channels_last memory format for images and weights.")
 @click.option(
     "--eval-every",
@@ -157,6 +162,13 @@ BUDGETS = default_budgets()
     default=None,
     help="Parameter groups: 'muon' (Muon on hidden matrices, AdamW on the rest; the default for muon), "
     "'no-decay' (no weight decay on biases and norm weights), 'none'.",
+)
+@click.option(
+    "--seeds",
+    type=int,
+    default=1,
+    show_default=True,
+    help="Runs per optimizer, with seeds seed, seed+1, ...; the figures draw their mean and 95% band.",
 )
 @click.option("--trace", is_flag=True, help="With --task scalar: print every iteration's numbers.")
 @click.option(
@@ -236,7 +248,11 @@ def _print(result: TrainingResult, trace: bool) -> None:
         for name, run in result.regression.groupby("optimizer", sort=False):
             if run["diverged"].any():
                 console_err.print(f"[yellow]{name} diverged[/] (recorded)")
-        _print_regression(result.regression, result.meta["least_squares"])
+        shown = result.regression
+        if _several_seeds(shown):  # the least-squares row is the first seed's samples
+            shown = shown[shown["seed"] == result.seed]
+            console_err.print(f"seed {result.seed} shown; the tables and figure hold every seed")
+        _print_regression(shown, result.meta["least_squares"])
     elif trace:
         _print_trace(result.trace)
     else:
@@ -260,8 +276,10 @@ def _print_summary(summary: pd.DataFrame) -> None:
         pad_edge=False,
     )
     has_test = summary["test_accuracy"].notna().any()
+    seeds = _several_seeds(summary)
     for column in [
         "optimizer",
+        *(["seed"] if seeds else []),
         "epochs",
         "best",
         "final",
@@ -282,6 +300,7 @@ def _print_summary(summary: pd.DataFrame) -> None:
         outcome = "[red]diverged" if row.diverged else ("stopped early" if row.stopped_early else "ok")
         table.add_row(
             row.optimizer,
+            *([str(row.seed)] if seeds else []),
             str(row.epochs_run),
             f"{100 * row.best_val_accuracy:.2f}%",
             f"{100 * row.final_val_accuracy:.2f}%",
@@ -297,13 +316,16 @@ def _print_language_model_summary(summary: pd.DataFrame) -> None:
     table = Table(
         title="training summary (validation loss, nats per character)", title_justify="left", pad_edge=False
     )
-    for column in ("optimizer", "steps", "best", "final", "time\n(s)", "tokens\n/s", "outcome"):
+    seeds = _several_seeds(summary)
+    columns = ("optimizer", *(["seed"] if seeds else []), "steps", "best", "final", "time\n(s)", "tokens\n/s")
+    for column in (*columns, "outcome"):
         text = column in ("optimizer", "outcome")
         table.add_column(column, justify="left" if text else "right", overflow="fold", no_wrap=not text)
     for row in summary.itertuples():
         outcome = "[red]diverged" if row.diverged else ("stopped early" if row.stopped_early else "ok")
         table.add_row(
             row.optimizer,
+            *([str(row.seed)] if seeds else []),
             str(row.steps),
             f"{row.best_val_loss:.4f}",
             f"{row.final_val_loss:.4f}",
@@ -312,6 +334,10 @@ def _print_language_model_summary(summary: pd.DataFrame) -> None:
             outcome,
         )
     print_table(table)
+
+
+def _several_seeds(table: pd.DataFrame) -> bool:
+    return "seed" in table and table["seed"].nunique() > 1
 
 
 def _print_trace(table: pd.DataFrame) -> None:

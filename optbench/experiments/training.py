@@ -9,7 +9,9 @@ Classification tasks train a model (`runners/training.py`, data-parallel with `n
 torchrun); `scalar` and `linreg` (alias `regression`) are the hand-checkable regression problems
 (`runners/regression.py`). Every check runs before the first run starts. With `out`, each
 optimizer's run is stored as a cell as soon as it finishes, and a rerun of the same spec into the
-same folder skips the runs already there; another spec is refused unless `force`.
+same folder skips the runs already there; another spec is refused unless `force`. With `seeds` K > 1,
+each optimizer runs with seeds seed, seed + 1, ..., seed + K - 1 (every table's `seed` column tells
+them apart) and the figures draw the mean over seeds with its 95% Student-t band (`optbench.seeds`).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..budget import require_rows
+from ..budget import check_count, require_rows
 from ..cells import CellStore, content_key
 from ..errors import OptbenchError, failure
 from ..progress import Progress
@@ -61,7 +63,8 @@ class TrainingResult(Result):
 
     Classification fills `steps`, `epochs`, `summary` and `evaluations` (one row per step, epoch, run,
     evaluation); linreg fills `regression`; scalar fills `trace`; the others stay None. runs: each
-    classification run computed now (final weights in `state_dict`; not saved).
+    classification run computed now (final weights in `state_dict`; not saved), by optimizer name, or
+    by 'name seed=S' when several seeds ran. Every table but `trace` has a `seed` column.
     """
 
     kind = "train"
@@ -106,9 +109,8 @@ class TrainingResult(Result):
         """Figure name -> matplotlib figure (see `plots.training.training_figures`)."""
         from ..plots.training import training_figures  # matplotlib loads only when figures are asked for
 
-        return training_figures(
-            self.tables(), self.meta.get("least_squares", {}).get("loss"), self.meta.get("data")
-        )
+        f_star = self.meta.get("least_squares", {}).get("loss") if self.meta.get("seeds", 1) == 1 else None
+        return training_figures(self.tables(), f_star, self.meta.get("data"))
 
 
 def train(
@@ -123,10 +125,12 @@ def train(
     early_stop: int | None = None,
     device: str = "auto",
     bf16: bool = False,
+    compile: bool = False,
     channels_last: bool = False,
     fast: bool = False,
     dtype: str = "float32",
     seed: int = 0,
+    seeds: int = 1,
     data_dir: str | None = None,
     eval_every_steps: int | None = None,
     recipe: str | None = None,
@@ -145,6 +149,8 @@ def train(
 
     optimizers: one spec or several, as text ("adam:lr=1e-3", "momentum", "torch:sgd") or parsed.
     task: a task name `optbench list` shows with `train` (or a registered `tasks.Task`).
+    seed, seeds: each optimizer runs `seeds` times, with seeds seed .. seed + seeds - 1 (initial
+    weights, batch order, and linreg's samples); `scalar` draws nothing random and takes one.
     epochs, batch_size: None takes the task's budget (`Task.budget`); for `scalar`, epochs counts
     iterations. A language-model task's budget is in steps: `max_steps` (None: the task's), its epochs
     as many as those steps need, its `eval_every_steps` the task's cadence, and its `recipe` (None)
@@ -161,6 +167,8 @@ def train(
     resolved.require("train")
     specs = _parse_optimizers(optimizers)
     check_seed(seed)
+    check_count("seeds", seeds, 1)
+    check_seed(seed + seeds - 1)
     for name, value in (("nproc", nproc), ("epochs", epochs), ("batch size", batch_size)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
             raise OptbenchError(f"{name} must be at least 1, got {value!r}")
@@ -171,6 +179,7 @@ def train(
             warmup_epochs=warmup_epochs or None,
             early_stop=early_stop,
             bf16=bf16 or None,
+            compile=compile or None,
             channels_last=channels_last or None,
             fast=fast or None,
             data_dir=data_dir,
@@ -190,7 +199,11 @@ def train(
         if given:
             name = given[0].replace("_", "-")
             raise OptbenchError(f"--{name} does not apply to task '{task}' (a regression example)")
-        return _regression(specs, resolved, epochs, batch_size, seed, out, force)
+        if seeds > 1 and resolved.name == "scalar":
+            raise OptbenchError(
+                f"--seeds does not apply to task 'scalar': it draws no random numbers, got {seeds}"
+            )
+        return _regression(specs, resolved, epochs, batch_size, range(seed, seed + seeds), out, force)
     base = TrainSpec(
         task=resolved.name,
         model=model or resolved.model,
@@ -201,6 +214,7 @@ def train(
         early_stop=early_stop,
         device=device,
         bf16=bf16,
+        compile=compile,
         channels_last=channels_last,
         fast=fast,
         dtype=dtype,
@@ -215,10 +229,10 @@ def train(
         n_embd=n_embd,
     )
     with torch_threads(threads) as used:
-        runs = [replace(base, optimizer=spec) for spec in specs]
+        runs = [replace(base, optimizer=spec, seed=s) for spec in specs for s in range(seed, seed + seeds)]
         if resolved.kind is TaskKind.LANGUAGE_MODEL:
             runs = [_step_budget(run, resolved, epochs) for run in runs]
-        return _classification(runs, nproc, out, force, progress, used)
+        return _classification(runs, seeds, nproc, out, force, progress, used)
 
 
 def _step_budget(spec: TrainSpec, task, epochs: int | None) -> TrainSpec:
@@ -262,8 +276,24 @@ def _parse_optimizers(optimizers) -> list[OptimizerSpec]:
     return specs
 
 
+def _run_label(name: str, seed: int, seeds: int) -> str:
+    """A run's name in progress bars and `TrainingResult.runs`: its optimizer's, with its seed when
+    several seeds run."""
+    return name if seeds == 1 else f"{name} seed={seed}"
+
+
+def _with_seed(table: pd.DataFrame, seed: int) -> pd.DataFrame:
+    """`table` with a `seed` column after its labels (optimizer, family), the run's seed in every row."""
+    at = sum(column in table for column in ("optimizer", "family"))
+    return (
+        table
+        if "seed" in table
+        else table.assign(seed=seed)[[*table.columns[:at], "seed", *table.columns[at:]]]
+    )
+
+
 def _classification(
-    specs: list[TrainSpec], nproc: int, out, force: bool, progress, threads: int
+    specs: list[TrainSpec], seeds: int, nproc: int, out, force: bool, progress, threads: int
 ) -> TrainingResult:
     torchrun = started_by_torchrun()
     if torchrun and nproc != 1:
@@ -276,10 +306,16 @@ def _classification(
         n_train = task.rows(dataset, specs[0])
         steps_per_epoch = math.ceil(n_train / specs[0].batch_size)
         require_rows(
-            f"training {len(specs)} optimizer(s) for {specs[0].epochs:,} epochs of {steps_per_epoch} steps",
+            f"training {len(specs) // seeds} optimizer(s){f' x {seeds} seeds' if seeds > 1 else ''} for "
+            f"{specs[0].epochs:,} epochs of {steps_per_epoch} steps",
             len(specs) * specs[0].epochs * steps_per_epoch,
         )
-        spec_record = {"runs": [spec.resolved() for spec in specs], "processes": world, "threads": threads}
+        spec_record = {
+            "runs": [spec.resolved() for spec in specs],
+            "seeds": seeds,
+            "processes": world,
+            "threads": threads,
+        }
         data_record = task.record(dataset, specs[0])
         if data_record:
             spec_record["data"] = data_record
@@ -287,6 +323,8 @@ def _classification(
         store = _store(out, spec_record, seed, force, writer=rank == 0)
         tables, runs, failed = {name: [] for name in CLASSIFICATION_TABLES}, {}, {}
         for spec in specs:
+            label = _run_label(spec.optimizer.name, spec.seed, seeds)
+            shown = _relabelled(progress, label) if progress and seeds > 1 else progress
             key = content_key({**spec.resolved(), "processes": world})
             # torchrun's ranks train together, so only a run this process alone computes is claimed
             with store.claim(key, [key]) if store and not torchrun else nullcontext():
@@ -295,22 +333,27 @@ def _classification(
                 if finished is None:
                     distributed = world > 1 and not torchrun
                     with recorded_failure(spec.optimizer, failed):
-                        run = launch(spec, world) if distributed else train_one(spec, dataset, progress)
+                        run = launch(spec, world) if distributed else train_one(spec, dataset, shown)
                     if spec.optimizer.name in failed:
                         continue
                     finished = {name: getattr(run, name) for name in CLASSIFICATION_TABLES}
-                    runs[spec.optimizer.name] = run
+                    runs[label] = run
                     if store and rank == 0:
                         store.write(key, finished)
-            if progress and (spec.optimizer.name not in runs or (world > 1 and not torchrun)):
-                _report_finished(progress, spec, finished["epochs"], n_train)
+            if progress and (label not in runs or (world > 1 and not torchrun)):
+                _report_finished(shown, spec, finished["epochs"], n_train)
             for name in CLASSIFICATION_TABLES:
-                tables[name].append(finished[name])
+                tables[name].append(_with_seed(finished[name], spec.seed))
         if store:
             store.close()
     check_some_finished(tables["summary"], failed)
     merged = {name: pd.concat(parts, ignore_index=True) for name, parts in tables.items()}
     return TrainingResult(specs[0].task, spec_record, seed, **merged, runs=runs, rank=rank, failed=failed)
+
+
+def _relabelled(progress, label: str):
+    """`progress` with every event's bar named `label` (one bar per seed of an optimizer)."""
+    return lambda event: progress(replace(event, bar=label))
 
 
 def _store(out, record: dict, seed: int, force: bool, writer: bool = True) -> CellStore | None:
@@ -354,34 +397,40 @@ def _report_finished(progress, spec: TrainSpec, epochs: pd.DataFrame, n_train: i
 
 
 def _regression(
-    specs: list[OptimizerSpec], regression, epochs, batch_size, seed: int, out, force
+    specs: list[OptimizerSpec], regression, epochs, batch_size, seeds: range, out, force
 ) -> TrainingResult:
-    planned = regression.plan(specs, epochs, batch_size, seed)
-    task, table_name, settings, record = regression.name, planned.table, planned.settings, planned.record
-    store = _store(out, record, seed, force)
+    """Each optimizer with each of `seeds` (linreg: its own samples and batch order per seed; the
+    record's least-squares solution is the first seed's); scalar takes one seed and no seed column."""
+    plans = [regression.plan(specs, epochs, batch_size, seed) for seed in seeds]
+    task, table_name, record = regression.name, plans[0].table, plans[0].record
+    if table_name != "trace":
+        record = {**record, "seeds": len(seeds)}
+    store = _store(out, record, seeds[0], force)
     parts, failed = [], {}
     for spec in specs:
-        key = content_key(
-            {
-                "task": task,
-                "optimizer": spec.name,
-                "hparams": spec.resolved(),
-                "use_torch": spec.use_torch,
-                **settings,
-            }
-        )
-        with store.claim(key, [key]) if store else nullcontext():
-            finished = store.read(key) if store else None
-            if finished is None:
-                with recorded_failure(spec, failed):
-                    finished = {table_name: planned.run(spec)}
-                if spec.name in failed:
-                    continue
-                if store:
-                    store.write(key, finished)
-        parts.append(finished[table_name])
+        for planned in plans:
+            key = content_key(
+                {
+                    "task": task,
+                    "optimizer": spec.name,
+                    "hparams": spec.resolved(),
+                    "use_torch": spec.use_torch,
+                    **planned.settings,
+                }
+            )
+            with store.claim(key, [key]) if store else nullcontext():
+                finished = store.read(key) if store else None
+                if finished is None:
+                    with recorded_failure(spec, failed):
+                        finished = {table_name: planned.run(spec)}
+                    if spec.name in failed:
+                        break
+                    if store:
+                        store.write(key, finished)
+            table = finished[table_name]
+            parts.append(_with_seed(table, planned.settings["seed"]) if "seed" in planned.settings else table)
     if store:
         store.close()
     check_some_finished(parts, failed)
     table = pd.concat(parts, ignore_index=True)
-    return TrainingResult(task, record, seed, **{table_name: table}, failed=failed)
+    return TrainingResult(task, record, seeds[0], **{table_name: table}, failed=failed)

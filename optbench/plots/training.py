@@ -2,7 +2,9 @@
 
 Every function takes result tables (as written by `optbench train`) and returns a figure; one
 look (colour, line style, marker) per optimizer spec (`style.assign_looks`), labelled `adam (lr=0.001)`
-with the lr each run started from; a diverged run is marked as in every optbench figure.
+with the lr each run started from; a diverged run is marked as in every optbench figure. Where a
+table holds several seeds of each optimizer (`train --seeds K`), a curve is their mean and a band of
+the optimizer's colour its 95% Student-t interval (`optbench.seeds.seed_band`), said in the legend.
 """
 
 from __future__ import annotations
@@ -10,8 +12,10 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.patches import Patch
 
 from ..errors import OptbenchError
+from ..seeds import CONFIDENCE, seed_band, seed_count
 from .coinciding import note_coinciding
 from .style import (
     EXPLODED_TRAINING,
@@ -48,6 +52,49 @@ def _label(name: str, runs: pd.DataFrame, lr=None, values=None) -> str:
     if values is None:
         values = runs[[c for c in ("val_loss", "loss", "suboptimality") if c in runs]].to_numpy().ravel()
     return diverged_label(label, cause=divergence_cause(values, EXPLODED_TRAINING))
+
+
+def _draw_over_seeds(
+    ax, runs: pd.DataFrame, x: str, y: str, look, label=None, scale: float = 1.0, log: bool = False
+):
+    """The mean of `y` over `runs`' seeds against `x`, and where several seeds ran its Student-t band,
+    filled in the look's colour; `scale` multiplies both (100 for %); `log`: the geometric mean and
+    its band (`seed_band`). A loss's non-positive mean is left out (log axes)."""
+    band = seed_band(runs, x, y, log=log)
+    mean = scale * band["mean"]
+    ax.plot(
+        band[x],
+        mean if y.endswith("accuracy") else finite_positive(mean),
+        label=label,
+        **look.line(len(band)),
+    )
+    if band["seeds"].max() > 1:
+        ax.fill_between(band[x], scale * band["low"], scale * band["high"], color=look.color, alpha=0.2, lw=0)
+
+
+def _mean_over_seeds(runs: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
+    """`x` and the mean of `y` over `runs`' seeds (the faint per-step curves, drawn without a band)."""
+    return runs.groupby(x, sort=True, as_index=False)[y].mean()
+
+
+def _band_handle(table: pd.DataFrame, log: bool = False) -> list:
+    """The legend entry that says what the bands are, where `table` holds several seeds."""
+    seeds = seed_count(table)
+    if seeds == 1:
+        return []
+    mean = "geometric mean" if log else "mean"
+    label = (
+        f"{mean} of {seeds} seeds;\nband: {CONFIDENCE:.0%} t interval\nof the {'mean log' if log else 'mean'}"
+    )
+    return [Patch(facecolor="0.5", alpha=0.35, label=label)]
+
+
+def _first_seed(table: pd.DataFrame) -> pd.DataFrame:
+    """The rows of each optimizer's first seed (what all its seeds share, such as the lr schedule)."""
+    if "seed" not in table:
+        return table
+    first = table.groupby("optimizer", sort=False)["seed"].transform("min")
+    return table[table["seed"] == first]
 
 
 def _title_of(summary: pd.DataFrame | None) -> str | None:
@@ -89,7 +136,7 @@ def plot_training(epochs: pd.DataFrame, steps: pd.DataFrame | None = None, title
                 name, runs, values=np.r_[runs["val_loss"].to_numpy(float), np.asarray(own_steps, float)]
             )
             if per_epoch:
-                own = steps[steps["optimizer"] == name]
+                own = _mean_over_seeds(steps[steps["optimizer"] == name], "step", "loss")
                 loss_ax.plot(
                     (own["step"] + 1) / per_epoch,
                     finite_positive(own["loss"]),
@@ -97,18 +144,17 @@ def plot_training(epochs: pd.DataFrame, steps: pd.DataFrame | None = None, title
                     alpha=0.25,
                     lw=0.8,
                 )
-            loss_ax.plot(
-                runs["epoch"], finite_positive(runs["val_loss"]), label=label, **look.line(len(runs))
-            )
+            _draw_over_seeds(loss_ax, runs, "epoch", "val_loss", look, label)
+            train_accuracy = _mean_over_seeds(runs, "epoch", "train_accuracy")
             accuracy_ax.plot(
-                runs["epoch"],
-                100 * runs["train_accuracy"],
+                train_accuracy["epoch"],
+                100 * train_accuracy["train_accuracy"],
                 color=look.color,
                 alpha=0.35,
                 linestyle=look.linestyle,
                 lw=1,
             )
-            accuracy_ax.plot(runs["epoch"], 100 * runs["val_accuracy"], label=label, **look.line(len(runs)))
+            _draw_over_seeds(accuracy_ax, runs, "epoch", "val_accuracy", look, label, scale=100)
         loss_ax.set(
             xlabel="epoch",
             ylabel="cross-entropy loss",
@@ -120,8 +166,9 @@ def plot_training(epochs: pd.DataFrame, steps: pd.DataFrame | None = None, title
             clip_loss_axis(loss_ax, epochs["val_loss"], top=top)
         loss_ax.set_ylim(top=top)
         diverged = epochs[epochs["diverged"].astype(bool)]
-        for name, runs in diverged.groupby("optimizer", sort=False):
-            own = steps[steps["optimizer"] == name] if per_epoch else None
+        each_run = ["optimizer", "seed"] if "seed" in epochs else ["optimizer"]
+        for (name, *seed), runs in diverged.groupby(each_run, sort=False):
+            own = steps[(steps["optimizer"] == name) & _of_seed(steps, seed)] if per_epoch else None
             at = (
                 (own["step"].max() + 1) / per_epoch if own is not None and len(own) else runs["epoch"].iloc[0]
             )
@@ -132,9 +179,11 @@ def plot_training(epochs: pd.DataFrame, steps: pd.DataFrame | None = None, title
         lowest = np.nanmin(100 * epochs[["val_accuracy", "train_accuracy"]].to_numpy())
         accuracy_ax.set_ylim(max(0.0, np.floor(lowest / 10) * 10 if np.isfinite(lowest) else 0.0), 100.5)
         if schedule is not None:
-            _draw_lr(axes[2], schedule, looks, per_epoch)
+            _draw_lr(axes[2], _first_seed(schedule), looks, per_epoch)
         note_coinciding(loss_ax, accuracy_ax)
         handles, labels = accuracy_ax.get_legend_handles_labels()
+        band = _band_handle(epochs)
+        handles, labels = handles + band, labels + [handle.get_label() for handle in band]
         if len(diverged):
             handles.append(diverged_handle(STOPPED_RULE))
             labels.append(handles[-1].get_label())
@@ -144,13 +193,19 @@ def plot_training(epochs: pd.DataFrame, steps: pd.DataFrame | None = None, title
         return fig
 
 
+def _of_seed(table: pd.DataFrame, seed: list):
+    """Row mask of `seed` ([] or [seed], from a groupby that includes the seed where there is one)."""
+    return table["seed"] == seed[0] if seed else np.ones(len(table), dtype=bool)
+
+
 def _steps_per_epoch(epochs: pd.DataFrame, steps: pd.DataFrame | None):
     """Steps in one whole epoch, counted in the epochs no run stopped in (a diverged run's last epoch is
     cut short, so its count would place its steps late); None without step rows or a whole epoch."""
     if steps is None or not len(steps):
         return None
-    whole = epochs.loc[~epochs["diverged"].astype(bool), ["optimizer", "epoch"]]
-    counts = steps.merge(whole, on=["optimizer", "epoch"]).groupby(["optimizer", "epoch"])["step"].count()
+    run = ["optimizer", "epoch", *(["seed"] if "seed" in epochs and "seed" in steps else [])]
+    whole = epochs.loc[~epochs["diverged"].astype(bool), run]
+    counts = steps.merge(whole, on=run).groupby(run)["step"].count()
     return int(counts.max()) if len(counts) else None
 
 
@@ -176,21 +231,20 @@ def plot_regression(steps: pd.DataFrame, f_star: float | None = None):
         for name, run in steps.groupby("optimizer", sort=False):
             raw = run["suboptimality"].to_numpy(dtype=float)
             at_floor = np.isfinite(raw) & (raw <= floor)
-            gap = np.where(at_floor, np.nan, finite_positive(raw))
-            if top is not None:
-                gap = np.where(gap <= top, gap, np.nan)
             label = _label(name, run)
             if at_floor.any() and not run["diverged"].any():
                 floored = True
-                reached = int(run["step"].to_numpy()[np.argmax(at_floor)]) + 1
+                reached = int(run["step"].to_numpy()[at_floor].min()) + 1
                 label += f", at f* from step {reached} (▼)"
                 mark_floor(ax, [reached], looks[name].color)
-            ax.plot(run["step"] + 1, gap, label=label, **looks[name].line(len(run)))
+            gap = np.where(at_floor, np.nan, raw)
+            if top is not None:
+                gap = np.where(gap <= top, gap, np.nan)
+            shown = run.assign(step=run["step"] + 1, suboptimality=gap)
+            _draw_over_seeds(ax, shown, "step", "suboptimality", looks[name], label, log=True)
             if run["diverged"].any():
                 diverged = True
-                mark_diverged(
-                    ax, [run.loc[run["diverged"].astype(bool), "step"].min() + 1], looks[name].color
-                )
+                mark_diverged(ax, run.loc[run["diverged"].astype(bool), "step"] + 1, looks[name].color)
         ax.set_yscale("log")
         clip_loss_axis(ax, steps["suboptimality"], top=top)
         ax.set(
@@ -201,6 +255,7 @@ def plot_regression(steps: pd.DataFrame, f_star: float | None = None):
         )
         note_coinciding(ax)
         handles, _ = ax.get_legend_handles_labels()
+        handles += _band_handle(steps, log=True)
         handles += [diverged_handle(STOPPED_RULE)] if diverged else []
         handles += [floor_handle("f*")] if floored else []
         ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0), title="optimizer")
@@ -264,14 +319,9 @@ def plot_language_model(
         for name, runs in evaluations.groupby("optimizer", sort=False):
             look = looks[name]
             if steps is not None and len(steps):
-                own = steps[steps["optimizer"] == name]
+                own = _mean_over_seeds(steps[steps["optimizer"] == name], "step", "loss")
                 ax.plot(own["step"] + 1, finite_positive(own["loss"]), color=look.color, alpha=0.25, lw=0.8)
-            ax.plot(
-                runs["step"],
-                finite_positive(runs["val_loss"]),
-                label=_label(name, runs),
-                **look.line(len(runs)),
-            )
+            _draw_over_seeds(ax, runs, "step", "val_loss", look, _label(name, runs))
         for key, label, linestyle in (
             ("bigram_val_loss", "bigram baseline", "--"),
             ("unigram_entropy", "unigram entropy", ":"),
@@ -284,7 +334,8 @@ def plot_language_model(
             ylabel="cross-entropy (nats per character)",
             title="loss: validation (markers), training steps (faint)",
         )
-        fig.legend(*ax.get_legend_handles_labels(), loc="outside right center", title="optimizer")
+        handles = ax.get_legend_handles_labels()[0] + _band_handle(evaluations)
+        fig.legend(handles=handles, loc="outside right center", title="optimizer")
         if title:
             fig.suptitle(title)
         return fig

@@ -68,6 +68,7 @@ class TrainSpec:
     early_stop: int | None = None  # stop after this many epochs without a better val accuracy
     device: str = "auto"  # 'auto' (cuda when available), 'cpu', 'cuda', 'cuda:1'
     bf16: bool = False  # bfloat16 autocast for the forward pass
+    compile: bool = False  # train through torch.compile(model) (evaluation stays eager)
     channels_last: bool = False
     fast: bool = False  # our optimizers' fast path (element-wise algorithms)
     dtype: str = "float32"  # 'float64' for exact comparisons
@@ -119,6 +120,8 @@ class TrainSpec:
         for name in LANGUAGE_MODEL_OPTIONS + PER_STEP_SCHEDULE:  # recorded where set: other keys stay
             if values[name] is None:
                 del values[name]
+        if not values["compile"]:  # likewise: eager runs keep the keys they had before the option
+            del values["compile"]
         origin = self.optimizer.origin
         defaults_for = self.resolved_task.default_hparams
         return {

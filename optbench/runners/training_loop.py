@@ -73,6 +73,8 @@ class TrainingRun:
 
             device_ids = [self.device.index] if self.device.type == "cuda" else None
             self.model = DistributedDataParallel(self.network, device_ids=device_ids)
+        if budget.compile:  # training forwards only: the evaluations call the eager network
+            self.model = torch.compile(self.model)
         self.autocast = (
             (lambda: torch.autocast(self.device.type, dtype=torch.bfloat16)) if budget.bf16 else nullcontext
         )

@@ -135,6 +135,8 @@ class LanguageModelProblem:
         seed: `torch.manual_seed(seed)` before the model is built.
         device: where the model and the text's ids live.
         dtype: the model's floating-point type (token ids stay int64).
+        bf16: evaluate under bfloat16 autocast, as the training loop runs its forwards (the loss is
+            taken from float32 logits either way).
 
     Raises:
         OptbenchError: a corpus the reader refuses, sizes no model can have, a stride below 1, or
@@ -150,8 +152,9 @@ class LanguageModelProblem:
         seed: int,
         device: torch.device | str = "cpu",
         dtype: torch.dtype = torch.float32,
+        bf16: bool = False,
     ):
-        self.options, self.device = options, torch.device(device)
+        self.options, self.device, self.bf16 = options, torch.device(device), bf16
         check_windows(options)  # before the model's config, whose block size is the context
         config = options.model_config(vocab_size=1)
         config.check()
@@ -200,7 +203,8 @@ class LanguageModelProblem:
         for first in range(0, len(self.val_starts), EVAL_BATCH):
             starts = self.val_starts[first : first + EVAL_BATCH].to(self.device)
             windows = self.val_ids[starts[:, None] + self.offsets]
-            logits = model(windows[:, :-1])
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+                logits = model(windows[:, :-1])
             total += F.cross_entropy(
                 _full_precision(logits).flatten(0, 1), windows[:, 1:].flatten(), reduction="sum"
             ).double()

@@ -177,9 +177,9 @@ class LanguageModelTask(Task):
     def problem_for(self, text, spec, device, dtype):
         from .language_model import LanguageModelProblem
 
-        if spec.bf16 or spec.channels_last:
-            raise OptbenchError(f"--bf16 and --channels-last do not apply to task '{self.name}' yet")
-        return LanguageModelProblem(self.options(spec), spec.seed, device, dtype)
+        if spec.channels_last:
+            raise OptbenchError(f"--channels-last does not apply to task '{self.name}' (no images)")
+        return LanguageModelProblem(self.options(spec), spec.seed, device, dtype, bf16=spec.bf16)
 
     def record(self, text, spec) -> dict:
         """The corpus (source, SHA-256, sizes), the model's size and the trivial references (nats/char)."""
