@@ -209,31 +209,62 @@ def test_the_report_is_one_file_with_embedded_images_and_filled_tables(quick):
     for optimizer in ("sgd", "adamw"):
         assert f"<td>{optimizer}</td>" in html
     assert "Halton" in html and "torch" in html  # the protocol and the environment
+    assert "Timings are from lone reruns" in html and "Student-t" in html
+
+
+def test_plot_dir_redraws_the_figures_and_the_report_from_the_saved_tables(quick, tmp_path):
+    from click.testing import CliRunner
+
+    folder, result = quick
+    copy = tmp_path / "copy"
+    shutil.copytree(folder, copy, ignore=shutil.ignore_patterns("cells", "report.html", "profiles.p[dn][fg]"))
+    run = CliRunner().invoke(main, ["plot", str(copy)])
+    assert run.exit_code == 0, run.output
+    assert (copy / "profiles.png").stat().st_size > 0 and (copy / "profiles.pdf").exists()
+    html = (copy / "report.html").read_text()
+    tables = re.compile(r"<table.*?</table>", re.S)
+    assert tables.findall(html) == tables.findall((folder / "report.html").read_text())
+    assert len(re.findall(r'src="data:image/png;base64,', html)) == 1
+    for row in result.summary.itertuples():
+        assert f"{row.final_gap:.3g}" in html and f"{row.seconds_per_step:.3g}" in html
 
 
 def _chromium():
     return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 
 
-@pytest.mark.skipif(_chromium() is None, reason="no chromium on this machine (apt install chromium)")
-def test_the_report_renders_in_headless_chromium_with_every_image_decoded(quick, tmp_path):
-    """Chromium's own headless mode runs a script in the page that writes what it found into the DOM."""
-    folder, _ = quick
-    page = tmp_path / "check.html"
-    probe = """<script>window.addEventListener('load', () => {
-      const images = [...document.images].map(i => i.naturalWidth);
-      const rows = [...document.querySelectorAll('table')].map(t => t.querySelectorAll('tbody tr').length);
-      const out = document.createElement('pre'); out.id = 'probe';
-      out.textContent = 'PROBE ' + JSON.stringify({images, rows});
-      document.body.appendChild(out);
-    });</script>"""
-    page.write_text((folder / "report.html").read_text().replace("</body>", probe + "</body>"))
+# Runs first in the page: records load errors (a broken image), uncaught exceptions and console.error
+# calls; once loaded, writes them with what it found into the DOM, which --dump-dom prints.
+PROBE = """<script>
+  const problems = [];
+  window.addEventListener('error', e => problems.push(e.message || ('failed to load ' + (e.target.src || e.target.href))), true);
+  const error = console.error;
+  console.error = (...args) => { problems.push(args.join(' ')); error(...args); };
+  window.addEventListener('load', () => {
+    const images = [...document.images].map(i => i.naturalWidth);
+    const rows = [...document.querySelectorAll('table')].map(t => t.querySelectorAll('tbody tr').length);
+    const out = document.createElement('pre'); out.id = 'probe';
+    out.textContent = 'PROBE ' + JSON.stringify({images, rows, problems});
+    document.body.appendChild(out);
+  });
+</script>"""
+
+
+def render_in_chromium(html: str, folder):
+    """Load `html` in headless chromium (offline, no driver): the probe's findings, and every line the
+    page wrote to the console (chromium's --enable-logging puts them on stderr as CONSOLE lines)."""
+    import json
+
+    page = folder / "check.html"
+    page.write_text(html.replace("<head>", "<head>" + PROBE, 1))
     run = subprocess.run(
         [
             _chromium(),
             "--headless",
             "--no-sandbox",
             "--disable-gpu",
+            "--enable-logging=stderr",
+            "--v=0",
             "--virtual-time-budget=5000",
             "--dump-dom",
             page.as_uri(),
@@ -242,13 +273,37 @@ def test_the_report_renders_in_headless_chromium_with_every_image_decoded(quick,
         text=True,
         timeout=120,
     )
-    found = re.search(r"PROBE (\{.*?\})", run.stdout)
+    found = re.search(r"PROBE (\{.*?\})</pre>", run.stdout)
     assert found, run.stderr[-2000:]
-    import json
+    return json.loads(found.group(1)), re.findall(r":CONSOLE[^\]]*\] (.*)", run.stderr)
 
-    probe_result = json.loads(found.group(1))
-    assert probe_result["images"] and all(width > 0 for width in probe_result["images"])
-    assert probe_result["rows"] and all(rows > 0 for rows in probe_result["rows"])
+
+needs_chromium = pytest.mark.skipif(
+    _chromium() is None, reason="no chromium on this machine (apt install chromium chromium-driver)"
+)
+
+
+@needs_chromium
+def test_the_report_renders_in_headless_chromium_with_every_image_decoded_and_no_console_error(
+    quick, tmp_path
+):
+    folder, _ = quick
+    probe, console_lines = render_in_chromium((folder / "report.html").read_text(), tmp_path)
+    assert probe["images"] and all(width > 0 for width in probe["images"])
+    assert probe["rows"] and all(rows > 0 for rows in probe["rows"])
+    assert probe["problems"] == [] and console_lines == []
+
+
+@needs_chromium
+def test_the_browser_check_sees_a_broken_image_a_script_error_and_a_console_error(tmp_path):
+    html = """<!doctype html><html><head><title>t</title></head><body><img src="missing.png">
+    <script>console.error("logged error"); undefinedFunction();</script></body></html>"""
+    probe, console_lines = render_in_chromium(html, tmp_path)
+    assert probe["images"] == [0]
+    assert any("missing.png" in p for p in probe["problems"])
+    assert any("logged error" in p for p in probe["problems"])
+    assert any("undefinedFunction" in p for p in probe["problems"])
+    assert any("logged error" in line for line in console_lines)
 
 
 @pytest.mark.slow
