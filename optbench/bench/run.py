@@ -38,7 +38,7 @@ from ..progress import Progress
 from ..specs import OptimizerSpec, as_spec
 from . import protocol
 from .suite import BenchTask, suite_tasks
-from .timing import lone_winner, timed_rows
+from .timing import TIMING_COLUMNS, lone_winner, timed_rows
 
 KIND = "bench"
 BAR = "bench"
@@ -241,6 +241,8 @@ def _stages(store, folder, pairs, spec, executor, report, labels) -> dict | None
     timings = _stage(store, folder, timing_groups, lone, report, labels, BenchJob(timed=True))
     if timings is None:
         return None
+    # a timing job that died has failed rows without the timing columns: NaN there
+    timings = timings.reindex(columns=list(dict.fromkeys([*timings.columns, *TIMING_COLUMNS])))
     return {"trials": trials, "winners": winners, "seeds": reruns, "timings": timings}
 
 

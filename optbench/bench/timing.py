@@ -3,7 +3,8 @@
 Trials run as one batched program share their time, so no trial of the tuning or seed cells has a
 time of its own. The seconds come from one lone rerun per task and optimizer, after every other cell
 has finished (`run`): the winner's hyperparameters from the start of seed 0, the cell's computation
-run once untimed (it loads data and fills caches) and once timed with `time.perf_counter`.
+run once untimed for one step (it loads data and fills caches) and then timed with
+`time.perf_counter`.
 
     seconds_per_step  = (wall seconds of the timed run) / (the task's budget of steps)
     seconds_to_target = steps to target of the lone run × seconds_per_step    (NaN if not reached)
@@ -22,6 +23,8 @@ import numpy as np
 import pandas as pd
 import torch
 
+TIMING_COLUMNS = ("seconds", "seconds_per_step", "seconds_to_target", "threads")
+
 
 def lone_winner(seeds: pd.DataFrame, task: str, optimizer: str, axes) -> pd.DataFrame:
     """The task's winner for `optimizer`: of the study winners rerun in `seeds` (the seeds table),
@@ -39,7 +42,7 @@ def lone_winner(seeds: pd.DataFrame, task: str, optimizer: str, axes) -> pd.Data
 def timed_rows(context: dict, compute: Callable[[dict], pd.DataFrame]) -> pd.DataFrame:
     """`compute(context)`'s rows with the columns seconds, seconds_per_step, seconds_to_target and
     threads (torch's intra-op threads during the run); see the module docstring."""
-    compute(context)
+    compute({**context, "task": {**context["task"], "steps": 1}})  # the warm-up: loads, fills caches
     start = time.perf_counter()
     rows = compute(context)
     seconds = time.perf_counter() - start
