@@ -1,9 +1,11 @@
 """`optbench.bench`: the protocol over a suite on the cell engine, its result, its CLI and its report."""
 
+import os
 import re
 import shutil
 import signal
 import subprocess
+import sys
 import textwrap
 
 import numpy as np
@@ -13,12 +15,28 @@ import torch
 
 import optbench
 from optbench.bench.profiles import task_steps
+from optbench.bench.result import final_interval, scores
+from optbench.bench.run import Pending, in_shard
 from optbench.bench.suite import get_bench_task
 from optbench.cells import Interrupted
 from optbench.cli import main
 from optbench.tasks.logistic import logistic_regression
 
 SMALL = dict(suite="quick", studies=2, trials_per_study=2, seeds=2)
+CELLS = 2 * 2 * 3  # tasks x optimizers x (tuning, seeds, timing) of SMALL with two optimizers
+WALL_TIME = {
+    "timings": ["seconds", "seconds_per_step", "seconds_to_target", "threads"],
+    "summary": ["seconds_per_step", "seconds_to_target"],
+}
+
+
+def assert_same_numbers(one, other):
+    """Every table equal, the lone reruns' wall-clock columns aside (they vary from run to run by
+    nature, and with the threads of the process that ran them)."""
+    for name, table in one.tables().items():
+        drop = WALL_TIME.get(name, [])
+        pd.testing.assert_frame_equal(other.tables()[name].drop(columns=drop), table.drop(columns=drop))
+
 
 USER_OPTIMIZERS = textwrap.dedent("""
     import torch
@@ -99,7 +117,7 @@ def test_a_rerun_computes_nothing_and_an_interrupted_one_resumes_where_it_stoppe
     folder, first = quick
     statuses = []
     optbench.bench(["sgd", "adamw"], folder=folder, progress=lambda e: statuses.append(e.status), **SMALL)
-    assert len(statuses) == 8 and all(s.startswith("skipped") for s in statuses)
+    assert len(statuses) == CELLS and all(s.startswith("skipped") for s in statuses)
 
     def stop_after_three(event):
         if event.done == 3:
@@ -112,9 +130,8 @@ def test_a_rerun_computes_nothing_and_an_interrupted_one_resumes_where_it_stoppe
         ["sgd", "adamw"], folder=tmp_path, progress=lambda e: statuses.append(e.status), **SMALL
     )
     outcomes = [s.split(":")[0] for s in statuses]
-    assert outcomes.count("skipped") == 3 and outcomes.count("done") == 5
-    for name, table in first.tables().items():
-        pd.testing.assert_frame_equal(resumed.tables()[name], table)
+    assert outcomes.count("skipped") == 3 and outcomes.count("done") == CELLS - 3
+    assert_same_numbers(first, resumed)
 
 
 def test_a_raising_optimizer_is_recorded_failed_and_nan_as_diverged(tmp_path):
@@ -142,6 +159,14 @@ def test_a_raising_optimizer_is_recorded_failed_and_nan_as_diverged(tmp_path):
         (["bench", "adamw", "--tasks", ","], "the benchmark suite is empty"),
         (["bench", "adamw", "--studies", "0"], "studies must be a whole number >= 1, got 0"),
         (["bench", "adamw", "--seeds", "0"], "seeds must be a whole number >= 1, got 0"),
+        (["bench", "adamw", "--shard", "0/2"], "--shard must be I/N with 1 <= I <= N (e.g. 2/4), got '0/2'"),
+        (["bench", "adamw", "--shard", "3/2"], "got '3/2'"),
+        (["bench", "adamw", "--shard", "a/b"], "got 'a/b'"),
+        (
+            ["bench", "adamw", "--cluster", "local", "--cluster-option", "timeout"],
+            "malformed --cluster-option",
+        ),
+        (["bench", "adamw", "--cluster-option", "timeout_min=5"], "needs --cluster"),
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, args, message):
@@ -184,31 +209,62 @@ def test_the_report_is_one_file_with_embedded_images_and_filled_tables(quick):
     for optimizer in ("sgd", "adamw"):
         assert f"<td>{optimizer}</td>" in html
     assert "Halton" in html and "torch" in html  # the protocol and the environment
+    assert "Timings are from lone reruns" in html and "Student-t" in html
+
+
+def test_plot_dir_redraws_the_figures_and_the_report_from_the_saved_tables(quick, tmp_path):
+    from click.testing import CliRunner
+
+    folder, result = quick
+    copy = tmp_path / "copy"
+    shutil.copytree(folder, copy, ignore=shutil.ignore_patterns("cells", "report.html", "profiles.p[dn][fg]"))
+    run = CliRunner().invoke(main, ["plot", str(copy)])
+    assert run.exit_code == 0, run.output
+    assert (copy / "profiles.png").stat().st_size > 0 and (copy / "profiles.pdf").exists()
+    html = (copy / "report.html").read_text()
+    tables = re.compile(r"<table.*?</table>", re.S)
+    assert tables.findall(html) == tables.findall((folder / "report.html").read_text())
+    assert len(re.findall(r'src="data:image/png;base64,', html)) == 1
+    for row in result.summary.itertuples():
+        assert f"{row.final_gap:.3g}" in html and f"{row.seconds_per_step:.3g}" in html
 
 
 def _chromium():
     return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 
 
-@pytest.mark.skipif(_chromium() is None, reason="no chromium on this machine (apt install chromium)")
-def test_the_report_renders_in_headless_chromium_with_every_image_decoded(quick, tmp_path):
-    """Chromium's own headless mode runs a script in the page that writes what it found into the DOM."""
-    folder, _ = quick
-    page = tmp_path / "check.html"
-    probe = """<script>window.addEventListener('load', () => {
-      const images = [...document.images].map(i => i.naturalWidth);
-      const rows = [...document.querySelectorAll('table')].map(t => t.querySelectorAll('tbody tr').length);
-      const out = document.createElement('pre'); out.id = 'probe';
-      out.textContent = 'PROBE ' + JSON.stringify({images, rows});
-      document.body.appendChild(out);
-    });</script>"""
-    page.write_text((folder / "report.html").read_text().replace("</body>", probe + "</body>"))
+# Runs first in the page: records load errors (a broken image), uncaught exceptions and console.error
+# calls; once loaded, writes them with what it found into the DOM, which --dump-dom prints.
+PROBE = """<script>
+  const problems = [];
+  window.addEventListener('error', e => problems.push(e.message || ('failed to load ' + (e.target.src || e.target.href))), true);
+  const error = console.error;
+  console.error = (...args) => { problems.push(args.join(' ')); error(...args); };
+  window.addEventListener('load', () => {
+    const images = [...document.images].map(i => i.naturalWidth);
+    const rows = [...document.querySelectorAll('table')].map(t => t.querySelectorAll('tbody tr').length);
+    const out = document.createElement('pre'); out.id = 'probe';
+    out.textContent = 'PROBE ' + JSON.stringify({images, rows, problems});
+    document.body.appendChild(out);
+  });
+</script>"""
+
+
+def render_in_chromium(html: str, folder):
+    """Load `html` in headless chromium (offline, no driver): the probe's findings, and every line the
+    page wrote to the console (chromium's --enable-logging puts them on stderr as CONSOLE lines)."""
+    import json
+
+    page = folder / "check.html"
+    page.write_text(html.replace("<head>", "<head>" + PROBE, 1))
     run = subprocess.run(
         [
             _chromium(),
             "--headless",
             "--no-sandbox",
             "--disable-gpu",
+            "--enable-logging=stderr",
+            "--v=0",
             "--virtual-time-budget=5000",
             "--dump-dom",
             page.as_uri(),
@@ -217,18 +273,155 @@ def test_the_report_renders_in_headless_chromium_with_every_image_decoded(quick,
         text=True,
         timeout=120,
     )
-    found = re.search(r"PROBE (\{.*?\})", run.stdout)
+    found = re.search(r"PROBE (\{.*?\})</pre>", run.stdout)
     assert found, run.stderr[-2000:]
-    import json
+    return json.loads(found.group(1)), re.findall(r":CONSOLE[^\]]*\] (.*)", run.stderr)
 
-    probe_result = json.loads(found.group(1))
-    assert probe_result["images"] and all(width > 0 for width in probe_result["images"])
-    assert probe_result["rows"] and all(rows > 0 for rows in probe_result["rows"])
+
+needs_chromium = pytest.mark.skipif(
+    _chromium() is None, reason="no chromium on this machine (apt install chromium chromium-driver)"
+)
+
+
+@needs_chromium
+def test_the_report_renders_in_headless_chromium_with_every_image_decoded_and_no_console_error(
+    quick, tmp_path
+):
+    folder, _ = quick
+    probe, console_lines = render_in_chromium((folder / "report.html").read_text(), tmp_path)
+    assert probe["images"] and all(width > 0 for width in probe["images"])
+    assert probe["rows"] and all(rows > 0 for rows in probe["rows"])
+    assert probe["problems"] == [] and console_lines == []
+
+
+@needs_chromium
+def test_the_browser_check_sees_a_broken_image_a_script_error_and_a_console_error(tmp_path):
+    html = """<!doctype html><html><head><title>t</title></head><body><img src="missing.png">
+    <script>console.error("logged error"); undefinedFunction();</script></body></html>"""
+    probe, console_lines = render_in_chromium(html, tmp_path)
+    assert probe["images"] == [0]
+    assert any("missing.png" in p for p in probe["problems"])
+    assert any("logged error" in p for p in probe["problems"])
+    assert any("undefinedFunction" in p for p in probe["problems"])
+    assert any("logged error" in line for line in console_lines)
 
 
 @pytest.mark.slow
 def test_two_worker_processes_give_the_same_numbers_as_one(quick, tmp_path):
     _, one = quick
     two = optbench.bench(["sgd", "adamw"], folder=tmp_path, jobs=2, **SMALL)
-    for name, table in one.tables().items():
-        pd.testing.assert_frame_equal(two.tables()[name], table)
+    assert_same_numbers(one, two)
+
+
+# --- scale: shards, the cluster executor, lone timings, intervals ---------------------------------
+
+
+def test_two_shards_into_one_folder_split_the_cells_and_give_the_unsharded_numbers(quick, tmp_path):
+    _, whole = quick
+    computed = {}
+    for shard in [(2, 2), (1, 2)]:
+        statuses = []
+        outcome = optbench.bench(
+            ["adamw", "sgd"],  # another order: the shards depend on content keys only
+            folder=tmp_path,
+            shard=shard,
+            progress=lambda e, statuses=statuses: statuses.append(e.status),
+            **SMALL,
+        )
+        computed[shard] = {s.split(": ", 1)[1] for s in statuses if s.startswith("done")}
+        if shard == (2, 2):
+            assert isinstance(outcome, Pending) and (outcome.finished, outcome.total) == (2, 4)
+            assert not (tmp_path / "seeds.parquet").exists()
+    assert len(computed[(1, 2)]) == len(computed[(2, 2)]) == CELLS // 2
+    assert not computed[(1, 2)] & computed[(2, 2)]
+    assert (tmp_path / "report.html").exists()  # the last shard found every cell: it assembled
+    last = optbench.load(tmp_path)
+    # the same numbers as the unsharded run, whatever the optimizers' order
+    key = ["task", "optimizer", "study", "seed"]
+    pd.testing.assert_frame_equal(
+        last.seeds.sort_values(key, ignore_index=True)[whole.seeds.columns],
+        whole.seeds.sort_values(key, ignore_index=True),
+    )
+    rerun = optbench.bench(["sgd", "adamw"], folder=tmp_path, force=True, **SMALL)  # no shard: assembles
+    assert_same_numbers(whole, rerun)
+
+
+def test_shards_cover_every_pair_once_in_balanced_sizes():
+    keys = [f"{k:016x}" for k in (9, 3, 7, 1, 5, 8, 2)]
+    items = list(range(len(keys)))
+    shards = [in_shard(items, keys, (i, 3)) for i in (1, 2, 3)]
+    assert sorted(sum(shards, [])) == items
+    assert sorted(len(s) for s in shards) == [2, 2, 3]
+    assert shards[0] == [0, 3, 4]  # the keys 1, 5 and 9: first, fourth and seventh in key order
+    assert in_shard(items, keys, (1, 1)) == items
+
+
+@pytest.mark.parametrize("shard", [(0, 2), (3, 2), ("a", "b"), (1,), (True, 2)])
+def test_a_bad_shard_is_refused_before_anything_is_written(tmp_path, shard):
+    from optbench.errors import OptbenchError
+
+    with pytest.raises(OptbenchError, match="shard must be"):
+        optbench.bench(["sgd"], folder=tmp_path / "out", shard=shard, **SMALL)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("cluster", ["debug", pytest.param("local", marks=pytest.mark.slow)])
+def test_the_submitit_executor_gives_the_local_numbers_one_job_per_batched_cell(
+    quick, tmp_path, cluster, monkeypatch
+):
+    pytest.importorskip("submitit", reason="submitit (the 'cluster' extra) is not installed")
+    from optbench.cells import Submitit
+
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(sys.path))
+    _, local = quick
+    executor = Submitit(cluster=cluster, parameters={"timeout_min": 10}, poll_seconds=0.2)
+    result = optbench.bench(["sgd", "adamw"], folder=tmp_path, executor=executor, **SMALL)
+    assert_same_numbers(local, result)
+    assert list(result.statuses.values()) == ["done"] * CELLS
+    if cluster == "local":  # one job per cell, each a whole batch of trials (or a lone timing)
+        assert len(list((tmp_path / ".submitit").rglob("*_result.pkl"))) == CELLS
+
+
+def test_each_winner_is_rerun_alone_for_its_seconds(quick):
+    _, result = quick
+    timings = result.timings.set_index(["task", "optimizer"])
+    assert len(timings) == 4 and not timings.index.duplicated().any()
+    seeds = result.seeds.assign(steps=result.seeds["steps"].fillna(np.inf))
+    for (task, optimizer), lone in timings.iterrows():
+        mine = seeds[(seeds["task"] == task) & (seeds["optimizer"] == optimizer)]
+        medians = mine.groupby("study")["steps"].median()
+        assert lone["study"] == medians.index[medians.to_numpy().argmin()]  # the task's winner
+        # the same trial as seed 0 of its study in the batched seeds cell (noiseless tasks: same steps)
+        batched = mine[(mine["study"] == lone["study"]) & (mine["seed"] == 0)].iloc[0]
+        assert lone["lr"] == batched["lr"] and lone["seed"] == 0
+        assert np.nan_to_num(lone["steps"], nan=np.inf) == batched["steps"]
+        assert lone["seconds"] > 0
+        assert lone["seconds_per_step"] == pytest.approx(lone["seconds"] / get_bench_task(task).steps)
+        assert np.allclose(
+            lone["seconds_to_target"], lone["steps"] * lone["seconds_per_step"], equal_nan=True
+        )
+    # the profiles use steps only: the same ranking from the seeds table alone
+    profiles, ranking = scores(result.seeds)
+    pd.testing.assert_frame_equal(ranking, result.ranking)
+
+
+def test_the_final_gap_interval_is_students_t_over_the_winners_seeds(quick):
+    from scipy import stats
+
+    _, result = quick
+    assert len(result.summary) == 4
+    for row in result.summary.itertuples():
+        rows = result.seeds.query("task == @row.task and optimizer == @row.optimizer and study == @row.study")
+        gaps = rows["final_gap"].to_numpy()
+        assert row.seeds == len(gaps) == 2 and row.final_gap == pytest.approx(gaps.mean())
+        reference = stats.ttest_1samp(gaps, 0.0).confidence_interval(0.95)
+        assert row.final_gap_low == pytest.approx(max(0.0, reference.low))
+        assert row.final_gap_high == pytest.approx(reference.high)
+
+
+def test_the_final_interval_covers_the_mean_95_percent_of_the_time():
+    # K = 3 seeds of a normal metric, wide enough that some intervals are cut at 0
+    draws = np.random.default_rng(0).normal(1.1, 0.8, size=(4000, 3))
+    covered = [low <= 1.1 <= high for low, high in (final_interval(d) for d in draws)]
+    assert 0.93 <= np.mean(covered) <= 0.97
+    assert all(np.isnan(final_interval(np.array(v))).all() for v in ([1.0], [1.0, np.inf], [np.nan, 2.0]))

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from .result import CONFIDENCE
+
 REPORT_DPI = 110
 
 
@@ -48,9 +50,43 @@ def render(result) -> str:
         images=images,
         ranking=_html(result.ranking.round(3)),
         steps=_html(result.task_steps().reset_index()),
+        summary=_html(summary_view(result.summary)),
+        confidence=f"{CONFIDENCE:.0%}",
         outcomes=_html(outcomes),
-        task_table=_html(pd.DataFrame(meta["tasks"])),
+        task_table=_html(task_view(meta["tasks"])),
         environment=_html(pd.DataFrame(environment().items(), columns=["what", "value"])),
+    )
+
+
+def task_view(tasks: list[dict]) -> pd.DataFrame:
+    """The tasks' rows, name first and then the fields in alphabetical order (as meta.json keeps
+    them), so a report redrawn from a saved run is the same."""
+    frame = pd.DataFrame(tasks)
+    return frame[["name", *sorted(c for c in frame.columns if c != "name")]]
+
+
+def summary_view(summary: pd.DataFrame) -> pd.DataFrame:
+    """The summary table as the report shows it: each interval in one column, 3 significant digits."""
+
+    def number(value) -> str:
+        return f"{value:.3g}"
+
+    interval = [
+        f"{number(low)} to {number(high)}" if low == low else ""
+        for low, high in zip(summary["final_gap_low"], summary["final_gap_high"], strict=True)
+    ]
+    return pd.DataFrame(
+        {
+            "task": summary["task"],
+            "optimizer": summary["optimizer"],
+            "study": summary["study"],
+            "steps": summary["steps"],
+            "seeds": summary["seeds"],
+            "final f - f* (mean)": summary["final_gap"].map(number),
+            f"{CONFIDENCE:.0%} interval": interval,
+            "seconds per step": summary["seconds_per_step"].map(number),
+            "seconds to target": summary["seconds_to_target"].map(number),
+        }
     )
 
 

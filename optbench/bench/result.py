@@ -6,6 +6,12 @@ Tables (one row each):
   failed: MESSAGE);
 - winners: (optimizer, task, study): the study's fastest trial (`protocol.fastest_per_study`);
 - seeds: (optimizer, task, study, seed): the winner rerun per seed, columns as trials;
+- timings: (optimizer, task): the task's winner rerun alone (`timing`): its columns as trials, plus
+  seconds, seconds_per_step, seconds_to_target and threads;
+- summary: (task, optimizer): the task's winner (the study of `timing.lone_winner`), its steps (median
+  over seeds), the final metric f - f* as the mean over its K seeds with a 95% Student-t interval
+  (final_gap, final_gap_low, final_gap_high: `final_interval`), and the lone
+  rerun's seconds_per_step and seconds_to_target;
 - profiles: (optimizer, tau): the fraction of tasks within tau times the best (`profiles`);
 - ranking: per optimizer: score (area under the profile up to tau 4), its bootstrap interval, rank.
 """
@@ -24,7 +30,8 @@ from . import profiles
 
 TAUS = np.linspace(1.0, profiles.TAU_MAX, 301)  # the profile's τ grid, 0.01 apart
 REPORT = "report.html"
-TABLES = ("trials", "winners", "seeds", "profiles", "ranking")
+TABLES = ("trials", "winners", "seeds", "timings", "summary", "profiles", "ranking")
+CONFIDENCE = 0.95  # of the final metric's interval over seeds
 
 
 class BenchResult(Result):
@@ -32,17 +39,29 @@ class BenchResult(Result):
 
     kind = "bench"
 
-    def __init__(self, meta: dict, seed: int, trials, winners, seeds, profiles_table, ranking_table):
+    def __init__(
+        self, meta: dict, seed: int, trials, winners, seeds, timings, summary, profiles_table, ranking_table
+    ):
         self.meta, self.seed = meta, seed
         self.trials, self.winners, self.seeds = trials, winners, seeds
+        self.timings, self.summary = timings, summary
         self.profiles, self.ranking = profiles_table, ranking_table
         self.statuses: dict[str, str] = {}  # this run's cell key -> status (skipped, done, failed: ...)
         self.failed: dict[str, str] = {}  # "OPTIMIZER on TASK" -> message, as meta.json's "failed"
 
     @classmethod
     def from_run(cls, meta: dict, seed: int, tables: dict) -> BenchResult:
-        seeds = tables["seeds"]
-        result = cls(meta, seed, tables["trials"], tables["winners"], seeds, *scores(seeds))
+        seeds, timings = tables["seeds"], tables["timings"]
+        result = cls(
+            meta,
+            seed,
+            tables["trials"],
+            tables["winners"],
+            seeds,
+            timings,
+            summary(seeds, timings),
+            *scores(seeds),
+        )
         result.statuses = tables["statuses"]
         result.failed = failures(result.trials, result.seeds)
         return result
@@ -65,6 +84,8 @@ class BenchResult(Result):
             "trials": read_table(folder / "trials.parquet", (*keys, "trial", "steps", "status")),
             "winners": read_table(folder / "winners.parquet", (*keys, "steps")),
             "seeds": read_table(folder / "seeds.parquet", (*keys, "seed", "steps", "status")),
+            "timings": read_table(folder / "timings.parquet", (*keys, "seconds_per_step")),
+            "summary": read_table(folder / "summary.parquet", (*keys, "final_gap", "seconds_per_step")),
             "profiles": read_table(folder / "profiles.parquet", ("optimizer", "tau", "fraction")),
             "ranking": read_table(folder / "ranking.parquet", ("optimizer", "score", "rank")),
         }
@@ -90,6 +111,44 @@ def failures(*tables: pd.DataFrame) -> dict[str, str]:
         for row in rows.itertuples():
             failed.setdefault(f"{row.optimizer} on {row.task}", row.status.removeprefix("failed: "))
     return failed
+
+
+def summary(seeds: pd.DataFrame, timings: pd.DataFrame, confidence: float = CONFIDENCE) -> pd.DataFrame:
+    """The summary table of the module docstring: per (task, optimizer) of `timings` (one row each,
+    the study of its winner), that study's rows of `seeds`."""
+    rows = []
+    for lone in timings.itertuples():
+        mine = seeds[(seeds["task"] == lone.task) & (seeds["optimizer"] == lone.optimizer)]
+        mine = mine[mine["study"] == lone.study]
+        gaps = mine["final_gap"].to_numpy(dtype=float)
+        low, high = final_interval(gaps, confidence)
+        rows.append(
+            {
+                "task": lone.task,
+                "optimizer": lone.optimizer,
+                "study": lone.study,
+                "steps": mine["steps"].astype(float).fillna(np.inf).median(),
+                "seeds": len(gaps),
+                "final_gap": gaps.mean() if len(gaps) else np.nan,
+                "final_gap_low": low,
+                "final_gap_high": high,
+                "seconds_per_step": lone.seconds_per_step,
+                "seconds_to_target": lone.seconds_to_target,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def final_interval(values: np.ndarray, confidence: float = CONFIDENCE) -> tuple[float, float]:
+    """The Student-t interval of the mean of `values` over seeds (`sweeps.noise_scale.mean_interval`),
+    its lower end cut at 0: f - f* >= 0, so the part below holds no possible value and cutting it keeps
+    the coverage. (NaN, NaN) for fewer than 2 values or any non-finite one (a diverged or failed seed)."""
+    from ..sweeps.noise_scale import mean_interval
+
+    if len(values) < 2 or not np.isfinite(values).all():
+        return np.nan, np.nan
+    low, high = mean_interval([float(v) for v in values], confidence)
+    return max(0.0, low), high
 
 
 def scores(seeds: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:

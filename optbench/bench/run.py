@@ -1,13 +1,22 @@
 """`bench(optimizers, suite=...)`: the tuning protocol over a suite of tasks, on the cell engine.
 
-For each task and optimizer, two cells, each one batched program (`bench.suite`):
+For each task and optimizer, three cells:
 1. tuning: the protocol's studies of quasi-random trials over the shared search space
    (`protocol.quasi_random_studies`), every trial from the seed-0 start; steps to target per trial;
+   one batched program (`bench.suite`);
 2. seeds: each study's fastest trial (`protocol.fastest_per_study`) rerun from the starts of seeds
-   0..K-1 (K = `seeds`); these rows feed the profiles and the ranking (`profiles.ranking`).
+   0..K-1 (K = `seeds`); these rows feed the profiles and the ranking (`profiles.ranking`); one
+   batched program;
+3. timing: the task's winner (`timing.lone_winner`) rerun alone, one trial in one process, after every
+   other cell has finished, for wall seconds (`timing.timed_rows`). Trials batched into one program
+   share their time, so seconds come only from here; the profiles stay on steps.
 
 Cells are content-keyed (the task's row, the optimizer's resolved text and origin, every trial's
-hyperparameters, the seeds), so a rerun computes only unfinished cells, and `jobs` changes no number.
+hyperparameters, the seeds), so a rerun computes only unfinished cells, and `jobs` changes no number
+(timings aside: wall time varies from run to run, and is in no key of the other cells).
+A shard (i, n) computes the cells of every n-th (task, optimizer) pair, the pairs ordered by the
+content key of their tuning cell, so n runs sharing one folder (an array job) split the work
+between them whatever order the optimizers were given in; a run finds every shard's finished cells.
 An optimizer that raises is recorded as failed (status "failed: ..."; steps NaN), a trial whose loss
 turns NaN/inf or explodes as diverged (`runners.divergence`): both count as never reaching the target.
 Gradient noise of a noisy task is drawn from one generator per cell (seeded with the protocol's seed),
@@ -29,10 +38,12 @@ from ..progress import Progress
 from ..specs import OptimizerSpec, as_spec
 from . import protocol
 from .suite import BenchTask, suite_tasks
+from .timing import TIMING_COLUMNS, lone_winner, timed_rows
 
 KIND = "bench"
 BAR = "bench"
 VERSION = 1  # bump when a cell's computation changes, so old cells are not reused
+STAGES = 3  # cells per task and optimizer: tuning, seeds, timing
 AXES = ("lr", "momentum", "beta1", "beta2")
 
 
@@ -42,10 +53,32 @@ class Cell:
     label: str
 
 
+@dataclass(frozen=True)
+class Pending:
+    """What a shard returns while other shards' cells are unfinished: `finished` of the `total`
+    (task, optimizer) pairs of the whole benchmark have all their cells in `folder`."""
+
+    shard: tuple[int, int]
+    finished: int
+    total: int
+    folder: Path
+
+
 def check_whole(name: str, value, minimum: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         raise OptbenchError(f"{name} must be a whole number >= {minimum}, got {value}")
     return int(value)
+
+
+def check_shard(shard) -> tuple[int, int]:
+    """(i, n) with 1 <= i <= n, whole numbers; OptbenchError otherwise."""
+    try:
+        index, count = (check_whole("shard", part) for part in shard)
+    except (TypeError, ValueError, OptbenchError):
+        index, count = 0, 0
+    if not 1 <= index <= count:
+        raise OptbenchError(f"shard must be (i, n) with 1 <= i <= n, got {shard}")
+    return index, count
 
 
 def bench_spec(optimizers, suite, studies, trials_per_study, seeds, seed) -> tuple[dict, list, list]:
@@ -91,6 +124,7 @@ def bench(
     seed: int = 0,
     force: bool = False,
     executor=None,
+    shard: tuple[int, int] = (1, 1),
 ):
     """Run the benchmark; returns a `BenchResult` (saved to `folder` when given, report included).
 
@@ -99,7 +133,12 @@ def bench(
     quasi-random trials per task and optimizer, then `seeds` seeds at each study's winner.
     folder: where cells, the tables, meta.json and report.html go; None: a temporary folder, removed
     afterwards (nothing kept).
-    progress: gets a `Progress` on bar "bench" per cell (2 per task and optimizer).
+    executor: where the tuning and seed cells run: `cells.Local(jobs)` by default, or
+    `cells.Submitit(...)` (one job per cell, each a whole batched program). Timing cells run one at
+    a time: in this process (local), or one job each (Submitit).
+    shard: (i, n) computes only shard i of n (see the module docstring) into `folder`; it returns
+    the `BenchResult` when every shard's cells are finished, else a `Pending`. Needs a folder.
+    progress: gets a `Progress` on bar "bench" per cell (3 per task and optimizer of this shard).
     Raises OptbenchError for bad input before anything is written; `cells.Interrupted` on SIGINT or
     SIGTERM (finished cells are kept; a rerun resumes).
     """
@@ -109,25 +148,31 @@ def bench(
 
     spec, specs, tasks = bench_spec(optimizers, suite, studies, trials_per_study, seeds, seed)
     jobs = check_whole("jobs", jobs)
+    shard = check_shard(shard)
+    if shard != (1, 1) and folder is None:
+        raise OptbenchError("a shard needs a folder that every shard writes into")
     executor = executor or Local(jobs)
     for task in tasks:
         task.surface  # noqa: B018 - builds the problem now: a broken task fails before any write
     if folder is not None:
         CellStore(folder).check(KIND, spec, seed, force)
-        result = BenchResult.from_run(
-            spec, seed, _run(Path(folder), spec, specs, tasks, executor, progress, force)
-        )
+        tables = _run(Path(folder), spec, specs, tasks, executor, progress, force, shard)
+        if isinstance(tables, Pending):
+            return tables
+        result = BenchResult.from_run(spec, seed, tables)
         result.save(folder)
         result.write_report(folder)
         return result
     with tempfile.TemporaryDirectory(prefix="optbench-bench-") as scratch:
         return BenchResult.from_run(
-            spec, seed, _run(Path(scratch), spec, specs, tasks, executor, progress, force)
+            spec, seed, _run(Path(scratch), spec, specs, tasks, executor, progress, force, shard)
         )
 
 
-def _run(folder, spec, specs, tasks, executor, progress, force) -> dict[str, pd.DataFrame]:
-    total = 2 * len(specs) * len(tasks)
+def _run(folder, spec, specs, tasks, executor, progress, force, shard) -> dict | Pending:
+    pairs = [(task, optimizer) for task in tasks for optimizer in specs]
+    mine = in_shard(pairs, [_tuning_group(task, optimizer, spec).key for task, optimizer in pairs], shard)
+    total = STAGES * len(mine)
     counted: dict[str, str] = {}
     labels: dict[str, str] = {}
 
@@ -141,24 +186,68 @@ def _run(folder, spec, specs, tasks, executor, progress, force) -> dict[str, pd.
     with CellStore(folder) as store:
         store.open(KIND, spec, spec["seed"], force)
         try:
-            trial_groups = [
-                _group("trials", task, optimizer, _trials(optimizer, spec), spec)
-                for task in tasks
-                for optimizer in specs
-            ]
-            trials = _stage(store, folder, trial_groups, executor, report, labels)
-            winners = protocol.fastest_per_study(trials)
-            seed_groups = [
-                _group("seeds", task, optimizer, _reruns(winners, task, optimizer, spec["seeds"]), spec)
-                for task in tasks
-                for optimizer in specs
-            ]
-            reruns = _stage(store, folder, seed_groups, executor, report, labels)
+            tables = _stages(store, folder, mine, spec, executor, report, labels)
         except Interrupted as stop:
             stop.total = total
             stop.finished = sum(store.finished(k) for k in labels)
             raise
-    return {"trials": trials, "winners": winners, "seeds": reruns, "statuses": counted}
+        if len(mine) < len(pairs):  # the other shards' cells, read only: the tables once all are done
+            done = [_stages(store, folder, [pair], spec, None, _ignore, {}) is not None for pair in pairs]
+            if not all(done):
+                return Pending(shard, sum(done), len(pairs), Path(folder))
+            tables = _stages(store, folder, pairs, spec, None, _ignore, {})
+    return {**tables, "statuses": counted}
+
+
+def _ignore(key: str, status: str) -> None:
+    """The report of a read-only pass over the store: nothing runs, so nothing to say."""
+
+
+def in_shard(items: list, keys: list[str], shard: tuple[int, int]) -> list:
+    """The items of shard (i, n): every n-th from the (i-1)-th in the order of their `keys`, so the
+    n shards cover every item once, in sizes differing by at most one; returned in their own order."""
+    index, count = shard
+    ordered = sorted(range(len(items)), key=keys.__getitem__)
+    chosen = set(ordered[index - 1 :: count])
+    return [item for position, item in enumerate(items) if position in chosen]
+
+
+def _stages(store, folder, pairs, spec, executor, report, labels) -> dict | None:
+    """The three stages of the module docstring over `pairs`, computed through `executor`; with
+    `executor` None nothing is computed, and None is returned unless every cell is finished."""
+    trials = _stage(
+        store,
+        folder,
+        [_tuning_group(task, optimizer, spec) for task, optimizer in pairs],
+        executor,
+        report,
+        labels,
+    )
+    if trials is None:
+        return None
+    winners = protocol.fastest_per_study(trials)
+    seed_groups = [
+        _group("seeds", task, optimizer, _reruns(winners, task, optimizer, spec["seeds"]), spec)
+        for task, optimizer in pairs
+    ]
+    reruns = _stage(store, folder, seed_groups, executor, report, labels)
+    if reruns is None:
+        return None
+    timing_groups = [
+        _group("timing", task, optimizer, lone_winner(reruns, task.name, optimizer.text, AXES), spec)
+        for task, optimizer in pairs
+    ]
+    lone = Local(1) if isinstance(executor, Local) else executor  # no other cell runs beside a timing
+    timings = _stage(store, folder, timing_groups, lone, report, labels, BenchJob(timed=True))
+    if timings is None:
+        return None
+    # a timing job that died has failed rows without the timing columns: NaN there
+    timings = timings.reindex(columns=list(dict.fromkeys([*timings.columns, *TIMING_COLUMNS])))
+    return {"trials": trials, "winners": winners, "seeds": reruns, "timings": timings}
+
+
+def _tuning_group(task: BenchTask, optimizer: OptimizerSpec, spec: dict) -> Group:
+    return _group("trials", task, optimizer, _trials(optimizer, spec), spec)
 
 
 def _trials(optimizer: OptimizerSpec, spec: dict) -> pd.DataFrame:
@@ -204,7 +293,9 @@ def _group(stage: str, task: BenchTask, optimizer: OptimizerSpec, rows: pd.DataF
     )
 
 
-def _stage(store, folder, groups, executor, report, labels) -> pd.DataFrame:
+def _stage(store, folder, groups, executor, report, labels, job=None) -> pd.DataFrame | None:
+    """The rows of `groups`: finished ones read, the others computed through `executor` (None:
+    nothing computed, and None returned if any group is unfinished)."""
     for group in groups:
         labels[group.key] = group.cells[0].label
     todo = []
@@ -213,6 +304,8 @@ def _stage(store, folder, groups, executor, report, labels) -> pd.DataFrame:
             report(group.key, SKIPPED)
         else:
             todo.append(group)
+    if todo and executor is None:
+        return None
     failures: dict[str, str] = {}
 
     def seen(key, status):
@@ -220,7 +313,8 @@ def _stage(store, folder, groups, executor, report, labels) -> pd.DataFrame:
             failures[key] = status
         report(key, status)
 
-    schedule(folder, todo, BenchJob(), executor, seen)
+    if todo:
+        schedule(folder, todo, job or BenchJob(), executor, seen)
     tables = []
     for group in groups:
         stored = store.read(group.key)
@@ -232,11 +326,15 @@ def _stage(store, folder, groups, executor, report, labels) -> pd.DataFrame:
     return pd.concat(tables, ignore_index=True)
 
 
+@dataclass(frozen=True)
 class BenchJob:
-    """Computes one bench cell (a batch of trials, or of seeded reruns) and writes its rows."""
+    """Computes one bench cell (a batch of trials, or of seeded reruns; `timed`: one trial rerun
+    alone and timed, `timing.timed_rows`) and writes its rows."""
+
+    timed: bool = False
 
     def __call__(self, store, group, missing):
-        rows = run_rows(group.context)
+        rows = timed_rows(group.context, run_rows) if self.timed else run_rows(group.context)
         store.write(group.key, {"rows": rows})
         yield group.key, DONE
 

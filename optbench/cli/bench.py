@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import rich_click as click
 
+from ..errors import OptbenchError
 from ..optimizers.registry import check_spec_name
 from ..tasks.names import bench_task_names
 from .common import (
@@ -21,6 +22,8 @@ from .common import (
     seed_option,
 )
 
+CLUSTERS = ("slurm", "local", "debug")  # submitit's executors (`cells.Submitit`)
+
 
 @click.command("bench")
 @click.argument("optimizers", nargs=-1, required=True)
@@ -32,12 +35,49 @@ from .common import (
 @click.option("--trials", type=int, default=5, show_default=True, help="Quasi-random trials per study.")
 @click.option("--seeds", type=int, default=3, show_default=True, help="Seeds rerun at each study's winner.")
 @click.option("--jobs", type=int, default=1, show_default=True, help="Cells run in this many processes.")
+@click.option(
+    "--shard",
+    default=None,
+    metavar="I/N",
+    help="Compute only shard I of N (1-based) into --out, e.g. for an array job; the run that finds "
+    "every shard finished writes the tables and report.",
+)
+@click.option(
+    "--cluster",
+    type=click.Choice(CLUSTERS),
+    default=None,
+    help="Run each cell as a submitit job instead of local processes: slurm, local (submitit's local "
+    "processes) or debug (in this process).",
+)
+@click.option(
+    "--cluster-option",
+    "cluster_options",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="A submitit parameter for every job, e.g. timeout_min=60 or slurm_partition=cpu (repeatable).",
+)
 @seed_option
 @force_option
 @formats_option
 @out_option
 @click.pass_context
-def command(ctx, optimizers, suite, tasks, studies, trials, seeds, jobs, seed, force, formats, out):
+def command(
+    ctx,
+    optimizers,
+    suite,
+    tasks,
+    studies,
+    trials,
+    seeds,
+    jobs,
+    shard,
+    cluster,
+    cluster_options,
+    seed,
+    force,
+    formats,
+    out,
+):
     """Benchmark optimizers fairly over a suite of tasks: equal tuning, seeds, performance profiles.
 
     Every optimizer gets the same quasi-random trials over one search space per task (AlgoPerf's
@@ -52,16 +92,37 @@ def command(ctx, optimizers, suite, tasks, studies, trials, seeds, jobs, seed, f
     bench_task_names(chosen)
     formats = parse_formats(formats)
     from ..bench.result import REPORT
-    from ..bench.run import bench, bench_spec, check_whole
-    from ..cells import Interrupted
+    from ..bench.run import Pending, bench, bench_spec, check_whole
+    from ..cells import Interrupted, Local, Submitit
     from ..plots.style import save_figures
+    from .sweep_options import parse_shard
 
     bench_spec(optimizers, chosen, studies, trials, seeds, seed)  # bad input: one line, nothing written
     check_whole("jobs", jobs)
+    shard = parse_shard(shard)
+    if shard != (1, 1) and out is None:
+        raise OptbenchError("--shard needs --out: the one folder every shard writes into")
+    parameters = dict(parse_cluster_option(item) for item in cluster_options)
+    if parameters and cluster is None:
+        raise OptbenchError(f"--cluster-option {cluster_options[0]} needs --cluster")
+    executor = Submitit(cluster, parameters) if cluster else Local(jobs)
     with results_folder(out, "bench") as folder:
         try:
             with ProgressBars() as bars:
-                result = bench(optimizers, chosen, studies, trials, seeds, folder, jobs, bars, seed, force)
+                result = bench(
+                    optimizers,
+                    chosen,
+                    studies,
+                    trials,
+                    seeds,
+                    folder,
+                    jobs,
+                    bars,
+                    seed,
+                    force,
+                    executor,
+                    shard,
+                )
         except Interrupted as stop:
             console_err.print(
                 f"[bold red]stopped by {stop}:[/] {stop.finished} of {stop.total} cell(s) finished "
@@ -69,10 +130,20 @@ def command(ctx, optimizers, suite, tasks, studies, trials, seeds, jobs, seed, f
                 highlight=False,
             )
             ctx.exit(stop.exit_code)
+    if isinstance(result, Pending):
+        console_err.print(
+            f"shard {shard[0]}/{shard[1]} finished; {result.finished} of {result.total} (task, optimizer) "
+            "pair(s) of the benchmark are done: once every shard is, any of them (or the command "
+            "without --shard) writes the tables and report",
+            highlight=False,
+        )
+        console.print(f"cells in {folder}")
+        return
     for path in save_figures(result.plot(), folder, formats):
         console.print(f"wrote {path}")
     console.print(f"wrote {folder / REPORT}")
     print_table(ranking_table(result))
+    print_table(summary_table(result))
     failed = result.trials["status"].str.startswith("failed")
     if failed.any():
         first = result.trials[failed].iloc[0]
@@ -82,6 +153,46 @@ def command(ctx, optimizers, suite, tasks, studies, trials, seeds, jobs, seed, f
             highlight=False,
         )
     console.print(f"results in {folder}")
+
+
+def parse_cluster_option(item: str) -> tuple[str, object]:
+    """'KEY=VALUE' -> (KEY, VALUE as an int, float or text); OptbenchError when malformed."""
+    key, eq, text = item.partition("=")
+    if not eq or not key.strip().isidentifier():
+        raise OptbenchError(f"malformed --cluster-option '{item}': expected KEY=VALUE, e.g. timeout_min=60")
+    for kind in (int, float):
+        try:
+            return key.strip(), kind(text)
+        except ValueError:
+            pass
+    return key.strip(), text
+
+
+def summary_table(result):
+    from rich.table import Table
+
+    table = Table(
+        title="Each task's winner: final f - f* (mean over seeds, 95% t interval); seconds from its lone rerun",
+        title_justify="left",
+    )
+    for name in ("task", "optimizer", "steps", "final f - f*", "95% interval", "s/step", "s to target"):
+        table.add_column(name, justify="left" if name in ("task", "optimizer") else "right")
+    for row in result.summary.itertuples():
+        interval = (
+            f"{format_number(row.final_gap_low)} to {format_number(row.final_gap_high)}"
+            if row.final_gap_low == row.final_gap_low
+            else "-"
+        )
+        table.add_row(
+            row.task,
+            row.optimizer,
+            format_number(row.steps),
+            format_number(row.final_gap),
+            interval,
+            format_number(row.seconds_per_step),
+            format_number(row.seconds_to_target),
+        )
+    return table
 
 
 def ranking_table(result):

@@ -1,4 +1,5 @@
-"""`optbench plot DIR`: redraw every figure of a results folder from its saved tables.
+"""`optbench plot DIR`: redraw every figure of a results folder from its saved tables (and a
+benchmark's HTML report).
 
 One path for every kind of result: `optbench.load(DIR).plot()`, and each figure saved beside the
 tables (a comparison that had an animation gets it again).
@@ -29,6 +30,8 @@ def command(folders, formats):
     for folder, result in results.items():
         for path in save_figures(result.plot(), folder, formats):
             console.print(f"wrote {path}")
+        if hasattr(result, "write_report"):  # a benchmark's report embeds its figures: redrawn too
+            console.print(f"wrote {result.write_report(folder)}")
         if (folder / ANIMATION).exists() and hasattr(result, "animation"):
             atomic_write_bytes(folder / ANIMATION, result.animation())
             console.print(f"wrote {folder / ANIMATION}")

@@ -1,0 +1,55 @@
+"""Wall seconds of the benchmark: each task's winner rerun alone, one trial in one process.
+
+Trials run as one batched program share their time, so no trial of the tuning or seed cells has a
+time of its own. The seconds come from one lone rerun per task and optimizer, after every other cell
+has finished (`run`): the winner's hyperparameters from the start of seed 0, the cell's computation
+run once untimed for one step (it loads data and fills caches) and then timed with
+`time.perf_counter`.
+
+    seconds_per_step  = (wall seconds of the timed run) / (the task's budget of steps)
+    seconds_to_target = steps to target of the lone run × seconds_per_step    (NaN if not reached)
+
+A surface run always takes its whole budget, so seconds per step is the run's own average; it includes
+building the optimizer and evaluating the targets. Timings vary from run to run and machine to
+machine: they are in no content key of the numbers, and the profiles stay on steps.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+import torch
+
+TIMING_COLUMNS = ("seconds", "seconds_per_step", "seconds_to_target", "threads")
+
+
+def lone_winner(seeds: pd.DataFrame, task: str, optimizer: str, axes) -> pd.DataFrame:
+    """The task's winner for `optimizer`: of the study winners rerun in `seeds` (the seeds table),
+    the one with the fewest steps (median over its seeds, NaN counting as never; ties go to the lower
+    study), as one row to rerun: study, trial, its hyperparameters among `axes`, seed 0."""
+    mine = seeds[(seeds["task"] == task) & (seeds["optimizer"] == optimizer)]
+    steps = mine.assign(steps=mine["steps"].astype(float).fillna(np.inf))
+    medians = steps.groupby("study")["steps"].median()
+    study = medians.index[np.argmin(medians.to_numpy())]  # argmin takes the first (lowest) of ties
+    row = mine[mine["study"] == study].iloc[:1]
+    columns = ["study", "trial", *[a for a in axes if a in row.columns and row[a].notna().any()]]
+    return row[columns].assign(seed=0).reset_index(drop=True)
+
+
+def timed_rows(context: dict, compute: Callable[[dict], pd.DataFrame]) -> pd.DataFrame:
+    """`compute(context)`'s rows with the columns seconds, seconds_per_step, seconds_to_target and
+    threads (torch's intra-op threads during the run); see the module docstring."""
+    compute({**context, "task": {**context["task"], "steps": 1}})  # the warm-up: loads, fills caches
+    start = time.perf_counter()
+    rows = compute(context)
+    seconds = time.perf_counter() - start
+    per_step = seconds / context["task"]["steps"]
+    return rows.assign(
+        seconds=seconds,
+        seconds_per_step=per_step,
+        seconds_to_target=rows["steps"].astype(float) * per_step,
+        threads=torch.get_num_threads(),
+    )
