@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from .bounded import check_folder_path, load_json
 from .errors import OptbenchError
 
 META_FILE = "meta.json"
@@ -119,16 +120,15 @@ def write_metadata(folder: Path, kind: str, spec: dict, seed: int | None, failed
 
 
 def read_metadata(folder: Path) -> dict:
+    """meta.json of `folder`, read with limits (`bounded.load_json`); OptbenchError when the folder or
+    the file is missing, the file is not a regular file or not JSON, or records no kind."""
     folder = Path(folder)
     if not folder.is_dir():
         raise OptbenchError(f"results folder not found: {folder}")
     path = folder / META_FILE
-    if not path.exists():
+    if not path.exists() and not path.is_symlink():
         raise OptbenchError(f"{folder} has no {META_FILE}: not an optbench results folder")
-    try:
-        meta = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise OptbenchError(f"corrupt {path}: {error}") from None
+    meta = load_json(path, META_FILE)
     if not isinstance(meta, dict) or "kind" not in meta:
         raise OptbenchError(f"corrupt {path}: no 'kind' recorded")
     return meta
@@ -141,7 +141,7 @@ def default_folder(command: str) -> Path:
 
 def output_folder(out: str | Path | None, command: str) -> Path:
     """`--out` or `default_folder(command)`, created and proven writable before any work."""
-    folder = Path(out) if out else default_folder(command)
+    folder = check_folder_path(out) if out else default_folder(command)
     try:
         folder.mkdir(parents=True, exist_ok=True)
         probe = folder / ".optbench-write-test"
