@@ -26,7 +26,7 @@ from ..budget import require_rows
 from ..cells import CellStore, content_key
 from ..errors import OptbenchError, failure
 from ..progress import Progress
-from ..results import output_folder, read_metadata, read_table
+from ..results import output_folder, read_metadata
 from ..runners.devices import torch_threads
 from ..runners.distributed import launch, process_group, started_by_torchrun
 from ..runners.training import TrainResult, TrainSpec, check
@@ -36,22 +36,23 @@ from ..specs import OptimizerSpec, as_spec
 from ..tasks import TaskKind, get_task
 from ..tasks import defaults as D
 from .inputs import check_seed
-from .result import Result, require_spec, require_tables
+from .result import FLAG, KEY, MEASURE, TEXT, Result, TableSchema, read_tables, require_spec, require_tables
 
 CLASSIFICATION_TABLES = ("steps", "epochs", "summary", "evaluations")
-TABLE_COLUMNS = {  # the tables a training results folder may hold -> the columns `load` requires
-    "steps": ["optimizer", "epoch", "step", "loss"],
-    "epochs": [
-        "optimizer",
-        "family",
-        "epoch",
-        "val_loss",
-        "diverged",
-    ],  # + accuracy or bpc: the figures check
-    "summary": ["optimizer"],
-    "evaluations": ["optimizer"],
-    "regression": ["optimizer", "family", "step", "suboptimality", "diverged"],
-    "trace": ["optimizer", "family", "a", "a_next"],
+TABLE_COLUMNS = {  # the tables a training results folder may hold -> their columns `load` checks
+    "steps": {"optimizer": TEXT, "epoch": KEY, "step": KEY, "loss": MEASURE},
+    # + accuracy or bpc: the figures check
+    "epochs": {"optimizer": TEXT, "family": TEXT, "epoch": KEY, "val_loss": MEASURE, "diverged": FLAG},
+    "summary": {"optimizer": TEXT},
+    "evaluations": {"optimizer": TEXT},
+    "regression": {
+        "optimizer": TEXT,
+        "family": TEXT,
+        "step": KEY,
+        "suboptimality": MEASURE,
+        "diverged": FLAG,
+    },
+    "trace": {"optimizer": TEXT, "family": TEXT, "a": MEASURE, "a_next": MEASURE},
 }
 
 
@@ -90,12 +91,26 @@ class TrainingResult(Result):
         meta = read_metadata(folder)
         spec = require_spec(folder, meta)
         require_tables(folder)
-        tables = {
-            name: read_table(folder / f"{name}.parquet", columns)
-            for name, columns in TABLE_COLUMNS.items()
-            if (folder / f"{name}.parquet").exists()
-        }
-        return cls(task=spec.get("task", ""), meta=spec, seed=meta.get("seed", 0), **tables)
+        tables = read_tables(folder, meta, cls.schemas(spec, meta))
+        present = {name: table for name, table in tables.items() if table is not None}
+        return cls(task=spec.get("task", ""), meta=spec, seed=meta.get("seed", 0), **present)
+
+    @staticmethod
+    def schemas(spec: dict, meta: dict) -> list[TableSchema]:
+        """The tables of a saved training run (`result.TableSchema`): a classification run's steps,
+        epochs and summary (one summary row per run that did not fail), a regression's or the scalar
+        example's own table."""
+        if "runs" in spec:
+            runs, failed = spec["runs"], meta.get("failed") or {}
+            count = len(runs) - len(failed) if isinstance(runs, list) and isinstance(failed, dict) else None
+            required = {"steps": None, "epochs": None, "summary": count}
+            return [
+                TableSchema(name, columns, required=name in required, rows=required.get(name))
+                for name, columns in TABLE_COLUMNS.items()
+                if name in (*CLASSIFICATION_TABLES,)
+            ]
+        table = "trace" if spec.get("task") == "scalar" else "regression"
+        return [TableSchema(table, TABLE_COLUMNS[table])]
 
     def plot(self) -> dict:
         """Figure name -> matplotlib figure (see `plots.training.training_figures`)."""
