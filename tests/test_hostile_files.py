@@ -7,7 +7,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 from test_hostile import refused
 
@@ -152,3 +156,113 @@ def test_an_out_name_of_255_bytes_is_accepted_and_the_library_refuses_256(tmp_pa
     with pytest.raises(OptbenchError, match="is 256 bytes long"):
         optbench.sweep(task="surface:elliptic", steps=3, folder=tmp_path / ("y" * 256))
     assert sorted(os.listdir(tmp_path)) == ["x" * 255]
+
+
+# --- damaged tables: one schema check per result kind (experiments/result.py) ------------------------
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    """Results folders of each kind, saved once; a test damages its own copy."""
+    root = tmp_path_factory.mktemp("saved")
+    optbench.compare(["sgd", "adam"], steps=5).save(root / "compare")
+    optbench.grid("sgd", {"lr": [0.01, 0.05, 0.1], "momentum": [0.0, 0.5, 0.9]}, steps=5).save(root / "grid")
+    optbench.train("sgd", task="linreg", epochs=1).save(root / "linreg")
+    optbench.train("sgd", task="digits", epochs=1).save(root / "train")
+    optbench.sweep(task="surface:elliptic", steps=5, batch_sizes=[16, 64], folder=root / "sweep").save()
+    shutil.rmtree(root / "sweep" / "cells")  # read from its merged tables (cells: below)
+    return root
+
+
+def damaged(saved, tmp_path, kind: str, table: str, damage) -> Path:
+    """A copy of the saved `kind` folder whose `table` is `damage(table)`, or gone when damage is None."""
+    folder = tmp_path / kind
+    shutil.copytree(saved / kind, folder)
+    path = folder / f"{table}.parquet"
+    if damage is None:
+        path.unlink()
+    else:
+        damage(pd.read_parquet(path)).to_parquet(path)
+    return folder
+
+
+def as_text(column):
+    return lambda table: table.assign(**{column: table[column].astype(str) + "x"})
+
+
+def nan_in(column):
+    return lambda table: table.assign(**{column: np.nan})
+
+
+DAMAGES = [
+    ("compare", "metrics", as_text("final_loss"), "column 'final_loss' of {path} holds '"),
+    ("compare", "trajectory", as_text("loss"), "column 'loss' of {path} holds '"),
+    ("grid", "metrics", as_text("lr"), "column 'lr' of {path} holds '"),
+    ("linreg", "regression", as_text("suboptimality"), "column 'suboptimality' of {path} holds '"),
+    ("sweep", "summary", as_text("final_loss"), "column 'final_loss' of {path} holds '"),
+    ("train", "epochs", as_text("diverged"), "column 'diverged' of {path} holds 'Falsex' where true/false"),
+    ("compare", "metrics", lambda t: t.iloc[:0], "{path} has no rows"),
+    ("grid", "metrics", lambda t: t.iloc[:0], "{path} has no rows"),
+    ("linreg", "regression", lambda t: t.iloc[:0], "{path} has no rows"),
+    ("sweep", "sweep", lambda t: t.iloc[:0], "{path} has no rows"),
+    ("train", "summary", lambda t: t.iloc[:0], "{path} has no rows"),
+    ("compare", "trajectory", nan_in("step"), "column 'step' of {path} holds nan in row 0, where a finite"),
+    ("grid", "metrics", nan_in("momentum"), "column 'momentum' of {path} holds nan in row 0"),
+    ("sweep", "sweep", nan_in("batch_size"), "column 'batch_size' of {path} holds nan in row 0"),
+    ("compare", "trajectory", nan_in("loss"), "column 'loss' of {path} holds no finite value"),
+    ("linreg", "regression", nan_in("suboptimality"), "column 'suboptimality' of {path} holds no finite"),
+    ("train", "steps", nan_in("loss"), "column 'loss' of {path} holds no finite value"),
+    ("grid", "metrics", lambda t: t.iloc[:1], "{path} holds 1 row(s) where the run its meta.json records made 9"),
+    ("compare", "metrics", lambda t: t.iloc[:1], "{path} holds 1 row(s) where the run its meta.json records made 2"),
+    ("sweep", "summary", lambda t: t.iloc[:1], "summary.parquet holds 1 row(s) where sweep.parquet holds 2 cell(s)"),
+    ("train", "epochs", None, "{folder} lacks epochs.parquet, a table of its train result"),
+    ("sweep", "sweep", lambda t: t.assign(cell="0123456789abcdef"), "{path} holds cell 0123456789abcdef, which"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "kind, table, damage, expected", DAMAGES, ids=[f"{k}-{t}-{i}" for i, (k, t, _, _) in enumerate(DAMAGES)]
+)
+def test_a_damaged_table_is_refused_in_one_line_before_any_figure(
+    saved, tmp_path, kind, table, damage, expected
+):
+    folder = damaged(saved, tmp_path, kind, table, damage)
+    plot_refused(tmp_path, folder, expected.format(path=folder / f"{table}.parquet", folder=folder))
+
+
+def test_every_column_diverging_is_a_result_drawn_not_a_damaged_table(saved, tmp_path):
+    def every_cell_diverged(table):
+        return table.assign(final_loss=np.nan, diverged=True, best=False)
+
+    folder = damaged(saved, tmp_path, "grid", "metrics", every_cell_diverged)
+    result = optbench.load(folder)
+    assert result.metrics["diverged"].all()
+    figure = result.plot()["grid"]
+    figure.canvas.draw()
+    assert figure.axes[0].get_xlabel() and figure.axes[0].get_ylabel()
+
+
+def test_a_train_folder_whose_tables_are_gone_is_refused_not_drawn_as_nothing(saved, tmp_path):
+    for kind in ("train", "linreg"):
+        folder = tmp_path / kind
+        shutil.copytree(saved / kind, folder)
+        for path in folder.glob("*.parquet"):
+            path.unlink()
+        plot_refused(tmp_path, folder, f"{folder} holds no result tables yet: nothing to draw")
+
+
+def test_a_foreign_table_under_a_cell_key_of_the_sweep_is_never_merged(tmp_path):
+    folder = tmp_path / "sweep"
+    optbench.sweep(task="surface:elliptic", steps=5, batch_sizes=[16, 64], folder=folder)
+    first, second = sorted((folder / "cells").glob("*.sweep.parquet"))
+    second.write_bytes(first.read_bytes())  # another cell's rows under this cell's key
+    key = second.name.split(".")[0]
+    plot_refused(
+        tmp_path, folder, f"{second} holds the rows of cell(s) {first.name.split('.')[0]}, not {key}"
+    )
+    # a finished cell of another spec (left by --force) is not read: only the spec's own keys are
+    (folder / "cells" / "0123456789abcdef.sweep.parquet").write_bytes(first.read_bytes())
+    (folder / "cells" / "0123456789abcdef.done").write_text(json.dumps({"tables": ["sweep"]}))
+    second.unlink()
+    result = optbench.load(folder)
+    assert set(result.table["cell"]) == {first.name.split(".")[0]}

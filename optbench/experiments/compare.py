@@ -61,7 +61,18 @@ from .inputs import (
     require_surface_budget,
     require_surface_memory,
 )
-from .result import FLAG, KEY, MEASURE, TEXT, Result, TableSchema, read_tables, require_spec, require_tables
+from .result import (
+    CURVE,
+    FLAG,
+    KEY,
+    MEASURE,
+    TEXT,
+    Result,
+    TableSchema,
+    read_tables,
+    require_spec,
+    require_tables,
+)
 
 TUNING_SEED_OFFSET = 1  # tuning starts come from seed + 1, so they differ from the comparison's starts
 CPU_RUNS, CPU_VS_CUDA = "cpu run 1 vs run 2", "cpu vs cuda"
@@ -164,7 +175,7 @@ class Comparison(Result):
         runs, trials = run_count(spec), spec.get("trials")
         known = runs is not None and isinstance(trials, int)
         tables = [
-            TableSchema("trajectory", {"optimizer": TEXT, "trial": KEY, "step": KEY, "loss": MEASURE}),
+            TableSchema("trajectory", {"optimizer": TEXT, "trial": KEY, "step": KEY, "loss": CURVE}),
             TableSchema(
                 "metrics",
                 {"optimizer": TEXT, "trial": KEY, "final_loss": MEASURE, "diverged": FLAG},

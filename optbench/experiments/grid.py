@@ -36,7 +36,18 @@ from .inputs import (
     check_start,
     require_surface_budget,
 )
-from .result import FLAG, KEY, MEASURE, TEXT, Result, TableSchema, read_tables, require_spec, require_tables
+from .result import (
+    CURVE,
+    FLAG,
+    KEY,
+    MEASURE,
+    TEXT,
+    Result,
+    TableSchema,
+    read_tables,
+    require_spec,
+    require_tables,
+)
 
 
 @dataclass(repr=False)
@@ -86,7 +97,7 @@ class GridMap(Result):
         metrics = {"optimizer": TEXT, "final_loss": MEASURE, "diverged": FLAG, **dict.fromkeys(axes, KEY)}
         return [
             TableSchema("metrics", metrics, rows=cells),
-            TableSchema("trajectory", {"step": KEY, "loss": MEASURE}, required=False),
+            TableSchema("trajectory", {"step": KEY, "loss": CURVE}, required=False),
         ]
 
     def plot(self) -> dict:

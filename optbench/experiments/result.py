@@ -121,6 +121,7 @@ def require_tables(folder) -> None:
 TEXT = "text"  # a name or label: any values
 KEY = "key"  # a number that identifies a row (step, trial, an axis value): finite
 MEASURE = "measure"  # a measured number: NaN and inf allowed (divergence is a result)
+CURVE = "curve"  # a measure recorded from each run's start, which is finite: at least one value finite
 FLAG = "flag"  # true/false
 
 
@@ -164,7 +165,7 @@ def check_table(path, table: pd.DataFrame, schema: TableSchema) -> None:
         return
     for name, kind in schema.columns.items():
         column = table[name]
-        if kind in (KEY, MEASURE) and not (
+        if kind in (KEY, MEASURE, CURVE) and not (
             pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column)
         ):
             example = next((value for value in column if not isinstance(value, (int, float))), column.iloc[0])
@@ -172,6 +173,11 @@ def check_table(path, table: pd.DataFrame, schema: TableSchema) -> None:
         if kind == FLAG and not pd.api.types.is_bool_dtype(column):
             raise OptbenchError(
                 f"column '{name}' of {path} holds {column.iloc[0]!r} where true/false belongs"
+            )
+        if kind == CURVE and not np.isfinite(column.to_numpy(dtype=float)).any():
+            raise OptbenchError(
+                f"column '{name}' of {path} holds no finite value, though every run records a finite "
+                "start: the table is damaged"
             )
         if kind == KEY:
             bad = ~pd.Series(np.isfinite(column.to_numpy(dtype=float)), index=column.index)

@@ -36,11 +36,22 @@ from ..specs import OptimizerSpec, as_spec
 from ..tasks import TaskKind, get_task
 from ..tasks import defaults as D
 from .inputs import check_seed
-from .result import FLAG, KEY, MEASURE, TEXT, Result, TableSchema, read_tables, require_spec, require_tables
+from .result import (
+    CURVE,
+    FLAG,
+    KEY,
+    MEASURE,
+    TEXT,
+    Result,
+    TableSchema,
+    read_tables,
+    require_spec,
+    require_tables,
+)
 
 CLASSIFICATION_TABLES = ("steps", "epochs", "summary", "evaluations")
 TABLE_COLUMNS = {  # the tables a training results folder may hold -> their columns `load` checks
-    "steps": {"optimizer": TEXT, "epoch": KEY, "step": KEY, "loss": MEASURE},
+    "steps": {"optimizer": TEXT, "epoch": KEY, "step": KEY, "loss": CURVE},
     # + accuracy or bpc: the figures check
     "epochs": {"optimizer": TEXT, "family": TEXT, "epoch": KEY, "val_loss": MEASURE, "diverged": FLAG},
     "summary": {"optimizer": TEXT},
@@ -49,7 +60,7 @@ TABLE_COLUMNS = {  # the tables a training results folder may hold -> their colu
         "optimizer": TEXT,
         "family": TEXT,
         "step": KEY,
-        "suboptimality": MEASURE,
+        "suboptimality": CURVE,
         "diverged": FLAG,
     },
     "trace": {"optimizer": TEXT, "family": TEXT, "a": MEASURE, "a_next": MEASURE},
