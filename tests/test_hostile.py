@@ -793,6 +793,14 @@ COMMANDS = {
         "train", "--task", "linreg", "--optimizer", "sgd", "--optimizer", bad, "--epochs", "2",
         "--out", str(out), "--format", "png",
     ],
+    "compare-tune": lambda bad, out: [
+        "compare", "sgd", bad, "--tune", "--tune-range", "lr=1e-3:1:4", "--steps", "20", "--out", str(out),
+        "--format", "png",
+    ],
+    "train-regression": lambda bad, out: [
+        "train", "--task", "regression", "--optimizer", "sgd", "--optimizer", bad, "--epochs", "1",
+        "--out", str(out), "--format", "png",
+    ],
     "train-digits": lambda bad, out: [
         "train", "--optimizer", "sgd", "--optimizer", bad, "--epochs", "1", "--out", str(out), "--format", "png",
     ],
@@ -808,10 +816,17 @@ def test_a_user_class_that_raises_fails_its_own_run_and_the_others_are_saved(tmp
     failed = [line for line in result.stderr.splitlines() if "failed" in line]
     assert failed == [f"run {bad} failed: {FAILURES[kind]}"]
     meta = json.loads((out / "meta.json").read_text())
-    recorded = meta["spec"]["failed"] if command == "compare" else meta["failed"]
+    recorded = meta["spec"]["failed"] if command.startswith("compare") else meta["failed"]
     assert recorded == {bad: FAILURES[kind]}
-    table = "metrics" if command == "compare" else ("regression" if command == "train" else "summary")
+    tables = {
+        "compare": "metrics",
+        "compare-tune": "tuned",
+        "train": "regression",
+        "train-regression": "regression",
+    }
+    table = tables.get(command, "summary")
     assert set(pd.read_parquet(out / f"{table}.parquet")["optimizer"]) == {"sgd"}
+    optbench.load(out).plot()  # the saved folder passes its schema check: the failed run is not missing
 
 
 def test_a_user_class_that_raises_in_a_sweep_fails_its_cells_only(tmp_path):

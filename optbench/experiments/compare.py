@@ -22,7 +22,7 @@ import pandas as pd
 import torch
 
 from ..budget import check_count
-from ..errors import OptbenchError, failure
+from ..errors import OptbenchError, check_some_finished, recorded_failure
 from ..objectives import Surface, get_surface
 from ..plots.fair import plot_sensitivity
 from ..plots.grid_map import plot_grid
@@ -340,26 +340,29 @@ def compare(
     with torch_threads(threads) as used:
         labels = [spec.name for spec in specs]
 
+        failed = {}  # label -> the one line its run failed with (a user's class that raises)
         tuning = None
         if tune is not None:
             tuning_starts = random_starts(surface, tune.starts, seed + TUNING_SEED_OFFSET)
-            metrics = pd.concat(
-                [
-                    run_tuning(
-                        spec,
-                        surface,
-                        tuning_starts,
-                        steps,
-                        tune.axes,
-                        noise=noise,
-                        seed=seed,
-                        clip_grad_norm=clip_grad_norm,
-                        relative_tolerance=tolerance,
+            tuned = []
+            for spec in specs:
+                with recorded_failure(spec, failed):
+                    tuned.append(
+                        run_tuning(
+                            spec,
+                            surface,
+                            tuning_starts,
+                            steps,
+                            tune.axes,
+                            noise=noise,
+                            seed=seed,
+                            clip_grad_norm=clip_grad_norm,
+                            relative_tolerance=tolerance,
+                        )
                     )
-                    for spec in specs
-                ],
-                ignore_index=True,
-            )
+            check_some_finished(tuned, failed)
+            specs = [spec for spec in specs if spec.name not in failed]
+            metrics = pd.concat(tuned, ignore_index=True)
             tuning = summarise(metrics, surface, list(tune.over), tune.criterion)
             winners = tuning.summary.set_index("optimizer")
             specs = [
@@ -373,15 +376,13 @@ def compare(
             else fixed_starts(surface, point, trials)
         )
 
-        failed = {}  # label -> the one line its run failed with (a user's class that raises)
-
         def compare_once(device="cpu", report=None) -> list:
             runs = []
             for spec in specs:
                 if spec.name in failed:
                     continue
                 torch.manual_seed(seed)
-                try:
+                with recorded_failure(spec, failed):
                     runs.append(
                         run_surface(
                             spec,
@@ -396,17 +397,10 @@ def compare(
                             progress=report and (lambda t, name=spec.name: report(Progress(name, t, steps))),
                         )
                     )
-                except Exception as error:  # noqa: BLE001 - only a user's class may fail a run; ours are bugs
-                    if spec.origin is None:
-                        raise
-                    failed[spec.name] = failure(error)
             return runs
 
         runs = compare_once(report=progress)
-        if not runs:
-            raise OptbenchError(
-                "every run failed: " + "; ".join(f"{name}: {message}" for name, message in failed.items())
-            )
+        check_some_finished(runs, failed)
         specs = [spec for spec in specs if spec.name not in failed]
         trajectory = pd.concat([run.trajectory for run in runs], ignore_index=True)
         metrics = pd.concat([run.metrics for run in runs], ignore_index=True)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -24,7 +24,7 @@ import pandas as pd
 
 from ..budget import require_rows
 from ..cells import CellStore, content_key
-from ..errors import OptbenchError, failure
+from ..errors import OptbenchError, check_some_finished, recorded_failure
 from ..progress import Progress
 from ..results import output_folder, read_metadata
 from ..runners.devices import torch_threads
@@ -345,26 +345,6 @@ def _store(out, record: dict, seed: int, force: bool, writer: bool = True) -> Ce
         output_folder(out, "train")
         store.open("train", record, seed, force)
     return store
-
-
-@contextmanager
-def recorded_failure(spec: OptimizerSpec, failed: dict):
-    """Record in `failed` (name -> one line) the exception of a user's class that fails its run, so the
-    other runs keep going; optbench's own algorithms raising is a bug, and propagates."""
-    try:
-        yield
-    except Exception as error:  # noqa: BLE001
-        if spec.origin is None:
-            raise
-        failed[spec.name] = failure(error)
-
-
-def check_some_finished(parts: list, failed: dict) -> None:
-    """OptbenchError naming each failure when no run finished: there is no table to save."""
-    if not parts:
-        raise OptbenchError(
-            "every run failed: " + "; ".join(f"{name}: {message}" for name, message in failed.items())
-        )
 
 
 def _report_finished(progress, spec: TrainSpec, epochs: pd.DataFrame, n_train: int) -> None:
