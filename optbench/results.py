@@ -168,12 +168,14 @@ def same_run(meta: dict, kind: str, spec: dict, seed) -> bool:
 def claim_folder(folder, kind: str, spec: dict, seed, force: bool = False) -> None:
     """Make `folder` ready to hold this run's outputs, before any is written.
 
-    A folder without meta.json is used as it is. One recording this run (`same_run`) has its earlier
+    Temporary files a killed writer left (`remove_leftovers`) are removed first. A folder without
+    meta.json is used as it is. One recording this run (`same_run`) has its earlier
     tables and figures removed (so a figure format dropped since leaves nothing behind; resumable cells
     are kept). Another run is refused with OptbenchError unless `force`, which first removes what the
     earlier run wrote (`clean`); files optbench did not write are never touched.
     """
     folder = Path(folder)
+    remove_leftovers(folder)
     if not (folder / META_FILE).exists():
         return
     if same_run(read_metadata(folder), kind, spec, seed):
@@ -184,6 +186,15 @@ def claim_folder(folder, kind: str, spec: dict, seed, force: bool = False) -> No
         raise OptbenchError(
             f"{folder} holds the results of a different run; use another --out, or --force to replace them"
         )
+
+
+def remove_leftovers(folder) -> None:
+    """Remove the temporary files (`.NAME.*.tmp`) that `atomic_write_bytes` leaves when its process is
+    killed mid-write. Not in a folder of cells: its store removes them once no other writer is alive."""
+    folder = Path(folder)
+    if folder.is_dir() and not (folder / CELLS).exists():
+        for leftover in folder.glob(".*.tmp"):
+            leftover.unlink(missing_ok=True)
 
 
 def clean(folder, keep_cells: bool = False) -> None:

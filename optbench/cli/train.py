@@ -178,6 +178,11 @@ def command(optimizers, task, trace, out, formats, **settings):
         result = train(specs, task, out=folder, progress=bars, **settings)
     if result.rank != 0:
         return
+    if result.kept:
+        console_err.print(
+            f"kept {len(result.kept)} of {len(specs)} runs from an earlier run ({', '.join(result.kept)})",
+            highlight=False,
+        )
     result.save(folder)
     written = save_figures(result.plot(), folder, formats)
     _print(result, trace)

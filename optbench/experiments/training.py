@@ -89,7 +89,7 @@ class TrainingResult(Result):
     runs: dict[str, TrainResult] = field(default_factory=dict)
     rank: int = 0  # under torch.distributed, only rank 0 should save
     failed: dict[str, str] = field(default_factory=dict)  # run name -> the one line its class raised
-    failed: dict[str, str] = field(default_factory=dict)  # optimizer -> the line its run failed with
+    kept: list[str] = field(default_factory=list)  # runs read back as an earlier run in `out` finished them
 
     def tables(self) -> dict[str, pd.DataFrame]:
         tables = {name: getattr(self, name) for name in (*CLASSIFICATION_TABLES, "regression", "trace")}
@@ -306,13 +306,15 @@ def _classification(
             spec_record["data"] = data_record
         seed = specs[0].seed
         store = _store(out, spec_record, seed, force, writer=rank == 0)
-        tables, runs, failed = {name: [] for name in CLASSIFICATION_TABLES}, {}, {}
+        tables, runs, failed, kept = {name: [] for name in CLASSIFICATION_TABLES}, {}, {}, []
         for spec in specs:
             key = content_key({**spec.resolved(), "processes": world})
             # torchrun's ranks train together, so only a run this process alone computes is claimed
             with store.claim(key, [key]) if store and not torchrun else nullcontext():
                 reread = store and not (force and rank)
                 finished = store.read(key) if reread else None
+                if finished is not None:
+                    kept.append(spec.optimizer.name)
                 if finished is None:
                     distributed = world > 1 and not torchrun
                     with recorded_failure(spec.optimizer, failed):
@@ -331,7 +333,9 @@ def _classification(
             store.close()
     check_some_finished(tables["summary"], failed)
     merged = {name: pd.concat(parts, ignore_index=True) for name, parts in tables.items()}
-    return TrainingResult(specs[0].task, spec_record, seed, **merged, runs=runs, rank=rank, failed=failed)
+    return TrainingResult(
+        specs[0].task, spec_record, seed, **merged, runs=runs, rank=rank, failed=failed, kept=kept
+    )
 
 
 def _store(out, record: dict, seed: int, force: bool, writer: bool = True) -> CellStore | None:
@@ -360,7 +364,7 @@ def _regression(
     planned = regression.plan(specs, epochs, batch_size, seed)
     task, table_name, settings, record = regression.name, planned.table, planned.settings, planned.record
     store = _store(out, record, seed, force)
-    parts, failed = [], {}
+    parts, failed, kept = [], {}, []
     for spec in specs:
         key = content_key(
             {
@@ -373,6 +377,8 @@ def _regression(
         )
         with store.claim(key, [key]) if store else nullcontext():
             finished = store.read(key) if store else None
+            if finished is not None:
+                kept.append(spec.name)
             if finished is None:
                 with recorded_failure(spec, failed):
                     finished = {table_name: planned.run(spec)}
@@ -385,4 +391,4 @@ def _regression(
         store.close()
     check_some_finished(parts, failed)
     table = pd.concat(parts, ignore_index=True)
-    return TrainingResult(task, record, seed, **{table_name: table}, failed=failed)
+    return TrainingResult(task, record, seed, **{table_name: table}, failed=failed, kept=kept)
