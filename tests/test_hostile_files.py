@@ -266,3 +266,29 @@ def test_a_foreign_table_under_a_cell_key_of_the_sweep_is_never_merged(tmp_path)
     second.unlink()
     result = optbench.load(folder)
     assert set(result.table["cell"]) == {first.name.split(".")[0]}
+
+
+def test_a_grid_larger_than_a_screen_is_drawn_in_blocks_and_says_so(monkeypatch):
+    from optbench.objectives import get_surface
+    from optbench.plots import grid_map
+
+    monkeypatch.setattr(grid_map, "SCREEN_CELLS", 4)
+    lr, momentum = np.meshgrid(np.geomspace(1e-3, 1, 10), np.linspace(0, 0.9, 9))
+    final = (lr * (1 + momentum)).ravel()
+    diverged = final > 1.5  # the two largest lr x momentum corners
+    cells = pd.DataFrame(
+        {"optimizer": "sgd", "lr": lr.ravel(), "momentum": momentum.ravel(), "final_loss": final + 1.0,
+         "diverged": diverged, "steps": 5}
+    )  # fmt: skip
+    figure = grid_map.plot_grid(cells, get_surface("quadratic"), "lr", "momentum")
+    ax = figure.axes[0]
+    mesh = ax.collections[-1]
+    assert mesh.get_array().shape == (3, 4)  # 9 rows in blocks of 3, 10 columns in blocks of 3 (last: 1)
+    assert "10 x 9 cells drawn as 4 x 3: each the median of 3 x 3 cells" in ax.get_title()
+    low, high = ax.get_xlim()
+    assert low < 1e-3 < 1 < high  # the blocks cover the whole grid
+    # block (0, 0) holds lr[:3] x momentum[:3]: its value is their median, drawn as log10(f - f_min)
+    expected = np.log10(
+        np.median(final.reshape(9, 10)[:3, :3]) + 1.0 - get_surface("quadratic").minimum_value
+    )
+    assert mesh.get_array()[0, 0] == pytest.approx(expected)
