@@ -11,9 +11,9 @@ from ..errors import OptbenchError
 from ..optimizers.registry import check_spec_name
 from .common import (
     ProgressBars,
-    console_err,
     allow_long_option,
     console,
+    console_err,
     force_option,
     format_number,
     formats_option,
