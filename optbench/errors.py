@@ -4,6 +4,8 @@ Anything raised as `OptbenchError` is printed by the CLI as one red line on stde
 with status 2; everything else is a bug and shows a traceback.
 """
 
+from contextlib import contextmanager
+
 
 class OptbenchError(Exception):
     """A problem with the user's input (names, numbers, files), not a bug in optbench."""
@@ -42,3 +44,24 @@ def failure(error: BaseException) -> str:
     that raises fails its own run only; the message may be multi-line, the record is not."""
     text = " ".join(str(error).split())
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+@contextmanager
+def recorded_failure(spec, failed: dict):
+    """Record in `failed` (name -> `failure` line) the exception of a user's class (a `specs.OptimizerSpec`
+    with an `origin`) that fails its run, so the other runs keep going; optbench's own algorithms
+    raising is a bug, and propagates."""
+    try:
+        yield
+    except Exception as error:  # noqa: BLE001 - only a user's class may fail a run; ours are bugs
+        if spec.origin is None:
+            raise
+        failed[spec.name] = failure(error)
+
+
+def check_some_finished(parts: list, failed: dict) -> None:
+    """OptbenchError naming each failure when no run finished: there is no table to save."""
+    if not parts:
+        raise OptbenchError(
+            "every run failed: " + "; ".join(f"{name}: {message}" for name, message in failed.items())
+        )

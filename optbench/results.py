@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from .bounded import check_folder_path, load_json
 from .errors import OptbenchError
 
 META_FILE = "meta.json"
@@ -119,16 +120,15 @@ def write_metadata(folder: Path, kind: str, spec: dict, seed: int | None, failed
 
 
 def read_metadata(folder: Path) -> dict:
+    """meta.json of `folder`, read with limits (`bounded.load_json`); OptbenchError when the folder or
+    the file is missing, the file is not a regular file or not JSON, or records no kind."""
     folder = Path(folder)
     if not folder.is_dir():
         raise OptbenchError(f"results folder not found: {folder}")
     path = folder / META_FILE
-    if not path.exists():
+    if not path.exists() and not path.is_symlink():
         raise OptbenchError(f"{folder} has no {META_FILE}: not an optbench results folder")
-    try:
-        meta = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise OptbenchError(f"corrupt {path}: {error}") from None
+    meta = load_json(path, META_FILE)
     if not isinstance(meta, dict) or "kind" not in meta:
         raise OptbenchError(f"corrupt {path}: no 'kind' recorded")
     return meta
@@ -141,7 +141,7 @@ def default_folder(command: str) -> Path:
 
 def output_folder(out: str | Path | None, command: str) -> Path:
     """`--out` or `default_folder(command)`, created and proven writable before any work."""
-    folder = Path(out) if out else default_folder(command)
+    folder = check_folder_path(out) if out else default_folder(command)
     try:
         folder.mkdir(parents=True, exist_ok=True)
         probe = folder / ".optbench-write-test"
@@ -168,12 +168,14 @@ def same_run(meta: dict, kind: str, spec: dict, seed) -> bool:
 def claim_folder(folder, kind: str, spec: dict, seed, force: bool = False) -> None:
     """Make `folder` ready to hold this run's outputs, before any is written.
 
-    A folder without meta.json is used as it is. One recording this run (`same_run`) has its earlier
+    Temporary files a killed writer left (`remove_leftovers`) are removed first. A folder without
+    meta.json is used as it is. One recording this run (`same_run`) has its earlier
     tables and figures removed (so a figure format dropped since leaves nothing behind; resumable cells
     are kept). Another run is refused with OptbenchError unless `force`, which first removes what the
     earlier run wrote (`clean`); files optbench did not write are never touched.
     """
     folder = Path(folder)
+    remove_leftovers(folder)
     if not (folder / META_FILE).exists():
         return
     if same_run(read_metadata(folder), kind, spec, seed):
@@ -184,6 +186,15 @@ def claim_folder(folder, kind: str, spec: dict, seed, force: bool = False) -> No
         raise OptbenchError(
             f"{folder} holds the results of a different run; use another --out, or --force to replace them"
         )
+
+
+def remove_leftovers(folder) -> None:
+    """Remove the temporary files (`.NAME.*.tmp`) that `atomic_write_bytes` leaves when its process is
+    killed mid-write. Not in a folder of cells: its store removes them once no other writer is alive."""
+    folder = Path(folder)
+    if folder.is_dir() and not (folder / CELLS).exists():
+        for leftover in folder.glob(".*.tmp"):
+            leftover.unlink(missing_ok=True)
 
 
 def clean(folder, keep_cells: bool = False) -> None:

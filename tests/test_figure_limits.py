@@ -84,7 +84,9 @@ def test_gaps_below_float_resolution_next_to_a_nonzero_minimum_are_the_floor():
     ax = fig.axes[0]
     line = ax.get_lines()[0]
     drawn = np.asarray(line.get_xdata())[np.isfinite(line.get_ydata())]
-    np.testing.assert_array_equal(drawn, [1, 2, 3])  # steps 0-2 (drawn at step + 1); the floor's are not drawn
+    np.testing.assert_array_equal(
+        drawn, [1, 2, 3]
+    )  # steps 0-2 (drawn at step + 1); the floor's are not drawn
     assert np.asarray(marks_at(ax, plot_style.FLOOR_Y)[0].get_offsets())[0, 0] == 4  # step 3, drawn at 3 + 1
     assert "▼ on bottom edge: reached f* exactly or below float resolution" in legend_texts(fig)
     plt.close(fig)

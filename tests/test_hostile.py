@@ -793,6 +793,14 @@ COMMANDS = {
         "train", "--task", "linreg", "--optimizer", "sgd", "--optimizer", bad, "--epochs", "2",
         "--out", str(out), "--format", "png",
     ],
+    "compare-tune": lambda bad, out: [
+        "compare", "sgd", bad, "--tune", "--tune-range", "lr=1e-3:1:4", "--steps", "20", "--out", str(out),
+        "--format", "png",
+    ],
+    "train-regression": lambda bad, out: [
+        "train", "--task", "regression", "--optimizer", "sgd", "--optimizer", bad, "--epochs", "1",
+        "--out", str(out), "--format", "png",
+    ],
     "train-digits": lambda bad, out: [
         "train", "--optimizer", "sgd", "--optimizer", bad, "--epochs", "1", "--out", str(out), "--format", "png",
     ],
@@ -811,8 +819,15 @@ def test_a_user_class_that_raises_fails_its_own_run_and_the_others_are_saved(tmp
     assert meta["failed"] == {bad: FAILURES[kind]}
     assert "failed" not in meta["spec"]  # one place: the base Result's record, as train and bench keep it
     assert optbench.load(out).failed == {bad: FAILURES[kind]}
-    table = "metrics" if command == "compare" else ("regression" if command == "train" else "summary")
+    tables = {
+        "compare": "metrics",
+        "compare-tune": "tuned",
+        "train": "regression",
+        "train-regression": "regression",
+    }
+    table = tables.get(command, "summary")
     assert set(pd.read_parquet(out / f"{table}.parquet")["optimizer"]) == {"sgd"}
+    optbench.load(out).plot()  # the saved folder passes its schema check: the failed run is not missing
 
 
 def test_a_user_class_that_raises_in_a_sweep_fails_its_cells_only(tmp_path):
@@ -1060,3 +1075,27 @@ def test_an_idx_header_whose_sizes_multiply_to_2_pow_64_is_truncated_not_empty(t
     path.write_bytes((2051).to_bytes(4, "big") + b"".join(n.to_bytes(4, "big") for n in sizes) + body[16:])
     refused(["train", "--task", "mnist", "--data-dir", str(data), "--epochs", "1"], tmp_path / "out",
             "is truncated: header promises 4194304x2097152x2097152 = 18446744073709551616 bytes")  # fmt: skip
+
+
+def test_a_resumed_train_says_what_it_kept_and_runs_only_the_rest(tmp_path):
+    out = tmp_path / "out"
+    first = invoke(["train", "--task", "linreg", "--optimizer", "sgd", "--epochs", "1", "--out", str(out),
+                    "--format", "png"])  # fmt: skip
+    assert first.exit_code == 0 and "kept" not in first.stderr
+    again = invoke(["train", "--task", "linreg", "--optimizer", "sgd", "--optimizer", "adam", "--epochs", "1",
+                    "--out", str(out), "--format", "png", "--force"])  # fmt: skip
+    assert again.exit_code == 0, again.output
+    assert "kept 1 of 2 runs from an earlier run (sgd)" in again.stderr
+    assert set(pd.read_parquet(out / "regression.parquet")["optimizer"]) == {"sgd", "adam"}
+
+
+def test_temporary_files_a_killed_writer_left_are_removed_by_the_next_compare(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    leftovers = [out / ".metrics.parquet.k1ll3d.tmp", out / ".meta.json.x9.tmp"]
+    for path in leftovers:
+        path.write_bytes(b"half a file")
+    (out / "notes.tmp").write_text("the user's own file")
+    assert invoke(["compare", "sgd", "--steps", "5", "--out", str(out), "--format", "png"]).exit_code == 0
+    assert not any(path.exists() for path in leftovers)
+    assert (out / "notes.tmp").read_text() == "the user's own file"

@@ -24,8 +24,17 @@ import numpy as np
 import pandas as pd
 
 from ..errors import OptbenchError
-from ..experiments.result import Result, require_spec, require_tables
-from ..results import read_metadata, read_table
+from ..experiments.result import (
+    KEY,
+    MEASURE,
+    TEXT,
+    Result,
+    TableSchema,
+    read_tables,
+    require_spec,
+    require_tables,
+)
+from ..results import read_metadata
 from . import profiles
 
 TAUS = np.linspace(1.0, profiles.TAU_MAX, 301)  # the profile's τ grid, 0.01 apart
@@ -79,17 +88,23 @@ class BenchResult(Result):
         meta = read_metadata(folder)
         spec = require_spec(folder, meta, "optimizers", "tasks", "studies", "seeds")
         require_tables(folder)
-        keys = ("optimizer", "task", "study")
-        tables = {
-            "trials": read_table(folder / "trials.parquet", (*keys, "trial", "steps", "status")),
-            "winners": read_table(folder / "winners.parquet", (*keys, "steps")),
-            "seeds": read_table(folder / "seeds.parquet", (*keys, "seed", "steps", "status")),
-            "timings": read_table(folder / "timings.parquet", (*keys, "seconds_per_step")),
-            "summary": read_table(folder / "summary.parquet", (*keys, "final_gap", "seconds_per_step")),
-            "profiles": read_table(folder / "profiles.parquet", ("optimizer", "tau", "fraction")),
-            "ranking": read_table(folder / "ranking.parquet", ("optimizer", "score", "rank")),
-        }
-        return cls(spec, meta.get("seed", 0), *tables.values())
+        keys = {"optimizer": TEXT, "task": TEXT, "study": KEY}
+        optimizers = spec["optimizers"]
+        schemas = [
+            TableSchema("trials", {**keys, "trial": KEY, "steps": MEASURE, "status": TEXT}),
+            TableSchema("winners", {**keys, "steps": MEASURE}),
+            TableSchema("seeds", {**keys, "seed": KEY, "steps": MEASURE, "status": TEXT}),
+            TableSchema("timings", {**keys, "seconds_per_step": MEASURE}),
+            TableSchema("summary", {**keys, "final_gap": MEASURE, "seconds_per_step": MEASURE}),
+            TableSchema("profiles", {"optimizer": TEXT, "tau": KEY, "fraction": MEASURE}),
+            TableSchema(
+                "ranking",
+                {"optimizer": TEXT, "score": MEASURE, "rank": MEASURE},
+                rows=len(optimizers) if isinstance(optimizers, list) else None,
+            ),
+        ]
+        tables = read_tables(folder, meta, schemas)
+        return cls(spec, meta.get("seed", 0), *(tables[name] for name in TABLES))
 
     def plot(self) -> dict:
         from ..plots.bench import profile_figure

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..bounded import check_folder_path
 from ..errors import OptbenchError
 from ..results import (
     CELLS,
@@ -119,6 +120,7 @@ class CellStore:
         """Refuse (OptbenchError) a folder that cannot be written, holds another kind of results, a run
         whose `identity(spec, seed)` differs (unless `force`), or a corrupt finished cell among `keys`
         (unless `force`, which recomputes it). Reads only."""
+        check_folder_path(self.folder)
         existing = next(p for p in (self.folder, *self.folder.absolute().parents) if p.exists())
         if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
             raise OptbenchError(

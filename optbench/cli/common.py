@@ -125,10 +125,24 @@ formats_option = click.option(
     show_default=True,
     help="Figure formats, comma-separated: png, pdf, svg.",
 )
+
+
+def _checked_folder(ctx, param, value):
+    from ..bounded import check_folder_path
+
+    if value is not None:
+        try:
+            check_folder_path(value)
+        except OptbenchError as error:
+            raise click.BadParameter(str(error), ctx, param) from None
+    return value
+
+
 out_option = click.option(
     "--out",
     type=click.Path(file_okay=False),
     default=None,
+    callback=_checked_folder,
     help="Output folder (default: results/COMMAND-TIMESTAMP/, e.g. results/compare-20261206-073000/).",
 )
 seed_option = click.option(

@@ -14,6 +14,7 @@ from .common import (
     ProgressBars,
     allow_long_option,
     console,
+    console_err,
     force_option,
     format_number,
     formats_option,
@@ -102,7 +103,8 @@ def command(
                 progress=report,
                 allow_long=allow_long,
             )
-        result.save(folder, force)
+        with console_err.status(f"saving {len(result.metrics):,} cells to {folder}"):
+            result.save(folder, force)
 
     metrics, (x_name, y_name) = result.metrics, result.axes
     console.print(
@@ -115,5 +117,8 @@ def command(
             f"best cell: {x_name}={format_number(best[x_name])}, {y_name}={format_number(best[y_name])}"
             f" -> final loss {format_number(best['final_loss'])}"
         )
-    write_figures(result.plot(), folder, formats)
+    with console_err.status(f"drawing the heat map of {len(metrics):,} cells"):
+        figures = result.plot()
+    with console_err.status(f"writing {', '.join(formats)}"):
+        write_figures(figures, folder, formats)
     console.print(f"results in {folder}")

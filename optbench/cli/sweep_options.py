@@ -9,9 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import rich_click as click
-import yaml
 from click.core import ParameterSource
 
+from ..bounded import load_yaml
 from ..errors import OptbenchError, closest
 from ..optimizers.registry import check_spec_name
 from ..tasks.names import check_task_name
@@ -46,12 +46,9 @@ def resolve_options(ctx, config_path, flags: dict) -> dict:
 
 def read_config(ctx, path: str) -> dict:
     file = Path(path)
-    if not file.is_file():
+    if not file.exists():
         raise OptbenchError(f"config file not found: {file}")
-    try:
-        loaded = yaml.safe_load(file.read_text()) or {}
-    except (yaml.YAMLError, UnicodeDecodeError) as error:
-        raise OptbenchError(f"{file} is not valid YAML: {str(error).splitlines()[0]}") from None
+    loaded = load_yaml(file) or {}
     if not isinstance(loaded, dict):
         raise OptbenchError(f"{file} must hold a mapping of option: value, not a {type(loaded).__name__}")
     params = {p.name: p for p in ctx.command.params if p.name not in ("force", "config_path")}

@@ -221,6 +221,12 @@ def command(optimizers, task, trace, out, formats, **settings):
         result = train(specs, task, out=folder, progress=bars, **settings)
     if result.rank != 0:
         return
+    if result.kept:
+        total = len(specs) * settings.get("seeds", 1)
+        console_err.print(
+            f"kept {len(result.kept)} of {total} runs from an earlier run ({', '.join(result.kept)})",
+            highlight=False,
+        )
     result.save(folder)
     written = save_figures(result.plot(), folder, formats)
     _print(result, trace)

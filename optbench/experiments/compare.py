@@ -22,13 +22,13 @@ import pandas as pd
 import torch
 
 from ..budget import check_count
-from ..errors import OptbenchError, failure
+from ..errors import OptbenchError, check_some_finished, recorded_failure
 from ..objectives import Surface, get_surface
 from ..plots.fair import plot_sensitivity
 from ..plots.grid_map import plot_grid
 from ..plots.surfaces import animate, plot_loss, plot_trajectories
 from ..progress import Progress
-from ..results import read_metadata, read_table
+from ..results import read_metadata
 from ..runners.devices import torch_threads
 from ..runners.recorder import RELATIVE_TOLERANCE
 from ..runners.repro import compare_runs
@@ -61,7 +61,18 @@ from .inputs import (
     require_surface_budget,
     require_surface_memory,
 )
-from .result import Result, require_spec, require_tables
+from .result import (
+    CURVE,
+    FLAG,
+    KEY,
+    MEASURE,
+    TEXT,
+    Result,
+    TableSchema,
+    read_tables,
+    require_spec,
+    require_tables,
+)
 
 TUNING_SEED_OFFSET = 1  # tuning starts come from seed + 1, so they differ from the comparison's starts
 CPU_RUNS, CPU_VS_CUDA = "cpu run 1 vs run 2", "cpu vs cuda"
@@ -128,6 +139,14 @@ def plan_tuning(
     return TuningPlan(over, axes, ranges, starts, criterion)
 
 
+def run_count(spec: dict) -> int | None:
+    """The runs a saved comparison's spec made: its optimizers less those that failed (None: unknown)."""
+    optimizers, failed = spec.get("optimizers"), spec.get("failed") or {}
+    if not isinstance(optimizers, list) or not isinstance(failed, dict):
+        return None
+    return len(optimizers) - len(failed)
+
+
 @dataclass(repr=False)
 class Comparison(Result):
     """The tables of one comparison; `meta` is what `save` records in meta.json (its "spec")."""
@@ -151,34 +170,63 @@ class Comparison(Result):
         tables["repro"] = self.repro
         return {stem: table for stem, table in tables.items() if table is not None}
 
+    @staticmethod
+    def schemas(spec: dict) -> list[TableSchema]:
+        """The tables of a saved comparison (`result.TableSchema`); `spec` is meta.json's."""
+        runs, trials = run_count(spec), spec.get("trials")
+        known = runs is not None and isinstance(trials, int)
+        tables = [
+            TableSchema("trajectory", {"optimizer": TEXT, "trial": KEY, "step": KEY, "loss": CURVE}),
+            TableSchema(
+                "metrics",
+                {"optimizer": TEXT, "trial": KEY, "final_loss": MEASURE, "diverged": FLAG},
+                rows=runs * trials if known else None,
+            ),
+            TableSchema(
+                "rates",
+                {"optimizer": TEXT, "measured_rate": MEASURE, "analytic_rate": MEASURE},
+                required=False,
+            ),
+            TableSchema(
+                "repro", {"optimizer": TEXT, "comparison": TEXT, "first_step": MEASURE}, required=False
+            ),
+        ]
+        if spec.get("tune"):
+            tune = spec["tune"]
+            over = {name: KEY for name in tune["over"]}
+            cells, starts = tune.get("cells"), tune.get("starts")
+            sized = runs is not None and isinstance(cells, int) and isinstance(starts, int)
+            tables += [
+                TableSchema(
+                    "tuning",
+                    {"optimizer": TEXT, "cell": KEY, "start": KEY, "final_loss": MEASURE, **over},
+                    rows=runs * cells * starts if sized else None,
+                ),
+                TableSchema("tuned", {"optimizer": TEXT, "score": MEASURE, "starts": KEY, **over}, rows=runs),
+            ]
+        return tables
+
     @classmethod
     def load(cls, folder) -> Comparison:
-        """The comparison saved in `folder`; raises OptbenchError for a missing or foreign file."""
+        """The comparison saved in `folder`; raises OptbenchError for a missing, damaged or foreign file."""
         folder = Path(folder)
         meta = read_metadata(folder)
         spec = require_spec(folder, meta, "surface")
         require_tables(folder)
         surface = get_surface(spec["surface"])
-
-        def optional(stem, columns):
-            path = folder / f"{stem}.parquet"
-            return read_table(path, columns) if path.exists() else None
-
+        tables = read_tables(folder, meta, cls.schemas(spec))
         tuning = None
         if spec.get("tune"):
-            over = spec["tune"]["over"]
-            metrics = read_table(
-                folder / "tuning.parquet", ("optimizer", "cell", "start", "final_loss", *over)
-            )
-            summary = read_table(folder / "tuned.parquet", ("optimizer", "score", "starts", *over))
-            tuning = Tuning(metrics, cell_scores(metrics, surface, over, spec["tune"]["criterion"]), summary)
+            metrics = tables["tuning"]
+            cells = cell_scores(metrics, surface, spec["tune"]["over"], spec["tune"]["criterion"])
+            tuning = Tuning(metrics, cells, tables["tuned"])
         return cls(
             surface,
-            read_table(folder / "trajectory.parquet", ("optimizer", "trial", "step", "loss")),
-            read_table(folder / "metrics.parquet", ("optimizer", "trial", "final_loss")),
-            optional("rates", ("optimizer", "measured_rate", "analytic_rate")),
+            tables["trajectory"],
+            tables["metrics"],
+            tables["rates"],
             tuning,
-            optional("repro", ("optimizer", "comparison", "first_step")),
+            tables["repro"],
             spec,
             meta.get("seed", 0),
             meta.get("failed", {}),
@@ -294,26 +342,29 @@ def compare(
     with torch_threads(threads) as used:
         labels = [spec.name for spec in specs]
 
+        failed = {}  # label -> the one line its run failed with (a user's class that raises)
         tuning = None
         if tune is not None:
             tuning_starts = random_starts(surface, tune.starts, seed + TUNING_SEED_OFFSET)
-            metrics = pd.concat(
-                [
-                    run_tuning(
-                        spec,
-                        surface,
-                        tuning_starts,
-                        steps,
-                        tune.axes,
-                        noise=noise,
-                        seed=seed,
-                        clip_grad_norm=clip_grad_norm,
-                        relative_tolerance=tolerance,
+            tuned = []
+            for spec in specs:
+                with recorded_failure(spec, failed):
+                    tuned.append(
+                        run_tuning(
+                            spec,
+                            surface,
+                            tuning_starts,
+                            steps,
+                            tune.axes,
+                            noise=noise,
+                            seed=seed,
+                            clip_grad_norm=clip_grad_norm,
+                            relative_tolerance=tolerance,
+                        )
                     )
-                    for spec in specs
-                ],
-                ignore_index=True,
-            )
+            check_some_finished(tuned, failed)
+            specs = [spec for spec in specs if spec.name not in failed]
+            metrics = pd.concat(tuned, ignore_index=True)
             tuning = summarise(metrics, surface, list(tune.over), tune.criterion)
             winners = tuning.summary.set_index("optimizer")
             specs = [
@@ -327,15 +378,13 @@ def compare(
             else fixed_starts(surface, point, trials)
         )
 
-        failed = {}  # label -> the one line its run failed with (a user's class that raises)
-
         def compare_once(device="cpu", report=None) -> list:
             runs = []
             for spec in specs:
                 if spec.name in failed:
                     continue
                 torch.manual_seed(seed)
-                try:
+                with recorded_failure(spec, failed):
                     runs.append(
                         run_surface(
                             spec,
@@ -350,17 +399,10 @@ def compare(
                             progress=report and (lambda t, name=spec.name: report(Progress(name, t, steps))),
                         )
                     )
-                except Exception as error:  # noqa: BLE001 - only a user's class may fail a run; ours are bugs
-                    if spec.origin is None:
-                        raise
-                    failed[spec.name] = failure(error)
             return runs
 
         runs = compare_once(report=progress)
-        if not runs:
-            raise OptbenchError(
-                "every run failed: " + "; ".join(f"{name}: {message}" for name, message in failed.items())
-            )
+        check_some_finished(runs, failed)
         specs = [spec for spec in specs if spec.name not in failed]
         trajectory = pd.concat([run.trajectory for run in runs], ignore_index=True)
         metrics = pd.concat([run.metrics for run in runs], ignore_index=True)

@@ -21,7 +21,7 @@ from ..errors import OptbenchError
 from ..objectives import Surface, get_surface
 from ..plots.grid_map import plot_grid
 from ..progress import Progress
-from ..results import META_FILE, read_metadata, read_table
+from ..results import META_FILE, read_metadata
 from ..runners.surface import fixed_starts, run_surface
 from ..runners.tuning import RESOLUTION
 from ..specs import OptimizerSpec
@@ -36,7 +36,18 @@ from .inputs import (
     check_start,
     require_surface_budget,
 )
-from .result import Result, require_spec, require_tables
+from .result import (
+    CURVE,
+    FLAG,
+    KEY,
+    MEASURE,
+    TEXT,
+    Result,
+    TableSchema,
+    read_tables,
+    require_spec,
+    require_tables,
+)
 
 
 @dataclass(repr=False)
@@ -73,12 +84,21 @@ class GridMap(Result):
         if not (isinstance(axes, list) and len(axes) == 2 and all(isinstance(axis, str) for axis in axes)):
             raise OptbenchError(f"{folder / META_FILE}: the grid's axes must be two names, got {axes!r}")
         require_tables(folder)
-        metrics = read_table(
-            folder / "metrics.parquet", ("optimizer", "final_loss", "diverged", *spec["axes"])
-        )
-        path = folder / "trajectory.parquet"
-        trajectory = read_table(path, ("step", "loss")) if path.exists() else None
-        return cls(get_surface(spec["surface"]), trajectory, metrics, spec, meta.get("seed", 0))
+        tables = read_tables(folder, meta, cls.schemas(spec))
+        surface = get_surface(spec["surface"])
+        return cls(surface, tables["trajectory"], tables["metrics"], spec, meta.get("seed", 0))
+
+    @staticmethod
+    def schemas(spec: dict) -> list[TableSchema]:
+        """The tables of a saved grid (`result.TableSchema`): one metrics row per cell of its two axes."""
+        axes, ranges = spec["axes"], spec.get("ranges")
+        sized = isinstance(ranges, dict) and all(isinstance(ranges.get(axis), list) for axis in axes)
+        cells = len(ranges[axes[0]]) * len(ranges[axes[1]]) if sized else None
+        metrics = {"optimizer": TEXT, "final_loss": MEASURE, "diverged": FLAG, **dict.fromkeys(axes, KEY)}
+        return [
+            TableSchema("metrics", metrics, rows=cells),
+            TableSchema("trajectory", {"step": KEY, "loss": CURVE}, required=False),
+        ]
 
     def plot(self) -> dict:
         """{"grid": Figure}: the final loss per cell, diverged cells marked, SGD's stability limit where known."""

@@ -18,13 +18,13 @@ import pandas as pd
 from ..budget import check_count
 from ..errors import OptbenchError
 from ..plots.fair import plot_noise_floor, plot_suboptimality
-from ..results import read_metadata, read_table
+from ..results import read_metadata
 from ..runners.regression import least_squares, make_linear_data, minibatch_runs, sgd_noise_floor
 from ..specs import OptimizerSpec
 from ..tasks import get_task
 from ..values import axis_values, parse_range
 from .inputs import as_specs, check_axis, check_seed
-from .result import Result, require_spec, require_tables
+from .result import KEY, MEASURE, TEXT, Result, TableSchema, read_tables, require_spec, require_tables
 
 DEFAULT_STEPS = 2000
 DEFAULT_BATCH_SIZES = (1, 10, 100)
@@ -81,12 +81,18 @@ class NoiseFloorStudy(Result):
         meta = read_metadata(folder)
         spec = require_spec(folder, meta, "steps")
         require_tables(folder)
-        curves = read_table(
-            folder / "suboptimality.parquet",
-            ("optimizer", "batch_size", "lr", "step", "suboptimality", "theory_floor"),
+        keys = {"optimizer": TEXT, "batch_size": KEY, "lr": KEY}
+        tables = read_tables(
+            folder,
+            meta,
+            [
+                TableSchema(
+                    "suboptimality", {**keys, "step": KEY, "suboptimality": MEASURE, "theory_floor": MEASURE}
+                ),
+                TableSchema("noise_floor", {**keys, "measured": MEASURE}),
+            ],
         )
-        floors = read_table(folder / "noise_floor.parquet", ("optimizer", "batch_size", "lr", "measured"))
-        return cls(curves, floors, spec, meta.get("seed", 0))
+        return cls(tables["suboptimality"], tables["noise_floor"], spec, meta.get("seed", 0))
 
     def plot(self) -> dict:
         """File stem -> Figure: f - f* per step per batch size, and the settled floor against lr."""

@@ -8,20 +8,26 @@ Every result class subclasses `Result` and has:
   foreign file);
 - `plot()`: file stem -> matplotlib Figure, drawn from the tables alone (the caller saves them).
 
+`load` reads its tables through `read_tables` and the kind's `TableSchema`s: one check of every saved
+table (its columns and their types, identifiers finite, the rows the run in meta.json made), so that a
+damaged, cut or foreign table is one OptbenchError naming it before any figure is drawn.
+
 So `optbench plot DIR` is `load(DIR).plot()` and saving what it returns, whatever made DIR.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 from typing import ClassVar
 
+import numpy as np
 import pandas as pd
 
 from ..errors import OptbenchError
-from ..results import META_FILE, claim_folder, read_metadata, write_metadata, write_table
+from ..results import META_FILE, claim_folder, read_metadata, read_table, write_metadata, write_table
 
 KINDS: dict[str, type[Result]] = {}  # meta.json's "kind" -> the class that loads it
 
@@ -109,3 +115,80 @@ def require_tables(folder) -> None:
     """Refuse a folder with no result table yet (OptbenchError: nothing to draw)."""
     if not any(Path(folder).glob("*.parquet")):
         raise OptbenchError(f"{folder} holds no result tables yet: nothing to draw")
+
+
+# the kinds of column a TableSchema names
+TEXT = "text"  # a name or label: any values
+KEY = "key"  # a number that identifies a row (step, trial, an axis value): finite
+MEASURE = "measure"  # a measured number: NaN and inf allowed (divergence is a result)
+CURVE = "curve"  # a measure recorded from each run's start, which is finite: at least one value finite
+FLAG = "flag"  # true/false
+
+
+@dataclass(frozen=True)
+class TableSchema:
+    """What one saved table must hold to be drawn: `columns` (name -> TEXT, KEY, MEASURE or FLAG; other
+    columns may be present), whether the folder must hold it (`required`), and `rows`: the number of
+    rows the run recorded in meta.json made, where its spec says (None: not checked)."""
+
+    stem: str
+    columns: Mapping[str, str]
+    required: bool = True
+    rows: int | None = None
+
+
+def read_tables(folder, meta: dict, schemas) -> dict[str, pd.DataFrame | None]:
+    """Each schema's table of `folder` (None for an absent optional one), checked by `check_table`.
+
+    Raises OptbenchError naming the first table that is missing, unreadable, lacks a column, holds text
+    where numbers belong or a non-finite identifier, is empty, or holds other than the rows its run made.
+    """
+    tables = {}
+    for schema in schemas:
+        path = Path(folder) / f"{schema.stem}.parquet"
+        if not path.exists():
+            if schema.required:
+                raise OptbenchError(f"{folder} lacks {path.name}, a table of its {meta['kind']} result")
+            tables[schema.stem] = None
+            continue
+        table = read_table(path, tuple(schema.columns))
+        check_table(path, table, schema)
+        tables[schema.stem] = table
+    return tables
+
+
+def check_table(path, table: pd.DataFrame, schema: TableSchema) -> None:
+    """Refuse (OptbenchError naming `path`, the column and a value) a table that breaks `schema`."""
+    if table.empty:
+        if schema.required:
+            raise OptbenchError(f"{path} has no rows: the results table is empty or damaged")
+        return
+    for name, kind in schema.columns.items():
+        column = table[name]
+        if kind in (KEY, MEASURE, CURVE) and not (
+            pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column)
+        ):
+            example = next((value for value in column if not isinstance(value, (int, float))), column.iloc[0])
+            raise OptbenchError(f"column '{name}' of {path} holds {example!r} where numbers belong")
+        if kind == FLAG and not pd.api.types.is_bool_dtype(column):
+            raise OptbenchError(
+                f"column '{name}' of {path} holds {column.iloc[0]!r} where true/false belongs"
+            )
+        if kind == CURVE and not np.isfinite(column.to_numpy(dtype=float)).any():
+            raise OptbenchError(
+                f"column '{name}' of {path} holds no finite value, though every run records a finite "
+                "start: the table is damaged"
+            )
+        if kind == KEY:
+            bad = ~pd.Series(np.isfinite(column.to_numpy(dtype=float)), index=column.index)
+            if bad.any():
+                row = int(np.argmax(bad.to_numpy()))
+                raise OptbenchError(
+                    f"column '{name}' of {path} holds {column.iloc[row]} in row {row}, where a finite "
+                    "number identifies the row"
+                )
+    if schema.rows is not None and len(table) != schema.rows:
+        raise OptbenchError(
+            f"{path} holds {len(table):,} row(s) where the run its meta.json records made {schema.rows:,}: "
+            "the table is cut or damaged"
+        )

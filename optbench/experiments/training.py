@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -26,9 +26,9 @@ import pandas as pd
 
 from ..budget import check_count, require_rows
 from ..cells import CellStore, content_key
-from ..errors import OptbenchError, failure
+from ..errors import OptbenchError, check_some_finished, recorded_failure
 from ..progress import Progress
-from ..results import output_folder, read_metadata, read_table
+from ..results import output_folder, read_metadata
 from ..runners.devices import torch_threads
 from ..runners.distributed import launch, process_group, started_by_torchrun
 from ..runners.training import TrainResult, TrainSpec, check
@@ -38,22 +38,34 @@ from ..specs import OptimizerSpec, as_spec
 from ..tasks import TaskKind, get_task
 from ..tasks import defaults as D
 from .inputs import check_seed
-from .result import Result, require_spec, require_tables
+from .result import (
+    CURVE,
+    FLAG,
+    KEY,
+    MEASURE,
+    TEXT,
+    Result,
+    TableSchema,
+    read_tables,
+    require_spec,
+    require_tables,
+)
 
 CLASSIFICATION_TABLES = ("steps", "epochs", "summary", "evaluations")
-TABLE_COLUMNS = {  # the tables a training results folder may hold -> the columns `load` requires
-    "steps": ["optimizer", "epoch", "step", "loss"],
-    "epochs": [
-        "optimizer",
-        "family",
-        "epoch",
-        "val_loss",
-        "diverged",
-    ],  # + accuracy or bpc: the figures check
-    "summary": ["optimizer"],
-    "evaluations": ["optimizer"],
-    "regression": ["optimizer", "family", "step", "suboptimality", "diverged"],
-    "trace": ["optimizer", "family", "a", "a_next"],
+TABLE_COLUMNS = {  # the tables a training results folder may hold -> their columns `load` checks
+    "steps": {"optimizer": TEXT, "epoch": KEY, "step": KEY, "loss": CURVE},
+    # + accuracy or bpc: the figures check
+    "epochs": {"optimizer": TEXT, "family": TEXT, "epoch": KEY, "val_loss": MEASURE, "diverged": FLAG},
+    "summary": {"optimizer": TEXT},
+    "evaluations": {"optimizer": TEXT},
+    "regression": {
+        "optimizer": TEXT,
+        "family": TEXT,
+        "step": KEY,
+        "suboptimality": CURVE,
+        "diverged": FLAG,
+    },
+    "trace": {"optimizer": TEXT, "family": TEXT, "a": MEASURE, "a_next": MEASURE},
 }
 
 
@@ -80,6 +92,7 @@ class TrainingResult(Result):
     runs: dict[str, TrainResult] = field(default_factory=dict)
     rank: int = 0  # under torch.distributed, only rank 0 should save
     failed: dict[str, str] = field(default_factory=dict)  # run name -> the one line its class raised
+    kept: list[str] = field(default_factory=list)  # runs read back as an earlier run in `out` finished them
 
     def tables(self) -> dict[str, pd.DataFrame]:
         tables = {name: getattr(self, name) for name in (*CLASSIFICATION_TABLES, "regression", "trace")}
@@ -92,18 +105,32 @@ class TrainingResult(Result):
         meta = read_metadata(folder)
         spec = require_spec(folder, meta)
         require_tables(folder)
-        tables = {
-            name: read_table(folder / f"{name}.parquet", columns)
-            for name, columns in TABLE_COLUMNS.items()
-            if (folder / f"{name}.parquet").exists()
-        }
+        tables = read_tables(folder, meta, cls.schemas(spec, meta))
+        present = {name: table for name, table in tables.items() if table is not None}
         return cls(
             task=spec.get("task", ""),
             meta=spec,
             seed=meta.get("seed", 0),
-            **tables,
+            **present,
             failed=meta.get("failed", {}),
         )
+
+    @staticmethod
+    def schemas(spec: dict, meta: dict) -> list[TableSchema]:
+        """The tables of a saved training run (`result.TableSchema`): a classification run's steps,
+        epochs and summary (one summary row per run that did not fail), a regression's or the scalar
+        example's own table."""
+        if "runs" in spec:
+            runs, failed = spec["runs"], meta.get("failed") or {}
+            count = len(runs) - len(failed) if isinstance(runs, list) and isinstance(failed, dict) else None
+            required = {"steps": None, "epochs": None, "summary": count}
+            return [
+                TableSchema(name, columns, required=name in required, rows=required.get(name))
+                for name, columns in TABLE_COLUMNS.items()
+                if name in (*CLASSIFICATION_TABLES,)
+            ]
+        table = "trace" if spec.get("task") == "scalar" else "regression"
+        return [TableSchema(table, TABLE_COLUMNS[table])]
 
     def plot(self) -> dict:
         """Figure name -> matplotlib figure (see `plots.training.training_figures`)."""
@@ -321,7 +348,7 @@ def _classification(
             spec_record["data"] = data_record
         seed = specs[0].seed
         store = _store(out, spec_record, seed, force, writer=rank == 0)
-        tables, runs, failed = {name: [] for name in CLASSIFICATION_TABLES}, {}, {}
+        tables, runs, failed, kept = {name: [] for name in CLASSIFICATION_TABLES}, {}, {}, []
         for spec in specs:
             label = _run_label(spec.optimizer.name, spec.seed, seeds)
             shown = _relabelled(progress, label) if progress and seeds > 1 else progress
@@ -330,6 +357,8 @@ def _classification(
             with store.claim(key, [key]) if store and not torchrun else nullcontext():
                 reread = store and not (force and rank)
                 finished = store.read(key) if reread else None
+                if finished is not None:
+                    kept.append(label)
                 if finished is None:
                     distributed = world > 1 and not torchrun
                     with recorded_failure(spec.optimizer, failed):
@@ -348,7 +377,9 @@ def _classification(
             store.close()
     check_some_finished(tables["summary"], failed)
     merged = {name: pd.concat(parts, ignore_index=True) for name, parts in tables.items()}
-    return TrainingResult(specs[0].task, spec_record, seed, **merged, runs=runs, rank=rank, failed=failed)
+    return TrainingResult(
+        specs[0].task, spec_record, seed, **merged, runs=runs, rank=rank, failed=failed, kept=kept
+    )
 
 
 def _relabelled(progress, label: str):
@@ -369,26 +400,6 @@ def _store(out, record: dict, seed: int, force: bool, writer: bool = True) -> Ce
     return store
 
 
-@contextmanager
-def recorded_failure(spec: OptimizerSpec, failed: dict):
-    """Record in `failed` (name -> one line) the exception of a user's class that fails its run, so the
-    other runs keep going; optbench's own algorithms raising is a bug, and propagates."""
-    try:
-        yield
-    except Exception as error:  # noqa: BLE001
-        if spec.origin is None:
-            raise
-        failed[spec.name] = failure(error)
-
-
-def check_some_finished(parts: list, failed: dict) -> None:
-    """OptbenchError naming each failure when no run finished: there is no table to save."""
-    if not parts:
-        raise OptbenchError(
-            "every run failed: " + "; ".join(f"{name}: {message}" for name, message in failed.items())
-        )
-
-
 def _report_finished(progress, spec: TrainSpec, epochs: pd.DataFrame, n_train: int) -> None:
     """Runs that did not report step by step (resumed, or in worker processes) report their epochs."""
     steps_per_epoch = n_train // spec.batch_size
@@ -406,7 +417,7 @@ def _regression(
     if table_name != "trace":
         record = {**record, "seeds": len(seeds)}
     store = _store(out, record, seeds[0], force)
-    parts, failed = [], {}
+    parts, failed, kept = [], {}, []
     for spec in specs:
         for planned in plans:
             key = content_key(
@@ -420,6 +431,10 @@ def _regression(
             )
             with store.claim(key, [key]) if store else nullcontext():
                 finished = store.read(key) if store else None
+                if finished is not None:
+                    kept.append(
+                        spec.name if len(seeds) == 1 else f"{spec.name} seed={planned.settings['seed']}"
+                    )
                 if finished is None:
                     with recorded_failure(spec, failed):
                         finished = {table_name: planned.run(spec)}
@@ -433,4 +448,4 @@ def _regression(
         store.close()
     check_some_finished(parts, failed)
     table = pd.concat(parts, ignore_index=True)
-    return TrainingResult(task, record, seeds[0], **{table_name: table}, failed=failed)
+    return TrainingResult(task, record, seeds[0], **{table_name: table}, failed=failed, kept=kept)

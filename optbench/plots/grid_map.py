@@ -8,6 +8,7 @@ Takes a grid's table and the `Surface` it ran on; returns a figure; computes no 
 from __future__ import annotations
 
 import math
+import warnings
 
 import matplotlib.colors as mcolors
 import matplotlib.pyplot as plt
@@ -75,9 +76,13 @@ def plot_grid(
         log_scale = not steps_valued and (value != "final_loss" or surface.minimum_value is not None)
         with np.errstate(divide="ignore", invalid="ignore"):
             values = np.log10(np.maximum(raw, 1e-300)) if log_scale else raw
-        shown = np.ma.masked_array(values, mask=diverged | missing)
         x_log, y_log = _is_log(xs), _is_log(ys)
         x_edges, y_edges = _edges(xs, x_log), _edges(ys, y_log)
+        blocks = (math.ceil(len(ys) / SCREEN_CELLS), math.ceil(len(xs) / SCREEN_CELLS))
+        if blocks != (1, 1):
+            values, diverged, missing = _downsampled(values, diverged, missing, blocks)
+            y_edges, x_edges = _block_edges(y_edges, blocks[0]), _block_edges(x_edges, blocks[1])
+        shown = np.ma.masked_array(values, mask=diverged | missing)
         for mask, look in ((diverged, DIVERGED_CELL), (missing, NOT_REACHED_CELL)):
             if mask.any():
                 ax.pcolor(
@@ -135,7 +140,13 @@ def plot_grid(
         ax.grid(False)
         optimizer = display_name(cells["optimizer"].iloc[0])[0]
         steps = f" after {int(cells['steps'].iloc[0])} steps" if "steps" in cells else ""
-        ax.set_title(f"{optimizer} on {surface.name}{steps}")
+        title = f"{optimizer} on {surface.name}{steps}"
+        if blocks != (1, 1):
+            title += (
+                f"\n{len(xs):,} x {len(ys):,} cells drawn as {values.shape[1]:,} x {values.shape[0]:,}: "
+                f"each the median of {blocks[1]} x {blocks[0]} cells"
+            )
+        ax.set_title(title)
         if stability is not None:
             line_x, line_y, text = stability
             handles += ax.plot(
@@ -157,6 +168,36 @@ def plot_grid(
         else:
             ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(0.0, -0.12), ncol=1)
         return fig
+
+
+SCREEN_CELLS = 400  # cells per axis drawn at most: a heat map on a screen has about this many pixels
+
+
+def _downsampled(values, diverged, missing, blocks: tuple[int, int]):
+    """(values, diverged, missing) over blocks of `blocks` (rows, columns) cells: a block's value is the
+    median of its drawn cells, it is diverged when most of its cells diverged, missing when it has no
+    value otherwise. The last block of a row or column may be partial."""
+    (fy, fx), (ny, nx) = blocks, values.shape
+    height, width = math.ceil(ny / fy), math.ceil(nx / fx)
+
+    def padded(array, fill):
+        out = np.full((height * fy, width * fx), fill, dtype=float)
+        out[:ny, :nx] = array
+        return out.reshape(height, fy, width, fx)
+
+    drawn = np.where(diverged | missing, np.nan, values)
+    counted = padded(np.ones_like(values), 0.0).sum(axis=(1, 3))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN block's median: handled below
+        median = np.nanmedian(padded(drawn, np.nan), axis=(1, 3))
+    mostly_diverged = padded(diverged, 0.0).sum(axis=(1, 3)) > counted / 2
+    return median, mostly_diverged, ~np.isfinite(median) & ~mostly_diverged
+
+
+def _block_edges(edges: np.ndarray, size: int) -> np.ndarray:
+    """The edges of blocks of `size` cells from the cells' edges (the last block may be partial)."""
+    kept = edges[::size]
+    return kept if (len(edges) - 1) % size == 0 else np.append(kept, edges[-1])
 
 
 LOG10_SMALLEST = math.log10(np.nextafter(0.0, 1.0))  # the smallest positive float64 (subnormal)

@@ -21,13 +21,12 @@ import pandas as pd
 from ..cells import DONE, SHARED, SKIPPED, CellStore, Interrupted, Local, schedule
 from ..cells.schedule import Executor
 from ..errors import OptbenchError
-from ..experiments.result import Result
+from ..experiments.result import FLAG, KEY, MEASURE, TEXT, Result, TableSchema, check_table, read_tables
 from ..progress import Progress
 from ..results import (
     claim_folder,
     output_folder,
     read_metadata,
-    read_table,
     remove_outputs,
     write_metadata,
     write_table,
@@ -39,6 +38,12 @@ from .run import TABLE, SweepJob, plan_groups
 from .spec import SweepSpec
 
 TABLES = ("sweep", "summary", "critical")
+_CELL = {"cell": TEXT, "optimizer": TEXT, "batch_size": KEY, "seed": KEY}
+SCHEMAS = [  # the order of TABLES; the merged tables a sweep folder without cells holds
+    TableSchema(TABLE, {**_CELL, "step": KEY, "loss": MEASURE, "diverged": FLAG}),
+    TableSchema("summary", {**_CELL, "final_loss": MEASURE, "diverged": FLAG}),
+    TableSchema("critical", {}, required=False),
+]
 
 
 @dataclass(repr=False)
@@ -112,13 +117,25 @@ class SweepResult(Result):
         if store.cells.is_dir():
             result = _merged(spec, folder, cells, store)
         else:
-            tables = [
-                read_table(folder / f"{name}.parquet")
-                if (folder / f"{name}.parquet").exists()
-                else pd.DataFrame()
-                for name in TABLES
-            ]
-            result = cls(spec, folder, cells, *tables)
+            tables = read_tables(folder, meta, SCHEMAS)
+            foreign = set(tables[TABLE]["cell"]) - {cell.key for cell in cells}
+            if foreign:
+                raise OptbenchError(
+                    f"{folder / 'sweep.parquet'} holds cell {sorted(foreign)[0]}, which its meta.json "
+                    "spec does not make: a table from another sweep"
+                )
+            made = tables[TABLE]["cell"].nunique()
+            if len(tables["summary"]) != made:
+                raise OptbenchError(
+                    f"{folder / 'summary.parquet'} holds {len(tables['summary']):,} row(s) where "
+                    f"sweep.parquet holds {made:,} cell(s): the table is cut or damaged"
+                )
+            result = cls(
+                spec,
+                folder,
+                cells,
+                *(table if table is not None else pd.DataFrame() for table in tables.values()),
+            )
         if result.table.empty:
             raise OptbenchError(f"{folder} holds no finished sweep cell yet: nothing to draw")
         return result
@@ -245,7 +262,18 @@ def identity(spec: dict, seed) -> dict:
 
 def _merged(spec: SweepSpec, folder: Path, cells: list[Cell], store: CellStore) -> SweepResult:
     """Every finished cell of `cells` as one table, in grid order."""
-    parts = [tables[TABLE] for tables in map(store.read, (c.key for c in cells)) if tables is not None]
+    parts = []
+    for cell in cells:
+        tables = store.read(cell.key)
+        if tables is not None:
+            check_table(store.table_path(cell.key, TABLE), tables[TABLE], SCHEMAS[0])
+            if set(tables[TABLE]["cell"]) != {cell.key}:
+                raise OptbenchError(
+                    f"{store.table_path(cell.key, TABLE)} holds the rows of cell(s) "
+                    f"{', '.join(sorted(map(str, set(tables[TABLE]['cell']))))}, not {cell.key}: "
+                    "a table this sweep did not make"
+                )
+            parts.append(tables[TABLE])
     table = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
     summary = summarize(table, *spec.resolved_targets())
     critical = critical_batch_sizes(summary, spec.kind)
