@@ -139,9 +139,10 @@ def plan_tuning(
     return TuningPlan(over, axes, ranges, starts, criterion)
 
 
-def run_count(spec: dict) -> int | None:
-    """The runs a saved comparison's spec made: its optimizers less those that failed (None: unknown)."""
-    optimizers, failed = spec.get("optimizers"), spec.get("failed") or {}
+def run_count(spec: dict, failed) -> int | None:
+    """The runs a saved comparison made: its spec's optimizers less those meta.json records as failed
+    (None: unknown)."""
+    optimizers, failed = spec.get("optimizers"), failed or {}
     if not isinstance(optimizers, list) or not isinstance(failed, dict):
         return None
     return len(optimizers) - len(failed)
@@ -171,9 +172,9 @@ class Comparison(Result):
         return {stem: table for stem, table in tables.items() if table is not None}
 
     @staticmethod
-    def schemas(spec: dict) -> list[TableSchema]:
-        """The tables of a saved comparison (`result.TableSchema`); `spec` is meta.json's."""
-        runs, trials = run_count(spec), spec.get("trials")
+    def schemas(spec: dict, failed=None) -> list[TableSchema]:
+        """The tables of a saved comparison (`result.TableSchema`); `spec` and `failed` are meta.json's."""
+        runs, trials = run_count(spec, failed), spec.get("trials")
         known = runs is not None and isinstance(trials, int)
         tables = [
             TableSchema("trajectory", {"optimizer": TEXT, "trial": KEY, "step": KEY, "loss": CURVE}),
@@ -214,7 +215,7 @@ class Comparison(Result):
         spec = require_spec(folder, meta, "surface")
         require_tables(folder)
         surface = get_surface(spec["surface"])
-        tables = read_tables(folder, meta, cls.schemas(spec))
+        tables = read_tables(folder, meta, cls.schemas(spec, meta.get("failed")))
         tuning = None
         if spec.get("tune"):
             metrics = tables["tuning"]
