@@ -253,8 +253,23 @@ BENCH_TASKS = {
     "logistic": ("logistic", 400, 1e-4, 0.0,
                  "breast cancer, C = 1, f - f* from the Newton optimum: four decades of the gap"),
 }
+# Network tasks (`bench.networks`): (data, model, steps budget, batch size, validation passes per trial,
+# target metric, target value, direction, reason).
+BENCH_NETWORKS = {
+    "digits-mlp": ("digits", "mlp", 400, 64, 20, "val_accuracy", 0.95, "max",
+                   "TBD"),
+    "digits-lenet": ("digits", "lenet", 400, 64, 20, "val_accuracy", 0.97, "max",
+                     "TBD"),
+    "mnist1d-mlp": ("mnist1d", "mlp", 1000, 64, 20, "val_accuracy", 0.6, "max",
+                    "TBD"),
+    "fashion-mnist-mlp": ("fashion-mnist", "mlp", 1000, 128, 10, "val_accuracy", 0.85, "max",
+                          "TBD"),
+}
 BENCH_SUITES = {
     "quick": ("elliptic", "logistic"),
-    "default": ("elliptic", "rotated-quadratic", "noisy-rosenbrock", "logistic"),
+    "default": ("elliptic", "rotated-quadratic", "noisy-rosenbrock", "logistic", "digits-mlp",
+                "digits-lenet", "mnist1d-mlp"),
+    "full": ("elliptic", "rotated-quadratic", "noisy-rosenbrock", "logistic", "digits-mlp",
+             "digits-lenet", "mnist1d-mlp", "fashion-mnist-mlp"),
 }
 # fmt: on
