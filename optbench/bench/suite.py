@@ -127,3 +127,20 @@ def suite_tasks(suite) -> list[BenchTask]:
     if not names:
         raise OptbenchError("the benchmark suite is empty: give at least one task")
     return [get_bench_task(name) for name in names]
+
+
+def describe():
+    """(title, columns, rows) for `optbench list`: every benchmark task, its suites, budget and target,
+    and why it would be skipped here."""
+    rows = []
+    for name in [*BENCH_TASKS, *BENCH_NETWORKS]:
+        task = get_bench_task(name)
+        suites = ", ".join(suite for suite, names in BENCH_SUITES.items() if name in names) or "-"
+        if isinstance(task, NetworkTask):
+            what = f"{task.model} on {task.data}, batch {task.batch_size}"
+            target = f"{task.metric} {'>=' if task.direction == 'max' else '<='} {task.target:g}"
+        else:
+            what = f"{task.problem}" + (f", gradient noise σ = {task.noise:g}" if task.noise else "")
+            target = f"f - f* <= {task.tolerance:g} (f(start) - f*)"
+        rows.append((name, suites, what, str(task.steps), target, task.unavailable() or "ready"))
+    return "benchmark tasks (optbench bench)", ("name", "suites", "problem", "steps", "target", "here"), rows

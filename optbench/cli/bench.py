@@ -22,7 +22,12 @@ from .common import (
 
 @click.command("bench")
 @click.argument("optimizers", nargs=-1, required=True)
-@click.option("--suite", default="default", show_default=True, help="Task suite: quick or default.")
+@click.option(
+    "--suite",
+    default="default",
+    show_default=True,
+    help="Task suite: quick, default or full (optbench list shows their tasks).",
+)
 @click.option("--tasks", default=None, help="Comma-separated task names instead of a suite.")
 @click.option(
     "--studies", type=int, default=5, show_default=True, help="Tuning studies per task and optimizer."
