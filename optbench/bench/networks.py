@@ -27,7 +27,7 @@ from ..data import DEFAULT_DIRS, Dataset, load, load_mnist1d
 from ..errors import OptbenchError
 from ..tasks.problem import Target
 
-DATA = ("digits", "mnist1d", "fashion-mnist")
+DATA = ("digits", "mnist1d", "fashion-mnist", "shakespeare")  # shakespeare: `bench.language_model`
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,8 @@ class NetworkTask:
     """One network task: `data` (one of DATA), `model` (an `optbench.models` name), `steps` (the
     budget, optimizer steps per trial), `batch_size`, `evaluations` (validation passes per trial),
     the target (`metric` 'val_accuracy' or 'val_loss', its `target` value and `direction`) and the
-    `reason` for these numbers."""
+    `reason` for these numbers. Data 'shakespeare' is the language model (`bench.language_model`,
+    model 'transformer-tiny', metric val_loss in nats per character)."""
 
     name: str
     data: str
@@ -81,6 +82,10 @@ class NetworkTask:
 
             if importlib.util.find_spec("mnist1d") is None:
                 return "skipped: the mnist1d package is not installed (pip install 'optbench[mnist1d]')"
+        if self.data == "shakespeare":
+            from .language_model import unavailable
+
+            return unavailable()
         if self.data == "fashion-mnist":
             locate, how = DEFAULT_DIRS["fashion-mnist"]
             if locate() is None:
@@ -89,7 +94,12 @@ class NetworkTask:
 
     def prepare(self) -> None:
         """Loads the data now, so a broken task fails before any write."""
-        dataset(self.data)
+        if self.data == "shakespeare":
+            from ..tasks.language_model import load_text
+
+            load_text(None)
+        else:
+            dataset(self.data)
 
     def as_dict(self) -> dict:
         return {name: getattr(self, name) for name in self.__dataclass_fields__}
@@ -109,6 +119,10 @@ def run_network(task: NetworkTask, optimizer, rows, axes, make_scheduler) -> dic
     """
     from ..runners.batched_training import train_batched
 
+    if task.data == "shakespeare":
+        from .language_model import run_language_model
+
+        return run_language_model(task, optimizer, rows, axes, make_scheduler)
     data = dataset(task.data)
     run = train_batched(
         optimizer,

@@ -72,6 +72,8 @@ def command(ctx, optimizers, suite, tasks, studies, trials, seeds, jobs, seed, f
     for path in save_figures(result.plot(), folder, formats):
         console.print(f"wrote {path}")
     console.print(f"wrote {folder / REPORT}")
+    for task, note in result.meta.get("skipped", {}).items():
+        console_err.print(f"[bold yellow]{task}[/] {note}", highlight=False)
     print_table(ranking_table(result))
     failed = result.trials["status"].str.startswith("failed")
     if failed.any():

@@ -264,12 +264,14 @@ BENCH_NETWORKS = {
                     "TBD"),
     "fashion-mnist-mlp": ("fashion-mnist", "mlp", 1000, 128, 10, "val_accuracy", 0.85, "max",
                           "TBD"),
+    "shakespeare-tiny": ("shakespeare", "transformer-tiny", 200, 32, 4, "val_loss", 2.9, "min",
+                         "TBD"),
 }
 BENCH_SUITES = {
     "quick": ("elliptic", "logistic"),
     "default": ("elliptic", "rotated-quadratic", "noisy-rosenbrock", "logistic", "digits-mlp",
                 "digits-lenet", "mnist1d-mlp"),
     "full": ("elliptic", "rotated-quadratic", "noisy-rosenbrock", "logistic", "digits-mlp",
-             "digits-lenet", "mnist1d-mlp", "fashion-mnist-mlp"),
+             "digits-lenet", "mnist1d-mlp", "fashion-mnist-mlp", "shakespeare-tiny"),
 }
 # fmt: on
