@@ -102,7 +102,8 @@ def bench(
     """Run the benchmark; returns a `BenchResult` (saved to `folder` when given, report included).
 
     optimizers: names or specs ('adamw', 'momentum', 'torch:adam', 'pkg.mod:Class'); suite: 'quick',
-    'default' or a list of task names of `tasks.defaults.BENCH_TASKS`; studies x trials_per_study
+    'default', 'full' or a list of names of `tasks.defaults` BENCH_TASKS and BENCH_NETWORKS (a task whose
+    data is absent is skipped, with a note in meta's 'skipped'); studies x trials_per_study
     quasi-random trials per task and optimizer, then `seeds` seeds at each study's winner.
     folder: where cells, the tables, meta.json and report.html go; None: a temporary folder, removed
     afterwards (nothing kept).
