@@ -178,6 +178,29 @@ def _digits():
     return _as_tensors(images, digits.target)
 
 
+# --- MNIST-1D ---------------------------------------------------------------------------------
+
+
+def load_mnist1d(val_fraction: float = 0.1, split_seed: int = SPLIT_SEED) -> Dataset:
+    """MNIST-1D (Greydanus & Kobak 2024, "Scaling down deep learning with MNIST-1D"), generated offline by
+    the `mnist1d` package's `make_dataset` with its default arguments (5,000 sequences of length 40,
+    10 classes, its seed 42; its `get_dataset` downloads, so it is never called). Inputs float32
+    `[N, 1, 1, 40]` normalised with the training split's mean and standard deviation; the package's
+    4,000 training sequences lose `val_fraction` to validation (seeded), its 1,000 form the test split.
+    Raises OptbenchError when `mnist1d` is not installed (`pip install optbench[mnist1d]`)."""
+    try:
+        from mnist1d.data import get_dataset_args, make_dataset
+    except ImportError:
+        raise OptbenchError("MNIST-1D needs the mnist1d package: pip install 'optbench[mnist1d]'") from None
+    data = make_dataset(get_dataset_args())
+    as_pair = lambda x, y: _as_tensors(np.asarray(x)[:, None, None, :], y)  # noqa: E731
+    train, val = _split(*as_pair(data["x"], data["y"]), val_fraction, split_seed)
+    test = as_pair(data["x_test"], data["y_test"])
+    mean, std = _channel_stats(train[0])
+    normalise = lambda pair: ((pair[0] - mean) / std, pair[1])  # noqa: E731
+    return Dataset("mnist1d", normalise(train), normalise(val), normalise(test), 10)
+
+
 # --- IDX (MNIST, Fashion-MNIST) ----------------------------------------------------------------
 
 IDX_MAGIC = {3: 2051, 1: 2049}  # number of dimensions -> magic number of an unsigned-byte IDX file

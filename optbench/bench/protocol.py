@@ -12,6 +12,16 @@ Fairness is in the search space: the learning rate is log-uniform over ONE range
 momentum-like coefficients are searched as 1 - β, log-uniform, for every optimizer that has them
 (`momentum`, and `betas` as beta1/beta2), where the optimizer's own default is nonzero and the spec does
 not fix it (SGD's default momentum is 0, so plain SGD stays plain; `momentum` fixes 0.9).
+
+The schedule family is the same for everyone and fixed, not searched: every trial's lr (its searched
+peak) is warmed up linearly over the first WARMUP_FRACTION of the task's budget, then decayed by a
+cosine to 0 at the budget's end (`runners.schedules.warmup_then_decay`), per trial. Cosine rather than
+linear decay: it is AlgoPerf's baseline schedule (Dahl et al. 2023, appendix) and nanoGPT's, so numbers
+compare with theirs; decay to 0 rather than to a floor, because Wen et al. 2025 and Kaddour et al. 2023
+find claimed speed-ups shrink once every optimizer decays fully, and because a fixed-step method (Lion,
+sign descent) can settle within a tolerance only as its step shrinks to 0. The warm-up fraction is fixed
+at 5% (AlgoPerf's baselines search 2-10%; searching it would spend the few trials a laptop affords on an
+axis that matters little next to lr).
 """
 
 from __future__ import annotations
@@ -27,6 +37,8 @@ from ..specs import OptimizerSpec
 
 DEFAULT_STUDIES = 5
 DEFAULT_TRIALS = 5
+WARMUP_FRACTION = 0.05  # of the budget; see the module docstring
+SCHEDULE = {"warmup": "linear", "warmup_fraction": WARMUP_FRACTION, "decay": "cosine to 0"}
 
 
 @dataclass(frozen=True)
@@ -55,6 +67,13 @@ DEFAULT_SPACE = {
     "beta1": LogUniform(1e-2, 0.5, one_minus=True),
     "beta2": LogUniform(1e-3, 0.1, one_minus=True),
 }
+
+
+def schedule(steps: int):
+    """The protocol's `make_scheduler` for a budget of `steps` steps (see the module docstring)."""
+    from ..runners.schedules import warmup_then_decay
+
+    return warmup_then_decay(steps, WARMUP_FRACTION)
 
 
 def searched_axes(spec: OptimizerSpec, space: dict | None = None) -> list[str]:

@@ -37,12 +37,13 @@ from ..errors import OptbenchError
 from ..progress import Progress
 from ..specs import OptimizerSpec, as_spec
 from . import protocol
-from .suite import BenchTask, suite_tasks
+from .networks import NetworkTask, run_network
+from .suite import BenchTask, suite_tasks, task_from_dict
 from .timing import TIMING_COLUMNS, lone_winner, timed_rows
 
 KIND = "bench"
 BAR = "bench"
-VERSION = 1  # bump when a cell's computation changes, so old cells are not reused
+VERSION = 2  # bump when a cell's computation changes, so old cells are not reused
 STAGES = 3  # cells per task and optimizer: tuning, seeds, timing
 AXES = ("lr", "momentum", "beta1", "beta2")
 
@@ -94,6 +95,10 @@ def bench_spec(optimizers, suite, studies, trials_per_study, seeds, seed) -> tup
     if duplicated:
         raise OptbenchError(f"optimizer '{duplicated[0]}' is given twice")
     tasks = suite_tasks(suite)
+    skipped = {task.name: note for task in tasks if (note := task.unavailable())}
+    tasks = [task for task in tasks if task.name not in skipped]
+    if not tasks:
+        raise OptbenchError(f"every task of the suite is skipped: {'; '.join(skipped.values())}")
     studies = check_whole("studies", studies)
     trials_per_study = check_whole("trials per study", trials_per_study)
     seeds = check_whole("seeds", seeds)
@@ -106,6 +111,8 @@ def bench_spec(optimizers, suite, studies, trials_per_study, seeds, seed) -> tup
         "trials_per_study": trials_per_study,
         "seeds": seeds,
         "space": {name: vars(axis) for name, axis in protocol.DEFAULT_SPACE.items()},
+        "schedule": protocol.SCHEDULE,
+        "skipped": skipped,
         "seed": seed,
         "version": VERSION,
     }
@@ -129,7 +136,8 @@ def bench(
     """Run the benchmark; returns a `BenchResult` (saved to `folder` when given, report included).
 
     optimizers: names or specs ('adamw', 'momentum', 'torch:adam', 'pkg.mod:Class'); suite: 'quick',
-    'default' or a list of task names of `tasks.defaults.BENCH_TASKS`; studies x trials_per_study
+    'default', 'full' or a list of names of `tasks.defaults` BENCH_TASKS and BENCH_NETWORKS (a task whose
+    data is absent is skipped, with a note in meta's 'skipped'); studies x trials_per_study
     quasi-random trials per task and optimizer, then `seeds` seeds at each study's winner.
     folder: where cells, the tables, meta.json and report.html go; None: a temporary folder, removed
     afterwards (nothing kept).
@@ -153,7 +161,7 @@ def bench(
         raise OptbenchError("a shard needs a folder that every shard writes into")
     executor = executor or Local(jobs)
     for task in tasks:
-        task.surface  # noqa: B018 - builds the problem now: a broken task fails before any write
+        task.prepare()
     if folder is not None:
         CellStore(folder).check(KIND, spec, seed, force)
         tables = _run(Path(folder), spec, specs, tasks, executor, progress, force, shard)
@@ -257,7 +265,9 @@ def _trials(optimizer: OptimizerSpec, spec: dict) -> pd.DataFrame:
     return table.assign(seed=0)
 
 
-def _reruns(winners: pd.DataFrame, task: BenchTask, optimizer: OptimizerSpec, seeds: int) -> pd.DataFrame:
+def _reruns(
+    winners: pd.DataFrame, task: BenchTask | NetworkTask, optimizer: OptimizerSpec, seeds: int
+) -> pd.DataFrame:
     mine = winners[(winners["task"] == task.name) & (winners["optimizer"] == optimizer.text)]
     columns = ["study", "trial", *[a for a in AXES if a in mine.columns and mine[a].notna().any()]]
     rows = mine[columns]
@@ -266,7 +276,9 @@ def _reruns(winners: pd.DataFrame, task: BenchTask, optimizer: OptimizerSpec, se
     )
 
 
-def _group(stage: str, task: BenchTask, optimizer: OptimizerSpec, rows: pd.DataFrame, spec: dict) -> Group:
+def _group(
+    stage: str, task: BenchTask | NetworkTask, optimizer: OptimizerSpec, rows: pd.DataFrame, spec: dict
+) -> Group:
     origin = optimizer.origin.cache_key() if optimizer.origin is not None else None
     settings = {
         "stage": stage,
@@ -340,60 +352,81 @@ class BenchJob:
 
 
 def run_rows(context: dict) -> pd.DataFrame:
-    """The rows of one cell: its trials run as one batch; an exception of the optimizer becomes
-    status 'failed: TYPE: message' on every row (steps NaN)."""
-    from ..runners.surface import run_surface, set_hyperparameters
-
-    task = BenchTask(**context["task"])
+    """The rows of one cell: its trials run as one batch under the protocol's schedule; an exception of
+    the optimizer becomes status 'failed: TYPE: message' on every row (steps NaN)."""
+    task = task_from_dict(context["task"])
     optimizer, rows = context["optimizer"], context["rows"]
     axes = [a for a in AXES if a in rows.columns]
-    starts = task.starts(rows["seed"])
-    common = dict(noise=task.noise, seed=context["noise_seed"], relative_tolerance=task.tolerance)
     try:
-        if optimizer.use_torch:  # torch.optim takes no tensor hyperparameters: one trial at a time
-            metrics = pd.concat(
-                [
-                    run_surface(
-                        optimizer,
-                        task.surface,
-                        starts[i : i + 1],
-                        task.steps,
-                        defaults=set_hyperparameters({}, {a: float(rows[a].iloc[i]) for a in axes}),
-                        **common,
-                    ).metrics
-                    for i in range(len(rows))
-                ],
-                ignore_index=True,
-            )
+        if isinstance(task, NetworkTask):
+            outcome = run_network(task, optimizer, rows, axes, protocol.schedule(task.steps))
         else:
-            grid = {a: rows[a].to_numpy(dtype=float, copy=True) for a in axes}
-            metrics = run_surface(
-                optimizer, task.surface, starts, task.steps, grid=grid, defaults={}, **common
-            ).metrics
+            outcome = _run_surface_task(task, optimizer, rows, axes, context["noise_seed"])
     except Exception as error:  # noqa: BLE001 - a user's optimizer failing is a result, never a crash
         return _failed_rows(context, f"{type(error).__name__}: {error}")
-    diverged = metrics["diverged"].to_numpy(dtype=bool)
-    steps = metrics["steps_to_tolerance"].to_numpy(dtype=float)
+    steps, diverged = outcome["steps"], outcome["diverged"]
     status = np.where(diverged, "diverged", np.where(np.isnan(steps), "not reached", "reached"))
-    return _frame(
-        context, steps, metrics["final_loss"].to_numpy(dtype=float) - task.surface.minimum_value, status
+    return _frame(context, steps, outcome["final_metric"], status, outcome["mode"])
+
+
+def _run_surface_task(task: BenchTask, optimizer: OptimizerSpec, rows, axes, noise_seed) -> dict:
+    """Surface trials as one `[trials, dim]` batch (torch.optim's classes take no tensor
+    hyperparameters: one trial at a time); the outcome as `networks.run_network` returns it, the final
+    metric being f - f* at the last step."""
+    from ..runners.surface import run_surface, set_hyperparameters
+
+    starts = task.starts(rows["seed"])
+    common = dict(
+        noise=task.noise,
+        seed=noise_seed,
+        relative_tolerance=task.tolerance,
+        make_scheduler=protocol.schedule(task.steps),
     )
+    if optimizer.use_torch:
+        runs = [
+            run_surface(
+                optimizer,
+                task.surface,
+                starts[i : i + 1],
+                task.steps,
+                defaults=set_hyperparameters({}, {a: float(rows[a].iloc[i]) for a in axes}),
+                **common,
+            )
+            for i in range(len(rows))
+        ]
+        metrics, mode = pd.concat([r.metrics for r in runs], ignore_index=True), "per_trial"
+    else:
+        grid = {a: rows[a].to_numpy(dtype=float, copy=True) for a in axes}
+        run = run_surface(optimizer, task.surface, starts, task.steps, grid=grid, defaults={}, **common)
+        metrics, mode = run.metrics, "per_trial" if run.per_trial else "batched"
+    return {
+        "steps": metrics["steps_to_tolerance"].to_numpy(dtype=float),
+        "final_metric": metrics["final_loss"].to_numpy(dtype=float) - task.surface.minimum_value,
+        "diverged": metrics["diverged"].to_numpy(dtype=bool),
+        "mode": mode,
+    }
 
 
 def _failed_rows(context: dict, message: str) -> pd.DataFrame:
     n = len(context["rows"])
-    return _frame(context, np.full(n, np.nan), np.full(n, np.nan), np.full(n, f"failed: {message}"))
+    return _frame(context, np.full(n, np.nan), np.full(n, np.nan), np.full(n, f"failed: {message}"), "")
 
 
-def _frame(context, steps, final_gap, status) -> pd.DataFrame:
+def _frame(context, steps, final_metric, status, mode) -> pd.DataFrame:
+    """final_gap: f - f* at the end on a surface task; final_metric: the target's metric at the end
+    (f - f* on a surface, validation accuracy or loss on a network); mode: 'batched' (one optimizer
+    over every trial) or 'per_trial' (one trial at a time: reducing or torch.optim optimizers)."""
     rows = context["rows"].reset_index(drop=True)
+    surface = context["task"].get("kind", "surface") == "surface"
     return pd.DataFrame(
         {
             "optimizer": context["optimizer"].text,
             "task": context["task"]["name"],
             **{c: rows[c] for c in rows.columns},
             "steps": steps,
-            "final_gap": final_gap,
+            "final_gap": final_metric if surface else np.full(len(rows), np.nan),
+            "final_metric": final_metric,
             "status": status,
+            "mode": mode,
         }
     )

@@ -27,7 +27,12 @@ CLUSTERS = ("slurm", "local", "debug")  # submitit's executors (`cells.Submitit`
 
 @click.command("bench")
 @click.argument("optimizers", nargs=-1, required=True)
-@click.option("--suite", default="default", show_default=True, help="Task suite: quick or default.")
+@click.option(
+    "--suite",
+    default="default",
+    show_default=True,
+    help="Task suite: quick, default or full (optbench list shows their tasks).",
+)
 @click.option("--tasks", default=None, help="Comma-separated task names instead of a suite.")
 @click.option(
     "--studies", type=int, default=5, show_default=True, help="Tuning studies per task and optimizer."
@@ -142,6 +147,8 @@ def command(
     for path in save_figures(result.plot(), folder, formats):
         console.print(f"wrote {path}")
     console.print(f"wrote {folder / REPORT}")
+    for task, note in result.meta.get("skipped", {}).items():
+        console_err.print(f"[bold yellow]{task}[/] {note}", highlight=False)
     print_table(ranking_table(result))
     print_table(summary_table(result))
     failed = result.trials["status"].str.startswith("failed")

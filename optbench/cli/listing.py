@@ -1,4 +1,4 @@
-"""`optbench list`: the optimizers with their defaults, the surfaces and the data sets."""
+"""`optbench list`: the optimizers with their defaults, the surfaces, the data sets and the benchmark's tasks."""
 
 from __future__ import annotations
 
@@ -28,6 +28,7 @@ def _reference(algorithm) -> str:
 def command():
     """List the optimizers with their certificate's reference, defaults and how surfaces batch trials."""
     from .. import objectives, tasks
+    from ..bench import suite
 
     table = Table(
         title="optimizers (ours, certified equal to the reference by `optbench verify`)", title_justify="left"
@@ -49,7 +50,7 @@ def command():
         "also: any torch.optim.Optimizer class as module:Class, path/to/file.py:Class or zoo:name "
         "(pytorch_optimizer:lion, heavyball:...); see docs/optimizers.md"
     )
-    for title, columns, rows in (objectives.describe(), tasks.describe()):
+    for title, columns, rows in (objectives.describe(), tasks.describe(), suite.describe()):
         extra = Table(title=title, title_justify="left")
         for column in columns:
             extra.add_column(column)

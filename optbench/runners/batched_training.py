@@ -28,6 +28,10 @@ Each trial sees the batches a lone `optbench train` run with its seed sees: weig
 with `seed`, batch i being positions [i B, (i + 1) B) (the last incomplete batch dropped). A schedule
 (`make_scheduler`, any torch.optim.lr_scheduler factory) is stepped after every optimizer step, per
 trial (`PerTrialSchedule` in batched mode).
+
+With a `validation` split and `evaluate_every` k, every trial is scored after steps k, 2k, ... and after
+the last step on the whole split (mean cross-entropy and accuracy, as `tasks.classification.evaluate_split`
+scores a lone model: the same models carry no dropout or batch norm, so train and eval mode agree).
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ from .divergence import first_divergence
 from .surface import set_hyperparameters, with_beta_axes
 
 CLIP_EPS = 1e-6  # torch.nn.utils.clip_grad_norm_'s guard in max_norm / (norm + eps)
+EVAL_BATCH = 1024  # validation rows per batched forward pass (bounds the [trials, rows, classes] logits)
 
 
 @dataclass
@@ -61,6 +66,9 @@ class BatchedTraining:
     parameters: name -> the final stacked parameters `[trials, *shape]` (on the CPU).
     mode: "batched" (one optimizer over stacked tensors) or "per_trial" (one optimizer per trial).
     seeds, hparams: each trial's seed and per-trial hyperparameter values (name -> list).
+    evaluation_steps: the steps after which the validation split was scored (empty without one).
+    val_loss, val_accuracy: float64 `[len(evaluation_steps), trials]`, each trial's mean cross-entropy
+        (nats) and accuracy (fraction) on the validation split after those steps.
     """
 
     losses: torch.Tensor
@@ -68,6 +76,9 @@ class BatchedTraining:
     mode: str
     seeds: list
     hparams: dict = field(default_factory=dict)
+    evaluation_steps: list = field(default_factory=list)
+    val_loss: torch.Tensor | None = None
+    val_accuracy: torch.Tensor | None = None
 
     def diverged_at(self) -> list:
         """Per trial, the first step whose loss counts as diverged (`runners.divergence`), or None."""
@@ -112,6 +123,8 @@ def train_batched(
     clip_grad_norm: float | None = None,
     dtype: torch.dtype = torch.float32,
     device: str = "cpu",
+    validation: tuple[torch.Tensor, torch.Tensor] | None = None,
+    evaluate_every: int | None = None,
 ) -> BatchedTraining:
     """Train one trial per entry of `seeds` together; returns every trial's losses and final parameters.
 
@@ -119,13 +132,20 @@ def train_batched(
     hparams: name -> one value per trial (`beta1`/`beta2` address `betas`), over `defaults` and the spec.
     steps: optimizer steps (epochs follow from the training split's size and batch_size).
     make_scheduler: builds a torch scheduler for one optimizer, stepped after every step of every trial.
+    validation, evaluate_every: an (inputs `[N, ...]`, labels `[N]`) split scored every `evaluate_every`
+    steps and after the last (see the module docstring); both or neither.
     Raises OptbenchError for no trials, steps < 0, batch_size outside [1, training samples], a list of
-    hyperparameter values of the wrong length, a clipping norm <= 0, L-BFGS, or a model with buffers.
+    hyperparameter values of the wrong length, a clipping norm <= 0, evaluate_every < 1 or without a
+    split, L-BFGS, or a model with buffers.
     """
     seeds = [int(s) for s in seeds]
     trials = len(seeds)
     hparams = {name: [float(v) for v in values] for name, values in (hparams or {}).items()}
     _check(spec, dataset, trials, steps, batch_size, hparams, clip_grad_norm)
+    if (validation is None) != (evaluate_every is None):
+        raise OptbenchError("batched training scores a validation split every k steps: give both or neither")
+    if evaluate_every is not None and not (isinstance(evaluate_every, int) and evaluate_every >= 1):
+        raise OptbenchError(f"evaluate_every must be a whole number >= 1, got {evaluate_every}")
     x_train, y_train = dataset.train
     x_train, y_train = x_train.to(device, dtype), y_train.to(device)
 
@@ -152,6 +172,8 @@ def train_batched(
         return F.cross_entropy(functional_call(template, params, (inputs,)), targets)
 
     losses_of_trials = torch.vmap(trial_loss)
+    evaluation_steps = [] if evaluate_every is None else _evaluation_steps(steps, evaluate_every)
+    scores = []
     orders = {seed: torch.Generator().manual_seed(seed) for seed in sorted(set(seeds))}
     per_epoch = len(y_train) // batch_size
     losses = torch.empty(steps, trials, dtype=torch.float64)
@@ -170,12 +192,17 @@ def train_batched(
             _clip_per_trial(list(stacked.values()), clip_grad_norm)
         stepper.step()
         losses[t] = loss.detach().double().cpu()
+        if evaluation_steps and t + 1 == evaluation_steps[len(scores)]:
+            scores.append(_score(template, stacked, validation, device, dtype))
     return BatchedTraining(
         losses=losses,
         parameters={name: p.detach().cpu().contiguous() for name, p in stacked.items()},
         mode=mode,
         seeds=seeds,
         hparams=hparams,
+        evaluation_steps=evaluation_steps,
+        val_loss=torch.stack([s[0] for s in scores]) if scores else None,
+        val_accuracy=torch.stack([s[1] for s in scores]) if scores else None,
     )
 
 
@@ -189,6 +216,35 @@ def _stacked(tensors: list) -> torch.Tensor:
     if stacked.dim() == 3:
         stacked = stacked.transpose(1, 2).contiguous().transpose(1, 2)
     return stacked.requires_grad_()
+
+
+def _evaluation_steps(steps: int, every: int) -> list:
+    """k, 2k, ... up to `steps`, and `steps` itself."""
+    return sorted(set(range(every, steps + 1, every)) | ({steps} if steps else set()))
+
+
+@torch.no_grad()
+def _score(template, stacked, split, device, dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each trial's (mean cross-entropy, accuracy) on the whole split, float64 `[trials]` each."""
+    inputs, labels = split
+    params = {name: p.detach() for name, p in stacked.items()}
+    trials = next(iter(params.values())).shape[0]
+
+    def logits_of(trial_params, x):
+        return functional_call(template, trial_params, (x,))
+
+    logits_of_trials = torch.vmap(logits_of, in_dims=(0, None))
+    total = torch.zeros(trials, dtype=torch.float64, device=device)
+    correct = torch.zeros(trials, dtype=torch.int64, device=device)
+    for start in range(0, len(labels), EVAL_BATCH):
+        x = inputs[start : start + EVAL_BATCH].to(device, dtype)
+        y = labels[start : start + EVAL_BATCH].to(device)
+        logits = logits_of_trials(params, x)  # [trials, rows, classes]
+        total += (
+            F.cross_entropy(logits.transpose(1, 2), y.expand(trials, -1), reduction="none").double().sum(1)
+        )
+        correct += (logits.argmax(2) == y).sum(1)
+    return (total / len(labels)).cpu(), (correct.double() / len(labels)).cpu()
 
 
 def _check(spec, dataset, trials, steps, batch_size, hparams, clip_grad_norm) -> None:

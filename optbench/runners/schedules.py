@@ -13,6 +13,7 @@ from __future__ import annotations
 import inspect
 import math
 import re
+from collections.abc import Callable
 
 import torch
 
@@ -144,6 +145,20 @@ def _checked(name: str, value, annotation: str, where: str):
     if not number:
         raise OptbenchError(f"{where}: {name} must be a finite number")
     return value
+
+
+def warmup_then_decay(steps: int, warmup_fraction: float) -> Callable:
+    """A `make_scheduler` (optimizer -> torch LambdaLR) for a budget of `steps` steps: a linear warm-up
+    over round(warmup_fraction · steps) steps (at least 1), then a cosine decay to 0 at `steps`
+    (`warmup_cosine` with floor 0, AlgoPerf's baseline schedule decayed fully). Stepped once per step."""
+    warmup = max(1, round(warmup_fraction * steps))
+
+    def make_scheduler(optimizer):
+        return torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda t: warmup_cosine(t, warmup, steps, floor=0.0)
+        )
+
+    return make_scheduler
 
 
 def warmup_cosine(step: int, warmup: int, steps: int, floor: float = 0.1) -> float:

@@ -41,6 +41,7 @@ import torch
 
 from ..errors import OptbenchError
 from ..objectives import Surface, add_gradient_noise, noisy
+from ..optimizers import PerTrialSchedule
 from ..specs import OptimizerSpec
 from ..tasks.registry import surface_task
 from .eval_mode import evaluation_mode, has_eval_mode
@@ -87,6 +88,7 @@ def run_surface(
     relative_tolerance: float = RELATIVE_TOLERANCE,
     dtype=torch.float64,
     progress: Callable[[int], None] | None = None,
+    make_scheduler: Callable | None = None,
 ) -> SurfaceRun:
     """Run `spec` from every row of `starts` for `steps` steps; returns trajectory and metrics tables.
 
@@ -97,6 +99,8 @@ def run_surface(
     device: where the optimizer steps ('cuda' for a reproducibility check); tables are always on the CPU.
     relative_tolerance: a trial has converged once f - f_min <= relative_tolerance (f(its start) - f_min).
     progress: called with the number of steps taken, every `PROGRESS_EVERY` steps and at the end.
+    make_scheduler: builds a torch.optim.lr_scheduler for one optimizer, stepped after every step of
+    every trial (per trial through `PerTrialSchedule` when trials share one optimizer); None: constant.
     Raises OptbenchError for steps < 0, a clipping norm or relative tolerance <= 0, a grid of the wrong size.
     """
     if steps < 0:
@@ -123,6 +127,7 @@ def run_surface(
     stepper = (PerTrialStepper if per_trial else BatchedStepper)(
         spec, starts, grid, defaults, clipped(noisy(surface.evaluate, noise, noise_generator), clip_grad_norm)
     )
+    stepper.schedule(make_scheduler)
     recorder = Recorder(surface, trials, steps, record_every, dtype, relative_tolerance)
     on_cpu = torch.device(device).type == "cpu"
     for t in range(steps + 1):
@@ -240,6 +245,11 @@ class BatchedStepper:
         self.optimizer = spec.build([self.theta], defaults, **_with_grid({}, grid))
         _train_mode(self.optimizer)
         self.sparse = spec.algorithm.sparse_grad
+        self.scheduler = None
+
+    def schedule(self, make_scheduler) -> None:
+        if make_scheduler is not None:
+            self.scheduler = PerTrialSchedule(self.optimizer, make_scheduler)
 
     def points(self):
         return self.theta
@@ -251,6 +261,8 @@ class BatchedStepper:
     def step(self, gradient):
         self.theta.grad = gradient.to_sparse() if self.sparse else gradient
         self.optimizer.step()
+        if self.scheduler is not None:
+            self.scheduler.step()
 
     def evaluations(self):
         return None  # one gradient per step
@@ -269,6 +281,11 @@ class PerTrialStepper:
         for optimizer in self.optimizers:
             _train_mode(optimizer)
         self.counts = [[0] * len(self.thetas)]  # cumulative gradient evaluations per trial, after each step
+        self.schedulers = []
+
+    def schedule(self, make_scheduler) -> None:
+        if make_scheduler is not None:
+            self.schedulers = [make_scheduler(optimizer) for optimizer in self.optimizers]
 
     def points(self):
         return torch.stack([theta.reshape(-1) for theta in self.thetas])
@@ -297,6 +314,8 @@ class PerTrialStepper:
             optimizer.step(closure)
             # the first closure call re-evaluates the step's own point: at least one gradient per step
             counts[i] += max(1, calls[0])
+        for scheduler in self.schedulers:
+            scheduler.step()
         self.counts.append(counts)
 
     def evaluations(self):

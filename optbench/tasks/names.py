@@ -14,7 +14,7 @@ import sys
 from types import MappingProxyType
 
 from ..errors import OptbenchError, did_you_mean
-from .defaults import BENCH_SUITES, BENCH_TASKS
+from .defaults import BENCH_NETWORKS, BENCH_SUITES, BENCH_TASKS
 from .problem import TaskKind
 
 SURFACE_PREFIX = "surface:"  # a surface task's name: 'surface:elliptic', 'surface:quadratic:dim=20'
@@ -105,7 +105,7 @@ def check_compare_name(name: str) -> None:
 
 
 def bench_task_names(suite) -> list[str]:
-    """The benchmark tasks (keys of `defaults.BENCH_TASKS`) of a suite: its name ('quick', 'default')
+    """The benchmark tasks (keys of `defaults.BENCH_TASKS` and `BENCH_NETWORKS`) of a suite: its name ('quick', 'default')
     or a list of task names. Raises OptbenchError for an unknown suite or task, or an empty list."""
     names = BENCH_SUITES.get(suite) if isinstance(suite, str) else suite
     if names is None:
@@ -119,6 +119,7 @@ def bench_task_names(suite) -> list[str]:
 
 
 def check_bench_task(name: str) -> None:
-    """Raise OptbenchError unless `name` is a benchmark task (a key of `defaults.BENCH_TASKS`)."""
-    if name not in BENCH_TASKS:
-        raise did_you_mean("benchmark task", name, BENCH_TASKS)
+    """Raise OptbenchError unless `name` is a benchmark task (a key of `defaults.BENCH_TASKS` or
+    `defaults.BENCH_NETWORKS`)."""
+    if name not in BENCH_TASKS and name not in BENCH_NETWORKS:
+        raise did_you_mean("benchmark task", name, {**BENCH_TASKS, **BENCH_NETWORKS})
