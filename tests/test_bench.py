@@ -438,3 +438,32 @@ def test_the_final_interval_covers_the_mean_95_percent_of_the_time():
     covered = [low <= 1.1 <= high for low, high in (final_interval(d) for d in draws)]
     assert 0.93 <= np.mean(covered) <= 0.97
     assert all(np.isnan(final_interval(np.array(v))).all() for v in ([1.0], [1.0, np.inf], [np.nan, 2.0]))
+
+
+def test_an_optimizer_that_takes_beta2_as_a_number_runs_each_trial_alone_and_equals_torch():
+    """RAdam's rectification reads β2 as a number, so the searched betas cannot be per-trial tensors:
+    its trials run one at a time (mode 'per_trial'), never 'failed', and each ends where a lone
+    torch.optim.RAdam run under the protocol's schedule ends."""
+    result = optbench.bench(["radam"], suite=["elliptic"], studies=1, trials_per_study=2, seeds=1)
+    trials = result.trials
+    assert not trials["status"].str.startswith("failed").any(), trials["status"].tolist()
+    assert set(trials["mode"]) == {"per_trial"}
+    task = get_bench_task("elliptic")
+    warmup = round(0.05 * task.steps)
+    for row in trials.itertuples():
+        x = task.starts([0]).clone()
+        optimizer = torch.optim.RAdam([x], lr=row.lr, betas=(row.beta1, row.beta2))
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer,
+            lambda t: (
+                (t + 1) / warmup
+                if t < warmup
+                else 0.5 * (1 + np.cos(np.pi * (t - warmup) / (task.steps - warmup)))
+            ),
+        )
+        for _ in range(task.steps):
+            x.grad = task.surface.evaluate(x.detach())[1]
+            optimizer.step()
+            scheduler.step()
+        gap = float(task.surface.evaluate(x.detach())[0].item()) - task.surface.minimum_value
+        assert row.final_metric == pytest.approx(gap, rel=1e-9, abs=1e-12)

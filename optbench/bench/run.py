@@ -43,7 +43,7 @@ from .timing import TIMING_COLUMNS, lone_winner, timed_rows
 
 KIND = "bench"
 BAR = "bench"
-VERSION = 2  # bump when a cell's computation changes, so old cells are not reused
+VERSION = 3  # bump when a cell's computation changes, so old cells are not reused
 STAGES = 3  # cells per task and optimizer: tuning, seeds, timing
 AXES = ("lr", "momentum", "beta1", "beta2")
 
@@ -370,10 +370,11 @@ def run_rows(context: dict) -> pd.DataFrame:
 
 
 def _run_surface_task(task: BenchTask, optimizer: OptimizerSpec, rows, axes, noise_seed) -> dict:
-    """Surface trials as one `[trials, dim]` batch (torch.optim's classes take no tensor
-    hyperparameters: one trial at a time); the outcome as `networks.run_network` returns it, the final
+    """Surface trials as one `[trials, dim]` batch; one trial at a time where the optimizer cannot take
+    a searched hyperparameter as a per-trial tensor (torch.optim's classes take none; RAdam's
+    rectification reads β2 as a number). The outcome as `networks.run_network` returns it, the final
     metric being f - f* at the last step."""
-    from ..runners.surface import run_surface, set_hyperparameters
+    from ..runners.surface import grid_axes, run_surface, set_hyperparameters
 
     starts = task.starts(rows["seed"])
     common = dict(
@@ -382,7 +383,7 @@ def _run_surface_task(task: BenchTask, optimizer: OptimizerSpec, rows, axes, noi
         relative_tolerance=task.tolerance,
         make_scheduler=protocol.schedule(task.steps),
     )
-    if optimizer.use_torch:
+    if optimizer.use_torch or not set(axes) <= grid_axes(optimizer):
         runs = [
             run_surface(
                 optimizer,

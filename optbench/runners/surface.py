@@ -360,9 +360,15 @@ def _short(value):
     return f"{value:.3g}" if isinstance(value, float) else str(value)
 
 
+def grid_axes(spec: OptimizerSpec) -> set:
+    """The hyperparameters a grid may vary for `spec`: those its algorithm accepts as per-trial tensors
+    (any of its settings where it steps one trial at a time), with beta1/beta2 for betas."""
+    return with_beta_axes(spec.algorithm.tensor_hparams if spec.algorithm.elementwise else spec.resolved())
+
+
 def _check_grid(spec: OptimizerSpec, grid: dict) -> None:
     """Only hyperparameters the algorithm accepts as tensors can be grid axes (any, per trial)."""
-    allowed = with_beta_axes(spec.algorithm.tensor_hparams if spec.algorithm.elementwise else spec.resolved())
+    allowed = grid_axes(spec)
     for name in grid:
         if name not in allowed:
             raise OptbenchError(
