@@ -165,20 +165,22 @@ def block(result) -> str:
         )
     lines += [
         "",
-        "Each task's winner (the study winner with the fewest steps): its final f − f* as the mean over "
-        "seeds with a 95% Student-t interval, and seconds from its lone rerun (one trial, one process):",
+        "Each task's winner (the study winner with the fewest steps): its final metric (f − f* on a "
+        "surface, the target's metric on a network) as the mean over seeds with a 95% Student-t interval, "
+        "and seconds from its lone rerun (one trial, one process):",
         "",
-        "| task | optimizer | steps | final f − f* | 95% interval | s/step | s to target |",
-        "|---|---|---|---|---|---|---|",
+        "| task | optimizer | steps | metric | final | 95% interval | s/step | s to target |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for row in result.summary.sort_values(["task", "steps", "optimizer"]).itertuples():
         interval = (
-            f"{row.final_gap_low:.3g} to {row.final_gap_high:.3g}"
-            if row.final_gap_low == row.final_gap_low
+            f"{row.final_metric_low:.3g} to {row.final_metric_high:.3g}"
+            if row.final_metric_low == row.final_metric_low
             else "–"
         )
         lines.append(
-            f"| {row.task} | {row.optimizer} | {number(row.steps)} | {row.final_gap:.3g} | {interval} | "
+            f"| {row.task} | {row.optimizer} | {number(row.steps)} | {row.metric} | {row.final_metric:.3g} | "
+            f"{interval} | "
             f"{row.seconds_per_step:.2g} | {number(row.seconds_to_target, '.2g')} |"
         )
     lines += ["", "Left out:", ""]

@@ -15,7 +15,7 @@ import torch
 
 import optbench
 from optbench.bench.profiles import task_steps
-from optbench.bench.result import final_interval, scores
+from optbench.bench.result import final_interval, metric_names, scores, summary
 from optbench.bench.run import Pending, in_shard
 from optbench.bench.suite import get_bench_task
 from optbench.cells import Interrupted
@@ -239,7 +239,7 @@ def test_plot_dir_redraws_the_figures_and_the_report_from_the_saved_tables(quick
     assert tables.findall(html) == tables.findall((folder / "report.html").read_text())
     assert len(re.findall(r'src="data:image/png;base64,', html)) == 1
     for row in result.summary.itertuples():
-        assert f"{row.final_gap:.3g}" in html and f"{row.seconds_per_step:.3g}" in html
+        assert f"{row.final_metric:.3g}" in html and f"{row.seconds_per_step:.3g}" in html
 
 
 def _chromium():
@@ -418,18 +418,20 @@ def test_each_winner_is_rerun_alone_for_its_seconds(quick):
     pd.testing.assert_frame_equal(ranking, result.ranking)
 
 
-def test_the_final_gap_interval_is_students_t_over_the_winners_seeds(quick):
+def test_the_final_metric_interval_is_students_t_over_the_winners_seeds(quick):
     from scipy import stats
 
     _, result = quick
     assert len(result.summary) == 4
     for row in result.summary.itertuples():
         rows = result.seeds.query("task == @row.task and optimizer == @row.optimizer and study == @row.study")
-        gaps = rows["final_gap"].to_numpy()
-        assert row.seeds == len(gaps) == 2 and row.final_gap == pytest.approx(gaps.mean())
-        reference = stats.ttest_1samp(gaps, 0.0).confidence_interval(0.95)
-        assert row.final_gap_low == pytest.approx(max(0.0, reference.low))
-        assert row.final_gap_high == pytest.approx(reference.high)
+        values = rows["final_metric"].to_numpy()
+        assert row.metric == "f - f*"  # the quick suite's tasks are surfaces
+        np.testing.assert_allclose(values, rows["final_gap"].to_numpy())
+        assert row.seeds == len(values) == 2 and row.final_metric == pytest.approx(values.mean())
+        reference = stats.ttest_1samp(values, 0.0).confidence_interval(0.95)
+        assert row.final_metric_low == pytest.approx(max(0.0, reference.low))
+        assert row.final_metric_high == pytest.approx(reference.high)
 
 
 def test_the_final_interval_covers_the_mean_95_percent_of_the_time():
@@ -467,3 +469,27 @@ def test_an_optimizer_that_takes_beta2_as_a_number_runs_each_trial_alone_and_equ
             scheduler.step()
         gap = float(task.surface.evaluate(x.detach())[0].item()) - task.surface.minimum_value
         assert row.final_metric == pytest.approx(gap, rel=1e-9, abs=1e-12)
+
+
+def test_a_network_tasks_summary_names_its_metric_and_gives_its_t_interval():
+    from scipy import stats
+
+    seeds = pd.DataFrame(
+        dict(task="digits-mlp", optimizer="adamw", study=0, seed=[0, 1, 2], steps=[10.0, 20.0, 30.0],
+             final_metric=[0.95, 0.96, 0.98])
+    )  # fmt: skip
+    timings = pd.DataFrame(
+        dict(
+            task=["digits-mlp"],
+            optimizer=["adamw"],
+            study=[0],
+            seconds_per_step=[0.01],
+            seconds_to_target=[0.2],
+        )
+    )
+    row = summary(seeds, timings, metric_names([{"name": "digits-mlp", "metric": "val_accuracy"}])).iloc[0]
+    reference = stats.ttest_1samp([0.95, 0.96, 0.98], 0.0).confidence_interval(0.95)
+    assert row.metric == "val_accuracy" and row.steps == 20.0
+    assert row.final_metric == pytest.approx(0.9633333333333334)
+    assert (row.final_metric_low, row.final_metric_high) == pytest.approx((reference.low, reference.high))
+    assert metric_names([{"name": "elliptic"}]) == {"elliptic": "f - f*"}

@@ -73,7 +73,7 @@ def summary_view(summary: pd.DataFrame) -> pd.DataFrame:
 
     interval = [
         f"{number(low)} to {number(high)}" if low == low else ""
-        for low, high in zip(summary["final_gap_low"], summary["final_gap_high"], strict=True)
+        for low, high in zip(summary["final_metric_low"], summary["final_metric_high"], strict=True)
     ]
     return pd.DataFrame(
         {
@@ -82,7 +82,8 @@ def summary_view(summary: pd.DataFrame) -> pd.DataFrame:
             "study": summary["study"],
             "steps": summary["steps"],
             "seeds": summary["seeds"],
-            "final f - f* (mean)": summary["final_gap"].map(number),
+            "metric": summary["metric"],
+            "final (mean over seeds)": summary["final_metric"].map(number),
             f"{CONFIDENCE:.0%} interval": interval,
             "seconds per step": summary["seconds_per_step"].map(number),
             "seconds to target": summary["seconds_to_target"].map(number),

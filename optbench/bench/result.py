@@ -9,8 +9,9 @@ Tables (one row each):
 - timings: (optimizer, task): the task's winner rerun alone (`timing`): its columns as trials, plus
   seconds, seconds_per_step, seconds_to_target and threads;
 - summary: (task, optimizer): the task's winner (the study of `timing.lone_winner`), its steps (median
-  over seeds), the final metric f - f* as the mean over its K seeds with a 95% Student-t interval
-  (final_gap, final_gap_low, final_gap_high: `final_interval`), and the lone
+  over seeds), the task's final metric (`metric`: f - f* on a surface, the target's metric, such as
+  val_accuracy, on a network) as the mean over its K seeds with a 95% Student-t interval
+  (final_metric, final_metric_low, final_metric_high: `final_interval`), and the lone
   rerun's seconds_per_step and seconds_to_target;
 - profiles: (optimizer, tau): the fraction of tasks within tau times the best (`profiles`);
 - ranking: per optimizer: score (area under the profile up to tau 4), its bootstrap interval, rank.
@@ -68,7 +69,7 @@ class BenchResult(Result):
             tables["winners"],
             seeds,
             timings,
-            summary(seeds, timings),
+            summary(seeds, timings, metric_names(meta.get("tasks", []))),
             *scores(seeds),
         )
         result.statuses = tables["statuses"]
@@ -95,7 +96,7 @@ class BenchResult(Result):
             TableSchema("winners", {**keys, "steps": MEASURE}),
             TableSchema("seeds", {**keys, "seed": KEY, "steps": MEASURE, "status": TEXT}),
             TableSchema("timings", {**keys, "seconds_per_step": MEASURE}),
-            TableSchema("summary", {**keys, "final_gap": MEASURE, "seconds_per_step": MEASURE}),
+            TableSchema("summary", {**keys, "final_metric": MEASURE, "seconds_per_step": MEASURE}),
             TableSchema("profiles", {"optimizer": TEXT, "tau": KEY, "fraction": MEASURE}),
             TableSchema(
                 "ranking",
@@ -128,25 +129,33 @@ def failures(*tables: pd.DataFrame) -> dict[str, str]:
     return failed
 
 
-def summary(seeds: pd.DataFrame, timings: pd.DataFrame, confidence: float = CONFIDENCE) -> pd.DataFrame:
+def metric_names(tasks: list[dict]) -> dict[str, str]:
+    """Task name -> the metric its final value is (a network task's target metric; f - f* otherwise)."""
+    return {task["name"]: task.get("metric", "f - f*") for task in tasks}
+
+
+def summary(
+    seeds: pd.DataFrame, timings: pd.DataFrame, metrics: dict[str, str], confidence: float = CONFIDENCE
+) -> pd.DataFrame:
     """The summary table of the module docstring: per (task, optimizer) of `timings` (one row each,
-    the study of its winner), that study's rows of `seeds`."""
+    the study of its winner), that study's rows of `seeds`; `metrics` names each task's metric."""
     rows = []
     for lone in timings.itertuples():
         mine = seeds[(seeds["task"] == lone.task) & (seeds["optimizer"] == lone.optimizer)]
         mine = mine[mine["study"] == lone.study]
-        gaps = mine["final_gap"].to_numpy(dtype=float)
-        low, high = final_interval(gaps, confidence)
+        values = mine["final_metric"].to_numpy(dtype=float)
+        low, high = final_interval(values, confidence)
         rows.append(
             {
                 "task": lone.task,
                 "optimizer": lone.optimizer,
                 "study": lone.study,
                 "steps": mine["steps"].astype(float).fillna(np.inf).median(),
-                "seeds": len(gaps),
-                "final_gap": gaps.mean() if len(gaps) else np.nan,
-                "final_gap_low": low,
-                "final_gap_high": high,
+                "seeds": len(values),
+                "metric": metrics.get(lone.task, "f - f*"),
+                "final_metric": values.mean() if len(values) else np.nan,
+                "final_metric_low": low,
+                "final_metric_high": high,
                 "seconds_per_step": lone.seconds_per_step,
                 "seconds_to_target": lone.seconds_to_target,
             }
@@ -156,8 +165,9 @@ def summary(seeds: pd.DataFrame, timings: pd.DataFrame, confidence: float = CONF
 
 def final_interval(values: np.ndarray, confidence: float = CONFIDENCE) -> tuple[float, float]:
     """The Student-t interval of the mean of `values` over seeds (`sweeps.noise_scale.mean_interval`),
-    its lower end cut at 0: f - f* >= 0, so the part below holds no possible value and cutting it keeps
-    the coverage. (NaN, NaN) for fewer than 2 values or any non-finite one (a diverged or failed seed)."""
+    its lower end cut at 0: every final metric here (f - f*, an accuracy, a loss) is >= 0, so the part
+    below holds no possible value and cutting it keeps the coverage. (NaN, NaN) for fewer than 2
+    values or any non-finite one (a diverged or failed seed)."""
     from ..sweeps.noise_scale import mean_interval
 
     if len(values) < 2 or not np.isfinite(values).all():
