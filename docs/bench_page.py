@@ -1,5 +1,5 @@
-"""The published benchmark (docs/bench-results.md): every built-in optimizer that applies, on the
-default suite, run once by `optbench bench` and drawn from the saved run.
+"""The published benchmark (docs/bench-results.md): every built-in optimizer that applies, on SUITE,
+run once by `optbench bench` and drawn from the saved run.
 
     python docs/bench_page.py            # run the benchmark (minutes), save it, draw the page
     python docs/bench_page.py --draw     # redraw the figure and the page's tables from the saved run
@@ -67,7 +67,10 @@ LEFT_OUT = {
     "steps to target would not count what the others' steps count",
     "muon": "orthogonalises 2-D weight matrices; every parameter of this suite is a vector",
 }
-COMMAND = ["bench", *OPTIMIZERS, "--suite", "default", "--jobs", "2"]
+# The quick suite (elliptic, logistic regression) for now: the default suite's two networks cost about
+# 175 CPU seconds per optimizer (benchmarks/README.md), some 65 CPU minutes for these 22.
+SUITE = "quick"
+COMMAND = ["bench", *OPTIMIZERS, "--suite", SUITE, "--jobs", "2"]
 
 
 def run() -> None:
@@ -148,7 +151,7 @@ def block(result) -> str:
         f"{result.meta['studies']} studies × {result.meta['trials_per_study']} trials and "
         f"{result.meta['seeds']} seeds per task and optimizer.",
         "",
-        "![Performance profiles of every built-in optimizer on the default suite](bench-results/profiles.png)",
+        f"![Performance profiles of every built-in optimizer on the {SUITE} suite](bench-results/profiles.png)",
         "",
         "Ranking (score: area under the profile up to τ = 4; 95% bootstrap intervals over studies and "
         "seeds) and median steps to the target per task (∞: not reached):",
