@@ -493,3 +493,17 @@ def test_a_network_tasks_summary_names_its_metric_and_gives_its_t_interval():
     assert row.final_metric == pytest.approx(0.9633333333333334)
     assert (row.final_metric_low, row.final_metric_high) == pytest.approx((reference.low, reference.high))
     assert metric_names([{"name": "elliptic"}]) == {"elliptic": "f - f*"}
+
+
+def test_a_rerun_from_the_cli_says_how_many_cells_it_kept(tmp_path):
+    from click.testing import CliRunner
+
+    out = tmp_path / "out"
+    args = ["bench", "sgd", "--tasks", "elliptic", "--studies", "1", "--trials", "2", "--seeds", "1"]
+    args += ["--out", str(out)]
+    first = CliRunner().invoke(main, args)
+    assert first.exit_code == 0, first.output
+    assert "kept" not in first.output
+    again = CliRunner().invoke(main, args)
+    assert again.exit_code == 0, again.output
+    assert "kept 3 of 3 cell(s) from an earlier run" in again.output  # tuning, seeds, timing

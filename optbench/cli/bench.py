@@ -98,7 +98,7 @@ def command(
     formats = parse_formats(formats)
     from ..bench.result import REPORT
     from ..bench.run import Pending, bench, bench_spec, check_whole
-    from ..cells import Interrupted, Local, Submitit
+    from ..cells import SKIPPED, Interrupted, Local, Submitit
     from ..plots.style import save_figures
     from .sweep_options import parse_shard
 
@@ -144,6 +144,11 @@ def command(
         )
         console.print(f"cells in {folder}")
         return
+    kept = sum(status == SKIPPED for status in result.statuses.values())
+    if kept:
+        console_err.print(
+            f"kept {kept} of {len(result.statuses)} cell(s) from an earlier run in {folder}", highlight=False
+        )
     for path in save_figures(result.plot(), folder, formats):
         console.print(f"wrote {path}")
     console.print(f"wrote {folder / REPORT}")
@@ -179,22 +184,24 @@ def summary_table(result):
     from rich.table import Table
 
     table = Table(
-        title="Each task's winner: final f - f* (mean over seeds, 95% t interval); seconds from its lone rerun",
+        title="Each task's winner: its final metric (mean over seeds, 95% t interval); seconds from its lone "
+        "rerun",
         title_justify="left",
     )
-    for name in ("task", "optimizer", "steps", "final f - f*", "95% interval", "s/step", "s to target"):
-        table.add_column(name, justify="left" if name in ("task", "optimizer") else "right")
+    for name in ("task", "optimizer", "steps", "metric", "final", "95% interval", "s/step", "s to target"):
+        table.add_column(name, justify="left" if name in ("task", "optimizer", "metric") else "right")
     for row in result.summary.itertuples():
         interval = (
-            f"{format_number(row.final_gap_low)} to {format_number(row.final_gap_high)}"
-            if row.final_gap_low == row.final_gap_low
+            f"{format_number(row.final_metric_low)} to {format_number(row.final_metric_high)}"
+            if row.final_metric_low == row.final_metric_low
             else "-"
         )
         table.add_row(
             row.task,
             row.optimizer,
             format_number(row.steps),
-            format_number(row.final_gap),
+            row.metric,
+            format_number(row.final_metric),
             interval,
             format_number(row.seconds_per_step),
             format_number(row.seconds_to_target),
