@@ -252,7 +252,7 @@ def _draw_perfect_scaling(ax, medians: pd.DataFrame) -> None:
         color="grey",
         linestyle=":",
         linewidth=1.2,
-        label=f"perfect scaling (steps ∝ 1/B) from {s_first:.3g} steps at B={b_first:g}",
+        label=f"perfect scaling (steps ∝ 1/B) from {s_first:.0f} steps at B={b_first:g}",
     )
 
 
