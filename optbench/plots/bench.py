@@ -22,7 +22,9 @@ def profile_figure(profiles: pd.DataFrame, ranking: pd.DataFrame):
     looks = distinct_colours(assign_looks([(o, family_of(o)) for o in order]))
     scores = ranking.set_index("optimizer")
     with style():
-        fig, ax = plt.subplots(figsize=(9.6, 4.2))
+        # the legend holds one or two lines per optimizer: the figure grows with it, so the axes keep
+        # their height beside a long legend instead of sitting above an empty band
+        fig, ax = plt.subplots(figsize=(9.6, max(4.2, 0.36 * len(order) + 1.0)), layout="constrained")
         for index, optimizer in enumerate(order):
             rows = profiles[profiles["optimizer"] == optimizer].sort_values("tau")
             label = series_label(optimizer)
@@ -49,7 +51,6 @@ def profile_figure(profiles: pd.DataFrame, ranking: pd.DataFrame):
         ax.set_title("Performance profiles (score: area up to τ = 4)")
         note_coinciding(ax)
         ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize="small", borderaxespad=0)
-        fig.tight_layout()
     return fig
 
 
