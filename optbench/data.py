@@ -187,11 +187,11 @@ def load_mnist1d(val_fraction: float = 0.1, split_seed: int = SPLIT_SEED) -> Dat
     10 classes, its seed 42; its `get_dataset` downloads, so it is never called). Inputs float32
     `[N, 1, 1, 40]` normalised with the training split's mean and standard deviation; the package's
     4,000 training sequences lose `val_fraction` to validation (seeded), its 1,000 form the test split.
-    Raises OptbenchError when `mnist1d` is not installed (`pip install optbench[mnist1d]`)."""
+    Raises OptbenchError when `mnist1d` is not installed (`pip install mnist1d`)."""
     try:
         from mnist1d.data import get_dataset_args, make_dataset
     except ImportError:
-        raise OptbenchError("MNIST-1D needs the mnist1d package: pip install 'optbench[mnist1d]'") from None
+        raise OptbenchError("MNIST-1D needs the mnist1d package: pip install mnist1d") from None
     data = make_dataset(get_dataset_args())
     as_pair = lambda x, y: _as_tensors(np.asarray(x)[:, None, None, :], y)  # noqa: E731
     train, val = _split(*as_pair(data["x"], data["y"]), val_fraction, split_seed)

@@ -81,7 +81,7 @@ class NetworkTask:
             import importlib.util
 
             if importlib.util.find_spec("mnist1d") is None:
-                return "skipped: the mnist1d package is not installed (pip install 'optbench[mnist1d]')"
+                return "skipped: the mnist1d package is not installed (pip install mnist1d)"
         if self.data == "shakespeare":
             from .language_model import unavailable
 
