@@ -105,11 +105,12 @@ def test_the_tuned_lrs_are_the_task_defaults_of_the_comparison():
         ]
 
     tuned = D.LANGUAGE_MODEL["shakespeare"]["tuned_lr"]
-    assert set(tuned) == {"momentum", "lion", "muon"}
+    assert set(tuned) == {"adamw", "momentum", "lion", "muon"}
     for name, value in tuned.items():
         assert lr(name) == value
-    assert lr("adamw") == D.LANGUAGE_MODEL["shakespeare"]["lr"] == 1e-3  # nanoGPT's, kept
+    assert lr("adamw") == 3e-3 and D.LANGUAGE_MODEL["shakespeare"]["lr"] == 1e-3  # tuned; nanoGPT's row kept
+    assert lr("adam") == 1e-3  # the rest of the Adam family keeps nanoGPT's
     assert lr("lion:lr=0.5") == 0.5  # a user's lr wins
     assert lr("lion", "shakespeare-tiny") == 1e-4  # the tiny task keeps Lion's class default
     muon = TrainSpec(optimizer="muon", task="shakespeare", model="transformer").resolved()
-    assert muon["recipe"]["adamw_hparams"]["lr"] == 1e-3  # Muon's AdamW part: the AdamW row
+    assert muon["recipe"]["adamw_hparams"]["lr"] == 3e-3  # Muon's AdamW part: AdamW's defaults
