@@ -507,3 +507,20 @@ def test_a_rerun_from_the_cli_says_how_many_cells_it_kept(tmp_path):
     again = CliRunner().invoke(main, args)
     assert again.exit_code == 0, again.output
     assert "kept 3 of 3 cell(s) from an earlier run" in again.output  # tuning, seeds, timing
+
+
+def test_the_report_says_how_each_cell_ran_the_schedule_and_what_was_skipped(quick):
+    import copy
+
+    from optbench.bench.report import render
+
+    _, result = quick
+    html = render(result)
+    assert "How the trials ran" in html and "No learning-rate schedule" not in html
+    assert "linear warm-up over the first 5% of the budget, then a cosine" in html
+    for row in result.trials.groupby(["task", "optimizer"])["mode"].first().reset_index().itertuples():
+        assert re.search(rf"<td>{row.task}</td>\s*<td>{row.optimizer}</td>\s*<td>{row.mode}</td>", html)
+    assert "Tasks skipped on this machine" not in html
+    skipped = copy.copy(result)
+    skipped.meta = {**result.meta, "skipped": {"fashion-mnist-mlp": "skipped: no Fashion-MNIST data"}}
+    assert "<li>fashion-mnist-mlp: skipped: no Fashion-MNIST data</li>" in render(skipped)

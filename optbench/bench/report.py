@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from .protocol import WARMUP_FRACTION
 from .result import CONFIDENCE
 
 REPORT_DPI = 110
@@ -53,9 +54,19 @@ def render(result) -> str:
         summary=_html(summary_view(result.summary)),
         confidence=f"{CONFIDENCE:.0%}",
         outcomes=_html(outcomes),
+        modes=_html(_modes(result.trials)),
+        skipped=meta.get("skipped") or {},
+        warmup=f"{WARMUP_FRACTION:.0%}",
         task_table=_html(task_view(meta["tasks"])),
         environment=_html(pd.DataFrame(environment().items(), columns=["what", "value"])),
     )
+
+
+def _modes(trials: pd.DataFrame) -> pd.DataFrame:
+    """Per task and optimizer, how its tuning trials ran (the `mode` column; empty for a failed cell)."""
+    if "mode" not in trials:
+        return pd.DataFrame(columns=["task", "optimizer", "mode"])
+    return trials.groupby(["task", "optimizer"], sort=False)["mode"].first().reset_index()
 
 
 def task_view(tasks: list[dict]) -> pd.DataFrame:
