@@ -361,3 +361,14 @@ def test_x_marks_of_a_sweep_series_that_diverged_at_every_batch_size_have_a_lege
     marks = [c for c in ax.collections if len(c.get_offsets())]
     assert len(marks) == 1 and sorted(np.asarray(marks[0].get_offsets())[:, 0]) == [16, 32, 64]
     plt.close(fig)
+
+
+@pytest.mark.parametrize(
+    "names", [("adam", "radam"), ("adamw", "muon"), ("sgd", "nadam"), ("adamw", "momentum", "lion", "muon")]
+)
+def test_built_in_families_sharing_a_palette_colour_get_different_colours_in_one_figure(names):
+    # eight Okabe-Ito colours for seventeen families: adam/radam, adamw/muon and sgd/nadam share one
+    looks = plot_style.assign_looks([(name, name) for name in names])
+    colours = [looks[name].color for name in names]
+    assert len(set(colours)) == len(names), colours
+    assert looks[names[0]] == plot_style.FAMILY_LOOK.get(names[0], looks[names[0]])  # the first keeps its own

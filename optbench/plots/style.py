@@ -131,15 +131,24 @@ def assign_looks(labels_and_families) -> dict[str, Look]:
     pairs = list(labels_and_families)
     others: dict[str, int] = {}  # family outside the registry -> its order of appearance
     bases: dict[str, Look] = {}
+    family_bases: dict[Look, Look] = {}  # a family's look -> the look it takes in this figure
     for label, family in pairs:
         if label in bases:
             continue
         base = FAMILY_LOOK.get(style_key(label, family))
-        if base is None:
+        external = base is None
+        if external:
             k = others.setdefault(str(family), len(others))
             n = len(EXTERNAL_COLOURS)
             base = Look(EXTERNAL_COLOURS[k % n], LINESTYLES[k // n % 4], MARKERS[(k + 5) % len(MARKERS)])
-        bases[label] = base
+        if base not in family_bases:
+            # eight colours for more families: two families sharing one (adam and radam, adamw and
+            # muon) would be told apart by dashes only, so the later takes a colour still free here
+            taken = {look.color for look in family_bases.values()}
+            pool = EXTERNAL_COLOURS if external else [c for c in OKABE_ITO if c != YELLOW] + EXTERNAL_COLOURS
+            free = [c for c in pool if c not in taken]
+            family_bases[base] = base._replace(color=free[0]) if base.color in taken and free else base
+        bases[label] = family_bases[base]
     taken = {base.color for base in bases.values()}
     # sgd's blue and adam's orange, the colours readers know best, go last
     spare = [c for c in OKABE_ITO[2:] + OKABE_ITO[:2] + EXTERNAL_COLOURS if c not in taken and c != YELLOW]
