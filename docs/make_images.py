@@ -318,7 +318,7 @@ def saved_files(recipe: Recipe) -> list[Path]:
     if recipe.saved is None:
         return []
     folder = ROOT / recipe.saved
-    return sorted([*folder.glob("*.parquet"), folder / "meta.json"])
+    return sorted([*folder.glob("*.parquet"), *folder.glob("meta.json")])  # none before its run exists
 
 
 def recorded() -> dict[str, str]:
