@@ -303,7 +303,6 @@ def _print_summary(summary: pd.DataFrame) -> None:
             no_wrap=not text,
         )
     for row in summary.itertuples():
-        outcome = "[red]diverged" if row.diverged else ("stopped early" if row.stopped_early else "ok")
         table.add_row(
             row.optimizer,
             *([str(row.seed)] if seeds else []),
@@ -313,7 +312,7 @@ def _print_summary(summary: pd.DataFrame) -> None:
             *([f"{100 * row.test_accuracy:.2f}%"] if has_test else []),
             f"{row.train_time:.2f}",
             format_number(round(row.samples_per_s)),
-            outcome,
+            _outcome(row),
         )
     print_table(table)
 
@@ -328,7 +327,6 @@ def _print_language_model_summary(summary: pd.DataFrame) -> None:
         text = column in ("optimizer", "outcome")
         table.add_column(column, justify="left" if text else "right", overflow="fold", no_wrap=not text)
     for row in summary.itertuples():
-        outcome = "[red]diverged" if row.diverged else ("stopped early" if row.stopped_early else "ok")
         table.add_row(
             row.optimizer,
             *([str(row.seed)] if seeds else []),
@@ -337,9 +335,14 @@ def _print_language_model_summary(summary: pd.DataFrame) -> None:
             f"{row.final_val_loss:.4f}",
             f"{row.train_time:.2f}",
             format_number(round(row.tokens_per_s)),
-            outcome,
+            _outcome(row),
         )
     print_table(table)
+
+
+def _outcome(row) -> str:
+    """A summary row's outcome column: diverged, stopped early or ok."""
+    return "[red]diverged" if row.diverged else ("stopped early" if row.stopped_early else "ok")
 
 
 def _several_seeds(table: pd.DataFrame) -> bool:
