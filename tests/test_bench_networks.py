@@ -211,3 +211,19 @@ def test_the_language_model_runs_one_trial_at_a_time_as_a_lone_torch_loop_would(
         assert cell["final_metric"].iloc[row.Index] == pytest.approx(scores[-1], rel=1e-6)
         expected = next((3 * (i + 1) for i, s in enumerate(scores) if s <= 3.9), math.nan)
         np.testing.assert_array_equal(cell["steps"].iloc[row.Index], expected)
+
+
+def test_a_network_winner_is_timed_alone_after_a_one_step_warm_up(monkeypatch, tmp_path):
+    # the warm-up run shortens the budget to one step: its validation passes must shorten with it
+    monkeypatch.setitem(
+        BENCH_NETWORKS,
+        "digits-mlp",
+        ("digits", "mlp", STEPS, BATCH, EVALUATIONS, "val_accuracy", 0.5, "max", "x"),
+    )
+    result = optbench.bench(
+        ["sgd"], suite=["digits-mlp"], studies=1, trials_per_study=2, seeds=1, folder=tmp_path / "out"
+    )
+    timing = result.timings.iloc[0]
+    assert timing["status"] in ("reached", "not reached"), timing["status"]
+    assert timing["seconds"] > 0 and timing["seconds_per_step"] == pytest.approx(timing["seconds"] / STEPS)
+    assert result.failed == {}

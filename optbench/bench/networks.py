@@ -18,7 +18,7 @@ A task whose data is absent (MNIST-1D without the `mnist1d` package, Fashion-MNI
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 
 import numpy as np
@@ -100,6 +100,10 @@ class NetworkTask:
             load_text(None)
         else:
             dataset(self.data)
+
+    def one_step(self) -> NetworkTask:
+        """The same task with a budget of one step (scored once): the timing's warm-up run."""
+        return replace(self, steps=1, evaluations=1)
 
     def as_dict(self) -> dict:
         return {name: getattr(self, name) for name in self.__dataclass_fields__}

@@ -73,7 +73,8 @@ class BenchResult(Result):
             *scores(seeds),
         )
         result.statuses = tables["statuses"]
-        result.failed = failures(result.trials, result.seeds)
+        timing = {f"{run} (timing)": message for run, message in failures(result.timings).items()}
+        result.failed = {**failures(result.trials, result.seeds), **timing}
         return result
 
     def tables(self) -> dict[str, pd.DataFrame]:

@@ -13,7 +13,7 @@ generator seeded with the seed, and seeds the gradient noise of a noisy task.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 
 import torch
@@ -71,6 +71,10 @@ class BenchTask:
             noise = torch.randn(surface.dim, generator=generator, dtype=torch.float64)
             rows.append(start + START_JITTER * width * noise)
         return torch.stack(rows)
+
+    def one_step(self) -> BenchTask:
+        """The same task with a budget of one step: the timing's warm-up run."""
+        return replace(self, steps=1)
 
     def as_dict(self) -> dict:
         return {

@@ -42,7 +42,10 @@ def lone_winner(seeds: pd.DataFrame, task: str, optimizer: str, axes) -> pd.Data
 def timed_rows(context: dict, compute: Callable[[dict], pd.DataFrame]) -> pd.DataFrame:
     """`compute(context)`'s rows with the columns seconds, seconds_per_step, seconds_to_target and
     threads (torch's intra-op threads during the run); see the module docstring."""
-    compute({**context, "task": {**context["task"], "steps": 1}})  # the warm-up: loads, fills caches
+    from .suite import task_from_dict
+
+    warm_up = task_from_dict(context["task"]).one_step()  # loads the data, fills the caches
+    compute({**context, "task": warm_up.as_dict()})
     start = time.perf_counter()
     rows = compute(context)
     seconds = time.perf_counter() - start

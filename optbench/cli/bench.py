@@ -156,14 +156,15 @@ def command(
         console_err.print(f"[bold yellow]{task}[/] {note}", highlight=False)
     print_table(ranking_table(result))
     print_table(summary_table(result))
-    failed = result.trials["status"].str.startswith("failed")
-    if failed.any():
-        first = result.trials[failed].iloc[0]
-        console_err.print(
-            f"[bold yellow]{failed.sum()} trial(s) failed[/], e.g. {first['optimizer']} on {first['task']}: "
-            f"{first['status']}",
-            highlight=False,
-        )
+    for what, table in (("trial(s)", result.trials), ("timing rerun(s)", result.timings)):
+        failed = table["status"].str.startswith("failed")
+        if failed.any():
+            first = table[failed].iloc[0]
+            console_err.print(
+                f"[bold yellow]{failed.sum()} {what} failed[/], e.g. {first['optimizer']} on {first['task']}: "
+                f"{first['status']}",
+                highlight=False,
+            )
     console.print(f"results in {folder}")
 
 
