@@ -183,6 +183,8 @@ def test_a_raising_optimizer_is_recorded_failed_and_nan_as_diverged(tmp_path):
             "malformed --cluster-option",
         ),
         (["bench", "adamw", "--cluster-option", "timeout_min=5"], "needs --cluster"),
+        (["bench", "adamw", "--quick", "--suite", "full"], "it cannot be combined with --suite full"),
+        (["bench", "adamw", "--quick", "--tasks", "elliptic"], "it cannot be combined with --tasks elliptic"),
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, args, message):
@@ -527,3 +529,18 @@ def test_the_report_says_how_each_cell_ran_the_schedule_and_what_was_skipped(qui
     skipped = copy.copy(result)
     skipped.meta = {**result.meta, "skipped": {"fashion-mnist-mlp": "skipped: no Fashion-MNIST data"}}
     assert "<li>fashion-mnist-mlp: skipped: no Fashion-MNIST data</li>" in render(skipped)
+
+
+def test_quick_runs_the_quick_suite(tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from optbench.tasks.defaults import BENCH_SUITES
+
+    out = tmp_path / "out"
+    args = ["bench", "sgd", "--quick", "--studies", "1", "--trials", "1", "--seeds", "1", "--out", str(out)]
+    run = CliRunner().invoke(main, args)
+    assert run.exit_code == 0, run.output
+    tasks = [task["name"] for task in json.loads((out / "meta.json").read_text())["spec"]["tasks"]]
+    assert tasks == list(BENCH_SUITES["quick"])

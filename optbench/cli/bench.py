@@ -33,6 +33,11 @@ CLUSTERS = ("slurm", "local", "debug")  # submitit's executors (`cells.Submitit`
     show_default=True,
     help="Task suite: quick, default or full (optbench list shows their tasks).",
 )
+@click.option(
+    "--quick",
+    is_flag=True,
+    help="A first look in about two minutes: the same as --suite quick (elliptic, logistic regression).",
+)
 @click.option("--tasks", default=None, help="Comma-separated task names instead of a suite.")
 @click.option(
     "--studies", type=int, default=5, show_default=True, help="Tuning studies per task and optimizer."
@@ -70,6 +75,7 @@ def command(
     ctx,
     optimizers,
     suite,
+    quick,
     tasks,
     studies,
     trials,
@@ -89,6 +95,12 @@ def command(
     studies), then `--seeds` reruns of each study's fastest trial; tasks are combined by performance
     profiles, scored by their area up to tau = 4, ranked with bootstrap intervals.
     """
+    if quick:
+        suite_given = ctx.get_parameter_source("suite") == click.core.ParameterSource.COMMANDLINE
+        if tasks is not None or (suite_given and suite != "quick"):
+            other = f"--tasks {tasks}" if tasks is not None else f"--suite {suite}"
+            raise OptbenchError(f"--quick is --suite quick: it cannot be combined with {other}")
+        suite = "quick"
     chosen = [t.strip() for t in tasks.split(",")] if tasks is not None else suite
     if tasks is not None and "" in chosen:
         chosen = [t for t in chosen if t] or []
