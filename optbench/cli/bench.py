@@ -4,12 +4,14 @@ its tables, figures and HTML report written to --out."""
 from __future__ import annotations
 
 import rich_click as click
+from click.core import ParameterSource
 
 from ..errors import OptbenchError
 from ..optimizers.registry import check_spec_name
 from ..tasks.names import bench_task_names
 from .common import (
     ProgressBars,
+    allow_long_option,
     console,
     console_err,
     force_option,
@@ -61,6 +63,7 @@ CLUSTERS = ("slurm", "local", "debug")  # submitit's executors (`cells.Submitit`
     metavar="KEY=VALUE",
     help="A submitit parameter for every job, e.g. timeout_min=60 or slurm_partition=cpu (repeatable).",
 )
+@allow_long_option
 @seed_option
 @force_option
 @formats_option
@@ -78,6 +81,7 @@ def command(
     shard,
     cluster,
     cluster_options,
+    allow_long,
     seed,
     force,
     formats,
@@ -89,6 +93,8 @@ def command(
     studies), then `--seeds` reruns of each study's fastest trial; tasks are combined by performance
     profiles, scored by their area up to tau = 4, ranked with bootstrap intervals.
     """
+    if tasks is not None and ctx.get_parameter_source("suite") is not ParameterSource.DEFAULT:
+        raise OptbenchError(f"give --suite or --tasks, not both (got --suite {suite} and --tasks {tasks})")
     chosen = [t.strip() for t in tasks.split(",")] if tasks is not None else suite
     if tasks is not None and "" in chosen:
         chosen = [t for t in chosen if t] or []
@@ -102,9 +108,10 @@ def command(
     from ..plots.style import save_figures
     from .sweep_options import parse_shard
 
-    bench_spec(optimizers, chosen, studies, trials, seeds, seed)  # bad input: one line, nothing written
     check_whole("jobs", jobs)
     shard = parse_shard(shard)
+    # bad input, a runaway size included: one line, nothing written (cluster jobs use the cluster's memory)
+    bench_spec(optimizers, chosen, studies, trials, seeds, seed, 1 if cluster else jobs, shard, allow_long)
     if shard != (1, 1) and out is None:
         raise OptbenchError("--shard needs --out: the one folder every shard writes into")
     parameters = dict(parse_cluster_option(item) for item in cluster_options)
@@ -127,6 +134,7 @@ def command(
                     force,
                     executor,
                     shard,
+                    allow_long,
                 )
         except Interrupted as stop:
             console_err.print(
