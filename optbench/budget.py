@@ -22,6 +22,7 @@ STATE_COPIES = 12  # parameter, gradient, optimizer state, step buffers: copies 
 TABLE_COPIES = 3  # a recorded value lives in a tensor, a DataFrame column and a parquet buffer
 PYTHON_ROW = 1000  # a row held as a dict of ~10 Python numbers and strings, then a DataFrame row
 ROW_COLUMNS = 12  # non-coordinate columns of a trajectory row (optimizer, step, loss, ...)
+WORKER_BYTES = 3 * 10**8  # a spawned worker process once it has imported torch (measured: ~290 MB)
 MAX_SEED = 2**63 - 1  # torch.manual_seed takes a signed 64-bit seed; seeds + trial numbers must stay below
 
 
@@ -97,12 +98,23 @@ STEP_COORDINATES = 25
 WORK_LIMIT = 10**8
 
 
+def work(steps: int, coordinates: int, runs: int = 1) -> int:
+    """The work of `runs` runs of `steps` steps over `coordinates` coordinates (trials x dimensions), in
+    coordinate-steps: each step also costs STEP_COORDINATES."""
+    return runs * steps * (coordinates + STEP_COORDINATES)
+
+
 def require_work(what: str, steps: int, coordinates: int, runs: int = 1, allow_long: bool = False) -> None:
     """Refuse `runs` runs of `steps` steps over `coordinates` coordinates (trials x dimensions) whose
     work exceeds WORK_LIMIT coordinate-steps, naming the estimate, unless `allow_long`."""
-    work = runs * steps * (coordinates + STEP_COORDINATES)
-    if work > WORK_LIMIT and not allow_long:
+    require_total_work(what, work(steps, coordinates, runs), allow_long)
+
+
+def require_total_work(what: str, total: float, allow_long: bool = False) -> None:
+    """Refuse work of `total` coordinate-steps (a sum of `work` estimates) over WORK_LIMIT, naming the
+    estimate, unless `allow_long`."""
+    if total > WORK_LIMIT and not allow_long:
         raise OptbenchError(
-            f"{what} is about {work:,.0f} coordinate-steps of work (steps x trials x coordinates), "
+            f"{what} is about {total:,.0f} coordinate-steps of work (steps x trials x coordinates), "
             f"over the limit of {WORK_LIMIT:,} (about a quarter hour); --allow-long runs it anyway"
         )

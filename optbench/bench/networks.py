@@ -101,6 +101,34 @@ class NetworkTask:
         else:
             dataset(self.data)
 
+    def model_cost(self) -> tuple[int, int]:
+        """(parameters, floating-point operations of one training step of one trial) of the task's
+        model, for the benchmark's cost estimate (`bench.cost`): the forward pass of one sample (a
+        language model's window) counted by torch's FlopCounterMode, times 3 for the backward pass,
+        times the batch. Built under a forked random generator, so estimating draws nothing the seeded
+        runs would."""
+        import torch
+        from torch.utils.flop_counter import FlopCounterMode
+
+        with torch.random.fork_rng(devices=[]), torch.no_grad():
+            if self.data == "shakespeare":
+                from ..tasks.language_model import LanguageModelOptions, load_text
+                from ..transformer import Transformer
+
+                options = LanguageModelOptions.tiny()
+                model = Transformer(options.model_config(len(load_text(None).vocabulary)))
+                sample = torch.zeros(1, options.context, dtype=torch.long)
+            else:
+                from ..models import build_model
+
+                data = dataset(self.data)
+                model = build_model(self.model, data.input_shape, data.num_classes)
+                sample = torch.zeros(1, *data.input_shape)
+            with FlopCounterMode(display=False) as counter:
+                model(sample)
+        parameters = sum(p.numel() for p in model.parameters())
+        return parameters, 3 * counter.get_total_flops() * self.batch_size
+
     def one_step(self) -> NetworkTask:
         """The same task with a budget of one step (scored once): the timing's warm-up run."""
         return replace(self, steps=1, evaluations=1)

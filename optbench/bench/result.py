@@ -35,7 +35,7 @@ from ..experiments.result import (
     require_spec,
     require_tables,
 )
-from ..results import read_metadata
+from ..results import META_FILE, read_metadata
 from . import profiles
 
 TAUS = np.linspace(1.0, profiles.TAU_MAX, 301)  # the profile's τ grid, 0.01 apart
@@ -88,24 +88,53 @@ class BenchResult(Result):
     def load(cls, folder) -> BenchResult:
         folder = Path(folder)
         meta = read_metadata(folder)
-        spec = require_spec(folder, meta, "optimizers", "tasks", "studies", "seeds")
+        spec = checked_spec(folder, meta)
         require_tables(folder)
         keys = {"optimizer": TEXT, "task": TEXT, "study": KEY}
         optimizers = spec["optimizers"]
+        pairs = len(optimizers) * len(spec["tasks"])  # (task, optimizer) pairs: each made these rows
+        studies = pairs * spec["studies"]
         schemas = [
-            TableSchema("trials", {**keys, "trial": KEY, "steps": MEASURE, "status": TEXT}),
-            TableSchema("winners", {**keys, "steps": MEASURE}),
-            TableSchema("seeds", {**keys, "seed": KEY, "steps": MEASURE, "status": TEXT}),
-            TableSchema("timings", {**keys, "seconds_per_step": MEASURE}),
-            TableSchema("summary", {**keys, "final_metric": MEASURE, "seconds_per_step": MEASURE}),
-            TableSchema("profiles", {"optimizer": TEXT, "tau": KEY, "fraction": MEASURE}),
+            TableSchema(
+                "trials",
+                {**keys, "trial": KEY, "steps": MEASURE, "status": TEXT},
+                rows=studies * spec["trials_per_study"],
+            ),
+            TableSchema("winners", {**keys, "steps": MEASURE}, rows=studies),
+            TableSchema(
+                "seeds", {**keys, "seed": KEY, "steps": MEASURE, "status": TEXT}, rows=studies * spec["seeds"]
+            ),
+            TableSchema("timings", {**keys, "seconds_per_step": MEASURE}, rows=pairs),
+            TableSchema(
+                "summary", {**keys, "final_metric": MEASURE, "seconds_per_step": MEASURE}, rows=pairs
+            ),
+            TableSchema(
+                "profiles",
+                {"optimizer": TEXT, "tau": KEY, "fraction": MEASURE},
+                rows=len(optimizers) * len(TAUS),
+            ),
             TableSchema(
                 "ranking",
                 {"optimizer": TEXT, "score": MEASURE, "rank": MEASURE},
-                rows=len(optimizers) if isinstance(optimizers, list) else None,
+                rows=len(optimizers),
             ),
         ]
         tables = read_tables(folder, meta, schemas)
+        for name in ("trials", "seeds"):
+            status = tables[name]["status"]
+            text = status.map(lambda value: isinstance(value, str))
+            if not text.all():
+                raise OptbenchError(
+                    f"column 'status' of {folder / (name + '.parquet')} holds {str(status[~text].iloc[0])!r} where "
+                    "an outcome (reached, not reached, diverged, failed: ...) belongs"
+                )
+        for name in ("seeds", "ranking"):
+            found = sorted(set(tables[name]["optimizer"].astype(str)))
+            if found != sorted(optimizers):
+                raise OptbenchError(
+                    f"{folder / (name + '.parquet')} holds the optimizers {', '.join(found)}, but its "
+                    f"{META_FILE} lists {', '.join(optimizers)}: the folder is damaged"
+                )
         return cls(spec, meta.get("seed", 0), *(tables[name] for name in TABLES))
 
     def plot(self) -> dict:
@@ -118,6 +147,45 @@ class BenchResult(Result):
         from .report import write_report
 
         return write_report(self, Path(folder) / REPORT)
+
+
+def checked_spec(folder, meta: dict) -> dict:
+    """meta.json's bench spec once it holds what the tables, figures and report read, each of its type:
+    the optimizers (a list of distinct names), the tasks (a list of rows, each with a name), the counts
+    (whole numbers >= 1), the search space and the skipped tasks (mappings); OptbenchError naming the
+    first key that does not, and its value."""
+    spec = require_spec(
+        folder, meta, "optimizers", "suite", "tasks", "studies", "trials_per_study", "seeds", "space"
+    )
+    path = Path(folder) / META_FILE
+
+    def refuse(key: str, what: str):
+        raise OptbenchError(f"{path}: the bench spec's '{key}' must be {what}, got {spec[key]!r}")
+
+    optimizers = spec["optimizers"]
+    if not (
+        isinstance(optimizers, list)
+        and optimizers
+        and all(isinstance(o, str) for o in optimizers)
+        and len(set(optimizers)) == len(optimizers)
+    ):
+        refuse("optimizers", "a list of distinct optimizer names")
+    tasks = spec["tasks"]
+    if not (
+        isinstance(tasks, list)
+        and tasks
+        and all(isinstance(t, dict) and isinstance(t.get("name"), str) for t in tasks)
+    ):
+        refuse("tasks", "a list of task rows, each with a name")
+    for key in ("studies", "trials_per_study", "seeds"):
+        value = spec[key]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            refuse(key, "a whole number >= 1")
+    if not (isinstance(spec["space"], dict) and all(isinstance(a, dict) for a in spec["space"].values())):
+        refuse("space", "a mapping of each searched hyperparameter to its range")
+    if not isinstance(spec.get("skipped", {}), dict):
+        refuse("skipped", "a mapping of each skipped task to its note")
+    return spec
 
 
 def failures(*tables: pd.DataFrame) -> dict[str, str]:

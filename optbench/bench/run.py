@@ -12,7 +12,8 @@ For each task and optimizer, three cells:
    share their time, so seconds come only from here; the profiles stay on steps.
 
 Cells are content-keyed (the task's row, the optimizer's resolved text and origin, every trial's
-hyperparameters, the seeds), so a rerun computes only unfinished cells, and `jobs` changes no number
+hyperparameters, the seeds), so a rerun computes only unfinished cells (a finished one whose table is not
+its rows, being damaged, cut or another cell's, counts as unfinished), and `jobs` changes no number
 (timings aside: wall time varies from run to run, and is in no key of the other cells).
 A shard (i, n) computes the cells of every n-th (task, optimizer) pair, the pairs ordered by the
 content key of their tuning cell, so n runs sharing one folder (an array job) split the work
@@ -25,6 +26,7 @@ row after row of the batch, so it is fixed by the cell's content.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,11 +34,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..budget import MAX_SEED
 from ..cells import DONE, SKIPPED, CellStore, Group, Interrupted, Local, content_key, schedule
-from ..errors import OptbenchError
+from ..errors import OptbenchError, failure
+from ..experiments.result import KEY, MEASURE, TEXT, TableSchema, check_table
 from ..progress import Progress
-from ..specs import OptimizerSpec, as_spec
+from ..specs import OptimizerSpec, allowed_hyperparameters, as_spec
+from ..values import format_value
 from . import protocol
+from .cost import require_affordable
 from .networks import NetworkTask, run_network
 from .suite import BenchTask, suite_tasks, task_from_dict
 from .timing import TIMING_COLUMNS, lone_winner, timed_rows
@@ -82,18 +88,30 @@ def check_shard(shard) -> tuple[int, int]:
     return index, count
 
 
-def bench_spec(optimizers, suite, studies, trials_per_study, seeds, seed) -> tuple[dict, list, list]:
-    """Check every input (OptbenchError naming the first problem); returns (spec dict, specs, tasks)."""
+def bench_spec(
+    optimizers,
+    suite,
+    studies,
+    trials_per_study,
+    seeds,
+    seed,
+    jobs=1,
+    shard=(1, 1),
+    allow_long: bool = False,
+) -> tuple[dict, list, list]:
+    """Check every input, the benchmark's estimated work and memory included (`cost.require_affordable`),
+    before anything runs or is written (OptbenchError naming the first problem); returns (spec dict,
+    specs, tasks), the tasks prepared (their data loaded). `jobs`: the processes computing cells at once."""
     if isinstance(optimizers, (str, OptimizerSpec)):
         optimizers = [optimizers]
     optimizers = list(optimizers)
     if not optimizers:
         raise OptbenchError("the benchmark needs at least one optimizer")
     specs = [as_spec(o) for o in optimizers]
+    for spec in specs:
+        check_tunable(spec)
+    check_distinct(specs)
     labels = [s.text for s in specs]
-    duplicated = sorted({label for label in labels if labels.count(label) > 1})
-    if duplicated:
-        raise OptbenchError(f"optimizer '{duplicated[0]}' is given twice")
     tasks = suite_tasks(suite)
     skipped = {task.name: note for task in tasks if (note := task.unavailable())}
     tasks = [task for task in tasks if task.name not in skipped]
@@ -103,6 +121,13 @@ def bench_spec(optimizers, suite, studies, trials_per_study, seeds, seed) -> tup
     trials_per_study = check_whole("trials per study", trials_per_study)
     seeds = check_whole("seeds", seeds)
     seed = check_whole("seed", seed, 0)
+    if seed > MAX_SEED:
+        raise OptbenchError(f"seed must be at most {MAX_SEED} (a 64-bit seed), got {seed}")
+    jobs = check_whole("jobs", jobs)
+    shard = check_shard(shard)
+    for task in tasks:
+        task.prepare()  # a broken task fails here, before any write
+    require_affordable(tasks, specs, studies, trials_per_study, seeds, jobs, shard, allow_long)
     spec = {
         "optimizers": labels,
         "suite": suite if isinstance(suite, str) else list(suite),
@@ -119,6 +144,65 @@ def bench_spec(optimizers, suite, studies, trials_per_study, seeds, seed) -> tup
     return spec, specs, tasks
 
 
+def check_tunable(spec: OptimizerSpec) -> None:
+    """Refuse a spec the protocol cannot tune: one that fixes lr (searched for every optimizer, so a
+    fixed value would be silently replaced), or a class whose constructor takes no lr. A spec may fix
+    momentum or betas: they are then not searched (`protocol.searched_axes`)."""
+    lr = protocol.DEFAULT_SPACE["lr"]
+    if "lr" in spec.hparams:
+        raise OptbenchError(
+            f"'{spec.text}' fixes lr={format_value(spec.hparams['lr'])}, but lr is tuned by the protocol for "
+            f"every optimizer (log-uniform in [{lr.low:g}, {lr.high:g}]): drop it from the spec"
+        )
+    names = allowed_hyperparameters(spec.algorithm)
+    if "lr" not in names:
+        raise OptbenchError(
+            f"'{spec.text}': {class_path(spec).rpartition(':')[2]}'s constructor takes no lr argument "
+            f"(it takes: {', '.join(names) or 'no setting'}), and the protocol tunes lr for every optimizer"
+        )
+
+
+def tuning_identity(spec: OptimizerSpec) -> tuple:
+    """What decides an optimizer's numbers under the protocol, however it is spelt: the class that runs
+    (module:qualified name), a wrapper's inner algorithm, the searched axes, and the settings the spec
+    gives that differ from the constructor's own defaults. 'adam', 'Adam', 'optbench.optimizers:Adam'
+    and 'adam:eps=1e-8' are one optimizer; 'torch:adam' (torch.optim's class) is another, and
+    'adam:betas=0.9/0.999' another again (its betas are fixed, not searched)."""
+    defaults = spec.algorithm.defaults()
+    given = sorted(
+        (name, format_value(value))
+        for name, value in spec.hparams.items()
+        if name not in defaults or format_value(defaults[name]) != format_value(value)
+    )
+    inner = getattr(spec.algorithm, "inner", "")
+    return class_path(spec), inner, tuple(protocol.searched_axes(spec)), tuple(given)
+
+
+def class_path(spec: OptimizerSpec) -> str:
+    """'module:QualifiedName' of the class `spec` builds (a wrapper built over its inner algorithm, a
+    partial of a factory, named by the wrapper's class)."""
+    cls = spec.cls
+    while isinstance(cls, functools.partial):
+        cls = next((arg for arg in cls.args if isinstance(arg, type)), cls.func)
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
+def check_distinct(specs: list[OptimizerSpec]) -> None:
+    """Refuse an optimizer given twice, under one spelling or two (`tuning_identity`): the profiles and
+    the ranking would count it twice."""
+    seen: dict[tuple, OptimizerSpec] = {}
+    for spec in specs:
+        first = seen.setdefault(tuning_identity(spec), spec)
+        if first is spec:
+            continue
+        if first.text == spec.text:
+            raise OptbenchError(f"optimizer '{spec.text}' is given twice")
+        raise OptbenchError(
+            f"'{spec.text}' is the same optimizer as '{first.text}' ({class_path(spec)} with the same "
+            "settings): the ranking would count it twice; give it once"
+        )
+
+
 def bench(
     optimizers,
     suite="default",
@@ -132,6 +216,7 @@ def bench(
     force: bool = False,
     executor=None,
     shard: tuple[int, int] = (1, 1),
+    allow_long: bool = False,
 ):
     """Run the benchmark; returns a `BenchResult` (saved to `folder` when given, report included).
 
@@ -147,21 +232,25 @@ def bench(
     shard: (i, n) computes only shard i of n (see the module docstring) into `folder`; it returns
     the `BenchResult` when every shard's cells are finished, else a `Pending`. Needs a folder.
     progress: gets a `Progress` on bar "bench" per cell (3 per task and optimizer of this shard).
-    Raises OptbenchError for bad input before anything is written; `cells.Interrupted` on SIGINT or
-    SIGTERM (finished cells are kept; a rerun resumes).
+    allow_long: run even when the work estimate (`cost`) exceeds `budget.WORK_LIMIT` coordinate-steps.
+    Raises OptbenchError for bad input before anything is written (an unknown task or optimizer, one
+    given twice under any spelling, a spec fixing lr, a class taking no lr, counts below 1, a benchmark
+    that cannot fit in memory or, unless `allow_long`, whose work exceeds the limit); `cells.Interrupted`
+    on SIGINT or SIGTERM (finished cells are kept; a rerun resumes).
     """
     import tempfile
 
     from .result import BenchResult
 
-    spec, specs, tasks = bench_spec(optimizers, suite, studies, trials_per_study, seeds, seed)
     jobs = check_whole("jobs", jobs)
+    executor = executor or Local(jobs)
+    at_once = executor.jobs if isinstance(executor, Local) else 1  # a cluster's jobs use its memory
+    spec, specs, tasks = bench_spec(
+        optimizers, suite, studies, trials_per_study, seeds, seed, at_once, shard, allow_long
+    )
     shard = check_shard(shard)
     if shard != (1, 1) and folder is None:
         raise OptbenchError("a shard needs a folder that every shard writes into")
-    executor = executor or Local(jobs)
-    for task in tasks:
-        task.prepare()
     if folder is not None:
         CellStore(folder).check(KIND, spec, seed, force)
         tables = _run(Path(folder), spec, specs, tasks, executor, progress, force, shard)
@@ -312,9 +401,12 @@ def _stage(store, folder, groups, executor, report, labels, job=None) -> pd.Data
         labels[group.key] = group.cells[0].label
     todo = []
     for group in groups:
-        if store.finished(group.key):
+        finished = store.finished(group.key)
+        if finished and _stored_rows(store, group) is not None:
             report(group.key, SKIPPED)
         else:
+            if finished:
+                store.discard(group.key)  # a damaged or foreign table under its key: computed again
             todo.append(group)
     if todo and executor is None:
         return None
@@ -329,13 +421,44 @@ def _stage(store, folder, groups, executor, report, labels, job=None) -> pd.Data
         schedule(folder, todo, job or BenchJob(), executor, seen)
     tables = []
     for group in groups:
-        stored = store.read(group.key)
+        stored = _stored_rows(store, group)
         if stored is not None:
-            tables.append(stored["rows"])
+            tables.append(stored)
         else:  # the job itself broke (a worker died): its rows are kept as failed
             message = failures.get(group.key, "failed: not computed")
             tables.append(_failed_rows(group.context, message.removeprefix("failed: ")))
     return pd.concat(tables, ignore_index=True)
+
+
+def _stored_rows(store, group) -> pd.DataFrame | None:
+    """The rows of finished cell `group`, labelled with this run's optimizer and task names (a label is
+    no part of a cell's content: 'Adam' run after 'adam' with --force reads the same cell); None when the
+    cell is unfinished or its table is not this cell's rows: unreadable, lacking a column, cut, or
+    holding other trials (a damaged file, another cell's table copied over it)."""
+    rows = group.context["rows"]
+    schema = TableSchema(
+        "rows",
+        {
+            **dict.fromkeys(rows.columns, KEY),
+            **dict.fromkeys(("optimizer", "task", "status", "mode"), TEXT),
+            **dict.fromkeys(("steps", "final_metric"), MEASURE),
+        },
+        rows=len(rows),
+    )
+    path = store.table_path(group.key, "rows")
+    try:
+        stored = (store.read(group.key) or {}).get("rows")
+        if stored is None or not set(schema.columns) <= set(stored.columns):
+            return None
+        check_table(path, stored, schema)
+    except OptbenchError:
+        return None
+    same_trials = all(
+        np.array_equal(stored[c].to_numpy(dtype=float), rows[c].to_numpy(dtype=float)) for c in rows.columns
+    )
+    if not same_trials or not stored["status"].map(lambda value: isinstance(value, str)).all():
+        return None
+    return stored.assign(optimizer=group.context["optimizer"].text, task=group.context["task"]["name"])
 
 
 @dataclass(frozen=True)
@@ -362,8 +485,8 @@ def run_rows(context: dict) -> pd.DataFrame:
             outcome = run_network(task, optimizer, rows, axes, protocol.schedule(task.steps))
         else:
             outcome = _run_surface_task(task, optimizer, rows, axes, context["noise_seed"])
-    except Exception as error:  # noqa: BLE001 - a user's optimizer failing is a result, never a crash
-        return _failed_rows(context, f"{type(error).__name__}: {error}")
+    except (Exception, SystemExit) as error:  # noqa: BLE001 - a user's optimizer failing is a result, never a crash
+        return _failed_rows(context, failure(error))
     steps, diverged = outcome["steps"], outcome["diverged"]
     status = np.where(diverged, "diverged", np.where(np.isnan(steps), "not reached", "reached"))
     return _frame(context, steps, outcome["final_metric"], status, outcome["mode"])

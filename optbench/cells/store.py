@@ -191,6 +191,11 @@ class CellStore:
             write_table(table, self.table_path(key, name))
         atomic_write_json(self._done_path(key), {"tables": list(tables)})
 
+    def discard(self, key: str) -> None:
+        """Count cell `key` as unfinished again (its caller found its tables damaged or foreign), so that
+        it is computed again: its marker goes; its tables are replaced when it is written."""
+        self._done_path(key).unlink(missing_ok=True)
+
     # --- locks ---------------------------------------------------------------------------------------
 
     @contextmanager

@@ -4,12 +4,14 @@ its tables, figures and HTML report written to --out."""
 from __future__ import annotations
 
 import rich_click as click
+from click.core import ParameterSource
 
 from ..errors import OptbenchError
 from ..optimizers.registry import check_spec_name
 from ..tasks.names import bench_task_names
 from .common import (
     ProgressBars,
+    allow_long_option,
     console,
     console_err,
     force_option,
@@ -66,6 +68,7 @@ CLUSTERS = ("slurm", "local", "debug")  # submitit's executors (`cells.Submitit`
     metavar="KEY=VALUE",
     help="A submitit parameter for every job, e.g. timeout_min=60 or slurm_partition=cpu (repeatable).",
 )
+@allow_long_option
 @seed_option
 @force_option
 @formats_option
@@ -84,6 +87,7 @@ def command(
     shard,
     cluster,
     cluster_options,
+    allow_long,
     seed,
     force,
     formats,
@@ -95,9 +99,10 @@ def command(
     studies), then `--seeds` reruns of each study's fastest trial; tasks are combined by performance
     profiles, scored by their area up to tau = 4, ranked with bootstrap intervals.
     """
+    if tasks is not None and ctx.get_parameter_source("suite") is not ParameterSource.DEFAULT:
+        raise OptbenchError(f"give --suite or --tasks, not both (got --suite {suite} and --tasks {tasks})")
     if quick:
-        suite_given = ctx.get_parameter_source("suite") == click.core.ParameterSource.COMMANDLINE
-        if tasks is not None or (suite_given and suite != "quick"):
+        if tasks is not None or ctx.get_parameter_source("suite") is not ParameterSource.DEFAULT:
             other = f"--tasks {tasks}" if tasks is not None else f"--suite {suite}"
             raise OptbenchError(f"--quick is --suite quick: it cannot be combined with {other}")
         suite = "quick"
@@ -114,9 +119,10 @@ def command(
     from ..plots.style import save_figures
     from .sweep_options import parse_shard
 
-    bench_spec(optimizers, chosen, studies, trials, seeds, seed)  # bad input: one line, nothing written
     check_whole("jobs", jobs)
     shard = parse_shard(shard)
+    # bad input, a runaway size included: one line, nothing written (cluster jobs use the cluster's memory)
+    bench_spec(optimizers, chosen, studies, trials, seeds, seed, 1 if cluster else jobs, shard, allow_long)
     if shard != (1, 1) and out is None:
         raise OptbenchError("--shard needs --out: the one folder every shard writes into")
     parameters = dict(parse_cluster_option(item) for item in cluster_options)
@@ -139,6 +145,7 @@ def command(
                     force,
                     executor,
                     shard,
+                    allow_long,
                 )
         except Interrupted as stop:
             console_err.print(

@@ -66,10 +66,16 @@ def check_seed(seed) -> int:
     return seed
 
 
+def surface_memory(surface: Surface, trials: int, steps: int) -> float:
+    """The bytes of one surface run of `trials` x `surface.dim` for `steps` steps, its recorded
+    trajectory capped as `run_surface` caps it."""
+    recorded = min(trials * (steps + 1), max(MAX_RECORDED_POINTS, 2 * trials))
+    return surface_run_bytes(trials, surface.dim, recorded)
+
+
 def require_surface_memory(what: str, surface: Surface, trials: int, steps: int, runs: int = 1) -> None:
     """Refuse `runs` surface runs of `trials` x `surface.dim` for `steps` steps that cannot fit in memory."""
-    recorded = min(trials * (steps + 1), max(MAX_RECORDED_POINTS, 2 * trials))
-    require_memory(what, runs * surface_run_bytes(trials, surface.dim, recorded))
+    require_memory(what, runs * surface_memory(surface, trials, steps))
 
 
 def require_surface_budget(

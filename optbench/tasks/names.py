@@ -106,20 +106,27 @@ def check_compare_name(name: str) -> None:
 
 def bench_task_names(suite) -> list[str]:
     """The benchmark tasks (keys of `defaults.BENCH_TASKS` and `BENCH_NETWORKS`) of a suite: its name ('quick', 'default')
-    or a list of task names. Raises OptbenchError for an unknown suite or task, or an empty list."""
+    or a list of task names. Raises OptbenchError for an unknown suite or task, an empty list, or a task
+    listed twice (its rows would count twice in the profiles)."""
+    if not isinstance(suite, (str, list, tuple)):
+        raise OptbenchError(f"a benchmark suite is a suite's name or a list of task names, got {suite!r}")
     names = BENCH_SUITES.get(suite) if isinstance(suite, str) else suite
     if names is None:
         raise did_you_mean("suite", suite, BENCH_SUITES)
     names = list(names)
     if not names:
         raise OptbenchError("the benchmark suite is empty: give at least one task")
-    for name in names:
+    for position, name in enumerate(names):
         check_bench_task(name)
+        if name in names[:position]:
+            raise OptbenchError(
+                f"benchmark task '{name}' is given twice: each task counts once in the profiles"
+            )
     return names
 
 
 def check_bench_task(name: str) -> None:
     """Raise OptbenchError unless `name` is a benchmark task (a key of `defaults.BENCH_TASKS` or
     `defaults.BENCH_NETWORKS`)."""
-    if name not in BENCH_TASKS and name not in BENCH_NETWORKS:
-        raise did_you_mean("benchmark task", name, {**BENCH_TASKS, **BENCH_NETWORKS})
+    if not isinstance(name, str) or (name not in BENCH_TASKS and name not in BENCH_NETWORKS):
+        raise did_you_mean("benchmark task", str(name), {**BENCH_TASKS, **BENCH_NETWORKS})
