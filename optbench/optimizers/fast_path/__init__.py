@@ -37,8 +37,9 @@ What a user should know:
   more than one element.
 - Element-wise algorithms only (FAST_ALGORITHMS). Adafactor, LBFGS, Muon and SparseAdam reduce
   within each tensor, so flattening would change their maths: they keep the readable path.
-  RAdam (a branch on ρ_t, a number computed from the step) and ASGD (a branch on μ_t, state) have
-  no compiled path: their branches depend on values torch.compile cannot trace as one graph.
+  ASGD has no compiled path: it branches on μ_t, a number in its state that it also rewrites each
+  step. RAdam's branch on ρ_t, a number computed from the step, is compiled as one graph: traced,
+  `base.if_number` computes both sides and torch.where takes one.
 """
 
 from __future__ import annotations
@@ -51,7 +52,8 @@ from .compiled import NumberTensors, compiled_update, compiler_available, worth_
 
 FAST_ALGORITHMS = ("sgd", "adam", "adamw", "rmsprop", "adagrad", "adadelta", "adamax", "nadam",
                    "radam", "asgd", "rprop")
-COMPILED_ALGORITHMS = ("sgd", "adam", "adamw", "rmsprop", "adagrad", "adadelta", "adamax", "nadam", "rprop")
+COMPILED_ALGORITHMS = ("sgd", "adam", "adamw", "rmsprop", "adagrad", "adadelta", "adamax", "nadam", "radam",
+                       "rprop")
 # Below this many parameter elements a compiled call's fixed cost (guards, wrapper, ~0.1-0.3 ms on
 # a 2-core CPU) outweighs one fused pass: at LeNet-5 shapes (62 k) the eager slices were 2x faster,
 # at ResNet-18 shapes (11.7 M) the compiled update 2-4x faster (benchmarks/README.md, "Step cost").
