@@ -41,7 +41,6 @@ import torch
 
 from optbench.errors import OptbenchError
 from optbench.optimizers import FAST_ALGORITHMS, fast
-from optbench.optimizers.fast_path import COMPILED_ALGORITHMS
 from optbench.optimizers.registry import ALGORITHMS
 
 
@@ -148,7 +147,6 @@ def variants(algorithm, skipped: list[str]):
     if algorithm.name in FAST_ALGORITHMS:
         yield "fast", fast(algorithm.ours), {}
         yield "fast eager", fast(algorithm.ours, compiled=False), {}
-    if algorithm.name in COMPILED_ALGORITHMS:
         yield "fast compiled", fast(algorithm.ours, compiled=True), {}
     try:
         theirs = algorithm.theirs

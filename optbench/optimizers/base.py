@@ -102,15 +102,20 @@ def is_zero(value) -> bool:
 
 
 def if_number(condition, then, otherwise):
-    """The pseudocode's "if" on a number that changes from step to step (RAdam's "if ρ_t > 5"):
-    `then()` if condition else `otherwise()`, each returning the line's value.
+    """The pseudocode's "if" on a number that changes from step to step (RAdam's "if ρ_t > 5",
+    ASGD's "if μ_{t-1} ≠ 1"): `then()` if condition else `otherwise()`, each returning the line's
+    value. A condition with a trial dimension takes `then()` as soon as one trial does (as `is_zero`
+    decides the "if λ ≠ 0" lines).
 
     While torch.compile traces the compiled fast path, that number is computed inside the graph
-    from the step counter, so the condition is not known when tracing: both values are computed and
-    torch.where takes one (as torch's capturable RAdam does), and one graph serves every step
-    (no guard on the number, no recompile when it crosses the threshold)."""
+    (from the step counter, or read from the state), so the condition is not known when tracing:
+    both values are computed and torch.where takes one, element by element (as torch's capturable
+    RAdam does), and one graph serves every step (no guard on the number, no recompile when it
+    changes side)."""
     if torch.compiler.is_compiling() and not isinstance(condition, bool):
         return torch.where(torch.as_tensor(condition), then(), otherwise())
+    if isinstance(condition, torch.Tensor):
+        condition = bool(condition.any())
     return then() if condition else otherwise()
 
 

@@ -15,9 +15,9 @@ at once, in one of two ways, chosen once per optimizer and never switched:
   shorter than `compiled.BREAK_EVEN_STEPS` through `optimizer.expected_steps`; `compiled.py`): the
   readable `update()` compiled by torch.compile into one pass over the buffers. The first step of
   each graph compiles (seconds; inductor's on-disk cache makes later processes fast); a learning-rate schedule never recompiles.
-- "eager slices" (`fast(cls, compiled=False)`, small models, algorithms without a compiled path,
-  machines without a compiler): the readable `update()` on 2^20-element slices (`chunk_size`), each line one
-  kernel over a slice that stays in cache from one line to the next.
+- "eager slices" (`fast(cls, compiled=False)`, small models, short runs, machines without a
+  compiler): the readable `update()` on 2^20-element slices (`chunk_size`), each line one kernel
+  over a slice that stays in cache from one line to the next.
 
 Both are the readable code, not a second implementation; `optbench verify` certifies the eager
 slices always and the compiled path with `--compiled`, each against torch.optim in float64 and
@@ -35,11 +35,11 @@ What a user should know:
 - A group takes the readable per-parameter path whenever flattening cannot be exact: complex,
   sparse, 0-d or non-contiguous parameters, mixed dtypes or devices, tensor hyperparameters with
   more than one element.
-- Element-wise algorithms only (FAST_ALGORITHMS). Adafactor, LBFGS, Muon and SparseAdam reduce
-  within each tensor, so flattening would change their maths: they keep the readable path.
-  ASGD has no compiled path: it branches on μ_t, a number in its state that it also rewrites each
-  step. RAdam's branch on ρ_t, a number computed from the step, is compiled as one graph: traced,
-  `base.if_number` computes both sides and torch.where takes one.
+- Element-wise algorithms only (FAST_ALGORITHMS), each with both ways. Adafactor, LBFGS, Muon and
+  SparseAdam reduce within each tensor, so flattening would change their maths: they keep the
+  readable path. The branches on a number that changes from step to step (RAdam's ρ_t > 5, ASGD's
+  μ_{t-1} ≠ 1) compile into one graph: traced, `base.if_number` computes both sides and
+  torch.where takes one.
 """
 
 from __future__ import annotations
@@ -52,8 +52,6 @@ from .compiled import NumberTensors, compiled_update, compiler_available, worth_
 
 FAST_ALGORITHMS = ("sgd", "adam", "adamw", "rmsprop", "adagrad", "adadelta", "adamax", "nadam",
                    "radam", "asgd", "rprop")
-COMPILED_ALGORITHMS = ("sgd", "adam", "adamw", "rmsprop", "adagrad", "adadelta", "adamax", "nadam", "radam",
-                       "rprop")
 # Below this many parameter elements a compiled call's fixed cost (guards, wrapper, ~0.1-0.3 ms on
 # a 2-core CPU) outweighs one fused pass: at LeNet-5 shapes (62 k) the eager slices were 2x faster,
 # at ResNet-18 shapes (11.7 M) the compiled update 2-4x faster (benchmarks/README.md, "Step cost").
@@ -68,15 +66,13 @@ def fast(cls: type, compiled: bool | None = None) -> type:
 
     compiled: None, the compiled path where available and else the eager slices; True, the
     compiled path or a RuntimeError at the first step where it cannot be built; False, the eager
-    slices. Raises TypeError for an algorithm without a fast (or compiled) path."""
+    slices. Raises TypeError for an algorithm without a fast path."""
     if (cls, compiled) in _FAST_CLASSES:
         return _FAST_CLASSES[cls, compiled]
     name = _algorithm_name(cls)
     if name not in FAST_ALGORITHMS:
         raise TypeError(f"{cls.__name__} has no fast path (element-wise algorithms only: "
                         f"{', '.join(FAST_ALGORITHMS)})")
-    if compiled and name not in COMPILED_ALGORITHMS:
-        raise TypeError(f"{cls.__name__} has no compiled fast path (only {', '.join(COMPILED_ALGORITHMS)})")
     class_name = _PREFIX[compiled] + cls.__name__
     fast_cls = type(class_name, (FastPath, cls), {
         "__doc__": f"{cls.__name__} on the flat-buffer fast path (optbench.optimizers.fast_path).",
@@ -125,7 +121,7 @@ class FastPath(PseudocodeOptimizer):
         return chosen
 
     def _choose_path(self) -> str:
-        if self.compiled is False or self.algorithm not in COMPILED_ALGORITHMS:
+        if self.compiled is False:
             return "eager slices"
         params = [p for group in self.param_groups for p in group["params"]]
         if self.compiled is None and (sum(p.numel() for p in params) < COMPILE_FROM_NUMEL

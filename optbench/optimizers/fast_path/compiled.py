@@ -2,13 +2,16 @@
 
 `compiled_update(cls)` is `cls.update` itself, traced once by torch.compile into one graph over a
 run of flat buffers and fused by inductor into one pass; there is no second copy of any
-algorithm's lines. Three things make that graph serve a whole run:
+algorithm's lines. Four things make that graph serve a whole run:
 
-- Numbers as 0-d tensors. `as_tensors(group)` passes every nonzero hyperparameter as a 0-d float64
+- Numbers as 0-d tensors. `NumberTensors` passes every nonzero hyperparameter as a 0-d float64
   tensor and every zero one as the number 0 (so the pseudocode's "if λ ≠ 0" branches are decided
   while tracing, see `base.is_zero`); the step counter is a 0-d tensor already, and its `.item()`
   is captured as a graph scalar. An lr schedule therefore never recompiles; a flag, a dtype, a
   hyperparameter turning zero or nonzero, or a new state key does (one graph each).
+- Branches on numbers in the graph. A pseudocode "if" on a number that changes from step to step
+  (RAdam's ρ_t > 5, ASGD's μ_{t-1} ≠ 1) goes through `base.if_number`: traced, both sides are
+  computed and torch.where takes one, so no guard is put on the number.
 - Scalars computed once. Inductor would inline 0-d arithmetic (β2^t, √(1 - β2^t), ...) into the
   element loop and evaluate it per element, which made the compiled update ~3x slower than
   torch's fused Adam on CPU. `_scalars_apart` marks every 0-d result that feeds a full-size
