@@ -12,12 +12,13 @@ at once, in one of two ways, chosen once per optimizer and never switched:
 
 - "compiled" (the default where inductor can build kernels, a C++ compiler on CPU or Triton on
   CUDA, for optimizers of at least `COMPILE_FROM_NUMEL` parameter elements whose run is not declared
-  shorter than `compiled.BREAK_EVEN_STEPS` through `optimizer.expected_steps`; `compiled.py`): the
+  shorter than `compiled.BREAK_EVEN_STEPS` through `optimizer.expected_steps`, and whose update
+  makes more than one pass over memory, `compiled.passes_over_memory`; `compiled.py`): the
   readable `update()` compiled by torch.compile into one pass over the buffers. The first step of
   each graph compiles (seconds; inductor's on-disk cache makes later processes fast); a learning-rate schedule never recompiles.
-- "eager slices" (`fast(cls, compiled=False)`, small models, short runs, machines without a
-  compiler): the readable `update()` on 2^20-element slices (`chunk_size`), each line one kernel
-  over a slice that stays in cache from one line to the next.
+- "eager slices" (`fast(cls, compiled=False)`, small models, short runs, one-pass updates such as
+  plain SGD, machines without a compiler): the readable `update()` on 2^20-element slices
+  (`chunk_size`), each line one kernel over a slice that stays in cache from one line to the next.
 
 Both are the readable code, not a second implementation; `optbench verify` certifies the eager
 slices always and the compiled path with `--compiled`, each against torch.optim in float64 and
@@ -48,7 +49,7 @@ import warnings
 
 from ..base import PseudocodeOptimizer
 from .buffers import GroupBuffers, NotFlat, fall_back_reason, flattenable, in_slices
-from .compiled import NumberTensors, compiled_update, compiler_available, worth_compiling
+from .compiled import NumberTensors, compiled_update, compiler_available, passes_over_memory, worth_compiling
 
 FAST_ALGORITHMS = ("sgd", "adam", "adamw", "rmsprop", "adagrad", "adadelta", "adamax", "nadam",
                    "radam", "asgd", "rprop")
@@ -125,7 +126,8 @@ class FastPath(PseudocodeOptimizer):
             return "eager slices"
         params = [p for group in self.param_groups for p in group["params"]]
         if self.compiled is None and (sum(p.numel() for p in params) < COMPILE_FROM_NUMEL
-                                      or not worth_compiling(self.expected_steps)):
+                                      or not worth_compiling(self.expected_steps)
+                                      or not self._fusing_pays()):
             return "eager slices"
         devices = {p.device for p in params}
         missing = [str(device) for device in devices if not compiler_available(device)]
@@ -135,6 +137,13 @@ class FastPath(PseudocodeOptimizer):
             raise RuntimeError(f"{type(self).__name__}: torch.compile cannot build kernels for "
                                f"{', '.join(missing)} here (no C++ compiler or Triton)")
         return "eager slices"
+
+    def _fusing_pays(self) -> bool:
+        """Whether the update of some group the fast path can take makes more than one pass over
+        memory. One pass (plain SGD) is one ATen kernel per slice on the eager slices: at ResNet-18
+        shapes as fast as torch's fused SGD, where the compiled kernel was 15-25 % slower
+        (benchmarks/README.md, round 2, "Compiled fast path")."""
+        return any(passes_over_memory(self, group) > 1 for group in self.param_groups if flattenable(group))
 
     def step_group(self, group: dict) -> None:
         buffers = self._buffers(group)

@@ -79,6 +79,37 @@ def worth_compiling(expected_steps: int | None) -> bool:
     return expected_steps is None or expected_steps >= BREAK_EVEN_STEPS
 
 
+def passes_over_memory(optimizer, group: dict) -> int:
+    """How many full-size operations one step of `group`'s update runs: the passes over the
+    parameters' memory that the eager slices make and the compiled update fuses into one.
+
+    Counted by running the algorithm's `update()` once on a three-element stand-in parameter (fresh
+    state, zero gradient) and counting the torch calls that return a new or updated tensor of that
+    size (views are not passes). One pass, such as SGD's θ ← θ - γg, leaves compiling nothing to
+    fuse: on the eager slices it is one ATen kernel per slice, as fast as torch's fused kernel."""
+    p = group["params"][0]
+    theta = torch.zeros(3, dtype=p.dtype, device=p.device)
+    g, state = torch.zeros_like(theta), optimizer.init_state(theta, group)
+    counter = _FullSizeCalls(theta.numel())
+    with torch.no_grad(), counter:
+        optimizer.update(theta, g, state, group)
+    return counter.count
+
+
+class _FullSizeCalls(torch.overrides.TorchFunctionMode):
+    """Counts the torch calls that return a tensor of `numel` elements that is not a view."""
+
+    def __init__(self, numel: int):
+        super().__init__()
+        self.numel, self.count = numel, 0
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        result = func(*args, **(kwargs or {}))
+        if isinstance(result, torch.Tensor) and result.numel() == self.numel and not result._is_view():
+            self.count += 1
+        return result
+
+
 def compiler_available(device: torch.device) -> bool:
     """Whether inductor can build kernels for `device`: a C++ compiler for CPU, Triton for CUDA."""
     try:
