@@ -52,12 +52,12 @@ def first_steps(name: str, shapes: str, cache: str) -> dict:
 
 
 def main():
-    from optbench.optimizers.fast_path import COMPILED_ALGORITHMS
+    from optbench.optimizers import FAST_ALGORITHMS
 
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--algorithms", default=",".join(COMPILED_ALGORITHMS))
+    parser.add_argument("--algorithms", default=",".join(FAST_ALGORITHMS))
     parser.add_argument("--shapes", default="resnet18")
     args = parser.parse_args()
     import torch

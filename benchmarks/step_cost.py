@@ -12,13 +12,22 @@ tensor the size of the parameter) / measured copy bandwidth.
 
 The variants are timed round-robin (one step of each in turn, `--repeats` rounds) and each cell is
 the fastest round: on a shared machine the minimum is the least disturbed estimate of the cost,
-and round-robin keeps slow phases of the machine from favouring one column.
+and round-robin keeps slow phases of the machine from favouring one column. Each call is timed on
+two clocks, wall time and this process's CPU time (`time.process_time`: every thread of this
+process, none of the other jobs'), and a table is printed for each: on a loaded machine wall times
+include the time other jobs held the cores, CPU times do not (they still pay for the memory
+bandwidth and caches the other jobs share).
 Prints a markdown table of milliseconds and the ratios ours / torch for-loop (target <= 1.0),
 fast / floor (target <= 1.3), fast / foreach (LeNet target <= 0.5) and fast / fused (target
 <= 1.1); "fast 1st" is the first step of the fast path, which gathers the parameters and state
 into contiguous buffers and, on the compiled path, compiles (or loads inductor's on-disk cache).
 With --runs N the whole measurement is repeated N times in the process and each cell is the median
 of the runs, each ratio the median with the runs' range.
+
+--fresh-grads times the step as a training loop meets it after `zero_grad()` (set_to_none=True,
+torch's default) and `backward()`: before every step (untimed) each parameter gets a gradient
+tensor of its own, not the one the previous step left, so the fast path copies every gradient into
+its buffer within the step, where torch's implementations read the new tensors where they are.
 """
 
 from __future__ import annotations
@@ -32,7 +41,6 @@ import torch
 
 from optbench.errors import OptbenchError
 from optbench.optimizers import FAST_ALGORITHMS, fast
-from optbench.optimizers.fast_path import COMPILED_ALGORITHMS
 from optbench.optimizers.registry import ALGORITHMS
 
 
@@ -76,35 +84,58 @@ def make_params(shapes, device, sparse):
     return params
 
 
-def copy_bandwidth(numel, device, repeats=20) -> float:
+# The clocks every call is timed on: wall time, and the CPU time of this process (all its threads).
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+
+
+def copy_bandwidth(numel, device, repeats=20, clock="wall") -> float:
     """Bytes per second of the fastest plain streaming kernel: dst.copy_(src) (read 1, write 1)
     or torch.add(a, b, out=c) (read 2, write 1), whichever moves more bytes per second here."""
     a, b = torch.randn(numel, device=device), torch.randn(numel, device=device)
     c = torch.empty_like(a)
-    samples = time_calls({"copy": lambda: c.copy_(a), "add": lambda: torch.add(a, b, out=c)}, device, repeats)
+    samples = time_calls(
+        {"copy": lambda: c.copy_(a), "add": lambda: torch.add(a, b, out=c)}, device, repeats, clock=clock
+    )
     return max(2 * 4 * numel / min(samples["copy"]), 3 * 4 * numel / min(samples["add"]))
 
 
-def time_once(function, device) -> float:
+def clocked_once(function, device) -> dict:
+    """Seconds one call took on each of CLOCKS."""
     if device == "cuda":
         torch.cuda.synchronize()
-    start = time.perf_counter()
+    start = {clock: read() for clock, read in CLOCKS.items()}
     function()
     if device == "cuda":
         torch.cuda.synchronize()
-    return time.perf_counter() - start
+    return {clock: read() - start[clock] for clock, read in CLOCKS.items()}
 
 
-def time_calls(functions: dict, device, repeats) -> dict:
-    """Seconds of each call, `repeats` rounds of every function in turn, after 3 warm-up rounds."""
+def time_once(function, device, clock="wall") -> float:
+    return clocked_once(function, device)[clock]
+
+
+def clocked_calls(functions: dict, device, repeats, before: dict | None = None) -> dict:
+    """{label: [{clock: seconds}, ...]}: `repeats` rounds of every function in turn, after 3 warm-up
+    rounds. before: {label: function} run untimed before each of that label's calls."""
+    before = before or {}
     for _ in range(3):
-        for function in functions.values():
+        for label, function in functions.items():
+            before.get(label, lambda: None)()
             function()
     samples = {label: [] for label in functions}
     for _ in range(repeats):
         for label, function in functions.items():
-            samples[label].append(time_once(function, device))
+            before.get(label, lambda: None)()
+            samples[label].append(clocked_once(function, device))
     return samples
+
+
+def time_calls(functions: dict, device, repeats, clock="wall") -> dict:
+    """Seconds of each call on `clock`, `repeats` rounds of every function in turn (clocked_calls)."""
+    return {
+        label: [s[clock] for s in samples]
+        for label, samples in clocked_calls(functions, device, repeats).items()
+    }
 
 
 def variants(algorithm, skipped: list[str]):
@@ -116,7 +147,6 @@ def variants(algorithm, skipped: list[str]):
     if algorithm.name in FAST_ALGORITHMS:
         yield "fast", fast(algorithm.ours), {}
         yield "fast eager", fast(algorithm.ours, compiled=False), {}
-    if algorithm.name in COMPILED_ALGORITHMS:
         yield "fast compiled", fast(algorithm.ours, compiled=True), {}
     try:
         theirs = algorithm.theirs
@@ -140,15 +170,20 @@ def state_tensors_per_param(optimizer, params) -> int:
     return sum(1 for v in state.values() if isinstance(v, torch.Tensor) and v.numel() == p.numel())
 
 
-def measure(algorithm, shapes, device, repeats, bandwidth, skipped: list[str] | None = None):
-    """One table row (ms per step of each variant, the floor); what could not be measured goes to
-    `skipped`."""
+def measure(
+    algorithm, shapes, device, repeats, bandwidth, skipped: list[str] | None = None, fresh_grads: bool = False
+):
+    """One table row (ms per step of each variant on the wall clock, the floor), and the same row on
+    the CPU clock as row["cpu"] where `bandwidth` is {clock: bytes per second}; what could not be
+    measured goes to `skipped`. fresh_grads: each step meets gradient tensors of its own (see the
+    module's docstring)."""
     skipped = [] if skipped is None else skipped
+    bandwidths = bandwidth if isinstance(bandwidth, dict) else {"wall": bandwidth}
     if algorithm.name == "muon":
         shapes = as_matrices(shapes)
     hparams = dict(algorithm.test_hparams)
     row = {"algorithm": algorithm.name}
-    steps = {}
+    steps, regrade, first_step = {}, {}, None
     floor_states = None
     for label, cls, extra in variants(algorithm, skipped):
         params = make_params(shapes, device, algorithm.sparse_grad)
@@ -156,23 +191,43 @@ def measure(algorithm, shapes, device, repeats, bandwidth, skipped: list[str] | 
             optimizer = cls(params, **hparams, **extra)
             if callable(getattr(optimizer, "train", None)):  # Schedule-Free steps in train mode
                 optimizer.train()
-            first = time_once(optimizer.step, device)
+            first = clocked_once(optimizer.step, device)
         except (RuntimeError, ValueError) as error:  # e.g. fused not available on this device
             row[label] = None
             skipped.append(f"{algorithm.name}: no '{label}' column, {str(error).splitlines()[0][:120]}")
             continue
         if label == "fast":
-            row["fast 1st"] = first * 1e3
+            first_step = first
             row["path"] = optimizer.fast_path
         steps[label] = optimizer.step
+        if fresh_grads:
+            regrade[label] = _regrader(params)
         if floor_states is None:
             floor_states = state_tensors_per_param(optimizer, params)
-    for label, samples in time_calls(steps, device, repeats).items():
-        row[label] = min(samples) * 1e3
+    samples = clocked_calls(steps, device, repeats, before=regrade)
     numel = sum(int(torch.tensor(s).prod()) for s in shapes)
     bytes_moved = numel * 4 * (3 + 2 * (floor_states or 0))  # read p, g, states; write p, states
-    row["floor"] = bytes_moved / bandwidth * 1e3
+    rows = {clock: row if clock == "wall" else dict(row) for clock in bandwidths}
+    for clock, clock_row in rows.items():
+        for label, calls in samples.items():
+            clock_row[label] = min(call[clock] for call in calls) * 1e3
+        clock_row["floor"] = bytes_moved / bandwidths[clock] * 1e3
+        if first_step is not None:
+            clock_row["fast 1st"] = first_step[clock] * 1e3
+    if "cpu" in rows:
+        row["cpu"] = rows["cpu"]
     return row
+
+
+def _regrader(params):
+    """Gives each parameter a gradient tensor of its own again, as backward does after zero_grad()."""
+    fresh = [p.grad.clone() for p in params]
+
+    def regrade():
+        for p, g in zip(params, fresh, strict=True):
+            p.grad = g
+
+    return regrade
 
 
 def ratio(row, a, b) -> str:
@@ -215,6 +270,11 @@ def main():
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument(
+        "--fresh-grads",
+        action="store_true",
+        help="each step meets new gradient tensors, as in a loop with zero_grad() (see above)",
+    )
+    parser.add_argument(
         "--threads",
         type=int,
         default=None,
@@ -227,15 +287,17 @@ def main():
     machine = torch.cuda.get_device_name(0) if device == "cuda" else f"CPU, {torch.get_num_threads()} threads"
     print(
         f"# step cost, {date.today()}, torch {torch.__version__}, {machine}, "
-        f"{args.repeats} round-robin rounds, fastest round, {args.runs} run(s)\n"
+        f"{args.repeats} round-robin rounds, fastest round, {args.runs} run(s)"
+        f"{', fresh gradients each step' if args.fresh_grads else ''}\n"
     )
     for shape_name in args.shapes.split(","):
         shapes = SHAPES[shape_name]()
         numel = sum(int(torch.tensor(s).prod()) for s in shapes)
-        bandwidth = copy_bandwidth(max(numel, 1 << 24), device)
+        bandwidth = {clock: copy_bandwidth(max(numel, 1 << 24), device, clock=clock) for clock in CLOCKS}
         print(
             f"## {shape_name}: {len(shapes)} tensors, {numel / 1e6:.2f} M parameters, "
-            f"streaming bandwidth {bandwidth / 1e9:.1f} GB/s\n"
+            f"streaming bandwidth {bandwidth['wall'] / 1e9:.1f} GB/s (wall clock), "
+            f"{bandwidth['cpu'] / 1e9:.1f} GB/s (CPU time)\n"
         )
         columns = [
             "floor",
@@ -255,22 +317,28 @@ def main():
             ("fast", "torch fused"),
             ("fast eager", "floor"),
         ]
-        print(
+        header = (
             "| algorithm | path | "
             + " | ".join(f"{c} (ms)" for c in columns)
             + " | "
             + " | ".join(f"{a} / {b}" for a, b in ratios)
-            + " |"
+            + " |\n"
+            + "|---" * (len(columns) + len(ratios) + 2)
+            + "|"
         )
-        print("|---" * (len(columns) + len(ratios) + 2) + "|")
-        skipped = []
+        print("Wall clock:\n\n" + header)
+        skipped, cpu_lines = [], []
         for name in args.algorithms.split(","):
             rows = [
-                measure(ALGORITHMS[name], shapes, device, args.repeats, bandwidth, skipped)
+                measure(ALGORITHMS[name], shapes, device, args.repeats, bandwidth, skipped, args.fresh_grads)
                 for _ in range(args.runs)
             ]
             path = rows[0].get("path", "-")
             print(f"| {name} | {path} | " + " | ".join(combine(rows, columns, ratios)) + " |", flush=True)
+            cpu_rows = [row["cpu"] for row in rows]
+            cpu_lines.append(f"| {name} | {path} | " + " | ".join(combine(cpu_rows, columns, ratios)) + " |")
+        print("\nCPU time of this process:\n\n" + header)
+        print("\n".join(cpu_lines))
         if skipped:
             print()
         for note in dict.fromkeys(skipped):  # once each, whatever --runs is

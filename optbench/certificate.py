@@ -10,7 +10,7 @@ import importlib
 
 import torch
 
-from .optimizers.fast_path import COMPILED_ALGORITHMS, FAST_ALGORITHMS
+from .optimizers.fast_path import FAST_ALGORITHMS
 from .optimizers.registry import Algorithm
 from .verify import batched_equals_separate, certify, certify_fast
 
@@ -26,10 +26,9 @@ def certificate_size(algorithm: Algorithm, compiled: bool = False) -> int:
     combinations, its float32 and its readable-path check where it has one; then, with `compiled`,
     the compiled path's combinations in both dtypes and its two checks against the eager slices."""
     size = len(algorithm.combinations()) + 2
-    total = 2 * size if algorithm.name in FAST_ALGORITHMS else size
-    if compiled and algorithm.name in COMPILED_ALGORITHMS:
-        total += 2 * len(algorithm.combinations()) + 2
-    return total
+    if algorithm.name not in FAST_ALGORITHMS:
+        return size
+    return 2 * size + (2 * len(algorithm.combinations()) + 2 if compiled else 0)
 
 
 def certificate(algorithm: Algorithm, progress=None, compiled: bool = False) -> dict:
@@ -46,11 +45,11 @@ def certificate(algorithm: Algorithm, progress=None, compiled: bool = False) -> 
     batched = batched_equals_separate(algorithm)
     if progress:
         progress(batched)
-    fast_checks = (
-        certify_fast([algorithm.name], progress=progress) if algorithm.name in FAST_ALGORITHMS else []
-    )
-    if compiled and algorithm.name in COMPILED_ALGORITHMS:
-        fast_checks += certify_fast([algorithm.name], progress=progress, compiled=True)
+    fast_checks = []
+    if algorithm.name in FAST_ALGORITHMS:
+        fast_checks = certify_fast([algorithm.name], progress=progress)
+        if compiled:
+            fast_checks += certify_fast([algorithm.name], progress=progress, compiled=True)
     failures = [c for c in checks if not c.passed]
     fast_failures = [c for c in fast_checks if not c.passed]
     batched_applies = bool(algorithm.tensor_hparams)

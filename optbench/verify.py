@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .optimizers.fast_path import COMPILED_ALGORITHMS, FAST_ALGORITHMS, fast
+from .optimizers.fast_path import FAST_ALGORITHMS, fast
 from .optimizers.registry import ALGORITHMS, Algorithm
 
 TOLERANCE = {torch.float64: 1e-9, torch.float32: 1e-4, torch.complex128: 1e-9}
@@ -254,7 +254,7 @@ def certify_fast(
     `reference=eager slices`: the compiled-vs-eager bound). A check fails if the path was not taken.
     """
     checks = []
-    for name in names or (COMPILED_ALGORITHMS if compiled else FAST_ALGORITHMS):
+    for name in names or FAST_ALGORITHMS:
         algorithm = ALGORITHMS[name]
         for dtype in dtypes:
             combos = algorithm.combinations() if dtype == torch.float64 or compiled else [{}]

@@ -13,7 +13,13 @@ from optbench.data import load
 from optbench.optimizers import fast
 from optbench.optimizers.adam import Adam
 from optbench.optimizers.fast_path import COMPILE_FROM_NUMEL
-from optbench.optimizers.fast_path.compiled import BREAK_EVEN_STEPS, compiler_available, worth_compiling
+from optbench.optimizers.fast_path.compiled import (
+    BREAK_EVEN_STEPS,
+    compiler_available,
+    passes_over_memory,
+    worth_compiling,
+)
+from optbench.optimizers.sgd import SGD
 from optbench.runners import training
 from optbench.runners.recipes import build_optimizer
 from optbench.specs import parse_optimizer
@@ -42,6 +48,32 @@ def test_a_long_or_unknown_run_compiles_where_a_compiler_exists(expected_steps):
 @pytest.mark.skipif(not COMPILES_HERE, reason="no C++ compiler for inductor here")
 def test_asking_for_the_compiled_path_overrides_the_run_length():
     assert large_optimizer(compiled=True, expected_steps=1).fast_path == "compiled"
+
+
+@pytest.mark.skipif(not COMPILES_HERE, reason="no C++ compiler for inductor here")
+def test_a_one_pass_update_takes_the_eager_slices_and_one_of_several_passes_compiles():
+    """Plain SGD (θ ← θ - γg) leaves compiling nothing to fuse; momentum, weight decay in any
+    group, or another algorithm's update make several passes."""
+    large = [torch.zeros(COMPILE_FROM_NUMEL, requires_grad=True)]
+    assert fast(SGD)(large, lr=0.1).fast_path == "eager slices"
+    assert fast(SGD, compiled=True)(large, lr=0.1).fast_path == "compiled"
+    assert fast(SGD)(large, lr=0.1, momentum=0.9).fast_path == "compiled"
+    no_decay = [torch.zeros(3, requires_grad=True)]
+    assert (
+        fast(SGD)([{"params": large, "weight_decay": 1e-4}, {"params": no_decay}], lr=0.1).fast_path
+        == "compiled"
+    )
+    assert large_optimizer().fast_path == "compiled"
+
+
+def test_passes_over_memory_counts_the_full_size_operations_of_one_step():
+    def passes(cls, **hparams):
+        optimizer = cls([torch.zeros(5, requires_grad=True)], **hparams)
+        return passes_over_memory(optimizer, optimizer.param_groups[0])
+
+    assert passes(SGD, lr=0.1) == 1  # θ ← θ - γg
+    assert passes(SGD, lr=0.1, weight_decay=0.1) == 2  # g ← g + λθ, then θ ← θ - γg
+    assert passes(Adam) > 2
 
 
 def test_the_break_even_rule():

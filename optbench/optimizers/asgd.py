@@ -30,6 +30,7 @@ from .base import (
     add_scaled_,
     as_number,
     check_range,
+    if_number,
     is_zero,
     new_step_counter,
     one_element_or_per_trial,
@@ -83,10 +84,8 @@ class ASGD(PseudocodeOptimizer):
             g = add_scaled(g, theta, wd)                # g_t ← g_t + wd θ_{t-1}
         scale_(theta, 1 - λ * η)                           # θ_t ← θ_{t-1} (1 - λ η_{t-1})
         add_scaled_(theta, g, -η)                       # θ_t ← θ_t - η_{t-1} g_t
-        if is_zero(μ - 1):
-            ax.copy_(theta)                             # ā_t ← θ_t
-        else:
-            add_scaled_(ax, theta - ax, μ)              # ā_t ← ā_{t-1} + μ_{t-1} (θ_t - ā_{t-1})
+        # if μ_{t-1} ≠ 1: ā_t ← ā_{t-1} + μ_{t-1} (θ_t - ā_{t-1}), else ā_t ← θ_t
+        ax.copy_(if_number(μ != 1, lambda: add_scaled(ax, theta - ax, μ), lambda: theta))
         state["eta"] = _refill(state["eta"], γ / (1 + λ * γ * t) ** α)      # η_t ← γ / (1 + λγt)^α
         if isinstance(t0, torch.Tensor):
             state["mu"] = _refill(state["mu"], 1 / (t - t0).clamp(min=1))  # μ_t ← 1 / max(1, t - t0)

@@ -101,6 +101,24 @@ def is_zero(value) -> bool:
     return value == 0
 
 
+def if_number(condition, then, otherwise):
+    """The pseudocode's "if" on a number that changes from step to step (RAdam's "if ρ_t > 5",
+    ASGD's "if μ_{t-1} ≠ 1"): `then()` if condition else `otherwise()`, each returning the line's
+    value. A condition with a trial dimension takes `then()` as soon as one trial does (as `is_zero`
+    decides the "if λ ≠ 0" lines).
+
+    While torch.compile traces the compiled fast path, that number is computed inside the graph
+    (from the step counter, or read from the state), so the condition is not known when tracing:
+    both values are computed and torch.where takes one, element by element (as torch's capturable
+    RAdam does), and one graph serves every step (no guard on the number, no recompile when it
+    changes side)."""
+    if torch.compiler.is_compiling() and not isinstance(condition, bool):
+        return torch.where(torch.as_tensor(condition), then(), otherwise())
+    if isinstance(condition, torch.Tensor):
+        condition = bool(condition.any())
+    return then() if condition else otherwise()
+
+
 # The update helpers. torch's one-kernel forms (`x.add_(y, alpha=a)`, `x.addcmul_(y, z, value=a)`,
 # `x.addcdiv_(y, z, value=a)`) take `a` only as a Python number; these take a number or a tensor
 # broadcasting against x, in one kernel either way (a tensor `a` costs one small extra product).

@@ -36,6 +36,7 @@ from .base import (
     PseudocodeOptimizer,
     add_product_,
     as_number,
+    if_number,
     kept,
     lerp_,
     new_step_counter,
@@ -86,10 +87,12 @@ class RAdam(PseudocodeOptimizer):
         ρ_inf = 2 / (1 - β2) - 1                        # ρ_∞ ← 2 / (1 - β2) - 1
         ρ_t = ρ_inf - 2 * t * β2 ** t / (1 - β2 ** t)   # ρ_t ← ρ_∞ - 2tβ2^t / (1 - β2^t)
         γ = as_number(γ, theta)
-        if ρ_t > 5:
+
+        def rectified():                                # if ρ_t > 5:
             # r_t ← √((ρ_t - 4)(ρ_t - 2)ρ_∞ / ((ρ_∞ - 4)(ρ_∞ - 2)ρ_t))
             r_t = ((ρ_t - 4) * (ρ_t - 2) * ρ_inf / ((ρ_inf - 4) * (ρ_inf - 2) * ρ_t)) ** 0.5
             l_t = (1 - β2 ** t) ** 0.5 / kept(v.sqrt()).add_(ε)   # l_t ← √(1 - β2^t) / (√v_t + ε)
-            theta.sub_(m_hat * γ * l_t * r_t)           # θ_t ← θ_t - γ m̂_t r_t l_t
-        else:
-            theta.sub_(m_hat * γ)                       # θ_t ← θ_t - γ m̂_t
+            return m_hat * γ * l_t * r_t                # θ_t ← θ_t - γ m̂_t r_t l_t
+
+        # else: θ_t ← θ_t - γ m̂_t
+        theta.sub_(if_number(ρ_t > 5, rectified, lambda: m_hat * γ))

@@ -12,12 +12,13 @@ at once, in one of two ways, chosen once per optimizer and never switched:
 
 - "compiled" (the default where inductor can build kernels, a C++ compiler on CPU or Triton on
   CUDA, for optimizers of at least `COMPILE_FROM_NUMEL` parameter elements whose run is not declared
-  shorter than `compiled.BREAK_EVEN_STEPS` through `optimizer.expected_steps`; `compiled.py`): the
+  shorter than `compiled.BREAK_EVEN_STEPS` through `optimizer.expected_steps`, and whose update
+  makes more than one pass over memory, `compiled.passes_over_memory`; `compiled.py`): the
   readable `update()` compiled by torch.compile into one pass over the buffers. The first step of
   each graph compiles (seconds; inductor's on-disk cache makes later processes fast); a learning-rate schedule never recompiles.
-- "eager slices" (`fast(cls, compiled=False)`, small models, algorithms without a compiled path,
-  machines without a compiler): the readable `update()` on 2^20-element slices (`chunk_size`), each line one
-  kernel over a slice that stays in cache from one line to the next.
+- "eager slices" (`fast(cls, compiled=False)`, small models, short runs, one-pass updates such as
+  plain SGD, machines without a compiler): the readable `update()` on 2^20-element slices
+  (`chunk_size`), each line one kernel over a slice that stays in cache from one line to the next.
 
 Both are the readable code, not a second implementation; `optbench verify` certifies the eager
 slices always and the compiled path with `--compiled`, each against torch.optim in float64 and
@@ -35,10 +36,11 @@ What a user should know:
 - A group takes the readable per-parameter path whenever flattening cannot be exact: complex,
   sparse, 0-d or non-contiguous parameters, mixed dtypes or devices, tensor hyperparameters with
   more than one element.
-- Element-wise algorithms only (FAST_ALGORITHMS). Adafactor, LBFGS, Muon and SparseAdam reduce
-  within each tensor, so flattening would change their maths: they keep the readable path.
-  RAdam (a branch on ρ_t, a number computed from the step) and ASGD (a branch on μ_t, state) have
-  no compiled path: their branches depend on values torch.compile cannot trace as one graph.
+- Element-wise algorithms only (FAST_ALGORITHMS), each with both ways. Adafactor, LBFGS, Muon and
+  SparseAdam reduce within each tensor, so flattening would change their maths: they keep the
+  readable path. The branches on a number that changes from step to step (RAdam's ρ_t > 5, ASGD's
+  μ_{t-1} ≠ 1) compile into one graph: traced, `base.if_number` computes both sides and
+  torch.where takes one.
 """
 
 from __future__ import annotations
@@ -47,11 +49,10 @@ import warnings
 
 from ..base import PseudocodeOptimizer
 from .buffers import GroupBuffers, NotFlat, fall_back_reason, flattenable, in_slices
-from .compiled import NumberTensors, compiled_update, compiler_available, worth_compiling
+from .compiled import NumberTensors, compiled_update, compiler_available, passes_over_memory, worth_compiling
 
 FAST_ALGORITHMS = ("sgd", "adam", "adamw", "rmsprop", "adagrad", "adadelta", "adamax", "nadam",
                    "radam", "asgd", "rprop")
-COMPILED_ALGORITHMS = ("sgd", "adam", "adamw", "rmsprop", "adagrad", "adadelta", "adamax", "nadam", "rprop")
 # Below this many parameter elements a compiled call's fixed cost (guards, wrapper, ~0.1-0.3 ms on
 # a 2-core CPU) outweighs one fused pass: at LeNet-5 shapes (62 k) the eager slices were 2x faster,
 # at ResNet-18 shapes (11.7 M) the compiled update 2-4x faster (benchmarks/README.md, "Step cost").
@@ -66,15 +67,13 @@ def fast(cls: type, compiled: bool | None = None) -> type:
 
     compiled: None, the compiled path where available and else the eager slices; True, the
     compiled path or a RuntimeError at the first step where it cannot be built; False, the eager
-    slices. Raises TypeError for an algorithm without a fast (or compiled) path."""
+    slices. Raises TypeError for an algorithm without a fast path."""
     if (cls, compiled) in _FAST_CLASSES:
         return _FAST_CLASSES[cls, compiled]
     name = _algorithm_name(cls)
     if name not in FAST_ALGORITHMS:
         raise TypeError(f"{cls.__name__} has no fast path (element-wise algorithms only: "
                         f"{', '.join(FAST_ALGORITHMS)})")
-    if compiled and name not in COMPILED_ALGORITHMS:
-        raise TypeError(f"{cls.__name__} has no compiled fast path (only {', '.join(COMPILED_ALGORITHMS)})")
     class_name = _PREFIX[compiled] + cls.__name__
     fast_cls = type(class_name, (FastPath, cls), {
         "__doc__": f"{cls.__name__} on the flat-buffer fast path (optbench.optimizers.fast_path).",
@@ -123,11 +122,12 @@ class FastPath(PseudocodeOptimizer):
         return chosen
 
     def _choose_path(self) -> str:
-        if self.compiled is False or self.algorithm not in COMPILED_ALGORITHMS:
+        if self.compiled is False:
             return "eager slices"
         params = [p for group in self.param_groups for p in group["params"]]
         if self.compiled is None and (sum(p.numel() for p in params) < COMPILE_FROM_NUMEL
-                                      or not worth_compiling(self.expected_steps)):
+                                      or not worth_compiling(self.expected_steps)
+                                      or not self._fusing_pays()):
             return "eager slices"
         devices = {p.device for p in params}
         missing = [str(device) for device in devices if not compiler_available(device)]
@@ -137,6 +137,13 @@ class FastPath(PseudocodeOptimizer):
             raise RuntimeError(f"{type(self).__name__}: torch.compile cannot build kernels for "
                                f"{', '.join(missing)} here (no C++ compiler or Triton)")
         return "eager slices"
+
+    def _fusing_pays(self) -> bool:
+        """Whether the update of some group the fast path can take makes more than one pass over
+        memory. One pass (plain SGD) is one ATen kernel per slice on the eager slices: at ResNet-18
+        shapes as fast as torch's fused SGD, where the compiled kernel was 15-25 % slower
+        (benchmarks/README.md, round 2, "Compiled fast path")."""
+        return any(passes_over_memory(self, group) > 1 for group in self.param_groups if flattenable(group))
 
     def step_group(self, group: dict) -> None:
         buffers = self._buffers(group)

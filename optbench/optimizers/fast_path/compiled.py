@@ -2,13 +2,16 @@
 
 `compiled_update(cls)` is `cls.update` itself, traced once by torch.compile into one graph over a
 run of flat buffers and fused by inductor into one pass; there is no second copy of any
-algorithm's lines. Three things make that graph serve a whole run:
+algorithm's lines. Four things make that graph serve a whole run:
 
-- Numbers as 0-d tensors. `as_tensors(group)` passes every nonzero hyperparameter as a 0-d float64
+- Numbers as 0-d tensors. `NumberTensors` passes every nonzero hyperparameter as a 0-d float64
   tensor and every zero one as the number 0 (so the pseudocode's "if λ ≠ 0" branches are decided
   while tracing, see `base.is_zero`); the step counter is a 0-d tensor already, and its `.item()`
   is captured as a graph scalar. An lr schedule therefore never recompiles; a flag, a dtype, a
   hyperparameter turning zero or nonzero, or a new state key does (one graph each).
+- Branches on numbers in the graph. A pseudocode "if" on a number that changes from step to step
+  (RAdam's ρ_t > 5, ASGD's μ_{t-1} ≠ 1) goes through `base.if_number`: traced, both sides are
+  computed and torch.where takes one, so no guard is put on the number.
 - Scalars computed once. Inductor would inline 0-d arithmetic (β2^t, √(1 - β2^t), ...) into the
   element loop and evaluate it per element, which made the compiled update ~3x slower than
   torch's fused Adam on CPU. `_scalars_apart` marks every 0-d result that feeds a full-size
@@ -36,15 +39,14 @@ BREAK_EVEN_STEPS = 350
 RECOMPILE_LIMIT = 64
 
 
-@torch.library.custom_op("optbench::scalar", mutates_args=())
-def _scalar(x: torch.Tensor) -> torch.Tensor:
-    """An opaque copy of a 0-d tensor: inductor cannot inline what it computes into a loop."""
-    return x.clone()
-
-
-@_scalar.register_fake
-def _(x):
-    return torch.empty_like(x)
+# `optbench::scalar`: an opaque copy of a 0-d tensor, so inductor cannot inline what it computes
+# into a loop. Defined through torch.library.Library rather than torch.library.custom_op: each call
+# runs once per compiled step for every such scalar, and custom_op's Python wrappers (autograd,
+# dispatch) cost about 11 us a call against 3 us here (2-core AMD EPYC, 2026-12-06).
+_LIBRARY = torch.library.Library("optbench", "DEF")
+_LIBRARY.define("scalar(Tensor x) -> Tensor")
+_LIBRARY.impl("scalar", lambda x: x.clone(), "CompositeExplicitAutograd")
+torch.library.register_fake("optbench::scalar", lambda x: torch.empty_like(x), lib=_LIBRARY)
 
 
 def _scalars_apart(graph_module, example_inputs):
@@ -77,6 +79,37 @@ def worth_compiling(expected_steps: int | None) -> bool:
     return expected_steps is None or expected_steps >= BREAK_EVEN_STEPS
 
 
+def passes_over_memory(optimizer, group: dict) -> int:
+    """How many full-size operations one step of `group`'s update runs: the passes over the
+    parameters' memory that the eager slices make and the compiled update fuses into one.
+
+    Counted by running the algorithm's `update()` once on a three-element stand-in parameter (fresh
+    state, zero gradient) and counting the torch calls that return a new or updated tensor of that
+    size (views are not passes). One pass, such as SGD's θ ← θ - γg, leaves compiling nothing to
+    fuse: on the eager slices it is one ATen kernel per slice, as fast as torch's fused kernel."""
+    p = group["params"][0]
+    theta = torch.zeros(3, dtype=p.dtype, device=p.device)
+    g, state = torch.zeros_like(theta), optimizer.init_state(theta, group)
+    counter = _FullSizeCalls(theta.numel())
+    with torch.no_grad(), counter:
+        optimizer.update(theta, g, state, group)
+    return counter.count
+
+
+class _FullSizeCalls(torch.overrides.TorchFunctionMode):
+    """Counts the torch calls that return a tensor of `numel` elements that is not a view."""
+
+    def __init__(self, numel: int):
+        super().__init__()
+        self.numel, self.count = numel, 0
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        result = func(*args, **(kwargs or {}))
+        if isinstance(result, torch.Tensor) and result.numel() == self.numel and not result._is_view():
+            self.count += 1
+        return result
+
+
 def compiler_available(device: torch.device) -> bool:
     """Whether inductor can build kernels for `device`: a C++ compiler for CPU, Triton for CUDA."""
     try:
@@ -96,17 +129,18 @@ def compiler_available(device: torch.device) -> bool:
 
 @functools.cache
 def compiled_update(cls: type):
-    """`cls.update(theta, g, state, group)` compiled: one torch.compile wrapper per algorithm, so
-    each algorithm's graphs (dtypes x flag combinations) count against its own recompile limit."""
-    compiled = torch.compile(cls.update, backend=_scalars_apart, fullgraph=True)
+    """`cls.update(theta, g, state, group)` compiled: one torch.compile wrapper per algorithm, with
+    its own graphs (`isolate_recompiles`), so each algorithm's graphs (dtypes x flag combinations)
+    count against its own recompile limit. `fullgraph` captures `.item()` as a graph scalar and
+    raises past the limit; both are settled when the wrapper is made, so a call patches no config."""
+    compiled = torch.compile(cls.update, backend=_scalars_apart, fullgraph=True,
+                             recompile_limit=RECOMPILE_LIMIT, isolate_recompiles=True)
 
     def call(theta, g, state, group):
         for x in (theta, g, *(v for v in state.values() if isinstance(v, torch.Tensor) and v.dim())):
             torch._dynamo.maybe_mark_dynamic(x, 0)
         try:
-            with torch._dynamo.config.patch(capture_scalar_outputs=True, fail_on_recompile_limit_hit=True,
-                                            recompile_limit=RECOMPILE_LIMIT):
-                compiled(None, theta, g, state, group)   # update() reads nothing from self
+            compiled(None, theta, g, state, group)   # update() reads nothing from self
         except torch._dynamo.exc.FailOnRecompileLimitHit as error:
             raise RuntimeError(f"{cls.__name__}: the compiled fast path reached its limit of "
                                f"{RECOMPILE_LIMIT} graphs (dtypes x flag combinations); "
