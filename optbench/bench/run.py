@@ -39,6 +39,7 @@ from ..cells import DONE, SKIPPED, CellStore, Group, Interrupted, Local, content
 from ..errors import OptbenchError, failure
 from ..experiments.result import KEY, MEASURE, TEXT, TableSchema, check_table
 from ..progress import Progress
+from ..runners.devices import torch_threads
 from ..specs import OptimizerSpec, allowed_hyperparameters, as_spec
 from ..values import format_value
 from . import protocol
@@ -484,7 +485,11 @@ def run_rows(context: dict) -> pd.DataFrame:
         if isinstance(task, NetworkTask):
             outcome = run_network(task, optimizer, rows, axes, protocol.schedule(task.steps))
         else:
-            outcome = _run_surface_task(task, optimizer, rows, axes, context["noise_seed"])
+            # One intra-op thread: a surface cell's per-step tensors are tiny (logistic's are [trials, 569]),
+            # so a second thread only adds a hand-off per matmul, which a busy machine turns into a wait for
+            # a descheduled worker (benchmarks/README.md); the benchmark runs cells side by side (--jobs).
+            with torch_threads(1):
+                outcome = _run_surface_task(task, optimizer, rows, axes, context["noise_seed"])
     except (Exception, SystemExit) as error:  # noqa: BLE001 - a user's optimizer failing is a result, never a crash
         return _failed_rows(context, failure(error))
     steps, diverged = outcome["steps"], outcome["diverged"]
