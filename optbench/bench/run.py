@@ -470,7 +470,12 @@ class BenchJob:
     timed: bool = False
 
     def __call__(self, store, group, missing):
-        rows = timed_rows(group.context, run_rows) if self.timed else run_rows(group.context)
+        # A surface cell on one intra-op thread: its per-step tensors are tiny (logistic's are [trials, 569]),
+        # so a second thread only adds a hand-off per matmul, which a busy machine turns into a wait for a
+        # descheduled worker (benchmarks/README.md); the benchmark runs cells side by side (--jobs).
+        surface = not isinstance(task_from_dict(group.context["task"]), NetworkTask)
+        with torch_threads(1 if surface else None):
+            rows = timed_rows(group.context, run_rows) if self.timed else run_rows(group.context)
         store.write(group.key, {"rows": rows})
         yield group.key, DONE
 
@@ -485,11 +490,7 @@ def run_rows(context: dict) -> pd.DataFrame:
         if isinstance(task, NetworkTask):
             outcome = run_network(task, optimizer, rows, axes, protocol.schedule(task.steps))
         else:
-            # One intra-op thread: a surface cell's per-step tensors are tiny (logistic's are [trials, 569]),
-            # so a second thread only adds a hand-off per matmul, which a busy machine turns into a wait for
-            # a descheduled worker (benchmarks/README.md); the benchmark runs cells side by side (--jobs).
-            with torch_threads(1):
-                outcome = _run_surface_task(task, optimizer, rows, axes, context["noise_seed"])
+            outcome = _run_surface_task(task, optimizer, rows, axes, context["noise_seed"])
     except (Exception, SystemExit) as error:  # noqa: BLE001 - a user's optimizer failing is a result, never a crash
         return _failed_rows(context, failure(error))
     steps, diverged = outcome["steps"], outcome["diverged"]
