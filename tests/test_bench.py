@@ -544,3 +544,18 @@ def test_quick_runs_the_quick_suite(tmp_path):
     assert run.exit_code == 0, run.output
     tasks = [task["name"] for task in json.loads((out / "meta.json").read_text())["spec"]["tasks"]]
     assert tasks == list(BENCH_SUITES["quick"])
+
+
+def test_the_callers_torch_threads_change_no_number_and_are_kept():
+    """Surface cells compute on one intra-op thread whatever the caller set (the timings say so), and
+    the caller's own setting is back afterwards (a notebook keeps its threads)."""
+    before, runs = torch.get_num_threads(), []
+    try:
+        for threads in (2, 1):
+            torch.set_num_threads(threads)
+            runs.append(optbench.bench(["sgd"], suite=["logistic"], studies=1, trials_per_study=2, seeds=1))
+            assert torch.get_num_threads() == threads
+            assert runs[-1].timings["threads"].tolist() == [1]
+    finally:
+        torch.set_num_threads(before)
+    assert_same_numbers(*runs)

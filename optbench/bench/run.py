@@ -39,6 +39,7 @@ from ..cells import DONE, SKIPPED, CellStore, Group, Interrupted, Local, content
 from ..errors import OptbenchError, failure
 from ..experiments.result import KEY, MEASURE, TEXT, TableSchema, check_table
 from ..progress import Progress
+from ..runners.devices import torch_threads
 from ..specs import OptimizerSpec, allowed_hyperparameters, as_spec
 from ..values import format_value
 from . import protocol
@@ -469,7 +470,12 @@ class BenchJob:
     timed: bool = False
 
     def __call__(self, store, group, missing):
-        rows = timed_rows(group.context, run_rows) if self.timed else run_rows(group.context)
+        # A surface cell on one intra-op thread: its per-step tensors are tiny (logistic's are [trials, 569]),
+        # so a second thread only adds a hand-off per matmul, which a busy machine turns into a wait for a
+        # descheduled worker (benchmarks/README.md); the benchmark runs cells side by side (--jobs).
+        surface = not isinstance(task_from_dict(group.context["task"]), NetworkTask)
+        with torch_threads(1 if surface else None):
+            rows = timed_rows(group.context, run_rows) if self.timed else run_rows(group.context)
         store.write(group.key, {"rows": rows})
         yield group.key, DONE
 

@@ -14,7 +14,6 @@ are the same code paths training uses, on problems whose answer is known.
 from __future__ import annotations
 
 import math
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,6 +24,7 @@ from ..errors import OptbenchError
 from ..specs import OptimizerSpec, as_spec
 from ..tasks.defaults import REGRESSION, SCALAR
 from ..tasks.registry import get_task
+from .devices import torch_threads
 from .divergence import diverged_at, is_diverged
 
 TRUE_W = (2.0, -3.4)
@@ -216,7 +216,7 @@ def minibatch_runs(
     optimum = torch.tensor(solution["w"] + [solution["b"]], dtype=torch.float64)
     theta = optimum.repeat(trials, 1) if from_optimum else torch.zeros(trials, p, dtype=torch.float64)
     opt = spec.build([theta], {}, lr=lr_per_trial[:, None])
-    with single_thread():  # tiny per-step tensors: a second intra-op thread only adds hand-off latency
+    with torch_threads(1):  # tiny per-step tensors: a second intra-op thread only adds hand-off latency
         recorded, gaps = _minibatch_loop(opt, theta, A, y, optimum, batch_size, steps, seed, record_every)
     gap = torch.stack(gaps)  # [recorded, trials]
     kept = len(recorded)
@@ -234,16 +234,6 @@ def minibatch_runs(
             "diverged": diverged.reshape(-1),
         }
     )
-
-
-@contextmanager
-def single_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _minibatch_loop(opt, theta, A, y, optimum, batch_size, steps, seed, record_every):
