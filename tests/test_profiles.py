@@ -80,6 +80,18 @@ def test_ranking_without_noise_gives_the_score_and_a_point_interval():
     np.testing.assert_allclose(table["p_best"], [1.0, 1.0, 0.0])
 
 
+def test_rank_intervals_end_at_ranks_a_replicate_took():
+    # A rank (ties averaged) is a multiple of 1/2; an interval end interpolated between two replicates'
+    # ranks is not, and read as a rank like 17.025 on the published page.
+    # (with these steps, interpolation gave F the interval 5.975-6 and E 4-5.025)
+    generator = np.random.default_rng(2)
+    cube = np.exp(0.3 * np.arange(6)[:, None, None, None] + 0.3 * generator.normal(size=(6, 4, 3, 3)))
+    table = ranking(long_table(cube, tuple("ABCDEF")), replicates=200)
+    for column in ("rank_low", "rank_high"):
+        assert np.all(table[column] * 2 == np.round(table[column] * 2)), table[column]
+    assert np.all(table["rank_low"] <= table["rank_high"])
+
+
 def test_ranking_refuses_unbalanced_or_incomplete_tables():
     table = long_table(np.ones((2, 2, 2, 2)), ("A", "B"))
     with pytest.raises(OptbenchError, match="unbalanced"):

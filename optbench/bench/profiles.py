@@ -103,8 +103,10 @@ def ranking(
             "score_low": np.percentile(boot_scores, tail, axis=0),
             "score_high": np.percentile(boot_scores, 100 - tail, axis=0),
             "rank": _ranks(scores[None])[0],
-            "rank_low": np.percentile(boot_ranks, tail, axis=0),
-            "rank_high": np.percentile(boot_ranks, 100 - tail, axis=0),
+            # ranks are discrete: the interval's ends are ranks some replicate took, never an
+            # interpolation between two (which printed as ranks like 17.025)
+            "rank_low": np.percentile(boot_ranks, tail, axis=0, method="lower"),
+            "rank_high": np.percentile(boot_ranks, 100 - tail, axis=0, method="higher"),
             "p_best": (boot_ranks == boot_ranks.min(axis=1, keepdims=True)).mean(axis=0),
         }
     )
