@@ -364,6 +364,18 @@ def test_two_shards_into_one_folder_split_the_cells_and_give_the_unsharded_numbe
     assert_same_numbers(whole, rerun)
 
 
+def test_a_shard_without_pairs_computes_nothing_and_the_last_shard_assembles(quick, tmp_path):
+    _, whole = quick  # 2 optimizers x 2 tasks: 4 pairs, so shard 5 of 5 holds none
+    empty = optbench.bench(["sgd", "adamw"], folder=tmp_path, shard=(5, 5), **SMALL)
+    assert isinstance(empty, Pending) and (empty.finished, empty.total) == (0, 4)
+    assert not list((tmp_path / "cells").glob("*.done"))
+    for index in range(1, 5):
+        outcome = optbench.bench(["sgd", "adamw"], folder=tmp_path, shard=(index, 5), **SMALL)
+    assert_same_numbers(whole, outcome)
+    again = optbench.bench(["sgd", "adamw"], folder=tmp_path, shard=(5, 5), **SMALL)  # finds all done
+    assert_same_numbers(whole, again)
+
+
 def test_shards_cover_every_pair_once_in_balanced_sizes():
     keys = [f"{k:016x}" for k in (9, 3, 7, 1, 5, 8, 2)]
     items = list(range(len(keys)))

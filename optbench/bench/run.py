@@ -284,7 +284,8 @@ def _run(folder, spec, specs, tasks, executor, progress, force, shard) -> dict |
     with CellStore(folder) as store:
         store.open(KIND, spec, spec["seed"], force)
         try:
-            tables = _stages(store, folder, mine, spec, executor, report, labels)
+            # a shard may hold no pair (more shards than pairs in an array job): it computes nothing
+            tables = _stages(store, folder, mine, spec, executor, report, labels) if mine else None
         except Interrupted as stop:
             stop.total = total
             stop.finished = sum(store.finished(k) for k in labels)
