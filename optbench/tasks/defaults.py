@@ -362,8 +362,10 @@ BENCH_NETWORKS = {
                    "tuned AdamW (5 studies x 5 trials, 400 steps) ends at 0.96-0.99 validation accuracy and "
                    "passes 0.95 after 20-220 steps: 0.97 within 200 steps separates the tuned from the rest"),
     "digits-lenet": ("digits", "lenet", 200, 64, 10, "val_accuracy", 0.97, "max",
-                     "as digits-mlp, with a convolutional net; in the full suite only: 3.5x the MLP's CPU "
-                     "time per step under vmap (0.63 s against 0.18 s for 25 trials, benchmarks/README.md)"),
+                     "reference AdamW (optbench bench adamw --tasks digits-lenet, 5 studies x 5 trials, "
+                     "2026-12-06): 4 of 25 trials pass 0.97 validation accuracy, at 140-160 steps, the best "
+                     "ending at 0.981; 3 of 5 study winners pass it with their seeds: 0.97 within 200 steps "
+                     "asks for a tuned step size"),
     "mnist1d-mlp": ("mnist1d", "mlp", 400, 64, 10, "val_accuracy", 0.5, "max",
                     "reference AdamW (warm-up + cosine, 600 steps, lr 1e-3/3e-3/1e-2, seed 0): the best lr "
                     "1e-2 passes 0.5 validation accuracy at step 180 and ends at 0.645, lr 3e-3 passes it at "
@@ -378,7 +380,8 @@ BENCH_NETWORKS = {
 }
 BENCH_SUITES = {
     "quick": ("elliptic", "logistic"),
-    "default": ("elliptic", "rotated-quadratic", "noisy-rosenbrock", "logistic", "digits-mlp", "mnist1d-mlp"),
+    "default": ("elliptic", "rotated-quadratic", "noisy-rosenbrock", "logistic", "digits-mlp",
+                "digits-lenet", "mnist1d-mlp"),
     "full": ("elliptic", "rotated-quadratic", "noisy-rosenbrock", "logistic", "digits-mlp",
              "digits-lenet", "mnist1d-mlp", "fashion-mnist-mlp", "shakespeare-tiny"),
 }
