@@ -164,6 +164,10 @@ def test_a_raising_optimizer_is_recorded_failed_and_nan_as_diverged(tmp_path):
     }
     scores = result.ranking.set_index("optimizer")["score"]
     assert scores[raising] == 0 and scores[nans] == 0 and scores["sgd"] > 0
+    # a failed lone rerun has no seconds per step (it stopped early); a diverged one ran its budget
+    timings = result.timings.set_index("optimizer")
+    assert timings.loc[raising, "seconds_per_step"].isna().all()
+    assert (timings.loc[[nans, "sgd"], "seconds_per_step"] > 0).all()
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,8 @@ run once untimed for one step (it loads data and fills caches) and then timed wi
     seconds_per_step  = (wall seconds of the timed run) / (the task's budget of steps)
     seconds_to_target = steps to target of the lone run × seconds_per_step    (NaN if not reached)
 
+Both are NaN for a run that failed (raised): it stopped before its budget.
+
 A surface run always takes its whole budget, so seconds per step is the run's own average; it includes
 building the optimizer and evaluating the targets. Timings vary from run to run and machine to
 machine: they are in no content key of the numbers, and the profiles stay on steps.
@@ -49,7 +51,9 @@ def timed_rows(context: dict, compute: Callable[[dict], pd.DataFrame]) -> pd.Dat
     start = time.perf_counter()
     rows = compute(context)
     seconds = time.perf_counter() - start
-    per_step = seconds / context["task"]["steps"]
+    # a run that raised stopped before its budget: no seconds per step (it would read as the fastest)
+    failed = rows["status"].astype(str).str.startswith("failed")
+    per_step = pd.Series(seconds / context["task"]["steps"], index=rows.index).where(~failed)
     return rows.assign(
         seconds=seconds,
         seconds_per_step=per_step,
