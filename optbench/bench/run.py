@@ -401,10 +401,13 @@ def _stage(store, folder, groups, executor, report, labels, job=None) -> pd.Data
     nothing computed, and None returned if any group is unfinished)."""
     for group in groups:
         labels[group.key] = group.cells[0].label
+    read: dict[str, pd.DataFrame] = {}  # the finished cells' rows, each read once
     todo = []
     for group in groups:
         finished = store.finished(group.key)
-        if finished and _stored_rows(store, group) is not None:
+        stored = _stored_rows(store, group) if finished else None
+        if stored is not None:
+            read[group.key] = stored
             report(group.key, SKIPPED)
         else:
             if finished:
@@ -423,7 +426,7 @@ def _stage(store, folder, groups, executor, report, labels, job=None) -> pd.Data
         schedule(folder, todo, job or BenchJob(), executor, seen)
     tables = []
     for group in groups:
-        stored = _stored_rows(store, group)
+        stored = read[group.key] if group.key in read else _stored_rows(store, group)
         if stored is not None:
             tables.append(stored)
         else:  # the job itself broke (a worker died): its rows are kept as failed

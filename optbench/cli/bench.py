@@ -99,10 +99,11 @@ def command(
     studies), then `--seeds` reruns of each study's fastest trial; tasks are combined by performance
     profiles, scored by their area up to tau = 4, ranked with bootstrap intervals.
     """
-    if tasks is not None and ctx.get_parameter_source("suite") is not ParameterSource.DEFAULT:
+    suite_given = ctx.get_parameter_source("suite") is not ParameterSource.DEFAULT
+    if tasks is not None and suite_given:
         raise OptbenchError(f"give --suite or --tasks, not both (got --suite {suite} and --tasks {tasks})")
     if quick:
-        if tasks is not None or ctx.get_parameter_source("suite") is not ParameterSource.DEFAULT:
+        if tasks is not None or suite_given:
             other = f"--tasks {tasks}" if tasks is not None else f"--suite {suite}"
             raise OptbenchError(f"--quick is --suite quick: it cannot be combined with {other}")
         suite = "quick"
