@@ -66,11 +66,12 @@ def pair_cost(task, optimizer, cells: tuple[int, ...]) -> tuple[int, float]:
             together * parameters * STATE_COPIES * FLOAT,
         )
     from ..experiments.inputs import surface_memory
-    from ..runners.surface import grid_axes
+    from ..runners.surface import takes_grid
 
-    axes = protocol.searched_axes(optimizer)
+    # one at a time where the bench cannot pass the trials as a grid, or the runner steps a grid's
+    # trials one by one (an optimizer that reduces across a tensor)
     alone = (
-        optimizer.use_torch or not optimizer.algorithm.elementwise or not set(axes) <= grid_axes(optimizer)
+        not takes_grid(optimizer, protocol.searched_axes(optimizer)) or not optimizer.algorithm.elementwise
     )
     dim, steps = task.surface.dim, task.steps
     total = sum(work(steps, dim, runs=n) if alone else work(steps, n * dim) for n in cells)

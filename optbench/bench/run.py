@@ -507,7 +507,7 @@ def _run_surface_task(task: BenchTask, optimizer: OptimizerSpec, rows, axes, noi
     a searched hyperparameter as a per-trial tensor (torch.optim's classes take none; RAdam's
     rectification reads β2 as a number). The outcome as `networks.run_network` returns it, the final
     metric being f - f* at the last step."""
-    from ..runners.surface import grid_axes, run_surface, set_hyperparameters
+    from ..runners.surface import run_surface, set_hyperparameters, takes_grid
 
     starts = task.starts(rows["seed"])
     common = dict(
@@ -516,7 +516,7 @@ def _run_surface_task(task: BenchTask, optimizer: OptimizerSpec, rows, axes, noi
         relative_tolerance=task.tolerance,
         make_scheduler=protocol.schedule(task.steps),
     )
-    if optimizer.use_torch or not set(axes) <= grid_axes(optimizer):
+    if not takes_grid(optimizer, axes):
         runs = [
             run_surface(
                 optimizer,

@@ -366,6 +366,12 @@ def grid_axes(spec: OptimizerSpec) -> set:
     return with_beta_axes(spec.algorithm.tensor_hparams if spec.algorithm.elementwise else spec.resolved())
 
 
+def takes_grid(spec: OptimizerSpec, axes) -> bool:
+    """Whether `run_surface` can step trials of `spec` that differ in `axes` as one run (`grid=`):
+    torch.optim's classes take no per-trial setting, and every axis must be a `grid_axes` one."""
+    return not spec.use_torch and set(axes) <= grid_axes(spec)
+
+
 def _check_grid(spec: OptimizerSpec, grid: dict) -> None:
     """Only hyperparameters the algorithm accepts as tensors can be grid axes (any, per trial)."""
     allowed = grid_axes(spec)
