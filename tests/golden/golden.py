@@ -202,7 +202,9 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--update", action="store_true", help="record the tables instead of checking them")
-    parser.add_argument("--only", action="append", help="run only this command (repeatable)")
+    parser.add_argument(
+        "--only", action="append", choices=list(COMMANDS), help="run only this command (repeatable)"
+    )
     options = parser.parse_args()
     names = options.only or list(COMMANDS)
     changed = []
