@@ -20,6 +20,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from .budget import require_memory, surface_run_bytes
@@ -356,29 +357,37 @@ def get_surface(text: str) -> Surface:
         raise OptbenchError(f"surface '{key}' takes no setting(s) {', '.join(options)}") from None
 
 
-def noisy(evaluate: Evaluate, sigma: float, generator: torch.Generator) -> Evaluate:
-    """The same surface with N(0, σ²) added to every gradient coordinate: a stochastic problem.
+class GradientNoise:
+    """N(0, σ²) added to every gradient coordinate of a batch of trials: a stochastic problem.
 
-    The value stays exact, so loss curves show the true objective.
+    Each trial draws from its own generator, seeded from its entry of `keys` (any seed entropy numpy's
+    SeedSequence takes: an int or a list of ints), so a trial's noise depends only on its key and on how
+    many gradients it has drawn, never on which trials run beside it: a trial rerun alone, or one
+    re-evaluating during a line search (L-BFGS), sees the same sequence. Trials given equal keys see equal
+    noise (common random numbers). Drawn on the CPU whatever the device, so a GPU run sees the very same
+    noise. Values stay exact, so loss curves show the true objective. Raises OptbenchError for σ < 0.
     """
-    if sigma == 0:
-        return evaluate
 
-    def evaluate_noisy(points):
-        value, gradient = evaluate(points)
-        return value, add_gradient_noise(gradient, sigma, generator)
+    def __init__(self, sigma: float, keys):
+        if not sigma >= 0:
+            raise OptbenchError(f"gradient noise must be >= 0, got {sigma}")
+        self.sigma = float(sigma)
+        self.generators = [
+            torch.Generator().manual_seed(
+                int(np.random.SeedSequence(key).generate_state(1, np.uint64)[0] >> 1)
+            )
+            for key in keys
+        ]
 
-    return evaluate_noisy
-
-
-def add_gradient_noise(gradient: torch.Tensor, sigma: float, generator: torch.Generator) -> torch.Tensor:
-    """gradient + σ·N(0, 1), drawn from `generator` (so a seed fixes the whole noise sequence)."""
-    if sigma == 0:
-        return gradient
-    # drawn on the CPU generator whatever the device, so a GPU run sees the very same noise
-    return gradient + sigma * torch.randn(gradient.shape, generator=generator, dtype=gradient.dtype).to(
-        gradient
-    )
+    def add(self, gradient: torch.Tensor, rows=None) -> torch.Tensor:
+        """`gradient` ([trials, ...], or the `rows` of the batch it holds, in order) + σ·N(0, 1), each row
+        from its trial's generator; the gradient itself when σ = 0."""
+        if self.sigma == 0:
+            return gradient
+        rows = range(len(self.generators)) if rows is None else rows
+        shape = gradient.shape[1:]
+        draws = [torch.randn(shape, generator=self.generators[i], dtype=gradient.dtype) for i in rows]
+        return gradient + self.sigma * torch.stack(draws).to(gradient)
 
 
 def describe():

@@ -190,9 +190,10 @@ class OptimizerSpec:
         return ready(optimizer)  # Schedule-Free starts in eval mode and refuses to step until told
 
 
-def as_spec(optimizer: str | OptimizerSpec) -> OptimizerSpec:
-    """The spec itself, or the text parsed: for functions that accept either."""
-    return optimizer if isinstance(optimizer, OptimizerSpec) else parse_optimizer(optimizer)
+def as_spec(optimizer: str | OptimizerSpec, supplied: dict | None = None) -> OptimizerSpec:
+    """The spec itself, or the text parsed (`parse_optimizer`, with `supplied`): for functions that
+    accept either."""
+    return optimizer if isinstance(optimizer, OptimizerSpec) else parse_optimizer(optimizer, supplied)
 
 
 def _rebuild(
@@ -263,8 +264,13 @@ def _hashable(value):
     return tuple(map(_hashable, value)) if isinstance(value, list) else value
 
 
-def parse_optimizer(text: str) -> OptimizerSpec:
-    """'torch:adam:lr=0.1,betas=0.9/0.99' -> OptimizerSpec; bad names and values are user errors."""
+def parse_optimizer(text: str, supplied: dict | None = None) -> OptimizerSpec:
+    """'torch:adam:lr=0.1,betas=0.9/0.99' -> OptimizerSpec; bad names and values are user errors.
+
+    The spec is built once on a dummy parameter so that torch's range checks refuse bad values before
+    any work. supplied: settings the caller gives every run itself (the benchmark tunes lr), with a
+    value for that check build only (where the constructor takes them), so a class whose constructor
+    requires them is not refused."""
     rest, use_torch = text.strip(), False
     if rest.lower().startswith("torch:"):
         rest, use_torch = rest[len("torch:") :], True
@@ -301,7 +307,8 @@ def parse_optimizer(text: str) -> OptimizerSpec:
         )
     spec = OptimizerSpec(text.strip(), algorithm, hparams, use_torch, preset)
     with left_to_the_run(spec):
-        spec.build([torch.zeros(2, 2, requires_grad=True)])  # torch's own range checks, before any work
+        given = {name: value for name, value in (supplied or {}).items() if name in allowed}
+        spec.build([torch.zeros(2, 2, requires_grad=True)], given)  # torch's own range checks
     return spec
 
 

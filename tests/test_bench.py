@@ -575,3 +575,62 @@ def test_the_callers_torch_threads_change_no_number_and_are_kept():
     finally:
         torch.set_num_threads(before)
     assert_same_numbers(*runs)
+
+
+def test_a_network_cell_gives_the_same_numbers_on_one_thread_or_two():
+    """Local workers share the cores (`worker_threads`), so a network cell's thread count follows
+    --jobs: its numbers must not."""
+    from optbench.bench.run import run_rows, worker_threads
+    from optbench.cells import Local, Submitit
+    from optbench.specs import as_spec
+
+    cores = len(os.sched_getaffinity(0))
+    assert worker_threads(Local(1)) is None and worker_threads(Local(2)) == max(1, cores // 2)
+    assert worker_threads(Local(10**4)) == 1 and worker_threads(Submitit()) is None
+    spec = as_spec("adamw")
+    rows = pd.DataFrame({"study": [0, 0], "trial": [0, 1], "lr": [1e-3, 3e-2], "seed": [0, 1]})
+    task = get_bench_task("digits-mlp")
+    task.prepare()
+    cell = {"stage": "trials", "task": task.as_dict(), "optimizer": spec, "rows": rows, "noise_seed": 0}
+    before = torch.get_num_threads()
+    try:
+        tables = []
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            tables.append(run_rows(cell))
+    finally:
+        torch.set_num_threads(before)
+    pd.testing.assert_frame_equal(*tables)
+    assert tables[0]["status"].isin(["reached", "not reached"]).all()
+
+
+def test_on_a_noisy_task_seed_0_repeats_the_tuning_trial_and_the_timing_repeats_its_rerun():
+    """A trial's gradient noise is keyed by its seed, not drawn in row order from one generator per cell:
+    the winner's seed-0 rerun (batched with other seeds) is its tuning trial (batched with other trials),
+    and the lone timing rerun gives the steps it times (seconds to target = steps x seconds per step)."""
+    result = optbench.bench(
+        ["adam", "lamb"], suite=["noisy-rosenbrock"], studies=2, trials_per_study=3, seeds=2
+    )
+    assert get_bench_task("noisy-rosenbrock").noise > 0
+    keys = ["optimizer", "study", "trial"]
+    winners = result.winners.set_index(keys)
+    seed_0 = result.seeds[result.seeds["seed"] == 0].set_index(keys)
+    assert len(seed_0) == 4
+    for index, rerun in seed_0.iterrows():
+        tuned = winners.loc[index]  # a winner's steps are ∞ where it never reached, a rerun's NaN
+        assert np.array_equal(
+            [tuned["steps"], tuned["final_metric"]],
+            [np.nan_to_num(rerun["steps"], nan=np.inf), rerun["final_metric"]],
+            equal_nan=True,
+        ), index
+    seeds = result.seeds.set_index(["optimizer", "study", "seed"])
+    for lone in result.timings.itertuples():
+        rerun = seeds.loc[(lone.optimizer, lone.study, lone.seed)]
+        assert np.array_equal(
+            [lone.steps, lone.final_metric], [rerun["steps"], rerun["final_metric"]], equal_nan=True
+        )
+        assert np.allclose(lone.seconds_to_target, lone.steps * lone.seconds_per_step, equal_nan=True)
+    # seeds differ: the noise of seed 1 is not seed 0's
+    assert not np.array_equal(
+        result.seeds[result.seeds["seed"] == 1]["final_metric"].to_numpy(), seed_0["final_metric"].to_numpy()
+    )

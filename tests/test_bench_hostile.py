@@ -65,6 +65,14 @@ USER_CLASSES = textwrap.dedent("""
         def step(self, closure=None):
             raise SystemExit(3)
 
+    class Interrupts(Plain):
+        def step(self, closure=None):
+            raise KeyboardInterrupt
+
+    class RequiresLr(Plain):
+        def __init__(self, params, lr, momentum=0.0):
+            torch.optim.Optimizer.__init__(self, params, dict(lr=lr, momentum=momentum))
+
     class Infinite(Plain):
         @torch.no_grad()
         def step(self, closure=None):
@@ -131,7 +139,17 @@ CASES = [
     ("adam:lr=0.1", "'adam:lr=0.1' fixes lr=0.1, but lr is tuned by the protocol for every optimizer"),
     ("sgd momentum:lr=1e-3", "fixes lr=0.001, but lr is tuned by the protocol"),
     ("FILE:NoLr", "'FILE:NoLr': NoLr's constructor takes no lr argument (it takes: step_size)"),
-    ("FILE:KwargsOnly", "KwargsOnly's constructor takes no lr argument (it takes: no setting)"),
+    (
+        "FILE:KwargsOnly",
+        "KwargsOnly's constructor takes its settings through **settings, so optbench cannot tell whether it "
+        "takes lr (the protocol tunes lr for every optimizer): name it, as in def __init__(self, params, "
+        "lr=1e-3, **settings)",
+    ),
+    (
+        "lbfgs",
+        "'lbfgs': the benchmark does not run lbfgs: L-BFGS takes several gradient evaluations per step",
+    ),
+    ("adam torch:lbfgs", "'torch:lbfgs': the benchmark does not run lbfgs"),
     ("FILE:RejectsItsArguments", "FILE:RejectsItsArguments: lr must be a string"),
     # names that are nothing
     ("adma", "unknown optimizer 'adma'; did you mean 'adam'?"),
@@ -270,23 +288,39 @@ def re_escape(text: str) -> str:
 
 
 def test_raising_mid_run_exiting_and_infinity_are_recorded_and_the_rest_is_saved(tmp_path, classes):
-    names = [f"{classes}:{name}" for name in ("RaisesAtStep6", "Exits", "Infinite")]
+    names = [f"{classes}:{name}" for name in ("RaisesAtStep6", "Exits", "Infinite", "Interrupts")]
     out = tmp_path / "out"
     result = CliRunner().invoke(
         main, ["bench", "sgd", *names, "--tasks", "elliptic", *TINY, "--out", str(out), "--format", "png"]
     )
     assert result.exit_code == 0, result.output
     assert "Traceback" not in result.output
-    assert "4 trial(s) failed, e.g." in result.stderr  # the two failing classes' trials, said once
+    assert "6 trial(s) failed, e.g." in result.stderr  # the three failing classes' trials, said once
     trials = optbench.load(out).trials.set_index("optimizer")["status"]
-    raising, exits, infinite = names
+    raising, exits, infinite, interrupts = names
     # one line each, whatever the message held
     assert (trials[raising] == "failed: RuntimeError: broke at step 6 see the log").all()
     assert (trials[exits] == "failed: SystemExit: 3").all()
     assert (trials[infinite] == "diverged").all()
+    # a KeyboardInterrupt of the user's step is its failure, not a Ctrl-C (one arrives as cells.Interrupted)
+    assert (trials[interrupts] == "failed: KeyboardInterrupt").all()
     assert not trials["sgd"].str.startswith("failed").any()
     ranking = optbench.load(out).ranking.set_index("optimizer")["score"]
     assert all(ranking[name] == 0 for name in names)
+
+
+def test_a_class_requiring_lr_runs_under_every_spelling_of_its_module(tmp_path, classes, monkeypatch):
+    """lr is the protocol's to give, so a constructor without an lr default is tuned like any other; a
+    top-level module's class ('user_optim:RequiresLr') is a class, not a built-in name with settings."""
+    monkeypatch.syspath_prepend(str(classes.parent))
+    for spelling in (f"{classes}:RequiresLr", "user_optim:RequiresLr"):
+        out = tmp_path / spelling.replace("/", "_")
+        result = CliRunner().invoke(
+            main, ["bench", spelling, "--tasks", "elliptic", *TINY, "--out", str(out)]
+        )
+        assert result.exit_code == 0, result.output
+        trials = optbench.load(out).trials
+        assert (trials["status"] == "reached").any() and trials["lr"].nunique() == 2
 
 
 # --- a damaged results folder ------------------------------------------------------------------------
@@ -316,6 +350,10 @@ DAMAGE = {
     "truncated": lambda path, other: path.write_bytes(path.read_bytes()[:100]),
     "garbage": lambda path, other: path.write_bytes(b"not a parquet file"),
     "another cell's rows": lambda path, other: path.write_bytes(other.read_bytes()),
+    # two cells may hold the same trials (one optimizer's tuning on two tasks): the rows say whose they are
+    "another cell's rows over the same trials": lambda path, other: _replace(
+        path, lambda t: t.assign(cell=other.name.split(".")[0])
+    ),
     "no rows": lambda path, other: _replace(path, lambda t: t.iloc[:0]),
     "a row cut": lambda path, other: _replace(path, lambda t: t.iloc[:-1]),
     "no status column": lambda path, other: _replace(path, lambda t: t.drop(columns="status")),

@@ -80,6 +80,21 @@ def test_ranking_without_noise_gives_the_score_and_a_point_interval():
     np.testing.assert_allclose(table["p_best"], [1.0, 1.0, 0.0])
 
 
+def test_an_optimizer_that_reaches_no_target_is_never_best():
+    # alone, or beside another that reaches nothing either: every score 0, rank 1 shared, P(best) 0
+    nothing = np.full((2, 2, 2, 2), INF)
+    table = ranking(long_table(nothing, ("A", "B")), replicates=50)
+    np.testing.assert_allclose(table["score"], [0.0, 0.0])
+    np.testing.assert_allclose(table["p_best"], [0.0, 0.0])
+    # one reaching a target in some replicates only: best exactly there
+    cube = nothing.copy()
+    cube[0, 0, 0, :] = 10.0  # A reaches task 0 in study 0 only: a replicate drawing study 0 at least once
+    table = ranking(long_table(cube, ("A", "B")), replicates=2000, seed=1).set_index("optimizer")
+    assert table.loc["B", "p_best"] == 0.0
+    # the median over two drawn studies is finite only when both draws are study 0: probability 1/4
+    assert table.loc["A", "p_best"] == pytest.approx(0.25, abs=0.03)
+
+
 def test_rank_intervals_end_at_ranks_a_replicate_took():
     # A rank (ties averaged) is a multiple of 1/2; an interval end interpolated between two replicates'
     # ranks is not, and read as a rank like 17.025 on the published page.

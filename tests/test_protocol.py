@@ -82,5 +82,16 @@ def test_fastest_trial_per_study_and_the_median_over_studies():
     assert winners["trial"].tolist() == [1, 2, 0]  # tie to the lower trial; nothing reached: first
     assert winners["steps"].tolist() == [30, 80, inf]
     assert median_over_studies(winners).loc[("adam", "digits")] == 80
+    # nothing reached: the trial that ended closest to the target, never a diverged or failed one
+    status = ["reached", "reached", "reached", "diverged", "not reached", "reached"]
+    table = table.assign(
+        status=status + ["diverged", "not reached", "not reached"],
+        final_metric=[0.1, 0.2, 0.3, np.nan, 0.5, 0.05, 1e-9, 0.4, 0.2],
+    )
+    assert fastest_per_study(table)["trial"].tolist() == [1, 2, 2]
+    tied = table.assign(steps=[30, 30, 30, 80, 80, 80, inf, inf, inf])
+    assert fastest_per_study(tied)["trial"].tolist() == [0, 2, 2]  # on steps, the better final metric
+    # an accuracy is better higher: 0.3 wins the tie at 30 steps, 0.4 beats 0.2 when nothing reached
+    assert fastest_per_study(table, maximised={"digits"})["trial"].tolist() == [2, 2, 1]
     with pytest.raises(OptbenchError, match="lacks the columns steps"):
         fastest_per_study(table.drop(columns="steps"))

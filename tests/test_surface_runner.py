@@ -135,6 +135,21 @@ def test_same_seed_identical_tables_with_noise():
     assert not first.trajectory["x"].equals(other.trajectory["x"])
 
 
+@pytest.mark.parametrize("text", ["adam:lr=0.05", "lbfgs:lr=0.5", "lamb:lr=0.05"])
+def test_a_noisy_trial_sees_the_same_noise_alone_as_in_its_batch(text):
+    """Batched (Adam), one at a time with line-search re-evaluations (L-BFGS) and reducing (LAMB): each
+    trial's noise comes from its own key, so running it alone changes no number."""
+    surface = get_surface("rosenbrock")
+    starts = random_starts(surface, 3, seed=2)
+    batch = run_surface(parse_optimizer(text), surface, starts, 25, noise=0.3, seed=9).trajectory
+    for trial in range(3):
+        alone = run_surface(
+            parse_optimizer(text), surface, starts[trial : trial + 1], 25, noise=0.3, noise_keys=[[9, trial]]
+        ).trajectory
+        mine = batch[batch["trial"] == trial].drop(columns="trial").reset_index(drop=True)
+        pd.testing.assert_frame_equal(mine, alone.drop(columns="trial"))
+
+
 def test_divergence_is_recorded_not_raised():
     surface = get_surface("elliptic")
     # SGD on x² + 10y² is unstable for lr > 2/20: y is multiplied by (1 - 20 lr) = -9 each step

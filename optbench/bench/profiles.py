@@ -79,7 +79,8 @@ def ranking(
     level: float = 0.95,
 ) -> pd.DataFrame:
     """One row per optimizer, best first: score B_s, its bootstrap interval, rank (1 = best, ties
-    averaged) and its interval, and the fraction of replicates in which it ranked first.
+    averaged) and its interval, and the fraction of replicates in which it ranked first (p_best; ties
+    count for each, and a score of 0 is never first: an optimizer reaching no target has p_best 0).
 
     table: long results with the columns of COLUMNS (every optimizer x task with the same studies
     and seeds). Columns returned: optimizer, score, score_low, score_high, rank, rank_low, rank_high,
@@ -107,7 +108,11 @@ def ranking(
             # interpolation between two (which printed as ranks like 17.025)
             "rank_low": np.percentile(boot_ranks, tail, axis=0, method="lower"),
             "rank_high": np.percentile(boot_ranks, 100 - tail, axis=0, method="higher"),
-            "p_best": (boot_ranks == boot_ranks.min(axis=1, keepdims=True)).mean(axis=0),
+            # a replicate in which no optimizer scores above 0 (nobody within tau_max of anything) has no
+            # best: ties at 0 would otherwise hand P(best) = 1 to optimizers that reach no target
+            "p_best": ((boot_ranks == boot_ranks.min(axis=1, keepdims=True)) & (boot_scores > 0)).mean(
+                axis=0
+            ),
         }
     )
     return frame.sort_values(["rank", "optimizer"], ignore_index=True)

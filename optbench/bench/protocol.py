@@ -130,17 +130,32 @@ def quasi_random_studies(
     return pd.DataFrame(rows)
 
 
-def fastest_per_study(table: pd.DataFrame, keys=("optimizer", "task")) -> pd.DataFrame:
-    """Each study's winner: per `keys` + study, the row with the fewest `steps` (NaN counts as never;
-    ties go to the lower trial index; a study where nothing reached the target keeps its first trial
-    with steps ∞)."""
+def fastest_per_study(table: pd.DataFrame, keys=("optimizer", "task"), maximised=()) -> pd.DataFrame:
+    """Each study's winner: per `keys` + study, the row with the fewest `steps` (NaN counts as never).
+    Ties, and a study where nothing reached the target, go to the trial that ended closest to it: a
+    trial that neither diverged nor failed (`status`) before one that did, then the better
+    `final_metric` (lower, or higher for the tasks named in `maximised`, e.g. accuracy), then the lower
+    trial index. A study that reached nothing thus still reruns its best trial, never a diverged one
+    by its index. `status` and `final_metric` are optional columns. Raises OptbenchError for a table
+    lacking a key, study, trial or steps column."""
     missing = [c for c in (*keys, "study", "trial", "steps") if c not in table.columns]
     if missing:
         raise OptbenchError(f"trial table lacks the columns {', '.join(missing)}")
-    ranked = table.assign(steps=table["steps"].astype(float).fillna(np.inf)).sort_values(
-        [*keys, "study", "steps", "trial"], kind="stable"
+    status = table["status"] if "status" in table.columns else pd.Series("reached", index=table.index)
+    metric = (
+        table["final_metric"].astype(float)
+        if "final_metric" in table.columns
+        else pd.Series(0.0, index=table.index)
     )
-    return ranked.groupby([*keys, "study"], sort=False).head(1).reset_index(drop=True)
+    if "task" in table.columns:
+        metric = metric.where(~table["task"].isin(list(maximised)), -metric)
+    ranked = table.assign(
+        steps=table["steps"].astype(float).fillna(np.inf),
+        _broken=~status.isin(["reached", "not reached"]),
+        _metric=metric.fillna(np.inf),
+    ).sort_values([*keys, "study", "steps", "_broken", "_metric", "trial"], kind="stable")
+    winners = ranked.groupby([*keys, "study"], sort=False).head(1).reset_index(drop=True)
+    return winners.drop(columns=["_broken", "_metric"])
 
 
 def median_over_studies(winners: pd.DataFrame, keys=("optimizer", "task")) -> pd.Series:

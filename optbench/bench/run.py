@@ -20,13 +20,15 @@ content key of their tuning cell, so n runs sharing one folder (an array job) sp
 between them whatever order the optimizers were given in; a run finds every shard's finished cells.
 An optimizer that raises is recorded as failed (status "failed: ..."; steps NaN), a trial whose loss
 turns NaN/inf or explodes as diverged (`runners.divergence`): both count as never reaching the target.
-Gradient noise of a noisy task is drawn from one generator per cell (seeded with the protocol's seed),
-row after row of the batch, so it is fixed by the cell's content.
+Gradient noise of a noisy task is drawn per trial, from a generator keyed by the protocol's seed and the
+trial's seed (`objectives.GradientNoise`): a trial's noise does not depend on the trials beside it, so a
+study winner's seed-0 rerun repeats its tuning trial and its timing rerun repeats the rerun it times.
 """
 
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,7 +52,7 @@ from .timing import TIMING_COLUMNS, lone_winner, timed_rows
 
 KIND = "bench"
 BAR = "bench"
-VERSION = 3  # bump when a cell's computation changes, so old cells are not reused
+VERSION = 4  # bump when a cell's computation changes, so old cells are not reused
 STAGES = 3  # cells per task and optimizer: tuning, seeds, timing
 AXES = ("lr", "momentum", "beta1", "beta2")
 
@@ -108,7 +110,8 @@ def bench_spec(
     optimizers = list(optimizers)
     if not optimizers:
         raise OptbenchError("the benchmark needs at least one optimizer")
-    specs = [as_spec(o) for o in optimizers]
+    # lr is the protocol's to give: a class requiring it is checked with the search's lowest value
+    specs = [as_spec(o, {"lr": protocol.DEFAULT_SPACE["lr"].low}) for o in optimizers]
     for spec in specs:
         check_tunable(spec)
     check_distinct(specs)
@@ -147,20 +150,45 @@ def bench_spec(
 
 def check_tunable(spec: OptimizerSpec) -> None:
     """Refuse a spec the protocol cannot tune: one that fixes lr (searched for every optimizer, so a
-    fixed value would be silently replaced), or a class whose constructor takes no lr. A spec may fix
+    fixed value would be silently replaced), a class whose constructor takes no lr, or L-BFGS (several
+    gradient evaluations per step). A spec may fix
     momentum or betas: they are then not searched (`protocol.searched_axes`)."""
     lr = protocol.DEFAULT_SPACE["lr"]
+    if spec.family == "lbfgs":
+        raise OptbenchError(
+            f"'{spec.text}': the benchmark does not run lbfgs: L-BFGS takes several gradient evaluations per "
+            "step (a line search through a closure), which the network tasks do not give and the profiles' "
+            "unit (gradient evaluations to target) would hide; compare it on a surface (optbench compare lbfgs)"
+        )
     if "lr" in spec.hparams:
         raise OptbenchError(
             f"'{spec.text}' fixes lr={format_value(spec.hparams['lr'])}, but lr is tuned by the protocol for "
             f"every optimizer (log-uniform in [{lr.low:g}, {lr.high:g}]): drop it from the spec"
         )
     names = allowed_hyperparameters(spec.algorithm)
+    catch_all = keyword_catch_all(spec) if "lr" not in names else None
+    if catch_all:
+        raise OptbenchError(
+            f"'{spec.text}': {class_path(spec).rpartition(':')[2]}'s constructor takes its settings through "
+            f"**{catch_all}, so optbench cannot tell whether it takes lr (the protocol tunes lr for every "
+            f"optimizer): name it, as in def __init__(self, params, lr=1e-3, **{catch_all})"
+        )
     if "lr" not in names:
         raise OptbenchError(
             f"'{spec.text}': {class_path(spec).rpartition(':')[2]}'s constructor takes no lr argument "
             f"(it takes: {', '.join(names) or 'no setting'}), and the protocol tunes lr for every optimizer"
         )
+
+
+def keyword_catch_all(spec: OptimizerSpec) -> str | None:
+    """The name of the `**kwargs` parameter of the constructor of the class `spec` builds, if any."""
+    import inspect
+
+    try:
+        parameters = inspect.signature(built_class(spec).__init__).parameters.values()
+    except (TypeError, ValueError):
+        return None
+    return next((p.name for p in parameters if p.kind == p.VAR_KEYWORD), None)
 
 
 def tuning_identity(spec: OptimizerSpec) -> tuple:
@@ -179,12 +207,18 @@ def tuning_identity(spec: OptimizerSpec) -> tuple:
     return class_path(spec), inner, tuple(protocol.searched_axes(spec)), tuple(given)
 
 
-def class_path(spec: OptimizerSpec) -> str:
-    """'module:QualifiedName' of the class `spec` builds (a wrapper built over its inner algorithm, a
-    partial of a factory, named by the wrapper's class)."""
+def built_class(spec: OptimizerSpec):
+    """The class `spec` builds (a wrapper built over its inner algorithm, a partial of a factory: the
+    wrapper's class)."""
     cls = spec.cls
     while isinstance(cls, functools.partial):
         cls = next((arg for arg in cls.args if isinstance(arg, type)), cls.func)
+    return cls
+
+
+def class_path(spec: OptimizerSpec) -> str:
+    """'module:QualifiedName' of the class `spec` builds (`built_class`)."""
+    cls = built_class(spec)
     return f"{cls.__module__}:{cls.__qualname__}"
 
 
@@ -314,6 +348,7 @@ def in_shard(items: list, keys: list[str], shard: tuple[int, int]) -> list:
 def _stages(store, folder, pairs, spec, executor, report, labels) -> dict | None:
     """The three stages of the module docstring over `pairs`, computed through `executor`; with
     `executor` None nothing is computed, and None is returned unless every cell is finished."""
+    job = BenchJob(threads=worker_threads(executor))
     trials = _stage(
         store,
         folder,
@@ -321,15 +356,17 @@ def _stages(store, folder, pairs, spec, executor, report, labels) -> dict | None
         executor,
         report,
         labels,
+        job,
     )
     if trials is None:
         return None
-    winners = protocol.fastest_per_study(trials)
+    maximised = {task.name for task, _ in pairs if getattr(task, "direction", "min") == "max"}
+    winners = protocol.fastest_per_study(trials, maximised=maximised)
     seed_groups = [
         _group("seeds", task, optimizer, _reruns(winners, task, optimizer, spec["seeds"]), spec)
         for task, optimizer in pairs
     ]
-    reruns = _stage(store, folder, seed_groups, executor, report, labels)
+    reruns = _stage(store, folder, seed_groups, executor, report, labels, job)
     if reruns is None:
         return None
     timing_groups = [
@@ -438,14 +475,15 @@ def _stage(store, folder, groups, executor, report, labels, job=None) -> pd.Data
 def _stored_rows(store, group) -> pd.DataFrame | None:
     """The rows of finished cell `group`, labelled with this run's optimizer and task names (a label is
     no part of a cell's content: 'Adam' run after 'adam' with --force reads the same cell); None when the
-    cell is unfinished or its table is not this cell's rows: unreadable, lacking a column, cut, or
-    holding other trials (a damaged file, another cell's table copied over it)."""
+    cell is unfinished or its table is not this cell's rows: unreadable, lacking a column, cut, holding
+    other trials, or written under another key (a damaged file, another cell's table copied over it:
+    two cells may hold the same trials, e.g. one optimizer's tuning on two tasks)."""
     rows = group.context["rows"]
     schema = TableSchema(
         "rows",
         {
             **dict.fromkeys(rows.columns, KEY),
-            **dict.fromkeys(("optimizer", "task", "status", "mode"), TEXT),
+            **dict.fromkeys(("optimizer", "task", "status", "mode", "cell"), TEXT),
             **dict.fromkeys(("steps", "final_metric"), MEASURE),
         },
         rows=len(rows),
@@ -463,24 +501,41 @@ def _stored_rows(store, group) -> pd.DataFrame | None:
     )
     if not same_trials or not stored["status"].map(lambda value: isinstance(value, str)).all():
         return None
-    return stored.assign(optimizer=group.context["optimizer"].text, task=group.context["task"]["name"])
+    if not (stored["cell"] == group.key).all():  # another cell's rows, even over the same trials
+        return None
+    return stored.drop(columns="cell").assign(
+        optimizer=group.context["optimizer"].text, task=group.context["task"]["name"]
+    )
+
+
+def worker_threads(executor) -> int | None:
+    """torch threads for a network cell under `executor`: the machine's cores shared among local
+    workers (`--jobs 2` on 2 cores: 1 each; two LeNet cells at 2 threads each ran 2.7x slower than at
+    1, benchmarks/README.md), None (torch's own count) for one worker or a cluster job. Numbers do not
+    depend on it (the tests check a bench at different thread counts)."""
+    if executor is None or not isinstance(executor, Local) or executor.jobs == 1:
+        return None
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, cores // executor.jobs)
 
 
 @dataclass(frozen=True)
 class BenchJob:
     """Computes one bench cell (a batch of trials, or of seeded reruns; `timed`: one trial rerun
-    alone and timed, `timing.timed_rows`) and writes its rows."""
+    alone and timed, `timing.timed_rows`) and writes its rows; a network cell on `threads` torch
+    threads (None: torch's own count)."""
 
     timed: bool = False
+    threads: int | None = None
 
     def __call__(self, store, group, missing):
         # A surface cell on one intra-op thread: its per-step tensors are tiny (logistic's are [trials, 569]),
         # so a second thread only adds a hand-off per matmul, which a busy machine turns into a wait for a
         # descheduled worker (benchmarks/README.md); the benchmark runs cells side by side (--jobs).
         surface = not isinstance(task_from_dict(group.context["task"]), NetworkTask)
-        with torch_threads(1 if surface else None):
+        with torch_threads(1 if surface else self.threads):
             rows = timed_rows(group.context, run_rows) if self.timed else run_rows(group.context)
-        store.write(group.key, {"rows": rows})
+        store.write(group.key, {"rows": rows.assign(cell=group.key)})  # `_stored_rows` checks whose rows
         yield group.key, DONE
 
 
@@ -495,7 +550,10 @@ def run_rows(context: dict) -> pd.DataFrame:
             outcome = run_network(task, optimizer, rows, axes, protocol.schedule(task.steps))
         else:
             outcome = _run_surface_task(task, optimizer, rows, axes, context["noise_seed"])
-    except (Exception, SystemExit) as error:  # noqa: BLE001 - a user's optimizer failing is a result, never a crash
+    # A user's optimizer failing is a result, never a crash, whatever it raises: SystemExit, and
+    # KeyboardInterrupt too, since a real Ctrl-C never arrives here as one (the cell engine turns SIGINT
+    # into cells.Interrupted in the study's process, and its worker processes ignore SIGINT).
+    except (Exception, SystemExit, KeyboardInterrupt) as error:  # noqa: BLE001
         return _failed_rows(context, failure(error))
     steps, diverged = outcome["steps"], outcome["diverged"]
     status = np.where(diverged, "diverged", np.where(np.isnan(steps), "not reached", "reached"))
@@ -505,14 +563,16 @@ def run_rows(context: dict) -> pd.DataFrame:
 def _run_surface_task(task: BenchTask, optimizer: OptimizerSpec, rows, axes, noise_seed) -> dict:
     """Surface trials as one `[trials, dim]` batch; one trial at a time where the optimizer cannot take
     a searched hyperparameter as a per-trial tensor (torch.optim's classes take none; RAdam's
-    rectification reads β2 as a number). The outcome as `networks.run_network` returns it, the final
-    metric being f - f* at the last step."""
+    rectification reads β2 as a number). The outcome as `networks.run_network` returns it, steps being
+    gradient evaluations to the target and the final metric f - f* at the last step."""
     from ..runners.surface import run_surface, set_hyperparameters, takes_grid
 
     starts = task.starts(rows["seed"])
+    # a trial's noise keyed by its seed alone: the same whichever trials run beside it, so a winner's seed
+    # rerun and its timing rerun see the noise its tuning trial saw (and trials of one seed share theirs)
+    keys = [[noise_seed, int(s)] for s in rows["seed"]]
     common = dict(
         noise=task.noise,
-        seed=noise_seed,
         relative_tolerance=task.tolerance,
         make_scheduler=protocol.schedule(task.steps),
     )
@@ -523,6 +583,7 @@ def _run_surface_task(task: BenchTask, optimizer: OptimizerSpec, rows, axes, noi
                 task.surface,
                 starts[i : i + 1],
                 task.steps,
+                noise_keys=keys[i : i + 1],
                 defaults=set_hyperparameters({}, {a: float(rows[a].iloc[i]) for a in axes}),
                 **common,
             )
@@ -531,10 +592,15 @@ def _run_surface_task(task: BenchTask, optimizer: OptimizerSpec, rows, axes, noi
         metrics, mode = pd.concat([r.metrics for r in runs], ignore_index=True), "per_trial"
     else:
         grid = {a: rows[a].to_numpy(dtype=float, copy=True) for a in axes}
-        run = run_surface(optimizer, task.surface, starts, task.steps, grid=grid, defaults={}, **common)
+        run = run_surface(
+            optimizer, task.surface, starts, task.steps, grid=grid, defaults={}, noise_keys=keys, **common
+        )
         metrics, mode = run.metrics, "per_trial" if run.per_trial else "batched"
+    # gradient evaluations, the profiles' unit: a step that calls its closure again (a line search in a
+    # user's class) counts each call, and a target reached after the budget's evaluations is not reached
+    evaluations = metrics["evaluations_to_tolerance"].to_numpy(dtype=float)
     return {
-        "steps": metrics["steps_to_tolerance"].to_numpy(dtype=float),
+        "steps": np.where(evaluations <= task.steps, evaluations, np.nan),
         "final_metric": metrics["final_loss"].to_numpy(dtype=float) - task.surface.minimum_value,
         "diverged": metrics["diverged"].to_numpy(dtype=bool),
         "mode": mode,

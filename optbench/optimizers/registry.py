@@ -154,9 +154,17 @@ ZOO_PACKAGES = {
 
 
 def is_external(text: str) -> bool:
-    """True when the optimizer part of a spec names a class rather than one of optbench's algorithms."""
-    head = text.strip().split(":", 1)[0]
-    return ":" in text and (head.endswith(".py") or "/" in head or "." in head or head in ZOO_PACKAGES)
+    """True when the optimizer part of a spec names a class rather than one of optbench's algorithms:
+    'file.py:Class', 'dir/f.py:Class', 'pkg.mod:Class', 'zoo:name', and a top-level module's class
+    'myopt:MyOpt' (a head that is no algorithm, preset or 'torch', then a name where a built-in's spec
+    would have name=value settings)."""
+    head, colon, rest = text.strip().partition(":")
+    if not colon:
+        return False
+    if head.endswith(".py") or "/" in head or "." in head or head in ZOO_PACKAGES:
+        return True
+    known = head.lower() in ALGORITHMS or head.lower() in PRESETS or head.lower() == "torch"
+    return not known and rest.partition(":")[0].strip().isidentifier()
 
 
 def check_spec_name(text: str) -> None:

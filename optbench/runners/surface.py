@@ -40,7 +40,7 @@ import pandas as pd
 import torch
 
 from ..errors import OptbenchError
-from ..objectives import Surface, add_gradient_noise, noisy
+from ..objectives import GradientNoise, Surface
 from ..optimizers import PerTrialSchedule
 from ..specs import OptimizerSpec
 from ..tasks.registry import surface_task
@@ -81,6 +81,7 @@ def run_surface(
     grid: dict | None = None,
     noise: float = 0.0,
     seed: int = 0,
+    noise_keys: list | None = None,
     defaults: dict | None = None,
     record_every: int | None = None,
     clip_grad_norm: float | None = None,
@@ -93,6 +94,9 @@ def run_surface(
     """Run `spec` from every row of `starts` for `steps` steps; returns trajectory and metrics tables.
 
     grid: hyperparameter name -> one value per trial (`beta1`/`beta2` address `betas`).
+    noise: σ of the gradient noise (`objectives.GradientNoise`); each trial's drawn from its own generator,
+    keyed by its entry of `noise_keys` (default: [seed, its row index]), so it does not depend on the
+    other trials of the batch.
     defaults: settings under the spec's (None: the surface task's `default_hparams(spec)`).
     clip_grad_norm: None (the default) never touches a gradient; a number rescales each trial's gradient
     to at most that norm, as `torch.nn.utils.clip_grad_norm_` would, and is recorded as a column.
@@ -121,12 +125,17 @@ def run_surface(
     if record_every is None:
         record_every = max(1, math.ceil(trials * (steps + 1) / MAX_RECORDED_POINTS))
     _check_grid(spec, grid)
-    noise_generator = torch.Generator().manual_seed(seed)
+    keys = [[seed, i] for i in range(trials)] if noise_keys is None else list(noise_keys)
+    if len(keys) != trials:
+        raise OptbenchError(f"{len(keys)} noise keys for {trials} trials")
+    gradient_noise = GradientNoise(noise, keys)
+
+    def evaluate_rows(points, rows):
+        value, gradient = surface.evaluate(points)
+        return value, clip_rows(gradient_noise.add(gradient, rows), clip_grad_norm)
 
     per_trial = not spec.algorithm.elementwise
-    stepper = (PerTrialStepper if per_trial else BatchedStepper)(
-        spec, starts, grid, defaults, clipped(noisy(surface.evaluate, noise, noise_generator), clip_grad_norm)
-    )
+    stepper = (PerTrialStepper if per_trial else BatchedStepper)(spec, starts, grid, defaults, evaluate_rows)
     stepper.schedule(make_scheduler)
     recorder = Recorder(surface, trials, steps, record_every, dtype, relative_tolerance)
     on_cpu = torch.device(device).type == "cpu"
@@ -141,7 +150,7 @@ def run_surface(
         else:
             recorder.observe(t, seen.cpu(), seen_value.cpu(), seen_gradient.cpu())
         if t < steps:
-            stepper.step(clip_rows(add_gradient_noise(gradient, noise, noise_generator), clip_grad_norm))
+            stepper.step(clip_rows(gradient_noise.add(gradient), clip_grad_norm))
         if progress is not None and (t % PROGRESS_EVERY == 0 or t == steps):
             progress(t)
     hparams = _hparam_columns(spec, defaults, {n: v.cpu() for n, v in grid.items()}, trials)
@@ -172,17 +181,6 @@ def clip_rows(gradient: torch.Tensor, max_norm: float | None) -> torch.Tensor:
         return gradient
     norm = gradient.norm(dim=1, keepdim=True)
     return gradient * torch.clamp(max_norm / (norm + 1e-6), max=1.0)
-
-
-def clipped(evaluate, max_norm: float | None):
-    if max_norm is None:
-        return evaluate
-
-    def evaluate_clipped(points):
-        value, gradient = evaluate(points)
-        return value, clip_rows(gradient, max_norm)
-
-    return evaluate_clipped
 
 
 # --- stepping: one optimizer for the batch, or one per trial ------------------------------------
@@ -304,9 +302,9 @@ class PerTrialStepper:
         for i, (theta, optimizer, g) in enumerate(zip(self.thetas, self.optimizers, gradient, strict=True)):
             calls = [0]
 
-            def closure(theta=theta, calls=calls):  # LBFGS re-evaluates during its line search
+            def closure(theta=theta, calls=calls, i=i):  # LBFGS re-evaluates during its line search
                 calls[0] += 1
-                value, grad = self.evaluate(theta.reshape(1, -1))
+                value, grad = self.evaluate(theta.reshape(1, -1), [i])
                 theta.grad = grad.reshape(theta.shape)
                 return float(value[0])
 
