@@ -17,7 +17,6 @@ docs/bench-results.md, which this script rewrites. CI never reruns the benchmark
 from __future__ import annotations
 
 import json
-import math
 import os
 import platform
 import shlex
@@ -137,8 +136,8 @@ def block(result) -> str:
     """The markdown between the markers: the run's facts, the ranking with intervals, steps per task,
     each task's winner with its final gap interval and seconds, what is left out."""
     facts = json.loads(FACTS.read_text())
-    steps = result.task_steps()
-    tasks = list(steps.index)
+    from optbench.bench.views import ranking_view, summary_view
+
     lines = [
         BEGIN,
         "",
@@ -158,47 +157,28 @@ def block(result) -> str:
         "Ranking (score: area under the profile up to τ = 4; 95% bootstrap intervals over studies and "
         "seeds) and median steps to the target per task (∞: not reached):",
         "",
-        "| rank | optimizer | score | 95% interval | rank interval | P(best) | " + " | ".join(tasks) + " |",
-        "|---" * (6 + len(tasks)) + "|",
-    ]
-    for row in result.ranking.itertuples():
-        lines.append(
-            f"| {row.rank:g} | {row.optimizer} | {row.score:.3f} | {row.score_low:.3f}-{row.score_high:.3f} | "
-            f"{row.rank_low:g}-{row.rank_high:g} | {row.p_best:.2f} | "
-            + " | ".join(number(steps.loc[task, row.optimizer]) for task in tasks)
-            + " |"
-        )
-    lines += [
+        *markdown(ranking_view(result.ranking, result.task_steps())),
         "",
         "Each task's winner (the study winner with the fewest steps): its final metric (f − f* on a "
         "surface, the target's metric on a network) as the mean over seeds with a 95% Student-t interval, "
         "and seconds from its lone rerun (one trial, one process):",
         "",
-        "| task | optimizer | steps | metric | final | 95% interval | s/step | s to target |",
-        "|---|---|---|---|---|---|---|---|",
+        *markdown(summary_view(result.summary.sort_values(["task", "steps", "optimizer"]))),
     ]
-    for row in result.summary.sort_values(["task", "steps", "optimizer"]).itertuples():
-        interval = (
-            f"{row.final_metric_low:.3g} to {row.final_metric_high:.3g}"
-            if row.final_metric_low == row.final_metric_low
-            else "–"
-        )
-        lines.append(
-            f"| {row.task} | {row.optimizer} | {number(row.steps)} | {row.metric} | {row.final_metric:.3g} | "
-            f"{interval} | "
-            f"{row.seconds_per_step:.2g} | {number(row.seconds_to_target, '.2g')} |"
-        )
     lines += ["", "Left out:", ""]
     lines += [f"- `{name}`: {reason}." for name, reason in LEFT_OUT.items()]
     lines += ["", END]
     return "\n".join(lines)
 
 
-def number(value, spec: str = ".0f") -> str:
-    value = float(value)
-    if math.isnan(value):
-        return "–"
-    return "∞" if math.isinf(value) else format(value, spec)
+def markdown(view) -> list[str]:
+    """A `bench.views` frame (text already formatted, as the terminal and the report show it) as the
+    lines of a markdown table."""
+    return [
+        "| " + " | ".join(map(str, view.columns)) + " |",
+        "|---" * len(view.columns) + "|",
+        *("| " + " | ".join(row) + " |" for row in view.itertuples(index=False)),
+    ]
 
 
 def with_block(page: str, text: str) -> str:

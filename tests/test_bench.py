@@ -14,6 +14,7 @@ import pytest
 import torch
 
 import optbench
+from optbench.bench import views
 from optbench.bench.profiles import task_steps
 from optbench.bench.result import final_interval, metric_names, scores, summary
 from optbench.bench.run import Pending, in_shard
@@ -247,8 +248,8 @@ def test_plot_dir_redraws_the_figures_and_the_report_from_the_saved_tables(quick
     tables = re.compile(r"<table.*?</table>", re.S)
     assert tables.findall(html) == tables.findall((folder / "report.html").read_text())
     assert len(re.findall(r'src="data:image/png;base64,', html)) == 1
-    for row in result.summary.itertuples():
-        assert f"{row.final_metric:.3g}" in html and f"{row.seconds_per_step:.3g}" in html
+    for row in views.summary_view(result.summary).itertuples(index=False):
+        assert all(f">{cell}</td>" in html for cell in row), row
 
 
 def _chromium():
@@ -634,3 +635,14 @@ def test_on_a_noisy_task_seed_0_repeats_the_tuning_trial_and_the_timing_repeats_
     assert not np.array_equal(
         result.seeds[result.seeds["seed"] == 1]["final_metric"].to_numpy(), seed_0["final_metric"].to_numpy()
     )
+
+
+def test_optbench_bench_shows_the_signature_of_the_function_it_calls():
+    import inspect
+
+    from optbench.bench.run import bench
+
+    assert inspect.signature(optbench.bench) == inspect.signature(bench)
+    assert "trials_per_study" in inspect.signature(optbench.bench).parameters
+    with pytest.raises(TypeError, match="unexpected keyword argument 'trials'"):
+        optbench.bench(["sgd"], trials=3)

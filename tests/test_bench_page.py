@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 import optbench
+from optbench.bench import views
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = """# A page
@@ -66,10 +67,11 @@ def test_draw_writes_the_figure_and_the_ranking_with_intervals_between_the_marke
     page = script.PAGE.read_text()
     assert page.startswith("# A page\n\nSome text.") and page.endswith("More text.\n")
     result = script.saved()
-    for row in result.ranking.itertuples():
-        assert f"| {row.optimizer} | {row.score:.3f} | {row.score_low:.3f}-{row.score_high:.3f} |" in page
-    for row in result.summary.itertuples():
-        assert f"| {row.task} | {row.optimizer} |" in page
+    # the same text as the terminal and the report show (`bench.views`), a markdown row per table row
+    for view in (views.ranking_view(result.ranking, result.task_steps()), views.summary_view(result.summary)):
+        assert "| " + " | ".join(map(str, view.columns)) + " |" in page
+        for row in view.itertuples(index=False):
+            assert "| " + " | ".join(row) + " |" in page, row
     assert "took 12 s of wall time" in page and "load average 1.5" in page
     assert "bench-results/profiles.png" in page and script.FIGURE.stat().st_size > 0
     assert not set(script.LEFT_OUT) & set(script.OPTIMIZERS)

@@ -80,6 +80,13 @@ def test_ranking_without_noise_gives_the_score_and_a_point_interval():
     np.testing.assert_allclose(table["p_best"], [1.0, 1.0, 0.0])
 
 
+def test_one_study_of_one_seed_has_no_interval_and_no_p_best():
+    table = ranking(long_table(STEPS.T[:, :, None, None].copy()), replicates=50)
+    np.testing.assert_allclose(table["score"], [5 / 9, 5 / 9, 0.0])
+    for column in ("score_low", "score_high", "rank_low", "rank_high", "p_best"):
+        assert table[column].isna().all(), column
+
+
 def test_an_optimizer_that_reaches_no_target_is_never_best():
     # alone, or beside another that reaches nothing either: every score 0, rank 1 shared, P(best) 0
     nothing = np.full((2, 2, 2, 2), INF)

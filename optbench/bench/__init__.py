@@ -18,6 +18,17 @@ class _CallablePackage(types.ModuleType):
 
         return bench(*args, **kwargs)
 
+    @property
+    def __signature__(self):
+        """`run.bench`'s, so `inspect.signature(optbench.bench)`, notebooks' call tips and a
+        misspelt keyword's TypeError show its parameters (trials_per_study, not trials), not
+        (*args, **kwargs)."""
+        import inspect
+
+        from .run import bench
+
+        return inspect.signature(bench)
+
 
 def __getattr__(name):
     if name == "BenchResult":

@@ -81,6 +81,7 @@ def ranking(
     """One row per optimizer, best first: score B_s, its bootstrap interval, rank (1 = best, ties
     averaged) and its interval, and the fraction of replicates in which it ranked first (p_best; ties
     count for each, and a score of 0 is never first: an optimizer reaching no target has p_best 0).
+    With one study of one seed there is nothing to resample: the intervals and p_best are NaN.
 
     table: long results with the columns of COLUMNS (every optimizer x task with the same studies
     and seeds). Columns returned: optimizer, score, score_low, score_high, rank, rank_low, rank_high,
@@ -115,6 +116,8 @@ def ranking(
             ),
         }
     )
+    if n_study * n_seed == 1:  # one study of one seed: every replicate is the run itself, no interval
+        frame[["score_low", "score_high", "rank_low", "rank_high", "p_best"]] = np.nan
     return frame.sort_values(["rank", "optimizer"], ignore_index=True)
 
 

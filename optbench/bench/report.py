@@ -12,6 +12,7 @@ import pandas as pd
 
 from .protocol import WARMUP_FRACTION
 from .result import CONFIDENCE
+from .views import ranking_view, summary_view
 
 REPORT_DPI = 110
 
@@ -49,9 +50,8 @@ def render(result) -> str:
         seed=result.seed,
         space=meta["space"],
         images=images,
-        ranking=_html(result.ranking.round(3)),
-        steps=_html(result.task_steps().reset_index()),
-        summary=_html(summary_view(result.summary)),
+        ranking=_html(ranking_view(result.ranking, result.task_steps(), CONFIDENCE)),
+        summary=_html(summary_view(result.summary, CONFIDENCE)),
         confidence=f"{CONFIDENCE:.0%}",
         outcomes=_html(outcomes),
         modes=_html(_modes(result.trials)),
@@ -74,32 +74,6 @@ def task_view(tasks: list[dict]) -> pd.DataFrame:
     them), so a report redrawn from a saved run is the same."""
     frame = pd.DataFrame(tasks)
     return frame[["name", *sorted(c for c in frame.columns if c != "name")]]
-
-
-def summary_view(summary: pd.DataFrame) -> pd.DataFrame:
-    """The summary table as the report shows it: each interval in one column, 3 significant digits."""
-
-    def number(value) -> str:
-        return f"{value:.3g}"
-
-    interval = [
-        f"{number(low)} to {number(high)}" if low == low else ""
-        for low, high in zip(summary["final_metric_low"], summary["final_metric_high"], strict=True)
-    ]
-    return pd.DataFrame(
-        {
-            "task": summary["task"],
-            "optimizer": summary["optimizer"],
-            "study": summary["study"],
-            "steps": summary["steps"],
-            "seeds": summary["seeds"],
-            "metric": summary["metric"],
-            "final (mean over seeds)": summary["final_metric"].map(number),
-            f"{CONFIDENCE:.0%} interval": interval,
-            "seconds per step": summary["seconds_per_step"].map(number),
-            "seconds to target": summary["seconds_to_target"].map(number),
-        }
-    )
 
 
 def write_report(result, path: Path) -> Path:

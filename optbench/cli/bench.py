@@ -15,7 +15,6 @@ from .common import (
     console,
     console_err,
     force_option,
-    format_number,
     formats_option,
     out_option,
     parse_formats,
@@ -202,50 +201,32 @@ def parse_cluster_option(item: str) -> tuple[str, object]:
 
 
 def summary_table(result):
-    from rich.table import Table
+    from ..bench.views import summary_view
 
-    table = Table(
-        title="Each task's winner: its final metric (mean over seeds, 95% t interval); seconds from its lone "
-        "rerun",
-        title_justify="left",
+    return view_table(
+        summary_view(result.summary),
+        "Each task's winner: its final metric (mean over seeds, 95% t interval); seconds from its lone rerun",
+        left=("task", "optimizer", "metric"),
     )
-    for name in ("task", "optimizer", "steps", "metric", "final", "95% interval", "s/step", "s to target"):
-        table.add_column(name, justify="left" if name in ("task", "optimizer", "metric") else "right")
-    for row in result.summary.itertuples():
-        interval = (
-            f"{format_number(row.final_metric_low)} to {format_number(row.final_metric_high)}"
-            if row.final_metric_low == row.final_metric_low
-            else "-"
-        )
-        table.add_row(
-            row.task,
-            row.optimizer,
-            format_number(row.steps),
-            row.metric,
-            format_number(row.final_metric),
-            interval,
-            format_number(row.seconds_per_step),
-            format_number(row.seconds_to_target),
-        )
-    return table
 
 
 def ranking_table(result):
+    from ..bench.views import ranking_view
+
+    return view_table(
+        ranking_view(result.ranking, result.task_steps()),
+        "Ranking (score: area under the performance profile up to τ = 4) and median steps to target per task",
+        left=("optimizer",),
+    )
+
+
+def view_table(view, title: str, left=()):
+    """A rich table of a `bench.views` frame (text already formatted), numbers right-aligned."""
     from rich.table import Table
 
-    steps = result.task_steps()
-    table = Table(
-        title="Ranking (score: area under the performance profile up to τ = 4)", title_justify="left"
-    )
-    for name in ("rank", "optimizer", "score", "95% interval", "P(best)", *steps.index):
-        table.add_column(str(name), justify="left" if name == "optimizer" else "right")
-    for row in result.ranking.itertuples():
-        table.add_row(
-            format_number(row.rank),
-            row.optimizer,
-            f"{row.score:.3f}",
-            f"{row.score_low:.3f}-{row.score_high:.3f}",
-            f"{row.p_best:.2f}",
-            *[format_number(steps.loc[task, row.optimizer]) for task in steps.index],
-        )
+    table = Table(title=title, title_justify="left")
+    for name in view.columns:
+        table.add_column(str(name), justify="left" if name in left else "right")
+    for row in view.itertuples(index=False):
+        table.add_row(*row)
     return table

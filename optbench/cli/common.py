@@ -21,6 +21,7 @@ from rich.table import Table
 
 from ..budget import MAX_SEED
 from ..errors import OptbenchError
+from ..formats import format_number  # noqa: F401 - the commands' one number format
 
 # emoji=False: ranges such as 1e-4:100:49 must not turn into pictures
 console = Console(emoji=False)  # results: stdout
@@ -97,25 +98,6 @@ class ProgressBars:
             self.tasks[event.bar] = self.bar.add_task(event.bar, total=max(1, event.total), status="")
         status = self.describe(event) if self.describe and event.metrics is not None else event.status
         self.bar.update(self.tasks[event.bar], completed=event.done, **({"status": status} if status else {}))
-
-
-def format_number(value) -> str:
-    """Compact, honest numbers for tables: 3 significant digits, NaN/inf spelled out."""
-    if value is None:
-        return "-"
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        return str(value)
-    if value != value:
-        return "nan"
-    if value in (float("inf"), float("-inf")):
-        return "inf" if value > 0 else "-inf"
-    if value == int(value) and abs(value) < 1e6:
-        return str(int(value))
-    if 1e3 <= abs(value) < 1e7:
-        return str(round(value))  # 5990, not 5.99e+03
-    return f"{value:.3g}"
 
 
 formats_option = click.option(
