@@ -435,6 +435,14 @@ def test_each_winner_is_rerun_alone_for_its_seconds(quick):
         assert np.allclose(
             lone["seconds_to_target"], lone["steps"] * lone["seconds_per_step"], equal_nan=True
         )
+    # the summary's seconds to target are its own steps (median over seeds) at the lone rerun's pace
+    summary = result.summary
+    reached = np.isfinite(summary["steps"])
+    assert np.allclose(
+        summary["seconds_to_target"][reached], (summary["steps"] * summary["seconds_per_step"])[reached]
+    )
+    assert summary["seconds_to_target"][~reached].isna().all()
+    assert (result.timings["threads"] == 1).all()  # timed on one thread, networks too
     # the profiles use steps only: the same ranking from the seeds table alone
     profiles, ranking = scores(result.seeds)
     pd.testing.assert_frame_equal(ranking, result.ranking)

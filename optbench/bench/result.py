@@ -11,8 +11,8 @@ Tables (one row each):
 - summary: (task, optimizer): the task's winner (the study of `timing.lone_winner`), its steps (median
   over seeds), the task's final metric (`metric`: f - f* on a surface, the target's metric, such as
   val_accuracy, on a network) as the mean over its K seeds with a 95% Student-t interval
-  (final_metric, final_metric_low, final_metric_high: `final_interval`), and the lone
-  rerun's seconds_per_step and seconds_to_target;
+  (final_metric, final_metric_low, final_metric_high: `final_interval`), the lone rerun's
+  seconds_per_step, and seconds_to_target = steps x seconds_per_step (NaN where not reached);
 - profiles: (optimizer, tau): the fraction of tasks within tau times the best (`profiles`);
 - ranking: per optimizer: score (area under the profile up to tau 4), its bootstrap interval, rank.
 """
@@ -214,19 +214,21 @@ def summary(
         mine = mine[mine["study"] == lone.study]
         values = mine["final_metric"].to_numpy(dtype=float)
         low, high = final_interval(values, confidence)
+        steps = mine["steps"].astype(float).fillna(np.inf).median()
         rows.append(
             {
                 "task": lone.task,
                 "optimizer": lone.optimizer,
                 "study": lone.study,
-                "steps": mine["steps"].astype(float).fillna(np.inf).median(),
+                "steps": steps,
                 "seeds": len(values),
                 "metric": metrics.get(lone.task, "f - f*"),
                 "final_metric": values.mean() if len(values) else np.nan,
                 "final_metric_low": low,
                 "final_metric_high": high,
                 "seconds_per_step": lone.seconds_per_step,
-                "seconds_to_target": lone.seconds_to_target,
+                # the row's own steps at the lone rerun's pace: steps x s/step, as the table reads
+                "seconds_to_target": steps * lone.seconds_per_step if np.isfinite(steps) else np.nan,
             }
         )
     return pd.DataFrame(rows)

@@ -374,7 +374,10 @@ def _stages(store, folder, pairs, spec, executor, report, labels) -> dict | None
         for task, optimizer in pairs
     ]
     lone = Local(1) if isinstance(executor, Local) else executor  # no other cell runs beside a timing
-    timings = _stage(store, folder, timing_groups, lone, report, labels, BenchJob(timed=True))
+    # timed on one intra-op thread: on a shared machine a second thread waits at every barrier for a
+    # core another process holds (a LeNet step measured 4 ms to 140 ms in one run), so the seconds of
+    # two optimizers would compare the machine's load, not their steps
+    timings = _stage(store, folder, timing_groups, lone, report, labels, BenchJob(timed=True, threads=1))
     if timings is None:
         return None
     # a timing job that died has failed rows without the timing columns: NaN there
