@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .errors import OptbenchError, did_you_mean
+from .errors import OptbenchError, did_you_mean, failure
 from .optimizers.external import (
     ExternalAlgorithm,
     external_algorithm,
@@ -192,8 +192,24 @@ class OptimizerSpec:
 
 def as_spec(optimizer: str | OptimizerSpec, supplied: dict | None = None) -> OptimizerSpec:
     """The spec itself, or the text parsed (`parse_optimizer`, with `supplied`): for functions that
-    accept either."""
-    return optimizer if isinstance(optimizer, OptimizerSpec) else parse_optimizer(optimizer, supplied)
+    accept either. A class is taken as the 'module:Class' text naming it (one defined in `__main__`,
+    such as a notebook's, is refused: worker processes and reruns could not find it by name). Raises
+    OptbenchError for anything else."""
+    if isinstance(optimizer, OptimizerSpec):
+        return optimizer
+    if isinstance(optimizer, type):
+        if optimizer.__module__ == "__main__" or "<locals>" in optimizer.__qualname__:
+            raise OptbenchError(
+                f"optimizer class {optimizer.__qualname__} is defined in __main__ or inside a function, "
+                f"where optbench cannot find it by name: put it in a file and pass 'file.py:{optimizer.__name__}'"
+            )
+        optimizer = f"{optimizer.__module__}:{optimizer.__qualname__}"
+    if not isinstance(optimizer, str):
+        raise OptbenchError(
+            "an optimizer is a name or a spec such as 'adam', 'adam:betas=0.9/0.99' or 'mymod:MyOpt', "
+            f"or a class, got {type(optimizer).__name__} {optimizer!r}"
+        )
+    return parse_optimizer(optimizer, supplied)
 
 
 def _rebuild(
@@ -317,11 +333,17 @@ def left_to_the_run(spec: OptimizerSpec):
     """Around a check that builds `spec`'s optimizer before any work. An argument error (ValueError or
     TypeError, an OptbenchError by then) is refused as ever; any other exception from a user's class is
     its own failure: the check lets it pass, and each run of that class fails and is recorded with the
-    message while the other runs keep going. optbench's own classes raising is a bug, and propagates."""
+    message while the other runs keep going. optbench's own classes raising is a bug, and propagates.
+    A user's constructor raising SystemExit or KeyboardInterrupt is refused in one line (left to the
+    run, it would end the command silently, or read as a Ctrl-C)."""
     try:
         yield
     except OptbenchError:
         raise
+    except (SystemExit, KeyboardInterrupt) as error:
+        if spec.origin is None:
+            raise
+        raise OptbenchError(f"{spec.text}: its constructor raised {failure(error)}") from None
     except Exception:  # noqa: BLE001
         if spec.origin is None:
             raise

@@ -21,6 +21,7 @@ from click.testing import CliRunner
 
 import optbench
 from optbench.bench import protocol, run
+from optbench.bench.result import RANKING_MEASURES, SUMMARY_MEASURES
 from optbench.cli import main
 from optbench.errors import OptbenchError
 
@@ -67,6 +68,14 @@ USER_CLASSES = textwrap.dedent("""
 
     class Interrupts(Plain):
         def step(self, closure=None):
+            raise KeyboardInterrupt
+
+    class ExitsInInit(Plain):
+        def __init__(self, params, lr=0.01):
+            raise SystemExit(5)
+
+    class InterruptsInInit(Plain):
+        def __init__(self, params, lr=0.01):
             raise KeyboardInterrupt
 
     class RequiresLr(Plain):
@@ -151,6 +160,8 @@ CASES = [
     ),
     ("adam torch:lbfgs", "'torch:lbfgs': the benchmark does not run lbfgs"),
     ("FILE:RejectsItsArguments", "FILE:RejectsItsArguments: lr must be a string"),
+    ("FILE:ExitsInInit", "FILE:ExitsInInit: its constructor raised SystemExit: 5"),
+    ("FILE:InterruptsInInit", "FILE:InterruptsInInit: its constructor raised KeyboardInterrupt"),
     # names that are nothing
     ("adma", "unknown optimizer 'adma'; did you mean 'adam'?"),
     ("adam --tasks elipstic", "unknown benchmark task 'elipstic'; did you mean 'elliptic'?"),
@@ -162,6 +173,15 @@ CASES = [
     ("torch.nn:Linear", "is not a torch.optim.Optimizer subclass (it is a class based on Module)"),
     ("./no_such_file.py:Opt", "optimizer file './no_such_file.py' not found"),
     ("FILE:NoSuchClass", "NoSuchClass"),
+    # the cluster executor's parameters, checked by submitit before anything is written
+    (
+        "adam --cluster local --cluster-option bogus=1",
+        "cluster executor 'local': Parameter 'bogus' need to be prefixed by an executor name",
+    ),
+    (
+        "adam --cluster debug --cluster-option timeout_min=abc",
+        "cluster executor 'debug': Parameter \"timeout_min\" expected type",
+    ),
     # counts
     ("adam --studies 0", "studies must be a whole number >= 1, got 0"),
     ("adam --trials 0", "trials per study must be a whole number >= 1, got 0"),
@@ -307,6 +327,16 @@ def test_raising_mid_run_exiting_and_infinity_are_recorded_and_the_rest_is_saved
     assert not trials["sgd"].str.startswith("failed").any()
     ranking = optbench.load(out).ranking.set_index("optimizer")["score"]
     assert all(ranking[name] == 0 for name in names)
+    # the report names each failure with its message (a redrawn report too: read from the tables)
+    html = (out / "report.html").read_text()
+    assert "<h2>Failed runs</h2>" in html and "RuntimeError: broke at step 6 see the log" in html
+    assert f"{interrupts} on elliptic: KeyboardInterrupt" in html
+    assert ">outcome</th>" not in html  # the outcomes table's header names its columns, nothing above them
+    # three failing classes, each in its tuning and seed cells and in its timing rerun
+    assert sorted(optbench.load(out).failed) == sorted(
+        [f"{name} on elliptic" for name in (raising, exits, interrupts)]
+        + [f"{name} on elliptic (timing)" for name in (raising, exits, interrupts)]
+    )
 
 
 def test_a_class_requiring_lr_runs_under_every_spelling_of_its_module(tmp_path, classes, monkeypatch):
@@ -468,6 +498,16 @@ PLOT_DAMAGE = [
         "seeds.parquet holds 3 row(s) where the run its meta.json",
     ),
     (_table_change("trials", lambda t: t.iloc[:0]), "trials.parquet has no rows"),
+    # every column the tables' views read (terminal, report, page): its absence is one line, not a KeyError
+    *[
+        (_table_change(name, lambda t, c=column: t.drop(columns=c)), f"{name}.parquet")
+        for name, columns in (
+            ("summary", (*SUMMARY_MEASURES, "metric")),
+            ("ranking", RANKING_MEASURES),
+            ("timings", ("seconds", "seconds_to_target", "status")),
+        )
+        for column in columns
+    ],
 ]
 
 
@@ -507,3 +547,29 @@ def test_a_run_killed_by_sigkill_resumes_to_the_numbers_of_an_uninterrupted_one(
     assert resumed.exit_code == 0, resumed.output
     assert f"kept {finished} of 6 cell(s) from an earlier run" in resumed.stderr
     assert_same_numbers(optbench.load(whole), optbench.load(out))
+
+
+def test_the_python_api_takes_an_importable_class_and_refuses_others_in_one_line(
+    tmp_path, classes, monkeypatch
+):
+    import importlib
+
+    import torch
+
+    monkeypatch.syspath_prepend(str(classes.parent))
+    plain = importlib.import_module("user_optim").Plain
+    result = optbench.bench(
+        [plain, torch.optim.SGD], suite=["elliptic"], studies=1, trials_per_study=2, seeds=1
+    )
+    assert set(result.ranking["optimizer"]) == {"user_optim:Plain", "torch.optim.sgd:SGD"}
+
+    class InAFunction(torch.optim.SGD):
+        pass
+
+    for bad, expected in [
+        (InAFunction, "optimizer class test_the_python_api_takes"),
+        (3, "an optimizer is a name or a spec such as 'adam'"),
+    ]:
+        with pytest.raises(OptbenchError, match=re_escape(expected)):
+            optbench.bench([bad], suite=["elliptic"], folder=tmp_path / "out")
+        assert not (tmp_path / "out").exists()

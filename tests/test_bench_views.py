@@ -20,6 +20,7 @@ def test_steps_are_exact_and_missing_values_are_a_dash():
     assert views.steps(117.5) == "117.5" and views.steps(40.0) == "40" and views.steps(1234.5) == "1234.5"
     assert views.steps(math.inf) == "∞" and views.steps(math.nan) == "–"
     assert views.measure(math.nan) == "–" and views.measure(0.000123456) == "0.000123"
+    assert views.measure(math.inf) == "∞" and views.measure(-math.inf) == "-∞"
     assert views.interval(math.nan, 1.0) == "–" and views.interval(0.5, 0.75) == "0.5 to 0.75"
     assert views.whole(3.0) == "3" and views.whole(math.nan) == "–"
 

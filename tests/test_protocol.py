@@ -95,3 +95,30 @@ def test_fastest_trial_per_study_and_the_median_over_studies():
     assert fastest_per_study(table, maximised={"digits"})["trial"].tolist() == [2, 2, 1]
     with pytest.raises(OptbenchError, match="lacks the columns steps"):
         fastest_per_study(table.drop(columns="steps"))
+
+
+def test_the_task_winner_among_studies_that_reach_nothing_is_the_closest():
+    from optbench.bench.timing import lone_winner
+
+    seeds = pd.DataFrame(
+        dict(
+            optimizer="sgd",
+            task="t",
+            study=[0, 0, 1, 1, 2, 2],
+            trial=[3, 3, 1, 1, 4, 4],
+            lr=[0.1, 0.1, 0.2, 0.2, 0.3, 0.3],
+            seed=[0, 1] * 3,
+            steps=np.nan,
+            status=["not reached", "not reached", "not reached", "not reached", "diverged", "not reached"],
+            final_metric=[5.8, 5.7, 5.2, 5.3, np.nan, 0.1],
+        )
+    )
+    # study 1 ends closest (mean 5.25 < 5.75); study 2 has a diverged seed, whatever its other seed did
+    assert lone_winner(seeds, "t", "sgd", ["lr"]).to_dict("records") == [
+        {"study": 1, "trial": 1, "lr": 0.2, "seed": 0}
+    ]
+    # an accuracy is better higher: study 0
+    assert lone_winner(seeds, "t", "sgd", ["lr"], maximised=True)["study"].tolist() == [0]
+    # steps decide first: study 2 reached with both seeds
+    reached = seeds.assign(steps=[np.nan, np.nan, np.nan, np.nan, 30, 40], status="reached")
+    assert lone_winner(reached, "t", "sgd", ["lr"])["study"].tolist() == [2]

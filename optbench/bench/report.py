@@ -36,6 +36,7 @@ def render(result) -> str:
         .groupby(["task", "optimizer", "outcome"])
         .size()
         .unstack("outcome", fill_value=0)
+        .rename_axis(columns=None)
         .reset_index()
     )
     loader = jinja2.PackageLoader("optbench.bench", "templates")
@@ -56,6 +57,7 @@ def render(result) -> str:
         outcomes=_html(outcomes),
         modes=_html(_modes(result.trials)),
         skipped=meta.get("skipped") or {},
+        failed=result.failed,
         warmup=f"{WARMUP_FRACTION:.0%}",
         task_table=_html(task_view(meta["tasks"])),
         environment=_html(pd.DataFrame(environment().items(), columns=["what", "value"])),

@@ -42,6 +42,17 @@ TAUS = np.linspace(1.0, profiles.TAU_MAX, 301)  # the profile's τ grid, 0.01 ap
 REPORT = "report.html"
 TABLES = ("trials", "winners", "seeds", "timings", "summary", "profiles", "ranking")
 CONFIDENCE = 0.95  # of the final metric's interval over seeds
+# the columns the views, the report and the page read (`views`): a saved table lacking one is damaged
+SUMMARY_MEASURES = (
+    "steps",
+    "seeds",
+    "final_metric",
+    "final_metric_low",
+    "final_metric_high",
+    "seconds_per_step",
+    "seconds_to_target",
+)
+RANKING_MEASURES = ("score", "score_low", "score_high", "rank", "rank_low", "rank_high", "p_best")
 
 
 class BenchResult(Result):
@@ -57,7 +68,10 @@ class BenchResult(Result):
         self.timings, self.summary = timings, summary
         self.profiles, self.ranking = profiles_table, ranking_table
         self.statuses: dict[str, str] = {}  # this run's cell key -> status (skipped, done, failed: ...)
-        self.failed: dict[str, str] = {}  # "OPTIMIZER on TASK" -> message, as meta.json's "failed"
+        # "OPTIMIZER on TASK" -> message, as meta.json's "failed": read from the tables, so a result
+        # loaded from its folder says the same as the run that made it
+        timing = {f"{run} (timing)": message for run, message in failures(timings).items()}
+        self.failed: dict[str, str] = {**failures(trials, seeds), **timing}
 
     @classmethod
     def from_run(cls, meta: dict, seed: int, tables: dict) -> BenchResult:
@@ -73,8 +87,6 @@ class BenchResult(Result):
             *scores(seeds),
         )
         result.statuses = tables["statuses"]
-        timing = {f"{run} (timing)": message for run, message in failures(result.timings).items()}
-        result.failed = {**failures(result.trials, result.seeds), **timing}
         return result
 
     def tables(self) -> dict[str, pd.DataFrame]:
@@ -104,9 +116,23 @@ class BenchResult(Result):
             TableSchema(
                 "seeds", {**keys, "seed": KEY, "steps": MEASURE, "status": TEXT}, rows=studies * spec["seeds"]
             ),
-            TableSchema("timings", {**keys, "seconds_per_step": MEASURE}, rows=pairs),
             TableSchema(
-                "summary", {**keys, "final_metric": MEASURE, "seconds_per_step": MEASURE}, rows=pairs
+                "timings",
+                {
+                    **keys,
+                    "status": TEXT,
+                    **dict.fromkeys(("steps", "seconds", "seconds_per_step", "seconds_to_target"), MEASURE),
+                },
+                rows=pairs,
+            ),
+            TableSchema(
+                "summary",
+                {
+                    **keys,
+                    "metric": TEXT,
+                    **dict.fromkeys(SUMMARY_MEASURES, MEASURE),
+                },
+                rows=pairs,
             ),
             TableSchema(
                 "profiles",
@@ -115,12 +141,12 @@ class BenchResult(Result):
             ),
             TableSchema(
                 "ranking",
-                {"optimizer": TEXT, "score": MEASURE, "rank": MEASURE},
+                {"optimizer": TEXT, **dict.fromkeys(RANKING_MEASURES, MEASURE)},
                 rows=len(optimizers),
             ),
         ]
         tables = read_tables(folder, meta, schemas)
-        for name in ("trials", "seeds"):
+        for name in ("trials", "seeds", "timings"):
             status = tables[name]["status"]
             text = status.map(lambda value: isinstance(value, str))
             if not text.all():

@@ -76,7 +76,7 @@ class Pending:
 
 def check_whole(name: str, value, minimum: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise OptbenchError(f"{name} must be a whole number >= {minimum}, got {value}")
+        raise OptbenchError(f"{name} must be a whole number >= {minimum}, got {value!r}")
     return int(value)
 
 
@@ -370,7 +370,13 @@ def _stages(store, folder, pairs, spec, executor, report, labels) -> dict | None
     if reruns is None:
         return None
     timing_groups = [
-        _group("timing", task, optimizer, lone_winner(reruns, task.name, optimizer.text, AXES), spec)
+        _group(
+            "timing",
+            task,
+            optimizer,
+            lone_winner(reruns, task.name, optimizer.text, AXES, task.name in maximised),
+            spec,
+        )
         for task, optimizer in pairs
     ]
     lone = Local(1) if isinstance(executor, Local) else executor  # no other cell runs beside a timing

@@ -28,14 +28,33 @@ import torch
 TIMING_COLUMNS = ("seconds", "seconds_per_step", "seconds_to_target", "threads")
 
 
-def lone_winner(seeds: pd.DataFrame, task: str, optimizer: str, axes) -> pd.DataFrame:
+def lone_winner(
+    seeds: pd.DataFrame, task: str, optimizer: str, axes, maximised: bool = False
+) -> pd.DataFrame:
     """The task's winner for `optimizer`: of the study winners rerun in `seeds` (the seeds table),
-    the one with the fewest steps (median over its seeds, NaN counting as never; ties go to the lower
-    study), as one row to rerun: study, trial, its hyperparameters among `axes`, seed 0."""
+    the one with the fewest steps (median over its seeds, NaN counting as never); ties, and a task no
+    study reaches, go to the study that ended closest to the target, as `protocol.fastest_per_study`
+    picks within a study: fewer diverged or failed seeds, then the better mean final metric (higher
+    when `maximised`), then the lower study. One row to rerun: study, trial, its hyperparameters
+    among `axes`, seed 0."""
     mine = seeds[(seeds["task"] == task) & (seeds["optimizer"] == optimizer)]
-    steps = mine.assign(steps=mine["steps"].astype(float).fillna(np.inf))
-    medians = steps.groupby("study")["steps"].median()
-    study = medians.index[np.argmin(medians.to_numpy())]  # argmin takes the first (lowest) of ties
+    metric = (
+        mine["final_metric"].astype(float) if "final_metric" in mine else pd.Series(0.0, index=mine.index)
+    )
+    status = mine["status"] if "status" in mine else pd.Series("reached", index=mine.index)
+    per_study = (
+        mine.assign(
+            steps=mine["steps"].astype(float).fillna(np.inf),
+            broken=~status.isin(["reached", "not reached"]),
+            closeness=-metric if maximised else metric,
+        )
+        .groupby("study")
+        .agg(steps=("steps", "median"), broken=("broken", "sum"), closeness=("closeness", "mean"))
+        .fillna({"closeness": np.inf})
+        .reset_index()
+        .sort_values(["steps", "broken", "closeness", "study"], kind="stable")
+    )
+    study = per_study["study"].iloc[0]
     row = mine[mine["study"] == study].iloc[:1]
     columns = ["study", "trial", *[a for a in axes if a in row.columns and row[a].notna().any()]]
     return row[columns].assign(seed=0).reset_index(drop=True)

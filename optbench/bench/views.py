@@ -4,7 +4,7 @@ three never disagree.
 
 - steps to target (a median over seeds, then studies: it may end in .5) exactly, '117.5' and not
   '118'; '∞' where the target was not reached;
-- every other measure to 3 significant digits (`values.format_number`);
+- every other measure to 3 significant digits (`formats.format_number`), ∞ as '∞';
 - '–' where there is nothing to show: the seconds of a failed run, the interval of a single seed, the
   bootstrap intervals and P(best) of a benchmark with one study of one seed (nothing to resample).
 """
@@ -22,8 +22,12 @@ NEVER = "∞"
 
 
 def measure(value) -> str:
-    """3 significant digits; DASH for NaN (nothing measured)."""
-    return DASH if _missing(value) else format_number(value)
+    """3 significant digits; DASH for NaN (nothing measured), NEVER for ∞ (a final loss that blew up)."""
+    if _missing(value):
+        return DASH
+    if math.isinf(float(value)):
+        return NEVER if float(value) > 0 else "-" + NEVER
+    return format_number(value)
 
 
 def steps(value) -> str:

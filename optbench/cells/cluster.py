@@ -30,25 +30,45 @@ LOG_FOLDER = ".submitit"  # inside the study's folder, unless `log_folder` is gi
 class Submitit:
     """cluster: None (Slurm when `sbatch` is on PATH, else local processes), "slurm", "local" or
     "debug" (in this process); parameters: submitit's `update_parameters` keywords (timeout_min,
-    slurm_partition, gpus_per_node, ...); log_folder: where submitit keeps its pickles and logs."""
+    slurm_partition, gpus_per_node, ...); log_folder: where submitit keeps its pickles and logs.
+    Raises OptbenchError, on construction, when submitit is not installed, the cluster cannot be used
+    here, or a parameter is unknown to its executor or of the wrong type (submitit's own check), so
+    a study refuses them before it writes anything."""
 
     cluster: str | None = None
     parameters: dict = field(default_factory=dict)
     log_folder: str | None = None
     poll_seconds: float = 1.0
 
-    def run(self, folder, groups, job, report) -> None:
+    def __post_init__(self):
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="optbench-submitit-") as scratch:
+            self._executor(Path(scratch))
+
+    def _executor(self, logs: Path):
+        """submitit's executor for `cluster`, its parameters set (see the class docstring)."""
         try:
             import submitit
         except ImportError:
             raise OptbenchError(
                 "the cluster executor needs submitit: pip install 'optbench[cluster]'"
             ) from None
+        try:
+            executor = submitit.AutoExecutor(folder=logs, cluster=self.cluster)
+            executor.update_parameters(**self.parameters)
+        except (NameError, AssertionError, TypeError, ValueError, RuntimeError) as error:
+            message = " ".join(str(error).split()) or type(error).__name__
+            raise OptbenchError(f"cluster executor '{self.cluster or 'auto'}': {message}") from None
+        return executor
+
+    def run(self, folder, groups, job, report) -> None:
+        import submitit
+
         if not groups:
             return
         logs = Path(self.log_folder) if self.log_folder else Path(folder) / LOG_FOLDER
-        executor = submitit.AutoExecutor(folder=logs, cluster=self.cluster)
-        executor.update_parameters(**self.parameters)
+        executor = self._executor(logs)
         jobs = executor.map_array(
             work_in, [str(folder)] * len(groups), [[g] for g in groups], [job] * len(groups)
         )

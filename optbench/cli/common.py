@@ -155,7 +155,7 @@ def parse_formats(text: str) -> list[str]:
     bad = [f for f in formats if f not in ("png", "pdf", "svg")]
     if bad or not formats:
         raise OptbenchError(f"unknown figure format '{(bad or [text])[0]}' (valid: png, pdf, svg)")
-    return formats
+    return list(dict.fromkeys(formats))  # 'png,png' writes one png
 
 
 @contextmanager
