@@ -28,7 +28,6 @@ study winner's seed-0 rerun repeats its tuning trial and its timing rerun repeat
 from __future__ import annotations
 
 import functools
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -348,7 +347,7 @@ def in_shard(items: list, keys: list[str], shard: tuple[int, int]) -> list:
 def _stages(store, folder, pairs, spec, executor, report, labels) -> dict | None:
     """The three stages of the module docstring over `pairs`, computed through `executor`; with
     `executor` None nothing is computed, and None is returned unless every cell is finished."""
-    job = BenchJob(threads=worker_threads(executor))
+    job = BenchJob()
     trials = _stage(
         store,
         folder,
@@ -380,10 +379,7 @@ def _stages(store, folder, pairs, spec, executor, report, labels) -> dict | None
         for task, optimizer in pairs
     ]
     lone = Local(1) if isinstance(executor, Local) else executor  # no other cell runs beside a timing
-    # timed on one intra-op thread: on a shared machine a second thread waits at every barrier for a
-    # core another process holds (a LeNet step measured 4 ms to 140 ms in one run), so the seconds of
-    # two optimizers would compare the machine's load, not their steps
-    timings = _stage(store, folder, timing_groups, lone, report, labels, BenchJob(timed=True, threads=1))
+    timings = _stage(store, folder, timing_groups, lone, report, labels, BenchJob(timed=True))
     if timings is None:
         return None
     # a timing job that died has failed rows without the timing columns: NaN there
@@ -517,32 +513,23 @@ def _stored_rows(store, group) -> pd.DataFrame | None:
     )
 
 
-def worker_threads(executor) -> int | None:
-    """torch threads for a network cell under `executor`: the machine's cores shared among local
-    workers (`--jobs 2` on 2 cores: 1 each; two LeNet cells at 2 threads each ran 2.7x slower than at
-    1, benchmarks/README.md), None (torch's own count) for one worker or a cluster job. Numbers do not
-    depend on it (the tests check a bench at different thread counts)."""
-    if executor is None or not isinstance(executor, Local) or executor.jobs == 1:
-        return None
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(1, cores // executor.jobs)
-
-
 @dataclass(frozen=True)
 class BenchJob:
     """Computes one bench cell (a batch of trials, or of seeded reruns; `timed`: one trial rerun
-    alone and timed, `timing.timed_rows`) and writes its rows; a network cell on `threads` torch
-    threads (None: torch's own count)."""
+    alone and timed, `timing.timed_rows`) on one intra-op thread, and writes its rows.
+
+    One thread for every cell, whatever --jobs and the caller's setting: a float32 network's numbers
+    depend on the thread count (the language model's losses moved by 0.12 nats between 1 and 2 threads,
+    benchmarks/README.md), and a cell's numbers must not depend on --jobs; the benchmark's parallelism
+    is across cells (--jobs N on N cores). It is also the fastest way to share the cores: two LeNet cells
+    at 2 threads each on 2 cores took 2.7x longer than at 1 thread each; a surface cell's tensors are
+    tiny (logistic's [trials, 569]), so a second thread only adds a hand-off per matmul, and a lone
+    timing on 2 threads measured the machine's load (a LeNet step 4 ms to 140 ms in one run)."""
 
     timed: bool = False
-    threads: int | None = None
 
     def __call__(self, store, group, missing):
-        # A surface cell on one intra-op thread: its per-step tensors are tiny (logistic's are [trials, 569]),
-        # so a second thread only adds a hand-off per matmul, which a busy machine turns into a wait for a
-        # descheduled worker (benchmarks/README.md); the benchmark runs cells side by side (--jobs).
-        surface = not isinstance(task_from_dict(group.context["task"]), NetworkTask)
-        with torch_threads(1 if surface else self.threads):
+        with torch_threads(1):
             rows = timed_rows(group.context, run_rows) if self.timed else run_rows(group.context)
         store.write(group.key, {"rows": rows.assign(cell=group.key)})  # `_stored_rows` checks whose rows
         yield group.key, DONE
