@@ -164,6 +164,7 @@ CASES = [
     ("FILE:InterruptsInInit", "FILE:InterruptsInInit: its constructor raised KeyboardInterrupt"),
     # names that are nothing
     ("adma", "unknown optimizer 'adma'; did you mean 'adam'?"),
+    ("adamw,sgd", "unknown optimizer 'adamw,sgd': give several optimizers separated by spaces ('adamw sgd')"),
     ("adam --tasks elipstic", "unknown benchmark task 'elipstic'; did you mean 'elliptic'?"),
     ("adam --suite qiuck", "unknown suite 'qiuck'; did you mean 'quick'?"),
     ("adam --tasks ''", "the benchmark suite is empty"),

@@ -13,7 +13,7 @@ import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ..errors import did_you_mean
+from ..errors import OptbenchError, did_you_mean
 
 
 @dataclass(frozen=True)
@@ -186,6 +186,12 @@ def get(name: str) -> Algorithm:
     if key in PRESETS:
         return ALGORITHMS[PRESETS[key][0]]
     if key not in ALGORITHMS:
+        parts = [part.strip().lower() for part in name.split(",")]
+        if len(parts) > 1 and all(part in ALGORITHMS or part in PRESETS for part in parts):
+            raise OptbenchError(
+                f"unknown optimizer '{name}': give several optimizers separated by spaces "
+                f"('{' '.join(parts)}'), not commas"
+            )
         raise did_you_mean("optimizer", name, list(ALGORITHMS) + list(PRESETS))
     return ALGORITHMS[key]
 
