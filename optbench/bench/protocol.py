@@ -141,6 +141,20 @@ def fastest_per_study(table: pd.DataFrame, keys=("optimizer", "task"), maximised
     missing = [c for c in (*keys, "study", "trial", "steps") if c not in table.columns]
     if missing:
         raise OptbenchError(f"trial table lacks the columns {', '.join(missing)}")
+    broken, metric = closeness(table, maximised)
+    ranked = table.assign(
+        steps=table["steps"].astype(float).fillna(np.inf),
+        _broken=broken,
+        _metric=metric.fillna(np.inf),
+    ).sort_values([*keys, "study", "steps", "_broken", "_metric", "trial"], kind="stable")
+    winners = ranked.groupby([*keys, "study"], sort=False).head(1).reset_index(drop=True)
+    return winners.drop(columns=["_broken", "_metric"])
+
+
+def closeness(table: pd.DataFrame, maximised=()) -> tuple[pd.Series, pd.Series]:
+    """How close each run of `table` ended to its target, for ties on steps: (broken: diverged or
+    failed, by `status`; the final metric oriented so that lower is closer: negated for the tasks
+    named in `maximised`, NaN where unknown). Both columns are optional in `table`."""
     status = table["status"] if "status" in table.columns else pd.Series("reached", index=table.index)
     metric = (
         table["final_metric"].astype(float)
@@ -149,13 +163,7 @@ def fastest_per_study(table: pd.DataFrame, keys=("optimizer", "task"), maximised
     )
     if "task" in table.columns:
         metric = metric.where(~table["task"].isin(list(maximised)), -metric)
-    ranked = table.assign(
-        steps=table["steps"].astype(float).fillna(np.inf),
-        _broken=~status.isin(["reached", "not reached"]),
-        _metric=metric.fillna(np.inf),
-    ).sort_values([*keys, "study", "steps", "_broken", "_metric", "trial"], kind="stable")
-    winners = ranked.groupby([*keys, "study"], sort=False).head(1).reset_index(drop=True)
-    return winners.drop(columns=["_broken", "_metric"])
+    return ~status.isin(["reached", "not reached"]), metric
 
 
 def median_over_studies(winners: pd.DataFrame, keys=("optimizer", "task")) -> pd.Series:

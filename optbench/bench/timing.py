@@ -25,6 +25,8 @@ import numpy as np
 import pandas as pd
 import torch
 
+from .protocol import closeness
+
 TIMING_COLUMNS = ("seconds", "seconds_per_step", "seconds_to_target", "threads")
 
 
@@ -38,16 +40,9 @@ def lone_winner(
     when `maximised`), then the lower study. One row to rerun: study, trial, its hyperparameters
     among `axes`, seed 0."""
     mine = seeds[(seeds["task"] == task) & (seeds["optimizer"] == optimizer)]
-    metric = (
-        mine["final_metric"].astype(float) if "final_metric" in mine else pd.Series(0.0, index=mine.index)
-    )
-    status = mine["status"] if "status" in mine else pd.Series("reached", index=mine.index)
+    broken, metric = closeness(mine, {task} if maximised else ())
     per_study = (
-        mine.assign(
-            steps=mine["steps"].astype(float).fillna(np.inf),
-            broken=~status.isin(["reached", "not reached"]),
-            closeness=-metric if maximised else metric,
-        )
+        mine.assign(steps=mine["steps"].astype(float).fillna(np.inf), broken=broken, closeness=metric)
         .groupby("study")
         .agg(steps=("steps", "median"), broken=("broken", "sum"), closeness=("closeness", "mean"))
         .fillna({"closeness": np.inf})
