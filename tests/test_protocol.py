@@ -118,7 +118,7 @@ def test_the_task_winner_among_studies_that_reach_nothing_is_the_closest():
         {"study": 1, "trial": 1, "lr": 0.2, "seed": 0}
     ]
     # an accuracy is better higher: study 0
-    assert lone_winner(seeds, "t", "sgd", ["lr"], maximised=True)["study"].tolist() == [0]
+    assert lone_winner(seeds, "t", "sgd", ["lr"], maximised={"t"})["study"].tolist() == [0]
     # steps decide first: study 2 reached with both seeds
     reached = seeds.assign(steps=[np.nan, np.nan, np.nan, np.nan, 30, 40], status="reached")
     assert lone_winner(reached, "t", "sgd", ["lr"])["study"].tolist() == [2]

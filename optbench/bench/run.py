@@ -165,18 +165,20 @@ def check_tunable(spec: OptimizerSpec) -> None:
             f"every optimizer (log-uniform in [{lr.low:g}, {lr.high:g}]): drop it from the spec"
         )
     names = allowed_hyperparameters(spec.algorithm)
-    catch_all = keyword_catch_all(spec) if "lr" not in names else None
+    if "lr" in names:
+        return
+    name = class_path(spec).rpartition(":")[2]
+    catch_all = keyword_catch_all(spec)
     if catch_all:
         raise OptbenchError(
-            f"'{spec.text}': {class_path(spec).rpartition(':')[2]}'s constructor takes its settings through "
-            f"**{catch_all}, so optbench cannot tell whether it takes lr (the protocol tunes lr for every "
-            f"optimizer): name it, as in def __init__(self, params, lr=1e-3, **{catch_all})"
+            f"'{spec.text}': {name}'s constructor takes its settings through **{catch_all}, so optbench "
+            "cannot tell whether it takes lr (the protocol tunes lr for every optimizer): name it, as in "
+            f"def __init__(self, params, lr=1e-3, **{catch_all})"
         )
-    if "lr" not in names:
-        raise OptbenchError(
-            f"'{spec.text}': {class_path(spec).rpartition(':')[2]}'s constructor takes no lr argument "
-            f"(it takes: {', '.join(names) or 'no setting'}), and the protocol tunes lr for every optimizer"
-        )
+    raise OptbenchError(
+        f"'{spec.text}': {name}'s constructor takes no lr argument "
+        f"(it takes: {', '.join(names) or 'no setting'}), and the protocol tunes lr for every optimizer"
+    )
 
 
 def keyword_catch_all(spec: OptimizerSpec) -> str | None:
@@ -347,7 +349,6 @@ def in_shard(items: list, keys: list[str], shard: tuple[int, int]) -> list:
 def _stages(store, folder, pairs, spec, executor, report, labels) -> dict | None:
     """The three stages of the module docstring over `pairs`, computed through `executor`; with
     `executor` None nothing is computed, and None is returned unless every cell is finished."""
-    job = BenchJob()
     trials = _stage(
         store,
         folder,
@@ -355,7 +356,6 @@ def _stages(store, folder, pairs, spec, executor, report, labels) -> dict | None
         executor,
         report,
         labels,
-        job,
     )
     if trials is None:
         return None
@@ -365,7 +365,7 @@ def _stages(store, folder, pairs, spec, executor, report, labels) -> dict | None
         _group("seeds", task, optimizer, _reruns(winners, task, optimizer, spec["seeds"]), spec)
         for task, optimizer in pairs
     ]
-    reruns = _stage(store, folder, seed_groups, executor, report, labels, job)
+    reruns = _stage(store, folder, seed_groups, executor, report, labels)
     if reruns is None:
         return None
     timing_groups = [
@@ -373,7 +373,7 @@ def _stages(store, folder, pairs, spec, executor, report, labels) -> dict | None
             "timing",
             task,
             optimizer,
-            lone_winner(reruns, task.name, optimizer.text, AXES, task.name in maximised),
+            lone_winner(reruns, task.name, optimizer.text, AXES, maximised),
             spec,
         )
         for task, optimizer in pairs

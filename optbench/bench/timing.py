@@ -30,17 +30,15 @@ from .protocol import closeness
 TIMING_COLUMNS = ("seconds", "seconds_per_step", "seconds_to_target", "threads")
 
 
-def lone_winner(
-    seeds: pd.DataFrame, task: str, optimizer: str, axes, maximised: bool = False
-) -> pd.DataFrame:
+def lone_winner(seeds: pd.DataFrame, task: str, optimizer: str, axes, maximised=()) -> pd.DataFrame:
     """The task's winner for `optimizer`: of the study winners rerun in `seeds` (the seeds table),
     the one with the fewest steps (median over its seeds, NaN counting as never); ties, and a task no
     study reaches, go to the study that ended closest to the target, as `protocol.fastest_per_study`
     picks within a study: fewer diverged or failed seeds, then the better mean final metric (higher
-    when `maximised`), then the lower study. One row to rerun: study, trial, its hyperparameters
+    for the tasks named in `maximised`), then the lower study. One row to rerun: study, trial, its hyperparameters
     among `axes`, seed 0."""
     mine = seeds[(seeds["task"] == task) & (seeds["optimizer"] == optimizer)]
-    broken, metric = closeness(mine, {task} if maximised else ())
+    broken, metric = closeness(mine, maximised)
     per_study = (
         mine.assign(steps=mine["steps"].astype(float).fillna(np.inf), broken=broken, closeness=metric)
         .groupby("study")
