@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from user_optimizers import PLAIN_SGD
 
 import optbench
 from optbench.bench import views
@@ -39,20 +40,12 @@ def assert_same_numbers(one, other):
         pd.testing.assert_frame_equal(other.tables()[name].drop(columns=drop), table.drop(columns=drop))
 
 
-USER_OPTIMIZERS = textwrap.dedent("""
-    import torch
-
-    class Raising(torch.optim.Optimizer):
-        def __init__(self, params, lr=0.01):
-            super().__init__(params, dict(lr=lr))
-
+USER_OPTIMIZERS = PLAIN_SGD + textwrap.dedent("""
+    class Raising(Plain):
         def step(self, closure=None):
             raise RuntimeError("this optimizer is broken")
 
-    class NaNs(torch.optim.Optimizer):
-        def __init__(self, params, lr=0.01):
-            super().__init__(params, dict(lr=lr))
-
+    class NaNs(Plain):
         @torch.no_grad()
         def step(self, closure=None):
             for group in self.param_groups:

@@ -18,6 +18,7 @@ import time
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from user_optimizers import PLAIN_SGD
 
 import optbench
 from optbench.bench import protocol, run
@@ -28,20 +29,8 @@ from optbench.errors import OptbenchError
 TINY = ["--studies", "1", "--trials", "2", "--seeds", "1"]
 WALL_TIME = ["seconds", "seconds_per_step", "seconds_to_target", "threads"]
 
-USER_CLASSES = textwrap.dedent("""
+USER_CLASSES = PLAIN_SGD + textwrap.dedent("""
     import time
-
-    import torch
-
-    class Plain(torch.optim.Optimizer):
-        def __init__(self, params, lr=0.01):
-            super().__init__(params, dict(lr=lr))
-
-        @torch.no_grad()
-        def step(self, closure=None):
-            for group in self.param_groups:
-                for p in group["params"]:
-                    p.sub_(group["lr"] * p.grad)
 
     class NoLr(torch.optim.Optimizer):
         def __init__(self, params, step_size=0.01):
@@ -360,10 +349,24 @@ def test_a_class_requiring_lr_runs_under_every_spelling_of_its_module(tmp_path, 
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory):
     folder = tmp_path_factory.mktemp("bench") / "finished"
+    return folder, small_bench(["sgd", "adam"], folder)[0]
+
+
+def small_bench(optimizers, folder, **options):
+    """The `finished` benchmark's settings run into `folder`: (result, the first word of each cell's
+    status: done, skipped or failed)."""
+    statuses = []
     result = optbench.bench(
-        ["sgd", "adam"], suite=["elliptic"], folder=folder, studies=1, trials_per_study=2, seeds=2
+        optimizers,
+        suite=["elliptic"],
+        folder=folder,
+        studies=1,
+        trials_per_study=2,
+        seeds=2,
+        progress=lambda event: statuses.append(event.status.split(":")[0]),
+        **options,
     )
-    return folder, result
+    return result, statuses
 
 
 def assert_same_numbers(one, other):
@@ -402,16 +405,7 @@ def test_a_damaged_cell_is_computed_again_and_the_numbers_are_the_same(finished,
     shutil.copytree(folder, copy)
     cells = sorted((copy / "cells").glob("*.rows.parquet"))
     DAMAGE[damage](cells[0], cells[1])
-    statuses = []
-    again = optbench.bench(
-        ["sgd", "adam"],
-        suite=["elliptic"],
-        folder=copy,
-        studies=1,
-        trials_per_study=2,
-        seeds=2,
-        progress=lambda event: statuses.append(event.status.split(":")[0]),
-    )
+    again, statuses = small_bench(["sgd", "adam"], copy)
     assert sorted(statuses) == ["done"] + ["skipped"] * 5  # that cell alone
     assert_same_numbers(first, again)
 
@@ -438,17 +432,7 @@ def test_a_new_label_for_the_same_cells_labels_their_rows(finished, tmp_path):
     folder, _ = finished
     copy = tmp_path / "copy"
     shutil.copytree(folder, copy)
-    statuses = []
-    result = optbench.bench(
-        ["sgd", "Adam"],
-        suite=["elliptic"],
-        folder=copy,
-        studies=1,
-        trials_per_study=2,
-        seeds=2,
-        force=True,
-        progress=lambda event: statuses.append(event.status.split(":")[0]),
-    )
+    result, statuses = small_bench(["sgd", "Adam"], copy, force=True)
     assert statuses == ["skipped"] * 6
     assert set(result.seeds["optimizer"]) == set(result.ranking["optimizer"]) == {"sgd", "Adam"}
 

@@ -15,6 +15,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
+from user_optimizers import SIGN_SGD  # noqa: E402
 
 import optbench  # noqa: E402
 from optbench.objectives import get_surface  # noqa: E402
@@ -25,21 +26,6 @@ from optbench.plots.bench import profile_figure  # noqa: E402
 from optbench.plots.surfaces import THEORY_STYLE, plot_loss, plot_trajectories  # noqa: E402
 from optbench.plots.training import plot_training  # noqa: E402
 
-USER_CLASS = """
-import torch
-
-
-class SignSGD(torch.optim.Optimizer):
-    def __init__(self, params, lr=0.01):
-        super().__init__(params, dict(lr=lr))
-
-    @torch.no_grad()
-    def step(self, closure=None):
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is not None:
-                    p.add_(p.grad.sign(), alpha=-group["lr"])
-"""
 BUILT_IN_COLOURS = {mcolors.to_hex(look.color) for look in plot_style.FAMILY_LOOK.values()}
 
 
@@ -85,7 +71,7 @@ def surface_table(series, steps=20):
 @pytest.fixture()
 def user_file(tmp_path):
     path = tmp_path / "myopt.py"
-    path.write_text(USER_CLASS)
+    path.write_text(SIGN_SGD)
     return path
 
 

@@ -7,6 +7,7 @@ import pickle
 import pytest
 import torch
 from click.testing import CliRunner
+from user_optimizers import SIGN_SGD
 
 from optbench.cli import main
 from optbench.errors import OptbenchError
@@ -23,21 +24,6 @@ from optbench.sweeps import SweepSpec
 from optbench.sweeps import sweep as run_sweep
 from optbench.sweeps.cells import expand
 from optbench.tasks import get_task
-
-SIGN_SGD = """import torch
-
-
-class SignSGD(torch.optim.Optimizer):
-    def __init__(self, params, lr=0.01):
-        super().__init__(params, dict(lr=lr))
-
-    @torch.no_grad()
-    def step(self, closure=None):
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is not None:
-                    p.add_(p.grad.sign(), alpha=-group["lr"])
-"""
 
 
 @pytest.fixture
